@@ -1,0 +1,35 @@
+# Everything bootstraps .venv from nothing: only Python 3.11+ and make are needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run demo test lint soak bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/salespulse run
+
+demo: $(STAMP)
+	$(BIN)/salespulse demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers queries tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q -m "not soak"
+
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q -m soak
+
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py
+
+clean:
+	rm -rf $(VENV) .salespulse .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""The `salespulse` command line: parse arguments, build Settings once, call one function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from bot import __version__
+from bot.config import Settings, SettingsError, load_settings
+from bot.db import database_url, migrate
+
+log = logging.getLogger("salespulse")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salespulse", description="Watch your store's sales from Slack.")
+    parser.add_argument("--version", action="version", version=f"salespulse {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="serve everything (migrations applied first)")
+    sub.add_parser("demo", help="local mode with synthetic history and a live simulator")
+    sub.add_parser("migrate", help="apply schema migrations and exit")
+    sub.add_parser("check", help="validate configuration, reach Postgres and Slack; exit 1 on any problem")
+    seed = sub.add_parser("seed", help="bulk-load synthetic orders")
+    seed.add_argument("--orders", type=int, required=True)
+    seed.add_argument("--days", type=int, default=30)
+    report = sub.add_parser("report", help="render and post a daily report")
+    report.add_argument("which", choices=["morning", "evening"])
+    report.add_argument("--date")
+    report.add_argument("--dry-run", action="store_true")
+    return parser
+
+
+def _configured_dsn(settings: Settings) -> str | None:
+    return settings.database_url.get_secret_value() if settings.database_url else None
+
+
+async def _migrate(settings: Settings) -> int:
+    async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    """Print what is configured and whether each dependency answers; 1 if anything failed."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import slack_client
+
+    problems = 0
+    print(f"salespulse {__version__}")
+    print(f"  store time zone:  {settings.store_timezone}, business hours {settings.business_hours}")
+    print(f"  channels:         sales {settings.slack_sales_channel}, alerts {settings.slack_alerts_channel},"
+          f" reports {settings.slack_reports_channel}")
+    print(f"  stripe intake:    {len(settings.stripe_secrets())} signing secret(s)"
+          + ("" if settings.stripe_secrets()
+             else " — STRIPE_WEBHOOK_SECRET unset, /webhooks/stripe answers 503"))
+    try:
+        async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
+            conn = await asyncpg.connect(dsn, timeout=10)
+            version = await conn.fetchval("SHOW server_version")
+            await conn.close()
+        where = "configured DATABASE_URL" if settings.database_url else "embedded"
+        print(f"  postgres:         ok ({where}, PostgreSQL {version})")
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        problems += 1
+        print(f"  postgres:         FAILED — {type(exc).__name__}: {exc}")
+    client = slack_client(settings)
+    if client is None:
+        mode = "incoming webhooks (no buttons or updates)" if settings.uses_incoming_webhooks else \
+            "local mode (no Slack token): messages print to stdout"
+        print(f"  slack:            {mode}")
+    else:
+        try:
+            auth = await client.auth_test()
+            print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
+                  f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
+        except SlackApiError as exc:
+            problems += 1
+            data = exc.response.data
+            error = data.get("error") if isinstance(data, dict) else exc.response.status_code
+            print(f"  slack:            FAILED — auth.test: {error}")
+        except (OSError, TimeoutError) as exc:
+            problems += 1
+            print(f"  slack:            FAILED — cannot reach {settings.slack_api_url}: {exc}")
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m bot`."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"salespulse: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "run":
+        from bot.app import serve
+
+        asyncio.run(serve(settings))
+        return 0
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "check":
+        return asyncio.run(_check(settings))
+    print(f"salespulse {args.command}: not yet available in this version", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

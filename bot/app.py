@@ -1,0 +1,135 @@
+"""serve(settings): database, delivery worker and the aiohttp server, wired together. Wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, utcnow
+from bot.config import Settings
+from bot.db import create_pool, database_url, migrate
+from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
+from bot.delivery.worker import DeliveryWorker
+from bot.deps import RUNTIME, Deps, Runtime
+from handlers.web import healthz
+from handlers.webhooks import stripe as stripe_webhook
+
+log = logging.getLogger(__name__)
+
+# Stripe events are a few KiB; anything near this is not one. aiohttp answers 413 beyond it.
+MAX_BODY_BYTES = 1024 * 1024
+# When PostgreSQL is away, say so with 503 (Stripe and Slack retry), never a 2xx for what isn't stored.
+DB_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                  asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError,
+                  asyncpg.TooManyConnectionsError)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place unexpected errors become responses: DB down → 503, anything else → logged 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except DB_UNAVAILABLE as exc:
+        log.warning("database unavailable for %s %s: %s", request.method, request.path, exc)
+        return web.json_response({"error": "database unavailable, retry later"}, status=503)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def build_web_app() -> web.Application:
+    """The aiohttp application with every route; Deps are attached once the database is ready."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_middleware])
+    app[RUNTIME] = Runtime()
+    healthz.register(app)
+    stripe_webhook.register(app)
+    return app
+
+
+def slack_client(settings: Settings) -> AsyncWebClient | None:
+    """The Web API client, from explicit settings only (so nothing is read from the environment)."""
+    if settings.slack_bot_token is None:
+        return None
+    # retry_handlers=[]: the outbox owns retries, pacing and Retry-After, durably.
+    return AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
+                          base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+
+
+def make_sender(settings: Settings, client: AsyncWebClient | None) -> Sender:
+    """Web API with a bot token; else incoming webhooks; else local mode (stdout)."""
+    if client is not None:
+        return WebApiSender(client, channels={"sales": settings.slack_sales_channel,
+                                              "alerts": settings.slack_alerts_channel,
+                                              "reports": settings.slack_reports_channel})
+    if settings.uses_incoming_webhooks:
+        urls = {name: secret.get_secret_value() for name, secret in (
+            ("sales", settings.slack_sales_webhook_url), ("alerts", settings.slack_alert_webhook_url))
+            if secret is not None}
+        return WebhookSender(urls)
+    return ConsoleSender()
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What `running()` started: the deps and the background tasks serving them."""
+
+    deps: Deps
+    tasks: tuple[asyncio.Task[None], ...]
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
+                  sender: Sender | None = None) -> AsyncIterator[Services]:
+    """Pool, migrations and the delivery worker for the duration of the block."""
+    pool = await create_pool(dsn)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        client = slack_client(settings)
+        sender = sender or make_sender(settings, client)
+        worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock)
+        deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, slack=client, clock=clock)
+        tasks = (asyncio.create_task(worker.run(), name="delivery"),)
+        try:
+            yield Services(deps=deps, tasks=tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await pool.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM: HTTP first (healthz says 'starting'), then the database, then ready."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    app = build_web_app()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    log.info("listening on http://%s:%s", settings.host, settings.port)
+    try:
+        configured = settings.database_url.get_secret_value() if settings.database_url else None
+        async with database_url(configured, settings.salespulse_data_dir) as dsn, \
+                running(settings, dsn=dsn) as services:
+            app[RUNTIME].deps = services.deps
+            mode = "local mode (messages print here)" if settings.local_mode else "connected to Slack"
+            log.info("ready: %s", mode)
+            await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""Pure Block Kit builders: typed values in, `Message` out. Nothing here awaits or queries."""

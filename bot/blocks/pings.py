@@ -1,0 +1,269 @@
+"""Live pings: one message per sale, failed payment, refund or dispute, and one summary for a burst."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bot.blocks.message import (
+    MAX_FALLBACK_TEXT,
+    MAX_FIELD_TEXT,
+    MAX_HEADER_TEXT,
+    MAX_SECTION_TEXT,
+    Block,
+    Message,
+    truncate,
+)
+from bot.blocks.text import escape_mrkdwn
+from bot.money import format_money, format_totals
+
+UNKNOWN: Final = "Unknown"
+# A longer value says nothing more in a ping. Clipping before escaping (which can grow text 5×,
+# "&" → "&amp;") also keeps every field well inside MAX_FIELD_TEXT, so the limit never cuts a label.
+MAX_VALUE_CHARS: Final = 300
+BURST_LISTED: Final = 10  # sales listed one per line in a burst summary; the rest become "…and N more"
+# Each listed line gets an equal share of the section, leaving room for the "…and N more" line.
+BURST_LINE_CHARS: Final = MAX_SECTION_TEXT // (BURST_LISTED + 1) - 1
+BURST_PRODUCT_CHARS: Final = 40
+LAST_MINUTE: Final = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class SaleView:
+    """A completed sale as the sale ping shows it; `amount` in minor units of `currency`."""
+
+    order_id: str
+    product: str | None
+    amount: int
+    currency: str
+    customer_email: str | None
+    affiliate: str | None
+    occurred_at: datetime
+    late: bool = False  # delivered well after it happened (Stripe retry, outage catch-up)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureView:
+    """A failed payment attempt; amount and currency are absent when Stripe did not send them."""
+
+    product: str | None
+    amount: int | None
+    currency: str | None
+    customer_email: str | None
+    reason: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefundView:
+    """Money given back on an order; `full` when the whole charge was refunded."""
+
+    order_id: str
+    amount_refunded: int
+    amount_total: int | None
+    currency: str
+    customer_email: str | None
+    full: bool
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeView:
+    """A chargeback the customer's bank opened against a charge."""
+
+    dispute_id: str
+    charge_id: str | None
+    amount: int | None
+    currency: str | None
+    reason: str | None  # Stripe's code, e.g. "product_not_received"
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BurstView:
+    """Many sales coalesced into one message; `sales` may hold only a sample of the `count`."""
+
+    count: int
+    totals: Mapping[str, int]  # minor units per ISO currency code
+    first_at: datetime
+    last_at: datetime
+    sales: Sequence[SaleView]
+
+
+def mask_email(email: str | None) -> str:
+    """The first three characters of the address's local part and "***"; "unknown" when there is none."""
+    if not email or not email.strip():
+        return "unknown"
+    # Only the local part, so an address shorter than three characters before "@" never shows the domain.
+    return email.strip().partition("@")[0][:3] + "***"
+
+
+def sale_message(sale: SaleView, *, tz: ZoneInfo) -> Message:
+    """The sale ping: product, amount, order and masked customer, plus the affiliate when there is one."""
+    amount = _money(sale.amount, sale.currency)
+    blocks = [
+        _header("💰 New Sale!"),
+        _fields(
+            ("Product", _value(sale.product)),
+            ("Amount", amount),
+            ("Order ID", _value(sale.order_id)),
+            ("Customer", _customer(sale.customer_email)),
+        ),
+    ]
+    if sale.affiliate and sale.affiliate.strip():
+        blocks.append(_section(f"🎯 *Affiliate:* {_value(sale.affiliate)}"))
+    late = " · delivered late" if sale.late else ""
+    blocks.append(_context(f"⏰ {_when(sale.occurred_at, tz)}{late}"))
+    product = f" — {_value(sale.product)}" if sale.product and sale.product.strip() else ""
+    return _message(f"💰 New Sale: {amount}{product}", blocks)
+
+
+def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:
+    """The failed-payment ping: product, amount, reason and masked customer, with a nudge to check Stripe."""
+    amount = _money(f.amount, f.currency)
+    reason = _value(f.reason)
+    blocks = [
+        _header("❌ Payment Failed"),
+        _fields(
+            ("Product", _value(f.product)),
+            ("Amount", amount),
+            ("Reason", reason),
+            ("Customer", _customer(f.customer_email)),
+        ),
+        _context("⚠️ Action may be needed - check Stripe dashboard", f"⏰ {_when(f.occurred_at, tz)}"),
+    ]
+    return _message(f"❌ Payment Failed: {amount} — {reason}", blocks)
+
+
+def refund_message(r: RefundView, *, tz: ZoneInfo) -> Message:
+    """The refund ping: how much went back, out of what total, on which order, to whom."""
+    title = "↩️ Refund" if r.full else "↩️ Partial refund"
+    refunded = _money(r.amount_refunded, r.currency)
+    total = _money(r.amount_total, r.currency)
+    order = _value(r.order_id)
+    blocks = [
+        _header(title),
+        _fields(
+            ("Refunded", refunded),
+            ("Of total", total),
+            ("Order ID", order),
+            ("Customer", _customer(r.customer_email)),
+        ),
+        _context(f"⏰ {_when(r.occurred_at, tz)}"),
+    ]
+    of_total = "" if r.full else f" of {total}"
+    return _message(f"{title}: {refunded}{of_total} — order {order}", blocks)
+
+
+def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
+    """The dispute ping: amount, reason and ids, and a reminder that an unanswered dispute is lost."""
+    amount = _money(d.amount, d.currency)
+    reason = _value(d.reason.replace("_", " ") if d.reason else None)
+    blocks = [
+        _header("⚠️ Dispute opened"),
+        _fields(
+            ("Amount", amount),
+            ("Reason", reason),
+            ("Dispute ID", _value(d.dispute_id)),
+            ("Charge", _value(d.charge_id)),
+        ),
+        # Without evidence by the due date the bank decides for the customer:
+        # https://docs.stripe.com/disputes/responding
+        _context(
+            "⚠️ Respond in the Stripe dashboard before the evidence deadline, or the dispute is lost",
+            f"⏰ {_when(d.occurred_at, tz)}",
+        ),
+    ]
+    return _message(f"⚠️ Dispute opened: {amount} — {reason}", blocks)
+
+
+def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
+    """One summary for a flash sale: totals per currency, the first sales listed, and the time span."""
+    totals = escape_mrkdwn(format_totals(b.totals))
+    if b.last_at - b.first_at <= LAST_MINUTE:
+        span = "in the last minute"
+    else:
+        span = f"since {_local(b.first_at, tz):%H:%M}"
+    headline = f"{b.count} new sales"
+    listed = b.sales[:BURST_LISTED]
+    lines = [truncate(_burst_line(sale), BURST_LINE_CHARS) for sale in listed]
+    if (more := b.count - len(listed)) > 0:
+        lines.append(f"…and {more} more")
+    blocks = [_header(f"🔥 {headline}"), _section(f"*Total:* {totals}")]
+    if lines:
+        blocks.append(_section("\n".join(lines)))
+    blocks.append(_context(f"⏰ {_when(b.first_at, tz)} – {_when(b.last_at, tz)}"))
+    return _message(f"🔥 {headline} {span} — {totals}", blocks)
+
+
+def _burst_line(sale: SaleView) -> str:
+    """One compact line of a burst: amount · product · masked customer."""
+    product = _value(sale.product, limit=BURST_PRODUCT_CHARS)
+    return f"• {_money(sale.amount, sale.currency)} · {product} · {_customer(sale.customer_email)}"
+
+
+def _value(text: str | None, *, limit: int = MAX_VALUE_CHARS) -> str:
+    """User- or Stripe-controlled text, clipped and escaped for mrkdwn; "Unknown" when blank."""
+    if text is None or not text.strip():
+        return UNKNOWN
+    return escape_mrkdwn(truncate(text.strip(), limit))
+
+
+def _money(amount: int | None, currency: str | None) -> str:
+    """A formatted amount safe for mrkdwn; "Unknown" when Stripe sent no amount or no currency."""
+    if amount is None or not currency:
+        return UNKNOWN
+    return _value(format_money(amount, currency))
+
+
+def _customer(email: str | None) -> str:
+    """The masked customer, escaped: even three characters of an address can be `<!c`."""
+    return escape_mrkdwn(mask_email(email))
+
+
+def _local(moment: datetime, tz: ZoneInfo) -> datetime:
+    """`moment` in the store's zone; a naive datetime is a bug upstream, not something to guess about."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: pings need timezone-aware times")
+    return moment.astimezone(tz)
+
+
+def _when(moment: datetime, tz: ZoneInfo) -> str:
+    """A moment as the store's owner reads it, e.g. "Sat 28 Nov 14:05 EST"."""
+    local = _local(moment, tz)
+    # %Z gives EST/EDT from zoneinfo, so a time on either side of a DST change is unambiguous.
+    return f"{local:%a} {local.day} {local:%b %H:%M %Z}"
+
+
+def _header(text: str) -> Block:
+    """A header block; headers accept plain_text only, which Slack never parses for mentions."""
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER_TEXT), "emoji": True},
+    }
+
+
+def _fields(*pairs: tuple[str, str]) -> Block:
+    """A section of labelled two-column fields; values must already be escaped."""
+    fields = [
+        {"type": "mrkdwn", "text": truncate(f"*{label}:*\n{value}", MAX_FIELD_TEXT)} for label, value in pairs
+    ]
+    return {"type": "section", "fields": fields}
+
+
+def _section(text: str) -> Block:
+    """A mrkdwn section; `text` must already be escaped."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}}
+
+
+def _context(*texts: str) -> Block:
+    """A context line of mrkdwn elements; each text must already be escaped."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts]}
+
+
+def _message(text: str, blocks: list[Block]) -> Message:
+    """The Message, with the notification fallback kept well short of Slack's limit."""
+    return Message(text=truncate(text, MAX_FALLBACK_TEXT), blocks=blocks)

@@ -1,0 +1,204 @@
+"""Settings: the only place the environment (and `.env`) is read. Names are the contract's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+@dataclass(frozen=True, slots=True)
+class HourWindow:
+    """A daily local-time window such as 09:00-21:00 (end exclusive; may wrap past midnight)."""
+
+    start: time
+    end: time
+
+    def contains(self, t: time) -> bool:
+        """Whether the local wall-clock time `t` falls inside the window."""
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+def _parse_hhmm(value: str) -> time:
+    try:
+        hours, minutes = value.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"expected HH:MM, got {value!r}") from None
+
+
+class Settings(BaseSettings):
+    """Every setting of the contract, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True, case_sensitive=False
+    )
+
+    database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
+    salespulse_data_dir: Path = Field(Path("./.salespulse"), alias="SALESPULSE_DATA_DIR")
+    host: str = Field("127.0.0.1", alias="HOST")
+    port: int = Field(3000, alias="PORT", ge=0, le=65535)
+
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    slack_sales_channel: str = Field("#sales-notifications", alias="SLACK_SALES_CHANNEL", min_length=1)
+    slack_alerts_channel: str = Field("#system-alerts", alias="SLACK_ALERTS_CHANNEL", min_length=1)
+    slack_reports_channel: str = Field("#daily-reports", alias="SLACK_REPORTS_CHANNEL", min_length=1)
+    slack_sales_webhook_url: SecretStr | None = Field(None, alias="SLACK_SALES_WEBHOOK_URL")
+    slack_alert_webhook_url: SecretStr | None = Field(None, alias="SLACK_ALERT_WEBHOOK_URL")
+
+    stripe_webhook_secret: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), alias="STRIPE_WEBHOOK_SECRET"
+    )
+    stripe_api_key: SecretStr | None = Field(None, alias="STRIPE_API_KEY")
+    stripe_api_url: str = Field("https://api.stripe.com", alias="STRIPE_API_URL")
+
+    monitoring_token: SecretStr | None = Field(None, alias="MONITORING_TOKEN")
+    intake_token: SecretStr | None = Field(None, alias="INTAKE_TOKEN")
+
+    store_timezone: str = Field("UTC", alias="STORE_TIMEZONE")
+    business_hours: Annotated[HourWindow, NoDecode] = Field(
+        HourWindow(time(9), time(21)), alias="BUSINESS_HOURS"
+    )
+    morning_report_at: time = Field(time(9), alias="MORNING_REPORT_AT")
+    evening_report_at: time = Field(time(18), alias="EVENING_REPORT_AT")
+    site_url: str | None = Field(None, alias="SITE_URL")
+    alert_check_interval_seconds: int = Field(60, alias="ALERT_CHECK_INTERVAL_SECONDS", ge=1, le=86400)
+    alert_rules_file: Path | None = Field(None, alias="ALERT_RULES_FILE")
+    slash_command_allowed_users: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_USERS")
+    slash_command_allowed_channels: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_CHANNELS")
+
+    @field_validator("database_url", "slack_bot_token", "slack_signing_secret", "slack_app_token",
+                     "slack_sales_webhook_url", "slack_alert_webhook_url", "stripe_api_key",
+                     "monitoring_token", "intake_token", "site_url", "alert_rules_file", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `FOO=` in a .env file means "not configured", not "configured as empty".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _with_trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins base_url + method name, so the base must end with "/".
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("stripe_api_url", "site_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("stripe_webhook_secret", mode="before")
+    @classmethod
+    def _secrets_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("slash_command_allowed_users", "slash_command_allowed_channels", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("store_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("business_hours", mode="before")
+    @classmethod
+    def _hour_window(cls, value: object) -> object:
+        if isinstance(value, str):
+            start, sep, end = value.partition("-")
+            if not sep:
+                raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+            return HourWindow(_parse_hhmm(start), _parse_hhmm(end))
+        return value
+
+    @field_validator("morning_report_at", "evening_report_at", mode="before")
+    @classmethod
+    def _hhmm(cls, value: object) -> object:
+        return _parse_hhmm(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _slack_mode_is_complete(self) -> Settings:
+        if self.slack_bot_token is not None:
+            if not self.slack_bot_token.get_secret_value().startswith("xoxb-"):
+                raise ValueError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+            if self.slack_app_token is None and self.slack_signing_secret is None:
+                raise ValueError("SLACK_SIGNING_SECRET is required with SLACK_BOT_TOKEN unless "
+                                 "SLACK_APP_TOKEN (Socket Mode) is set")
+        if self.slack_app_token is not None:
+            if self.slack_bot_token is None:
+                raise ValueError("SLACK_APP_TOKEN needs SLACK_BOT_TOKEN as well")
+            if not self.slack_app_token.get_secret_value().startswith("xapp-"):
+                raise ValueError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        return self
+
+    # Derived views, so callers never reimplement them.
+    @property
+    def tz(self) -> ZoneInfo:
+        """The store's time zone."""
+        return ZoneInfo(self.store_timezone)
+
+    @property
+    def local_mode(self) -> bool:
+        """No Slack credentials at all: messages go to stdout and the local feed."""
+        return self.slack_bot_token is None and not self.uses_incoming_webhooks
+
+    @property
+    def uses_incoming_webhooks(self) -> bool:
+        """Pings go through incoming-webhook URLs (no bot token: no buttons, no updates)."""
+        return self.slack_bot_token is None and (
+            self.slack_sales_webhook_url is not None or self.slack_alert_webhook_url is not None
+        )
+
+    def stripe_secrets(self) -> list[str]:
+        """The webhook signing secrets in force (several during rotation)."""
+        return [s.get_secret_value() for s in self.stripe_webhook_secret]
+
+
+class SettingsError(Exception):
+    """Configuration is missing or malformed; the message is one line naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment (and `.env`), turning validation errors into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # aliases are accepted at runtime
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the environment variable, never echoing a secret's value."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error.get("loc") or ()
+        name = str(loc[0]).upper() if loc else "configuration"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"invalid setting {name}: {message}" if loc else f"invalid configuration: {message}")
+    return "; ".join(lines)

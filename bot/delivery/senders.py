@@ -1,0 +1,167 @@
+"""Ways a message reaches Slack: the Web API, incoming webhooks, or stdout in local mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, TextIO
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+log = logging.getLogger(__name__)
+
+# Errors that no retry will fix: https://api.slack.com/methods/chat.postMessage#errors
+PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
+    "token_revoked", "token_expired", "no_permission", "missing_scope", "invalid_blocks", "msg_too_long",
+    "no_text", "restricted_action", "ekm_access_denied", "team_access_not_granted", "invalid_arguments",
+    "channel_is_archived", "invalid_token", "no_service", "no_service_id", "no_team", "team_disabled",
+    "action_prohibited", "posting_to_general_channel_denied", "invalid_payload", "user_not_found",
+})
+DEFAULT_RETRY_AFTER = 1.0
+
+
+class Status(StrEnum):
+    """How a send attempt ended."""
+
+    OK = "ok"
+    RATE_LIMITED = "rate_limited"  # come back after `retry_after`
+    TRANSIENT = "transient"  # 5xx, timeout, network: retry with backoff
+    PERMANENT = "permanent"  # Slack refused for good: record, don't retry
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The outcome of one post."""
+
+    status: Status
+    channel_id: str | None = None
+    ts: str | None = None
+    error: str | None = None
+    retry_after: float = 0.0
+
+
+class Sender(Protocol):
+    """Posts a message (text + blocks) to a logical channel: sales, alerts or reports."""
+
+    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult: ...
+
+
+def classify_error(error: str) -> Status:
+    """Slack's `error` string → whether retrying can help."""
+    return Status.PERMANENT if error in PERMANENT_ERRORS else Status.TRANSIENT
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float:
+    try:
+        return max(float((headers or {}).get("Retry-After", DEFAULT_RETRY_AFTER)), 0.0)
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+
+
+class WebApiSender:
+    """chat.postMessage with the bot token; channels are the configured names or ids."""
+
+    def __init__(self, client: AsyncWebClient, *, channels: Mapping[str, str]) -> None:
+        self._client = client
+        self._channels = dict(channels)
+
+    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult:
+        """Post once; classify the outcome instead of raising."""
+        target = self._channels.get(channel, channel)
+        try:
+            resp = await self._client.chat_postMessage(channel=target, text=payload.get("text", ""),
+                                                       blocks=payload.get("blocks") or None,
+                                                       unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            status_code = getattr(exc.response, "status_code", 0)
+            if status_code == 429:
+                return SendResult(Status.RATE_LIMITED, error="ratelimited",
+                                  retry_after=_retry_after(exc.response.headers))
+            error = str((exc.response.data or {}).get("error") if isinstance(exc.response.data, dict)
+                        else "") or f"http_{status_code}"
+            return SendResult(classify_error(error) if status_code < 500 else Status.TRANSIENT, error=error)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return SendResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
+        return SendResult(Status.OK, channel_id=resp.get("channel"), ts=resp.get("ts"))
+
+
+class WebhookSender:
+    """Incoming webhooks: one URL per logical channel; no ts comes back, so no in-place updates."""
+
+    def __init__(self, urls: Mapping[str, str], *, timeout: int = 10) -> None:
+        self._clients = {name: AsyncWebhookClient(url, timeout=timeout, retry_handlers=[])
+                         for name, url in urls.items()}
+
+    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult:
+        """Post to the channel's webhook, falling back to the alerts webhook."""
+        client = self._clients.get(channel) or self._clients.get("alerts") or self._clients.get("sales")
+        if client is None:
+            return SendResult(Status.PERMANENT, error=f"no incoming webhook for {channel}")
+        try:
+            resp = await client.send(text=payload.get("text", ""), blocks=payload.get("blocks") or None)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return SendResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
+        if resp.status_code == 200:
+            return SendResult(Status.OK)
+        if resp.status_code == 429:
+            return SendResult(Status.RATE_LIMITED, error="ratelimited",
+                              retry_after=_retry_after(resp.headers))
+        if resp.status_code >= 500:
+            return SendResult(Status.TRANSIENT, error=f"http_{resp.status_code}")
+        # Webhooks answer 4xx with a plain-text reason such as "channel_not_found" or "invalid_token".
+        return SendResult(Status.PERMANENT, error=(resp.body or f"http_{resp.status_code}").strip()[:300])
+
+
+def render_text(payload: Mapping[str, Any]) -> str:
+    """A readable plain-text rendering of a Block Kit message, for terminals."""
+    lines: list[str] = []
+    for block in payload.get("blocks") or []:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"== {block['text']['text']} ==")
+        elif kind == "section":
+            if block.get("text"):
+                lines.append(block["text"]["text"])
+            lines.extend(f"  {f['text']}".replace("\n", " ") for f in block.get("fields") or [])
+        elif kind == "context":
+            lines.append("  " + "  ".join(e.get("text", "") for e in block.get("elements", [])))
+        elif kind == "divider":
+            lines.append("-" * 40)
+        elif kind == "actions":
+            labels = [e.get("text", {}).get("text", "?") for e in block.get("elements", [])]
+            lines.append("  " + " ".join(f"[{label}]" for label in labels))
+    return "\n".join(lines) if lines else str(payload.get("text", ""))
+
+
+class ConsoleSender:
+    """Local mode: print each message readably and hand it to any listener (the local feed page)."""
+
+    def __init__(self, *, stream: TextIO | None = None,
+                 listeners: list[Callable[[str, Mapping[str, Any]], None]] | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self.listeners = listeners if listeners is not None else []
+        self._counter = 0
+
+    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult:
+        """Print to the stream; never fails."""
+        self._counter += 1
+        ts = f"{asyncio.get_running_loop().time():.6f}"
+        print(f"\n[#{channel}] {payload.get('text', '')}\n{render_text(payload)}", file=self._stream,
+              flush=True)
+        for listener in self.listeners:
+            listener(channel, payload)
+        return SendResult(Status.OK, channel_id=f"local-{channel}", ts=ts)
+
+
+def payload_json(payload: Mapping[str, Any]) -> str:
+    """Compact JSON for logs and tests."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,133 @@
+"""The delivery worker: drains the outbox to Slack, paced per channel, coalescing bursts of sales."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from bot.blocks.pings import BurstView, SaleView, burst_message
+from bot.delivery.senders import Sender, SendResult, Status
+from queries import outbox as q
+
+log = logging.getLogger(__name__)
+
+# Slack allows about one message per second per channel:
+# https://api.slack.com/apis/rate-limits#posting-messages
+CHANNEL_INTERVAL = dt.timedelta(seconds=1)
+MAX_BACKOFF = dt.timedelta(minutes=5)
+BATCH = 500
+# PostgreSQL being away is not the worker's business to crash over: it waits and tries again.
+_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Exponential backoff after the n-th failed attempt: 2 s, 4 s, 8 s … capped at 5 minutes."""
+    return min(dt.timedelta(seconds=2 ** min(attempts + 1, 16)), MAX_BACKOFF)
+
+
+def _sale_view(msg: q.OutboxMessage) -> SaleView:
+    meta = msg.payload.get("sale") or {}
+    return SaleView(order_id=str(meta.get("order_id", msg.id)), product=meta.get("product"),
+                    amount=msg.amount or 0, currency=msg.currency or "USD",
+                    customer_email=meta.get("customer"), affiliate=None, occurred_at=msg.created_at)
+
+
+def coalesce(sales: Sequence[q.OutboxMessage], *, tz: ZoneInfo) -> dict[str, object]:
+    """One summary payload covering every sale in `sales` (totals kept per currency)."""
+    totals: dict[str, int] = {}
+    for msg in sales:
+        if msg.currency and msg.amount is not None:
+            totals[msg.currency] = totals.get(msg.currency, 0) + msg.amount
+    view = BurstView(count=len(sales), totals=totals, first_at=sales[0].created_at,
+                     last_at=sales[-1].created_at, sales=[_sale_view(m) for m in sales])
+    return burst_message(view, tz=tz).as_payload()
+
+
+class DeliveryWorker:
+    """Sends queued messages; safe to run in several processes against one outbox."""
+
+    def __init__(self, *, pool: asyncpg.Pool, sender: Sender, tz: ZoneInfo,
+                 clock: Callable[[], dt.datetime], poll_interval: float = 1.0) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._tz = tz
+        self._clock = clock
+        self._poll = poll_interval
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Drain forever: on every wake-up (a new message here) and every poll interval (other replicas)."""
+        while True:
+            try:
+                await self.drain()
+            except _DB_DOWN as exc:
+                log.warning("outbox unreachable, retrying: %s", exc)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self._poll)
+
+    async def drain(self) -> int:
+        """One pass over every channel with due messages; returns how many messages were settled."""
+        channels = await q.due_channels(self._pool)
+        done = await asyncio.gather(*(self._deliver_channel(c) for c in channels))
+        return sum(done)
+
+    async def _deliver_channel(self, channel: str) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            next_post_at = await q.claim_channel(conn, channel)
+            if next_post_at is None:  # another worker is posting to this channel right now
+                return 0
+            now = self._clock()
+            if next_post_at > now:
+                self._wake_at(next_post_at - now)
+                return 0
+            messages = await q.claim_messages(conn, channel, limit=BATCH)
+            if not messages:
+                return 0
+            batch, payload = self._next_post(messages)
+            # The locks are held across the HTTP call: no other worker can claim these rows meanwhile.
+            result = await self._sender.post(channel, payload)
+            await self._settle(conn, channel, batch, payload, result)
+            if len(batch) < len(messages) or result.status is Status.RATE_LIMITED:
+                self._wake_at(dt.timedelta(seconds=max(result.retry_after, 1.0)))
+            return len(batch) if result.status in (Status.OK, Status.PERMANENT) else 0
+
+    def _next_post(self, messages: list[q.OutboxMessage]) -> tuple[list[q.OutboxMessage], dict[str, object]]:
+        """The next post: one message, or — when several sales wait — one summary covering them all."""
+        sales = [m for m in messages if m.kind == "sale"]
+        if messages[0].kind == "sale" and len(sales) > 1:
+            return sales, coalesce(sales, tz=self._tz)
+        return [messages[0]], dict(messages[0].payload)
+
+    async def _settle(self, conn: asyncpg.Connection, channel: str, batch: list[q.OutboxMessage],
+                      payload: dict[str, object], result: SendResult) -> None:
+        ids = [m.id for m in batch]
+        now = self._clock()
+        if result.status is Status.OK:
+            if len(batch) > 1:
+                await q.record_summary(conn, channel=channel, covered=ids, payload=payload,
+                                       slack_channel=result.channel_id, slack_ts=result.ts)
+            else:
+                await q.mark_delivered(conn, ids, slack_channel=result.channel_id, slack_ts=result.ts)
+            await q.set_pace(conn, channel, next_post_at=now + CHANNEL_INTERVAL)
+            return
+        error = result.error or result.status.value
+        log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)
+        await q.record_error(conn, channel=channel, error=error, permanent=result.status is Status.PERMANENT)
+        if result.status is Status.RATE_LIMITED:
+            await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
+        elif result.status is Status.TRANSIENT:
+            await q.mark_retry(conn, ids, available_at=now + backoff(batch[0].attempts), error=error)
+        else:
+            await q.mark_failed(conn, ids, error=error)
+
+    def _wake_at(self, delay: dt.timedelta) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(delay.total_seconds(), 0.0), self.wake.set)

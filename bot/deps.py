@@ -1,0 +1,43 @@
+"""Deps: everything a handler needs, built once at start-up and passed down — never global."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, utcnow
+from bot.config import Settings
+from bot.delivery.senders import Sender
+from bot.delivery.worker import DeliveryWorker
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """The running service's collaborators."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    sender: Sender
+    worker: DeliveryWorker
+    slack: AsyncWebClient | None = None  # None in local and incoming-webhook modes
+    clock: Clock = utcnow
+    started_at: dt.datetime = field(default_factory=utcnow)
+
+
+class Runtime:
+    """The one mutable slot: empty while the server starts, holding Deps once the database is ready."""
+
+    def __init__(self) -> None:
+        self.deps: Deps | None = None
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def deps_of(request: web.Request) -> Deps | None:
+    """The request's Deps, or None while the service is still starting."""
+    return request.app[RUNTIME].deps

@@ -1,0 +1,59 @@
+"""Normalised facts about money taken from Stripe events: what the intake stores and pings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a Stripe event means for the store."""
+
+    SALE = "sale"  # money was taken: an order is completed
+    PENDING = "pending"  # a checkout finished but the money has not arrived yet (async methods)
+    FAILURE = "failure"  # a payment attempt failed
+    REFUND = "refund"  # some or all of a charge was given back
+    DISPUTE = "dispute"  # a customer opened a chargeback
+    CHECKOUT_EXPIRED = "checkout_expired"  # an abandoned checkout timed out
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """One Stripe event reduced to the fields salespulse needs; amounts in minor units."""
+
+    kind: Kind
+    event_id: str
+    event_type: str
+    occurred_at: datetime  # the event's `created`, timezone-aware UTC
+    livemode: bool
+    # Every Stripe id that names the underlying payment (cs_…, pi_…, in_…, ch_…): the same payment
+    # seen through several event types shares at least one of them, which is how it counts once.
+    refs: tuple[str, ...]
+    amount: int | None = None  # minor units; None when Stripe sent null (setup mode)
+    currency: str | None = None  # ISO 4217, upper case
+    customer_email: str | None = None
+    customer_name: str | None = None
+    product: str | None = None
+    affiliate: str | None = None
+    checkout_session_id: str | None = None
+    payment_intent_id: str | None = None
+    invoice_id: str | None = None
+    charge_id: str | None = None
+    failure_reason: str | None = None  # FAILURE: Stripe's message or decline code
+    amount_refunded: int | None = None  # REFUND: cumulative amount refunded on the charge
+    dispute_id: str | None = None
+    dispute_reason: str | None = None
+    dispute_status: str | None = None
+    session_created_at: datetime | None = None  # checkout session's own `created`
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def order_ref(self) -> str:
+        """The id an order created from this event is known by: the first ref."""
+        return self.refs[0]
+
+
+class MalformedEvent(ValueError):
+    """The body is JSON but not a Stripe event (no id, type or data.object)."""

@@ -1,0 +1,1 @@
+"""Stripe webhooks: what salespulse needs to trust and understand what Stripe sends."""

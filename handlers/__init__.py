@@ -1,0 +1,1 @@
+"""Every entry point, thin: parse input, call queries and builders, send."""

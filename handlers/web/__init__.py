@@ -1,0 +1,1 @@
+"""Plain HTTP routes: liveness, monitoring API, dashboard, local feed."""

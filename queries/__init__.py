@@ -1,0 +1,1 @@
+"""SQL constants and one typed async function per query; no Slack, no formatting."""

@@ -1,0 +1,151 @@
+"""SQL for the outbox: enqueue in the intake's transaction, claim and settle in the delivery worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bot.db import Executor
+
+ENQUEUE: Final = """
+INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency)
+VALUES             ($1,         $2,      $3,   $4,      $5,     $6)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+"""
+
+DUE_CHANNELS: Final = """
+SELECT DISTINCT channel FROM outbox WHERE status = 'pending' AND available_at <= now()
+"""
+
+ENSURE_PACE_ROW: Final = """
+INSERT INTO channel_pace (channel) VALUES ($1) ON CONFLICT (channel) DO NOTHING
+"""
+
+# Whoever holds this row lock is the only poster to the channel, across all replicas.
+CLAIM_CHANNEL: Final = """
+SELECT next_post_at FROM channel_pace WHERE channel = $1 FOR UPDATE SKIP LOCKED
+"""
+
+CLAIM_MESSAGES: Final = """
+SELECT id, kind, payload, amount, currency, created_at, attempts
+  FROM outbox
+ WHERE channel = $1 AND status = 'pending' AND available_at <= now()
+ ORDER BY id
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED
+"""
+
+SET_PACE: Final = """
+UPDATE channel_pace SET next_post_at = $2 WHERE channel = $1
+"""
+
+MARK_DELIVERED: Final = """
+UPDATE outbox
+   SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
+       slack_channel = $2, slack_ts = $3, last_error = NULL
+ WHERE id = ANY($1::bigint[])
+"""
+
+INSERT_SUMMARY: Final = """
+INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, status, delivered_at, attempts,
+                    slack_channel, slack_ts)
+VALUES             ($1, $2, 'burst', $3, NULL, 'delivered', now(), 1, $4, $5)
+RETURNING id
+"""
+
+MARK_COALESCED: Final = """
+UPDATE outbox SET status = 'coalesced', coalesced_into = $2, delivered_at = now()
+ WHERE id = ANY($1::bigint[])
+"""
+
+MARK_RETRY: Final = """
+UPDATE outbox
+   SET attempts = attempts + 1, available_at = $2, last_error = $3
+ WHERE id = ANY($1::bigint[])
+"""
+
+MARK_FAILED: Final = """
+UPDATE outbox
+   SET status = 'failed', attempts = attempts + 1, delivered_at = now(), last_error = $2
+ WHERE id = ANY($1::bigint[])
+"""
+
+RECORD_ERROR: Final = """
+INSERT INTO delivery_errors (channel, error, permanent) VALUES ($1, $2, $3)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message waiting for delivery."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    amount: int | None
+    currency: str | None
+    created_at: dt.datetime
+    attempts: int
+
+
+async def enqueue(db: Executor, *, dedupe_key: str, channel: str, kind: str, payload: dict[str, Any],
+                  amount: int | None = None, currency: str | None = None) -> int | None:
+    """Queue a message once per dedupe key; None when that key was already queued."""
+    msg_id: int | None = await db.fetchval(ENQUEUE, dedupe_key, channel, kind, payload, amount, currency)
+    return msg_id
+
+
+async def due_channels(db: Executor) -> list[str]:
+    """Logical channels with at least one message ready to send."""
+    return [r["channel"] for r in await db.fetch(DUE_CHANNELS)]
+
+
+async def claim_channel(db: Executor, channel: str) -> dt.datetime | None:
+    """Lock the channel's pace row (inside a transaction); None when another worker holds it."""
+    await db.execute(ENSURE_PACE_ROW, channel)
+    value: dt.datetime | None = await db.fetchval(CLAIM_CHANNEL, channel)
+    return value
+
+
+async def claim_messages(db: Executor, channel: str, *, limit: int) -> list[OutboxMessage]:
+    """Lock the oldest due messages of a channel (inside a transaction)."""
+    rows = await db.fetch(CLAIM_MESSAGES, channel, limit)
+    return [OutboxMessage(**dict(r)) for r in rows]
+
+
+async def set_pace(db: Executor, channel: str, *, next_post_at: dt.datetime) -> None:
+    """When the channel may be posted to next."""
+    await db.execute(SET_PACE, channel, next_post_at)
+
+
+async def mark_delivered(db: Executor, ids: Sequence[int], *, slack_channel: str | None,
+                         slack_ts: str | None) -> None:
+    """Settle messages Slack accepted."""
+    await db.execute(MARK_DELIVERED, list(ids), slack_channel, slack_ts)
+
+
+async def record_summary(db: Executor, *, channel: str, covered: Sequence[int], payload: dict[str, Any],
+                         slack_channel: str | None, slack_ts: str | None) -> int:
+    """Store a delivered burst summary and mark every sale it covers as coalesced into it."""
+    key = f"burst:{channel}:{covered[0]}-{covered[-1]}"
+    summary_id: int = await db.fetchval(INSERT_SUMMARY, key, channel, payload, slack_channel, slack_ts)
+    await db.execute(MARK_COALESCED, list(covered), summary_id)
+    return summary_id
+
+
+async def mark_retry(db: Executor, ids: Sequence[int], *, available_at: dt.datetime, error: str) -> None:
+    """Put messages back for a later attempt."""
+    await db.execute(MARK_RETRY, list(ids), available_at, error[:1000])
+
+
+async def mark_failed(db: Executor, ids: Sequence[int], *, error: str) -> None:
+    """Give up on messages Slack refused for good (the error stays visible in /health)."""
+    await db.execute(MARK_FAILED, list(ids), error[:1000])
+
+
+async def record_error(db: Executor, *, channel: str, error: str, permanent: bool) -> None:
+    """Log a delivery problem for /health."""
+    await db.execute(RECORD_ERROR, channel, error[:1000], permanent)

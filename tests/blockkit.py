@@ -1,0 +1,71 @@
+"""Test helper: check a built message against the Block Kit JSON Schema and Slack's message limits."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from bot.blocks.message import (
+    MAX_BLOCKS_MESSAGE,
+    MAX_CONTEXT_ELEMENTS,
+    MAX_FALLBACK_TEXT,
+    MAX_FIELD_TEXT,
+    MAX_HEADER_TEXT,
+    MAX_SECTION_FIELDS,
+    MAX_SECTION_TEXT,
+    Message,
+)
+
+# ../shared/reference next to the repository; SALESPULSE_REFERENCE_DIR points elsewhere (CI, worktrees).
+BLOCKKIT_REFERENCE_DIR = Path(
+    os.environ.get("SALESPULSE_REFERENCE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "reference"
+)
+SCHEMA_PATH = BLOCKKIT_REFERENCE_DIR / "slack" / "slack-block-kit.schema.json"
+
+
+@cache  # the schema is ~100 KB of $defs: parse and check it once per test session
+def _validator() -> Draft202012Validator:
+    """The validator for the schema, which describes a top-level array of blocks (not a message)."""
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def assert_valid_message(msg: Message | Mapping[str, Any]) -> None:
+    """Fail unless `msg` (a Message or a chat.postMessage body) is valid Block Kit within Slack's limits."""
+    payload = msg.as_payload() if isinstance(msg, Message) else dict(msg)
+    text = payload.get("text")
+    assert isinstance(text, str) and text.strip(), f"missing text fallback: {text!r}"
+    assert len(text) <= MAX_FALLBACK_TEXT, f"text fallback is {len(text)} characters"
+    blocks = payload.get("blocks") or []
+    assert len(blocks) <= MAX_BLOCKS_MESSAGE, f"{len(blocks)} blocks, a message allows {MAX_BLOCKS_MESSAGE}"
+    if not blocks:
+        return  # a text-only message; the schema requires at least one block in its array
+    error = best_match(_validator().iter_errors(blocks))
+    assert error is None, f"invalid Block Kit at {list(error.absolute_path)}: {error.message}"
+    for index, block in enumerate(blocks):
+        _assert_limits(index, block)
+
+
+def _assert_limits(index: int, block: Mapping[str, Any]) -> None:
+    """Restate the limits this project relies on, so a schema that loosens them cannot hide a breach."""
+    where = f"block {index} ({block.get('type')})"
+    if block.get("type") == "header":
+        assert block["text"]["type"] == "plain_text", f"{where}: headers take plain_text only"
+        assert len(block["text"]["text"]) <= MAX_HEADER_TEXT, f"{where}: header over {MAX_HEADER_TEXT}"
+    elif block.get("type") == "section":
+        if "text" in block:
+            assert len(block["text"]["text"]) <= MAX_SECTION_TEXT, f"{where}: text over {MAX_SECTION_TEXT}"
+        fields = block.get("fields", [])
+        assert len(fields) <= MAX_SECTION_FIELDS, f"{where}: {len(fields)} fields"
+        for field in fields:
+            assert len(field["text"]) <= MAX_FIELD_TEXT, f"{where}: field over {MAX_FIELD_TEXT}"
+    elif block.get("type") == "context":
+        assert len(block["elements"]) <= MAX_CONTEXT_ELEMENTS, f"{where}: too many elements"

@@ -1,0 +1,171 @@
+"""Shared fixtures: real PostgreSQL (TEST_DATABASE_URL or embedded), fresh databases, fake Slack, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import build_web_app, running
+from bot.config import Settings
+from bot.db import embedded_postgres, migrate
+from bot.deps import RUNTIME, Deps
+from tests.fakes import FakeSlack, stripe_signature
+
+STRIPE_SECRET = "whsec_test_secret"
+SLACK_SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+_counter = itertools.count()
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server DSN pointing at another database (works for TCP and Unix-socket URIs)."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server: TEST_DATABASE_URL when set, else an embedded one for this session."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with embedded_postgres(tmp_path_factory.mktemp("pg")) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn: str) -> Iterator[str]:
+    """A migrated template database that fresh test databases are cloned from."""
+    name = f"salespulse_tpl_{os.getpid()}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(server_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        await migrate(conn)
+        await conn.close()
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(server_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(drop())
+
+
+@pytest.fixture
+async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, dropped afterwards."""
+    name = f"salespulse_t{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        yield with_database(server_dsn, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a fresh database, inside a transaction rolled back at teardown."""
+    conn = await asyncpg.connect(dsn)
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        yield conn
+    finally:
+        await tx.rollback()
+        await conn.close()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """A fake Slack Web API listening on 127.0.0.1."""
+    fake = await FakeSlack().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+def make_settings(**env: Any) -> Settings:
+    """Settings from explicit values only (no .env, no stray environment), as the contract names them."""
+    base: dict[str, Any] = {"STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "STORE_TIMEZONE": "UTC"}
+    base.update(env)
+    return Settings(_env_file=None, **base)  # type: ignore[call-arg]  # aliases accepted at runtime
+
+
+@dataclass
+class Bot:
+    """A running bot: HTTP client on its real routes, its deps, and the fake Slack it talks to."""
+
+    client: TestClient[Any, Any]
+    deps: Deps
+    slack: FakeSlack
+
+    async def stripe(self, event: dict[str, Any] | bytes, *, secret: str = STRIPE_SECRET,
+                     headers: dict[str, str] | None = None) -> Any:
+        """POST a Stripe event signed as Stripe signs it."""
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        hdrs = {"Stripe-Signature": stripe_signature(body, secret), "Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        return await self.client.post("/webhooks/stripe", data=body, headers=hdrs)
+
+    async def drain(self, *, until_idle: bool = True, within: float = 10.0) -> None:
+        """Run the delivery worker until the outbox holds nothing due."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            await self.deps.worker.drain()
+            pending = await self.deps.pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE status = 'pending'")
+            if pending == 0 or not until_idle:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("outbox did not drain in time")
+
+
+@contextlib.asynccontextmanager
+async def start_bot(dsn: str, slack: FakeSlack, *, background_worker: bool = False,
+                    **env: Any) -> AsyncIterator[Bot]:
+    """The real app on a test server, talking to `slack`; the worker runs only when asked."""
+    env = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+           "SLACK_API_URL": slack.url, **env}
+    settings = make_settings(**{k: v for k, v in env.items() if v is not None})
+    async with running(settings, dsn=dsn) as services:
+        if not background_worker:
+            for task in services.tasks:
+                if task.get_name() == "delivery":
+                    task.cancel()
+        app = build_web_app()
+        app[RUNTIME].deps = services.deps
+        async with TestClient(TestServer(app)) as client:
+            yield Bot(client=client, deps=services.deps, slack=slack)
+
+
+@pytest.fixture
+async def bot(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
+    """The bot in HTTP mode with a bot token, delivery driven by the test (`bot.drain()`)."""
+    async with start_bot(dsn, fake_slack) as running_bot:
+        yield running_bot
+
+
+REFERENCE_STRIPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "stripe"
