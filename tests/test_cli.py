@@ -1,0 +1,86 @@
+"""The salespulse command line: migrate, check, and the clear failure paths."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from bot.__main__ import main
+from tests.fakes import FakeSlack
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """Run each CLI test in an empty directory with no Slack settings from the machine."""
+    monkeypatch.chdir(str(tmp_path))
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def test_migrate_applies_then_reports_up_to_date(server_dsn: str, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`salespulse migrate` creates the schema once; a second run has nothing to do."""
+    from tests.conftest import with_database
+
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute('DROP DATABASE IF EXISTS "salespulse_cli_migrate"')
+    await admin.execute('CREATE DATABASE "salespulse_cli_migrate"')
+    try:
+        monkeypatch.setenv("DATABASE_URL", with_database(server_dsn, "salespulse_cli_migrate"))
+        import asyncio
+
+        assert await asyncio.to_thread(main, ["migrate"]) == 0
+        assert "applied 1 migration(s): 0001_initial" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, ["migrate"]) == 0
+        assert "schema is up to date" in capsys.readouterr().out
+    finally:
+        await admin.execute('DROP DATABASE IF EXISTS "salespulse_cli_migrate" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_check_passes_with_reachable_postgres_and_slack(dsn: str, fake_slack: FakeSlack,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`salespulse check` verifies auth.test against Slack and exits 0."""
+    import asyncio
+
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    assert await asyncio.to_thread(main, ["check"]) == 0
+    out = capsys.readouterr().out
+    assert "postgres:         ok" in out and "slack:            ok (team Test Store" in out
+    assert [c.method for c in fake_slack.calls] == ["auth.test"]
+
+
+async def test_check_fails_clearly_when_slack_rejects_the_token(dsn: str, fake_slack: FakeSlack,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid_auth answer from auth.test makes `check` print the reason and exit 1."""
+    import asyncio
+
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-revoked")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    fake_slack.fail_next(1, error="invalid_auth")
+    assert await asyncio.to_thread(main, ["check"]) == 1
+    assert "FAILED — auth.test: invalid_auth" in capsys.readouterr().out
+
+
+def test_check_fails_when_postgres_is_unreachable(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A DATABASE_URL nobody answers makes `check` exit 1 naming postgres."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:9/none")
+    assert main(["check"]) == 1
+    assert "postgres:         FAILED" in capsys.readouterr().out
+
+
+def test_invalid_setting_stops_startup_with_one_clear_line(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed variable makes every command exit 1 with one line naming it on stderr."""
+    monkeypatch.setenv("STORE_TIMEZONE", "Nowhere/City")
+    assert main(["run"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "salespulse: invalid setting STORE_TIMEZONE: unknown IANA time zone 'Nowhere/City'"

@@ -1,0 +1,101 @@
+"""Settings: the contract's names, defaults, one clear line per bad value, secrets never shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bot.config import SettingsError, load_settings
+
+ALL_VARS = ["DATABASE_URL", "SALESPULSE_DATA_DIR", "HOST", "PORT", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
+            "SLACK_APP_TOKEN", "SLACK_API_URL", "SLACK_SALES_CHANNEL", "SLACK_ALERTS_CHANNEL",
+            "SLACK_REPORTS_CHANNEL", "SLACK_SALES_WEBHOOK_URL", "SLACK_ALERT_WEBHOOK_URL",
+            "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY", "STRIPE_API_URL", "MONITORING_TOKEN", "INTAKE_TOKEN",
+            "STORE_TIMEZONE", "BUSINESS_HOURS", "MORNING_REPORT_AT", "EVENING_REPORT_AT", "SITE_URL",
+            "ALERT_CHECK_INTERVAL_SECONDS", "ALERT_RULES_FILE", "SLASH_COMMAND_ALLOWED_USERS",
+            "SLASH_COMMAND_ALLOWED_CHANNELS"]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """No stray variable or .env file from the machine leaks into these tests."""
+    for name in ALL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(str(tmp_path))
+
+
+def test_defaults_are_the_contracts() -> None:
+    """With nothing set: local mode, UTC, 09:00-21:00, reports at 09:00 and 18:00, port 3000."""
+    s = load_settings()
+    assert s.local_mode and s.host == "127.0.0.1" and s.port == 3000
+    assert s.store_timezone == "UTC" and str(s.business_hours) == "09:00-21:00"
+    assert (s.morning_report_at, s.evening_report_at) == (dt.time(9), dt.time(18))
+    assert s.slack_sales_channel == "#sales-notifications" and s.alert_check_interval_seconds == 60
+    assert s.slack_api_url == "https://slack.com/api/"
+
+
+def test_values_are_parsed_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Comma lists, HH:MM windows, zones and URLs without a trailing slash are understood."""
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b")
+    monkeypatch.setenv("SLASH_COMMAND_ALLOWED_USERS", "U1,U2")
+    monkeypatch.setenv("BUSINESS_HOURS", "08:30-22:00")
+    monkeypatch.setenv("STORE_TIMEZONE", "America/New_York")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9999/api")
+    s = load_settings()
+    assert s.stripe_secrets() == ["whsec_a", "whsec_b"]
+    assert s.slash_command_allowed_users == ("U1", "U2")
+    assert s.business_hours.contains(dt.time(8, 30)) and not s.business_hours.contains(dt.time(22))
+    assert s.tz.key == "America/New_York"
+    assert s.slack_api_url == "http://127.0.0.1:9999/api/"
+
+
+def test_dotenv_is_read_and_real_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """A .env file in the working directory is read; a real environment variable overrides it."""
+    from pathlib import Path
+
+    Path(str(tmp_path), ".env").write_text("STORE_TIMEZONE=Europe/Paris\nPORT=4000\n")
+    monkeypatch.setenv("PORT", "5000")
+    s = load_settings()
+    assert (s.store_timezone, s.port) == ("Europe/Paris", 5000)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("STORE_TIMEZONE", "Mars/Olympus"), ("PORT", "eighty"), ("PORT", "70000"),
+    ("BUSINESS_HOURS", "9 to 5"), ("MORNING_REPORT_AT", "25:00"), ("SLACK_API_URL", "ftp://x"),
+    ("ALERT_CHECK_INTERVAL_SECONDS", "0"), ("SITE_URL", "example.com"), ("SLACK_BOT_TOKEN", "xoxp-user"),
+])
+def test_malformed_value_stops_with_one_line_naming_the_variable(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """Each malformed setting raises SettingsError whose single line names the variable."""
+    monkeypatch.setenv(name, value)
+    if name == "SLACK_BOT_TOKEN":
+        monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "\n" not in message
+    assert name in message or "SLACK_BOT_TOKEN" in message
+
+
+def test_bot_token_without_signing_secret_or_socket_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP mode cannot verify Slack's requests without SLACK_SIGNING_SECRET."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    with pytest.raises(SettingsError, match="SLACK_SIGNING_SECRET"):
+        load_settings()
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    assert not load_settings().local_mode
+
+
+def test_secrets_never_appear_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens are SecretStr: repr, str and validation errors don't show them."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-supersecret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-supersecret")
+    monkeypatch.setenv("MONITORING_TOKEN", "mon-supersecret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:dbsupersecret@h/db")
+    s = load_settings()
+    assert "supersecret" not in repr(s) and "supersecret" not in str(s)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "not-an-xapp-supersecret")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "supersecret" not in str(info.value)

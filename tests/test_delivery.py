@@ -1,0 +1,244 @@
+"""Outbox delivery to a fake Slack: rate limits, outages, restarts, several workers, bursts, local mode."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from bot.app import running
+from bot.delivery.senders import ConsoleSender
+from tests.blockkit import assert_valid_message
+from tests.conftest import Bot, make_settings, start_bot
+from tests.fakes import FakeSlack
+from tests.reference import stripe_fixture
+
+
+def sale(n: int, *, amount: int = 3000, currency: str = "usd") -> dict[str, Any]:
+    """A paid checkout.session.completed event for payment number n."""
+    evt = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
+    evt["id"] = f"evt_sale_{n}"
+    evt["created"] = int(time.time())
+    obj = evt["data"]["object"]
+    obj.update(id=f"cs_{n}", payment_intent=f"pi_{n}", amount_total=amount, currency=currency)
+    return evt
+
+
+async def sales_covered(bot: Bot) -> dict[str, int]:
+    """How many Slack messages cover each sale: its own ping, or the summary it was coalesced into."""
+    rows = await bot.deps.pool.fetch(
+        "SELECT dedupe_key, status FROM outbox WHERE kind = 'sale'")
+    return {r["dedupe_key"]: int(r["status"] in ("delivered", "coalesced")) for r in rows}
+
+
+async def send_sales(bot: Bot, count: int, *, start: int = 0) -> None:
+    """Deliver `count` signed sale events, one at a time, each answered 200."""
+    for n in range(start, start + count):
+        resp = await bot.stripe(sale(n))
+        assert resp.status == 200, await resp.text()
+
+
+async def test_rate_limited_ping_waits_retry_after_and_is_delivered_once(bot: Bot) -> None:
+    """A 429 with Retry-After holds the channel that long; the ping then goes out exactly once."""
+    bot.slack.fail_next(1, status=429, retry_after=1)
+    await send_sales(bot, 1)
+    await bot.deps.worker.drain()
+    assert bot.slack.posted() == []
+    pace = await bot.deps.pool.fetchval("SELECT next_post_at - now() FROM channel_pace")
+    assert pace.total_seconds() > 0.5  # Retry-After honoured
+    await asyncio.sleep(1.1)
+    await bot.drain()
+    assert len(bot.slack.posted()) == 1
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM delivery_errors") == 1
+
+
+async def test_slack_outage_is_retried_with_backoff_until_each_ping_lands_once(bot: Bot) -> None:
+    """Three 500s in a row: the message stays queued with growing backoff, then is delivered once."""
+    bot.slack.fail_next(3, status=500)
+    await send_sales(bot, 1)
+    for _ in range(3):
+        await bot.deps.worker.drain()
+        await bot.deps.pool.execute("UPDATE outbox SET available_at = now()")  # skip the backoff wait
+    await bot.drain()
+    assert len(bot.slack.posted()) == 1
+    row = await bot.deps.pool.fetchrow("SELECT status, attempts FROM outbox")
+    assert (row["status"], row["attempts"]) == ("delivered", 4)
+
+
+async def test_timeouts_and_network_errors_are_transient(dsn: str) -> None:
+    """Slack not listening at all leaves the message pending for a retry, not failed."""
+    dead = FakeSlack()
+    dead.url = "http://127.0.0.1:9/api/"  # the discard port: connection refused
+    async with start_bot(dsn, dead) as bot:
+        await send_sales(bot, 1)
+        await bot.deps.worker.drain()
+        row = await bot.deps.pool.fetchrow("SELECT status, attempts, last_error FROM outbox")
+        assert row["status"] == "pending" and row["attempts"] == 1 and row["last_error"]
+
+
+async def test_permanent_errors_are_recorded_not_retried(bot: Bot) -> None:
+    """channel_not_found fails the message at once and is recorded for /health."""
+    bot.slack.fail_next(1, error="channel_not_found")
+    await send_sales(bot, 1)
+    await bot.drain()
+    await bot.deps.worker.drain()
+    row = await bot.deps.pool.fetchrow("SELECT status, last_error FROM outbox")
+    assert (row["status"], row["last_error"]) == ("failed", "channel_not_found")
+    err = await bot.deps.pool.fetchrow("SELECT error, permanent FROM delivery_errors")
+    assert (err["error"], err["permanent"]) == ("channel_not_found", True)
+    assert len([c for c in bot.slack.calls if c.method == "chat.postMessage"]) == 1
+
+
+async def test_undelivered_messages_survive_a_restart_and_go_out_once(dsn: str, fake_slack: FakeSlack) -> None:
+    """Events stored while Slack was never reached are delivered by the next process, once."""
+    async with start_bot(dsn, fake_slack) as first:
+        await send_sales(first, 3)
+    assert fake_slack.posted() == []  # the first process stopped before any delivery
+    async with start_bot(dsn, fake_slack) as second:
+        await second.drain()
+        assert set((await sales_covered(second)).values()) == {1}
+    async with start_bot(dsn, fake_slack) as third:  # and a third start sends nothing again
+        await third.drain()
+    assert len(fake_slack.posted()) == 1  # the three waiting sales went out as one summary
+    assert "3 new sales" in fake_slack.posted()[0]["text"]
+
+
+async def test_two_workers_on_one_outbox_never_send_twice(dsn: str, fake_slack: FakeSlack) -> None:
+    """Two processes' workers draining the same outbox concurrently deliver every message once."""
+    async with start_bot(dsn, fake_slack) as a, start_bot(dsn, fake_slack) as b:
+        # Failures and disputes are never coalesced: 20 distinct messages for the alerts channel.
+        for n in range(20):
+            evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
+            evt["id"] = f"evt_fail_{n}"
+            evt["data"]["object"].update(id=f"pi_fail_{n}", amount=1000 + n)
+            assert (await a.stripe(evt)).status == 200
+        await a.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
+        for _ in range(40):
+            await asyncio.gather(a.deps.worker.drain(), b.deps.worker.drain())
+            # The 1 s pace would make this test slow; the pacing itself is tested elsewhere.
+            await a.deps.pool.execute("UPDATE channel_pace SET next_post_at = now()")
+        pending = await a.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        assert pending == 0
+    texts = [p["text"] for p in fake_slack.posted()]
+    assert len(texts) == 20
+    assert len({json.dumps(p["blocks"]) for p in fake_slack.posted()}) == 20
+
+
+async def test_channel_pace_is_one_message_per_second(bot: Bot) -> None:
+    """Right after a post, the channel is closed for about a second; nothing else goes out meanwhile."""
+    for n in range(2):
+        evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
+        evt["id"], evt["data"]["object"]["id"] = f"evt_pf_{n}", f"pi_pf_{n}"
+        await bot.stripe(evt)
+    await bot.deps.worker.drain()
+    await bot.deps.worker.drain()
+    assert len(bot.slack.posted()) == 1
+    await asyncio.sleep(1.05)
+    await bot.deps.worker.drain()
+    assert len(bot.slack.posted()) == 2
+
+
+async def test_flash_sale_burst_is_coalesced_into_one_summary(bot: Bot) -> None:
+    """25 sales waiting at once become one '25 new sales' message with their total; each covered once."""
+    for n in range(25):
+        await bot.stripe(sale(n, amount=4000 + n))
+    await bot.drain()
+    posts = bot.slack.posted()
+    assert len(posts) == 1
+    expected_total = sum(4000 + n for n in range(25))
+    assert "25 new sales" in posts[0]["text"]
+    assert f"${expected_total / 100:,.2f}" in posts[0]["text"]
+    assert_valid_message(posts[0])
+    covered = await sales_covered(bot)
+    assert len(covered) == 25 and set(covered.values()) == {1}
+    summary = await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE kind = 'burst'")
+    assert summary == 1
+
+
+async def test_burst_in_several_currencies_keeps_totals_apart(bot: Bot) -> None:
+    """A coalesced summary lists a total per currency, never one sum across them."""
+    await bot.stripe(sale(1, amount=1000, currency="usd"))
+    await bot.stripe(sale(2, amount=500, currency="jpy"))
+    await bot.stripe(sale(3, amount=12345, currency="kwd"))
+    await bot.drain()
+    text = bot.slack.posted()[0]["text"]
+    assert "3 new sales" in text
+    assert "$10.00" in text and "¥500" in text and "12.345" in text
+
+
+async def test_first_sale_pings_individually_then_the_backlog_is_summarised(dsn: str,
+                                                                            fake_slack: FakeSlack) -> None:
+    """With the worker running, a lone sale pings at once; sales arriving during the pace are summarised."""
+    async with start_bot(dsn, fake_slack, background_worker=True) as bot:
+        await send_sales(bot, 1)
+        for _ in range(50):
+            if fake_slack.posted():
+                break
+            await asyncio.sleep(0.05)
+        assert "New Sale" in fake_slack.posted()[0]["text"]
+        await send_sales(bot, 5, start=1)
+        for _ in range(60):
+            if len(fake_slack.posted()) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert "5 new sales" in fake_slack.posted()[1]["text"]
+
+
+async def test_incoming_webhook_mode_posts_to_the_webhook_urls(dsn: str, fake_slack: FakeSlack) -> None:
+    """Without a bot token, pings go to SLACK_SALES_WEBHOOK_URL and failures to SLACK_ALERT_WEBHOOK_URL."""
+    hooks = fake_slack.url.replace("/api/", "/hooks/")
+    async with start_bot(dsn, fake_slack, SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None,
+                         SLACK_SALES_WEBHOOK_URL=hooks + "sales",
+                         SLACK_ALERT_WEBHOOK_URL=hooks + "alerts") as bot:
+        await send_sales(bot, 1)
+        failed = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
+        failed["id"] = "evt_hook_fail"
+        await bot.stripe(failed)
+        await bot.drain()
+    methods = sorted(c.method for c in fake_slack.calls)
+    assert methods == ["hook:alerts", "hook:sales"]
+
+
+async def test_local_mode_prints_messages_readably(dsn: str) -> None:
+    """With no Slack credentials at all, each message is printed with its header and fields."""
+    out = io.StringIO()
+    settings = make_settings()
+    assert settings.local_mode
+    async with running(settings, dsn=dsn, sender=ConsoleSender(stream=out)) as services:
+        from bot.intake import ingest
+        from bot.stripe.parse import parse_event
+
+        evt = sale(7)
+        async with services.deps.pool.acquire() as conn:
+            await ingest(conn, source="stripe", event_id=evt["id"], event_type=evt["type"], payload=evt,
+                         event=parse_event(evt), tz=settings.tz, now=services.deps.clock())
+        await services.deps.worker.drain()
+    printed = out.getvalue()
+    assert "[#sales]" in printed and "== 💰 New Sale! ==" in printed
+    assert re.search(r"\$30\.00", printed) and "str***" in printed
+    assert "stripe@example.com" not in printed
+
+
+@pytest.mark.parametrize("status", [429, 500])
+async def test_each_ping_is_delivered_exactly_once_through_faults(bot: Bot, status: int) -> None:
+    """Alternating faults and successes over 12 failures: each message reaches Slack exactly once."""
+    for n in range(12):
+        evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
+        evt["id"] = f"evt_x{n}"
+        evt["data"]["object"].update(id=f"pi_x{n}", amount=1000 + n)
+        await bot.stripe(evt)
+    for round_ in range(60):
+        if round_ % 2 == 0:
+            bot.slack.fail_next(1, status=status, retry_after=0 if status == 429 else None)
+        await bot.deps.worker.drain()
+        await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+        await bot.deps.pool.execute("UPDATE channel_pace SET next_post_at = now()")
+        if not await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'"):
+            break
+    bodies = [json.dumps(p["blocks"]) for p in bot.slack.posted()]
+    assert len(bodies) == 12 and len(set(bodies)) == 12
