@@ -94,7 +94,8 @@ async def test_permanent_errors_are_recorded_not_retried(bot: Bot) -> None:
     assert len([c for c in bot.slack.calls if c.method == "chat.postMessage"]) == 1
 
 
-async def test_undelivered_messages_survive_a_restart_and_go_out_once(dsn: str, fake_slack: FakeSlack) -> None:
+async def test_undelivered_messages_survive_a_restart_and_go_out_once(dsn: str,
+                                                                      fake_slack: FakeSlack) -> None:
     """Events stored while Slack was never reached are delivered by the next process, once."""
     async with start_bot(dsn, fake_slack) as first:
         await send_sales(first, 3)
