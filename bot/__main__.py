@@ -26,14 +26,29 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="local mode with synthetic history and a live simulator")
     sub.add_parser("migrate", help="apply schema migrations and exit")
     sub.add_parser("check", help="validate configuration, reach Postgres and Slack; exit 1 on any problem")
-    seed = sub.add_parser("seed", help="bulk-load synthetic orders")
-    seed.add_argument("--orders", type=int, required=True)
-    seed.add_argument("--days", type=int, default=30)
+    seed = sub.add_parser("seed", help="bulk-load synthetic orders (COPY), migrations applied first")
+    seed.add_argument("--orders", type=_at_least_one, required=True, metavar="N",
+                      help="successful orders to load (completed, ~3%% later fully refunded); failed"
+                           " payment attempts come on top (~4%% of all attempts), with checkout sessions"
+                           " and webhook logs")
+    seed.add_argument("--days", type=_at_least_one, default=30, metavar="D",
+                      help="spread them over the D days ending now (default: 30)")
     report = sub.add_parser("report", help="render and post a daily report")
     report.add_argument("which", choices=["morning", "evening"])
     report.add_argument("--date")
     report.add_argument("--dry-run", action="store_true")
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _configured_dsn(settings: Settings) -> str | None:
@@ -48,6 +63,39 @@ async def _migrate(settings: Settings) -> int:
         finally:
             await conn.close()
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
+    return 0
+
+
+async def _seed(settings: Settings, *, orders: int, days: int) -> int:
+    """Apply migrations, bulk-load the synthetic history with a progress line per chunk, print a summary."""
+    import secrets
+    import time
+
+    from bot.clock import utcnow
+    from bot.seed import SeedCounts, SeedSpec, generate, load
+
+    token = secrets.token_hex(4)  # in every id of this run: seeding again never collides
+    spec = SeedSpec(orders=orders, days=days, now=utcnow(), tz=settings.tz, seed=int(token, 16), token=token)
+    started = 0.0
+
+    def progress(done: SeedCounts) -> None:
+        rate = done.rows / max(time.perf_counter() - started, 1e-9)
+        print(f"seed: {done.orders:,}/{orders:,} orders ({100 * done.orders // orders}%), {rate:,.0f} rows/s",
+              file=sys.stderr, flush=True)
+
+    async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
+        # A plain connection: binary COPY cannot use the pool's text-only jsonb codec (see queries.seed).
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await migrate(conn)
+            started = time.perf_counter()
+            totals = await load(conn, generate(spec), progress=progress)
+        finally:
+            await conn.close()
+    seconds = time.perf_counter() - started
+    print(f"seeded {totals.orders:,} orders, {totals.sessions:,} checkout sessions, {totals.failed:,} failed"
+          f" payments, {totals.webhook_logs:,} webhook logs over {days} days in {seconds:.1f} s"
+          f" ({totals.rows / seconds:,.0f} rows/s, run {token})")
     return 0
 
 
@@ -115,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "check":
         return asyncio.run(_check(settings))
+    if args.command == "seed":
+        return asyncio.run(_seed(settings, orders=args.orders, days=args.days))
     print(f"salespulse {args.command}: not yet available in this version", file=sys.stderr)
     return 2
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, utcnow
@@ -19,7 +20,10 @@ from bot.db import create_pool, database_url, migrate
 from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
-from handlers.web import healthz
+from bot.metrics import Metrics
+from bot.slack_app import build_bolt_app, run_socket_mode
+from handlers.web import healthz, metrics, monitoring, slack_events
+from handlers.webhooks import events as events_webhook
 from handlers.webhooks import stripe as stripe_webhook
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,11 @@ def build_web_app() -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_middleware])
     app[RUNTIME] = Runtime()
     healthz.register(app)
+    metrics.register(app)
+    monitoring.register(app)
+    slack_events.register(app)
     stripe_webhook.register(app)
+    events_webhook.register(app)
     return app
 
 
@@ -83,16 +91,23 @@ def make_sender(settings: Settings, client: AsyncWebClient | None) -> Sender:
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What `running()` started: the deps and the background tasks serving them."""
+    """What `running()` started: the deps, the Bolt app (with a bot token) and the background tasks."""
 
     deps: Deps
+    bolt: AsyncApp | None
     tasks: tuple[asyncio.Task[None], ...]
+
+    def attach(self, app: web.Application) -> None:
+        """Make the aiohttp app's routes serve these services."""
+        app[RUNTIME].deps = self.deps
+        app[RUNTIME].bolt = self.bolt
 
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
                   sender: Sender | None = None) -> AsyncIterator[Services]:
-    """Pool, migrations and the delivery worker for the duration of the block."""
+    """Pool, migrations, the delivery worker and (with a bot token) Bolt, for the duration of the block."""
+    metrics = Metrics()
     pool = await create_pool(dsn)
     try:
         async with pool.acquire() as conn:
@@ -100,10 +115,16 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
         client = slack_client(settings)
         sender = sender or make_sender(settings, client)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock)
-        deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, slack=client, clock=clock)
-        tasks = (asyncio.create_task(worker.run(), name="delivery"),)
+        deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, slack=client, clock=clock,
+                    metrics=metrics)
+        worker.metrics = metrics
+        bolt = build_bolt_app(deps, client) if client is not None else None
+        tasks = [asyncio.create_task(worker.run(), name="delivery")]
+        if bolt is not None and client is not None and settings.slack_app_token is not None:
+            tasks.append(asyncio.create_task(run_socket_mode(
+                bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))
         try:
-            yield Services(deps=deps, tasks=tasks)
+            yield Services(deps=deps, bolt=bolt, tasks=tuple(tasks))
         finally:
             for task in tasks:
                 task.cancel()
@@ -127,7 +148,7 @@ async def serve(settings: Settings) -> None:
         configured = settings.database_url.get_secret_value() if settings.database_url else None
         async with database_url(configured, settings.salespulse_data_dir) as dsn, \
                 running(settings, dsn=dsn) as services:
-            app[RUNTIME].deps = services.deps
+            services.attach(app)
             mode = "local mode (messages print here)" if settings.local_mode else "connected to Slack"
             log.info("ready: %s", mode)
             await stop.wait()

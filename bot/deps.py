@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.delivery.senders import Sender
 from bot.delivery.worker import DeliveryWorker
+from bot.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class Deps:
     worker: DeliveryWorker
     slack: AsyncWebClient | None = None  # None in local and incoming-webhook modes
     clock: Clock = utcnow
+    metrics: Metrics = field(default_factory=Metrics)
     started_at: dt.datetime = field(default_factory=utcnow)
 
 
@@ -33,6 +36,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self.deps: Deps | None = None
+        self.bolt: AsyncApp | None = None  # None in local and incoming-webhook modes
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

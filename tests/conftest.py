@@ -11,17 +11,18 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import build_web_app, running
+from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.db import embedded_postgres, migrate
-from bot.deps import RUNTIME, Deps
-from tests.fakes import FakeSlack, stripe_signature
+from bot.deps import Deps
+from tests.fakes import FakeSlack, slack_signature, stripe_signature
 
 STRIPE_SECRET = "whsec_test_secret"
 SLACK_SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -119,7 +120,7 @@ class Bot:
 
     client: TestClient[Any, Any]
     deps: Deps
-    slack: FakeSlack
+    slack_api: FakeSlack
 
     async def stripe(self, event: dict[str, Any] | bytes, *, secret: str = STRIPE_SECRET,
                      headers: dict[str, str] | None = None) -> Any:
@@ -128,6 +129,25 @@ class Bot:
         hdrs = {"Stripe-Signature": stripe_signature(body, secret), "Content-Type": "application/json"}
         hdrs.update(headers or {})
         return await self.client.post("/webhooks/stripe", data=body, headers=hdrs)
+
+    async def slack(self, form: dict[str, str], *, secret: str = SLACK_SIGNING_SECRET,
+                    timestamp: int | None = None) -> Any:
+        """POST a form body to /slack/events signed as Slack signs it."""
+        body = urlencode(form).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   **slack_signature(body, secret, timestamp=timestamp)}
+        return await self.client.post("/slack/events", data=body, headers=headers)
+
+    async def command(self, command: str, text: str = "", *, user_id: str = "U123", channel_id: str = "C123",
+                      response_url: str | None = None) -> dict[str, Any]:
+        """Type a slash command; return the ack body Slack would show (status asserted 200)."""
+        resp = await self.slack({"command": command, "text": text, "user_id": user_id, "user_name": "owner",
+                                 "channel_id": channel_id, "team_id": "T000", "team_domain": "store",
+                                 "token": "legacy", "trigger_id": "1.2.3",
+                                 "response_url": response_url or self.slack_api.url.replace("/api/", "/hooks/resp")})
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
 
     async def drain(self, *, until_idle: bool = True, within: float = 10.0) -> None:
         """Run the delivery worker until the outbox holds nothing due."""
@@ -144,21 +164,21 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def start_bot(dsn: str, slack: FakeSlack, *, background_worker: bool = False,
+async def start_bot(dsn: str, slack: FakeSlack, *, background_worker: bool = False, clock: Clock = utcnow,
                     **env: Any) -> AsyncIterator[Bot]:
     """The real app on a test server, talking to `slack`; the worker runs only when asked."""
     env = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
            "SLACK_API_URL": slack.url, **env}
     settings = make_settings(**{k: v for k, v in env.items() if v is not None})
-    async with running(settings, dsn=dsn) as services:
+    async with running(settings, dsn=dsn, clock=clock) as services:
         if not background_worker:
             for task in services.tasks:
                 if task.get_name() == "delivery":
                     task.cancel()
         app = build_web_app()
-        app[RUNTIME].deps = services.deps
+        services.attach(app)
         async with TestClient(TestServer(app)) as client:
-            yield Bot(client=client, deps=services.deps, slack=slack)
+            yield Bot(client=client, deps=services.deps, slack_api=slack)
 
 
 @pytest.fixture

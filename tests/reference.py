@@ -33,7 +33,7 @@ def wrap_event(
     object, so they are used as `data` unchanged. The event id is unique unless given: several events
     sharing one id would be collapsed by a correct dedupe layer.
     """
-    data = obj if isinstance(obj.get("object"), dict) else {"object": obj}
+    data = dict(obj) if isinstance(obj.get("object"), dict) else {"object": obj}
     livemode = data["object"].get("livemode")
     return {
         "id": event_id or f"evt_test_{uuid.uuid4().hex[:24]}",

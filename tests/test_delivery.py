@@ -45,27 +45,27 @@ async def send_sales(bot: Bot, count: int, *, start: int = 0) -> None:
 
 async def test_rate_limited_ping_waits_retry_after_and_is_delivered_once(bot: Bot) -> None:
     """A 429 with Retry-After holds the channel that long; the ping then goes out exactly once."""
-    bot.slack.fail_next(1, status=429, retry_after=1)
+    bot.slack_api.fail_next(1, status=429, retry_after=1)
     await send_sales(bot, 1)
     await bot.deps.worker.drain()
-    assert bot.slack.posted() == []
+    assert bot.slack_api.posted() == []
     pace = await bot.deps.pool.fetchval("SELECT next_post_at - now() FROM channel_pace")
     assert pace.total_seconds() > 0.5  # Retry-After honoured
     await asyncio.sleep(1.1)
     await bot.drain()
-    assert len(bot.slack.posted()) == 1
+    assert len(bot.slack_api.posted()) == 1
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM delivery_errors") == 1
 
 
 async def test_slack_outage_is_retried_with_backoff_until_each_ping_lands_once(bot: Bot) -> None:
     """Three 500s in a row: the message stays queued with growing backoff, then is delivered once."""
-    bot.slack.fail_next(3, status=500)
+    bot.slack_api.fail_next(3, status=500)
     await send_sales(bot, 1)
     for _ in range(3):
         await bot.deps.worker.drain()
         await bot.deps.pool.execute("UPDATE outbox SET available_at = now()")  # skip the backoff wait
     await bot.drain()
-    assert len(bot.slack.posted()) == 1
+    assert len(bot.slack_api.posted()) == 1
     row = await bot.deps.pool.fetchrow("SELECT status, attempts FROM outbox")
     assert (row["status"], row["attempts"]) == ("delivered", 4)
 
@@ -83,7 +83,7 @@ async def test_timeouts_and_network_errors_are_transient(dsn: str) -> None:
 
 async def test_permanent_errors_are_recorded_not_retried(bot: Bot) -> None:
     """channel_not_found fails the message at once and is recorded for /health."""
-    bot.slack.fail_next(1, error="channel_not_found")
+    bot.slack_api.fail_next(1, error="channel_not_found")
     await send_sales(bot, 1)
     await bot.drain()
     await bot.deps.worker.drain()
@@ -91,7 +91,7 @@ async def test_permanent_errors_are_recorded_not_retried(bot: Bot) -> None:
     assert (row["status"], row["last_error"]) == ("failed", "channel_not_found")
     err = await bot.deps.pool.fetchrow("SELECT error, permanent FROM delivery_errors")
     assert (err["error"], err["permanent"]) == ("channel_not_found", True)
-    assert len([c for c in bot.slack.calls if c.method == "chat.postMessage"]) == 1
+    assert len([c for c in bot.slack_api.calls if c.method == "chat.postMessage"]) == 1
 
 
 async def test_undelivered_messages_survive_a_restart_and_go_out_once(dsn: str,
@@ -138,10 +138,10 @@ async def test_channel_pace_is_one_message_per_second(bot: Bot) -> None:
         await bot.stripe(evt)
     await bot.deps.worker.drain()
     await bot.deps.worker.drain()
-    assert len(bot.slack.posted()) == 1
+    assert len(bot.slack_api.posted()) == 1
     await asyncio.sleep(1.05)
     await bot.deps.worker.drain()
-    assert len(bot.slack.posted()) == 2
+    assert len(bot.slack_api.posted()) == 2
 
 
 async def test_flash_sale_burst_is_coalesced_into_one_summary(bot: Bot) -> None:
@@ -149,7 +149,7 @@ async def test_flash_sale_burst_is_coalesced_into_one_summary(bot: Bot) -> None:
     for n in range(25):
         await bot.stripe(sale(n, amount=4000 + n))
     await bot.drain()
-    posts = bot.slack.posted()
+    posts = bot.slack_api.posted()
     assert len(posts) == 1
     expected_total = sum(4000 + n for n in range(25))
     assert "25 new sales" in posts[0]["text"]
@@ -167,7 +167,7 @@ async def test_burst_in_several_currencies_keeps_totals_apart(bot: Bot) -> None:
     await bot.stripe(sale(2, amount=500, currency="jpy"))
     await bot.stripe(sale(3, amount=12345, currency="kwd"))
     await bot.drain()
-    text = bot.slack.posted()[0]["text"]
+    text = bot.slack_api.posted()[0]["text"]
     assert "3 new sales" in text
     assert "$10.00" in text and "¥500" in text and "12.345" in text
 
@@ -235,11 +235,11 @@ async def test_each_ping_is_delivered_exactly_once_through_faults(bot: Bot, stat
         await bot.stripe(evt)
     for round_ in range(60):
         if round_ % 2 == 0:
-            bot.slack.fail_next(1, status=status, retry_after=0 if status == 429 else None)
+            bot.slack_api.fail_next(1, status=status, retry_after=0 if status == 429 else None)
         await bot.deps.worker.drain()
         await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
         await bot.deps.pool.execute("UPDATE channel_pace SET next_post_at = now()")
         if not await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'"):
             break
-    bodies = [json.dumps(p["blocks"]) for p in bot.slack.posted()]
+    bodies = [json.dumps(p["blocks"]) for p in bot.slack_api.posted()]
     assert len(bodies) == 12 and len(set(bodies)) == 12

@@ -60,7 +60,7 @@ async def test_each_real_sale_fixture_stores_one_order_and_pings_once(
     await bot.drain()
     orders = await bot.deps.pool.fetch("SELECT amount_total, payment_status FROM orders")
     assert [(r["amount_total"], r["payment_status"]) for r in orders] == [(amount, "completed")]
-    posts = bot.slack.posted()
+    posts = bot.slack_api.posted()
     assert len(posts) == 1
     assert posts[0]["channel"] == "#sales-notifications"
     assert "New Sale" in posts[0]["text"]
@@ -85,7 +85,7 @@ async def test_every_reference_payload_is_accepted_without_5xx(bot: Bot, path: s
     assert resp.status == 200, await resp.text()
     await bot.drain()
     assert await count(bot, "webhook_logs") == 1
-    for post in bot.slack.posted():
+    for post in bot.slack_api.posted():
         assert_valid_message(post)
 
 
@@ -99,7 +99,7 @@ async def test_redelivered_event_is_a_noop_that_still_answers_2xx(bot: Bot) -> N
     await bot.drain()
     assert await count(bot, "orders") == 1
     assert await count(bot, "webhook_logs") == 1
-    assert len(bot.slack.posted()) == 1
+    assert len(bot.slack_api.posted()) == 1
 
 
 async def test_one_payment_seen_through_two_event_types_counts_and_pings_once(bot: Bot) -> None:
@@ -116,7 +116,7 @@ async def test_one_payment_seen_through_two_event_types_counts_and_pings_once(bo
     assert rows[0]["id"] == "pi_same_payment"
     assert rows[0]["checkout_session_id"].startswith("cs_")
     assert rows[0]["customer_email"] == "stripe@example.com"  # filled in by the later, richer event
-    assert len(bot.slack.posted()) == 1
+    assert len(bot.slack_api.posted()) == 1
 
 
 async def test_older_event_never_overwrites_a_newer_state(bot: Bot) -> None:
@@ -132,7 +132,7 @@ async def test_older_event_never_overwrites_a_newer_state(bot: Bot) -> None:
     status = await bot.deps.pool.fetchval("SELECT payment_status FROM orders")
     session = await bot.deps.pool.fetchval("SELECT status FROM checkout_sessions")
     assert (status, session) == ("completed", "completed")
-    assert len(bot.slack.posted()) == 1
+    assert len(bot.slack_api.posted()) == 1
 
 
 async def test_pending_checkout_becomes_a_sale_when_the_async_payment_succeeds(bot: Bot) -> None:
@@ -142,14 +142,14 @@ async def test_pending_checkout_becomes_a_sale_when_the_async_payment_succeeds(b
     assert (await bot.stripe(unpaid)).status == 200
     await bot.drain()
     assert await bot.deps.pool.fetchval("SELECT payment_status FROM orders") == "pending"
-    assert bot.slack.posted() == []
+    assert bot.slack_api.posted() == []
     ok = event("stripe-ruby-mock/checkout.session.completed.json", event_id="evt_p2",
                payment_status="paid", payment_intent="pi_bank")
     ok["type"] = "checkout.session.async_payment_succeeded"
     assert (await bot.stripe(ok)).status == 200
     await bot.drain()
     assert await bot.deps.pool.fetchval("SELECT payment_status FROM orders") == "completed"
-    assert len(bot.slack.posted()) == 1
+    assert len(bot.slack_api.posted()) == 1
 
 
 async def test_payment_failure_pings_the_alerts_channel_with_stripes_reason(bot: Bot) -> None:
@@ -157,7 +157,7 @@ async def test_payment_failure_pings_the_alerts_channel_with_stripes_reason(bot:
     resp = await bot.stripe(event("stripe-ruby-mock/payment_intent.payment_failed.json", event_id="evt_f"))
     assert resp.status == 200
     await bot.drain()
-    posts = bot.slack.posted()
+    posts = bot.slack_api.posted()
     assert len(posts) == 1
     assert posts[0]["channel"] == "#system-alerts"
     assert "Your card was declined." in json.dumps(posts[0]["blocks"])
@@ -184,7 +184,7 @@ async def test_full_and_partial_refunds_update_the_order_and_ping(bot: Bot) -> N
     row = await bot.deps.pool.fetchrow("SELECT payment_status, amount_refunded FROM orders")
     assert (row["payment_status"], row["amount_refunded"]) == ("refunded", 1500)
     await bot.drain()
-    texts = [p["text"] for p in bot.slack.posted()]
+    texts = [p["text"] for p in bot.slack_api.posted()]
     assert len(texts) == 3 and sum("efund" in t for t in texts) == 2
 
 
@@ -195,7 +195,7 @@ async def test_dispute_is_recorded_and_pinged_once(bot: Bot) -> None:
     await bot.stripe(evt)
     await bot.drain()
     assert await count(bot, "disputes") == 1
-    posts = bot.slack.posted()
+    posts = bot.slack_api.posted()
     assert len(posts) == 1 and posts[0]["channel"] == "#system-alerts"
 
 

@@ -8,15 +8,8 @@ from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bot.blocks.message import (
-    MAX_FALLBACK_TEXT,
-    MAX_FIELD_TEXT,
-    MAX_HEADER_TEXT,
-    MAX_SECTION_TEXT,
-    Block,
-    Message,
-    truncate,
-)
+from bot.blocks.elements import context, fields, header, local, message, section, when
+from bot.blocks.message import MAX_SECTION_TEXT, Message, truncate
 from bot.blocks.text import escape_mrkdwn
 from bot.money import format_money, format_totals
 
@@ -105,8 +98,8 @@ def sale_message(sale: SaleView, *, tz: ZoneInfo) -> Message:
     """The sale ping: product, amount, order and masked customer, plus the affiliate when there is one."""
     amount = _money(sale.amount, sale.currency)
     blocks = [
-        _header("💰 New Sale!"),
-        _fields(
+        header("💰 New Sale!"),
+        fields(
             ("Product", _value(sale.product)),
             ("Amount", amount),
             ("Order ID", _value(sale.order_id)),
@@ -114,11 +107,11 @@ def sale_message(sale: SaleView, *, tz: ZoneInfo) -> Message:
         ),
     ]
     if sale.affiliate and sale.affiliate.strip():
-        blocks.append(_section(f"🎯 *Affiliate:* {_value(sale.affiliate)}"))
+        blocks.append(section(f"🎯 *Affiliate:* {_value(sale.affiliate)}"))
     late = " · delivered late" if sale.late else ""
-    blocks.append(_context(f"⏰ {_when(sale.occurred_at, tz)}{late}"))
+    blocks.append(context(f"⏰ {when(sale.occurred_at, tz)}{late}"))
     product = f" — {_value(sale.product)}" if sale.product and sale.product.strip() else ""
-    return _message(f"💰 New Sale: {amount}{product}", blocks)
+    return message(f"💰 New Sale: {amount}{product}", blocks)
 
 
 def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:
@@ -126,16 +119,16 @@ def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:
     amount = _money(f.amount, f.currency)
     reason = _value(f.reason)
     blocks = [
-        _header("❌ Payment Failed"),
-        _fields(
+        header("❌ Payment Failed"),
+        fields(
             ("Product", _value(f.product)),
             ("Amount", amount),
             ("Reason", reason),
             ("Customer", _customer(f.customer_email)),
         ),
-        _context("⚠️ Action may be needed - check Stripe dashboard", f"⏰ {_when(f.occurred_at, tz)}"),
+        context("⚠️ Action may be needed - check Stripe dashboard", f"⏰ {when(f.occurred_at, tz)}"),
     ]
-    return _message(f"❌ Payment Failed: {amount} — {reason}", blocks)
+    return message(f"❌ Payment Failed: {amount} — {reason}", blocks)
 
 
 def refund_message(r: RefundView, *, tz: ZoneInfo) -> Message:
@@ -145,17 +138,17 @@ def refund_message(r: RefundView, *, tz: ZoneInfo) -> Message:
     total = _money(r.amount_total, r.currency)
     order = _value(r.order_id)
     blocks = [
-        _header(title),
-        _fields(
+        header(title),
+        fields(
             ("Refunded", refunded),
             ("Of total", total),
             ("Order ID", order),
             ("Customer", _customer(r.customer_email)),
         ),
-        _context(f"⏰ {_when(r.occurred_at, tz)}"),
+        context(f"⏰ {when(r.occurred_at, tz)}"),
     ]
     of_total = "" if r.full else f" of {total}"
-    return _message(f"{title}: {refunded}{of_total} — order {order}", blocks)
+    return message(f"{title}: {refunded}{of_total} — order {order}", blocks)
 
 
 def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
@@ -163,8 +156,8 @@ def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
     amount = _money(d.amount, d.currency)
     reason = _value(d.reason.replace("_", " ") if d.reason else None)
     blocks = [
-        _header("⚠️ Dispute opened"),
-        _fields(
+        header("⚠️ Dispute opened"),
+        fields(
             ("Amount", amount),
             ("Reason", reason),
             ("Dispute ID", _value(d.dispute_id)),
@@ -172,12 +165,12 @@ def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
         ),
         # Without evidence by the due date the bank decides for the customer:
         # https://docs.stripe.com/disputes/responding
-        _context(
+        context(
             "⚠️ Respond in the Stripe dashboard before the evidence deadline, or the dispute is lost",
-            f"⏰ {_when(d.occurred_at, tz)}",
+            f"⏰ {when(d.occurred_at, tz)}",
         ),
     ]
-    return _message(f"⚠️ Dispute opened: {amount} — {reason}", blocks)
+    return message(f"⚠️ Dispute opened: {amount} — {reason}", blocks)
 
 
 def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
@@ -186,17 +179,17 @@ def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
     if b.last_at - b.first_at <= LAST_MINUTE:
         span = "in the last minute"
     else:
-        span = f"since {_local(b.first_at, tz):%H:%M}"
+        span = f"since {local(b.first_at, tz):%H:%M}"
     headline = f"{b.count} new sales"
     listed = b.sales[:BURST_LISTED]
     lines = [truncate(_burst_line(sale), BURST_LINE_CHARS) for sale in listed]
     if (more := b.count - len(listed)) > 0:
         lines.append(f"…and {more} more")
-    blocks = [_header(f"🔥 {headline}"), _section(f"*Total:* {totals}")]
+    blocks = [header(f"🔥 {headline}"), section(f"*Total:* {totals}")]
     if lines:
-        blocks.append(_section("\n".join(lines)))
-    blocks.append(_context(f"⏰ {_when(b.first_at, tz)} – {_when(b.last_at, tz)}"))
-    return _message(f"🔥 {headline} {span} — {totals}", blocks)
+        blocks.append(section("\n".join(lines)))
+    blocks.append(context(f"⏰ {when(b.first_at, tz)} – {when(b.last_at, tz)}"))
+    return message(f"🔥 {headline} {span} — {totals}", blocks)
 
 
 def _burst_line(sale: SaleView) -> str:
@@ -222,48 +215,3 @@ def _money(amount: int | None, currency: str | None) -> str:
 def _customer(email: str | None) -> str:
     """The masked customer, escaped: even three characters of an address can be `<!c`."""
     return escape_mrkdwn(mask_email(email))
-
-
-def _local(moment: datetime, tz: ZoneInfo) -> datetime:
-    """`moment` in the store's zone; a naive datetime is a bug upstream, not something to guess about."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"naive datetime {moment!r}: pings need timezone-aware times")
-    return moment.astimezone(tz)
-
-
-def _when(moment: datetime, tz: ZoneInfo) -> str:
-    """A moment as the store's owner reads it, e.g. "Sat 28 Nov 14:05 EST"."""
-    local = _local(moment, tz)
-    # %Z gives EST/EDT from zoneinfo, so a time on either side of a DST change is unambiguous.
-    return f"{local:%a} {local.day} {local:%b %H:%M %Z}"
-
-
-def _header(text: str) -> Block:
-    """A header block; headers accept plain_text only, which Slack never parses for mentions."""
-    return {
-        "type": "header",
-        "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER_TEXT), "emoji": True},
-    }
-
-
-def _fields(*pairs: tuple[str, str]) -> Block:
-    """A section of labelled two-column fields; values must already be escaped."""
-    fields = [
-        {"type": "mrkdwn", "text": truncate(f"*{label}:*\n{value}", MAX_FIELD_TEXT)} for label, value in pairs
-    ]
-    return {"type": "section", "fields": fields}
-
-
-def _section(text: str) -> Block:
-    """A mrkdwn section; `text` must already be escaped."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}}
-
-
-def _context(*texts: str) -> Block:
-    """A context line of mrkdwn elements; each text must already be escaped."""
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts]}
-
-
-def _message(text: str, blocks: list[Block]) -> Message:
-    """The Message, with the notification fallback kept well short of Slack's limit."""
-    return Message(text=truncate(text, MAX_FALLBACK_TEXT), blocks=blocks)

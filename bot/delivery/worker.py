@@ -13,6 +13,7 @@ import asyncpg
 
 from bot.blocks.pings import BurstView, SaleView, burst_message
 from bot.delivery.senders import Sender, SendResult, Status
+from bot.metrics import Metrics
 from queries import outbox as q
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class DeliveryWorker:
         self._clock = clock
         self._poll = poll_interval
         self.wake = asyncio.Event()
+        self.metrics: Metrics | None = None
 
     async def run(self) -> None:
         """Drain forever: on every wake-up (a new message here) and every poll interval (other replicas)."""
@@ -110,6 +112,10 @@ class DeliveryWorker:
                       payload: dict[str, object], result: SendResult) -> None:
         ids = [m.id for m in batch]
         now = self._clock()
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(channel=channel, outcome=result.status.value).inc(len(batch))
+            if result.error:
+                self.metrics.slack_errors.labels(error=result.error[:60]).inc()
         if result.status is Status.OK:
             if len(batch) > 1:
                 await q.record_summary(conn, channel=channel, covered=ids, payload=payload,

@@ -27,8 +27,10 @@ CREATE TABLE orders (
     CONSTRAINT orders_status_known CHECK (payment_status IN ('completed', 'pending', 'failed', 'refunded'))
 );
 -- Time-window aggregates ("orders completed in the last hour / today") scan only this index's range.
-CREATE INDEX orders_status_created_idx ON orders (payment_status, created_at) INCLUDE (amount_total, currency);
+CREATE INDEX orders_status_created_idx ON orders (payment_status, created_at)
+    INCLUDE (amount_total, currency, customer_email);
 CREATE INDEX orders_created_idx ON orders (created_at);
+CREATE INDEX orders_refunded_idx ON orders (refunded_at) WHERE refunded_at IS NOT NULL;
 
 -- Every Stripe id known to name an order's payment: how one payment seen via several types counts once.
 CREATE TABLE payment_refs (

@@ -329,6 +329,8 @@ def _invoice_failure(obj: Mapping[str, Any]) -> str:
 
 _Handler = Callable[[_Envelope, Mapping[str, Any]], PaymentEvent | None]
 
+# charge.succeeded and invoice.payment_succeeded are left out on purpose: they report the same payment as
+# payment_intent.succeeded / invoice.paid, and counting both would double the sale.
 _HANDLERS: Final[Mapping[str, _Handler]] = {
     "checkout.session.completed": _checkout_session,
     "checkout.session.async_payment_succeeded": _checkout_session,

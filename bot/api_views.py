@@ -1,0 +1,117 @@
+"""JSON views of the snapshots with the original guide's field names; money stays in minor units."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from bot.snapshots import ErrorsSnapshot, HealthSnapshot, SalesSnapshot
+from queries.sales import CurrencyTotal, TrendPoint
+
+# The guide's own alert thresholds ("errorCount > 5 || paymentFailureCount > 3").
+GUIDE_ERROR_THRESHOLD = 5
+GUIDE_PAYMENT_FAILURE_THRESHOLD = 3
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if t else None
+
+
+def primary_currency(*groups: Sequence[CurrencyTotal] | None) -> str:
+    """The currency `revenue` fields are in: the first group's biggest earner, else USD."""
+    for group in groups:
+        if group:
+            return max(group, key=lambda t: (t.revenue, t.currency)).currency
+    return "USD"
+
+
+def _money(totals: Sequence[CurrencyTotal] | None, currency: str) -> dict[str, Any]:
+    by_currency = {t.currency: t.revenue for t in totals or []}
+    return {"revenue": by_currency.get(currency, 0), "currency": currency,
+            "revenue_by_currency": by_currency}
+
+
+def sales_json(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None) -> dict[str, Any]:
+    """GET /api/monitoring/sales: lastHour, today, hourlySales (last 24 h, newest first), pendingCheckouts."""
+    currency = primary_currency(today.totals, today.last_hour)
+    hours: dict[dt.datetime, list[TrendPoint]] = {}
+    for point in hourly or []:
+        hours.setdefault(point.bucket, []).append(point)
+    hourly_sales = []
+    for hour in sorted(hours, reverse=True):
+        points = hours[hour]
+        totals = [CurrencyTotal(p.currency, p.orders, p.revenue) for p in points]
+        orders = sum(p.orders for p in points)
+        in_primary = [p for p in points if p.currency == currency]
+        avg = in_primary[0].revenue // in_primary[0].orders if in_primary and in_primary[0].orders else 0
+        hourly_sales.append({"hour": _iso(hour), "order_count": orders, **_money(totals, currency),
+                             "avg_order_value": avg})
+    conv = today.conversion
+    return {
+        "lastHour": {"order_count": sum(t.orders for t in today.last_hour or []),
+                     **_money(today.last_hour, currency), "last_order_at": _iso(today.last_order_at)},
+        "today": {"order_count": sum(t.orders for t in today.totals or []), **_money(today.totals, currency),
+                  "unique_customers": today.customers},
+        "hourlySales": hourly_sales,
+        "pendingCheckouts": today.pending_checkouts,
+        "conversion": None if conv is None else {"started": conv.started, "completed": conv.completed,
+                                                  "rate": conv.rate},
+        "timestamp": _iso(today.now),
+        "missing": list(today.missing),
+    }
+
+
+def errors_json(s: ErrorsSnapshot) -> dict[str, Any]:
+    """GET /api/monitoring/errors: errors{total,byType}, paymentFailures, ghlFailures, alertsTriggered."""
+    by_type = [{"event_type": g.event_type, "count": g.count, "last_error": g.last_error,
+                "last_error_at": _iso(g.last_at)} for g in s.webhook_errors or []]
+    reported = s.app_counts or {}
+    if reported.get("error"):
+        by_type.append({"event_type": "app.error", "count": reported["error"], "last_error":
+                        s.app_errors[0].message if s.app_errors else None,
+                        "last_error_at": _iso(s.app_errors[0].occurred_at) if s.app_errors else None})
+    total = s.webhook_error_count
+    failures = s.payment_failures
+    return {
+        "errors": {"total": total, "byType": by_type},
+        "paymentFailures": failures,
+        "paymentFailureRate": s.payment_failure_rate,
+        "ghlFailures": reported.get("sync_failure", 0) if s.app_counts is not None else None,
+        "alertsTriggered": total > GUIDE_ERROR_THRESHOLD or (failures or 0) > GUIDE_PAYMENT_FAILURE_THRESHOLD,
+        "timestamp": _iso(s.now),
+        "missing": list(s.missing),
+    }
+
+
+def _age(now: dt.datetime, t: dt.datetime | None) -> float | None:
+    return round((now - t).total_seconds(), 1) if t else None
+
+
+def health_json(s: HealthSnapshot) -> dict[str, Any]:
+    """GET /api/monitoring/health: each component's state and age."""
+    backlog, errs = s.backlog, s.delivery_errors
+    degraded = not s.database_ok or s.order_silence_suspicious or bool(errs and errs.permanent)
+    return {
+        "status": "degraded" if degraded else "ok",
+        "components": {
+            "database": {"ok": s.database_ok, "rtt_ms": round(s.database_rtt_ms, 2)
+                         if s.database_rtt_ms is not None else None},
+            "webhooks": {"last_at": _iso(s.last_webhook_at), "age_seconds": _age(s.now, s.last_webhook_at)},
+            "orders": {"last_at": _iso(s.last_order_at), "age_seconds": _age(s.now, s.last_order_at),
+                       "silence_suspicious": s.order_silence_suspicious},
+            "delivery": None if backlog is None else {
+                "pending": backlog.pending, "oldest_at": _iso(backlog.oldest),
+                "oldest_age_seconds": _age(s.now, backlog.oldest),
+                "errors_24h": errs.count if errs else None,
+                "permanent_errors_24h": errs.permanent if errs else None,
+                "last_error": errs.last_error if errs else None},
+            "site": {"configured": s.site_url is not None},
+            "scheduler": {"jobs": [{"name": n, "next_run_at": _iso(t)} for n, t in s.next_jobs]},
+        },
+        "version": s.version,
+        "mode": s.mode,
+        "uptime_seconds": _age(s.now, s.started_at),
+        "timestamp": _iso(s.now),
+        "missing": list(s.missing),
+    }

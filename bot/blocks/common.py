@@ -1,0 +1,78 @@
+"""Pieces the command answers share: usage, refusal, share button, ages, changes, sparklines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Final
+
+from bot.blocks.elements import actions, button, context, message, section
+from bot.blocks.message import Block, Message
+
+SPARK_CHARS: Final = "▁▂▃▄▅▆▇█"
+SHARE_ACTION: Final = "share_in_channel"
+
+USAGE: Final[dict[str, str]] = {
+    "/sales": ("*/sales* `[period]` — orders and revenue.\n"
+               "Periods: _(none)_ today · `1h` · `24h` · `yesterday` · `7d` · `30d` · `help`"),
+    "/errors": "*/errors* `[period]` — webhook errors, payment failures and sync failures.\n"
+               "Periods: _(none)_ last hour · `24h` · `today` · `7d` · `help`",
+    "/health": "*/health* — database, deliveries to Slack, last webhook and order, site, scheduler.",
+}
+
+
+def usage_message(command: str, *, problem: str | None = None) -> Message:
+    """The help text for a command, prefixed with what was wrong with the arguments if anything."""
+    text = USAGE.get(command, command)
+    blocks = [section(f"{problem}\n\n{text}" if problem else text)]
+    return message(f"{command} usage", blocks)
+
+
+def refusal_message() -> Message:
+    """The polite answer to someone not allowed to read the store's figures (and nothing else)."""
+    text = "Sorry — the store's figures are only available to the people and channels the owner allowed."
+    return message(text, [section(f"🔒 {text}")])
+
+
+def share_actions(command: str, arg: str) -> Block:
+    """The "Share in channel" button, carrying the command to re-run when clicked."""
+    return actions(button("Share in channel", action_id=SHARE_ACTION, value={"command": command, "arg": arg}))
+
+
+def missing_context(missing: Sequence[str]) -> Block | None:
+    """A warning naming what could not be loaded in time, or None when everything arrived."""
+    if not missing:
+        return None
+    return context(f"⚠️ Couldn't get {', '.join(missing)} in time — the database is slow or unreachable."
+                   " The rest is current.")
+
+
+def ago(delta: dt.timedelta) -> str:
+    """A short human age: "just now", "12 min ago", "3 h ago", "2 days ago"."""
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def change(current: int, previous: int) -> str:
+    """The change against a week earlier: "▲ 12%", "▼ 3%", "= 0%", or "new" when nothing before."""
+    if previous == 0:
+        return "new" if current else "—"
+    pct = round((current - previous) * 100 / previous)
+    return f"▲ {pct}%" if pct > 0 else f"▼ {-pct}%" if pct < 0 else "= 0%"
+
+
+def sparkline(values: Sequence[int]) -> str:
+    """A compact text chart (▁▂▃▄▅▆▇█) that the Slack mobile app renders in a code span."""
+    if not values:
+        return ""
+    top = max(values)
+    if top == 0:
+        return SPARK_CHARS[0] * len(values)
+    steps = len(SPARK_CHARS) - 1
+    return "".join(SPARK_CHARS[round(v * steps / top)] for v in values)

@@ -1,0 +1,66 @@
+"""The /health answer: one line per component with a status light, readable at a glance."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from bot.blocks.common import ago, missing_context, share_actions
+from bot.blocks.elements import context, header, local, message, section
+from bot.blocks.message import Message
+from bot.blocks.text import escape_mrkdwn
+from bot.snapshots import HealthSnapshot
+
+OK, WARN, BAD, OFF = "🟢", "🟡", "🔴", "⚪"
+
+
+def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
+    lines = []
+    if s.database_ok:
+        lines.append(f"{OK} *PostgreSQL* reachable ({s.database_rtt_ms:.0f} ms round trip)")
+    else:
+        lines.append(f"{BAD} *PostgreSQL* unreachable or too slow to answer")
+    if s.last_webhook_at is not None:
+        lines.append(f"{OK} *Last webhook* {ago(s.now - s.last_webhook_at)}")
+    elif "last webhook" not in s.missing:
+        lines.append(f"{OFF} *Last webhook* none received yet")
+    if s.last_order_at is not None:
+        light = WARN if s.order_silence_suspicious else OK
+        note = " — over an hour in business hours" if s.order_silence_suspicious else ""
+        lines.append(f"{light} *Last order* {local(s.last_order_at, tz):%a %H:%M}"
+                     f" ({ago(s.now - s.last_order_at)}){note}")
+    elif "last order" not in s.missing:
+        lines.append(f"{OFF} *Last order* none yet")
+    if s.backlog is not None:
+        if s.backlog.pending == 0:
+            lines.append(f"{OK} *Slack delivery* nothing waiting")
+        else:
+            oldest = ago(s.now - s.backlog.oldest) if s.backlog.oldest else "?"
+            light = WARN if s.backlog.oldest and (s.now - s.backlog.oldest).total_seconds() > 60 else OK
+            lines.append(f"{light} *Slack delivery* {s.backlog.pending} waiting, oldest queued {oldest}")
+    errs = s.delivery_errors
+    if errs is not None and errs.count:
+        light = BAD if errs.permanent else WARN
+        lines.append(f"{light} *Slack errors (24 h)* {errs.count} ({errs.permanent} permanent),"
+                     f" last: `{escape_mrkdwn(errs.last_error or '?')}`")
+    elif errs is not None:
+        lines.append(f"{OK} *Slack errors (24 h)* none")
+    lines.append(f"{OFF} *Site probe* {'set SITE_URL to enable' if not s.site_url else 'not run yet'}")
+    if s.next_jobs:
+        jobs = ", ".join(f"{name} {local(at, tz):%a %H:%M}" for name, at in s.next_jobs)
+        lines.append(f"{OK} *Scheduler* next: {jobs}")
+    else:
+        lines.append(f"{OFF} *Scheduler* no scheduled jobs")
+    return lines
+
+
+def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:
+    """The /health answer; `share_arg` adds the Share button."""
+    uptime = ago(s.now - s.started_at).removesuffix(" ago")
+    blocks = [header("🩺 Health"), section("\n".join(_lines(s, tz))),
+              context(f"salespulse {s.version} · up {uptime} · {s.mode}")]
+    if (warning := missing_context([m for m in s.missing if m != "database"])) is not None:
+        blocks.append(warning)
+    if share_arg is not None:
+        blocks.append(share_actions("/health", share_arg))
+    status = "degraded" if not s.database_ok or s.order_silence_suspicious else "ok"
+    return message(f"🩺 Health: {status}", blocks)

@@ -1,0 +1,135 @@
+"""The /sales answer: last hour, the period against a week earlier, trend, checkouts — phone-sized."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+from bot.blocks.common import ago, change, missing_context, share_actions, sparkline
+from bot.blocks.elements import context, fields, header, local, message, section
+from bot.blocks.message import Block, Message
+from bot.money import format_money
+from bot.periods import Bucket, Period, local_midnight
+from bot.snapshots import SalesSnapshot
+from queries.sales import CurrencyTotal, TrendPoint
+
+UNKNOWN = "—"
+
+
+def bucket_starts(period: Period, tz: ZoneInfo) -> list[dt.datetime]:
+    """Every local hour or day the period touches, as UTC instants (what date_trunc in tz returns)."""
+    first = local(period.start, tz)
+    starts: list[dt.datetime] = []
+    if period.bucket is Bucket.HOUR:
+        t = first.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+        while t < period.end:
+            starts.append(t)
+            t += dt.timedelta(hours=1)
+    else:
+        day = first.date()
+        while (t := local_midnight(day, tz)) < period.end:
+            starts.append(t)
+            day += dt.timedelta(days=1)
+    return starts
+
+
+def trend_counts(points: Sequence[TrendPoint], period: Period, tz: ZoneInfo) -> list[int]:
+    """Orders per bucket across currencies, zero-filled, in time order."""
+    by_bucket: dict[dt.datetime, int] = {}
+    for p in points:
+        by_bucket[p.bucket] = by_bucket.get(p.bucket, 0) + p.orders
+    return [by_bucket.get(start, 0) for start in bucket_starts(period, tz)]
+
+
+def _money_list(totals: Sequence[CurrencyTotal]) -> str:
+    if not totals:
+        return format_money(0, "USD")
+    return " + ".join(format_money(t.revenue, t.currency) for t in totals)
+
+
+def _orders(totals: Sequence[CurrencyTotal] | None) -> int | None:
+    return None if totals is None else sum(t.orders for t in totals)
+
+
+def _last_hour(s: SalesSnapshot, tz: ZoneInfo) -> Block:
+    orders = _orders(s.last_hour)
+    hour = f"{orders} orders · {_money_list(s.last_hour or [])}" if orders is not None else UNKNOWN
+    if "last order" in s.missing:
+        last = UNKNOWN
+    elif s.last_order_at is None:
+        last = "no orders yet"
+    else:
+        last = f"{local(s.last_order_at, tz):%H:%M} ({ago(s.now - s.last_order_at)})"
+    return fields(("Last hour", hour), ("Last order", last))
+
+
+def _period_fields(s: SalesSnapshot) -> list[Block]:
+    totals, previous = s.totals, s.previous
+    if totals is None:
+        return [section(f"*{s.period.label}:* {UNKNOWN}")]
+    before = {t.currency: t for t in previous or []}
+    orders = sum(t.orders for t in totals)
+    vs = f"  {change(orders, sum(t.orders for t in previous))}" if previous is not None else ""
+    blocks: list[Block] = []
+    if len(totals) <= 1:
+        t = totals[0] if totals else CurrencyTotal("USD", 0, 0)
+        prev = before.get(t.currency)
+        rev_vs = f"  {change(t.revenue, prev.revenue if prev else 0)}" if previous is not None else ""
+        avg = format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
+        pairs = [("Orders", f"{orders}{vs}"), ("Revenue", f"{format_money(t.revenue, t.currency)}{rev_vs}"),
+                 ("Avg order", avg)]
+    else:
+        pairs = [("Orders", f"{orders}{vs}")]
+        lines = []
+        for t in totals:  # never summed across currencies
+            prev = before.get(t.currency)
+            rev_vs = f" ({change(t.revenue, prev.revenue if prev else 0)})" if previous is not None else ""
+            avg = format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
+            lines.append(f"• *{t.currency}* {t.orders} orders · {format_money(t.revenue, t.currency)}{rev_vs}"
+                         f" · avg {avg}")
+        blocks.append(section("\n".join(lines)))
+    pairs.append(("Customers", str(s.customers) if s.customers is not None else UNKNOWN))
+    refunds = UNKNOWN if s.refunds is None else (
+        "none" if not s.refunds else f"{_orders(s.refunds)} · {_money_list(s.refunds)}")
+    pairs.append(("Refunds", refunds))
+    return [fields(*pairs), *blocks]
+
+
+def _trend(s: SalesSnapshot, tz: ZoneInfo) -> Block:
+    if s.trend is None:
+        return section(f"*Trend:* {UNKNOWN}")
+    counts = trend_counts(s.trend, s.period, tz)
+    unit = "hourly" if s.period.bucket is Bucket.HOUR else "daily"
+    peak = ""
+    if (top := max(counts, default=0)) > 0:
+        starts = bucket_starts(s.period, tz)
+        at = local(starts[counts.index(top)], tz)
+        peak = f" · peak {at:%H:00}" if s.period.bucket is Bucket.HOUR else f" · best {at:%a %d %b}"
+    return section(f"*Trend* ({unit}, orders)\n`{sparkline(counts) or '·'}`{peak}")
+
+
+def _checkouts(s: SalesSnapshot) -> Block:
+    pending = f"🛒 {s.pending_checkouts} in checkout now (last 30 min)" if s.pending_checkouts is not None \
+        else f"🛒 checkouts {UNKNOWN}"
+    conv = s.conversion
+    if conv is None:
+        rate = f"conversion {UNKNOWN}"
+    elif conv.rate is None:
+        rate = "conversion: no checkouts started"
+    else:
+        rate = f"conversion {conv.rate:.0%} ({conv.completed} of {conv.started} checkouts)"
+    return context(pending, f"🎯 {rate}")
+
+
+def sales_message(s: SalesSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:
+    """The /sales answer; `share_arg` adds the Share button that re-runs `/sales <arg>` in the channel."""
+    blocks: list[Block] = [header(f"📊 Sales · {s.period.label}"), _last_hour(s, tz), *_period_fields(s),
+                           _trend(s, tz), _checkouts(s)]
+    if (warning := missing_context(s.missing)) is not None:
+        blocks.append(warning)
+    if share_arg is not None:
+        blocks.append(share_actions("/sales", share_arg))
+    orders = _orders(s.totals)
+    summary = "figures unavailable" if orders is None else f"{orders} orders · {_money_list(s.totals or [])}"
+    return message(f"📊 Sales · {s.period.label}: {summary}", blocks)

@@ -1,0 +1,33 @@
+"""Prometheus metrics for the bot itself, in an explicit registry carried by Deps (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Buckets around what matters: Slack's 3 s command limit, and sub-second intake.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+
+
+class Metrics:
+    """Every metric the bot exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.webhooks = Counter("salespulse_webhooks_received_total", "Webhooks received, by outcome",
+                                ["source", "type", "outcome"], registry=self.registry)
+        self.intake_latency = Histogram("salespulse_intake_seconds", "Time to verify, store and queue a webhook",
+                                        ["source"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.command_latency = Histogram("salespulse_command_seconds", "Time to build a slash command answer",
+                                         ["command"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.deliveries = Counter("salespulse_deliveries_total", "Slack delivery attempts, by outcome",
+                                  ["channel", "outcome"], registry=self.registry)
+        self.slack_errors = Counter("salespulse_slack_api_errors_total", "Errors answered by Slack",
+                                    ["error"], registry=self.registry)
+        self.outbox_backlog = Gauge("salespulse_outbox_backlog", "Messages waiting for delivery",
+                                    registry=self.registry)
+        self.outbox_oldest_age = Gauge("salespulse_outbox_oldest_age_seconds",
+                                       "Age of the oldest undelivered message", registry=self.registry)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of the registry."""
+        return generate_latest(self.registry)

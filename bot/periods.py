@@ -1,0 +1,68 @@
+"""Reporting periods in the store's time zone: what "today", "yesterday" and "7d" mean, and a week earlier."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+
+class Bucket(StrEnum):
+    """The trend's resolution."""
+
+    HOUR = "hour"
+    DAY = "day"
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A half-open window [start, end) with the label people read and the trend's bucket size."""
+
+    key: str
+    label: str
+    start: dt.datetime
+    end: dt.datetime
+    bucket: Bucket
+
+    def week_earlier(self, tz: ZoneInfo) -> Period:
+        """The same local wall-clock window seven days before (DST-safe: 'last Saturday 00:00-14:05')."""
+        def shift(t: dt.datetime) -> dt.datetime:
+            local = t.astimezone(tz).replace(tzinfo=None) - dt.timedelta(days=7)
+            return local.replace(tzinfo=tz).astimezone(dt.UTC)
+
+        return Period(self.key, f"{self.label}, a week earlier", shift(self.start), shift(self.end), self.bucket)
+
+
+class UnknownPeriod(ValueError):
+    """The argument is not one of PERIODS."""
+
+
+# The arguments /sales accepts, in the order the usage text lists them; "" means today.
+PERIODS: tuple[str, ...] = ("today", "1h", "24h", "yesterday", "7d", "30d")
+
+
+def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    """The instant a local calendar day starts, in UTC."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+
+
+def parse_period(arg: str, *, now: dt.datetime, tz: ZoneInfo) -> Period:
+    """Turn a command argument into a Period ending now (or at local midnight for 'yesterday')."""
+    key = arg.strip().lower() or "today"
+    today = now.astimezone(tz).date()
+    match key:
+        case "today":
+            return Period(key, f"Today ({today:%a %d %b})", local_midnight(today, tz), now, Bucket.HOUR)
+        case "1h":
+            return Period(key, "Last hour", now - dt.timedelta(hours=1), now, Bucket.HOUR)
+        case "24h":
+            return Period(key, "Last 24 hours", now - dt.timedelta(hours=24), now, Bucket.HOUR)
+        case "yesterday":
+            day = today - dt.timedelta(days=1)
+            return Period(key, f"Yesterday ({day:%a %d %b})", local_midnight(day, tz),
+                          local_midnight(today, tz), Bucket.HOUR)
+        case "7d" | "30d":
+            days = int(key[:-1])
+            return Period(key, f"Last {days} days", now - dt.timedelta(days=days), now, Bucket.DAY)
+    raise UnknownPeriod(f"unknown period {arg.strip()!r}")

@@ -1,0 +1,207 @@
+"""What /sales, /errors, /health and the JSON API show, gathered concurrently under one time budget.
+
+Each figure is its own lookup on its own pooled connection. Whatever fails or is still running when the
+budget is spent is named in `missing` instead of failing the whole answer: a slash command must answer
+inside Slack's 3 seconds even when PostgreSQL is slow or down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from bot.db import Executor
+from bot.periods import Period
+from queries import app_events, errors, health, sales
+from queries.sales import Conversion, CurrencyTotal, TrendPoint
+
+log = logging.getLogger(__name__)
+
+# Slack gives a slash command 3 s; leave room for Slack's own hops and our rendering.
+COMMAND_BUDGET = 2.0
+PENDING_WINDOW = dt.timedelta(minutes=30)
+
+Lookup = Callable[[Executor], Awaitable[Any]]
+
+
+async def gather_within(pool: asyncpg.Pool, lookups: dict[str, Lookup], *,
+                        budget: float) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Run lookups concurrently; return the values that arrived in time and the names that did not."""
+    async def run(lookup: Lookup) -> Any:
+        async with pool.acquire(timeout=budget) as conn:
+            return await lookup(conn)
+
+    tasks = {name: asyncio.create_task(run(lookup), name=name) for name, lookup in lookups.items()}
+    _, late = await asyncio.wait(tasks.values(), timeout=budget)
+    for task in late:
+        task.cancel()
+    values: dict[str, Any] = {}
+    missing: list[str] = []
+    for name, task in tasks.items():
+        if task in late:
+            missing.append(name)
+        elif (exc := task.exception()) is not None:
+            log.warning("lookup %s failed: %s: %s", name, type(exc).__name__, exc)
+            missing.append(name)
+        else:
+            values[name] = task.result()
+    if late:
+        await asyncio.gather(*late, return_exceptions=True)
+    return values, tuple(missing)
+
+
+@dataclass(frozen=True, slots=True)
+class SalesSnapshot:
+    """Everything /sales shows for one period; a None field is listed in `missing`."""
+
+    period: Period
+    now: dt.datetime
+    last_hour: list[CurrencyTotal] | None
+    last_order_at: dt.datetime | None
+    totals: list[CurrencyTotal] | None
+    previous: list[CurrencyTotal] | None
+    customers: int | None
+    refunds: list[CurrencyTotal] | None
+    trend: list[TrendPoint] | None
+    pending_checkouts: int | None
+    conversion: Conversion | None
+    missing: tuple[str, ...] = ()
+
+
+async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
+                         budget: float = COMMAND_BUDGET) -> SalesSnapshot:
+    """The figures of /sales for `period`."""
+    before = period.week_earlier(tz)
+    lookups: dict[str, Lookup] = {
+        "last hour": lambda db: sales.window_totals(db, start=now - dt.timedelta(hours=1), end=now),
+        "last order": lambda db: sales.last_order_at(db),
+        "totals": lambda db: sales.window_totals(db, start=period.start, end=period.end),
+        "week earlier": lambda db: sales.window_totals(db, start=before.start, end=before.end),
+        "customers": lambda db: sales.unique_customers(db, start=period.start, end=period.end),
+        "refunds": lambda db: sales.refunds(db, start=period.start, end=period.end),
+        "trend": lambda db: sales.trend(db, start=period.start, end=period.end, bucket=period.bucket.value,
+                                        tz=tz.key),
+        "pending checkouts": lambda db: sales.pending_checkouts(db, since=now - PENDING_WINDOW),
+        "conversion": lambda db: sales.conversion(db, start=period.start, end=period.end),
+    }
+    got, missing = await gather_within(pool, lookups, budget=budget)
+    return SalesSnapshot(
+        period=period, now=now, last_hour=got.get("last hour"), last_order_at=got.get("last order"),
+        totals=got.get("totals"), previous=got.get("week earlier"), customers=got.get("customers"),
+        refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
+        conversion=got.get("conversion"), missing=missing)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorsSnapshot:
+    """Everything /errors shows for one period."""
+
+    period: Period
+    now: dt.datetime
+    webhook_errors: list[errors.ErrorGroup] | None
+    webhooks_received: int | None
+    payment_failures: int | None
+    payments_succeeded: int | None
+    failure_reasons: list[errors.ReasonCount] | None
+    app_counts: dict[str, int] | None
+    sync_failures: list[app_events.AppEvent] | None
+    app_errors: list[app_events.AppEvent] | None
+    missing: tuple[str, ...] = ()
+
+    @property
+    def payment_failure_rate(self) -> float | None:
+        """Failed ÷ attempted payments, or None when unknown or nothing was attempted."""
+        if self.payment_failures is None or self.payments_succeeded is None:
+            return None
+        attempts = self.payment_failures + self.payments_succeeded
+        return self.payment_failures / attempts if attempts else None
+
+    @property
+    def webhook_error_count(self) -> int:
+        """Webhook processing errors plus errors the store's app reported."""
+        reported = (self.app_counts or {}).get("error", 0)
+        return sum(g.count for g in self.webhook_errors or []) + reported
+
+
+async def errors_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime,
+                          budget: float = COMMAND_BUDGET) -> ErrorsSnapshot:
+    """The figures of /errors for `period`."""
+    start, end = period.start, period.end
+    lookups: dict[str, Lookup] = {
+        "webhook errors": lambda db: errors.webhook_errors(db, start=start, end=end),
+        "webhooks received": lambda db: errors.webhooks_received(db, start=start, end=end),
+        "payment failures": lambda db: errors.payment_failures(db, start=start, end=end),
+        "payments": lambda db: errors.payments_succeeded(db, start=start, end=end),
+        "failure reasons": lambda db: errors.failure_reasons(db, start=start, end=end),
+        "reported events": lambda db: app_events.count_by_kind(db, start=start, end=end),
+        "sync failures": lambda db: app_events.recent(db, kind="sync_failure", start=start, end=end, limit=5),
+        "app errors": lambda db: app_events.recent(db, kind="error", start=start, end=end, limit=5),
+    }
+    got, missing = await gather_within(pool, lookups, budget=budget)
+    return ErrorsSnapshot(
+        period=period, now=now, webhook_errors=got.get("webhook errors"),
+        webhooks_received=got.get("webhooks received"), payment_failures=got.get("payment failures"),
+        payments_succeeded=got.get("payments"), failure_reasons=got.get("failure reasons"),
+        app_counts=got.get("reported events"), sync_failures=got.get("sync failures"),
+        app_errors=got.get("app errors"), missing=missing)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """Everything /health shows."""
+
+    now: dt.datetime
+    database_ok: bool
+    database_rtt_ms: float | None
+    last_webhook_at: dt.datetime | None
+    last_order_at: dt.datetime | None
+    backlog: health.Backlog | None
+    delivery_errors: health.DeliveryErrors | None
+    in_business_hours: bool
+    mode: str
+    version: str
+    started_at: dt.datetime
+    site_url: str | None
+    next_jobs: tuple[tuple[str, dt.datetime], ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def order_silence_suspicious(self) -> bool:
+        """No order for over an hour during business hours (the guide's 'when to worry')."""
+        if not self.in_business_hours or self.last_order_at is None:
+            return False
+        return self.now - self.last_order_at > dt.timedelta(hours=1)
+
+
+async def _timed_ping(db: Executor) -> float:
+    started = time.perf_counter()
+    await health.ping(db)
+    return (time.perf_counter() - started) * 1000
+
+
+async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_hours: bool, mode: str,
+                          version: str, started_at: dt.datetime, site_url: str | None,
+                          budget: float = COMMAND_BUDGET) -> HealthSnapshot:
+    """The state of every component /health reports."""
+    lookups: dict[str, Lookup] = {
+        "database": _timed_ping,
+        "last webhook": health.last_webhook_at,
+        "last order": sales.last_order_at,
+        "outbox": health.outbox_backlog,
+        "delivery errors": lambda db: health.delivery_errors(db, since=now - dt.timedelta(hours=24)),
+    }
+    got, missing = await gather_within(pool, lookups, budget=budget)
+    return HealthSnapshot(
+        now=now, database_ok="database" in got, database_rtt_ms=got.get("database"),
+        last_webhook_at=got.get("last webhook"), last_order_at=got.get("last order"),
+        backlog=got.get("outbox"), delivery_errors=got.get("delivery errors"),
+        in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
+        site_url=site_url, missing=missing)

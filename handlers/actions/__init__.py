@@ -1,0 +1,1 @@
+"""Interactive components: buttons on the bot's messages."""

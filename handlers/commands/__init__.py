@@ -1,0 +1,1 @@
+"""Slash commands: one module per command, plus the answers they share."""

@@ -1,0 +1,96 @@
+"""Turn a command and its argument into the answer Message — shared by Slack, Socket Mode and the local feed.
+
+Nothing here talks to Slack: the listeners ack with these Messages, the Share button posts them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot import __version__
+from bot.blocks.common import refusal_message, usage_message
+from bot.blocks.errors import errors_message
+from bot.blocks.health import health_message
+from bot.blocks.message import Message
+from bot.blocks.sales import sales_message
+from bot.config import Settings
+from bot.deps import Deps
+from bot.periods import UnknownPeriod, parse_period
+from bot.snapshots import errors_snapshot, health_snapshot, sales_snapshot
+
+Render = Callable[[Deps, str, bool], Awaitable[Message]]
+HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
+ERRORS_DEFAULT_PERIOD = "1h"  # the original guide's error check looks at the last hour
+
+
+def allowed(settings: Settings, *, user_id: str | None, channel_id: str | None) -> bool:
+    """SLASH_COMMAND_ALLOWED_USERS/CHANNELS: each list that is set must contain the caller's id."""
+    users, channels = settings.slash_command_allowed_users, settings.slash_command_allowed_channels
+    return (not users or user_id in users) and (not channels or channel_id in channels)
+
+
+def _unknown(command: str, arg: str) -> Message:
+    return usage_message(command, problem=f"I don't know `{arg[:50]}` — here is what I understand:")
+
+
+async def sales(deps: Deps, arg: str, shareable: bool) -> Message:
+    """The /sales answer for `arg`."""
+    now, tz = deps.clock(), deps.settings.tz
+    try:
+        period = parse_period(arg, now=now, tz=tz)
+    except UnknownPeriod:
+        return _unknown("/sales", arg)
+    snapshot = await sales_snapshot(deps.pool, period=period, now=now, tz=tz)
+    return sales_message(snapshot, tz=tz, share_arg=arg if shareable else None)
+
+
+async def errors(deps: Deps, arg: str, shareable: bool) -> Message:
+    """The /errors answer for `arg` (default: the last hour)."""
+    now, tz = deps.clock(), deps.settings.tz
+    try:
+        period = parse_period(arg or ERRORS_DEFAULT_PERIOD, now=now, tz=tz)
+    except UnknownPeriod:
+        return _unknown("/errors", arg)
+    snapshot = await errors_snapshot(deps.pool, period=period, now=now)
+    return errors_message(snapshot, tz=tz, share_arg=arg if shareable else None)
+
+
+async def health(deps: Deps, arg: str, shareable: bool) -> Message:
+    """The /health answer (it takes no argument)."""
+    if arg:
+        return _unknown("/health", arg)
+    now, s = deps.clock(), deps.settings
+    mode = "local mode" if s.local_mode else "Socket Mode" if s.slack_app_token else \
+        "incoming webhooks" if s.uses_incoming_webhooks else "HTTP mode"
+    snapshot = await health_snapshot(
+        deps.pool, now=now, in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
+        mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url)
+    return health_message(snapshot, tz=s.tz, share_arg="" if shareable else None)
+
+
+RENDERERS: dict[str, Render] = {"/sales": sales, "/errors": errors, "/health": health}
+
+
+async def answer(deps: Deps, *, command: str, text: str, user_id: str | None, channel_id: str | None,
+                 shareable: bool = True) -> Message:
+    """The full answer to a command as typed: refusal, usage, or the figures."""
+    arg = " ".join(text.split()).lower()
+    if not allowed(deps.settings, user_id=user_id, channel_id=channel_id):
+        return refusal_message()
+    if arg in HELP_WORDS:
+        return usage_message(command)
+    render = RENDERERS.get(command)
+    if render is None:
+        return usage_message(command, problem="Unknown command.")
+    started = time.perf_counter()
+    try:
+        return await render(deps, arg, shareable)
+    finally:
+        deps.metrics.command_latency.labels(command=command).observe(time.perf_counter() - started)
+
+
+def ephemeral(msg: Message) -> dict[str, Any]:
+    """Keyword arguments for ack()/respond(): an answer only the caller sees."""
+    return {"response_type": "ephemeral", "text": msg.text, "blocks": msg.blocks}

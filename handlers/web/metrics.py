@@ -1,0 +1,35 @@
+"""GET /metrics: Prometheus text format; behind MONITORING_TOKEN when one is set."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from bot.deps import deps_of
+from bot.snapshots import gather_within
+from handlers.web.auth import bearer_problem
+from queries import health
+
+SCRAPE_BUDGET = 1.0
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Refresh the gauges that live in PostgreSQL, then expose everything."""
+    deps = deps_of(request)
+    if deps is None:
+        return web.json_response({"error": "starting up"}, status=503)
+    if deps.settings.monitoring_token is not None:
+        problem = bearer_problem(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
+        if problem is not None:
+            return problem
+    got, _ = await gather_within(deps.pool, {"outbox": health.outbox_backlog}, budget=SCRAPE_BUDGET)
+    if (backlog := got.get("outbox")) is not None:
+        deps.metrics.outbox_backlog.set(backlog.pending)
+        age = (deps.clock() - backlog.oldest).total_seconds() if backlog.oldest else 0.0
+        deps.metrics.outbox_oldest_age.set(age)
+    return web.Response(body=deps.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def register(app: web.Application) -> None:
+    """Add the route."""
+    app.router.add_get("/metrics", metrics)

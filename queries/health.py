@@ -1,0 +1,69 @@
+"""SQL behind /health: ages of the last webhook and order, the outbox backlog, Slack delivery errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+from bot.db import Executor
+
+LAST_WEBHOOK_AT: Final = """
+SELECT max(created_at) FROM webhook_logs
+"""
+
+OUTBOX_BACKLOG: Final = """
+SELECT count(*) AS pending, min(created_at) AS oldest
+  FROM outbox
+ WHERE status = 'pending'
+"""
+
+DELIVERY_ERRORS: Final = """
+SELECT count(*)                                                   AS count,
+       count(*) FILTER (WHERE permanent)                          AS permanent,
+       max(created_at)                                            AS last_at,
+       (array_agg(channel || ': ' || error ORDER BY created_at DESC))[1] AS last_error
+  FROM delivery_errors
+ WHERE created_at >= $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Messages waiting for Slack and the age of the oldest."""
+
+    pending: int
+    oldest: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryErrors:
+    """Slack delivery problems since a point in time."""
+
+    count: int
+    permanent: int
+    last_at: dt.datetime | None
+    last_error: str | None
+
+
+async def ping(db: Executor) -> None:
+    """A round trip to PostgreSQL."""
+    await db.fetchval("SELECT 1")
+
+
+async def last_webhook_at(db: Executor) -> dt.datetime | None:
+    """When the last webhook (any source) arrived."""
+    value: dt.datetime | None = await db.fetchval(LAST_WEBHOOK_AT)
+    return value
+
+
+async def outbox_backlog(db: Executor) -> Backlog:
+    """Undelivered messages."""
+    row = await db.fetchrow(OUTBOX_BACKLOG)
+    return Backlog(pending=row["pending"], oldest=row["oldest"])
+
+
+async def delivery_errors(db: Executor, *, since: dt.datetime) -> DeliveryErrors:
+    """Slack delivery errors since `since`."""
+    row = await db.fetchrow(DELIVERY_ERRORS, since)
+    return DeliveryErrors(**dict(row))

@@ -1,0 +1,72 @@
+"""Binary COPY for `salespulse seed`: the column layout of each table and one typed bulk-load per table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Final, TypeAlias
+
+import asyncpg
+
+# Binary COPY needs a *binary* encoder for every column. The pool's jsonb codec (bot.db._init_connection)
+# is text-only, and asyncpg refuses it for COPY ("no binary format encoder for type jsonb (OID 3802)").
+# So these functions want a plain connection (asyncpg.connect, no custom codecs), where asyncpg's built-in
+# jsonb codec takes JSON *text*: webhook_logs.payload travels as a str. orders.metadata and
+# checkout_sessions.metadata are left out and get their column default '{}', as is updated_at (now()).
+
+ORDER_COLUMNS: Final = (
+    "id", "payment_status", "amount_total", "amount_refunded", "currency", "customer_email",
+    "customer_name", "product_name", "affiliate_id", "checkout_session_id", "payment_intent_id",
+    "failure_reason", "livemode", "created_at", "refunded_at", "status_at",
+)
+OrderRow: TypeAlias = tuple[
+    str, str, int, int, str, str,
+    str, str, str | None, str | None, str,
+    str | None, bool, dt.datetime, dt.datetime | None, dt.datetime,
+]
+
+PAYMENT_FAILURE_COLUMNS: Final = (
+    "event_id", "order_id", "amount", "currency", "customer_email", "reason", "created_at",
+)
+PaymentFailureRow: TypeAlias = tuple[str, str, int, str, str, str, dt.datetime]
+
+CHECKOUT_SESSION_COLUMNS: Final = (
+    "id", "status", "amount_total", "currency", "customer_email", "created_at", "completed_at", "status_at",
+)
+CheckoutSessionRow: TypeAlias = tuple[str, str, int, str, str | None, dt.datetime, dt.datetime | None,
+                                      dt.datetime]
+
+WEBHOOK_LOG_COLUMNS: Final = (
+    "source", "event_id", "event_type", "status", "last_error", "livemode", "payload",
+    "event_created_at", "created_at", "updated_at",
+)
+WebhookLogRow: TypeAlias = tuple[str, str, str, str, str | None, bool, str, dt.datetime, dt.datetime,
+                                 dt.datetime]
+
+
+def _copied(status: str) -> int:
+    """The row count of a "COPY n" command tag."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def copy_orders(conn: asyncpg.Connection, records: Iterable[OrderRow]) -> int:
+    """Bulk-load orders; return how many rows were copied."""
+    return _copied(await conn.copy_records_to_table("orders", records=records, columns=ORDER_COLUMNS))
+
+
+async def copy_payment_failures(conn: asyncpg.Connection, records: Iterable[PaymentFailureRow]) -> int:
+    """Bulk-load failed payment attempts (their orders must be loaded first: order_id is a foreign key)."""
+    return _copied(await conn.copy_records_to_table(
+        "payment_failures", records=records, columns=PAYMENT_FAILURE_COLUMNS))
+
+
+async def copy_checkout_sessions(conn: asyncpg.Connection, records: Iterable[CheckoutSessionRow]) -> int:
+    """Bulk-load checkout sessions; return how many rows were copied."""
+    return _copied(await conn.copy_records_to_table(
+        "checkout_sessions", records=records, columns=CHECKOUT_SESSION_COLUMNS))
+
+
+async def copy_webhook_logs(conn: asyncpg.Connection, records: Iterable[WebhookLogRow]) -> int:
+    """Bulk-load webhook log rows, payload as JSON text (see the note on codecs above)."""
+    return _copied(await conn.copy_records_to_table(
+        "webhook_logs", records=records, columns=WEBHOOK_LOG_COLUMNS))
