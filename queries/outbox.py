@@ -10,8 +10,8 @@ from typing import Any, Final
 from bot.db import Executor
 
 ENQUEUE: Final = """
-INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency)
-VALUES             ($1,         $2,      $3,   $4,      $5,     $6)
+INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
+VALUES             ($1,         $2,      $3,   $4,      $5,     $6,       $7, $8)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id
 """
@@ -29,13 +29,16 @@ CLAIM_CHANNEL: Final = """
 SELECT next_post_at FROM channel_pace WHERE channel = $1 FOR UPDATE SKIP LOCKED
 """
 
+# An update or thread reply carries the Slack address of the message it targets (once that one is out).
 CLAIM_MESSAGES: Final = """
-SELECT id, kind, payload, amount, currency, created_at, attempts
-  FROM outbox
- WHERE channel = $1 AND status = 'pending' AND available_at <= now()
- ORDER BY id
+SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, o.op, o.target_id,
+       t.slack_channel AS target_channel, t.slack_ts AS target_ts, t.status AS target_status
+  FROM outbox AS o
+  LEFT JOIN outbox AS t ON t.id = o.target_id
+ WHERE o.channel = $1 AND o.status = 'pending' AND o.available_at <= now()
+ ORDER BY o.id
  LIMIT $2
-   FOR UPDATE SKIP LOCKED
+   FOR UPDATE OF o SKIP LOCKED
 """
 
 SET_PACE: Final = """
@@ -89,12 +92,22 @@ class OutboxMessage:
     currency: str | None
     created_at: dt.datetime
     attempts: int
+    op: str = "post"  # post | update | reply
+    target_id: int | None = None
+    target_channel: str | None = None
+    target_ts: str | None = None
+    target_status: str | None = None
 
 
 async def enqueue(db: Executor, *, dedupe_key: str, channel: str, kind: str, payload: dict[str, Any],
-                  amount: int | None = None, currency: str | None = None) -> int | None:
-    """Queue a message once per dedupe key; None when that key was already queued."""
-    msg_id: int | None = await db.fetchval(ENQUEUE, dedupe_key, channel, kind, payload, amount, currency)
+                  amount: int | None = None, currency: str | None = None, op: str = "post",
+                  target_id: int | None = None) -> int | None:
+    """Queue a message once per dedupe key; None when that key was already queued.
+
+    `op` "update" replaces message `target_id` in place; "reply" answers in its thread.
+    """
+    msg_id: int | None = await db.fetchval(ENQUEUE, dedupe_key, channel, kind, payload, amount, currency, op,
+                                           target_id)
     return msg_id
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TextIO
@@ -52,7 +51,14 @@ class SendResult:
 class Sender(Protocol):
     """Posts a message (text + blocks) to a logical channel: sales, alerts or reports."""
 
-    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult: ...
+    # Whether messages can be changed after posting (chat.update, threads): not with incoming webhooks.
+    supports_updates: bool
+
+    async def post(self, channel: str, payload: Mapping[str, Any], *,
+                   thread_ts: str | None = None) -> SendResult: ...
+
+    async def update(self, channel: str, *, channel_id: str, ts: str,
+                     payload: Mapping[str, Any]) -> SendResult: ...
 
 
 def classify_error(error: str) -> Status:
@@ -68,19 +74,31 @@ def _retry_after(headers: Mapping[str, str] | None) -> float:
 
 
 class WebApiSender:
-    """chat.postMessage with the bot token; channels are the configured names or ids."""
+    """chat.postMessage / chat.update with the bot token; channels are the configured names or ids."""
+
+    supports_updates = True
 
     def __init__(self, client: AsyncWebClient, *, channels: Mapping[str, str]) -> None:
         self._client = client
         self._channels = dict(channels)
 
-    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult:
-        """Post once; classify the outcome instead of raising."""
+    async def post(self, channel: str, payload: Mapping[str, Any], *,
+                   thread_ts: str | None = None) -> SendResult:
+        """Post once (in a thread when `thread_ts`); classify the outcome instead of raising."""
         target = self._channels.get(channel, channel)
+        return await self._call(self._client.chat_postMessage(
+            channel=target, text=payload.get("text", ""), blocks=payload.get("blocks") or None,
+            thread_ts=thread_ts, unfurl_links=False, unfurl_media=False))
+
+    async def update(self, channel: str, *, channel_id: str, ts: str,
+                     payload: Mapping[str, Any]) -> SendResult:
+        """Replace a posted message in place."""
+        return await self._call(self._client.chat_update(
+            channel=channel_id, ts=ts, text=payload.get("text", ""), blocks=payload.get("blocks") or []))
+
+    async def _call(self, request: Awaitable[Any]) -> SendResult:
         try:
-            resp = await self._client.chat_postMessage(channel=target, text=payload.get("text", ""),
-                                                       blocks=payload.get("blocks") or None,
-                                                       unfurl_links=False, unfurl_media=False)
+            resp = await request
         except SlackApiError as exc:
             status_code = getattr(exc.response, "status_code", 0)
             if status_code == 429:
@@ -97,12 +115,20 @@ class WebApiSender:
 class WebhookSender:
     """Incoming webhooks: one URL per logical channel; no ts comes back, so no in-place updates."""
 
+    supports_updates = False
+
     def __init__(self, urls: Mapping[str, str], *, timeout: int = 10) -> None:
         self._clients = {name: AsyncWebhookClient(url, timeout=timeout, retry_handlers=[])
                          for name, url in urls.items()}
 
-    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult:
-        """Post to the channel's webhook, falling back to the alerts webhook."""
+    async def update(self, channel: str, *, channel_id: str, ts: str,
+                     payload: Mapping[str, Any]) -> SendResult:
+        """Webhooks cannot edit: post the new state as a message of its own."""
+        return await self.post(channel, payload)
+
+    async def post(self, channel: str, payload: Mapping[str, Any], *,
+                   thread_ts: str | None = None) -> SendResult:
+        """Post to the channel's webhook, falling back to the alerts webhook (threads unsupported)."""
         client = self._clients.get(channel) or self._clients.get("alerts") or self._clients.get("sales")
         if client is None:
             return SendResult(Status.PERMANENT, error=f"no incoming webhook for {channel}")
@@ -145,23 +171,32 @@ def render_text(payload: Mapping[str, Any]) -> str:
 class ConsoleSender:
     """Local mode: print each message readably and hand it to any listener (the local feed page)."""
 
+    supports_updates = True
+
     def __init__(self, *, stream: TextIO | None = None,
                  listeners: list[Callable[[str, Mapping[str, Any]], None]] | None = None) -> None:
         self._stream = stream or sys.stdout
         self.listeners = listeners if listeners is not None else []
         self._counter = 0
 
-    async def post(self, channel: str, payload: Mapping[str, Any]) -> SendResult:
+    async def post(self, channel: str, payload: Mapping[str, Any], *,
+                   thread_ts: str | None = None) -> SendResult:
         """Print to the stream; never fails."""
         self._counter += 1
-        ts = f"{asyncio.get_running_loop().time():.6f}"
-        print(f"\n[#{channel}] {payload.get('text', '')}\n{render_text(payload)}", file=self._stream,
-              flush=True)
+        ts = f"{self._counter}.{int(asyncio.get_running_loop().time() * 1e6) % 1_000_000:06d}"
+        where = f"#{channel}" + (f" thread {thread_ts}" if thread_ts else "")
+        print(f"\n[{where}] {payload.get('text', '')}\n{render_text(payload)}", file=self._stream, flush=True)
         for listener in self.listeners:
-            listener(channel, payload)
+            listener(channel, {**payload, "ts": ts, "thread_ts": thread_ts})
         return SendResult(Status.OK, channel_id=f"local-{channel}", ts=ts)
 
+    async def update(self, channel: str, *, channel_id: str, ts: str,
+                     payload: Mapping[str, Any]) -> SendResult:
+        """Print the new version of message `ts`."""
+        print(f"\n[#{channel} updated {ts}] {payload.get('text', '')}\n{render_text(payload)}",
+              file=self._stream, flush=True)
+        for listener in self.listeners:
+            listener(channel, {**payload, "ts": ts, "update": True})
+        return SendResult(Status.OK, channel_id=channel_id, ts=ts)
 
-def payload_json(payload: Mapping[str, Any]) -> str:
-    """Compact JSON for logs and tests."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+

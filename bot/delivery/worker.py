@@ -94,19 +94,36 @@ class DeliveryWorker:
             if not messages:
                 return 0
             batch, payload = self._next_post(messages)
+            head = batch[0]
+            if head.op != "post" and head.target_ts is None and head.target_status == "pending":
+                return 0  # its target is not out yet (held back by a retry): keep the order
             # The locks are held across the HTTP call: no other worker can claim these rows meanwhile.
-            result = await self._sender.post(channel, payload)
+            result = await self._send(channel, head, payload)
             await self._settle(conn, channel, batch, payload, result)
             if len(batch) < len(messages) or result.status is Status.RATE_LIMITED:
                 self._wake_at(dt.timedelta(seconds=max(result.retry_after, 1.0)))
             return len(batch) if result.status in (Status.OK, Status.PERMANENT) else 0
 
     def _next_post(self, messages: list[q.OutboxMessage]) -> tuple[list[q.OutboxMessage], dict[str, object]]:
-        """The next post: one message, or — when several sales wait — one summary covering them all."""
+        """The next post: one message; one summary covering every waiting sale; or the newest of
+        several waiting updates to the same message (the older ones would be overwritten at once)."""
+        head = messages[0]
         sales = [m for m in messages if m.kind == "sale"]
-        if messages[0].kind == "sale" and len(sales) > 1:
+        if head.kind == "sale" and len(sales) > 1:
             return sales, coalesce(sales, tz=self._tz)
-        return [messages[0]], dict(messages[0].payload)
+        if head.op == "update":
+            same = [m for m in messages if m.op == "update" and m.target_id == head.target_id]
+            return same, dict(same[-1].payload)
+        return [head], dict(head.payload)
+
+    async def _send(self, channel: str, head: q.OutboxMessage, payload: dict[str, object]) -> SendResult:
+        if head.op == "update" and head.target_ts and head.target_channel:
+            return await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
+                                             payload=payload)
+        if head.op == "reply" and head.target_ts:
+            return await self._sender.post(channel, payload, thread_ts=head.target_ts)
+        # A post, or a target that never reached Slack (failed for good): say it as a message of its own.
+        return await self._sender.post(channel, payload)
 
     async def _settle(self, conn: asyncpg.Connection, channel: str, batch: list[q.OutboxMessage],
                       payload: dict[str, object], result: SendResult) -> None:
@@ -117,7 +134,7 @@ class DeliveryWorker:
             if result.error:
                 self.metrics.slack_errors.labels(error=result.error[:60]).inc()
         if result.status is Status.OK:
-            if len(batch) > 1:
+            if len(batch) > 1 and batch[0].kind == "sale":
                 await q.record_summary(conn, channel=channel, covered=ids, payload=payload,
                                        slack_channel=result.channel_id, slack_ts=result.ts)
             else:
