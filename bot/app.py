@@ -20,6 +20,7 @@ from bot.db import create_pool, database_url, migrate
 from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
+from bot.intake_batch import IntakeBatcher
 from bot.metrics import Metrics
 from bot.slack_app import build_bolt_app, run_socket_mode
 from handlers.web import healthz, metrics, monitoring, slack_events
@@ -115,11 +116,13 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
         client = slack_client(settings)
         sender = sender or make_sender(settings, client)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock)
-        deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, slack=client, clock=clock,
-                    metrics=metrics)
+        intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock)
+        deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, intake=intake, slack=client,
+                    clock=clock, metrics=metrics)
         worker.metrics = metrics
         bolt = build_bolt_app(deps, client) if client is not None else None
-        tasks = [asyncio.create_task(worker.run(), name="delivery")]
+        tasks = [asyncio.create_task(worker.run(), name="delivery"),
+                 asyncio.create_task(intake.run(), name="intake")]
         if bolt is not None and client is not None and settings.slack_app_token is not None:
             tasks.append(asyncio.create_task(run_socket_mode(
                 bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))

@@ -14,6 +14,7 @@ from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.delivery.senders import Sender
 from bot.delivery.worker import DeliveryWorker
+from bot.intake_batch import IntakeBatcher
 from bot.metrics import Metrics
 
 
@@ -25,6 +26,7 @@ class Deps:
     pool: asyncpg.Pool
     sender: Sender
     worker: DeliveryWorker
+    intake: IntakeBatcher
     slack: AsyncWebClient | None = None  # None in local and incoming-webhook modes
     clock: Clock = utcnow
     metrics: Metrics = field(default_factory=Metrics)

@@ -36,7 +36,7 @@ _STATUS_RANK = {"pending": 0, "failed": 1, "completed": 2, "refunded": 3}
 
 # Processing errors that mean "this payload is odd", not "the database is gone": the event is kept
 # with status 'error' (and answered 2xx, since it is stored) instead of being retried by Stripe forever.
-_PAYLOAD_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ValueError, TypeError,
+PAYLOAD_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ValueError, TypeError,
                    KeyError, AttributeError)
 
 
@@ -80,7 +80,7 @@ async def ingest(conn: asyncpg.Connection, *, source: str, event_id: str, event_
         try:
             async with conn.transaction():  # a savepoint: a failure keeps the log row
                 queued = await _apply(conn, event, tz=tz, now=now)
-        except _PAYLOAD_ERRORS as exc:
+        except PAYLOAD_ERRORS as exc:
             log.warning("stripe event %s (%s) could not be applied: %s", event_id, event_type, exc)
             await q.mark_webhook_error(conn, log_id=log_id, error=f"{type(exc).__name__}: {exc}")
             return IntakeResult(Outcome.ERROR)

@@ -54,6 +54,7 @@ async def run_socket_mode(app: AsyncApp, *, app_token: str, client: AsyncWebClie
     try:
         while True:
             try:
+                handler.client.wss_uri = await handler.client.issue_new_wss_url()  # errors reach the backoff below
                 await handler.connect_async()  # the client reconnects by itself once connected
                 log.info("socket mode connected")
                 await asyncio.Event().wait()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 
 def stripe_signature(body: bytes, secret: str, *, timestamp: int | None = None) -> str:
@@ -36,6 +36,7 @@ class Call:
     method: str
     args: dict[str, Any]
     answered: int  # the HTTP status it answered with
+    headers: dict[str, str] = field(default_factory=dict)  # the request's headers (Authorization: Bearer …)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     url: str = ""
+    socket_url: str | None = None  # what apps.connections.open answers with (a FakeSocketMode's `url`)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
@@ -99,18 +101,19 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
+        headers = dict(request.headers)
         if self.faults:
             fault = self.faults.pop(0)
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.error is not None:
-                self.calls.append(Call(method, {**args, "_ok": False}, 200))
+                self.calls.append(Call(method, {**args, "_ok": False}, 200, headers))
                 return web.json_response({"ok": False, "error": fault.error})
-            self.calls.append(Call(method, args, fault.status))
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            self.calls.append(Call(method, args, fault.status, headers))
+            retry = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
-            return web.json_response(body, status=fault.status, headers=headers)
-        self.calls.append(Call(method, args, 200))
+            return web.json_response(body, status=fault.status, headers=retry)
+        self.calls.append(Call(method, args, 200, headers))
         return web.json_response(self._answer(method, args))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +124,8 @@ class FakeSlack:
             ts = args.get("ts") or f"{1700000000 + next(self._ts)}.000100"
             return {"ok": True, "channel": args.get("channel", "C000"), "ts": ts,
                     "message": {"text": args.get("text"), "blocks": args.get("blocks")}}
+        if method == "apps.connections.open" and self.socket_url is not None:
+            return {"ok": True, "url": self.socket_url}
         return {"ok": True}
 
     async def _hook(self, request: web.Request) -> web.Response:
@@ -133,3 +138,73 @@ class FakeSlack:
             return web.Response(text=fault.error or "error", status=fault.status, headers=headers)
         self.calls.append(Call(method, args, 200))
         return web.Response(text="ok")
+
+
+@dataclass
+class FakeSocketMode:
+    """Slack's Socket Mode WebSocket on 127.0.0.1: says hello, sends envelopes, records what the app sends."""
+
+    frames: list[dict[str, Any]] = field(default_factory=list)  # every JSON frame received, in order
+    connections: int = 0
+    url: str = ""
+    connected: asyncio.Event = field(default_factory=asyncio.Event)  # set at the first hello sent
+    _ws: web.WebSocketResponse | None = None
+    _open: set[web.WebSocketResponse] = field(default_factory=set)
+    _waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> FakeSocketMode:
+        """Listen on an ephemeral 127.0.0.1 port; `url` is what apps.connections.open should answer."""
+        app = web.Application()
+        app.router.add_get("/link", self._link)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started above
+        self.url = f"ws://127.0.0.1:{port}/link"
+        return self
+
+    async def stop(self) -> None:
+        """Close open connections, then shut the server down."""
+        for ws in list(self._open):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def send(self, type_: str, payload: dict[str, Any], *, within: float = 5.0) -> dict[str, Any]:
+        """Send an envelope over the current connection; return the app's response frame to it."""
+        assert self._ws is not None and not self._ws.closed, "no Socket Mode connection"
+        envelope_id = f"env-{next(self._ids)}"
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[envelope_id] = waiter
+        await self._ws.send_json({"envelope_id": envelope_id, "type": type_, "payload": payload,
+                                  "accepts_response_payload": True})
+        try:
+            return await asyncio.wait_for(waiter, within)
+        finally:
+            self._waiting.pop(envelope_id, None)
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()  # answers the client's pings itself (autoping)
+        await ws.prepare(request)
+        self.connections += 1
+        self._ws = ws
+        self._open.add(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                            "connection_info": {"app_id": "A000"}})
+        self.connected.set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                self.frames.append(frame)
+                waiter = self._waiting.get(frame.get("envelope_id", ""))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(frame)
+        finally:
+            self._open.discard(ws)
+        return ws

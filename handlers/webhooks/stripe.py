@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from typing import Any
 
 from aiohttp import web
 
 from bot.deps import deps_of
-from bot.intake import ingest
+from bot.intake_batch import Submission
 from bot.payments import MalformedEvent
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import BadSignature, verify
@@ -20,6 +22,17 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json(text: str) -> Any:
+    """Strict JSON: no NaN/Infinity and no NUL characters, which PostgreSQL's jsonb cannot store."""
+    if "\\u0000" in text:
+        raise ValueError("body contains a NUL character")
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 async def stripe_webhook(request: web.Request) -> web.Response:
     """Stripe's webhook endpoint: signature over the raw body first, then parse, then one transaction."""
     deps = deps_of(request)
@@ -28,23 +41,28 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     secrets = deps.settings.stripe_secrets()
     if not secrets:
         return _error(503, "STRIPE_WEBHOOK_SECRET is not configured")
+    started = time.perf_counter()
     body = await request.read()  # over client_max_size → 413 from aiohttp before we get here
     try:
         verify(body, request.headers.get("Stripe-Signature"), secrets)
     except BadSignature as exc:
+        deps.metrics.webhooks.labels(source="stripe", type="unknown", outcome="bad_signature").inc()
         return _error(400, f"invalid signature: {exc}")
+    text = body.decode("utf-8")  # verify() has checked it is UTF-8
     try:
-        raw = json.loads(body)
+        raw = load_json(text)
         event = parse_event(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and MalformedEvent are ValueErrors
         reason = str(exc) if isinstance(exc, MalformedEvent) else "body is not valid JSON"
+        deps.metrics.webhooks.labels(source="stripe", type="unknown", outcome="malformed").inc()
         return _error(400, f"malformed event: {reason}")
-    async with deps.pool.acquire() as conn:
-        result = await ingest(conn, source="stripe", event_id=raw["id"], event_type=raw["type"],
-                              payload=raw, event=event, tz=deps.settings.tz, now=deps.clock())
+    result = await deps.intake.submit(Submission(source="stripe", event_id=raw["id"], event_type=raw["type"],
+                                                 body=text, event=event))
     if result.queued:
         deps.worker.wake.set()
-    log.info("stripe %s %s: %s", raw["type"], raw["id"], result.outcome.value)
+    deps.metrics.webhooks.labels(source="stripe", type=raw["type"][:60], outcome=result.outcome.value).inc()
+    deps.metrics.intake_latency.labels(source="stripe").observe(time.perf_counter() - started)
+    log.debug("stripe %s %s: %s", raw["type"], raw["id"], result.outcome.value)
     return web.json_response({"received": True, "outcome": result.outcome.value})
 
 

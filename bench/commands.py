@@ -1,0 +1,348 @@
+"""/sales benchmark: signed slash command → HTTP reply at 1 M and 10 M orders, against the original guide's
+four SQL queries run directly on the same data in the same run.
+
+    cd /work/main && python bench/commands.py [--sizes 1000000,10000000] [--days 365] [--requests 200]
+                                              [--admin-url DSN] [--keep]
+
+Per size: a scratch database seeded by `python -m bot seed`, then VACUUM ANALYZE (the state autovacuum
+leaves; --analyze-only skips the VACUUM), the bot as its own process (`python -m bot run`) answering signed
+requests on POST /slack/events, a fake Slack Web API served from here. Issue targets: /sales p95 < 100 ms at
+1 M and < 300 ms at 10 M orders, and ≥ 10× faster than the guide's SQL at 10 M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import secrets
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+import asyncpg
+
+from bench.common import (
+    ADMIN_DSN,
+    RESULTS,
+    bot_env,
+    bot_process,
+    dsn_for,
+    free_port,
+    machine_info,
+    markdown_table,
+    percentile,
+    write_result,
+)
+from bot.periods import PERIODS, parse_period
+from bot.snapshots import sales_snapshot
+from tests.fakes import FakeSlack, slack_signature
+
+TZ = "America/New_York"
+MISSED = "Couldn't get"
+# The guide's /api/monitoring/sales, section 1 of GUIDE.md, exactly as written, run one after the other.
+GUIDE: dict[str, str] = {
+    "hourlySales": """SELECT DATE_TRUNC('hour', created_at) as hour, COUNT(*) as order_count,
+        SUM(amount_total) as revenue, AVG(amount_total) as avg_order_value
+      FROM orders WHERE created_at > NOW() - INTERVAL '24 hours' AND payment_status = 'completed'
+      GROUP BY DATE_TRUNC('hour', created_at) ORDER BY hour DESC""",
+    "lastHour": """SELECT COUNT(*) as order_count, SUM(amount_total) as revenue, MAX(created_at) as last_order_at
+      FROM orders WHERE created_at > NOW() - INTERVAL '1 hour' AND payment_status = 'completed'""",
+    "today": """SELECT COUNT(*) as order_count, SUM(amount_total) as revenue,
+        COUNT(DISTINCT customer_email) as unique_customers
+      FROM orders WHERE created_at::date = CURRENT_DATE AND payment_status = 'completed'""",
+    "pendingCheckouts": """SELECT COUNT(*) as count FROM checkout_sessions
+      WHERE status = 'pending' AND created_at > NOW() - INTERVAL '30 minutes'""",
+}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+@contextlib.asynccontextmanager
+async def database(admin_dsn: str, name: str, *, keep: bool) -> AsyncIterator[str]:
+    """A fresh database `name` (a leftover is dropped first); dropped afterwards unless `keep`."""
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn_for(admin_dsn, name)
+    finally:
+        if not keep:
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def seed(env: dict[str, str], orders: int, days: int, log: Path) -> tuple[float, str]:
+    """`python -m bot seed`; its wall time and summary line."""
+    started = time.perf_counter()
+    with log.open("ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "seed", "--orders", str(orders), "--days", str(days),
+            cwd=env["PYTHONPATH"], env=env, stdout=asyncio.subprocess.PIPE, stderr=err)
+        out, _ = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"seed exited with {proc.returncode}; see {log}")
+    return time.perf_counter() - started, out.decode().strip().splitlines()[-1]
+
+
+class Typist:
+    """Signs and posts /sales like Slack does; keeps latencies, failures and budget misses per label."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, secret: str, slack_url: str) -> None:
+        self.session, self.url, self.secret = session, f"{base}/slack/events", secret
+        self.response_url = slack_url.replace("/api/", "/hooks/resp")
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.failed: dict[str, int] = defaultdict(int)
+        self.missed: dict[str, int] = defaultdict(int)
+
+    async def sales(self, text: str, label: str) -> None:
+        form = {"command": "/sales", "text": text, "user_id": "U123", "user_name": "owner",
+                "channel_id": "C123", "team_id": "T000", "team_domain": "store", "token": "legacy",
+                "trigger_id": "1.2.3", "response_url": self.response_url}
+        body = urlencode(form).encode()
+        started = time.perf_counter()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **slack_signature(body, self.secret)}
+        async with self.session.post(self.url, data=body, headers=headers) as resp:
+            raw = await resp.text()
+        self.latencies[label].append(time.perf_counter() - started)
+        if resp.status != 200 or '"blocks"' not in raw:
+            self.failed[label] += 1
+        elif MISSED in raw:
+            self.missed[label] += 1
+
+    async def run(self, text: str, label: str, count: int, concurrency: int = 1) -> float:
+        """Send `count` requests, `concurrency` in flight; the wall time."""
+        queue = iter(range(count))
+
+        async def worker() -> None:
+            for _ in queue:
+                await self.sales(text, label)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+async def guide_runs(dsn: str, runs: int, max_seconds: float) -> tuple[list[float], dict[str, list[float]]]:
+    """The guide's four queries in sequence on one connection: total per run and each query's times."""
+    totals, each = [], defaultdict(list)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for sql in GUIDE.values():  # one untimed run: plans cached like a driver's, pages warm
+            await conn.fetch(sql)
+        started = time.perf_counter()
+        while len(totals) < runs and (len(totals) < 10 or time.perf_counter() - started < max_seconds):
+            total = 0.0
+            for name, sql in GUIDE.items():
+                t = time.perf_counter()
+                await conn.fetch(sql)
+                each[name].append(time.perf_counter() - t)
+                total += each[name][-1]
+            totals.append(total)
+    finally:
+        await conn.close()
+    return totals, each
+
+
+class Recorder:
+    """A stand-in pool for sales_snapshot: one lookup at a time, each query's SQL, args and time noted."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn, self.lock = conn, asyncio.Lock()
+        self.seen: dict[str, tuple[str, tuple[Any, ...], float]] = {}
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, **_: object) -> AsyncIterator[Recorder]:
+        async with self.lock:
+            yield self
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:  # fetch, fetchrow, fetchval
+        async def timed(sql: str, *args: Any) -> Any:
+            task = asyncio.current_task()
+            started = time.perf_counter()
+            value = await getattr(self.conn, method)(sql, *args)
+            self.seen[task.get_name() if task else "?"] = (sql, args, time.perf_counter() - started)
+            return value
+
+        return timed
+
+
+async def lookup_times(dsn: str, reps: int) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Each /sales lookup run alone, per period: median seconds, and the SQL + args of every lookup."""
+    tz = ZoneInfo(TZ)
+    times: dict[str, dict[str, float]] = defaultdict(dict)
+    queries: dict[str, Any] = {}
+    conn = await asyncpg.connect(dsn)
+    try:
+        for period in PERIODS:
+            seen = defaultdict(list)
+            for _ in range(reps + 1):  # the first run warms up and is dropped
+                rec = Recorder(conn)
+                now = dt.datetime.now(dt.UTC)
+                await sales_snapshot(rec, period=parse_period(period, now=now, tz=tz),  # type: ignore[arg-type]
+                                     now=now, tz=tz, budget=120)
+                for name, (sql, args, seconds) in rec.seen.items():
+                    seen[name].append(seconds)
+                    queries[f"{name} ({period})"] = (sql, args)
+            for name, values in seen.items():
+                times[name][period] = percentile(values[1:], 50)
+    finally:
+        await conn.close()
+    return times, queries
+
+
+async def explain(dsn: str, sql: str, args: tuple[Any, ...] = ()) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) as one line per plan node: type, index, time, rows, buffers."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        plan = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
+    finally:
+        await conn.close()
+    root = json.loads(plan)[0]
+    lines = [f"execution {root['Execution Time']:.1f} ms, planning {root['Planning Time']:.1f} ms"]
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        what = node["Node Type"] + (f" using {node['Index Name']}" if "Index Name" in node else "") \
+            + (f" on {node['Relation Name']}" if "Relation Name" in node and "Index Name" not in node else "")
+        loops = node.get("Actual Loops", 1)
+        extra = f", heap fetches {node['Heap Fetches']}" if "Heap Fetches" in node else ""
+        lines.append(f"{'  ' * depth}{what}: {node['Actual Total Time']:.1f} ms, rows {node['Actual Rows']:,}"
+                     f"{f' ×{loops} loops' if loops > 1 else ''}, buffers hit {node.get('Shared Hit Blocks', 0):,}"
+                     f" read {node.get('Shared Read Blocks', 0):,}{extra}")
+        for child in node.get("Plans", []):
+            walk(child, depth + 1)
+
+    walk(root["Plan"], 0)
+    return lines
+
+
+async def bench_size(args: argparse.Namespace, orders: int) -> tuple[str, list[object]]:
+    """Seed, measure, explain one size; its Markdown section and its summary row."""
+    name = f"salespulse_bench_{orders // 1_000_000}m" if orders >= 1_000_000 else f"salespulse_bench_{orders}"
+    secret = secrets.token_hex(16)
+    slack = await FakeSlack().start()
+    log = RESULTS / f"commands-bot-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"")
+    try:
+        async with database(args.admin_url, name, keep=args.keep) as dsn:
+            env = bot_env(database_url=dsn, port=free_port(), slack_api_url=slack.url,
+                          SLACK_SIGNING_SECRET=secret, STORE_TIMEZONE=TZ)
+            print(f"[{orders:,}] seeding …", file=sys.stderr, flush=True)
+            seed_seconds, seeded = await seed(env, orders, args.days, log)
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("ANALYZE" if args.analyze_only else "VACUUM (ANALYZE)")
+                size = await conn.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
+            finally:
+                await conn.close()
+            print(f"[{orders:,}] {seeded}; {size}; starting the bot …", file=sys.stderr, flush=True)
+            async with bot_process(env, log_path=RESULTS / f"commands-bot-{name}.run.log") as base, \
+                    aiohttp.ClientSession() as session:
+                typist = Typist(session, base, secret, slack.url)
+                await typist.run("", "warm-up", 10)
+                await typist.run("", "today, sequential", args.requests)
+                wall = await typist.run("", "today, 8 concurrent", args.requests, concurrency=8)
+                for period in PERIODS[1:]:
+                    await typist.run(period, period, args.period_requests)
+            print(f"[{orders:,}] the guide's SQL …", file=sys.stderr, flush=True)
+            guide, guide_each = await guide_runs(dsn, args.requests, args.guide_seconds)
+            per_lookup, queries = await lookup_times(dsn, reps=5)
+            slowest = max(((n, p) for n in per_lookup for p in per_lookup[n]), key=lambda np: per_lookup[np[0]][np[1]])
+            slowest_today = max(per_lookup, key=lambda n: per_lookup[n].get("today", 0))
+            guide_slowest = max(guide_each, key=lambda n: percentile(guide_each[n], 50))
+            plans = {f"ours, slowest lookup: {slowest[0]} ({slowest[1]})":
+                     await explain(dsn, *queries[f"{slowest[0]} ({slowest[1]})"]),
+                     f"ours, slowest lookup for today: {slowest_today} (today)":
+                     await explain(dsn, *queries[f"{slowest_today} (today)"]),
+                     f"guide, slowest query: {guide_slowest}": await explain(dsn, GUIDE[guide_slowest])}
+    finally:
+        await slack.stop()
+
+    lat = typist.latencies
+    rows: list[list[object]] = []
+    for label in ["today, sequential", "today, 8 concurrent", *PERIODS[1:]]:
+        v = lat[label]
+        rows.append([f"/sales {label}", ms(percentile(v, 50)), ms(percentile(v, 95)), ms(percentile(v, 99)),
+                     len(v), typist.failed[label], typist.missed[label]])
+    rows.append(["guide's 4 queries, sequential", ms(percentile(guide, 50)), ms(percentile(guide, 95)),
+                 ms(percentile(guide, 99)), len(guide), 0, "—"])
+    ours = lat["today, sequential"]
+    ratio50 = percentile(guide, 50) / percentile(ours, 50)
+    ratio95 = percentile(guide, 95) / percentile(ours, 95)
+    target = 0.100 if orders <= 1_000_000 else 0.300
+    p95 = percentile(ours, 95)
+    out = [f"## {orders:,} orders over {args.days} days", "",
+           f"Seeded in {seed_seconds:.0f} s ({seeded}); database {size}; "
+           f"{'ANALYZE only' if args.analyze_only else 'VACUUM (ANALYZE)'} after seeding.", "",
+           markdown_table(["measure", "p50 ms", "p95 ms", "p99 ms", "n", "failed", "missed 2 s budget"], rows), "",
+           f"- 8 concurrent: {args.requests / wall:,.1f} replies/s",
+           f"- guide p50 / ours p50 = **{ratio50:,.1f}×**, guide p95 / ours p95 = **{ratio95:,.1f}×**",
+           f"- target p95 < {target * 1000:.0f} ms (today, sequential): {ms(p95)} ms → "
+           f"**{'met' if p95 < target else 'MISSED'}**", "",
+           "Each lookup run alone (p50 ms of 5; /sales runs all nine concurrently) and each guide query (p50 ms):",
+           "", markdown_table(["lookup", *PERIODS], [[n, *(ms(per_lookup[n].get(p, float("nan"))) for p in PERIODS)]
+                                                       for n in per_lookup]), "",
+           markdown_table(["guide query", "p50 ms", "p95 ms"],
+                          [[n, ms(percentile(v, 50)), ms(percentile(v, 95))] for n, v in guide_each.items()]), ""]
+    for title, lines in plans.items():
+        out += [f"EXPLAIN (ANALYZE, BUFFERS), {title}:", "", "```", *lines, "```", ""]
+    summary = [f"{orders:,}", ms(percentile(ours, 50)), ms(p95), ms(percentile(lat["today, 8 concurrent"], 95)),
+               ms(max(percentile(lat[p], 95) for p in PERIODS[1:])), ms(percentile(guide, 50)),
+               f"{ratio50:,.1f}×", f"{ratio95:,.1f}×"]
+    return "\n".join(out), summary
+
+
+async def main(args: argparse.Namespace) -> int:
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    info = await machine_info(args.admin_url)
+    sections, summary = [], []
+    for orders in sizes:
+        section, row = await bench_size(args, orders)
+        print(section, flush=True)
+        sections.append(section)
+        summary.append(row)
+    report = "\n".join([
+        "# /sales end to end vs the guide's SQL", "",
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; " + ", ".join(f"{k} {v}" for k, v in info.items())
+        + f"; STORE_TIMEZONE {TZ}; {args.requests} requests per run, {args.period_requests} per other period.",
+        "", markdown_table(["orders", "today p50 ms", "today p95 ms", "today p95 ms, 8 concurrent",
+                            "worst other period p95 ms", "guide p50 ms", "guide/ours p50", "guide/ours p95"],
+                           summary), "", *sections])
+    path = write_result("commands.md", report)
+    print(f"\nwritten to {path}", file=sys.stderr)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1000000,10000000", help="comma-separated order counts")
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--requests", type=int, default=200, help="/sales requests per today run")
+    p.add_argument("--period-requests", type=int, default=50, help="requests for each other period")
+    p.add_argument("--guide-seconds", type=float, default=90, help="stop the guide's runs after this (≥ 10 runs)")
+    p.add_argument("--admin-url", default=ADMIN_DSN)
+    p.add_argument("--keep", action="store_true", help="keep the databases")
+    p.add_argument("--analyze-only", action="store_true", help="ANALYZE instead of VACUUM (ANALYZE)")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))

@@ -1,0 +1,251 @@
+"""Apply a batch of Stripe events in memory, exactly as `bot.intake` applies them one by one.
+
+The batch intake reads every order its events touch in one query, folds the events over those rows here,
+and writes the final rows back with a handful of set-based statements. The rules mirror `bot.intake` and
+the SQL in `queries.intake` line for line (tests compare both paths on the same event streams).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.blocks.message import Message
+from bot.blocks.pings import (
+    DisputeView,
+    FailureView,
+    RefundView,
+    SaleView,
+    dispute_message,
+    failure_message,
+    refund_message,
+    sale_message,
+)
+from bot.intake import LATE_AFTER, status_moves
+from bot.payments import Kind, PaymentEvent
+
+# The columns the fold reads and writes, in `orders` order.
+ORDER_COLUMNS = ("id", "payment_status", "amount_total", "amount_refunded", "currency", "customer_email",
+                 "customer_name", "product_name", "affiliate_id", "checkout_session_id", "payment_intent_id",
+                 "invoice_id", "charge_id", "failure_reason", "livemode", "metadata", "created_at", "refunded_at",
+                 "status_at")
+_FILLED_IF_MISSING = ("customer_email", "customer_name", "product_name", "affiliate_id", "checkout_session_id",
+                      "payment_intent_id", "invoice_id", "charge_id")
+
+
+@dataclass
+class OrderRow:
+    """An order as stored, changed in memory by the batch's events."""
+
+    id: str
+    payment_status: str
+    status_at: dt.datetime
+    created_at: dt.datetime
+    amount_total: int | None = None
+    amount_refunded: int = 0
+    currency: str | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    product_name: str | None = None
+    affiliate_id: str | None = None
+    checkout_session_id: str | None = None
+    payment_intent_id: str | None = None
+    invoice_id: str | None = None
+    charge_id: str | None = None
+    failure_reason: str | None = None
+    livemode: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+    refunded_at: dt.datetime | None = None
+    is_new: bool = False
+    dirty: bool = False
+
+
+@dataclass
+class CheckoutRow:
+    """The batch's net change to one checkout session (merged with the stored row by the upsert)."""
+
+    id: str
+    status: str
+    amount_total: int | None
+    currency: str | None
+    customer_email: str | None
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+    status_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """An outbox row to insert, and the index of the event that caused it."""
+
+    event_index: int
+    dedupe_key: str
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    amount: int | None = None
+    currency: str | None = None
+
+
+@dataclass
+class Fold:
+    """The batch's state: rows read, rows created, and everything to write back."""
+
+    tz: ZoneInfo
+    now: dt.datetime
+    orders: dict[str, OrderRow] = field(default_factory=dict)
+    ref_index: dict[str, str] = field(default_factory=dict)  # ref → order id
+    new_refs: list[tuple[str, str]] = field(default_factory=list)
+    checkouts: dict[str, CheckoutRow] = field(default_factory=dict)
+    failures: list[tuple[Any, ...]] = field(default_factory=list)
+    disputes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    messages: list[QueuedMessage] = field(default_factory=list)
+
+    def load(self, ref: str, row: OrderRow) -> None:
+        """Register a stored order under one of its refs."""
+        self.orders.setdefault(row.id, row)
+        self.ref_index[ref] = row.id
+
+    def apply(self, index: int, e: PaymentEvent) -> None:
+        """Apply one event, as `bot.intake._apply` does."""
+        match e.kind:
+            case Kind.SALE:
+                self._sale(index, e)
+            case Kind.PENDING:
+                self._upsert_order(e, status="pending")
+                self._checkout(e, status="pending")
+            case Kind.FAILURE:
+                self._failure(index, e)
+            case Kind.REFUND:
+                self._refund(index, e)
+            case Kind.DISPUTE:
+                self._dispute(index, e)
+            case Kind.CHECKOUT_EXPIRED:
+                self._checkout(e, status="expired")
+
+    def _find(self, refs: tuple[str, ...]) -> OrderRow | None:
+        for ref in refs:  # FIND_ORDER_BY_REFS: the earliest ref that names an order wins
+            if ref in self.ref_index:
+                return self.orders[self.ref_index[ref]]
+        return None
+
+    def _add_refs(self, order_id: str, refs: tuple[str, ...]) -> None:
+        for ref in refs:  # INSERT_REFS: refs already taken keep their order
+            if ref not in self.ref_index:
+                self.ref_index[ref] = order_id
+                self.new_refs.append((ref, order_id))
+
+    def _upsert_order(self, e: PaymentEvent, *, status: str) -> tuple[OrderRow, bool]:
+        reason = e.failure_reason if status == "failed" else None
+        row = self._find(e.refs)
+        if row is None:
+            row = OrderRow(id=e.order_ref, payment_status=status, status_at=e.occurred_at,
+                           created_at=e.occurred_at, amount_total=e.amount, currency=e.currency,
+                           customer_email=e.customer_email, customer_name=e.customer_name, product_name=e.product,
+                           affiliate_id=e.affiliate, checkout_session_id=e.checkout_session_id,
+                           payment_intent_id=e.payment_intent_id, invoice_id=e.invoice_id, charge_id=e.charge_id,
+                           failure_reason=reason, livemode=e.livemode, metadata=dict(e.metadata), is_new=True)
+            self.orders[row.id] = row
+            self._add_refs(row.id, e.refs)
+            return row, True
+        moves = status_moves(row.payment_status, row.status_at, status, e.occurred_at)
+        entered = moves and row.payment_status != status
+        if moves:  # UPDATE_ORDER
+            row.payment_status, row.status_at, row.failure_reason = status, e.occurred_at, reason
+            if status == "completed":
+                row.created_at = e.occurred_at
+        row.amount_total = e.amount if e.amount is not None else row.amount_total
+        row.currency = e.currency if e.currency is not None else row.currency
+        for name, value in zip(_FILLED_IF_MISSING, (e.customer_email, e.customer_name, e.product, e.affiliate,
+                                                    e.checkout_session_id, e.payment_intent_id, e.invoice_id,
+                                                    e.charge_id), strict=True):
+            if getattr(row, name) is None:
+                setattr(row, name, value)
+        row.metadata = {**row.metadata, **e.metadata}
+        row.dirty = True
+        self._add_refs(row.id, e.refs)
+        return row, entered
+
+    def _checkout(self, e: PaymentEvent, *, status: str) -> None:
+        if e.checkout_session_id is None:
+            return
+        completed_at = e.occurred_at if status == "completed" else None
+        cur = self.checkouts.get(e.checkout_session_id)
+        if cur is None:  # UPSERT_CHECKOUT's insert half; its ON CONFLICT half merges with the stored row
+            self.checkouts[e.checkout_session_id] = CheckoutRow(
+                e.checkout_session_id, status, e.amount, e.currency, e.customer_email, dict(e.metadata),
+                e.session_created_at or e.occurred_at, completed_at, e.occurred_at)
+            return
+        if e.occurred_at >= cur.status_at:
+            cur.status = status
+        cur.completed_at = cur.completed_at or completed_at
+        cur.status_at = max(cur.status_at, e.occurred_at)
+        cur.amount_total = e.amount if e.amount is not None else cur.amount_total
+        cur.currency = e.currency if e.currency is not None else cur.currency
+        cur.customer_email = cur.customer_email or e.customer_email
+        cur.metadata = {**cur.metadata, **e.metadata}
+
+    def _queue(self, index: int, key: str, channel: str, kind: str, message: Message, *,
+               amount: int | None = None, currency: str | None = None,
+               extra: dict[str, Any] | None = None) -> None:
+        if any(m.dedupe_key == key for m in self.messages):
+            return  # ON CONFLICT (dedupe_key) DO NOTHING, within the batch
+        payload = message.as_payload() | (extra or {})
+        self.messages.append(QueuedMessage(index, key, channel, kind, payload, amount, currency))
+
+    def _sale(self, index: int, e: PaymentEvent) -> None:
+        order, entered = self._upsert_order(e, status="completed")
+        self._checkout(e, status="completed")
+        if not entered or order.amount_total is None or order.currency is None:
+            return
+        view = SaleView(order_id=order.id, product=order.product_name, amount=order.amount_total,
+                        currency=order.currency, customer_email=order.customer_email,
+                        affiliate=order.affiliate_id, occurred_at=e.occurred_at,
+                        late=self.now - e.occurred_at > LATE_AFTER)
+        self._queue(index, f"sale:{order.id}", "sales", "sale", sale_message(view, tz=self.tz),
+                    amount=order.amount_total, currency=order.currency,
+                    extra={"sale": {"order_id": order.id, "product": order.product_name,
+                                    "customer": order.customer_email}})
+
+    def _failure(self, index: int, e: PaymentEvent) -> None:
+        order, _ = self._upsert_order(e, status="failed")
+        if e.checkout_session_id is not None:
+            self._checkout(e, status="failed")
+        self.failures.append((e.event_id, order.id, e.amount, e.currency, e.customer_email, e.failure_reason,
+                              e.occurred_at))
+        view = FailureView(product=order.product_name, amount=e.amount, currency=e.currency,
+                           customer_email=e.customer_email, reason=e.failure_reason, occurred_at=e.occurred_at)
+        self._queue(index, f"failure:{e.event_id}", "alerts", "failure", failure_message(view, tz=self.tz))
+
+    def _refund(self, index: int, e: PaymentEvent) -> None:
+        refunded = e.amount_refunded or 0
+        if refunded <= 0:
+            return
+        order = self._find(e.refs)
+        total, email, order_id = e.amount, e.customer_email, e.order_ref
+        if order is not None:  # APPLY_REFUND
+            order_id = order.id
+            order.amount_refunded = max(order.amount_refunded, refunded)
+            order.refunded_at = max(order.refunded_at, e.occurred_at) if order.refunded_at else e.occurred_at
+            if (order.payment_status == "completed" and order.amount_total is not None
+                    and order.amount_refunded >= order.amount_total):
+                order.payment_status = "refunded"
+            order.dirty = True
+            total, email = order.amount_total or total, order.customer_email or email
+        view = RefundView(order_id=order_id, amount_refunded=refunded, amount_total=total,
+                          currency=e.currency or "USD", customer_email=email,
+                          full=total is not None and refunded >= total, occurred_at=e.occurred_at)
+        self._queue(index, f"refund:{e.charge_id or order_id}:{refunded}", "sales", "refund",
+                    refund_message(view, tz=self.tz))
+
+    def _dispute(self, index: int, e: PaymentEvent) -> None:
+        dispute_id = e.dispute_id or e.event_id
+        order = self._find(e.refs)
+        self.disputes.setdefault(dispute_id, (dispute_id, order.id if order else None, e.charge_id, e.amount,
+                                              e.currency, e.dispute_reason, e.dispute_status, e.occurred_at))
+        view = DisputeView(dispute_id=dispute_id, charge_id=e.charge_id, amount=e.amount, currency=e.currency,
+                           reason=e.dispute_reason, occurred_at=e.occurred_at)
+        self._queue(index, f"dispute:{dispute_id}", "alerts", "dispute", dispute_message(view, tz=self.tz))

@@ -1,0 +1,180 @@
+"""Set-based SQL for the batch intake: one statement per table for a whole batch of events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from bot.db import Executor
+from bot.intake_fold import ORDER_COLUMNS, CheckoutRow, OrderRow, QueuedMessage
+
+# The body is stored as received ($5 is the raw JSON text): no decode/encode round trip per event.
+LOG_WEBHOOKS: Final = """
+INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at)
+SELECT s, e, t, st, l, p::jsonb, c
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[])
+       AS v(s, e, t, st, p, l, c)
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING source, event_id
+"""
+
+# Row locks in id order: two batches touching the same orders queue up instead of deadlocking.
+ORDERS_BY_REFS: Final = """
+SELECT p.ref, o.id, o.payment_status, o.amount_total, o.amount_refunded, o.currency, o.customer_email,
+       o.customer_name, o.product_name, o.affiliate_id, o.checkout_session_id, o.payment_intent_id,
+       o.invoice_id, o.charge_id, o.failure_reason, o.livemode, o.metadata, o.created_at, o.refunded_at,
+       o.status_at
+  FROM payment_refs AS p
+  JOIN orders AS o ON o.id = p.order_id
+ WHERE p.ref = ANY($1::text[])
+ ORDER BY o.id
+   FOR UPDATE OF o
+"""
+
+_ORDER_ARRAYS: Final = """unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+              $14::text[], $15::bool[], $16::text[], $17::timestamptz[], $18::timestamptz[],
+              $19::timestamptz[])"""
+_ORDER_ALIASES: Final = ("v(id, payment_status, amount_total, amount_refunded, currency, customer_email, customer_name,"
+                         " product_name, affiliate_id, checkout_session_id, payment_intent_id, invoice_id, charge_id,"
+                         " failure_reason, livemode, metadata, created_at, refunded_at, status_at)")
+
+INSERT_ORDERS: Final = f"""
+INSERT INTO orders ({", ".join(ORDER_COLUMNS)})
+SELECT id, payment_status, amount_total, amount_refunded, currency, customer_email, customer_name, product_name,
+       affiliate_id, checkout_session_id, payment_intent_id, invoice_id, charge_id, failure_reason, livemode,
+       metadata::jsonb, created_at, refunded_at, status_at
+  FROM {_ORDER_ARRAYS} AS {_ORDER_ALIASES}
+"""
+
+UPDATE_ORDERS: Final = f"""
+UPDATE orders AS o
+   SET payment_status = v.payment_status, amount_total = v.amount_total, amount_refunded = v.amount_refunded,
+       currency = v.currency, customer_email = v.customer_email, customer_name = v.customer_name,
+       product_name = v.product_name, affiliate_id = v.affiliate_id, checkout_session_id = v.checkout_session_id,
+       payment_intent_id = v.payment_intent_id, invoice_id = v.invoice_id, charge_id = v.charge_id,
+       failure_reason = v.failure_reason, metadata = v.metadata::jsonb, created_at = v.created_at,
+       refunded_at = v.refunded_at, status_at = v.status_at, updated_at = now()
+  FROM {_ORDER_ARRAYS} AS {_ORDER_ALIASES}
+ WHERE o.id = v.id
+"""
+
+INSERT_REFS: Final = """
+INSERT INTO payment_refs (ref, order_id)
+SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT (ref) DO NOTHING
+"""
+
+UPSERT_CHECKOUTS: Final = """
+INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
+                               created_at, completed_at, status_at)
+SELECT id, status, amount_total, currency, customer_email, metadata::jsonb, created_at, completed_at, status_at
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+              $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+       AS v(id, status, amount_total, currency, customer_email, metadata, created_at, completed_at, status_at)
+ON CONFLICT (id) DO UPDATE
+   SET status         = CASE WHEN EXCLUDED.status_at >= checkout_sessions.status_at
+                             THEN EXCLUDED.status ELSE checkout_sessions.status END,
+       completed_at   = COALESCE(checkout_sessions.completed_at, EXCLUDED.completed_at),
+       status_at      = GREATEST(checkout_sessions.status_at, EXCLUDED.status_at),
+       amount_total   = COALESCE(EXCLUDED.amount_total, checkout_sessions.amount_total),
+       currency       = COALESCE(EXCLUDED.currency, checkout_sessions.currency),
+       customer_email = COALESCE(checkout_sessions.customer_email, EXCLUDED.customer_email),
+       metadata       = checkout_sessions.metadata || EXCLUDED.metadata,
+       updated_at     = now()
+"""
+
+INSERT_FAILURES: Final = """
+INSERT INTO payment_failures (event_id, order_id, amount, currency, customer_email, reason, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+INSERT_DISPUTES: Final = """
+INSERT INTO disputes (id, order_id, charge_id, amount, currency, reason, status, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                     $8::timestamptz[])
+ON CONFLICT (id) DO NOTHING
+"""
+
+ENQUEUE: Final = """
+INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency)
+SELECT k, ch, kd, p::jsonb, a, c
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS v(k, ch, kd, p, a, c)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING dedupe_key
+"""
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Row tuples → one list per column, for unnest()."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def log_webhooks(db: Executor, rows: Sequence[tuple[str, str, str, str, str, bool, dt.datetime | None]]
+                       ) -> set[tuple[str, str]]:
+    """Insert (source, event_id, type, status, raw JSON, livemode, created) rows; return the new keys."""
+    if not rows:
+        return set()
+    return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_WEBHOOKS, *_columns(rows))}
+
+
+async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, OrderRow]]:
+    """(ref, order) for every stored order these refs name, row-locked until commit."""
+    rows = await db.fetch(ORDERS_BY_REFS, sorted(set(refs)))
+    out = []
+    for r in rows:
+        fields = {name: r[name] for name in ORDER_COLUMNS}
+        out.append((r["ref"], OrderRow(**fields)))
+    return out
+
+
+def _order_values(o: OrderRow) -> tuple[Any, ...]:
+    return tuple(json.dumps(o.metadata) if name == "metadata" else getattr(o, name) for name in ORDER_COLUMNS)
+
+
+async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
+    """Insert the batch's new orders and write back the changed ones."""
+    orders = list(orders)
+    new = [_order_values(o) for o in orders if o.is_new]
+    changed = [_order_values(o) for o in orders if o.dirty and not o.is_new]
+    if new:
+        await db.execute(INSERT_ORDERS, *_columns(new))
+    if changed:
+        await db.execute(UPDATE_ORDERS, *_columns(changed))
+
+
+async def add_refs(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
+    """(ref, order id) pairs; refs already taken keep their order."""
+    if pairs:
+        await db.execute(INSERT_REFS, *_columns(pairs))
+
+
+async def upsert_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> None:
+    """Merge the batch's checkout changes into the stored sessions."""
+    values = [(c.id, c.status, c.amount_total, c.currency, c.customer_email, json.dumps(c.metadata),
+               c.created_at, c.completed_at, c.status_at) for c in rows]
+    if values:
+        await db.execute(UPSERT_CHECKOUTS, *_columns(values))
+
+
+async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Failed payment attempts."""
+    if rows:
+        await db.execute(INSERT_FAILURES, *_columns(rows))
+
+
+async def insert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Opened disputes (first record wins)."""
+    if rows:
+        await db.execute(INSERT_DISPUTES, *_columns(rows))
+
+
+async def enqueue(db: Executor, messages: Sequence[QueuedMessage]) -> set[str]:
+    """Queue the batch's messages once per dedupe key; return the keys actually queued."""
+    if not messages:
+        return set()
+    rows = [(m.dedupe_key, m.channel, m.kind, json.dumps(m.payload), m.amount, m.currency) for m in messages]
+    return {r["dedupe_key"] for r in await db.fetch(ENQUEUE, *_columns(rows))}
