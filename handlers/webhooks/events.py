@@ -69,14 +69,10 @@ def _plain(value: str) -> str:
     return value
 
 
-def _text(max_length: int) -> Any:
-    return StringConstraints(min_length=1, max_length=max_length)
-
-
-Id = Annotated[str, _text(200), AfterValidator(_plain)]
-Name = Annotated[str, _text(100), AfterValidator(_plain)]
-Message = Annotated[str, _text(4000), AfterValidator(_plain)]
-Product = Annotated[str, _text(500), AfterValidator(_plain)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_plain)]
+Message = Annotated[str, StringConstraints(min_length=1, max_length=4000), AfterValidator(_plain)]
+Product = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_plain)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"),
                   AfterValidator(_plain)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.upper)]
@@ -266,11 +262,6 @@ async def _store(conn: asyncpg.Connection, event: ErrorEvent | SyncFailureEvent 
     return ("stored" if row is not None else "duplicate"), 0
 
 
-def _lock_order(event: ErrorEvent | SyncFailureEvent | OrderEvent) -> tuple[bool, str]:
-    # Concurrent batches take their row and advisory locks in one global order, so they cannot deadlock.
-    return isinstance(event, OrderEvent), event.id or ""
-
-
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
@@ -296,7 +287,9 @@ async def events_webhook(request: web.Request) -> web.Response:
     status: dict[int, str] = {}
     queued = 0
     async with deps.pool.acquire() as conn, conn.transaction():
-        for index in sorted(range(len(events)), key=lambda i: _lock_order(events[i])):
+        # Stored in one global order (app events, then orders, by id): concurrent batches take their
+        # row and advisory locks in the same order, so they cannot deadlock each other.
+        for index in sorted(range(len(events)), key=lambda i: (events[i].type == "order", events[i].id or "")):
             status[index], count = await _store(conn, events[index], deps=deps, now=now)
             queued += count
     if queued:
