@@ -81,10 +81,16 @@ def _str(obj: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+# Stripe's largest amounts have 8 digits; anything beyond PostgreSQL's bigint is not an amount.
+_MAX_AMOUNT = 2**63 - 1
+
+
 def _int(obj: Mapping[str, Any], key: str) -> int | None:
-    """The integer at obj[key]; a bool is an int to Python but never an amount."""
+    """The integer at obj[key]; a bool is an int to Python but never an amount, nor is a 30-digit number."""
     value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and -_MAX_AMOUNT <= value <= _MAX_AMOUNT:
+        return value
+    return None
 
 
 def _id(value: Any) -> str | None:
