@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.db import create_pool, database_url, migrate
@@ -22,10 +24,12 @@ from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
 from bot.intake_batch import IntakeBatcher
 from bot.metrics import Metrics
+from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.slack_app import build_bolt_app, run_socket_mode
 from handlers.web import healthz, metrics, monitoring, slack_events
 from handlers.webhooks import events as events_webhook
 from handlers.webhooks import stripe as stripe_webhook
+from queries import outbox
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,18 @@ def make_sender(settings: Settings, client: AsyncWebClient | None) -> Sender:
     return ConsoleSender()
 
 
+def register_jobs(scheduler: AsyncIOScheduler, deps: Deps) -> None:
+    """Every periodic job; each feature adds its own here."""
+
+
+async def announce_job_failure(deps: Deps, failure: JobFailure) -> None:
+    """A failed scheduled job is posted to the alerts channel (and listed in /health)."""
+    msg = job_failure_message(failure, tz=deps.settings.tz)
+    await outbox.enqueue(deps.pool, dedupe_key=f"job-failure:{failure.job_id}:{failure.at.isoformat()}",
+                         channel="alerts", kind="job_failure", payload=msg.as_payload())
+    deps.worker.wake.set()
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """What `running()` started: the deps, the Bolt app (with a bot token) and the background tasks."""
@@ -117,8 +133,11 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
         sender = sender or make_sender(settings, client)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock)
         intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock)
+        failures = JobFailures()
+        scheduler = create_scheduler(settings.tz, failures)
         deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, intake=intake, slack=client,
-                    clock=clock, metrics=metrics)
+                    clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures)
+        failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         worker.metrics = metrics
         bolt = build_bolt_app(deps, client) if client is not None else None
         tasks = [asyncio.create_task(worker.run(), name="delivery"),
@@ -126,9 +145,12 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
         if bolt is not None and client is not None and settings.slack_app_token is not None:
             tasks.append(asyncio.create_task(run_socket_mode(
                 bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))
+        register_jobs(scheduler, deps)
+        scheduler.start()
         try:
             yield Services(deps=deps, bolt=bolt, tasks=tuple(tasks))
         finally:
+            scheduler.shutdown(wait=False)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

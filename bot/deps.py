@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -16,6 +17,7 @@ from bot.delivery.senders import Sender
 from bot.delivery.worker import DeliveryWorker
 from bot.intake_batch import IntakeBatcher
 from bot.metrics import Metrics
+from bot.scheduling import JobFailures
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class Deps:
     slack: AsyncWebClient | None = None  # None in local and incoming-webhook modes
     clock: Clock = utcnow
     metrics: Metrics = field(default_factory=Metrics)
+    scheduler: AsyncIOScheduler | None = None
+    job_failures: JobFailures = field(default_factory=JobFailures)
     started_at: dt.datetime = field(default_factory=utcnow)
 
 

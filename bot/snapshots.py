@@ -20,6 +20,7 @@ import asyncpg
 
 from bot.db import Executor
 from bot.periods import Period
+from bot.scheduling import JobFailure
 from queries import app_events, errors, health, sales
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
 
@@ -171,6 +172,7 @@ class HealthSnapshot:
     started_at: dt.datetime
     site_url: str | None
     next_jobs: tuple[tuple[str, dt.datetime], ...] = ()
+    job_failures: tuple[JobFailure, ...] = ()
     missing: tuple[str, ...] = ()
 
     @property
@@ -189,6 +191,8 @@ async def _timed_ping(db: Executor) -> float:
 
 async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_hours: bool, mode: str,
                           version: str, started_at: dt.datetime, site_url: str | None,
+                          next_jobs: tuple[tuple[str, dt.datetime], ...] = (),
+                          job_failures: tuple[JobFailure, ...] = (),
                           budget: float = COMMAND_BUDGET) -> HealthSnapshot:
     """The state of every component /health reports."""
     lookups: dict[str, Lookup] = {
@@ -204,4 +208,4 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         last_webhook_at=got.get("last webhook"), last_order_at=got.get("last order"),
         backlog=got.get("outbox"), delivery_errors=got.get("delivery errors"),
         in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
-        site_url=site_url, missing=missing)
+        site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, missing=missing)

@@ -8,6 +8,7 @@ from bot.blocks.common import ago, missing_context, share_actions
 from bot.blocks.elements import context, header, local, message, section
 from bot.blocks.message import Message
 from bot.blocks.text import escape_mrkdwn
+from bot.scheduling import JobFailure
 from bot.snapshots import HealthSnapshot
 
 OK, WARN, BAD, OFF = "🟢", "🟡", "🔴", "⚪"
@@ -45,8 +46,12 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     elif errs is not None:
         lines.append(f"{OK} *Slack errors (24 h)* none")
     lines.append(f"{OFF} *Site probe* {'set SITE_URL to enable' if not s.site_url else 'not run yet'}")
+    if s.job_failures:
+        last = s.job_failures[-1]
+        lines.append(f"{BAD} *Scheduler* {len(s.job_failures)} failed run(s), last: {escape_mrkdwn(last.job_id)}"
+                     f" {ago(s.now - last.at)}: `{escape_mrkdwn(last.error[:200])}`")
     if s.next_jobs:
-        jobs = ", ".join(f"{name} {local(at, tz):%a %H:%M}" for name, at in s.next_jobs)
+        jobs = ", ".join(f"{escape_mrkdwn(name)} {local(at, tz):%a %H:%M}" for name, at in s.next_jobs[:5])
         lines.append(f"{OK} *Scheduler* next: {jobs}")
     else:
         lines.append(f"{OFF} *Scheduler* no scheduled jobs")
@@ -64,3 +69,11 @@ def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = N
         blocks.append(share_actions("/health", share_arg))
     status = "degraded" if not s.database_ok or s.order_silence_suspicious else "ok"
     return message(f"🩺 Health: {status}", blocks)
+
+
+def job_failure_message(failure: JobFailure, *, tz: ZoneInfo) -> Message:
+    """A scheduled job failed: say which, when, and the error."""
+    text = f"⚠️ Scheduled job {failure.job_id} failed"
+    blocks = [section(f"*{escape_mrkdwn(text)}*\n`{escape_mrkdwn(failure.error[:500])}`"),
+              context(f"⏰ {local(failure.at, tz):%a %H:%M %Z} · details in /health")]
+    return message(text, blocks)

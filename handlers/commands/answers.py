@@ -18,6 +18,7 @@ from bot.blocks.sales import sales_message
 from bot.config import Settings
 from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
+from bot.scheduling import next_runs
 from bot.snapshots import errors_snapshot, health_snapshot, sales_snapshot
 
 Render = Callable[[Deps, str, bool], Awaitable[Message]]
@@ -66,7 +67,8 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
         "incoming webhooks" if s.uses_incoming_webhooks else "HTTP mode"
     snapshot = await health_snapshot(
         deps.pool, now=now, in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
-        mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url)
+        mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url,
+        next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent))
     return health_message(snapshot, tz=s.tz, share_arg="" if shareable else None)
 
 

@@ -10,6 +10,7 @@ from bot import __version__
 from bot.api_views import errors_json, health_json, sales_json
 from bot.deps import Deps, deps_of
 from bot.periods import parse_period
+from bot.scheduling import next_runs
 from bot.snapshots import errors_snapshot, gather_within, health_snapshot, sales_snapshot
 from handlers.web.auth import bearer_problem
 from queries import sales
@@ -66,7 +67,8 @@ async def health_api(request: web.Request) -> web.Response:
         "webhooks" if s.uses_incoming_webhooks else "http"
     snapshot = await health_snapshot(deps.pool, now=now, mode=mode, version=__version__,
                                      in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
-                                     started_at=deps.started_at, site_url=s.site_url, budget=API_BUDGET)
+                                     started_at=deps.started_at, site_url=s.site_url,
+        next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent), budget=API_BUDGET)
     body = health_json(snapshot)
     return web.json_response(body, status=200 if snapshot.database_ok else 503,
                              headers={"Cache-Control": "no-store"})
