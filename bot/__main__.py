@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from bot import __version__
+from bot.alerts.rules import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
 from bot.db import database_url, migrate
 
@@ -151,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
-    except SettingsError as exc:
+        load_rules(settings.alert_rules_file)  # a bad rules file is a configuration error too
+    except (SettingsError, RulesFileError) as exc:
         print(f"salespulse: {exc}", file=sys.stderr)
         return 1
     if args.command == "run":

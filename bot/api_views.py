@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.snapshots import ErrorsSnapshot, HealthSnapshot, SalesSnapshot
+from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint
 
 # The guide's own alert thresholds ("errorCount > 5 || paymentFailureCount > 3").
@@ -78,10 +79,19 @@ def errors_json(s: ErrorsSnapshot) -> dict[str, Any]:
         "paymentFailures": failures,
         "paymentFailureRate": s.payment_failure_rate,
         "ghlFailures": reported.get("sync_failure", 0) if s.app_counts is not None else None,
-        "alertsTriggered": total > GUIDE_ERROR_THRESHOLD or (failures or 0) > GUIDE_PAYMENT_FAILURE_THRESHOLD,
+        # Firing alerts when the alert engine's state is known; the guide's own thresholds otherwise.
+        "alertsTriggered": bool(s.alerts) if s.alerts is not None else (
+            total > GUIDE_ERROR_THRESHOLD or (failures or 0) > GUIDE_PAYMENT_FAILURE_THRESHOLD),
+        "alerts": [_alert_json(a) for a in s.alerts or []],
         "timestamp": _iso(s.now),
         "missing": list(s.missing),
     }
+
+
+def _alert_json(a: AlertRow) -> dict[str, Any]:
+    return {"id": a.id, "rule": a.rule, "severity": a.severity, "title": a.title, "summary": a.summary,
+            "started_at": _iso(a.started_at), "acknowledged_by": a.acknowledged_by,
+            "silenced_until": _iso(a.silenced_until)}
 
 
 def _age(now: dt.datetime, t: dt.datetime | None) -> float | None:
@@ -106,7 +116,11 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
                 "errors_24h": errs.count if errs else None,
                 "permanent_errors_24h": errs.permanent if errs else None,
                 "last_error": errs.last_error if errs else None},
-            "site": {"configured": s.site_url is not None},
+            "site": {"configured": s.site_url is not None,
+                     "last_check": None if s.probe is None else {
+                         "at": _iso(s.probe.checked_at), "ok": s.probe.ok, "status": s.probe.status,
+                         "elapsed_ms": s.probe.elapsed_ms, "error": s.probe.error}},
+            "alerts": [_alert_json(a) for a in s.alerts or []],
             "scheduler": {"jobs": [{"name": n, "next_run_at": _iso(t)} for n, t in s.next_jobs]},
         },
         "version": s.version,

@@ -9,16 +9,16 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import asyncpg
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts.rules import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.db import create_pool, database_url, migrate
+from bot.db import DB_UNAVAILABLE, create_pool, database_url, migrate
 from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
@@ -26,6 +26,7 @@ from bot.intake_batch import IntakeBatcher
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.slack_app import build_bolt_app, run_socket_mode
+from handlers.scheduled import alerts as alert_jobs
 from handlers.web import healthz, metrics, monitoring, slack_events
 from handlers.webhooks import events as events_webhook
 from handlers.webhooks import stripe as stripe_webhook
@@ -35,11 +36,6 @@ log = logging.getLogger(__name__)
 
 # Stripe events are a few KiB; anything near this is not one. aiohttp answers 413 beyond it.
 MAX_BODY_BYTES = 1024 * 1024
-# When PostgreSQL is away, say so with 503 (Stripe and Slack retry), never a 2xx for what isn't stored.
-DB_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                  asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError,
-                  asyncpg.TooManyConnectionsError)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -94,8 +90,9 @@ def make_sender(settings: Settings, client: AsyncWebClient | None) -> Sender:
     return ConsoleSender()
 
 
-def register_jobs(scheduler: AsyncIOScheduler, deps: Deps) -> None:
+def register_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
     """Every periodic job; each feature adds its own here."""
+    alert_jobs.register(scheduler, deps, dsn=dsn)
 
 
 async def announce_job_failure(deps: Deps, failure: JobFailure) -> None:
@@ -121,8 +118,8 @@ class Services:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
-                  sender: Sender | None = None) -> AsyncIterator[Services]:
+async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender: Sender | None = None,
+                  jobs: bool = True) -> AsyncIterator[Services]:
     """Pool, migrations, the delivery worker and (with a bot token) Bolt, for the duration of the block."""
     metrics = Metrics()
     pool = await create_pool(dsn)
@@ -136,7 +133,8 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
         deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, intake=intake, slack=client,
-                    clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures)
+                    clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
+                    rules=load_rules(settings.alert_rules_file))
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         worker.metrics = metrics
         bolt = build_bolt_app(deps, client) if client is not None else None
@@ -145,7 +143,8 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow,
         if bolt is not None and client is not None and settings.slack_app_token is not None:
             tasks.append(asyncio.create_task(run_socket_mode(
                 bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))
-        register_jobs(scheduler, deps)
+        if jobs:  # tests drive the jobs themselves, with their own clock
+            register_jobs(scheduler, deps, dsn=dsn)
         scheduler.start()
         try:
             yield Services(deps=deps, bolt=bolt, tasks=tuple(tasks))

@@ -15,6 +15,11 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+# PostgreSQL being away (down, restarting, unreachable, too slow to accept connections): callers answer
+# 503 or wait and retry, never treat it as a bug.
+DB_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                  asyncpg.AdminShutdownError, TimeoutError, asyncpg.TooManyConnectionsError)
+
 # Any constant works as long as every replica uses the same one; this is "salespulse" in ASCII.
 MIGRATION_LOCK_KEY = 0x73616C6573
 

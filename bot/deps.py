@@ -11,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts.rules import RuleSet
 from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.delivery.senders import Sender
@@ -34,6 +35,7 @@ class Deps:
     metrics: Metrics = field(default_factory=Metrics)
     scheduler: AsyncIOScheduler | None = None
     job_failures: JobFailures = field(default_factory=JobFailures)
+    rules: RuleSet = field(default_factory=RuleSet)
     started_at: dt.datetime = field(default_factory=utcnow)
 
 

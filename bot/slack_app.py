@@ -11,6 +11,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
+from handlers.actions import alerts as alert_buttons
 from handlers.actions import share
 from handlers.commands import slash
 
@@ -42,6 +43,7 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
 
     slash.register(app, deps)
     share.register(app, deps)
+    alert_buttons.register(app, deps)
     return app
 
 

@@ -21,7 +21,8 @@ import asyncpg
 from bot.db import Executor
 from bot.periods import Period
 from bot.scheduling import JobFailure
-from queries import app_events, errors, health, sales
+from queries import alerts, app_events, errors, health, sales
+from queries.alerts import AlertRow, Probe
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class ErrorsSnapshot:
     app_counts: dict[str, int] | None
     sync_failures: list[app_events.AppEvent] | None
     app_errors: list[app_events.AppEvent] | None
+    alerts: list[AlertRow] | None = None
     missing: tuple[str, ...] = ()
 
     @property
@@ -145,6 +147,7 @@ async def errors_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetim
         "reported events": lambda db: app_events.count_by_kind(db, start=start, end=end),
         "sync failures": lambda db: app_events.recent(db, kind="sync_failure", start=start, end=end, limit=5),
         "app errors": lambda db: app_events.recent(db, kind="error", start=start, end=end, limit=5),
+        "alerts": alerts.firing,
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
     return ErrorsSnapshot(
@@ -152,7 +155,7 @@ async def errors_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetim
         webhooks_received=got.get("webhooks received"), payment_failures=got.get("payment failures"),
         payments_succeeded=got.get("payments"), failure_reasons=got.get("failure reasons"),
         app_counts=got.get("reported events"), sync_failures=got.get("sync failures"),
-        app_errors=got.get("app errors"), missing=missing)
+        app_errors=got.get("app errors"), alerts=got.get("alerts"), missing=missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,8 @@ class HealthSnapshot:
     site_url: str | None
     next_jobs: tuple[tuple[str, dt.datetime], ...] = ()
     job_failures: tuple[JobFailure, ...] = ()
+    alerts: list[AlertRow] | None = None
+    probe: Probe | None = None
     missing: tuple[str, ...] = ()
 
     @property
@@ -201,6 +206,8 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         "last order": sales.last_order_at,
         "outbox": health.outbox_backlog,
         "delivery errors": lambda db: health.delivery_errors(db, since=now - dt.timedelta(hours=24)),
+        "alerts": alerts.firing,
+        "site probe": lambda db: alerts.last_probes(db, limit=1),
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
     return HealthSnapshot(
@@ -208,4 +215,5 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         last_webhook_at=got.get("last webhook"), last_order_at=got.get("last order"),
         backlog=got.get("outbox"), delivery_errors=got.get("delivery errors"),
         in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
-        site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, missing=missing)
+        site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
+        probe=(got.get("site probe") or [None])[0], missing=missing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import json
 import os
@@ -114,6 +115,21 @@ def make_settings(**env: Any) -> Settings:
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]  # aliases accepted at runtime
 
 
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        """Move forward by a timedelta's keyword arguments; return the new time."""
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
 @dataclass
 class Bot:
     """A running bot: HTTP client on its real routes, its deps, and the fake Slack it talks to."""
@@ -149,11 +165,14 @@ class Bot:
         body: dict[str, Any] = await resp.json()
         return body
 
-    async def drain(self, *, until_idle: bool = True, within: float = 10.0) -> None:
-        """Run the delivery worker until the outbox holds nothing due."""
+    async def drain(self, *, until_idle: bool = True, within: float = 10.0, ignore_pace: bool = False) -> None:
+        """Run the delivery worker until the outbox holds nothing due (`ignore_pace`: skip the 1 s spacing,
+        for tests whose clock stands still)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
+            if ignore_pace:
+                await self.deps.pool.execute("UPDATE channel_pace SET next_post_at = '2000-01-01T00:00:00Z'")
             await self.deps.worker.drain()
             pending = await self.deps.pool.fetchval(
                 "SELECT count(*) FROM outbox WHERE status = 'pending'")
@@ -170,7 +189,7 @@ async def start_bot(dsn: str, slack: FakeSlack, *, background_worker: bool = Fal
     env = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
            "SLACK_API_URL": slack.url, **env}
     settings = make_settings(**{k: v for k, v in env.items() if v is not None})
-    async with running(settings, dsn=dsn, clock=clock) as services:
+    async with running(settings, dsn=dsn, clock=clock, jobs=False) as services:
         if not background_worker:
             for task in services.tasks:
                 if task.get_name() == "delivery":

@@ -8,6 +8,8 @@ from typing import Final
 
 from bot.blocks.elements import actions, button, context, message, section
 from bot.blocks.message import Block, Message
+from bot.blocks.text import escape_mrkdwn
+from queries.alerts import AlertRow
 
 SPARK_CHARS: Final = "▁▂▃▄▅▆▇█"
 SHARE_ACTION: Final = "share_in_channel"
@@ -76,3 +78,18 @@ def sparkline(values: Sequence[int]) -> str:
         return SPARK_CHARS[0] * len(values)
     steps = len(SPARK_CHARS) - 1
     return "".join(SPARK_CHARS[round(v * steps / top)] for v in values)
+
+
+def firing_alerts_section(alerts: Sequence[AlertRow] | None, *, now: dt.datetime) -> Block | None:
+    """The open critical and warning alerts, one line each; None when there are none (or unknown)."""
+    if not alerts:
+        return None
+    lights = {"critical": "🔴", "warning": "🟡"}
+    lines = []
+    for a in alerts[:8]:
+        state = f"acknowledged by <@{escape_mrkdwn(a.acknowledged_by)}>" if a.acknowledged_by else "firing"
+        lines.append(f"{lights.get(a.severity, '⚪')} *{escape_mrkdwn(a.title)}* — {escape_mrkdwn(a.summary)}"
+                     f" ({state} for {ago(now - a.started_at).removesuffix(' ago')})")
+    if len(alerts) > 8:
+        lines.append(f"…and {len(alerts) - 8} more")
+    return section("*Firing alerts*\n" + "\n".join(lines))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from bot.blocks.common import ago, missing_context, share_actions
+from bot.blocks.common import ago, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.text import escape_mrkdwn
@@ -71,7 +71,7 @@ def _events(title: str, events: Sequence[AppEvent] | None, s: ErrorsSnapshot, tz
 def errors_message(s: ErrorsSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:
     """The /errors answer; `share_arg` adds the Share button."""
     blocks: list[Block] = [header(f"🚨 Errors · {s.period.label}"), _payments(s)]
-    for extra in (_reasons(s), _webhook_section(s, tz),
+    for extra in (firing_alerts_section(s.alerts, now=s.now), _reasons(s), _webhook_section(s, tz),
                   _events("Latest sync failures", s.sync_failures, s, tz),
                   _events("Latest errors reported by the store", s.app_errors, s, tz),
                   missing_context(s.missing)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from bot.blocks.common import ago, missing_context, share_actions
+from bot.blocks.common import ago, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, header, local, message, section
 from bot.blocks.message import Message
 from bot.blocks.text import escape_mrkdwn
@@ -45,7 +45,16 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
                      f" last: `{escape_mrkdwn(errs.last_error or '?')}`")
     elif errs is not None:
         lines.append(f"{OK} *Slack errors (24 h)* none")
-    lines.append(f"{OFF} *Site probe* {'set SITE_URL to enable' if not s.site_url else 'not run yet'}")
+    if not s.site_url:
+        lines.append(f"{OFF} *Site probe* set SITE_URL to enable")
+    elif s.probe is None:
+        lines.append(f"{OFF} *Site probe* not run yet")
+    else:
+        p = s.probe
+        took = f"{p.elapsed_ms / 1000:.1f} s" if p.elapsed_ms is not None else "?"
+        light = OK if p.ok and (p.elapsed_ms or 0) <= 3000 else WARN if p.ok else BAD
+        result = f"HTTP {p.status} in {took}" if p.ok else escape_mrkdwn(p.error or "failed")
+        lines.append(f"{light} *Site* {result} ({ago(s.now - p.checked_at)})")
     if s.job_failures:
         last = s.job_failures[-1]
         lines.append(f"{BAD} *Scheduler* {len(s.job_failures)} failed run(s), last: {escape_mrkdwn(last.job_id)}"
@@ -61,8 +70,10 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
 def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:
     """The /health answer; `share_arg` adds the Share button."""
     uptime = ago(s.now - s.started_at).removesuffix(" ago")
-    blocks = [header("🩺 Health"), section("\n".join(_lines(s, tz))),
-              context(f"salespulse {s.version} · up {uptime} · {s.mode}")]
+    blocks = [header("🩺 Health"), section("\n".join(_lines(s, tz)))]
+    if (firing := firing_alerts_section(s.alerts, now=s.now)) is not None:
+        blocks.append(firing)
+    blocks.append(context(f"salespulse {s.version} · up {uptime} · {s.mode}"))
     if (warning := missing_context([m for m in s.missing if m != "database"])) is not None:
         blocks.append(warning)
     if share_arg is not None:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from bot.blocks.pings import BurstView, SaleView, burst_message
+from bot.db import DB_UNAVAILABLE
 from bot.delivery.senders import Sender, SendResult, Status
 from bot.metrics import Metrics
 from queries import outbox as q
@@ -23,9 +24,6 @@ log = logging.getLogger(__name__)
 CHANNEL_INTERVAL = dt.timedelta(seconds=1)
 MAX_BACKOFF = dt.timedelta(minutes=5)
 BATCH = 500
-# PostgreSQL being away is not the worker's business to crash over: it waits and tries again.
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, TimeoutError)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -69,7 +67,7 @@ class DeliveryWorker:
         while True:
             try:
                 await self.drain()
-            except _DB_DOWN as exc:
+            except DB_UNAVAILABLE as exc:  # not the worker's business to crash over: wait, retry
                 log.warning("outbox unreachable, retrying: %s", exc)
             self.wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -54,7 +54,7 @@ async def errors_api(request: web.Request) -> web.Response:
     now, tz = deps.clock(), deps.settings.tz
     snapshot = await errors_snapshot(deps.pool, period=parse_period("1h", now=now, tz=tz), now=now,
                                      budget=API_BUDGET)
-    return _respond(errors_json(snapshot), everything_missing=len(snapshot.missing) >= 8)
+    return _respond(errors_json(snapshot), everything_missing=len(snapshot.missing) >= 9)
 
 
 async def health_api(request: web.Request) -> web.Response:

@@ -1,0 +1,1 @@
+"""Alerts: rules as data, their evaluation, and an Alertmanager-style lifecycle in Slack."""

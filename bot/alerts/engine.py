@@ -1,0 +1,202 @@
+"""The alert pipeline: measure → reconcile with stored alerts → route → notify, each stage small and testable.
+
+Alertmanager's semantics adapted to Slack: an alert (rule + labels) fires once as one message that is then
+updated in place; reminders go to its thread every repeat interval until someone acknowledges or silences
+it; resolution updates the message and replies in the thread. State lives in PostgreSQL, and every
+notification is queued in the outbox in the same transaction that records it, so neither a restart nor a
+second replica can notify twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from bot.alerts.rules import Context, Finding, Rule, RuleSet, Severity
+from bot.blocks.alerts import AlertView, alert_message, reminder_message, resolved_reply
+from bot.blocks.message import Message
+from bot.db import Executor
+from queries import alerts as q
+from queries import outbox
+
+EVALUATION_LOCK_KEY = 0x73616C6573 + 2
+
+
+def fingerprint(rule: str, labels: dict[str, str]) -> str:
+    """An alert's identity: its rule and its labels."""
+    return rule + "".join(f"|{k}={labels[k]}" for k in sorted(labels))
+
+
+def active_rules(rules: RuleSet, ctx: Context) -> list[Rule]:
+    """Rules that apply now: enabled, with a site when they probe one, inside business hours when they need."""
+    in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
+    return [r for r in rules.rules
+            if r.enabled and (ctx.site_url or not r.needs_site) and (in_hours or not r.business_hours_only)]
+
+
+async def measure(db: Executor, rules: list[Rule], ctx: Context) -> dict[str, list[Finding]]:
+    """Stage 1: every active rule's findings."""
+    return {rule.name: await rule.check(db, rule, ctx) for rule in rules}
+
+
+class Kind(StrEnum):
+    """A notification decision."""
+
+    FIRE = "fire"
+    REMIND = "remind"
+    UNSILENCE = "unsilence"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to send about one alert."""
+
+    alert: q.AlertRow
+    kind: Kind
+
+
+def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours: bool,
+          repeat: dt.timedelta) -> list[Decision]:
+    """Stage 3 (pure): which open alerts to announce, remind about, or un-silence now."""
+    critical_families = {a.family for a in open_alerts if a.severity == Severity.CRITICAL}
+    decisions = []
+    for a in open_alerts:
+        if a.severity == Severity.INFO:
+            continue  # info findings go into the daily report, never the channel
+        held = a.severity == Severity.WARNING and not in_business_hours
+        if a.notified_at is None:
+            inhibited = a.severity == Severity.WARNING and a.family in critical_families
+            if not held and not inhibited:
+                decisions.append(Decision(a, Kind.FIRE))
+            continue
+        silenced = a.silenced_until is not None and a.silenced_until > now
+        if a.silenced_until is not None and not silenced:
+            decisions.append(Decision(a, Kind.UNSILENCE))
+            continue
+        last = a.last_reminder_at or a.notified_at
+        if not silenced and not held and a.acknowledged_by is None and now - last >= repeat:
+            decisions.append(Decision(a, Kind.REMIND))
+    return decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Notifier:
+    """Stage 4: turns decisions into outbox messages and records them in the notification log."""
+
+    tz: ZoneInfo
+    mention: str
+    updates: bool  # False with incoming webhooks: no buttons, no edits, no threads
+
+    def view(self, a: q.AlertRow, now: dt.datetime) -> AlertView:
+        """How the alert's message looks right now."""
+        return AlertView(id=a.id, rule=a.rule, severity=a.severity, title=a.title, summary=a.summary,
+                         started_at=a.started_at, now=now, acknowledged_by=a.acknowledged_by,
+                         silenced_until=a.silenced_until, silenced_by=a.silenced_by, resolved_at=a.resolved_at,
+                         resolved_by=a.resolved_by,
+                         mention=self.mention if a.severity == Severity.CRITICAL else None, buttons=self.updates)
+
+    async def _send(self, db: Executor, a: q.AlertRow, kind: str, msg: Message, *, op: str = "post") -> int | None:
+        n = await q.log_notification(db, alert_id=a.id, kind=kind, outbox_id=None)
+        target = a.message_outbox_id if op != "post" else None
+        if op != "post" and (target is None or not self.updates):
+            op, target = "post", None  # nothing to edit (webhooks): say it as a message of its own
+        return await outbox.enqueue(db, dedupe_key=f"alert:{a.id}:{n}:{kind}", channel="alerts", kind="alert",
+                                    payload=msg.as_payload(), op=op, target_id=target)
+
+    async def fire(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
+        """Post the alert's one message."""
+        msg_id = await self._send(db, a, "fire", alert_message(self.view(a, now), tz=self.tz))
+        await q.set_notified(db, alert_id=a.id, at=now, outbox_id=msg_id)
+
+    async def changed(self, db: Executor, a: q.AlertRow, now: dt.datetime, kind: str) -> None:
+        """Re-render the message in place after a state change (ack, silence, un-silence)."""
+        if a.notified_at is not None and self.updates:
+            await self._send(db, a, kind, alert_message(self.view(a, now), tz=self.tz), op="update")
+
+    async def remind(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
+        """A reminder in the message's thread."""
+        await self._send(db, a, "remind", reminder_message(self.view(a, now), tz=self.tz), op="reply")
+        await q.set_reminded(db, alert_id=a.id, at=now)
+
+    async def resolved(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
+        """Mark the message resolved and say so in its thread (or post it, without updates)."""
+        if a.notified_at is None:
+            return  # never announced (held, inhibited, info): recorded for the report only
+        view = self.view(a, now)
+        await self._send(db, a, "resolve", alert_message(view, tz=self.tz), op="update")
+        if self.updates:
+            await self._send(db, a, "resolved-reply", resolved_reply(view, tz=self.tz), op="reply")
+
+
+async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, notifier: Notifier) -> int:
+    """One evaluation in one transaction; returns how many notifications were queued."""
+    rules_now = active_rules(rules, ctx)
+    by_name = {r.name: r for r in rules_now}
+    async with conn.transaction():
+        # One evaluation at a time, whatever leadership believes: a second one waits and sees the first's alerts.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", EVALUATION_LOCK_KEY)
+        measured = await measure(conn, rules_now, ctx)
+        # Stage 2: reconcile what holds now with the open alerts.
+        open_by_fp = {a.fingerprint: a for a in await q.open_alerts(conn)}
+        current = {fingerprint(name, dict(f.labels)): (by_name[name], f)
+                   for name, findings in measured.items() for f in findings}
+        await q.clear_rearm(conn, active=list(current), rules=list(measured))
+        blocked = await q.awaiting_rearm(conn, [fp for fp in current if fp not in open_by_fp])
+        for fp, (rule, finding) in current.items():
+            if fp in open_by_fp:
+                await q.seen_again(conn, alert_id=open_by_fp[fp].id, at=ctx.now, summary=finding.summary,
+                                   value=finding.value)
+            elif fp not in blocked:
+                open_by_fp[fp] = await q.insert_alert(
+                    conn, fingerprint=fp, rule=rule.name, family=rule.family, severity=rule.severity.value,
+                    labels=dict(finding.labels), title=rule.title, summary=finding.summary, value=finding.value,
+                    at=ctx.now)
+        sent = 0
+        for fp, a in list(open_by_fp.items()):
+            if a.rule in measured and fp not in current:  # evaluated and no longer true
+                await q.resolve(conn, alert_id=a.id, at=ctx.now)
+                await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)
+                sent += 1
+                del open_by_fp[fp]
+        # Stage 3 and 4.
+        in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
+        fresh = [await _reload(conn, a.id) for a in open_by_fp.values()]
+        for d in route(fresh, now=ctx.now, in_business_hours=in_hours, repeat=rules.repeat_interval):
+            if d.kind is Kind.FIRE:
+                await notifier.fire(conn, d.alert, ctx.now)
+            elif d.kind is Kind.REMIND:
+                await notifier.remind(conn, d.alert, ctx.now)
+            else:
+                await q.silence(conn, alert_id=d.alert.id, until=None, by=None)
+                await notifier.changed(conn, await _reload(conn, d.alert.id), ctx.now, "unsilence")
+            sent += 1
+    return sent
+
+
+async def _reload(db: Executor, alert_id: int) -> q.AlertRow:
+    row = await q.alert_by_id(db, alert_id)
+    assert row is not None
+    return row
+
+
+async def act(conn: asyncpg.Connection, *, alert_id: int, action: str, user: str, now: dt.datetime,
+              until: dt.datetime | None, notifier: Notifier) -> bool:
+    """A button: acknowledge, silence (until `until`) or resolve; False when the alert is already resolved."""
+    async with conn.transaction():
+        alert = await q.alert_by_id(conn, alert_id)
+        if alert is None or alert.resolved_at is not None:
+            return False
+        if action == "ack":
+            await q.acknowledge(conn, alert_id=alert_id, by=user, at=now)
+        elif action == "silence":
+            await q.silence(conn, alert_id=alert_id, until=until, by=user)
+        elif action == "resolve":
+            await q.resolve(conn, alert_id=alert_id, at=now, by=user)
+            await notifier.resolved(conn, await _reload(conn, alert_id), now)
+            return True
+        await notifier.changed(conn, await _reload(conn, alert_id), now, action)
+    return True

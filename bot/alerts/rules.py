@@ -1,0 +1,217 @@
+"""The alert rules, as data: what each measures, its threshold and window, its severity and family."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.config import HourWindow
+from bot.db import Executor
+from queries import alerts as q
+from queries import sales
+
+
+class Severity(StrEnum):
+    """How loud an alert is."""
+
+    CRITICAL = "critical"  # any hour, mentions on-call
+    WARNING = "warning"  # held outside business hours
+    INFO = "info"  # goes into the next daily report only
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's condition holds, for these labels, with this measured value."""
+
+    summary: str
+    value: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a check may know besides the database."""
+
+    now: dt.datetime
+    tz: ZoneInfo
+    business_hours: HourWindow
+    site_url: str | None
+
+
+Check = Callable[[Executor, "Rule", Context], Awaitable[list[Finding]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One alert rule."""
+
+    name: str
+    family: str  # a firing critical inhibits the warnings of its family
+    severity: Severity
+    title: str
+    threshold: float
+    window: dt.timedelta
+    check: Check
+    business_hours_only: bool = False
+    needs_site: bool = False
+    enabled: bool = True
+    min_attempts: int = 0  # for rates: don't judge on a handful of attempts
+
+
+def business_time_between(start: dt.datetime, end: dt.datetime, *, tz: ZoneInfo, hours: HourWindow) -> dt.timedelta:
+    """How much of [start, end) falls inside business hours, day by day in the store's zone."""
+    total = dt.timedelta()
+    day = start.astimezone(tz).date() - dt.timedelta(days=1)
+    while (opening := dt.datetime.combine(day, hours.start, tzinfo=tz)) < end:
+        closing_day = day if hours.end > hours.start else day + dt.timedelta(days=1)
+        closing = dt.datetime.combine(closing_day, hours.end, tzinfo=tz)
+        overlap = min(closing, end) - max(opening, start)
+        if overlap > dt.timedelta():
+            total += overlap
+        day += dt.timedelta(days=1)
+    return total
+
+
+async def payment_failures(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """N or more failed payments in the window."""
+    count = await q.count_payment_failures(db, start=ctx.now - rule.window, end=ctx.now)
+    minutes = int(rule.window.total_seconds() // 60)
+    return [Finding(f"{count} payment failures in the last {minutes} min", count)] if count >= rule.threshold else []
+
+
+async def payment_failure_rate(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """More than threshold (a fraction) of payment attempts failed in the window."""
+    start = ctx.now - rule.window
+    failed = await q.count_payment_failures(db, start=start, end=ctx.now)
+    attempts = failed + await q.count_payments_succeeded(db, start=start, end=ctx.now)
+    if attempts < max(rule.min_attempts, 1) or failed / attempts <= rule.threshold:
+        return []
+    return [Finding(f"{failed / attempts:.0%} of payment attempts failed in the last hour ({failed} of {attempts})",
+                    failed / attempts)]
+
+
+async def no_sales(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """No completed order for `threshold` hours of business time."""
+    last = await sales.last_order_at(db)
+    if last is None:
+        return []  # a store with no orders yet is not an outage
+    quiet = business_time_between(last, ctx.now, tz=ctx.tz, hours=ctx.business_hours)
+    if quiet < dt.timedelta(hours=rule.threshold):
+        return []
+    hours = quiet.total_seconds() / 3600
+    return [Finding(f"No sales for {hours:.1f} business hours (last order {last.astimezone(ctx.tz):%a %H:%M})",
+                    hours)]
+
+
+async def site_down(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """The last `threshold` probes of SITE_URL all failed."""
+    n = int(rule.threshold)
+    probes = await q.last_probes(db, limit=n)
+    if len(probes) < n or any(p.ok for p in probes):
+        return []
+    reason = probes[0].error or f"HTTP {probes[0].status}"
+    return [Finding(f"{ctx.site_url} failed {n} checks in a row: {reason}", n, {"url": ctx.site_url or ""})]
+
+
+async def site_slow(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """The last probe answered, but slower than `threshold` seconds."""
+    probes = await q.last_probes(db, limit=1)
+    if not probes or not probes[0].ok or (probes[0].elapsed_ms or 0) <= rule.threshold * 1000:
+        return []
+    seconds = (probes[0].elapsed_ms or 0) / 1000
+    return [Finding(f"{ctx.site_url} took {seconds:.1f} s to answer", seconds, {"url": ctx.site_url or ""})]
+
+
+async def sync_failures(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """Sync failures (CRM and the like) reported by the store in the window."""
+    count = await q.count_sync_failures(db, start=ctx.now - rule.window, end=ctx.now)
+    return [Finding(f"{count} sync failures in the last hour", count)] if count >= rule.threshold else []
+
+
+async def webhook_errors(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """Error rate over threshold (a fraction), or more than `min_attempts` errors, in the window."""
+    received, errors = await q.webhook_counts(db, start=ctx.now - rule.window, end=ctx.now)
+    rate = errors / received if received else 0.0
+    if errors == 0 or (rate <= rule.threshold and errors <= rule.min_attempts):
+        return []
+    return [Finding(f"{errors} webhook errors in the last hour ({rate:.1%} of {received})", errors)]
+
+
+async def disputes(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """A dispute opened in the window: one alert per dispute."""
+    found = await q.recent_disputes(db, start=ctx.now - rule.window, end=ctx.now)
+    return [Finding(f"Dispute {d.id} opened: {(d.reason or 'no reason given').replace('_', ' ')}", d.amount,
+                    {"dispute": d.id}) for d in found]
+
+
+HOUR = dt.timedelta(hours=1)
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("site_down", "site", Severity.CRITICAL, "Site down", 3, dt.timedelta(minutes=3), site_down, needs_site=True),
+    Rule("payment_failures_critical", "payment_failures", Severity.CRITICAL, "Payment failures spiking", 10,
+         dt.timedelta(minutes=10), payment_failures),
+    Rule("no_sales", "sales", Severity.CRITICAL, "No sales", 4, dt.timedelta(hours=4), no_sales,
+         business_hours_only=True),
+    Rule("site_slow", "site", Severity.WARNING, "Site slow", 3, dt.timedelta(minutes=1), site_slow, needs_site=True),
+    Rule("payment_failures_warning", "payment_failures", Severity.WARNING, "Payment failures", 3,
+         dt.timedelta(minutes=10), payment_failures),
+    Rule("payment_failure_rate", "payment_failures", Severity.WARNING, "Payment failure rate high", 0.10, HOUR,
+         payment_failure_rate, min_attempts=10),
+    Rule("sync_failures", "sync", Severity.WARNING, "Sync failures", 1, HOUR, sync_failures),
+    Rule("webhook_errors", "webhooks", Severity.WARNING, "Webhook errors", 0.01, HOUR, webhook_errors,
+         min_attempts=5),
+    Rule("dispute_opened", "disputes", Severity.WARNING, "Dispute opened", 1, dt.timedelta(hours=24), disputes),
+    Rule("no_order_1h", "sales", Severity.INFO, "No order for over an hour", 1, HOUR, no_sales,
+         business_hours_only=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """The rules in force and the lifecycle settings that go with them."""
+
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    repeat_interval: dt.timedelta = dt.timedelta(hours=4)
+    mention: str = "<!here>"
+
+
+class RulesFileError(ValueError):
+    """ALERT_RULES_FILE cannot be used; the message names the file and the problem."""
+
+
+def load_rules(path: Path | None) -> RuleSet:
+    """The default rules with the thresholds a TOML file overrides (see README, "Alert rules")."""
+    if path is None:
+        return RuleSet()
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RulesFileError(f"ALERT_RULES_FILE {path}: {exc}") from None
+    by_name = {r.name: r for r in DEFAULT_RULES}
+    rules = dict(by_name)
+    for name, override in (data.get("rules") or {}).items():
+        if name not in by_name or not isinstance(override, dict):
+            raise RulesFileError(f"ALERT_RULES_FILE {path}: unknown rule {name!r} (known: {', '.join(by_name)})")
+        changes: dict[str, Any] = {}
+        for key, value in override.items():
+            if key == "threshold" and isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                changes["threshold"] = float(value)
+            elif key == "window_minutes" and isinstance(value, int | float) and value > 0:
+                changes["window"] = dt.timedelta(minutes=value)
+            elif key == "enabled" and isinstance(value, bool):
+                changes["enabled"] = value
+            elif key == "min_attempts" and isinstance(value, int) and value >= 0:
+                changes["min_attempts"] = value
+            else:
+                raise RulesFileError(f"ALERT_RULES_FILE {path}: rules.{name}.{key} = {value!r} is not valid")
+        rules[name] = replace(by_name[name], **changes)
+    repeat = data.get("repeat_interval_hours", 4)
+    mention = data.get("oncall_mention", "<!here>")
+    if not isinstance(repeat, int | float) or repeat <= 0 or not isinstance(mention, str):
+        raise RulesFileError(f"ALERT_RULES_FILE {path}: repeat_interval_hours must be > 0, oncall_mention a string")
+    return RuleSet(tuple(rules.values()), dt.timedelta(hours=repeat), mention)

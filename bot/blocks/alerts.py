@@ -1,0 +1,114 @@
+"""Alert messages: one message per alert, re-rendered in place as it moves firing → acknowledged → resolved."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bot.blocks.common import ago
+from bot.blocks.elements import actions, button, context, fields, header, local, message, section
+from bot.blocks.message import Block, Message
+from bot.blocks.text import escape_mrkdwn
+
+ACK_ACTION: Final = "alert_ack"
+SILENCE_HOUR_ACTION: Final = "alert_silence_1h"
+SILENCE_TOMORROW_ACTION: Final = "alert_silence_tomorrow"
+RESOLVE_ACTION: Final = "alert_resolve"
+ALERT_ACTIONS: Final = (ACK_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION, RESOLVE_ACTION)
+LIGHTS: Final = {"critical": "🔴", "warning": "🟡", "info": "🔵"}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """An alert as its message shows it."""
+
+    id: int
+    rule: str
+    severity: str
+    title: str
+    summary: str
+    started_at: dt.datetime
+    now: dt.datetime
+    acknowledged_by: str | None = None
+    silenced_until: dt.datetime | None = None
+    silenced_by: str | None = None
+    resolved_at: dt.datetime | None = None
+    resolved_by: str | None = None
+    mention: str | None = None  # e.g. <!here> for critical alerts
+    buttons: bool = True  # off with incoming webhooks, which cannot receive clicks
+
+
+def duration(delta: dt.timedelta) -> str:
+    """"42 min", "3 h 5 min", "2 days"."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+    return f"{minutes // 1440} days"
+
+
+def _user(user: str | None) -> str:
+    return f"<@{escape_mrkdwn(user)}>" if user else "someone"
+
+
+def status_line(a: AlertView, tz: ZoneInfo) -> str:
+    """Where the alert is in its lifecycle, in words."""
+    if a.resolved_at is not None:
+        by = f" by {_user(a.resolved_by)}" if a.resolved_by else ""
+        return f"✅ Resolved{by} after {duration(a.resolved_at - a.started_at)}"
+    if a.silenced_until is not None and a.silenced_until > a.now:
+        return f"🔕 Silenced by {_user(a.silenced_by)} until {local(a.silenced_until, tz):%a %H:%M}"
+    if a.acknowledged_by:
+        return f"👀 Acknowledged by {_user(a.acknowledged_by)} · firing for {duration(a.now - a.started_at)}"
+    return f"🔥 Firing for {duration(a.now - a.started_at)}"
+
+
+def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
+    """The alert's one message, in its current state (with buttons while it is open)."""
+    light = "✅" if a.resolved_at else LIGHTS.get(a.severity, "⚪")
+    title = f"{light} {a.severity.upper()} · {a.title}"
+    mention = f"{a.mention} " if a.mention and a.resolved_at is None else ""
+    blocks: list[Block] = [
+        header(title),
+        section(f"{mention}{escape_mrkdwn(a.summary)}"),
+        fields(("Status", status_line(a, tz)), ("Started", f"{local(a.started_at, tz):%a %d %b %H:%M %Z}")),
+        context(f"rule `{escape_mrkdwn(a.rule)}` · alert #{a.id}"),
+    ]
+    if a.buttons and a.resolved_at is None:
+        value = str(a.id)
+        blocks.append(actions(
+            button("Acknowledge", action_id=ACK_ACTION, value=value, style="primary"),
+            button("Silence 1 h", action_id=SILENCE_HOUR_ACTION, value=value),
+            button("Silence until tomorrow 9:00", action_id=SILENCE_TOMORROW_ACTION, value=value),
+            button("Resolve", action_id=RESOLVE_ACTION, value=value, style="danger"),
+            block_id=f"alert-{a.id}"))
+    state = "resolved" if a.resolved_at else "firing"
+    return message(f"{mention}{title} — {a.summary} ({state})", blocks)
+
+
+def reminder_message(a: AlertView, *, tz: ZoneInfo) -> Message:
+    """A thread reply: still firing, nobody has acknowledged it."""
+    text = f"⏰ Still firing after {duration(a.now - a.started_at)} and not acknowledged: {a.summary}"
+    return message(text, [section(escape_mrkdwn(text))])
+
+
+def resolved_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
+    """A thread reply when the alert resolves."""
+    text = status_line(a, tz) + f" (since {local(a.started_at, tz):%H:%M})"
+    return message(text.replace("<@", "@").replace(">", ""), [section(text)])
+
+
+def database_down_message(*, since: dt.datetime, now: dt.datetime, error: str, tz: ZoneInfo, mention: str,
+                          resolved_at: dt.datetime | None = None) -> Message:
+    """Posted straight to Slack (it cannot be queued in the database it is about)."""
+    if resolved_at is not None:
+        text = f"✅ Database reachable again after {duration(resolved_at - since)}"
+        return message(text, [header("✅ RESOLVED · Database unreachable"), section(text),
+                              context(f"down since {local(since, tz):%a %H:%M %Z}")])
+    text = f"{mention} PostgreSQL is unreachable since {local(since, tz):%H:%M} ({ago(now - since)})"
+    return message(f"🔴 CRITICAL · Database unreachable — {text}", [
+        header("🔴 CRITICAL · Database unreachable"), section(text),
+        context(f"`{escape_mrkdwn(error[:300])}` · webhooks answer 503 so Stripe retries; nothing is lost")])

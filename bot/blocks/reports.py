@@ -1,0 +1,172 @@
+"""The daily reports as Block Kit: the morning summary of the night and the evening total of the day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bot.blocks.common import change
+from bot.blocks.elements import context, fields, header, local, message, section
+from bot.blocks.message import Block, Message, truncate
+from bot.blocks.text import escape_mrkdwn
+from bot.money import format_money, format_totals
+from bot.report_figures import Comparison, EveningFigures, Figures, MorningFigures
+from bot.report_schedule import CATCH_UP_WINDOW, ReportKind, Slot
+from queries.reports import ReportAlert
+from queries.sales import CurrencyTotal
+
+LISTED: Final = 10  # alerts or findings listed before "…and N more"
+TITLE_CHARS: Final = 150
+SUMMARY_CHARS: Final = 300
+LIGHTS: Final = {"critical": "🔴", "warning": "🟡", "info": "ℹ️"}
+
+
+def day_label(day: dt.date) -> str:
+    """A local day as people read it, e.g. "Tue 10 Mar"."""
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return escape_mrkdwn(truncate(" ".join(text.split()), limit))
+
+
+def _totals(totals: Sequence[CurrencyTotal], noun: str = "order") -> str:
+    """"12 orders · $340.00 + €20.00" (never summed across currencies), or "no orders"."""
+    count = sum(t.orders for t in totals)
+    if not count:
+        return f"no {noun}s"
+    amounts = format_totals({t.currency: t.revenue for t in totals})
+    return f"{count} {noun}{'s' if count != 1 else ''} · {escape_mrkdwn(amounts)}"
+
+
+def _avg(t: CurrencyTotal | None) -> str:
+    # Integer minor units, rounded down, as /sales shows it.
+    return format_money(t.revenue // t.orders, t.currency) if t is not None and t.orders else "—"
+
+
+def comparison_lines(c: Comparison) -> list[str]:
+    """One line per currency: orders, revenue and average order, each against a week earlier."""
+    before = {t.currency: t for t in c.previous}
+    codes = [t.currency for t in c.current] + sorted(set(before) - {t.currency for t in c.current})
+    now = {t.currency: t for t in c.current}
+    lines = []
+    for code in codes:
+        cur, prev = now.get(code, CurrencyTotal(code, 0, 0)), before.get(code)
+        was_orders, was_revenue = (prev.orders, prev.revenue) if prev else (0, 0)
+        lines.append(f"• *{escape_mrkdwn(code.upper())}* {cur.orders} orders ({change(cur.orders, was_orders)})"
+                     f" · {escape_mrkdwn(format_money(cur.revenue, code))} ({change(cur.revenue, was_revenue)})"
+                     f" · avg {escape_mrkdwn(_avg(cur))} (was {escape_mrkdwn(_avg(prev))})")
+    return lines or ["No orders, nor a week earlier."]
+
+
+def _alert_line(a: ReportAlert, *, now: dt.datetime, tz: ZoneInfo) -> str:
+    light = LIGHTS.get(a.severity, "•")
+    started = f"{local(a.started_at, tz):%a %H:%M}"
+    if a.severity == "info":
+        return f"{light} *{_clip(a.title, TITLE_CHARS)}* — {_clip(a.summary, SUMMARY_CHARS)}"
+    if a.resolved_at is not None and a.resolved_at <= now:
+        status = f"resolved {local(a.resolved_at, tz):%a %H:%M} ✅"
+    else:
+        status = "*still firing*"
+    return f"{light} *{_clip(a.title, TITLE_CHARS)}* — since {started}, {status}"
+
+
+def _alert_list(title: str, alerts: Sequence[ReportAlert], *, now: dt.datetime, tz: ZoneInfo,
+                empty: str) -> str:
+    lines = [_alert_line(a, now=now, tz=tz) for a in alerts[:LISTED]]
+    if len(alerts) > LISTED:
+        lines.append(f"…and {len(alerts) - LISTED} more")
+    return f"*{title}*\n" + ("\n".join(lines) if lines else empty)
+
+
+def _timing(slot: Slot, now: dt.datetime, *, late: bool, tz: ZoneInfo) -> Block | None:
+    """Say when a report is late (sent after downtime) or early (figures so far, made on demand)."""
+    due = local(slot.scheduled_at, tz)
+    if late:
+        return context(f"⏰ Sent late, at {local(now, tz):%a %H:%M}: due at {due:%H:%M %Z}, when salespulse"
+                       " was not running")
+    if now < slot.scheduled_at:
+        return context(f"⏳ Made at {local(now, tz):%a %H:%M}, before its time ({due:%H:%M %Z}): figures so far")
+    return None
+
+
+def _footer(slot: Slot, tz: ZoneInfo, chart_note: str | None) -> Block:
+    parts = [f"salespulse · {slot.kind.value} report for {day_label(slot.day)} · times in {tz.key}"]
+    if chart_note:
+        parts.insert(0, f"📈 {escape_mrkdwn(chart_note)}")
+    return context(*parts)
+
+
+def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: str | None) -> Message:
+    """Overnight orders, yesterday against the same weekday a week earlier, overnight alerts, findings."""
+    title = f"☀️ Morning report · {day_label(f.slot.day)}"
+    start, end = local(f.overnight.start, tz), local(f.overnight.end, tz)
+    yesterday = local(f.yesterday.window.start, tz).date()
+    blocks: list[Block] = [header(title)]
+    if (timing := _timing(f.slot, f.now, late=late, tz=tz)) is not None:
+        blocks.append(timing)
+    blocks += [
+        section(f"*Overnight* ({start:%a %H:%M} → {end:%a %H:%M %Z})\n{_totals(f.overnight_totals)}"),
+        section(f"*Yesterday, {day_label(yesterday)}* · against {day_label(yesterday - dt.timedelta(days=7))}\n"
+                + "\n".join(comparison_lines(f.yesterday))),
+        section(_alert_list("Alerts overnight", f.alerts, now=f.now, tz=tz, empty="None ✅")),
+    ]
+    if f.findings:
+        blocks.append(section(_alert_list("Findings", f.findings, now=f.now, tz=tz, empty="")))
+    blocks.append(_footer(f.slot, tz, chart_note))
+    text = (f"{title}{' (late)' if late else ''}: yesterday {_totals(f.yesterday.current)};"
+            f" overnight {_totals(f.overnight_totals)}")
+    return message(text, blocks)
+
+
+def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
+    lines = [_alert_line(a, now=f.now, tz=tz) for a in f.firing[:LISTED]]
+    if len(f.firing) > LISTED:
+        lines.append(f"…and {len(f.firing) - LISTED} more alerts")
+    errs = f.delivery_errors
+    if errs.count:
+        last = _clip(errs.last_error or "?", SUMMARY_CHARS)
+        lines.append(f"{'🔴' if errs.permanent else '🟡'} *Slack delivery* {errs.count} errors today"
+                     f" ({errs.permanent} permanent), last: `{last}`")
+    return "*Needs attention*\n" + ("\n".join(lines) if lines else "Nothing ✅")
+
+
+def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: str | None) -> Message:
+    """The day so far against the same weekday a week earlier, customers, products, money back, issues."""
+    title = f"🌆 Evening report · {day_label(f.slot.day)}"
+    until = local(f.day.window.end, tz)
+    blocks: list[Block] = [header(title)]
+    if (timing := _timing(f.slot, f.now, late=late, tz=tz)) is not None:
+        blocks.append(timing)
+    blocks.append(section(f"*Today until {until:%H:%M %Z}* · against"
+                          f" {day_label(f.slot.day - dt.timedelta(days=7))}\n" + "\n".join(comparison_lines(f.day))))
+    blocks.append(fields(("Unique customers", str(f.customers)), ("Refunds", _totals(f.refunds, "refund")),
+                         ("Disputes", _totals(f.disputes, "dispute")),
+                         ("Payment failures", str(f.payment_failures))))
+    if f.top_products:
+        lines = [f"{n}. {_clip(p.product, 80)} — {p.orders} orders ·"
+                 f" {escape_mrkdwn(format_money(p.revenue, p.currency))}" for n, p in enumerate(f.top_products, 1)]
+        blocks.append(section("*Top products*\n" + "\n".join(lines)))
+    blocks += [section(_attention(f, tz)), _footer(f.slot, tz, chart_note)]
+    text = f"{title}{' (late)' if late else ''}: {_totals(f.day.current)}"
+    return message(text, blocks)
+
+
+def report_message(f: Figures, *, tz: ZoneInfo, late: bool = False, chart_note: str | None = None) -> Message:
+    """The report for its kind; `chart_note` says where the chart went when it is not in Slack."""
+    if isinstance(f, MorningFigures):
+        return morning_message(f, tz=tz, late=late, chart_note=chart_note)
+    return evening_message(f, tz=tz, late=late, chart_note=chart_note)
+
+
+def missed_message(slot: Slot, *, tz: ZoneInfo) -> Message:
+    """A report that could not be sent in time: say so, and how to see it, rather than skip it silently."""
+    due = local(slot.scheduled_at, tz)
+    hours = int(CATCH_UP_WINDOW.total_seconds() // 3600)
+    text = (f"⏰ The {slot.kind.value} report for {day_label(slot.day)} (due {due:%H:%M %Z}) was not sent:"
+            f" salespulse was not running then, nor in the {hours} hours after.")
+    command = f"salespulse report {slot.kind.value} --date {slot.day.isoformat()}"
+    kind = "☀️" if slot.kind is ReportKind.MORNING else "🌆"
+    return message(text, [section(f"{kind} {text}"), context(f"See it with `{command}`")])

@@ -1,0 +1,192 @@
+"""What the daily reports say: their windows in the store's time zone and the figures, read in one snapshot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bot.config import Settings
+from bot.db import Executor
+from bot.periods import local_midnight
+from bot.report_schedule import ReportKind, Slot, local_instant, slot_for
+from queries import errors, health, reports, sales
+from queries.health import DeliveryErrors
+from queries.reports import ProductTotal, ReportAlert
+from queries.sales import CurrencyTotal, TrendPoint
+
+TOP_PRODUCTS: Final = 5
+HOURS: Final = 24
+DAY: Final = dt.timedelta(days=1)
+WEEK: Final = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open range of instants [start, end)."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Completed orders and revenue per currency in a window and in the same local window a week earlier."""
+
+    window: Window
+    current: tuple[CurrencyTotal, ...]
+    previous: tuple[CurrencyTotal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyRevenue:
+    """Revenue per local hour of day (0–23) in one currency, for a day and the same weekday a week earlier.
+
+    On a fall-back day both 01:00 hours add up in slot 1; on a spring-forward day slot 2 stays empty.
+    """
+
+    currency: str
+    day: dt.date
+    previous_day: dt.date
+    current: tuple[int, ...]
+    previous: tuple[int, ...]
+    others: tuple[str, ...]  # currencies sold that day but not charted (never summed with this one)
+    until: dt.time | None = None  # the current day is counted up to this local time
+
+
+@dataclass(frozen=True, slots=True)
+class MorningFigures:
+    """The morning report: the night, yesterday against a week earlier, alerts and findings."""
+
+    slot: Slot
+    now: dt.datetime
+    overnight: Window
+    overnight_totals: tuple[CurrencyTotal, ...]
+    yesterday: Comparison
+    alerts: tuple[ReportAlert, ...]  # critical and warning alerts that fired overnight
+    findings: tuple[ReportAlert, ...]  # info-level findings since the previous morning report
+    chart: HourlyRevenue
+
+
+@dataclass(frozen=True, slots=True)
+class EveningFigures:
+    """The evening report: the day so far, refunds, disputes, failures, and what still needs attention."""
+
+    slot: Slot
+    now: dt.datetime
+    day: Comparison
+    customers: int
+    top_products: tuple[ProductTotal, ...]
+    refunds: tuple[CurrencyTotal, ...]
+    disputes: tuple[CurrencyTotal, ...]
+    payment_failures: int
+    firing: tuple[ReportAlert, ...]  # critical and warning alerts firing when the report is made
+    delivery_errors: DeliveryErrors  # Slack delivery problems since local midnight
+    chart: HourlyRevenue
+
+
+Figures = MorningFigures | EveningFigures
+
+
+def week_earlier(window: Window, tz: ZoneInfo) -> Window:
+    """The same local wall-clock window seven days earlier (DST-safe)."""
+    def shift(t: dt.datetime) -> dt.datetime:
+        local = t.astimezone(tz)
+        return local_instant(local.date() - WEEK, local.time(), tz)
+
+    return Window(shift(window.start), shift(window.end))
+
+
+def whole_day(day: dt.date, tz: ZoneInfo) -> Window:
+    """A local calendar day: 23, 24 or 25 hours."""
+    return Window(local_midnight(day, tz), local_midnight(day + DAY, tz))
+
+
+def by_hour(points: list[TrendPoint], currency: str, tz: ZoneInfo) -> tuple[int, ...]:
+    """Revenue of one currency per local hour of day."""
+    hours = [0] * HOURS
+    for p in points:
+        if p.currency == currency:
+            hours[p.bucket.astimezone(tz).hour] += p.revenue
+    return tuple(hours)
+
+
+def charted_currency(current: list[TrendPoint], previous: list[TrendPoint]) -> tuple[str, tuple[str, ...]]:
+    """The currency the chart shows (the day's largest by revenue) and the others sold."""
+    totals: dict[str, int] = {}
+    for p in current:
+        totals[p.currency] = totals.get(p.currency, 0) + p.revenue
+    if not totals:
+        for p in previous:
+            totals[p.currency] = totals.get(p.currency, 0) + p.revenue
+    if not totals:
+        return "USD", ()
+    ranked = sorted(totals, key=lambda code: (-totals[code], code))
+    return ranked[0], tuple(sorted(set(ranked[1:]) & {p.currency for p in current}))
+
+
+async def hourly_revenue(db: Executor, *, current: Window, previous: Window, tz: ZoneInfo) -> HourlyRevenue:
+    """The chart's figures: revenue per local hour of `current` and of `previous`."""
+    now_points = await sales.trend(db, start=current.start, end=current.end, bucket="hour", tz=tz.key)
+    then_points = await sales.trend(db, start=previous.start, end=previous.end, bucket="hour", tz=tz.key)
+    currency, others = charted_currency(now_points, then_points)
+    day = current.start.astimezone(tz).date()
+    end_local = current.end.astimezone(tz)
+    until = None if current.end >= local_midnight(day + DAY, tz) else end_local.time()
+    return HourlyRevenue(currency=currency, day=day, previous_day=previous.start.astimezone(tz).date(),
+                         current=by_hour(now_points, currency, tz), previous=by_hour(then_points, currency, tz),
+                         others=others, until=until)
+
+
+async def comparison(db: Executor, window: Window, tz: ZoneInfo) -> Comparison:
+    """Totals of a window and of the same window a week earlier."""
+    before = week_earlier(window, tz)
+    return Comparison(window=window,
+                      current=tuple(await sales.window_totals(db, start=window.start, end=window.end)),
+                      previous=tuple(await sales.window_totals(db, start=before.start, end=before.end)))
+
+
+async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> MorningFigures:
+    """The morning report of `slot.day`: since the previous evening report, and all of yesterday."""
+    tz = settings.tz
+    yesterday = slot.day - DAY
+    overnight = Window(slot_for(ReportKind.EVENING, yesterday, settings).scheduled_at, slot.scheduled_at)
+    since_last_morning = Window(slot_for(ReportKind.MORNING, yesterday, settings).scheduled_at,
+                                slot.scheduled_at)
+    day = whole_day(yesterday, tz)
+    return MorningFigures(
+        slot=slot, now=now, overnight=overnight,
+        overnight_totals=tuple(await sales.window_totals(db, start=overnight.start, end=overnight.end)),
+        yesterday=await comparison(db, day, tz),
+        alerts=tuple(await reports.alerts_between(db, start=overnight.start, end=overnight.end,
+                                                  severities=("critical", "warning"))),
+        findings=tuple(await reports.alerts_between(db, start=since_last_morning.start,
+                                                    end=since_last_morning.end, severities=("info",))),
+        chart=await hourly_revenue(db, current=day, previous=whole_day(yesterday - WEEK, tz), tz=tz))
+
+
+async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> EveningFigures:
+    """The evening report of `slot.day`: local midnight up to the report time."""
+    window = Window(local_midnight(slot.day, settings.tz), slot.scheduled_at)
+    start, end = window.start, window.end
+    dispute_rows = await reports.disputes(db, start=start, end=end)
+    return EveningFigures(
+        slot=slot, now=now, day=await comparison(db, window, settings.tz),
+        customers=await sales.unique_customers(db, start=start, end=end),
+        top_products=tuple(await reports.top_products(db, start=start, end=end, limit=TOP_PRODUCTS)),
+        refunds=tuple(await sales.refunds(db, start=start, end=end)),
+        disputes=tuple(CurrencyTotal(code, count, amount) for code, count, amount in dispute_rows),
+        payment_failures=await errors.payment_failures(db, start=start, end=end),
+        firing=tuple(await reports.firing_at(db, at=now)),
+        delivery_errors=await health.delivery_errors(db, since=start),
+        # Today up to the report time against the whole same weekday a week earlier (how evenings go).
+        chart=await hourly_revenue(db, current=window, previous=whole_day(slot.day - WEEK, settings.tz),
+                                   tz=settings.tz))
+
+
+async def gather(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> Figures:
+    """The report's figures; the caller reads them inside one snapshot transaction."""
+    if slot.kind is ReportKind.MORNING:
+        return await morning(db, slot, settings=settings, now=now)
+    return await evening(db, slot, settings=settings, now=now)

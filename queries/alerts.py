@@ -1,0 +1,266 @@
+"""SQL for alerts: the measurements rules look at, and the alerts' own state and notification log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bot.db import Executor
+
+COUNT_PAYMENT_FAILURES: Final = """
+SELECT count(*) FROM payment_failures WHERE created_at >= $1 AND created_at < $2
+"""
+
+COUNT_PAYMENTS_SUCCEEDED: Final = """
+SELECT count(*) FROM orders
+ WHERE payment_status IN ('completed', 'refunded') AND created_at >= $1 AND created_at < $2
+"""
+
+COUNT_SYNC_FAILURES: Final = """
+SELECT count(*) FROM app_events WHERE kind = 'sync_failure' AND occurred_at >= $1 AND occurred_at < $2
+"""
+
+WEBHOOK_COUNTS: Final = """
+SELECT count(*)                                  AS received,
+       count(*) FILTER (WHERE status = 'error')  AS errors
+  FROM webhook_logs
+ WHERE created_at >= $1 AND created_at < $2
+"""
+
+APP_ERRORS: Final = """
+SELECT count(*) FROM app_events WHERE kind = 'error' AND occurred_at >= $1 AND occurred_at < $2
+"""
+
+RECENT_DISPUTES: Final = """
+SELECT id, amount, currency, reason FROM disputes WHERE created_at >= $1 AND created_at < $2 ORDER BY id
+"""
+
+LAST_PROBES: Final = """
+SELECT checked_at, ok, status, elapsed_ms, error FROM site_probes ORDER BY checked_at DESC LIMIT $1
+"""
+
+INSERT_PROBE: Final = """
+INSERT INTO site_probes (url, checked_at, ok, status, elapsed_ms, error) VALUES ($1, $2, $3, $4, $5, $6)
+"""
+
+_ALERT_COLUMNS: Final = """id, fingerprint, rule, family, severity, labels, title, summary, value, started_at,
+       last_seen_at, resolved_at, resolved_by, rearm_required, acknowledged_by, acknowledged_at, silenced_until,
+       silenced_by, notified_at, last_reminder_at, message_outbox_id"""
+
+# Locked for the evaluator's transaction: buttons clicked meanwhile wait for it, and vice versa.
+OPEN_ALERTS: Final = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE resolved_at IS NULL ORDER BY id FOR UPDATE"
+
+ALERT_BY_ID: Final = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = $1 FOR UPDATE"
+
+FIRING: Final = f"""
+SELECT {_ALERT_COLUMNS} FROM alerts
+ WHERE resolved_at IS NULL AND severity <> 'info'
+ ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, started_at
+"""
+
+AWAITING_REARM: Final = """
+SELECT DISTINCT fingerprint FROM alerts WHERE rearm_required AND fingerprint = ANY($1::text[])
+"""
+
+CLEAR_REARM: Final = """
+UPDATE alerts SET rearm_required = false WHERE rearm_required AND NOT (fingerprint = ANY($1::text[]))
+   AND rule = ANY($2::text[])
+"""
+
+INSERT_ALERT: Final = f"""
+INSERT INTO alerts (fingerprint, rule, family, severity, labels, title, summary, value, started_at, last_seen_at)
+VALUES             ($1,          $2,   $3,     $4,       $5,     $6,    $7,      $8,    $9,         $9)
+RETURNING {_ALERT_COLUMNS}
+"""
+
+SEEN_AGAIN: Final = """
+UPDATE alerts SET last_seen_at = $2, summary = $3, value = $4, updated_at = now() WHERE id = $1
+"""
+
+RESOLVE: Final = """
+UPDATE alerts SET resolved_at = $2, resolved_by = $3, rearm_required = $4, updated_at = now() WHERE id = $1
+"""
+
+SET_NOTIFIED: Final = """
+UPDATE alerts SET notified_at = $2, message_outbox_id = $3, updated_at = now() WHERE id = $1
+"""
+
+SET_REMINDED: Final = "UPDATE alerts SET last_reminder_at = $2, updated_at = now() WHERE id = $1"
+
+ACKNOWLEDGE: Final = """
+UPDATE alerts SET acknowledged_by = $2, acknowledged_at = $3, updated_at = now() WHERE id = $1
+"""
+
+SILENCE: Final = """
+UPDATE alerts SET silenced_until = $2, silenced_by = $3, updated_at = now() WHERE id = $1
+"""
+
+LOG_NOTIFICATION: Final = """
+INSERT INTO alert_notifications (alert_id, kind, outbox_id) VALUES ($1, $2, $3)
+"""
+
+COUNT_NOTIFICATIONS: Final = "SELECT count(*) FROM alert_notifications WHERE alert_id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One check of the store's site."""
+
+    checked_at: dt.datetime
+    ok: bool
+    status: int | None
+    elapsed_ms: float | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A dispute opened recently."""
+
+    id: str
+    amount: int | None
+    currency: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert as stored."""
+
+    id: int
+    fingerprint: str
+    rule: str
+    family: str
+    severity: str
+    labels: dict[str, Any]
+    title: str
+    summary: str
+    value: float | None
+    started_at: dt.datetime
+    last_seen_at: dt.datetime
+    resolved_at: dt.datetime | None
+    resolved_by: str | None
+    rearm_required: bool
+    acknowledged_by: str | None
+    acknowledged_at: dt.datetime | None
+    silenced_until: dt.datetime | None
+    silenced_by: str | None
+    notified_at: dt.datetime | None
+    last_reminder_at: dt.datetime | None
+    message_outbox_id: int | None
+
+
+def _alert(row: Any) -> AlertRow:
+    return AlertRow(**dict(row))
+
+
+async def count_payment_failures(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
+    """Failed payment attempts in [start, end)."""
+    value: int = await db.fetchval(COUNT_PAYMENT_FAILURES, start, end)
+    return value
+
+
+async def count_payments_succeeded(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
+    """Successful payments in [start, end)."""
+    value: int = await db.fetchval(COUNT_PAYMENTS_SUCCEEDED, start, end)
+    return value
+
+
+async def count_sync_failures(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
+    """Sync failures the store's app reported in [start, end)."""
+    value: int = await db.fetchval(COUNT_SYNC_FAILURES, start, end)
+    return value
+
+
+async def webhook_counts(db: Executor, *, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """(webhooks received, of which failed processing) in [start, end), plus errors the app reported."""
+    row = await db.fetchrow(WEBHOOK_COUNTS, start, end)
+    app_errors: int = await db.fetchval(APP_ERRORS, start, end)
+    return row["received"], row["errors"] + app_errors
+
+
+async def recent_disputes(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[Dispute]:
+    """Disputes opened in [start, end)."""
+    return [Dispute(**dict(r)) for r in await db.fetch(RECENT_DISPUTES, start, end)]
+
+
+async def last_probes(db: Executor, *, limit: int) -> list[Probe]:
+    """The newest site checks, newest first."""
+    return [Probe(**dict(r)) for r in await db.fetch(LAST_PROBES, limit)]
+
+
+async def insert_probe(db: Executor, *, url: str, probe: Probe) -> None:
+    """Record one site check."""
+    await db.execute(INSERT_PROBE, url, probe.checked_at, probe.ok, probe.status, probe.elapsed_ms, probe.error)
+
+
+async def open_alerts(db: Executor) -> list[AlertRow]:
+    """Unresolved alerts, locked until the transaction ends."""
+    return [_alert(r) for r in await db.fetch(OPEN_ALERTS)]
+
+
+async def alert_by_id(db: Executor, alert_id: int) -> AlertRow | None:
+    """One alert, locked until the transaction ends."""
+    row = await db.fetchrow(ALERT_BY_ID, alert_id)
+    return _alert(row) if row else None
+
+
+async def firing(db: Executor) -> list[AlertRow]:
+    """Unresolved critical and warning alerts, critical first."""
+    return [_alert(r) for r in await db.fetch(FIRING)]
+
+
+async def awaiting_rearm(db: Executor, fingerprints: list[str]) -> set[str]:
+    """Fingerprints resolved by hand whose condition has not cleared since."""
+    return {r["fingerprint"] for r in await db.fetch(AWAITING_REARM, fingerprints)}
+
+
+async def clear_rearm(db: Executor, *, active: list[str], rules: list[str]) -> None:
+    """Conditions of these rules not seen now have cleared: their hand-resolved alerts may fire again."""
+    await db.execute(CLEAR_REARM, active, rules)
+
+
+async def insert_alert(db: Executor, *, fingerprint: str, rule: str, family: str, severity: str,
+                       labels: dict[str, str], title: str, summary: str, value: float | None,
+                       at: dt.datetime) -> AlertRow:
+    """Open a new alert."""
+    return _alert(await db.fetchrow(INSERT_ALERT, fingerprint, rule, family, severity, labels, title, summary,
+                                    value, at))
+
+
+async def seen_again(db: Executor, *, alert_id: int, at: dt.datetime, summary: str, value: float | None) -> None:
+    """The condition still holds."""
+    await db.execute(SEEN_AGAIN, alert_id, at, summary, value)
+
+
+async def resolve(db: Executor, *, alert_id: int, at: dt.datetime, by: str | None = None) -> None:
+    """Close an alert; by hand (`by` a user) it stays closed until its condition clears."""
+    await db.execute(RESOLVE, alert_id, at, by, by is not None)
+
+
+async def set_notified(db: Executor, *, alert_id: int, at: dt.datetime, outbox_id: int | None) -> None:
+    """The firing message is queued."""
+    await db.execute(SET_NOTIFIED, alert_id, at, outbox_id)
+
+
+async def set_reminded(db: Executor, *, alert_id: int, at: dt.datetime) -> None:
+    """A reminder is queued."""
+    await db.execute(SET_REMINDED, alert_id, at)
+
+
+async def acknowledge(db: Executor, *, alert_id: int, by: str, at: dt.datetime) -> None:
+    """Someone is on it."""
+    await db.execute(ACKNOWLEDGE, alert_id, by, at)
+
+
+async def silence(db: Executor, *, alert_id: int, until: dt.datetime | None, by: str | None) -> None:
+    """Mute reminders until `until` (None lifts the silence)."""
+    await db.execute(SILENCE, alert_id, until, by)
+
+
+async def log_notification(db: Executor, *, alert_id: int, kind: str, outbox_id: int | None) -> int:
+    """Record a notification decision; returns how many this alert now has (for dedupe keys)."""
+    await db.execute(LOG_NOTIFICATION, alert_id, kind, outbox_id)
+    value: int = await db.fetchval(COUNT_NOTIFICATIONS, alert_id)
+    return value

@@ -1,0 +1,228 @@
+"""SQL behind the daily reports: what only they show (alerts of a window, top products, disputes), and the
+`reports` table that makes each report happen once per local day, chart upload included."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+from bot.db import Executor
+
+# An alert "fired" in a window when its firing message was queued then (or, never notified because it was
+# muted or held, when it started then): the morning report lists what happened overnight either way.
+ALERTS_BETWEEN: Final = """
+SELECT id, severity, title, summary, started_at, notified_at, resolved_at
+  FROM alerts
+ WHERE coalesce(notified_at, started_at) >= $1 AND coalesce(notified_at, started_at) < $2
+   AND severity = ANY($3::text[])
+ ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, started_at, id
+"""
+
+# Firing at `$1`: started by then and not resolved by then (so a report for a past day reads the same).
+FIRING_AT: Final = """
+SELECT id, severity, title, summary, started_at, notified_at, resolved_at
+  FROM alerts
+ WHERE severity <> 'info' AND started_at <= $1 AND (resolved_at IS NULL OR resolved_at > $1)
+ ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, started_at, id
+"""
+
+TOP_PRODUCTS: Final = """
+SELECT coalesce(nullif(btrim(product_name), ''), 'Unknown')  AS product,
+       coalesce(currency, 'USD')                             AS currency,
+       count(*)                                              AS orders,
+       coalesce(sum(amount_total), 0)                        AS revenue
+  FROM orders
+ WHERE payment_status = 'completed'
+   AND created_at >= $1 AND created_at < $2
+ GROUP BY 1, 2
+ ORDER BY orders DESC, revenue DESC, product, currency
+ LIMIT $3
+"""
+
+DISPUTES: Final = """
+SELECT coalesce(currency, 'USD')    AS currency,
+       count(*)                     AS orders,
+       coalesce(sum(amount), 0)     AS revenue
+  FROM disputes
+ WHERE created_at >= $1 AND created_at < $2
+ GROUP BY 1
+ ORDER BY revenue DESC, currency
+"""
+
+# ON CONFLICT is what makes a report once per day across replicas: the second writer of (kind, day) gets
+# no row back and sends nothing. A day noticed as missed may still be sent later (on demand, by the CLI).
+RECORD: Final = """
+INSERT INTO reports (kind, local_date, status, scheduled_at, recorded_at, late, source, chart_status,
+                     chart_png)
+VALUES              ($1,   $2,         $3,     $4,           $5,          $6,   $7,     $8,
+                     $9)
+ON CONFLICT (kind, local_date) DO UPDATE
+   SET status = EXCLUDED.status, recorded_at = EXCLUDED.recorded_at, late = EXCLUDED.late,
+       source = EXCLUDED.source, chart_status = EXCLUDED.chart_status, chart_png = EXCLUDED.chart_png
+ WHERE reports.status = 'missed' AND EXCLUDED.status = 'sent'
+RETURNING kind
+"""
+
+SET_OUTBOX: Final = """
+UPDATE reports SET outbox_id = $3 WHERE kind = $1 AND local_date = $2
+"""
+
+RECORDED: Final = """
+SELECT kind, local_date, status, scheduled_at, recorded_at, late, source, outbox_id, chart_status,
+       chart_file_id, chart_error
+  FROM reports
+ WHERE local_date = ANY($1::date[])
+ ORDER BY scheduled_at, kind
+"""
+
+ANY_BEFORE: Final = """
+SELECT EXISTS (SELECT 1 FROM reports WHERE scheduled_at < $1)
+"""
+
+# Charts whose message has been settled by the delivery worker (posted, or failed for good).
+CHARTS_READY: Final = """
+SELECT r.kind, r.local_date, o.status AS message_status, o.slack_channel, o.slack_ts
+  FROM reports AS r
+  JOIN outbox AS o ON o.id = r.outbox_id
+ WHERE r.chart_status = 'pending' AND o.status <> 'pending'
+ ORDER BY r.scheduled_at
+"""
+
+# Held for the upload's duration: another replica skips the row instead of uploading the chart again.
+CLAIM_CHART: Final = """
+SELECT chart_png, chart_attempts
+  FROM reports
+ WHERE kind = $1 AND local_date = $2 AND chart_status = 'pending'
+   FOR UPDATE SKIP LOCKED
+"""
+
+SETTLE_CHART: Final = """
+UPDATE reports
+   SET chart_status = $3, chart_file_id = $4, chart_error = $5, chart_attempts = chart_attempts + 1,
+       chart_png = CASE WHEN $3 = 'pending' THEN chart_png END
+ WHERE kind = $1 AND local_date = $2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAlert:
+    """An alert as the reports list it."""
+
+    id: int
+    severity: str  # critical | warning | info
+    title: str
+    summary: str
+    started_at: dt.datetime
+    notified_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductTotal:
+    """Completed orders and revenue of one product in one currency."""
+
+    product: str
+    currency: str
+    orders: int
+    revenue: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedReport:
+    """A row of `reports`: a report sent (or noticed as missed) for one local day."""
+
+    kind: str
+    local_date: dt.date
+    status: str
+    scheduled_at: dt.datetime
+    recorded_at: dt.datetime
+    late: bool
+    source: str
+    outbox_id: int | None
+    chart_status: str
+    chart_file_id: str | None
+    chart_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChartReady:
+    """A pending chart whose message is settled: where it landed in Slack, if it did."""
+
+    kind: str
+    local_date: dt.date
+    message_status: str
+    slack_channel: str | None
+    slack_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedChart:
+    """A chart locked for upload."""
+
+    chart_png: bytes | None
+    chart_attempts: int
+
+
+async def alerts_between(db: Executor, *, start: dt.datetime, end: dt.datetime,
+                         severities: tuple[str, ...]) -> list[ReportAlert]:
+    """Alerts of these severities that fired in [start, end), most severe first."""
+    return [ReportAlert(**dict(r)) for r in await db.fetch(ALERTS_BETWEEN, start, end, list(severities))]
+
+
+async def firing_at(db: Executor, *, at: dt.datetime) -> list[ReportAlert]:
+    """Critical and warning alerts firing at `at`."""
+    return [ReportAlert(**dict(r)) for r in await db.fetch(FIRING_AT, at)]
+
+
+async def top_products(db: Executor, *, start: dt.datetime, end: dt.datetime, limit: int) -> list[ProductTotal]:
+    """The products with the most completed orders in [start, end), per currency."""
+    rows = await db.fetch(TOP_PRODUCTS, start, end, limit)
+    return [ProductTotal(r["product"], r["currency"], r["orders"], int(r["revenue"])) for r in rows]
+
+
+async def disputes(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[tuple[str, int, int]]:
+    """Disputes opened in [start, end): (currency, count, amount in minor units) per currency."""
+    return [(r["currency"], r["orders"], int(r["revenue"])) for r in await db.fetch(DISPUTES, start, end)]
+
+
+async def record(db: Executor, *, kind: str, local_date: dt.date, status: str, scheduled_at: dt.datetime,
+                 recorded_at: dt.datetime, late: bool, source: str, chart_status: str,
+                 chart_png: bytes | None) -> bool:
+    """Claim (kind, day) for this report; False when it was already sent (by anyone)."""
+    kept = await db.fetchval(RECORD, kind, local_date, status, scheduled_at, recorded_at, late, source,
+                             chart_status, chart_png)
+    return kept is not None
+
+
+async def set_outbox(db: Executor, *, kind: str, local_date: dt.date, outbox_id: int | None) -> None:
+    """Link the report to its queued message."""
+    await db.execute(SET_OUTBOX, kind, local_date, outbox_id)
+
+
+async def recorded(db: Executor, *, days: list[dt.date]) -> list[RecordedReport]:
+    """The reports recorded for these local days."""
+    return [RecordedReport(**dict(r)) for r in await db.fetch(RECORDED, days)]
+
+
+async def any_before(db: Executor, *, at: dt.datetime) -> bool:
+    """Whether any report was due before `at` (no report yet: a fresh install, nothing was missed)."""
+    value: bool = await db.fetchval(ANY_BEFORE, at)
+    return value
+
+
+async def charts_ready(db: Executor) -> list[ChartReady]:
+    """Pending charts whose message the delivery worker has settled."""
+    return [ChartReady(**dict(r)) for r in await db.fetch(CHARTS_READY)]
+
+
+async def claim_chart(db: Executor, *, kind: str, local_date: dt.date) -> ClaimedChart | None:
+    """Lock a pending chart (inside a transaction); None when another worker holds it or it is done."""
+    row = await db.fetchrow(CLAIM_CHART, kind, local_date)
+    return None if row is None else ClaimedChart(row["chart_png"], row["chart_attempts"])
+
+
+async def settle_chart(db: Executor, *, kind: str, local_date: dt.date, status: str,
+                       file_id: str | None = None, error: str | None = None) -> None:
+    """Record how the upload went; the PNG is dropped unless the upload is still pending."""
+    await db.execute(SETTLE_CHART, kind, local_date, status, file_id, None if error is None else error[:1000])

@@ -1,0 +1,374 @@
+"""Alert rules and their Slack lifecycle, with an injected clock, real PostgreSQL and the fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+
+from bot.alerts.leader import Leadership
+from bot.alerts.rules import business_time_between
+from bot.config import HourWindow
+from handlers.scheduled.alerts import AlertJobs
+from tests.blockkit import assert_valid_message
+from tests.conftest import Bot, FakeClock, start_bot
+from tests.fakes import FakeSlack
+
+NY = ZoneInfo("America/New_York")
+# Tuesday 14:00 in New York: inside the default 09:00-21:00 business hours.
+NOON = dt.datetime(2026, 6, 9, 14, 0, tzinfo=NY).astimezone(dt.UTC)
+
+
+@pytest.fixture
+async def clock() -> FakeClock:
+    """The test's clock, starting on a Tuesday afternoon in New York."""
+    return FakeClock(NOON)
+
+
+@pytest.fixture
+async def store(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[Bot]:
+    """A New York store whose alert jobs the test runs by hand."""
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York") as bot:
+        yield bot
+
+
+@pytest.fixture
+async def jobs(store: Bot, dsn: str) -> AsyncIterator[AlertJobs]:
+    """The alert jobs of that store, leader of its database."""
+    jobs = AlertJobs(store.deps, leadership=Leadership(dsn))
+    yield jobs
+    await jobs.leadership.release()
+
+
+def just_before(clock: FakeClock) -> dt.datetime:
+    """A moment ago: windows are half-open, [now - window, now)."""
+    return clock.now - dt.timedelta(seconds=30)
+
+
+async def failures(bot: Bot, count: int, at: dt.datetime) -> None:
+    """Record `count` failed payments at `at`."""
+    for n in range(count):
+        await bot.deps.pool.execute(
+            "INSERT INTO payment_failures (event_id, amount, currency, reason, created_at)"
+            " VALUES ($1, 1000, 'USD', 'card_declined', $2)", f"evt_f_{at.timestamp()}_{n}", at)
+
+
+async def run(jobs: AlertJobs, bot: Bot) -> list[dict[str, Any]]:
+    """Evaluate once and deliver; return every Slack call made so far, as (method, args)."""
+    await jobs.tick()
+    await bot.drain(ignore_pace=True)
+    return [{"method": c.method, **c.args} for c in bot.slack_api.calls]
+
+
+def alert_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls about alerts (header mentions a severity)."""
+    return [c for c in calls if "CRITICAL" in c.get("text", "") or "WARNING" in c.get("text", "")
+            or c.get("thread_ts")]
+
+
+async def test_payment_failure_warning_fires_at_three_not_two(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """Two failures in 10 minutes: nothing; the third: one warning message with buttons."""
+    await failures(store, 2, clock.now - dt.timedelta(minutes=5))
+    assert alert_calls(await run(jobs, store)) == []
+    await failures(store, 1, clock.now - dt.timedelta(minutes=1))
+    calls = alert_calls(await run(jobs, store))
+    assert len(calls) == 1 and calls[0]["method"] == "chat.postMessage"
+    assert "WARNING · Payment failures" in calls[0]["text"] and "<!here>" not in calls[0]["text"]
+    assert_valid_message(calls[0])
+    assert [e["action_id"] for b in calls[0]["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
+        "alert_ack", "alert_silence_1h", "alert_silence_tomorrow", "alert_resolve"]
+
+
+async def test_critical_inhibits_the_warning_of_its_family(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """Ten failures fire the critical (with <!here>) and the payment-failure warning stays silent."""
+    await failures(store, 10, clock.now - dt.timedelta(minutes=2))
+    calls = alert_calls(await run(jobs, store))
+    assert len(calls) == 1
+    assert "CRITICAL · Payment failures spiking" in calls[0]["text"] and "<!here>" in calls[0]["text"]
+    open_rules = {r["rule"] for r in await store.deps.pool.fetch("SELECT rule FROM alerts WHERE resolved_at IS NULL")}
+    assert {"payment_failures_critical", "payment_failures_warning"} <= open_rules  # recorded, not posted
+
+
+async def test_one_message_updated_in_place_through_ack_and_resolve(store: Bot, jobs: AlertJobs,
+                                                                    clock: FakeClock) -> None:
+    """Fire posts once; Acknowledge (a signed button click) and resolution update that same message."""
+    await failures(store, 3, clock.now - dt.timedelta(minutes=1))
+    posted = alert_calls(await run(jobs, store))[0]
+    assert posted["method"] == "chat.postMessage" and "Payment failures" in posted["text"]
+    alert_id = await store.deps.pool.fetchval("SELECT id FROM alerts")
+    await click(store, "alert_ack", alert_id, user="UONCALL", ts=posted_ts(store))
+    calls = await run(jobs, store)
+    update = [c for c in calls if c["method"] == "chat.update"]
+    assert len(update) == 1 and update[0]["ts"] == posted_ts(store)
+    assert "Acknowledged by <@UONCALL>" in json.dumps(update[0]["blocks"])
+    assert_valid_message(update[0])
+    clock.advance(minutes=11)  # the failures age out of the 10-minute window
+    calls = await run(jobs, store)
+    updates = [c for c in calls if c["method"] == "chat.update"]
+    assert len(updates) == 2 and "Resolved after 11 min" in json.dumps(updates[1]["blocks"])
+    assert not any(b["type"] == "actions" for b in updates[1]["blocks"])  # no buttons once resolved
+    replies = [c for c in calls if c.get("thread_ts") == posted_ts(store)]
+    assert len(replies) == 1 and "Resolved" in replies[0]["text"]
+    assert len([c for c in calls if c["method"] == "chat.postMessage" and not c.get("thread_ts")]) == 1
+
+
+def posted_ts(bot: Bot) -> str:
+    """The ts Slack gave the first alert message."""
+    first = next(c for c in bot.slack_api.calls if c.method == "chat.postMessage" and not c.args.get("thread_ts"))
+    return str(first.args.get("ts") or "1700000001.000100")
+
+
+async def click(bot: Bot, action_id: str, alert_id: int, *, user: str, ts: str) -> None:
+    """Click a button on the alert message, as Slack sends it: a signed block_actions payload."""
+    payload = {"type": "block_actions", "user": {"id": user}, "channel": {"id": "C_ALERTS"}, "team": {"id": "T0"},
+               "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2", "container": {"message_ts": ts},
+               "response_url": bot.slack_api.url.replace("/api/", "/hooks/click"),
+               "actions": [{"type": "button", "action_id": action_id, "block_id": f"alert-{alert_id}",
+                            "value": str(alert_id), "action_ts": "1"}]}
+    resp = await bot.slack({"payload": json.dumps(payload)})
+    assert resp.status == 200
+    for _ in range(250):  # Bolt runs the listener after the ack: wait until the click is recorded
+        row = await bot.deps.pool.fetchrow("SELECT acknowledged_by, silenced_by, resolved_by FROM alerts"
+                                           " WHERE id = $1", alert_id)
+        if user in tuple(row):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{action_id} by {user} was not recorded")
+
+
+async def test_reminders_in_the_thread_until_acknowledged(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """Still firing after the repeat interval (4 h): one reply in the thread; none once acknowledged."""
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
+                                  " VALUES ('sync_failure', 'gohighlevel', 'timeout', $1)", just_before(clock))
+    await run(jobs, store)
+    for hours in (1, 2, 3):
+        clock.advance(hours=1)
+        await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))  # still failing
+        assert [c for c in await run(jobs, store) if c.get("thread_ts")] == [], hours
+    clock.advance(hours=1, minutes=1)
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    replies = [c for c in await run(jobs, store) if c.get("thread_ts")]
+    assert len(replies) == 1 and "Still firing after 4 h 1 min" in replies[0]["text"]
+    assert_valid_message(replies[0])
+    alert_id = await store.deps.pool.fetchval("SELECT id FROM alerts")
+    await click(store, "alert_ack", alert_id, user="U1", ts=posted_ts(store))
+    clock.advance(hours=5)
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    assert len([c for c in await run(jobs, store) if c.get("thread_ts")]) == 1
+
+
+async def test_silence_mutes_reminders_and_expires_by_itself(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """Silence 1 h updates the message; when it expires the message is updated back and reminders resume."""
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
+                                  " VALUES ('sync_failure', 'crm', 'down', $1)", just_before(clock))
+    await run(jobs, store)
+    alert_id = await store.deps.pool.fetchval("SELECT id FROM alerts")
+    await click(store, "alert_silence_1h", alert_id, user="U2", ts=posted_ts(store))
+    calls = await run(jobs, store)
+    assert "Silenced by <@U2> until Tue 15:00" in json.dumps([c for c in calls if c["method"] == "chat.update"])
+    clock.advance(minutes=61)
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    calls = await run(jobs, store)
+    updates = [c for c in calls if c["method"] == "chat.update"]
+    assert len(updates) == 2 and "Firing for 1 h 1 min" in json.dumps(updates[-1]["blocks"])
+    assert await store.deps.pool.fetchval("SELECT silenced_until FROM alerts") is None
+
+
+async def test_silence_until_tomorrow_means_nine_local(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """'Silence until tomorrow 9:00' is 09:00 the next day in the store's time zone."""
+    await failures(store, 3, just_before(clock))
+    await run(jobs, store)
+    alert_id = await store.deps.pool.fetchval("SELECT id FROM alerts")
+    await click(store, "alert_silence_tomorrow", alert_id, user="U3", ts=posted_ts(store))
+    until = await store.deps.pool.fetchval("SELECT silenced_until FROM alerts")
+    assert until.astimezone(NY) == dt.datetime(2026, 6, 10, 9, 0, tzinfo=NY)
+
+
+async def test_resolve_button_closes_it_until_the_condition_clears(store: Bot, jobs: AlertJobs,
+                                                                   clock: FakeClock) -> None:
+    """Resolved by hand: no re-fire while the condition persists; a new alert once it cleared and came back."""
+    await failures(store, 3, just_before(clock))
+    await run(jobs, store)
+    alert_id = await store.deps.pool.fetchval("SELECT id FROM alerts")
+    await click(store, "alert_resolve", alert_id, user="U4", ts=posted_ts(store))
+    calls = await run(jobs, store)
+    assert "Resolved by <@U4>" in json.dumps([c for c in calls if c["method"] == "chat.update"])
+    await run(jobs, store)
+    assert await store.deps.pool.fetchval("SELECT count(*) FROM alerts") == 1
+    clock.advance(minutes=11)
+    await run(jobs, store)  # cleared
+    await failures(store, 3, just_before(clock))
+    await run(jobs, store)
+    assert await store.deps.pool.fetchval("SELECT count(*) FROM alerts") == 2
+
+
+async def test_warnings_are_held_outside_business_hours(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """A warning at 23:00 is posted at 09:00, unless it resolved before."""
+    clock.now = dt.datetime(2026, 6, 9, 23, 0, tzinfo=NY).astimezone(dt.UTC)
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
+                                  " VALUES ('sync_failure', 'crm', 'night', $1)", just_before(clock))
+    assert alert_calls(await run(jobs, store)) == []
+    clock.now = dt.datetime(2026, 6, 10, 9, 0, tzinfo=NY).astimezone(dt.UTC)
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    calls = alert_calls(await run(jobs, store))
+    assert len(calls) == 1 and "Sync failures" in calls[0]["text"]
+
+
+async def test_critical_fires_at_night(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """Critical alerts ignore business hours."""
+    clock.now = dt.datetime(2026, 6, 10, 3, 0, tzinfo=NY).astimezone(dt.UTC)
+    await failures(store, 10, just_before(clock))
+    assert len(alert_calls(await run(jobs, store))) == 1
+
+
+async def test_no_sales_counts_business_hours_only(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """Last order 20:00 the evening before: at 11:00 that is 3 business hours (no alert); at 12:05, 4.1."""
+    last = dt.datetime(2026, 6, 8, 20, 0, tzinfo=NY).astimezone(dt.UTC)
+    await store.deps.pool.execute(
+        "INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
+        " VALUES ('pi_last', 'completed', 1000, 'USD', $1, $1)", last)
+    clock.now = dt.datetime(2026, 6, 9, 11, 0, tzinfo=NY).astimezone(dt.UTC)
+    await run(jobs, store)
+    assert await store.deps.pool.fetchval("SELECT count(*) FROM alerts WHERE rule = 'no_sales'") == 0
+    assert await store.deps.pool.fetchval("SELECT count(*) FROM alerts WHERE rule = 'no_order_1h'") == 1
+    clock.now = dt.datetime(2026, 6, 9, 12, 5, tzinfo=NY).astimezone(dt.UTC)
+    calls = alert_calls(await run(jobs, store))
+    assert len(calls) == 1 and "No sales for 4.1 business hours" in calls[0]["text"]
+
+
+def test_business_time_spans_nights_and_dst() -> None:
+    """Business time skips the nights and counts a DST day by the wall clock."""
+    hours = HourWindow(dt.time(9), dt.time(21))
+    start = dt.datetime(2026, 3, 7, 20, 0, tzinfo=NY)
+    end = dt.datetime(2026, 3, 8, 10, 30, tzinfo=NY)  # the night of the spring-forward change
+    assert business_time_between(start, end, tz=NY, hours=hours) == dt.timedelta(hours=2, minutes=30)
+
+
+async def test_info_findings_are_recorded_not_posted(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """'No order for over an hour' is an info alert: stored for the daily report, never posted."""
+    last = clock.now - dt.timedelta(minutes=90)
+    await store.deps.pool.execute(
+        "INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
+        " VALUES ('pi_x', 'completed', 1000, 'USD', $1, $1)", last)
+    assert alert_calls(await run(jobs, store)) == []
+    assert await store.deps.pool.fetchval("SELECT severity FROM alerts") == "info"
+
+
+async def test_restart_does_not_notify_again(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> None:
+    """A new process with the same database and a still-true condition sends nothing new."""
+    for _ in range(2):
+        async with start_bot(dsn, fake_slack, clock=clock) as bot:
+            jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+            if not await bot.deps.pool.fetchval("SELECT count(*) FROM payment_failures"):
+                await failures(bot, 3, just_before(clock))
+            await run(jobs, bot)
+            await jobs.leadership.release()
+    assert len(alert_calls([{"method": c.method, **c.args} for c in fake_slack.calls])) == 1
+
+
+async def test_two_evaluators_make_one_notification(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> None:
+    """Two replicas evaluating at once: only the leader evaluates; one message; the other takes over later."""
+    async with start_bot(dsn, fake_slack, clock=clock) as a, start_bot(dsn, fake_slack, clock=clock) as b:
+        ja, jb = AlertJobs(a.deps, leadership=Leadership(dsn)), AlertJobs(b.deps, leadership=Leadership(dsn))
+        await failures(a, 3, just_before(clock))
+        await asyncio.gather(ja.tick(), jb.tick(), ja.tick(), jb.tick())
+        await a.drain(ignore_pace=True)
+        assert len(alert_calls([{"method": c.method, **c.args} for c in fake_slack.calls])) == 1
+        assert ja.leadership.was_leader != jb.leadership.was_leader
+        leader, follower = (ja, jb) if ja.leadership.was_leader else (jb, ja)
+        await leader.leadership.release()  # the leader dies: its session (and lock) are gone
+        assert await follower.leadership.hold()
+        await follower.leadership.release()
+
+
+async def test_database_outage_is_posted_directly_and_resolved(store: Bot, jobs: AlertJobs,
+                                                               clock: FakeClock) -> None:
+    """With PostgreSQL gone, the alert goes straight to Slack after two failed checks; back → updated."""
+    assert await jobs.leadership.hold()
+    pool = store.deps.pool
+    await pool.close()  # the database is unreachable for this process
+    await jobs.tick()
+    assert store.slack_api.posted() == []
+    clock.advance(minutes=1)
+    await jobs.tick()
+    posts = store.slack_api.posted()
+    assert len(posts) == 1 and "Database unreachable" in posts[0]["text"]
+    assert_valid_message(posts[0])
+    jobs.dbwatch.failures = 2
+    clock.advance(minutes=4)
+    await jobs.dbwatch.up(clock.now)
+    updates = store.slack_api.posted("chat.update")
+    assert len(updates) == 1 and "reachable again after 5 min" in updates[0]["text"]
+    assert_valid_message(updates[0])
+    assert jobs.dbwatch.incident is not None
+
+
+async def test_site_probe_against_slow_and_failing_local_servers(dsn: str, fake_slack: FakeSlack,
+                                                                 clock: FakeClock) -> None:
+    """A 3.2 s answer raises 'Site slow'; three failing checks raise 'Site down'; /health shows the probe."""
+    mode = {"delay": 3.2, "status": 200}
+
+    async def site(_: web.Request) -> web.Response:
+        await asyncio.sleep(mode["delay"])
+        return web.Response(status=int(mode["status"]), text="shop")
+
+    app = web.Application()
+    app.router.add_get("/", site)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    server = web.TCPSite(runner, "127.0.0.1", 0)
+    await server.start()
+    port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with start_bot(dsn, fake_slack, clock=clock, SITE_URL=f"http://127.0.0.1:{port}/") as bot, \
+                __import__("aiohttp").ClientSession() as session:
+            jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+            await jobs.probe_tick(session)
+            calls = alert_calls(await run(jobs, bot))
+            assert len(calls) == 1 and "Site slow" in calls[0]["text"]
+            mode.update(delay=0, status=503)
+            for _ in range(3):
+                await jobs.probe_tick(session)
+                clock.advance(minutes=1)
+            calls = alert_calls(await run(jobs, bot))
+            assert any("CRITICAL · Site down" in c["text"] for c in calls)
+            assert "HTTP 503" in json.dumps(calls)
+            health = await bot.command("/health")
+            assert "HTTP 503" in json.dumps(health["blocks"]) and "Site down" in json.dumps(health["blocks"])
+            await jobs.leadership.release()
+    finally:
+        await runner.cleanup()
+
+
+async def test_errors_and_json_show_firing_alerts(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """/errors lists the firing alert; the errors JSON sets alertsTriggered from it."""
+    await failures(store, 3, just_before(clock))
+    await run(jobs, store)
+    body = await store.command("/errors")
+    assert "Firing alerts" in json.dumps(body["blocks"]) and "Payment failures" in json.dumps(body["blocks"])
+    assert_valid_message(body)
+
+
+async def test_incoming_webhook_mode_posts_firing_and_resolved_without_buttons(dsn: str, fake_slack: FakeSlack,
+                                                                               clock: FakeClock) -> None:
+    """Without a bot token: a firing post and a resolved post, no buttons, no updates."""
+    hooks = fake_slack.url.replace("/api/", "/hooks/")
+    async with start_bot(dsn, fake_slack, clock=clock, SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None,
+                         SLACK_ALERT_WEBHOOK_URL=hooks + "alerts") as bot:
+        jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+        await failures(bot, 3, just_before(clock))
+        await run(jobs, bot)
+        clock.advance(minutes=11)
+        await run(jobs, bot)
+        await jobs.leadership.release()
+    posts = [c.args for c in fake_slack.calls if c.method == "hook:alerts"]
+    assert len(posts) == 2
+    assert "firing" in posts[0]["text"] and "resolved" in posts[1]["text"]
+    assert not any(b["type"] == "actions" for p in posts for b in p["blocks"])
+
