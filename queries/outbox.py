@@ -26,8 +26,20 @@ INSERT INTO channel_pace (channel) VALUES ($1) ON CONFLICT (channel) DO NOTHING
 
 # Whoever holds this row lock is the only poster to the channel, across all replicas.
 CLAIM_CHANNEL: Final = """
-SELECT next_post_at FROM channel_pace WHERE channel = $1 FOR UPDATE SKIP LOCKED
+SELECT next_post_at, slack_channel_id FROM channel_pace WHERE channel = $1 FOR UPDATE SKIP LOCKED
 """
+
+LEARN_CHANNEL_ID: Final = """
+UPDATE channel_pace SET slack_channel_id = $2 WHERE channel = $1 AND slack_channel_id IS DISTINCT FROM $2
+"""
+
+RECORD_ATTEMPT: Final = """
+INSERT INTO delivery_attempts (outbox_id, channel) VALUES ($1, $2) ON CONFLICT (outbox_id) DO NOTHING
+"""
+
+ATTEMPT_STARTED: Final = "SELECT started_at FROM delivery_attempts WHERE outbox_id = $1"
+
+FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 
 # An update or thread reply carries the Slack address of the message it targets (once that one is out).
 CLAIM_MESSAGES: Final = """
@@ -116,11 +128,33 @@ async def due_channels(db: Executor) -> list[str]:
     return [r["channel"] for r in await db.fetch(DUE_CHANNELS)]
 
 
-async def claim_channel(db: Executor, channel: str) -> dt.datetime | None:
-    """Lock the channel's pace row (inside a transaction); None when another worker holds it."""
+async def claim_channel(db: Executor, channel: str) -> tuple[dt.datetime, str | None] | None:
+    """Lock the channel's pace row (inside a transaction): (next post time, Slack channel id), or None when
+    another worker holds it."""
     await db.execute(ENSURE_PACE_ROW, channel)
-    value: dt.datetime | None = await db.fetchval(CLAIM_CHANNEL, channel)
+    row = await db.fetchrow(CLAIM_CHANNEL, channel)
+    return (row["next_post_at"], row["slack_channel_id"]) if row else None
+
+
+async def learn_channel_id(db: Executor, channel: str, channel_id: str) -> None:
+    """Remember the Slack id of a logical channel."""
+    await db.execute(LEARN_CHANNEL_ID, channel, channel_id)
+
+
+async def record_attempt(db: Executor, *, outbox_id: int, channel: str) -> None:
+    """Before calling Slack (committed on its own): this message may reach Slack from now on."""
+    await db.execute(RECORD_ATTEMPT, outbox_id, channel)
+
+
+async def attempt_started(db: Executor, outbox_id: int) -> dt.datetime | None:
+    """When an earlier, unconfirmed attempt to send this message began."""
+    value: dt.datetime | None = await db.fetchval(ATTEMPT_STARTED, outbox_id)
     return value
+
+
+async def forget_attempt(db: Executor, outbox_id: int) -> None:
+    """The attempt's outcome is known."""
+    await db.execute(FORGET_ATTEMPT, outbox_id)
 
 
 async def claim_messages(db: Executor, channel: str, *, limit: int) -> list[OutboxMessage]:

@@ -47,6 +47,7 @@ class Fault:
     retry_after: int | None = None
     error: str | None = None  # an `ok: false` error body with HTTP 200
     delay: float = 0.0
+    accept: bool = False  # process the call normally, but only answer after `delay` (a reply lost in transit)
 
 
 @dataclass
@@ -59,11 +60,15 @@ class FakeSlack:
     socket_url: str | None = None  # what apps.connections.open answers with (a FakeSocketMode's `url`)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id → bytes POSTed to its upload URL
+    _files: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    messages: list[dict[str, Any]] = field(default_factory=list)  # what the channels now show
 
     def fail_next(self, count: int, *, status: int = 500, retry_after: int | None = None,
-                  error: str | None = None, delay: float = 0.0) -> None:
-        """Make the next `count` API calls fail this way."""
-        self.faults.extend(Fault(status, retry_after, error, delay) for _ in range(count))
+                  error: str | None = None, delay: float = 0.0, accept: bool = False) -> None:
+        """Make the next `count` API calls fail this way (`accept`: succeed, but answer only after `delay`)."""
+        self.faults.extend(Fault(status, retry_after, error, delay, accept) for _ in range(count))
 
     def posted(self, method: str = "chat.postMessage") -> list[dict[str, Any]]:
         """Arguments of the successful calls to `method`."""
@@ -74,7 +79,9 @@ class FakeSlack:
         """Listen on an ephemeral 127.0.0.1 port; `url` is the API base to configure."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/hooks/{name}", self._hook)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -89,6 +96,8 @@ class FakeSlack:
             await self._runner.cleanup()
 
     async def _args(self, request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
         if request.content_type == "application/json":
             data = await request.json()
             return dict(data) if isinstance(data, dict) else {}
@@ -102,6 +111,12 @@ class FakeSlack:
         method = request.match_info["method"]
         args = await self._args(request)
         headers = dict(request.headers)
+        if self.faults and self.faults[0].accept:
+            fault = self.faults.pop(0)
+            self.calls.append(Call(method, args, 200, headers))
+            answer = self._answer(method, args)
+            await asyncio.sleep(fault.delay)  # the message is in the channel; the answer is late
+            return web.json_response(answer)
         if self.faults:
             fault = self.faults.pop(0)
             if fault.delay:
@@ -121,12 +136,40 @@ class FakeSlack:
             return {"ok": True, "team": "Test Store", "team_id": "T000", "user": "salespulse",
                     "user_id": "U0BOT", "bot_id": "B0BOT", "url": "https://test.slack.com/"}
         if method in ("chat.postMessage", "chat.update"):
-            ts = args.get("ts") or f"{1700000000 + next(self._ts)}.000100"
+            # Like Slack's: the current unix time with a unique fraction (history lookups filter on it).
+            ts = args.get("ts") or f"{int(time.time())}.{next(self._ts):06d}"
+            if method == "chat.postMessage":
+                metadata = args.get("metadata")
+                self.messages.append({"channel": args.get("channel"), "ts": ts, "text": args.get("text"),
+                                      "thread_ts": args.get("thread_ts"),
+                                      "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata})
             return {"ok": True, "channel": args.get("channel", "C000"), "ts": ts,
                     "message": {"text": args.get("text"), "blocks": args.get("blocks")}}
+        if method in ("conversations.history", "conversations.replies"):
+            thread = args.get("ts") if method == "conversations.replies" else None
+            oldest = float(args.get("oldest") or 0)
+            found = [m for m in self.messages if m["channel"] == args.get("channel") and m["thread_ts"] == thread
+                     and float(m["ts"]) >= oldest]
+            return {"ok": True, "messages": list(reversed(found)), "has_more": False}
         if method == "apps.connections.open" and self.socket_url is not None:
             return {"ok": True, "url": self.socket_url}
+        if method == "files.getUploadURLExternal":
+            # Shapes as in reference/slack/java-slack-sdk-samples/files.*.json; the URL is on this server.
+            file_id = f"F{next(self._files):08d}"
+            return {"ok": True, "file_id": file_id,
+                    "upload_url": self.url.removesuffix("/api/") + f"/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = args.get("files") or []
+            return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files]}
         return {"ok": True}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal hands out: stores the raw bytes POSTed to it."""
+        file_id = request.match_info["file_id"]
+        self.uploads[file_id] = await request.read()
+        self.calls.append(Call(f"upload:{file_id}", {"length": len(self.uploads[file_id])}, 200,
+                               dict(request.headers)))
+        return web.Response(text=f"OK - {len(self.uploads[file_id])}")
 
     async def _hook(self, request: web.Request) -> web.Response:
         args = await self._args(request)

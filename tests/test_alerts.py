@@ -120,8 +120,7 @@ async def test_one_message_updated_in_place_through_ack_and_resolve(store: Bot, 
 
 def posted_ts(bot: Bot) -> str:
     """The ts Slack gave the first alert message."""
-    first = next(c for c in bot.slack_api.calls if c.method == "chat.postMessage" and not c.args.get("thread_ts"))
-    return str(first.args.get("ts") or "1700000001.000100")
+    return str(next(m["ts"] for m in bot.slack_api.messages if not m["thread_ts"]))
 
 
 async def click(bot: Bot, action_id: str, alert_id: int, *, user: str, ts: str) -> None:

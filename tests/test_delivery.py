@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import re
@@ -243,3 +244,47 @@ async def test_each_ping_is_delivered_exactly_once_through_faults(bot: Bot, stat
             break
     bodies = [json.dumps(p["blocks"]) for p in bot.slack_api.posted()]
     assert len(bodies) == 12 and len(set(bodies)) == 12
+
+
+async def test_post_that_reached_slack_before_a_crash_is_not_sent_again(dsn: str, fake_slack: FakeSlack) -> None:
+    """Slack takes the message, the process dies before the answer: the next process finds it and doesn't repost."""
+    async with start_bot(dsn, fake_slack) as first:
+        await send_sales(first, 1)
+        await first.drain()  # a first message teaches the worker the channel's Slack id
+        await send_sales(first, 1, start=1)
+        await first.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
+        fake_slack.fail_next(1, accept=True, delay=3)  # posted, but the answer never comes back in time
+        stuck = asyncio.create_task(first.deps.worker.drain())
+        for _ in range(100):
+            if len(fake_slack.messages) == 2:
+                break
+            await asyncio.sleep(0.02)
+        stuck.cancel()  # the process dies mid-call: its transaction rolls back, the attempt record stays
+        with contextlib.suppress(asyncio.CancelledError):
+            await stuck
+    assert len(fake_slack.messages) == 2
+    async with start_bot(dsn, fake_slack) as second:
+        await second.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
+        await second.drain()
+        row = await second.deps.pool.fetchrow("SELECT status, slack_ts FROM outbox WHERE dedupe_key = 'sale:pi_1'")
+        assert row["status"] == "delivered" and row["slack_ts"] == fake_slack.messages[1]["ts"]
+    assert len(fake_slack.messages) == 2  # found through its metadata, not posted twice
+    assert [c.method for c in fake_slack.calls].count("conversations.history") == 1
+
+
+async def test_unconfirmed_post_that_never_arrived_is_sent(dsn: str, fake_slack: FakeSlack) -> None:
+    """A timed-out attempt that Slack never saw is looked up, not found, and sent once."""
+    async with start_bot(dsn, fake_slack) as bot:
+        await send_sales(bot, 1)
+        await bot.drain()
+        await send_sales(bot, 1, start=1)
+        await bot.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
+        fake_slack.fail_next(1, status=500)  # ambiguous for all we know: the attempt record stays
+        await bot.deps.worker.drain()
+        assert await bot.deps.pool.fetchval("SELECT count(*) FROM delivery_attempts") == 1
+        await bot.deps.pool.execute("UPDATE outbox SET available_at = now(); "
+                                    "UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
+        await bot.drain()
+        assert await bot.deps.pool.fetchval("SELECT count(*) FROM delivery_attempts") == 0
+    assert len(fake_slack.messages) == 2
+    assert [c.method for c in fake_slack.calls].count("conversations.history") == 1

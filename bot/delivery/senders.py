@@ -26,6 +26,8 @@ PERMANENT_ERRORS = frozenset({
     "action_prohibited", "posting_to_general_channel_denied", "invalid_payload", "user_not_found",
 })
 DEFAULT_RETRY_AFTER = 1.0
+# Message metadata marking our posts: https://api.slack.com/metadata/using
+METADATA_EVENT = "salespulse_message"
 
 
 class Status(StrEnum):
@@ -35,6 +37,7 @@ class Status(StrEnum):
     RATE_LIMITED = "rate_limited"  # come back after `retry_after`
     TRANSIENT = "transient"  # 5xx, timeout, network: retry with backoff
     PERMANENT = "permanent"  # Slack refused for good: record, don't retry
+    NOT_FOUND = "not_found"  # find(): Slack has no such message
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +58,15 @@ class Sender(Protocol):
     supports_updates: bool
 
     async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None) -> SendResult: ...
+                   thread_ts: str | None = None, ref: int | None = None) -> SendResult: ...
 
     async def update(self, channel: str, *, channel_id: str, ts: str,
                      payload: Mapping[str, Any]) -> SendResult: ...
+
+    async def find(self, *, channel_id: str, ref: int, since: float,
+                   thread_ts: str | None = None) -> SendResult | None:
+        """The message posted earlier with this `ref` (OK with its ts), NOT_FOUND, or None: can't tell."""
+        ...
 
 
 def classify_error(error: str) -> Status:
@@ -83,12 +91,40 @@ class WebApiSender:
         self._channels = dict(channels)
 
     async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None) -> SendResult:
-        """Post once (in a thread when `thread_ts`); classify the outcome instead of raising."""
+                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
+        """Post once (in a thread when `thread_ts`); classify the outcome instead of raising.
+
+        `ref` (the outbox id) travels in the message's metadata, so `find()` can tell later whether a post
+        whose answer never arrived did reach the channel.
+        """
         target = self._channels.get(channel, channel)
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": ref}} if ref is not None else None
         return await self._call(self._client.chat_postMessage(
             channel=target, text=payload.get("text", ""), blocks=payload.get("blocks") or None,
-            thread_ts=thread_ts, unfurl_links=False, unfurl_media=False))
+            thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, metadata=metadata))
+
+    async def find(self, *, channel_id: str, ref: int, since: float,
+                   thread_ts: str | None = None) -> SendResult | None:
+        """Look for our metadata in the channel's (or thread's) messages since `since` (unix seconds)."""
+        try:
+            if thread_ts:
+                resp = await self._client.conversations_replies(channel=channel_id, ts=thread_ts,
+                                                                oldest=f"{since:.6f}", include_all_metadata=True,
+                                                                limit=200)
+            else:
+                resp = await self._client.conversations_history(channel=channel_id, oldest=f"{since:.6f}",
+                                                                include_all_metadata=True, limit=200)
+        except SlackApiError as exc:
+            log.warning("cannot check Slack for an unconfirmed message (%s): it may be sent twice",
+                        (exc.response.data or {}).get("error") if isinstance(exc.response.data, dict) else exc)
+            return None
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return None
+        for msg in resp.get("messages") or []:
+            meta = msg.get("metadata") or {}
+            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("outbox_id") == ref:
+                return SendResult(Status.OK, channel_id=channel_id, ts=msg.get("ts"))
+        return SendResult(Status.NOT_FOUND)
 
     async def update(self, channel: str, *, channel_id: str, ts: str,
                      payload: Mapping[str, Any]) -> SendResult:
@@ -126,8 +162,13 @@ class WebhookSender:
         """Webhooks cannot edit: post the new state as a message of its own."""
         return await self.post(channel, payload)
 
+    async def find(self, *, channel_id: str, ref: int, since: float,
+                   thread_ts: str | None = None) -> SendResult | None:
+        """Incoming webhooks cannot read the channel back: unknown."""
+        return None
+
     async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None) -> SendResult:
+                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
         """Post to the channel's webhook, falling back to the alerts webhook (threads unsupported)."""
         client = self._clients.get(channel) or self._clients.get("alerts") or self._clients.get("sales")
         if client is None:
@@ -179,8 +220,13 @@ class ConsoleSender:
         self.listeners = listeners if listeners is not None else []
         self._counter = 0
 
+    async def find(self, *, channel_id: str, ref: int, since: float,
+                   thread_ts: str | None = None) -> SendResult | None:
+        """Nothing printed survives a restart: unknown."""
+        return None
+
     async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None) -> SendResult:
+                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
         """Print to the stream; never fails."""
         self._counter += 1
         ts = f"{self._counter}.{int(asyncio.get_running_loop().time() * 1e6) % 1_000_000:06d}"

@@ -81,9 +81,10 @@ class DeliveryWorker:
 
     async def _deliver_channel(self, channel: str) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            next_post_at = await q.claim_channel(conn, channel)
-            if next_post_at is None:  # another worker is posting to this channel right now
+            claimed = await q.claim_channel(conn, channel)
+            if claimed is None:  # another worker is posting to this channel right now
                 return 0
+            next_post_at, channel_id = claimed
             now = self._clock()
             if next_post_at > now:
                 self._wake_at(next_post_at - now)
@@ -96,7 +97,7 @@ class DeliveryWorker:
             if head.op != "post" and head.target_ts is None and head.target_status == "pending":
                 return 0  # its target is not out yet (held back by a retry): keep the order
             # The locks are held across the HTTP call: no other worker can claim these rows meanwhile.
-            result = await self._send(channel, head, payload)
+            result = await self._deliver(conn, channel, channel_id, head, payload)
             await self._settle(conn, channel, batch, payload, result)
             if len(batch) < len(messages) or result.status is Status.RATE_LIMITED:
                 self._wake_at(dt.timedelta(seconds=max(result.retry_after, 1.0)))
@@ -114,14 +115,25 @@ class DeliveryWorker:
             return same, dict(same[-1].payload)
         return [head], dict(head.payload)
 
-    async def _send(self, channel: str, head: q.OutboxMessage, payload: dict[str, object]) -> SendResult:
-        if head.op == "update" and head.target_ts and head.target_channel:
+    async def _deliver(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
+                       head: q.OutboxMessage, payload: dict[str, object]) -> SendResult:
+        """Send, unless an earlier attempt whose answer never came (a crash, a timeout) did reach Slack."""
+        if head.op == "update" and head.target_ts and head.target_channel:  # idempotent: no bookkeeping
             return await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
                                              payload=payload)
-        if head.op == "reply" and head.target_ts:
-            return await self._sender.post(channel, payload, thread_ts=head.target_ts)
-        # A post, or a target that never reached Slack (failed for good): say it as a message of its own.
-        return await self._sender.post(channel, payload)
+        thread_ts = head.target_ts if head.op == "reply" else None
+        started = await q.attempt_started(conn, head.id)
+        where = head.target_channel if thread_ts else channel_id
+        if started is not None and where:
+            found = await self._sender.find(channel_id=where, ref=head.id, since=started.timestamp() - 5,
+                                            thread_ts=thread_ts)
+            if found is not None and found.status is Status.OK:
+                log.info("outbox %s was already in Slack (ts %s): not sending it again", head.id, found.ts)
+                return found
+        # Committed on its own connection before the call: from here on, the message may be in Slack.
+        await q.record_attempt(self._pool, outbox_id=head.id, channel=channel)
+        # A reply whose parent never reached Slack (failed for good) is said as a message of its own.
+        return await self._sender.post(channel, payload, thread_ts=thread_ts, ref=head.id)
 
     async def _settle(self, conn: asyncpg.Connection, channel: str, batch: list[q.OutboxMessage],
                       payload: dict[str, object], result: SendResult) -> None:
@@ -131,7 +143,11 @@ class DeliveryWorker:
             self.metrics.deliveries.labels(channel=channel, outcome=result.status.value).inc(len(batch))
             if result.error:
                 self.metrics.slack_errors.labels(error=result.error[:60]).inc()
+        if result.status is not Status.TRANSIENT:  # 5xx and timeouts stay ambiguous: look before resending
+            await q.forget_attempt(conn, batch[0].id)
         if result.status is Status.OK:
+            if result.channel_id and batch[0].op == "post":
+                await q.learn_channel_id(conn, channel, result.channel_id)
             if len(batch) > 1 and batch[0].kind == "sale":
                 await q.record_summary(conn, channel=channel, covered=ids, payload=payload,
                                        slack_channel=result.channel_id, slack_ts=result.ts)
