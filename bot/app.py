@@ -27,6 +27,7 @@ from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.slack_app import build_bolt_app, run_socket_mode
 from handlers.scheduled import alerts as alert_jobs
+from handlers.scheduled import reports as report_jobs
 from handlers.web import healthz, metrics, monitoring, slack_events
 from handlers.webhooks import events as events_webhook
 from handlers.webhooks import stripe as stripe_webhook
@@ -93,6 +94,7 @@ def make_sender(settings: Settings, client: AsyncWebClient | None) -> Sender:
 def register_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
     """Every periodic job; each feature adds its own here."""
     alert_jobs.register(scheduler, deps, dsn=dsn)
+    report_jobs.register(scheduler, deps)
 
 
 async def announce_job_failure(deps: Deps, failure: JobFailure) -> None:
@@ -115,6 +117,9 @@ class Services:
         """Make the aiohttp app's routes serve these services."""
         app[RUNTIME].deps = self.deps
         app[RUNTIME].bolt = self.bolt
+        secret = self.deps.settings.slack_signing_secret
+        if self.deps.settings.slack_app_token is None and secret is not None:
+            app[RUNTIME].signing_secret = secret.get_secret_value()
 
 
 @contextlib.asynccontextmanager

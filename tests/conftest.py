@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    with embedded_postgres(tmp_path_factory.mktemp("pg")) as dsn:
+    # Not under pytest's own temp root: a concurrent pytest run prunes old numbered dirs there.
+    with tempfile.TemporaryDirectory(prefix="salespulse-test-pg-") as folder, embedded_postgres(Path(folder)) as dsn:
         yield dsn
 
 

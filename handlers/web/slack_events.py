@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
 from bot.deps import RUNTIME
 
@@ -16,10 +17,21 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
         status = 503 if request.app[RUNTIME].deps is None else 404
         return web.json_response({"error": "Slack is not configured (local mode)" if status == 404
                                   else "starting up"}, status=status)
-    # Invalid UTF-8 cannot carry a valid signature; decoding leniently lets Bolt answer 401 rather than crash.
-    body = (await request.read()).decode("utf-8", errors="replace")
-    bolt_request = AsyncBoltRequest(body=body, query=request.query_string,
-                                    headers=dict(request.headers))
+    try:
+        raw = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        return web.json_response({"error": "body is not UTF-8"}, status=400)
+    # Verified here first (slack_sdk's verifier, as Bolt does again) because Bolt parses the body before it
+    # checks the signature: unsigned garbage must be a 401, not a parsing error.
+    secret = request.app[RUNTIME].signing_secret
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if secret is not None and not SignatureVerifier(secret).is_valid_request(raw, headers):
+        return web.json_response({"error": "invalid request signature"}, status=401)
+    try:
+        bolt_request = AsyncBoltRequest(body=raw, query=request.query_string,
+                                        headers=dict(request.headers))
+    except (ValueError, RecursionError):  # signed, but not a Slack payload (bad or absurdly deep JSON)
+        return web.json_response({"error": "malformed Slack payload"}, status=400)
     return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
 
