@@ -8,6 +8,7 @@ import hmac
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -64,6 +65,7 @@ class FakeSlack:
     _files: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     messages: list[dict[str, Any]] = field(default_factory=list)  # what the channels now show
+    chaos: Callable[[str], Fault | None] | None = None  # consulted on every call when no fault is queued
 
     def fail_next(self, count: int, *, status: int = 500, retry_after: int | None = None,
                   error: str | None = None, delay: float = 0.0, accept: bool = False) -> None:
@@ -101,7 +103,8 @@ class FakeSlack:
         if request.content_type == "application/json":
             data = await request.json()
             return dict(data) if isinstance(data, dict) else {}
-        args: dict[str, Any] = dict(parse_qsl(await request.text()))
+        # slack_sdk sends some methods' arguments (files.*UploadExternal) as a POST's query string.
+        args: dict[str, Any] = {**request.query, **dict(parse_qsl(await request.text()))}
         for key in ("blocks", "attachments", "view", "files"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
@@ -111,6 +114,8 @@ class FakeSlack:
         method = request.match_info["method"]
         args = await self._args(request)
         headers = dict(request.headers)
+        if not self.faults and self.chaos is not None and (fault := self.chaos(method)) is not None:
+            self.faults.append(fault)
         if self.faults and self.faults[0].accept:
             fault = self.faults.pop(0)
             self.calls.append(Call(method, args, 200, headers))

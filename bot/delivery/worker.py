@@ -61,6 +61,7 @@ class DeliveryWorker:
         self._poll = poll_interval
         self.wake = asyncio.Event()
         self.metrics: Metrics | None = None
+        self.backoff_scale = 1.0  # fault tests shrink the waits between retries
 
     async def run(self) -> None:
         """Drain forever: on every wake-up (a new message here) and every poll interval (other replicas)."""
@@ -161,7 +162,8 @@ class DeliveryWorker:
         if result.status is Status.RATE_LIMITED:
             await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
         elif result.status is Status.TRANSIENT:
-            await q.mark_retry(conn, ids, available_at=now + backoff(batch[0].attempts), error=error)
+            await q.mark_retry(conn, ids, available_at=now + backoff(batch[0].attempts) * self.backoff_scale,
+                               error=error)
         else:
             await q.mark_failed(conn, ids, error=error)
 
