@@ -16,12 +16,12 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import secrets
 import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -37,11 +37,13 @@ from bench.common import (
     RESULTS,
     bot_env,
     bot_process,
-    dsn_for,
+    explain,
     free_port,
     machine_info,
     markdown_table,
     percentile,
+    scratch_database,
+    seed,
     write_result,
 )
 from bot.periods import PERIODS, parse_period
@@ -50,6 +52,8 @@ from tests.fakes import FakeSlack, slack_signature
 
 TZ = "America/New_York"
 MISSED = "Couldn't get"
+TODAY_OURS = "SELECT count(*) FROM orders WHERE payment_status = 'completed' AND created_at >= $1 AND created_at < $2"
+TODAY_GUIDE = "SELECT count(*) FROM orders WHERE payment_status = 'completed' AND created_at::date = CURRENT_DATE"
 # The guide's /api/monitoring/sales, section 1 of GUIDE.md, exactly as written, run one after the other.
 GUIDE: dict[str, str] = {
     "hourlySales": """SELECT DATE_TRUNC('hour', created_at) as hour, COUNT(*) as order_count,
@@ -68,38 +72,6 @@ GUIDE: dict[str, str] = {
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
-
-
-@contextlib.asynccontextmanager
-async def database(admin_dsn: str, name: str, *, keep: bool) -> AsyncIterator[str]:
-    """A fresh database `name` (a leftover is dropped first); dropped afterwards unless `keep`."""
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn, timeout=10)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield dsn_for(admin_dsn, name)
-    finally:
-        if not keep:
-            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def seed(env: dict[str, str], orders: int, days: int, log: Path) -> tuple[float, str]:
-    """`python -m bot seed`; its wall time and summary line."""
-    started = time.perf_counter()
-    with log.open("ab") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "seed", "--orders", str(orders), "--days", str(days),
-            cwd=env["PYTHONPATH"], env=env, stdout=asyncio.subprocess.PIPE, stderr=err)
-        out, _ = await proc.communicate()
-    if proc.returncode:
-        raise RuntimeError(f"seed exited with {proc.returncode}; see {log}")
-    return time.perf_counter() - started, out.decode().strip().splitlines()[-1]
 
 
 class Typist:
@@ -129,20 +101,20 @@ class Typist:
 
     async def run(self, text: str, label: str, count: int, concurrency: int = 1) -> float:
         """Send `count` requests, `concurrency` in flight; the wall time."""
-        queue = iter(range(count))
+        queue, started = iter(range(count)), time.perf_counter()
 
         async def worker() -> None:
             for _ in queue:
                 await self.sales(text, label)
 
-        started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started
 
 
 async def guide_runs(dsn: str, runs: int, max_seconds: float) -> tuple[list[float], dict[str, list[float]]]:
     """The guide's four queries in sequence on one connection: total per run and each query's times."""
-    totals, each = [], defaultdict(list)
+    totals: list[float] = []
+    each: dict[str, list[float]] = defaultdict(list)
     conn = await asyncpg.connect(dsn)
     try:
         for sql in GUIDE.values():  # one untimed run: plans cached like a driver's, pages warm
@@ -184,11 +156,11 @@ class Recorder:
         return timed
 
 
-async def lookup_times(dsn: str, reps: int) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+async def lookup_times(dsn: str, reps: int) -> tuple[dict[str, dict[str, float]], dict[tuple[str, str], Any]]:
     """Each /sales lookup run alone, per period: median seconds, and the SQL + args of every lookup."""
     tz = ZoneInfo(TZ)
     times: dict[str, dict[str, float]] = defaultdict(dict)
-    queries: dict[str, Any] = {}
+    queries: dict[tuple[str, str], Any] = {}
     conn = await asyncpg.connect(dsn)
     try:
         for period in PERIODS:
@@ -196,11 +168,11 @@ async def lookup_times(dsn: str, reps: int) -> tuple[dict[str, dict[str, float]]
             for _ in range(reps + 1):  # the first run warms up and is dropped
                 rec = Recorder(conn)
                 now = dt.datetime.now(dt.UTC)
-                await sales_snapshot(rec, period=parse_period(period, now=now, tz=tz),  # type: ignore[arg-type]
+                await sales_snapshot(rec, period=parse_period(period, now=now, tz=tz),
                                      now=now, tz=tz, budget=120)
                 for name, (sql, args, seconds) in rec.seen.items():
                     seen[name].append(seconds)
-                    queries[f"{name} ({period})"] = (sql, args)
+                    queries[name, period] = (sql, args)
             for name, values in seen.items():
                 times[name][period] = percentile(values[1:], 50)
     finally:
@@ -208,105 +180,104 @@ async def lookup_times(dsn: str, reps: int) -> tuple[dict[str, dict[str, float]]
     return times, queries
 
 
-async def explain(dsn: str, sql: str, args: tuple[Any, ...] = ()) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) as one line per plan node: type, index, time, rows, buffers."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        plan = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
-    finally:
-        await conn.close()
-    root = json.loads(plan)[0]
-    lines = [f"execution {root['Execution Time']:.1f} ms, planning {root['Planning Time']:.1f} ms"]
+@dataclass
+class Run:
+    """What one size measured."""
 
-    def walk(node: dict[str, Any], depth: int) -> None:
-        what = node["Node Type"] + (f" using {node['Index Name']}" if "Index Name" in node else "") \
-            + (f" on {node['Relation Name']}" if "Relation Name" in node and "Index Name" not in node else "")
-        loops = node.get("Actual Loops", 1)
-        extra = f", heap fetches {node['Heap Fetches']}" if "Heap Fetches" in node else ""
-        lines.append(f"{'  ' * depth}{what}: {node['Actual Total Time']:.1f} ms, rows {node['Actual Rows']:,}"
-                     f"{f' ×{loops} loops' if loops > 1 else ''}, buffers hit {node.get('Shared Hit Blocks', 0):,}"
-                     f" read {node.get('Shared Read Blocks', 0):,}{extra}")
-        for child in node.get("Plans", []):
-            walk(child, depth + 1)
-
-    walk(root["Plan"], 0)
-    return lines
+    orders: int
+    seeded: str = ""
+    windows: str = ""
+    wall8: float = 0.0
+    typist: Typist | None = None
+    guide: list[float] = field(default_factory=list)
+    guide_each: dict[str, list[float]] = field(default_factory=dict)
+    per_lookup: dict[str, dict[str, float]] = field(default_factory=dict)
+    plans: dict[str, list[str]] = field(default_factory=dict)
 
 
-async def bench_size(args: argparse.Namespace, orders: int) -> tuple[str, list[object]]:
-    """Seed, measure, explain one size; its Markdown section and its summary row."""
-    name = f"salespulse_bench_{orders // 1_000_000}m" if orders >= 1_000_000 else f"salespulse_bench_{orders}"
-    secret = secrets.token_hex(16)
+async def measure(args: argparse.Namespace, orders: int) -> Run:
+    """Seed a database with `orders`, time /sales through the bot, the guide's SQL, each lookup; EXPLAIN."""
+    run, secret = Run(orders), secrets.token_hex(16)
+    name = f"salespulse_bench_{orders // 1_000_000}m" if orders % 1_000_000 == 0 else f"salespulse_bench_{orders}"
     slack = await FakeSlack().start()
-    log = RESULTS / f"commands-bot-{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_bytes(b"")
     try:
-        async with database(args.admin_url, name, keep=args.keep) as dsn:
+        async with scratch_database(args.admin_url, name, keep=args.keep) as dsn:
             env = bot_env(database_url=dsn, port=free_port(), slack_api_url=slack.url,
                           SLACK_SIGNING_SECRET=secret, STORE_TIMEZONE=TZ)
             print(f"[{orders:,}] seeding …", file=sys.stderr, flush=True)
-            seed_seconds, seeded = await seed(env, orders, args.days, log)
+            started = time.perf_counter()
+            run.seeded = await seed(env, orders, args.days, RESULTS / f"commands-seed-{name}.log")
             conn = await asyncpg.connect(dsn)
             try:
                 await conn.execute("ANALYZE" if args.analyze_only else "VACUUM (ANALYZE)")
                 size = await conn.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
+                today = parse_period("", now=dt.datetime.now(dt.UTC), tz=ZoneInfo(TZ))
+                run.windows = (f"today = {await conn.fetchval(TODAY_OURS, today.start, today.end):,} completed "
+                               f"orders since local midnight ({TZ}) for /sales, {await conn.fetchval(TODAY_GUIDE):,}"
+                               f" on the server's CURRENT_DATE ({await conn.fetchval('SHOW TimeZone')}) for the guide")
             finally:
                 await conn.close()
-            print(f"[{orders:,}] {seeded}; {size}; starting the bot …", file=sys.stderr, flush=True)
-            async with bot_process(env, log_path=RESULTS / f"commands-bot-{name}.run.log") as base, \
+            run.seeded += (f"; {time.perf_counter() - started:.0f} s including "
+                           f"{'ANALYZE' if args.analyze_only else 'VACUUM (ANALYZE)'}; database {size}")
+            print(f"[{orders:,}] {run.seeded}; starting the bot …", file=sys.stderr, flush=True)
+            async with bot_process(env, log_path=RESULTS / f"commands-bot-{name}.log") as base, \
                     aiohttp.ClientSession() as session:
-                typist = Typist(session, base, secret, slack.url)
+                run.typist = typist = Typist(session, base, secret, slack.url)
                 await typist.run("", "warm-up", 10)
                 await typist.run("", "today, sequential", args.requests)
-                wall = await typist.run("", "today, 8 concurrent", args.requests, concurrency=8)
+                run.wall8 = await typist.run("", "today, 8 concurrent", args.requests, concurrency=8)
                 for period in PERIODS[1:]:
                     await typist.run(period, period, args.period_requests)
-            print(f"[{orders:,}] the guide's SQL …", file=sys.stderr, flush=True)
-            guide, guide_each = await guide_runs(dsn, args.requests, args.guide_seconds)
-            per_lookup, queries = await lookup_times(dsn, reps=5)
-            slowest = max(((n, p) for n in per_lookup for p in per_lookup[n]), key=lambda np: per_lookup[np[0]][np[1]])
-            slowest_today = max(per_lookup, key=lambda n: per_lookup[n].get("today", 0))
-            guide_slowest = max(guide_each, key=lambda n: percentile(guide_each[n], 50))
-            plans = {f"ours, slowest lookup: {slowest[0]} ({slowest[1]})":
-                     await explain(dsn, *queries[f"{slowest[0]} ({slowest[1]})"]),
-                     f"ours, slowest lookup for today: {slowest_today} (today)":
-                     await explain(dsn, *queries[f"{slowest_today} (today)"]),
-                     f"guide, slowest query: {guide_slowest}": await explain(dsn, GUIDE[guide_slowest])}
+            print(f"[{orders:,}] the guide's SQL, each lookup, EXPLAIN …", file=sys.stderr, flush=True)
+            run.guide, run.guide_each = await guide_runs(dsn, args.requests, args.guide_seconds)
+            run.per_lookup, queries = await lookup_times(dsn, reps=5)
+            worst = max(queries, key=lambda q: run.per_lookup[q[0]][q[1]])
+            today_worst = max((q for q in queries if q[1] == "today"), key=lambda q: run.per_lookup[q[0]][q[1]])
+            guide_worst = max(run.guide_each, key=lambda n: percentile(run.guide_each[n], 50))
+            for title, (sql, params) in {"ours, slowest lookup: {} ({})".format(*worst): queries[worst],
+                                         "ours, slowest for today: {} ({})".format(*today_worst): queries[today_worst],
+                                         f"guide, slowest query: {guide_worst}": (GUIDE[guide_worst], ())}.items():
+                run.plans[title] = await explain(dsn, sql, params)
     finally:
         await slack.stop()
+    return run
 
-    lat = typist.latencies
-    rows: list[list[object]] = []
-    for label in ["today, sequential", "today, 8 concurrent", *PERIODS[1:]]:
-        v = lat[label]
-        rows.append([f"/sales {label}", ms(percentile(v, 50)), ms(percentile(v, 95)), ms(percentile(v, 99)),
-                     len(v), typist.failed[label], typist.missed[label]])
-    rows.append(["guide's 4 queries, sequential", ms(percentile(guide, 50)), ms(percentile(guide, 95)),
-                 ms(percentile(guide, 99)), len(guide), 0, "—"])
+
+def report(args: argparse.Namespace, run: Run) -> tuple[str, list[object]]:
+    """One size's Markdown section and its row of the summary table."""
+    assert run.typist is not None
+    lat, typist, guide = run.typist.latencies, run.typist, run.guide
+    rows: list[list[object]] = [
+        [f"/sales {label}", *(ms(percentile(lat[label], p)) for p in (50, 95, 99)), len(lat[label]),
+         typist.failed[label], typist.missed[label]]
+        for label in ["today, sequential", "today, 8 concurrent", *PERIODS[1:]]]
+    rows.append(["guide's 4 queries, sequential", *(ms(percentile(guide, p)) for p in (50, 95, 99)), len(guide),
+                 "—", "—"])
     ours = lat["today, sequential"]
     ratio50 = percentile(guide, 50) / percentile(ours, 50)
     ratio95 = percentile(guide, 95) / percentile(ours, 95)
-    target = 0.100 if orders <= 1_000_000 else 0.300
-    p95 = percentile(ours, 95)
-    out = [f"## {orders:,} orders over {args.days} days", "",
-           f"Seeded in {seed_seconds:.0f} s ({seeded}); database {size}; "
-           f"{'ANALYZE only' if args.analyze_only else 'VACUUM (ANALYZE)'} after seeding.", "",
+    target, p95 = (0.100 if run.orders <= 1_000_000 else 0.300), percentile(ours, 95)
+    out = [f"## {run.orders:,} orders over {args.days} days", "",
+           f"{run.seeded[:1].upper()}{run.seeded[1:]}; {run.windows}.", "",
            markdown_table(["measure", "p50 ms", "p95 ms", "p99 ms", "n", "failed", "missed 2 s budget"], rows), "",
-           f"- 8 concurrent: {args.requests / wall:,.1f} replies/s",
-           f"- guide p50 / ours p50 = **{ratio50:,.1f}×**, guide p95 / ours p95 = **{ratio95:,.1f}×**",
+           f"- 8 concurrent: {args.requests / run.wall8:,.1f} replies/s",
            f"- target p95 < {target * 1000:.0f} ms (today, sequential): {ms(p95)} ms → "
-           f"**{'met' if p95 < target else 'MISSED'}**", "",
-           "Each lookup run alone (p50 ms of 5; /sales runs all nine concurrently) and each guide query (p50 ms):",
-           "", markdown_table(["lookup", *PERIODS], [[n, *(ms(per_lookup[n].get(p, float("nan"))) for p in PERIODS)]
-                                                       for n in per_lookup]), "",
+           f"**{'met' if p95 < target else 'MISSED'}**",
+           f"- guide p50 / ours p50 = **{ratio50:,.1f}×**, guide p95 / ours p95 = **{ratio95:,.1f}×**"
+           + (f" → ≥ 10× **{'met' if ratio50 >= 10 and ratio95 >= 10 else 'MISSED'}**"
+              if run.orders >= 10_000_000 else ""), "",
+           "Each /sales lookup run alone (p50 ms of 5; /sales runs all nine at once) and each guide query:", "",
+           markdown_table(["lookup", *PERIODS], [[n, *(ms(t.get(p, float("nan"))) for p in PERIODS)]
+                                                  for n, t in run.per_lookup.items()]), "",
            markdown_table(["guide query", "p50 ms", "p95 ms"],
-                          [[n, ms(percentile(v, 50)), ms(percentile(v, 95))] for n, v in guide_each.items()]), ""]
-    for title, lines in plans.items():
+                          [[n, ms(percentile(v, 50)), ms(percentile(v, 95))] for n, v in run.guide_each.items()]),
+           ""]
+    for title, lines in run.plans.items():
         out += [f"EXPLAIN (ANALYZE, BUFFERS), {title}:", "", "```", *lines, "```", ""]
-    summary = [f"{orders:,}", ms(percentile(ours, 50)), ms(p95), ms(percentile(lat["today, 8 concurrent"], 95)),
-               ms(max(percentile(lat[p], 95) for p in PERIODS[1:])), ms(percentile(guide, 50)),
-               f"{ratio50:,.1f}×", f"{ratio95:,.1f}×"]
+    summary: list[object] = [
+        f"{run.orders:,}", ms(percentile(ours, 50)), ms(p95), ms(percentile(lat["today, 8 concurrent"], 95)),
+        ms(max(percentile(lat[p], 95) for p in PERIODS[1:])), ms(percentile(guide, 50)),
+        f"{ratio50:,.1f}×", f"{ratio95:,.1f}×"]
     return "\n".join(out), summary
 
 
@@ -315,18 +286,19 @@ async def main(args: argparse.Namespace) -> int:
     info = await machine_info(args.admin_url)
     sections, summary = [], []
     for orders in sizes:
-        section, row = await bench_size(args, orders)
+        section, row = report(args, await measure(args, orders))
         print(section, flush=True)
         sections.append(section)
         summary.append(row)
-    report = "\n".join([
+    head = "\n".join([
         "# /sales end to end vs the guide's SQL", "",
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; " + ", ".join(f"{k} {v}" for k, v in info.items())
         + f"; STORE_TIMEZONE {TZ}; {args.requests} requests per run, {args.period_requests} per other period.",
         "", markdown_table(["orders", "today p50 ms", "today p95 ms", "today p95 ms, 8 concurrent",
                             "worst other period p95 ms", "guide p50 ms", "guide/ours p50", "guide/ours p95"],
-                           summary), "", *sections])
-    path = write_result("commands.md", report)
+                           summary), ""])
+    print("\n" + head, flush=True)
+    path = write_result("commands.md", "\n".join([head, *sections]))
     print(f"\nwritten to {path}", file=sys.stderr)
     return 0
 

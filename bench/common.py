@@ -1,5 +1,6 @@
-"""Bench plumbing shared by the benchmarks: a scratch database, the bot as a child process, a fake Slack
-that notes when each message arrived, Stripe events to send, and the statistics and table printing.
+"""Bench plumbing shared by the benchmarks: a scratch database (seeded by `python -m bot seed` if wanted), the
+bot as a child process, a fake Slack that notes when each message arrived, Stripe events to send, EXPLAIN
+summaries, and the statistics and table printing.
 
 Importing this module needs the repository root on sys.path (the bench scripts put it there).
 """
@@ -42,8 +43,8 @@ def dsn_for(admin_dsn: str, database: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
-    """Create database `name` (dropping a leftover), yield its DSN, drop it on the way out."""
+async def scratch_database(admin_dsn: str, name: str, *, keep: bool = False) -> AsyncIterator[str]:
+    """Create database `name` (dropping a leftover), yield its DSN, drop it on the way out unless `keep`."""
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(admin_dsn, timeout=10)
         try:
@@ -56,7 +57,8 @@ async def scratch_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
     try:
         yield dsn_for(admin_dsn, name)
     finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -124,6 +126,44 @@ async def _wait_healthy(base: str, proc: asyncio.subprocess.Process, within: flo
                         return
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{base}/healthz was not 200 within {within:.0f} s")
+
+
+async def seed(env: dict[str, str], orders: int, days: int, log: Path) -> str:
+    """`python -m bot seed` in `env` (its progress lines go to `log`); its summary line."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "seed", "--orders", str(orders), "--days", str(days),
+            cwd=env["PYTHONPATH"], env=env, stdout=asyncio.subprocess.PIPE, stderr=err)
+        out, _ = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"seed exited with {proc.returncode}; see {log}")
+    return out.decode().strip().splitlines()[-1]
+
+
+async def explain(dsn: str, sql: str, args: tuple[Any, ...] = ()) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) as one line per plan node: type, index, time, rows, buffers."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        plan = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
+    finally:
+        await conn.close()
+    root = json.loads(plan)[0]
+    lines = [f"execution {root['Execution Time']:.1f} ms, planning {root['Planning Time']:.1f} ms"]
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        what = node["Node Type"] + (f" using {node['Index Name']}" if "Index Name" in node else "") \
+            + (f" on {node['Relation Name']}" if "Relation Name" in node and "Index Name" not in node else "")
+        loops = node.get("Actual Loops", 1)
+        extra = f", heap fetches {node['Heap Fetches']}" if "Heap Fetches" in node else ""
+        lines.append(f"{'  ' * depth}{what}: {node['Actual Total Time']:.1f} ms, rows {node['Actual Rows']:,}"
+                     f"{f' ×{loops} loops' if loops > 1 else ''}, buffers hit {node.get('Shared Hit Blocks', 0):,}"
+                     f" read {node.get('Shared Read Blocks', 0):,}{extra}")
+        for child in node.get("Plans", []):
+            walk(child, depth + 1)
+
+    walk(root["Plan"], 0)
+    return lines
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from bot.deps import Deps
 from handlers.actions import alerts as alert_buttons
 from handlers.actions import share
 from handlers.commands import slash
+from handlers.events import home
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,10 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-    app = AsyncApp(client=client, signing_secret=secret, authorize=authorize, name="salespulse",
+    # Bolt gets a client without a token (its per-request clients take the token from `authorize`), and the
+    # same base URL and settings as ours, so GovSlack and the tests' fake are honoured.
+    bolt_client = AsyncWebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])
+    app = AsyncApp(client=bolt_client, signing_secret=secret, authorize=authorize, name="salespulse",
                    # Socket Mode frames are authenticated by the connection itself, not signed.
                    request_verification_enabled=not socket_mode, ssl_check_enabled=False,
                    logger=logging.getLogger("salespulse.bolt"))
@@ -44,6 +48,7 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
     slash.register(app, deps)
     share.register(app, deps)
     alert_buttons.register(app, deps)
+    home.register(app, deps)
     return app
 
 
