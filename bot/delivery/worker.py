@@ -70,6 +70,8 @@ class DeliveryWorker:
                 await self.drain()
             except DB_UNAVAILABLE as exc:  # not the worker's business to crash over: wait, retry
                 log.warning("outbox unreachable, retrying: %s", exc)
+            except Exception:  # a background loop must outlive any one bad pass, or nothing is delivered again
+                log.exception("delivery pass failed; retrying")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self._poll)
