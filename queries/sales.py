@@ -10,18 +10,39 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from bot.db import Executor
 
+# Whole 15-minute buckets in [$3, $4) come from the rollup; the partial buckets at either end, [$1, $3) and
+# [$4, $2), from the orders themselves. The two agree exactly (tests compare them with the plain query).
 WINDOW_TOTALS: Final = """
-SELECT currency,
+WITH parts AS (
+    SELECT currency, orders, revenue
+      FROM order_rollups
+     WHERE bucket >= $3 AND bucket < $4
+    UNION ALL
+    SELECT coalesce(currency, ''), 1, coalesce(amount_total, 0)
+      FROM orders
+     WHERE payment_status = 'completed'
+       AND (created_at >= $1 AND created_at < $3 OR created_at >= $4 AND created_at < $2)
+)
+SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
+  FROM parts
+ GROUP BY currency
+HAVING sum(orders) <> 0
+ ORDER BY revenue DESC, currency
+"""
+
+# The same window read from orders alone: what the rollup must always agree with.
+WINDOW_TOTALS_RAW: Final = """
+SELECT coalesce(currency, '')          AS currency,
        count(*)                        AS orders,
        coalesce(sum(amount_total), 0)  AS revenue
   FROM orders
  WHERE payment_status = 'completed'
    AND created_at >= $1 AND created_at < $2
- GROUP BY currency
+ GROUP BY 1
  ORDER BY revenue DESC, currency
 """
 
@@ -44,16 +65,23 @@ SELECT currency,
  ORDER BY revenue DESC, currency
 """
 
-# date_trunc with a zone (PostgreSQL 12+) buckets by the store's local hours and days, DST included.
+# date_trunc with a zone buckets by the store's local hours and days, DST included; every 15-minute rollup
+# bucket lies inside one local hour, so whole buckets can be regrouped the same way.
 TREND: Final = """
-SELECT date_trunc($3, created_at, $4)  AS bucket,
-       currency,
-       count(*)                        AS orders,
-       coalesce(sum(amount_total), 0)  AS revenue
-  FROM orders
- WHERE payment_status = 'completed'
-   AND created_at >= $1 AND created_at < $2
+WITH parts AS (
+    SELECT date_trunc($5, bucket, $6) AS bucket, currency, orders, revenue
+      FROM order_rollups
+     WHERE bucket >= $3 AND bucket < $4
+    UNION ALL
+    SELECT date_trunc($5, created_at, $6), coalesce(currency, ''), 1, coalesce(amount_total, 0)
+      FROM orders
+     WHERE payment_status = 'completed'
+       AND (created_at >= $1 AND created_at < $3 OR created_at >= $4 AND created_at < $2)
+)
+SELECT bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
+  FROM parts
  GROUP BY 1, 2
+HAVING sum(orders) <> 0
  ORDER BY 1, 2
 """
 
@@ -125,10 +153,29 @@ class Conversion:
         return self.completed / self.started if self.started else None
 
 
+ROLLUP_BUCKET = dt.timedelta(minutes=15)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def whole_buckets(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The rollup buckets entirely inside [start, end), as [first, last); empty (end, end) when none."""
+    first = _EPOCH + -((_EPOCH - start) // ROLLUP_BUCKET) * ROLLUP_BUCKET  # start rounded up
+    last = _EPOCH + ((end - _EPOCH) // ROLLUP_BUCKET) * ROLLUP_BUCKET  # end rounded down
+    return (first, last) if first < last else (end, end)
+
+
+def _totals(rows: list[Any]) -> list[CurrencyTotal]:
+    return [CurrencyTotal(r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]
+
+
 async def window_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
     """Completed orders and revenue per currency in [start, end)."""
-    rows = await db.fetch(WINDOW_TOTALS, start, end)
-    return [CurrencyTotal(r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]
+    return _totals(await db.fetch(WINDOW_TOTALS, start, end, *whole_buckets(start, end)))
+
+
+async def window_totals_raw(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
+    """The same figures computed from orders alone (a check on the rollup)."""
+    return _totals(await db.fetch(WINDOW_TOTALS_RAW, start, end))
 
 
 async def unique_customers(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
@@ -146,7 +193,7 @@ async def refunds(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list
 async def trend(db: Executor, *, start: dt.datetime, end: dt.datetime, bucket: str,
                 tz: str) -> list[TrendPoint]:
     """Completed orders and revenue per local hour or day and currency."""
-    rows = await db.fetch(TREND, start, end, bucket, tz)
+    rows = await db.fetch(TREND, start, end, *whole_buckets(start, end), bucket, tz)
     return [TrendPoint(r["bucket"], r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]
 
 
