@@ -97,6 +97,14 @@ SELECT chart_png, chart_attempts
    FOR UPDATE SKIP LOCKED
 """
 
+PENDING_MESSAGES: Final = """
+SELECT count(*) FROM outbox WHERE id = ANY($1::bigint[]) AND status = 'pending'
+"""
+
+MESSAGE_STATUS: Final = """
+SELECT status FROM outbox WHERE id = $1
+"""
+
 SETTLE_CHART: Final = """
 UPDATE reports
    SET chart_status = $3, chart_file_id = $4, chart_error = $5, chart_attempts = chart_attempts + 1,
@@ -226,3 +234,15 @@ async def settle_chart(db: Executor, *, kind: str, local_date: dt.date, status: 
                        file_id: str | None = None, error: str | None = None) -> None:
     """Record how the upload went; the PNG is dropped unless the upload is still pending."""
     await db.execute(SETTLE_CHART, kind, local_date, status, file_id, None if error is None else error[:1000])
+
+
+async def pending_messages(db: Executor, *, ids: list[int]) -> int:
+    """How many of these outbox messages the delivery worker has not settled yet."""
+    value: int = await db.fetchval(PENDING_MESSAGES, ids)
+    return value
+
+
+async def message_status(db: Executor, *, outbox_id: int | None) -> str | None:
+    """The delivery status of one outbox message (pending | delivered | failed …)."""
+    value: str | None = None if outbox_id is None else await db.fetchval(MESSAGE_STATUS, outbox_id)
+    return value

@@ -1,0 +1,111 @@
+"""`salespulse report morning|evening [--date D] [--dry-run]`: any day's report on demand, server running
+or not. A dry run prints it and writes nothing; otherwise it is recorded and posted like the scheduler's."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+from typing import Final, TextIO
+
+import asyncpg
+
+from bot.blocks.reports import day_label, report_message
+from bot.clock import Clock, utcnow
+from bot.config import Settings
+from bot.db import create_pool, database_url, migrate
+from bot.delivery.senders import render_text
+from bot.delivery.worker import DeliveryWorker
+from bot.report_schedule import ReportKind, Slot, slot_for
+from bot.reports import Reporter
+from queries import reports as q
+
+# A running server's delivery worker may take the message first; both sides post it at most once.
+DELIVERY_WITHIN: Final = 15.0
+
+
+def parse_day(text: str | None, *, now: dt.datetime, settings: Settings) -> dt.date:
+    """--date as a local day (default: today in the store's time zone)."""
+    return dt.date.fromisoformat(text) if text else now.astimezone(settings.tz).date()
+
+
+async def report_command(settings: Settings, *, which: str, date: str | None, dry_run: bool,
+                         clock: Clock = utcnow, out: TextIO | None = None) -> int:
+    """Render (dry run) or record and post one report; the exit status."""
+    from bot.app import make_sender, slack_client  # the wiring module, imported only for this command
+
+    out = out or sys.stdout
+    try:
+        day = parse_day(date, now=clock(), settings=settings)
+    except ValueError:
+        print(f"salespulse report: --date must be YYYY-MM-DD, got {date!r}", file=sys.stderr)
+        return 2
+    slot = slot_for(ReportKind(which), day, settings)
+    configured = settings.database_url.get_secret_value() if settings.database_url else None
+    async with database_url(configured, settings.salespulse_data_dir) as dsn:
+        pool = await create_pool(dsn, min_size=1, max_size=4)
+        try:
+            client = slack_client(settings)
+            reporter = Reporter(pool=pool, settings=settings, slack=client, clock=clock)
+            if dry_run:
+                return await _dry_run(reporter, slot, out)
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            worker = DeliveryWorker(pool=pool, sender=make_sender(settings, client), tz=settings.tz, clock=clock)
+            return await _post(reporter, slot, worker, out)
+        finally:
+            await pool.close()
+
+
+async def _dry_run(reporter: Reporter, slot: Slot, out: TextIO) -> int:
+    """Print the report readably; read-only (the figures come from a read-only transaction)."""
+    try:
+        figures = await reporter.figures(slot, now=reporter.clock())
+    except asyncpg.UndefinedTableError:
+        print("salespulse report: the database has no schema yet; run `salespulse migrate` first", file=sys.stderr)
+        return 1
+    msg = report_message(figures, tz=reporter.settings.tz)
+    chart = figures.chart
+    print(f"[dry run: nothing recorded or posted] {msg.text}\n", file=out)
+    print(render_text(msg.as_payload()), file=out)
+    others = f" (not charted: {', '.join(chart.others)})" if chart.others else ""
+    print(f"\nChart: revenue by hour in {chart.currency}, {day_label(chart.day)} against"
+          f" {day_label(chart.previous_day)}{others}; not rendered in a dry run", file=out)
+    return 0
+
+
+async def _post(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: TextIO) -> int:
+    """Record and queue the report once, deliver it (unless a running server does first), upload the chart."""
+    what = f"The {slot.kind.value} report for {day_label(slot.day)}"
+    sent = await reporter.send(slot, source="cli")
+    if sent is None:
+        row = await _row(reporter, slot)
+        by = f", by the {row.source}" if row else ""
+        at = f" at {row.recorded_at.astimezone(reporter.settings.tz):%a %d %b %H:%M}" if row else ""
+        print(f"{what} was already posted{at}{by}: each report goes out once per day."
+              " Use --dry-run to see it again.", file=out)
+        return 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DELIVERY_WITHIN
+    while not await reporter.wait_delivered([sent], within=0):
+        if loop.time() >= deadline:
+            print(f"{what} is queued; the running server will post it.", file=out)
+            return 0
+        await worker.drain()
+        await asyncio.sleep(0.2)
+    await reporter.upload_charts()
+    row = await _row(reporter, slot)
+    chart = {"uploaded": "chart in its thread", "saved": f"chart saved to {reporter.chart_path(slot)}",
+             "pending": "chart upload will be retried by the server"}.get(
+        row.chart_status if row else "", f"no chart ({row.chart_error if row else '?'})")
+    status = await q.message_status(reporter.pool, outbox_id=sent.outbox_id)
+    if status != "delivered":
+        print(f"{what} could not be posted ({status}); see /health for the Slack error.", file=out)
+        return 1
+    print(f"{what} was posted to {reporter.settings.slack_reports_channel}; {chart}.", file=out)
+    return 0
+
+
+async def _row(reporter: Reporter, slot: Slot) -> q.RecordedReport | None:
+    rows = await q.recorded(reporter.pool, days=[slot.day])
+    return next((r for r in rows if r.kind == slot.kind.value), None)

@@ -1,0 +1,188 @@
+"""Daily reports, exactly once per local day: gather the figures in one snapshot, render, then record the
+report and queue its message in one transaction; once the message is out, upload its chart to the thread."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import asyncpg
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.reports import day_label, missed_message, report_message
+from bot.chart import render_chart
+from bot.clock import Clock
+from bot.config import Settings
+from bot.delivery.files import upload_file
+from bot.delivery.senders import Status
+from bot.deps import Deps
+from bot.report_figures import Figures, gather
+from bot.report_schedule import Slot, due_slots, missed_slots
+from queries import outbox
+from queries import reports as q
+
+log = logging.getLogger(__name__)
+
+# A chart that keeps failing for transient reasons (Slack 5xx, network) is given up after this many tries.
+MAX_CHART_ATTEMPTS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A report (or a missed-report notice) recorded and queued by this call."""
+
+    slot: Slot
+    status: str  # sent | missed
+    outbox_id: int | None
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """What the reports need: the pool, the settings, the Slack client (None: no upload) and the clock."""
+
+    pool: asyncpg.Pool
+    settings: Settings
+    slack: AsyncWebClient | None
+    clock: Clock
+
+    @classmethod
+    def from_deps(cls, deps: Deps) -> Reporter:
+        """The running service's reporter."""
+        return cls(pool=deps.pool, settings=deps.settings, slack=deps.slack, clock=deps.clock)
+
+    def chart_path(self, slot: Slot) -> Path:
+        """Where the chart is saved when it cannot go to Slack (local mode, incoming webhooks)."""
+        return self.settings.salespulse_data_dir / "reports" / f"{slot.kind.value}-{slot.day.isoformat()}.png"
+
+    async def figures(self, slot: Slot, *, now: dt.datetime) -> Figures:
+        """The report's figures, read in one read-only snapshot (so they add up with each other)."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            return await gather(conn, slot, settings=self.settings, now=now)
+
+    async def already_recorded(self, slots: list[Slot]) -> set[tuple[str, dt.date]]:
+        """(kind, day) of the given slots that were sent or noticed as missed already."""
+        rows = await q.recorded(self.pool, days=sorted({s.day for s in slots}))
+        return {(r.kind, r.local_date) for r in rows}
+
+    async def send(self, slot: Slot, *, source: str, late: bool = False) -> Sent | None:
+        """Render and record the report of `slot` with its message, once; None when it was sent already."""
+        now = self.clock()
+        figures = await self.figures(slot, now=now)
+        png = await asyncio.to_thread(render_chart, figures.chart)
+        to_file = self.slack is None
+        path = self.chart_path(slot)
+        msg = report_message(figures, tz=self.settings.tz, late=late,
+                             chart_note=f"Chart saved to {path}" if to_file else None)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await q.record(conn, kind=slot.kind.value, local_date=slot.day, status="sent",
+                                  scheduled_at=slot.scheduled_at, recorded_at=now, late=late, source=source,
+                                  chart_status="saved" if to_file else "pending",
+                                  chart_png=None if to_file else png):
+                return None
+            outbox_id = await outbox.enqueue(conn, dedupe_key=f"report:{slot.kind.value}:{slot.day.isoformat()}",
+                                             channel="reports", kind="report", payload=msg.as_payload())
+            await q.set_outbox(conn, kind=slot.kind.value, local_date=slot.day, outbox_id=outbox_id)
+        if to_file:
+            await self._save(slot, path, png)
+        log.info("%s report for %s queued%s", slot.kind.value, slot.day, " (late)" if late else "")
+        return Sent(slot, "sent", outbox_id, late)
+
+    async def _save(self, slot: Slot, path: Path, png: bytes) -> None:
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png)
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            log.warning("could not save the %s report's chart to %s: %s", slot.kind.value, path, exc)
+            await q.settle_chart(self.pool, kind=slot.kind.value, local_date=slot.day, status="failed",
+                                 error=f"{type(exc).__name__}: {exc}")
+
+    async def note_missed(self, slot: Slot) -> Sent | None:
+        """Say in the reports channel that a report's time passed while the bot was down (once)."""
+        msg = missed_message(slot, tz=self.settings.tz)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # No report ever due before this one: a fresh install, nothing was missed.
+            if not await q.any_before(conn, at=slot.scheduled_at):
+                return None
+            if not await q.record(conn, kind=slot.kind.value, local_date=slot.day, status="missed",
+                                  scheduled_at=slot.scheduled_at, recorded_at=self.clock(), late=True,
+                                  source="scheduler", chart_status="none", chart_png=None):
+                return None
+            outbox_id = await outbox.enqueue(conn, dedupe_key=f"report-missed:{slot.kind.value}:{slot.day}",
+                                             channel="reports", kind="report_missed", payload=msg.as_payload())
+            await q.set_outbox(conn, kind=slot.kind.value, local_date=slot.day, outbox_id=outbox_id)
+        log.warning("%s report for %s was missed (the bot was down)", slot.kind.value, slot.day)
+        return Sent(slot, "missed", outbox_id, True)
+
+    async def run_due(self) -> list[Sent]:
+        """Send every report due now and not sent yet (late after downtime); note the ones too old to send."""
+        now = self.clock()
+        due, missed = due_slots(now, self.settings), missed_slots(now, self.settings)
+        if not due and not missed:
+            return []
+        done = await self.already_recorded(due + missed)
+        results: list[Sent | None] = []
+        for slot in missed:
+            if (slot.kind.value, slot.day) not in done:
+                results.append(await self.note_missed(slot))
+        for slot in due:
+            if (slot.kind.value, slot.day) not in done:
+                results.append(await self.send(slot, source="scheduler", late=slot.is_late(now)))
+        return [r for r in results if r is not None]
+
+    async def upload_charts(self) -> int:
+        """Upload every pending chart whose message is out, into that message's thread; returns how many."""
+        if self.slack is None:
+            return 0
+        uploaded = 0
+        for ready in await q.charts_ready(self.pool):
+            uploaded += await self._upload(ready, self.slack)
+        return uploaded
+
+    async def _upload(self, ready: q.ChartReady, slack: AsyncWebClient) -> int:
+        kind, day = ready.kind, ready.local_date
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await q.claim_chart(conn, kind=kind, local_date=day)
+            if claimed is None:  # another replica is uploading it, or it is done
+                return 0
+            if ready.message_status != "delivered" or not ready.slack_ts or not ready.slack_channel \
+                    or claimed.chart_png is None:
+                await q.settle_chart(conn, kind=kind, local_date=day, status="skipped",
+                                     error="the report's message was not posted")
+                return 0
+            # The row lock is held across the upload: no other replica can upload this chart meanwhile.
+            result = await upload_file(
+                slack, content=claimed.chart_png, filename=f"salespulse-{kind}-{day.isoformat()}.png",
+                title=f"Revenue by hour · {kind} report {day_label(day)}",
+                alt_text=f"Bar chart of revenue by hour for the {kind} report of {day_label(day)}",
+                channel_id=ready.slack_channel, thread_ts=ready.slack_ts)
+            if result.status is Status.OK:
+                await q.settle_chart(conn, kind=kind, local_date=day, status="uploaded", file_id=result.file_id)
+                return 1
+            given_up = result.status is Status.PERMANENT or claimed.chart_attempts + 1 >= MAX_CHART_ATTEMPTS
+            status = "skipped" if result.status is Status.PERMANENT else "failed" if given_up else "pending"
+            # Without files:write (missing_scope) or with a token that may not upload, the report stays
+            # as posted, without its chart.
+            log.warning("chart of the %s report for %s not uploaded (%s): %s", kind, day, status, result.error)
+            await q.settle_chart(conn, kind=kind, local_date=day, status=status, error=result.error)
+            return 0
+
+    async def wait_delivered(self, sent: list[Sent], *, within: float, poll: float = 0.5) -> bool:
+        """Wait until the delivery worker has settled these messages (posted or failed for good)."""
+        ids = [s.outbox_id for s in sent if s.outbox_id is not None]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while ids:
+            if not await q.pending_messages(self.pool, ids=ids):
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(poll)
+        return True
