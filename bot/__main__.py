@@ -34,10 +34,16 @@ def _parser() -> argparse.ArgumentParser:
                            " and webhook logs")
     seed.add_argument("--days", type=_at_least_one, default=30, metavar="D",
                       help="spread them over the D days ending now (default: 30)")
-    report = sub.add_parser("report", help="render and post a daily report")
+    backfill = sub.add_parser("backfill", help="import Stripe history (no pings): the Events API for the last 30"
+                                               " days, Checkout Sessions and PaymentIntents before that")
+    backfill.add_argument("--days", type=_at_least_one, required=True, metavar="N",
+                          help="import the N days ending now (needs STRIPE_API_KEY; read access is enough)")
+    report = sub.add_parser("report", help="render and post a daily report (once per day, like the scheduler)")
     report.add_argument("which", choices=["morning", "evening"])
-    report.add_argument("--date")
-    report.add_argument("--dry-run", action="store_true")
+    report.add_argument("--date", metavar="YYYY-MM-DD",
+                        help="the store-local day of the report (default: today); the morning report of a"
+                             " day covers the night before and the previous day")
+    report.add_argument("--dry-run", action="store_true", help="print the report; record and post nothing")
     return parser
 
 
@@ -114,6 +120,11 @@ async def _check(settings: Settings) -> int:
     print(f"  stripe intake:    {len(settings.stripe_secrets())} signing secret(s)"
           + ("" if settings.stripe_secrets()
              else " — STRIPE_WEBHOOK_SECRET unset, /webhooks/stripe answers 503"))
+    if settings.stripe_api_key is None:
+        print("  stripe events:    off — set STRIPE_API_KEY to recover events the webhook misses")
+    else:
+        kind = "restricted" if settings.stripe_api_key.get_secret_value().startswith("rk_") else "secret"
+        print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
     try:
         async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
             conn = await asyncpg.connect(dsn, timeout=10)
@@ -145,6 +156,24 @@ async def _check(settings: Settings) -> int:
     return 1 if problems else 0
 
 
+def _serve(settings: Settings, *, demo: bool) -> int:
+    """`run`, or `demo` — which `run` also becomes when nothing at all is configured (`make run` out of the box)."""
+    from bot.app import serve
+    from bot.demo import demo_command, nothing_configured
+
+    if not demo and not nothing_configured(settings):
+        asyncio.run(serve(settings))
+        return 0
+    if not demo:
+        print("salespulse run: nothing is configured (no Slack token, DATABASE_URL or STRIPE_WEBHOOK_SECRET),"
+              " so here is the demo. Set STRIPE_WEBHOOK_SECRET (README: Connect Stripe) to watch your own store.",
+              file=sys.stderr, flush=True)
+    try:
+        return asyncio.run(demo_command(settings))
+    except KeyboardInterrupt:  # Ctrl-C while the history loads, before the server handles signals itself
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m bot`."""
     args = _parser().parse_args(argv)
@@ -156,17 +185,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, RulesFileError) as exc:
         print(f"salespulse: {exc}", file=sys.stderr)
         return 1
-    if args.command == "run":
-        from bot.app import serve
-
-        asyncio.run(serve(settings))
-        return 0
+    if args.command in ("run", "demo"):
+        return _serve(settings, demo=args.command == "demo")
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "check":
         return asyncio.run(_check(settings))
     if args.command == "seed":
         return asyncio.run(_seed(settings, orders=args.orders, days=args.days))
+    if args.command == "backfill":
+        from bot.stripe.backfill import backfill_command
+
+        return asyncio.run(backfill_command(settings, days=args.days))
+    if args.command == "report":
+        from bot.report_cli import report_command
+
+        return asyncio.run(report_command(settings, which=args.which, date=args.date, dry_run=args.dry_run))
     print(f"salespulse {args.command}: not yet available in this version", file=sys.stderr)
     return 2
 

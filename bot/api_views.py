@@ -98,6 +98,17 @@ def _age(now: dt.datetime, t: dt.datetime | None) -> float | None:
     return round((now - t).total_seconds(), 1) if t else None
 
 
+def _stripe_sync_json(s: HealthSnapshot) -> dict[str, Any] | None:
+    """The Events API's poll state; None when it has never been polled (no STRIPE_API_KEY)."""
+    sync = s.stripe_sync
+    if sync is None:
+        return None
+    return {"last_poll_at": _iso(sync.last_poll_at), "last_ok_at": _iso(sync.last_ok_at),
+            "age_seconds": _age(s.now, sync.last_poll_at), "failing": sync.failing,
+            "last_error": sync.last_error, "last_error_at": _iso(sync.last_error_at),
+            "last_reconcile_at": _iso(sync.last_reconcile_at), "recovered_events_24h": sync.recovered_24h}
+
+
 def health_json(s: HealthSnapshot) -> dict[str, Any]:
     """GET /api/monitoring/health: each component's state and age."""
     backlog, errs = s.backlog, s.delivery_errors
@@ -122,6 +133,7 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
                          "elapsed_ms": s.probe.elapsed_ms, "error": s.probe.error}},
             "alerts": [_alert_json(a) for a in s.alerts or []],
             "scheduler": {"jobs": [{"name": n, "next_run_at": _iso(t)} for n, t in s.next_jobs]},
+            "stripe_events_api": _stripe_sync_json(s),
         },
         "version": s.version,
         "mode": s.mode,

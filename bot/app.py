@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -22,13 +23,17 @@ from bot.db import DB_UNAVAILABLE, create_pool, database_url, migrate
 from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
+from bot.home import HomePublisher
 from bot.intake_batch import IntakeBatcher
+from bot.local_feed import LocalFeed
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.slack_app import build_bolt_app, run_socket_mode
 from handlers.scheduled import alerts as alert_jobs
 from handlers.scheduled import reports as report_jobs
-from handlers.web import healthz, metrics, monitoring, slack_events
+from handlers.scheduled import stripe_sync as stripe_sync_jobs
+from handlers.web import dashboard, healthz, metrics, monitoring, slack_events
+from handlers.web import feed as feed_page
 from handlers.webhooks import events as events_webhook
 from handlers.webhooks import stripe as stripe_webhook
 from queries import outbox
@@ -62,9 +67,11 @@ def build_web_app() -> web.Application:
     healthz.register(app)
     metrics.register(app)
     monitoring.register(app)
+    dashboard.register(app)
     slack_events.register(app)
     stripe_webhook.register(app)
     events_webhook.register(app)
+    feed_page.register(app)
     return app
 
 
@@ -77,8 +84,8 @@ def slack_client(settings: Settings) -> AsyncWebClient | None:
                           base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
 
 
-def make_sender(settings: Settings, client: AsyncWebClient | None) -> Sender:
-    """Web API with a bot token; else incoming webhooks; else local mode (stdout)."""
+def make_sender(settings: Settings, client: AsyncWebClient | None, *, feed: LocalFeed | None = None) -> Sender:
+    """Web API with a bot token; else incoming webhooks; else local mode (stdout, and the feed page)."""
     if client is not None:
         return WebApiSender(client, channels={"sales": settings.slack_sales_channel,
                                               "alerts": settings.slack_alerts_channel,
@@ -88,12 +95,13 @@ def make_sender(settings: Settings, client: AsyncWebClient | None) -> Sender:
             ("sales", settings.slack_sales_webhook_url), ("alerts", settings.slack_alert_webhook_url))
             if secret is not None}
         return WebhookSender(urls)
-    return ConsoleSender()
+    return ConsoleSender(listeners=[feed.add] if feed is not None else None)
 
 
 def register_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
     """Every periodic job; each feature adds its own here."""
     alert_jobs.register(scheduler, deps, dsn=dsn)
+    stripe_sync_jobs.register(scheduler, deps)
     report_jobs.register(scheduler, deps)
 
 
@@ -132,19 +140,21 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         async with pool.acquire() as conn:
             await migrate(conn)
         client = slack_client(settings)
-        sender = sender or make_sender(settings, client)
+        feed = LocalFeed(clock=clock) if settings.local_mode else None
+        sender = sender or make_sender(settings, client, feed=feed)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock)
         intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
         deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, intake=intake, slack=client,
                     clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
-                    rules=load_rules(settings.alert_rules_file))
+                    rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed)
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         worker.metrics = metrics
         bolt = build_bolt_app(deps, client) if client is not None else None
         tasks = [asyncio.create_task(worker.run(), name="delivery"),
-                 asyncio.create_task(intake.run(), name="intake")]
+                 asyncio.create_task(intake.run(), name="intake"),
+                 asyncio.create_task(deps.home.run(), name="home")]
         if bolt is not None and client is not None and settings.slack_app_token is not None:
             tasks.append(asyncio.create_task(run_socket_mode(
                 bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))
@@ -162,8 +172,17 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         await pool.close()
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM: HTTP first (healthz says 'starting'), then the database, then ready."""
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """A background task that ended with an error is logged, not left for the garbage collector to mention."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s stopped: %s", task.get_name(), exc, exc_info=exc)
+
+
+async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[Any, Any, None]] | None = None) -> None:
+    """Run until SIGINT/SIGTERM: HTTP first (healthz says 'starting'), then the database, then ready.
+
+    `on_ready` (the demo's simulator) runs alongside once everything is ready, and is cancelled at the end.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -178,8 +197,17 @@ async def serve(settings: Settings) -> None:
         async with database_url(configured, settings.salespulse_data_dir) as dsn, \
                 running(settings, dsn=dsn) as services:
             services.attach(app)
-            mode = "local mode (messages print here)" if settings.local_mode else "connected to Slack"
+            mode = f"local mode (messages print here and on {settings.public_base_url}/)" if settings.local_mode \
+                else "connected to Slack"
             log.info("ready: %s", mode)
-            await stop.wait()
+            extra = asyncio.create_task(on_ready(services), name="on-ready") if on_ready else None
+            if extra is not None:
+                extra.add_done_callback(_log_crash)
+            try:
+                await stop.wait()
+            finally:
+                if extra is not None:
+                    extra.cancel()
+                    await asyncio.gather(extra, return_exceptions=True)
     finally:
         await runner.cleanup()

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     salespulse_data_dir: Path = Field(Path("./.salespulse"), alias="SALESPULSE_DATA_DIR")
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(3000, alias="PORT", ge=0, le=65535)
+    public_url: str | None = Field(None, alias="PUBLIC_URL")
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -84,7 +85,8 @@ class Settings(BaseSettings):
 
     @field_validator("database_url", "slack_bot_token", "slack_signing_secret", "slack_app_token",
                      "slack_sales_webhook_url", "slack_alert_webhook_url", "stripe_api_key",
-                     "monitoring_token", "intake_token", "site_url", "alert_rules_file", mode="before")
+                     "monitoring_token", "intake_token", "site_url", "alert_rules_file", "public_url",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env file means "not configured", not "configured as empty".
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("stripe_api_url", "site_url")
+    @field_validator("stripe_api_url", "site_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -175,6 +177,14 @@ class Settings(BaseSettings):
         return self.slack_bot_token is None and (
             self.slack_sales_webhook_url is not None or self.slack_alert_webhook_url is not None
         )
+
+    @property
+    def public_base_url(self) -> str:
+        """Where people reach this server (PUBLIC_URL), else its own listen address, without a trailing slash."""
+        if self.public_url:
+            return self.public_url
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def stripe_secrets(self) -> list[str]:
         """The webhook signing secrets in force (several during rotation)."""

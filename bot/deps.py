@@ -16,7 +16,9 @@ from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.delivery.senders import Sender
 from bot.delivery.worker import DeliveryWorker
+from bot.home import HomePublisher
 from bot.intake_batch import IntakeBatcher
+from bot.local_feed import LocalFeed
 from bot.metrics import Metrics
 from bot.scheduling import JobFailures
 
@@ -37,6 +39,8 @@ class Deps:
     job_failures: JobFailures = field(default_factory=JobFailures)
     rules: RuleSet = field(default_factory=RuleSet)
     started_at: dt.datetime = field(default_factory=utcnow)
+    home: HomePublisher = field(default_factory=lambda: HomePublisher(client=None))  # the App Home tab
+    feed: LocalFeed | None = None  # local mode only: what the feed page at GET / shows
 
 
 class Runtime:

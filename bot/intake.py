@@ -65,14 +65,14 @@ def status_moves(current: str, current_at: dt.datetime, new: str, new_at: dt.dat
 
 
 async def ingest(conn: asyncpg.Connection, *, source: str, event_id: str, event_type: str, payload: Any,
-                 event: PaymentEvent | None, tz: ZoneInfo, now: dt.datetime) -> IntakeResult:
+                 event: PaymentEvent | None, tz: ZoneInfo, now: dt.datetime, via: str = "webhook") -> IntakeResult:
     """Store the raw event once and, when it is new, apply it; all or nothing."""
     async with conn.transaction():
         status = "processed" if event is not None else "ignored"
         log_id = await q.log_webhook(conn, source=source, event_id=event_id, event_type=event_type,
                                      status=status, livemode=bool(event and event.livemode),
                                      payload=payload,
-                                     event_created_at=event.occurred_at if event else None)
+                                     event_created_at=event.occurred_at if event else None, via=via)
         if log_id is None:
             return IntakeResult(Outcome.DUPLICATE)
         if event is None:

@@ -39,11 +39,14 @@ class Submission:
     event_type: str
     body: str  # the raw JSON text, stored as received
     event: PaymentEvent | None
+    via: str = "webhook"  # how it arrived: webhook | events_api | recovered | backfill (webhook_logs.via)
 
 
 async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo,
-                       now: dt.datetime) -> list[IntakeResult]:
-    """Apply a batch in one transaction, with the same effects as `ingest()` on each event in order."""
+                       now: dt.datetime, notify: bool = True) -> list[IntakeResult]:
+    """Apply a batch in one transaction, with the same effects as `ingest()` on each event in order.
+
+    `notify=False` stores everything and queues no Slack message (`salespulse backfill` imports history)."""
     async with conn.transaction():
         seen: set[tuple[str, str]] = set()
         rows = []
@@ -51,7 +54,7 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
             if (s.source, s.event_id) not in seen:
                 seen.add((s.source, s.event_id))
                 rows.append((s.source, s.event_id, s.event_type, "processed" if s.event else "ignored", s.body,
-                             bool(s.event and s.event.livemode), s.event.occurred_at if s.event else None))
+                             bool(s.event and s.event.livemode), s.event.occurred_at if s.event else None, s.via))
         new = await q.log_webhooks(conn, rows)
         results = [IntakeResult(Outcome.DUPLICATE)] * len(subs)
         todo: list[tuple[int, PaymentEvent]] = []
@@ -63,7 +66,7 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
                 results[i] = IntakeResult(Outcome.IGNORED)
             else:
                 todo.append((i, s.event))
-        fold = Fold(tz=tz, now=now)
+        fold = Fold(tz=tz, now=now, notify=notify)
         refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})
         if refs:
             await single.lock_refs(conn, refs)
@@ -151,5 +154,6 @@ class IntakeBatcher:
 
     async def _one(self, conn: asyncpg.Connection, sub: Submission) -> IntakeResult:
         return await ingest(conn, source=sub.source, event_id=sub.event_id, event_type=sub.event_type,
-                            payload=json.loads(sub.body), event=sub.event, tz=self._tz, now=self._clock())
+                            payload=json.loads(sub.body), event=sub.event, tz=self._tz, now=self._clock(),
+                            via=sub.via)
 

@@ -96,6 +96,7 @@ class Fold:
 
     tz: ZoneInfo
     now: dt.datetime
+    notify: bool = True  # False: apply the events but queue no Slack message (backfill)
     orders: dict[str, OrderRow] = field(default_factory=dict)
     ref_index: dict[str, str] = field(default_factory=dict)  # ref → order id
     new_refs: list[tuple[str, str]] = field(default_factory=list)
@@ -191,6 +192,8 @@ class Fold:
     def _queue(self, index: int, key: str, channel: str, kind: str, message: Message, *,
                amount: int | None = None, currency: str | None = None,
                extra: dict[str, Any] | None = None) -> None:
+        if not self.notify:
+            return
         if any(m.dedupe_key == key for m in self.messages):
             return  # ON CONFLICT (dedupe_key) DO NOTHING, within the batch
         payload = message.as_payload() | (extra or {})

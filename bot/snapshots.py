@@ -21,9 +21,10 @@ import asyncpg
 from bot.db import Executor
 from bot.periods import Period
 from bot.scheduling import JobFailure
-from queries import alerts, app_events, errors, health, sales
+from queries import alerts, app_events, errors, health, sales, stripe_sync
 from queries.alerts import AlertRow, Probe
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
+from queries.stripe_sync import SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class HealthSnapshot:
     job_failures: tuple[JobFailure, ...] = ()
     alerts: list[AlertRow] | None = None
     probe: Probe | None = None
+    stripe_sync: SyncStatus | None = None  # None: the Events API has never been polled
     missing: tuple[str, ...] = ()
 
     @property
@@ -208,6 +210,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         "delivery errors": lambda db: health.delivery_errors(db, since=now - dt.timedelta(hours=24)),
         "alerts": alerts.firing,
         "site probe": lambda db: alerts.last_probes(db, limit=1),
+        "stripe events api": lambda db: stripe_sync.sync_status(db, since=now - dt.timedelta(hours=24)),
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
     return HealthSnapshot(
@@ -216,4 +219,4 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         backlog=got.get("outbox"), delivery_errors=got.get("delivery errors"),
         in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
-        probe=(got.get("site probe") or [None])[0], missing=missing)
+        probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), missing=missing)

@@ -8,8 +8,9 @@ from typing import Final
 
 from bot.db import Executor
 
+# Webhooks only: events the Events API brought in must not hide a silent webhook endpoint.
 LAST_WEBHOOK_AT: Final = """
-SELECT max(created_at) FROM webhook_logs
+SELECT max(created_at) FROM webhook_logs WHERE via = 'webhook'
 """
 
 OUTBOX_BACKLOG: Final = """

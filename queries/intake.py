@@ -10,8 +10,8 @@ from typing import Any, Final
 from bot.db import Executor
 
 INSERT_WEBHOOK_LOG: Final = """
-INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at)
-VALUES                   ($1,     $2,       $3,         $4,     $5,       $6,      $7)
+INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at, via)
+VALUES                   ($1,     $2,       $3,         $4,     $5,       $6,      $7,               $8)
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING id
 """
@@ -162,10 +162,11 @@ class OrderSummary:
 
 
 async def log_webhook(db: Executor, *, source: str, event_id: str, event_type: str, status: str,
-                      livemode: bool, payload: Any, event_created_at: dt.datetime | None) -> int | None:
+                      livemode: bool, payload: Any, event_created_at: dt.datetime | None,
+                      via: str = "webhook") -> int | None:
     """Record a received webhook; None when this event id was already recorded (a redelivery)."""
     row_id: int | None = await db.fetchval(INSERT_WEBHOOK_LOG, source, event_id, event_type, status,
-                                           livemode, payload, event_created_at)
+                                           livemode, payload, event_created_at, via)
     return row_id
 
 

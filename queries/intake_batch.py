@@ -12,10 +12,11 @@ from bot.intake_fold import ORDER_COLUMNS, CheckoutRow, OrderRow, QueuedMessage
 
 # The body is stored as received ($5 is the raw JSON text): no decode/encode round trip per event.
 LOG_WEBHOOKS: Final = """
-INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at)
-SELECT s, e, t, st, l, p::jsonb, c
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[])
-       AS v(s, e, t, st, p, l, c)
+INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at, via)
+SELECT s, e, t, st, l, p::jsonb, c, w
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[],
+              $8::text[])
+       AS v(s, e, t, st, p, l, c, w)
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id
 """
@@ -113,9 +114,10 @@ def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-async def log_webhooks(db: Executor, rows: Sequence[tuple[str, str, str, str, str, bool, dt.datetime | None]]
+async def log_webhooks(db: Executor,
+                       rows: Sequence[tuple[str, str, str, str, str, bool, dt.datetime | None, str]]
                        ) -> set[tuple[str, str]]:
-    """Insert (source, event_id, type, status, raw JSON, livemode, created) rows; return the new keys."""
+    """Insert (source, event_id, type, status, raw JSON, livemode, created, via) rows; return the new keys."""
     if not rows:
         return set()
     return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_WEBHOOKS, *_columns(rows))}

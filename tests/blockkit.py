@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from bot.blocks.message import (
+    MAX_BLOCKS_HOME,
     MAX_BLOCKS_MESSAGE,
     MAX_CONTEXT_ELEMENTS,
     MAX_FALLBACK_TEXT,
@@ -50,6 +51,19 @@ def assert_valid_message(msg: Message | Mapping[str, Any]) -> None:
         return  # a text-only message; the schema requires at least one block in its array
     error = best_match(_validator().iter_errors(blocks))
     assert error is None, f"invalid Block Kit at {list(error.absolute_path)}: {error.message}"
+    for index, block in enumerate(blocks):
+        _assert_limits(index, block)
+
+
+def assert_valid_view(view: Mapping[str, Any]) -> None:
+    """Fail unless `view` (views.publish's `view`) is a Home view of valid Block Kit within 100 blocks."""
+    assert view.get("type") == "home", f"not a Home view: {view.get('type')!r}"
+    blocks = view.get("blocks") or []
+    assert 0 < len(blocks) <= MAX_BLOCKS_HOME, f"{len(blocks)} blocks, a Home tab allows {MAX_BLOCKS_HOME}"
+    error = best_match(_validator().iter_errors(blocks))
+    assert error is None, f"invalid Block Kit at {list(error.absolute_path)}: {error.message}"
+    block_ids = [b["block_id"] for b in blocks if "block_id" in b]
+    assert len(block_ids) == len(set(block_ids)), f"duplicate block_id in {block_ids}"
     for index, block in enumerate(blocks):
         _assert_limits(index, block)
 

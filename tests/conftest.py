@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.db import embedded_postgres, migrate
 from bot.deps import Deps
 from tests.fakes import FakeSlack, slack_signature, stripe_signature
+from tests.reference import stripe_fixture
 
 STRIPE_SECRET = "whsec_test_secret"
 SLACK_SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -156,6 +157,14 @@ class Bot:
                    **slack_signature(body, secret, timestamp=timestamp)}
         return await self.client.post("/slack/events", data=body, headers=headers)
 
+    async def slack_event(self, event: dict[str, Any], *, secret: str = SLACK_SIGNING_SECRET) -> Any:
+        """POST an Events API callback (JSON) to /slack/events, signed as Slack signs it."""
+        body = json.dumps({"token": "legacy", "team_id": "T000", "api_app_id": "A000", "type": "event_callback",
+                           "event_id": f"Ev{next(_counter)}", "event_time": int(dt.datetime.now(dt.UTC).timestamp()),
+                           "event": event}).encode()
+        headers = {"Content-Type": "application/json", **slack_signature(body, secret)}
+        return await self.client.post("/slack/events", data=body, headers=headers)
+
     async def command(self, command: str, text: str = "", *, user_id: str = "U123", channel_id: str = "C123",
                       response_url: str | None = None) -> dict[str, Any]:
         """Type a slash command; return the ack body Slack would show (status asserted 200)."""
@@ -184,6 +193,18 @@ class Bot:
         raise AssertionError("outbox did not drain in time")
 
 
+def paid_checkout(n: int, at: dt.datetime, *, amount: int = 3000, currency: str = "usd",
+                  email: str = "buyer@example.com", product: str | None = None) -> dict[str, Any]:
+    """A real checkout.session.completed event for payment n, paid at `at`."""
+    evt = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
+    evt["id"], evt["created"] = f"evt_{n}", int(at.timestamp())
+    evt["data"]["object"].update(id=f"cs_{n}", payment_intent=f"pi_{n}", amount_total=amount, currency=currency,
+                                 customer_details={"email": email}, created=int(at.timestamp()) - 60)
+    if product is not None:
+        evt["data"]["object"]["metadata"] = {"product_name": product}
+    return evt
+
+
 @contextlib.asynccontextmanager
 async def start_bot(dsn: str, slack: FakeSlack, *, background_worker: bool = False, clock: Clock = utcnow,
                     **env: Any) -> AsyncIterator[Bot]:
@@ -210,3 +231,13 @@ async def bot(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
 
 
 REFERENCE_STRIPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "stripe"
+
+
+@pytest.fixture
+async def local_bot(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
+    """The bot with no Slack credentials (local mode: stdout and the feed page), its delivery worker running,
+    and alerts allowed at any hour."""
+    async with start_bot(dsn, fake_slack, background_worker=True, SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None,
+                         BUSINESS_HOURS="00:00-23:59") as running_bot:
+        assert running_bot.deps.settings.local_mode and running_bot.deps.feed is not None
+        yield running_bot

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from bot.config import HourWindow
 from bot.db import Executor
 from queries import alerts as q
-from queries import sales
+from queries import sales, stripe_sync
 
 
 class Severity(StrEnum):
@@ -150,6 +150,21 @@ async def disputes(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
                     {"dispute": d.id}) for d in found]
 
 
+async def webhook_silence(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """The Events API showed `threshold` or more events the webhook never delivered, and no webhook came."""
+    since = ctx.now - rule.window
+    recovered = await stripe_sync.recovered_recent(db, since=since)
+    if recovered < max(rule.threshold, 1):
+        return []
+    last = await stripe_sync.last_stripe_webhook_at(db)
+    if last is not None and last >= since:
+        return []
+    minutes = int(rule.window.total_seconds() // 60)
+    heard = f"last one {last.astimezone(ctx.tz):%a %H:%M}" if last else "none received yet"
+    return [Finding(f"No Stripe webhook for over {minutes} min ({heard}) while the Events API showed {recovered}"
+                    " events — check the webhook endpoint in the Stripe dashboard", recovered)]
+
+
 HOUR = dt.timedelta(hours=1)
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("site_down", "site", Severity.CRITICAL, "Site down", 3, dt.timedelta(minutes=3), site_down, needs_site=True),
@@ -165,6 +180,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("sync_failures", "sync", Severity.WARNING, "Sync failures", 1, HOUR, sync_failures),
     Rule("webhook_errors", "webhooks", Severity.WARNING, "Webhook errors", 0.01, HOUR, webhook_errors,
          min_attempts=5),
+    Rule("webhook_silence", "webhooks", Severity.WARNING, "Stripe webhook silent", 1, HOUR, webhook_silence),
     Rule("dispute_opened", "disputes", Severity.WARNING, "Dispute opened", 1, dt.timedelta(hours=24), disputes),
     Rule("no_order_1h", "sales", Severity.INFO, "No order for over an hour", 1, HOUR, no_sales,
          business_hours_only=True),

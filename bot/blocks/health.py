@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from zoneinfo import ZoneInfo
 
 from bot.blocks.common import ago, firing_alerts_section, missing_context, share_actions
@@ -12,6 +13,7 @@ from bot.scheduling import JobFailure
 from bot.snapshots import HealthSnapshot
 
 OK, WARN, BAD, OFF = "🟢", "🟡", "🔴", "⚪"
+STRIPE_POLL_STALE = dt.timedelta(minutes=5)  # the poll runs every minute
 
 
 def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
@@ -55,6 +57,8 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
         light = OK if p.ok and (p.elapsed_ms or 0) <= 3000 else WARN if p.ok else BAD
         result = f"HTTP {p.status} in {took}" if p.ok else escape_mrkdwn(p.error or "failed")
         lines.append(f"{light} *Site* {result} ({ago(s.now - p.checked_at)})")
+    if (stripe := _stripe_sync_line(s)) is not None:
+        lines.append(stripe)
     if s.job_failures:
         last = s.job_failures[-1]
         lines.append(f"{BAD} *Scheduler* {len(s.job_failures)} failed run(s), last: {escape_mrkdwn(last.job_id)}"
@@ -65,6 +69,24 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     else:
         lines.append(f"{OFF} *Scheduler* no scheduled jobs")
     return lines
+
+
+def _stripe_sync_line(s: HealthSnapshot) -> str | None:
+    """The Events API: last poll, events recovered from missed webhooks (24 h), last error."""
+    sync = s.stripe_sync
+    if sync is None:
+        return None if "stripe events api" in s.missing else \
+            f"{OFF} *Stripe Events API* set STRIPE_API_KEY to recover events the webhook misses"
+    polled = f"polled {ago(s.now - sync.last_poll_at)}" if sync.last_poll_at else "not polled yet"
+    if sync.failing:
+        return f"{BAD} *Stripe Events API* {polled}, failing: `{escape_mrkdwn((sync.last_error or '?')[:300])}`"
+    stale = sync.last_poll_at is None or s.now - sync.last_poll_at > STRIPE_POLL_STALE
+    line = f"*Stripe Events API* {polled} · {sync.recovered_24h} events recovered (24 h)"
+    if sync.recovered_24h:
+        line += " that the webhook missed — check the endpoint"
+    if sync.last_error_at is not None and s.now - sync.last_error_at < dt.timedelta(hours=24):
+        line += f" · last error {ago(s.now - sync.last_error_at)}: `{escape_mrkdwn((sync.last_error or '?')[:200])}`"
+    return f"{WARN if stale or sync.recovered_24h else OK} {line}"
 
 
 def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:

@@ -43,6 +43,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
                                 until=silence_end(action["action_id"], now, deps), notifier=notifier_for(deps))
         if changed:
             deps.worker.wake.set()
+            if (body.get("container") or {}).get("type") == "view":
+                await deps.home.publish([user])  # clicked on the Home tab: show the new state right away
+            deps.home.changed()
 
     for action_id in VERBS:
         app.action(action_id)(alert_button)

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot import __version__
 from bot.blocks.common import refusal_message, usage_message
+from bot.blocks.dashboard import dashboard_off_message, link_message, link_not_shared_message
 from bot.blocks.errors import errors_message
 from bot.blocks.health import health_message
 from bot.blocks.message import Message
@@ -20,9 +21,11 @@ from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
 from bot.scheduling import next_runs
 from bot.snapshots import errors_snapshot, health_snapshot, sales_snapshot
+from bot.web_session import LINK_LIFETIME, LINK_SESSION_LIFETIME, sign_link
 
 Render = Callable[[Deps, str, bool], Awaitable[Message]]
 HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
+LINK_ARG = "link"  # `/sales link`: the dashboard sign-in link
 ERRORS_DEFAULT_PERIOD = "1h"  # the original guide's error check looks at the last hour
 
 
@@ -36,8 +39,23 @@ def _unknown(command: str, arg: str) -> Message:
     return usage_message(command, problem=f"I don't know `{arg[:50]}` — here is what I understand:")
 
 
+def dashboard_link(deps: Deps, *, shareable: bool) -> Message:
+    """`/sales link`: a signed, expiring URL that signs a phone in to the dashboard (never shared in channel)."""
+    token = deps.settings.monitoring_token
+    if token is None:
+        return dashboard_off_message()
+    if not shareable:
+        return link_not_shared_message()
+    now = deps.clock()
+    url = f"{deps.settings.public_base_url}/dashboard/link/{sign_link(token.get_secret_value(), now=now)}"
+    return link_message(url, expires_at=now + LINK_LIFETIME, now=now, session=LINK_SESSION_LIFETIME,
+                        tz=deps.settings.tz)
+
+
 async def sales(deps: Deps, arg: str, shareable: bool) -> Message:
     """The /sales answer for `arg`."""
+    if arg == LINK_ARG:
+        return dashboard_link(deps, shareable=shareable)
     now, tz = deps.clock(), deps.settings.tz
     try:
         period = parse_period(arg, now=now, tz=tz)

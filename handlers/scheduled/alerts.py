@@ -57,6 +57,7 @@ class AlertJobs:
             sent = await evaluate(conn, rules=deps.rules, ctx=ctx, notifier=notifier_for(deps))
         if sent:
             deps.worker.wake.set()
+            deps.home.changed()  # an alert fired, changed or resolved: App Home tabs show it
         return sent
 
     async def _record_outage(self) -> None:

@@ -11,9 +11,17 @@ from bot.api_views import errors_json, health_json, sales_json
 from bot.deps import Deps, deps_of
 from bot.periods import parse_period
 from bot.scheduling import next_runs
-from bot.snapshots import errors_snapshot, gather_within, health_snapshot, sales_snapshot
+from bot.snapshots import (
+    HealthSnapshot,
+    SalesSnapshot,
+    errors_snapshot,
+    gather_within,
+    health_snapshot,
+    sales_snapshot,
+)
 from handlers.web.auth import bearer_problem
 from queries import sales
+from queries.sales import TrendPoint
 
 API_BUDGET = 5.0  # dashboards can wait a little longer than Slack
 
@@ -24,6 +32,27 @@ def _deps_or_problem(request: web.Request) -> Deps | web.Response:
         return web.json_response({"error": "starting up"}, status=503)
     problem = bearer_problem(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
     return problem if problem is not None else deps
+
+
+async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[SalesSnapshot, list[TrendPoint] | None]:
+    """Today's /sales figures and the last 24 hours by hour (None when that lookup did not arrive)."""
+    now, tz = deps.clock(), deps.settings.tz
+    today = await sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz,
+                                 budget=budget)
+    got, _ = await gather_within(deps.pool, {"hourly": lambda db: sales.trend(
+        db, start=now - dt.timedelta(hours=24), end=now, bucket="hour", tz=tz.key)}, budget=budget)
+    return today, got.get("hourly")
+
+
+async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnapshot:
+    """The state of every component, as /health and the health JSON report it."""
+    now, s = deps.clock(), deps.settings
+    mode = "local" if s.local_mode else "socket" if s.slack_app_token else \
+        "webhooks" if s.uses_incoming_webhooks else "http"
+    return await health_snapshot(deps.pool, now=now, mode=mode, version=__version__,
+                                 in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
+                                 started_at=deps.started_at, site_url=s.site_url, next_jobs=next_runs(deps.scheduler),
+                                 job_failures=tuple(deps.job_failures.recent), budget=budget)
 
 
 def _respond(body: dict[str, object], *, everything_missing: bool) -> web.Response:
@@ -37,13 +66,8 @@ async def sales_api(request: web.Request) -> web.Response:
     deps = _deps_or_problem(request)
     if isinstance(deps, web.Response):
         return deps
-    now, tz = deps.clock(), deps.settings.tz
-    today = await sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz,
-                                 budget=API_BUDGET)
-    got, _ = await gather_within(deps.pool, {"hourly": lambda db: sales.trend(
-        db, start=now - dt.timedelta(hours=24), end=now, bucket="hour", tz=tz.key)}, budget=API_BUDGET)
-    body = sales_json(today, got.get("hourly"))
-    return _respond(body, everything_missing=len(today.missing) >= 9)
+    today, hourly = await gather_sales(deps)
+    return _respond(sales_json(today, hourly), everything_missing=len(today.missing) >= 9)
 
 
 async def errors_api(request: web.Request) -> web.Response:
@@ -62,13 +86,7 @@ async def health_api(request: web.Request) -> web.Response:
     deps = _deps_or_problem(request)
     if isinstance(deps, web.Response):
         return deps
-    now, s = deps.clock(), deps.settings
-    mode = "local" if s.local_mode else "socket" if s.slack_app_token else \
-        "webhooks" if s.uses_incoming_webhooks else "http"
-    snapshot = await health_snapshot(deps.pool, now=now, mode=mode, version=__version__,
-                                     in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
-                                     started_at=deps.started_at, site_url=s.site_url,
-        next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent), budget=API_BUDGET)
+    snapshot = await gather_health(deps)
     body = health_json(snapshot)
     return web.json_response(body, status=200 if snapshot.database_ok else 503,
                              headers={"Cache-Control": "no-store"})

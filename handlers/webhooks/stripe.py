@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.deps import deps_of
+from bot.intake import Outcome
 from bot.intake_batch import Submission
 from bot.payments import MalformedEvent
 from bot.stripe.parse import parse_event
@@ -60,6 +61,8 @@ async def stripe_webhook(request: web.Request) -> web.Response:
                                                  body=text, event=event))
     if result.queued:
         deps.worker.wake.set()
+    if result.outcome is Outcome.PROCESSED:
+        deps.home.changed()  # App Home tabs refresh once the burst settles
     deps.metrics.webhooks.labels(source="stripe", type=raw["type"][:60], outcome=result.outcome.value).inc()
     deps.metrics.intake_latency.labels(source="stripe").observe(time.perf_counter() - started)
     log.debug("stripe %s %s: %s", raw["type"], raw["id"], result.outcome.value)

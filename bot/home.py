@@ -1,0 +1,115 @@
+"""The App Home publisher: who opened the Home tab, and a debounced republish after new sales.
+
+A burst of sales costs one `views.publish` per person: `changed()` only marks the view dirty, and the loop
+publishes once nothing new has happened for `quiet` seconds (or `max_delay` after the first change, so a
+steady stream of sales still refreshes the tab). The view is the same for everyone, so it is rendered once
+per round. Who opened Home is kept in memory, per process: a replica that never saw someone open the tab
+does not refresh it, and the next `app_home_opened` (every time the tab is shown) publishes fresh figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.db import DB_UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+Render = Callable[[], Awaitable[dict[str, Any]]]
+# views.publish is Tier 4 (100+ per minute): https://api.slack.com/methods/views.publish
+MAX_USERS = 50
+FORGET_AFTER = 7 * 24 * 3600.0  # someone who has not opened Home for a week is not watching it
+# Errors after which publishing to that user again is pointless.
+GONE = frozenset({"user_not_found", "user_disabled", "account_inactive", "not_enabled"})
+
+
+class HomePublisher:
+    """Publishes the Home view on open, and to everyone who opened it after a quiet period following changes."""
+
+    def __init__(self, *, client: AsyncWebClient | None, quiet: float = 5.0, max_delay: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self._clock = clock
+        self._render: Render | None = None
+        self._users: OrderedDict[str, float] = OrderedDict()  # user id → when they last opened Home
+        self._dirty = asyncio.Event()
+        self.rounds = 0  # debounced rounds published (tests and metrics read it)
+
+    def bind(self, render: Render) -> None:
+        """What to publish: a coroutine building the current view (set once the Bolt app is built)."""
+        self._render = render
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """Who gets the debounced refreshes, least recently opened first."""
+        return tuple(self._users)
+
+    async def opened(self, user_id: str) -> None:
+        """Someone opened the Home tab: remember them and publish the current view to them now."""
+        self._users[user_id] = self._clock()
+        self._users.move_to_end(user_id)
+        while len(self._users) > MAX_USERS:
+            self._users.popitem(last=False)
+        await self.publish([user_id])
+
+    def changed(self) -> None:
+        """The figures changed (a sale, an alert clicked): refresh everyone's Home after the quiet period."""
+        if self._users:
+            self._dirty.set()
+
+    async def publish(self, users: list[str]) -> None:
+        """Render once and publish to each of `users`; Slack and database trouble is logged, not raised."""
+        if self.client is None or self._render is None or not users:
+            return
+        try:
+            view = await self._render()
+        except DB_UNAVAILABLE as exc:
+            log.warning("home view not refreshed: database unavailable: %s", exc)
+            return
+        for user in users:
+            try:
+                await self.client.views_publish(user_id=user, view=view)
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                log.warning("views.publish for %s failed: %s", user, error)
+                if error in GONE:
+                    self._users.pop(user, None)
+                if error == "ratelimited":
+                    return  # the next change or open tries again
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("views.publish for %s failed: %s", user, exc)
+                return
+
+    async def _settle(self) -> None:
+        """Wait until no change for `quiet` seconds, or until `max_delay` after the first change."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_delay
+        while (left := min(self.quiet, deadline - loop.time())) > 0:
+            self._dirty.clear()
+            try:
+                await asyncio.wait_for(self._dirty.wait(), timeout=left)
+            except TimeoutError:
+                return
+        self._dirty.clear()
+
+    async def run(self) -> None:
+        """The refresh loop: one round per settled burst of changes."""
+        while True:
+            await self._dirty.wait()
+            await self._settle()
+            cutoff = self._clock() - FORGET_AFTER
+            for user in [u for u, at in self._users.items() if at < cutoff]:
+                del self._users[user]
+            await self.publish(list(self._users))
+            self.rounds += 1

@@ -1,0 +1,182 @@
+"""`salespulse backfill --days N`: import Stripe history without pinging, so a new install starts with real numbers.
+
+The last 30 days come from the Events API, through the webhook's own intake with Slack messages turned off.
+Older days come from the Checkout Sessions and PaymentIntents listings (events are gone by then), each
+object wrapped as the event that would have reported it; payments seen both ways meet on their Stripe ids
+(`payment_refs`) and count once. Day by day, oldest first, so refunds find their sales.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import asyncpg
+
+from bot.clock import utcnow
+from bot.config import Settings
+from bot.db import create_pool, database_url, migrate
+from bot.intake import PAYLOAD_ERRORS, IntakeResult, Outcome
+from bot.intake_batch import MAX_BATCH, Submission, ingest_batch
+from bot.stripe.events_api import StripeApi, StripeApiError
+from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, submission, type_params
+from queries import stripe_sync as q
+
+log = logging.getLogger(__name__)
+
+DAY = dt.timedelta(days=1)
+VIA = "backfill"
+_SESSION_TYPES = {"complete": "checkout.session.completed", "expired": "checkout.session.expired"}
+
+
+@dataclass
+class Counts:
+    """What a backfill read and did."""
+
+    read: int = 0  # events and listed objects read from Stripe
+    imported: int = 0  # stored now
+    known: int = 0  # already stored (webhook, poll or an earlier backfill)
+    skipped: int = 0  # nothing to import (open sessions, unpaid intents, malformed events)
+    errors: int = 0  # stored, but the intake could not apply them (status 'error')
+
+
+def _wrap(obj: dict[str, Any], type_: str, created: Any, *, prefix: str = "backfill") -> dict[str, Any]:
+    """A listed object as the event that would have reported it, under an id of its own."""
+    return {"id": f"{prefix}_{obj['id']}", "object": "event", "api_version": None,
+            "created": created if isinstance(created, int) else obj.get("created"), "data": {"object": obj},
+            "livemode": obj.get("livemode") is True, "pending_webhooks": 0,
+            "request": {"id": None, "idempotency_key": None}, "type": type_}
+
+
+def session_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """A finished Checkout Session as checkout.session.completed/expired; open ones are not history yet."""
+    type_ = _SESSION_TYPES.get(obj.get("status") or "")
+    if type_ is None:
+        return []
+    # A listing carries no completion time: the session's creation stands in (checkouts take minutes).
+    return [_wrap(obj, type_, obj.get("expires_at") if type_.endswith("expired") else obj.get("created"))]
+
+
+def intent_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """A succeeded PaymentIntent as payment_intent.succeeded, plus charge.refunded when its charge was refunded."""
+    if obj.get("status") != "succeeded":
+        return []
+    events = [_wrap(obj, "payment_intent.succeeded", obj.get("created"))]
+    charge = obj.get("latest_charge")  # expanded by the listing's `expand[]`
+    if isinstance(charge, dict) and isinstance(charge.get("id"), str) and (charge.get("amount_refunded") or 0) > 0:
+        charge = {**charge, "payment_intent": charge.get("payment_intent") or obj["id"]}  # how it finds its sale
+        # When it was refunded is not in the listing: the charge's own time stands in.
+        events.append(_wrap(charge, "charge.refunded", charge.get("created"), prefix="backfill_refund"))
+    return events
+
+
+LISTINGS: tuple[tuple[str, tuple[tuple[str, str], ...], Callable[[dict[str, Any]], list[dict[str, Any]]]], ...] = (
+    ("/v1/checkout/sessions", (), session_events),
+    ("/v1/payment_intents", (("expand[]", "data.latest_charge"),), intent_events),
+)
+
+
+def _days(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """[start, end) cut into days, oldest first."""
+    out = []
+    while start < end:
+        out.append((start, min(start + DAY, end)))
+        start += DAY
+    return out
+
+
+def _between(a: dt.datetime, b: dt.datetime) -> list[tuple[str, str]]:
+    return [("created[gte]", str(int(a.timestamp()))), ("created[lt]", str(int(b.timestamp())))]
+
+
+async def backfill(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.datetime, tz: ZoneInfo,
+                   progress: Callable[[str], None] = lambda line: None) -> Counts:
+    """Import the `days` days before `now`; nothing is pinged, and the poller takes over from `now`."""
+    await q.ensure_state(pool, now=now)  # a first poll after this starts here, not `days` ago
+    start, events_from = now - days * DAY, max(now - days * DAY, now - EVENTS_KEPT)
+    counts = Counts()
+    for a, b in _days(start, events_from):
+        listed: list[dict[str, Any]] = []
+        for path, extra, convert in LISTINGS:
+            async for page in api.pages(path, [*extra, *_between(a, b)]):
+                counts.read += len(page.data)
+                for obj in page.data:
+                    wrapped = convert(obj)
+                    counts.skipped += not wrapped
+                    listed.extend(wrapped)
+        listed.sort(key=lambda e: e["created"] or 0)
+        await _import(pool, listed, counts, now=now, tz=tz)
+        progress(f"backfill: {a:%Y-%m-%d} (listings) {counts.imported:,} imported")
+    for a, b in _days(events_from, now):
+        events: list[dict[str, Any]] = []
+        async for page in api.pages(EVENTS_PATH, [*type_params(), *_between(a, b)]):
+            counts.read += len(page.data)
+            events.extend(page.data)
+        events.reverse()  # Stripe lists newest first
+        await _import(pool, events, counts, now=now, tz=tz)
+        progress(f"backfill: {a:%Y-%m-%d} (events) {counts.imported:,} imported")
+    return counts
+
+
+async def _import(pool: asyncpg.Pool, events: list[dict[str, Any]], counts: Counts, *, now: dt.datetime,
+                  tz: ZoneInfo) -> None:
+    subs = [s for raw in events if (s := submission(raw, via=VIA)) is not None]
+    counts.skipped += len(events) - len(subs)
+    known = await q.known_event_ids(pool, [s.event_id for s in subs])
+    counts.known += len(known)
+    subs = [s for s in subs if s.event_id not in known]
+    async with pool.acquire() as conn:
+        for i in range(0, len(subs), MAX_BATCH):
+            chunk = subs[i:i + MAX_BATCH]
+            try:
+                results = await ingest_batch(conn, chunk, tz=tz, now=now, notify=False)
+            except PAYLOAD_ERRORS:
+                results = [await _one(conn, s, now=now, tz=tz) for s in chunk]
+            counts.imported += sum(r.outcome in (Outcome.PROCESSED, Outcome.IGNORED) for r in results)
+            counts.known += sum(r.outcome is Outcome.DUPLICATE for r in results)
+            counts.errors += sum(r.outcome is Outcome.ERROR for r in results)
+
+
+async def _one(conn: asyncpg.Connection, sub: Submission, *, now: dt.datetime, tz: ZoneInfo) -> IntakeResult:
+    """One event alone, as the webhook intake's fallback does: a payload error is kept against it only."""
+    try:
+        return (await ingest_batch(conn, [sub], tz=tz, now=now, notify=False))[0]
+    except PAYLOAD_ERRORS as exc:
+        log.warning("backfilled event %s (%s) could not be applied: %s", sub.event_id, sub.event_type, exc)
+        await q.log_failed_event(conn, event_id=sub.event_id, event_type=sub.event_type,
+                                 error=f"{type(exc).__name__}: {exc}", livemode=bool(sub.event and sub.event.livemode),
+                                 body=sub.body, created=sub.event.occurred_at if sub.event else None, via=VIA)
+        return IntakeResult(Outcome.ERROR)
+
+
+async def backfill_command(settings: Settings, *, days: int) -> int:
+    """The CLI: migrations first, then the import, with a progress line per day and a summary; 1 on failure."""
+    if settings.stripe_api_key is None:
+        print("salespulse backfill: set STRIPE_API_KEY (a restricted key with read access to Events,"
+              " Checkout Sessions and PaymentIntents is enough)", file=sys.stderr)
+        return 1
+    configured = settings.database_url.get_secret_value() if settings.database_url else None
+    async with database_url(configured, settings.salespulse_data_dir) as dsn:
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            async with aiohttp.ClientSession() as session:
+                api = StripeApi(session, api_key=settings.stripe_api_key.get_secret_value(),
+                                base_url=settings.stripe_api_url)
+                counts = await backfill(pool, api, days=days, now=utcnow(), tz=settings.tz,
+                                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+        except StripeApiError as exc:
+            print(f"salespulse backfill: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await pool.close()
+    print(f"backfilled {days} day(s): {counts.imported:,} imported, {counts.known:,} already stored,"
+          f" {counts.skipped:,} skipped, {counts.errors:,} errors ({counts.read:,} read from Stripe); no pings sent")
+    return 0

@@ -1,0 +1,156 @@
+"""A read-only client for Stripe's list endpoints: events, checkout sessions, payment intents.
+
+Plain aiohttp rather than the `stripe` package: salespulse makes one kind of call (a GET of a list), needs
+each page's 429/5xx/401 told apart to decide between "wait and retry", "keep the cursor, try next minute"
+and "the key is wrong", and keeps each event as JSON to store it like a webhook body. The package's own
+retry loop (which ignores a bare 429) and object model would sit between us and those decisions.
+Only GETs are made, so a restricted key (`rk_…`) with read access to Events — plus Checkout Sessions and
+PaymentIntents for `salespulse backfill` — is enough: https://docs.stripe.com/keys#limit-access
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bot import __version__
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 100  # Stripe's maximum page size
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
+# A 429 is waited out at most this many times per request (Retry-After when given, else 1, 2, 4 s) and
+# never longer than MAX_WAIT each: past that the run gives up and the next minute's run resumes.
+RATE_LIMIT_RETRIES = 3
+MAX_WAIT = 30.0
+
+Params = Sequence[tuple[str, str]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class StripeApiError(Exception):
+    """Stripe answered an error (or could not be reached); `str()` is one line for logs and /health."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class KeyRejected(StripeApiError):
+    """401/403: STRIPE_API_KEY is wrong, revoked, or a restricted key without the read permission."""
+
+
+class Unavailable(StripeApiError):
+    """5xx, timeouts, network errors, or still rate limited after the bounded waits: try again later."""
+
+
+class CursorGone(StripeApiError):
+    """The object a cursor names no longer exists (Stripe keeps events for 30 days)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a Stripe list, newest first as Stripe returns it."""
+
+    data: list[dict[str, Any]]
+    has_more: bool
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _error_of(text: str) -> tuple[str | None, str]:
+    """(code, message) from Stripe's `{"error": {...}}` body, tolerating anything else."""
+    try:
+        error = json.loads(text).get("error") or {}
+        return error.get("code"), str(error.get("message") or "")[:300]
+    except (ValueError, AttributeError):
+        return None, text[:200]
+
+
+class StripeApi:
+    """GETs against STRIPE_API_URL with the key as a Bearer token."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, api_key: str, base_url: str,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        # No Stripe-Version header: events come rendered in the account's API version, as webhooks do.
+        self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": f"salespulse/{__version__}"}
+        self._sleep = sleep
+
+    async def list(self, path: str, params: Params) -> Page:
+        """One page of `path` (e.g. /v1/events); 429s are waited out a bounded number of times."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            status, text, retry_after = await self._get(path, params)
+            if status == 200:
+                return self._page(path, text)
+            code, message = _error_of(text)
+            if status == 429 and attempt < RATE_LIMIT_RETRIES:
+                wait = self._wait(retry_after, attempt)
+                log.info("Stripe rate limit on %s: waiting %.1f s (attempt %d)", path, wait, attempt + 1)
+                await self._sleep(wait)
+                continue
+            raise self._error(path, status, code, message)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    async def pages(self, path: str, params: Params) -> AsyncIterator[Page]:
+        """Every page of a list, following `has_more` with `starting_after` (newest to oldest)."""
+        after: str | None = None
+        while True:
+            page = await self.list(path, [*params, ("limit", str(PAGE_LIMIT)),
+                                          *([("starting_after", after)] if after else [])])
+            yield page
+            if not page.has_more or not page.data:
+                return
+            after = page.data[-1]["id"]
+
+    async def _get(self, path: str, params: Params) -> tuple[int, str, str | None]:
+        try:
+            async with self._session.get(self._base + path, params=list(params), headers=self._headers,
+                                         timeout=REQUEST_TIMEOUT, allow_redirects=False) as resp:
+                return resp.status, await resp.text(), resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"cannot reach {self._base}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+
+    @staticmethod
+    def _wait(retry_after: str | None, attempt: int) -> float:
+        try:
+            wait = float(retry_after) if retry_after is not None else 2.0 ** attempt
+        except ValueError:
+            wait = 2.0 ** attempt
+        return min(max(wait, 0.0), MAX_WAIT)
+
+    @staticmethod
+    def _page(path: str, text: str) -> Page:
+        try:
+            body = json.loads(text, parse_constant=_reject_constant)
+            data = body["data"]
+            if not isinstance(data, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str)
+                                                     for d in data):
+                raise ValueError("`data` is not a list of objects with ids")
+            return Page(data=data, has_more=body.get("has_more") is True)
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise Unavailable(f"GET {path}: Stripe's answer is not a list: {exc}") from None
+
+    @staticmethod
+    def _error(path: str, status: int, code: str | None, message: str) -> StripeApiError:
+        detail = f"GET {path}: HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+        if status in (401, 403):
+            hint = "STRIPE_API_KEY was rejected" if status == 401 else \
+                "STRIPE_API_KEY may not read this (a restricted key needs Events: read; backfill also" \
+                " Checkout Sessions and PaymentIntents: read)"
+            return KeyRejected(f"{hint} — {detail}", status=status, code=code)
+        if status in (400, 404) and code == "resource_missing":
+            return CursorGone(detail, status=status, code=code)
+        if status == 429 or status >= 500:
+            return Unavailable(detail, status=status, code=code)
+        return StripeApiError(detail, status=status, code=code)

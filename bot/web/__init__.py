@@ -1,0 +1,1 @@
+"""The phone dashboard's page, script and styles (package data), and its pure view model."""

@@ -1,0 +1,162 @@
+"""What the dashboard shows, as display-ready strings: money via Babel and times in the store's zone.
+
+Pure, like bot/blocks: the same snapshots /sales and /health use go in, a JSON-able dict comes out, and the
+page's script only places text (never HTML) — so formatting, currencies and DST live here, tested in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.api_views import primary_currency
+from bot.blocks.alerts import duration
+from bot.blocks.common import ago, change
+from bot.blocks.elements import local
+from bot.blocks.sales import bucket_starts
+from bot.money import format_money
+from bot.periods import parse_period
+from bot.snapshots import HealthSnapshot, SalesSnapshot
+from queries.alerts import AlertRow
+from queries.sales import CurrencyTotal, TrendPoint
+
+UNKNOWN = "—"
+OK, WARN, BAD, OFF = "ok", "warn", "bad", "off"
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def money_list(totals: Sequence[CurrencyTotal] | None) -> str:
+    """"$90.00 + €5.00" in the order /sales lists them (biggest first); never summed across currencies."""
+    if totals is None:
+        return UNKNOWN
+    return " + ".join(format_money(t.revenue, t.currency) for t in totals) or format_money(0, "USD")
+
+
+def _count(totals: Sequence[CurrencyTotal] | None) -> str:
+    return UNKNOWN if totals is None else str(sum(t.orders for t in totals))
+
+
+def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
+    if "last order" in s.missing:
+        last = UNKNOWN
+    elif s.last_order_at is None:
+        last = "no orders yet"
+    else:
+        last = f"{local(s.last_order_at, tz):%H:%M} · {ago(s.now - s.last_order_at)}"
+    vs = ""
+    if s.totals is not None and s.previous:  # nothing a week earlier: no percentage to show
+        vs = f"{change(sum(t.orders for t in s.totals), sum(t.orders for t in s.previous))} vs last " \
+             f"{local(s.period.start, tz):%a}"
+    conv = s.conversion
+    if conv is None:
+        rate, detail = UNKNOWN, ""
+    elif conv.rate is None:
+        rate, detail = UNKNOWN, "no checkouts started today"
+    else:
+        rate, detail = f"{conv.rate:.0%}", f"{conv.completed} of {conv.started} checkouts today"
+    return {
+        "last_hour_orders": _count(s.last_hour), "last_hour_revenue": money_list(s.last_hour),
+        "last_order": last,
+        "today_orders": _count(s.totals), "today_revenue": money_list(s.totals), "today_vs": vs,
+        "today_customers": UNKNOWN if s.customers is None else str(s.customers),
+        "pending": UNKNOWN if s.pending_checkouts is None else str(s.pending_checkouts),
+        "conversion": rate, "conversion_detail": detail,
+    }
+
+
+def _chart(s: SalesSnapshot, hourly: Sequence[TrendPoint] | None, tz: ZoneInfo) -> dict[str, Any] | None:
+    """Revenue per local hour over the last 24 h in the main currency, zero-filled, oldest first."""
+    if hourly is None:
+        return None
+    by_currency: dict[str, CurrencyTotal] = {}
+    for p in hourly:
+        t = by_currency.get(p.currency, CurrencyTotal(p.currency, 0, 0))
+        by_currency[p.currency] = CurrencyTotal(p.currency, t.orders + p.orders, t.revenue + p.revenue)
+    currency = primary_currency(s.totals, s.last_hour, list(by_currency.values()))
+    points = {p.bucket: p for p in hourly if p.currency == currency}
+    bars: list[dict[str, Any]] = []
+    for start in bucket_starts(parse_period("24h", now=s.now, tz=tz), tz):
+        point = points.get(start)
+        revenue, orders = (point.revenue, point.orders) if point else (0, 0)
+        label = f"{local(start, tz):%H:00}"
+        bars.append({"hour": _iso(start), "label": label, "revenue": revenue, "orders": orders,
+                     "text": f"{label} · {format_money(revenue, currency)} · {orders} order{'s' * (orders != 1)}"})
+    others = [t for c, t in sorted(by_currency.items()) if c != currency]
+    total = by_currency.get(currency, CurrencyTotal(currency, 0, 0))
+    top = max((int(b["revenue"]) for b in bars), default=0)
+    return {"currency": currency, "bars": bars, "max": format_money(top, currency),
+            "total": format_money(total.revenue, currency),
+            "note": f"also {money_list(others)} in other currencies, not charted" if others else ""}
+
+
+def _alert_state(a: AlertRow, now: dt.datetime, tz: ZoneInfo) -> str:
+    if a.silenced_until is not None and a.silenced_until > now:
+        return f"Silenced until {local(a.silenced_until, tz):%a %H:%M}"
+    if a.acknowledged_by:
+        return f"Acknowledged · firing for {duration(now - a.started_at)}"
+    return f"Firing for {duration(now - a.started_at)}"
+
+
+def _alerts(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]] | None:
+    if h.alerts is None:
+        return None
+    return [{"severity": a.severity, "title": a.title, "summary": a.summary, "state": _alert_state(a, h.now, tz)}
+            for a in h.alerts]
+
+
+def _health(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]]:
+    items = [("Database", OK, f"reachable · {h.database_rtt_ms:.0f} ms") if h.database_ok
+             else ("Database", BAD, "unreachable or too slow")]
+    if h.last_webhook_at is not None:
+        items.append(("Last webhook", OK, ago(h.now - h.last_webhook_at)))
+    elif "last webhook" not in h.missing:
+        items.append(("Last webhook", OFF, "none received yet"))
+    if h.last_order_at is not None:
+        note = " · quiet for over an hour in business hours" if h.order_silence_suspicious else ""
+        items.append(("Last order", WARN if h.order_silence_suspicious else OK,
+                      f"{local(h.last_order_at, tz):%a %H:%M} · {ago(h.now - h.last_order_at)}{note}"))
+    if h.backlog is not None:
+        late = h.backlog.oldest is not None and (h.now - h.backlog.oldest) > dt.timedelta(minutes=1)
+        items.append(("Slack delivery", WARN if late else OK,
+                      f"{h.backlog.pending} waiting" if h.backlog.pending else "nothing waiting"))
+    if h.delivery_errors is not None and h.delivery_errors.count:
+        e = h.delivery_errors
+        items.append(("Slack errors (24 h)", BAD if e.permanent else WARN,
+                      f"{e.count} ({e.permanent} permanent), last: {e.last_error or '?'}"))
+    if not h.site_url:
+        items.append(("Site", OFF, "set SITE_URL to probe it"))
+    elif h.probe is None:
+        items.append(("Site", OFF, "not checked yet"))
+    else:
+        p = h.probe
+        slow = (p.elapsed_ms or 0) > 3000
+        result = f"HTTP {p.status} in {(p.elapsed_ms or 0) / 1000:.1f} s" if p.ok else (p.error or "failed")
+        items.append(("Site", (WARN if slow else OK) if p.ok else BAD, f"{result} · {ago(h.now - p.checked_at)}"))
+    if h.job_failures:
+        items.append(("Scheduler", BAD, f"{len(h.job_failures)} failed run(s), last {h.job_failures[-1].job_id}"))
+    return [{"name": name, "level": level, "text": text} for name, level, text in items]
+
+
+def dashboard_view(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None, health: HealthSnapshot, *,
+                   tz: ZoneInfo) -> dict[str, Any]:
+    """Everything the page shows, ready to be placed as text."""
+    critical = any(a.severity == "critical" for a in health.alerts or [])
+    permanent = bool(health.delivery_errors and health.delivery_errors.permanent)
+    degraded = not health.database_ok or health.order_silence_suspicious or permanent or critical
+    return {
+        "title": today.period.label,
+        "timezone": tz.key,
+        "updated": f"{local(today.now, tz):%H:%M:%S %Z}",
+        "updated_at": _iso(today.now),
+        "status": "degraded" if degraded else "ok",
+        "figures": _figures(today, tz),
+        "chart": _chart(today, hourly, tz),
+        "alerts": _alerts(health, tz),
+        "health": _health(health, tz),
+        "missing": sorted({*today.missing, *(m for m in health.missing if m != "database")}),
+    }

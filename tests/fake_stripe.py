@@ -1,0 +1,183 @@
+"""A fake Stripe API on 127.0.0.1: list endpoints with Stripe's filters, cursors and faults.
+
+Serves GET /v1/events (`types[]`, `created[gte|gt|lte|lt]`, `starting_after`, `ending_before`, `limit`),
+/v1/checkout/sessions and /v1/payment_intents (with `expand[]=data.latest_charge`), newest first as Stripe
+lists; checks the `Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+API_KEY = "rk_test_salespulse_read_only"
+
+
+@dataclass
+class Request:
+    """One request the fake received."""
+
+    path: str
+    params: list[tuple[str, str]]
+    authorization: str | None
+    method: str
+    answered: int
+
+    def param(self, name: str) -> str | None:
+        """The first value of a query parameter."""
+        return next((v for k, v in self.params if k == name), None)
+
+
+@dataclass
+class Fault:
+    """A canned answer for the next request."""
+
+    status: int
+    retry_after: str | None = None
+    delay: float = 0.0
+
+
+def _error(status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None,
+           headers: dict[str, str] | None = None) -> web.Response:
+    body = {"error": {"type": type_, "message": message, **({"code": code} if code else {})}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+@dataclass
+class FakeStripe:
+    """Stripe's list endpoints over in-memory objects, newest first, with cursors and faults."""
+
+    api_keys: set[str] = field(default_factory=lambda: {API_KEY})
+    events: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    intents: list[dict[str, Any]] = field(default_factory=list)
+    charges: dict[str, dict[str, Any]] = field(default_factory=dict)  # for expand[]=data.latest_charge
+    faults: list[Fault] = field(default_factory=list)
+    forbidden: set[str] = field(default_factory=set)  # paths a restricted key may not read (403)
+    requests: list[Request] = field(default_factory=list)
+    url: str = ""
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    _order: dict[str, int] = field(default_factory=dict)  # id → insertion order, Stripe's tie-break
+    _runner: web.AppRunner | None = None
+
+    def add_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Make an event visible to GET /v1/events (the Events API keeps it 30 days)."""
+        self._order[event["id"]] = next(self._seq)
+        self.events.append(event)
+        return event
+
+    def fail_next(self, count: int, *, status: int = 500, retry_after: str | None = None,
+                  delay: float = 0.0) -> None:
+        """Make the next `count` requests fail this way."""
+        self.faults.extend(Fault(status, retry_after, delay) for _ in range(count))
+
+    def served(self, path: str = "/v1/events") -> list[Request]:
+        """The successful requests to `path`."""
+        return [r for r in self.requests if r.path == path and r.answered == 200]
+
+    async def start(self) -> FakeStripe:
+        """Listen on an ephemeral 127.0.0.1 port; `url` is the STRIPE_API_URL to configure."""
+        app = web.Application()
+        app.router.add_route("*", "/v1/events", self._events)
+        app.router.add_route("*", "/v1/checkout/sessions", self._sessions)
+        app.router.add_route("*", "/v1/payment_intents", self._intents)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp has no public port
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _events(self, request: web.Request) -> web.Response:
+        return await self._serve(request, self.events, object_name="event")
+
+    async def _sessions(self, request: web.Request) -> web.Response:
+        return await self._serve(request, self.sessions, object_name="checkout.session")
+
+    async def _intents(self, request: web.Request) -> web.Response:
+        return await self._serve(request, self.intents, object_name="payment_intent")
+
+    async def _serve(self, request: web.Request, items: list[dict[str, Any]], *, object_name: str) -> web.Response:
+        response = await self._answer(request, items, object_name)
+        self.requests.append(Request(request.path, list(request.query.items()),
+                                     request.headers.get("Authorization"), request.method, response.status))
+        return response
+
+    async def _answer(self, request: web.Request, items: list[dict[str, Any]], object_name: str) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        key = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or not key.startswith(("sk_", "rk_")) or key not in self.api_keys:
+            return _error(401, f"Invalid API Key provided: {key[:8]}***")
+        if request.method != "GET":  # the bot must only ever read
+            return _error(405, f"{request.method} is not allowed for a read-only client")
+        if self.faults:
+            fault = self.faults.pop(0)
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+            if fault.status == 429:
+                return _error(429, "Too many requests", type_="rate_limit_error", code="rate_limit",
+                              headers=headers)
+            return _error(fault.status, "An unknown error occurred", type_="api_error", headers=headers)
+        if request.path in self.forbidden:
+            return _error(403, f"The provided key '{key[:8]}***' does not have the required permissions")
+        return self._list(request.query, items, object_name)
+
+    def _list(self, query: MultiMapping[str], items: list[dict[str, Any]], object_name: str) -> web.Response:
+        chosen = [i for i in items if _matches(i, query)]
+        chosen.sort(key=lambda i: (i["created"], self._order.get(i["id"], 0)), reverse=True)  # newest first
+        limit = min(max(int(query.get("limit", "10")), 1), 100)
+        if (after := query.get("starting_after")) is not None:
+            if after not in {i["id"] for i in items}:
+                return _error(404, f"No such {object_name}: '{after}'", code="resource_missing")
+            # The cursor may be filtered out of `chosen` (another type): position by its place in time.
+            page, more = self._after(chosen, items, after, limit)
+        elif (before := query.get("ending_before")) is not None:
+            if before not in {i["id"] for i in items}:
+                return _error(404, f"No such {object_name}: '{before}'", code="resource_missing")
+            newer = [i for i in chosen if self._key(i) > self._key(self._find(items, before))]
+            page, more = newer[-limit:], len(newer) > limit  # the page nearest the cursor
+        else:
+            page, more = chosen[:limit], len(chosen) > limit
+        return web.json_response({"object": "list", "url": "/v1/...", "has_more": more,
+                                  "data": [self._expand(i, query) for i in page]})
+
+    def _key(self, item: dict[str, Any]) -> tuple[int, int]:
+        return item["created"], self._order.get(item["id"], 0)
+
+    @staticmethod
+    def _find(items: list[dict[str, Any]], item_id: str) -> dict[str, Any]:
+        return next(i for i in items if i["id"] == item_id)
+
+    def _after(self, chosen: list[dict[str, Any]], items: list[dict[str, Any]], after: str,
+               limit: int) -> tuple[list[dict[str, Any]], bool]:
+        older = [i for i in chosen if self._key(i) < self._key(self._find(items, after))]
+        return older[:limit], len(older) > limit
+
+    def _expand(self, item: dict[str, Any], query: MultiMapping[str]) -> dict[str, Any]:
+        if "data.latest_charge" in query.getall("expand[]", []) and isinstance(item.get("latest_charge"), str):
+            return {**item, "latest_charge": self.charges.get(item["latest_charge"], item["latest_charge"])}
+        return item
+
+
+def _matches(item: dict[str, Any], query: MultiMapping[str]) -> bool:
+    """Stripe's list filters: `types[]` (events), `status`, and `created[op]`."""
+    types = query.getall("types[]", [])
+    if types and item.get("type") not in types:
+        return False
+    if (status := query.get("status")) is not None and item.get("status") != status:
+        return False
+    created = item["created"]
+    bounds = {"gte": created.__ge__, "gt": created.__gt__, "lte": created.__le__, "lt": created.__lt__}
+    return all(test(int(query[f"created[{op}]"])) for op, test in bounds.items() if f"created[{op}]" in query)

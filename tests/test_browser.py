@@ -1,0 +1,172 @@
+"""The dashboard in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) against a running bot.
+
+Screenshots land in docs/screenshots/ for the README. Nothing is downloaded: Playwright drives the system
+browser (tests/browser.py); without it these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.money import format_money
+from tests.conftest import Bot, FakeClock, paid_checkout, start_bot
+from tests.fakes import FakeSlack
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+pytest_plugins = ["tests.browser"]  # the `chromium` and `screenshot` fixtures
+pytestmark = pytest.mark.browser  # the `chromium` fixture skips, saying why, without /usr/bin/chromium
+async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (test extra)")
+
+NY = ZoneInfo("America/New_York")
+NOW = dt.datetime(2026, 3, 8, 15, 30, tzinfo=NY).astimezone(dt.UTC)
+TOKEN = "mon-token-browser-5f0c"
+
+
+def local(*args: int) -> dt.datetime:
+    """A New York wall-clock time as UTC."""
+    return dt.datetime(*args, tzinfo=NY).astimezone(dt.UTC)
+
+
+@pytest.fixture
+async def store(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
+    """A New York store through a Sunday afternoon, served on 127.0.0.1."""
+    clock = FakeClock(NOW)
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         MONITORING_TOKEN=TOKEN) as bot:
+        sales = [(local(2026, 3, 7, 16, 10), 4900), (local(2026, 3, 7, 19, 40), 12900),
+                 (local(2026, 3, 7, 21, 5), 2900), (local(2026, 3, 8, 8, 20), 4900), (local(2026, 3, 8, 10, 45), 9900),
+                 (local(2026, 3, 8, 11, 5), 4900), (local(2026, 3, 8, 13, 30), 19900),
+                 (local(2026, 3, 8, 14, 50), 4900), (local(2026, 3, 8, 15, 12), 9900)]
+        sales += [(local(2026, 3, 1, hour, 0), 4900) for hour in (9, 11, 13, 14)]  # a week earlier
+        for n, (at, amount) in enumerate(sales, start=1):
+            evt = paid_checkout(n, at, amount=amount, email=f"buyer{n}@example.com", product="Course")
+            assert (await bot.stripe(evt)).status == 200
+        await bot.drain(ignore_pace=True)  # the pings reached Slack: health shows nothing waiting
+        await bot.deps.pool.execute(
+            "INSERT INTO alerts (fingerprint, rule, family, severity, labels, title, summary, started_at,"
+            " last_seen_at) VALUES ('sync', 'sync_failures', 'sync', 'warning', '{}', 'CRM sync failing',"
+            " '3 orders not synced to GoHighLevel in 10 min', $1, $1)", NOW - dt.timedelta(minutes=7))
+        yield bot
+
+
+def url(bot: Bot, path: str) -> str:
+    """An absolute URL on the running bot."""
+    return str(bot.client.make_url(path))
+
+
+async def api_sales(bot: Bot) -> dict[str, Any]:
+    """GET /api/monitoring/sales with the bearer token."""
+    resp = await bot.client.get("/api/monitoring/sales", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status == 200
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def text(page: Any, selector: str) -> str:
+    """The visible text of one element."""
+    return str(await page.locator(selector).inner_text()).strip()
+
+
+async def test_sign_in_shows_the_api_figures_and_never_the_token(store: Bot, chromium: Any,
+                                                                 screenshot: Any) -> None:
+    """Type the token once: the page shows /api/monitoring/sales' figures; the token is nowhere in page or URL."""
+    context = await chromium.new_context(**PHONE)
+    page = await context.new_page()
+    await page.goto(url(store, "/dashboard"))
+    await page.locator("#signin").wait_for(state="visible")
+    await screenshot(page, "dashboard-signin.png")
+    await page.fill("#token", TOKEN)
+    await page.click("#signin button[type=submit]")
+    await page.locator("#dash").wait_for(state="visible")
+    api = await api_sales(store)
+    assert await text(page, "#today-orders") == str(api["today"]["order_count"]) == "6"
+    assert await text(page, "#today-revenue") == format_money(api["today"]["revenue"], "USD") == "$544.00"
+    assert await text(page, "#last-hour-orders") == str(api["lastHour"]["order_count"]) == "2"
+    assert await text(page, "#pending") == str(api["pendingCheckouts"])
+    assert await text(page, "#title") == "Today (Sun 08 Mar)"
+    assert await page.locator("#chart rect.bar").count() == 25
+    assert await text(page, "#status") == "Live"
+    assert await text(page, "#today-vs") == "· ▲ 50% vs last Sun"
+    assert "CRM sync failing" in await text(page, "#alerts")
+    html = await page.content()
+    assert TOKEN not in html and TOKEN not in page.url and page.url.endswith("/dashboard")
+    assert await page.evaluate("document.cookie") == ""  # HttpOnly: no script can read the session
+    [cookie] = await context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"] != TOKEN
+    await screenshot(page, "dashboard-mobile.png", full_page=True)
+    await context.close()
+
+
+async def test_page_refreshes_itself_after_a_new_sale(store: Bot, chromium: Any) -> None:
+    """Signed in by a /sales link, the page picks up a new sale within one 30 s refresh, without reloading."""
+    body = await store.command("/sales", "link")
+    path = re.search(r"(/dashboard/link/[A-Za-z0-9_.\-]+)", str(body["blocks"]))
+    assert path, body
+    context = await chromium.new_context(**PHONE)
+    page = await context.new_page()
+    await page.clock.install()
+    await page.goto(url(store, path.group(1)))
+    assert page.url.endswith("/dashboard")  # the signed link does not linger in the address bar
+    await page.locator("#dash").wait_for(state="visible")
+    assert await text(page, "#today-orders") == "6"
+    await page.evaluate("window.__sameDocument = true")
+    sale = paid_checkout(99, NOW - dt.timedelta(minutes=2), amount=7500, email="new@example.com")
+    assert (await store.stripe(sale)).status == 200
+    await page.clock.fast_forward(31_000)
+    await async_api.expect(page.locator("#today-orders")).to_have_text("7")  # (wait_for_function needs eval)
+    assert await text(page, "#today-revenue") == "$619.00"
+    assert await text(page, "#last-hour-orders") == "3"
+    assert await page.evaluate("window.__sameDocument") is True  # refreshed in place, not reloaded
+    await context.close()
+
+
+async def test_unreachable_server_and_stale_figures_are_shown(store: Bot, chromium: Any,
+                                                              screenshot: Any) -> None:
+    """When /dashboard/data cannot be reached the page says so, greys out old figures, and recovers."""
+    context = await chromium.new_context(**PHONE)
+    page = await context.new_page()
+    await page.clock.install()
+    await page.goto(url(store, "/dashboard"))
+    await page.fill("#token", TOKEN)
+    await page.click("#signin button[type=submit]")
+    await page.locator("#dash").wait_for(state="visible")
+    await page.route("**/dashboard/data", lambda route: route.abort("internetdisconnected"))
+    await page.clock.fast_forward(31_000)
+    await page.locator("#banner").wait_for(state="visible")
+    assert "Can't reach the server" in await text(page, "#banner")
+    assert await text(page, "#status") == "Offline"
+    await page.clock.fast_forward(60_000)
+    await async_api.expect(page.locator("#dash")).to_have_class(re.compile(r"\bstale\b"))
+    assert await text(page, "#today-orders") == "6"  # the last figures stay, marked as old
+    await screenshot(page, "dashboard-offline.png")
+    await page.unroute("**/dashboard/data")
+    await page.clock.fast_forward(31_000)
+    await page.locator("#banner").wait_for(state="hidden")
+    assert await text(page, "#status") == "Live"
+    await context.close()
+
+
+async def test_wrong_token_and_signed_out_sessions_show_the_form(store: Bot, chromium: Any,
+                                                                 screenshot: Any) -> None:
+    """A wrong token shows why; signing out returns to the form (and the data is refused)."""
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(url(store, "/dashboard"))
+    await page.fill("#token", "not-it")
+    await page.click("#signin button[type=submit]")
+    assert "That token is not right." in await text(page, "#signin-notice")
+    await page.fill("#token", TOKEN)
+    await page.click("#signin button[type=submit]")
+    await page.locator("#dash").wait_for(state="visible")
+    await screenshot(page, "dashboard-desktop.png", full_page=True)
+    await page.click("footer button")
+    await page.locator("#signin").wait_for(state="visible")
+    assert await context.cookies() == []
+    await context.close()

@@ -1,0 +1,211 @@
+"""`salespulse demo`: Stripe-shaped, signed events from the simulator; settings forced into a local demo;
+`run` with nothing configured becomes the demo; and the real command, run as a process, comes alive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from bot import demo
+from bot.__main__ import main
+from bot.demo import OPENING, Simulator, demo_settings, nothing_configured, opening_report, steps
+from bot.demo_events import EventFactory, sign
+from bot.payments import Kind
+from bot.report_schedule import ReportKind
+from bot.stripe.parse import parse_event
+from bot.stripe.signature import verify
+from tests.conftest import STRIPE_SECRET, Bot, make_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_events_parse_as_stripe_events_and_carry_valid_signatures() -> None:
+    """Sales, declines and refunds parse as their kinds; a refund names an earlier sale; signatures verify."""
+    factory = EventFactory(random.Random(1), run="t1")
+    now = int(time.time())
+    assert factory.refund(now) is None  # nothing sold yet
+    sales = [factory.sale(now) for _ in range(20)]
+    failure, refund = factory.failure(now), factory.refund(now)
+    assert refund is not None
+    parsed = [parse_event(e) for e in [*sales, failure, refund]]
+    assert [p.kind if p else None for p in parsed] == [Kind.SALE] * 20 + [Kind.FAILURE, Kind.REFUND]
+    sold = {p.payment_intent_id for p in parsed[:20] if p}
+    assert parsed[-1] and parsed[-1].payment_intent_id in sold and parsed[-1].amount_refunded == parsed[-1].amount
+    assert all(p and p.amount and p.currency and p.customer_email and p.product for p in parsed)
+    ids = [e["id"] for e in [*sales, failure, refund]]
+    assert len(set(ids)) == len(ids)
+    body = json.dumps(sales[0]).encode()
+    verify(body, sign(body, "whsec_x", timestamp=now), ["whsec_x"])
+
+
+def test_the_opening_fires_an_alert_and_shows_a_burst_within_a_minute() -> None:
+    """The scripted opening has sales, three declines within ten minutes, a refund and a burst, in < 60 s."""
+    opening = list(itertools.islice(steps(random.Random(3)), len(OPENING)))
+    assert opening == list(OPENING)
+    assert sum(delay for delay, _ in opening) < 60
+    kinds = [kind for _, kind in opening]
+    assert kinds.count("failure") >= 3 and "refund" in kinds and "burst" in kinds
+    assert kinds.index("sale") < kinds.index("refund")  # something to refund
+    later = {kind for _, kind in itertools.islice(steps(random.Random(3)), len(OPENING), 2000)}
+    assert later == {"sale", "failure", "refund", "burst"}
+
+
+async def test_simulator_events_go_through_the_real_intake(bot: Bot) -> None:
+    """The opening, signed and POSTed, becomes orders, failed payments and a refunded order."""
+    simulator = Simulator(url=str(bot.client.make_url("/webhooks/stripe")), secret=STRIPE_SECRET,
+                          rng=random.Random(5))
+    async with aiohttp.ClientSession() as session:
+        for _, kind in OPENING:
+            for event in simulator.make(kind):
+                assert await simulator.send(session, event) == 200
+    sales = simulator.sent["checkout.session.completed"]
+    assert sales >= 4 + 8 and simulator.sent["payment_intent.payment_failed"] == 3
+    assert simulator.sent["charge.refunded"] == 1
+    pool = bot.deps.pool
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE payment_status = 'completed'") == sales - 1
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE payment_status = 'refunded'") == 1
+    assert await pool.fetchval("SELECT count(*) FROM payment_failures") == 3
+
+
+async def test_a_wrong_secret_is_refused_and_counted_as_not_sent(bot: Bot) -> None:
+    """Signed with another secret, the intake answers 400 and the simulator says so instead of counting it."""
+    simulator = Simulator(url=str(bot.client.make_url("/webhooks/stripe")), secret="whsec_other")
+    async with aiohttp.ClientSession() as session:
+        assert await simulator.send(session, simulator.make("sale")[0]) == 400
+    assert simulator.sent == {}
+
+
+def test_demo_settings_are_local_and_self_contained() -> None:
+    """Slack, DATABASE_URL, the Stripe API key and the site probe are dropped; the secrets are made up."""
+    real = make_settings(SLACK_BOT_TOKEN="xoxb-real", SLACK_SIGNING_SECRET="s", DATABASE_URL="postgresql://prod/db",
+                         STRIPE_API_KEY="sk_live_x", SITE_URL="https://shop.example", STORE_TIMEZONE="Asia/Tokyo")
+    assert not nothing_configured(real)
+    settings = demo_settings(real, dsn="postgresql://postgres@/salespulse_demo?host=/tmp/x")
+    assert settings.local_mode and settings.stripe_api_key is None and settings.site_url is None
+    assert settings.database_url and settings.database_url.get_secret_value().endswith("salespulse_demo?host=/tmp/x")
+    assert settings.stripe_secrets()[0].startswith("whsec_demo_") and settings.store_timezone == "Asia/Tokyo"
+    assert settings.monitoring_token and len(settings.monitoring_token.get_secret_value()) >= 20
+    assert settings.business_hours.contains(dt.time(3, 0))
+    kept = demo_settings(make_settings(MONITORING_TOKEN="mine"), dsn="postgresql://x/y")
+    assert kept.monitoring_token == SecretStr("mine")
+
+
+def test_the_opening_report_is_this_mornings_before_noon_and_this_evenings_after() -> None:
+    """Before noon the morning report (yesterday in full) makes a better first report than an empty evening."""
+    settings = make_settings(STORE_TIMEZONE="America/New_York")
+    morning = opening_report(dt.datetime(2026, 3, 8, 14, 0, tzinfo=dt.UTC), settings)  # 10:00 in New York
+    evening = opening_report(dt.datetime(2026, 3, 8, 20, 0, tzinfo=dt.UTC), settings)
+    assert (morning.kind, morning.day) == (ReportKind.MORNING, dt.date(2026, 3, 8))
+    assert (evening.kind, evening.day) == (ReportKind.EVENING, dt.date(2026, 3, 8))
+
+
+def test_run_with_nothing_configured_is_the_demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Plain `salespulse run` (so `make run`) out of the box demos; a Stripe secret makes it the real thing."""
+    import bot.app
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SALES_WEBHOOK_URL", "SLACK_ALERT_WEBHOOK_URL", "DATABASE_URL",
+                 "STRIPE_WEBHOOK_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    calls: list[str] = []
+
+    async def fake_demo(settings: Any, **_: Any) -> int:
+        calls.append("demo")
+        return 0
+
+    async def fake_serve(settings: Any, **_: Any) -> None:
+        calls.append("serve")
+
+    monkeypatch.setattr(demo, "demo_command", fake_demo)
+    monkeypatch.setattr(bot.app, "serve", fake_serve)
+    assert main(["run"]) == 0 and calls == ["demo"]
+    assert "nothing is configured" in capsys.readouterr().err
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_mine")
+    assert main(["run"]) == 0 and main(["demo"]) == 0
+    assert calls == ["demo", "serve", "demo"]
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(predicate: Any, *, output: Callable[[], str], within: float, what: str) -> Any:
+    """Poll `predicate()` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no {what} within {within} s; output:\n{output()[-4000:]}")
+
+
+async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
+    """`python -m bot demo` with nothing configured: it prints its URLs and token, pings sales, posts a report,
+    and the monitoring API and the local feed show the store — then Ctrl-C stops it cleanly."""
+    port, log = free_port(), tmp_path / "demo.log"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
+           "SALESPULSE_DATA_DIR": str(tmp_path / "data"), "HOST": "127.0.0.1", "PORT": str(port)}
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "demo", cwd=tmp_path, env=env,
+                                                    stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+
+    def text() -> str:
+        return log.read_text(errors="replace")
+
+    try:
+        token = (await wait_for(lambda: re.search(r"MONITORING_TOKEN=(\S+)", text()), output=text, within=120,
+                                what="banner")).group(1)
+        assert f"local feed  {base}/" in text() and f"{base}/dashboard/link/" in text()
+        await wait_for(lambda: "[#sales] 💰 New Sale" in text(), output=text, within=30, what="sale ping")
+        await wait_for(lambda: re.search(r"\[#reports\] .*(Morning|Evening) report", text()), output=text, within=30,
+                       what="report")
+        async with aiohttp.ClientSession() as session:
+            async def api() -> dict[str, Any] | None:
+                async with session.get(f"{base}/api/monitoring/sales",
+                                       headers={"Authorization": f"Bearer {token}"}) as resp:
+                    assert resp.status == 200
+                    body: dict[str, Any] = await resp.json()
+                    return body if body["lastHour"]["order_count"] >= 1 else None
+
+            sales = await wait_for(api, output=text, within=30, what="sales in the API")
+            assert sales["today"]["order_count"] >= 1 and sales["hourlySales"]
+            async with session.get(f"{base}/feed/events") as stream:
+                assert stream.status == 200
+                first = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 10)
+                while b"data: " not in first:
+                    first = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 10)
+                assert json.loads(first.split(b"data: ", 1)[1])["channel"] in ("sales", "alerts", "reports")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            raise
+    assert code == 0, text()[-3000:]
