@@ -11,7 +11,7 @@ from bot.config import Settings
 from bot.db import Executor
 from bot.periods import local_midnight
 from bot.report_schedule import ReportKind, Slot, local_instant, slot_for
-from queries import errors, health, reports, sales
+from queries import errors, health, reports, sales, stripe_sync
 from queries.health import DeliveryErrors
 from queries.reports import ProductTotal, ReportAlert
 from queries.sales import CurrencyTotal, TrendPoint
@@ -84,6 +84,7 @@ class EveningFigures:
     firing: tuple[ReportAlert, ...]  # critical and warning alerts firing when the report is made
     delivery_errors: DeliveryErrors  # Slack delivery problems since local midnight
     chart: HourlyRevenue
+    recovered: int = 0  # events the webhook missed that the Events API recovered today
 
 
 Figures = MorningFigures | EveningFigures
@@ -180,6 +181,7 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         payment_failures=await errors.payment_failures(db, start=start, end=end),
         firing=tuple(await reports.firing_at(db, at=now)),
         delivery_errors=await health.delivery_errors(db, since=start),
+        recovered=await stripe_sync.recovered_events(db, start=start, end=end),
         # Today up to the report time against the whole same weekday a week earlier (how evenings go).
         chart=await hourly_revenue(db, current=window, previous=whole_day(slot.day - WEEK, settings.tz),
                                    tz=settings.tz))

@@ -169,6 +169,24 @@ async def test_evening_needs_attention_lists_firing_alerts_and_delivery_errors(p
     assert "🔴 *Checkout errors* — since Tue 17:00, *still firing*" in text
     assert "Fixed earlier" not in text
     assert "*Slack delivery* 1 errors today (1 permanent), last: `sales: channel_not_found`" in text
+    assert "recovered that the webhook missed" not in text
+
+
+async def test_evening_says_when_the_events_api_recovered_what_the_webhook_missed(pool: asyncpg.Pool,
+                                                                                  tmp_path: Path) -> None:
+    """Three events recovered today (and one yesterday): the evening report asks to check the endpoint."""
+    day = dt.date(2026, 3, 10)
+    now = local_day(day, 18)
+    moments = [local_day(day, 9), local_day(day, 12), local_day(day, 15), local_day(day - dt.timedelta(days=1), 21)]
+    for n, moment in enumerate(moments):
+        await pool.execute("INSERT INTO webhook_logs (event_id, event_type, status, payload, via, created_at)"
+                           " VALUES ($1, 'checkout.session.completed', 'processed', '{}', 'recovered', $2)",
+                           f"evt_rec_{n}", moment)
+    r = reporter(pool, tmp_path, now)
+    msg = report_message(await r.figures(slot_for(ReportKind.EVENING, day, r.settings), now=now), tz=NY)
+    assert_valid_message(msg)
+    assert "3 events recovered that the webhook missed — check the endpoint" in json.dumps(msg.blocks,
+                                                                                            ensure_ascii=False)
 
 
 async def test_reports_stay_valid_with_long_lists_and_hostile_text(pool: asyncpg.Pool, tmp_path: Path) -> None:

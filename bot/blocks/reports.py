@@ -130,6 +130,9 @@ def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
         last = _clip(errs.last_error or "?", SUMMARY_CHARS)
         lines.append(f"{'🔴' if errs.permanent else '🟡'} *Slack delivery* {errs.count} errors today"
                      f" ({errs.permanent} permanent), last: `{last}`")
+    if f.recovered:
+        lines.append(f"🟡 *Stripe webhook* {f.recovered} events recovered that the webhook missed"
+                     " — check the endpoint")
     return "*Needs attention*\n" + ("\n".join(lines) if lines else "Nothing ✅")
 
 
