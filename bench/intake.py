@@ -134,6 +134,24 @@ async def naive_ceiling(dsn: str, sales: list[Sale], concurrency: int) -> Load:
         return await blast(session, f"{base}/webhooks/stripe", sales, concurrency)
 
 
+def listening_pid(port: int) -> int:
+    """The process listening on 127.0.0.1:port (the bot)."""
+    import psutil
+
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return int(conn.pid)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 async def drained(db: asyncpg.Connection, within: float = 300.0) -> float:
     """Seconds until no outbox row is pending."""
     started = time.monotonic()
@@ -224,7 +242,14 @@ async def run(args: argparse.Namespace) -> int:
             async with bot_process(env, log_path=RESULTS / "intake-bot.log", argv=argv) as base, \
                     aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)) as session:
                 url = f"{base}/webhooks/stripe"
+                bot_pid = listening_pid(int(env["PORT"]))
+                rss_start = rss_mib(bot_pid)
                 load = await blast(session, url, sales, c)
+                rss_mid = rss_mib(bot_pid)
+                # The same volume again: steady-state memory must not keep growing with traffic.
+                more = [checkout_completed(tag, 10_000_000 + i) for i in range(args.events)]
+                await blast(session, url, more, c)
+                rss_end = rss_mib(bot_pid)
                 db = await asyncpg.connect(dsn)
                 try:
                     drain, posts_after_load = await drained(db), len(fake.received)
@@ -235,7 +260,7 @@ async def run(args: argparse.Namespace) -> int:
                     found = {r["dedupe_key"]: covering_ts(r) for r in await db.fetch(SALES)}
                     waits = [fake.received[ts] - sent[k] for k in sent
                              if (ts := found.get(k)) in fake.received]
-                    checks = await verify(db, fake, sales + pings)
+                    checks = await verify(db, fake, sales + more + pings)
                 finally:
                     await db.close()
             ceiling_after = await raw_ceiling(dsn, sales, c)
@@ -260,6 +285,8 @@ async def run(args: argparse.Namespace) -> int:
          "", ""),
         ("intake / ceiling through HTTP", f"**{rate / naive_rate:.2f}**", "≥ 0.50", verdict(rate / naive_rate >= 0.5)),
         ("intake / bare INSERT ceiling (no HTTP)", f"{rate / ceiling:.2f}", "", ""),
+        ("bot RSS: started / after the load / after as much again", f"{rss_start:.0f} / {rss_mid:.0f} / "
+         f"{rss_end:.0f} MiB", "flat", verdict(rss_end <= rss_mid * 1.1 + 10)),
         ("outbox drained after the load", f"{drain:.1f} s ({posts_after_load} Slack posts for "
          f"{args.events:,} sales)", "", ""),
         ("ping webhook → Slack p50 / p95 / max", f"{ms(percentile(waits, 50))} / **{ms(ping_p95)}** / "
