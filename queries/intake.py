@@ -102,12 +102,9 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
-# Sessions start 'pending' in the guide's sense ("started, not finished"); an older event never wins.
-UPSERT_CHECKOUT: Final = """
-INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
-                               created_at, completed_at, status_at)
-VALUES                        ($1, $2::text, $3, $4, $5, $6,
-                               $7, CASE WHEN $2::text = 'completed' THEN $8::timestamptz END, $8)
+# How a checkout session already stored takes a newer observation: an older event never wins the status,
+# the first completion time and email stay, amounts and metadata fill in. Shared with the batch intake.
+MERGE_CHECKOUT: Final = """
 ON CONFLICT (id) DO UPDATE
    SET status         = CASE WHEN EXCLUDED.status_at >= checkout_sessions.status_at
                              THEN EXCLUDED.status ELSE checkout_sessions.status END,
@@ -119,6 +116,14 @@ ON CONFLICT (id) DO UPDATE
        metadata       = checkout_sessions.metadata || EXCLUDED.metadata,
        updated_at     = now()
 """
+
+# Sessions start 'pending' in the guide's sense ("started, not finished").
+UPSERT_CHECKOUT: Final = """
+INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
+                               created_at, completed_at, status_at)
+VALUES                        ($1, $2::text, $3, $4, $5, $6,
+                               $7, CASE WHEN $2::text = 'completed' THEN $8::timestamptz END, $8)
+""" + MERGE_CHECKOUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from bot.db import Executor
 from bot.intake_fold import ORDER_COLUMNS, CheckoutRow, OrderRow, QueuedMessage
+from queries.intake import MERGE_CHECKOUT
 
 # The body is stored as received ($5 is the raw JSON text): no decode/encode round trip per event.
 LOG_WEBHOOKS: Final = """
@@ -75,17 +76,7 @@ SELECT id, status, amount_total, currency, customer_email, metadata::jsonb, crea
   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
               $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
        AS v(id, status, amount_total, currency, customer_email, metadata, created_at, completed_at, status_at)
-ON CONFLICT (id) DO UPDATE
-   SET status         = CASE WHEN EXCLUDED.status_at >= checkout_sessions.status_at
-                             THEN EXCLUDED.status ELSE checkout_sessions.status END,
-       completed_at   = COALESCE(checkout_sessions.completed_at, EXCLUDED.completed_at),
-       status_at      = GREATEST(checkout_sessions.status_at, EXCLUDED.status_at),
-       amount_total   = COALESCE(EXCLUDED.amount_total, checkout_sessions.amount_total),
-       currency       = COALESCE(EXCLUDED.currency, checkout_sessions.currency),
-       customer_email = COALESCE(checkout_sessions.customer_email, EXCLUDED.customer_email),
-       metadata       = checkout_sessions.metadata || EXCLUDED.metadata,
-       updated_at     = now()
-"""
+""" + MERGE_CHECKOUT
 
 INSERT_FAILURES: Final = """
 INSERT INTO payment_failures (event_id, order_id, amount, currency, customer_email, reason, created_at)
