@@ -371,3 +371,79 @@ async def test_incoming_webhook_mode_posts_firing_and_resolved_without_buttons(d
     assert "firing" in posts[0]["text"] and "resolved" in posts[1]["text"]
     assert not any(b["type"] == "actions" for p in posts for b in p["blocks"])
 
+
+
+async def _rule_fires(bot: Bot, name: str, now: dt.datetime) -> bool:
+    """Run one rule's check at `now`."""
+    from bot.alerts.rules import DEFAULT_RULES, Context
+
+    rule = next(r for r in DEFAULT_RULES if r.name == name)
+    ctx = Context(now=now, tz=NY, business_hours=bot.deps.settings.business_hours, site_url="http://shop.test/")
+    async with bot.deps.pool.acquire() as conn:
+        return bool(await rule.check(conn, rule, ctx))
+
+
+async def _orders(bot: Bot, count: int, at: dt.datetime) -> None:
+    await bot.deps.pool.execute(
+        "INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
+        " SELECT 'pi_ok_' || g || '_' || $2, 'completed', 1000, 'USD', $1, $1 FROM generate_series(1, $3) AS g",
+        at, str(at.timestamp()), count)
+
+
+async def test_every_rule_fires_at_its_threshold_and_not_below(store: Bot, clock: FakeClock) -> None:
+    """Just below each threshold nothing; at it, a finding: failures 9/10 and 2/3, rate 10 %/11 % of 100,
+    webhook errors 1 %/2 % and 5/6, disputes 0/1, sync failures 0/1, site slow 3.0 s/3.1 s, site down 2/3."""
+    now, before = clock.now, clock.now - dt.timedelta(minutes=2)
+    await failures(store, 9, before)
+    assert not await _rule_fires(store, "payment_failures_critical", now)
+    assert await _rule_fires(store, "payment_failures_warning", now)
+    await failures(store, 1, before - dt.timedelta(seconds=1))
+    assert await _rule_fires(store, "payment_failures_critical", now)
+    await store.deps.pool.execute("DELETE FROM payment_failures")
+    await failures(store, 2, before)
+    assert not await _rule_fires(store, "payment_failures_warning", now)
+    # Rate: 10 failed of 100 attempts is not over 10 %; 11 of 100 is.
+    await store.deps.pool.execute("DELETE FROM payment_failures")
+    await failures(store, 10, before)
+    await _orders(store, 90, before)
+    assert not await _rule_fires(store, "payment_failure_rate", now)
+    await store.deps.pool.execute("DELETE FROM orders WHERE id = (SELECT min(id) FROM orders)")
+    await failures(store, 1, before - dt.timedelta(seconds=2))
+    assert await _rule_fires(store, "payment_failure_rate", now)
+    # Webhook errors: 1 of 100 (1 %) is not over; 2 of 100 is. 5 errors of 1,000 is not "more than 5"; 6 is.
+    await store.deps.pool.execute(
+        "INSERT INTO webhook_logs (event_id, event_type, status, payload, created_at)"
+        " SELECT 'evt_w' || g, 'invoice.paid', CASE WHEN g = 1 THEN 'error' ELSE 'processed' END, '{}', $1"
+        "   FROM generate_series(1, 100) AS g", before)
+    assert not await _rule_fires(store, "webhook_errors", now)
+    await store.deps.pool.execute("UPDATE webhook_logs SET status = 'error' WHERE event_id = 'evt_w2'")
+    assert await _rule_fires(store, "webhook_errors", now)
+    await store.deps.pool.execute(
+        "INSERT INTO webhook_logs (event_id, event_type, status, payload, created_at)"
+        " SELECT 'evt_x' || g, 'invoice.paid', 'processed', '{}', $1 FROM generate_series(1, 900) AS g", before)
+    await store.deps.pool.execute("UPDATE webhook_logs SET status = 'error' WHERE event_id IN"
+                                  " ('evt_w3', 'evt_w4', 'evt_w5')")  # 5 errors of 1,000: 0.5 %
+    assert not await _rule_fires(store, "webhook_errors", now)
+    await store.deps.pool.execute("UPDATE webhook_logs SET status = 'error' WHERE event_id = 'evt_w6'")
+    assert await _rule_fires(store, "webhook_errors", now)
+    # Disputes and sync failures: none, then one.
+    assert not await _rule_fires(store, "dispute_opened", now)
+    await store.deps.pool.execute("INSERT INTO disputes (id, amount, currency, reason, created_at)"
+                                  " VALUES ('dp_1', 1000, 'USD', 'fraudulent', $1)", before)
+    assert await _rule_fires(store, "dispute_opened", now)
+    assert not await _rule_fires(store, "sync_failures", now)
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
+                                  " VALUES ('sync_failure', 'crm', 'x', $1)", before)
+    assert await _rule_fires(store, "sync_failures", now)
+    # Site: a 3.0 s answer is not over 3 s, 3.1 s is; two failed checks are not three.
+    probe = ("INSERT INTO site_probes (url, checked_at, ok, status, elapsed_ms, error)"
+             " VALUES ('http://shop.test/', $1, $2, $3, $4, $5)")
+    await store.deps.pool.execute(probe, before, True, 200, 3000.0, None)
+    assert not await _rule_fires(store, "site_slow", now)
+    await store.deps.pool.execute(probe, before + dt.timedelta(seconds=1), True, 200, 3100.0, None)
+    assert await _rule_fires(store, "site_slow", now)
+    for n in range(2):
+        await store.deps.pool.execute(probe, before + dt.timedelta(seconds=2 + n), False, 503, 10.0, "HTTP 503")
+    assert not await _rule_fires(store, "site_down", now)
+    await store.deps.pool.execute(probe, before + dt.timedelta(seconds=5), False, None, 10000.0, "no answer")
+    assert await _rule_fires(store, "site_down", now)
