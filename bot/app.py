@@ -142,7 +142,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         client = slack_client(settings)
         feed = LocalFeed(clock=clock) if settings.local_mode else None
         sender = sender or make_sender(settings, client, feed=feed)
-        worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock)
+        worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics)
         intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
@@ -150,7 +150,6 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
                     clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
                     rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed)
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
-        worker.metrics = metrics
         bolt = build_bolt_app(deps, client) if client is not None else None
         tasks = [asyncio.create_task(worker.run(), name="delivery"),
                  asyncio.create_task(intake.run(), name="intake"),

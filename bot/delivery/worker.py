@@ -53,14 +53,15 @@ class DeliveryWorker:
     """Sends queued messages; safe to run in several processes against one outbox."""
 
     def __init__(self, *, pool: asyncpg.Pool, sender: Sender, tz: ZoneInfo,
-                 clock: Callable[[], dt.datetime], poll_interval: float = 1.0) -> None:
+                 clock: Callable[[], dt.datetime], poll_interval: float = 1.0,
+                 metrics: Metrics | None = None) -> None:
         self._pool = pool
         self._sender = sender
         self._tz = tz
         self._clock = clock
         self._poll = poll_interval
         self.wake = asyncio.Event()
-        self.metrics: Metrics | None = None
+        self.metrics = metrics
         self.backoff_scale = 1.0  # fault tests shrink the waits between retries
 
     async def run(self) -> None:

@@ -74,12 +74,16 @@ class AlertJobs:
             await q.set_notified(conn, alert_id=row.id, at=since, outbox_id=None)
             await q.resolve(conn, alert_id=row.id, at=until)
 
-    async def probe_tick(self, session: aiohttp.ClientSession) -> None:
+    async def probe_tick(self, session: aiohttp.ClientSession | None = None) -> None:
         """Check SITE_URL once and store the result (leader only)."""
         url = self.deps.settings.site_url
         if url is None or not await self.leadership.hold():
             return
-        result = await probe(session, url, clock=self.deps.clock)
+        if session is None:  # once a minute: a session per check leaves nothing open at shutdown
+            async with aiohttp.ClientSession(headers={"User-Agent": "salespulse-probe"}) as own:
+                result = await probe(own, url, clock=self.deps.clock)
+        else:
+            result = await probe(session, url, clock=self.deps.clock)
         await q.insert_probe(self.deps.pool, url=url, probe=result)
 
 
@@ -89,7 +93,6 @@ def register(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> AlertJobs:
     scheduler.add_job(jobs.tick, "interval", seconds=deps.settings.alert_check_interval_seconds,
                       id="alerts", name="alert evaluation", next_run_time=deps.clock())
     if deps.settings.site_url:
-        session = aiohttp.ClientSession(headers={"User-Agent": "salespulse-probe"})
-        scheduler.add_job(jobs.probe_tick, "interval", seconds=PROBE_INTERVAL_SECONDS, args=[session],
+        scheduler.add_job(jobs.probe_tick, "interval", seconds=PROBE_INTERVAL_SECONDS,
                           id="site-probe", name="site probe", next_run_time=deps.clock())
     return jobs
