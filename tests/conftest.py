@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import build_web_app, running
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.db import embedded_postgres, migrate
+from bot.db import create_pool, embedded_postgres, migrate
 from bot.deps import Deps
 from tests.fakes import FakeSlack, slack_signature, stripe_signature
 from tests.reference import stripe_fixture
@@ -85,6 +85,16 @@ async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """The bot's kind of pool (jsonb as Python objects) on a fresh database."""
+    p = await create_pool(dsn, min_size=1, max_size=4)
+    try:
+        yield p
+    finally:
+        await p.close()
 
 
 @pytest.fixture

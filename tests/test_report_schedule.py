@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,7 +12,6 @@ import asyncpg
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.db import create_pool
 from bot.report_schedule import DailyAt, ReportKind, due_slots, local_instant, slot_for
 from bot.reports import Reporter
 from handlers.scheduled import reports as report_jobs
@@ -33,16 +31,6 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
-
-
-@pytest.fixture
-async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a fresh database."""
-    p = await create_pool(dsn, min_size=1, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def reporter(pool: asyncpg.Pool, tmp_path: Path, clock: Clock, **env: str) -> Reporter:

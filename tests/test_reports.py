@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,7 +12,6 @@ import asyncpg
 import pytest
 
 from bot.blocks.reports import missed_message, report_message
-from bot.db import create_pool
 from bot.money import format_money
 from bot.report_figures import EveningFigures, MorningFigures
 from bot.report_schedule import ReportKind, slot_for
@@ -24,16 +22,6 @@ from tests.report_seed import History, as_dict, at, completed_totals, generate, 
 
 NY = ZoneInfo("America/New_York")
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture
-async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a fresh database."""
-    p = await create_pool(dsn, min_size=1, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def reporter(pool: asyncpg.Pool, tmp_path: Path, now: dt.datetime, **env: str) -> Reporter:
