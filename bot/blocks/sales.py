@@ -52,16 +52,19 @@ def _orders(totals: Sequence[CurrencyTotal] | None) -> int | None:
     return None if totals is None else sum(t.orders for t in totals)
 
 
+def last_order_label(s: SalesSnapshot, tz: ZoneInfo, *, age: str = " ({})") -> str:
+    """When the last order came, e.g. "14:05 (12 min ago)"; `age` formats the "N min ago" part."""
+    if "last order" in s.missing:
+        return UNKNOWN
+    if s.last_order_at is None:
+        return "no orders yet"
+    return f"{local(s.last_order_at, tz):%H:%M}" + age.format(ago(s.now - s.last_order_at))
+
+
 def _last_hour(s: SalesSnapshot, tz: ZoneInfo) -> Block:
     orders = _orders(s.last_hour)
     hour = f"{orders} orders · {_money_list(s.last_hour or [])}" if orders is not None else UNKNOWN
-    if "last order" in s.missing:
-        last = UNKNOWN
-    elif s.last_order_at is None:
-        last = "no orders yet"
-    else:
-        last = f"{local(s.last_order_at, tz):%H:%M} ({ago(s.now - s.last_order_at)})"
-    return fields(("Last hour", hour), ("Last order", last))
+    return fields(("Last hour", hour), ("Last order", last_order_label(s, tz)))
 
 
 def _period_fields(s: SalesSnapshot) -> list[Block]:

@@ -15,7 +15,7 @@ from bot.api_views import primary_currency
 from bot.blocks.alerts import duration
 from bot.blocks.common import ago, change
 from bot.blocks.elements import local
-from bot.blocks.sales import bucket_starts
+from bot.blocks.sales import bucket_starts, last_order_label
 from bot.money import format_money
 from bot.periods import parse_period
 from bot.snapshots import HealthSnapshot, SalesSnapshot
@@ -42,12 +42,7 @@ def _count(totals: Sequence[CurrencyTotal] | None) -> str:
 
 
 def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
-    if "last order" in s.missing:
-        last = UNKNOWN
-    elif s.last_order_at is None:
-        last = "no orders yet"
-    else:
-        last = f"{local(s.last_order_at, tz):%H:%M} · {ago(s.now - s.last_order_at)}"
+    last = last_order_label(s, tz, age=" · {}")
     vs = ""
     if s.totals is not None and s.previous:  # nothing a week earlier: no percentage to show
         vs = f"{change(sum(t.orders for t in s.totals), sum(t.orders for t in s.previous))} vs last " \
