@@ -46,8 +46,8 @@ from bench.common import (
     seed,
     write_result,
 )
+from bot.answers.snapshots import sales_snapshot
 from bot.periods import PERIODS, parse_period
-from bot.snapshots import sales_snapshot
 from tests.fakes import FakeSlack, slack_signature
 
 TZ = "America/New_York"

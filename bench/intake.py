@@ -55,7 +55,7 @@ SELECT s.dedupe_key, s.amount, s.currency, s.status, s.slack_ts, s.coalesced_int
  WHERE s.kind = 'sale'
 """
 # CProfile the bot instead of running it plainly (--profile): bench-side only, no bot code involved.
-PROFILED = ("import cProfile, sys; from bot.__main__ import main; p = cProfile.Profile(); p.enable(); "
+PROFILED = ("import cProfile, sys; from bot.cli.main import main; p = cProfile.Profile(); p.enable(); "
             "main(['run']); p.disable(); p.dump_stats(sys.argv[1])")
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+import handlers
 from bot.alerts.rules import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
@@ -23,19 +23,12 @@ from bot.db import DB_UNAVAILABLE, create_pool, database_url, migrate
 from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
-from bot.home import HomePublisher
-from bot.intake_batch import IntakeBatcher
-from bot.local_feed import LocalFeed
+from bot.home.publisher import HomePublisher
+from bot.intake.batch import IntakeBatcher
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.slack_app import build_bolt_app, run_socket_mode
-from handlers.scheduled import alerts as alert_jobs
-from handlers.scheduled import reports as report_jobs
-from handlers.scheduled import stripe_sync as stripe_sync_jobs
-from handlers.web import dashboard, healthz, metrics, monitoring, slack_events
-from handlers.web import feed as feed_page
-from handlers.webhooks import events as events_webhook
-from handlers.webhooks import stripe as stripe_webhook
+from bot.web.feed import LocalFeed
 from queries import outbox
 
 log = logging.getLogger(__name__)
@@ -64,14 +57,7 @@ def build_web_app() -> web.Application:
     """The aiohttp application with every route; Deps are attached once the database is ready."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_middleware])
     app[RUNTIME] = Runtime()
-    healthz.register(app)
-    metrics.register(app)
-    monitoring.register(app)
-    dashboard.register(app)
-    slack_events.register(app)
-    stripe_webhook.register(app)
-    events_webhook.register(app)
-    feed_page.register(app)
+    handlers.add_routes(app)
     return app
 
 
@@ -96,13 +82,6 @@ def make_sender(settings: Settings, client: AsyncWebClient | None, *, feed: Loca
             if secret is not None}
         return WebhookSender(urls)
     return ConsoleSender(listeners=[feed.add] if feed is not None else None)
-
-
-def register_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
-    """Every periodic job; each feature adds its own here."""
-    alert_jobs.register(scheduler, deps, dsn=dsn)
-    stripe_sync_jobs.register(scheduler, deps)
-    report_jobs.register(scheduler, deps)
 
 
 async def announce_job_failure(deps: Deps, failure: JobFailure) -> None:
@@ -158,7 +137,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
             tasks.append(asyncio.create_task(run_socket_mode(
                 bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))
         if jobs:  # tests drive the jobs themselves, with their own clock
-            register_jobs(scheduler, deps, dsn=dsn)
+            handlers.add_jobs(scheduler, deps, dsn=dsn)
         scheduler.start()
         try:
             yield Services(deps=deps, bolt=bolt, tasks=tuple(tasks))

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
 
 import asyncpg
 
@@ -31,16 +30,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     version    text PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 )"""
-
-
-class Executor(Protocol):
-    """What query functions need: an asyncpg Pool or Connection."""
-
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str: ...
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]: ...
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
-    async def fetchval(self, query: str, *args: Any, column: int = 0,
-                       timeout: float | None = None) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

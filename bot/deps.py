@@ -16,11 +16,11 @@ from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.delivery.senders import Sender
 from bot.delivery.worker import DeliveryWorker
-from bot.home import HomePublisher
-from bot.intake_batch import IntakeBatcher
-from bot.local_feed import LocalFeed
+from bot.home.publisher import HomePublisher
+from bot.intake.batch import IntakeBatcher
 from bot.metrics import Metrics
 from bot.scheduling import JobFailures
+from bot.web.feed import LocalFeed
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
+import handlers
 from bot.deps import Deps
-from handlers.actions import alerts as alert_buttons
-from handlers.actions import share
-from handlers.commands import slash
-from handlers.events import home
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +42,7 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
         log.error("slack listener failed for %s: %s", body.get("command") or body.get("type"), error,
                   exc_info=error)
 
-    slash.register(app, deps)
-    share.register(app, deps)
-    alert_buttons.register(app, deps)
-    home.register(app, deps)
+    handlers.add_listeners(app, deps)
     return app
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 COUNT_PAYMENT_FAILURES: Final = """
 SELECT count(*) FROM payment_failures WHERE created_at >= $1 AND created_at < $2

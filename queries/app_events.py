@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 KINDS: Final = ("error", "sync_failure")
 

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 # The last error text per event type comes from the newest row of each group.
 WEBHOOK_ERRORS: Final = """

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 # Webhooks only: events the Events API brought in must not hide a silent webhook endpoint.
 LAST_WEBHOOK_AT: Final = """

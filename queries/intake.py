@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 INSERT_WEBHOOK_LOG: Final = """
 INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at, via)

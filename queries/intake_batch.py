@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from bot.db import Executor
-from bot.intake_fold import ORDER_COLUMNS, CheckoutRow, OrderRow, QueuedMessage
+from bot.intake.fold import ORDER_COLUMNS, CheckoutRow, OrderRow, QueuedMessage
+from queries.executor import Executor
 from queries.intake import MERGE_CHECKOUT
 
 # The body is stored as received ($5 is the raw JSON text): no decode/encode round trip per event.

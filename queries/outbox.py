@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 ENQUEUE: Final = """
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)

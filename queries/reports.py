@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 # An alert "fired" in a window when its firing message was queued then (or, never notified because it was
 # muted or held, when it started then): the morning report lists what happened overnight either way.

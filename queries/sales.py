@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 # Whole 15-minute buckets in [$3, $4) come from the rollup; the partial buckets at either end, [$1, $3) and
 # [$4, $2), from the orders themselves. The two agree exactly (tests compare them with the plain query).

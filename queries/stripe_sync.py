@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bot.db import Executor
+from queries.executor import Executor
 
 # Watching starts with the first Stripe event this install stored (webhook or poll), else now: nothing
 # older is pinged by the poller (`salespulse backfill` imports it without pings).

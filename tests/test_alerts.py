@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 
+from bot.alerts.jobs import AlertJobs
 from bot.alerts.leader import Leadership
 from bot.alerts.rules import business_time_between
 from bot.config import HourWindow
-from handlers.scheduled.alerts import AlertJobs
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, FakeClock, start_bot
 from tests.fakes import FakeSlack

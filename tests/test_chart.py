@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image
 
-from bot.chart import CURRENT, HEIGHT, LEFT, PREVIOUS, RIGHT, WIDTH, money_label, nice_step, render_chart
-from bot.report_figures import HourlyRevenue
+from bot.reports.chart import CURRENT, HEIGHT, LEFT, PREVIOUS, RIGHT, WIDTH, money_label, nice_step, render_chart
+from bot.reports.figures import HourlyRevenue
 
 
 def series(current: list[int], previous: list[int], *, currency: str = "USD",

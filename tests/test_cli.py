@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from bot.__main__ import main
+from bot.cli.main import main
 from tests.fakes import FakeSlack
 
 

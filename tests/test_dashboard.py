@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.money import format_money
 from bot.periods import parse_period
-from bot.snapshots import HealthSnapshot, SalesSnapshot
+from bot.web.session import Purpose, sign, sign_link, sign_session, token_matches, verify
+from bot.web.signin import COOKIE, FailureLimiter
 from bot.web.view import dashboard_view
-from bot.web_session import Purpose, sign, sign_link, sign_session, token_matches, verify
-from handlers.web.session import COOKIE, FailureLimiter
 from tests.conftest import Bot, FakeClock, make_settings, paid_checkout, start_bot
 from tests.fakes import FakeSlack
 
@@ -215,7 +215,7 @@ async def test_link_is_never_shared_and_needs_a_token(dsn: str, fake_slack: Fake
 
 async def test_share_button_cannot_post_a_sign_in_link(store: Bot) -> None:
     """The answer used by Share in channel refuses `link`: sign-in links are only sent privately."""
-    from handlers.commands.answers import answer
+    from bot.answers.commands import answer
 
     msg = await answer(store.deps, command="/sales", text="link", user_id="U1", channel_id="C1", shareable=False)
     assert "/dashboard/link/" not in str(msg.blocks) and "privately" in msg.text

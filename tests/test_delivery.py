@@ -213,7 +213,7 @@ async def test_local_mode_prints_messages_readably(dsn: str) -> None:
     assert settings.local_mode
     # jobs=False: a daily report falling due at start-up (real clock) would be printed here too.
     async with running(settings, dsn=dsn, sender=ConsoleSender(stream=out), jobs=False) as services:
-        from bot.intake import ingest
+        from bot.intake.single import ingest
         from bot.stripe.parse import parse_event
 
         evt = sale(7)

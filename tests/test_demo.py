@@ -23,12 +23,12 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bot import demo
-from bot.__main__ import main
-from bot.demo import OPENING, Simulator, demo_settings, nothing_configured, opening_report, steps
-from bot.demo_events import EventFactory, sign
-from bot.payments import Kind
-from bot.report_schedule import ReportKind
+from bot.demo import runner as demo
+from bot.cli.main import main
+from bot.demo.events import EventFactory, sign
+from bot.demo.runner import OPENING, Simulator, demo_settings, nothing_configured, opening_report, steps
+from bot.intake.events import Kind
+from bot.reports.schedule import ReportKind
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import verify
 from tests.conftest import STRIPE_SECRET, Bot, make_settings

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from bot.alerts.engine import evaluate
+from bot.alerts.respond import notifier_for
 from bot.alerts.rules import Context
-from handlers.scheduled.alerts import notifier_for
 from tests.conftest import STRIPE_SECRET, Bot, paid_checkout
 from tests.reference import stripe_fixture
 
@@ -117,7 +117,7 @@ async def test_the_demo_store_fills_the_feed(local_bot: Bot, chromium: Any, scre
     through the real intake into the feed, the burst as one coalesced message."""
     from playwright.async_api import expect
 
-    from bot.demo import OPENING, Simulator
+    from bot.demo.runner import OPENING, Simulator
 
     simulator = Simulator(url=str(local_bot.client.make_url("/webhooks/stripe")), secret=STRIPE_SECRET,
                           rng=random.Random(7))

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import AlertView
 from bot.blocks.home import home_view
 from bot.blocks.message import MAX_BLOCKS_HOME
-from bot.home import HomePublisher
+from bot.home.publisher import HomePublisher
 from bot.periods import parse_period
-from bot.snapshots import HealthSnapshot, SalesSnapshot
 from queries.sales import CurrencyTotal, RecentOrder
 from tests.blockkit import assert_valid_view
 from tests.conftest import Bot, paid_checkout, start_bot

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from bot.intake import ingest
-from bot.intake_batch import IntakeBatcher, Submission, ingest_batch
+from bot.intake.batch import IntakeBatcher, Submission, ingest_batch
+from bot.intake.single import ingest
 from bot.stripe.parse import parse_event
 from tests.conftest import Bot, with_database
 from tests.reference import stripe_fixture
@@ -178,7 +178,7 @@ async def test_a_poisoned_event_does_not_fail_its_batch(bot: Bot, caplog: pytest
     await asyncio.sleep(0)  # both are queued before the writer starts: they form one batch
     writer = asyncio.create_task(batcher.run())
     try:
-        with caplog.at_level(logging.INFO, logger="bot.intake_batch"):
+        with caplog.at_level(logging.INFO, logger="bot.intake.batch"):
             results = await asyncio.gather(*waiting)
     finally:
         writer.cancel()

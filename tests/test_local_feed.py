@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from bot.answers.share import shared_message
 from bot.blocks.common import share_actions
 from bot.blocks.elements import actions, button, context, divider, fields, header, section
 from bot.blocks.message import Message
-from bot.local_feed import LocalFeed
+from bot.web.feed import LocalFeed
 from bot.web.feed_render import mrkdwn, render_message
-from handlers.actions.share import shared_message
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, paid_checkout, start_bot
 from tests.fakes import FakeSlack

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from PIL import Image
 
-from bot.__main__ import main
-from bot.chart import HEIGHT, WIDTH
-from bot.reports import MAX_CHART_ATTEMPTS, Reporter
+from bot.cli.main import main
+from bot.reports.chart import HEIGHT, WIDTH
+from bot.reports.reporter import MAX_CHART_ATTEMPTS, Reporter
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.report_schedule import DailyAt, ReportKind, due_slots, local_instant, slot_for
-from bot.reports import Reporter
+from bot.reports.reporter import Reporter
+from bot.reports.schedule import DailyAt, ReportKind, due_slots, local_instant, slot_for
 from handlers.scheduled import reports as report_jobs
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, make_settings, start_bot

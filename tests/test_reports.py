@@ -13,9 +13,9 @@ import pytest
 
 from bot.blocks.reports import missed_message, report_message
 from bot.money import format_money
-from bot.report_figures import EveningFigures, MorningFigures
-from bot.report_schedule import ReportKind, slot_for
-from bot.reports import Reporter
+from bot.reports.figures import EveningFigures, MorningFigures
+from bot.reports.reporter import Reporter
+from bot.reports.schedule import ReportKind, slot_for
 from tests.blockkit import assert_valid_message
 from tests.conftest import make_settings
 from tests.report_seed import History, as_dict, at, completed_totals, generate, hourly, insert, insert_alert

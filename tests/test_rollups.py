@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.seed import SeedSpec, generate, load
+from bot.demo.seed import SeedSpec, generate, load
 from queries import sales
 
 RAW_TREND = """

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from bot.__main__ import main
-from bot.seed import PRICES, SeedCounts, SeedSpec, generate, load
+from bot.cli.main import main
+from bot.demo.seed import PRICES, SeedCounts, SeedSpec, generate, load
 
 ORDERS = 2_000
 DAYS = 7

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.__main__ import main
-from handlers.scheduled.stripe_sync import StripeSyncJob
+from bot.cli.main import main
+from bot.stripe.job import StripeSyncJob
 from tests.conftest import start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.payments import Kind, MalformedEvent, PaymentEvent
+from bot.intake.events import Kind, MalformedEvent, PaymentEvent
 from bot.stripe.parse import HANDLED_TYPES, parse_event
 from tests.reference import STRIPE_DIR, stripe_fixture, wrap_event
 

@@ -10,12 +10,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.alerts.jobs import AlertJobs
 from bot.alerts.leader import Leadership
-from bot.api_views import health_json
-from bot.snapshots import health_snapshot
+from bot.answers.json_views import health_json
+from bot.answers.snapshots import health_snapshot
 from bot.stripe import events_api
-from handlers.scheduled.alerts import AlertJobs
-from handlers.scheduled.stripe_sync import StripeSyncJob, register
+from bot.stripe.job import StripeSyncJob
+from handlers.scheduled.stripe_sync import register
 from queries.stripe_sync import recovered_events
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, FakeClock, start_bot

@@ -19,9 +19,9 @@ import asyncpg
 from bot.alerts.rules import Context, Finding, Rule, RuleSet, Severity
 from bot.blocks.alerts import AlertView, alert_message, reminder_message, resolved_reply
 from bot.blocks.message import Message
-from bot.db import Executor
 from queries import alerts as q
 from queries import outbox
+from queries.executor import Executor
 
 EVALUATION_LOCK_KEY = 0x73616C6573 + 2
 

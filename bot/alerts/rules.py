@@ -12,9 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import HourWindow
-from bot.db import Executor
 from queries import alerts as q
 from queries import sales, stripe_sync
+from queries.executor import Executor
 
 
 class Severity(StrEnum):

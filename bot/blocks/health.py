@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from bot.answers.snapshots import HealthSnapshot
 from bot.blocks.common import ago, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, header, local, message, section
 from bot.blocks.message import Message
 from bot.blocks.text import escape_mrkdwn
 from bot.scheduling import JobFailure
-from bot.snapshots import HealthSnapshot
 
 OK, WARN, BAD, OFF = "🟢", "🟡", "🔴", "⚪"
 STRIPE_POLL_STALE = dt.timedelta(minutes=5)  # the poll runs every minute

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import AlertView, alert_message
 from bot.blocks.common import ago
 from bot.blocks.elements import context, divider, header, local, section
@@ -21,7 +22,6 @@ from bot.blocks.pings import mask_email
 from bot.blocks.sales import sales_message
 from bot.blocks.text import escape_mrkdwn
 from bot.money import format_money
-from bot.snapshots import HealthSnapshot, SalesSnapshot
 from queries.sales import RecentOrder
 
 RECENT_ORDERS: Final = 5

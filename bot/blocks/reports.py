@@ -12,8 +12,8 @@ from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message, truncate
 from bot.blocks.text import escape_mrkdwn
 from bot.money import format_money, format_totals
-from bot.report_figures import Comparison, EveningFigures, Figures, MorningFigures
-from bot.report_schedule import CATCH_UP_WINDOW, ReportKind, Slot
+from bot.reports.figures import Comparison, EveningFigures, Figures, MorningFigures
+from bot.reports.schedule import CATCH_UP_WINDOW, ReportKind, Slot
 from queries.reports import ReportAlert
 from queries.sales import CurrencyTotal
 

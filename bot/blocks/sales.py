@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
+from bot.answers.snapshots import SalesSnapshot
 from bot.blocks.common import ago, change, missing_context, share_actions, sparkline
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.money import format_money
 from bot.periods import Bucket, Period, local_midnight
-from bot.snapshots import SalesSnapshot
 from queries.sales import CurrencyTotal, TrendPoint
 
 UNKNOWN = "—"

@@ -1,1 +1,1 @@
-"""Stripe webhooks: what salespulse needs to trust and understand what Stripe sends."""
+"""Stripe: signatures, payload parsing across API versions, the Events API client, polling sync and backfill."""

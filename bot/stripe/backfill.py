@@ -22,8 +22,8 @@ import asyncpg
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.db import create_pool, database_url, migrate
-from bot.intake import PAYLOAD_ERRORS, IntakeResult, Outcome
-from bot.intake_batch import MAX_BATCH, Submission, ingest_batch
+from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
+from bot.intake.single import PAYLOAD_ERRORS, IntakeResult, Outcome
 from bot.stripe.events_api import StripeApi, StripeApiError
 from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, submission, type_params
 from queries import stripe_sync as q

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from bot.payments import Kind, MalformedEvent, PaymentEvent
+from bot.intake.events import Kind, MalformedEvent, PaymentEvent
 
 # Metadata keys, best first. `offerId` is last: the original integration guide keyed offers by it.
 _PRODUCT_KEYS: Final = ("productName", "product_name", "product", "offerId")

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import Clock
-from bot.db import Executor
-from bot.intake import IntakeResult, Outcome
-from bot.intake_batch import Submission
-from bot.payments import MalformedEvent
+from bot.intake.batch import Submission
+from bot.intake.events import MalformedEvent
+from bot.intake.single import IntakeResult, Outcome
 from bot.stripe.events_api import PAGE_LIMIT, CursorGone, StripeApi
 from bot.stripe.parse import HANDLED_TYPES, parse_event
 from queries import stripe_sync as q
+from queries.executor import Executor
 
 log = logging.getLogger(__name__)
 

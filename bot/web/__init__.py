@@ -1,1 +1,1 @@
-"""The phone dashboard's page, script and styles (package data), and its pure view model."""
+"""Web surfaces: dashboard view and sign-in, local feed state and rendering, bearer checks; assets as package data."""

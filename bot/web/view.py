@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.api_views import primary_currency
+from bot.answers.json_views import primary_currency
+from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
 from bot.blocks.common import ago, change
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
 from bot.money import format_money
 from bot.periods import parse_period
-from bot.snapshots import HealthSnapshot, SalesSnapshot
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint
 

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.answers.commands import allowed, ephemeral
+from bot.answers.share import parse_share_value, share_answer
 from bot.blocks.common import SHARE_ACTION, refusal_message
-from bot.blocks.elements import context, message
-from bot.blocks.message import Message
-from bot.blocks.text import escape_mrkdwn
 from bot.deps import Deps
-from handlers.commands.answers import allowed, answer, ephemeral
-
-
-def shared_message(msg: Message, *, user_id: str | None, command: str, arg: str) -> Message:
-    """The answer as posted in the channel, saying who shared it and with which command."""
-    typed, who = escape_mrkdwn(f"{command} {arg}".strip()), escape_mrkdwn(user_id or "someone")
-    return message(msg.text, [*msg.blocks, context(f"Shared by <@{who}> with `{typed}`")])
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -33,14 +24,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if not allowed(deps.settings, user_id=user_id, channel_id=channel_id):
             await respond(**ephemeral(refusal_message()), replace_original=False)
             return
-        try:
-            value = json.loads(action.get("value") or "{}")
-            command, arg = str(value["command"]), str(value.get("arg", ""))
-        except (ValueError, KeyError, TypeError):
+        request = parse_share_value(action.get("value"))
+        if request is None:
             return  # not a value this bot wrote: nothing to share
-        msg = await answer(deps, command=command, text=arg, user_id=user_id, channel_id=channel_id,
-                           shareable=False)
-        post = shared_message(msg, user_id=user_id, command=command, arg=arg)
+        post = await share_answer(deps, request, user_id=user_id, channel_id=channel_id)
         # response_url posts in the channel without the bot having to be a member of it.
         await respond(response_type="in_channel", text=post.text, blocks=post.blocks, replace_original=False)
         await respond(delete_original=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.answers.commands import RENDERERS, answer, ephemeral
 from bot.deps import Deps
-from handlers.commands.answers import RENDERERS, answer, ephemeral
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

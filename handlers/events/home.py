@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.blocks.home import RECENT_ORDERS, home_view
 from bot.deps import Deps
-from bot.periods import parse_period
-from bot.snapshots import gather_within, sales_snapshot
-from handlers.scheduled.alerts import notifier_for
-from handlers.web.monitoring import gather_health
-from queries import sales
-
-HOME_BUDGET = 4.0  # nobody is waiting on an HTTP answer, but a Home tab should not lag minutes behind
-
-
-async def render_home(deps: Deps) -> dict[str, Any]:
-    """The current Home view: the same lookups as /sales, /health and the alerts, gathered concurrently."""
-    now, tz = deps.clock(), deps.settings.tz
-    today, health, (got, _) = await asyncio.gather(
-        sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=HOME_BUDGET),
-        gather_health(deps, budget=HOME_BUDGET),
-        gather_within(deps.pool, {"orders": lambda db: sales.recent_orders(db, limit=RECENT_ORDERS)},
-                      budget=HOME_BUDGET))
-    notifier = notifier_for(deps)
-    # Buttons on every open alert, whatever the channel delivery: clicks on Home arrive over the Bolt app.
-    alerts = None if health.alerts is None else [
-        dataclasses.replace(notifier.view(a, health.now), buttons=True) for a in health.alerts]
-    return home_view(sales=today, orders=got.get("orders"), alerts=alerts, health=health, tz=tz)
+from bot.home.render import render_home
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

@@ -10,8 +10,8 @@ from typing import Final
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.deps import Deps
-from bot.report_schedule import DailyAt, ReportKind, report_time
-from bot.reports import Reporter
+from bot.reports.reporter import Reporter
+from bot.reports.schedule import DailyAt, ReportKind, report_time
 
 log = logging.getLogger(__name__)
 

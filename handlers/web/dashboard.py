@@ -18,12 +18,12 @@ from typing import Final
 
 from aiohttp import web
 
-from bot.api_views import health_json, sales_json
+from bot.answers.gather import gather_health, gather_sales
+from bot.answers.json_views import health_json, sales_json
 from bot.deps import Deps, deps_of
+from bot.web.session import LINK_SESSION_LIFETIME, SESSION_LIFETIME, Purpose, sign_session, token_matches, verify
+from bot.web.signin import FailureLimiter, clear_session, client_address, has_session, set_session
 from bot.web.view import dashboard_view
-from bot.web_session import LINK_SESSION_LIFETIME, SESSION_LIFETIME, Purpose, sign_session, token_matches, verify
-from handlers.web.monitoring import gather_health, gather_sales
-from handlers.web.session import FailureLimiter, clear_session, client_address, has_session, set_session
 
 log = logging.getLogger(__name__)
 

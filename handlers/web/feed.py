@@ -21,16 +21,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.alerts.engine import act
+from bot.alerts.respond import alert_id_of, press
+from bot.answers.commands import answer
+from bot.answers.share import parse_share_value, share_answer
 from bot.blocks.alerts import ALERT_ACTIONS
 from bot.blocks.common import SHARE_ACTION
 from bot.deps import RUNTIME, Deps, deps_of
-from bot.local_feed import Entry, LocalFeed
+from bot.web.feed import Entry, LocalFeed
 from bot.web.feed_render import render_message
-from handlers.actions.alerts import VERBS, silence_end
-from handlers.actions.share import shared_message
-from handlers.commands.answers import answer
-from handlers.scheduled.alerts import notifier_for
 
 log = logging.getLogger(__name__)
 
@@ -206,29 +204,21 @@ async def action(request: web.Request) -> web.Response:
 
 
 async def _alert_button(deps: Deps, action_id: str, value: str) -> web.Response:
-    """Acknowledge, silence or resolve: the alert's message updates in place through the outbox."""
-    if not value.isdigit():
+    """Acknowledge, silence or resolve, through the same code as a click in Slack."""
+    alert_id = alert_id_of(value)
+    if alert_id is None:
         return web.json_response({"error": "not an alert id"}, status=400)
-    now = deps.clock()
-    async with deps.pool.acquire() as conn:
-        changed = await act(conn, alert_id=int(value), action=VERBS[action_id], user=LOCAL_USER, now=now,
-                            until=silence_end(action_id, now, deps), notifier=notifier_for(deps))
-    if changed:
-        deps.worker.wake.set()
-        deps.home.changed()
+    changed = await press(deps, action_id=action_id, alert_id=alert_id, user=LOCAL_USER)
     return web.json_response({"ok": True, "changed": changed})
 
 
 async def _share(deps: Deps, value: str, channel: str) -> web.Response:
     """Post the answer, fresh, in the channel the command was typed in; the private reply goes away."""
-    try:
-        parsed = json.loads(value)
-        name, arg = str(parsed["command"]), str(parsed.get("arg", ""))
-    except (ValueError, KeyError, TypeError):
+    request = parse_share_value(value)
+    if request is None:
         return web.json_response({"error": "not a value this bot wrote"}, status=400)
-    msg = await answer(_as_owner(deps), command=name, text=arg, user_id=LOCAL_USER, channel_id=channel,
-                       shareable=False)
-    await deps.sender.post(channel, shared_message(msg, user_id=LOCAL_USER, command=name, arg=arg).as_payload())
+    post = await share_answer(_as_owner(deps), request, user_id=LOCAL_USER, channel_id=channel)
+    await deps.sender.post(channel, post.as_payload())
     return web.json_response({"ok": True, "delete_original": True})
 
 

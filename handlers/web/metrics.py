@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.answers.snapshots import gather_within
 from bot.deps import deps_of
-from bot.snapshots import gather_within
-from handlers.web.auth import bearer_problem
+from bot.web.auth import bearer_problem
 from queries import health
 
 SCRAPE_BUDGET = 1.0

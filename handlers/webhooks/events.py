@@ -31,8 +31,8 @@ from pydantic import (
 
 from bot.clock import utcnow
 from bot.deps import Deps, deps_of
-from bot.intake import Outcome, ingest
-from bot.payments import Kind, PaymentEvent
+from bot.intake.events import Kind, PaymentEvent
+from bot.intake.single import Outcome, ingest
 from queries import app_events
 
 log = logging.getLogger(__name__)

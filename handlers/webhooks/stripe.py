@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.deps import deps_of
-from bot.intake import Outcome
-from bot.intake_batch import Submission
-from bot.payments import MalformedEvent
+from bot.intake.batch import Submission
+from bot.intake.events import MalformedEvent
+from bot.intake.single import Outcome
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import BadSignature, verify
 

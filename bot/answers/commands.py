@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot import __version__
+from bot.answers.snapshots import errors_snapshot, health_snapshot, sales_snapshot
 from bot.blocks.common import refusal_message, usage_message
 from bot.blocks.dashboard import dashboard_off_message, link_message, link_not_shared_message
 from bot.blocks.errors import errors_message
@@ -20,8 +21,7 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
 from bot.scheduling import next_runs
-from bot.snapshots import errors_snapshot, health_snapshot, sales_snapshot
-from bot.web_session import LINK_LIFETIME, LINK_SESSION_LIFETIME, sign_link
+from bot.web.session import LINK_LIFETIME, LINK_SESSION_LIFETIME, sign_link
 
 Render = Callable[[Deps, str, bool], Awaitable[Message]]
 HELP_WORDS = frozenset({"help", "?", "-h", "--help"})

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from bot.snapshots import ErrorsSnapshot, HealthSnapshot, SalesSnapshot
+from bot.answers.snapshots import ErrorsSnapshot, HealthSnapshot, SalesSnapshot
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint
 

@@ -1,7 +1,7 @@
-"""Apply a batch of Stripe events in memory, exactly as `bot.intake` applies them one by one.
+"""Apply a batch of Stripe events in memory, exactly as `bot.intake.single` applies them one by one.
 
 The batch intake reads every order its events touch in one query, folds the events over those rows here,
-and writes the final rows back with a handful of set-based statements. The rules mirror `bot.intake` and
+and writes the final rows back with a handful of set-based statements. The rules mirror `bot.intake.single` and
 the SQL in `queries.intake` line for line (tests compare both paths on the same event streams).
 """
 
@@ -23,8 +23,8 @@ from bot.blocks.pings import (
     refund_message,
     sale_message,
 )
-from bot.intake import LATE_AFTER, status_moves
-from bot.payments import Kind, PaymentEvent
+from bot.intake.events import Kind, PaymentEvent
+from bot.intake.single import LATE_AFTER, status_moves
 
 # The columns the fold reads and writes, in `orders` order.
 ORDER_COLUMNS = ("id", "payment_status", "amount_total", "amount_refunded", "currency", "customer_email",
@@ -111,7 +111,7 @@ class Fold:
         self.ref_index[ref] = row.id
 
     def apply(self, index: int, e: PaymentEvent) -> None:
-        """Apply one event, as `bot.intake._apply` does."""
+        """Apply one event, as `bot.intake.single._apply` does."""
         match e.kind:
             case Kind.SALE:
                 self._sale(index, e)

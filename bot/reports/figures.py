@@ -8,10 +8,10 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.db import Executor
 from bot.periods import local_midnight
-from bot.report_schedule import ReportKind, Slot, local_instant, slot_for
+from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
 from queries import errors, health, reports, sales, stripe_sync
+from queries.executor import Executor
 from queries.health import DeliveryErrors
 from queries.reports import ProductTotal, ReportAlert
 from queries.sales import CurrencyTotal, TrendPoint

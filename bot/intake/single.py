@@ -22,7 +22,7 @@ from bot.blocks.pings import (
     refund_message,
     sale_message,
 )
-from bot.payments import Kind, PaymentEvent
+from bot.intake.events import Kind, PaymentEvent
 from queries import intake as q
 from queries import outbox
 

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.db import Executor
 from bot.periods import Period
 from bot.scheduling import JobFailure
 from queries import alerts, app_events, errors, health, sales, stripe_sync
 from queries.alerts import AlertRow, Probe
+from queries.executor import Executor
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
 from queries.stripe_sync import SyncStatus
 

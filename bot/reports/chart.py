@@ -15,7 +15,7 @@ from babel.numbers import get_currency_symbol
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.money import format_money, minor_unit_exponent
-from bot.report_figures import HourlyRevenue
+from bot.reports.figures import HourlyRevenue
 
 WIDTH: Final = 1200
 HEIGHT: Final = 600

@@ -14,14 +14,14 @@ import asyncpg
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.reports import day_label, missed_message, report_message
-from bot.chart import render_chart
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.files import upload_file
 from bot.delivery.senders import Status
 from bot.deps import Deps
-from bot.report_figures import Figures, gather
-from bot.report_schedule import Slot, due_slots, missed_slots
+from bot.reports.chart import render_chart
+from bot.reports.figures import Figures, gather
+from bot.reports.schedule import Slot, due_slots, missed_slots
 from queries import outbox
 from queries import reports as q
 

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.seed import (
+from bot.demo.seed import (
     AFFILIATE_SHARE,
     AFFILIATES,
     CURRENCY_WEIGHTS,

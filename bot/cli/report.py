@@ -16,8 +16,8 @@ from bot.config import Settings
 from bot.db import create_pool, database_url, migrate
 from bot.delivery.senders import render_text
 from bot.delivery.worker import DeliveryWorker
-from bot.report_schedule import ReportKind, Slot, slot_for
-from bot.reports import Reporter
+from bot.reports.reporter import Reporter
+from bot.reports.schedule import ReportKind, Slot, slot_for
 from queries import reports as q
 
 # A running server's delivery worker may take the message first; both sides post it at most once.

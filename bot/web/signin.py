@@ -11,7 +11,7 @@ from typing import Final
 
 from aiohttp import web
 
-from bot.web_session import Purpose, verify
+from bot.web.session import Purpose, verify
 
 COOKIE: Final = "salespulse_session"
 # Only the dashboard's own routes ever see the cookie (the JSON API keeps its bearer token).

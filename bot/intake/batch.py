@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from bot.clock import Clock
-from bot.intake import PAYLOAD_ERRORS, IntakeResult, Outcome, ingest
-from bot.intake_fold import Fold
-from bot.payments import Kind, PaymentEvent
+from bot.intake.events import Kind, PaymentEvent
+from bot.intake.fold import Fold
+from bot.intake.single import PAYLOAD_ERRORS, IntakeResult, Outcome, ingest
 from queries import intake as single
 from queries import intake_batch as q
 

@@ -30,11 +30,11 @@ from bot.app import Services, serve
 from bot.clock import utcnow
 from bot.config import HourWindow, Settings
 from bot.db import database_url, migrate
-from bot.demo_events import EventFactory, sign
-from bot.report_schedule import ReportKind, Slot, slot_for
-from bot.reports import Reporter
-from bot.seed import SeedCounts, SeedSpec, generate, load
-from bot.web_session import sign_link
+from bot.demo.events import EventFactory, sign
+from bot.demo.seed import SeedCounts, SeedSpec, generate, load
+from bot.reports.reporter import Reporter
+from bot.reports.schedule import ReportKind, Slot, slot_for
+from bot.web.session import sign_link
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,46 @@
+"""What a click on an alert's button does, wherever it was clicked: Slack, the App Home tab or the local feed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bot.alerts.engine import Notifier, act
+from bot.blocks.alerts import ACK_ACTION, RESOLVE_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION
+from bot.deps import Deps
+
+TOMORROW_AT = dt.time(9, 0)
+VERBS = {ACK_ACTION: "ack", SILENCE_HOUR_ACTION: "silence", SILENCE_TOMORROW_ACTION: "silence",
+         RESOLVE_ACTION: "resolve"}
+
+
+def notifier_for(deps: Deps) -> Notifier:
+    """The notifier matching the configured Slack delivery."""
+    return Notifier(tz=deps.settings.tz, mention=deps.rules.mention, updates=deps.sender.supports_updates)
+
+
+def silence_end(action_id: str, now: dt.datetime, deps: Deps) -> dt.datetime | None:
+    """When a silence chosen by this button ends: in an hour, or tomorrow 09:00 in the store's zone."""
+    if action_id == SILENCE_HOUR_ACTION:
+        return now + dt.timedelta(hours=1)
+    if action_id == SILENCE_TOMORROW_ACTION:
+        tomorrow = now.astimezone(deps.settings.tz).date() + dt.timedelta(days=1)
+        return dt.datetime.combine(tomorrow, TOMORROW_AT, tzinfo=deps.settings.tz).astimezone(dt.UTC)
+    return None
+
+
+def alert_id_of(value: str | None) -> int | None:
+    """The alert id a button carries, or None when the value is not one this bot wrote."""
+    text = value or ""
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+async def press(deps: Deps, *, action_id: str, alert_id: int, user: str) -> bool:
+    """Apply the button to the alert; its message updates in place through the outbox. True if it changed."""
+    now = deps.clock()
+    async with deps.pool.acquire() as conn:
+        changed = await act(conn, alert_id=alert_id, action=VERBS[action_id], user=user, now=now,
+                            until=silence_end(action_id, now, deps), notifier=notifier_for(deps))
+    if changed:
+        deps.worker.wake.set()
+        deps.home.changed()  # App Home tabs show the alert's new state
+    return changed

@@ -1,0 +1,207 @@
+"""The `salespulse` command line: parse arguments, build Settings once, call one function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from bot import __version__
+from bot.alerts.rules import RulesFileError, load_rules
+from bot.config import Settings, SettingsError, load_settings
+from bot.db import database_url, migrate
+
+log = logging.getLogger("salespulse")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salespulse", description="Watch your store's sales from Slack.")
+    parser.add_argument("--version", action="version", version=f"salespulse {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="serve everything (migrations applied first)")
+    sub.add_parser("demo", help="local mode with synthetic history and a live simulator")
+    sub.add_parser("migrate", help="apply schema migrations and exit")
+    sub.add_parser("check", help="validate configuration, reach Postgres and Slack; exit 1 on any problem")
+    seed = sub.add_parser("seed", help="bulk-load synthetic orders (COPY), migrations applied first")
+    seed.add_argument("--orders", type=_at_least_one, required=True, metavar="N",
+                      help="successful orders to load (completed, ~3%% later fully refunded); failed"
+                           " payment attempts come on top (~4%% of all attempts), with checkout sessions"
+                           " and webhook logs")
+    seed.add_argument("--days", type=_at_least_one, default=30, metavar="D",
+                      help="spread them over the D days ending now (default: 30)")
+    backfill = sub.add_parser("backfill", help="import Stripe history (no pings): the Events API for the last 30"
+                                               " days, Checkout Sessions and PaymentIntents before that")
+    backfill.add_argument("--days", type=_at_least_one, required=True, metavar="N",
+                          help="import the N days ending now (needs STRIPE_API_KEY; read access is enough)")
+    report = sub.add_parser("report", help="render and post a daily report (once per day, like the scheduler)")
+    report.add_argument("which", choices=["morning", "evening"])
+    report.add_argument("--date", metavar="YYYY-MM-DD",
+                        help="the store-local day of the report (default: today); the morning report of a"
+                             " day covers the night before and the previous day")
+    report.add_argument("--dry-run", action="store_true", help="print the report; record and post nothing")
+    return parser
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _configured_dsn(settings: Settings) -> str | None:
+    return settings.database_url.get_secret_value() if settings.database_url else None
+
+
+async def _migrate(settings: Settings) -> int:
+    async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
+    return 0
+
+
+async def _seed(settings: Settings, *, orders: int, days: int) -> int:
+    """Apply migrations, bulk-load the synthetic history with a progress line per chunk, print a summary."""
+    import secrets
+    import time
+
+    from bot.clock import utcnow
+    from bot.demo.seed import SeedCounts, SeedSpec, generate, load
+
+    token = secrets.token_hex(4)  # in every id of this run: seeding again never collides
+    spec = SeedSpec(orders=orders, days=days, now=utcnow(), tz=settings.tz, seed=int(token, 16), token=token)
+    started = 0.0
+
+    def progress(done: SeedCounts) -> None:
+        rate = done.rows / max(time.perf_counter() - started, 1e-9)
+        print(f"seed: {done.orders:,}/{orders:,} orders ({100 * done.orders // orders}%), {rate:,.0f} rows/s",
+              file=sys.stderr, flush=True)
+
+    async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
+        # A plain connection: binary COPY cannot use the pool's text-only jsonb codec (see queries.seed).
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await migrate(conn)
+            started = time.perf_counter()
+            totals = await load(conn, generate(spec), progress=progress)
+        finally:
+            await conn.close()
+    seconds = time.perf_counter() - started
+    print(f"seeded {totals.orders:,} orders, {totals.sessions:,} checkout sessions, {totals.failed:,} failed"
+          f" payments, {totals.webhook_logs:,} webhook logs over {days} days in {seconds:.1f} s"
+          f" ({totals.rows / seconds:,.0f} rows/s, run {token})")
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    """Print what is configured and whether each dependency answers; 1 if anything failed."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import slack_client
+
+    problems = 0
+    print(f"salespulse {__version__}")
+    print(f"  store time zone:  {settings.store_timezone}, business hours {settings.business_hours}")
+    print(f"  channels:         sales {settings.slack_sales_channel}, alerts {settings.slack_alerts_channel},"
+          f" reports {settings.slack_reports_channel}")
+    print(f"  stripe intake:    {len(settings.stripe_secrets())} signing secret(s)"
+          + ("" if settings.stripe_secrets()
+             else " — STRIPE_WEBHOOK_SECRET unset, /webhooks/stripe answers 503"))
+    if settings.stripe_api_key is None:
+        print("  stripe events:    off — set STRIPE_API_KEY to recover events the webhook misses")
+    else:
+        kind = "restricted" if settings.stripe_api_key.get_secret_value().startswith("rk_") else "secret"
+        print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
+    try:
+        async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
+            conn = await asyncpg.connect(dsn, timeout=10)
+            version = await conn.fetchval("SHOW server_version")
+            await conn.close()
+        where = "configured DATABASE_URL" if settings.database_url else "embedded"
+        print(f"  postgres:         ok ({where}, PostgreSQL {version})")
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        problems += 1
+        print(f"  postgres:         FAILED — {type(exc).__name__}: {exc}")
+    client = slack_client(settings)
+    if client is None:
+        mode = "incoming webhooks (no buttons or updates)" if settings.uses_incoming_webhooks else \
+            "local mode (no Slack token): messages print to stdout"
+        print(f"  slack:            {mode}")
+    else:
+        try:
+            auth = await client.auth_test()
+            print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
+                  f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
+        except SlackApiError as exc:
+            problems += 1
+            data = exc.response.data
+            error = data.get("error") if isinstance(data, dict) else exc.response.status_code
+            print(f"  slack:            FAILED — auth.test: {error}")
+        except (OSError, TimeoutError) as exc:
+            problems += 1
+            print(f"  slack:            FAILED — cannot reach {settings.slack_api_url}: {exc}")
+    return 1 if problems else 0
+
+
+def _serve(settings: Settings, *, demo: bool) -> int:
+    """`run`, or `demo` — which `run` also becomes when nothing at all is configured (`make run` out of the box)."""
+    from bot.app import serve
+    from bot.demo.runner import demo_command, nothing_configured
+
+    if not demo and not nothing_configured(settings):
+        asyncio.run(serve(settings))
+        return 0
+    if not demo:
+        print("salespulse run: nothing is configured (no Slack token, DATABASE_URL or STRIPE_WEBHOOK_SECRET),"
+              " so here is the demo. Set STRIPE_WEBHOOK_SECRET (README: Connect Stripe) to watch your own store.",
+              file=sys.stderr, flush=True)
+    try:
+        return asyncio.run(demo_command(settings))
+    except KeyboardInterrupt:  # Ctrl-C while the history loads, before the server handles signals itself
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m bot`."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        load_rules(settings.alert_rules_file)  # a bad rules file is a configuration error too
+    except (SettingsError, RulesFileError) as exc:
+        print(f"salespulse: {exc}", file=sys.stderr)
+        return 1
+    if args.command in ("run", "demo"):
+        return _serve(settings, demo=args.command == "demo")
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "check":
+        return asyncio.run(_check(settings))
+    if args.command == "seed":
+        return asyncio.run(_seed(settings, orders=args.orders, days=args.days))
+    if args.command == "backfill":
+        from bot.stripe.backfill import backfill_command
+
+        return asyncio.run(backfill_command(settings, days=args.days))
+    if args.command == "report":
+        from bot.cli.report import report_command
+
+        return asyncio.run(report_command(settings, which=args.which, date=args.date, dry_run=args.dry_run))
+    print(f"salespulse {args.command}: not yet available in this version", file=sys.stderr)
+    return 2
+
+
