@@ -130,6 +130,8 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
                     rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed)
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         bolt = build_bolt_app(deps, client) if client is not None else None
+        if bolt is not None:
+            handlers.add_listeners(bolt, deps)
         tasks = [asyncio.create_task(worker.run(), name="delivery"),
                  asyncio.create_task(intake.run(), name="intake"),
                  asyncio.create_task(deps.home.run(), name="home")]

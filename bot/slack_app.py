@@ -10,14 +10,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
-import handlers
 from bot.deps import Deps
 
 log = logging.getLogger(__name__)
 
 
 def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
-    """An AsyncApp whose listeners close over `deps`; every secret comes from Settings, none from os.environ."""
+    """An AsyncApp without listeners (the composition root adds them); every secret comes from Settings."""
     settings = deps.settings
     assert settings.slack_bot_token is not None, "Bolt runs only with a bot token"
     token = settings.slack_bot_token.get_secret_value()
@@ -42,7 +41,6 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
         log.error("slack listener failed for %s: %s", body.get("command") or body.get("type"), error,
                   exc_info=error)
 
-    handlers.add_listeners(app, deps)
     return app
 
 

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.demo.seed import SeedSpec, generate, load
+from bot.demo.load import load
+from bot.demo.seed import SeedSpec, generate
 from queries import sales
 
 RAW_TREND = """

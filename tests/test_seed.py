@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 
 from bot.cli.main import main
-from bot.demo.seed import PRICES, SeedCounts, SeedSpec, generate, load
+from bot.demo.load import load
+from bot.demo.seed import PRICES, SeedCounts, SeedSpec, generate
 
 ORDERS = 2_000
 DAYS = 7

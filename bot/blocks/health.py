@@ -17,11 +17,20 @@ STRIPE_POLL_STALE = dt.timedelta(minutes=5)  # the poll runs every minute
 
 
 def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
-    lines = []
+    """One line per component, in the order an on-call person checks them."""
+    found = [_database_line(s), *_activity_lines(s, tz), *_delivery_lines(s), _site_line(s),
+             _stripe_sync_line(s), *_scheduler_lines(s, tz)]
+    return [line for line in found if line is not None]
+
+
+def _database_line(s: HealthSnapshot) -> str:
     if s.database_ok:
-        lines.append(f"{OK} *PostgreSQL* reachable ({s.database_rtt_ms:.0f} ms round trip)")
-    else:
-        lines.append(f"{BAD} *PostgreSQL* unreachable or too slow to answer")
+        return f"{OK} *PostgreSQL* reachable ({s.database_rtt_ms:.0f} ms round trip)"
+    return f"{BAD} *PostgreSQL* unreachable or too slow to answer"
+
+
+def _activity_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
+    lines = []
     if s.last_webhook_at is not None:
         lines.append(f"{OK} *Last webhook* {ago(s.now - s.last_webhook_at)}")
     elif "last webhook" not in s.missing:
@@ -33,6 +42,11 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
                      f" ({ago(s.now - s.last_order_at)}){note}")
     elif "last order" not in s.missing:
         lines.append(f"{OFF} *Last order* none yet")
+    return lines
+
+
+def _delivery_lines(s: HealthSnapshot) -> list[str]:
+    lines = []
     if s.backlog is not None:
         if s.backlog.pending == 0:
             lines.append(f"{OK} *Slack delivery* nothing waiting")
@@ -47,18 +61,23 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
                      f" last: `{escape_mrkdwn(errs.last_error or '?')}`")
     elif errs is not None:
         lines.append(f"{OK} *Slack errors (24 h)* none")
+    return lines
+
+
+def _site_line(s: HealthSnapshot) -> str:
     if not s.site_url:
-        lines.append(f"{OFF} *Site probe* set SITE_URL to enable")
-    elif s.probe is None:
-        lines.append(f"{OFF} *Site probe* not run yet")
-    else:
-        p = s.probe
-        took = f"{p.elapsed_ms / 1000:.1f} s" if p.elapsed_ms is not None else "?"
-        light = OK if p.ok and (p.elapsed_ms or 0) <= 3000 else WARN if p.ok else BAD
-        result = f"HTTP {p.status} in {took}" if p.ok else escape_mrkdwn(p.error or "failed")
-        lines.append(f"{light} *Site* {result} ({ago(s.now - p.checked_at)})")
-    if (stripe := _stripe_sync_line(s)) is not None:
-        lines.append(stripe)
+        return f"{OFF} *Site probe* set SITE_URL to enable"
+    if s.probe is None:
+        return f"{OFF} *Site probe* not run yet"
+    p = s.probe
+    took = f"{p.elapsed_ms / 1000:.1f} s" if p.elapsed_ms is not None else "?"
+    light = OK if p.ok and (p.elapsed_ms or 0) <= 3000 else WARN if p.ok else BAD
+    result = f"HTTP {p.status} in {took}" if p.ok else escape_mrkdwn(p.error or "failed")
+    return f"{light} *Site* {result} ({ago(s.now - p.checked_at)})"
+
+
+def _scheduler_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
+    lines = []
     if s.job_failures:
         last = s.job_failures[-1]
         lines.append(f"{BAD} *Scheduler* {len(s.job_failures)} failed run(s), last: {escape_mrkdwn(last.job_id)}"

@@ -79,7 +79,8 @@ async def _seed(settings: Settings, *, orders: int, days: int) -> int:
     import time
 
     from bot.clock import utcnow
-    from bot.demo.seed import SeedCounts, SeedSpec, generate, load
+    from bot.demo.load import load
+    from bot.demo.seed import SeedCounts, SeedSpec, generate
 
     token = secrets.token_hex(4)  # in every id of this run: seeding again never collides
     spec = SeedSpec(orders=orders, days=days, now=utcnow(), tz=settings.tz, seed=int(token, 16), token=token)

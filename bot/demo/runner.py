@@ -31,7 +31,8 @@ from bot.clock import utcnow
 from bot.config import HourWindow, Settings
 from bot.db import database_url, migrate
 from bot.demo.events import EventFactory, sign
-from bot.demo.seed import SeedCounts, SeedSpec, generate, load
+from bot.demo.load import load
+from bot.demo.seed import SeedCounts, SeedSpec, generate
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, Slot, slot_for
 from bot.web.session import sign_link

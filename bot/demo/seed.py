@@ -7,17 +7,14 @@ any size; the same SeedSpec always yields the same rows.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import json
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
-
-import asyncpg
 
 from bot.money import minor_unit_exponent
 from queries import seed as q
@@ -295,35 +292,3 @@ class _Rows:
         received = _at(min(self.now, at + rng.uniform(0.2, 3.0)))
         self.webhook_logs.append(("stripe", event_id, event_type, "error" if error else "processed", error,
                                   False, payload, _at(at), received, received))
-
-
-async def load(conn: asyncpg.Connection, batches: Iterable[Batch], *,
-               progress: Callable[[SeedCounts], None] | None = None) -> SeedCounts:
-    """COPY every batch in one transaction (all or nothing) on a plain connection; return the totals."""
-    totals = SeedCounts()
-    chunks = iter(batches)
-    # The next chunk is generated in a thread while PostgreSQL digests this one: the two overlap.
-    upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
-    try:
-        async with conn.transaction():
-            while (batch := await upcoming) is not None:
-                upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
-                await _copy(conn, batch)
-                totals = totals.plus(batch)
-                if progress is not None:
-                    progress(totals)
-    finally:
-        await asyncio.wait([upcoming])  # on failure too: no thread is left generating after we return
-    return totals
-
-
-async def _copy(conn: asyncpg.Connection, batch: Batch) -> None:
-    """COPY one batch, table by table."""
-    if batch.orders:  # first: payment_failures.order_id refers to them
-        await q.copy_orders(conn, batch.orders)
-    if batch.failures:
-        await q.copy_payment_failures(conn, batch.failures)
-    if batch.sessions:
-        await q.copy_checkout_sessions(conn, batch.sessions)
-    if batch.webhook_logs:
-        await q.copy_webhook_logs(conn, batch.webhook_logs)

@@ -67,6 +67,17 @@ def money_label(amount: int, currency: str, *, size: int) -> str:
     return label.replace(symbol, f"{currency.upper()} ", 1).strip()
 
 
+def _grid(draw: ImageDraw.ImageDraw, *, top: int, step: int, bottom_y: int, plot_h: int, currency: str,
+          font: Font) -> None:
+    """Horizontal grid lines with their money labels, every `step` minor units up to `top`."""
+    for value in range(0, top + 1, step):
+        y = bottom_y - round(value * plot_h / top)
+        draw.line([(LEFT, y), (WIDTH - RIGHT, y)], fill=GRID, width=1)
+        label = money_label(value, currency, size=14)
+        width = draw.textlength(label, font=font)
+        draw.text((LEFT - 10 - width, y - 8), label, font=font, fill=MUTED)
+
+
 def render_chart(series: HourlyRevenue) -> bytes:
     """The chart as PNG bytes, WIDTH × HEIGHT pixels."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
@@ -78,12 +89,7 @@ def render_chart(series: HourlyRevenue) -> bytes:
     step = nice_step(max((*series.current, *series.previous, 0)), currency=series.currency)
     top = step * max(1, math.ceil(max((*series.current, *series.previous, 1)) / step))
     bottom_y = TOP + plot_h
-    for value in range(0, top + 1, step):
-        y = bottom_y - round(value * plot_h / top)
-        draw.line([(LEFT, y), (WIDTH - RIGHT, y)], fill=GRID, width=1)
-        label = money_label(value, series.currency, size=14)
-        width = draw.textlength(label, font=tiny)
-        draw.text((LEFT - 10 - width, y - 8), label, font=tiny, fill=MUTED)
+    _grid(draw, top=top, step=step, bottom_y=bottom_y, plot_h=plot_h, currency=series.currency, font=tiny)
     slot = plot_w / len(series.current)
     bar = slot * 0.38
     for hour, (now, then) in enumerate(zip(series.current, series.previous, strict=True)):

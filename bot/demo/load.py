@@ -1,0 +1,43 @@
+"""Load generated store history into PostgreSQL by COPY, overlapping generation with the database's work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+import asyncpg
+
+from bot.demo.seed import Batch, SeedCounts
+from queries import seed as q
+
+
+async def load(conn: asyncpg.Connection, batches: Iterable[Batch], *,
+               progress: Callable[[SeedCounts], None] | None = None) -> SeedCounts:
+    """COPY every batch in one transaction (all or nothing) on a plain connection; return the totals."""
+    totals = SeedCounts()
+    chunks = iter(batches)
+    # The next chunk is generated in a thread while PostgreSQL digests this one: the two overlap.
+    upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+    try:
+        async with conn.transaction():
+            while (batch := await upcoming) is not None:
+                upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+                await _copy(conn, batch)
+                totals = totals.plus(batch)
+                if progress is not None:
+                    progress(totals)
+    finally:
+        await asyncio.wait([upcoming])  # on failure too: no thread is left generating after we return
+    return totals
+
+
+async def _copy(conn: asyncpg.Connection, batch: Batch) -> None:
+    """COPY one batch, table by table."""
+    if batch.orders:  # first: payment_failures.order_id refers to them
+        await q.copy_orders(conn, batch.orders)
+    if batch.failures:
+        await q.copy_payment_failures(conn, batch.failures)
+    if batch.sessions:
+        await q.copy_checkout_sessions(conn, batch.sessions)
+    if batch.webhook_logs:
+        await q.copy_webhook_logs(conn, batch.webhook_logs)
