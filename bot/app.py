@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
+from bot.access import AccessPolicy, GroupMembers
 from bot.alerts.rules import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
@@ -68,6 +69,16 @@ def slack_client(settings: Settings) -> AsyncWebClient | None:
     # retry_handlers=[]: the outbox owns retries, pacing and Retry-After, durably.
     return AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
                           base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+
+
+def group_members(client: AsyncWebClient) -> GroupMembers:
+    """Slack's list of a user group's members (usergroups.users.list, scope usergroups:read)."""
+
+    async def members(group: str) -> frozenset[str]:
+        response = await client.usergroups_users_list(usergroup=group)
+        return frozenset(str(user) for user in response.get("users") or ())
+
+    return members
 
 
 def make_sender(settings: Settings, client: AsyncWebClient | None, *, feed: LocalFeed | None = None) -> Sender:
@@ -125,8 +136,9 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
+        access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)
         deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, intake=intake, slack=client,
-                    clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
+                    access=access, clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
                     rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed)
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         bolt = build_bolt_app(deps, client) if client is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,6 +83,9 @@ class Settings(BaseSettings):
     alert_rules_file: Path | None = Field(None, alias="ALERT_RULES_FILE")
     slash_command_allowed_users: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_USERS")
     slash_command_allowed_channels: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_CHANNELS")
+    alert_responders: CommaList = Field((), alias="ALERT_RESPONDERS")
+    salespulse_admins: CommaList = Field((), alias="SALESPULSE_ADMINS")
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field((), alias="TRUSTED_PROXIES")
 
     @field_validator("database_url", "slack_bot_token", "slack_signing_secret", "slack_app_token",
                      "slack_sales_webhook_url", "slack_alert_webhook_url", "stripe_api_key",
@@ -114,11 +118,31 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("slash_command_allowed_users", "slash_command_allowed_channels", mode="before")
+    @field_validator("slash_command_allowed_users", "slash_command_allowed_channels", "alert_responders",
+                     "salespulse_admins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("slash_command_allowed_users", "alert_responders", "salespulse_admins")
+    @classmethod
+    def _slack_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # A typo here would lock people out (or in) silently: Slack ids are upper-case letters and digits.
+        for part in value:
+            if not (part.isascii() and part.isalnum() and part.isupper() and part[0] in "UWS"):
+                raise ValueError(f"{part[:40]!r} is not a Slack user id (U…/W…) or user group id (S…)")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+            except ValueError as exc:
+                raise ValueError(f"expected comma-separated IP addresses or CIDRs: {exc}") from None
         return value
 
     @field_validator("store_timezone")

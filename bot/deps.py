@@ -11,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.access import AccessPolicy
 from bot.alerts.rules import RuleSet
 from bot.clock import Clock, utcnow
 from bot.config import Settings
@@ -32,6 +33,7 @@ class Deps:
     sender: Sender
     worker: DeliveryWorker
     intake: IntakeBatcher
+    access: AccessPolicy  # who reads revenue, acts on alerts, changes settings
     slack: AsyncWebClient | None = None  # None in local and incoming-webhook modes
     clock: Clock = utcnow
     metrics: Metrics = field(default_factory=Metrics)

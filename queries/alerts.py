@@ -60,7 +60,8 @@ SELECT {_ALERT_COLUMNS} FROM alerts
 """
 
 AWAITING_REARM: Final = """
-SELECT DISTINCT fingerprint FROM alerts WHERE rearm_required AND fingerprint = ANY($1::text[])
+SELECT DISTINCT fingerprint FROM alerts
+ WHERE rearm_required AND fingerprint = ANY($1::text[]) AND resolved_at > $2
 """
 
 CLEAR_REARM: Final = """
@@ -211,9 +212,9 @@ async def firing(db: Executor) -> list[AlertRow]:
     return [_alert(r) for r in await db.fetch(FIRING)]
 
 
-async def awaiting_rearm(db: Executor, fingerprints: list[str]) -> set[str]:
-    """Fingerprints resolved by hand whose condition has not cleared since."""
-    return {r["fingerprint"] for r in await db.fetch(AWAITING_REARM, fingerprints)}
+async def awaiting_rearm(db: Executor, fingerprints: list[str], *, since: dt.datetime) -> set[str]:
+    """Fingerprints resolved by hand after `since` whose condition has not cleared since."""
+    return {r["fingerprint"] for r in await db.fetch(AWAITING_REARM, fingerprints, since)}
 
 
 async def clear_rearm(db: Executor, *, active: list[str], rules: list[str]) -> None:

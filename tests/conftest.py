@@ -175,6 +175,18 @@ class Bot:
         headers = {"Content-Type": "application/json", **slack_signature(body, secret)}
         return await self.client.post("/slack/events", data=body, headers=headers)
 
+    async def button(self, action_id: str, value: str, *, user: str, view: bool = False,
+                     channel: str = "C_ALERTS") -> Any:
+        """Click a button as Slack sends it: a signed block_actions payload, from a message or the Home tab."""
+        container = {"type": "view", "view_id": "V1"} if view else {"type": "message", "message_ts": "1.000001"}
+        payload = {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0"}, "api_app_id": "A1",
+                   "token": "legacy", "trigger_id": "1.2", "container": container,
+                   "actions": [{"type": "button", "action_id": action_id, "value": value, "action_ts": "1"}]}
+        if not view:  # Home tab clicks carry no channel and no response_url
+            payload |= {"channel": {"id": channel},
+                        "response_url": self.slack_api.url.replace("/api/", "/hooks/click")}
+        return await self.slack({"payload": json.dumps(payload)})
+
     async def command(self, command: str, text: str = "", *, user_id: str = "U123", channel_id: str = "C123",
                       response_url: str | None = None) -> dict[str, Any]:
         """Type a slash command; return the ack body Slack would show (status asserted 200)."""

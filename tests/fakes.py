@@ -66,6 +66,7 @@ class FakeSlack:
 
     messages: list[dict[str, Any]] = field(default_factory=list)  # what the channels now show
     chaos: Callable[[str], Fault | None] | None = None  # consulted on every call when no fault is queued
+    usergroups: dict[str, list[str]] = field(default_factory=dict)  # user group id → member ids
 
     def fail_next(self, count: int, *, status: int = 500, retry_after: int | None = None,
                   error: str | None = None, delay: float = 0.0, accept: bool = False) -> None:
@@ -156,6 +157,11 @@ class FakeSlack:
             found = [m for m in self.messages if m["channel"] == args.get("channel") and m["thread_ts"] == thread
                      and float(m["ts"]) >= oldest]
             return {"ok": True, "messages": list(reversed(found)), "has_more": False}
+        if method == "usergroups.users.list":
+            group = str(args.get("usergroup"))
+            if group not in self.usergroups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": self.usergroups[group]}
         if method == "apps.connections.open" and self.socket_url is not None:
             return {"ok": True, "url": self.socket_url}
         if method == "files.getUploadURLExternal":

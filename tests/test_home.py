@@ -170,7 +170,7 @@ async def test_a_steady_stream_still_refreshes_within_max_delay() -> None:
         renders += 1
         return {"type": "home", "blocks": []}
 
-    home.bind(render)
+    home.bind(render, restricted={"type": "home", "blocks": []}, may_see=lambda _user: True)
     loop = asyncio.create_task(home.run())
     try:
         await home.opened("U1")

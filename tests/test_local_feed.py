@@ -186,7 +186,7 @@ async def test_feed_posts_survive_any_body(local_bot: Bot, path: str, body: byte
 async def test_allowlists_are_for_slack_ids_not_the_owner(dsn: str, fake_slack: FakeSlack) -> None:
     """SLASH_COMMAND_ALLOWED_USERS lists Slack people; whoever runs the bot locally still gets the figures."""
     async with start_bot(dsn, fake_slack, SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None,
-                         SLASH_COMMAND_ALLOWED_USERS="U_ONLY") as bot:
+                         SLASH_COMMAND_ALLOWED_USERS="UONLY") as bot:
         body = await (await command(bot, "/sales")).json()
         assert "Sales · Today" in body["html"] and "only available" not in body["text"]
 

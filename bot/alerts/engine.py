@@ -17,13 +17,17 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from bot.alerts.rules import Context, Finding, Rule, RuleSet, Severity
-from bot.blocks.alerts import AlertView, alert_message, reminder_message, resolved_reply
+from bot.blocks.alerts import AlertView, action_reply, alert_message, reminder_message, resolved_reply
 from bot.blocks.message import Message
+from queries import alert_actions as audit
 from queries import alerts as q
 from queries import outbox
 from queries.executor import Executor
 
 EVALUATION_LOCK_KEY = 0x73616C6573 + 2
+# Resolved by hand while the condition still holds: quiet for this long (time for a fix to take), then it fires
+# anew. Never "until it clears": that kept a real "Site down" silent for the whole outage.
+MANUAL_RESOLVE_GRACE = dt.timedelta(minutes=15)
 
 
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
@@ -117,6 +121,11 @@ class Notifier:
         if a.notified_at is not None and self.updates:
             await self._send(db, a, kind, alert_message(self.view(a, now), tz=self.tz), op="update")
 
+    async def acted(self, db: Executor, a: q.AlertRow, now: dt.datetime, action: str) -> None:
+        """Say in the alert's thread who acknowledged or silenced it, and when."""
+        if a.notified_at is not None and self.updates:
+            await self._send(db, a, f"acted-{action}", action_reply(self.view(a, now), tz=self.tz), op="reply")
+
     async def remind(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
         """A reminder in the message's thread."""
         await self._send(db, a, "remind", reminder_message(self.view(a, now), tz=self.tz), op="reply")
@@ -145,7 +154,8 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
         current = {fingerprint(name, dict(f.labels)): (by_name[name], f)
                    for name, findings in measured.items() for f in findings}
         await q.clear_rearm(conn, active=list(current), rules=list(measured))
-        blocked = await q.awaiting_rearm(conn, [fp for fp in current if fp not in open_by_fp])
+        blocked = await q.awaiting_rearm(conn, [fp for fp in current if fp not in open_by_fp],
+                                         since=ctx.now - MANUAL_RESOLVE_GRACE)
         for fp, (rule, finding) in current.items():
             if fp in open_by_fp:
                 await q.seen_again(conn, alert_id=open_by_fp[fp].id, at=ctx.now, summary=finding.summary,
@@ -184,11 +194,17 @@ async def _reload(db: Executor, alert_id: int) -> q.AlertRow:
 
 
 async def act(conn: asyncpg.Connection, *, alert_id: int, action: str, user: str, now: dt.datetime,
-              until: dt.datetime | None, notifier: Notifier) -> bool:
-    """A button: acknowledge, silence (until `until`) or resolve; False when the alert is already resolved."""
+              until: dt.datetime | None, notifier: Notifier, surface: str = "slack") -> bool:
+    """A button: acknowledge, silence (until `until`) or resolve; False when the alert is already resolved.
+
+    Every click is recorded (who, what, when, where) and an applied one is said in the alert's thread."""
     async with conn.transaction():
         alert = await q.alert_by_id(conn, alert_id)
-        if alert is None or alert.resolved_at is not None:
+        applied = alert is not None and alert.resolved_at is None
+        await audit.record(conn, audit.AlertAction(
+            alert_id=alert_id, user_id=user, action=action, outcome="applied" if applied else "stale",
+            silenced_until=until if action == "silence" else None, surface=surface, at=now))
+        if not applied:
             return False
         if action == "ack":
             await q.acknowledge(conn, alert_id=alert_id, by=user, at=now)
@@ -196,7 +212,9 @@ async def act(conn: asyncpg.Connection, *, alert_id: int, action: str, user: str
             await q.silence(conn, alert_id=alert_id, until=until, by=user)
         elif action == "resolve":
             await q.resolve(conn, alert_id=alert_id, at=now, by=user)
-            await notifier.resolved(conn, await _reload(conn, alert_id), now)
+            await notifier.resolved(conn, await _reload(conn, alert_id), now)  # its thread reply names who
             return True
-        await notifier.changed(conn, await _reload(conn, alert_id), now, action)
+        changed = await _reload(conn, alert_id)
+        await notifier.changed(conn, changed, now, action)
+        await notifier.acted(conn, changed, now, action)
     return True

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from bot.alerts.engine import Notifier, act
 from bot.blocks.alerts import ACK_ACTION, RESOLVE_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION
 from bot.deps import Deps
+from queries import alert_actions as audit
 
 TOMORROW_AT = dt.time(9, 0)
 VERBS = {ACK_ACTION: "ack", SILENCE_HOUR_ACTION: "silence", SILENCE_TOMORROW_ACTION: "silence",
@@ -34,13 +36,28 @@ def alert_id_of(value: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 19 else None
 
 
-async def press(deps: Deps, *, action_id: str, alert_id: int, user: str) -> bool:
-    """Apply the button to the alert; its message updates in place through the outbox. True if it changed."""
+class Pressed(StrEnum):
+    """What a click did."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"  # already resolved, or no such alert
+    REFUSED = "refused"  # the user is not an alert responder
+
+
+async def press(deps: Deps, *, action_id: str, alert_id: int, user: str, surface: str) -> Pressed:
+    """Apply the button to the alert if the user may; the message updates in place through the outbox."""
     now = deps.clock()
+    action = VERBS[action_id]
+    if not await deps.access.acts_on_alerts(user):
+        await audit.record(deps.pool, audit.AlertAction(alert_id=alert_id, user_id=user, action=action,
+                                                        outcome="refused", silenced_until=None, surface=surface,
+                                                        at=now))
+        return Pressed.REFUSED
     async with deps.pool.acquire() as conn:
-        changed = await act(conn, alert_id=alert_id, action=VERBS[action_id], user=user, now=now,
+        changed = await act(conn, alert_id=alert_id, action=action, user=user, now=now, surface=surface,
                             until=silence_end(action_id, now, deps), notifier=notifier_for(deps))
-    if changed:
-        deps.worker.wake.set()
-        deps.home.changed()  # App Home tabs show the alert's new state
-    return changed
+    if not changed:
+        return Pressed.UNCHANGED
+    deps.worker.wake.set()
+    deps.home.changed()  # App Home tabs show the alert's new state
+    return Pressed.CHANGED

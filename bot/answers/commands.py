@@ -17,7 +17,6 @@ from bot.blocks.errors import errors_message
 from bot.blocks.health import health_message
 from bot.blocks.message import Message
 from bot.blocks.sales import sales_message
-from bot.config import Settings
 from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
 from bot.scheduling import next_runs
@@ -27,12 +26,6 @@ Render = Callable[[Deps, str, bool], Awaitable[Message]]
 HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
 LINK_ARG = "link"  # `/sales link`: the dashboard sign-in link
 ERRORS_DEFAULT_PERIOD = "1h"  # the original guide's error check looks at the last hour
-
-
-def allowed(settings: Settings, *, user_id: str | None, channel_id: str | None) -> bool:
-    """SLASH_COMMAND_ALLOWED_USERS/CHANNELS: each list that is set must contain the caller's id."""
-    users, channels = settings.slash_command_allowed_users, settings.slash_command_allowed_channels
-    return (not users or user_id in users) and (not channels or channel_id in channels)
 
 
 def _unknown(command: str, arg: str) -> Message:
@@ -97,7 +90,7 @@ async def answer(deps: Deps, *, command: str, text: str, user_id: str | None, ch
                  shareable: bool = True) -> Message:
     """The full answer to a command as typed: refusal, usage, or the figures."""
     arg = " ".join(text.split()).lower()
-    if not allowed(deps.settings, user_id=user_id, channel_id=channel_id):
+    if not deps.access.reads_revenue(user_id, channel_id):
         return refusal_message()
     if arg in HELP_WORDS:
         return usage_message(command)

@@ -95,6 +95,12 @@ def reminder_message(a: AlertView, *, tz: ZoneInfo) -> Message:
     return message(text, [section(escape_mrkdwn(text))])
 
 
+def action_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
+    """A thread reply when someone acknowledges or silences the alert: who, and when."""
+    text = f"{status_line(a, tz)} · {local(a.now, tz):%H:%M}"
+    return message(text.replace("<@", "@").replace(">", ""), [section(text)])
+
+
 def resolved_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
     """A thread reply when the alert resolves."""
     text = status_line(a, tz) + f" (since {local(a.started_at, tz):%H:%M})"

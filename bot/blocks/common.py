@@ -37,6 +37,12 @@ def refusal_message() -> Message:
     return message(text, [section(f"🔒 {text}")])
 
 
+def not_allowed_message(what: str) -> Message:
+    """The short answer to someone the owner did not allow to `what` (e.g. "act on alerts")."""
+    text = f"Sorry — you're not allowed to {what} here. Ask the store's owner to add you."
+    return message(text, [section(f"🔒 {escape_mrkdwn(text)}")])
+
+
 def share_actions(command: str, arg: str) -> Block:
     """The "Share in channel" button, carrying the command to re-run when clicked."""
     return actions(button("Share in channel", action_id=SHARE_ACTION, value={"command": command, "arg": arg}))

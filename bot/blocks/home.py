@@ -71,3 +71,13 @@ def home_view(*, sales: SalesSnapshot, orders: Sequence[RecentOrder] | None, ale
             context(f"Updated {local(sales.now, tz):%H:%M:%S %Z} · refreshes after new sales")]
     blocks = [*head, *_alerts(alerts, room=MAX_BLOCKS_HOME - len(head) - len(tail), tz=tz), *tail]
     return {"type": "home", "blocks": blocks}
+
+
+def restricted_home_view() -> dict[str, Any]:
+    """The Home view for someone the owner did not allow to read revenue: what the app is, no figures."""
+    return {"type": "home", "blocks": [
+        header("📈 salespulse"),
+        section("🔒 The store's figures are only shown to the people the owner allowed. "
+                "Ask them to add you if you need to see sales here."),
+        context("Alerts and reports still arrive in their channels if you are a member."),
+    ]}

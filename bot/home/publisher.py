@@ -2,8 +2,8 @@
 
 A burst of sales costs one `views.publish` per person: `changed()` only marks the view dirty, and the loop
 publishes once nothing new has happened for `quiet` seconds (or `max_delay` after the first change, so a
-steady stream of sales still refreshes the tab). The view is the same for everyone, so it is rendered once
-per round. Who opened Home is kept in memory, per process: a replica that never saw someone open the tab
+steady stream of sales still refreshes the tab). The live view is the same for everyone allowed to read
+revenue, so it is rendered once per round; everyone else gets a fixed view without figures. Who opened Home is kept in memory, per process: a replica that never saw someone open the tab
 does not refresh it, and the next `app_home_opened` (every time the tab is shown) publishes fresh figures.
 """
 
@@ -25,6 +25,7 @@ from bot.db import DB_UNAVAILABLE
 log = logging.getLogger(__name__)
 
 Render = Callable[[], Awaitable[dict[str, Any]]]
+MaySee = Callable[[str], bool]
 # views.publish is Tier 4 (100+ per minute): https://api.slack.com/methods/views.publish
 MAX_USERS = 50
 FORGET_AFTER = 7 * 24 * 3600.0  # someone who has not opened Home for a week is not watching it
@@ -42,13 +43,17 @@ class HomePublisher:
         self.max_delay = max_delay
         self._clock = clock
         self._render: Render | None = None
+        self._restricted: dict[str, Any] | None = None
+        self._may_see: MaySee = lambda _user: False  # closed until bound
         self._users: OrderedDict[str, float] = OrderedDict()  # user id → when they last opened Home
         self._dirty = asyncio.Event()
         self.rounds = 0  # debounced rounds published (tests and metrics read it)
 
-    def bind(self, render: Render) -> None:
-        """What to publish: a coroutine building the current view (set once the Bolt app is built)."""
+    def bind(self, render: Render, *, restricted: dict[str, Any], may_see: MaySee) -> None:
+        """What to publish: the live view for those who `may_see` figures, `restricted` (fixed) for the others."""
         self._render = render
+        self._restricted = restricted
+        self._may_see = may_see
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -70,14 +75,17 @@ class HomePublisher:
 
     async def publish(self, users: list[str]) -> None:
         """Render once and publish to each of `users`; Slack and database trouble is logged, not raised."""
-        if self.client is None or self._render is None or not users:
+        if self.client is None or self._render is None or self._restricted is None or not users:
             return
-        try:
-            view = await self._render()
-        except DB_UNAVAILABLE as exc:
-            log.warning("home view not refreshed: database unavailable: %s", exc)
-            return
+        live: dict[str, Any] | None = None
+        if any(self._may_see(user) for user in users):
+            try:
+                live = await self._render()  # once per round, whoever is watching
+            except DB_UNAVAILABLE as exc:
+                log.warning("home view not refreshed: database unavailable: %s", exc)
+                return
         for user in users:
+            view = live if live is not None and self._may_see(user) else self._restricted
             try:
                 await self.client.views_publish(user_id=user, view=view)
             except SlackApiError as exc:

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.alerts.respond import VERBS, alert_id_of, press
+from bot.alerts.respond import VERBS, Pressed, alert_id_of, press
+from bot.answers.commands import ephemeral
+from bot.blocks.common import not_allowed_message
 from bot.deps import Deps
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Add one listener per button; each records who clicked and re-renders the alert in place."""
 
-    async def alert_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def alert_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                           respond: AsyncRespond) -> None:
         await ack()
         alert_id = alert_id_of(action.get("value"))
         if alert_id is None:
             return  # not a value this bot wrote
         user = (body.get("user") or {}).get("id") or "unknown"
-        changed = await press(deps, action_id=action["action_id"], alert_id=alert_id, user=user)
-        if changed and (body.get("container") or {}).get("type") == "view":
+        on_home = (body.get("container") or {}).get("type") == "view"
+        pressed = await press(deps, action_id=action["action_id"], alert_id=alert_id, user=user,
+                              surface="home" if on_home else "slack")
+        if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url; its view has no buttons for them
+            await respond(**ephemeral(not_allowed_message("act on alerts")), replace_original=False)
+        elif pressed is Pressed.CHANGED and on_home:
             await deps.home.publish([user])  # clicked on the Home tab: show the new state right away
 
     for action_id in VERBS:

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.answers.commands import allowed, ephemeral
+from bot.answers.commands import ephemeral
 from bot.answers.share import parse_share_value, share_answer
 from bot.blocks.common import SHARE_ACTION, refusal_message
 from bot.deps import Deps
@@ -21,7 +21,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         user_id = (body.get("user") or {}).get("id")
         channel_id = (body.get("channel") or {}).get("id")
-        if not allowed(deps.settings, user_id=user_id, channel_id=channel_id):
+        if not deps.access.reads_revenue(user_id, channel_id):
             await respond(**ephemeral(refusal_message()), replace_original=False)
             return
         request = parse_share_value(action.get("value"))

@@ -6,13 +6,15 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.blocks.home import restricted_home_view
 from bot.deps import Deps
 from bot.home.render import render_home
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Add the listener, and let the publisher render through `deps`."""
-    deps.home.bind(lambda: render_home(deps))
+    deps.home.bind(lambda: render_home(deps), restricted=restricted_home_view(),
+                   may_see=lambda user: deps.access.reads_revenue(user, None))
 
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ read it from someone's browser; its POSTs must be same-origin JSON.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import html
 import ipaddress
@@ -21,7 +20,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.alerts.respond import alert_id_of, press
+from bot.access import LOCAL_OWNER
+from bot.alerts.respond import Pressed, alert_id_of, press
 from bot.answers.commands import answer
 from bot.answers.share import parse_share_value, share_answer
 from bot.blocks.alerts import ALERT_ACTIONS
@@ -37,7 +37,7 @@ CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 
 PAGE_HEADERS: Final = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                        "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 STATIC_TYPES: Final = {"feed.js": "text/javascript", "feed.css": "text/css"}
-LOCAL_USER: Final = "you"  # who clicked or typed, as the messages name them ("Acknowledged by @you")
+LOCAL_USER: Final = LOCAL_OWNER  # who clicked or typed; the messages name them ("Acknowledged by @you")
 MAX_LINE: Final = 500
 KEEPALIVE_SECONDS: Final = 15.0
 
@@ -149,15 +149,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _as_owner(deps: Deps) -> Deps:
-    """The feed's user is whoever runs the bot: Slack-id allowlists don't apply to them."""
-    s = deps.settings
-    if not s.slash_command_allowed_users and not s.slash_command_allowed_channels:
-        return deps
-    owner = s.model_copy(update={"slash_command_allowed_users": (), "slash_command_allowed_channels": ()})
-    return dataclasses.replace(deps, settings=owner)
-
-
 async def _json(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -180,7 +171,7 @@ async def command(request: web.Request) -> web.Response:
     name, _, text = str(body.get("line") or "").strip()[:MAX_LINE].partition(" ")
     name = "/" + name.lstrip("/").lower()
     channel = str(body.get("channel") or "sales")
-    msg = await answer(_as_owner(deps), command=name, text=text, user_id=LOCAL_USER, channel_id=channel)
+    msg = await answer(deps, command=name, text=text, user_id=LOCAL_USER, channel_id=channel)
     return web.json_response({"command": f"{name} {text.strip()}".strip(), "text": msg.text,
                               "html": render_message(msg.text, msg.blocks)})
 
@@ -208,8 +199,8 @@ async def _alert_button(deps: Deps, action_id: str, value: str) -> web.Response:
     alert_id = alert_id_of(value)
     if alert_id is None:
         return web.json_response({"error": "not an alert id"}, status=400)
-    changed = await press(deps, action_id=action_id, alert_id=alert_id, user=LOCAL_USER)
-    return web.json_response({"ok": True, "changed": changed})
+    pressed = await press(deps, action_id=action_id, alert_id=alert_id, user=LOCAL_USER, surface="feed")
+    return web.json_response({"ok": True, "changed": pressed is Pressed.CHANGED})
 
 
 async def _share(deps: Deps, value: str, channel: str) -> web.Response:
@@ -217,7 +208,7 @@ async def _share(deps: Deps, value: str, channel: str) -> web.Response:
     request = parse_share_value(value)
     if request is None:
         return web.json_response({"error": "not a value this bot wrote"}, status=400)
-    post = await share_answer(_as_owner(deps), request, user_id=LOCAL_USER, channel_id=channel)
+    post = await share_answer(deps, request, user_id=LOCAL_USER, channel_id=channel)
     await deps.sender.post(channel, post.as_payload())
     return web.json_response({"ok": True, "delete_original": True})
 

@@ -1,0 +1,98 @@
+"""The one access policy: who reads revenue, who acts on alerts, who changes settings — on every surface.
+
+Slash commands, Share, the App Home tab, dashboard links, alert buttons (in Slack, on Home and in the local
+feed) and the Settings view all ask this module, so a door cannot be opened in one place and closed in another.
+
+- Revenue: SLASH_COMMAND_ALLOWED_USERS and SLASH_COMMAND_ALLOWED_CHANNELS; each list that is set must hold the
+  caller's id. Where there is no channel (App Home, dashboard), a channel list alone admits nobody: the door
+  stays closed rather than opening because a check could not be made.
+- Alerts: ALERT_RESPONDERS (user ids, or user group ids `S…` whose members Slack lists); unset → the revenue
+  readers when a user list is set, else everyone in the workspace.
+- Settings: SALESPULSE_ADMINS; unset → nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+# The owner at the local feed's keyboard (local mode only): the machine's user, not a Slack member, so no list
+# applies. Lower case, so no Slack user id can ever equal it.
+LOCAL_OWNER = "you"
+GROUP_CACHE_SECONDS = 300.0  # usergroups.users.list is Tier 2 (20+/min); membership changes are rare
+
+GroupMembers = Callable[[str], Awaitable[frozenset[str]]]
+
+
+@dataclass(slots=True)
+class _GroupCache:
+    """Members of each user group, fetched at most every GROUP_CACHE_SECONDS."""
+
+    fetch: GroupMembers | None
+    clock: Callable[[], float] = time.monotonic
+    entries: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
+
+    async def members(self, group: str) -> frozenset[str]:
+        """The group's members; on failure the last known list, or nobody (closed by default)."""
+        now = self.clock()
+        cached = self.entries.get(group)
+        if cached is not None and now - cached[0] < GROUP_CACHE_SECONDS:
+            return cached[1]
+        if self.fetch is None:
+            return frozenset()
+        try:
+            found = await self.fetch(group)
+        except Exception as exc:
+            log.warning("could not list the members of user group %s: %s", group, exc)
+            return cached[1] if cached is not None else frozenset()
+        self.entries[group] = (now, found)
+        return found
+
+
+class AccessPolicy:
+    """Answers "may this person do this here?" from Settings (and Slack, for user groups)."""
+
+    def __init__(self, settings: Settings, *, group_members: GroupMembers | None = None) -> None:
+        self.settings = settings
+        self._groups = _GroupCache(group_members)
+
+    def _owner(self, user_id: str | None) -> bool:
+        return user_id == LOCAL_OWNER and self.settings.local_mode
+
+    def reads_revenue(self, user_id: str | None, channel_id: str | None) -> bool:
+        """Whether this user, in this channel (None: a surface without one), may see revenue figures."""
+        if self._owner(user_id):
+            return True
+        users, channels = self.settings.slash_command_allowed_users, self.settings.slash_command_allowed_channels
+        if channels and channel_id is None and not users:
+            return False
+        in_users = not users or user_id in users
+        in_channels = not channels or channel_id is None or channel_id in channels
+        return in_users and in_channels
+
+    async def acts_on_alerts(self, user_id: str | None) -> bool:
+        """Whether this user may acknowledge, silence or resolve alerts."""
+        if self._owner(user_id):
+            return True
+        if user_id is None:
+            return False
+        responders = self.settings.alert_responders
+        if not responders:
+            users = self.settings.slash_command_allowed_users
+            return not users or user_id in users
+        if user_id in responders:
+            return True
+        for group in (r for r in responders if r.startswith("S")):
+            if user_id in await self._groups.members(group):
+                return True
+        return False
+
+    def administers(self, user_id: str | None) -> bool:
+        """Whether this user may open and change the Settings view."""
+        return self._owner(user_id) or (user_id is not None and user_id in self.settings.salespulse_admins)

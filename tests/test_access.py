@@ -1,0 +1,136 @@
+"""One access policy over every surface: alert buttons for responders only, Home without figures for others."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.alerts.engine import MANUAL_RESOLVE_GRACE
+from bot.alerts.jobs import AlertJobs
+from bot.alerts.leader import Leadership
+from tests.blockkit import assert_valid_view
+from tests.conftest import Bot, FakeClock, paid_checkout, start_bot
+from tests.fakes import FakeSlack
+
+NY = ZoneInfo("America/New_York")
+NOON = dt.datetime(2026, 6, 9, 14, 0, tzinfo=NY).astimezone(dt.UTC)  # a Tuesday, inside business hours
+
+
+@pytest.fixture
+async def clock() -> FakeClock:
+    """The test's clock, on a Tuesday afternoon in New York."""
+    return FakeClock(NOON)
+
+
+async def firing_alert(bot: Bot, clock: FakeClock, dsn: str) -> tuple[int, AlertJobs]:
+    """Three payment failures a minute ago, evaluated and delivered: one firing alert; its id and the jobs."""
+    for n in range(3):
+        await bot.deps.pool.execute(
+            "INSERT INTO payment_failures (event_id, amount, currency, reason, created_at)"
+            " VALUES ($1, 1000, 'USD', 'card_declined', $2)", f"evt_f{n}", clock.now - dt.timedelta(minutes=1))
+    jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+    await jobs.tick()
+    await bot.drain(ignore_pace=True)
+    alert_id: int = await bot.deps.pool.fetchval("SELECT id FROM alerts WHERE resolved_at IS NULL")
+    return alert_id, jobs
+
+
+async def audit(bot: Bot, alert_id: int, *, count: int) -> list[tuple[str, str, str, str]]:
+    """The recorded clicks on an alert, once `count` of them are there (listeners run after the ack)."""
+    for _ in range(250):
+        rows = await bot.deps.pool.fetch("SELECT user_id, action, outcome, surface FROM alert_actions"
+                                         " WHERE alert_id = $1 ORDER BY id", alert_id)
+        if len(rows) >= count:
+            return [tuple(r) for r in rows]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"expected {count} recorded clicks")
+
+
+async def state(bot: Bot, alert_id: int) -> dict[str, Any]:
+    """Who acknowledged, silenced or resolved the alert."""
+    row = await bot.deps.pool.fetchrow("SELECT acknowledged_by, silenced_by, resolved_by, resolved_at"
+                                       " FROM alerts WHERE id = $1", alert_id)
+    return dict(row)
+
+
+async def test_only_responders_act_on_alerts_and_every_click_is_recorded(dsn: str, fake_slack: FakeSlack,
+                                                                         clock: FakeClock) -> None:
+    """ALERT_RESPONDERS set: a stranger's signed Resolve is refused (ephemeral), recorded, and changes nothing;
+    the on-call person's Acknowledge works and is said in the alert's thread."""
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         ALERT_RESPONDERS="UONCALL") as bot:
+        alert_id, jobs = await firing_alert(bot, clock, dsn)
+        for action in ("alert_resolve", "alert_silence_1h", "alert_ack"):
+            assert (await bot.button(action, str(alert_id), user="USTRANGER")).status == 200
+        assert [row[2] for row in await audit(bot, alert_id, count=3)] == ["refused"] * 3
+        assert await state(bot, alert_id) == {"acknowledged_by": None, "silenced_by": None, "resolved_by": None,
+                                              "resolved_at": None}
+        refusals = [c.args for c in fake_slack.calls if c.method == "hook:click"]
+        assert len(refusals) == 3 and all("not allowed to act on alerts" in r["text"] for r in refusals)
+        assert all(r.get("response_type") == "ephemeral" for r in refusals)
+
+        assert (await bot.button("alert_ack", str(alert_id), user="UONCALL")).status == 200
+        assert (await audit(bot, alert_id, count=4))[-1] == ("UONCALL", "ack", "applied", "slack")
+        await bot.drain(ignore_pace=True)
+        assert (await state(bot, alert_id))["acknowledged_by"] == "UONCALL"
+        replies = [c.args["text"] for c in fake_slack.calls if c.method == "chat.postMessage" and
+                   c.args.get("thread_ts")]
+        assert replies and replies[-1].startswith("👀 Acknowledged by @UONCALL")
+        await jobs.leadership.release()
+
+
+async def test_a_user_group_names_the_responders(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> None:
+    """ALERT_RESPONDERS=S…: its members (usergroups.users.list) may act; others may not."""
+    fake_slack.usergroups = {"S0ONCALL": ["UMEMBER"]}
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         ALERT_RESPONDERS="S0ONCALL") as bot:
+        alert_id, jobs = await firing_alert(bot, clock, dsn)
+        await bot.button("alert_ack", str(alert_id), user="UOUTSIDER")
+        await bot.button("alert_ack", str(alert_id), user="UMEMBER")
+        assert [(r[0], r[2]) for r in await audit(bot, alert_id, count=2)] == [("UOUTSIDER", "refused"),
+                                                                               ("UMEMBER", "applied")]
+        assert len([c for c in fake_slack.calls if c.method == "usergroups.users.list"]) == 1  # cached
+        await jobs.leadership.release()
+
+
+async def test_manual_resolve_does_not_silence_a_condition_that_still_holds(dsn: str, fake_slack: FakeSlack,
+                                                                            clock: FakeClock) -> None:
+    """Resolve by hand while failures continue: quiet for the grace period, then the alert fires anew."""
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York") as bot:
+        alert_id, jobs = await firing_alert(bot, clock, dsn)
+        await bot.button("alert_resolve", str(alert_id), user="U1")
+        await audit(bot, alert_id, count=1)
+        for minutes in (5, int(MANUAL_RESOLVE_GRACE.total_seconds() // 60) + 1):
+            clock.now = NOON + dt.timedelta(minutes=minutes)
+            await bot.deps.pool.execute("UPDATE payment_failures SET created_at = $1",
+                                        clock.now - dt.timedelta(minutes=1))  # still failing
+            await jobs.tick()
+            open_ids = [r["id"] for r in await bot.deps.pool.fetch("SELECT id FROM alerts WHERE resolved_at IS NULL")]
+            if minutes == 5:
+                assert open_ids == []  # within the grace period: the fix may still be taking
+            else:
+                assert len(open_ids) == 1 and open_ids[0] != alert_id  # a new alert: paged again
+        await jobs.leadership.release()
+
+
+async def test_home_shows_figures_only_to_revenue_readers(dsn: str, fake_slack: FakeSlack) -> None:
+    """SLASH_COMMAND_ALLOWED_USERS set: the owner's Home shows revenue; anyone else's shows none."""
+    now = dt.datetime.now(dt.UTC)
+    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_USERS="UBOSS") as bot:
+        assert (await bot.stripe(paid_checkout(1, now - dt.timedelta(minutes=5), amount=123456))).status == 200
+        for user in ("UBOSS", "UNOSY"):
+            await bot.slack_event({"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"})
+        for _ in range(250):
+            views = {c.args["user_id"]: c.args["view"] for c in fake_slack.calls if c.method == "views.publish"}
+            if len(views) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert "1,234.56" in json.dumps(views["UBOSS"])
+        hidden = json.dumps(views["UNOSY"])
+        assert "1,234.56" not in hidden and "$" not in hidden and "only shown to the people" in hidden
+        assert_valid_view(views["UNOSY"])
