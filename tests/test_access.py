@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -134,3 +135,36 @@ async def test_home_shows_figures_only_to_revenue_readers(dsn: str, fake_slack: 
         hidden = json.dumps(views["UNOSY"])
         assert "1,234.56" not in hidden and "$" not in hidden and "only shown to the people" in hidden
         assert_valid_view(views["UNOSY"])
+
+
+LIVE = re.compile(r"<!(here|channel|everyone)[|>]|(?<![\w\u2060])@(here|channel|everyone)\b", re.IGNORECASE)
+
+
+async def test_store_data_never_broadcasts(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> None:
+    """A product, a customer name and a site's error that spell @here, <!channel> or @everyone stay inert in the
+    blocks and in the plain `text` fallback phone notifications show; the bot's own critical mention stays live."""
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         SITE_URL="https://shop.example") as bot:
+        sale = paid_checkout(7, clock.now - dt.timedelta(minutes=1), product="Course @here <!channel> @Everyone")
+        sale["data"]["object"]["customer_details"]["name"] = "<!everyone> @channel"
+        assert (await bot.stripe(sale)).status == 200
+        await bot.deps.pool.execute(
+            "INSERT INTO site_probes (url, checked_at, ok, status, elapsed_ms, error)"
+            " VALUES ('https://shop.example', $1, false, 503, 20, 'HTTP 503 <!channel> @here down')",
+            clock.now - dt.timedelta(seconds=30))
+        for n in range(10):  # and a critical alert, whose own <!here> must page
+            await bot.deps.pool.execute(
+                "INSERT INTO payment_failures (event_id, amount, currency, reason, created_at)"
+                " VALUES ($1, 1000, 'USD', '<!channel> declined @here', $2)", f"evt_x{n}",
+                clock.now - dt.timedelta(seconds=30))
+        jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+        await jobs.tick()
+        await bot.drain(ignore_pace=True)
+        await jobs.leadership.release()
+        posts = [c.args for c in fake_slack.calls if c.method == "chat.postMessage"]
+        assert any("Course" in p["text"] for p in posts) and any("CRITICAL" in p["text"] for p in posts)
+        for post in posts:
+            mention = "<!here> " if "CRITICAL" in post["text"] else ""
+            assert post["text"].startswith(mention) and not LIVE.search(post["text"].removeprefix(mention)), post
+            section_texts = json.dumps(post.get("blocks") or [], ensure_ascii=False).replace('"<!here> ', '"')
+            assert not LIVE.search(section_texts), post

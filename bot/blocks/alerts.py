@@ -86,7 +86,7 @@ def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
             button("Resolve", action_id=RESOLVE_ACTION, value=value, style="danger"),
             block_id=f"alert-{a.id}"))
     state = "resolved" if a.resolved_at else "firing"
-    return message(f"{mention}{title} — {a.summary} ({state})", blocks)
+    return message(f"{title} — {a.summary} ({state})", blocks, mention=mention.strip())
 
 
 def reminder_message(a: AlertView, *, tz: ZoneInfo) -> Message:
@@ -114,7 +114,8 @@ def database_down_message(*, since: dt.datetime, now: dt.datetime, error: str, t
         text = f"✅ Database reachable again after {duration(resolved_at - since)}"
         return message(text, [header("✅ RESOLVED · Database unreachable"), section(text),
                               context(f"down since {local(since, tz):%a %H:%M %Z}")])
-    text = f"{mention} PostgreSQL is unreachable since {local(since, tz):%H:%M} ({ago(now - since)})"
-    return message(f"🔴 CRITICAL · Database unreachable — {text}", [
+    said = f"PostgreSQL is unreachable since {local(since, tz):%H:%M} ({ago(now - since)})"
+    text = f"{mention} {said}"
+    return message(f"🔴 CRITICAL · Database unreachable — {said}", mention=mention, blocks=[
         header("🔴 CRITICAL · Database unreachable"), section(text),
         context(f"`{escape_mrkdwn(error[:300])}` · webhooks answer 503 so Stripe retries; nothing is lost")])

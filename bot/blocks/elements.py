@@ -19,6 +19,7 @@ from bot.blocks.message import (
     Message,
     truncate,
 )
+from bot.blocks.text import plain_fallback
 
 # A button's value is at most 2000 characters: https://api.slack.com/reference/block-kit/block-elements#button
 MAX_BUTTON_VALUE = 2000
@@ -72,9 +73,13 @@ def actions(*elements: Block, block_id: str | None = None) -> Block:
     return block
 
 
-def message(text: str, blocks: list[Block]) -> Message:
-    """The Message, with the notification fallback kept well short of Slack's limit."""
-    return Message(text=truncate(text, MAX_FALLBACK_TEXT), blocks=blocks)
+def message(text: str, blocks: list[Block], *, mention: str = "") -> Message:
+    """The Message: its notification fallback made inert (plain_fallback) and kept short of Slack's limit.
+
+    `mention` is the bot's own, intended mention (the alert's `<!here>` or on-call group): the only control
+    sequence the fallback keeps live, placed first so phone notifications page as configured."""
+    fallback = f"{mention} {plain_fallback(text)}" if mention else plain_fallback(text)
+    return Message(text=truncate(fallback, MAX_FALLBACK_TEXT), blocks=blocks)
 
 
 def local(moment: datetime, tz: ZoneInfo) -> datetime:

@@ -1,10 +1,42 @@
-"""Making user-controlled text safe to put inside Slack mrkdwn."""
+"""Making text safe for Slack: user-controlled parts inside mrkdwn, and the whole plain `text` fallback."""
 
 from __future__ import annotations
 
+import re
+
+# Bare "@here", "@channel" and "@everyone" typed into store data (a product name, an error message) must not
+# become a broadcast: a zero-width joiner after the "@" keeps them readable and inert.
+_BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
+# Slack's control sequences: <@U123>, <#C123|name>, <!here>, <!subteam^S1|@team>, <https://x|label>.
+_CONTROL = re.compile(r"<([@#!]|(?=https?:|mailto:))([^<>|]*)(?:\|([^<>]*))?>")
+
+
+def neutralise_broadcasts(s: str) -> str:
+    """`@here`, `@channel`, `@everyone` written as plain words, made inert."""
+    return _BROADCAST.sub("@\u2060\\1", s)
+
 
 def escape_mrkdwn(s: str) -> str:
-    """Escape `&`, `<` and `>` so text like `<!channel>` or `<https://x|y>` shows literally."""
+    """Escape `&`, `<` and `>` so text like `<!channel>` or `<https://x|y>` shows literally; defuse bare @here."""
     # Slack asks for exactly these three and nothing more; `&` goes first so entities are not doubled.
     # https://api.slack.com/reference/surfaces/formatting#escaping
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return neutralise_broadcasts(s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _readable(match: re.Match[str]) -> str:
+    sigil, target, label = match.group(1), match.group(2), match.group(3)
+    if label:
+        return label
+    if sigil == "!":
+        return "@" + target.split("^")[0]  # <!here> → "@here" (then made inert below)
+    return f"{sigil}{target}" if sigil else target
+
+
+def plain_fallback(text: str) -> str:
+    """The notification `text` with no live control sequence left: mentions and links become plain words.
+
+    The fallback is what phone notifications show and Slack parses it as mrkdwn, so store data in it (an alert's
+    summary, a product name) could otherwise ping a channel. Intended mentions live in the blocks instead.
+    """
+    readable = _CONTROL.sub(_readable, text)
+    return escape_mrkdwn(readable.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))

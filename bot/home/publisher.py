@@ -3,7 +3,8 @@
 A burst of sales costs one `views.publish` per person: `changed()` only marks the view dirty, and the loop
 publishes once nothing new has happened for `quiet` seconds (or `max_delay` after the first change, so a
 steady stream of sales still refreshes the tab). The live view is the same for everyone allowed to read
-revenue, so it is rendered once per round; everyone else gets a fixed view without figures. Who opened Home is kept in memory, per process: a replica that never saw someone open the tab
+revenue, so it is rendered once per round; everyone else gets a fixed view without figures. Who opened Home
+is kept in memory, per process: a replica that never saw someone open the tab
 does not refresh it, and the next `app_home_opened` (every time the tab is shown) publishes fresh figures.
 """
 
