@@ -1,8 +1,8 @@
 """/sales benchmark: signed slash command → HTTP reply at 1 M and 10 M orders, against the original guide's
-four SQL queries run directly on the same data in the same run.
+four SQL queries run directly on the same data in the same run. From the repository root:
 
-    cd /work/main && python bench/commands.py [--sizes 1000000,10000000] [--days 365] [--requests 200]
-                                              [--admin-url DSN] [--keep]
+    python bench/commands.py [--sizes 1000000,10000000] [--days 365] [--requests 200]
+                             [--admin-url DSN] [--keep]
 
 Per size: a scratch database seeded by `python -m bot seed`, then VACUUM ANALYZE (the state autovacuum
 leaves; --analyze-only skips the VACUUM), the bot as its own process (`python -m bot run`) answering signed

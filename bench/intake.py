@@ -1,7 +1,8 @@
 """Webhook intake benchmark: throughput and latency of POST /webhooks/stripe against a raw-INSERT ceiling
 on the same PostgreSQL in the same run, then webhook → Slack ping latency, then a correctness check.
+From the repository root:
 
-    cd /work/main && python bench/intake.py [--events N] [--concurrency C] [--database-url ADMIN_DSN]
+    python bench/intake.py [--events N] [--concurrency C] [--database-url ADMIN_DSN]
 
 The bot runs as its own process (`python -m bot run`) against a scratch database created (and dropped)
 here, posting to a fake Slack Web API served from this process. Issue targets: ≥ 1,000 events/s on

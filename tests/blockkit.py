@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -23,12 +21,9 @@ from bot.blocks.message import (
     MAX_SECTION_TEXT,
     Message,
 )
+from tests.reference import FIXTURES_DIR
 
-# ../shared/reference next to the repository; SALESPULSE_REFERENCE_DIR points elsewhere (CI, worktrees).
-BLOCKKIT_REFERENCE_DIR = Path(
-    os.environ.get("SALESPULSE_REFERENCE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "reference"
-)
-SCHEMA_PATH = BLOCKKIT_REFERENCE_DIR / "slack" / "slack-block-kit.schema.json"
+SCHEMA_PATH = FIXTURES_DIR / "slack" / "slack-block-kit.schema.json"
 
 
 @cache  # the schema is ~100 KB of $defs: parse and check it once per test session

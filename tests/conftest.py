@@ -252,9 +252,6 @@ async def bot(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
         yield running_bot
 
 
-REFERENCE_STRIPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "stripe"
-
-
 @pytest.fixture
 async def local_bot(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
     """The bot with no Slack credentials (local mode: stdout and the feed page), its delivery worker running,

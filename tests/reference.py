@@ -1,23 +1,19 @@
-"""Where the third-party reference payloads live, and how to turn a bare Stripe object into an event."""
+"""Where the third-party test fixtures live (tests/fixtures), and how to turn a bare Stripe object into an event."""
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
-# The shared reference set sits beside the checkout (../shared/reference); another layout (CI, a second
-# worktree) points at it with SALESPULSE_REFERENCE_DIR.
-REFERENCE_DIR = Path(
-    os.environ.get("SALESPULSE_REFERENCE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "reference"
-)
-STRIPE_DIR = REFERENCE_DIR / "stripe"
+# Inside the repository, so a fresh clone runs its tests; tests/fixtures/PROVENANCE.md names every file's source.
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+STRIPE_DIR = FIXTURES_DIR / "stripe"
 
 
 def stripe_fixture(relpath: str) -> dict[str, Any]:
-    """The decoded JSON of a file under reference/stripe/, e.g. "stripe-ruby-mock/charge.refunded.json"."""
+    """The decoded JSON of a file under fixtures/stripe/, e.g. "stripe-ruby-mock/charge.refunded.json"."""
     data = json.loads((STRIPE_DIR / relpath).read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise TypeError(f"{relpath} holds {type(data).__name__}, not a JSON object")

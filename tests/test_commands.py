@@ -158,9 +158,9 @@ async def test_official_slack_signature_vector_is_accepted_by_the_verifier() -> 
     """slack_sdk's verifier (what Bolt uses) accepts Slack's documented example request."""
     from slack_sdk.signature import SignatureVerifier
 
-    from tests.reference import REFERENCE_DIR
+    from tests.reference import FIXTURES_DIR
 
-    v = json.loads((REFERENCE_DIR / "signature_vectors.json").read_text())["slack"]
+    v = json.loads((FIXTURES_DIR / "signature_vectors.json").read_text())["slack"]
     verifier = SignatureVerifier(v["signing_secret"], clock=type("C", (), {"now": lambda self: 1531420618.0})())
     assert verifier.is_valid(v["body"], v["x_slack_request_timestamp"], v["x_slack_signature"])
     assert not verifier.is_valid(v["body"] + "x", v["x_slack_request_timestamp"], v["x_slack_signature"])

@@ -249,9 +249,9 @@ async def test_tampered_body_is_rejected(bot: Bot) -> None:
 async def test_reference_signature_vector_verifies(bot: Bot) -> None:
     """The verifier accepts the stripe-python vector with an extra bad v1 and a v0 entry (time-agnostic)."""
     from bot.stripe.signature import verify
-    from tests.reference import REFERENCE_DIR
+    from tests.reference import FIXTURES_DIR
 
-    vectors = json.loads((REFERENCE_DIR / "signature_vectors.json").read_text())["stripe"]["vectors"]
+    vectors = json.loads((FIXTURES_DIR / "signature_vectors.json").read_text())["stripe"]["vectors"]
     for vector in vectors:
         if "payload" in vector:
             verify(vector["payload"].encode(), vector["header"], [vector["secret"]], tolerance=0)

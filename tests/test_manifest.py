@@ -10,10 +10,10 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.reference import REFERENCE_DIR
+from tests.reference import FIXTURES_DIR
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
-SCHEMAS = REFERENCE_DIR / "slack" / "manifest-schema"
+SCHEMAS = FIXTURES_DIR / "slack" / "manifest-schema"
 
 
 def _schema(major: int) -> dict[str, Any]:
