@@ -20,10 +20,8 @@ from bot.alerts.rules import Context, Finding, Rule, RuleSet, Severity
 from bot.blocks.alerts import AlertView, alert_message, reminder_message, resolved_reply
 from bot.blocks.message import Message
 from queries import alerts as q
-from queries import outbox
+from queries import locks, outbox
 from queries.executor import Executor
-
-EVALUATION_LOCK_KEY = 0x73616C6573 + 2
 
 
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
@@ -138,7 +136,7 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
     by_name = {r.name: r for r in rules_now}
     async with conn.transaction():
         # One evaluation at a time, whatever leadership believes: a second one waits and sees the first's alerts.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", EVALUATION_LOCK_KEY)
+        await locks.xact_lock(conn, locks.EVALUATION)
         measured = await measure(conn, rules_now, ctx)
         # Stage 2: reconcile what holds now with the open alerts.
         open_by_fp = {a.fingerprint: a for a in await q.open_alerts(conn)}

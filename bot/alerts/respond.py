@@ -41,6 +41,5 @@ async def press(deps: Deps, *, action_id: str, alert_id: int, user: str) -> bool
         changed = await act(conn, alert_id=alert_id, action=VERBS[action_id], user=user, now=now,
                             until=silence_end(action_id, now, deps), notifier=notifier_for(deps))
     if changed:
-        deps.worker.wake.set()
         deps.home.changed()  # App Home tabs show the alert's new state
     return changed

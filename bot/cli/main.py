@@ -13,7 +13,8 @@ import asyncpg
 from bot import __version__
 from bot.alerts.rules import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
-from bot.db import database_url, migrate
+from bot.db import database_url, migrate, migrate_database
+from queries import health
 
 log = logging.getLogger("salespulse")
 
@@ -64,11 +65,7 @@ def _configured_dsn(settings: Settings) -> str | None:
 
 async def _migrate(settings: Settings) -> int:
     async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            applied = await migrate(conn)
-        finally:
-            await conn.close()
+        applied = await migrate_database(dsn)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
     return 0
 
@@ -128,7 +125,7 @@ async def _check(settings: Settings) -> int:
     try:
         async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
             conn = await asyncpg.connect(dsn, timeout=10)
-            version = await conn.fetchval("SHOW server_version")
+            version = await health.server_version(conn)
             await conn.close()
         where = "configured DATABASE_URL" if settings.database_url else "embedded"
         print(f"  postgres:         ok ({where}, PostgreSQL {version})")
