@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from bot import __version__
-from bot.alerts.rules import RulesFileError, load_rules
+from bot.alerts.rules_file import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
 from bot.db import database_url, migrate, migrate_database
 from queries import health
