@@ -160,19 +160,25 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
                 await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)
                 sent += 1
                 del open_by_fp[fp]
-        # Stage 3 and 4.
-        in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
         fresh = [await _reload(conn, a.id) for a in open_by_fp.values()]
-        for d in route(fresh, now=ctx.now, in_business_hours=in_hours, repeat=rules.repeat_interval):
-            if d.kind is Kind.FIRE:
-                await notifier.fire(conn, d.alert, ctx.now)
-            elif d.kind is Kind.REMIND:
-                await notifier.remind(conn, d.alert, ctx.now)
-            else:
-                await q.silence(conn, alert_id=d.alert.id, until=None, by=None)
-                await notifier.changed(conn, await _reload(conn, d.alert.id), ctx.now, "unsilence")
-            sent += 1
+        sent += await _route_and_notify(conn, fresh, rules=rules, ctx=ctx, notifier=notifier)
     return sent
+
+
+async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertRow], *, rules: RuleSet,
+                            ctx: Context, notifier: Notifier) -> int:
+    """Stages 3 and 4 for the open alerts; how many notifications were queued."""
+    in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
+    decisions = route(open_alerts, now=ctx.now, in_business_hours=in_hours, repeat=rules.repeat_interval)
+    for d in decisions:
+        if d.kind is Kind.FIRE:
+            await notifier.fire(conn, d.alert, ctx.now)
+        elif d.kind is Kind.REMIND:
+            await notifier.remind(conn, d.alert, ctx.now)
+        else:
+            await q.silence(conn, alert_id=d.alert.id, until=None, by=None)
+            await notifier.changed(conn, await _reload(conn, d.alert.id), ctx.now, "unsilence")
+    return len(decisions)
 
 
 async def _reload(db: Executor, alert_id: int) -> q.AlertRow:

@@ -105,11 +105,6 @@ async def _seed(settings: Settings, *, orders: int, days: int) -> int:
 
 async def _check(settings: Settings) -> int:
     """Print what is configured and whether each dependency answers; 1 if anything failed."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import slack_client
-
-    problems = 0
     print(f"salespulse {__version__}")
     print(f"  store time zone:  {settings.store_timezone}, business hours {settings.business_hours}")
     print(f"  channels:         sales {settings.slack_sales_channel}, alerts {settings.slack_alerts_channel},"
@@ -122,6 +117,13 @@ async def _check(settings: Settings) -> int:
     else:
         kind = "restricted" if settings.stripe_api_key.get_secret_value().startswith("rk_") else "secret"
         print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
+    database_ok = await _check_postgres(settings)  # both checks run and print, whatever the first says
+    slack_ok = await _check_slack(settings)
+    return 0 if database_ok and slack_ok else 1
+
+
+async def _check_postgres(settings: Settings) -> bool:
+    """Reach PostgreSQL (the configured one, or the embedded one) and print its version; False if it failed."""
     try:
         async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
             conn = await asyncpg.connect(dsn, timeout=10)
@@ -130,8 +132,17 @@ async def _check(settings: Settings) -> int:
         where = "configured DATABASE_URL" if settings.database_url else "embedded"
         print(f"  postgres:         ok ({where}, PostgreSQL {version})")
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        problems += 1
         print(f"  postgres:         FAILED — {type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+async def _check_slack(settings: Settings) -> bool:
+    """Call auth.test with the bot token (when there is one) and print who we are; False if it failed."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import slack_client
+
     client = slack_client(settings)
     if client is None:
         mode = "incoming webhooks (no buttons or updates)" if settings.uses_incoming_webhooks else \
@@ -143,14 +154,14 @@ async def _check(settings: Settings) -> int:
             print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
                   f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
         except SlackApiError as exc:
-            problems += 1
             data = exc.response.data
             error = data.get("error") if isinstance(data, dict) else exc.response.status_code
             print(f"  slack:            FAILED — auth.test: {error}")
+            return False
         except (OSError, TimeoutError) as exc:
-            problems += 1
             print(f"  slack:            FAILED — cannot reach {settings.slack_api_url}: {exc}")
-    return 1 if problems else 0
+            return False
+    return True
 
 
 def _serve(settings: Settings, *, demo: bool) -> int:

@@ -58,7 +58,7 @@ class OutboxListener:
             await asyncio.sleep(delay)
 
     async def _listen(self, conn: asyncpg.Connection) -> None:
-        """LISTEN on `conn` and return once it has closed (or raise when a keep-alive ping fails)."""
+        """Listen on `conn` and return once it has closed (or raise when a keep-alive ping fails)."""
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
         await q.listen(conn, self._on_notify)
