@@ -16,7 +16,6 @@ from queries import health, locks
 log = logging.getLogger(__name__)
 
 
-
 class Leadership:
     """Holds (or tries to take) the leader lock."""
 
