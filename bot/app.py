@@ -16,11 +16,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
 from bot.access import AccessPolicy, GroupMembers
-from bot.alerts.rules import load_rules
+from bot.alerts.rules_file import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.db import DB_UNAVAILABLE, create_pool, database_url, migrate
+from bot.db import DB_UNAVAILABLE, create_pool, database_url, migrate_database
 from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
@@ -100,7 +100,6 @@ async def announce_job_failure(deps: Deps, failure: JobFailure) -> None:
     msg = job_failure_message(failure, tz=deps.settings.tz)
     await outbox.enqueue(deps.pool, dedupe_key=f"job-failure:{failure.job_id}:{failure.at.isoformat()}",
                          channel="alerts", kind="job_failure", payload=msg.as_payload())
-    deps.worker.wake.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +124,18 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
                   jobs: bool = True) -> AsyncIterator[Services]:
     """Pool, migrations, the delivery worker and (with a bot token) Bolt, for the duration of the block."""
     metrics = Metrics()
+    await migrate_database(dsn)
     pool = await create_pool(dsn)
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
         client = slack_client(settings)
         feed = LocalFeed(clock=clock) if settings.local_mode else None
         sender = sender or make_sender(settings, client, feed=feed)
-        worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics)
+        worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)
         intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
         access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)
-        deps = Deps(settings=settings, pool=pool, sender=sender, worker=worker, intake=intake, slack=client,
+        deps = Deps(settings=settings, pool=pool, dsn=dsn, sender=sender, worker=worker, intake=intake, slack=client,
                     access=access, clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
                     rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed)
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)

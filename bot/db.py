@@ -12,6 +12,9 @@ from pathlib import Path
 
 import asyncpg
 
+from queries import locks
+from queries import migrations as q
+
 log = logging.getLogger(__name__)
 
 # PostgreSQL being away (down, restarting, unreachable, too slow to accept connections): callers answer
@@ -22,14 +25,6 @@ DB_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceErr
                   asyncpg.AdminShutdownError, TimeoutError, asyncpg.TooManyConnectionsError,
                   asyncpg.InternalClientError)
 
-# Any constant works as long as every replica uses the same one; this is "salespulse" in ASCII.
-MIGRATION_LOCK_KEY = 0x73616C6573
-
-_CREATE_MIGRATIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    text PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,25 +43,38 @@ def bundled_migrations() -> list[Migration]:
 
 
 async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
-    """Apply pending migrations, each in its own transaction, under an advisory lock; return the applied."""
+    """Apply pending migrations, each in its own transaction, under an advisory lock; return the applied.
+
+    `conn` should be a connection of its own (not a pooled one): the lock is session-level, see queries.locks.
+    """
     migrations = bundled_migrations() if migrations is None else migrations
     applied: list[str] = []
-    # A session-level lock: replicas starting together wait here instead of racing on CREATE TABLE.
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    # Session-level, because it spans one transaction per migration: replicas starting together wait here
+    # instead of racing on CREATE TABLE.
+    await locks.lock(conn, locks.MIGRATION)
     try:
-        await conn.execute(_CREATE_MIGRATIONS_TABLE)
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        await q.ensure_table(conn)
+        done = await q.applied_versions(conn)
         for migration in migrations:
             if migration.version in done:
                 continue
             async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", migration.version)
+                await q.apply(conn, version=migration.version, sql=migration.sql)
             log.info("applied migration %s", migration.version)
             applied.append(migration.version)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await locks.unlock(conn, locks.MIGRATION)
     return applied
+
+
+async def migrate_database(dsn: str) -> list[str]:
+    """`migrate` on a connection opened for it and closed after, so its session-level lock never stays behind
+    on a pooled connection; return the applied versions."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
 
 
 @contextlib.contextmanager

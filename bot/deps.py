@@ -30,6 +30,7 @@ class Deps:
 
     settings: Settings
     pool: asyncpg.Pool
+    dsn: str  # for connections of their own (session-level locks, LISTEN), which must never be pooled ones
     sender: Sender
     worker: DeliveryWorker
     intake: IntakeBatcher

@@ -19,6 +19,10 @@ SELECT count(*) AS pending, min(created_at) AS oldest
  WHERE status = 'pending'
 """
 
+PING: Final = "SELECT 1"
+
+SERVER_VERSION: Final = "SHOW server_version"
+
 DELIVERY_ERRORS: Final = """
 SELECT count(*)                                                   AS count,
        count(*) FILTER (WHERE permanent)                          AS permanent,
@@ -48,8 +52,14 @@ class DeliveryErrors:
 
 
 async def ping(db: Executor) -> None:
-    """A round trip to PostgreSQL."""
-    await db.fetchval("SELECT 1")
+    """A round trip to PostgreSQL; callers bound it with asyncio.timeout()."""
+    await db.fetchval(PING)
+
+
+async def server_version(db: Executor) -> str:
+    """PostgreSQL's version, as `SHOW server_version` spells it."""
+    version: str = await db.fetchval(SERVER_VERSION)
+    return version
 
 
 async def last_webhook_at(db: Executor) -> dt.datetime | None:

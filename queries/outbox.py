@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import asyncpg
+
 from queries.executor import Executor
+
+# The channel bot/migrations/0008_outbox_notify.sql notifies after every insert into the outbox.
+NOTIFY_CHANNEL: Final = "salespulse_outbox"
 
 ENQUEUE: Final = """
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
@@ -196,3 +201,9 @@ async def mark_failed(db: Executor, ids: Sequence[int], *, error: str) -> None:
 async def record_error(db: Executor, *, channel: str, error: str, permanent: bool) -> None:
     """Log a delivery problem for /health."""
     await db.execute(RECORD_ERROR, channel, error[:1000], permanent)
+
+
+async def listen(conn: asyncpg.Connection, on_notify: Callable[[], None]) -> None:
+    """LISTEN for new outbox messages on `conn` (a connection of its own: LISTEN is per session, and a pooled
+    connection would hand it to whoever acquires it next); `on_notify` runs for every notification."""
+    await conn.add_listener(NOTIFY_CHANNEL, lambda *_: on_notify())

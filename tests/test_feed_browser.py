@@ -84,7 +84,6 @@ async def test_alert_buttons_update_the_message_in_place(local_bot: Bot, chromiu
     ctx = Context(now=deps.clock(), tz=deps.settings.tz, business_hours=deps.settings.business_hours, site_url=None)
     async with deps.pool.acquire() as conn:
         assert await evaluate(conn, rules=deps.rules, ctx=ctx, notifier=notifier_for(deps)) >= 1
-    deps.worker.wake.set()
     page = await open_feed(local_bot, chromium, "#alerts")
     alert = page.locator(".pane[data-channel=alerts] article.msg", has_text="WARNING · Payment failures")
     await expect(alert).to_have_count(1)

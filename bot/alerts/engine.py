@@ -21,14 +21,12 @@ from bot.blocks.alerts import AlertView, action_reply, alert_message, reminder_m
 from bot.blocks.message import Message
 from queries import alert_actions as audit
 from queries import alerts as q
-from queries import outbox
+from queries import locks, outbox
 from queries.executor import Executor
 
-EVALUATION_LOCK_KEY = 0x73616C6573 + 2
 # Resolved by hand while the condition still holds: quiet for this long (time for a fix to take), then it fires
 # anew. Never "until it clears": that kept a real "Site down" silent for the whole outage.
 MANUAL_RESOLVE_GRACE = dt.timedelta(minutes=15)
-
 
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
     """An alert's identity: its rule and its labels."""
@@ -147,7 +145,7 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
     by_name = {r.name: r for r in rules_now}
     async with conn.transaction():
         # One evaluation at a time, whatever leadership believes: a second one waits and sees the first's alerts.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", EVALUATION_LOCK_KEY)
+        await locks.xact_lock(conn, locks.EVALUATION)
         measured = await measure(conn, rules_now, ctx)
         # Stage 2: reconcile what holds now with the open alerts.
         open_by_fp = {a.fingerprint: a for a in await q.open_alerts(conn)}
@@ -172,19 +170,25 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
                 await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)
                 sent += 1
                 del open_by_fp[fp]
-        # Stage 3 and 4.
-        in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
         fresh = [await _reload(conn, a.id) for a in open_by_fp.values()]
-        for d in route(fresh, now=ctx.now, in_business_hours=in_hours, repeat=rules.repeat_interval):
-            if d.kind is Kind.FIRE:
-                await notifier.fire(conn, d.alert, ctx.now)
-            elif d.kind is Kind.REMIND:
-                await notifier.remind(conn, d.alert, ctx.now)
-            else:
-                await q.silence(conn, alert_id=d.alert.id, until=None, by=None)
-                await notifier.changed(conn, await _reload(conn, d.alert.id), ctx.now, "unsilence")
-            sent += 1
+        sent += await _route_and_notify(conn, fresh, rules=rules, ctx=ctx, notifier=notifier)
     return sent
+
+
+async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertRow], *, rules: RuleSet,
+                            ctx: Context, notifier: Notifier) -> int:
+    """Stages 3 and 4 for the open alerts; how many notifications were queued."""
+    in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
+    decisions = route(open_alerts, now=ctx.now, in_business_hours=in_hours, repeat=rules.repeat_interval)
+    for d in decisions:
+        if d.kind is Kind.FIRE:
+            await notifier.fire(conn, d.alert, ctx.now)
+        elif d.kind is Kind.REMIND:
+            await notifier.remind(conn, d.alert, ctx.now)
+        else:
+            await q.silence(conn, alert_id=d.alert.id, until=None, by=None)
+            await notifier.changed(conn, await _reload(conn, d.alert.id), ctx.now, "unsilence")
+    return len(decisions)
 
 
 async def _reload(db: Executor, alert_id: int) -> q.AlertRow:

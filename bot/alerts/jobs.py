@@ -17,6 +17,7 @@ from bot.alerts.rules import Context
 from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
 from queries import alerts as q
+from queries import health
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class AlertJobs:
         deps = self.deps
         now = deps.clock()
         try:
-            await asyncio.wait_for(deps.pool.fetchval("SELECT 1"), DB_CHECK_TIMEOUT)
+            await asyncio.wait_for(health.ping(deps.pool), DB_CHECK_TIMEOUT)
         except DB_UNAVAILABLE as exc:
             # Only the replica that led last speaks, so replicas don't all post the same outage.
             await self.dbwatch.down(now, f"{type(exc).__name__}: {exc}", may_post=self.leadership.was_leader)
@@ -51,7 +52,6 @@ class AlertJobs:
         async with deps.pool.acquire() as conn:
             sent = await evaluate(conn, rules=deps.rules, ctx=ctx, notifier=notifier_for(deps))
         if sent:
-            deps.worker.wake.set()
             deps.home.changed()  # an alert fired, changed or resolved: App Home tabs show it
         return sent
 

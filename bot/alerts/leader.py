@@ -11,15 +11,15 @@ import logging
 
 import asyncpg
 
-log = logging.getLogger(__name__)
+from queries import health, locks
 
-LEADER_LOCK_KEY = 0x73616C6573 + 1  # next to the migration lock's key
+log = logging.getLogger(__name__)
 
 
 class Leadership:
     """Holds (or tries to take) the leader lock."""
 
-    def __init__(self, dsn: str, *, key: int = LEADER_LOCK_KEY) -> None:
+    def __init__(self, dsn: str, *, key: int = locks.LEADER) -> None:
         self._dsn = dsn
         self._key = key
         self._conn: asyncpg.Connection | None = None
@@ -34,11 +34,12 @@ class Leadership:
     async def _hold(self) -> bool:
         try:
             if self._conn is not None and not self._conn.is_closed():
-                await self._conn.fetchval("SELECT 1", timeout=5)  # still our session, still our lock
+                async with asyncio.timeout(5):
+                    await health.ping(self._conn)  # still our session, still our lock
                 self.was_leader = True
                 return True
             self._conn = await asyncpg.connect(self._dsn, timeout=5)
-            if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
+            if await locks.try_lock(self._conn, self._key):
                 log.info("this replica now evaluates alerts (leader)")
                 self.was_leader = True
                 return True

@@ -58,6 +58,5 @@ async def press(deps: Deps, *, action_id: str, alert_id: int, user: str, surface
                             until=silence_end(action_id, now, deps), notifier=notifier_for(deps))
     if not changed:
         return Pressed.UNCHANGED
-    deps.worker.wake.set()
     deps.home.changed()  # App Home tabs show the alert's new state
     return Pressed.CHANGED

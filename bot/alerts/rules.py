@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import HourWindow
@@ -194,40 +191,3 @@ class RuleSet:
     rules: tuple[Rule, ...] = DEFAULT_RULES
     repeat_interval: dt.timedelta = dt.timedelta(hours=4)
     mention: str = "<!here>"
-
-
-class RulesFileError(ValueError):
-    """ALERT_RULES_FILE cannot be used; the message names the file and the problem."""
-
-
-def load_rules(path: Path | None) -> RuleSet:
-    """The default rules with the thresholds a TOML file overrides (see README, "Alert rules")."""
-    if path is None:
-        return RuleSet()
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RulesFileError(f"ALERT_RULES_FILE {path}: {exc}") from None
-    by_name = {r.name: r for r in DEFAULT_RULES}
-    rules = dict(by_name)
-    for name, override in (data.get("rules") or {}).items():
-        if name not in by_name or not isinstance(override, dict):
-            raise RulesFileError(f"ALERT_RULES_FILE {path}: unknown rule {name!r} (known: {', '.join(by_name)})")
-        changes: dict[str, Any] = {}
-        for key, value in override.items():
-            if key == "threshold" and isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                changes["threshold"] = float(value)
-            elif key == "window_minutes" and isinstance(value, int | float) and value > 0:
-                changes["window"] = dt.timedelta(minutes=value)
-            elif key == "enabled" and isinstance(value, bool):
-                changes["enabled"] = value
-            elif key == "min_attempts" and isinstance(value, int) and value >= 0:
-                changes["min_attempts"] = value
-            else:
-                raise RulesFileError(f"ALERT_RULES_FILE {path}: rules.{name}.{key} = {value!r} is not valid")
-        rules[name] = replace(by_name[name], **changes)
-    repeat = data.get("repeat_interval_hours", 4)
-    mention = data.get("oncall_mention", "<!here>")
-    if not isinstance(repeat, int | float) or repeat <= 0 or not isinstance(mention, str):
-        raise RulesFileError(f"ALERT_RULES_FILE {path}: repeat_interval_hours must be > 0, oncall_mention a string")
-    return RuleSet(tuple(rules.values()), dt.timedelta(hours=repeat), mention)

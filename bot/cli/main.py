@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import asyncpg
 
 from bot import __version__
-from bot.alerts.rules import RulesFileError, load_rules
+from bot.alerts.rules_file import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
-from bot.db import database_url, migrate
+from bot.db import database_url, migrate, migrate_database
+from queries import health
 
 log = logging.getLogger("salespulse")
 
@@ -64,11 +65,7 @@ def _configured_dsn(settings: Settings) -> str | None:
 
 async def _migrate(settings: Settings) -> int:
     async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            applied = await migrate(conn)
-        finally:
-            await conn.close()
+        applied = await migrate_database(dsn)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema is up to date")
     return 0
 
@@ -109,11 +106,6 @@ async def _seed(settings: Settings, *, orders: int, days: int) -> int:
 
 async def _check(settings: Settings) -> int:
     """Print what is configured and whether each dependency answers; 1 if anything failed."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import slack_client
-
-    problems = 0
     print(f"salespulse {__version__}")
     print(f"  store time zone:  {settings.store_timezone}, business hours {settings.business_hours}")
     print(f"  channels:         sales {settings.slack_sales_channel}, alerts {settings.slack_alerts_channel},"
@@ -126,16 +118,32 @@ async def _check(settings: Settings) -> int:
     else:
         kind = "restricted" if settings.stripe_api_key.get_secret_value().startswith("rk_") else "secret"
         print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
+    database_ok = await _check_postgres(settings)  # both checks run and print, whatever the first says
+    slack_ok = await _check_slack(settings)
+    return 0 if database_ok and slack_ok else 1
+
+
+async def _check_postgres(settings: Settings) -> bool:
+    """Reach PostgreSQL (the configured one, or the embedded one) and print its version; False if it failed."""
     try:
         async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
             conn = await asyncpg.connect(dsn, timeout=10)
-            version = await conn.fetchval("SHOW server_version")
+            version = await health.server_version(conn)
             await conn.close()
         where = "configured DATABASE_URL" if settings.database_url else "embedded"
         print(f"  postgres:         ok ({where}, PostgreSQL {version})")
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        problems += 1
         print(f"  postgres:         FAILED — {type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+async def _check_slack(settings: Settings) -> bool:
+    """Call auth.test with the bot token (when there is one) and print who we are; False if it failed."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import slack_client
+
     client = slack_client(settings)
     if client is None:
         mode = "incoming webhooks (no buttons or updates)" if settings.uses_incoming_webhooks else \
@@ -147,14 +155,14 @@ async def _check(settings: Settings) -> int:
             print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
                   f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
         except SlackApiError as exc:
-            problems += 1
             data = exc.response.data
             error = data.get("error") if isinstance(data, dict) else exc.response.status_code
             print(f"  slack:            FAILED — auth.test: {error}")
+            return False
         except (OSError, TimeoutError) as exc:
-            problems += 1
             print(f"  slack:            FAILED — cannot reach {settings.slack_api_url}: {exc}")
-    return 1 if problems else 0
+            return False
+    return True
 
 
 def _serve(settings: Settings, *, demo: bool) -> int:

@@ -13,7 +13,7 @@ import asyncpg
 from bot.blocks.reports import day_label, report_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.db import create_pool, database_url, migrate
+from bot.db import create_pool, database_url, migrate_database
 from bot.delivery.senders import render_text
 from bot.delivery.worker import DeliveryWorker
 from bot.reports.reporter import Reporter
@@ -49,8 +49,7 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
             reporter = Reporter(pool=pool, settings=settings, slack=client, clock=clock)
             if dry_run:
                 return await _dry_run(reporter, slot, out)
-            async with pool.acquire() as conn:
-                await migrate(conn)
+            await migrate_database(dsn)
             worker = DeliveryWorker(pool=pool, sender=make_sender(settings, client), tz=settings.tz, clock=clock)
             return await _post(reporter, slot, worker, out)
         finally:

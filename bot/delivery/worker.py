@@ -13,6 +13,7 @@ import asyncpg
 
 from bot.blocks.pings import BurstView, SaleView, burst_message
 from bot.db import DB_UNAVAILABLE
+from bot.delivery.listener import OutboxListener
 from bot.delivery.senders import Sender, SendResult, Status
 from bot.metrics import Metrics
 from queries import outbox as q
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 CHANNEL_INTERVAL = dt.timedelta(seconds=1)
 MAX_BACKOFF = dt.timedelta(minutes=5)
 BATCH = 500
+# Every replica's listener hears each enqueue at commit (bot/delivery/listener.py); this poll is the fallback
+# for what no notification announces: a notification missed while the listener reconnected, a retry or a
+# channel pace scheduled by a replica that died since.
+FALLBACK_POLL_SECONDS = 5.0
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -53,19 +58,32 @@ class DeliveryWorker:
     """Sends queued messages; safe to run in several processes against one outbox."""
 
     def __init__(self, *, pool: asyncpg.Pool, sender: Sender, tz: ZoneInfo,
-                 clock: Callable[[], dt.datetime], poll_interval: float = 1.0,
-                 metrics: Metrics | None = None) -> None:
+                 clock: Callable[[], dt.datetime], poll_interval: float = FALLBACK_POLL_SECONDS,
+                 metrics: Metrics | None = None, dsn: str | None = None) -> None:
         self._pool = pool
         self._sender = sender
         self._tz = tz
         self._clock = clock
         self._poll = poll_interval
-        self.wake = asyncio.Event()
+        self.wake = asyncio.Event()  # set by the listener, and by the worker itself for paced or retried work
+        # Without a DSN (the one-shot `salespulse report`, which drains by hand) nothing listens.
+        self.listener = OutboxListener(dsn, on_notify=self.wake.set) if dsn else None
         self.metrics = metrics
         self.backoff_scale = 1.0  # fault tests shrink the waits between retries
 
     async def run(self) -> None:
-        """Drain forever: on every wake-up (a new message here) and every poll interval (other replicas)."""
+        """Drain forever: on every notification (a message queued on any replica) and every poll interval."""
+        listening = None
+        if self.listener is not None:
+            listening = asyncio.create_task(self.listener.run(), name="outbox-listener")
+        try:
+            await self._loop()
+        finally:
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+
+    async def _loop(self) -> None:
         while True:
             try:
                 await self.drain()
@@ -86,7 +104,8 @@ class DeliveryWorker:
     async def _deliver_channel(self, channel: str) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             claimed = await q.claim_channel(conn, channel)
-            if claimed is None:  # another worker is posting to this channel right now
+            if claimed is None:  # another worker is posting to this channel right now: look again after it
+                self._wake_at(CHANNEL_INTERVAL)
                 return 0
             next_post_at, channel_id = claimed
             now = self._clock()
@@ -165,8 +184,9 @@ class DeliveryWorker:
         if result.status is Status.RATE_LIMITED:
             await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
         elif result.status is Status.TRANSIENT:
-            await q.mark_retry(conn, ids, available_at=now + backoff(batch[0].attempts) * self.backoff_scale,
-                               error=error)
+            wait = backoff(batch[0].attempts) * self.backoff_scale
+            await q.mark_retry(conn, ids, available_at=now + wait, error=error)
+            self._wake_at(wait)  # no notification announces a retry
         else:
             await q.mark_failed(conn, ids, error=error)
 

@@ -36,12 +36,10 @@ from bot.demo.seed import SeedCounts, SeedSpec, generate
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, Slot, slot_for
 from bot.web.session import sign_link
+from queries import demo as demo_queries
 
 log = logging.getLogger(__name__)
 
-DEMO_DATABASE: Final = "salespulse_demo"
-DROP_DEMO_DATABASE: Final = "DROP DATABASE IF EXISTS salespulse_demo WITH (FORCE)"
-CREATE_DEMO_DATABASE: Final = "CREATE DATABASE salespulse_demo"
 HISTORY_DAYS: Final = 30
 HISTORY_ORDERS: Final = 1_500
 ALERT_CHECK_SECONDS: Final = 10
@@ -83,11 +81,10 @@ async def demo_database(data_dir: Path) -> AsyncIterator[str]:
     async with database_url(None, data_dir) as server:
         admin = await asyncpg.connect(server, timeout=10)
         try:
-            await admin.execute(DROP_DEMO_DATABASE)
-            await admin.execute(CREATE_DEMO_DATABASE)
+            name = await demo_queries.recreate_demo_database(admin)
         finally:
             await admin.close()
-        yield with_database(server, DEMO_DATABASE)
+        yield with_database(server, name)
 
 
 async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_ORDERS) -> SeedCounts:
@@ -167,7 +164,7 @@ def banner(settings: Settings, *, orders: int, now: dt.datetime) -> str:
     return "\n".join((
         "",
         "salespulse demo: a made-up store in local mode — nothing is sent to Slack or Stripe.",
-        f"  history     {orders:,} orders over the last {HISTORY_DAYS} days (database {DEMO_DATABASE},"
+        f"  history     {orders:,} orders over the last {HISTORY_DAYS} days (database {demo_queries.DEMO_DATABASE},"
         " recreated at every start)",
         f"  local feed  {base}/   what Slack would show, live; type /sales there",
         f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min)",
@@ -191,8 +188,7 @@ async def run_demo(services: Services, *, orders: int, out: TextIO) -> None:
     """Once the server is ready: say where to look, post today's evening report so far, then simulate."""
     deps = services.deps
     print(banner(deps.settings, orders=orders, now=deps.clock()), file=out, flush=True)
-    if await Reporter.from_deps(deps).send(opening_report(deps.clock(), deps.settings), source="demo"):
-        deps.worker.wake.set()
+    await Reporter.from_deps(deps).send(opening_report(deps.clock(), deps.settings), source="demo")
     simulator = Simulator(url=f"{deps.settings.public_base_url}/webhooks/stripe",
                           secret=deps.settings.stripe_secrets()[0])
     await simulator.run()

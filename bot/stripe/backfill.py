@@ -21,7 +21,7 @@ import asyncpg
 
 from bot.clock import utcnow
 from bot.config import Settings
-from bot.db import create_pool, database_url, migrate
+from bot.db import create_pool, database_url, migrate_database
 from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
 from bot.intake.single import PAYLOAD_ERRORS, IntakeResult, Outcome
 from bot.stripe.events_api import StripeApi, StripeApiError
@@ -165,8 +165,7 @@ async def backfill_command(settings: Settings, *, days: int) -> int:
     async with database_url(configured, settings.salespulse_data_dir) as dsn:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
+            await migrate_database(dsn)
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=settings.stripe_api_key.get_secret_value(),
                                 base_url=settings.stripe_api_url)

@@ -4,23 +4,25 @@ daily, first reconcile the last days. Errors are recorded for /health, never rai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 
 import aiohttp
+import asyncpg
 
+from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
 from bot.intake.batch import Submission
 from bot.intake.single import IntakeResult, Outcome
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError
 from bot.stripe.sync import RECONCILE_EVERY, EventsSync, Fed
+from queries import locks
 from queries import stripe_sync as q
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_SECONDS = 60
-# One replica polls at a time (the others skip that minute); the key sits next to the alert engine's.
-SYNC_LOCK_KEY = 0x73616C6573 + 3
 
 
 class StripeSyncJob:
@@ -36,13 +38,21 @@ class StripeSyncJob:
         key = self.deps.settings.stripe_api_key
         if key is None:
             return None
-        async with self.deps.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SYNC_LOCK_KEY):
+        # One replica polls at a time (the others skip that minute). The lock must span the Stripe HTTP calls,
+        # so it cannot be a transaction-level one (a transaction open across them would hold a pooled
+        # connection idle in transaction for minutes); it is session-level, on a connection opened for it alone
+        # and closed at the end: closing releases the lock whatever happened — an exception, a failed unlock,
+        # a cancelled job — where a lock left on a pooled connection would stop the sync on every replica.
+        # Should that connection drop mid-run, another replica may start polling while this one finishes:
+        # harmless, as intake stores each event once and the cursor only moves forward.
+        conn = await asyncpg.connect(self.deps.dsn, timeout=10)
+        try:
+            if not await locks.try_lock(conn, locks.STRIPE_SYNC):
                 return None
-            try:
-                return await self._run(key.get_secret_value())
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", SYNC_LOCK_KEY)
+            return await self._run(key.get_secret_value())
+        finally:
+            with contextlib.suppress(*DB_UNAVAILABLE):  # a dead connection's lock is gone with it
+                await conn.close(timeout=5)
 
     async def _run(self, api_key: str) -> Fed | None:
         deps = self.deps
@@ -62,8 +72,6 @@ class StripeSyncJob:
             (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe Events API: %s", exc)
             await q.record_error(deps.pool, at=now, error=str(exc))
             return None
-        finally:
-            deps.worker.wake.set()  # whatever was fed before a failure is delivered now
         await q.record_ok(deps.pool, at=now)
         return fed
 

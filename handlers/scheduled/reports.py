@@ -26,7 +26,6 @@ async def run_reports(deps: Deps) -> int:
     reporter = Reporter.from_deps(deps)
     sent = await reporter.run_due()
     if sent:
-        deps.worker.wake.set()
         await reporter.wait_delivered(sent, within=DELIVERY_WAIT_SECONDS)
     await reporter.upload_charts()
     return len(sent)

@@ -293,7 +293,6 @@ async def events_webhook(request: web.Request) -> web.Response:
             status[index], count = await _store(conn, events[index], deps=deps, now=now)
             queued += count
     if queued:
-        deps.worker.wake.set()
         deps.home.changed()  # a custom order: App Home tabs refresh once the burst settles
     results = [{"type": e.type, "id": e.id, "status": status[i]} for i, e in enumerate(events)]
     log.info("app events: %d received, %d new", len(events), list(status.values()).count("stored"))

@@ -1,0 +1,74 @@
+"""The outbox listener: LISTEN on a connection of its own, so every replica hears every enqueue, reconnected
+whenever that connection drops (a PostgreSQL restart, a terminated backend, a dead network)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import asyncpg
+
+from bot.db import DB_UNAVAILABLE
+from queries import health
+from queries import outbox as q
+
+log = logging.getLogger(__name__)
+
+# A connection can die without a word (a host gone, a NAT entry expired): a ping this often finds out. Until
+# then the worker's fallback poll keeps delivering, only later.
+KEEPALIVE_SECONDS = 15.0
+PING_TIMEOUT_SECONDS = 5.0
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
+_CONNECTION_ERRORS = (*DB_UNAVAILABLE, asyncpg.PostgresError)
+
+
+class OutboxListener:
+    """Calls `on_notify` whenever a transaction that queued messages commits, on any replica."""
+
+    def __init__(self, dsn: str, *, on_notify: Callable[[], None], keepalive: float = KEEPALIVE_SECONDS) -> None:
+        self._dsn = dsn
+        self._on_notify = on_notify
+        self._keepalive = keepalive
+        self.pid: int | None = None  # the listening backend while connected; tests terminate it on purpose
+        self.listening = asyncio.Event()  # set while LISTEN is in force
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting with a growing delay while PostgreSQL is unreachable."""
+        delay = RECONNECT_FIRST_SECONDS
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+            except _CONNECTION_ERRORS as exc:
+                log.warning("outbox listener cannot connect (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                continue
+            delay = RECONNECT_FIRST_SECONDS
+            try:
+                await self._listen(conn)
+                log.warning("outbox listener lost its connection; reconnecting")
+            except _CONNECTION_ERRORS as exc:
+                log.warning("outbox listener lost its connection (%s); reconnecting", exc)
+            finally:
+                self.listening.clear()
+                self.pid = None
+                conn.terminate()  # nothing to flush on a listening connection; never blocks
+            await asyncio.sleep(delay)
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        """Listen on `conn` and return once it has closed (or raise when a keep-alive ping fails)."""
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
+        await q.listen(conn, self._on_notify)
+        self.pid = conn.get_server_pid()
+        self.listening.set()
+        # Messages queued while nobody listened (start-up, the reconnect gap) notified no one: look now.
+        self._on_notify()
+        while not closed.is_set():
+            try:
+                await asyncio.wait_for(closed.wait(), self._keepalive)
+            except TimeoutError:
+                async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                    await health.ping(conn)

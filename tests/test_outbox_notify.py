@@ -1,0 +1,138 @@
+"""The delivery worker is woken by PostgreSQL: an enqueue on any replica's connection notifies every listener at
+commit, and the listener comes back by itself when its connection is cut."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from bot.clock import utcnow
+from bot.db import create_pool
+from bot.delivery.listener import OutboxListener
+from bot.delivery.senders import ConsoleSender
+from bot.delivery.worker import DeliveryWorker
+from queries import outbox
+
+NEVER = 3600.0  # a fallback poll that never comes within a test: only a notification can wake the worker
+
+
+@dataclass
+class Posted:
+    """What the worker printed, with an event per arrival."""
+
+    texts: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, channel: str, payload: Mapping[str, Any]) -> None:
+        """A ConsoleSender listener."""
+        self.texts.append(str(payload.get("text")))
+        self.arrived.set()
+
+    async def next(self, *, within: float) -> str:
+        """Wait for the next message; its text."""
+        await asyncio.wait_for(self.arrived.wait(), within)
+        self.arrived.clear()
+        return self.texts[-1]
+
+
+@pytest.fixture
+async def replica(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """Another replica's pool on the same database: it only enqueues."""
+    other = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(pool: asyncpg.Pool, dsn: str, posted: Posted) -> AsyncIterator[DeliveryWorker]:
+    """A worker that polls never, listening on `dsn`, running until the block ends."""
+    sender = ConsoleSender(stream=io.StringIO(), listeners=[posted])
+    worker = DeliveryWorker(pool=pool, sender=sender, tz=ZoneInfo("UTC"), clock=utcnow, poll_interval=NEVER,
+                            dsn=dsn)
+    task = asyncio.create_task(worker.run())
+    try:
+        assert worker.listener is not None
+        await asyncio.wait_for(worker.listener.listening.wait(), 10)
+        yield worker
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def until(check: Callable[[], bool], *, within: float = 2.0) -> None:
+    """Poll `check()` until true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def enqueue(db: asyncpg.Pool | asyncpg.Connection, n: int) -> None:
+    """Queue one alert-channel message numbered n."""
+    await outbox.enqueue(db, dedupe_key=f"notify-test:{n}", channel="alerts", kind="alert",
+                         payload={"text": f"message {n}"})
+
+
+async def test_an_enqueue_on_another_replica_wakes_the_worker_within_a_second(
+        pool: asyncpg.Pool, dsn: str, replica: asyncpg.Pool) -> None:
+    """A message queued through another pool is delivered at once, with no wake-up by hand and no poll."""
+    posted = Posted()
+    async with running_worker(pool, dsn, posted):
+        await enqueue(replica, 1)
+        assert await posted.next(within=1.0) == "message 1"
+
+
+async def test_the_listener_survives_a_terminated_connection(pool: asyncpg.Pool, dsn: str,
+                                                             replica: asyncpg.Pool) -> None:
+    """pg_terminate_backend on the listening session: the listener reconnects, LISTENs again, and the next
+    enqueue still wakes the worker within a second."""
+    posted = Posted()
+    async with running_worker(pool, dsn, posted) as worker:
+        assert worker.listener is not None
+        old = worker.listener.pid
+        assert await replica.fetchval("SELECT pg_terminate_backend($1)", old)
+        listener = worker.listener
+        await until(lambda: listener.pid not in (None, old) and listener.listening.is_set(), within=10)
+        await asyncio.sleep(0.2)  # let the wake-up of the reconnection itself pass: this one must be a NOTIFY
+        await enqueue(replica, 2)
+        assert await posted.next(within=1.0) == "message 2"
+
+
+async def test_the_notification_comes_at_commit_not_before(dsn: str, replica: asyncpg.Pool) -> None:
+    """Inside the enqueuing transaction nothing is heard (the row is not visible yet); at commit, one
+    notification however many rows were queued; a rolled-back enqueue is never heard."""
+    heard: list[int] = []
+    listener = OutboxListener(dsn, on_notify=lambda: heard.append(1))
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        heard.clear()  # the look-around made right after connecting
+        async with replica.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            for n in range(3):
+                await enqueue(conn, n)
+            await asyncio.sleep(0.3)
+            assert heard == []
+            await tx.commit()
+            await until(lambda: bool(heard))
+            rolled_back = conn.transaction()
+            await rolled_back.start()
+            await enqueue(conn, 99)
+            await rolled_back.rollback()
+        await asyncio.sleep(0.3)
+        assert heard == [1]  # the three-row commit once; the rolled-back enqueue never
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
