@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint soak bench clean
+.PHONY: run demo test lint soak bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: lint
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak
+
+screenshots: $(STAMP)  # refresh the README's pictures (needs /usr/bin/chromium)
+	SALESPULSE_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py

@@ -48,7 +48,7 @@ class _GroupCache:
             return frozenset()
         try:
             found = await self.fetch(group)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  # any Slack or network failure means "unknown": stay closed
             log.warning("could not list the members of user group %s: %s", group, exc)
             return cached[1] if cached is not None else frozenset()
         self.entries[group] = (now, found)

@@ -59,7 +59,7 @@ async def run_socket_mode(app: AsyncApp, *, app_token: str, client: AsyncWebClie
                 await asyncio.Event().wait()
             except (OSError, TimeoutError, ValueError) as exc:
                 log.warning("socket mode connection failed, retrying in %.0f s: %s", delay, exc)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  # slack_sdk raises bare Exceptions here; keep retrying
                 log.warning("socket mode connection failed, retrying in %.0f s: %s", delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
