@@ -94,10 +94,10 @@ def _require_same_origin(request: web.Request, deps: Deps) -> None:
 async def page(request: web.Request) -> web.Response:
     """The feed page: channels, messages (filled in by its script) and the command box."""
     deps, _ = _feed(request)
-    feed_page = request.app[PAGE]
+    template, assets = request.app[PAGE].template, request.app[PAGE].assets
     channels = [{"id": key, "name": name} for key, name in channel_names(deps).items()]
-    body = feed_page.template.substitute(css=feed_page.assets.url("feed.css"), js=feed_page.assets.url("feed.js"),
-                                    channels=html.escape(json.dumps(channels), quote=True))
+    body = template.substitute(css=assets.url("feed.css"), js=assets.url("feed.js"),
+                               channels=html.escape(json.dumps(channels), quote=True))
     return web.Response(text=body, content_type="text/html", charset="utf-8",
                         headers={"Content-Security-Policy": CSP})
 
