@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from bot.alerts.rules_file import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.db import DB_UNAVAILABLE, create_pool, database_url, migrate_database
+from bot.db import create_pool, database_url, migrate_database
 from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
@@ -29,6 +29,7 @@ from bot.intake.batch import IntakeBatcher
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.slack_app import build_bolt_app, run_socket_mode
+from bot.web import middleware
 from bot.web.feed import LocalFeed
 from queries import outbox
 
@@ -36,28 +37,13 @@ log = logging.getLogger(__name__)
 
 # Stripe events are a few KiB; anything near this is not one. aiohttp answers 413 beyond it.
 MAX_BODY_BYTES = 1024 * 1024
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place unexpected errors become responses: DB down → 503, anything else → logged 500."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except DB_UNAVAILABLE as exc:
-        log.warning("database unavailable for %s %s: %s", request.method, request.path, exc)
-        return web.json_response({"error": "database unavailable, retry later"}, status=503)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return web.json_response({"error": "internal error"}, status=500)
 
 
 def build_web_app() -> web.Application:
     """The aiohttp application with every route; Deps are attached once the database is ready."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_middleware])
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RUNTIME] = Runtime()
+    middleware.install(app)
     handlers.add_routes(app)
     return app
 

@@ -1,1 +1,2 @@
-"""Web surfaces: dashboard view and sign-in, local feed state and rendering, bearer checks; assets as package data."""
+"""Web surfaces: what every route shares (middleware: errors, readiness, security headers; guards: Deps and
+bearer tokens; static assets), dashboard view and sign-in, local feed state and rendering; assets as package data."""

@@ -8,19 +8,17 @@ cookie works even when the page was opened from a link in Slack (the fetch is sa
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import html
 import logging
-from dataclasses import dataclass
-from importlib import resources
-from string import Template
 from typing import Final
 
 from aiohttp import web
 
 from bot.answers.gather import gather_health, gather_sales
 from bot.answers.json_views import health_json, sales_json
-from bot.deps import Deps, deps_of
+from bot.deps import Deps
+from bot.web.assets import StaticAssets, load_template
+from bot.web.guards import json_error, require_deps
 from bot.web.session import LINK_SESSION_LIFETIME, SESSION_LIFETIME, Purpose, sign_session, token_matches, verify
 from bot.web.signin import FailureLimiter, clear_session, client_address, has_session, set_session
 from bot.web.view import dashboard_view
@@ -29,45 +27,32 @@ log = logging.getLogger(__name__)
 
 CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-PAGE_HEADERS: Final = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                       "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
-STATIC_TYPES: Final = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 MAX_TOKEN_CHARS: Final = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Assets:
-    """The page template and the static files, read once from the package, each URL carrying its hash."""
-
-    page: Template
-    files: dict[str, bytes]
-    urls: dict[str, str]
-
-
-def load_assets() -> Assets:
-    """Read bot/web/ from the installed package (so a wheel serves the same files as a checkout)."""
-    root = resources.files("bot.web")
-    files = {name: root.joinpath(name).read_bytes() for name in STATIC_TYPES}
-    urls = {name: f"/dashboard/static/{name}?v={hashlib.sha256(body).hexdigest()[:12]}"
-            for name, body in files.items()}
-    return Assets(Template(root.joinpath("dashboard.html").read_text(encoding="utf-8")), files, urls)
-
-
 class Dashboard:
-    """The routes' shared state: assets and the failed sign-in limiter (in memory, per process)."""
+    """The routes' shared state: the page, its assets and the failed sign-in limiter (in memory, per process)."""
 
     def __init__(self) -> None:
-        self.assets = load_assets()
+        self.template = load_template("dashboard.html")
+        self.assets = StaticAssets("/dashboard/static", {"dashboard.js": "text/javascript",
+                                                         "dashboard.css": "text/css"})
         self.limiter = FailureLimiter()
+
+    def _body(self, notice: str) -> str:
+        return self.template.substitute(
+            css=self.assets.url("dashboard.css"), js=self.assets.url("dashboard.js"),
+            notice=html.escape(notice), notice_hidden="" if notice else "hidden",
+            signin_hidden="" if notice else "hidden")
 
     def page(self, *, notice: str = "", status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
         """The page; a notice shows the sign-in form straight away with the reason."""
-        body = self.assets.page.substitute(
-            css=self.assets.urls["dashboard.css"], js=self.assets.urls["dashboard.js"],
-            notice=html.escape(notice), notice_hidden="" if notice else "hidden",
-            signin_hidden="" if notice else "hidden")
-        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8",
-                            headers={**PAGE_HEADERS, **(headers or {})})
+        return web.Response(text=self._body(notice), status=status, content_type="text/html", charset="utf-8",
+                            headers={"Content-Security-Policy": CSP, **(headers or {})})
+
+    def refusal(self, exc: type[web.HTTPException], notice: str) -> web.HTTPException:
+        """The page with a notice, as an exception to raise."""
+        return exc(text=self._body(notice), content_type="text/html", headers={"Content-Security-Policy": CSP})
 
 
 DASHBOARD: Final = web.AppKey("dashboard", Dashboard)
@@ -75,41 +60,34 @@ DASHBOARD: Final = web.AppKey("dashboard", Dashboard)
 
 def _redirect(to: str = "/dashboard") -> web.Response:
     # 303: the browser follows with a GET, so a reload never re-posts the token.
-    return web.Response(status=303, headers={"Location": to, **PAGE_HEADERS})
+    return web.Response(status=303, headers={"Location": to})
 
 
-def _cross_site(request: web.Request) -> web.Response | None:
+def _refuse_cross_site(request: web.Request) -> None:
     """Refuse form posts from other sites (Fetch Metadata), so no page elsewhere can sign people in or out."""
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        return web.json_response({"error": "cross-site form posts are refused"}, status=403)
-    return None
+        raise json_error(web.HTTPForbidden, "cross-site form posts are refused")
 
 
-def _configured(request: web.Request) -> tuple[Deps, str] | web.Response:
-    """The deps and the token, or the page explaining why the dashboard cannot be used yet."""
-    deps = deps_of(request)
-    if deps is None:
-        return request.app[DASHBOARD].page(notice="salespulse is starting — try again in a moment.", status=503)
+def _configured(request: web.Request) -> tuple[Deps, str]:
+    """The deps and MONITORING_TOKEN, or the page explaining that the dashboard is off without it (503)."""
+    deps = require_deps(request)
     if deps.settings.monitoring_token is None:
-        return request.app[DASHBOARD].page(notice="The dashboard is off: set MONITORING_TOKEN to use it.",
-                                           status=503)
+        raise request.app[DASHBOARD].refusal(web.HTTPServiceUnavailable,
+                                             "The dashboard is off: set MONITORING_TOKEN to use it.")
     return deps, deps.settings.monitoring_token.get_secret_value()
 
 
 async def page(request: web.Request) -> web.Response:
     """The page itself; its script shows the figures, or the sign-in form when there is no session."""
-    configured = _configured(request)
-    return configured if isinstance(configured, web.Response) else request.app[DASHBOARD].page()
+    _configured(request)
+    return request.app[DASHBOARD].page()
 
 
 async def login(request: web.Request) -> web.Response:
     """POST the token once: set the session cookie and go to the dashboard. Failures are limited per address."""
-    if (refused := _cross_site(request)) is not None:
-        return refused
-    configured = _configured(request)
-    if isinstance(configured, web.Response):
-        return configured
-    deps, token = configured
+    _refuse_cross_site(request)
+    deps, token = _configured(request)
     dashboard, address = request.app[DASHBOARD], client_address(request)
     if wait := dashboard.limiter.retry_after(address):
         minutes = -(-wait // 60)
@@ -128,10 +106,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def link(request: web.Request) -> web.Response:
     """A `/sales link` from Slack: check its signature and expiry, sign this device in, drop the link's URL."""
-    configured = _configured(request)
-    if isinstance(configured, web.Response):
-        return configured
-    deps, token = configured
+    deps, token = _configured(request)
     now = deps.clock()
     if verify(token, Purpose.LINK, request.match_info["signed"], now=now) is None:
         return request.app[DASHBOARD].page(
@@ -145,8 +120,7 @@ async def link(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     """Forget the session cookie in this browser."""
-    if (refused := _cross_site(request)) is not None:
-        return refused
+    _refuse_cross_site(request)
     response = _redirect()
     clear_session(response, request)
     return response
@@ -154,19 +128,17 @@ async def logout(request: web.Request) -> web.Response:
 
 async def data(request: web.Request) -> web.Response:
     """What the page shows (view), plus the JSON API's sales and health documents; needs the session cookie."""
-    deps = deps_of(request)
-    if deps is None:
-        return web.json_response({"error": "starting up"}, status=503)
+    deps = require_deps(request)
     token = deps.settings.monitoring_token
     if token is None:
-        return web.json_response({"error": "MONITORING_TOKEN is not configured"}, status=503)
+        raise json_error(web.HTTPServiceUnavailable, "MONITORING_TOKEN is not configured")
     if not has_session(request, token.get_secret_value(), now=deps.clock()):
-        return web.json_response({"error": "sign in first"}, status=401, headers={"Cache-Control": "no-store"})
+        raise json_error(web.HTTPUnauthorized, "sign in first")
     (today, hourly), health = await asyncio.gather(gather_sales(deps), gather_health(deps))
     body = {"view": dashboard_view(today, hourly, health, tz=deps.settings.tz),
             "sales": sales_json(today, hourly), "health": health_json(health)}
     status = 503 if not health.database_ok and len(today.missing) >= 9 else 200
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+    return web.json_response(body, status=status)
 
 
 async def to_dashboard(request: web.Request) -> web.Response:
@@ -174,24 +146,13 @@ async def to_dashboard(request: web.Request) -> web.Response:
     return _redirect()
 
 
-async def static(request: web.Request) -> web.Response:
-    """The script and the stylesheet; cached for good, as every URL carries the file's hash."""
-    name = request.match_info["name"]
-    body = request.app[DASHBOARD].assets.files.get(name)
-    if body is None:
-        raise web.HTTPNotFound()
-    return web.Response(body=body, content_type=STATIC_TYPES[name], charset="utf-8",
-                        headers={"Cache-Control": "public, max-age=31536000, immutable",
-                                 "X-Content-Type-Options": "nosniff"})
-
-
 def register(app: web.Application) -> None:
     """Add the routes."""
-    app[DASHBOARD] = Dashboard()
+    app[DASHBOARD] = dashboard = Dashboard()
     app.router.add_get("/dashboard", page)
     app.router.add_get("/dashboard/", to_dashboard)
     app.router.add_post("/dashboard/login", login)
     app.router.add_post("/dashboard/logout", logout)
     app.router.add_get("/dashboard/link/{signed}", link)
     app.router.add_get("/dashboard/data", data)
-    app.router.add_get("/dashboard/static/{name}", static)
+    dashboard.assets.add_route(app)

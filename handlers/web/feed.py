@@ -8,13 +8,10 @@ read it from someone's browser; its POSTs must be same-origin JSON.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import ipaddress
 import json
 import logging
-from importlib import resources
-from string import Template
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -26,31 +23,27 @@ from bot.answers.commands import answer
 from bot.answers.share import parse_share_value, share_answer
 from bot.blocks.alerts import ALERT_ACTIONS
 from bot.blocks.common import SHARE_ACTION
-from bot.deps import RUNTIME, Deps, deps_of
+from bot.deps import RUNTIME, Deps
+from bot.web.assets import StaticAssets, load_template
 from bot.web.feed import Entry, LocalFeed
 from bot.web.feed_render import render_message
+from bot.web.guards import json_error, require_deps
 
 log = logging.getLogger(__name__)
 
 CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-PAGE_HEADERS: Final = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                       "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
-STATIC_TYPES: Final = {"feed.js": "text/javascript", "feed.css": "text/css"}
 LOCAL_USER: Final = LOCAL_OWNER  # who clicked or typed; the messages name them ("Acknowledged by @you")
 MAX_LINE: Final = 500
 KEEPALIVE_SECONDS: Final = 15.0
 
 
 class Page:
-    """The page template and its static files, read once from the package, each URL carrying its hash."""
+    """The page template and its script and stylesheet, read once from the package."""
 
     def __init__(self) -> None:
-        root = resources.files("bot.web")
-        self.files = {name: root.joinpath(name).read_bytes() for name in STATIC_TYPES}
-        self.urls = {name: f"/feed/static/{name}?v={hashlib.sha256(body).hexdigest()[:12]}"
-                     for name, body in self.files.items()}
-        self.template = Template(root.joinpath("feed.html").read_text(encoding="utf-8"))
+        self.template = load_template("feed.html")
+        self.assets = StaticAssets("/feed/static", {"feed.js": "text/javascript", "feed.css": "text/css"})
 
 
 PAGE: Final = web.AppKey("feed_page", Page)
@@ -77,43 +70,36 @@ def trusted_host(request: web.Request, deps: Deps) -> bool:
     return True
 
 
-def _feed(request: web.Request) -> tuple[Deps, LocalFeed] | web.Response:
-    """The deps and the feed, or why there is no feed here."""
-    deps = deps_of(request)
-    if deps is None:
-        return web.Response(text="salespulse is starting — reload in a moment.", status=503,
-                            headers={"Retry-After": "2", **PAGE_HEADERS})
+def _feed(request: web.Request) -> tuple[Deps, LocalFeed]:
+    """The deps and the feed; 404 outside local mode, 421 for a Host a rebinding DNS name could send."""
+    deps = require_deps(request)
     if deps.feed is None:
         raise web.HTTPNotFound(text="The local feed exists in local mode only (no Slack credentials).")
     if not trusted_host(request, deps):
-        return web.Response(text="Open the feed through localhost or the server's address.", status=421,
-                            headers=PAGE_HEADERS)
+        raise web.HTTPMisdirectedRequest(text="Open the feed through localhost or the server's address.")
     return deps, deps.feed
 
 
-def _same_origin(request: web.Request, deps: Deps) -> web.Response | None:
+def _require_same_origin(request: web.Request, deps: Deps) -> None:
     """Refuse anything but a same-origin JSON POST, so no other page can click or type for you."""
     fetch_site = request.headers.get("Sec-Fetch-Site", "same-origin").lower()
     origin = request.headers.get("Origin")
     ours = (f"{request.scheme}://{request.host}", deps.settings.public_url)  # PUBLIC_URL: behind a TLS proxy
     if fetch_site not in ("same-origin", "none") or (origin and origin not in ours):
-        return web.json_response({"error": "cross-site requests are refused"}, status=403)
+        raise json_error(web.HTTPForbidden, "cross-site requests are refused")
     if request.content_type != "application/json":
-        return web.json_response({"error": "send JSON"}, status=415)
-    return None
+        raise json_error(web.HTTPUnsupportedMediaType, "send JSON")
 
 
 async def page(request: web.Request) -> web.Response:
     """The feed page: channels, messages (filled in by its script) and the command box."""
-    found = _feed(request)
-    if isinstance(found, web.Response):
-        return found
-    deps, _ = found
-    assets = request.app[PAGE]
+    deps, _ = _feed(request)
+    template, assets = request.app[PAGE].template, request.app[PAGE].assets
     channels = [{"id": key, "name": name} for key, name in channel_names(deps).items()]
-    body = assets.template.substitute(css=assets.urls["feed.css"], js=assets.urls["feed.js"],
-                                      channels=html.escape(json.dumps(channels), quote=True))
-    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=PAGE_HEADERS)
+    body = template.substitute(css=assets.url("feed.css"), js=assets.url("feed.js"),
+                               channels=html.escape(json.dumps(channels), quote=True))
+    return web.Response(text=body, content_type="text/html", charset="utf-8",
+                        headers={"Content-Security-Policy": CSP})
 
 
 def _sse(entry: Entry, epoch: str) -> bytes:
@@ -126,15 +112,11 @@ async def events(request: web.Request) -> web.StreamResponse:
 
     The browser resumes with Last-Event-ID (`epoch-seq`); from another epoch (a restart) it starts over.
     """
-    found = _feed(request)
-    if isinstance(found, web.Response):
-        return found
-    _, feed = found
+    _, feed = _feed(request)
     epoch, _, seq = request.headers.get("Last-Event-ID", "").partition("-")
     resumed = epoch == feed.epoch and seq.isdigit()
     last = int(seq) if resumed else 0
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                       "X-Content-Type-Options": "nosniff", "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
     await resp.prepare(request)
     try:
         await resp.write(b"retry: 2000\n\n" + (b"" if resumed or not epoch else b"event: reset\ndata: {}\n\n"))
@@ -161,12 +143,8 @@ async def _json(request: web.Request) -> dict[str, Any]:
 
 async def command(request: web.Request) -> web.Response:
     """POST {"line": "/sales 7d", "channel": "sales"}: the reply only you see, as Slack would show it."""
-    found = _feed(request)
-    if isinstance(found, web.Response):
-        return found
-    deps, _ = found
-    if (refused := _same_origin(request, deps)) is not None:
-        return refused
+    deps, _ = _feed(request)
+    _require_same_origin(request, deps)
     body = await _json(request)
     name, _, text = str(body.get("line") or "").strip()[:MAX_LINE].partition(" ")
     name = "/" + name.lstrip("/").lower()
@@ -178,12 +156,8 @@ async def command(request: web.Request) -> web.Response:
 
 async def action(request: web.Request) -> web.Response:
     """POST {"action_id", "value", "channel"}: a button clicked on the page, handled as a click in Slack."""
-    found = _feed(request)
-    if isinstance(found, web.Response):
-        return found
-    deps, _ = found
-    if (refused := _same_origin(request, deps)) is not None:
-        return refused
+    deps, _ = _feed(request)
+    _require_same_origin(request, deps)
     body = await _json(request)
     action_id, value = str(body.get("action_id") or ""), str(body.get("value") or "")
     channel = str(body.get("channel") or "")
@@ -213,17 +187,6 @@ async def _share(deps: Deps, value: str, channel: str) -> web.Response:
     return web.json_response({"ok": True, "delete_original": True})
 
 
-async def static(request: web.Request) -> web.Response:
-    """The script and the stylesheet; cached for good, as every URL carries the file's hash."""
-    name = request.match_info["name"]
-    body = request.app[PAGE].files.get(name)
-    if body is None:
-        raise web.HTTPNotFound()
-    return web.Response(body=body, content_type=STATIC_TYPES[name], charset="utf-8",
-                        headers={"Cache-Control": "public, max-age=31536000, immutable",
-                                 "X-Content-Type-Options": "nosniff"})
-
-
 async def _close_streams(app: web.Application) -> None:
     """Shutting down: end the open event streams, or they would hold the server up."""
     deps = app[RUNTIME].deps
@@ -233,10 +196,10 @@ async def _close_streams(app: web.Application) -> None:
 
 def register(app: web.Application) -> None:
     """Add the routes."""
-    app[PAGE] = Page()
+    app[PAGE] = feed_page = Page()
     app.router.add_get("/", page)
     app.router.add_get("/feed/events", events)
     app.router.add_post("/feed/command", command)
     app.router.add_post("/feed/action", action)
-    app.router.add_get("/feed/static/{name}", static)
+    feed_page.assets.add_route(app)
     app.on_shutdown.append(_close_streams)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.deps import deps_of
+from bot.web.guards import answers_while_starting
 
 
+@answers_while_starting
 async def healthz(request: web.Request) -> web.Response:
     """200 when serving, 503 while starting; nothing sensitive either way."""
     if deps_of(request) is None:

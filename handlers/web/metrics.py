@@ -6,8 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.answers.snapshots import gather_within
-from bot.deps import deps_of
-from bot.web.auth import bearer_problem
+from bot.web.guards import require_bearer, require_deps
 from queries import health
 
 SCRAPE_BUDGET = 1.0
@@ -15,13 +14,9 @@ SCRAPE_BUDGET = 1.0
 
 async def metrics(request: web.Request) -> web.Response:
     """Refresh the gauges that live in PostgreSQL, then expose everything."""
-    deps = deps_of(request)
-    if deps is None:
-        return web.json_response({"error": "starting up"}, status=503)
+    deps = require_deps(request)
     if deps.settings.monitoring_token is not None:
-        problem = bearer_problem(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
-        if problem is not None:
-            return problem
+        require_bearer(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
     got, _ = await gather_within(deps.pool, {"outbox": health.outbox_backlog}, budget=SCRAPE_BUDGET)
     if (backlog := got.get("outbox")) is not None:
         deps.metrics.outbox_backlog.set(backlog.pending)

@@ -6,42 +6,35 @@ from aiohttp import web
 
 from bot.answers.gather import API_BUDGET, gather_health, gather_sales
 from bot.answers.json_views import errors_json, health_json, sales_json
-from bot.answers.snapshots import (
-    errors_snapshot,
-)
-from bot.deps import Deps, deps_of
+from bot.answers.snapshots import errors_snapshot
+from bot.deps import Deps
 from bot.periods import parse_period
-from bot.web.auth import bearer_problem
+from bot.web.guards import require_bearer, require_deps
 
 
-def _deps_or_problem(request: web.Request) -> Deps | web.Response:
-    deps = deps_of(request)
-    if deps is None:
-        return web.json_response({"error": "starting up"}, status=503)
-    problem = bearer_problem(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
-    return problem if problem is not None else deps
+def _authorized(request: web.Request) -> Deps:
+    """The deps, once the request carries MONITORING_TOKEN (401/503 otherwise)."""
+    deps = require_deps(request)
+    require_bearer(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
+    return deps
 
 
 def _respond(body: dict[str, object], *, everything_missing: bool) -> web.Response:
     if everything_missing:  # nothing could be read: say so, don't serve an all-null document
         return web.json_response({"error": "database unavailable", **body}, status=503)
-    return web.json_response(body, headers={"Cache-Control": "no-store"})
+    return web.json_response(body)
 
 
 async def sales_api(request: web.Request) -> web.Response:
     """Last hour, today (store time zone), hourly sales over 24 h, pending checkouts."""
-    deps = _deps_or_problem(request)
-    if isinstance(deps, web.Response):
-        return deps
+    deps = _authorized(request)
     today, hourly = await gather_sales(deps)
     return _respond(sales_json(today, hourly), everything_missing=len(today.missing) >= 9)
 
 
 async def errors_api(request: web.Request) -> web.Response:
     """Errors in the last hour, as the original guide's errors endpoint."""
-    deps = _deps_or_problem(request)
-    if isinstance(deps, web.Response):
-        return deps
+    deps = _authorized(request)
     now, tz = deps.clock(), deps.settings.tz
     snapshot = await errors_snapshot(deps.pool, period=parse_period("1h", now=now, tz=tz), now=now,
                                      budget=API_BUDGET)
@@ -50,13 +43,10 @@ async def errors_api(request: web.Request) -> web.Response:
 
 async def health_api(request: web.Request) -> web.Response:
     """Component states and ages; 503 when the database cannot be reached."""
-    deps = _deps_or_problem(request)
-    if isinstance(deps, web.Response):
-        return deps
+    deps = _authorized(request)
     snapshot = await gather_health(deps)
     body = health_json(snapshot)
-    return web.json_response(body, status=200 if snapshot.database_ok else 503,
-                             headers={"Cache-Control": "no-store"})
+    return web.json_response(body, status=200 if snapshot.database_ok else 503)
 
 
 def register(app: web.Application) -> None:

@@ -8,15 +8,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.deps import RUNTIME
+from bot.web.guards import require_deps
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
     """Hand the request to Bolt, which verifies the signature (401 when bad) and dispatches it."""
+    require_deps(request)  # Bolt is attached with the deps: until then, "starting up"
     bolt = request.app[RUNTIME].bolt
     if bolt is None:
-        status = 503 if request.app[RUNTIME].deps is None else 404
-        return web.json_response({"error": "Slack is not configured (local mode)" if status == 404
-                                  else "starting up"}, status=status)
+        return web.json_response({"error": "Slack is not configured (local mode)"}, status=404)
     try:
         raw = (await request.read()).decode("utf-8")
     except UnicodeDecodeError:

@@ -8,14 +8,13 @@ every event: a resend of an id already stored is a no-op, while events without o
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import json
 import logging
 import math
 from typing import Annotated, Any, Final, Literal
 
 import asyncpg
-from aiohttp import hdrs, web
+from aiohttp import web
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,9 +29,10 @@ from pydantic import (
 )
 
 from bot.clock import utcnow
-from bot.deps import Deps, deps_of
+from bot.deps import Deps
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.single import Outcome, ingest
+from bot.web.guards import require_bearer, require_deps
 from queries import app_events
 
 log = logging.getLogger(__name__)
@@ -230,15 +230,6 @@ def parse_events(body: bytes, *, now: dt.datetime) -> list[ErrorEvent | SyncFail
         raise BadEvents(_problems(exc)) from None
 
 
-def _authorized(header: str | None, token: str) -> bool:
-    scheme, _, credentials = (header or "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    # Constant time over bytes; surrogatepass so no header value can make the encoding raise.
-    return hmac.compare_digest(credentials.strip().encode("utf-8", "surrogatepass"),
-                               token.encode("utf-8", "surrogatepass"))
-
-
 async def _store(conn: asyncpg.Connection, event: ErrorEvent | SyncFailureEvent | OrderEvent, *,
                  deps: Deps, now: dt.datetime) -> tuple[str, int]:
     """Store one event; return (stored | duplicate | error, Slack messages queued)."""
@@ -262,22 +253,13 @@ async def _store(conn: asyncpg.Connection, event: ErrorEvent | SyncFailureEvent 
     return ("stored" if row is not None else "duplicate"), 0
 
 
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
 async def events_webhook(request: web.Request) -> web.Response:
     """Auth before the body is read; validate everything; store in one transaction; then answer."""
-    deps = deps_of(request)
-    if deps is None:
-        return _error(503, "starting up: the database is not ready yet")
-    token = deps.settings.intake_token
-    if token is None:
-        return _error(503, "INTAKE_TOKEN is not configured")
-    if not _authorized(request.headers.get(hdrs.AUTHORIZATION), token.get_secret_value()):
-        return _error(401, "missing or invalid bearer token", **{hdrs.WWW_AUTHENTICATE: "Bearer"})
+    deps = require_deps(request)
+    require_bearer(request, deps.settings.intake_token, setting="INTAKE_TOKEN", challenge="Bearer",
+                   refusal="missing or invalid bearer token")
     if request.content_type != "application/json":
-        return _error(415, "Content-Type must be application/json")
+        return web.json_response({"error": "Content-Type must be application/json"}, status=415)
     body = await request.read()  # over client_max_size → 413 from aiohttp before we get here
     now = deps.clock()
     try:

@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.deps import deps_of
 from bot.intake.batch import Submission
 from bot.intake.events import MalformedEvent
 from bot.intake.single import Outcome
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import BadSignature, verify
+from bot.web.guards import require_deps
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,7 @@ def load_json(text: str) -> Any:
 
 async def stripe_webhook(request: web.Request) -> web.Response:
     """Stripe's webhook endpoint: signature over the raw body first, then parse, then one transaction."""
-    deps = deps_of(request)
-    if deps is None:
-        return _error(503, "starting up: the database is not ready yet")
+    deps = require_deps(request)
     secrets = deps.settings.stripe_secrets()
     if not secrets:
         return _error(503, "STRIPE_WEBHOOK_SECRET is not configured")

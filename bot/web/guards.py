@@ -1,0 +1,70 @@
+"""What a request must have before a web handler does anything: Deps (the service is ready), a bearer token.
+
+Each guard returns what the handler needs or raises a typed aiohttp HTTP exception carrying the JSON answer,
+so a handler reads top to bottom with no `X | web.Response` to unpack. The readiness middleware
+(`bot.web.middleware`) calls `require_deps` before every route, so a route added later cannot forget it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+from aiohttp import hdrs, web
+from pydantic import SecretStr
+
+from bot.deps import Deps, deps_of
+
+STARTING_UP: Final = "starting up"
+# Every route but /healthz answers this while the database is not ready; clients retry after a moment.
+RETRY_WHILE_STARTING: Final = "2"
+MONITORING_CHALLENGE: Final = 'Bearer realm="salespulse"'
+_WHILE_STARTING: Final = "_salespulse_answers_while_starting"
+
+H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
+
+
+def json_error(exc: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
+    """An HTTP exception whose body is `{"error": message}`, ready to raise."""
+    return exc(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
+
+
+def require_deps(request: web.Request) -> Deps:
+    """The service's Deps; 503 `{"error": "starting up"}` (with Retry-After) while the database is not ready."""
+    deps = deps_of(request)
+    if deps is None:
+        raise json_error(web.HTTPServiceUnavailable, STARTING_UP, **{hdrs.RETRY_AFTER: RETRY_WHILE_STARTING})
+    return deps
+
+
+def answers_while_starting(handler: H) -> H:
+    """Mark a route the readiness middleware lets through before Deps exist (liveness only)."""
+    setattr(handler, _WHILE_STARTING, True)  # a marker on the function itself, read by `gated`
+    return handler
+
+
+def gated(handler: object) -> bool:
+    """Whether the readiness middleware holds this handler's requests until Deps exist."""
+    return not getattr(handler, _WHILE_STARTING, False)
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time.
+
+    surrogatepass: aiohttp decodes header bytes that are not UTF-8 as lone surrogates, and no header value
+    may make the comparison raise.
+    """
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"),
+                                                              token.encode("utf-8", "surrogatepass"))
+
+
+def require_bearer(request: web.Request, token: SecretStr | None, *, setting: str,
+                   challenge: str = MONITORING_CHALLENGE, refusal: str = "unauthorized") -> None:
+    """Return when the request carries `token`; else raise 503 (no token configured) or 401 with a challenge."""
+    if token is None:
+        raise json_error(web.HTTPServiceUnavailable, f"{setting} is not configured")
+    if not bearer_matches(request.headers.get(hdrs.AUTHORIZATION), token.get_secret_value()):
+        raise json_error(web.HTTPUnauthorized, refusal, **{hdrs.WWW_AUTHENTICATE: challenge})
