@@ -101,8 +101,8 @@ class Services:
         app[RUNTIME].deps = self.deps
         app[RUNTIME].bolt = self.bolt
         secret = self.deps.settings.slack_signing_secret
-        if self.deps.settings.slack_app_token is None and secret is not None:
-            app[RUNTIME].signing_secret = secret.get_secret_value()
+        # Whatever the mode: without a secret, /slack/events serves nothing (Socket Mode needs no HTTP door).
+        app[RUNTIME].signing_secret = secret.get_secret_value() if secret is not None else None
 
 
 @contextlib.asynccontextmanager

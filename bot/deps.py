@@ -52,7 +52,7 @@ class Runtime:
     def __init__(self) -> None:
         self.deps: Deps | None = None
         self.bolt: AsyncApp | None = None  # None in local and incoming-webhook modes
-        self.signing_secret: str | None = None  # HTTP mode: requests to /slack/events must carry its signature
+        self.signing_secret: str | None = None  # every request to /slack/events must carry its signature
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -36,9 +36,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def store(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> AsyncIterator[Bot]:
-    """A New York store with a dashboard token and sales today (one in euros) and the day before."""
+    """A New York store behind a proxy on 127.0.0.1, with a dashboard token and sales today (one in euros)
+    and the day before."""
     async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
-                         MONITORING_TOKEN=TOKEN, PUBLIC_URL=PUBLIC) as bot:
+                         MONITORING_TOKEN=TOKEN, PUBLIC_URL=PUBLIC, TRUSTED_PROXIES="127.0.0.1/32") as bot:
         local = lambda *a: dt.datetime(*a, tzinfo=NY).astimezone(dt.UTC)  # noqa: E731
         for evt in (paid_checkout(1, local(2026, 3, 7, 23, 30), amount=1000),
                     paid_checkout(2, local(2026, 3, 8, 0, 30), amount=2000, email="a@example.com"),
@@ -240,9 +241,8 @@ def test_failure_limiter_slides_its_window() -> None:
     """Failures older than the window no longer count; success clears an address."""
     t = [0.0]
     limiter = FailureLimiter(limit=2, window=60, clock=lambda: t[0])
-    limiter.failed("a")
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 61 and limiter.retry_after("b") == 0
+    assert limiter.attempt("a") == 0 and limiter.attempt("a") == 0
+    assert limiter.attempt("a") == 61 and limiter.retry_after("a") == 61 and limiter.retry_after("b") == 0
     t[0] = 30
     assert 0 < limiter.retry_after("a") <= 31
     t[0] = 61

@@ -6,7 +6,7 @@ import datetime as dt
 import ipaddress
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from aiohttp import web
@@ -18,33 +18,44 @@ COOKIE: Final = "salespulse_session"
 COOKIE_PATH: Final = "/dashboard"
 
 
-def is_https(request: web.Request) -> bool:
-    """Served over TLS, directly or behind a proxy that says so (X-Forwarded-Proto's first hop)."""
-    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    # Trusting the header blindly is safe here: it can only add the Secure flag to the sender's own cookie.
-    return (forwarded or request.scheme) == "https"
+Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 
-def client_address(request: web.Request) -> str:
-    """The address failed sign-ins are counted against.
+def _trusted(address: str, proxies: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
 
-    X-Forwarded-For's last entry (the one our proxy appended) counts only when the connection itself comes
-    from a loopback or private address, i.e. from a reverse proxy: anyone else could rotate that header to
-    escape the limit.
+
+def is_https(request: web.Request, proxies: Networks) -> bool:
+    """Served over TLS, directly or behind a TRUSTED_PROXIES proxy that says so (X-Forwarded-Proto)."""
+    if _trusted(request.remote or "", proxies):
+        forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return (forwarded or request.scheme) == "https"
+    return request.scheme == "https"
+
+
+def client_address(request: web.Request, proxies: Networks) -> str:
+    """The address sign-in attempts are counted against.
+
+    X-Forwarded-For is believed only when the connection comes from TRUSTED_PROXIES, and then read from the
+    right, skipping our own proxies: the first address a trusted proxy vouches for. Anyone else could rotate
+    that header (or, on a private network, pick their own bucket) to escape the limit.
     """
     peer = request.remote or "unknown"
-    try:
-        behind_proxy = ipaddress.ip_address(peer).is_private  # loopback is private too
-    except ValueError:
-        behind_proxy = False
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if behind_proxy and forwarded.strip():
-        return forwarded.split(",")[-1].strip()[:64] or peer
-    return peer
+    if not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
 
 def set_session(response: web.StreamResponse, request: web.Request, value: str, *,
-                lifetime: dt.timedelta) -> None:
+                lifetime: dt.timedelta, proxies: Networks) -> None:
     """Set the cookie: HttpOnly (no script reads it), SameSite=Strict, Secure over https, path /dashboard.
 
     Strict holds even for the Slack link flow: the page itself is the same for everyone and loads its
@@ -52,12 +63,13 @@ def set_session(response: web.StreamResponse, request: web.Request, value: str, 
     link in another site or app.
     """
     response.set_cookie(COOKIE, value, max_age=int(lifetime.total_seconds()), path=COOKIE_PATH,
-                        httponly=True, samesite="Strict", secure=is_https(request))
+                        httponly=True, samesite="Strict", secure=is_https(request, proxies))
 
 
-def clear_session(response: web.StreamResponse, request: web.Request) -> None:
+def clear_session(response: web.StreamResponse, request: web.Request, proxies: Networks) -> None:
     """Sign this browser out."""
-    response.del_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict", secure=is_https(request))
+    response.del_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict",
+                        secure=is_https(request, proxies))
 
 
 def has_session(request: web.Request, token: str, *, now: dt.datetime) -> bool:
@@ -66,7 +78,9 @@ def has_session(request: web.Request, token: str, *, now: dt.datetime) -> bool:
 
 
 class FailureLimiter:
-    """At most `limit` failed attempts per address in a sliding `window`; memory bounded by `max_addresses`."""
+    """At most `limit` sign-in attempts per address in a sliding `window` until one succeeds; memory bounded by
+    `max_addresses`. An attempt is counted when it starts, before it is judged, with no await in between, so
+    parallel attempts cannot all pass the check before any of them is counted."""
 
     def __init__(self, *, limit: int = 5, window: float = 900.0, max_addresses: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -90,8 +104,15 @@ class FailureLimiter:
             return 0
         return max(1, int(failures[0] + self.window - self._clock()) + 1)
 
+    def attempt(self, address: str) -> int:
+        """Count an attempt now; 0 when it may proceed, else the seconds to wait (and it is not counted)."""
+        if wait := self.retry_after(address):
+            return wait
+        self.failed(address)
+        return 0
+
     def failed(self, address: str) -> None:
-        """Count one failed attempt."""
+        """Count one attempt against the address."""
         failures = self._recent(address)
         failures.append(self._clock())
         self._failures[address] = failures

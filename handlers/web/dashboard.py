@@ -88,19 +88,19 @@ async def login(request: web.Request) -> web.Response:
     """POST the token once: set the session cookie and go to the dashboard. Failures are limited per address."""
     _refuse_cross_site(request)
     deps, token = _configured(request)
-    dashboard, address = request.app[DASHBOARD], client_address(request)
-    if wait := dashboard.limiter.retry_after(address):
+    proxies = deps.settings.trusted_proxies
+    dashboard, address = request.app[DASHBOARD], client_address(request, proxies)
+    if wait := dashboard.limiter.attempt(address):  # counted before the body is read: no race to the check
         minutes = -(-wait // 60)
         return dashboard.page(notice=f"Too many wrong tokens from here. Try again in {minutes} min.", status=429,
                               headers={"Retry-After": str(wait)})
     given = (await request.post()).get("token")
     if not isinstance(given, str) or len(given) > MAX_TOKEN_CHARS or not token_matches(given.strip(), token):
-        dashboard.limiter.failed(address)
         log.info("dashboard sign-in failed from %s", address)
         return dashboard.page(notice="That token is not right.", status=401)
     dashboard.limiter.succeeded(address)
     response = _redirect()
-    set_session(response, request, sign_session(token, now=deps.clock()), lifetime=SESSION_LIFETIME)
+    set_session(response, request, sign_session(token, now=deps.clock()), lifetime=SESSION_LIFETIME, proxies=proxies)
     return response
 
 
@@ -114,7 +114,7 @@ async def link(request: web.Request) -> web.Response:
             status=401)
     response = _redirect()
     set_session(response, request, sign_session(token, now=now, lifetime=LINK_SESSION_LIFETIME),
-                lifetime=LINK_SESSION_LIFETIME)
+                lifetime=LINK_SESSION_LIFETIME, proxies=deps.settings.trusted_proxies)
     return response
 
 
@@ -122,7 +122,7 @@ async def logout(request: web.Request) -> web.Response:
     """Forget the session cookie in this browser."""
     _refuse_cross_site(request)
     response = _redirect()
-    clear_session(response, request)
+    clear_session(response, request, require_deps(request).settings.trusted_proxies)
     return response
 
 

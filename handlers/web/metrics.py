@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text format; behind MONITORING_TOKEN when one is set."""
+"""GET /metrics: Prometheus text format, behind Bearer MONITORING_TOKEN (503 when none is set)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ SCRAPE_BUDGET = 1.0
 async def metrics(request: web.Request) -> web.Response:
     """Refresh the gauges that live in PostgreSQL, then expose everything."""
     deps = require_deps(request)
-    if deps.settings.monitoring_token is not None:
-        require_bearer(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
+    # It counts orders by event type: the store's volume, live. 503 without a token, like the JSON API.
+    require_bearer(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
     got, _ = await gather_within(deps.pool, {"outbox": health.outbox_backlog}, budget=SCRAPE_BUDGET)
     if (backlog := got.get("outbox")) is not None:
         deps.metrics.outbox_backlog.set(backlog.pending)

@@ -12,20 +12,25 @@ from bot.web.guards import require_deps
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
-    """Hand the request to Bolt, which verifies the signature (401 when bad) and dispatches it."""
+    """Verify Slack's signature (401 when missing or bad), then hand the request to Bolt to dispatch.
+
+    In every mode an unsigned request is refused: Socket Mode turns Bolt's own check off (its frames arrive on
+    an authenticated WebSocket), so without a signing secret this route is closed (404) instead of open.
+    """
     require_deps(request)  # Bolt is attached with the deps: until then, "starting up"
-    bolt = request.app[RUNTIME].bolt
+    bolt, secret = request.app[RUNTIME].bolt, request.app[RUNTIME].signing_secret
     if bolt is None:
         return web.json_response({"error": "Slack is not configured (local mode)"}, status=404)
+    if secret is None:
+        return web.json_response({"error": "Slack requests arrive over Socket Mode, not HTTP"}, status=404)
     try:
         raw = (await request.read()).decode("utf-8")
     except UnicodeDecodeError:
         return web.json_response({"error": "body is not UTF-8"}, status=400)
     # Verified here first (slack_sdk's verifier, as Bolt does again) because Bolt parses the body before it
     # checks the signature: unsigned garbage must be a 401, not a parsing error.
-    secret = request.app[RUNTIME].signing_secret
     headers = {k.lower(): v for k, v in request.headers.items()}
-    if secret is not None and not SignatureVerifier(secret).is_valid_request(raw, headers):
+    if not SignatureVerifier(secret).is_valid_request(raw, headers):
         return web.json_response({"error": "invalid request signature"}, status=401)
     try:
         bolt_request = AsyncBoltRequest(body=raw, query=request.query_string,
