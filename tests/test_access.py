@@ -168,3 +168,20 @@ async def test_store_data_never_broadcasts(dsn: str, fake_slack: FakeSlack, cloc
             assert post["text"].startswith(mention) and not LIVE.search(post["text"].removeprefix(mention)), post
             section_texts = json.dumps(post.get("blocks") or [], ensure_ascii=False).replace('"<!here> ', '"')
             assert not LIVE.search(section_texts), post
+
+
+async def test_share_is_refused_to_those_who_may_not_read_revenue(dsn: str, fake_slack: FakeSlack) -> None:
+    """A Share click (signed) from someone outside SLASH_COMMAND_ALLOWED_USERS posts nothing in the channel."""
+    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_USERS="UBOSS") as bot:
+        value = json.dumps({"command": "/sales", "arg": "30d"})
+        assert (await bot.button("share_in_channel", value, user="UINTERN", channel="C1")).status == 200
+        assert (await bot.button("share_in_channel", value, user="UBOSS", channel="C1")).status == 200
+        for _ in range(250):
+            hooks = [c.args for c in fake_slack.calls if c.method == "hook:click"]
+            if {"in_channel", "ephemeral"} <= {h.get("response_type") for h in hooks}:
+                break
+            await asyncio.sleep(0.02)
+        in_channel = [h for h in hooks if h.get("response_type") == "in_channel"]
+        refusals = [h for h in hooks if h.get("response_type") == "ephemeral"]
+        assert len(in_channel) == 1 and "Shared by <@UBOSS>" in json.dumps(in_channel[0])
+        assert len(refusals) == 1 and "only available" in refusals[0]["text"]
