@@ -100,7 +100,7 @@ def test_sql_lives_in_queries() -> None:
     for path in sources("bot", "handlers"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.lstrip() \
-                    and any(node.value.lstrip().upper().startswith(k) for k in keywords):
+                    and any(node.value.lstrip().startswith(k) for k in keywords):
                 bad.append(f"{rel(path)}:{node.lineno}")
     assert bad == []
 
