@@ -42,7 +42,7 @@ class History:
 
 def at(tz: ZoneInfo, *args: int) -> dt.datetime:
     """A local wall-clock time as a UTC instant (fold=0, as the reports read it)."""
-    return dt.datetime(*args, tzinfo=tz).astimezone(dt.UTC)  # type: ignore[misc]
+    return dt.datetime(*args, tzinfo=tz).astimezone(dt.UTC)  # type: ignore[misc]  # *args of datetime's int fields
 
 
 def generate(*, tz: ZoneInfo, first: dt.date, last: dt.date, seed: int,

@@ -325,7 +325,7 @@ async def test_site_probe_against_slow_and_failing_local_servers(dsn: str, fake_
     await runner.setup()
     server = web.TCPSite(runner, "127.0.0.1", 0)
     await server.start()
-    port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # a started server has sockets
     try:
         async with start_bot(dsn, fake_slack, clock=clock, SITE_URL=f"http://127.0.0.1:{port}/") as bot, \
                 __import__("aiohttp").ClientSession() as session:

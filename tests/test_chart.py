@@ -28,7 +28,7 @@ def decode(png: bytes) -> Image.Image:
 
 def rgb(colour: str) -> tuple[int, int, int]:
     """#rrggbb as a tuple."""
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]  # exactly three ints
 
 
 def column_colours(image: Image.Image, hour: int) -> set[tuple[int, int, int]]:
@@ -36,7 +36,7 @@ def column_colours(image: Image.Image, hour: int) -> set[tuple[int, int, int]]:
     slot = (WIDTH - LEFT - RIGHT) / 24
     y = HEIGHT - 80
     pixels = image.convert("RGB")
-    return {pixels.getpixel((int(LEFT + hour * slot + dx), y)) for dx in range(int(slot))}  # type: ignore[misc]
+    return {pixels.getpixel((int(LEFT + hour * slot + dx), y)) for dx in range(int(slot))}  # type: ignore[misc]  # Pillow's pixel type is a union
 
 
 @pytest.mark.parametrize("currency", ["USD", "EUR", "JPY", "KWD"])

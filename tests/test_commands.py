@@ -45,7 +45,7 @@ async def store(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
     """A New York store on its DST day with sales either side of local midnight and a week earlier."""
     async with start_bot(dsn, fake_slack, clock=lambda: NOW, STORE_TIMEZONE="America/New_York",
                          MONITORING_TOKEN=TOKEN) as bot:
-        local = lambda *a: dt.datetime(*a, tzinfo=NY).astimezone(dt.UTC)  # noqa: E731
+        local = lambda *a: dt.datetime(*a, tzinfo=NY).astimezone(dt.UTC)  # noqa: E731  # a one-line local helper reads best here
         events = [
             sale(1, local(2026, 3, 7, 23, 30), amount=1000),  # yesterday, 30 min before local midnight
             sale(2, local(2026, 3, 8, 0, 30), amount=2000, email="a@example.com"),  # today

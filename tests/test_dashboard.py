@@ -40,7 +40,7 @@ async def store(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> AsyncItera
     and the day before."""
     async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
                          MONITORING_TOKEN=TOKEN, PUBLIC_URL=PUBLIC, TRUSTED_PROXIES="127.0.0.1/32") as bot:
-        local = lambda *a: dt.datetime(*a, tzinfo=NY).astimezone(dt.UTC)  # noqa: E731
+        local = lambda *a: dt.datetime(*a, tzinfo=NY).astimezone(dt.UTC)  # noqa: E731  # a one-line local helper reads best here
         for evt in (paid_checkout(1, local(2026, 3, 7, 23, 30), amount=1000),
                     paid_checkout(2, local(2026, 3, 8, 0, 30), amount=2000, email="a@example.com"),
                     paid_checkout(3, local(2026, 3, 8, 3, 15), amount=3000, email="a@example.com"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,4 +127,16 @@ def test_modules_and_functions_are_small_or_say_why(package: str) -> None:
                 first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 if length > MAX_FUNCTION_LINES and not _explains(lines, first - 1):
                     bad.append(f"{rel(path)}:{node.lineno} {node.name}() is {length} lines")
+    assert bad == []
+
+
+def test_every_lint_ignore_says_why() -> None:
+    """A `# noqa` or `# type: ignore` is followed by a comment giving its reason."""
+    marker = re.compile(r"#\s*(noqa|type:\s*ignore)\b(?P<rest>.*)$")
+    bad = []
+    for path in sources("bot", "handlers", "queries", "tests", "bench"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            found = marker.search(line)
+            if found and "#" not in found.group("rest") and "marker = re.compile" not in line:
+                bad.append(f"{rel(path)}:{number}")
     assert bad == []
