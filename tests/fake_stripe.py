@@ -56,6 +56,7 @@ class FakeStripe:
     events: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     intents: list[dict[str, Any]] = field(default_factory=list)
+    endpoints: list[dict[str, Any]] = field(default_factory=list)  # webhook endpoint objects
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)  # for expand[]=data.latest_charge
     faults: list[Fault] = field(default_factory=list)
     forbidden: set[str] = field(default_factory=set)  # paths a restricted key may not read (403)
@@ -86,6 +87,7 @@ class FakeStripe:
         app.router.add_route("*", "/v1/events", self._events)
         app.router.add_route("*", "/v1/checkout/sessions", self._sessions)
         app.router.add_route("*", "/v1/payment_intents", self._intents)
+        app.router.add_route("*", "/v1/webhook_endpoints", self._endpoints)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -107,6 +109,9 @@ class FakeStripe:
 
     async def _intents(self, request: web.Request) -> web.Response:
         return await self._serve(request, self.intents, object_name="payment_intent")
+
+    async def _endpoints(self, request: web.Request) -> web.Response:
+        return await self._serve(request, self.endpoints, object_name="webhook_endpoint")
 
     async def _serve(self, request: web.Request, items: list[dict[str, Any]], *, object_name: str) -> web.Response:
         response = await self._answer(request, items, object_name)

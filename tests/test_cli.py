@@ -85,3 +85,31 @@ def test_invalid_setting_stops_startup_with_one_clear_line(monkeypatch: pytest.M
     assert main(["run"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "salespulse: invalid setting STORE_TIMEZONE: unknown IANA time zone 'Nowhere/City'"
+
+
+async def test_check_reads_the_stripe_webhook_endpoints(dsn: str, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """With STRIPE_API_KEY, `check` lists each endpoint's version and the event types it lacks; exit 1 when the
+    only enabled endpoint misses some, 0 once one has them all ("*")."""
+    import asyncio
+
+    from tests.fake_stripe import API_KEY, FakeStripe
+
+    stripe = await FakeStripe().start()
+    try:
+        stripe.endpoints.append({"id": "we_1", "object": "webhook_endpoint", "created": 1_700_000_000,
+                                 "url": "https://shop.example/webhooks/stripe", "status": "enabled",
+                                 "api_version": "2025-09-30.clover",
+                                 "enabled_events": ["checkout.session.completed", "payment_intent.succeeded"]})
+        for name, value in (("DATABASE_URL", dsn), ("STRIPE_API_KEY", API_KEY), ("STRIPE_API_URL", stripe.url),
+                            ("PUBLIC_URL", "https://shop.example")):
+            monkeypatch.setenv(name, value)
+        assert await asyncio.to_thread(main, ["check"]) == 1
+        out = capsys.readouterr().out
+        assert "pinned to 2025-09-30.clover" in out and "not subscribed to" in out and "charge.refunded" in out
+        stripe.endpoints[0]["enabled_events"] = ["*"]
+        assert await asyncio.to_thread(main, ["check"]) == 0
+        assert "stripe webhooks:  ok" in capsys.readouterr().out
+        assert {r.method for r in stripe.requests} == {"GET"}
+    finally:
+        await stripe.stop()

@@ -118,9 +118,33 @@ async def _check(settings: Settings) -> int:
     else:
         kind = "restricted" if settings.stripe_api_key.get_secret_value().startswith("rk_") else "secret"
         print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
-    database_ok = await _check_postgres(settings)  # both checks run and print, whatever the first says
+    database_ok = await _check_postgres(settings)  # every check runs and prints, whatever the others say
     slack_ok = await _check_slack(settings)
-    return 0 if database_ok and slack_ok else 1
+    stripe_ok = await _check_stripe_endpoints(settings)
+    return 0 if database_ok and slack_ok and stripe_ok else 1
+
+
+async def _check_stripe_endpoints(settings: Settings) -> bool:
+    """With STRIPE_API_KEY: the webhook endpoints' event types and API versions; False if sales would be missed."""
+    if settings.stripe_api_key is None:
+        return True
+    import aiohttp
+
+    from bot.stripe.endpoints import review_endpoints
+    from bot.stripe.events_api import StripeApi, StripeApiError
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = StripeApi(session, api_key=settings.stripe_api_key.get_secret_value(),
+                            base_url=settings.stripe_api_url)
+            lines, ok = await review_endpoints(api, public_url=settings.public_url)
+    except StripeApiError as exc:
+        print(f"  stripe webhooks:  could not read the endpoints — {exc}")
+        return False
+    print("  stripe webhooks:  " + ("ok" if ok else "PROBLEMS"))
+    for line in lines:
+        print(f"    {line}")
+    return ok
 
 
 async def _check_postgres(settings: Settings) -> bool:
