@@ -13,6 +13,7 @@ feed) and the Settings view all ask this module, so a door cannot be opened in o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,9 +38,14 @@ class _GroupCache:
     fetch: GroupMembers | None
     clock: Callable[[], float] = time.monotonic
     entries: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # one look-up per group at a time
 
     async def members(self, group: str) -> frozenset[str]:
         """The group's members; on failure the last known list, or nobody (closed by default)."""
+        async with self.locks.setdefault(group, asyncio.Lock()):
+            return await self._members(group)
+
+    async def _members(self, group: str) -> frozenset[str]:
         now = self.clock()
         cached = self.entries.get(group)
         if cached is not None and now - cached[0] < GROUP_CACHE_SECONDS:
