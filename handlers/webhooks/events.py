@@ -31,8 +31,9 @@ from pydantic import (
 
 from bot.clock import utcnow
 from bot.deps import Deps, deps_of
+from bot.intake.batch import Submission, ingest_batch
 from bot.intake.events import Kind, PaymentEvent
-from bot.intake.single import Outcome, ingest
+from bot.intake.result import Outcome
 from queries import app_events
 
 log = logging.getLogger(__name__)
@@ -239,27 +240,45 @@ def _authorized(header: str | None, token: str) -> bool:
                                token.encode("utf-8", "surrogatepass"))
 
 
-async def _store(conn: asyncpg.Connection, event: ErrorEvent | SyncFailureEvent | OrderEvent, *,
-                 deps: Deps, now: dt.datetime) -> tuple[str, int]:
-    """Store one event; return (stored | duplicate | error, Slack messages queued)."""
+def _order_submission(event: OrderEvent, *, now: dt.datetime) -> Submission:
+    """An app order as the intake takes it: a sale known by its own ref, stored like a Stripe event."""
     at = event.occurred_at or now
-    if isinstance(event, OrderEvent):
-        sale = PaymentEvent(kind=Kind.SALE, event_id=event.id, event_type="order", occurred_at=at,
-                            livemode=True, refs=(f"app_{event.id}",), amount=event.amount,
-                            currency=event.currency, customer_email=event.customer_email,
-                            product=event.product, affiliate=event.affiliate)
-        payload = event.model_dump(mode="json") | {"occurred_at": at.isoformat()}
-        result = await ingest(conn, source="app", event_id=event.id, event_type="order", payload=payload,
-                              event=sale, tz=deps.settings.tz, now=now)
-        # ERROR: kept in webhook_logs with its reason, like a Stripe event that could not be applied.
-        return _STATUS[result.outcome], result.queued
+    sale = PaymentEvent(kind=Kind.SALE, event_id=event.id, event_type="order", occurred_at=at,
+                        livemode=True, refs=(f"app_{event.id}",), amount=event.amount,
+                        currency=event.currency, customer_email=event.customer_email,
+                        product=event.product, affiliate=event.affiliate)
+    payload = event.model_dump(mode="json") | {"occurred_at": at.isoformat()}
+    return Submission(source="app", event_id=event.id, event_type="order", body=json.dumps(payload), event=sale)
+
+
+async def _store(conn: asyncpg.Connection, event: ErrorEvent | SyncFailureEvent, *, now: dt.datetime) -> str:
+    """Store one error or sync failure; return stored | duplicate."""
+    at = event.occurred_at or now
     if isinstance(event, ErrorEvent):
         row = await app_events.insert(conn, kind="error", source=event.source, event_id=event.id,
                                       message=event.message, context=event.context, occurred_at=at)
     else:
         row = await app_events.insert(conn, kind="sync_failure", event_id=event.id, system=event.system,
                                       message=event.message, order_id=event.order_id, occurred_at=at)
-    return ("stored" if row is not None else "duplicate"), 0
+    return "stored" if row is not None else "duplicate"
+
+
+async def _store_all(conn: asyncpg.Connection, events: list[Event], *, deps: Deps,
+                     now: dt.datetime) -> tuple[dict[int, str], int]:
+    """Store every event in the caller's transaction; return each one's status and the messages queued."""
+    status: dict[int, str] = {}
+    # App events in id order: concurrent requests take their unique-key locks in the same order.
+    others = [(i, e) for i, e in enumerate(events) if not isinstance(e, OrderEvent)]
+    for index, event in sorted(others, key=lambda pair: pair[1].id or ""):
+        status[index] = await _store(conn, event, now=now)
+    orders = [(i, e) for i, e in enumerate(events) if isinstance(e, OrderEvent)]
+    # Orders go through the Stripe intake's one rule set, as one batch. ERROR: kept in webhook_logs
+    # with its reason, like a Stripe event that could not be applied.
+    results = await ingest_batch(conn, [_order_submission(e, now=now) for _, e in orders],
+                                 tz=deps.settings.tz, now=now) if orders else []
+    for (index, _), result in zip(orders, results, strict=True):
+        status[index] = _STATUS[result.outcome]
+    return status, sum(r.queued for r in results)
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -284,14 +303,8 @@ async def events_webhook(request: web.Request) -> web.Response:
         events = parse_events(body, now=now)
     except BadEvents as exc:
         return web.json_response({"error": str(exc), "problems": exc.problems}, status=400)
-    status: dict[int, str] = {}
-    queued = 0
     async with deps.pool.acquire() as conn, conn.transaction():
-        # Stored in one global order (app events, then orders, by id): concurrent batches take their
-        # row and advisory locks in the same order, so they cannot deadlock each other.
-        for index in sorted(range(len(events)), key=lambda i: (events[i].type == "order", events[i].id or "")):
-            status[index], count = await _store(conn, events[index], deps=deps, now=now)
-            queued += count
+        status, queued = await _store_all(conn, events, deps=deps, now=now)
     if queued:
         deps.worker.wake.set()
         deps.home.changed()  # a custom order: App Home tabs refresh once the burst settles

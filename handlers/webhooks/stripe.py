@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.deps import deps_of
 from bot.intake.batch import Submission
 from bot.intake.events import MalformedEvent
-from bot.intake.single import Outcome
+from bot.intake.result import Outcome
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import BadSignature, verify
 
