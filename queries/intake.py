@@ -12,11 +12,11 @@ from queries.executor import Executor
 
 # The body is stored as received ($5 is the raw JSON text): no decode/encode round trip per event.
 LOG_WEBHOOKS: Final = """
-INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at, via)
-SELECT s, e, t, st, l, p::jsonb, c, w
+INSERT INTO webhook_logs (source, event_id, event_type, status, last_error, livemode, payload, event_created_at, via)
+SELECT s, e, t, st, le, l, p::jsonb, c, w
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[],
-              $8::text[])
-       AS v(s, e, t, st, p, l, c, w)
+              $8::text[], $9::text[])
+       AS v(s, e, t, st, p, l, c, w, le)
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id
 """
@@ -198,11 +198,12 @@ class LogRow:
     source: str
     event_id: str
     event_type: str
-    status: str  # processed | ignored
+    status: str  # processed | ignored | error
     body: str
     livemode: bool
     event_created_at: dt.datetime | None
     via: str
+    last_error: str | None = None
 
 
 def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
@@ -214,8 +215,8 @@ async def log_webhooks(db: Executor, rows: Sequence[LogRow]) -> set[tuple[str, s
     """Record received events; return the (source, event_id) keys that were new (not redeliveries)."""
     if not rows:
         return set()
-    values = [(r.source, r.event_id, r.event_type, r.status, r.body, r.livemode, r.event_created_at, r.via)
-              for r in rows]
+    values = [(r.source, r.event_id, r.event_type, r.status, r.body, r.livemode, r.event_created_at, r.via,
+               r.last_error) for r in rows]
     return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_WEBHOOKS, *_columns(values))}
 
 

@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bot.demo import runner as demo
 from bot.cli.main import main
+from bot.demo import runner as demo
 from bot.demo.events import EventFactory, sign
 from bot.demo.runner import OPENING, Simulator, demo_settings, nothing_configured, opening_report, steps
 from bot.intake.events import Kind

@@ -20,7 +20,7 @@ import asyncpg
 
 from bot.clock import Clock
 from bot.intake.events import Kind, PaymentEvent
-from bot.intake.fold import Fold
+from bot.intake.fold import Fold, unstorable
 from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
 from queries import intake as q
 
@@ -41,11 +41,12 @@ class Submission:
     event: PaymentEvent | None
     via: str = "webhook"  # how it arrived: webhook | events_api | recovered | backfill (webhook_logs.via)
 
-    def log_row(self) -> q.LogRow:
-        """The webhook_logs row that records this event."""
+    def log_row(self, error: str | None = None) -> q.LogRow:
+        """The webhook_logs row that records this event (refused, with its reason, when `error` is given)."""
         e = self.event
-        return q.LogRow(self.source, self.event_id, self.event_type, "processed" if e else "ignored", self.body,
-                        bool(e and e.livemode), e.occurred_at if e else None, self.via)
+        status = "error" if error else "processed" if e else "ignored"
+        return q.LogRow(self.source, self.event_id, self.event_type, status, self.body, bool(e and e.livemode),
+                        e.occurred_at if e else None, self.via, error)
 
 
 async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo,
@@ -128,7 +129,9 @@ async def _log_new(conn: asyncpg.Connection,
     """Store each event once; return the results so far and the new events to apply, by index."""
     rows: dict[tuple[str, str], q.LogRow] = {}
     for s in subs:
-        rows.setdefault((s.source, s.event_id), s.log_row())
+        if (s.source, s.event_id) not in rows:
+            problem = unstorable(s.event) if s.event else None
+            rows[s.source, s.event_id] = s.log_row(f"ValueError: {problem}" if problem else None)
     new = await q.log_webhooks(conn, list(rows.values()))
     results = [IntakeResult(Outcome.DUPLICATE)] * len(subs)
     todo: list[tuple[int, PaymentEvent]] = []
@@ -136,7 +139,11 @@ async def _log_new(conn: asyncpg.Connection,
         if (s.source, s.event_id) not in new:
             continue
         new.discard((s.source, s.event_id))  # a second copy in the same batch is a duplicate
-        if s.event is None:
+        if rows[s.source, s.event_id].last_error:
+            log.warning("%s event %s (%s) refused: %s", s.source, s.event_id, s.event_type,
+                        rows[s.source, s.event_id].last_error)
+            results[i] = IntakeResult(Outcome.ERROR)
+        elif s.event is None:
             results[i] = IntakeResult(Outcome.IGNORED)
         else:
             todo.append((i, s.event))
@@ -166,6 +173,11 @@ class IntakeBatcher:
         future: asyncio.Future[IntakeResult] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(sub, future))
         return await future
+
+    @property
+    def waiting(self) -> int:
+        """Submissions queued and not yet taken by a writer."""
+        return self._queue.qsize()
 
     async def run(self) -> None:
         """The writer tasks: each takes whatever is waiting (up to max_batch) and commits it."""
