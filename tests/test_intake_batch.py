@@ -207,14 +207,16 @@ async def until(probe: Callable[[], Awaitable[int]], value: int, within: float =
     assert await probe() == value
 
 
+def sale(n: int) -> dict[str, Any]:
+    """A paid checkout session of its own (evt_p<n>, cs_p<n>, pi_p<n>)."""
+    evt = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
+    evt["id"] = f"evt_p{n}"
+    evt["data"]["object"].update(id=f"cs_p{n}", payment_intent=f"pi_p{n}")
+    return evt
+
+
 async def test_a_poisoned_event_does_not_fail_its_batch(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
     """Signed webhooks batched with one PostgreSQL refuses: all answered 2xx, only that one kept as an error."""
-    def sale(n: int) -> dict[str, Any]:
-        evt = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
-        evt["id"] = f"evt_p{n}"
-        evt["data"]["object"].update(id=f"cs_p{n}", payment_intent=f"pi_p{n}")
-        return evt
-
     blockers, good, bad = [sale(0), sale(1)], [sale(n) for n in range(2, 8)], sale(8)
     # Valid JSON the parser lets through, but jsonb refuses a lone surrogate escape: the INSERT fails.
     bad["data"]["object"]["metadata"] = {"productName": "\ud800"}
