@@ -59,9 +59,9 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
         async with conn.transaction():
             return await _apply(conn, subs, tz=tz, now=now, notify=notify)
     except PAYLOAD_ERRORS as exc:
-        # Rare (the parser keeps odd values out), so the common path pays no savepoint for it: find the
-        # refused event(s) by halving the batch, each half under a savepoint. Any split of a stream into
-        # batches has the same effect, so the result equals applying the events one at a time.
+        # Rare (the parser and fold.unstorable() keep odd values out), so the common path pays no savepoint
+        # for it: find the refused event(s) by halving the batch, each half under a savepoint. Any split of a
+        # stream into batches has the same effect, so the result equals applying the events one at a time.
         log.info("batch of %d refused (%s: %s); isolating the odd event", len(subs), type(exc).__name__, exc)
         async with conn.transaction():
             return await _split(conn, subs, exc, tz=tz, now=now, notify=notify)
