@@ -1,26 +1,37 @@
-"""SQL for the webhook intake: webhook log, orders and their payment refs, failures, disputes, checkouts."""
+"""SQL for the intake: one set-based statement per table for a whole batch of events, and the rows they carry."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from queries.executor import Executor
 
-INSERT_WEBHOOK_LOG: Final = """
-INSERT INTO webhook_logs (source, event_id, event_type, status, livemode, payload, event_created_at, via)
-VALUES                   ($1,     $2,       $3,         $4,     $5,       $6,      $7,               $8)
+# The body is stored as received ($5 is the raw JSON text): no decode/encode round trip per event.
+LOG_WEBHOOKS: Final = """
+INSERT INTO webhook_logs (source, event_id, event_type, status, last_error, livemode, payload, event_created_at, via)
+SELECT s, e, t, st, le, l, p::jsonb, c, w
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[],
+              $8::text[], $9::text[])
+       AS v(s, e, t, st, p, l, c, w, le)
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING source, event_id
+"""
+
+# An event the rules or the database refused is kept with its reason (and answered 2xx: it is stored), so
+# Stripe does not retry it forever. $7 is the raw body, or, when jsonb refuses even that (a lone surrogate
+# escape such as "\ud800" is valid JSON but not valid jsonb), the body as one JSON string.
+_LOG_REFUSED: Final = """
+INSERT INTO webhook_logs (source, event_id, event_type, status,  last_error, livemode, payload, event_created_at, via)
+VALUES                   ($1,     $2,       $3,         'error', $4,         $5,       {},      $6,               $8)
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING id
 """
-
-MARK_WEBHOOK_ERROR: Final = """
-UPDATE webhook_logs
-   SET status = 'error', last_error = $2, updated_at = now()
- WHERE id = $1
-"""
+LOG_REFUSED: Final = _LOG_REFUSED.format("$7::text::jsonb")
+LOG_REFUSED_AS_TEXT: Final = _LOG_REFUSED.format("to_jsonb($7::text)")
 
 # Serialise every event about the same payment: two event types for one payment arriving together must
 # not both decide "no order yet". Locks are taken in key order, so two transactions cannot deadlock.
@@ -29,82 +40,67 @@ SELECT pg_advisory_xact_lock(k)
   FROM (SELECT DISTINCT hashtextextended(r, 0) AS k FROM unnest($1::text[]) AS r ORDER BY 1) AS keys
 """
 
-FIND_ORDER_BY_REFS: Final = """
-SELECT o.id, o.payment_status, o.status_at, o.amount_total, o.amount_refunded
+# Row locks in id order: two batches touching the same orders queue up instead of deadlocking.
+ORDERS_BY_REFS: Final = """
+SELECT p.ref, o.id, o.payment_status, o.amount_total, o.amount_refunded, o.currency, o.customer_email,
+       o.customer_name, o.product_name, o.affiliate_id, o.checkout_session_id, o.payment_intent_id,
+       o.invoice_id, o.charge_id, o.failure_reason, o.livemode, o.metadata, o.created_at, o.refunded_at,
+       o.status_at
   FROM payment_refs AS p
   JOIN orders AS o ON o.id = p.order_id
  WHERE p.ref = ANY($1::text[])
- ORDER BY array_position($1::text[], p.ref)
- LIMIT 1
+ ORDER BY o.id
+   FOR UPDATE OF o
 """
 
-INSERT_ORDER: Final = """
-INSERT INTO orders (id, payment_status, amount_total, currency, customer_email, customer_name,
-                    product_name, affiliate_id, checkout_session_id, payment_intent_id, invoice_id,
-                    charge_id, failure_reason, livemode, metadata, created_at, status_at)
-VALUES             ($1, $2, $3, $4, $5, $6,
-                    $7, $8, $9, $10, $11,
-                    $12, $13, $14, $15, $16, $16)
+# The columns the fold reads and writes, in `orders` order.
+ORDER_COLUMNS: Final = ("id", "payment_status", "amount_total", "amount_refunded", "currency", "customer_email",
+                        "customer_name", "product_name", "affiliate_id", "checkout_session_id", "payment_intent_id",
+                        "invoice_id", "charge_id", "failure_reason", "livemode", "metadata", "created_at",
+                        "refunded_at", "status_at")
+_ORDER_ARRAYS: Final = """unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+              $14::text[], $15::bool[], $16::text[], $17::timestamptz[], $18::timestamptz[],
+              $19::timestamptz[])"""
+_ORDER_ALIASES: Final = ("v(id, payment_status, amount_total, amount_refunded, currency, customer_email, customer_name,"
+                         " product_name, affiliate_id, checkout_session_id, payment_intent_id, invoice_id, charge_id,"
+                         " failure_reason, livemode, metadata, created_at, refunded_at, status_at)")
+
+INSERT_ORDERS: Final = f"""
+INSERT INTO orders ({", ".join(ORDER_COLUMNS)})
+SELECT id, payment_status, amount_total, amount_refunded, currency, customer_email, customer_name, product_name,
+       affiliate_id, checkout_session_id, payment_intent_id, invoice_id, charge_id, failure_reason, livemode,
+       metadata::jsonb, created_at, refunded_at, status_at
+  FROM {_ORDER_ARRAYS} AS {_ORDER_ALIASES}
 """
 
-# Descriptive fields fill in what earlier events lacked; status moves only when the caller decided so.
-UPDATE_ORDER: Final = """
-UPDATE orders
-   SET payment_status      = CASE WHEN $2::bool THEN $3::text ELSE payment_status END,
-       status_at           = CASE WHEN $2::bool THEN $4::timestamptz ELSE status_at END,
-       created_at          = CASE WHEN $2::bool AND $3::text = 'completed' THEN $4::timestamptz
-                                  ELSE created_at END,
-       failure_reason      = CASE WHEN $2::bool THEN $5::text ELSE failure_reason END,
-       amount_total        = COALESCE($6, amount_total),
-       currency            = COALESCE($7, currency),
-       customer_email      = COALESCE(customer_email, $8),
-       customer_name       = COALESCE(customer_name, $9),
-       product_name        = COALESCE(product_name, $10),
-       affiliate_id        = COALESCE(affiliate_id, $11),
-       checkout_session_id = COALESCE(checkout_session_id, $12),
-       payment_intent_id   = COALESCE(payment_intent_id, $13),
-       invoice_id          = COALESCE(invoice_id, $14),
-       charge_id           = COALESCE(charge_id, $15),
-       metadata            = metadata || $16,
-       updated_at          = now()
- WHERE id = $1
-RETURNING customer_email, product_name, affiliate_id, amount_total, currency
+UPDATE_ORDERS: Final = f"""
+UPDATE orders AS o
+   SET payment_status = v.payment_status, amount_total = v.amount_total, amount_refunded = v.amount_refunded,
+       currency = v.currency, customer_email = v.customer_email, customer_name = v.customer_name,
+       product_name = v.product_name, affiliate_id = v.affiliate_id, checkout_session_id = v.checkout_session_id,
+       payment_intent_id = v.payment_intent_id, invoice_id = v.invoice_id, charge_id = v.charge_id,
+       failure_reason = v.failure_reason, metadata = v.metadata::jsonb, created_at = v.created_at,
+       refunded_at = v.refunded_at, status_at = v.status_at, updated_at = now()
+  FROM {_ORDER_ARRAYS} AS {_ORDER_ALIASES}
+ WHERE o.id = v.id
 """
 
 INSERT_REFS: Final = """
 INSERT INTO payment_refs (ref, order_id)
-SELECT r, $2 FROM unnest($1::text[]) AS r
+SELECT * FROM unnest($1::text[], $2::text[])
 ON CONFLICT (ref) DO NOTHING
 """
 
-APPLY_REFUND: Final = """
-UPDATE orders
-   SET amount_refunded = GREATEST(amount_refunded, $2),
-       refunded_at     = GREATEST(refunded_at, $3),
-       payment_status  = CASE WHEN payment_status = 'completed' AND amount_total IS NOT NULL
-                               AND GREATEST(amount_refunded, $2) >= amount_total
-                              THEN 'refunded' ELSE payment_status END,
-       updated_at      = now()
- WHERE id = $1
-RETURNING amount_total, customer_email
-"""
-
-INSERT_FAILURE: Final = """
-INSERT INTO payment_failures (event_id, order_id, amount, currency, customer_email, reason, created_at)
-VALUES                       ($1,       $2,       $3,     $4,       $5,             $6,     $7)
-ON CONFLICT (event_id) DO NOTHING
-"""
-
-INSERT_DISPUTE: Final = """
-INSERT INTO disputes (id, order_id, charge_id, amount, currency, reason, status, created_at)
-VALUES               ($1, $2,       $3,        $4,     $5,       $6,     $7,     $8)
-ON CONFLICT (id) DO NOTHING
-RETURNING id
-"""
-
-# How a checkout session already stored takes a newer observation: an older event never wins the status,
-# the first completion time and email stay, amounts and metadata fill in. Shared with the batch intake.
-MERGE_CHECKOUT: Final = """
+# How a checkout session already stored takes the batch's net observation: an older event never wins the
+# status, the first completion time and email stay, amounts and metadata fill in.
+UPSERT_CHECKOUTS: Final = """
+INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
+                               created_at, completed_at, status_at)
+SELECT id, status, amount_total, currency, customer_email, metadata::jsonb, created_at, completed_at, status_at
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+              $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+       AS v(id, status, amount_total, currency, customer_email, metadata, created_at, completed_at, status_at)
 ON CONFLICT (id) DO UPDATE
    SET status         = CASE WHEN EXCLUDED.status_at >= checkout_sessions.status_at
                              THEN EXCLUDED.status ELSE checkout_sessions.status END,
@@ -117,67 +113,118 @@ ON CONFLICT (id) DO UPDATE
        updated_at     = now()
 """
 
-# Sessions start 'pending' in the guide's sense ("started, not finished").
-UPSERT_CHECKOUT: Final = """
-INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
-                               created_at, completed_at, status_at)
-VALUES                        ($1, $2::text, $3, $4, $5, $6,
-                               $7, CASE WHEN $2::text = 'completed' THEN $8::timestamptz END, $8)
-""" + MERGE_CHECKOUT
+INSERT_FAILURES: Final = """
+INSERT INTO payment_failures (event_id, order_id, amount, currency, customer_email, reason, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+INSERT_DISPUTES: Final = """
+INSERT INTO disputes (id, order_id, charge_id, amount, currency, reason, status, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                     $8::timestamptz[])
+ON CONFLICT (id) DO NOTHING
+"""
+
+ENQUEUE: Final = """
+INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency)
+SELECT k, ch, kd, p::jsonb, a, c
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS v(k, ch, kd, p, a, c)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING dedupe_key
+"""
 
 
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """What the intake needs to know about an existing order before changing it."""
+# Mutable on purpose: the fold changes these rows in memory, event after event, before one write-back.
+@dataclass
+class OrderRow:
+    """An order as stored, changed in memory by the batch's events."""
 
     id: str
     payment_status: str
     status_at: dt.datetime
-    amount_total: int | None
-    amount_refunded: int
+    created_at: dt.datetime
+    amount_total: int | None = None
+    amount_refunded: int = 0
+    currency: str | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    product_name: str | None = None
+    affiliate_id: str | None = None
+    checkout_session_id: str | None = None
+    payment_intent_id: str | None = None
+    invoice_id: str | None = None
+    charge_id: str | None = None
+    failure_reason: str | None = None
+    livemode: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+    refunded_at: dt.datetime | None = None
+    is_new: bool = False
+    dirty: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class OrderFields:
-    """The descriptive columns of an order, as one event knows them."""
+@dataclass
+class CheckoutRow:
+    """The batch's net change to one checkout session (merged with the stored row by the upsert)."""
 
+    id: str
+    status: str
     amount_total: int | None
     currency: str | None
     customer_email: str | None
-    customer_name: str | None
-    product_name: str | None
-    affiliate_id: str | None
-    checkout_session_id: str | None
-    payment_intent_id: str | None
-    invoice_id: str | None
-    charge_id: str | None
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+    status_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """An outbox row to insert, and the index of the event that caused it."""
+
+    event_index: int
+    dedupe_key: str
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    amount: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One received event for webhook_logs, its body the raw JSON text as received."""
+
+    source: str
+    event_id: str
+    event_type: str
+    status: str  # processed | ignored | error
+    body: str
     livemode: bool
-    metadata: Mapping[str, str]
+    event_created_at: dt.datetime | None
+    via: str
+    last_error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OrderSummary:
-    """An order's descriptive fields after an update merged them."""
-
-    customer_email: str | None
-    product_name: str | None
-    affiliate_id: str | None
-    amount_total: int | None
-    currency: str | None
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Row tuples → one list per column, for unnest()."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
-async def log_webhook(db: Executor, *, source: str, event_id: str, event_type: str, status: str,
-                      livemode: bool, payload: Any, event_created_at: dt.datetime | None,
-                      via: str = "webhook") -> int | None:
-    """Record a received webhook; None when this event id was already recorded (a redelivery)."""
-    row_id: int | None = await db.fetchval(INSERT_WEBHOOK_LOG, source, event_id, event_type, status,
-                                           livemode, payload, event_created_at, via)
-    return row_id
+async def log_webhooks(db: Executor, rows: Sequence[LogRow]) -> set[tuple[str, str]]:
+    """Record received events; return the (source, event_id) keys that were new (not redeliveries)."""
+    if not rows:
+        return set()
+    values = [(r.source, r.event_id, r.event_type, r.status, r.body, r.livemode, r.event_created_at, r.via,
+               r.last_error) for r in rows]
+    return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_WEBHOOKS, *_columns(values))}
 
 
-async def mark_webhook_error(db: Executor, *, log_id: int, error: str) -> None:
-    """Flag a stored webhook whose processing failed, keeping its payload for a later replay."""
-    await db.execute(MARK_WEBHOOK_ERROR, log_id, error[:2000])
+async def log_refused(db: Executor, row: LogRow, *, error: str, as_text: bool = False) -> bool:
+    """Keep an event that could not be applied, status 'error' with its reason; False if already stored."""
+    sql = LOG_REFUSED_AS_TEXT if as_text else LOG_REFUSED
+    return await db.fetchval(sql, row.source, row.event_id, row.event_type, error[:2000], row.livemode,
+                             row.event_created_at, row.body, row.via) is not None
 
 
 async def lock_refs(db: Executor, refs: Sequence[str]) -> None:
@@ -185,63 +232,56 @@ async def lock_refs(db: Executor, refs: Sequence[str]) -> None:
     await db.execute(LOCK_REFS, list(refs))
 
 
-async def find_order(db: Executor, refs: Sequence[str]) -> OrderState | None:
-    """The order any of these refs already names, preferring the earliest ref."""
-    row = await db.fetchrow(FIND_ORDER_BY_REFS, list(refs))
-    return OrderState(**dict(row)) if row else None
+async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, OrderRow]]:
+    """(ref, order) for every stored order these refs name, row-locked until commit."""
+    rows = await db.fetch(ORDERS_BY_REFS, sorted(set(refs)))
+    return [(r["ref"], OrderRow(**{name: r[name] for name in ORDER_COLUMNS})) for r in rows]
 
 
-async def insert_order(db: Executor, *, order_id: str, status: str, fields: OrderFields,
-                       failure_reason: str | None, at: dt.datetime) -> None:
-    """Create an order in `status` as of `at`."""
-    f = fields
-    await db.execute(INSERT_ORDER, order_id, status, f.amount_total, f.currency, f.customer_email,
-                     f.customer_name, f.product_name, f.affiliate_id, f.checkout_session_id,
-                     f.payment_intent_id, f.invoice_id, f.charge_id, failure_reason, f.livemode,
-                     dict(f.metadata), at)
+def _order_values(o: OrderRow) -> tuple[Any, ...]:
+    return tuple(json.dumps(o.metadata) if name == "metadata" else getattr(o, name) for name in ORDER_COLUMNS)
 
 
-async def update_order(db: Executor, *, order_id: str, move_status: bool, status: str, at: dt.datetime,
-                       failure_reason: str | None, fields: OrderFields) -> OrderSummary:
-    """Merge an event's fields into an order, moving its status only when `move_status`."""
-    f = fields
-    row = await db.fetchrow(UPDATE_ORDER, order_id, move_status, status, at, failure_reason,
-                            f.amount_total, f.currency, f.customer_email, f.customer_name,
-                            f.product_name, f.affiliate_id, f.checkout_session_id, f.payment_intent_id,
-                            f.invoice_id, f.charge_id, dict(f.metadata))
-    return OrderSummary(**dict(row))
+async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
+    """Insert the batch's new orders and write back the changed ones."""
+    orders = list(orders)
+    new = [_order_values(o) for o in orders if o.is_new]
+    changed = [_order_values(o) for o in orders if o.dirty and not o.is_new]
+    if new:
+        await db.execute(INSERT_ORDERS, *_columns(new))
+    if changed:
+        await db.execute(UPDATE_ORDERS, *_columns(changed))
 
 
-async def add_refs(db: Executor, *, order_id: str, refs: Sequence[str]) -> None:
-    """Remember that these refs name `order_id` (refs already taken keep their order)."""
-    await db.execute(INSERT_REFS, list(refs), order_id)
+async def add_refs(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
+    """(ref, order id) pairs; refs already taken keep their order."""
+    if pairs:
+        await db.execute(INSERT_REFS, *_columns(pairs))
 
 
-async def apply_refund(db: Executor, *, order_id: str, amount_refunded: int,
-                       at: dt.datetime) -> tuple[int | None, str | None]:
-    """Raise an order's cumulative refund; a full refund marks it refunded. Returns (total, email)."""
-    row = await db.fetchrow(APPLY_REFUND, order_id, amount_refunded, at)
-    return (row["amount_total"], row["customer_email"]) if row else (None, None)
+async def upsert_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> None:
+    """Merge the batch's checkout changes into the stored sessions."""
+    values = [(c.id, c.status, c.amount_total, c.currency, c.customer_email, json.dumps(c.metadata),
+               c.created_at, c.completed_at, c.status_at) for c in rows]
+    if values:
+        await db.execute(UPSERT_CHECKOUTS, *_columns(values))
 
 
-async def insert_failure(db: Executor, *, event_id: str, order_id: str | None, amount: int | None,
-                         currency: str | None, customer_email: str | None, reason: str | None,
-                         at: dt.datetime) -> None:
-    """Record one failed payment attempt."""
-    await db.execute(INSERT_FAILURE, event_id, order_id, amount, currency, customer_email, reason, at)
+async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Failed payment attempts: (event id, order id, amount, currency, email, reason, at)."""
+    if rows:
+        await db.execute(INSERT_FAILURES, *_columns(rows))
 
 
-async def insert_dispute(db: Executor, *, dispute_id: str, order_id: str | None, charge_id: str | None,
-                         amount: int | None, currency: str | None, reason: str | None,
-                         status: str | None, at: dt.datetime) -> bool:
-    """Record an opened dispute; False when it was already recorded."""
-    return await db.fetchval(INSERT_DISPUTE, dispute_id, order_id, charge_id, amount, currency, reason,
-                             status, at) is not None
+async def insert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Opened disputes (first record wins): (id, order id, charge id, amount, currency, reason, status, at)."""
+    if rows:
+        await db.execute(INSERT_DISPUTES, *_columns(rows))
 
 
-async def upsert_checkout(db: Executor, *, session_id: str, status: str, amount_total: int | None,
-                          currency: str | None, customer_email: str | None, metadata: Mapping[str, str],
-                          created_at: dt.datetime, at: dt.datetime) -> None:
-    """Create or move a checkout session; an event older than the stored state never wins."""
-    await db.execute(UPSERT_CHECKOUT, session_id, status, amount_total, currency, customer_email,
-                     dict(metadata), created_at, at)
+async def enqueue(db: Executor, messages: Sequence[QueuedMessage]) -> set[str]:
+    """Queue the batch's messages once per dedupe key; return the keys actually queued."""
+    if not messages:
+        return set()
+    rows = [(m.dedupe_key, m.channel, m.kind, json.dumps(m.payload), m.amount, m.currency) for m in messages]
+    return {r["dedupe_key"] for r in await db.fetch(ENQUEUE, *_columns(rows))}

@@ -69,16 +69,6 @@ SELECT s.started_at, s.last_poll_at, s.last_ok_at, s.last_error, s.last_error_at
  WHERE s.id = 'events'
 """
 
-# A backfilled event the intake could not apply is kept, with its reason, like a webhook would be.
-LOG_FAILED_EVENT: Final = """
-INSERT INTO webhook_logs (source, event_id, event_type, status, last_error, livemode, payload,
-                          event_created_at, via)
-VALUES                   ('stripe', $1,     $2,         'error', $3,        $4,       $5::text::jsonb,
-                          $6,               $7)
-ON CONFLICT (source, event_id) DO NOTHING
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class SyncState:
     """Where the poller stands."""
@@ -166,9 +156,3 @@ async def sync_status(db: Executor, *, since: dt.datetime) -> SyncStatus | None:
     """The Events API's state for /health (recovered counted since `since`); None when never polled."""
     row = await db.fetchrow(SYNC_STATUS, since)
     return None if row is None else SyncStatus(**dict(row))
-
-
-async def log_failed_event(db: Executor, *, event_id: str, event_type: str, error: str, livemode: bool,
-                           body: str, created: dt.datetime | None, via: str) -> None:
-    """Keep an event that could not be applied, with its reason."""
-    await db.execute(LOG_FAILED_EVENT, event_id, event_type, error[:2000], livemode, body, created, via)

@@ -213,13 +213,13 @@ async def test_local_mode_prints_messages_readably(dsn: str) -> None:
     assert settings.local_mode
     # jobs=False: a daily report falling due at start-up (real clock) would be printed here too.
     async with running(settings, dsn=dsn, sender=ConsoleSender(stream=out), jobs=False) as services:
-        from bot.intake.single import ingest
+        from bot.intake.batch import Submission, ingest_batch
         from bot.stripe.parse import parse_event
 
         evt = sale(7)
+        sub = Submission("stripe", evt["id"], evt["type"], json.dumps(evt), parse_event(evt))
         async with services.deps.pool.acquire() as conn:
-            await ingest(conn, source="stripe", event_id=evt["id"], event_type=evt["type"], payload=evt,
-                         event=parse_event(evt), tz=settings.tz, now=services.deps.clock())
+            await ingest_batch(conn, [sub], tz=settings.tz, now=services.deps.clock())
         await services.deps.worker.drain()
     printed = out.getvalue()
     assert "[#sales]" in printed and "== 💰 New Sale! ==" in printed

@@ -3,14 +3,15 @@
 Each webhook still gets its 2xx only after the transaction holding its event, its order changes and its
 Slack message has committed. Under load, requests that arrive while a batch is being written wait for the
 next one, so a burst costs a dozen statements per batch instead of a dozen per event; when traffic is light
-a batch is a single event and nothing waits.
+a batch is a single event and nothing waits. This is the only way events are applied: the app's own
+orders, the Events API poller and the backfill submit batches too, and an event the database refuses is
+stored as an error without failing the rest of its batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -19,10 +20,9 @@ import asyncpg
 
 from bot.clock import Clock
 from bot.intake.events import Kind, PaymentEvent
-from bot.intake.fold import Fold
-from bot.intake.single import PAYLOAD_ERRORS, IntakeResult, Outcome, ingest
-from queries import intake as single
-from queries import intake_batch as q
+from bot.intake.fold import Fold, unstorable
+from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
+from queries import intake as q
 
 log = logging.getLogger(__name__)
 
@@ -41,45 +41,80 @@ class Submission:
     event: PaymentEvent | None
     via: str = "webhook"  # how it arrived: webhook | events_api | recovered | backfill (webhook_logs.via)
 
+    def log_row(self, error: str | None = None) -> q.LogRow:
+        """The webhook_logs row that records this event (refused, with its reason, when `error` is given)."""
+        e = self.event
+        status = "error" if error else "processed" if e else "ignored"
+        return q.LogRow(self.source, self.event_id, self.event_type, status, self.body, bool(e and e.livemode),
+                        e.occurred_at if e else None, self.via, error)
+
 
 async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo,
                        now: dt.datetime, notify: bool = True) -> list[IntakeResult]:
-    """Apply a batch in one transaction, with the same effects as `ingest()` on each event in order.
+    """Store and apply events in order, in one transaction; a single event is a batch of one.
 
-    `notify=False` stores everything and queues no Slack message (`salespulse backfill` imports history)."""
-    async with conn.transaction():
-        seen: set[tuple[str, str]] = set()
-        rows = []
-        for s in subs:
-            if (s.source, s.event_id) not in seen:
-                seen.add((s.source, s.event_id))
-                rows.append((s.source, s.event_id, s.event_type, "processed" if s.event else "ignored", s.body,
-                             bool(s.event and s.event.livemode), s.event.occurred_at if s.event else None, s.via))
-        new = await q.log_webhooks(conn, rows)
-        results = [IntakeResult(Outcome.DUPLICATE)] * len(subs)
-        todo: list[tuple[int, PaymentEvent]] = []
-        for i, s in enumerate(subs):
-            if (s.source, s.event_id) not in new:
-                continue
-            new.discard((s.source, s.event_id))  # a second copy in the same batch is a duplicate
-            if s.event is None:
-                results[i] = IntakeResult(Outcome.IGNORED)
-            else:
-                todo.append((i, s.event))
-        fold = Fold(tz=tz, now=now, notify=notify)
-        refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})
-        if refs:
-            await single.lock_refs(conn, refs)
-            for ref, row in await q.orders_by_refs(conn, refs):
-                fold.load(ref, row)
-        for i, e in todo:
-            fold.apply(i, e)
-        await q.write_orders(conn, fold.orders.values())
-        await q.add_refs(conn, fold.new_refs)
-        await q.upsert_checkouts(conn, fold.checkouts.values())
-        await q.insert_failures(conn, fold.failures)
-        await q.insert_disputes(conn, list(fold.disputes.values()))
-        queued = await q.enqueue(conn, fold.messages)
+    An event the rules or PostgreSQL refuse is stored with status 'error' and its reason, and the others
+    are applied as if it had come alone. `notify=False` queues no Slack message (`salespulse backfill`)."""
+    try:
+        async with conn.transaction():
+            return await _apply(conn, subs, tz=tz, now=now, notify=notify)
+    except PAYLOAD_ERRORS as exc:
+        # Rare (the parser and fold.unstorable() keep odd values out), so the common path pays no savepoint
+        # for it: find the refused event(s) by halving the batch, each half under a savepoint. Any split of a
+        # stream into batches has the same effect, so the result equals applying the events one at a time.
+        log.info("batch of %d refused (%s: %s); isolating the odd event", len(subs), type(exc).__name__, exc)
+        async with conn.transaction():
+            return await _split(conn, subs, exc, tz=tz, now=now, notify=notify)
+
+
+async def _attempt(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo, now: dt.datetime,
+                   notify: bool) -> list[IntakeResult]:
+    try:
+        async with conn.transaction():  # a savepoint: a refusal undoes this part only
+            return await _apply(conn, subs, tz=tz, now=now, notify=notify)
+    except PAYLOAD_ERRORS as exc:
+        return await _split(conn, subs, exc, tz=tz, now=now, notify=notify)
+
+
+async def _split(conn: asyncpg.Connection, subs: list[Submission], exc: Exception, *, tz: ZoneInfo,
+                 now: dt.datetime, notify: bool) -> list[IntakeResult]:
+    if len(subs) == 1:
+        return [await _refused(conn, subs[0], exc)]
+    half = len(subs) // 2
+    first = await _attempt(conn, subs[:half], tz=tz, now=now, notify=notify)
+    return first + await _attempt(conn, subs[half:], tz=tz, now=now, notify=notify)
+
+
+async def _refused(conn: asyncpg.Connection, sub: Submission, exc: Exception) -> IntakeResult:
+    """Keep a refused event with status 'error' and its reason (a redelivery of it is then a duplicate)."""
+    log.warning("%s event %s (%s) could not be applied: %s", sub.source, sub.event_id, sub.event_type, exc)
+    error, row = f"{type(exc).__name__}: {exc}", sub.log_row()
+    try:
+        async with conn.transaction():
+            stored = await q.log_refused(conn, row, error=error)
+    except asyncpg.DataError:  # jsonb refused the body itself: keep it as one JSON string
+        stored = await q.log_refused(conn, row, error=error, as_text=True)
+    return IntakeResult(Outcome.ERROR if stored else Outcome.DUPLICATE)
+
+
+async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo, now: dt.datetime,
+                 notify: bool) -> list[IntakeResult]:
+    """Log the batch, fold its new events over the orders they touch, write everything back."""
+    results, todo = await _log_new(conn, subs)
+    fold = Fold(tz=tz, now=now, notify=notify)
+    refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})
+    if refs:
+        await q.lock_refs(conn, refs)
+        for ref, row in await q.orders_by_refs(conn, refs):
+            fold.load(ref, row)
+    for i, e in todo:
+        fold.apply(i, e)
+    await q.write_orders(conn, fold.orders.values())
+    await q.add_refs(conn, fold.new_refs)
+    await q.upsert_checkouts(conn, fold.checkouts.values())
+    await q.insert_failures(conn, fold.failures)
+    await q.insert_disputes(conn, list(fold.disputes.values()))
+    queued = await q.enqueue(conn, fold.messages)
     counts = [0] * len(subs)
     for m in fold.messages:
         if m.dedupe_key in queued:
@@ -87,6 +122,32 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
     for i, _ in todo:
         results[i] = IntakeResult(Outcome.PROCESSED, counts[i])
     return results
+
+
+async def _log_new(conn: asyncpg.Connection,
+                   subs: list[Submission]) -> tuple[list[IntakeResult], list[tuple[int, PaymentEvent]]]:
+    """Store each event once; return the results so far and the new events to apply, by index."""
+    rows: dict[tuple[str, str], q.LogRow] = {}
+    for s in subs:
+        if (s.source, s.event_id) not in rows:
+            problem = unstorable(s.event) if s.event else None
+            rows[s.source, s.event_id] = s.log_row(f"ValueError: {problem}" if problem else None)
+    new = await q.log_webhooks(conn, list(rows.values()))
+    results = [IntakeResult(Outcome.DUPLICATE)] * len(subs)
+    todo: list[tuple[int, PaymentEvent]] = []
+    for i, s in enumerate(subs):
+        if (s.source, s.event_id) not in new:
+            continue
+        new.discard((s.source, s.event_id))  # a second copy in the same batch is a duplicate
+        if rows[s.source, s.event_id].last_error:
+            log.warning("%s event %s (%s) refused: %s", s.source, s.event_id, s.event_type,
+                        rows[s.source, s.event_id].last_error)
+            results[i] = IntakeResult(Outcome.ERROR)
+        elif s.event is None:
+            results[i] = IntakeResult(Outcome.IGNORED)
+        else:
+            todo.append((i, s.event))
+    return results, todo
 
 
 @dataclass
@@ -113,6 +174,11 @@ class IntakeBatcher:
         await self._queue.put(_Pending(sub, future))
         return await future
 
+    @property
+    def waiting(self) -> int:
+        """Submissions queued and not yet taken by a writer."""
+        return self._queue.qsize()
+
     async def run(self) -> None:
         """The writer tasks: each takes whatever is waiting (up to max_batch) and commits it."""
         async with asyncio.TaskGroup() as group:
@@ -134,11 +200,12 @@ class IntakeBatcher:
             async with self._pool.acquire() as conn:
                 try:
                     results = await ingest_batch(conn, [p.sub for p in batch], tz=self._tz, now=self._clock())
-                except (*PAYLOAD_ERRORS, asyncpg.DeadlockDetectedError) as exc:
-                    # One odd event must not fail its neighbours: redo them one by one, each in its own
-                    # transaction, where a payload error is recorded against that event alone.
-                    log.info("batch of %d fell back to single events: %s", len(batch), exc)
-                    results = [await self._one(conn, p.sub) for p in batch]
+                except asyncpg.DeadlockDetectedError as exc:
+                    # Batches lock refs and rows in a fixed order, but two can still wait on each other's new
+                    # orders' unique keys: redo this one an event per transaction, which holds fewer locks.
+                    log.info("batch of %d deadlocked, redone one event at a time: %s", len(batch), exc)
+                    results = [(await ingest_batch(conn, [p.sub], tz=self._tz, now=self._clock()))[0]
+                               for p in batch]
         except BaseException as exc:
             # Every waiter must learn the outcome: database down (→ 503), or shutdown mid-batch.
             for p in batch:
@@ -151,9 +218,3 @@ class IntakeBatcher:
         for p, result in zip(batch, results, strict=True):
             if not p.future.done():
                 p.future.set_result(result)
-
-    async def _one(self, conn: asyncpg.Connection, sub: Submission) -> IntakeResult:
-        return await ingest(conn, source=sub.source, event_id=sub.event_id, event_type=sub.event_type,
-                            payload=json.loads(sub.body), event=sub.event, tz=self._tz, now=self._clock(),
-                            via=sub.via)
-

@@ -1,8 +1,8 @@
-"""Apply a batch of Stripe events in memory, exactly as `bot.intake.single` applies them one by one.
+"""The intake's rules, the only copy: a batch of events folded in memory over the orders they touch.
 
 The batch intake reads every order its events touch in one query, folds the events over those rows here,
-and writes the final rows back with a handful of set-based statements. The rules mirror `bot.intake.single` and
-the SQL in `queries.intake` line for line (tests compare both paths on the same event streams).
+and writes the final rows back with a handful of set-based statements (`queries.intake`). A single event is
+a batch of one; tests check that any split of a stream into batches leaves the same tables.
 """
 
 from __future__ import annotations
@@ -24,70 +24,54 @@ from bot.blocks.pings import (
     sale_message,
 )
 from bot.intake.events import Kind, PaymentEvent
-from bot.intake.single import LATE_AFTER, status_moves
+from queries.intake import CheckoutRow, OrderRow, QueuedMessage
 
-# The columns the fold reads and writes, in `orders` order.
-ORDER_COLUMNS = ("id", "payment_status", "amount_total", "amount_refunded", "currency", "customer_email",
-                 "customer_name", "product_name", "affiliate_id", "checkout_session_id", "payment_intent_id",
-                 "invoice_id", "charge_id", "failure_reason", "livemode", "metadata", "created_at", "refunded_at",
-                 "status_at")
+# A sale whose event is this much older than its arrival is pinged with a "late" note.
+LATE_AFTER = dt.timedelta(minutes=10)
+
+# When two events about one payment carry the same second, the further-along state wins.
+_STATUS_RANK = {"pending": 0, "failed": 1, "completed": 2, "refunded": 3}
+
+# Descriptive fields that fill in what earlier events lacked, but never overwrite a stored value.
 _FILLED_IF_MISSING = ("customer_email", "customer_name", "product_name", "affiliate_id", "checkout_session_id",
                       "payment_intent_id", "invoice_id", "charge_id")
 
 
-@dataclass
-class OrderRow:
-    """An order as stored, changed in memory by the batch's events."""
-
-    id: str
-    payment_status: str
-    status_at: dt.datetime
-    created_at: dt.datetime
-    amount_total: int | None = None
-    amount_refunded: int = 0
-    currency: str | None = None
-    customer_email: str | None = None
-    customer_name: str | None = None
-    product_name: str | None = None
-    affiliate_id: str | None = None
-    checkout_session_id: str | None = None
-    payment_intent_id: str | None = None
-    invoice_id: str | None = None
-    charge_id: str | None = None
-    failure_reason: str | None = None
-    livemode: bool = False
-    metadata: dict[str, Any] = field(default_factory=dict)
-    refunded_at: dt.datetime | None = None
-    is_new: bool = False
-    dirty: bool = False
+def status_moves(current: str, current_at: dt.datetime, new: str, new_at: dt.datetime) -> bool:
+    """Whether an event's status replaces the stored one: newer wins; a tie goes to the further state."""
+    if new_at != current_at:
+        return new_at > current_at
+    return _STATUS_RANK.get(new, 0) >= _STATUS_RANK.get(current, 0)
 
 
-@dataclass
-class CheckoutRow:
-    """The batch's net change to one checkout session (merged with the stored row by the upsert)."""
-
-    id: str
-    status: str
-    amount_total: int | None
-    currency: str | None
-    customer_email: str | None
-    metadata: dict[str, Any]
-    created_at: dt.datetime
-    completed_at: dt.datetime | None
-    status_at: dt.datetime
+_BIGINT = range(-(2**63), 2**63)  # what PostgreSQL's bigint holds: amounts in minor units
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedMessage:
-    """An outbox row to insert, and the index of the event that caused it."""
+def unstorable(e: PaymentEvent) -> str | None:
+    """Why the tables cannot hold this event's values (None when they can).
 
-    event_index: int
-    dedupe_key: str
-    channel: str
-    kind: str
-    payload: dict[str, Any]
-    amount: int | None = None
-    currency: str | None = None
+    Checked per event before the fold applies it: a value that would only fail at write time could be
+    overwritten by a later event in the same batch and never reach the database, so a batch would keep an
+    event that, alone, fails. Checking here makes an event's fate the same in any batch."""
+    for name in ("amount", "amount_refunded"):
+        value = getattr(e, name)
+        if value is not None and value not in _BIGINT:
+            return f"{name} {value} is beyond PostgreSQL's bigint"
+    texts = [v for v in (e.currency, e.customer_email, e.customer_name, e.product, e.affiliate,
+                         e.checkout_session_id, e.payment_intent_id, e.invoice_id, e.charge_id, e.failure_reason,
+                         e.dispute_id, e.dispute_reason, e.dispute_status, *e.refs) if v is not None]
+    for text in [*texts, *e.metadata.keys(), *e.metadata.values()]:
+        if "\x00" in text or (not text.isascii() and not _utf8(text)):
+            return f"text {text[:40]!r} cannot be stored (NUL or a lone surrogate)"
+    return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -111,7 +95,7 @@ class Fold:
         self.ref_index[ref] = row.id
 
     def apply(self, index: int, e: PaymentEvent) -> None:
-        """Apply one event, as `bot.intake.single._apply` does."""
+        """Apply one event on top of everything the batch applied before it."""
         match e.kind:
             case Kind.SALE:
                 self._sale(index, e)
@@ -128,7 +112,7 @@ class Fold:
                 self._checkout(e, status="expired")
 
     def _find(self, refs: tuple[str, ...]) -> OrderRow | None:
-        for ref in refs:  # FIND_ORDER_BY_REFS: the earliest ref that names an order wins
+        for ref in refs:  # the earliest ref that names an order wins
             if ref in self.ref_index:
                 return self.orders[self.ref_index[ref]]
         return None
@@ -154,7 +138,7 @@ class Fold:
             return row, True
         moves = status_moves(row.payment_status, row.status_at, status, e.occurred_at)
         entered = moves and row.payment_status != status
-        if moves:  # UPDATE_ORDER
+        if moves:
             row.payment_status, row.status_at, row.failure_reason = status, e.occurred_at, reason
             if status == "completed":
                 row.created_at = e.occurred_at
@@ -175,7 +159,7 @@ class Fold:
             return
         completed_at = e.occurred_at if status == "completed" else None
         cur = self.checkouts.get(e.checkout_session_id)
-        if cur is None:  # UPSERT_CHECKOUT's insert half; its ON CONFLICT half merges with the stored row
+        if cur is None:  # the batch's first sight; UPSERT_CHECKOUTS merges it with the stored row
             self.checkouts[e.checkout_session_id] = CheckoutRow(
                 e.checkout_session_id, status, e.amount, e.currency, e.customer_email, dict(e.metadata),
                 e.session_created_at or e.occurred_at, completed_at, e.occurred_at)
@@ -229,7 +213,7 @@ class Fold:
             return
         order = self._find(e.refs)
         total, email, order_id = e.amount, e.customer_email, e.order_ref
-        if order is not None:  # APPLY_REFUND
+        if order is not None:  # refunds are cumulative: the larger amount wins
             order_id = order.id
             order.amount_refunded = max(order.amount_refunded, refunded)
             order.refunded_at = max(order.refunded_at, e.occurred_at) if order.refunded_at else e.occurred_at

@@ -22,8 +22,8 @@ import asyncpg
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.db import create_pool, database_url, migrate_database
-from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
-from bot.intake.single import PAYLOAD_ERRORS, IntakeResult, Outcome
+from bot.intake.batch import MAX_BATCH, ingest_batch
+from bot.intake.result import Outcome
 from bot.stripe.events_api import StripeApi, StripeApiError
 from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, submission, type_params
 from queries import stripe_sync as q
@@ -134,25 +134,11 @@ async def _import(pool: asyncpg.Pool, events: list[dict[str, Any]], counts: Coun
     async with pool.acquire() as conn:
         for i in range(0, len(subs), MAX_BATCH):
             chunk = subs[i:i + MAX_BATCH]
-            try:
-                results = await ingest_batch(conn, chunk, tz=tz, now=now, notify=False)
-            except PAYLOAD_ERRORS:
-                results = [await _one(conn, s, now=now, tz=tz) for s in chunk]
+            # An event the database refuses is kept as an error by the intake itself; the rest still import.
+            results = await ingest_batch(conn, chunk, tz=tz, now=now, notify=False)
             counts.imported += sum(r.outcome in (Outcome.PROCESSED, Outcome.IGNORED) for r in results)
             counts.known += sum(r.outcome is Outcome.DUPLICATE for r in results)
             counts.errors += sum(r.outcome is Outcome.ERROR for r in results)
-
-
-async def _one(conn: asyncpg.Connection, sub: Submission, *, now: dt.datetime, tz: ZoneInfo) -> IntakeResult:
-    """One event alone, as the webhook intake's fallback does: a payload error is kept against it only."""
-    try:
-        return (await ingest_batch(conn, [sub], tz=tz, now=now, notify=False))[0]
-    except PAYLOAD_ERRORS as exc:
-        log.warning("backfilled event %s (%s) could not be applied: %s", sub.event_id, sub.event_type, exc)
-        await q.log_failed_event(conn, event_id=sub.event_id, event_type=sub.event_type,
-                                 error=f"{type(exc).__name__}: {exc}", livemode=bool(sub.event and sub.event.livemode),
-                                 body=sub.body, created=sub.event.occurred_at if sub.event else None, via=VIA)
-        return IntakeResult(Outcome.ERROR)
 
 
 async def backfill_command(settings: Settings, *, days: int) -> int:

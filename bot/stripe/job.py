@@ -14,7 +14,7 @@ import asyncpg
 from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
 from bot.intake.batch import Submission
-from bot.intake.single import IntakeResult, Outcome
+from bot.intake.result import IntakeResult, Outcome
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError
 from bot.stripe.sync import RECONCILE_EVERY, EventsSync, Fed
 from queries import locks

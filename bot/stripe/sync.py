@@ -19,7 +19,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.intake.batch import Submission
 from bot.intake.events import MalformedEvent
-from bot.intake.single import IntakeResult, Outcome
+from bot.intake.result import IntakeResult, Outcome
 from bot.stripe.events_api import PAGE_LIMIT, CursorGone, StripeApi
 from bot.stripe.parse import HANDLED_TYPES, parse_event
 from queries import stripe_sync as q

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot.intake.batch import Submission
 from bot.intake.events import MalformedEvent
-from bot.intake.single import Outcome
+from bot.intake.result import Outcome
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import BadSignature, verify
 from bot.web.guards import require_deps
