@@ -62,7 +62,8 @@ EXPECTED_KINDS: dict[str, Kind | None] = {
     f"{RUBY}/payment_intent.payment_failed.json": Kind.FAILURE,
     f"{RUBY}/payment_intent.requires_action.json": None,
     f"{RUBY}/payment_intent.canceled.json": None,
-    f"{RUBY}/charge.succeeded.json": None,
+    # charge.succeeded links ch_ ↔ pi_ (and names the customer); payment_intent.succeeded counts the money.
+    f"{RUBY}/charge.succeeded.json": Kind.LINK,
     f"{RUBY}/charge.failed.json": None,
     f"{RUBY}/charge.refunded.json": Kind.REFUND,
     f"{RUBY}/charge.dispute.created.json": Kind.DISPUTE,
@@ -75,12 +76,12 @@ EXPECTED_KINDS: dict[str, Kind | None] = {
     f"{RUBY}/invoice.payment_action_required.json": None,
     f"{RUBY}/customer.subscription.created.json": None,
     "pay-rails/charge.refunded.json": Kind.REFUND,
-    "pay-rails/charge.succeeded.json": None,
+    "pay-rails/charge.succeeded.json": Kind.LINK,
     "pay-rails/checkout.session.completed.json": Kind.SALE,
     "pay-rails/invoice.payment_failed.json": Kind.FAILURE,
     "pay-rails/invoice.payment_action_required.json": None,
     "pay-rails/subscription.deleted.json": None,
-    "dj-stripe/charge_ch_fakefakefakefakefake0001.json": None,
+    "dj-stripe/charge_ch_fakefakefakefakefake0001.json": Kind.LINK,
     "dj-stripe/dispute_dp_fakefakefakefake01.json": Kind.DISPUTE,
     "dj-stripe/dispute_dp_funds_reinstated_full.json": Kind.DISPUTE,
     "dj-stripe/invoice_in_fakefakefakefakefake0001.json": Kind.SALE,
@@ -328,13 +329,18 @@ def test_unpaid_completed_checkout_is_pending() -> None:
     assert event is not None and event.kind is Kind.PENDING and event.amount == 3000
 
 
-def test_free_checkout_records_nothing() -> None:
-    """A zero-total session (100% coupon) takes no money, so there is no sale."""
-    obj = ruby_object("checkout.session.completed") | {
-        "amount_total": 0,
-        "payment_status": "no_payment_required",
-    }
-    assert parse_object(obj, "checkout.session.completed") is None
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"amount_total": 0, "payment_status": "no_payment_required"},
+        {"amount_total": 0},
+        {"payment_status": "no_payment_required"},
+    ],
+)
+def test_free_checkout_is_free_not_a_sale(patch: dict[str, Any]) -> None:
+    """A zero-total or no_payment_required session (trial, 100% coupon) takes no money: FREE, not a sale."""
+    event = parse_object(ruby_object("checkout.session.completed") | patch, "checkout.session.completed")
+    assert event is not None and event.kind is Kind.FREE
 
 
 @pytest.mark.parametrize(
