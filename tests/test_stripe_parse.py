@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,7 +65,8 @@ EXPECTED_KINDS: dict[str, Kind | None] = {
     f"{RUBY}/payment_intent.payment_failed.json": Kind.FAILURE,
     f"{RUBY}/payment_intent.requires_action.json": None,
     f"{RUBY}/payment_intent.canceled.json": None,
-    f"{RUBY}/charge.succeeded.json": None,
+    # charge.succeeded links ch_ ↔ pi_ (and names the customer); payment_intent.succeeded counts the money.
+    f"{RUBY}/charge.succeeded.json": Kind.LINK,
     f"{RUBY}/charge.failed.json": None,
     f"{RUBY}/charge.refunded.json": Kind.REFUND,
     f"{RUBY}/charge.dispute.created.json": Kind.DISPUTE,
@@ -75,12 +79,12 @@ EXPECTED_KINDS: dict[str, Kind | None] = {
     f"{RUBY}/invoice.payment_action_required.json": None,
     f"{RUBY}/customer.subscription.created.json": None,
     "pay-rails/charge.refunded.json": Kind.REFUND,
-    "pay-rails/charge.succeeded.json": None,
+    "pay-rails/charge.succeeded.json": Kind.LINK,
     "pay-rails/checkout.session.completed.json": Kind.SALE,
     "pay-rails/invoice.payment_failed.json": Kind.FAILURE,
     "pay-rails/invoice.payment_action_required.json": None,
     "pay-rails/subscription.deleted.json": None,
-    "dj-stripe/charge_ch_fakefakefakefakefake0001.json": None,
+    "dj-stripe/charge_ch_fakefakefakefakefake0001.json": Kind.LINK,
     "dj-stripe/dispute_dp_fakefakefakefake01.json": Kind.DISPUTE,
     "dj-stripe/dispute_dp_funds_reinstated_full.json": Kind.DISPUTE,
     "dj-stripe/invoice_in_fakefakefakefakefake0001.json": Kind.SALE,
@@ -328,13 +332,18 @@ def test_unpaid_completed_checkout_is_pending() -> None:
     assert event is not None and event.kind is Kind.PENDING and event.amount == 3000
 
 
-def test_free_checkout_records_nothing() -> None:
-    """A zero-total session (100% coupon) takes no money, so there is no sale."""
-    obj = ruby_object("checkout.session.completed") | {
-        "amount_total": 0,
-        "payment_status": "no_payment_required",
-    }
-    assert parse_object(obj, "checkout.session.completed") is None
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"amount_total": 0, "payment_status": "no_payment_required"},
+        {"amount_total": 0},
+        {"payment_status": "no_payment_required"},
+    ],
+)
+def test_free_checkout_is_free_not_a_sale(patch: dict[str, Any]) -> None:
+    """A zero-total or no_payment_required session (trial, 100% coupon) takes no money: FREE, not a sale."""
+    event = parse_object(ruby_object("checkout.session.completed") | patch, "checkout.session.completed")
+    assert event is not None and event.kind is Kind.FREE
 
 
 @pytest.mark.parametrize(
@@ -523,7 +532,9 @@ KEYS = st.sampled_from(
     attempt_count currency mode payment_status customer_details customer_email customer_name receipt_email
     billing_details metadata description payment_intent latest_charge charges charge invoice payments lines
     last_payment_error last_finalization_error reason status data email name message code decline_code
-    payment_method price plan nickname payment productName affiliateId livemode type""".split()
+    payment_method price plan nickname payment productName affiliateId livemode type parent
+    subscription subscription_details subscription_item_details billing_reason pricing price_details product
+    api_version""".split()
 ) | st.text(max_size=6)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
@@ -596,3 +607,216 @@ def test_real_payloads_with_any_field_replaced_never_raise_anything_but_malforme
             node = node[key]
         node[path[-1]] = data.draw(JSON, label="replacement")
     parse_or_reject(raw)
+
+
+# --- one payment across API versions (tests/fixtures/stripe/versions, see its PROVENANCE.md) ---------
+
+VERSIONS_DIR = Path(__file__).parent / "fixtures" / "stripe" / "versions"
+API_VERSIONS = {"acacia": "2024-09-30.acacia", "basil": "2025-03-31.basil", "clover": "2025-09-30.clover"}
+CS, PI, CH = "cs_test_a1OneOffStory0001", "pi_3OneOffStory0001", "ch_3OneOffStory0001"
+SUB_CS, SUB_IN, SUB_PI, SUB_CH = (
+    "cs_test_b1SubStartStory0001", "in_1SubFirstStory0001", "pi_3SubFirstStory0001", "ch_3SubFirstStory0001")
+RE_IN, RE_PI, RE_CH = "in_1SubRenewStory0001", "pi_3SubRenewStory0001", "ch_3SubRenewStory0001"
+TRIAL_CS, TRIAL_IN = "cs_test_c1TrialStory0001", "in_1TrialStory0001"
+PLAN_LINE = "1 × Pro plan (at $19.00 / month)"
+ADA, GRACE = ("ada@example.com", "Ada Lovelace"), ("grace@example.com", "Grace Hopper")
+
+
+def story_files() -> list[tuple[str, str, str]]:
+    """(version, story, event type) for every versioned fixture."""
+    return sorted(
+        (path.parts[-3], path.parts[-2], path.stem) for path in VERSIONS_DIR.glob("*/*/*.json")
+    )
+
+
+def story_event(version: str, story: str, event_type: str) -> dict[str, Any]:
+    """A versioned fixture's webhook body."""
+    raw = json.loads((VERSIONS_DIR / version / story / f"{event_type}.json").read_text(encoding="utf-8"))
+    assert isinstance(raw, dict)
+    return raw
+
+
+def story_events(version: str, story: str) -> dict[str, PaymentEvent | None]:
+    """Every event of one story in one version, parsed, by event type."""
+    return {t: parse_event(story_event(v, s, t)) for v, s, t in story_files() if (v, s) == (version, story)}
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What one versioned event must parse to; refs per version where the shapes differ."""
+
+    kind: Kind | None
+    refs: tuple[str, ...] = ()
+    basil_refs: tuple[str, ...] | None = None  # basil and clover, when not `refs`
+    amount: int | None = None
+    product: str | None = None
+    customer: tuple[str, str] | tuple[None, None] = (None, None)
+
+    def refs_in(self, version: str) -> tuple[str, ...]:
+        """The refs expected in `version`."""
+        return self.refs if version == "acacia" or self.basil_refs is None else self.basil_refs
+
+
+EXPECTED_STORIES: dict[tuple[str, str], Expect] = {
+    ("one_off", "checkout.session.completed"): Expect(Kind.SALE, (PI, CS), amount=4900,
+                                                      product="Async Python course", customer=ADA),
+    ("one_off", "payment_intent.succeeded"): Expect(Kind.SALE, (PI, CH), amount=4900),
+    ("one_off", "charge.succeeded"): Expect(Kind.LINK, (PI, CH), customer=ADA),
+    ("subscription_first", "checkout.session.completed"): Expect(Kind.SALE, (SUB_CS, SUB_IN), amount=1900,
+                                                                 customer=GRACE),
+    ("subscription_first", "invoice.paid"): Expect(Kind.SALE, (SUB_PI, SUB_IN, SUB_CH), (SUB_IN,), amount=1900,
+                                                   product=PLAN_LINE, customer=GRACE),
+    ("subscription_first", "invoice_payment.paid"): Expect(Kind.LINK, (SUB_PI, SUB_IN)),
+    ("subscription_first", "payment_intent.succeeded"): Expect(Kind.SALE, (SUB_PI, SUB_IN, SUB_CH), (SUB_PI, SUB_CH),
+                                                               amount=1900),
+    ("subscription_first", "charge.succeeded"): Expect(Kind.LINK, (SUB_PI, SUB_IN, SUB_CH), (SUB_PI, SUB_CH),
+                                                       customer=GRACE),
+    ("subscription_first", "customer.subscription.created"): Expect(None),
+    ("subscription_renewal", "invoice.paid"): Expect(Kind.SALE, (RE_PI, RE_IN, RE_CH), (RE_IN,), amount=1900,
+                                                     product=PLAN_LINE, customer=GRACE),
+    ("subscription_renewal", "invoice_payment.paid"): Expect(Kind.LINK, (RE_PI, RE_IN)),
+    ("subscription_renewal", "payment_intent.succeeded"): Expect(Kind.SALE, (RE_PI, RE_IN, RE_CH), (RE_PI, RE_CH),
+                                                                 amount=1900),
+    ("subscription_renewal", "charge.succeeded"): Expect(Kind.LINK, (RE_PI, RE_IN, RE_CH), (RE_PI, RE_CH),
+                                                         customer=GRACE),
+    ("trial", "invoice.paid"): Expect(Kind.FREE, (TRIAL_IN,), amount=0, product="Trial period for Pro plan",
+                                      customer=("katherine@example.com", "Katherine Johnson")),
+    ("trial", "checkout.session.completed"): Expect(Kind.FREE, (TRIAL_CS, TRIAL_IN), amount=0,
+                                                    customer=("katherine@example.com", "Katherine Johnson")),
+    ("trial", "customer.subscription.created"): Expect(None),
+    ("setup", "checkout.session.completed"): Expect(None),
+}
+# The events that count the money, per story: every other event of the story is a LINK, FREE or nothing.
+STORY_SALES = {
+    "one_off": ({"checkout.session.completed", "payment_intent.succeeded"}, 4900),
+    "subscription_first": ({"checkout.session.completed", "invoice.paid", "payment_intent.succeeded"}, 1900),
+    "subscription_renewal": ({"invoice.paid", "payment_intent.succeeded"}, 1900),
+    "trial": (set(), 0),
+    "setup": (set(), 0),
+}
+STORIES = sorted({(v, s) for v, s, _ in story_files()})
+
+
+def test_every_version_has_every_story() -> None:
+    """Each API version holds the five stories, and invoice_payment.paid only from basil on."""
+    assert {v for v, _, _ in story_files()} == set(API_VERSIONS)
+    assert len(STORIES) == 15
+    for version, _, event_type in story_files():
+        assert (event_type == "invoice_payment.paid") <= (version != "acacia")
+
+
+@pytest.mark.parametrize(("version", "story", "event_type"), story_files())
+def test_versioned_event_parses_to_its_kind_refs_amount_product_and_customer(
+    version: str, story: str, event_type: str
+) -> None:
+    """Each versioned fixture means the same thing for salespulse whatever its API version's shape."""
+    expect = EXPECTED_STORIES[story, event_type]
+    event = parse_event(story_event(version, story, event_type))
+    if expect.kind is None:
+        assert event is None
+        return
+    assert event is not None
+    assert_well_formed(event)
+    assert (event.kind, event.refs, event.amount) == (expect.kind, expect.refs_in(version), expect.amount)
+    assert (event.product, (event.customer_email, event.customer_name)) == (expect.product, expect.customer)
+    assert event.api_version == API_VERSIONS[version] and event.livemode is False
+
+
+def connected(refs: list[tuple[str, ...]]) -> bool:
+    """Whether every ref set joins every other through shared refs (transitively)."""
+    groups: list[set[str]] = []
+    for event_refs in refs:
+        touching = [g for g in groups if g & set(event_refs)]
+        merged = set(event_refs).union(*touching)
+        groups = [g for g in groups if g not in touching] + [merged]
+    return len(groups) <= 1
+
+
+@pytest.mark.parametrize(("version", "story"), STORIES)
+def test_a_storys_events_join_into_one_payment(version: str, story: str) -> None:
+    """Every recorded event of one payment shares a ref with the others, directly or through a LINK."""
+    events = [e for e in story_events(version, story).values() if e is not None]
+    assert connected([e.refs for e in events]), [(e.event_type, e.refs) for e in events]
+
+
+@pytest.mark.parametrize(("version", "story"), STORIES)
+def test_exactly_the_right_events_of_a_story_are_sales_of_the_right_amount(version: str, story: str) -> None:
+    """One-off: session and PaymentIntent; subscriptions: session, invoice, PaymentIntent; trials and setup: none."""
+    sales = {t: e for t, e in story_events(version, story).items() if e is not None and e.kind is Kind.SALE}
+    expected_types, amount = STORY_SALES[story]
+    assert set(sales) == expected_types
+    assert {e.amount for e in sales.values()} <= {amount}
+    assert all(e.currency == "USD" for e in sales.values())
+
+
+@pytest.mark.parametrize("version", ["basil", "clover"])
+def test_basil_payment_intent_and_invoice_meet_only_through_invoice_payment_paid(version: str) -> None:
+    """From basil on the PaymentIntent does not name its invoice: without the LINK the two look like two payments."""
+    events = story_events(version, "subscription_first")
+    intent, invoice, link = (events[t] for t in ("payment_intent.succeeded", "invoice.paid", "invoice_payment.paid"))
+    assert intent is not None and invoice is not None and link is not None
+    assert not set(intent.refs) & set(invoice.refs)
+    assert set(link.refs) >= {intent.payment_intent_id, invoice.invoice_id}
+    assert intent.invoice_unstated and link.amount is None
+
+
+@pytest.mark.parametrize(("version", "story"), STORIES)
+def test_subscription_facts_ride_along_but_a_subscription_is_never_a_ref(version: str, story: str) -> None:
+    """sub_… names every renewal, so it is `subscription_id`, never a ref; billing_reason and mode are kept."""
+    for event_type, event in story_events(version, story).items():
+        if event is None:
+            continue
+        assert not any(ref.startswith("sub_") for ref in event.refs)
+        if event_type == "invoice.paid":
+            assert event.subscription_id == ("sub_1TrialStory0001" if story == "trial" else "sub_1ProStory0001")
+            assert event.billing_reason == ("subscription_cycle" if story == "subscription_renewal"
+                                            else "subscription_create")
+        if event_type == "checkout.session.completed":
+            assert event.mode == ("payment" if story == "one_off" else "subscription")
+        if event_type in ("payment_intent.succeeded", "charge.succeeded"):
+            assert event.invoice_unstated is (version != "acacia")
+
+
+def test_acacia_payment_intent_outside_any_invoice_is_not_unstated() -> None:
+    """An acacia PaymentIntent with `invoice: null` says plainly that no invoice is involved."""
+    event = parse_event(story_event("acacia", "one_off", "payment_intent.succeeded"))
+    assert event is not None and event.invoice_unstated is False
+
+
+def test_handled_types_include_the_link_events() -> None:
+    """The webhook endpoint must be subscribed to invoice_payment.paid and charge.succeeded too."""
+    assert {"invoice_payment.paid", "charge.succeeded", "invoice.paid", "payment_intent.succeeded"} <= HANDLED_TYPES
+    assert "customer.subscription.created" not in HANDLED_TYPES
+
+
+def test_invoice_payment_paid_by_a_charge_links_invoice_and_charge() -> None:
+    """An InvoicePayment whose payment is a Charge (payment.type charge) links in_ ↔ ch_."""
+    raw = story_event("basil", "subscription_first", "invoice_payment.paid")
+    raw["data"]["object"]["payment"] = {"type": "charge", "charge": "ch_legacy"}
+    event = parse_event(raw)
+    assert event is not None and (event.kind, event.refs) == (Kind.LINK, (SUB_IN, "ch_legacy"))
+
+
+def test_invoice_payment_without_a_payment_to_link_records_nothing() -> None:
+    """A clover payment_record (or no payment at all) gives no second id to link: nothing to record."""
+    raw = story_event("clover", "subscription_first", "invoice_payment.paid")
+    raw["data"]["object"]["payment"] = {"type": "payment_record", "payment_record": "prec_1"}
+    assert parse_event(raw) is None
+
+
+def test_basil_invoice_product_falls_back_to_the_expanded_product_name() -> None:
+    """With no line description, an expanded `pricing.price_details.product` names what was sold."""
+    raw = story_event("basil", "subscription_renewal", "invoice.paid")
+    line = raw["data"]["object"]["lines"]["data"][0]
+    line["description"] = None
+    line["pricing"]["price_details"]["product"] = {"id": "prod_RProPlan", "object": "product", "name": "Pro plan"}
+    event = parse_event(raw)
+    assert event is not None and event.product == "Pro plan"
+
+
+def test_stripe_written_payment_descriptions_are_not_products() -> None:
+    """ "Subscription creation" on a PaymentIntent is Stripe's wording, not the product; metadata still wins."""
+    raw = story_event("clover", "subscription_first", "payment_intent.succeeded")
+    assert (event := parse_event(raw)) is not None and event.product is None
+    raw["data"]["object"]["metadata"] = {"productName": "Pro plan"}
+    assert (event := parse_event(raw)) is not None and event.product == "Pro plan"

@@ -17,6 +17,11 @@ class Kind(StrEnum):
     REFUND = "refund"  # some or all of a charge was given back
     DISPUTE = "dispute"  # a customer opened a chargeback
     CHECKOUT_EXPIRED = "checkout_expired"  # an abandoned checkout timed out
+    # More ids of one payment (invoice_payment.paid: in_ ↔ pi_; charge.succeeded: ch_ ↔ pi_), and the customer
+    # where the event names one. Never a sale and never a ping: every order it shares a ref with is the same order.
+    LINK = "link"
+    # A checkout or invoice completed without taking money (a free trial, a 100% coupon). Not a sale.
+    FREE = "free"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,14 @@ class PaymentEvent:
     dispute_reason: str | None = None
     dispute_status: str | None = None
     session_created_at: datetime | None = None  # checkout session's own `created`
+    api_version: str | None = None  # the envelope's `api_version`, e.g. "2025-03-31.basil"
+    subscription_id: str | None = None  # sub_…: names every payment of a subscription, so never a ref
+    billing_reason: str | None = None  # invoices: subscription_create, subscription_cycle, manual, …
+    mode: str | None = None  # checkout sessions: payment, subscription, setup
+    # True when the object's API version (2025-03-31.basil and later) no longer says whether this PaymentIntent
+    # or Charge paid an invoice: the invoice's own event may describe the same money, and only an
+    # invoice_payment.paid LINK ties the two together.
+    invoice_unstated: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,81 @@
+"""PaymentIntent and Charge events: succeeded, failed, refunded, disputed, in every API version."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from bot.intake.events import Kind, PaymentEvent
+from bot.stripe.build import Envelope, Ids, charge_id, charge_of, invoice_unstated, new_event, payment_error
+from bot.stripe.fields import coalesce, integer, mapping, string, stripe_id
+
+
+def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
+    """payment_intent.succeeded / payment_intent.payment_failed."""
+    charge = charge_of(obj)
+    error = mapping(obj, "last_payment_error")
+    ids = Ids(
+        payment_intent=stripe_id(obj),
+        invoice=stripe_id(obj.get("invoice")),  # gone from 2025-03-31.basil on: see invoice_unstated
+        charge=coalesce(charge_id(obj), stripe_id(error.get("charge"))),
+    )
+    billing = mapping(charge, "billing_details")
+    failed_billing = mapping(mapping(error, "payment_method"), "billing_details")
+    email = coalesce(
+        string(obj, "receipt_email"),
+        string(billing, "email"),
+        string(charge, "receipt_email"),
+        string(failed_billing, "email"),
+    )
+    name = coalesce(string(billing, "name"), string(failed_billing, "name"))
+    if env.event_type == "payment_intent.succeeded":
+        # amount_received is what was actually captured; 0 or absent on odd payloads, so fall back.
+        amount = integer(obj, "amount_received") or integer(obj, "amount")
+        event = new_event(env, obj, Kind.SALE, ids, amount=amount, email=email, name=name)
+    else:
+        event = new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount"), email=email, name=name)
+        event = replace(event, failure_reason=payment_error(obj) or "Payment failed")
+    return replace(event, invoice_unstated=invoice_unstated(obj))
+
+
+def _charge_ids(obj: Mapping[str, Any]) -> Ids:
+    """A Charge's own id, its PaymentIntent's and (before basil) its invoice's."""
+    return Ids(payment_intent=stripe_id(obj.get("payment_intent")), invoice=stripe_id(obj.get("invoice")),
+               charge=stripe_id(obj))
+
+
+def charge_succeeded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
+    """charge.succeeded: a LINK, not a sale (payment_intent.succeeded counts the money), naming ch_ ↔ pi_.
+
+    It is often the only event of a payment that names the customer: current PaymentIntents send
+    `latest_charge` as a bare id, while the Charge carries `billing_details`.
+    """
+    billing = mapping(obj, "billing_details")
+    email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
+    event = new_event(env, obj, Kind.LINK, _charge_ids(obj), amount=None, email=email, name=name)
+    return replace(event, invoice_unstated=invoice_unstated(obj))
+
+
+def charge_refunded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
+    """charge.refunded: `amount_refunded` is cumulative, so a partial refund is amount_refunded < amount."""
+    billing = mapping(obj, "billing_details")
+    email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
+    event = new_event(env, obj, Kind.REFUND, _charge_ids(obj), amount=integer(obj, "amount"), email=email, name=name)
+    return replace(event, amount_refunded=integer(obj, "amount_refunded"))
+
+
+def dispute(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
+    """charge.dispute.created: the dispute names its charge (an id, or the expanded Charge)."""
+    charge = mapping(obj, "charge")
+    ids = Ids(
+        payment_intent=coalesce(stripe_id(obj.get("payment_intent")), stripe_id(charge.get("payment_intent"))),
+        invoice=stripe_id(charge.get("invoice")),
+        charge=stripe_id(obj.get("charge")),
+    )
+    billing = mapping(charge, "billing_details")
+    email, name = coalesce(string(billing, "email"), string(charge, "receipt_email")), string(billing, "name")
+    event = new_event(env, obj, Kind.DISPUTE, ids, amount=integer(obj, "amount"), email=email, name=name)
+    return replace(
+        event, dispute_id=stripe_id(obj), dispute_reason=string(obj, "reason"), dispute_status=string(obj, "status")
+    )
