@@ -49,7 +49,8 @@ def random_events(rng: random.Random, count: int) -> list[dict[str, Any]]:
         "failed": stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json"),
         "refund": stripe_fixture("stripe-ruby-mock/charge.refunded.json"),
         "dispute": stripe_fixture("stripe-ruby-mock/charge.dispute.created.json"),
-        "charge": stripe_fixture("stripe-ruby-mock/charge.succeeded.json"),  # ignored: the intent counts
+        "charge": stripe_fixture("stripe-ruby-mock/charge.succeeded.json"),  # a link: the intent counts
+        "other": stripe_fixture("stripe-ruby-mock/customer.subscription.created.json"),  # ignored
     }
     events: list[dict[str, Any]] = []
     for n in range(count):
@@ -74,7 +75,7 @@ def random_events(rng: random.Random, count: int) -> list[dict[str, Any]]:
             obj.update(id=f"ch_{p}", payment_intent=f"pi_{p}", amount=amount)
         elif kind == "refund":
             obj.update(id=f"ch_{p}", payment_intent=f"pi_{p}", amount=2500, amount_refunded=rng.choice([500, 2500]))
-        else:
+        elif kind == "dispute":
             obj.update(id=f"dp_{p}", charge=f"ch_{p}", payment_intent=f"pi_{p}")
         events.append(evt)
     return events
