@@ -80,15 +80,14 @@ SELECT $1::bigint                                                              A
           JOIN outbox AS o ON o.id = f.id)                                     AS listed
 """
 
-# A burst attempt of this channel whose outcome is unknown (the process died during the call, or Slack timed
-# out or answered 5xx), with how long its backoff still runs.
+# The channel's burst attempt whose outcome is unknown (the process died during the call, or Slack timed out or
+# answered 5xx), with how long its backoff still runs. While it exists nothing else is claimed for the channel.
 IN_DOUBT: Final = """
-SELECT a.outbox_id AS ref, a.started_at,
-       greatest(extract(epoch FROM o.available_at - now()), 0)::float8 AS wait_seconds
-  FROM delivery_attempts AS a
-  JOIN outbox AS o ON o.id = a.outbox_id
- WHERE a.channel = $1 AND a.covers IS NOT NULL AND o.status = 'pending'
- ORDER BY a.outbox_id
+SELECT outbox_id AS ref, started_at, failures,
+       greatest(extract(epoch FROM retry_at - now()), 0)::float8 AS wait_seconds
+  FROM delivery_attempts
+ WHERE channel = $1 AND covers IS NOT NULL
+ ORDER BY outbox_id
  LIMIT 1
 """
 
@@ -107,8 +106,7 @@ DELETE FROM delivery_attempts WHERE outbox_id = $1
 """
 
 MARK_RETRY: Final = """
-UPDATE outbox SET attempts = attempts + 1, available_at = $2, last_error = $3
- WHERE id IN (SELECT unnest(covers) FROM delivery_attempts WHERE outbox_id = $1) AND status = 'pending'
+UPDATE delivery_attempts SET retry_at = $2, failures = failures + 1 WHERE outbox_id = $1
 """
 
 MARK_FAILED: Final = """
@@ -149,6 +147,7 @@ class InDoubt:
 
     ref: int
     started_at: dt.datetime
+    failures: int
     wait_seconds: float
 
 
@@ -191,9 +190,9 @@ async def settle(db: Executor, *, ref: int, channel: str, payload: dict[str, Any
     await db.execute(SETTLE, ref, f"burst:{channel}:{ref}", channel, payload, slack_channel, slack_ts)
 
 
-async def mark_retry(db: Executor, ref: int, *, available_at: dt.datetime, error: str) -> None:
-    """Put the sales of burst `ref` back for a later attempt (the attempt record stays: look before resending)."""
-    await db.execute(MARK_RETRY, ref, available_at, error[:1000])
+async def mark_retry(db: Executor, ref: int, *, retry_at: dt.datetime) -> None:
+    """Try burst `ref` again at `retry_at` (its record stays: it is looked up in Slack before it is resent)."""
+    await db.execute(MARK_RETRY, ref, retry_at)
 
 
 async def mark_failed(db: Executor, ref: int, *, error: str) -> None:

@@ -46,8 +46,6 @@ ATTEMPT_STARTED: Final = "SELECT started_at FROM delivery_attempts WHERE outbox_
 
 FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 
-ATTEMPTS: Final = "SELECT attempts FROM outbox WHERE id = $1"
-
 # The oldest due messages of a channel. No row locks: the channel's pace-row lock, held by the caller, makes it
 # the channel's only poster (and a burst claim on another connection must be able to lock these rows). An update
 # or thread reply carries the Slack address of the message it targets (once that one is out).
@@ -145,12 +143,6 @@ async def record_attempt(db: Executor, *, outbox_id: int, channel: str) -> None:
 async def attempt_started(db: Executor, outbox_id: int) -> dt.datetime | None:
     """When an earlier, unconfirmed attempt to send this message began."""
     value: dt.datetime | None = await db.fetchval(ATTEMPT_STARTED, outbox_id)
-    return value
-
-
-async def attempts(db: Executor, *, outbox_id: int) -> int:
-    """How many times a message was tried (its backoff grows with it)."""
-    value: int = await db.fetchval(ATTEMPTS, outbox_id)
     return value
 
 

@@ -50,6 +50,7 @@ class Post:
     head: q.OutboxMessage | None = None  # None for a burst
     ids: tuple[int, ...] = ()  # the messages it settles; a burst's are listed in its attempt record
     count: int = 1  # messages covered
+    failures: int = 0  # a burst's earlier failed attempts (a message's are its `head.attempts`)
 
     @property
     def burst(self) -> bool:
@@ -63,11 +64,12 @@ def _sale_view(sale: bursts.ListedSale) -> SaleView:
                     customer_email=meta.get("customer"), affiliate=None, occurred_at=sale.created_at)
 
 
-def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo) -> Post:
+def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
     """The one message announcing every sale a burst claim covers (totals kept per currency)."""
     view = BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
                      last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed])
-    return Post(ref=summary.ref, payload=burst_message(view, tz=tz).as_payload(), count=summary.count)
+    return Post(ref=summary.ref, payload=burst_message(view, tz=tz).as_payload(), count=summary.count,
+                failures=failures)
 
 
 class DeliveryWorker:
@@ -159,7 +161,7 @@ class DeliveryWorker:
         if summary is None:  # nothing left to cover (cannot happen while settling is atomic): drop the record
             await q.forget_attempt(self._pool, doubt.ref)
             return None
-        post = burst_post(summary, tz=self._tz)
+        post = burst_post(summary, tz=self._tz, failures=doubt.failures)
         if found is not None and found.status is Status.OK:
             log.info("burst %s was already in Slack (ts %s): not sending it again", doubt.ref, found.ts)
             return post, found
@@ -228,10 +230,9 @@ class DeliveryWorker:
             await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
             self._wake_at(dt.timedelta(seconds=max(result.retry_after, 0.05)))
         elif result.status is Status.TRANSIENT:  # 5xx and timeouts stay ambiguous: look before resending
-            wait = backoff(post.head.attempts if post.head else await q.attempts(conn, outbox_id=post.ref))
-            wait *= self.backoff_scale
+            wait = backoff(post.head.attempts if post.head else post.failures) * self.backoff_scale
             if post.burst:
-                await bursts.mark_retry(conn, post.ref, available_at=now + wait, error=error)
+                await bursts.mark_retry(conn, post.ref, retry_at=now + wait)
             else:
                 await q.mark_retry(conn, post.ids, available_at=now + wait, error=error)
             self._wake_at(wait)  # no notification announces a retry
