@@ -135,14 +135,17 @@ class DeliveryWorker:
             if doubt is not None and doubt.wait_seconds > 0:  # backing off: nothing overtakes it
                 self._wake_at(dt.timedelta(seconds=doubt.wait_seconds))
                 return 0
+            # The pace counts from the call, not from its answer: Slack spaces messages by when they arrive.
+            calling = self._clock()
             sent = await self._resolve_burst(conn, channel, channel_id, doubt) if doubt else None
             if sent is None:
                 post = await self._next_post(conn, channel)
                 if post is None:
                     return 0
+                calling = self._clock()
                 sent = post, await self._deliver(conn, channel, channel_id, post)
             post, result = sent
-            await self._settle(conn, channel, post, result)
+            await self._settle(conn, channel, post, result, calling=calling)
             return post.count if result.status in (Status.OK, Status.PERMANENT) else 0
 
     async def _resolve_burst(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
@@ -211,7 +214,8 @@ class DeliveryWorker:
         # A reply whose parent never reached Slack (failed for good) is said as a message of its own.
         return await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id)
 
-    async def _settle(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult) -> None:
+    async def _settle(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult, *,
+                      calling: dt.datetime) -> None:
         now = self._clock()
         if self.metrics is not None:
             self.metrics.deliveries.labels(channel=channel, outcome=result.status.value).inc(post.count)
@@ -219,8 +223,8 @@ class DeliveryWorker:
                 self.metrics.slack_errors.labels(error=result.error[:60]).inc()
         if result.status is Status.OK:
             await self._settle_ok(conn, channel, post, result)
-            await q.set_pace(conn, channel, next_post_at=now + CHANNEL_INTERVAL)
-            self._wake_at(CHANNEL_INTERVAL)  # whatever arrived meanwhile goes out next
+            await q.set_pace(conn, channel, next_post_at=calling + CHANNEL_INTERVAL)
+            self._wake_at(calling + CHANNEL_INTERVAL - now)  # whatever arrived meanwhile goes out next
             return
         error = result.error or result.status.value
         log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)
