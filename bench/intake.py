@@ -3,6 +3,7 @@ on the same PostgreSQL in the same run, then webhook → Slack ping latency, the
 From the repository root:
 
     python bench/intake.py [--events N] [--concurrency C] [--database-url ADMIN_DSN]
+    python bench/intake.py --delivery-only [--open-loop-rate R] [--burst-sales N] [--outage-sales N --outage-seconds S]
 
 The bot runs as its own process (`python -m bot run`) against a scratch database created (and dropped)
 here, posting to a fake Slack Web API served from this process. Issue targets: ≥ 1,000 events/s on
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 import asyncpg
 
+from bench import delivery
 from bench.common import (
     ADMIN_DSN,
     RESULTS,
@@ -228,7 +230,17 @@ def verdict(ok: bool) -> str:
     return "✅" if ok else "❌"
 
 
+async def run_delivery(args: argparse.Namespace) -> int:
+    """Only the delivery measurements (bench/delivery.py)."""
+    report = delivery.report(await delivery.run(args))
+    print(report)
+    print(f"\n(saved to {write_result('delivery.md', report)})", file=sys.stderr)
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
+    if args.delivery_only:
+        return await run_delivery(args)
     tag, c = uuid.uuid4().hex[:8], args.concurrency
     sales = [checkout_completed(tag, i) for i in range(args.events)]
     n_pings = round(args.ping_rate * args.ping_seconds)
@@ -305,6 +317,8 @@ async def run(args: argparse.Namespace) -> int:
     ])
     print(report)
     print(f"\n(saved to {write_result('intake.md', report)})", file=sys.stderr)
+    if args.delivery:
+        await run_delivery(args)
     return 0 if all(ok for _, ok in checks) and non_200 == 0 else 1
 
 
@@ -317,6 +331,7 @@ def main() -> int:
     parser.add_argument("--ping-rate", type=float, default=4.0, help="events/s in the ping-latency run")
     parser.add_argument("--ping-seconds", type=float, default=15.0)
     parser.add_argument("--profile", type=Path, help="run the bot under cProfile, stats to this file")
+    delivery.add_arguments(parser)
     return asyncio.run(run(parser.parse_args()))
 
 

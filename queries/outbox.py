@@ -46,8 +46,10 @@ ATTEMPT_STARTED: Final = "SELECT started_at FROM delivery_attempts WHERE outbox_
 
 FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 
-# An update or thread reply carries the Slack address of the message it targets (once that one is out).
-CLAIM_MESSAGES: Final = """
+# The oldest due messages of a channel. No row locks: the channel's pace-row lock, held by the caller, makes it
+# the channel's only poster (and a burst claim on another connection must be able to lock these rows). An update
+# or thread reply carries the Slack address of the message it targets (once that one is out).
+NEXT_MESSAGES: Final = """
 SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, o.op, o.target_id,
        t.slack_channel AS target_channel, t.slack_ts AS target_ts, t.status AS target_status
   FROM outbox AS o
@@ -55,7 +57,6 @@ SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, 
  WHERE o.channel = $1 AND o.status = 'pending' AND o.available_at <= now()
  ORDER BY o.id
  LIMIT $2
-   FOR UPDATE OF o SKIP LOCKED
 """
 
 SET_PACE: Final = """
@@ -66,18 +67,6 @@ MARK_DELIVERED: Final = """
 UPDATE outbox
    SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
        slack_channel = $2, slack_ts = $3, last_error = NULL
- WHERE id = ANY($1::bigint[])
-"""
-
-INSERT_SUMMARY: Final = """
-INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, status, delivered_at, attempts,
-                    slack_channel, slack_ts)
-VALUES             ($1, $2, 'burst', $3, NULL, 'delivered', now(), 1, $4, $5)
-RETURNING id
-"""
-
-MARK_COALESCED: Final = """
-UPDATE outbox SET status = 'coalesced', coalesced_into = $2, delivered_at = now()
  WHERE id = ANY($1::bigint[])
 """
 
@@ -162,9 +151,9 @@ async def forget_attempt(db: Executor, outbox_id: int) -> None:
     await db.execute(FORGET_ATTEMPT, outbox_id)
 
 
-async def claim_messages(db: Executor, channel: str, *, limit: int) -> list[OutboxMessage]:
-    """Lock the oldest due messages of a channel (inside a transaction)."""
-    rows = await db.fetch(CLAIM_MESSAGES, channel, limit)
+async def next_messages(db: Executor, channel: str, *, limit: int) -> list[OutboxMessage]:
+    """The oldest due messages of a channel (call it holding the channel: see `claim_channel`)."""
+    rows = await db.fetch(NEXT_MESSAGES, channel, limit)
     return [OutboxMessage(**dict(r)) for r in rows]
 
 
@@ -177,15 +166,6 @@ async def mark_delivered(db: Executor, ids: Sequence[int], *, slack_channel: str
                          slack_ts: str | None) -> None:
     """Settle messages Slack accepted."""
     await db.execute(MARK_DELIVERED, list(ids), slack_channel, slack_ts)
-
-
-async def record_summary(db: Executor, *, channel: str, covered: Sequence[int], payload: dict[str, Any],
-                         slack_channel: str | None, slack_ts: str | None) -> int:
-    """Store a delivered burst summary and mark every sale it covers as coalesced into it."""
-    key = f"burst:{channel}:{covered[0]}-{covered[-1]}"
-    summary_id: int = await db.fetchval(INSERT_SUMMARY, key, channel, payload, slack_channel, slack_ts)
-    await db.execute(MARK_COALESCED, list(covered), summary_id)
-    return summary_id
 
 
 async def mark_retry(db: Executor, ids: Sequence[int], *, available_at: dt.datetime, error: str) -> None:

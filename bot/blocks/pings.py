@@ -184,7 +184,7 @@ def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
     listed = b.sales[:BURST_LISTED]
     lines = [truncate(_burst_line(sale), BURST_LINE_CHARS) for sale in listed]
     if (more := b.count - len(listed)) > 0:
-        lines.append(f"…and {more} more")
+        lines.append(f"…and {more:,} more")
     blocks = [header(f"🔥 {headline}"), section(f"*Total:* {totals}")]
     if lines:
         blocks.append(section("\n".join(lines)))

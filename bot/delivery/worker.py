@@ -6,16 +6,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.blocks.pings import BurstView, SaleView, burst_message
+from bot.blocks.pings import BURST_LISTED, BurstView, SaleView, burst_message
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.listener import OutboxListener
 from bot.delivery.senders import Sender, SendResult, Status
 from bot.metrics import Metrics
+from queries import bursts
 from queries import outbox as q
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,11 @@ log = logging.getLogger(__name__)
 # Slack allows about one message per second per channel:
 # https://api.slack.com/apis/rate-limits#posting-messages
 CHANNEL_INTERVAL = dt.timedelta(seconds=1)
-MAX_BACKOFF = dt.timedelta(minutes=5)
-BATCH = 500
+# Retries of 5xx and timeouts: 2 s, then every 3 s, for ever. A longer cap would leave a channel silent for
+# minutes after Slack comes back; each retry is one call (one look-up, one post) per channel, a third of the
+# pace Slack allows.
+MAX_BACKOFF = dt.timedelta(seconds=3)
+PEEK = 50  # messages looked at per pass: the head, and the updates to the same message just behind it
 # Every replica's listener hears each enqueue at commit (bot/delivery/listener.py); this poll is the fallback
 # for what no notification announces: a notification missed while the listener reconnected, a retry or a
 # channel pace scheduled by a replica that died since.
@@ -32,26 +37,39 @@ FALLBACK_POLL_SECONDS = 5.0
 
 
 def backoff(attempts: int) -> dt.timedelta:
-    """Exponential backoff after the n-th failed attempt: 2 s, 4 s, 8 s … capped at 5 minutes."""
+    """Backoff after the n-th failed attempt: 2 s, then MAX_BACKOFF."""
     return min(dt.timedelta(seconds=2 ** min(attempts + 1, 16)), MAX_BACKOFF)
 
 
-def _sale_view(msg: q.OutboxMessage) -> SaleView:
-    meta = msg.payload.get("sale") or {}
-    return SaleView(order_id=str(meta.get("order_id", msg.id)), product=meta.get("product"),
-                    amount=msg.amount or 0, currency=msg.currency or "USD",
-                    customer_email=meta.get("customer"), affiliate=None, occurred_at=msg.created_at)
+@dataclass(frozen=True, slots=True)
+class Post:
+    """What one pass sends to a channel: one message, the newest of several updates, or a burst summary."""
+
+    ref: int  # the outbox id in the message's metadata and in its attempt record
+    payload: dict[str, object]
+    head: q.OutboxMessage | None = None  # None for a burst
+    ids: tuple[int, ...] = ()  # the messages it settles; a burst's are listed in its attempt record
+    count: int = 1  # messages covered
+    failures: int = 0  # a burst's earlier failed attempts (a message's are its `head.attempts`)
+
+    @property
+    def burst(self) -> bool:
+        return self.head is None
 
 
-def coalesce(sales: Sequence[q.OutboxMessage], *, tz: ZoneInfo) -> dict[str, object]:
-    """One summary payload covering every sale in `sales` (totals kept per currency)."""
-    totals: dict[str, int] = {}
-    for msg in sales:
-        if msg.currency and msg.amount is not None:
-            totals[msg.currency] = totals.get(msg.currency, 0) + msg.amount
-    view = BurstView(count=len(sales), totals=totals, first_at=sales[0].created_at,
-                     last_at=sales[-1].created_at, sales=[_sale_view(m) for m in sales])
-    return burst_message(view, tz=tz).as_payload()
+def _sale_view(sale: bursts.ListedSale) -> SaleView:
+    meta = sale.sale
+    return SaleView(order_id=str(meta.get("order_id", sale.id)), product=meta.get("product"),
+                    amount=sale.amount or 0, currency=sale.currency or "USD",
+                    customer_email=meta.get("customer"), affiliate=None, occurred_at=sale.created_at)
+
+
+def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
+    """The one message announcing every sale a burst claim covers (totals kept per currency)."""
+    view = BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
+                     last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed])
+    return Post(ref=summary.ref, payload=burst_message(view, tz=tz).as_payload(), count=summary.count,
+                failures=failures)
 
 
 class DeliveryWorker:
@@ -112,38 +130,76 @@ class DeliveryWorker:
             if next_post_at > now:
                 self._wake_at(next_post_at - now)
                 return 0
-            messages = await q.claim_messages(conn, channel, limit=BATCH)
-            if not messages:
+            # The pace-row lock is held across the HTTP call: nobody else posts to this channel meanwhile.
+            doubt = await bursts.in_doubt(conn, channel)
+            if doubt is not None and doubt.wait_seconds > 0:  # backing off: nothing overtakes it
+                self._wake_at(dt.timedelta(seconds=doubt.wait_seconds))
                 return 0
-            batch, payload = self._next_post(messages)
-            head = batch[0]
-            if head.op != "post" and head.target_ts is None and head.target_status == "pending":
-                return 0  # its target is not out yet (held back by a retry): keep the order
-            # The locks are held across the HTTP call: no other worker can claim these rows meanwhile.
-            result = await self._deliver(conn, channel, channel_id, head, payload)
-            await self._settle(conn, channel, batch, payload, result)
-            if len(batch) < len(messages) or result.status is Status.RATE_LIMITED:
-                self._wake_at(dt.timedelta(seconds=max(result.retry_after, 1.0)))
-            return len(batch) if result.status in (Status.OK, Status.PERMANENT) else 0
+            # The pace counts from the call, not from its answer: Slack spaces messages by when they arrive.
+            calling = self._clock()
+            sent = await self._resolve_burst(conn, channel, channel_id, doubt) if doubt else None
+            if sent is None:
+                post = await self._next_post(conn, channel)
+                if post is None:
+                    return 0
+                calling = self._clock()
+                sent = post, await self._deliver(conn, channel, channel_id, post)
+            post, result = sent
+            await self._settle(conn, channel, post, result, calling=calling)
+            return post.count if result.status in (Status.OK, Status.PERMANENT) else 0
 
-    def _next_post(self, messages: list[q.OutboxMessage]) -> tuple[list[q.OutboxMessage], dict[str, object]]:
-        """The next post: one message; one summary covering every waiting sale; or the newest of
-        several waiting updates to the same message (the older ones would be overwritten at once)."""
+    async def _resolve_burst(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
+                             doubt: bursts.InDoubt) -> tuple[Post, SendResult] | None:
+        """A burst whose outcome is unknown holds its channel until it is settled (so an outage ends with one
+        message, not one per retry): found in Slack → settled; not found → forgotten, its sales claimed again
+        with everything that arrived since (None: the queue goes on as usual); can't tell → sent again."""
+        found = None
+        if channel_id:
+            found = await self._sender.find(channel_id=channel_id, ref=doubt.ref,
+                                            since=doubt.started_at.timestamp() - 5)
+        if found is not None and found.status is Status.NOT_FOUND:
+            await q.forget_attempt(self._pool, doubt.ref)  # committed: the claim that follows must see it gone
+            return None
+        summary = await bursts.view(conn, doubt.ref, listed=BURST_LISTED)
+        if summary is None:  # nothing left to cover (cannot happen while settling is atomic): drop the record
+            await q.forget_attempt(self._pool, doubt.ref)
+            return None
+        post = burst_post(summary, tz=self._tz, failures=doubt.failures)
+        if found is not None and found.status is Status.OK:
+            log.info("burst %s was already in Slack (ts %s): not sending it again", doubt.ref, found.ts)
+            return post, found
+        return post, await self._sender.post(channel, post.payload, ref=post.ref)
+
+    async def _next_post(self, conn: asyncpg.Connection, channel: str) -> Post | None:
+        """The next post: one message; one summary covering every waiting sale; or the newest of several
+        waiting updates to the same message (the older ones would be overwritten at once)."""
+        messages = await q.next_messages(conn, channel, limit=PEEK)
+        if not messages:
+            return None
         head = messages[0]
-        sales = [m for m in messages if m.kind == "sale"]
-        if head.kind == "sale" and len(sales) > 1:
-            return sales, coalesce(sales, tz=self._tz)
+        if head.op != "post" and head.target_ts is None and head.target_status == "pending":
+            return None  # its target is not out yet (held back by a retry): keep the order
+        if (head.kind == "sale" and await q.attempt_started(conn, head.id) is None
+                and await bursts.sales_waiting(conn, channel) > 1):
+            # Claimed and recorded on a connection of its own, committed before the call to Slack.
+            summary = await bursts.claim(self._pool, channel, listed=BURST_LISTED)
+            if summary is not None:
+                return burst_post(summary, tz=self._tz)
         if head.op == "update":
             same = [m for m in messages if m.op == "update" and m.target_id == head.target_id]
-            return same, dict(same[-1].payload)
-        return [head], dict(head.payload)
+            return Post(ref=head.id, payload=dict(same[-1].payload), head=head, ids=tuple(m.id for m in same),
+                        count=len(same))
+        return Post(ref=head.id, payload=dict(head.payload), head=head, ids=(head.id,))
 
     async def _deliver(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
-                       head: q.OutboxMessage, payload: dict[str, object]) -> SendResult:
+                       post: Post) -> SendResult:
         """Send, unless an earlier attempt whose answer never came (a crash, a timeout) did reach Slack."""
+        head = post.head
+        if head is None:  # a burst: its attempt was recorded with its claim
+            return await self._sender.post(channel, post.payload, ref=post.ref)
         if head.op == "update" and head.target_ts and head.target_channel:  # idempotent: no bookkeeping
             return await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
-                                             payload=payload)
+                                             payload=post.payload)
         thread_ts = head.target_ts if head.op == "reply" else None
         started = await q.attempt_started(conn, head.id)
         where = head.target_channel if thread_ts else channel_id
@@ -156,39 +212,49 @@ class DeliveryWorker:
         # Committed on its own connection before the call: from here on, the message may be in Slack.
         await q.record_attempt(self._pool, outbox_id=head.id, channel=channel)
         # A reply whose parent never reached Slack (failed for good) is said as a message of its own.
-        return await self._sender.post(channel, payload, thread_ts=thread_ts, ref=head.id)
+        return await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id)
 
-    async def _settle(self, conn: asyncpg.Connection, channel: str, batch: list[q.OutboxMessage],
-                      payload: dict[str, object], result: SendResult) -> None:
-        ids = [m.id for m in batch]
+    async def _settle(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult, *,
+                      calling: dt.datetime) -> None:
         now = self._clock()
         if self.metrics is not None:
-            self.metrics.deliveries.labels(channel=channel, outcome=result.status.value).inc(len(batch))
+            self.metrics.deliveries.labels(channel=channel, outcome=result.status.value).inc(post.count)
             if result.error:
                 self.metrics.slack_errors.labels(error=result.error[:60]).inc()
-        if result.status is not Status.TRANSIENT:  # 5xx and timeouts stay ambiguous: look before resending
-            await q.forget_attempt(conn, batch[0].id)
         if result.status is Status.OK:
-            if result.channel_id and batch[0].op == "post":
-                await q.learn_channel_id(conn, channel, result.channel_id)
-            if len(batch) > 1 and batch[0].kind == "sale":
-                await q.record_summary(conn, channel=channel, covered=ids, payload=payload,
-                                       slack_channel=result.channel_id, slack_ts=result.ts)
-            else:
-                await q.mark_delivered(conn, ids, slack_channel=result.channel_id, slack_ts=result.ts)
-            await q.set_pace(conn, channel, next_post_at=now + CHANNEL_INTERVAL)
+            await self._settle_ok(conn, channel, post, result)
+            await q.set_pace(conn, channel, next_post_at=calling + CHANNEL_INTERVAL)
+            self._wake_at(calling + CHANNEL_INTERVAL - now)  # whatever arrived meanwhile goes out next
             return
         error = result.error or result.status.value
         log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)
         await q.record_error(conn, channel=channel, error=error, permanent=result.status is Status.PERMANENT)
-        if result.status is Status.RATE_LIMITED:
+        if result.status is Status.RATE_LIMITED:  # not posted: a burst is claimed afresh, with what came since
+            await q.forget_attempt(conn, post.ref)
             await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
-        elif result.status is Status.TRANSIENT:
-            wait = backoff(batch[0].attempts) * self.backoff_scale
-            await q.mark_retry(conn, ids, available_at=now + wait, error=error)
+            self._wake_at(dt.timedelta(seconds=max(result.retry_after, 0.05)))
+        elif result.status is Status.TRANSIENT:  # 5xx and timeouts stay ambiguous: look before resending
+            wait = backoff(post.head.attempts if post.head else post.failures) * self.backoff_scale
+            if post.burst:
+                await bursts.mark_retry(conn, post.ref, retry_at=now + wait)
+            else:
+                await q.mark_retry(conn, post.ids, available_at=now + wait, error=error)
             self._wake_at(wait)  # no notification announces a retry
+        elif post.burst:
+            await bursts.mark_failed(conn, post.ref, error=error)
         else:
-            await q.mark_failed(conn, ids, error=error)
+            await q.forget_attempt(conn, post.ref)
+            await q.mark_failed(conn, post.ids, error=error)
+
+    async def _settle_ok(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult) -> None:
+        if result.channel_id and (post.head is None or post.head.op == "post"):
+            await q.learn_channel_id(conn, channel, result.channel_id)
+        if post.burst:
+            await bursts.settle(conn, ref=post.ref, channel=channel, payload=post.payload,
+                                slack_channel=result.channel_id, slack_ts=result.ts)
+        else:
+            await q.forget_attempt(conn, post.ref)
+            await q.mark_delivered(conn, post.ids, slack_channel=result.channel_id, slack_ts=result.ts)
 
     def _wake_at(self, delay: dt.timedelta) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,200 @@
+"""SQL for coalesced sale messages: claim every waiting sale of a channel in one statement, summarise it in
+PostgreSQL (count, totals per currency, the first few sales), and settle the set by its attempt record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final
+
+from queries.executor import Executor
+
+# How many sales of one channel are ready to go out now, capped at 2: "is there a burst?" without counting it.
+SALES_WAITING: Final = """
+SELECT count(*)
+  FROM (SELECT 1
+          FROM outbox AS o
+         WHERE o.channel = $1 AND o.kind = 'sale' AND o.status = 'pending' AND o.available_at <= now()
+           AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)
+         LIMIT 2) AS s
+"""
+
+# Claims every due sale of channel $1 for one message and records the attempt with the set it covers, in one
+# statement committed on its own before the call to Slack; answers one row however many sales it claimed: their
+# count, first and last time, totals per currency and the first $2 with their payloads (the message lists ten
+# and says "…and N more"). The channel's pace-row lock, held by the caller on another connection, already makes
+# it the channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row someone else holds. A sale
+# with an unconfirmed attempt of its own (a single ping that may be in Slack) is left out: it is looked up first.
+CLAIM_BURST: Final = """
+WITH due AS (
+    SELECT o.id, o.amount, o.currency, o.created_at
+      FROM outbox AS o
+     WHERE o.channel = $1 AND o.kind = 'sale' AND o.status = 'pending' AND o.available_at <= now()
+       AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)
+     ORDER BY o.id
+       FOR UPDATE OF o SKIP LOCKED
+), attempt AS (
+    INSERT INTO delivery_attempts (outbox_id, channel, covers)
+    SELECT min(id), $1, array_agg(id ORDER BY id) FROM due HAVING count(*) > 0
+    RETURNING outbox_id
+), covered AS (
+    SELECT * FROM due
+)
+SELECT (SELECT outbox_id FROM attempt)                                         AS ref,
+       (SELECT count(*)        FROM covered)                                   AS count,
+       (SELECT min(created_at) FROM covered)                                   AS first_at,
+       (SELECT max(created_at) FROM covered)                                   AS last_at,
+       (SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{}')
+          FROM (SELECT currency, sum(amount) AS total
+                  FROM covered
+                 WHERE currency IS NOT NULL AND amount IS NOT NULL
+                 GROUP BY currency) AS t)                                      AS totals,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
+                   'sale', o.payload -> 'sale') ORDER BY f.id), '[]')
+          FROM (SELECT * FROM covered ORDER BY id LIMIT $2) AS f
+          JOIN outbox AS o ON o.id = f.id)                                     AS listed
+"""
+
+# The same summary of the sales a recorded burst attempt covers (those still pending).
+BURST_VIEW: Final = """
+WITH covered AS (
+    SELECT o.id, o.amount, o.currency, o.created_at
+      FROM outbox AS o
+     WHERE o.id IN (SELECT unnest(covers) FROM delivery_attempts WHERE outbox_id = $1)
+       AND o.status = 'pending'
+)
+SELECT $1::bigint                                                              AS ref,
+       (SELECT count(*)        FROM covered)                                   AS count,
+       (SELECT min(created_at) FROM covered)                                   AS first_at,
+       (SELECT max(created_at) FROM covered)                                   AS last_at,
+       (SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{}')
+          FROM (SELECT currency, sum(amount) AS total
+                  FROM covered
+                 WHERE currency IS NOT NULL AND amount IS NOT NULL
+                 GROUP BY currency) AS t)                                      AS totals,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
+                   'sale', o.payload -> 'sale') ORDER BY f.id), '[]')
+          FROM (SELECT * FROM covered ORDER BY id LIMIT $2) AS f
+          JOIN outbox AS o ON o.id = f.id)                                     AS listed
+"""
+
+# The channel's burst attempt whose outcome is unknown (the process died during the call, or Slack timed out or
+# answered 5xx), with how long its backoff still runs. While it exists nothing else is claimed for the channel.
+IN_DOUBT: Final = """
+SELECT outbox_id AS ref, started_at, failures,
+       greatest(extract(epoch FROM retry_at - now()), 0)::float8 AS wait_seconds
+  FROM delivery_attempts
+ WHERE channel = $1 AND covers IS NOT NULL
+ ORDER BY outbox_id
+ LIMIT 1
+"""
+
+# Slack has burst $1: store it as a summary and mark exactly the sales it announced, in one statement.
+SETTLE: Final = """
+WITH summary AS (
+    INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, status, delivered_at, attempts,
+                        slack_channel, slack_ts)
+    VALUES             ($2,         $3,      'burst', $4,   NULL,   'delivered', now(), 1, $5, $6)
+    RETURNING id
+), covered AS (
+    UPDATE outbox SET status = 'coalesced', coalesced_into = (SELECT id FROM summary), delivered_at = now()
+     WHERE id IN (SELECT unnest(covers) FROM delivery_attempts WHERE outbox_id = $1) AND status = 'pending'
+)
+DELETE FROM delivery_attempts WHERE outbox_id = $1
+"""
+
+MARK_RETRY: Final = """
+UPDATE delivery_attempts SET retry_at = $2, failures = failures + 1 WHERE outbox_id = $1
+"""
+
+MARK_FAILED: Final = """
+WITH failed AS (
+    UPDATE outbox SET status = 'failed', attempts = attempts + 1, delivered_at = now(), last_error = $2
+     WHERE id IN (SELECT unnest(covers) FROM delivery_attempts WHERE outbox_id = $1) AND status = 'pending'
+)
+DELETE FROM delivery_attempts WHERE outbox_id = $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedSale:
+    """One of the first sales of a burst, as its message lists it; `sale` is what the intake stored for it."""
+
+    id: int
+    amount: int | None
+    currency: str | None
+    created_at: dt.datetime
+    sale: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BurstSummary:
+    """What one coalesced message covers: identified by `ref` (its first sale's outbox id)."""
+
+    ref: int
+    count: int
+    totals: dict[str, int]
+    first_at: dt.datetime
+    last_at: dt.datetime
+    listed: tuple[ListedSale, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A burst attempt whose outcome is unknown; `wait_seconds` until its retry is due (0: now)."""
+
+    ref: int
+    started_at: dt.datetime
+    failures: int
+    wait_seconds: float
+
+
+def _summary(row: Any) -> BurstSummary | None:
+    if row is None or row["ref"] is None or not row["count"]:
+        return None
+    listed = tuple(ListedSale(id=s["id"], amount=s["amount"], currency=s["currency"],
+                              created_at=dt.datetime.fromisoformat(s["created_at"]), sale=s["sale"] or {})
+                   for s in row["listed"])
+    return BurstSummary(ref=row["ref"], count=row["count"], first_at=row["first_at"], last_at=row["last_at"],
+                        totals={c: int(t) for c, t in row["totals"].items()}, listed=listed)
+
+
+async def sales_waiting(db: Executor, channel: str) -> int:
+    """0, 1 or 2: whether several sales wait for the channel (then they go out as one message)."""
+    value: int = await db.fetchval(SALES_WAITING, channel)
+    return value
+
+
+async def claim(db: Executor, channel: str, *, listed: int) -> BurstSummary | None:
+    """Claim every due sale of `channel` for one message (committed: call it on a connection of its own, not
+    inside the transaction holding the channel); None when there is none."""
+    return _summary(await db.fetchrow(CLAIM_BURST, channel, listed))
+
+
+async def view(db: Executor, ref: int, *, listed: int) -> BurstSummary | None:
+    """The summary of the sales burst attempt `ref` covers."""
+    return _summary(await db.fetchrow(BURST_VIEW, ref, listed))
+
+
+async def in_doubt(db: Executor, channel: str) -> InDoubt | None:
+    """The channel's burst attempt with an unknown outcome, if any."""
+    row = await db.fetchrow(IN_DOUBT, channel)
+    return InDoubt(**dict(row)) if row else None
+
+
+async def settle(db: Executor, *, ref: int, channel: str, payload: dict[str, Any], slack_channel: str | None,
+                 slack_ts: str | None) -> None:
+    """Slack has burst `ref`: record the summary, mark the sales it covers, forget the attempt."""
+    await db.execute(SETTLE, ref, f"burst:{channel}:{ref}", channel, payload, slack_channel, slack_ts)
+
+
+async def mark_retry(db: Executor, ref: int, *, retry_at: dt.datetime) -> None:
+    """Try burst `ref` again at `retry_at` (its record stays: it is looked up in Slack before it is resent)."""
+    await db.execute(MARK_RETRY, ref, retry_at)
+
+
+async def mark_failed(db: Executor, ref: int, *, error: str) -> None:
+    """Slack refused burst `ref` for good: fail its sales, forget the attempt."""
+    await db.execute(MARK_FAILED, ref, error[:1000])
