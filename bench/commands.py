@@ -161,7 +161,7 @@ async def lookup_times(dsn: str, reps: int) -> tuple[dict[str, dict[str, float]]
     tz = ZoneInfo(TZ)
     times: dict[str, dict[str, float]] = defaultdict(dict)
     queries: dict[tuple[str, str], Any] = {}
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, server_settings={"jit": "off"})  # as the bot's pool (bot.db.create_pool)
     try:
         for period in PERIODS:
             seen = defaultdict(list)

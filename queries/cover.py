@@ -1,7 +1,7 @@
 """A window [start, end) cut into the coarsest rollup buckets that fit: whole UTC days, then hours, then quarter
 hours, and the raw rows left at either edge — so 30 days read ~30 daily rows whatever the table holds.
 
-Each level is a pair of arrays (starts, ends) of merged ranges, ready for `unnest($n::timestamptz[], …)`.
+Each level is a pair of arrays (starts, ends) of merged ranges; `args` turns them into query parameters.
 With `cuts`, no piece straddles a cut: a trend cut at local hours or days regroups every piece exactly.
 """
 
@@ -30,8 +30,17 @@ class Cover:
     raw: Ranges = field(default_factory=lambda: ([], []))
 
     def args(self, *levels: str) -> list[list[dt.datetime]]:
-        """The query parameters of these levels, in order: starts, ends, starts, ends …"""
-        return [part for level in levels for part in getattr(self, level)]
+        """Query parameters: each rollup level's bucket starts (for `bucket = ANY($n)`, which every plan answers
+        from the primary key), then the raw ranges' starts and ends (for `unnest($n, $m)`)."""
+        out = [_starts(getattr(self, level), _WIDTHS[level]) for level in levels if level != "raw"]
+        return [*out, *self.raw] if "raw" in levels else out
+
+
+_WIDTHS = {"day": DAY, "hour": HOUR, "quarter": QUARTER}
+
+
+def _starts(ranges: Ranges, width: dt.timedelta) -> list[dt.datetime]:
+    return [lo + n * width for lo, hi in zip(*ranges, strict=True) for n in range((hi - lo) // width)]
 
 
 def _floor(t: dt.datetime, width: dt.timedelta) -> dt.datetime:

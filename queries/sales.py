@@ -21,20 +21,17 @@ from queries.executor import Executor
 # covering amount and currency answers without touching the table. Tests hold them equal to the plain queries.
 SALES_PARTS: Final = """
 WITH parts AS (
-    SELECT r.bucket AS at, r.currency, r.orders, r.revenue
-      FROM unnest($1::timestamptz[], $2::timestamptz[]) AS w (lo, hi)
-      JOIN sales_rollups AS r ON r.level = 'day' AND r.bucket >= w.lo AND r.bucket < w.hi
+    SELECT bucket AS at, currency, orders, revenue
+      FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT r.bucket, r.currency, r.orders, r.revenue
-      FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
-      JOIN sales_rollups AS r ON r.level = 'hour' AND r.bucket >= w.lo AND r.bucket < w.hi
+    SELECT bucket, currency, orders, revenue
+      FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
     UNION ALL
-    SELECT r.bucket, r.currency, r.orders, r.revenue
-      FROM unnest($5::timestamptz[], $6::timestamptz[]) AS w (lo, hi)
-      JOIN order_rollups AS r ON r.bucket >= w.lo AND r.bucket < w.hi
+    SELECT bucket, currency, orders, revenue
+      FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
     UNION ALL
     SELECT o.created_at, coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0)
-      FROM unnest($7::timestamptz[], $8::timestamptz[]) AS w (lo, hi)
+      FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.payment_status = 'completed' AND o.created_at >= w.lo AND o.created_at < w.hi
 )
 """
@@ -50,7 +47,7 @@ HAVING sum(orders) <> 0
 # date_trunc with a zone buckets by the store's local hours and days, DST included; the cover is cut at every
 # local hour or day, so each rollup piece lies inside one local bucket and regroups exactly.
 TREND: Final = SALES_PARTS + """
-SELECT date_trunc($9, at, $10) AS bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
+SELECT date_trunc($6, at, $7) AS bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
   FROM parts
  GROUP BY 1, 2
 HAVING sum(orders) <> 0
@@ -60,16 +57,14 @@ HAVING sum(orders) <> 0
 # Refunds by refunded_at: whole days and hours from sales_rollups, at most an hour at either edge from orders.
 REFUNDS: Final = """
 WITH parts AS (
-    SELECT r.currency, r.refunds AS orders, r.refunded AS revenue
-      FROM unnest($1::timestamptz[], $2::timestamptz[]) AS w (lo, hi)
-      JOIN sales_rollups AS r ON r.level = 'day' AND r.bucket >= w.lo AND r.bucket < w.hi
+    SELECT currency, refunds AS orders, refunded AS revenue
+      FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT r.currency, r.refunds, r.refunded
-      FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
-      JOIN sales_rollups AS r ON r.level = 'hour' AND r.bucket >= w.lo AND r.bucket < w.hi
+    SELECT currency, refunds, refunded
+      FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
     UNION ALL
     SELECT coalesce(o.currency, ''), 1, o.amount_refunded
-      FROM unnest($5::timestamptz[], $6::timestamptz[]) AS w (lo, hi)
+      FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.refunded_at >= w.lo AND o.refunded_at < w.hi
 )
 SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
@@ -97,16 +92,14 @@ SELECT id, created_at, amount_total AS amount, currency, product_name AS product
 
 CONVERSION: Final = """
 WITH parts AS (
-    SELECT r.started, r.completed
-      FROM unnest($1::timestamptz[], $2::timestamptz[]) AS w (lo, hi)
-      JOIN checkout_rollups AS r ON r.level = 'day' AND r.bucket >= w.lo AND r.bucket < w.hi
+    SELECT started, completed
+      FROM checkout_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT r.started, r.completed
-      FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
-      JOIN checkout_rollups AS r ON r.level = 'hour' AND r.bucket >= w.lo AND r.bucket < w.hi
+    SELECT started, completed
+      FROM checkout_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
     UNION ALL
     SELECT 1, (c.status = 'completed')::int
-      FROM unnest($5::timestamptz[], $6::timestamptz[]) AS w (lo, hi)
+      FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
       JOIN checkout_sessions AS c ON c.created_at >= w.lo AND c.created_at < w.hi
 )
 SELECT coalesce(sum(started), 0)::bigint AS started, coalesce(sum(completed), 0)::bigint AS completed

@@ -3,8 +3,8 @@
 The sketch is probabilistic counting with stochastic averaging (PCSA, Flajolet & Martin 1985) over 4096
 bitmaps of 32 bits; sketches of whole UTC days and hours are OR-ed in PostgreSQL with the sketch of at most an
 hour of orders at either edge, and estimated here with Scheuermann & Mauve's small-range correction (or linear
-counting of the empty bitmaps while most are empty). Standard error 0.78/√4096 = 1.2%: 19 answers in 20 are
-within ±2.5%. Below EXACT_BELOW customers the exact count is cheap, and is what the answer shows.
+counting of the empty bitmaps while most are empty). Standard error 0.78/√4096 = 1.2%; the answer states
+±3% (ERROR_BOUND). Below EXACT_BELOW customers the exact count is cheap, and is what the answer shows.
 """
 
 from __future__ import annotations
@@ -22,21 +22,19 @@ from queries.sales_raw import unique_customers
 BITMAPS: Final = 4096
 PHI: Final = 0.77351  # Flajolet & Martin's correction factor
 KAPPA: Final = 1.75  # Scheuermann & Mauve, "Near-optimal compression of probabilistic counting sketches"
-ERROR_95: Final = 0.025  # two standard errors of 0.78/√4096, rounded up
+# The bound the answer states: 2.5 standard errors of 0.78/√4096. Measured on PostgreSQL's hash over 36 sets of
+# 30,000 to 1,000,000 addresses: RMS error 0.95-1.7%, worst 2.9%; 30 days of the 10 M bench store: +2.8%.
+ERROR_BOUND: Final = 0.03
 EXACT_BELOW: Final = 15_000  # under this many customers the exact count costs a few milliseconds
 
 SKETCH: Final = """
 SELECT bit_or(sketch)
-  FROM (SELECT s.sketch
-          FROM unnest($1::timestamptz[], $2::timestamptz[]) AS w (lo, hi)
-          JOIN customer_sketches AS s ON s.level = 'day' AND s.bucket >= w.lo AND s.bucket < w.hi
+  FROM (SELECT sketch FROM customer_sketches WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
         UNION ALL
-        SELECT s.sketch
-          FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
-          JOIN customer_sketches AS s ON s.level = 'hour' AND s.bucket >= w.lo AND s.bucket < w.hi
+        SELECT sketch FROM customer_sketches WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
         UNION ALL
         SELECT customer_sketch_of(array_agg(DISTINCT customer_sketch_bit(o.customer_email)))
-          FROM unnest($5::timestamptz[], $6::timestamptz[]) AS w (lo, hi)
+          FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
           JOIN orders AS o ON o.payment_status = 'completed' AND o.customer_email IS NOT NULL
                           AND o.created_at >= w.lo AND o.created_at < w.hi) AS parts
 """
@@ -44,7 +42,7 @@ SELECT bit_or(sketch)
 
 @dataclass(frozen=True, slots=True)
 class Customers:
-    """Unique customers of a window; `error` is the relative bound (95%) when estimated, None when exact."""
+    """Unique customers of a window; `error` is the relative bound when estimated, None when exact."""
 
     count: int
     error: float | None = None
@@ -72,4 +70,4 @@ async def customers(db: Executor, *, start: dt.datetime, end: dt.datetime) -> Cu
     guess = await sketched(db, start=start, end=end)
     if guess < EXACT_BELOW:
         return Customers(await unique_customers(db, start=start, end=end))
-    return Customers(round(guess), ERROR_95)
+    return Customers(round(guess), ERROR_BOUND)

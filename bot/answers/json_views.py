@@ -54,7 +54,7 @@ def sales_json(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None) -> dic
                      **_money(today.last_hour, currency), "last_order_at": _iso(today.last_order_at)},
         "today": {"order_count": sum(t.orders for t in today.totals or []), **_money(today.totals, currency),
                   "unique_customers": today.customers,
-                  # None when exact; else the relative bound (19 answers in 20) of the sketch's estimate
+                  # None when exact; else the relative error bound of the sketch's estimate (0.03)
                   "unique_customers_error": today.customers_error},
         "hourlySales": hourly_sales,
         "pendingCheckouts": today.pending_checkouts,

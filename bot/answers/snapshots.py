@@ -77,7 +77,7 @@ class SalesSnapshot:
     pending_checkouts: int | None
     conversion: Conversion | None
     missing: tuple[str, ...] = ()
-    customers_error: float | None = None  # relative bound (95%) when `customers` is an estimate
+    customers_error: float | None = None  # relative error bound when `customers` is an estimate
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,

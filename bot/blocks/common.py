@@ -69,7 +69,7 @@ def ago(delta: dt.timedelta) -> str:
 
 
 def count_text(count: int, error: float | None = None) -> str:
-    """A count as people read it; an estimate says so, with its bound (19 answers in 20): "≈612,300 (±2.5%)"."""
+    """A count as people read it; an estimate says so, with its error bound: "≈612,300 (±3.0%)"."""
     return str(count) if error is None else f"≈{count:,} (±{error:.1%})"
 
 

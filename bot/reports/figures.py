@@ -85,7 +85,7 @@ class EveningFigures:
     delivery_errors: DeliveryErrors  # Slack delivery problems since local midnight
     chart: HourlyRevenue
     recovered: int = 0  # events the webhook missed that the Events API recovered today
-    customers_error: float | None = None  # relative bound (95%) when `customers` is an estimate
+    customers_error: float | None = None  # relative error bound when `customers` is an estimate
 
 
 Figures = MorningFigures | EveningFigures
