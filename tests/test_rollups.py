@@ -12,6 +12,7 @@ import asyncpg
 from bot.demo.load import load
 from bot.demo.seed import SeedSpec, generate
 from queries import sales, sales_raw, sketch
+from queries import seed as seed_queries
 
 KOLKATA = ZoneInfo("Asia/Kolkata")  # +05:30: local hours straddle UTC hours
 NEPAL = ZoneInfo("Asia/Kathmandu")  # +05:45
@@ -107,3 +108,18 @@ async def test_sketch_estimate_is_within_its_stated_error(db: asyncpg.Connection
         bits = await db.fetchval("SELECT customer_sketch_of(array_agg(DISTINCT customer_sketch_bit("
                                  "'customer' || g || '@example.com'))) FROM generate_series(1, $1) AS g", n)
         assert abs(sketch.estimate(bits.bytes) - n) <= sketch.ERROR_BOUND * n, n
+
+
+async def test_copy_with_triggers_on_is_counted_exactly(dsn: str) -> None:
+    """A COPY with the triggers on (a role that may not turn them off, or a person at psql) keeps every rollup."""
+    db = await asyncpg.connect(dsn)
+    try:
+        now = dt.datetime(2026, 5, 20, 12, 7, 31, tzinfo=dt.UTC)
+        for batch in generate(SeedSpec(orders=800, days=3, now=now, tz=KOLKATA, seed=11, token="copy",
+                                       chunk_size=300)):
+            await seed_queries.copy_orders(db, batch.orders)
+            await seed_queries.copy_checkout_sessions(db, batch.sessions)
+        await _rebuilt_equal(db)
+        assert await _compare(db, random.Random(5), now, windows=15) > 5
+    finally:
+        await db.close()

@@ -45,12 +45,16 @@ CREATE FUNCTION customer_sketch_bit(email text) RETURNS int
                   + least(31, 51 - floor(ln(((hashtextextended(email, 0) >> 12) & 4503599627370495 | 1)::float8)
                                          / 0.6931471805599453)))::int $$;
 
--- A sketch from the set bits it holds (sorted, distinct).
+-- A sketch from the set bits it holds: its words OR-ed per bitmap, written as hex with the empty words as zeros
+-- (a quarter of the text a '0'/'1' string would take, half the time).
 CREATE FUNCTION customer_sketch_of(bits int[]) RETURNS bit varying
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT (string_agg(repeat('0', b - coalesce(p, -1) - 1) || '1', '' ORDER BY b)
-                  || repeat('0', 131071 - max(b)))::bit varying
-            FROM (SELECT b, lag(b) OVER (ORDER BY b) AS p FROM unnest(bits) AS b) AS s $$;
+    AS $$ SELECT ('x' || string_agg(repeat('0', 8 * (j - coalesce(p, -1) - 1)) || lpad(to_hex(w), 8, '0'), ''
+                                    ORDER BY j)
+                  || repeat('0', 8 * (4095 - max(j))))::bit varying
+            FROM (SELECT j, w, lag(j) OVER (ORDER BY j) AS p
+                    FROM (SELECT b >> 5 AS j, bit_or(1 << (31 - (b & 31))) AS w
+                            FROM unnest(bits) AS b GROUP BY 1) AS words) AS s $$;
 
 -- Rebuild the sketches of these hours from the orders, then their days from the hours.
 CREATE FUNCTION customer_sketches_refresh(hours timestamptz[]) RETURNS void LANGUAGE sql AS $$
