@@ -1,7 +1,7 @@
 """/sales benchmark: signed slash command → HTTP reply at 1 M and 10 M orders, against the original guide's
 four SQL queries run directly on the same data in the same run. From the repository root:
 
-    python bench/commands.py [--sizes 1000000,10000000] [--days 365] [--requests 200]
+    python bench/commands.py [--sizes 1000000,10000000 | --orders 10000000] [--days 365] [--requests 200]
                              [--admin-url DSN] [--keep]
 
 Per size: a scratch database seeded by `python -m bot seed`, then VACUUM ANALYZE (the state autovacuum
@@ -161,7 +161,7 @@ async def lookup_times(dsn: str, reps: int) -> tuple[dict[str, dict[str, float]]
     tz = ZoneInfo(TZ)
     times: dict[str, dict[str, float]] = defaultdict(dict)
     queries: dict[tuple[str, str], Any] = {}
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, server_settings={"jit": "off"})  # as the bot's pool (bot.db.create_pool)
     try:
         for period in PERIODS:
             seen = defaultdict(list)
@@ -282,7 +282,7 @@ def report(args: argparse.Namespace, run: Run) -> tuple[str, list[object]]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    sizes = [args.orders] if args.orders else [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     info = await machine_info(args.admin_url)
     sections, summary = [], []
     for orders in sizes:
@@ -306,6 +306,7 @@ async def main(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000000,10000000", help="comma-separated order counts")
+    p.add_argument("--orders", type=int, help="one size (instead of --sizes)")
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--requests", type=int, default=200, help="/sales requests per today run")
     p.add_argument("--period-requests", type=int, default=50, help="requests for each other period")

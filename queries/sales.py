@@ -1,9 +1,10 @@
 """SQL behind /sales and the sales JSON: window totals per currency, trend, checkouts, last order.
 
 Orders and revenue count completed payments (`payment_status = 'completed'`), as the original guide does;
-fully refunded orders leave them and show under refunds. Every window is a half-open [start, end) range on
-`created_at`, which the (payment_status, created_at) index covering amount and currency answers without
-touching the table.
+fully refunded orders leave them and show under refunds. Every window is a half-open [start, end) range, read
+from the rollups of migrations 0007 and 0011 for its whole days, hours and quarter hours and from the rows
+themselves at its edges (queries/cover.py), so the cost stays flat however many orders the table holds.
+Unique customers are in queries/sketch.py; the plain queries the rollups must agree with, in sales_raw.py.
 """
 
 from __future__ import annotations
@@ -12,21 +13,33 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
+from queries.cover import DAY, HOUR, cover, local_cuts
 from queries.executor import Executor
 
-# Whole 15-minute buckets in [$3, $4) come from the rollup; the partial buckets at either end, [$1, $3) and
-# [$4, $2), from the orders themselves. The two agree exactly (tests compare them with the plain query).
-WINDOW_TOTALS: Final = """
+# A window read from its cover (queries/cover.py): whole UTC days and hours from sales_rollups, quarter hours
+# from order_rollups, and the orders themselves at the edges, which the (payment_status, created_at) index
+# covering amount and currency answers without touching the table. Tests hold them equal to the plain queries.
+SALES_PARTS: Final = """
 WITH parts AS (
-    SELECT currency, orders, revenue
-      FROM order_rollups
-     WHERE bucket >= $3 AND bucket < $4
+    SELECT bucket AS at, currency, orders, revenue
+      FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT coalesce(currency, ''), 1, coalesce(amount_total, 0)
-      FROM orders
-     WHERE payment_status = 'completed'
-       AND (created_at >= $1 AND created_at < $3 OR created_at >= $4 AND created_at < $2)
+    SELECT bucket, currency, orders, revenue
+      FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
+       -- the hours' span as an index range: with 720 hours in the list the planner would scan the table
+       AND bucket >= (SELECT min(b) FROM unnest($2::timestamptz[]) AS b)
+       AND bucket <= (SELECT max(b) FROM unnest($2::timestamptz[]) AS b)
+    UNION ALL
+    SELECT bucket, currency, orders, revenue
+      FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
+    UNION ALL
+    SELECT o.created_at, coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0)
+      FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
+      JOIN orders AS o ON o.payment_status = 'completed' AND o.created_at >= w.lo AND o.created_at < w.hi
 )
+"""
+
+WINDOW_TOTALS: Final = SALES_PARTS + """
 SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
   FROM parts
  GROUP BY currency
@@ -34,55 +47,34 @@ HAVING sum(orders) <> 0
  ORDER BY revenue DESC, currency
 """
 
-# The same window read from orders alone: what the rollup must always agree with.
-WINDOW_TOTALS_RAW: Final = """
-SELECT coalesce(currency, '')          AS currency,
-       count(*)                        AS orders,
-       coalesce(sum(amount_total), 0)  AS revenue
-  FROM orders
- WHERE payment_status = 'completed'
-   AND created_at >= $1 AND created_at < $2
- GROUP BY 1
- ORDER BY revenue DESC, currency
-"""
-
-# Distinct 64-bit hashes instead of distinct text: no collation-aware sort of a million emails (3× faster over
-# 30 days at 10 M orders); two addresses sharing a hash is vanishingly unlikely at store scale.
-UNIQUE_CUSTOMERS: Final = """
-SELECT count(DISTINCT hashtextextended(customer_email, 0))
-  FROM orders
- WHERE payment_status = 'completed'
-   AND created_at >= $1 AND created_at < $2
-"""
-
-REFUNDS: Final = """
-SELECT currency,
-       count(*)                           AS orders,
-       coalesce(sum(amount_refunded), 0)  AS revenue
-  FROM orders
- WHERE refunded_at >= $1 AND refunded_at < $2
- GROUP BY currency
- ORDER BY revenue DESC, currency
-"""
-
-# date_trunc with a zone buckets by the store's local hours and days, DST included; every 15-minute rollup
-# bucket lies inside one local hour, so whole buckets can be regrouped the same way.
-TREND: Final = """
-WITH parts AS (
-    SELECT date_trunc($5, bucket, $6) AS bucket, currency, orders, revenue
-      FROM order_rollups
-     WHERE bucket >= $3 AND bucket < $4
-    UNION ALL
-    SELECT date_trunc($5, created_at, $6), coalesce(currency, ''), 1, coalesce(amount_total, 0)
-      FROM orders
-     WHERE payment_status = 'completed'
-       AND (created_at >= $1 AND created_at < $3 OR created_at >= $4 AND created_at < $2)
-)
-SELECT bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
+# date_trunc with a zone buckets by the store's local hours and days, DST included; the cover is cut at every
+# local hour or day, so each rollup piece lies inside one local bucket and regroups exactly.
+TREND: Final = SALES_PARTS + """
+SELECT date_trunc($6, at, $7) AS bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
   FROM parts
  GROUP BY 1, 2
 HAVING sum(orders) <> 0
  ORDER BY 1, 2
+"""
+
+# Refunds by refunded_at: whole days and hours from sales_rollups, at most an hour at either edge from orders.
+REFUNDS: Final = """
+WITH parts AS (
+    SELECT currency, refunds AS orders, refunded AS revenue
+      FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
+    UNION ALL
+    SELECT currency, refunds, refunded
+      FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
+    UNION ALL
+    SELECT coalesce(o.currency, ''), 1, o.amount_refunded
+      FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
+      JOIN orders AS o ON o.refunded_at >= w.lo AND o.refunded_at < w.hi
+)
+SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
+  FROM parts
+ GROUP BY currency
+HAVING sum(orders) <> 0
+ ORDER BY revenue DESC, currency
 """
 
 LAST_ORDER_AT: Final = """
@@ -102,10 +94,19 @@ SELECT id, created_at, amount_total AS amount, currency, product_name AS product
 """
 
 CONVERSION: Final = """
-SELECT count(*)                                      AS started,
-       count(*) FILTER (WHERE status = 'completed')  AS completed
-  FROM checkout_sessions
- WHERE created_at >= $1 AND created_at < $2
+WITH parts AS (
+    SELECT started, completed
+      FROM checkout_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
+    UNION ALL
+    SELECT started, completed
+      FROM checkout_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
+    UNION ALL
+    SELECT 1, (c.status = 'completed')::int
+      FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
+      JOIN checkout_sessions AS c ON c.created_at >= w.lo AND c.created_at < w.hi
+)
+SELECT coalesce(sum(started), 0)::bigint AS started, coalesce(sum(completed), 0)::bigint AS completed
+  FROM parts
 """
 
 
@@ -153,47 +154,26 @@ class Conversion:
         return self.completed / self.started if self.started else None
 
 
-ROLLUP_BUCKET = dt.timedelta(minutes=15)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def whole_buckets(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """The rollup buckets entirely inside [start, end), as [first, last); empty (end, end) when none."""
-    first = _EPOCH + -((_EPOCH - start) // ROLLUP_BUCKET) * ROLLUP_BUCKET  # start rounded up
-    last = _EPOCH + ((end - _EPOCH) // ROLLUP_BUCKET) * ROLLUP_BUCKET  # end rounded down
-    return (first, last) if first < last else (end, end)
-
-
 def _totals(rows: list[Any]) -> list[CurrencyTotal]:
     return [CurrencyTotal(r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]
 
 
 async def window_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
     """Completed orders and revenue per currency in [start, end)."""
-    return _totals(await db.fetch(WINDOW_TOTALS, start, end, *whole_buckets(start, end)))
-
-
-async def window_totals_raw(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
-    """The same figures computed from orders alone (a check on the rollup)."""
-    return _totals(await db.fetch(WINDOW_TOTALS_RAW, start, end))
-
-
-async def unique_customers(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
-    """Distinct customer emails among completed orders in [start, end)."""
-    value: int = await db.fetchval(UNIQUE_CUSTOMERS, start, end)
-    return value
+    return _totals(await db.fetch(WINDOW_TOTALS, *cover(start, end).args("day", "hour", "quarter", "raw")))
 
 
 async def refunds(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
     """Orders refunded (fully or partly) in [start, end) and the amount given back, per currency."""
-    rows = await db.fetch(REFUNDS, start, end)
-    return [CurrencyTotal(r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]
+    pieces = cover(start, end, widths=(DAY, HOUR))
+    return _totals(await db.fetch(REFUNDS, *pieces.args("day", "hour", "raw")))
 
 
 async def trend(db: Executor, *, start: dt.datetime, end: dt.datetime, bucket: str,
                 tz: str) -> list[TrendPoint]:
     """Completed orders and revenue per local hour or day and currency."""
-    rows = await db.fetch(TREND, start, end, *whole_buckets(start, end), bucket, tz)
+    pieces = cover(start, end, cuts=local_cuts(start, end, bucket=bucket, tz=tz))
+    rows = await db.fetch(TREND, *pieces.args("day", "hour", "quarter", "raw"), bucket, tz)
     return [TrendPoint(r["bucket"], r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]
 
 
@@ -211,7 +191,8 @@ async def pending_checkouts(db: Executor, *, since: dt.datetime) -> int:
 
 async def conversion(db: Executor, *, start: dt.datetime, end: dt.datetime) -> Conversion:
     """Checkout sessions started in [start, end) and completed."""
-    row = await db.fetchrow(CONVERSION, start, end)
+    pieces = cover(start, end, widths=(DAY, HOUR))
+    row = await db.fetchrow(CONVERSION, *pieces.args("day", "hour", "raw"))
     return Conversion(started=row["started"], completed=row["completed"])
 
 

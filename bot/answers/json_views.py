@@ -53,7 +53,9 @@ def sales_json(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None) -> dic
         "lastHour": {"order_count": sum(t.orders for t in today.last_hour or []),
                      **_money(today.last_hour, currency), "last_order_at": _iso(today.last_order_at)},
         "today": {"order_count": sum(t.orders for t in today.totals or []), **_money(today.totals, currency),
-                  "unique_customers": today.customers},
+                  "unique_customers": today.customers,
+                  # None when exact; else the relative error bound of the sketch's estimate (0.03)
+                  "unique_customers_error": today.customers_error},
         "hourlySales": hourly_sales,
         "pendingCheckouts": today.pending_checkouts,
         "conversion": None if conv is None else {"started": conv.started, "completed": conv.completed,

@@ -20,7 +20,7 @@ import asyncpg
 
 from bot.periods import Period
 from bot.scheduling import JobFailure
-from queries import alerts, app_events, errors, health, sales, stripe_sync
+from queries import alerts, app_events, errors, health, sales, sketch, stripe_sync
 from queries.alerts import AlertRow, Probe
 from queries.executor import Executor
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
@@ -77,6 +77,7 @@ class SalesSnapshot:
     pending_checkouts: int | None
     conversion: Conversion | None
     missing: tuple[str, ...] = ()
+    customers_error: float | None = None  # relative error bound when `customers` is an estimate
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
@@ -88,7 +89,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         "last order": lambda db: sales.last_order_at(db),
         "totals": lambda db: sales.window_totals(db, start=period.start, end=period.end),
         "week earlier": lambda db: sales.window_totals(db, start=before.start, end=before.end),
-        "customers": lambda db: sales.unique_customers(db, start=period.start, end=period.end),
+        "customers": lambda db: sketch.customers(db, start=period.start, end=period.end),
         "refunds": lambda db: sales.refunds(db, start=period.start, end=period.end),
         "trend": lambda db: sales.trend(db, start=period.start, end=period.end, bucket=period.bucket.value,
                                         tz=tz.key),
@@ -96,9 +97,12 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         "conversion": lambda db: sales.conversion(db, start=period.start, end=period.end),
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
+    customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(
         period=period, now=now, last_hour=got.get("last hour"), last_order_at=got.get("last order"),
-        totals=got.get("totals"), previous=got.get("week earlier"), customers=got.get("customers"),
+        totals=got.get("totals"), previous=got.get("week earlier"),
+        customers=None if customers is None else customers.count,
+        customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
         conversion=got.get("conversion"), missing=missing)
 

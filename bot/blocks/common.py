@@ -68,6 +68,11 @@ def ago(delta: dt.timedelta) -> str:
     return f"{seconds // 86400} days ago"
 
 
+def count_text(count: int, error: float | None = None) -> str:
+    """A count as people read it; an estimate says so, with its error bound: "≈612,300 (±3.0%)"."""
+    return str(count) if error is None else f"≈{count:,} (±{error:.1%})"
+
+
 def change(current: int, previous: int) -> str:
     """The change against a week earlier: "▲ 12%", "▼ 3%", "= 0%", or "new" when nothing before."""
     if previous == 0:

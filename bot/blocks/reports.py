@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bot.blocks.common import change
+from bot.blocks.common import change, count_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message, truncate
 from bot.blocks.text import escape_mrkdwn
@@ -145,7 +145,8 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
         blocks.append(timing)
     blocks.append(section(f"*Today until {until:%H:%M %Z}* · against"
                           f" {day_label(f.slot.day - dt.timedelta(days=7))}\n" + "\n".join(comparison_lines(f.day))))
-    blocks.append(fields(("Unique customers", str(f.customers)), ("Refunds", _totals(f.refunds, "refund")),
+    blocks.append(fields(("Unique customers", count_text(f.customers, f.customers_error)),
+                         ("Refunds", _totals(f.refunds, "refund")),
                          ("Disputes", _totals(f.disputes, "dispute")),
                          ("Payment failures", str(f.payment_failures))))
     if f.top_products:

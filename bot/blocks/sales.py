@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.answers.snapshots import SalesSnapshot
-from bot.blocks.common import ago, change, missing_context, share_actions, sparkline
+from bot.blocks.common import ago, change, count_text, missing_context, share_actions, sparkline
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.money import format_money
@@ -92,7 +92,7 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
             lines.append(f"• *{t.currency}* {t.orders} orders · {format_money(t.revenue, t.currency)}{rev_vs}"
                          f" · avg {avg}")
         blocks.append(section("\n".join(lines)))
-    pairs.append(("Customers", str(s.customers) if s.customers is not None else UNKNOWN))
+    pairs.append(("Customers", count_text(s.customers, s.customers_error) if s.customers is not None else UNKNOWN))
     refunds = UNKNOWN if s.refunds is None else (
         "none" if not s.refunds else f"{_orders(s.refunds)} · {_money_list(s.refunds)}")
     pairs.append(("Refunds", refunds))

@@ -13,19 +13,26 @@ from queries import seed as q
 
 async def load(conn: asyncpg.Connection, batches: Iterable[Batch], *,
                progress: Callable[[SeedCounts], None] | None = None) -> SeedCounts:
-    """COPY every batch in one transaction (all or nothing) on a plain connection; return the totals."""
+    """COPY every batch in one transaction (all or nothing) on a plain connection; return the totals.
+
+    The rollup triggers are off during the COPY when the role may turn them off, and the rollups are rebuilt
+    once at the end, in the same transaction: readers never see orders without their rollups.
+    """
     totals = SeedCounts()
     chunks = iter(batches)
     # The next chunk is generated in a thread while PostgreSQL digests this one: the two overlap.
     upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
     try:
         async with conn.transaction():
+            deferred = await q.triggers_off(conn)
             while (batch := await upcoming) is not None:
                 upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
                 await _copy(conn, batch)
                 totals = totals.plus(batch)
                 if progress is not None:
                     progress(totals)
+            if deferred:
+                await q.rebuild_rollups(conn)
     finally:
         await asyncio.wait([upcoming])  # on failure too: no thread is left generating after we return
     return totals

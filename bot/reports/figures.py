@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.config import Settings
 from bot.periods import local_midnight
 from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
-from queries import errors, health, reports, sales, stripe_sync
+from queries import errors, health, reports, sales, sketch, stripe_sync
 from queries.executor import Executor
 from queries.health import DeliveryErrors
 from queries.reports import ProductTotal, ReportAlert
@@ -85,6 +85,7 @@ class EveningFigures:
     delivery_errors: DeliveryErrors  # Slack delivery problems since local midnight
     chart: HourlyRevenue
     recovered: int = 0  # events the webhook missed that the Events API recovered today
+    customers_error: float | None = None  # relative error bound when `customers` is an estimate
 
 
 Figures = MorningFigures | EveningFigures
@@ -172,9 +173,10 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
     window = Window(local_midnight(slot.day, settings.tz), slot.scheduled_at)
     start, end = window.start, window.end
     dispute_rows = await reports.disputes(db, start=start, end=end)
+    customers = await sketch.customers(db, start=start, end=end)
     return EveningFigures(
         slot=slot, now=now, day=await comparison(db, window, settings.tz),
-        customers=await sales.unique_customers(db, start=start, end=end),
+        customers=customers.count, customers_error=customers.error,
         top_products=tuple(await reports.top_products(db, start=start, end=end, limit=TOP_PRODUCTS)),
         refunds=tuple(await sales.refunds(db, start=start, end=end)),
         disputes=tuple(CurrencyTotal(code, count, amount) for code, count, amount in dispute_rows),

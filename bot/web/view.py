@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from bot.answers.json_views import primary_currency
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
-from bot.blocks.common import ago, change
+from bot.blocks.common import ago, change, count_text
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
 from bot.money import format_money
@@ -58,7 +58,7 @@ def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
         "last_hour_orders": _count(s.last_hour), "last_hour_revenue": money_list(s.last_hour),
         "last_order": last,
         "today_orders": _count(s.totals), "today_revenue": money_list(s.totals), "today_vs": vs,
-        "today_customers": UNKNOWN if s.customers is None else str(s.customers),
+        "today_customers": UNKNOWN if s.customers is None else count_text(s.customers, s.customers_error),
         "pending": UNKNOWN if s.pending_checkouts is None else str(s.pending_checkouts),
         "conversion": rate, "conversion_detail": detail,
     }

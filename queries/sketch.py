@@ -1,0 +1,73 @@
+"""Unique customers of a window from the customer sketches (migration 0011), exact when there are few.
+
+The sketch is probabilistic counting with stochastic averaging (PCSA, Flajolet & Martin 1985) over 4096
+bitmaps of 32 bits; sketches of whole UTC days and hours are OR-ed in PostgreSQL with the sketch of at most an
+hour of orders at either edge, and estimated here with Scheuermann & Mauve's small-range correction (or linear
+counting of the empty bitmaps while most are empty). Standard error 0.78/√4096 = 1.2%; the answer states
+±3% (ERROR_BOUND). Below EXACT_BELOW customers the exact count is cheap, and is what the answer shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from queries.cover import DAY, HOUR, cover
+from queries.executor import Executor
+from queries.sales_raw import unique_customers
+
+BITMAPS: Final = 4096
+PHI: Final = 0.77351  # Flajolet & Martin's correction factor
+KAPPA: Final = 1.75  # Scheuermann & Mauve, "Near-optimal compression of probabilistic counting sketches"
+# The bound the answer states: 2.5 standard errors of 0.78/√4096. Measured on PostgreSQL's hash over 36 sets of
+# 30,000 to 1,000,000 addresses: RMS error 0.95-1.7%, worst 2.9%; 30 days of the 10 M bench store: +2.8%.
+ERROR_BOUND: Final = 0.03
+EXACT_BELOW: Final = 15_000  # under this many customers the exact count costs a few milliseconds
+
+SKETCH: Final = """
+SELECT bit_or(sketch)
+  FROM (SELECT sketch FROM customer_sketches WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
+        UNION ALL
+        SELECT sketch FROM customer_sketches WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
+        UNION ALL
+        SELECT customer_sketch_of(array_agg(DISTINCT customer_sketch_bit(o.customer_email)))
+          FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
+          JOIN orders AS o ON o.payment_status = 'completed' AND o.customer_email IS NOT NULL
+                          AND o.created_at >= w.lo AND o.created_at < w.hi) AS parts
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Customers:
+    """Unique customers of a window; `error` is the relative bound when estimated, None when exact."""
+
+    count: int
+    error: float | None = None
+
+
+def estimate(bits: bytes) -> float:
+    """The number of distinct customers a sketch (4096 big-endian 32-bit words) has seen."""
+    words: tuple[int, ...] = struct.unpack(f">{BITMAPS}I", bits)
+    empty = words.count(0)
+    if empty and (linear := BITMAPS * math.log(BITMAPS / empty)) < 3 * BITMAPS:
+        return linear
+    # R: how many of bits 0, 1, 2 … are set in a row (bit 0 is the word's most significant bit).
+    z = sum(32 - (~w & 0xFFFFFFFF).bit_length() for w in words) / BITMAPS
+    return float(BITMAPS / PHI * (2.0 ** z - 2.0 ** (-KAPPA * z)))
+
+
+async def sketched(db: Executor, *, start: dt.datetime, end: dt.datetime) -> float:
+    """The sketch estimate of unique customers in [start, end), whatever its size."""
+    value = await db.fetchval(SKETCH, *cover(start, end, widths=(DAY, HOUR)).args("day", "hour", "raw"))
+    return 0.0 if value is None else estimate(value.bytes)
+
+
+async def customers(db: Executor, *, start: dt.datetime, end: dt.datetime) -> Customers:
+    """Unique customers in [start, end): exact under EXACT_BELOW, else the sketch's estimate."""
+    guess = await sketched(db, start=start, end=end)
+    if guess < EXACT_BELOW:
+        return Customers(await unique_customers(db, start=start, end=end))
+    return Customers(round(guess), ERROR_BOUND)
