@@ -39,7 +39,7 @@ class UnknownPeriod(ValueError):
 
 
 # The arguments /sales accepts, in the order the usage text lists them; "" means today.
-PERIODS: tuple[str, ...] = ("today", "1h", "24h", "yesterday", "7d", "30d")
+PERIODS: tuple[str, ...] = ("today", "1h", "24h", "yesterday", "7d", "30d", "YYYY-MM-DD")
 
 
 def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
@@ -65,4 +65,16 @@ def parse_period(arg: str, *, now: dt.datetime, tz: ZoneInfo) -> Period:
         case "7d" | "30d":
             days = int(key[:-1])
             return Period(key, f"Last {days} days", now - dt.timedelta(days=days), now, Bucket.DAY)
-    raise UnknownPeriod(f"unknown period {arg.strip()!r}")
+    return _date_period(key, arg, now=now, today=today, tz=tz)
+
+
+def _date_period(key: str, arg: str, *, now: dt.datetime, today: dt.date, tz: ZoneInfo) -> Period:
+    """`2026-11-27`: that local calendar day (until now, when it is today)."""
+    try:
+        day = dt.date.fromisoformat(key)
+    except ValueError:
+        raise UnknownPeriod(f"unknown period {arg.strip()!r}") from None
+    if day > today or len(key) != 10:
+        raise UnknownPeriod(f"{key} is in the future" if day > today else f"unknown period {arg.strip()!r}")
+    end = now if day == today else local_midnight(day + dt.timedelta(days=1), tz)
+    return Period(key, f"{day:%a %d %b %Y}", local_midnight(day, tz), end, Bucket.HOUR)

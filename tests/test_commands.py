@@ -81,6 +81,16 @@ async def test_sales_yesterday_and_last_hour(store: Bot) -> None:
     assert "15:10 (20 min ago)" in last_hour
 
 
+async def test_sales_for_a_date_is_that_local_day(store: Bot) -> None:
+    """A date is that calendar day in the store's zone: 2026-03-07 holds only the 23:30 sale; a future date and
+    a malformed one get the usage text."""
+    text = text_of(await store.command("/sales", "2026-03-07"))
+    assert "Sat 07 Mar 2026" in text and "$10.00" in text and "$90.00" not in text
+    assert "Sun 08 Mar 2026" in text_of(await store.command("/sales", "2026-03-08"))  # today, until now
+    for bad in ("2026-03-09", "2026-3-7", "2026-02-30"):
+        assert "usage" in (await store.command("/sales", bad))["text"]
+
+
 async def test_week_over_week_change_and_trend(store: Bot) -> None:
     """Today's dollars compare with the same window last Sunday and the hourly trend is a sparkline."""
     text = text_of(await store.command("/sales"))
@@ -91,7 +101,7 @@ async def test_week_over_week_change_and_trend(store: Bot) -> None:
     assert len(spark.group(1)) == 15 and spark.group(1)[-1] == "█"
 
 
-@pytest.mark.parametrize("period", ["", "1h", "24h", "yesterday", "7d", "30d", "  7D  "])
+@pytest.mark.parametrize("period", ["", "1h", "24h", "yesterday", "7d", "30d", "  7D  ", "2026-03-01"])
 async def test_every_period_answers_a_valid_message(store: Bot, period: str) -> None:
     """Each documented period answers with a schema-valid Block Kit message and a Share button."""
     body = await store.command("/sales", period)
