@@ -24,6 +24,11 @@ USAGE: Final[dict[str, str]] = {
 }
 
 
+def counted(n: int, noun: str = "order") -> str:
+    """"1 order", "1,204 orders": the number with its noun in the right number."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def usage_message(command: str, *, problem: str | None = None) -> Message:
     """The help text for a command, prefixed with what was wrong with the arguments if anything."""
     text = USAGE.get(command, command)

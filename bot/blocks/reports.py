@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bot.blocks.common import change, count_text
+from bot.blocks.common import change, count_text, counted
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message, truncate
 from bot.blocks.text import escape_mrkdwn
@@ -38,7 +38,7 @@ def _totals(totals: Sequence[CurrencyTotal], noun: str = "order") -> str:
     if not count:
         return f"no {noun}s"
     amounts = format_totals({t.currency: t.revenue for t in totals})
-    return f"{count} {noun}{'s' if count != 1 else ''} · {escape_mrkdwn(amounts)}"
+    return f"{counted(count, noun)} · {escape_mrkdwn(amounts)}"
 
 
 def _avg(t: CurrencyTotal | None) -> str:
@@ -55,7 +55,7 @@ def comparison_lines(c: Comparison) -> list[str]:
     for code in codes:
         cur, prev = now.get(code, CurrencyTotal(code, 0, 0)), before.get(code)
         was_orders, was_revenue = (prev.orders, prev.revenue) if prev else (0, 0)
-        lines.append(f"• *{escape_mrkdwn(code.upper())}* {cur.orders} orders ({change(cur.orders, was_orders)})"
+        lines.append(f"• *{escape_mrkdwn(code.upper())}* {counted(cur.orders)} ({change(cur.orders, was_orders)})"
                      f" · {escape_mrkdwn(format_money(cur.revenue, code))} ({change(cur.revenue, was_revenue)})"
                      f" · avg {escape_mrkdwn(_avg(cur))} (was {escape_mrkdwn(_avg(prev))})")
     return lines or ["No orders, nor a week earlier."]
@@ -150,7 +150,7 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
                          ("Disputes", _totals(f.disputes, "dispute")),
                          ("Payment failures", str(f.payment_failures))))
     if f.top_products:
-        lines = [f"{n}. {_clip(p.product, 80)} — {p.orders} orders ·"
+        lines = [f"{n}. {_clip(p.product, 80)} — {counted(p.orders)} ·"
                  f" {escape_mrkdwn(format_money(p.revenue, p.currency))}" for n, p in enumerate(f.top_products, 1)]
         blocks.append(section("*Top products*\n" + "\n".join(lines)))
     blocks += [section(_attention(f, tz)), _footer(f.slot, tz, chart_note)]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.answers.snapshots import SalesSnapshot
-from bot.blocks.common import ago, change, count_text, missing_context, share_actions, sparkline
+from bot.blocks.common import ago, change, count_text, counted, missing_context, share_actions, sparkline
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.money import format_money
@@ -63,7 +63,7 @@ def last_order_label(s: SalesSnapshot, tz: ZoneInfo, *, age: str = " ({})") -> s
 
 def _last_hour(s: SalesSnapshot, tz: ZoneInfo) -> Block:
     orders = _orders(s.last_hour)
-    hour = f"{orders} orders · {_money_list(s.last_hour or [])}" if orders is not None else UNKNOWN
+    hour = f"{counted(orders)} · {_money_list(s.last_hour or [])}" if orders is not None else UNKNOWN
     return fields(("Last hour", hour), ("Last order", last_order_label(s, tz)))
 
 
@@ -89,7 +89,7 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
             prev = before.get(t.currency)
             rev_vs = f" ({change(t.revenue, prev.revenue if prev else 0)})" if previous is not None else ""
             avg = format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
-            lines.append(f"• *{t.currency}* {t.orders} orders · {format_money(t.revenue, t.currency)}{rev_vs}"
+            lines.append(f"• *{t.currency}* {counted(t.orders)} · {format_money(t.revenue, t.currency)}{rev_vs}"
                          f" · avg {avg}")
         blocks.append(section("\n".join(lines)))
     pairs.append(("Customers", count_text(s.customers, s.customers_error) if s.customers is not None else UNKNOWN))
@@ -134,5 +134,5 @@ def sales_message(s: SalesSnapshot, *, tz: ZoneInfo, share_arg: str | None = Non
     if share_arg is not None:
         blocks.append(share_actions("/sales", share_arg))
     orders = _orders(s.totals)
-    summary = "figures unavailable" if orders is None else f"{orders} orders · {_money_list(s.totals or [])}"
+    summary = "figures unavailable" if orders is None else f"{counted(orders)} · {_money_list(s.totals or [])}"
     return message(f"📊 Sales · {s.period.label}: {summary}", blocks)
