@@ -68,7 +68,8 @@ class OutboxListener:
         self._on_notify()
         while not closed.is_set():
             try:
-                await asyncio.wait_for(closed.wait(), self._keepalive)
+                async with asyncio.timeout(self._keepalive):  # not wait_for: see DeliveryWorker._loop
+                    await closed.wait()
             except TimeoutError:
                 async with asyncio.timeout(PING_TIMEOUT_SECONDS):
                     await health.ping(conn)

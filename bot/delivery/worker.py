@@ -110,8 +110,11 @@ class DeliveryWorker:
             except Exception:  # a background loop must outlive any one bad pass, or nothing is delivered again
                 log.exception("delivery pass failed; retrying")
             self.wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as the event
+            # fires (python/cpython#86296), and then shutdown waits forever for this loop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self.wake.wait()
 
     async def drain(self) -> int:
         """One pass over every channel with due messages; returns how many messages were settled."""

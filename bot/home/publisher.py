@@ -107,7 +107,8 @@ class HomePublisher:
         while (left := min(self.quiet, deadline - loop.time())) > 0:
             self._dirty.clear()
             try:
-                await asyncio.wait_for(self._dirty.wait(), timeout=left)
+                async with asyncio.timeout(left):  # not wait_for: it can swallow a cancel on 3.11
+                    await self._dirty.wait()
             except TimeoutError:
                 return
         self._dirty.clear()

@@ -103,7 +103,8 @@ class LocalFeed:
             return self._seq > seq
         event = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), within)
+            async with asyncio.timeout(within):  # not wait_for: it can swallow a cancel on 3.11
+                await event.wait()
         return self._seq > seq
 
     def close(self) -> None:
