@@ -21,8 +21,8 @@ import asyncpg
 from bot.clock import Clock
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.fold import Fold
-from bot.intake.storable import unstorable
 from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
+from bot.intake.storable import unstorable
 from queries import intake as q
 from queries import intake_pings as pings
 
