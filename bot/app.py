@@ -117,7 +117,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         feed = LocalFeed(clock=clock) if settings.local_mode else None
         sender = sender or make_sender(settings, client, feed=feed)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)
-        intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock)
+        intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
         access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)

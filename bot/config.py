@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     evening_report_at: time = Field(time(18), alias="EVENING_REPORT_AT")
     site_url: str | None = Field(None, alias="SITE_URL")
     alert_check_interval_seconds: int = Field(60, alias="ALERT_CHECK_INTERVAL_SECONDS", ge=1, le=86400)
+    # A sale first seen without its product or customer (a PaymentIntent before its checkout session or
+    # invoice) waits this long for the event that names them; 0 pings at once.
+    sale_settle_seconds: float = Field(5.0, alias="SALE_SETTLE_SECONDS", ge=0, le=3600)
     alert_rules_file: Path | None = Field(None, alias="ALERT_RULES_FILE")
     slash_command_allowed_users: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_USERS")
     slash_command_allowed_channels: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_CHANNELS")
@@ -185,6 +188,11 @@ class Settings(BaseSettings):
         return self
 
     # Derived views, so callers never reimplement them.
+    @property
+    def sale_settle(self) -> timedelta:
+        """SALE_SETTLE_SECONDS as a duration."""
+        return timedelta(seconds=self.sale_settle_seconds)
+
     @property
     def tz(self) -> ZoneInfo:
         """The store's time zone."""

@@ -126,10 +126,12 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[
 ON CONFLICT (id) DO NOTHING
 """
 
+# $7: seconds a message waits before the worker may claim it (a sale settling; the database's clock).
 ENQUEUE: Final = """
-INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency)
-SELECT k, ch, kd, p::jsonb, a, c
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS v(k, ch, kd, p, a, c)
+INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, available_at)
+SELECT k, ch, kd, p::jsonb, a, c, now() + make_interval(secs => d)
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::float8[])
+       AS v(k, ch, kd, p, a, c, d)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING dedupe_key
 """
@@ -189,6 +191,7 @@ class QueuedMessage:
     payload: dict[str, Any]
     amount: int | None = None
     currency: str | None = None
+    delay: float = 0.0  # seconds before it may be sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,5 +286,6 @@ async def enqueue(db: Executor, messages: Sequence[QueuedMessage]) -> set[str]:
     """Queue the batch's messages once per dedupe key; return the keys actually queued."""
     if not messages:
         return set()
-    rows = [(m.dedupe_key, m.channel, m.kind, json.dumps(m.payload), m.amount, m.currency) for m in messages]
+    rows = [(m.dedupe_key, m.channel, m.kind, json.dumps(m.payload), m.amount, m.currency, m.delay)
+            for m in messages]
     return {r["dedupe_key"] for r in await db.fetch(ENQUEUE, *_columns(rows))}

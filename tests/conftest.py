@@ -123,7 +123,9 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 def make_settings(**env: Any) -> Settings:
     """Settings from explicit values only (no .env, no stray environment), as the contract names them."""
-    base: dict[str, Any] = {"STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "STORE_TIMEZONE": "UTC"}
+    # Sales ping at once unless a test is about settling (SALE_SETTLE_SECONDS): most drain right after posting.
+    base: dict[str, Any] = {"STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "STORE_TIMEZONE": "UTC",
+                            "SALE_SETTLE_SECONDS": "0"}
     base.update(env)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]  # aliases accepted at runtime
 

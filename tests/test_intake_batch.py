@@ -49,8 +49,11 @@ def random_events(rng: random.Random, count: int) -> list[dict[str, Any]]:
         "failed": stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json"),
         "refund": stripe_fixture("stripe-ruby-mock/charge.refunded.json"),
         "dispute": stripe_fixture("stripe-ruby-mock/charge.dispute.created.json"),
-        "charge": stripe_fixture("stripe-ruby-mock/charge.succeeded.json"),  # a link: the intent counts
+        "charge": stripe_fixture("stripe-ruby-mock/charge.succeeded.json"),  # a LINK: the intent counts
         "other": stripe_fixture("stripe-ruby-mock/customer.subscription.created.json"),  # ignored
+        # basil: an invoice shares no id with its PaymentIntent until invoice_payment.paid (a LINK) merges them
+        "invoice": stripe_fixture("versions/basil/subscription_renewal/invoice.paid.json"),
+        "inpay": stripe_fixture("versions/basil/subscription_renewal/invoice_payment.paid.json"),
     }
     events: list[dict[str, Any]] = []
     for n in range(count):
@@ -73,6 +76,13 @@ def random_events(rng: random.Random, count: int) -> list[dict[str, Any]]:
             obj.update(id=f"pi_{p}", amount=amount, amount_received=amount)
         elif kind == "charge":
             obj.update(id=f"ch_{p}", payment_intent=f"pi_{p}", amount=amount)
+        elif kind == "invoice":
+            obj.update(id=f"in_{p}", amount_paid=amount)
+        elif kind == "inpay":
+            obj.update(id=f"inpay_{n}", invoice=f"in_{p}", payment={"type": "payment_intent",
+                                                                    "payment_intent": f"pi_{p}"})
+        elif kind == "other":
+            obj.update(id=f"sub_{p}")
         elif kind == "refund":
             obj.update(id=f"ch_{p}", payment_intent=f"pi_{p}", amount=2500, amount_refunded=rng.choice([500, 2500]))
         elif kind == "dispute":
@@ -158,6 +168,9 @@ async def test_any_split_into_batches_matches_batches_of_one(two_databases: tupl
         for table in TABLES:
             assert got[table] == expected[table], table
         assert expected["orders"], "the stream must create orders, or the comparison proves little"
+        by_prefix = {p: {r["order_id"] for r in expected["payment_refs"] if r["ref"].startswith(p)}
+                     for p in ("in_", "pi_")}
+        assert by_prefix["in_"] & by_prefix["pi_"], "invoices must have been linked to their PaymentIntents"
         statuses = {r["status"] for r in expected["webhook_logs"]}
         assert {"processed", "ignored", "error"} <= statuses, statuses
     finally:

@@ -200,14 +200,15 @@ def test_failure_without_reason_or_amount_says_unknown() -> None:
 
 
 def test_full_refund_ping() -> None:
-    """A full refund is headed "Refund" and names the amount and order."""
-    r = RefundView("cs_test_000", 3000, 3000, "usd", "stripe@example.com", True, AT)
+    """A full refund is headed "Refund" and names the amount, product, order and masked customer."""
+    r = RefundView("cs_test_000", 3000, 3000, "usd", "stripe@example.com", True, AT, product="Ebook")
     msg = refund_message(r, tz=NEW_YORK)
     assert_valid_message(msg)
     assert header(msg) == "↩️ Refund"
     assert field_texts(msg) == [
         "*Refunded:*\n$30.00",
         "*Of total:*\n$30.00",
+        "*Product:*\nEbook",
         "*Order ID:*\ncs_test_000",
         "*Customer:*\nstr***",
     ]
@@ -224,14 +225,17 @@ def test_partial_refund_ping_shows_part_of_total() -> None:
 
 
 def test_dispute_ping_tells_the_owner_to_respond_in_stripe() -> None:
-    """Amount, readable reason and both ids, with a reminder of the response deadline."""
-    d = DisputeView("dp_000", "ch_000", 3000, "usd", "product_not_received", AT)
+    """Amount, readable reason, product, masked customer and both ids, with a reminder of the deadline."""
+    d = DisputeView("dp_000", "ch_000", 3000, "usd", "product_not_received", AT, product="Ebook",
+                    customer_email="ada@example.com")
     msg = dispute_message(d, tz=NEW_YORK)
     assert_valid_message(msg)
     assert header(msg) == "⚠️ Dispute opened"
     assert field_texts(msg) == [
         "*Amount:*\n$30.00",
         "*Reason:*\nproduct not received",
+        "*Product:*\nEbook",
+        "*Customer:*\nada***",
         "*Dispute ID:*\ndp_000",
         "*Charge:*\nch_000",
     ]

@@ -61,6 +61,7 @@ class RefundView:
     customer_email: str | None
     full: bool
     occurred_at: datetime
+    product: str | None = None  # the order's, when the order is known
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ class DisputeView:
     currency: str | None
     reason: str | None  # Stripe's code, e.g. "product_not_received"
     occurred_at: datetime
+    product: str | None = None  # the disputed order's, when the order is known
+    customer_email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,7 @@ def refund_message(r: RefundView, *, tz: ZoneInfo) -> Message:
         fields(
             ("Refunded", refunded),
             ("Of total", total),
+            ("Product", _value(r.product)),
             ("Order ID", order),
             ("Customer", _customer(r.customer_email)),
         ),
@@ -160,6 +164,8 @@ def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
         fields(
             ("Amount", amount),
             ("Reason", reason),
+            ("Product", _value(d.product)),
+            ("Customer", _customer(d.customer_email)),
             ("Dispute ID", _value(d.dispute_id)),
             ("Charge", _value(d.charge_id)),
         ),

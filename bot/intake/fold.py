@@ -8,7 +8,7 @@ a batch of one; tests check that any split of a stream into batches leaves the s
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,55 +24,12 @@ from bot.blocks.pings import (
     sale_message,
 )
 from bot.intake.events import Kind, PaymentEvent
+from bot.intake.merge import FILLED_IF_MISSING, absorb, named, settled, status_moves, survivor_of
 from queries.intake import CheckoutRow, OrderRow, QueuedMessage
+from queries.intake_pings import PingUpdate
 
 # A sale whose event is this much older than its arrival is pinged with a "late" note.
 LATE_AFTER = dt.timedelta(minutes=10)
-
-# When two events about one payment carry the same second, the further-along state wins.
-_STATUS_RANK = {"pending": 0, "failed": 1, "completed": 2, "refunded": 3}
-
-# Descriptive fields that fill in what earlier events lacked, but never overwrite a stored value.
-_FILLED_IF_MISSING = ("customer_email", "customer_name", "product_name", "affiliate_id", "checkout_session_id",
-                      "payment_intent_id", "invoice_id", "charge_id")
-
-
-def status_moves(current: str, current_at: dt.datetime, new: str, new_at: dt.datetime) -> bool:
-    """Whether an event's status replaces the stored one: newer wins; a tie goes to the further state."""
-    if new_at != current_at:
-        return new_at > current_at
-    return _STATUS_RANK.get(new, 0) >= _STATUS_RANK.get(current, 0)
-
-
-_BIGINT = range(-(2**63), 2**63)  # what PostgreSQL's bigint holds: amounts in minor units
-
-
-def unstorable(e: PaymentEvent) -> str | None:
-    """Why the tables cannot hold this event's values (None when they can).
-
-    Checked per event before the fold applies it: a value that would only fail at write time could be
-    overwritten by a later event in the same batch and never reach the database, so a batch would keep an
-    event that, alone, fails. Checking here makes an event's fate the same in any batch."""
-    for name in ("amount", "amount_refunded"):
-        value = getattr(e, name)
-        if value is not None and value not in _BIGINT:
-            return f"{name} {value} is beyond PostgreSQL's bigint"
-    texts = [v for v in (e.currency, e.customer_email, e.customer_name, e.product, e.affiliate,
-                         e.checkout_session_id, e.payment_intent_id, e.invoice_id, e.charge_id, e.failure_reason,
-                         e.dispute_id, e.dispute_reason, e.dispute_status, *e.refs) if v is not None]
-    for text in [*texts, *e.metadata.keys(), *e.metadata.values()]:
-        if "\x00" in text or (not text.isascii() and not _utf8(text)):
-            return f"text {text[:40]!r} cannot be stored (NUL or a lone surrogate)"
-    return None
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
 
 @dataclass
 class Fold:
@@ -81,6 +38,8 @@ class Fold:
     tz: ZoneInfo
     now: dt.datetime
     notify: bool = True  # False: apply the events but queue no Slack message (backfill)
+    # How long a sale ping waits for the event that names its product and customer (SALE_SETTLE_SECONDS).
+    settle: dt.timedelta = dt.timedelta(0)
     orders: dict[str, OrderRow] = field(default_factory=dict)
     ref_index: dict[str, str] = field(default_factory=dict)  # ref → order id
     new_refs: list[tuple[str, str]] = field(default_factory=list)
@@ -88,6 +47,9 @@ class Fold:
     failures: list[tuple[Any, ...]] = field(default_factory=list)
     disputes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     messages: list[QueuedMessage] = field(default_factory=list)
+    merged: dict[str, str] = field(default_factory=dict)  # order id merged away → the order it went into
+    stored_losers: list[str] = field(default_factory=list)  # of those, the ones already in the database
+    unstated: set[str] = field(default_factory=set)  # orders completed by a PaymentIntent that may be an invoice's
 
     def load(self, ref: str, row: OrderRow) -> None:
         """Register a stored order under one of its refs."""
@@ -110,12 +72,41 @@ class Fold:
                 self._dispute(index, e)
             case Kind.CHECKOUT_EXPIRED:
                 self._checkout(e, status="expired")
+            case Kind.LINK:  # ids and a customer: fills (or merges) orders, or keeps them for the sale to come
+                self._upsert_order(e, status="linked")
+            case Kind.FREE:  # a trial or a 100% coupon: no order, no ping (webhook_logs keeps the event)
+                pass
+
+    def resolve(self, order_id: str) -> str:
+        """The order an id names now, following merges."""
+        while order_id in self.merged:
+            order_id = self.merged[order_id]
+        return order_id
 
     def _find(self, refs: tuple[str, ...]) -> OrderRow | None:
-        for ref in refs:  # the earliest ref that names an order wins
-            if ref in self.ref_index:
-                return self.orders[self.ref_index[ref]]
-        return None
+        """The order these refs name; several orders named by one event are one payment, merged here."""
+        ids = list(dict.fromkeys(self.ref_index[ref] for ref in refs if ref in self.ref_index))
+        if not ids:
+            return None
+        rows = [self.orders[i] for i in ids]
+        survivor = survivor_of(rows)
+        for row in rows:
+            if row is not survivor:
+                self._merge(survivor, row)
+        return survivor
+
+    def _merge(self, survivor: OrderRow, loser: OrderRow) -> None:
+        absorb(survivor, loser)
+        for ref, order_id in self.ref_index.items():
+            if order_id == loser.id:
+                self.ref_index[ref] = survivor.id
+        self.new_refs = [(ref, survivor.id if o == loser.id else o) for ref, o in self.new_refs]
+        del self.orders[loser.id]
+        self.merged[loser.id] = survivor.id
+        if not loser.is_new:
+            self.stored_losers.append(loser.id)
+        if loser.id in self.unstated:
+            self.unstated.add(survivor.id)
 
     def _add_refs(self, order_id: str, refs: tuple[str, ...]) -> None:
         for ref in refs:  # INSERT_REFS: refs already taken keep their order
@@ -135,24 +126,27 @@ class Fold:
                            failure_reason=reason, livemode=e.livemode, metadata=dict(e.metadata), is_new=True)
             self.orders[row.id] = row
             self._add_refs(row.id, e.refs)
-            return row, True
-        moves = status_moves(row.payment_status, row.status_at, status, e.occurred_at)
-        entered = moves and row.payment_status != status
+            return row, status != "linked"
+        was = row.payment_status
+        moves = status_moves(was, row.status_at, status, e.occurred_at)
         if moves:
             row.payment_status, row.status_at, row.failure_reason = status, e.occurred_at, reason
-            if status == "completed":
+            if status == "completed" or was == "linked":
                 row.created_at = e.occurred_at
+        self._fill(row, e)
+        self._add_refs(row.id, e.refs)
+        return row, moves and was != status
+
+    def _fill(self, row: OrderRow, e: PaymentEvent) -> None:
         row.amount_total = e.amount if e.amount is not None else row.amount_total
         row.currency = e.currency if e.currency is not None else row.currency
-        for name, value in zip(_FILLED_IF_MISSING, (e.customer_email, e.customer_name, e.product, e.affiliate,
-                                                    e.checkout_session_id, e.payment_intent_id, e.invoice_id,
-                                                    e.charge_id), strict=True):
+        for name, value in zip(FILLED_IF_MISSING, (e.customer_email, e.customer_name, e.product, e.affiliate,
+                                                   e.checkout_session_id, e.payment_intent_id, e.invoice_id,
+                                                   e.charge_id), strict=True):
             if getattr(row, name) is None:
                 setattr(row, name, value)
         row.metadata = {**row.metadata, **e.metadata}
         row.dirty = True
-        self._add_refs(row.id, e.refs)
-        return row, entered
 
     def _checkout(self, e: PaymentEvent, *, status: str) -> None:
         if e.checkout_session_id is None:
@@ -173,29 +167,65 @@ class Fold:
         cur.customer_email = cur.customer_email or e.customer_email
         cur.metadata = {**cur.metadata, **e.metadata}
 
-    def _queue(self, index: int, key: str, channel: str, kind: str, message: Message, *,
-               amount: int | None = None, currency: str | None = None,
-               extra: dict[str, Any] | None = None) -> None:
+    def _queue(self, index: int, key: str, channel: str, kind: str, message: Message | None) -> None:
         if not self.notify:
             return
         if any(m.dedupe_key == key for m in self.messages):
             return  # ON CONFLICT (dedupe_key) DO NOTHING, within the batch
-        payload = message.as_payload() | (extra or {})
-        self.messages.append(QueuedMessage(index, key, channel, kind, payload, amount, currency))
+        payload = message.as_payload() if message is not None else {}
+        self.messages.append(QueuedMessage(index, key, channel, kind, payload))
 
     def _sale(self, index: int, e: PaymentEvent) -> None:
         order, entered = self._upsert_order(e, status="completed")
         self._checkout(e, status="completed")
         if not entered or order.amount_total is None or order.currency is None:
             return
-        view = SaleView(order_id=order.id, product=order.product_name, amount=order.amount_total,
-                        currency=order.currency, customer_email=order.customer_email,
-                        affiliate=order.affiliate_id, occurred_at=e.occurred_at,
-                        late=self.now - e.occurred_at > LATE_AFTER)
-        self._queue(index, f"sale:{order.id}", "sales", "sale", sale_message(view, tz=self.tz),
-                    amount=order.amount_total, currency=order.currency,
-                    extra={"sale": {"order_id": order.id, "product": order.product_name,
-                                    "customer": order.customer_email}})
+        if e.invoice_unstated:  # basil+: this PaymentIntent may be an invoice's, whose event may still come
+            self.unstated.add(order.id)
+        self._queue(index, f"sale:{order.id}", "sales", "sale", None)  # rendered by finish()
+
+    def finish(self) -> list[PingUpdate]:
+        """Settle the batch for writing: merged ids resolved, sale pings rendered from the orders as the batch
+        leaves them; returns the sale pings of every order it touched, for those still pending in the outbox."""
+        self.failures = [(f[0], self.resolve(f[1]), *f[2:]) for f in self.failures]
+        self.disputes = {k: (d[0], d[1] and self.resolve(d[1]), *d[2:]) for k, d in self.disputes.items()}
+        self.messages = self._sale_messages()
+        return [PingUpdate(f"sale:{o.id}", self.sale_payload(o), o.amount_total, o.currency, settled(o))
+                for o in self.orders.values()
+                if (o.is_new or o.dirty) and o.amount_total is not None and o.currency is not None]
+
+    def losers(self) -> list[tuple[str, str]]:
+        """(stored order merged away, the order it went into)."""
+        return [(loser, self.resolve(loser)) for loser in self.stored_losers]
+
+    def _sale_messages(self) -> list[QueuedMessage]:
+        """The batch's messages with one sale ping per order left after merges, each rendered and timed."""
+        out: list[QueuedMessage] = []
+        seen: set[str] = set()
+        for m in self.messages:
+            if m.kind != "sale":
+                out.append(m)
+                continue
+            order = self.orders[self.resolve(m.dedupe_key.removeprefix("sale:"))]
+            if order.id in seen:
+                continue
+            seen.add(order.id)
+            # A ping that would lack its product or customer, or may be an invoice's PaymentIntent, waits for the
+            # checkout session or invoice to name it (PingUpdate releases it early when one does).
+            now = settled(order) or (named(order) and order.id not in self.unstated)
+            out.append(replace(m, dedupe_key=f"sale:{order.id}", payload=self.sale_payload(order),
+                               amount=order.amount_total, currency=order.currency,
+                               delay=0.0 if now else self.settle.total_seconds()))
+        return out
+
+    def sale_payload(self, order: OrderRow) -> dict[str, Any]:
+        """The sale ping of an order as it stands."""
+        view = SaleView(order_id=order.id, product=order.product_name, amount=order.amount_total or 0,
+                        currency=order.currency or "USD", customer_email=order.customer_email,
+                        affiliate=order.affiliate_id, occurred_at=order.created_at,
+                        late=self.now - order.created_at > LATE_AFTER)
+        return sale_message(view, tz=self.tz).as_payload() | {
+            "sale": {"order_id": order.id, "product": order.product_name, "customer": order.customer_email}}
 
     def _failure(self, index: int, e: PaymentEvent) -> None:
         order, _ = self._upsert_order(e, status="failed")
@@ -224,7 +254,8 @@ class Fold:
             total, email = order.amount_total or total, order.customer_email or email
         view = RefundView(order_id=order_id, amount_refunded=refunded, amount_total=total,
                           currency=e.currency or "USD", customer_email=email,
-                          full=total is not None and refunded >= total, occurred_at=e.occurred_at)
+                          full=total is not None and refunded >= total, occurred_at=e.occurred_at,
+                          product=order.product_name if order is not None else e.product)
         self._queue(index, f"refund:{e.charge_id or order_id}:{refunded}", "sales", "refund",
                     refund_message(view, tz=self.tz))
 
@@ -234,5 +265,7 @@ class Fold:
         self.disputes.setdefault(dispute_id, (dispute_id, order.id if order else None, e.charge_id, e.amount,
                                               e.currency, e.dispute_reason, e.dispute_status, e.occurred_at))
         view = DisputeView(dispute_id=dispute_id, charge_id=e.charge_id, amount=e.amount, currency=e.currency,
-                           reason=e.dispute_reason, occurred_at=e.occurred_at)
+                           reason=e.dispute_reason, occurred_at=e.occurred_at,
+                           product=order.product_name if order is not None else e.product,
+                           customer_email=(order.customer_email if order is not None else None) or e.customer_email)
         self._queue(index, f"dispute:{dispute_id}", "alerts", "dispute", dispute_message(view, tz=self.tz))

@@ -1,0 +1,106 @@
+"""SQL for what a merge of two orders (one payment) does to the tables: refs, failures, disputes, sale pings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from queries.executor import Executor
+
+# An order merged away hands its refs, failures and disputes to the order it went into, then goes; the rollup
+# triggers (0007) take a deleted completed order out of its bucket as the update puts the survivor in.
+MOVE_REFS: Final = """
+UPDATE payment_refs AS p SET order_id = v.survivor
+  FROM unnest($1::text[], $2::text[]) AS v(loser, survivor)
+ WHERE p.order_id = v.loser
+"""
+MOVE_FAILURES: Final = """
+UPDATE payment_failures AS f SET order_id = v.survivor
+  FROM unnest($1::text[], $2::text[]) AS v(loser, survivor)
+ WHERE f.order_id = v.loser
+"""
+MOVE_DISPUTES: Final = """
+UPDATE disputes AS d SET order_id = v.survivor
+  FROM unnest($1::text[], $2::text[]) AS v(loser, survivor)
+ WHERE d.order_id = v.loser
+"""
+DELETE_ORDERS: Final = "DELETE FROM orders WHERE id = ANY($1::text[])"
+
+# Waits for a delivery worker that holds one of them (it is sending it): its outcome decides which one stays.
+# A pending message with attempts may already be in Slack (its answer was lost): it counts as sent.
+SALE_PINGS: Final = """
+SELECT id, dedupe_key, status <> 'pending' OR attempts > 0 AS sent, available_at
+  FROM outbox
+ WHERE dedupe_key = ANY($1::text[])
+ ORDER BY id
+   FOR UPDATE
+"""
+DROP_PING: Final = "DELETE FROM outbox WHERE id = $1"
+REKEY_PING: Final = "UPDATE outbox SET dedupe_key = $2 WHERE id = $1"
+HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) WHERE id = $1"
+
+# Pending sale pings re-rendered with what the batch learnt about their order; a settled one is released at
+# once. A row a worker holds is being sent as it is: skipped, the intake does not wait for Slack.
+REFRESH_PINGS: Final = """
+UPDATE outbox AS o
+   SET payload = v.payload::jsonb, amount = v.amount, currency = v.currency,
+       available_at = CASE WHEN v.release AND o.attempts = 0 THEN least(o.available_at, now())
+                           ELSE o.available_at END
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bool[])
+       AS v(dedupe_key, payload, amount, currency, release)
+ WHERE o.dedupe_key = v.dedupe_key
+   AND o.id IN (SELECT id FROM outbox WHERE dedupe_key = ANY($1::text[]) AND status = 'pending'
+                   FOR UPDATE SKIP LOCKED)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PingUpdate:
+    """A sale ping as its order now stands; `release`: it names everything, send it without waiting."""
+
+    dedupe_key: str
+    payload: dict[str, Any]
+    amount: int | None
+    currency: str | None
+    release: bool
+
+
+async def merge_orders(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
+    """(stored order merged away, survivor): move what points at the first to the second, delete the first."""
+    if not pairs:
+        return
+    losers, survivors = [p[0] for p in pairs], [p[1] for p in pairs]
+    for sql in (MOVE_REFS, MOVE_FAILURES, MOVE_DISPUTES):
+        await db.execute(sql, losers, survivors)
+    await db.execute(DELETE_ORDERS, losers)
+
+
+async def merge_pings(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
+    """Leave one sale ping, keyed by the survivor, for each (order merged away, survivor).
+
+    One statement per pair: merges are rare (a basil subscription payment whose events crossed)."""
+    for loser, survivor in pairs:
+        keep, lose = f"sale:{survivor}", f"sale:{loser}"
+        rows = {r["dedupe_key"]: r for r in await db.fetch(SALE_PINGS, [keep, lose])}
+        s, gone = rows.get(keep), rows.get(lose)
+        if gone is None:
+            continue
+        if s is None:
+            await db.execute(REKEY_PING, gone["id"], keep)
+        elif not gone["sent"]:
+            await db.execute(DROP_PING, gone["id"])
+            if not s["sent"]:
+                await db.execute(HASTEN_PING, s["id"], gone["available_at"])
+        elif not s["sent"]:
+            await db.execute(DROP_PING, s["id"])
+            await db.execute(REKEY_PING, gone["id"], keep)
+        # Both already sent: the link came after both pings were out; nothing left to undo.
+
+
+async def refresh_pings(db: Executor, updates: Sequence[PingUpdate]) -> None:
+    """Re-render the still-pending sale pings of these orders (release the settled ones)."""
+    if updates:
+        await db.execute(REFRESH_PINGS, [u.dedupe_key for u in updates], [json.dumps(u.payload) for u in updates],
+                         [u.amount for u in updates], [u.currency for u in updates], [u.release for u in updates])
