@@ -127,6 +127,20 @@ class Services:
             app[RUNTIME].signing_secret = secret.get_secret_value()
 
 
+def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[None]]:
+    """Start what runs beside the server: delivery, intake, App Home, channel joins and Socket Mode."""
+    tasks = [asyncio.create_task(deps.worker.run(), name="delivery"),
+             asyncio.create_task(deps.intake.run(), name="intake"),
+             asyncio.create_task(deps.home.run(), name="home")]
+    if deps.channels is not None:  # resolve and join in the background: start-up never waits for Slack
+        tasks.append(asyncio.create_task(deps.channels.start(), name="channels"))
+    token = deps.settings.slack_app_token
+    if bolt is not None and deps.slack is not None and token is not None:
+        tasks.append(asyncio.create_task(run_socket_mode(
+            bolt, app_token=token.get_secret_value(), client=deps.slack), name="socket-mode"))
+    return tasks
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender: Sender | None = None,
                   jobs: bool = True) -> AsyncIterator[Services]:
@@ -152,14 +166,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         bolt = build_bolt_app(deps, client) if client is not None else None
         if bolt is not None:
             handlers.add_listeners(bolt, deps)
-        tasks = [asyncio.create_task(worker.run(), name="delivery"),
-                 asyncio.create_task(intake.run(), name="intake"),
-                 asyncio.create_task(deps.home.run(), name="home")]
-        if channels is not None:  # resolve and join in the background: start-up never waits for Slack
-            tasks.append(asyncio.create_task(channels.start(), name="channels"))
-        if bolt is not None and client is not None and settings.slack_app_token is not None:
-            tasks.append(asyncio.create_task(run_socket_mode(
-                bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))
+        tasks = background_tasks(deps, bolt)
         if jobs:  # tests drive the jobs themselves, with their own clock
             handlers.add_jobs(scheduler, deps, dsn=dsn)
         scheduler.start()
