@@ -11,7 +11,8 @@ import pytest
 
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, start_bot
-from tests.fakes import FakeSlack, FakeSocketMode
+from tests.fake_socket import FakeSocketMode
+from tests.fakes import FakeSlack
 
 APP_TOKEN = "xapp-1-test"
 

@@ -12,7 +12,7 @@ is invisible to a bot that is not in it (`channel_not_found`): someone has to `/
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final
@@ -192,7 +192,7 @@ class ChannelDirectory:
         """A post was refused (channel_not_found, is_archived): remember why, for /health."""
         self._update(channel, lambda s: self._refused(s, error))
 
-    def _update(self, channel: str, change: Any) -> None:
+    def _update(self, channel: str, change: Callable[[ChannelStatus], ChannelStatus]) -> None:
         status = self.find(channel)
         if status is not None:
             self._status[status.logical] = change(status)
