@@ -50,6 +50,7 @@ class Fault:
     error: str | None = None  # an `ok: false` error body with HTTP 200
     delay: float = 0.0
     accept: bool = False  # process the call normally, but only answer after `delay` (a reply lost in transit)
+    method: str | None = None  # only calls to this method (None: the next call, whatever it is)
 
 
 @dataclass
@@ -108,9 +109,20 @@ class FakeSlack:
         return found
 
     def fail_next(self, count: int, *, status: int = 500, retry_after: int | None = None,
-                  error: str | None = None, delay: float = 0.0, accept: bool = False) -> None:
-        """Make the next `count` API calls fail this way (`accept`: succeed, but answer only after `delay`)."""
-        self.faults.extend(Fault(status, retry_after, error, delay, accept) for _ in range(count))
+                  error: str | None = None, delay: float = 0.0, accept: bool = False,
+                  method: str | None = None) -> None:
+        """Make the next `count` API calls (to `method`, when given) fail this way (`accept`: succeed, but
+        answer only after `delay`)."""
+        self.faults.extend(Fault(status, retry_after, error, delay, accept, method) for _ in range(count))
+
+    def _fault_for(self, method: str) -> Fault | None:
+        """The first queued fault that applies to a call of `method`, taken off the queue."""
+        if not self.faults and self.chaos is not None and (fault := self.chaos(method)) is not None:
+            return fault
+        for n, fault in enumerate(self.faults):
+            if fault.method in (None, method):
+                return self.faults.pop(n)
+        return None
 
     def posted(self, method: str = "chat.postMessage") -> list[dict[str, Any]]:
         """Arguments of the successful calls to `method`."""
@@ -154,16 +166,13 @@ class FakeSlack:
         method = request.match_info["method"]
         args = await self._args(request)
         headers = dict(request.headers)
-        if not self.faults and self.chaos is not None and (fault := self.chaos(method)) is not None:
-            self.faults.append(fault)
-        if self.faults and self.faults[0].accept:
-            fault = self.faults.pop(0)
+        fault = self._fault_for(method)
+        if fault is not None and fault.accept:
             answer = self._answer(method, args)
             self.calls.append(Call(method, args if answer["ok"] else {**args, "_ok": False}, 200, headers))
             await asyncio.sleep(fault.delay)  # the message is in the channel; the answer is late
             return web.json_response(answer)
-        if self.faults:
-            fault = self.faults.pop(0)
+        if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.error is not None:
@@ -302,8 +311,8 @@ class FakeSlack:
         if name in self.dead_hooks:
             self.calls.append(Call(method, args, 404))
             return web.Response(text=self.dead_hooks[name], status=404)
-        if self.faults:
-            fault = self.faults.pop(0)
+        if (fault := next((f for f in self.faults if f.method in (None, method)), None)) is not None:
+            self.faults.remove(fault)
             self.calls.append(Call(method, args, fault.status))
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return web.Response(text=fault.error or "error", status=fault.status, headers=headers)
