@@ -21,7 +21,9 @@ from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.db import create_pool, database_url, migrate_database
-from bot.delivery.senders import ConsoleSender, Sender, WebApiSender, WebhookSender
+from bot.delivery.channels import ChannelDirectory
+from bot.delivery.senders import ConsoleSender, Sender, WebhookSender
+from bot.delivery.webapi import WebApiSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
 from bot.home.publisher import HomePublisher
@@ -67,12 +69,18 @@ def group_members(client: AsyncWebClient) -> GroupMembers:
     return members
 
 
-def make_sender(settings: Settings, client: AsyncWebClient | None, *, feed: LocalFeed | None = None) -> Sender:
+def configured_channels(settings: Settings) -> dict[str, str]:
+    """The logical channels and the Slack channel (name or id) each is configured to."""
+    return {"sales": settings.slack_sales_channel, "alerts": settings.slack_alerts_channel,
+            "reports": settings.slack_reports_channel}
+
+
+def make_sender(settings: Settings, client: AsyncWebClient | None, *, feed: LocalFeed | None = None,
+                directory: ChannelDirectory | None = None) -> Sender:
     """Web API with a bot token; else incoming webhooks; else local mode (stdout, and the feed page)."""
     if client is not None:
-        return WebApiSender(client, channels={"sales": settings.slack_sales_channel,
-                                              "alerts": settings.slack_alerts_channel,
-                                              "reports": settings.slack_reports_channel})
+        return WebApiSender(client, channels=configured_channels(settings),
+                            directory=directory or ChannelDirectory(client, configured_channels(settings)))
     if settings.uses_incoming_webhooks:
         urls = {name: secret.get_secret_value() for name, secret in (
             ("sales", settings.slack_sales_webhook_url), ("alerts", settings.slack_alert_webhook_url))
@@ -105,6 +113,20 @@ class Services:
         app[RUNTIME].signing_secret = secret.get_secret_value() if secret is not None else None
 
 
+def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[None]]:
+    """Start what runs beside the server: delivery, intake, App Home, channel joins and Socket Mode."""
+    tasks = [asyncio.create_task(deps.worker.run(), name="delivery"),
+             asyncio.create_task(deps.intake.run(), name="intake"),
+             asyncio.create_task(deps.home.run(), name="home")]
+    if deps.channels is not None:  # resolve and join in the background: start-up never waits for Slack
+        tasks.append(asyncio.create_task(deps.channels.start(), name="channels"))
+    token = deps.settings.slack_app_token
+    if bolt is not None and deps.slack is not None and token is not None:
+        tasks.append(asyncio.create_task(run_socket_mode(
+            bolt, app_token=token.get_secret_value(), client=deps.slack), name="socket-mode"))
+    return tasks
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender: Sender | None = None,
                   jobs: bool = True) -> AsyncIterator[Services]:
@@ -115,7 +137,8 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
     try:
         client = slack_client(settings)
         feed = LocalFeed(clock=clock) if settings.local_mode else None
-        sender = sender or make_sender(settings, client, feed=feed)
+        channels = ChannelDirectory(client, configured_channels(settings)) if client is not None else None
+        sender = sender or make_sender(settings, client, feed=feed, directory=channels)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)
         intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle)
         failures = JobFailures()
@@ -123,17 +146,13 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)
         deps = Deps(settings=settings, pool=pool, dsn=dsn, sender=sender, worker=worker, intake=intake, slack=client,
                     access=access, clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
-                    rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed)
+                    rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed,
+                    channels=channels)
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         bolt = build_bolt_app(deps, client) if client is not None else None
         if bolt is not None:
             handlers.add_listeners(bolt, deps)
-        tasks = [asyncio.create_task(worker.run(), name="delivery"),
-                 asyncio.create_task(intake.run(), name="intake"),
-                 asyncio.create_task(deps.home.run(), name="home")]
-        if bolt is not None and client is not None and settings.slack_app_token is not None:
-            tasks.append(asyncio.create_task(run_socket_mode(
-                bolt, app_token=settings.slack_app_token.get_secret_value(), client=client), name="socket-mode"))
+        tasks = background_tasks(deps, bolt)
         if jobs:  # tests drive the jobs themselves, with their own clock
             handlers.add_jobs(scheduler, deps, dsn=dsn)
         scheduler.start()

@@ -15,6 +15,7 @@ from bot.access import AccessPolicy
 from bot.alerts.rules import RuleSet
 from bot.clock import Clock, utcnow
 from bot.config import Settings
+from bot.delivery.channels import ChannelDirectory
 from bot.delivery.senders import Sender
 from bot.delivery.worker import DeliveryWorker
 from bot.home.publisher import HomePublisher
@@ -44,6 +45,7 @@ class Deps:
     started_at: dt.datetime = field(default_factory=utcnow)
     home: HomePublisher = field(default_factory=lambda: HomePublisher(client=None))  # the App Home tab
     feed: LocalFeed | None = None  # local mode only: what the feed page at GET / shows
+    channels: ChannelDirectory | None = None  # with a bot token: the configured channels as Slack sees them
 
 
 class Runtime:

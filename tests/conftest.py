@@ -237,10 +237,11 @@ async def start_bot(dsn: str, slack: FakeSlack, *, background_worker: bool = Fal
            "SLACK_API_URL": slack.url, **env}
     settings = make_settings(**{k: v for k, v in env.items() if v is not None})
     async with running(settings, dsn=dsn, clock=clock, jobs=False) as services:
-        if not background_worker:
-            for task in services.tasks:
-                if task.get_name() == "delivery":
-                    task.cancel()
+        for task in services.tasks:
+            if task.get_name() == "delivery" and not background_worker:
+                task.cancel()
+            if task.get_name() == "channels":  # the start-up joins, done before the test touches the fake
+                await asyncio.wait_for(asyncio.shield(task), timeout=10)
         app = build_web_app()
         services.attach(app)
         async with TestClient(TestServer(app)) as client:

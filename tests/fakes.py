@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 
 def stripe_signature(body: bytes, secret: str, *, timestamp: int | None = None) -> str:
@@ -49,6 +50,29 @@ class Fault:
     error: str | None = None  # an `ok: false` error body with HTTP 200
     delay: float = 0.0
     accept: bool = False  # process the call normally, but only answer after `delay` (a reply lost in transit)
+    method: str | None = None  # only calls to this method (None: the next call, whatever it is)
+
+
+@dataclass
+class FakeChannel:
+    """A channel as Slack keeps it: id, name, public or private, archived, and whether the bot is in it."""
+
+    id: str
+    name: str
+    private: bool = False
+    archived: bool = False
+    bot_member: bool = False  # a fresh install with chat:write.public: posts work, reading back does not
+
+    def info(self) -> dict[str, Any]:
+        """The conversation object Slack's conversations.* methods answer with (the fields the bot reads)."""
+        return {"id": self.id, "name": self.name, "is_channel": not self.private, "is_group": self.private,
+                "is_private": self.private, "is_archived": self.archived, "is_member": self.bot_member}
+
+
+def default_channels() -> dict[str, FakeChannel]:
+    """The three channels the bot posts to by default: public, the bot not yet in them."""
+    return {c.id: c for c in (FakeChannel("C0SALES", "sales-notifications"), FakeChannel("C0ALERTS", "system-alerts"),
+                              FakeChannel("C0REPORTS", "daily-reports"))}
 
 
 @dataclass
@@ -67,11 +91,38 @@ class FakeSlack:
     messages: list[dict[str, Any]] = field(default_factory=list)  # what the channels now show
     chaos: Callable[[str], Fault | None] | None = None  # consulted on every call when no fault is queued
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # user group id → member ids
+    channels: dict[str, FakeChannel] = field(default_factory=default_channels)  # id → channel
+    page_size: int | None = None  # at most this many items per page, whatever `limit` asks (Slack may send fewer)
+    dead_hooks: dict[str, str] = field(default_factory=dict)  # response_url name → "expired_url" | "used_url"
+    hook_uses: int | None = None  # like Slack's response_url: at most this many uses each (Slack: 5)
+
+    def add_channel(self, channel_id: str, name: str, *, private: bool = False, member: bool = False) -> FakeChannel:
+        """Create a channel in the workspace."""
+        self.channels[channel_id] = FakeChannel(channel_id, name, private=private, bot_member=member)
+        return self.channels[channel_id]
+
+    def channel(self, ref: Any, *, by_name: bool = False) -> FakeChannel | None:
+        """The channel with this id (or, where Slack accepts one, `#name`/`name`)."""
+        found = self.channels.get(str(ref))
+        if found is None and by_name:
+            found = next((c for c in self.channels.values() if str(ref).removeprefix("#") == c.name), None)
+        return found
 
     def fail_next(self, count: int, *, status: int = 500, retry_after: int | None = None,
-                  error: str | None = None, delay: float = 0.0, accept: bool = False) -> None:
-        """Make the next `count` API calls fail this way (`accept`: succeed, but answer only after `delay`)."""
-        self.faults.extend(Fault(status, retry_after, error, delay, accept) for _ in range(count))
+                  error: str | None = None, delay: float = 0.0, accept: bool = False,
+                  method: str | None = None) -> None:
+        """Make the next `count` API calls (to `method`, when given) fail this way (`accept`: succeed, but
+        answer only after `delay`)."""
+        self.faults.extend(Fault(status, retry_after, error, delay, accept, method) for _ in range(count))
+
+    def _fault_for(self, method: str) -> Fault | None:
+        """The first queued fault that applies to a call of `method`, taken off the queue."""
+        if not self.faults and self.chaos is not None and (fault := self.chaos(method)) is not None:
+            return fault
+        for n, fault in enumerate(self.faults):
+            if fault.method in (None, method):
+                return self.faults.pop(n)
+        return None
 
     def posted(self, method: str = "chat.postMessage") -> list[dict[str, Any]]:
         """Arguments of the successful calls to `method`."""
@@ -115,16 +166,13 @@ class FakeSlack:
         method = request.match_info["method"]
         args = await self._args(request)
         headers = dict(request.headers)
-        if not self.faults and self.chaos is not None and (fault := self.chaos(method)) is not None:
-            self.faults.append(fault)
-        if self.faults and self.faults[0].accept:
-            fault = self.faults.pop(0)
-            self.calls.append(Call(method, args, 200, headers))
+        fault = self._fault_for(method)
+        if fault is not None and fault.accept:
             answer = self._answer(method, args)
+            self.calls.append(Call(method, args if answer["ok"] else {**args, "_ok": False}, 200, headers))
             await asyncio.sleep(fault.delay)  # the message is in the channel; the answer is late
             return web.json_response(answer)
-        if self.faults:
-            fault = self.faults.pop(0)
+        if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.error is not None:
@@ -134,29 +182,20 @@ class FakeSlack:
             retry = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "internal_error"}
             return web.json_response(body, status=fault.status, headers=retry)
-        self.calls.append(Call(method, args, 200, headers))
-        return web.json_response(self._answer(method, args))
+        answer = self._answer(method, args)
+        self.calls.append(Call(method, args if answer["ok"] else {**args, "_ok": False}, 200, headers))
+        return web.json_response(answer)
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "team": "Test Store", "team_id": "T000", "user": "salespulse",
                     "user_id": "U0BOT", "bot_id": "B0BOT", "url": "https://test.slack.com/"}
-        if method in ("chat.postMessage", "chat.update"):
-            # Like Slack's: the current unix time with a unique fraction (history lookups filter on it).
-            ts = args.get("ts") or f"{int(time.time())}.{next(self._ts):06d}"
-            if method == "chat.postMessage":
-                metadata = args.get("metadata")
-                self.messages.append({"channel": args.get("channel"), "ts": ts, "text": args.get("text"),
-                                      "thread_ts": args.get("thread_ts"),
-                                      "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata})
-            return {"ok": True, "channel": args.get("channel", "C000"), "ts": ts,
-                    "message": {"text": args.get("text"), "blocks": args.get("blocks")}}
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            return self._chat(method, args)
         if method in ("conversations.history", "conversations.replies"):
-            thread = args.get("ts") if method == "conversations.replies" else None
-            oldest = float(args.get("oldest") or 0)
-            found = [m for m in self.messages if m["channel"] == args.get("channel") and m["thread_ts"] == thread
-                     and float(m["ts"]) >= oldest]
-            return {"ok": True, "messages": list(reversed(found)), "has_more": False}
+            return self._history(method, args)
+        if method.startswith("conversations."):
+            return self._conversations(method, args)
         if method == "usergroups.users.list":
             group = str(args.get("usergroup"))
             if group not in self.usergroups:
@@ -164,12 +203,91 @@ class FakeSlack:
             return {"ok": True, "users": self.usergroups[group]}
         if method == "apps.connections.open" and self.socket_url is not None:
             return {"ok": True, "url": self.socket_url}
+        if method.startswith("files."):
+            return self._file_method(method, args)
+        return {"ok": True}
+
+    def _refusal(self, channel: FakeChannel | None, *, read: bool) -> dict[str, Any] | None:
+        """Slack's answer when the bot may not use `channel`: invisible when private and not joined; public
+        ones take posts without joining (chat:write.public) but not reads or file shares."""
+        if channel is None or (channel.private and not channel.bot_member):
+            return {"ok": False, "error": "channel_not_found"}
+        if channel.archived:
+            return {"ok": False, "error": "is_archived"}
+        if read and not channel.bot_member:
+            return {"ok": False, "error": "not_in_channel"}
+        return None
+
+    def _chat(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        # chat.postMessage takes a `#name` too; the others want the id.
+        channel = self.channel(args.get("channel"), by_name=method != "chat.update")
+        if (refused := self._refusal(channel, read=False)) is not None:
+            return refused
+        assert channel is not None
+        # Like Slack's: the current unix time with a unique fraction (history lookups filter on it).
+        ts = args.get("ts") or f"{int(time.time())}.{next(self._ts):06d}"
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": ts}
+        if method == "chat.postMessage":
+            metadata = args.get("metadata")
+            self.messages.append({"channel": args.get("channel"), "channel_id": channel.id, "ts": ts,
+                                  "text": args.get("text"), "thread_ts": args.get("thread_ts"),
+                                  "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata})
+        return {"ok": True, "channel": channel.id, "ts": ts,
+                "message": {"text": args.get("text"), "blocks": args.get("blocks")}}
+
+    def _page(self, items: list[Any], args: dict[str, Any], *, default: int = 100) -> tuple[list[Any], str]:
+        """One page of `items` from the request's cursor, `limit` honoured (and capped by `page_size`)."""
+        start = int(base64.b64decode(args["cursor"]).decode().removeprefix("next:")) if args.get("cursor") else 0
+        size = int(args.get("limit") or default)
+        if self.page_size is not None:
+            size = min(size, self.page_size)
+        end = start + size
+        cursor = base64.b64encode(f"next:{end}".encode()).decode() if end < len(items) else ""
+        return items[start:end], cursor
+
+    def _history(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._refusal(self.channel(args.get("channel")), read=True)) is not None:
+            return refused
+        thread = args.get("ts") if method == "conversations.replies" else None
+        oldest = float(args.get("oldest") or 0)
+        found = [m for m in reversed(self.messages) if m["channel_id"] == args.get("channel")
+                 and m["thread_ts"] == thread and float(m["ts"]) >= oldest]
+        page, cursor = self._page(found, args)
+        return {"ok": True, "messages": page, "has_more": bool(cursor),
+                "response_metadata": {"next_cursor": cursor}}
+
+    def _conversations(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self.channel(args.get("channel"))
+        if method == "conversations.list":
+            types = str(args.get("types") or "public_channel").split(",")
+            visible = [c.info() for c in self.channels.values()
+                       if (c.private and c.bot_member and "private_channel" in types)
+                       or (not c.private and "public_channel" in types)]
+            page, cursor = self._page(visible, args)
+            return {"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
+        if method == "conversations.join" and channel is not None and channel.private:
+            # private channels take an invitation: conversations.join cannot
+            return {"ok": False, "error": "method_not_supported_for_channel_type"}
+        if channel is None or (channel.private and not channel.bot_member):
+            return {"ok": False, "error": "channel_not_found"}
+        if method == "conversations.join":
+            if channel.archived:
+                return {"ok": False, "error": "is_archived"}
+            already, channel.bot_member = channel.bot_member, True
+            return {"ok": True, "channel": channel.info(), **({"warning": "already_in_channel"} if already else {})}
+        return {"ok": True, "channel": channel.info()}
+
+    def _file_method(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "files.getUploadURLExternal":
             # Shapes as in reference/slack/java-slack-sdk-samples/files.*.json; the URL is on this server.
             file_id = f"F{next(self._files):08d}"
             return {"ok": True, "file_id": file_id,
                     "upload_url": self.url.removesuffix("/api/") + f"/upload/{file_id}"}
         if method == "files.completeUploadExternal":
+            if args.get("channel_id") and (refused := self._refusal(self.channel(args["channel_id"]),
+                                                                      read=True)) is not None:
+                return refused  # sharing a file in a channel needs the bot in it, chat:write.public or not
             files = args.get("files") or []
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files]}
         return {"ok": True}
@@ -183,82 +301,20 @@ class FakeSlack:
         return web.Response(text=f"OK - {len(self.uploads[file_id])}")
 
     async def _hook(self, request: web.Request) -> web.Response:
+        """A response_url: Slack takes it for 30 minutes and 5 uses, then answers 404 `expired_url`/`used_url`."""
         args = await self._args(request)
-        method = f"hook:{request.match_info['name']}"
-        if self.faults:
-            fault = self.faults.pop(0)
+        name = request.match_info["name"]
+        method = f"hook:{name}"
+        uses = sum(1 for c in self.calls if c.method == method and c.answered == 200)
+        if self.hook_uses is not None and uses >= self.hook_uses and name not in self.dead_hooks:
+            self.dead_hooks[name] = "used_url"
+        if name in self.dead_hooks:
+            self.calls.append(Call(method, args, 404))
+            return web.Response(text=self.dead_hooks[name], status=404)
+        if (fault := next((f for f in self.faults if f.method in (None, method)), None)) is not None:
+            self.faults.remove(fault)
             self.calls.append(Call(method, args, fault.status))
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return web.Response(text=fault.error or "error", status=fault.status, headers=headers)
         self.calls.append(Call(method, args, 200))
         return web.Response(text="ok")
-
-
-@dataclass
-class FakeSocketMode:
-    """Slack's Socket Mode WebSocket on 127.0.0.1: says hello, sends envelopes, records what the app sends."""
-
-    frames: list[dict[str, Any]] = field(default_factory=list)  # every JSON frame received, in order
-    connections: int = 0
-    url: str = ""
-    connected: asyncio.Event = field(default_factory=asyncio.Event)  # set at the first hello sent
-    _ws: web.WebSocketResponse | None = None
-    _open: set[web.WebSocketResponse] = field(default_factory=set)
-    _waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
-
-    async def start(self) -> FakeSocketMode:
-        """Listen on an ephemeral 127.0.0.1 port; `url` is what apps.connections.open should answer."""
-        app = web.Application()
-        app.router.add_get("/link", self._link)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started above
-        self.url = f"ws://127.0.0.1:{port}/link"
-        return self
-
-    async def stop(self) -> None:
-        """Close open connections, then shut the server down."""
-        for ws in list(self._open):
-            await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def send(self, type_: str, payload: dict[str, Any], *, within: float = 5.0) -> dict[str, Any]:
-        """Send an envelope over the current connection; return the app's response frame to it."""
-        assert self._ws is not None and not self._ws.closed, "no Socket Mode connection"
-        envelope_id = f"env-{next(self._ids)}"
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiting[envelope_id] = waiter
-        await self._ws.send_json({"envelope_id": envelope_id, "type": type_, "payload": payload,
-                                  "accepts_response_payload": True})
-        try:
-            return await asyncio.wait_for(waiter, within)
-        finally:
-            self._waiting.pop(envelope_id, None)
-
-    async def _link(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()  # answers the client's pings itself (autoping)
-        await ws.prepare(request)
-        self.connections += 1
-        self._ws = ws
-        self._open.add(ws)
-        await ws.send_json({"type": "hello", "num_connections": 1,
-                            "debug_info": {"host": "fake", "approximate_connection_time": 3600},
-                            "connection_info": {"app_id": "A000"}})
-        self.connected.set()
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                frame = json.loads(msg.data)
-                self.frames.append(frame)
-                waiter = self._waiting.get(frame.get("envelope_id", ""))
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(frame)
-        finally:
-            self._open.discard(ws)
-        return ws

@@ -42,7 +42,7 @@ async def test_migrate_applies_then_reports_up_to_date(server_dsn: str, monkeypa
 async def test_check_passes_with_reachable_postgres_and_slack(dsn: str, fake_slack: FakeSlack,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """`salespulse check` verifies auth.test against Slack and exits 0."""
+    """`salespulse check` verifies auth.test against Slack, names each channel's standing and exits 0."""
     import asyncio
 
     monkeypatch.setenv("DATABASE_URL", dsn)
@@ -52,7 +52,8 @@ async def test_check_passes_with_reachable_postgres_and_slack(dsn: str, fake_sla
     assert await asyncio.to_thread(main, ["check"]) == 0
     out = capsys.readouterr().out
     assert "postgres:         ok" in out and "slack:            ok (team Test Store" in out
-    assert [c.method for c in fake_slack.calls] == ["auth.test"]
+    assert "channel sales:    note — #sales-notifications is public, not joined: will join at start-up" in out
+    assert [c.method for c in fake_slack.calls] == ["auth.test", "conversations.list"]  # it joins nothing
 
 
 async def test_check_fails_clearly_when_slack_rejects_the_token(dsn: str, fake_slack: FakeSlack,

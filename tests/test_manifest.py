@@ -42,12 +42,14 @@ def test_schema_check_can_fail(name: str) -> None:
 
 
 def test_manifest_declares_commands_scopes_interactivity_and_home() -> None:
-    """The three commands point at /slack/events; posting, commands and files scopes; buttons; App Home."""
+    """The three commands point at /slack/events; posting, commands, files and channel scopes; buttons; App Home."""
     manifest = _manifest()
     commands = {c["command"]: c for c in manifest["features"]["slash_commands"]}
     assert set(commands) == {"/sales", "/errors", "/health"}
     assert all(c["url"].endswith("/slack/events") and c["usage_hint"] for c in commands.values())
     assert {"chat:write", "commands", "files:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    # joining public channels, and telling them from private ones: tests/test_channels.py
+    assert {"channels:join", "channels:read", "groups:read"} <= set(manifest["oauth_config"]["scopes"]["bot"])
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]

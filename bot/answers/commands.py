@@ -79,7 +79,8 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
     snapshot = await health_snapshot(
         deps.pool, now=now, in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
         mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url,
-        next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent))
+        next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent),
+        channels=deps.channels.statuses() if deps.channels is not None else ())
     return health_message(snapshot, tz=s.tz, share_arg="" if shareable else None)
 
 

@@ -33,4 +33,5 @@ async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnap
     return await health_snapshot(deps.pool, now=now, mode=mode, version=__version__,
                                  in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
                                  started_at=deps.started_at, site_url=s.site_url, next_jobs=next_runs(deps.scheduler),
-                                 job_failures=tuple(deps.job_failures.recent), budget=budget)
+                                 job_failures=tuple(deps.job_failures.recent), budget=budget,
+                                 channels=deps.channels.statuses() if deps.channels is not None else ())

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bot.delivery.channels import ChannelStatus
 from bot.periods import Period
 from bot.scheduling import JobFailure
 from queries import alerts, app_events, errors, health, sales, sketch, stripe_sync
@@ -184,6 +185,7 @@ class HealthSnapshot:
     alerts: list[AlertRow] | None = None
     probe: Probe | None = None
     stripe_sync: SyncStatus | None = None  # None: the Events API has never been polled
+    channels: tuple[ChannelStatus, ...] = ()  # the configured Slack channels (bot token only)
     missing: tuple[str, ...] = ()
 
     @property
@@ -204,6 +206,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
                           version: str, started_at: dt.datetime, site_url: str | None,
                           next_jobs: tuple[tuple[str, dt.datetime], ...] = (),
                           job_failures: tuple[JobFailure, ...] = (),
+                          channels: tuple[ChannelStatus, ...] = (),
                           budget: float = COMMAND_BUDGET) -> HealthSnapshot:
     """The state of every component /health reports."""
     lookups: dict[str, Lookup] = {
@@ -223,4 +226,5 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         backlog=got.get("outbox"), delivery_errors=got.get("delivery errors"),
         in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
-        probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), missing=missing)
+        probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), channels=channels,
+        missing=missing)

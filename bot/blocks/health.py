@@ -10,6 +10,7 @@ from bot.blocks.common import ago, firing_alerts_section, missing_context, share
 from bot.blocks.elements import context, header, local, message, section
 from bot.blocks.message import Message
 from bot.blocks.text import escape_mrkdwn
+from bot.delivery.channels import Membership
 from bot.scheduling import JobFailure
 
 OK, WARN, BAD, OFF = "🟢", "🟡", "🔴", "⚪"
@@ -18,7 +19,7 @@ STRIPE_POLL_STALE = dt.timedelta(minutes=5)  # the poll runs every minute
 
 def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     """One line per component, in the order an on-call person checks them."""
-    found = [_database_line(s), *_activity_lines(s, tz), *_delivery_lines(s), _site_line(s),
+    found = [_database_line(s), *_activity_lines(s, tz), *_delivery_lines(s), *_channel_lines(s), _site_line(s),
              _stripe_sync_line(s), *_scheduler_lines(s, tz)]
     return [line for line in found if line is not None]
 
@@ -62,6 +63,18 @@ def _delivery_lines(s: HealthSnapshot) -> list[str]:
     elif errs is not None:
         lines.append(f"{OK} *Slack errors (24 h)* none")
     return lines
+
+
+def _channel_lines(s: HealthSnapshot) -> list[str]:
+    """One line when every configured channel is usable; else one per channel the bot cannot use, and why."""
+    if not s.channels:
+        return []
+    trouble = [c for c in s.channels if c.membership is not Membership.MEMBER]
+    if not trouble:
+        names = ", ".join(f"{c.logical} {escape_mrkdwn(c.label)}" for c in s.channels)
+        return [f"{OK} *Slack channels* {names}: the bot is in each"]
+    return [f"{OK if c.usable and c.membership is Membership.PUBLIC_NOT_JOINED else WARN if c.usable else BAD}"
+            f" *Slack channel {c.logical}* {escape_mrkdwn(c.describe())}" for c in trouble]
 
 
 def _site_line(s: HealthSnapshot) -> str:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -15,6 +16,9 @@ from bot.alerts.rules_file import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
 from bot.db import database_url, migrate, migrate_database
 from queries import health
+
+if TYPE_CHECKING:  # the Slack SDK is imported only by the commands that talk to Slack
+    from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger("salespulse")
 
@@ -178,6 +182,7 @@ async def _check_slack(settings: Settings) -> bool:
             auth = await client.auth_test()
             print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
                   f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
+            return await _check_channels(client, settings)
         except SlackApiError as exc:
             data = exc.response.data
             error = data.get("error") if isinstance(data, dict) else exc.response.status_code
@@ -187,6 +192,20 @@ async def _check_slack(settings: Settings) -> bool:
             print(f"  slack:            FAILED — cannot reach {settings.slack_api_url}: {exc}")
             return False
     return True
+
+
+async def _check_channels(client: AsyncWebClient, settings: Settings) -> bool:
+    """Name every configured channel and whether the bot can use it (nothing is joined here); False if not."""
+    from bot.app import configured_channels
+    from bot.delivery.channels import ChannelDirectory, Membership
+
+    directory = ChannelDirectory(client, configured_channels(settings))
+    await directory.resolve()
+    for status in directory.statuses():
+        verdict = "ok" if status.membership is Membership.MEMBER else \
+            "note" if status.usable else "PROBLEM"
+        print(f"  {'channel ' + status.logical + ':':18}{verdict} — {status.describe()}")
+    return all(status.usable for status in directory.statuses())
 
 
 def _serve(settings: Settings, *, demo: bool) -> int:

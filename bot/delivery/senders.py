@@ -1,18 +1,16 @@
-"""Ways a message reaches Slack: the Web API, incoming webhooks, or stdout in local mode."""
+"""Ways a message reaches Slack: incoming webhooks or stdout in local mode (the Web API: bot.delivery.webapi)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TextIO
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
@@ -74,78 +72,12 @@ def classify_error(error: str) -> Status:
     return Status.PERMANENT if error in PERMANENT_ERRORS else Status.TRANSIENT
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float:
+def retry_after(headers: Mapping[str, str] | None) -> float:
+    """Seconds to wait from a 429's Retry-After header (1 s when absent or unreadable)."""
     try:
         return max(float((headers or {}).get("Retry-After", DEFAULT_RETRY_AFTER)), 0.0)
     except ValueError:
         return DEFAULT_RETRY_AFTER
-
-
-class WebApiSender:
-    """chat.postMessage / chat.update with the bot token; channels are the configured names or ids."""
-
-    supports_updates = True
-
-    def __init__(self, client: AsyncWebClient, *, channels: Mapping[str, str]) -> None:
-        self._client = client
-        self._channels = dict(channels)
-
-    async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
-        """Post once (in a thread when `thread_ts`); classify the outcome instead of raising.
-
-        `ref` (the outbox id) travels in the message's metadata, so `find()` can tell later whether a post
-        whose answer never arrived did reach the channel.
-        """
-        target = self._channels.get(channel, channel)
-        metadata = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": ref}} if ref is not None else None
-        return await self._call(self._client.chat_postMessage(
-            channel=target, text=payload.get("text", ""), blocks=payload.get("blocks") or None,
-            thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, metadata=metadata))
-
-    async def find(self, *, channel_id: str, ref: int, since: float,
-                   thread_ts: str | None = None) -> SendResult | None:
-        """Look for our metadata in the channel's (or thread's) messages since `since` (unix seconds)."""
-        try:
-            if thread_ts:
-                resp = await self._client.conversations_replies(channel=channel_id, ts=thread_ts,
-                                                                oldest=f"{since:.6f}", include_all_metadata=True,
-                                                                limit=200)
-            else:
-                resp = await self._client.conversations_history(channel=channel_id, oldest=f"{since:.6f}",
-                                                                include_all_metadata=True, limit=200)
-        except SlackApiError as exc:
-            log.warning("cannot check Slack for an unconfirmed message (%s): it may be sent twice",
-                        (exc.response.data or {}).get("error") if isinstance(exc.response.data, dict) else exc)
-            return None
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return None
-        for msg in resp.get("messages") or []:
-            meta = msg.get("metadata") or {}
-            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("outbox_id") == ref:
-                return SendResult(Status.OK, channel_id=channel_id, ts=msg.get("ts"))
-        return SendResult(Status.NOT_FOUND)
-
-    async def update(self, channel: str, *, channel_id: str, ts: str,
-                     payload: Mapping[str, Any]) -> SendResult:
-        """Replace a posted message in place."""
-        return await self._call(self._client.chat_update(
-            channel=channel_id, ts=ts, text=payload.get("text", ""), blocks=payload.get("blocks") or []))
-
-    async def _call(self, request: Awaitable[Any]) -> SendResult:
-        try:
-            resp = await request
-        except SlackApiError as exc:
-            status_code = getattr(exc.response, "status_code", 0)
-            if status_code == 429:
-                return SendResult(Status.RATE_LIMITED, error="ratelimited",
-                                  retry_after=_retry_after(exc.response.headers))
-            error = str((exc.response.data or {}).get("error") if isinstance(exc.response.data, dict)
-                        else "") or f"http_{status_code}"
-            return SendResult(classify_error(error) if status_code < 500 else Status.TRANSIENT, error=error)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return SendResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
-        return SendResult(Status.OK, channel_id=resp.get("channel"), ts=resp.get("ts"))
 
 
 class WebhookSender:
@@ -181,7 +113,7 @@ class WebhookSender:
             return SendResult(Status.OK)
         if resp.status_code == 429:
             return SendResult(Status.RATE_LIMITED, error="ratelimited",
-                              retry_after=_retry_after(resp.headers))
+                              retry_after=retry_after(resp.headers))
         if resp.status_code >= 500:
             return SendResult(Status.TRANSIENT, error=f"http_{resp.status_code}")
         # Webhooks answer 4xx with a plain-text reason such as "channel_not_found" or "invalid_token".

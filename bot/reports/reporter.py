@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.reports import day_label, missed_message, report_message
 from bot.clock import Clock
 from bot.config import Settings
+from bot.delivery.channels import ChannelDirectory
 from bot.delivery.files import upload_file
 from bot.delivery.senders import Status
 from bot.deps import Deps
@@ -49,11 +50,12 @@ class Reporter:
     settings: Settings
     slack: AsyncWebClient | None
     clock: Clock
+    channels: ChannelDirectory | None = None  # joins the reports channel when Slack says not_in_channel
 
     @classmethod
     def from_deps(cls, deps: Deps) -> Reporter:
         """The running service's reporter."""
-        return cls(pool=deps.pool, settings=deps.settings, slack=deps.slack, clock=deps.clock)
+        return cls(pool=deps.pool, settings=deps.settings, slack=deps.slack, clock=deps.clock, channels=deps.channels)
 
     def chart_path(self, slot: Slot) -> Path:
         """Where the chart is saved when it cannot go to Slack (local mode, incoming webhooks)."""
@@ -142,11 +144,12 @@ class Reporter:
         if self.slack is None:
             return 0
         uploaded = 0
+        channels = self.channels or ChannelDirectory(self.slack, {"reports": self.settings.slack_reports_channel})
         for ready in await q.charts_ready(self.pool):
-            uploaded += await self._upload(ready, self.slack)
+            uploaded += await self._upload(ready, self.slack, channels)
         return uploaded
 
-    async def _upload(self, ready: q.ChartReady, slack: AsyncWebClient) -> int:
+    async def _upload(self, ready: q.ChartReady, slack: AsyncWebClient, channels: ChannelDirectory) -> int:
         kind, day = ready.kind, ready.local_date
         async with self.pool.acquire() as conn, conn.transaction():
             claimed = await q.claim_chart(conn, kind=kind, local_date=day)
@@ -162,7 +165,7 @@ class Reporter:
                 slack, content=claimed.chart_png, filename=f"salespulse-{kind}-{day.isoformat()}.png",
                 title=f"Revenue by hour · {kind} report {day_label(day)}",
                 alt_text=f"Bar chart of revenue by hour for the {kind} report of {day_label(day)}",
-                channel_id=ready.slack_channel, thread_ts=ready.slack_ts)
+                channel_id=ready.slack_channel, thread_ts=ready.slack_ts, directory=channels)
             if result.status is Status.OK:
                 await q.settle_chart(conn, kind=kind, local_date=day, status="uploaded", file_id=result.file_id)
                 return 1

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.answers.commands import ephemeral
-from bot.answers.share import parse_share_value, share_answer
+from bot.answers.share import deliver_share, parse_share_value, share_answer
 from bot.blocks.common import SHARE_ACTION, refusal_message
 from bot.deps import Deps
 
@@ -28,6 +28,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if request is None:
             return  # not a value this bot wrote: nothing to share
         post = await share_answer(deps, request, user_id=user_id, channel_id=channel_id)
-        # response_url posts in the channel without the bot having to be a member of it.
-        await respond(response_type="in_channel", text=post.text, blocks=post.blocks, replace_original=False)
-        await respond(delete_original=True)
+        await deliver_share(deps, respond, post, channel_id=channel_id, user_id=user_id)

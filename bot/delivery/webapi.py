@@ -1,0 +1,131 @@
+"""The Web API sender: chat.postMessage and chat.update with the bot token, and the look-up that keeps a post
+whose answer never came from being sent twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery.channels import ChannelDirectory
+from bot.delivery.senders import METADATA_EVENT, SendResult, Status, classify_error, retry_after
+
+log = logging.getLogger(__name__)
+
+# Message look-ups page through the window since the attempt (`oldest`) with `response_metadata.next_cursor`:
+# https://docs.slack.dev/apis/web-api/pagination — Slack may return fewer than `limit` messages per page.
+HISTORY_PAGE = 200
+MAX_HISTORY_PAGES = 50
+
+
+class WebApiSender:
+    """chat.postMessage / chat.update with the bot token; channels are the configured names or ids.
+
+    With a `ChannelDirectory`, a `not_in_channel` answer makes the bot join the (public) channel and try once
+    more, and a refusal names the channel and what to do about it (README: How messages reach Slack).
+    """
+
+    supports_updates = True
+
+    def __init__(self, client: AsyncWebClient, *, channels: Mapping[str, str],
+                 directory: ChannelDirectory | None = None) -> None:
+        self._client = client
+        self._channels = dict(channels)
+        self._directory = directory
+
+    async def post(self, channel: str, payload: Mapping[str, Any], *,
+                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
+        """Post once (in a thread when `thread_ts`); classify the outcome instead of raising.
+
+        `ref` (the outbox id) travels in the message's metadata, so `find()` can tell later whether a post
+        whose answer never arrived did reach the channel.
+        """
+        target = self._channels.get(channel, channel)
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": ref}} if ref is not None else None
+
+        def send() -> Awaitable[Any]:
+            return self._client.chat_postMessage(
+                channel=target, text=payload.get("text", ""), blocks=payload.get("blocks") or None,
+                thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, metadata=metadata)
+
+        result = await self._call(send())
+        if result.error == "not_in_channel" and self._directory is not None:  # no chat:write.public
+            refused = await self._join(channel, target, self._directory)
+            result = await self._call(send()) if refused is None else \
+                replace(result, error=f"not_in_channel (could not join: {refused})")
+        if self._directory is not None and result.error in ("channel_not_found", "is_archived"):
+            self._directory.note_refusal(channel, result.error)  # /health says why and what to do
+        return result
+
+    @staticmethod
+    async def _join(channel: str, target: str, directory: ChannelDirectory) -> str | None:
+        """Join the channel behind `target` (a name is resolved by the directory); None, or why not."""
+        status = directory.find(channel) or directory.find(target)
+        return await directory.join(status.channel_id if status is not None and status.channel_id else target)
+
+    async def find(self, *, channel_id: str, ref: int, since: float,
+                   thread_ts: str | None = None) -> SendResult | None:
+        """Look for our metadata in the channel's (or thread's) messages since `since` (unix seconds), page by
+        page; a channel the bot is not in is joined first (chat:write.public posts without joining)."""
+        error = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
+        if error == "not_in_channel" and self._directory is not None:
+            joined = await self._directory.join(channel_id)
+            if joined is None:
+                error = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
+            else:
+                error = self._directory.explain(channel_id, f"not_in_channel, and joining failed: {joined}")
+        if isinstance(error, SendResult):
+            return error
+        log.warning("cannot check Slack for an unconfirmed message (%s): it may be sent twice", error)
+        return None
+
+    async def _search(self, channel_id: str, *, ref: int, since: float,
+                      thread_ts: str | None) -> SendResult | str:
+        """The message (OK) or NOT_FOUND after every page within the window; else why Slack could not tell."""
+        cursor: str | None = None
+        for _ in range(MAX_HISTORY_PAGES):
+            args: dict[str, Any] = {"channel": channel_id, "oldest": f"{since:.6f}", "include_all_metadata": True,
+                                    "limit": HISTORY_PAGE, "cursor": cursor}
+            try:
+                resp: Any = await (self._client.conversations_replies(ts=thread_ts, **args) if thread_ts
+                                   else self._client.conversations_history(**args))
+            except SlackApiError as exc:
+                data = exc.response.data
+                return str(data.get("error") if isinstance(data, dict) else exc)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                return f"{type(exc).__name__}: {exc}"[:300]
+            for msg in resp.get("messages") or []:
+                meta = msg.get("metadata") or {}
+                if meta.get("event_type") == METADATA_EVENT and \
+                        (meta.get("event_payload") or {}).get("outbox_id") == ref:
+                    return SendResult(Status.OK, channel_id=channel_id, ts=msg.get("ts"))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return SendResult(Status.NOT_FOUND)
+        return f"more than {MAX_HISTORY_PAGES} pages of messages since the attempt"
+
+    async def update(self, channel: str, *, channel_id: str, ts: str,
+                     payload: Mapping[str, Any]) -> SendResult:
+        """Replace a posted message in place."""
+        return await self._call(self._client.chat_update(
+            channel=channel_id, ts=ts, text=payload.get("text", ""), blocks=payload.get("blocks") or []))
+
+    async def _call(self, request: Awaitable[Any]) -> SendResult:
+        try:
+            resp = await request
+        except SlackApiError as exc:
+            status_code = getattr(exc.response, "status_code", 0)
+            if status_code == 429:
+                return SendResult(Status.RATE_LIMITED, error="ratelimited",
+                                  retry_after=retry_after(exc.response.headers))
+            error = str((exc.response.data or {}).get("error") if isinstance(exc.response.data, dict)
+                        else "") or f"http_{status_code}"
+            return SendResult(classify_error(error) if status_code < 500 else Status.TRANSIENT, error=error)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return SendResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
+        return SendResult(Status.OK, channel_id=resp.get("channel"), ts=resp.get("ts"))
