@@ -24,7 +24,10 @@ class StoppedParams:
     # ...tightened so that the store's own number of gaps per month yields this many false alarms at most:
     # a store with 150,000 sales a month sees a 1-in-1,000 gap 150 times (bench/rhythm.py measures it).
     false_alarms_per_30_days: float = 0.3
-    min_per_hour: float = 2.0  # quiet hours never fire: this hour must usually bring at least this many sales
+    # Quiet hours never fire: this hour must usually bring at least this many sales, and at least this share
+    # of the weekday's busiest hour (a small store's afternoon counts, its night does not).
+    min_per_hour: float = 0.25
+    min_share_of_peak: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +36,7 @@ class LowTodayParams:
 
     alpha: float = 0.001
     min_expected: float = 8.0  # not before this many sales were to be expected today
-    max_share: float = 0.6  # and only when today has at most this share of them (days vary beyond Poisson)
+    max_share: float = 0.5  # and only when today has at most this share of them (days vary beyond Poisson)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +71,17 @@ def poisson_cdf(k: int, mu: float) -> float:
     return min(1.0, math.exp(log_term) * total)
 
 
+def watched(rhythm: Rhythm, params: StoppedParams, *, weekday: int, hour: int) -> bool:
+    """Whether "sales stopped" judges this local hour: it usually sells enough, absolutely and for that day."""
+    day = rhythm.rates[weekday]
+    rate = day[hour].orders
+    return rate >= params.min_per_hour and rate >= params.min_share_of_peak * max(e.orders for e in day)
+
+
 def gap_threshold(rhythm: Rhythm, params: StoppedParams) -> float:
     """The expected number of sales a gap must span to fire: -ln(alpha), alpha tightened for busy stores."""
-    eligible = sum(e.orders for day in rhythm.rates for e in day if e.orders >= params.min_per_hour)
+    eligible = sum(rhythm.rates[w][h].orders for w in range(DAYS_PER_WEEK) for h in range(24)
+                   if watched(rhythm, params, weekday=w, hour=h))
     per_month = eligible * MONTH_DAYS / DAYS_PER_WEEK
     alpha = min(params.alpha, params.false_alarms_per_30_days / per_month) if per_month else params.alpha
     return -math.log(alpha)
@@ -79,9 +90,10 @@ def gap_threshold(rhythm: Rhythm, params: StoppedParams) -> float:
 def stopped(rhythm: Rhythm, params: StoppedParams, *, last_sale: dt.datetime | None, now: dt.datetime,
             tz: ZoneInfo) -> Verdict | None:
     """"No sale for 38 min; at this hour a sale usually comes every 4 min", or None."""
-    per_hour = rhythm.rate_at(now, tz).orders
-    if last_sale is None or per_hour < params.min_per_hour:
+    local = now.astimezone(tz)
+    if last_sale is None or not watched(rhythm, params, weekday=local.weekday(), hour=local.hour):
         return None
+    per_hour = rhythm.rate_at(now, tz).orders
     expected = rhythm.between(last_sale, now, tz).orders
     if expected <= gap_threshold(rhythm, params):
         return None

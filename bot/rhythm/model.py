@@ -1,9 +1,11 @@
-"""The expected-rate model: a robust mean per local weekday and hour over the last weeks, shrunk toward the
-all-days hourly profile. Pure: history in, a frozen Rhythm out; no database, no clock."""
+"""The expected-rate model: the mean per local weekday and hour over the last weeks (outlier days left out),
+shrunk toward the all-days hourly profile as much as its counts are thin.
+Pure: history in, a frozen Rhythm out; no database, no clock."""
 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -13,6 +15,7 @@ from queries.rhythm import HourCount
 
 HOURS: Final = 24
 HOUR: Final = dt.timedelta(hours=1)
+MIN_MEDIAN: Final = 20  # sales a day before a day at half or twice the median is an outlier, not noise
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +24,9 @@ class RhythmParams:
 
     weeks: int = 8  # same-weekday samples per cell; older weeks say less about today's store
     min_weeks: int = 2  # fewer whole weeks of history: no rhythm, the fixed rules apply
-    shrink_weeks: float = 1.0  # pseudo-weeks of the all-days profile mixed into each weekday-hour
+    # How far a weekday's hour typically strays from the all-days hourly profile (scaled to that weekday's
+    # level), relative: sets how much a cell's own days count against the profile (see `shrunk`).
+    spread: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +81,13 @@ class Rhythm:
         return total
 
 
-def robust_mean(values: Sequence[float]) -> float:
-    """The mean without the single highest and lowest value once there are four or more (a promotion, an
-    outage), the plain mean below that, 0 for nothing."""
-    if not values:
-        return 0.0
-    if len(values) < 4:
-        return sum(values) / len(values)
-    ordered = sorted(values)
-    return sum(ordered[1:-1]) / (len(ordered) - 2)
+def typical_days(days: Sequence[dt.date], totals: dict[dt.date, float]) -> list[dt.date]:
+    """The days without whole-day outliers (a promotion, an outage): outside half to twice the median total,
+    once the median is large enough (MIN_MEDIAN) for Poisson noise alone not to stray that far."""
+    median = statistics.median(totals[d] for d in days) if days else 0.0
+    if median < MIN_MEDIAN:
+        return list(days)
+    return [d for d in days if median / 2 <= totals[d] <= median * 2]
 
 
 def main_currency(counts: Iterable[HourCount]) -> str:
@@ -105,10 +108,18 @@ def _grid(counts: Iterable[HourCount], days: Sequence[dt.date],
     return grid
 
 
-def _cells(samples: Sequence[Sequence[Expected]]) -> list[Expected]:
-    """The robust mean per hour over the given days."""
-    return [Expected(robust_mean([day[h].orders for day in samples]), robust_mean([day[h].revenue for day in samples]))
+def _means(samples: Sequence[Sequence[Expected]]) -> list[Expected]:
+    """The mean per hour over the given days."""
+    n = len(samples) or 1
+    return [Expected(sum(day[h].orders for day in samples) / n, sum(day[h].revenue for day in samples) / n)
             for h in range(HOURS)]
+
+
+def shrunk(cell: Expected, prior: Expected, *, n: int, spread: float) -> Expected:
+    """Empirical Bayes for a Poisson cell: the prior counts as 1 / (spread² · prior rate) pseudo-days, so a
+    busy hour trusts its own days and a sparse one (0.3 sales an hour, 8 days) mostly the profile."""
+    pseudo = 1 / (spread ** 2 * max(prior.orders, 1e-6))
+    return (cell.scaled(n) + prior.scaled(pseudo)).scaled(1 / (n + pseudo))
 
 
 def build(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date | None,
@@ -122,14 +133,15 @@ def build(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date | N
     currency = main_currency(counts)
     days = [today - dt.timedelta(days=n) for n in range(1, 7 * weeks + 1)]
     grid = _grid(counts, days, currency)
-    by_weekday = [_cells([grid[d] for d in days if d.weekday() == w]) for w in range(7)]
-    profile = _cells(list(grid.values()))
+    totals = {d: sum(e.orders for e in grid[d]) for d in days}
+    kept = [typical_days([d for d in days if d.weekday() == w], totals) for w in range(7)]
+    by_weekday = [_means([grid[d] for d in chosen]) for chosen in kept]
+    profile = _means([grid[d] for chosen in kept for d in chosen])
     day_orders = [sum(e.orders for e in cells) for cells in by_weekday]
     mean_day = sum(day_orders) / 7 or 1.0
-    n, k = float(weeks), params.shrink_weeks
     rates = []
     for w, cells in enumerate(by_weekday):
         level = day_orders[w] / mean_day  # the prior keeps the weekday's level, takes the profile's shape
-        rates.append(tuple((cells[h].scaled(n) + profile[h].scaled(k * level)).scaled(1 / (n + k))
+        rates.append(tuple(shrunk(cells[h], profile[h].scaled(level), n=len(kept[w]), spread=params.spread)
                            for h in range(HOURS)))
     return Rhythm(currency=currency, weeks=weeks, rates=tuple(rates))
