@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from bot.periods import Period
+from bot.rhythm.load import pace_today
+from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
 from queries import alerts, app_events, errors, health, sales, stripe_sync
 from queries.alerts import AlertRow, Probe
@@ -77,6 +79,7 @@ class SalesSnapshot:
     pending_checkouts: int | None
     conversion: Conversion | None
     missing: tuple[str, ...] = ()
+    pace: Pace | None = None  # today only, once the store has a rhythm
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
@@ -95,12 +98,14 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         "pending checkouts": lambda db: sales.pending_checkouts(db, since=now - PENDING_WINDOW),
         "conversion": lambda db: sales.conversion(db, start=period.start, end=period.end),
     }
+    if period.key == "today":
+        lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz)
     got, missing = await gather_within(pool, lookups, budget=budget)
     return SalesSnapshot(
         period=period, now=now, last_hour=got.get("last hour"), last_order_at=got.get("last order"),
         totals=got.get("totals"), previous=got.get("week earlier"), customers=got.get("customers"),
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
-        conversion=got.get("conversion"), missing=missing)
+        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"))
 
 
 @dataclass(frozen=True, slots=True)
