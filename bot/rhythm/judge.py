@@ -34,8 +34,9 @@ class StoppedParams:
 class LowTodayParams:
     """"Sales unusually low today": today's count so far in the Poisson lower tail, and well below usual."""
 
-    alpha: float = 0.001
-    min_expected: float = 8.0  # not before this many sales were to be expected today
+    # Judged every check all day long, so a day has many chances to dip: 1e-4 keeps a normal month quiet.
+    alpha: float = 0.0001
+    min_expected: float = 10.0  # not before this many sales were to be expected today
     max_share: float = 0.5  # and only when today has at most this share of them (days vary beyond Poisson)
 
 
@@ -48,9 +49,11 @@ class Verdict:
 
 
 def duration(seconds: float) -> str:
-    """A short duration: "12 s", "38 min", "2 h 05 min"."""
-    if seconds < 90:
+    """A short duration: "12 s", "1 min 30 s", "38 min", "2 h 05 min"."""
+    if seconds < 60:
         return f"{max(round(seconds), 1)} s"
+    if seconds < 600 and (part := round(seconds) % 60):
+        return f"{round(seconds) // 60} min {part:02d} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60:02d} min"
 
