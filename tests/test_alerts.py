@@ -375,14 +375,17 @@ async def test_incoming_webhook_mode_posts_firing_and_resolved_without_buttons(d
 
 
 
-async def _rule_fires(bot: Bot, name: str, now: dt.datetime) -> bool:
-    """Run one rule's check at `now`."""
+async def _rule_fires(bot: Bot, name: str, now: dt.datetime, *, rhythm_now: bool = False) -> bool:
+    """Run one rule's check at `now`, with the store's rhythm as the alert job loads it when `rhythm_now`."""
     from bot.alerts.rules import DEFAULT_RULES, Context
+    from bot.rhythm.load import load_rhythm
 
     rule = next(r for r in DEFAULT_RULES if r.name == name)
-    ctx = Context(now=now, tz=NY, business_hours=bot.deps.settings.business_hours, site_url="http://shop.test/")
     async with bot.deps.pool.acquire() as conn:
-        return bool(await rule.check(conn, rule, ctx))
+        rhythm = await load_rhythm(conn, now=now, tz=NY) if rhythm_now else None
+        ctx = Context(now=now, tz=NY, business_hours=bot.deps.settings.business_hours,
+                      site_url="http://shop.test/", rhythm=rhythm)
+        return rule.applies(rhythm) and bool(await rule.check(conn, rule, ctx))
 
 
 async def _orders(bot: Bot, count: int, at: dt.datetime) -> None:
@@ -449,3 +452,107 @@ async def test_every_rule_fires_at_its_threshold_and_not_below(store: Bot, clock
     assert not await _rule_fires(store, "site_down", now)
     await store.deps.pool.execute(probe, before + dt.timedelta(seconds=5), False, None, 10000.0, "no answer")
     assert await _rule_fires(store, "site_down", now)
+
+
+async def _history(bot: Bot, *, until: dt.date, weeks: int, per_hour: dict[int, int]) -> None:
+    """`weeks` whole weeks of completed orders before `until`, evenly spread: per_hour[h] in local hour h."""
+    times = [dt.datetime.combine(until - dt.timedelta(days=d), dt.time(h), tzinfo=NY) + dt.timedelta(hours=i / n)
+             for d in range(1, 7 * weeks + 1) for h, n in per_hour.items() for i in range(n)]
+    await bot.deps.pool.execute(
+        "INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
+        " SELECT 'pi_hist_' || g, 'completed', 2500, 'USD', t, t FROM unnest($1::timestamptz[]) WITH ORDINALITY"
+        " AS x(t, g)", times)
+
+
+PEAK = {h: 30 if h == 14 else 4 for h in range(8, 22)} | {h: 0 for h in (0, 1, 2, 3, 4, 5, 6, 7, 22, 23)}
+
+
+async def test_sales_stopped_fires_at_peak_not_in_a_quiet_hour(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
+    """Eight weeks at 30 sales an hour at 14:00: 12 minutes without a sale is nothing yet, 18 minutes (9 expected
+    sales) pages as "Sales stopped" (critical, in plain words); at 09:00 (4 an hour) a long silence is no alert."""
+    await _history(store, until=NOON.astimezone(NY).date(), weeks=8, per_hour=PEAK)
+    await _orders(store, 24, clock.now - dt.timedelta(hours=3))  # a usual morning: not "unusually low"
+    await _orders(store, 1, clock.now)
+    clock.advance(minutes=12)
+    assert alert_calls(await run(jobs, store)) == []
+    clock.advance(minutes=6)
+    calls = alert_calls(await run(jobs, store))
+    assert len(calls) == 1 and "CRITICAL · Sales stopped" in calls[0]["text"]
+    assert "No sale for 18 min; at this hour a sale usually comes every 2 min" in json.dumps(calls[0]["blocks"])
+    assert_valid_message(calls[0])
+    quiet = dt.datetime.combine(NOON.astimezone(NY).date() + dt.timedelta(days=1), dt.time(9, 16), tzinfo=NY)
+    assert not await _rule_fires(store, "sales_stopped", quiet.astimezone(dt.UTC), rhythm_now=True)
+
+
+async def test_sales_low_today_and_the_fixed_rules_with_a_rhythm(store: Bot, clock: FakeClock) -> None:
+    """With a rhythm, a day at a sixth of usual by 14:00 is "unusually low" and a usual one is not; the fixed
+    no_sales rule stands aside; with under two weeks of history it is the other way round."""
+    day = NOON.astimezone(NY).date()
+    await _history(store, until=day, weeks=1, per_hour=PEAK)
+    assert not await _rule_fires(store, "sales_low_today", clock.now, rhythm_now=True)  # one week: no rhythm
+    await _history_older(store, until=day, weeks=8)
+    morning = dt.datetime.combine(day, dt.time(8), tzinfo=NY).astimezone(dt.UTC)
+    await _orders(store, 4, morning)  # a usual day has 4 × 6 = 24 by 14:00
+    assert await _rule_fires(store, "sales_low_today", clock.now, rhythm_now=True)
+    await _orders(store, 16, morning + dt.timedelta(minutes=1))
+    assert not await _rule_fires(store, "sales_low_today", clock.now, rhythm_now=True)
+    later = clock.now + dt.timedelta(hours=5)
+    assert await _rule_fires(store, "no_sales", later) and not await _rule_fires(store, "no_sales", later,
+                                                                               rhythm_now=True)
+
+
+async def _history_older(bot: Bot, *, until: dt.date, weeks: int) -> None:
+    """Weeks 2..`weeks` before `until` at PEAK (week 1 is already there)."""
+    times = [dt.datetime.combine(until - dt.timedelta(days=d), dt.time(h), tzinfo=NY) + dt.timedelta(hours=i / n)
+             for d in range(8, 7 * weeks + 1) for h, n in PEAK.items() for i in range(n)]
+    await bot.deps.pool.execute(
+        "INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
+        " SELECT 'pi_old_' || g, 'completed', 2500, 'USD', t, t FROM unnest($1::timestamptz[]) WITH ORDINALITY"
+        " AS x(t, g)", times)
+
+
+async def test_failure_rate_needs_five_failures_and_more_than_ten_percent(store: Bot, clock: FakeClock) -> None:
+    """4 of 20 attempts failed (20 %): under the minimum count; 5 of 50 (10 %): not over; 6 of 51: fires."""
+    before = clock.now - dt.timedelta(minutes=2)
+    await failures(store, 4, before)
+    await _orders(store, 16, before)
+    assert not await _rule_fires(store, "payment_failure_rate", clock.now)
+    await failures(store, 1, before - dt.timedelta(seconds=1))
+    await _orders(store, 29, before - dt.timedelta(seconds=1))
+    assert not await _rule_fires(store, "payment_failure_rate", clock.now)
+    await failures(store, 1, before - dt.timedelta(seconds=2))
+    assert await _rule_fires(store, "payment_failure_rate", clock.now)
+
+
+async def test_rhythm_history_reads_local_hours_across_dst(db: Any) -> None:
+    """The rollup history groups by the store's local day and hour: the fall-back night's two 01:00 hours in one."""
+    from queries.rhythm import hourly_history
+
+    fall = dt.date(2026, 11, 1)
+    first = dt.datetime(2026, 11, 1, 5, 30, tzinfo=dt.UTC)  # 01:30 EDT
+    await db.execute(
+        "INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
+        " VALUES ('pi_a', 'completed', 100, 'USD', $1, $1), ('pi_b', 'completed', 200, 'USD', $2, $2)",
+        first, first + dt.timedelta(hours=1))  # 01:30 EST
+    rows = await hourly_history(db, start=dt.datetime.combine(fall, dt.time(0), tzinfo=NY),
+                                end=dt.datetime.combine(fall, dt.time(23), tzinfo=NY), tz="America/New_York")
+    assert [(r.day, r.hour, r.orders, r.revenue) for r in rows] == [(fall, 1, 2, 300)]
+
+
+async def test_sales_today_shows_the_pace_once_there_is_a_rhythm(store: Bot, clock: FakeClock) -> None:
+    """/sales today gains "On pace for …" against a usual Tuesday (valid Block Kit); without history, no line."""
+    from bot.answers.snapshots import sales_snapshot
+    from bot.blocks.sales import sales_message
+    from bot.periods import parse_period
+
+    async def answer() -> str:
+        snap = await sales_snapshot(store.deps.pool, period=parse_period("", now=clock.now, tz=NY), now=clock.now,
+                                    tz=NY)
+        msg = sales_message(snap, tz=NY)
+        assert_valid_message(msg)
+        return json.dumps(msg.blocks, ensure_ascii=False)
+
+    assert "On pace" not in await answer()
+    await _history(store, until=NOON.astimezone(NY).date(), weeks=8, per_hour=PEAK)
+    await _orders(store, 24, clock.now - dt.timedelta(hours=3))  # the usual count by 14:00 ($10 each, not $25)
+    assert "On pace for *$" in await answer() and "a usual Tuesday is $2,050.00" in await answer()

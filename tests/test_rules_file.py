@@ -10,6 +10,7 @@ import pytest
 from bot.alerts.rules import DEFAULT_RULES
 from bot.alerts.rules_file import RulesFileError, RulesTable, load_rules
 from bot.cli.main import main
+from bot.rhythm.judge import LowTodayParams, StoppedParams
 
 README_EXAMPLE = """
 repeat_interval_hours = 4
@@ -119,3 +120,19 @@ def test_check_prints_the_one_line_and_exits_1(tmp_path: Path, monkeypatch: pyte
     err = capsys.readouterr().err
     assert err == (f"salespulse: ALERT_RULES_FILE {path}: rules.payment_failures_critical.threshold:"
                    " Input should be a valid integer, got 2.5\n")
+
+
+def test_rhythm_rules_and_history_are_set_from_the_file(tmp_path: Path) -> None:
+    """[rules.sales_stopped] and [rules.sales_low_today] set their parameters, [rhythm] the history; a fixed rule
+    can stay on with a rhythm and the failure rate takes a minimum count."""
+    text = ("[rhythm]\nweeks = 6\n[rules.sales_stopped]\nalpha = 0.0005\nmin_per_hour = 1\n"
+            "[rules.sales_low_today]\nenabled = false\nmax_share = 0.4\n"
+            "[rules.no_sales]\nonly_without_rhythm = false\n[rules.payment_failure_rate]\nmin_failures = 7\n")
+    rules = load_rules(rules_file(tmp_path, text))
+    by_name = {r.name: r for r in rules.rules}
+    assert rules.rhythm.weeks == 6 and rules.rhythm.min_weeks == 2
+    assert by_name["sales_stopped"].params == StoppedParams(alpha=0.0005, min_per_hour=1.0)
+    assert by_name["sales_low_today"].params == LowTodayParams(max_share=0.4)
+    assert not by_name["sales_low_today"].enabled
+    assert not by_name["no_sales"].only_without_rhythm and by_name["payment_failure_rate"].min_count == 7
+    assert "rules.sales_stopped.alpha" in error_of(rules_file(tmp_path, "[rules.sales_stopped]\nalpha = 2.0\n"))

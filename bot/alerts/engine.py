@@ -42,7 +42,8 @@ def active_rules(rules: RuleSet, ctx: Context) -> list[Rule]:
 
 async def measure(db: Executor, rules: list[Rule], ctx: Context) -> dict[str, list[Finding]]:
     """Stage 1: every active rule's findings."""
-    return {rule.name: await rule.check(db, rule, ctx) for rule in rules}
+    # A rule that does not apply (rhythm or not) measures nothing, so an alert it had open resolves.
+    return {rule.name: await rule.check(db, rule, ctx) if rule.applies(ctx.rhythm) else [] for rule in rules}
 
 
 class Kind(StrEnum):

@@ -16,6 +16,7 @@ from bot.alerts.respond import notifier_for
 from bot.alerts.rules import Context
 from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
+from bot.rhythm.load import load_rhythm
 from queries import alerts as q
 from queries import health
 
@@ -47,9 +48,10 @@ class AlertJobs:
         if not await self.leadership.hold():
             return 0
         await self._record_outage()
-        ctx = Context(now=now, tz=deps.settings.tz, business_hours=deps.settings.business_hours,
-                      site_url=deps.settings.site_url)
         async with deps.pool.acquire() as conn:
+            rhythm = await load_rhythm(conn, now=now, tz=deps.settings.tz, params=deps.rules.rhythm)
+            ctx = Context(now=now, tz=deps.settings.tz, business_hours=deps.settings.business_hours,
+                          site_url=deps.settings.site_url, rhythm=rhythm)
             sent = await evaluate(conn, rules=deps.rules, ctx=ctx, notifier=notifier_for(deps))
         if sent:
             deps.home.changed()  # an alert fired, changed or resolved: App Home tabs show it

@@ -9,6 +9,10 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot.config import HourWindow
+from bot.periods import local_midnight
+from bot.rhythm import judge
+from bot.rhythm.judge import LowTodayParams, StoppedParams
+from bot.rhythm.model import DEFAULT_PARAMS, Rhythm, RhythmParams
 from queries import alerts as q
 from queries import sales, stripe_sync
 from queries.executor import Executor
@@ -39,6 +43,7 @@ class Context:
     tz: ZoneInfo
     business_hours: HourWindow
     site_url: str | None
+    rhythm: Rhythm | None = None  # None: under two weeks of history, the fixed rules stand in
 
 
 Check = Callable[[Executor, "Rule", Context], Awaitable[list[Finding]]]
@@ -59,6 +64,14 @@ class Rule:
     needs_site: bool = False
     enabled: bool = True
     min_attempts: int = 0  # for rates: don't judge on a handful of attempts
+    min_count: int = 0  # for failure rates: nor on fewer failures than this
+    needs_rhythm: bool = False  # judged against the store's rhythm: silent while there is none
+    only_without_rhythm: bool = False  # a fixed rule the rhythm rules replace once the store has a rhythm
+    params: StoppedParams | LowTodayParams | None = None  # a rhythm rule's own parameters
+
+    def applies(self, rhythm: Rhythm | None) -> bool:
+        """Whether the rule is judged with or without a rhythm (otherwise its findings are none)."""
+        return not (self.needs_rhythm and rhythm is None) and not (self.only_without_rhythm and rhythm is not None)
 
 
 def business_time_between(start: dt.datetime, end: dt.datetime, *, tz: ZoneInfo, hours: HourWindow) -> dt.timedelta:
@@ -87,7 +100,7 @@ async def payment_failure_rate(db: Executor, rule: Rule, ctx: Context) -> list[F
     start = ctx.now - rule.window
     failed = await q.count_payment_failures(db, start=start, end=ctx.now)
     attempts = failed + await q.count_payments_succeeded(db, start=start, end=ctx.now)
-    if attempts < max(rule.min_attempts, 1) or failed / attempts <= rule.threshold:
+    if attempts < max(rule.min_attempts, 1) or failed < rule.min_count or failed / attempts <= rule.threshold:
         return []
     return [Finding(f"{failed / attempts:.0%} of payment attempts failed in the last hour ({failed} of {attempts})",
                     failed / attempts)]
@@ -104,6 +117,25 @@ async def no_sales(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
     hours = quiet.total_seconds() / 3600
     return [Finding(f"No sales for {hours:.1f} business hours (last order {last.astimezone(ctx.tz):%a %H:%M})",
                     hours)]
+
+
+async def sales_stopped(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """The gap since the last sale is improbable at the store's usual rate (see bot.rhythm.judge.stopped)."""
+    if ctx.rhythm is None or not isinstance(rule.params, StoppedParams):
+        return []
+    last = await sales.last_order_at(db)
+    verdict = judge.stopped(ctx.rhythm, rule.params, last_sale=last, now=ctx.now, tz=ctx.tz)
+    return [Finding(verdict.summary, verdict.value)] if verdict else []
+
+
+async def sales_low_today(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """Today's sales so far are far below a usual day's by now (see bot.rhythm.judge.low_today)."""
+    if ctx.rhythm is None or not isinstance(rule.params, LowTodayParams):
+        return []
+    midnight = local_midnight(ctx.now.astimezone(ctx.tz).date(), ctx.tz)
+    orders = sum(t.orders for t in await sales.window_totals(db, start=midnight, end=ctx.now))
+    verdict = judge.low_today(ctx.rhythm, rule.params, orders=orders, now=ctx.now, tz=ctx.tz)
+    return [Finding(verdict.summary, verdict.value)] if verdict else []
 
 
 async def site_down(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
@@ -168,19 +200,26 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("payment_failures_critical", "payment_failures", Severity.CRITICAL, "Payment failures spiking", 10,
          dt.timedelta(minutes=10), payment_failures),
     Rule("no_sales", "sales", Severity.CRITICAL, "No sales", 4, dt.timedelta(hours=4), no_sales,
-         business_hours_only=True),
+         business_hours_only=True, only_without_rhythm=True),
+    # threshold/window unused: the rhythm rules' parameters are in `params` (README, "Choosing alert rules").
+    Rule("sales_stopped", "sales", Severity.CRITICAL, "Sales stopped", 0, HOUR, sales_stopped, needs_rhythm=True,
+         params=StoppedParams()),
     Rule("site_slow", "site", Severity.WARNING, "Site slow", 3, dt.timedelta(minutes=1), site_slow, needs_site=True),
+    # A busy store fails 3 payments in 10 minutes every hour (4 % of 50 attempts): once the rhythm knows the
+    # store's volume, the rate rule below judges failures instead.
     Rule("payment_failures_warning", "payment_failures", Severity.WARNING, "Payment failures", 3,
-         dt.timedelta(minutes=10), payment_failures),
+         dt.timedelta(minutes=10), payment_failures, only_without_rhythm=True),
     Rule("payment_failure_rate", "payment_failures", Severity.WARNING, "Payment failure rate high", 0.10, HOUR,
-         payment_failure_rate, min_attempts=10),
+         payment_failure_rate, min_attempts=10, min_count=5),
+    Rule("sales_low_today", "sales", Severity.WARNING, "Sales unusually low today", 0, HOUR, sales_low_today,
+         needs_rhythm=True, params=LowTodayParams()),
     Rule("sync_failures", "sync", Severity.WARNING, "Sync failures", 1, HOUR, sync_failures),
     Rule("webhook_errors", "webhooks", Severity.WARNING, "Webhook errors", 0.01, HOUR, webhook_errors,
          min_attempts=5),
     Rule("webhook_silence", "webhooks", Severity.WARNING, "Stripe webhook silent", 1, HOUR, webhook_silence),
     Rule("dispute_opened", "disputes", Severity.WARNING, "Dispute opened", 1, dt.timedelta(hours=24), disputes),
     Rule("no_order_1h", "sales", Severity.INFO, "No order for over an hour", 1, HOUR, no_sales,
-         business_hours_only=True),
+         business_hours_only=True, only_without_rhythm=True),
 )
 
 
@@ -191,3 +230,4 @@ class RuleSet:
     rules: tuple[Rule, ...] = DEFAULT_RULES
     repeat_interval: dt.timedelta = dt.timedelta(hours=4)
     mention: str = "<!here>"
+    rhythm: RhythmParams = DEFAULT_PARAMS

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.alerts.rules import DEFAULT_RULES, Rule, RuleSet
+from bot.rhythm.model import DEFAULT_PARAMS, RhythmParams
 
 
 class _Strict(BaseModel):
@@ -28,6 +29,7 @@ class Override(_Strict):
 
     window_minutes: float | None = Field(None, gt=0)
     enabled: bool | None = None
+    only_without_rhythm: bool | None = None  # false keeps a fixed rule on once the store has a rhythm
 
 
 class CountOverride(Override):
@@ -48,15 +50,50 @@ class RateOverride(MeasureOverride):
     min_attempts: int | None = Field(None, ge=0)
 
 
+class FailureRateOverride(RateOverride):
+    """The payment failure rate, which also needs a minimum number of failures."""
+
+    min_failures: int | None = Field(None, ge=0)
+
+
+class StoppedOverride(_Strict):
+    """[rules.sales_stopped]: bot.rhythm.judge.StoppedParams."""
+
+    enabled: bool | None = None
+    alpha: float | None = Field(None, gt=0, lt=1)
+    false_alarms_per_30_days: float | None = Field(None, gt=0)
+    min_per_hour: float | None = Field(None, ge=0)
+    min_share_of_peak: float | None = Field(None, ge=0, le=1)
+
+
+class LowTodayOverride(_Strict):
+    """[rules.sales_low_today]: bot.rhythm.judge.LowTodayParams."""
+
+    enabled: bool | None = None
+    alpha: float | None = Field(None, gt=0, lt=1)
+    min_expected: float | None = Field(None, ge=0)
+    max_share: float | None = Field(None, gt=0, le=1)
+
+
+class RhythmTable(_Strict):
+    """[rhythm]: bot.rhythm.model.RhythmParams, the history the expected rates come from."""
+
+    weeks: int = Field(default=DEFAULT_PARAMS.weeks, ge=1, le=52)
+    min_weeks: int = Field(default=DEFAULT_PARAMS.min_weeks, ge=1, le=52)
+    spread: float = Field(default=DEFAULT_PARAMS.spread, gt=0)
+
+
 class RulesTable(_Strict):
     """The [rules] table: one optional table per default rule (tests check these match DEFAULT_RULES)."""
 
     site_down: CountOverride | None = None
     payment_failures_critical: CountOverride | None = None
     no_sales: MeasureOverride | None = None
+    sales_stopped: StoppedOverride | None = None
     site_slow: MeasureOverride | None = None
     payment_failures_warning: CountOverride | None = None
-    payment_failure_rate: RateOverride | None = None
+    payment_failure_rate: FailureRateOverride | None = None
+    sales_low_today: LowTodayOverride | None = None
     sync_failures: CountOverride | None = None
     webhook_errors: RateOverride | None = None
     webhook_silence: CountOverride | None = None
@@ -70,6 +107,7 @@ class RulesFile(_Strict):
     repeat_interval_hours: float = Field(4, gt=0)
     oncall_mention: str = "<!here>"  # e.g. "<!subteam^S0123ABC>" for a user group
     rules: RulesTable = RulesTable()
+    rhythm: RhythmTable = RhythmTable()
 
 
 class RulesFileError(ValueError):
@@ -86,17 +124,21 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _apply(rule: Rule, override: Override) -> Rule:
+def _apply(rule: Rule, override: _Strict) -> Rule:
     """The rule with what the file set (and only that) changed."""
+    given = override.model_dump(exclude_none=True)
+    if rule.params is not None:  # a rhythm rule: its parameters are a frozen dataclass of their own
+        names = {f.name for f in fields(rule.params)}
+        params = replace(rule.params, **{k: v for k, v in given.items() if k in names})
+        return replace(rule, params=params, enabled=given.get("enabled", rule.enabled))
     changes: dict[str, Any] = {}
     if (threshold := getattr(override, "threshold", None)) is not None:
         changes["threshold"] = float(threshold)
-    if override.window_minutes is not None:
-        changes["window"] = dt.timedelta(minutes=override.window_minutes)
-    if override.enabled is not None:
-        changes["enabled"] = override.enabled
-    if (min_attempts := getattr(override, "min_attempts", None)) is not None:
-        changes["min_attempts"] = min_attempts
+    if "window_minutes" in given:
+        changes["window"] = dt.timedelta(minutes=given["window_minutes"])
+    renamed = {"enabled": "enabled", "min_attempts": "min_attempts", "min_failures": "min_count",
+               "only_without_rhythm": "only_without_rhythm"}
+    changes |= {field: given[key] for key, field in renamed.items() if key in given}
     return replace(rule, **changes)
 
 
@@ -112,4 +154,5 @@ def load_rules(path: Path | None) -> RuleSet:
         raise RulesFileError(f"ALERT_RULES_FILE {path}: {describe(exc)}") from None
     rules = tuple(_apply(r, override) if (override := getattr(parsed.rules, r.name)) is not None else r
                   for r in DEFAULT_RULES)
-    return RuleSet(rules, dt.timedelta(hours=parsed.repeat_interval_hours), parsed.oncall_mention)
+    rhythm = RhythmParams(**parsed.rhythm.model_dump())
+    return RuleSet(rules, dt.timedelta(hours=parsed.repeat_interval_hours), parsed.oncall_mention, rhythm)

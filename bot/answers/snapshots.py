@@ -20,6 +20,8 @@ import asyncpg
 
 from bot.delivery.channels import ChannelStatus
 from bot.periods import Period
+from bot.rhythm.load import pace_today
+from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
 from queries import alerts, app_events, errors, health, sales, sketch, stripe_sync
 from queries.alerts import AlertRow, Probe
@@ -79,6 +81,7 @@ class SalesSnapshot:
     conversion: Conversion | None
     missing: tuple[str, ...] = ()
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
+    pace: Pace | None = None  # today only, once the store has a rhythm
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
@@ -97,6 +100,8 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         "pending checkouts": lambda db: sales.pending_checkouts(db, since=now - PENDING_WINDOW),
         "conversion": lambda db: sales.conversion(db, start=period.start, end=period.end),
     }
+    if period.key == "today":
+        lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz)
     got, missing = await gather_within(pool, lookups, budget=budget)
     customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(
@@ -105,7 +110,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         customers=None if customers is None else customers.count,
         customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
-        conversion=got.get("conversion"), missing=missing)
+        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.blocks.common import change, count_text, counted
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message, truncate
+from bot.blocks.pace import pace_block
 from bot.blocks.text import escape_mrkdwn
 from bot.money import format_money, format_totals
 from bot.reports.figures import Comparison, EveningFigures, Figures, MorningFigures
@@ -145,6 +146,8 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
         blocks.append(timing)
     blocks.append(section(f"*Today until {until:%H:%M %Z}* · against"
                           f" {day_label(f.slot.day - dt.timedelta(days=7))}\n" + "\n".join(comparison_lines(f.day))))
+    if f.pace is not None:
+        blocks.append(pace_block(f.pace))
     blocks.append(fields(("Unique customers", count_text(f.customers, f.customers_error)),
                          ("Refunds", _totals(f.refunds, "refund")),
                          ("Disputes", _totals(f.disputes, "dispute")),

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from bot.config import Settings
 from bot.periods import local_midnight
 from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
+from bot.rhythm.load import pace_today
+from bot.rhythm.pace import Pace
 from queries import errors, health, reports, sales, sketch, stripe_sync
 from queries.executor import Executor
 from queries.health import DeliveryErrors
@@ -86,6 +88,7 @@ class EveningFigures:
     chart: HourlyRevenue
     recovered: int = 0  # events the webhook missed that the Events API recovered today
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
+    pace: Pace | None = None  # the day projected to midnight against a usual one, once there is a rhythm
 
 
 Figures = MorningFigures | EveningFigures
@@ -184,6 +187,7 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         firing=tuple(await reports.firing_at(db, at=now)),
         delivery_errors=await health.delivery_errors(db, since=start),
         recovered=await stripe_sync.recovered_events(db, start=start, end=end),
+        pace=await pace_today(db, now=end, tz=settings.tz),
         # Today up to the report time against the whole same weekday a week earlier (how evenings go).
         chart=await hourly_revenue(db, current=window, previous=whole_day(slot.day - WEEK, settings.tz),
                                    tz=settings.tz))

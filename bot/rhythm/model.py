@@ -1,0 +1,147 @@
+"""The expected-rate model: the mean per local weekday and hour over the last weeks (outlier days left out),
+shrunk toward the all-days hourly profile as much as its counts are thin.
+Pure: history in, a frozen Rhythm out; no database, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from queries.rhythm import HourCount
+
+HOURS: Final = 24
+HOUR: Final = dt.timedelta(hours=1)
+MIN_MEDIAN: Final = 20  # sales a day before a day at half or twice the median is an outlier, not noise
+
+
+@dataclass(frozen=True, slots=True)
+class RhythmParams:
+    """How much history the model reads and how far it trusts a single weekday's hour."""
+
+    weeks: int = 8  # same-weekday samples per cell; older weeks say less about today's store
+    min_weeks: int = 2  # fewer whole weeks of history: no rhythm, the fixed rules apply
+    # How far a weekday's hour typically strays from the all-days hourly profile (scaled to that weekday's
+    # level), relative: sets how much a cell's own days count against the profile (see `shrunk`).
+    spread: float = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """Expected completed orders and revenue (minor units of the rhythm's currency)."""
+
+    orders: float
+    revenue: float
+
+    def __add__(self, other: Expected) -> Expected:
+        return Expected(self.orders + other.orders, self.revenue + other.revenue)
+
+    def scaled(self, factor: float) -> Expected:
+        """This expectation for a fraction (or multiple) of its time."""
+        return Expected(self.orders * factor, self.revenue * factor)
+
+
+NOTHING: Final = Expected(0.0, 0.0)
+DEFAULT_PARAMS: Final = RhythmParams()
+
+
+@dataclass(frozen=True, slots=True)
+class Rhythm:
+    """Expected orders and revenue per hour, by local weekday (0 = Monday) and local hour."""
+
+    currency: str  # revenue is this currency's (the store's largest); orders count every currency
+    weeks: int  # weeks of history behind each cell
+    rates: tuple[tuple[Expected, ...], ...]  # rates[weekday][hour], per hour
+
+    def rate_at(self, t: dt.datetime, tz: ZoneInfo) -> Expected:
+        """The expected rate per hour at the local hour of `t`."""
+        local = t.astimezone(tz)
+        return self.rates[local.weekday()][local.hour]
+
+    def between(self, start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> Expected:
+        """Expected orders and revenue in [start, end), hour piece by local hour piece (DST-aware)."""
+        total, t = NOTHING, start
+        while t < end:
+            local = t.astimezone(tz)
+            # Zone offsets are whole minutes, so the next local hour starts this far away in real time.
+            to_next = dt.timedelta(minutes=60 - local.minute, seconds=-local.second, microseconds=-local.microsecond)
+            piece_end = min(t + to_next, end)
+            total += self.rates[local.weekday()][local.hour].scaled((piece_end - t) / HOUR)
+            t = piece_end
+        return total
+
+    def usual_day(self, weekday: int) -> Expected:
+        """A usual whole day on this weekday."""
+        total = NOTHING
+        for e in self.rates[weekday]:
+            total += e
+        return total
+
+
+def typical_days(days: Sequence[dt.date], totals: dict[dt.date, float]) -> list[dt.date]:
+    """The days without whole-day outliers (a promotion, an outage): outside half to twice the median total,
+    once the median is large enough (MIN_MEDIAN) for Poisson noise alone not to stray that far."""
+    median = statistics.median(totals[d] for d in days) if days else 0.0
+    if median < MIN_MEDIAN:
+        return list(days)
+    return [d for d in days if median / 2 <= totals[d] <= median * 2]
+
+
+def main_currency(counts: Iterable[HourCount]) -> str:
+    """The currency with the most revenue (ties by code); USD for an empty history."""
+    totals: dict[str, int] = {}
+    for c in counts:
+        totals[c.currency] = totals.get(c.currency, 0) + c.revenue
+    return min(totals, key=lambda code: (-totals[code], code)) if totals else "USD"
+
+
+def _grid(counts: Iterable[HourCount], days: Sequence[dt.date],
+          currency: str) -> dict[dt.date, list[Expected]]:
+    """Observed orders and revenue per day and hour, zero-filled."""
+    grid = {d: [NOTHING] * HOURS for d in days}
+    for c in counts:
+        if c.day in grid:
+            grid[c.day][c.hour] += Expected(c.orders, c.revenue if c.currency == currency else 0)
+    return grid
+
+
+def _means(samples: Sequence[Sequence[Expected]]) -> list[Expected]:
+    """The mean per hour over the given days."""
+    n = len(samples) or 1
+    return [Expected(sum(day[h].orders for day in samples) / n, sum(day[h].revenue for day in samples) / n)
+            for h in range(HOURS)]
+
+
+def shrunk(cell: Expected, prior: Expected, *, n: int, spread: float) -> Expected:
+    """Empirical Bayes for a Poisson cell: the prior counts as 1 / (spread² · prior rate) pseudo-days, so a
+    busy hour trusts its own days and a sparse one (0.3 sales an hour, 8 days) mostly the profile."""
+    pseudo = 1 / (spread ** 2 * max(prior.orders, 1e-6))
+    return (cell.scaled(n) + prior.scaled(pseudo)).scaled(1 / (n + pseudo))
+
+
+def build(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date | None,
+          params: RhythmParams) -> Rhythm | None:
+    """The rhythm from the whole days before `today`, or None with fewer than `min_weeks` weeks of history."""
+    available = (today - first_day).days // 7 if first_day is not None else 0
+    weeks = min(params.weeks, available)
+    if weeks < max(params.min_weeks, 1):
+        return None
+    counts = list(counts)
+    currency = main_currency(counts)
+    days = [today - dt.timedelta(days=n) for n in range(1, 7 * weeks + 1)]
+    grid = _grid(counts, days, currency)
+    totals = {d: sum(e.orders for e in grid[d]) for d in days}
+    kept = [typical_days([d for d in days if d.weekday() == w], totals) for w in range(7)]
+    by_weekday = [_means([grid[d] for d in chosen]) for chosen in kept]
+    profile = _means([grid[d] for chosen in kept for d in chosen])
+    day_orders = [sum(e.orders for e in cells) for cells in by_weekday]
+    mean_day = sum(day_orders) / 7 or 1.0
+    rates = []
+    for w, cells in enumerate(by_weekday):
+        level = day_orders[w] / mean_day  # the prior keeps the weekday's level, takes the profile's shape
+        rates.append(tuple(shrunk(cells[h], profile[h].scaled(level), n=len(kept[w]), spread=params.spread)
+                           for h in range(HOURS)))
+    return Rhythm(currency=currency, weeks=weeks, rates=tuple(rates))
