@@ -19,6 +19,25 @@ SELECT count(*)
          LIMIT 2) AS s
 """
 
+# What a burst message says about the sales it covers (the CTE `covered` of the statement it ends): their
+# count, first and last time, totals per currency, and the first $2 with their payloads. Shared by the claim
+# and the look-up of a recorded attempt, so both describe a burst the same way.
+_SUMMARY: Final = """
+       (SELECT count(*)        FROM covered)                                   AS count,
+       (SELECT min(created_at) FROM covered)                                   AS first_at,
+       (SELECT max(created_at) FROM covered)                                   AS last_at,
+       (SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{}')
+          FROM (SELECT currency, sum(amount) AS total
+                  FROM covered
+                 WHERE currency IS NOT NULL AND amount IS NOT NULL
+                 GROUP BY currency) AS t)                                      AS totals,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
+                   'sale', o.payload -> 'sale') ORDER BY f.id), '[]')
+          FROM (SELECT * FROM covered ORDER BY id LIMIT $2) AS f
+          JOIN outbox AS o ON o.id = f.id)                                     AS listed
+"""
+
 # Claims every due sale of channel $1 for one message and records the attempt with the set it covers, in one
 # statement committed on its own before the call to Slack; answers one row however many sales it claimed: their
 # count, first and last time, totals per currency and the first $2 with their payloads (the message lists ten
@@ -41,20 +60,7 @@ WITH due AS (
     SELECT * FROM due
 )
 SELECT (SELECT outbox_id FROM attempt)                                         AS ref,
-       (SELECT count(*)        FROM covered)                                   AS count,
-       (SELECT min(created_at) FROM covered)                                   AS first_at,
-       (SELECT max(created_at) FROM covered)                                   AS last_at,
-       (SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{}')
-          FROM (SELECT currency, sum(amount) AS total
-                  FROM covered
-                 WHERE currency IS NOT NULL AND amount IS NOT NULL
-                 GROUP BY currency) AS t)                                      AS totals,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
-                   'sale', o.payload -> 'sale') ORDER BY f.id), '[]')
-          FROM (SELECT * FROM covered ORDER BY id LIMIT $2) AS f
-          JOIN outbox AS o ON o.id = f.id)                                     AS listed
-"""
+""" + _SUMMARY
 
 # The same summary of the sales a recorded burst attempt covers (those still pending).
 BURST_VIEW: Final = """
@@ -65,20 +71,7 @@ WITH covered AS (
        AND o.status = 'pending'
 )
 SELECT $1::bigint                                                              AS ref,
-       (SELECT count(*)        FROM covered)                                   AS count,
-       (SELECT min(created_at) FROM covered)                                   AS first_at,
-       (SELECT max(created_at) FROM covered)                                   AS last_at,
-       (SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{}')
-          FROM (SELECT currency, sum(amount) AS total
-                  FROM covered
-                 WHERE currency IS NOT NULL AND amount IS NOT NULL
-                 GROUP BY currency) AS t)                                      AS totals,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
-                   'sale', o.payload -> 'sale') ORDER BY f.id), '[]')
-          FROM (SELECT * FROM covered ORDER BY id LIMIT $2) AS f
-          JOIN outbox AS o ON o.id = f.id)                                     AS listed
-"""
+""" + _SUMMARY
 
 # The channel's burst attempt whose outcome is unknown (the process died during the call, or Slack timed out or
 # answered 5xx), with how long its backoff still runs. While it exists nothing else is claimed for the channel.

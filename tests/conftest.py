@@ -217,6 +217,21 @@ class Bot:
         raise AssertionError("outbox did not drain in time")
 
 
+async def crash_after_slack_accepts(bot: Bot, slack: FakeSlack, *, messages: int) -> None:
+    """Post the next due message, then kill the worker mid-call: Slack keeps the message (`messages` in the channel
+    by then), the answer never arrives, the pass's transaction rolls back and its attempt record stays."""
+    await bot.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
+    slack.fail_next(1, accept=True, delay=3)  # posted, but the answer never comes back in time
+    stuck = asyncio.create_task(bot.deps.worker.drain())
+    for _ in range(200):
+        if len(slack.messages) == messages:
+            break
+        await asyncio.sleep(0.02)
+    stuck.cancel()  # the process dies mid-call
+    with contextlib.suppress(asyncio.CancelledError):
+        await stuck
+
+
 def paid_checkout(n: int, at: dt.datetime, *, amount: int = 3000, currency: str = "usd",
                   email: str = "buyer@example.com", product: str | None = None) -> dict[str, Any]:
     """A real checkout.session.completed event for payment n, paid at `at`."""

@@ -3,8 +3,6 @@ order of updates and replies kept, and a long Slack outage drained in a handful 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 from collections import Counter
@@ -12,7 +10,7 @@ from typing import Any
 
 from bot.money import format_money
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, start_bot
+from tests.conftest import Bot, crash_after_slack_accepts, start_bot
 from tests.fakes import FakeSlack
 
 CURRENCIES = ("usd", "eur", "jpy")
@@ -133,16 +131,7 @@ async def test_burst_that_reached_slack_before_a_crash_settles_exactly_what_it_a
         await queue_sales(first, 0, 1)
         await first.drain()  # teaches the worker the channel's Slack id
         await queue_sales(first, 1, 301)
-        await first.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
-        fake_slack.fail_next(1, accept=True, delay=3)  # posted, but the answer never comes back in time
-        stuck = asyncio.create_task(first.deps.worker.drain())
-        for _ in range(200):
-            if len(fake_slack.messages) == 2:
-                break
-            await asyncio.sleep(0.02)
-        stuck.cancel()  # the process dies mid-call: its transaction rolls back, the attempt record stays
-        with contextlib.suppress(asyncio.CancelledError):
-            await stuck
+        await crash_after_slack_accepts(first, fake_slack, messages=2)
         await queue_sales(first, 301, 501)
     assert len(fake_slack.messages) == 2 and "300 new sales" in fake_slack.messages[1]["text"]
     async with start_bot(dsn, fake_slack) as second:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import re
@@ -15,7 +14,7 @@ import pytest
 from bot.app import running
 from bot.delivery.senders import ConsoleSender
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, make_settings, start_bot
+from tests.conftest import Bot, crash_after_slack_accepts, make_settings, start_bot
 from tests.fakes import FakeSlack
 from tests.reference import stripe_fixture
 
@@ -253,16 +252,7 @@ async def test_post_that_reached_slack_before_a_crash_is_not_sent_again(dsn: str
         await send_sales(first, 1)
         await first.drain()  # a first message teaches the worker the channel's Slack id
         await send_sales(first, 1, start=1)
-        await first.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
-        fake_slack.fail_next(1, accept=True, delay=3)  # posted, but the answer never comes back in time
-        stuck = asyncio.create_task(first.deps.worker.drain())
-        for _ in range(100):
-            if len(fake_slack.messages) == 2:
-                break
-            await asyncio.sleep(0.02)
-        stuck.cancel()  # the process dies mid-call: its transaction rolls back, the attempt record stays
-        with contextlib.suppress(asyncio.CancelledError):
-            await stuck
+        await crash_after_slack_accepts(first, fake_slack, messages=2)
     assert len(fake_slack.messages) == 2
     async with start_bot(dsn, fake_slack) as second:
         await second.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
