@@ -25,6 +25,13 @@ DUE_CHANNELS: Final = """
 SELECT DISTINCT channel FROM outbox WHERE status = 'pending' AND available_at <= now()
 """
 
+# How long until the next message that is waiting on purpose (a settling sale ping, a retry) becomes due.
+NEXT_DUE_IN: Final = """
+SELECT extract(epoch FROM min(available_at) - now())::float8
+  FROM outbox
+ WHERE status = 'pending' AND available_at > now()
+"""
+
 ENSURE_PACE_ROW: Final = """
 INSERT INTO channel_pace (channel) VALUES ($1) ON CONFLICT (channel) DO NOTHING
 """
@@ -120,6 +127,12 @@ async def enqueue(db: Executor, *, dedupe_key: str, channel: str, kind: str, pay
 async def due_channels(db: Executor) -> list[str]:
     """Logical channels with at least one message ready to send."""
     return [r["channel"] for r in await db.fetch(DUE_CHANNELS)]
+
+
+async def next_due_in(db: Executor) -> float | None:
+    """Seconds until the next pending message becomes due, or None when none is waiting for its time."""
+    seconds: float | None = await db.fetchval(NEXT_DUE_IN)
+    return seconds
 
 
 async def claim_channel(db: Executor, channel: str) -> tuple[dt.datetime, str | None] | None:

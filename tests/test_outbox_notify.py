@@ -136,3 +136,17 @@ async def test_the_notification_comes_at_commit_not_before(dsn: str, replica: as
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_message_queued_for_later_goes_out_when_due_without_a_poll(pool: asyncpg.Pool, dsn: str) -> None:
+    """A message with a later `available_at` (a settling sale ping) is sent at that time, not at the next
+    fallback poll: the worker wakes itself for it."""
+    posted = Posted()
+    async with running_worker(pool, dsn, posted):
+        await outbox.enqueue(pool, dedupe_key="notify-test:later", channel="alerts", kind="alert",
+                             payload={"text": "later"})
+        assert await posted.next(within=1.0) == "later"
+        await pool.execute("INSERT INTO outbox (dedupe_key, channel, kind, payload, available_at)"
+                           " VALUES ('notify-test:settled', 'alerts', 'alert', '{\"text\": \"settled\"}',"
+                           " now() + interval '1.5 seconds')")
+        assert await posted.next(within=4.0) == "settled"

@@ -120,6 +120,9 @@ class DeliveryWorker:
         """One pass over every channel with due messages; returns how many messages were settled."""
         channels = await q.due_channels(self._pool)
         done = await asyncio.gather(*(self._deliver_channel(c) for c in channels))
+        # A message queued to go out later (a sale ping settling, a retry) notifies nobody when its time comes.
+        if (wait := await q.next_due_in(self._pool)) is not None:
+            self._wake_at(dt.timedelta(seconds=wait))
         return sum(done)
 
     async def _deliver_channel(self, channel: str) -> int:
