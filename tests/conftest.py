@@ -24,6 +24,7 @@ from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.db import create_pool, embedded_postgres, migrate
 from bot.deps import Deps
+from bot.reports.reporter import Reporter
 from tests.fakes import FakeSlack, slack_signature, stripe_signature
 from tests.reference import stripe_fixture
 
@@ -230,6 +231,17 @@ async def crash_after_slack_accepts(bot: Bot, slack: FakeSlack, *, messages: int
     stuck.cancel()  # the process dies mid-call
     with contextlib.suppress(asyncio.CancelledError):
         await stuck
+
+
+async def post_report(bot: Bot) -> Reporter:
+    """Run the report job on the bot's clock and deliver what it queued (the pace row opened first, since
+    the test clock stands before the database's real now())."""
+    reporter = Reporter.from_deps(bot.deps)
+    assert len(await reporter.run_due()) == 1
+    await bot.deps.pool.execute("INSERT INTO channel_pace (channel, next_post_at) VALUES ('reports', 'epoch')"
+                                " ON CONFLICT (channel) DO UPDATE SET next_post_at = 'epoch'")
+    await bot.drain()
+    return reporter
 
 
 def paid_checkout(n: int, at: dt.datetime, *, amount: int = 3000, currency: str = "usd",

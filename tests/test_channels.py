@@ -15,8 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.cli.main import main
 from bot.delivery.channels import ChannelDirectory, Membership
 from bot.delivery.webapi import WebApiSender
-from bot.reports.reporter import Reporter
-from tests.conftest import Bot, paid_checkout, start_bot
+from tests.conftest import paid_checkout, post_report, start_bot
 from tests.fakes import FakeSlack, Fault
 from tests.report_seed import at
 
@@ -108,15 +107,6 @@ async def test_message_on_page_three_is_found(fake_slack: FakeSlack) -> None:
     assert await sender.find(channel_id="C0SALES", ref=999, since=0) is not None  # NOT_FOUND after the last page
 
 
-async def report_posted(bot: Bot) -> Reporter:
-    """Queue the evening report and deliver its message."""
-    reporter = Reporter.from_deps(bot.deps)
-    assert len(await reporter.run_due()) == 1
-    await bot.deps.pool.execute("INSERT INTO channel_pace (channel, next_post_at) VALUES ('reports', 'epoch')"
-                                " ON CONFLICT (channel) DO UPDATE SET next_post_at = 'epoch'")
-    await bot.drain()
-    return reporter
-
 
 async def test_report_chart_arrives_in_a_channel_the_bot_was_not_in(dsn: str, fake_slack: FakeSlack) -> None:
     """The report posts (chat:write.public); sharing its chart answers not_in_channel; the bot joins, shares."""
@@ -124,7 +114,7 @@ async def test_report_chart_arrives_in_a_channel_the_bot_was_not_in(dsn: str, fa
     async with start_bot(dsn, fake_slack, clock=lambda: EVENING, STORE_TIMEZONE="America/New_York",
                          SLACK_REPORTS_CHANNEL="#weekly-numbers") as bot:
         fake_slack.channels["C0WEEKLY"].bot_member = False  # e.g. someone removed the bot since start-up
-        reporter = await report_posted(bot)
+        reporter = await post_report(bot)
         assert await reporter.upload_charts() == 1
     after = methods(fake_slack)[methods(fake_slack).index("files.getUploadURLExternal"):]
     assert after == ["files.getUploadURLExternal", "upload:F00000001", "files.completeUploadExternal",
@@ -137,7 +127,7 @@ async def test_chart_that_cannot_join_is_skipped_with_the_reason(dsn: str, fake_
     """not_in_channel after a refused join is recorded as such, with what to do, not as a bare error."""
     async with start_bot(dsn, fake_slack, clock=lambda: EVENING, STORE_TIMEZONE="America/New_York") as bot:
         fake_slack.channels["C0REPORTS"].bot_member = False
-        reporter = await report_posted(bot)
+        reporter = await post_report(bot)
         fake_slack.chaos = lambda m: Fault(200, error="missing_scope") if m == "conversations.join" else None
         assert await reporter.upload_charts() == 0
         row = await bot.deps.pool.fetchrow("SELECT chart_status, chart_error FROM reports")

@@ -15,9 +15,9 @@ from PIL import Image
 
 from bot.cli.main import main
 from bot.reports.chart import HEIGHT, WIDTH
-from bot.reports.reporter import MAX_CHART_ATTEMPTS, Reporter
+from bot.reports.reporter import MAX_CHART_ATTEMPTS
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, start_bot
+from tests.conftest import post_report, start_bot
 from tests.fakes import FakeSlack
 from tests.report_seed import at, generate, insert
 
@@ -31,16 +31,6 @@ def decode(png: bytes) -> Image.Image:
     image.load()
     return image
 
-
-async def post_report(bot: Bot) -> Reporter:
-    """Run the report job on the bot's clock and deliver what it queued (the pace row opened first, since
-    the test clock stands before the database's real now())."""
-    reporter = Reporter.from_deps(bot.deps)
-    assert len(await reporter.run_due()) == 1
-    await bot.deps.pool.execute("INSERT INTO channel_pace (channel, next_post_at) VALUES ('reports', 'epoch')"
-                                " ON CONFLICT (channel) DO UPDATE SET next_post_at = 'epoch'")
-    await bot.drain()
-    return reporter
 
 
 async def chart_row(pool: asyncpg.Pool) -> asyncpg.Record:
