@@ -140,7 +140,8 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         channels = ChannelDirectory(client, configured_channels(settings)) if client is not None else None
         sender = sender or make_sender(settings, client, feed=feed, directory=channels)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)
-        intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle)
+        intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle,
+                               renewals=settings.subscription_renewals)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
         access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.subscriptions.renewals import Renewals
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -83,6 +85,8 @@ class Settings(BaseSettings):
     # A sale first seen without its product or customer (a PaymentIntent before its checkout session or
     # invoice) waits this long for the event that names them; 0 pings at once.
     sale_settle_seconds: float = Field(5.0, alias="SALE_SETTLE_SECONDS", ge=0, le=3600)
+    # How loud a subscription renewal is (bot/subscriptions/renewals.py): ping | coalesce | report.
+    subscription_renewals: Renewals = Field(Renewals.COALESCE, alias="SUBSCRIPTION_RENEWALS")
     alert_rules_file: Path | None = Field(None, alias="ALERT_RULES_FILE")
     slash_command_allowed_users: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_USERS")
     slash_command_allowed_channels: CommaList = Field((), alias="SLASH_COMMAND_ALLOWED_CHANNELS")

@@ -77,13 +77,13 @@ EXPECTED_KINDS: dict[str, Kind | None] = {
     f"{RUBY}/invoice.payment_succeeded.json": None,
     f"{RUBY}/invoice.payment_failed.json": Kind.FAILURE,
     f"{RUBY}/invoice.payment_action_required.json": None,
-    f"{RUBY}/customer.subscription.created.json": None,
+    f"{RUBY}/customer.subscription.created.json": Kind.SUBSCRIPTION,
     "pay-rails/charge.refunded.json": Kind.REFUND,
     "pay-rails/charge.succeeded.json": Kind.LINK,
     "pay-rails/checkout.session.completed.json": Kind.SALE,
     "pay-rails/invoice.payment_failed.json": Kind.FAILURE,
     "pay-rails/invoice.payment_action_required.json": None,
-    "pay-rails/subscription.deleted.json": None,
+    "pay-rails/subscription.deleted.json": Kind.SUBSCRIPTION,
     "dj-stripe/charge_ch_fakefakefakefakefake0001.json": Kind.LINK,
     "dj-stripe/dispute_dp_fakefakefakefake01.json": Kind.DISPUTE,
     "dj-stripe/dispute_dp_funds_reinstated_full.json": Kind.DISPUTE,
@@ -98,7 +98,8 @@ def reference_files() -> list[str]:
         path.relative_to(STRIPE_DIR).as_posix()
         for path in STRIPE_DIR.rglob("*.json")
         if path.relative_to(STRIPE_DIR).as_posix() != FIXTURES3
-        and path.relative_to(STRIPE_DIR).parts[0] != "versions"  # derived stories, tested on their own below
+        # derived stories, tested on their own below and in test_subscriptions.py
+        and path.relative_to(STRIPE_DIR).parts[0] not in ("versions", "subscriptions")
     )
 
 
@@ -672,7 +673,8 @@ EXPECTED_STORIES: dict[tuple[str, str], Expect] = {
                                                                amount=1900),
     ("subscription_first", "charge.succeeded"): Expect(Kind.LINK, (SUB_PI, SUB_IN, SUB_CH), (SUB_PI, SUB_CH),
                                                        customer=GRACE),
-    ("subscription_first", "customer.subscription.created"): Expect(None),
+    ("subscription_first", "customer.subscription.created"): Expect(Kind.SUBSCRIPTION, ("sub_1ProStory0001",),
+                                                                    amount=1900, product="Pro monthly"),
     ("subscription_renewal", "invoice.paid"): Expect(Kind.SALE, (RE_PI, RE_IN, RE_CH), (RE_IN,), amount=1900,
                                                      product=PLAN_LINE, customer=GRACE),
     ("subscription_renewal", "invoice_payment.paid"): Expect(Kind.LINK, (RE_PI, RE_IN)),
@@ -684,7 +686,8 @@ EXPECTED_STORIES: dict[tuple[str, str], Expect] = {
                                       customer=("katherine@example.com", "Katherine Johnson")),
     ("trial", "checkout.session.completed"): Expect(Kind.FREE, (TRIAL_CS, TRIAL_IN), amount=0,
                                                     customer=("katherine@example.com", "Katherine Johnson")),
-    ("trial", "customer.subscription.created"): Expect(None),
+    ("trial", "customer.subscription.created"): Expect(Kind.SUBSCRIPTION, ("sub_1TrialStory0001",), amount=0,
+                                                       product="Pro monthly"),  # trialing: no MRR yet
     ("setup", "checkout.session.completed"): Expect(None),
 }
 # The events that count the money, per story: every other event of the story is a LINK, FREE or nothing.
@@ -736,7 +739,7 @@ def connected(refs: list[tuple[str, ...]]) -> bool:
 @pytest.mark.parametrize(("version", "story"), STORIES)
 def test_a_storys_events_join_into_one_payment(version: str, story: str) -> None:
     """Every recorded event of one payment shares a ref with the others, directly or through a LINK."""
-    events = [e for e in story_events(version, story).values() if e is not None]
+    events = [e for e in story_events(version, story).values() if e is not None and e.kind is not Kind.SUBSCRIPTION]
     assert connected([e.refs for e in events]), [(e.event_type, e.refs) for e in events]
 
 
@@ -765,7 +768,7 @@ def test_basil_payment_intent_and_invoice_meet_only_through_invoice_payment_paid
 def test_subscription_facts_ride_along_but_a_subscription_is_never_a_ref(version: str, story: str) -> None:
     """sub_… names every renewal, so it is `subscription_id`, never a ref; billing_reason and mode are kept."""
     for event_type, event in story_events(version, story).items():
-        if event is None:
+        if event is None or event.kind is Kind.SUBSCRIPTION:  # a subscription's own events: no order, no payment
             continue
         assert not any(ref.startswith("sub_") for ref in event.refs)
         if event_type == "invoice.paid":
@@ -787,7 +790,7 @@ def test_acacia_payment_intent_outside_any_invoice_is_not_unstated() -> None:
 def test_handled_types_include_the_link_events() -> None:
     """The webhook endpoint must be subscribed to invoice_payment.paid and charge.succeeded too."""
     assert {"invoice_payment.paid", "charge.succeeded", "invoice.paid", "payment_intent.succeeded"} <= HANDLED_TYPES
-    assert "customer.subscription.created" not in HANDLED_TYPES
+    assert {f"customer.subscription.{t}" for t in ("created", "updated", "deleted")} <= HANDLED_TYPES
 
 
 def test_invoice_payment_paid_by_a_charge_links_invoice_and_charge() -> None:

@@ -23,6 +23,8 @@ from bot.intake.events import Kind, PaymentEvent
 from bot.intake.fold import Fold
 from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
 from bot.intake.storable import unstorable
+from bot.subscriptions.apply import apply_subscriptions
+from bot.subscriptions.renewals import Renewals, quiet_renewals
 from queries import intake as q
 from queries import intake_pings as pings
 
@@ -52,8 +54,8 @@ class Submission:
 
 
 async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo,
-                       now: dt.datetime, notify: bool = True,
-                       settle: dt.timedelta = dt.timedelta(0)) -> list[IntakeResult]:
+                       now: dt.datetime, notify: bool = True, settle: dt.timedelta = dt.timedelta(0),
+                       renewals: Renewals = Renewals.COALESCE) -> list[IntakeResult]:
     """Store and apply events in order, in one transaction; a single event is a batch of one.
 
     An event the rules or PostgreSQL refuse is stored with status 'error' and its reason, and the others
@@ -61,32 +63,33 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
     is how long a sale ping not yet naming its product and customer waits for the event that does."""
     try:
         async with conn.transaction():
-            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle)
+            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
     except PAYLOAD_ERRORS as exc:
         # Rare (the parser and fold.unstorable() keep odd values out), so the common path pays no savepoint
         # for it: find the refused event(s) by halving the batch, each half under a savepoint. Any split of a
         # stream into batches has the same effect, so the result equals applying the events one at a time.
         log.info("batch of %d refused (%s: %s); isolating the odd event", len(subs), type(exc).__name__, exc)
         async with conn.transaction():
-            return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle)
+            return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
 
 
 async def _attempt(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo, now: dt.datetime,
-                   notify: bool, settle: dt.timedelta) -> list[IntakeResult]:
+                   notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
     try:
         async with conn.transaction():  # a savepoint: a refusal undoes this part only
-            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle)
+            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
     except PAYLOAD_ERRORS as exc:
-        return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle)
+        return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
 
 
 async def _split(conn: asyncpg.Connection, subs: list[Submission], exc: Exception, *, tz: ZoneInfo,
-                 now: dt.datetime, notify: bool, settle: dt.timedelta) -> list[IntakeResult]:
+                 now: dt.datetime, notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
     if len(subs) == 1:
         return [await _refused(conn, subs[0], exc)]
     half = len(subs) // 2
-    first = await _attempt(conn, subs[:half], tz=tz, now=now, notify=notify, settle=settle)
-    return first + await _attempt(conn, subs[half:], tz=tz, now=now, notify=notify, settle=settle)
+    first = await _attempt(conn, subs[:half], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
+    rest = await _attempt(conn, subs[half:], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
+    return first + rest
 
 
 async def _refused(conn: asyncpg.Connection, sub: Submission, exc: Exception) -> IntakeResult:
@@ -102,7 +105,7 @@ async def _refused(conn: asyncpg.Connection, sub: Submission, exc: Exception) ->
 
 
 async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo, now: dt.datetime,
-                 notify: bool, settle: dt.timedelta) -> list[IntakeResult]:
+                 notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
     """Log the batch, fold its new events over the orders they touch, write everything back."""
     results, todo = await _log_new(conn, subs)
     fold = Fold(tz=tz, now=now, notify=notify, settle=settle)
@@ -121,8 +124,10 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     await q.insert_failures(conn, fold.failures)
     await q.insert_disputes(conn, list(fold.disputes.values()))
     await pings.merge_pings(conn, fold.losers())
+    fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
     queued = await q.enqueue(conn, fold.messages)
     await pings.refresh_pings(conn, updates)
+    await quiet_renewals(conn, fold.renewal_orders(), mode=renewals, now=now)
     counts = [0] * len(subs)
     for m in fold.messages:
         if m.dedupe_key in queued:
@@ -168,9 +173,11 @@ class IntakeBatcher:
     """Collects concurrent submissions and writes them in batches; `submit()` returns once committed."""
 
     def __init__(self, *, pool: asyncpg.Pool, tz: ZoneInfo, clock: Clock, writers: int = 2,
-                 max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0)) -> None:
+                 max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0),
+                 renewals: Renewals = Renewals.COALESCE) -> None:
         self._pool = pool
         self._settle = settle
+        self._renewals = renewals
         self._tz = tz
         self._clock = clock
         self._writers = writers
@@ -209,13 +216,13 @@ class IntakeBatcher:
             async with self._pool.acquire() as conn:
                 try:
                     results = await ingest_batch(conn, [p.sub for p in batch], tz=self._tz, now=self._clock(),
-                                                 settle=self._settle)
+                                                 settle=self._settle, renewals=self._renewals)
                 except asyncpg.DeadlockDetectedError as exc:
                     # Batches lock refs and rows in a fixed order, but two can still wait on each other's new
                     # orders' unique keys: redo this one an event per transaction, which holds fewer locks.
                     log.info("batch of %d deadlocked, redone one event at a time: %s", len(batch), exc)
                     results = [(await ingest_batch(conn, [p.sub], tz=self._tz, now=self._clock(),
-                                                   settle=self._settle))[0] for p in batch]
+                                                   settle=self._settle, renewals=self._renewals))[0] for p in batch]
         except BaseException as exc:
             # Every waiter must learn the outcome: database down (→ 503), or shutdown mid-batch.
             for p in batch:

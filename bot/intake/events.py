@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from bot.subscriptions.facts import SubscriptionFacts
+
 
 class Kind(StrEnum):
     """What a Stripe event means for the store."""
@@ -22,6 +24,8 @@ class Kind(StrEnum):
     LINK = "link"
     # A checkout or invoice completed without taking money (a free trial, a 100% coupon). Not a sale.
     FREE = "free"
+    # customer.subscription.*: a subscription's state and MRR (bot/subscriptions); never an order.
+    SUBSCRIPTION = "subscription"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class PaymentEvent:
     # invoice_payment.paid LINK ties the two together.
     invoice_unstated: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)
+    subscription: SubscriptionFacts | None = None  # SUBSCRIPTION: the subscription as the event shows it
 
     @property
     def order_ref(self) -> str:

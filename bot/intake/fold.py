@@ -50,6 +50,8 @@ class Fold:
     merged: dict[str, str] = field(default_factory=dict)  # order id merged away → the order it went into
     stored_losers: list[str] = field(default_factory=list)  # of those, the ones already in the database
     unstated: set[str] = field(default_factory=set)  # orders completed by a PaymentIntent that may be an invoice's
+    subscription_events: list[tuple[int, PaymentEvent]] = field(default_factory=list)  # bot/subscriptions applies
+    renewals: set[str] = field(default_factory=set)  # orders paying a subscription_cycle invoice (renewals)
 
     def load(self, ref: str, row: OrderRow) -> None:
         """Register a stored order under one of its refs."""
@@ -76,6 +78,8 @@ class Fold:
                 self._upsert_order(e, status="linked")
             case Kind.FREE:  # a trial or a 100% coupon: no order, no ping (webhook_logs keeps the event)
                 pass
+            case Kind.SUBSCRIPTION:  # no order: bot/subscriptions/apply.py stores it after the orders
+                self.subscription_events.append((index, e))
 
     def resolve(self, order_id: str) -> str:
         """The order an id names now, following merges."""
@@ -178,6 +182,8 @@ class Fold:
     def _sale(self, index: int, e: PaymentEvent) -> None:
         order, entered = self._upsert_order(e, status="completed")
         self._checkout(e, status="completed")
+        if e.billing_reason == "subscription_cycle":  # a renewal: SUBSCRIPTION_RENEWALS decides its ping
+            self.renewals.add(order.id)
         if not entered or order.amount_total is None or order.currency is None:
             return
         if e.invoice_unstated:  # basil+: this PaymentIntent may be an invoice's, whose event may still come
@@ -193,6 +199,10 @@ class Fold:
         return [PingUpdate(f"sale:{o.id}", self.sale_payload(o), o.amount_total, o.currency, settled(o))
                 for o in self.orders.values()
                 if (o.is_new or o.dirty) and o.amount_total is not None and o.currency is not None]
+
+    def renewal_orders(self) -> list[str]:
+        """The orders (after merges) that paid a renewal invoice in this batch."""
+        return sorted({self.resolve(order_id) for order_id in self.renewals})
 
     def losers(self) -> list[tuple[str, str]]:
         """(stored order merged away, the order it went into)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,6 +27,7 @@ class Envelope:
     occurred_at: datetime
     livemode: bool
     api_version: str | None = None
+    previous: Mapping[str, Any] = field(default_factory=dict)  # data.previous_attributes (updated events)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from bot.stripe.checkout import checkout_session
 from bot.stripe.fields import mapping, string, timestamp
 from bot.stripe.invoices import invoice, invoice_payment
 from bot.stripe.payments import charge_refunded, charge_succeeded, dispute, payment_intent
+from bot.stripe.subscriptions import subscription
 
 
 def parse_event(raw: Mapping[str, Any]) -> PaymentEvent | None:
@@ -35,7 +36,8 @@ def parse_event(raw: Mapping[str, Any]) -> PaymentEvent | None:
     if occurred_at is None:
         raise MalformedEvent("neither the event nor its object has a valid `created` time")
     livemode = raw.get("livemode")
-    env = Envelope(event_id, event_type, occurred_at, livemode is True, string(raw, "api_version"))
+    env = Envelope(event_id, event_type, occurred_at, livemode is True, string(raw, "api_version"),
+                   mapping(mapping(raw, "data"), "previous_attributes"))
     return handler(env, obj)
 
 
@@ -57,6 +59,9 @@ _HANDLERS: Final[Mapping[str, _Handler]] = {
     "invoice.paid": invoice,
     "invoice.payment_failed": invoice,
     "invoice_payment.paid": invoice_payment,
+    "customer.subscription.created": subscription,
+    "customer.subscription.updated": subscription,
+    "customer.subscription.deleted": subscription,
 }
 
 HANDLED_TYPES: Final = frozenset(_HANDLERS)  # the event types to enable on the Stripe webhook endpoint

@@ -1,0 +1,41 @@
+-- Subscriptions and their MRR (issue 15). `subscriptions` holds each subscription as its newest Stripe event
+-- left it: an older event arriving late never overwrites it (last_event_at, last_event_rank). 
+-- `subscription_events` keeps one snapshot per Stripe event (its counted MRR at that moment), keyed by the event
+-- id: a redelivery adds nothing, and since MRR changes are read as the difference between consecutive snapshots
+-- in time order (not arrival order), any arrival order of the same events gives the same ledger. MRR is in minor
+-- units of the subscription's own currency (never converted here); a trialing, incomplete, paused or ended
+-- subscription counts 0.
+CREATE TABLE subscriptions (
+    id                   text PRIMARY KEY,
+    customer             text,
+    status               text        NOT NULL,
+    mrr                  bigint      NOT NULL DEFAULT 0 CHECK (mrr >= 0),
+    currency             text        NOT NULL,
+    plan                 text,
+    cancel_at_period_end boolean     NOT NULL DEFAULT false,
+    cancel_at            timestamptz,
+    current_period_end   timestamptz,
+    started_at           timestamptz,
+    canceled_at          timestamptz,
+    ended_at             timestamptz,
+    livemode             boolean     NOT NULL DEFAULT false,
+    last_event_id        text        NOT NULL,
+    last_event_at        timestamptz NOT NULL,
+    last_event_rank      smallint    NOT NULL,
+    updated_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX subscriptions_counted ON subscriptions (currency) WHERE mrr > 0;
+
+-- rank orders events of one second: created (0) before updated (1) before deleted (2).
+CREATE TABLE subscription_events (
+    event_id        text PRIMARY KEY,
+    subscription_id text        NOT NULL,
+    at              timestamptz NOT NULL,
+    rank            smallint    NOT NULL,
+    status          text        NOT NULL,
+    mrr             bigint      NOT NULL CHECK (mrr >= 0),
+    currency        text        NOT NULL,
+    plan            text
+);
+CREATE INDEX subscription_events_by_sub ON subscription_events (subscription_id, at, rank);
+CREATE INDEX subscription_events_at ON subscription_events (at);

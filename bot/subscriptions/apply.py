@@ -1,0 +1,97 @@
+"""Apply a batch's subscription events: snapshots, newest states, and the ping each change earns.
+
+Called by the intake (bot/intake/batch.py) inside the batch's transaction, after the orders, so the webhook still
+gets its 2xx only once all of it has committed. Which ping an event earns is read from the event itself (its
+object and `previous_attributes`), so any arrival order gives the same pings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from bot.blocks.subscriptions import Change, SubscriptionView, subscription_message
+from bot.intake.events import PaymentEvent
+from bot.subscriptions.facts import RANKS, SubscriptionFacts
+from bot.subscriptions.mrr import COUNTED
+from queries import intake as intake_q
+from queries import subscriptions as q
+from queries.intake import QueuedMessage
+
+CHANNEL = "sales"
+KIND = "subscription"
+
+
+def _snapshot(e: PaymentEvent, f: SubscriptionFacts) -> q.Snapshot:
+    return q.Snapshot(e.event_id, f.id, e.occurred_at, RANKS.get(e.event_type, 1), f.status, f.mrr, f.currency,
+                      f.plan)
+
+
+def _state(e: PaymentEvent, f: SubscriptionFacts) -> q.StateRow:
+    return q.StateRow(f.id, f.customer, f.status, f.mrr, f.currency, f.plan, f.cancel_at_period_end, f.cancel_at,
+                      f.current_period_end, f.started_at, f.canceled_at, f.ended_at, e.livemode, e.event_id,
+                      e.occurred_at, RANKS.get(e.event_type, 1))
+
+
+def change_of(e: PaymentEvent, f: SubscriptionFacts) -> SubscriptionView | None:
+    """The ping an event earns, or None (a trial starting, a renewal, a payment method changing…).
+
+    Read from the event alone (its object and previous_attributes), so every arrival order earns the same pings:
+    a churn loses what the deleted subscription's items are worth (0 when it ended in its trial)."""
+    base = SubscriptionView(change=Change.NEW, subscription_id=f.id, plan=f.plan, currency=f.currency, mrr=f.mrr,
+                            delta=f.mrr, occurred_at=e.occurred_at)
+    status_moved = f.previous_status is not None
+    was_paying = status_moved and f.previous_status in COUNTED
+    if e.event_type.endswith(".deleted") or (was_paying and not f.paying):
+        lost = f.previous_mrr if f.previous_mrr is not None else f.gross_mrr
+        return replace(base, change=Change.CHURNED, mrr=lost, delta=-lost) if lost > 0 else None
+    if not f.paying:
+        return None
+    if e.event_type.endswith(".created") or (status_moved and not was_paying):
+        return base  # created paying, or a trial (or an incomplete first payment) now paying
+    if f.previous_signature is not None and (f.previous_signature != f.signature or f.previous_mrr != f.mrr):
+        return replace(base, change=Change.PLAN, delta=f.mrr - (f.previous_mrr or 0), previous_plan=f.previous_plan)
+    if f.previous_cancel is False and f.cancel_scheduled:
+        return replace(base, change=Change.CANCEL_SCHEDULED, delta=0, cancels_on=f.cancels_on)
+    if f.previous_cancel is True and not f.cancel_scheduled:
+        return replace(base, change=Change.CANCEL_WITHDRAWN, delta=0)
+    return None
+
+
+def _dedupe_key(e: PaymentEvent, change: Change) -> str:
+    """One welcome and one farewell per subscription whatever events say so; one ping per event otherwise."""
+    if change in (Change.NEW, Change.CHURNED):
+        return f"sub-{change.value}:{e.subscription_id}"
+    return f"sub:{e.event_id}"
+
+
+async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[int, PaymentEvent]], *,
+                              tz: ZoneInfo, notify: bool) -> list[QueuedMessage]:
+    """Store the events' snapshots and states; return the pings to queue (none when `notify` is False)."""
+    todo = [(i, e, e.subscription) for i, e in events if e.subscription is not None]
+    if not todo:
+        return []
+    await intake_q.lock_refs(conn, sorted({f.id for _, _, f in todo}))  # after the batch's order refs, in order
+    snapshots = [_snapshot(e, f) for _, e, f in todo]
+    await q.insert_snapshots(conn, snapshots)
+    newest: dict[str, tuple[PaymentEvent, SubscriptionFacts]] = {}
+    for _, e, f in todo:
+        cur = newest.get(f.id)
+        if cur is None or (e.occurred_at, RANKS.get(e.event_type, 1), e.event_id) > (
+                cur[0].occurred_at, RANKS.get(cur[0].event_type, 1), cur[0].event_id):
+            newest[f.id] = (e, f)
+    await q.upsert_states(conn, [_state(e, f) for e, f in newest.values()])
+    if not notify:
+        return []
+    messages: list[QueuedMessage] = []
+    for index, e, f in todo:
+        v = change_of(e, f)
+        if v is not None:
+            key = _dedupe_key(e, v.change)
+            if all(m.dedupe_key != key for m in messages):
+                messages.append(QueuedMessage(index, key, CHANNEL, KIND,
+                                              subscription_message(v, tz=tz).as_payload()))
+    return messages

@@ -1,0 +1,56 @@
+"""What one customer.subscription.* event says about its subscription, read from any API version's shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from bot.subscriptions.mrr import COUNTED
+
+# Orders the events of one second: a subscription is created before it is updated, updated before deleted.
+RANKS = {"customer.subscription.created": 0, "customer.subscription.updated": 1, "customer.subscription.deleted": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFacts:
+    """A subscription as the event's object shows it, plus what `previous_attributes` says it was before.
+
+    `mrr` is what it adds to the store's MRR now (0 unless active or past_due); `gross_mrr` what its items are
+    worth whatever the status (what its churn loses; 0 when it ended in its trial). The `previous_*` fields are
+    None when the event does not say (only customer.subscription.updated carries previous_attributes)."""
+
+    id: str
+    customer: str | None
+    status: str
+    currency: str
+    mrr: int
+    gross_mrr: int
+    plan: str | None
+    signature: tuple[tuple[str, int], ...]  # (price id, quantity) per item: a plan change changes it
+    cancel_at_period_end: bool = False
+    cancel_at: dt.datetime | None = None
+    current_period_end: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    canceled_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    previous_status: str | None = None
+    previous_mrr: int | None = None  # counted, as `mrr`
+    previous_plan: str | None = None
+    previous_signature: tuple[tuple[str, int], ...] | None = None
+    previous_cancel: bool | None = None  # whether a cancellation was scheduled before this event
+
+    @property
+    def paying(self) -> bool:
+        """Whether it counts in MRR now."""
+        return self.status in COUNTED
+
+    @property
+    def cancel_scheduled(self) -> bool:
+        """Whether it is set to end (at period end, or at a chosen date) while still running."""
+        return self.status not in ("canceled", "incomplete_expired") and (
+            self.cancel_at_period_end or self.cancel_at is not None)
+
+    @property
+    def cancels_on(self) -> dt.datetime | None:
+        """When a scheduled cancellation takes effect."""
+        return self.cancel_at or self.current_period_end

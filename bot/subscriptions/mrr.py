@@ -1,0 +1,93 @@
+"""Monthly recurring revenue of one subscription, from its items: price × quantity, normalised to a month.
+
+Pure arithmetic on exact fractions, rounded once (half up) to a minor unit at the end. The conventions are the
+ones Baremetrics and ChartMogul document: a yearly price is divided by 12, a weekly one multiplied by 52/12, a daily
+one by 365/12; `interval_count` divides (every 3 months = a third a month); forever and still-running repeating coupons
+are taken off, one-off (`once`) coupons are not (they change one invoice, not the run rate); a trialing,
+incomplete, paused, unpaid or ended subscription counts 0 (a trial is not revenue yet; it counts from the moment
+it converts). https://docs.stripe.com/api/subscriptions/object · https://docs.stripe.com/api/coupons/object
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Final
+
+# Months in one interval of each unit.
+MONTHS_PER: Final = {"day": Fraction(12, 365), "week": Fraction(12, 52), "month": Fraction(1), "year": Fraction(12)}
+# Statuses whose subscription is paying: past_due is still a customer until Stripe gives up (then unpaid/canceled).
+COUNTED: Final = frozenset({"active", "past_due"})
+
+
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    """A discount as MRR sees it: a percentage or a fixed amount per invoice, and whether it still applies."""
+
+    percent_off: Fraction | None = None
+    amount_off: int | None = None  # minor units of the subscription's currency, per invoice
+    duration: str = "forever"  # forever | repeating | once
+    end: dt.datetime | None = None  # a repeating coupon's last day
+
+    def applies(self, at: dt.datetime) -> bool:
+        """Whether it lowers the run rate at `at`: forever, or repeating and not yet over; never `once`."""
+        if self.duration == "forever":
+            return True
+        return self.duration == "repeating" and (self.end is None or self.end > at)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One subscription item: a recurring price and how many."""
+
+    price_id: str
+    name: str
+    unit_amount: Fraction  # minor units per interval (unit_amount_decimal may carry fractions of a cent)
+    interval: str  # day | week | month | year
+    interval_count: int = 1
+    quantity: int = 1
+    coupons: tuple[Coupon, ...] = ()  # the item's own discounts
+
+
+def monthly(amount: Fraction, *, interval: str, interval_count: int = 1) -> Fraction:
+    """An amount charged every `interval_count` `interval`s, as an amount a month."""
+    months = MONTHS_PER.get(interval)
+    if months is None or interval_count < 1:
+        raise ValueError(f"not a recurring interval: every {interval_count} {interval}")
+    return amount / (months * interval_count)
+
+
+def _discounted(amount: Fraction, coupons: Sequence[Coupon], *, months: Fraction, at: dt.datetime) -> Fraction:
+    """`amount` a month after the coupons that apply at `at`; an amount_off per invoice is spread over `months`."""
+    for c in coupons:
+        if not c.applies(at):
+            continue
+        if c.percent_off is not None:
+            amount -= amount * c.percent_off / 100
+        if c.amount_off is not None:
+            amount -= Fraction(c.amount_off) / months
+    return max(amount, Fraction(0))
+
+
+def item_mrr(item: Item, *, at: dt.datetime) -> Fraction:
+    """The exact monthly amount of one item, its own coupons applied."""
+    months = MONTHS_PER[item.interval] * item.interval_count
+    gross = monthly(item.unit_amount * item.quantity, interval=item.interval, interval_count=item.interval_count)
+    return _discounted(gross, item.coupons, months=months, at=at)
+
+
+def subscription_mrr(items: Sequence[Item], coupons: Sequence[Coupon] = (), *, at: dt.datetime) -> int:
+    """The MRR of these items under the subscription's coupons, in minor units (rounded half up)."""
+    if not items:
+        return 0
+    total = sum((item_mrr(i, at=at) for i in items), Fraction(0))
+    first = items[0]  # an amount_off is per invoice: spread over the billing period (Stripe bills items together)
+    total = _discounted(total, coupons, months=MONTHS_PER[first.interval] * first.interval_count, at=at)
+    return int(total + Fraction(1, 2)) if total > 0 else 0
+
+
+def counted_mrr(status: str, items: Sequence[Item], coupons: Sequence[Coupon] = (), *, at: dt.datetime) -> int:
+    """The MRR a subscription in `status` adds to the store's: its items' MRR while paying, else 0."""
+    return subscription_mrr(items, coupons, at=at) if status in COUNTED else 0

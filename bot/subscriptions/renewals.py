@@ -1,0 +1,35 @@
+"""SUBSCRIPTION_RENEWALS: how loud a renewal is. A renewal is money the store expected, so by default it is quieter
+than a new sale: `coalesce` holds each renewal's sale ping to the end of the hour, where the delivery worker's burst
+summary sends the hour's renewals (with any sale waiting then) as one message; `report` sends none (the daily report
+and /sales count the money); `ping` sends each like any sale. The first payment of a subscription is always a sale."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from enum import StrEnum
+
+import asyncpg
+
+from queries import subscriptions as q
+
+
+class Renewals(StrEnum):
+    """SUBSCRIPTION_RENEWALS: what a renewal's sale ping does."""
+
+    PING = "ping"  # a sale ping like any other
+    COALESCE = "coalesce"  # held to the end of the hour: the hour's renewals go out as one summary
+    REPORT = "report"  # no ping: counted in /sales and the daily report only
+
+
+RENEWAL_SLOT = dt.timedelta(hours=1)
+
+
+async def quiet_renewals(conn: asyncpg.Connection, order_ids: Sequence[str], *, mode: Renewals,
+                         now: dt.datetime) -> None:
+    """Apply SUBSCRIPTION_RENEWALS to the sale pings of renewal orders (subscription_cycle invoices)."""
+    if mode is Renewals.PING or not order_ids:
+        return
+    keys = [f"sale:{order_id}" for order_id in order_ids]
+    slot_end = now.replace(minute=0, second=0, microsecond=0) + RENEWAL_SLOT
+    await q.quiet_renewals(conn, keys, hold_until=slot_end if mode is Renewals.COALESCE else None)

@@ -1,0 +1,115 @@
+"""SQL for the subscription intake: one snapshot per Stripe event, each subscription's newest state, quiet renewals.
+
+Snapshots are keyed by the Stripe event id (a redelivery adds nothing) and read in event time, never arrival
+order; the state row only ever moves to a newer event (at, rank, event id), so a late older event changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from typing import Any, Final
+
+from queries.executor import Executor
+
+INSERT_SNAPSHOTS: Final = """
+INSERT INTO subscription_events (event_id, subscription_id, at,  rank, status, mrr, currency, plan)
+SELECT *
+  FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::smallint[], $5::text[], $6::bigint[], $7::text[],
+              $8::text[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+# Row comparison (at, rank, event id): the state moves forward only.
+UPSERT_STATES: Final = """
+INSERT INTO subscriptions (id, customer, status, mrr, currency, plan, cancel_at_period_end, cancel_at,
+                           current_period_end, started_at, canceled_at, ended_at, livemode, last_event_id,
+                           last_event_at, last_event_rank)
+SELECT *
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[],
+              $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
+              $13::bool[], $14::text[], $15::timestamptz[], $16::smallint[])
+ON CONFLICT (id) DO UPDATE
+   SET customer = coalesce(EXCLUDED.customer, subscriptions.customer), status = EXCLUDED.status,
+       mrr = EXCLUDED.mrr, currency = EXCLUDED.currency, plan = coalesce(EXCLUDED.plan, subscriptions.plan),
+       cancel_at_period_end = EXCLUDED.cancel_at_period_end, cancel_at = EXCLUDED.cancel_at,
+       current_period_end = EXCLUDED.current_period_end,
+       started_at = coalesce(subscriptions.started_at, EXCLUDED.started_at),
+       canceled_at = EXCLUDED.canceled_at, ended_at = EXCLUDED.ended_at, last_event_id = EXCLUDED.last_event_id,
+       last_event_at = EXCLUDED.last_event_at, last_event_rank = EXCLUDED.last_event_rank, updated_at = now()
+ WHERE (EXCLUDED.last_event_at, EXCLUDED.last_event_rank, EXCLUDED.last_event_id)
+     > (subscriptions.last_event_at, subscriptions.last_event_rank, subscriptions.last_event_id)
+"""
+
+# Renewal sale pings not yet tried: report mode drops them (the daily report counts the money), coalesce mode
+# holds them to the slot's end so the worker's burst summary sends the slot's renewals as one message.
+DROP_RENEWAL_PINGS: Final = """
+DELETE FROM outbox WHERE dedupe_key = ANY($1::text[]) AND status = 'pending' AND attempts = 0
+"""
+HOLD_RENEWAL_PINGS: Final = """
+UPDATE outbox SET available_at = greatest(available_at, $2)
+ WHERE dedupe_key = ANY($1::text[]) AND status = 'pending' AND attempts = 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A subscription's counted MRR as one event left it."""
+
+    event_id: str
+    subscription_id: str
+    at: dt.datetime
+    rank: int
+    status: str
+    mrr: int
+    currency: str
+    plan: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """A subscription as its newest event shows it (the `subscriptions` row)."""
+
+    id: str
+    customer: str | None
+    status: str
+    mrr: int
+    currency: str
+    plan: str | None
+    cancel_at_period_end: bool
+    cancel_at: dt.datetime | None
+    current_period_end: dt.datetime | None
+    started_at: dt.datetime | None
+    canceled_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    livemode: bool
+    last_event_id: str
+    last_event_at: dt.datetime
+    last_event_rank: int
+
+
+def _columns(rows: Sequence[Any]) -> list[list[Any]]:
+    return [list(column) for column in zip(*(astuple(r) for r in rows), strict=True)]
+
+
+async def insert_snapshots(db: Executor, rows: Sequence[Snapshot]) -> None:
+    """Record each event's snapshot once."""
+    if rows:
+        await db.execute(INSERT_SNAPSHOTS, *_columns(rows))
+
+
+async def upsert_states(db: Executor, rows: Sequence[StateRow]) -> None:
+    """Move each subscription to the state of its newest event (one row per subscription)."""
+    if rows:
+        await db.execute(UPSERT_STATES, *_columns(rows))
+
+
+async def quiet_renewals(db: Executor, dedupe_keys: Sequence[str], *, hold_until: dt.datetime | None) -> None:
+    """Renewal sale pings not yet tried: held until `hold_until`, or dropped when it is None."""
+    if not dedupe_keys:
+        return
+    if hold_until is None:
+        await db.execute(DROP_RENEWAL_PINGS, list(dedupe_keys))
+    else:
+        await db.execute(HOLD_RENEWAL_PINGS, list(dedupe_keys), hold_until)
