@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from bot.answers.mrr_json import subscriptions_json
 from bot.answers.snapshots import ErrorsSnapshot, HealthSnapshot, SalesSnapshot
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint
@@ -60,6 +61,7 @@ def sales_json(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None) -> dic
         "pendingCheckouts": today.pending_checkouts,
         "conversion": None if conv is None else {"started": conv.started, "completed": conv.completed,
                                                   "rate": conv.rate},
+        "subscriptions": subscriptions_json(today.subscriptions),
         "timestamp": _iso(today.now),
         "missing": list(today.missing),
     }

@@ -23,9 +23,10 @@ from bot.periods import Period
 from bot.rhythm.load import pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
-from queries import alerts, app_events, errors, health, sales, sketch, stripe_sync
+from queries import alerts, app_events, errors, health, mrr, sales, sketch, stripe_sync
 from queries.alerts import AlertRow, Probe
 from queries.executor import Executor
+from queries.mrr import MrrSummary
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
 from queries.stripe_sync import SyncStatus
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # Slack gives a slash command 3 s; leave room for Slack's own hops and our rendering.
 COMMAND_BUDGET = 2.0
 PENDING_WINDOW = dt.timedelta(minutes=30)
+MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the last 30 days, whatever the period asked
 
 Lookup = Callable[[Executor], Awaitable[Any]]
 
@@ -82,6 +84,7 @@ class SalesSnapshot:
     missing: tuple[str, ...] = ()
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
     pace: Pace | None = None  # today only, once the store has a rhythm
+    subscriptions: MrrSummary | None = None  # MRR now, a week ago, the last 30 days' movements (bot/blocks/mrr.py)
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
@@ -100,6 +103,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         "pending checkouts": lambda db: sales.pending_checkouts(db, since=now - PENDING_WINDOW),
         "conversion": lambda db: sales.conversion(db, start=period.start, end=period.end),
     }
+    lookups["subscriptions"] = lambda db: mrr.summary(db, now=min(now, period.end), since=now - MRR_WINDOW)
     if period.key == "today":
         lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz)
     got, missing = await gather_within(pool, lookups, budget=budget)
@@ -110,7 +114,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         customers=None if customers is None else customers.count,
         customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
-        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"))
+        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"), subscriptions=got.get("subscriptions"))
 
 
 @dataclass(frozen=True, slots=True)

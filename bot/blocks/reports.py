@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.blocks.common import change, count_text, counted
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message, truncate
+from bot.blocks.mrr import mrr_report_line
 from bot.blocks.pace import pace_block
 from bot.blocks.text import escape_mrkdwn
 from bot.money import format_money, format_totals
@@ -114,11 +115,13 @@ def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
                 + "\n".join(comparison_lines(f.yesterday))),
         section(_alert_list("Alerts overnight", f.alerts, now=f.now, tz=tz, empty="None ✅")),
     ]
+    if (mrr_line := mrr_report_line(f.subscriptions)) is not None:
+        blocks.insert(-1, section(f"🔁 {mrr_line}"))
     if f.findings:
         blocks.append(section(_alert_list("Findings", f.findings, now=f.now, tz=tz, empty="")))
     blocks.append(_footer(f.slot, tz, chart_note))
     text = (f"{title}{' (late)' if late else ''}: yesterday {_totals(f.yesterday.current)};"
-            f" overnight {_totals(f.overnight_totals)}")
+            f" overnight {_totals(f.overnight_totals)}" + (f"; {mrr_line}" if mrr_line else ""))
     return message(text, blocks)
 
 

@@ -10,6 +10,7 @@ from bot.answers.snapshots import SalesSnapshot
 from bot.blocks.common import ago, change, count_text, counted, missing_context, share_actions, sparkline
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
+from bot.blocks.mrr import mrr_blocks
 from bot.blocks.pace import pace_block
 from bot.money import format_money
 from bot.periods import Bucket, Period, local_midnight
@@ -129,6 +130,7 @@ def _checkouts(s: SalesSnapshot) -> Block:
 def sales_message(s: SalesSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:
     """The /sales answer; `share_arg` adds the Share button that re-runs `/sales <arg>` in the channel."""
     blocks: list[Block] = [header(f"📊 Sales · {s.period.label}"), _last_hour(s, tz), *_period_fields(s),
+                           *mrr_blocks(s.subscriptions),
                            *([pace_block(s.pace)] if s.pace is not None else []), _trend(s, tz), _checkouts(s)]
     if (warning := missing_context(s.missing)) is not None:
         blocks.append(warning)

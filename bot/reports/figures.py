@@ -12,9 +12,10 @@ from bot.periods import local_midnight
 from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
 from bot.rhythm.load import pace_today
 from bot.rhythm.pace import Pace
-from queries import errors, health, reports, sales, sketch, stripe_sync
+from queries import errors, health, mrr, reports, sales, sketch, stripe_sync
 from queries.executor import Executor
 from queries.health import DeliveryErrors
+from queries.mrr import MrrSummary
 from queries.reports import ProductTotal, ReportAlert
 from queries.sales import CurrencyTotal, TrendPoint
 
@@ -69,6 +70,7 @@ class MorningFigures:
     alerts: tuple[ReportAlert, ...]  # critical and warning alerts that fired overnight
     findings: tuple[ReportAlert, ...]  # info-level findings since the previous morning report
     chart: HourlyRevenue
+    subscriptions: MrrSummary | None = None  # MRR at report time against a week earlier (stores with subscriptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,8 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
                                                   severities=("critical", "warning"))),
         findings=tuple(await reports.alerts_between(db, start=since_last_morning.start,
                                                     end=since_last_morning.end, severities=("info",))),
-        chart=await hourly_revenue(db, current=day, previous=whole_day(yesterday - WEEK, tz), tz=tz))
+        chart=await hourly_revenue(db, current=day, previous=whole_day(yesterday - WEEK, tz), tz=tz),
+        subscriptions=await mrr.summary(db, now=slot.scheduled_at, since=slot.scheduled_at - 30 * DAY))
 
 
 async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> EveningFigures:

@@ -1,0 +1,61 @@
+"""The MRR part of /sales, the App Home and the daily report: MRR against a week ago, its movements, subscribers.
+
+Pure: takes the MrrSummary row of queries/mrr.py. Nothing is shown for a store without subscriptions. Each currency
+keeps its own MRR (never summed across currencies)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bot.blocks.elements import section
+from bot.blocks.message import Block
+from bot.blocks.text import escape_mrkdwn
+from bot.money import format_money
+from queries.mrr import MrrFigures, MrrSummary
+
+MAX_CURRENCIES: Final = 5  # a store billing in more shows the biggest and "…and N more"
+
+
+def mrr_change(now: int, before: int) -> str:
+    """"▲ 2.1 %", "▼ 0.4 %", "= 0 %", or "new" when there was none a week ago."""
+    if before == 0:
+        return "new" if now else "= 0 %"
+    pct = round((now - before) * 100 / before, 1)
+    return f"▲ {pct:.1f} %" if pct > 0 else f"▼ {-pct:.1f} %" if pct < 0 else "= 0 %"
+
+
+def _money(amount: int, currency: str) -> str:
+    return escape_mrkdwn(format_money(amount, currency))
+
+
+def _lines(c: MrrFigures) -> str:
+    headline = (f"*MRR {_money(c.mrr, c.currency)}* {mrr_change(c.mrr, c.mrr_week_ago)} vs 7 days ago"
+                f" · {c.active:,} subscriber{'s' if c.active != 1 else ''}")
+    moves = [f"new +{_money(c.new + c.reactivation, c.currency)}"]
+    if c.expansion:
+        moves.append(f"upgrades +{_money(c.expansion, c.currency)}")
+    if c.contraction:
+        moves.append(f"downgrades −{_money(c.contraction, c.currency)}")
+    moves.append(f"churned −{_money(c.churned, c.currency)} ({c.churned_count:,})")
+    return f"{headline}\n30 days: {' · '.join(moves)}"
+
+
+def mrr_blocks(summary: MrrSummary | None) -> list[Block]:
+    """One section for the store's subscriptions; none when it has none or the figures did not arrive."""
+    if summary is None or not summary.currencies:
+        return []
+    shown = summary.currencies[:MAX_CURRENCIES]
+    text = "🔁 " + "\n".join(_lines(c) for c in shown)
+    if (more := len(summary.currencies) - len(shown)) > 0:
+        text += f"\n…and {more} more currencies"
+    if summary.trialing:
+        text += f"\n🧪 {summary.trialing:,} in trial (not in MRR)"
+    return [section(text)]
+
+
+def mrr_report_line(summary: MrrSummary | None) -> str | None:
+    """The daily report's line: "MRR $12,340 ▲ 2.1 % this week" (per currency, joined); None without subscriptions."""
+    if summary is None or not summary.currencies:
+        return None
+    return " · ".join(f"MRR {_money(c.mrr, c.currency)} {mrr_change(c.mrr, c.mrr_week_ago)} this week"
+                      for c in summary.currencies[:MAX_CURRENCIES])

@@ -1,0 +1,103 @@
+"""MRR where the owner reads it: /sales 30d, the morning report, the App Home and the JSON API."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.blocks.reports import report_message
+from bot.home.render import render_home
+from bot.reports.figures import MorningFigures
+from bot.reports.reporter import Reporter
+from bot.reports.schedule import ReportKind, slot_for
+from tests.blockkit import assert_valid_message, assert_valid_view
+from tests.conftest import Bot, start_bot
+from tests.fakes import FakeSlack
+
+NOW = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC)
+TOKEN = "mon-token-mrr-15"
+STORY = Path(__file__).parent / "fixtures" / "stripe" / "subscriptions" / "clover"
+USD_LINE = "MRR $58.00* ▲ 205.3 % vs 7 days ago · 1 subscriber"
+
+
+def at(evt: dict[str, Any], when: dt.datetime, n: int) -> dict[str, Any]:
+    """The event as if Stripe had sent it at `when`, with an id of its own."""
+    evt = copy.deepcopy(evt)
+    evt["id"], evt["created"] = f"evt_mrr_surface_{n}", int(when.timestamp())
+    return evt
+
+
+def euro_yearly(evt: dict[str, Any]) -> dict[str, Any]:
+    """A second subscriber: €120.00 a year (€10.00 a month)."""
+    evt = copy.deepcopy(evt)
+    obj = evt["data"]["object"]
+    obj["id"], obj["currency"] = "sub_1EuroYearly0001", "eur"
+    price = obj["items"]["data"][0]["price"]
+    price.update(currency="eur", unit_amount=12000, unit_amount_decimal="12000", nickname="Pro yearly")
+    price["recurring"]["interval"] = "year"
+    return evt
+
+
+@pytest.fixture
+async def shop(dsn: str, fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Bot]:
+    """A store with a USD subscriber who upgraded two days ago and a EUR yearly subscriber."""
+    async with start_bot(dsn, fake_slack, clock=lambda: NOW, MONITORING_TOKEN=TOKEN,
+                         SALESPULSE_DATA_DIR=str(tmp_path)) as bot:
+        created = json.loads((STORY / "1_created.json").read_text("utf-8"))
+        upgraded = json.loads((STORY / "3_upgraded.json").read_text("utf-8"))
+        for n, (evt, when) in enumerate([(created, NOW - dt.timedelta(days=10)), (upgraded, NOW - dt.timedelta(days=2)),
+                                         (euro_yearly(created), NOW - dt.timedelta(days=20))]):
+            resp = await bot.stripe(at(evt, when, n))
+            assert resp.status == 200, await resp.text()
+        yield bot
+
+
+async def test_sales_30d_shows_mrr_its_week_change_and_movements(shop: Bot) -> None:
+    """`/sales 30d`: MRR per currency against 7 days ago, subscribers, new, upgrades and churn over 30 days."""
+    body = await shop.command("/sales", "30d")
+    assert_valid_message(body)
+    shown = json.dumps(body["blocks"], ensure_ascii=False)
+    assert USD_LINE in shown
+    assert "30 days: new +$19.00 · upgrades +$39.00 · churned −$0.00 (0)" in shown
+    assert "MRR €10.00* = 0 % vs 7 days ago · 1 subscriber" in shown
+
+
+async def test_json_api_has_a_subscriptions_key_and_keeps_the_others(shop: Bot) -> None:
+    """GET /api/monitoring/sales: `subscriptions` in minor units, per currency; the guide's keys unchanged."""
+    resp = await shop.client.get("/api/monitoring/sales", headers={"Authorization": f"Bearer {TOKEN}"})
+    body = await resp.json()
+    assert {"lastHour", "today", "hourlySales", "pendingCheckouts", "conversion"} <= set(body)
+    subs = body["subscriptions"]
+    assert (subs["currency"], subs["mrr"], subs["mrrWeekAgo"], subs["newMrr"], subs["expansionMrr"],
+            subs["churnedMrr"], subs["active"]) == ("USD", 5800, 1900, 1900, 3900, 0, 2)
+    assert subs["byCurrency"]["EUR"]["mrr"] == 1000 and subs["since"] == "2026-02-18T12:00:00Z"
+
+
+async def test_the_morning_report_says_mrr_this_week(shop: Bot) -> None:
+    """The morning report carries "MRR $58.00 ▲ 205.3 % this week" (and the EUR line), valid Block Kit."""
+    reporter = Reporter.from_deps(shop.deps)
+    figures = await reporter.figures(slot_for(ReportKind.MORNING, NOW.date(), shop.deps.settings), now=NOW)
+    assert isinstance(figures, MorningFigures)
+    msg = report_message(figures, tz=shop.deps.settings.tz)
+    assert_valid_message(msg)
+    assert "MRR $58.00 ▲ 205.3 % this week · MRR €10.00 = 0 % this week" in msg.text
+    assert "MRR $58.00 ▲ 205.3 % this week" in json.dumps(msg.blocks, ensure_ascii=False)
+
+
+async def test_the_app_home_shows_mrr(shop: Bot) -> None:
+    """The App Home's sales part has the MRR section, and the view stays valid."""
+    view = await render_home(shop.deps)
+    assert_valid_view(view)
+    assert USD_LINE in json.dumps(view["blocks"], ensure_ascii=False)
+
+
+async def test_a_store_without_subscriptions_shows_no_mrr(bot: Bot) -> None:
+    """No subscription ever: /sales has no MRR section at all."""
+    body = await bot.command("/sales", "30d")
+    assert "MRR" not in json.dumps(body["blocks"], ensure_ascii=False)
