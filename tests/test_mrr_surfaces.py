@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from bot.answers.gather import gather_health, gather_sales
 from bot.blocks.reports import report_message
 from bot.home.render import render_home
 from bot.reports.figures import MorningFigures
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, slot_for
+from bot.web.view import dashboard_view
 from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
@@ -97,7 +99,17 @@ async def test_the_app_home_shows_mrr(shop: Bot) -> None:
     assert USD_LINE in json.dumps(view["blocks"], ensure_ascii=False)
 
 
+async def test_the_dashboard_has_an_mrr_card(shop: Bot) -> None:
+    """The dashboard view's MRR card: both currencies, the week change and the 30 days' movements."""
+    (today, hourly), health = await gather_sales(shop.deps), await gather_health(shop.deps)
+    card = dashboard_view(today, hourly, health, tz=shop.deps.settings.tz)["subscriptions"]
+    assert card == {"mrr": "$58.00 + €10.00", "detail": "▲ 205.3 % vs 7 days ago · 2 subscribers · 30 days: "
+                    "new +$19.00 · churned ±$0.00 · new +€10.00 · churned ±€0.00"}
+
+
 async def test_a_store_without_subscriptions_shows_no_mrr(bot: Bot) -> None:
     """No subscription ever: /sales has no MRR section at all."""
     body = await bot.command("/sales", "30d")
     assert "MRR" not in json.dumps(body["blocks"], ensure_ascii=False)
+    (today, hourly), health = await gather_sales(bot.deps), await gather_health(bot.deps)
+    assert dashboard_view(today, hourly, health, tz=bot.deps.settings.tz)["subscriptions"] is None

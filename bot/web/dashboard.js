@@ -150,6 +150,10 @@
     setText("pending", f.pending);
     setText("conversion", f.conversion);
     $("conversion-detail").textContent = f.conversion_detail || "";
+    const m = view.subscriptions;  // null: a store without subscriptions, no card
+    $("mrr-card").hidden = !m;
+    setText("mrr", m ? m.mrr : "—");
+    $("mrr-detail").textContent = m ? m.detail : "";
     setText("updated", view.updated);
     drawChart(view.chart);
     drawAlerts(view.alerts);

@@ -19,6 +19,7 @@ from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
 from bot.money import format_money
 from bot.periods import parse_period
+from bot.web.mrr_view import mrr_card
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint
 
@@ -150,6 +151,7 @@ def dashboard_view(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None, he
         "updated_at": _iso(today.now),
         "status": "degraded" if degraded else "ok",
         "figures": _figures(today, tz),
+        "subscriptions": mrr_card(today.subscriptions),
         "chart": _chart(today, hourly, tz),
         "alerts": _alerts(health, tz),
         "health": _health(health, tz),
