@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from pydantic import SecretStr
 
@@ -27,10 +28,14 @@ from bot.cli.main import main
 from bot.demo import runner as demo
 from bot.demo.events import EventFactory, sign
 from bot.demo.runner import OPENING, Simulator, demo_settings, nothing_configured, opening_report, steps
+from bot.demo.subscription_history import history as subscription_history
+from bot.demo.subscription_history import mrr_of
 from bot.intake.events import Kind
 from bot.reports.schedule import ReportKind
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import verify
+from queries import mrr
+from queries import subscriptions as subscriptions_q
 from tests.conftest import STRIPE_SECRET, Bot, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +69,7 @@ def test_the_opening_fires_an_alert_and_shows_a_burst_within_a_minute() -> None:
     assert kinds.count("failure") >= 3 and "refund" in kinds and "burst" in kinds
     assert kinds.index("sale") < kinds.index("refund")  # something to refund
     later = {kind for _, kind in itertools.islice(steps(random.Random(3)), len(OPENING), 2000)}
-    assert later == {"sale", "failure", "refund", "burst"}
+    assert later == {"sale", "subscription", "failure", "refund", "burst"}
 
 
 async def test_simulator_events_go_through_the_real_intake(bot: Bot) -> None:
@@ -79,9 +84,45 @@ async def test_simulator_events_go_through_the_real_intake(bot: Bot) -> None:
     assert sales >= 4 + 8 and simulator.sent["payment_intent.payment_failed"] == 3
     assert simulator.sent["charge.refunded"] == 1
     pool = bot.deps.pool
-    assert await pool.fetchval("SELECT count(*) FROM orders WHERE payment_status = 'completed'") == sales - 1
+    invoices = simulator.sent.get("invoice.paid", 0)  # the opening's new subscriber's first payment
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE payment_status = 'completed'") == \
+        sales - 1 + invoices
     assert await pool.fetchval("SELECT count(*) FROM orders WHERE payment_status = 'refunded'") == 1
     assert await pool.fetchval("SELECT count(*) FROM payment_failures") == 3
+
+
+async def test_simulated_subscriptions_move_mrr_and_post_their_changes(bot: Bot) -> None:
+    """Forty subscription steps through the real intake: subscribers, MRR, and their kinds of ping queued."""
+    simulator = Simulator(url=str(bot.client.make_url("/webhooks/stripe")), secret=STRIPE_SECRET,
+                          rng=random.Random(15))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(40):
+            for event in simulator.make("subscription"):
+                assert await simulator.send(session, event) == 200
+    assert {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+            "invoice.paid"} <= set(simulator.sent)
+    live = simulator.subscriptions.live
+    expected = sum(mrr_of(s.plan, s.quantity, s.currency, "active", dt.datetime.now(dt.UTC)) for s in live
+                   if s.currency == "USD")
+    got = await mrr.summary(bot.deps.pool, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+                            since=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    assert {c.currency: c.mrr for c in got.currencies}.get("USD", 0) == expected and got.active == len(live)
+    rows = await bot.deps.pool.fetch("SELECT payload::text AS payload FROM outbox WHERE kind = 'subscription'")
+    texts = [json.loads(r["payload"])["text"] for r in rows]
+    assert {t.split(":")[0] for t in texts} >= {"🎉 New subscriber", "👋 Subscriber churned"}
+
+
+async def test_the_demo_history_has_subscribers_upgrades_and_churn(pool: asyncpg.Pool) -> None:
+    """The seeded 30 days: MRR at both ends of the week, new MRR, expansion or contraction, churn, trials."""
+    now = dt.datetime(2026, 3, 20, 12, tzinfo=dt.UTC)
+    snapshots, states = subscription_history(now=now, seed=15, token="t15")
+    await subscriptions_q.insert_snapshots(pool, snapshots)
+    await subscriptions_q.upsert_states(pool, states)
+    got = await mrr.summary(pool, now=now, since=now - dt.timedelta(days=30))
+    usd = next(c for c in got.currencies if c.currency == "USD")
+    assert usd.mrr > 0 and usd.mrr_week_ago > 0 and usd.new > 0 and usd.churned > 0
+    assert usd.expansion + usd.contraction > 0 and got.trialing == 3
+    assert usd.mrr == await pool.fetchval("SELECT sum(mrr) FROM subscriptions WHERE currency = 'USD'")
 
 
 async def test_a_wrong_secret_is_refused_and_counted_as_not_sent(bot: Bot) -> None:

@@ -21,6 +21,7 @@ from bot.demo.seed import (
     PRODUCT_WEIGHTS,
     PRODUCTS,
 )
+from bot.demo.subscriptions import DemoSubscriptions
 
 API_VERSION: Final = "2024-06-20"
 REFUNDABLE: Final = 500  # recent sales a refund may pick from
@@ -81,6 +82,10 @@ class EventFactory:
         return {"id": self._id("evt"), "object": "event", "api_version": API_VERSION, "created": now,
                 "type": kind, "livemode": False, "pending_webhooks": 1,
                 "request": {"id": None, "idempotency_key": None}, "data": {"object": obj}}
+
+    def subscriptions(self) -> DemoSubscriptions:
+        """The run's subscription events, sharing its ids, envelopes and customers."""
+        return DemoSubscriptions(self.rng, new_id=self._id, envelope=self._event, customer=self._customer)
 
     def sale(self, now: int) -> dict[str, Any]:
         """checkout.session.completed for a paid one-off purchase."""

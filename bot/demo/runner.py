@@ -33,10 +33,12 @@ from bot.db import database_url, migrate
 from bot.demo.events import EventFactory, sign
 from bot.demo.load import load
 from bot.demo.seed import SeedCounts, SeedSpec, generate
+from bot.demo.subscription_history import history as subscription_history
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, Slot, slot_for
 from bot.web.session import sign_link
 from queries import demo as demo_queries
+from queries import subscriptions as subscriptions_q
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,8 @@ ALL_DAY: Final = HourWindow(dt.time(0, 0), dt.time(23, 59))
 # The first half minute is scripted, so every kind of message shows up early: three declined cards within
 # ten minutes fire the "Payment failures" warning, and ten sales at once are coalesced into one message.
 OPENING: Final = ((1.0, "sale"), (3.0, "sale"), (2.0, "failure"), (3.0, "sale"), (2.0, "failure"),
-                  (3.0, "failure"), (4.0, "refund"), (4.0, "sale"), (4.0, "burst"), (5.0, "sale"))
+                  (3.0, "failure"), (4.0, "refund"), (3.0, "subscription"), (4.0, "sale"), (4.0, "burst"),
+                  (5.0, "sale"))
 BURST_SIZE: Final = (8, 14)
 
 
@@ -95,7 +98,11 @@ async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_OR
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         await migrate(conn)
-        return await load(conn, generate(spec))
+        counts = await load(conn, generate(spec))
+        snapshots, states = subscription_history(now=spec.now, seed=spec.seed, token=token)
+        await subscriptions_q.insert_snapshots(conn, snapshots)
+        await subscriptions_q.upsert_states(conn, states)
+        return counts
     finally:
         await conn.close()
 
@@ -105,7 +112,8 @@ def steps(rng: random.Random) -> Iterator[tuple[float, str]]:
     yield from OPENING
     while True:
         roll = rng.random()
-        kind = "sale" if roll < 0.86 else "failure" if roll < 0.93 else "refund" if roll < 0.96 else "burst"
+        kind = "sale" if roll < 0.78 else "subscription" if roll < 0.86 else "failure" if roll < 0.93 else \
+            "refund" if roll < 0.96 else "burst"
         yield rng.uniform(3.0, 10.0), kind
 
 
@@ -119,6 +127,7 @@ class Simulator:
         self.rng = rng or random.Random()
         self.clock = clock
         self.events = EventFactory(self.rng, run=secrets.token_hex(3))
+        self.subscriptions = self.events.subscriptions()
         self.sent: dict[str, int] = {}  # event type → how many the endpoint accepted
 
     def make(self, kind: str) -> list[dict[str, Any]]:
@@ -129,6 +138,8 @@ class Simulator:
         if kind == "refund":
             refund = self.events.refund(now)
             return [refund] if refund else []
+        if kind == "subscription":
+            return self.subscriptions.step(now)
         return [self.events.failure(now) if kind == "failure" else self.events.sale(now)]
 
     async def run(self, *, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
