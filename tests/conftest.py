@@ -125,8 +125,9 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 def make_settings(**env: Any) -> Settings:
     """Settings from explicit values only (no .env, no stray environment), as the contract names them."""
     # Sales ping at once unless a test is about settling (SALE_SETTLE_SECONDS): most drain right after posting.
+    # Renewals ping at once too (SUBSCRIPTION_RENEWALS=ping): a renewal held for its hour would never drain.
     base: dict[str, Any] = {"STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "STORE_TIMEZONE": "UTC",
-                            "SALE_SETTLE_SECONDS": "0"}
+                            "SALE_SETTLE_SECONDS": "0", "SUBSCRIPTION_RENEWALS": "ping"}
     base.update(env)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]  # aliases accepted at runtime
 

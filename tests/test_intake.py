@@ -200,8 +200,8 @@ async def test_dispute_is_recorded_and_pinged_once(bot: Bot) -> None:
 
 
 async def test_unknown_event_type_is_logged_ignored_and_answered_2xx(bot: Bot) -> None:
-    """customer.subscription.created is acknowledged and stored as ignored, with no order and no ping."""
-    resp = await bot.stripe(event("stripe-ruby-mock/customer.subscription.created.json", event_id="evt_u"))
+    """invoice.payment_action_required is acknowledged and stored as ignored, with no order and no ping."""
+    resp = await bot.stripe(event("stripe-ruby-mock/invoice.payment_action_required.json", event_id="evt_u"))
     assert resp.status == 200
     assert (await resp.json())["outcome"] == "ignored"
     assert await count(bot, "webhook_logs", "status = 'ignored'") == 1

@@ -50,7 +50,7 @@ def random_events(rng: random.Random, count: int) -> list[dict[str, Any]]:
         "refund": stripe_fixture("stripe-ruby-mock/charge.refunded.json"),
         "dispute": stripe_fixture("stripe-ruby-mock/charge.dispute.created.json"),
         "charge": stripe_fixture("stripe-ruby-mock/charge.succeeded.json"),  # a LINK: the intent counts
-        "other": stripe_fixture("stripe-ruby-mock/customer.subscription.created.json"),  # ignored
+        "other": stripe_fixture("stripe-ruby-mock/invoice.payment_action_required.json"),  # ignored
         # basil: an invoice shares no id with its PaymentIntent until invoice_payment.paid (a LINK) merges them
         "invoice": stripe_fixture("versions/basil/subscription_renewal/invoice.paid.json"),
         "inpay": stripe_fixture("versions/basil/subscription_renewal/invoice_payment.paid.json"),
@@ -182,7 +182,7 @@ async def test_batch_outcomes_name_duplicates_and_ignored_events(db: asyncpg.Con
     """In one batch: a new sale, its redelivery, and an unhandled type get processed/duplicate/ignored."""
     sale = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
     sale["id"] = "evt_b1"
-    other = stripe_fixture("stripe-ruby-mock/customer.subscription.created.json")
+    other = stripe_fixture("stripe-ruby-mock/invoice.payment_action_required.json")
     other["id"] = "evt_b2"
     subs = [Submission("stripe", e["id"], e["type"], json.dumps(e), parse_event(e)) for e in (sale, sale, other)]
     results = await ingest_batch(db, subs, tz=TZ, now=NOW)

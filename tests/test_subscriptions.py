@@ -5,14 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.config import Settings
+from bot.intake.batch import Submission, ingest_batch
+from bot.stripe.parse import parse_event
+from bot.subscriptions.renewals import Renewals
 from queries import mrr
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot
+from tests.conftest import Bot, start_bot
+from tests.fakes import FakeSlack
 
 STRIPE = Path(__file__).parent / "fixtures" / "stripe"
 STORY = ("1_created", "2_renewed", "3_upgraded", "4_cancel_scheduled", "5_churned")
@@ -64,29 +70,41 @@ def expected_story(version: str) -> list[tuple[str, str | None, int, int]]:
     ]
 
 
+@pytest.fixture
+async def shop(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
+    """The bot with renewals as they are by default in production (coalesced into the hour's summary)."""
+    async with start_bot(dsn, fake_slack, SUBSCRIPTION_RENEWALS="coalesce") as running_bot:
+        yield running_bot
+
+
+def test_renewals_are_coalesced_by_default() -> None:
+    """SUBSCRIPTION_RENEWALS defaults to coalesce (the tests' make_settings sets ping, as it zeroes settling)."""
+    assert Settings.model_fields["subscription_renewals"].default is Renewals.COALESCE
+
+
 @pytest.mark.parametrize("version", ["basil", "clover"])
-async def test_the_story_posts_each_change_and_moves_mrr(bot: Bot, version: str) -> None:
+async def test_the_story_posts_each_change_and_moves_mrr(shop: Bot, version: str) -> None:
     """Create → renew → upgrade → cancel at period end → churn: one message each (renewal quiet), MRR each step."""
     for name, message, expected_mrr, active in expected_story(version):
-        texts = await post(bot, story_event(version, name))
+        texts = await post(shop, story_event(version, name))
         assert texts == ([message] if message else []), name
-        got = await figures(bot)
+        got = await figures(shop)
         assert got is not None and (got.mrr, got.active) == (expected_mrr, active), name
-    got = await figures(bot)
+    got = await figures(shop)
     assert got is not None and (got.new, got.expansion, got.churned, got.churned_count) == (1900, 3900, 5800, 1)
-    row = await bot.deps.pool.fetchrow("SELECT status, mrr, cancel_at_period_end FROM subscriptions")
+    row = await shop.deps.pool.fetchrow("SELECT status, mrr, cancel_at_period_end FROM subscriptions")
     assert tuple(row) == ("canceled", 0, True)
 
 
-async def test_a_renewal_is_held_for_the_hour_then_sent(bot: Bot) -> None:
+async def test_a_renewal_is_held_for_the_hour_then_sent(shop: Bot) -> None:
     """SUBSCRIPTION_RENEWALS=coalesce (the default): the renewal's sale ping waits for the end of the hour."""
-    await post(bot, story_event("basil", "subscription_first/invoice.paid"))
-    assert await post(bot, story_event("basil", "subscription_renewal/invoice.paid")) == []
-    held = await bot.deps.pool.fetchval("SELECT available_at FROM outbox WHERE status = 'pending' AND kind = 'sale'")
+    await post(shop, story_event("basil", "subscription_first/invoice.paid"))
+    assert await post(shop, story_event("basil", "subscription_renewal/invoice.paid")) == []
+    held = await shop.deps.pool.fetchval("SELECT available_at FROM outbox WHERE status = 'pending' AND kind = 'sale'")
     assert held is not None and held.minute == 0 and held > dt.datetime.now(dt.UTC)
-    await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
-    await bot.drain(ignore_pace=True)
-    assert [p["text"] for p in bot.slack_api.posted()][-1].startswith("💰 New Sale: $19.00")
+    await shop.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+    await shop.drain(ignore_pace=True)
+    assert [p["text"] for p in shop.slack_api.posted()][-1].startswith("💰 New Sale: $19.00")
 
 
 @pytest.mark.parametrize("version", ["basil", "clover"])
@@ -110,6 +128,27 @@ async def test_any_arrival_order_ends_in_the_same_state_and_messages(bot: Bot, v
     texts, got, row = outcomes.pop()
     assert len(texts) == 4 and row[:3] == ("canceled", 0, "Team monthly × 2") and row[3] == events[4]["id"]
     assert got is not None and (got.mrr, got.new, got.expansion, got.churned) == (0, 1900, 3900, 5800)
+
+
+@pytest.mark.parametrize(("mode", "pinged"), [("ping", True), ("report", False)])
+async def test_renewals_can_ping_or_only_count(dsn: str, fake_slack: FakeSlack, mode: str, pinged: bool) -> None:
+    """SUBSCRIPTION_RENEWALS=ping: the renewal pings at once; =report: no ping, but the order counts."""
+    async with start_bot(dsn, fake_slack, SUBSCRIPTION_RENEWALS=mode) as shop:
+        renewal = await post(shop, story_event("clover", "subscription_renewal/invoice.paid"))
+        assert renewal == (["💰 New Sale: $19.00 — 1 × Pro plan (at $19.00 / month)"] if pinged else [])
+        assert await shop.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0
+        assert await shop.deps.pool.fetchval("SELECT sum(amount_total) FROM orders") == 1900
+
+
+async def test_backfilled_subscription_events_are_stored_without_pings(bot: Bot) -> None:
+    """notify=False (backfill, Events API history): snapshots and states stored, no message queued."""
+    evt = story_event("basil", "1_created")
+    sub = Submission(source="stripe", event_id=evt["id"], event_type=evt["type"], body=json.dumps(evt),
+                     event=parse_event(evt), via="backfill")
+    async with bot.deps.pool.acquire() as conn:
+        await ingest_batch(conn, [sub], tz=bot.deps.settings.tz, now=dt.datetime.now(dt.UTC), notify=False)
+    assert await bot.deps.pool.fetchval("SELECT mrr FROM subscriptions") == 1900
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
 async def test_a_duplicate_event_is_stored_once(bot: Bot) -> None:

@@ -55,7 +55,7 @@ class Submission:
 
 async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo,
                        now: dt.datetime, notify: bool = True, settle: dt.timedelta = dt.timedelta(0),
-                       renewals: Renewals = Renewals.COALESCE) -> list[IntakeResult]:
+                       renewals: Renewals = Renewals.PING) -> list[IntakeResult]:
     """Store and apply events in order, in one transaction; a single event is a batch of one.
 
     An event the rules or PostgreSQL refuse is stored with status 'error' and its reason, and the others
@@ -174,7 +174,7 @@ class IntakeBatcher:
 
     def __init__(self, *, pool: asyncpg.Pool, tz: ZoneInfo, clock: Clock, writers: int = 2,
                  max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0),
-                 renewals: Renewals = Renewals.COALESCE) -> None:
+                 renewals: Renewals = Renewals.PING) -> None:
         self._pool = pool
         self._settle = settle
         self._renewals = renewals
