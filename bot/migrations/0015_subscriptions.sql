@@ -37,5 +37,6 @@ CREATE TABLE subscription_events (
     currency        text        NOT NULL,
     plan            text
 );
-CREATE INDEX subscription_events_by_sub ON subscription_events (subscription_id, at, rank);
+-- Each snapshot's predecessor, by index (queries/mrr.py).
+CREATE INDEX subscription_events_by_sub ON subscription_events (subscription_id, at, rank, event_id);
 CREATE INDEX subscription_events_at ON subscription_events (at);
