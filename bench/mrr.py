@@ -46,7 +46,7 @@ def ledger(subscriptions: int, years: int) -> tuple[list[tuple[object, ...]], li
             status = "canceled" if i and rng.random() < 0.02 else "active"
             mrr_now, rank, event_id, at = (0 if status == "canceled" else amount,
                                            2 if status == "canceled" else min(i, 1), f"evt_{s}_{i}", t)
-            rows.append((event_id, f"sub_{s}", at, rank, status, mrr_now, "USD", "Pro"))
+            rows.append((event_id, f"sub_{s}", at, rank, status, mrr_now, "USD", "Pro", None))
             if status == "canceled":
                 break
             t, i = t + dt.timedelta(days=30), i + 1

@@ -1,11 +1,12 @@
 """SQL behind the MRR figures: MRR now and a week ago, its movements over a window, active subscribers.
 
 A movement is the difference between a `subscription_events` snapshot (one per Stripe event, migration 0015) and
-the one before it for the same subscription, in event time (not arrival order): from 0 to more is new MRR
-(reactivation when it had paid before), up or down is expansion or contraction, to 0 is churn. MRR now is the sum of
-the `subscriptions` states (each its newest snapshot) less the movements after `now`, and a week ago less the
-week's movements too — so only the snapshots inside the window are read, each with its predecessor found by
-index (222k snapshots of 20k subscriptions: about 1 s as a scan of every snapshot, about 80 ms this way;
+the one before it for the same subscription, in event time (not arrival order) — or, for the first one known, what
+its own event says came before (a subscription first seen at a renewal after install is not new MRR). From 0 to
+more is new MRR (reactivation when it had paid before), up or down is expansion or contraction, to 0 is churn. MRR
+now is the sum of the `subscriptions` states (each its newest snapshot) less the movements after `now`, and a week
+ago less the week's movements too — so only the snapshots inside the window are read, each with its predecessor
+found by index (222k snapshots of 20k subscriptions: about 1 s as a scan of every snapshot, about 80 ms this way;
 bench/mrr.py). Kept per currency: never summed across them.
 """
 
@@ -21,8 +22,8 @@ from queries.executor import Executor
 SUMMARY: Final = """
 WITH steps AS (
         SELECT e.currency, e.at, e.mrr, e.at >= $2 AND e.at <= $1::timestamptz AS inside,
-               coalesce(p.mrr, 0) AS prev,
-               coalesce(p.mrr, 0) = 0 AND e.mrr > 0 AND EXISTS (
+               coalesce(p.mrr, e.before_mrr, 0) AS prev,
+               coalesce(p.mrr, e.before_mrr, 0) = 0 AND e.mrr > 0 AND EXISTS (
                    SELECT 1 FROM subscription_events AS x
                     WHERE x.subscription_id = e.subscription_id AND x.mrr > 0
                       AND (x.at, x.rank, x.event_id) < (e.at, e.rank, e.event_id)) AS paid_before

@@ -14,10 +14,10 @@ from typing import Any, Final
 from queries.executor import Executor
 
 INSERT_SNAPSHOTS: Final = """
-INSERT INTO subscription_events (event_id, subscription_id, at,  rank, status, mrr, currency, plan)
+INSERT INTO subscription_events (event_id, subscription_id, at,  rank, status, mrr, currency, plan, before_mrr)
 SELECT *
   FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::smallint[], $5::text[], $6::bigint[], $7::text[],
-              $8::text[])
+              $8::text[], $9::bigint[])
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -65,6 +65,7 @@ class Snapshot:
     mrr: int
     currency: str
     plan: str | None
+    before_mrr: int | None = None  # what the event says the MRR was just before it (None: it does not say)
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,18 @@ async def test_a_duplicate_event_is_stored_once(bot: Bot) -> None:
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM subscription_events") == 1
 
 
+@pytest.mark.parametrize("version", ["basil", "clover"])
+async def test_a_subscription_older_than_the_bot_is_not_new_mrr(bot: Bot, version: str) -> None:
+    """First seen at a renewal (no created event): no new MRR; its upgrade and churn still move MRR."""
+    await post(bot, story_event(version, "2_renewed"))
+    got = await figures(bot)
+    assert got is not None and (got.mrr, got.new, got.active) == (1900, 0, 1)
+    await post(bot, story_event(version, "3_upgraded"))
+    await post(bot, story_event(version, "5_churned"))
+    got = await figures(bot)
+    assert got is not None and (got.mrr, got.new, got.expansion, got.churned) == (0, 0, 3900, 5800)
+
+
 async def test_a_trial_counts_no_mrr_until_it_converts(bot: Bot) -> None:
     """A trialing subscription posts nothing and adds no MRR; its conversion is the new subscriber."""
     evt = story_event("basil", "1_created")

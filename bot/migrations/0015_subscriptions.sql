@@ -26,7 +26,9 @@ CREATE TABLE subscriptions (
 );
 CREATE INDEX subscriptions_counted ON subscriptions (currency) WHERE mrr > 0;
 
--- rank orders events of one second: created (0) before updated (1) before deleted (2).
+-- rank orders events of one second: created (0) before updated (1) before deleted (2). before_mrr is what the
+-- event itself says the MRR was just before it (previous_attributes; a deletion's items), used when the ledger
+-- holds nothing earlier: a subscription first seen after install then moves from what it was, not from 0.
 CREATE TABLE subscription_events (
     event_id        text PRIMARY KEY,
     subscription_id text        NOT NULL,
@@ -35,7 +37,8 @@ CREATE TABLE subscription_events (
     status          text        NOT NULL,
     mrr             bigint      NOT NULL CHECK (mrr >= 0),
     currency        text        NOT NULL,
-    plan            text
+    plan            text,
+    before_mrr      bigint      CHECK (before_mrr >= 0)
 );
 -- Each snapshot's predecessor, by index (queries/mrr.py).
 CREATE INDEX subscription_events_by_sub ON subscription_events (subscription_id, at, rank, event_id);

@@ -26,8 +26,9 @@ KIND = "subscription"
 
 
 def _snapshot(e: PaymentEvent, f: SubscriptionFacts) -> q.Snapshot:
+    before = f.gross_mrr if e.event_type.endswith(".deleted") else f.previous_mrr
     return q.Snapshot(e.event_id, f.id, e.occurred_at, RANKS.get(e.event_type, 1), f.status, f.mrr, f.currency,
-                      f.plan)
+                      f.plan, before)
 
 
 def _state(e: PaymentEvent, f: SubscriptionFacts) -> q.StateRow:
