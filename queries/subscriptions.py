@@ -44,12 +44,24 @@ ON CONFLICT (id) DO UPDATE
 
 # Renewal sale pings not yet tried: report mode drops them (the daily report counts the money), coalesce mode
 # holds them to the slot's end so the worker's burst summary sends the slot's renewals as one message.
+REMEMBER_RENEWALS: Final = """
+INSERT INTO renewal_invoices (invoice_id) SELECT unnest($1::text[]) ON CONFLICT (invoice_id) DO NOTHING
+"""
 DROP_RENEWAL_PINGS: Final = """
-DELETE FROM outbox WHERE dedupe_key = ANY($1::text[]) AND status = 'pending' AND attempts = 0
+DELETE FROM outbox
+ WHERE dedupe_key IN (SELECT 'sale:' || o.id
+                        FROM orders AS o
+                        JOIN renewal_invoices AS r ON r.invoice_id = o.invoice_id
+                       WHERE o.id = ANY($1::text[]))
+   AND status = 'pending' AND attempts = 0
 """
 HOLD_RENEWAL_PINGS: Final = """
 UPDATE outbox SET available_at = greatest(available_at, $2)
- WHERE dedupe_key = ANY($1::text[]) AND status = 'pending' AND attempts = 0
+ WHERE dedupe_key IN (SELECT 'sale:' || o.id
+                        FROM orders AS o
+                        JOIN renewal_invoices AS r ON r.invoice_id = o.invoice_id
+                       WHERE o.id = ANY($1::text[]))
+   AND status = 'pending' AND attempts = 0
 """
 
 
@@ -106,11 +118,17 @@ async def upsert_states(db: Executor, rows: Sequence[StateRow]) -> None:
         await db.execute(UPSERT_STATES, *_columns(rows))
 
 
-async def quiet_renewals(db: Executor, dedupe_keys: Sequence[str], *, hold_until: dt.datetime | None) -> None:
-    """Renewal sale pings not yet tried: held until `hold_until`, or dropped when it is None."""
-    if not dedupe_keys:
+async def remember_renewals(db: Executor, invoice_ids: Sequence[str]) -> None:
+    """Record invoices that renewed a subscription."""
+    if invoice_ids:
+        await db.execute(REMEMBER_RENEWALS, list(invoice_ids))
+
+
+async def quiet_renewals(db: Executor, order_ids: Sequence[str], *, hold_until: dt.datetime | None) -> None:
+    """The untried sale pings of these orders that paid a renewal: held until `hold_until`, or dropped (None)."""
+    if not order_ids:
         return
     if hold_until is None:
-        await db.execute(DROP_RENEWAL_PINGS, list(dedupe_keys))
+        await db.execute(DROP_RENEWAL_PINGS, list(order_ids))
     else:
-        await db.execute(HOLD_RENEWAL_PINGS, list(dedupe_keys), hold_until)
+        await db.execute(HOLD_RENEWAL_PINGS, list(order_ids), hold_until)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import random
 from collections.abc import AsyncIterator
@@ -26,7 +27,8 @@ FAR = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # version → the day the cancellation takes effect (the second period's end) as the ping writes it
 CANCELS_ON = {"basil": "11 Jul 2025", "clover": "01 Jan 2026"}
-RESET = "TRUNCATE subscriptions, subscription_events, webhook_logs, outbox, orders, payment_refs CASCADE"
+RESET = """TRUNCATE subscriptions, subscription_events, renewal_invoices, webhook_logs, outbox, orders, payment_refs,
+         delivery_attempts, order_rollups, channel_pace CASCADE"""
 
 
 def story_event(version: str, name: str) -> dict[str, Any]:
@@ -128,6 +130,25 @@ async def test_any_arrival_order_ends_in_the_same_state_and_messages(bot: Bot, v
     texts, got, row = outcomes.pop()
     assert len(texts) == 4 and row[:3] == ("canceled", 0, "Team monthly × 2") and row[3] == events[4]["id"]
     assert got is not None and (got.mrr, got.new, got.expansion, got.churned) == (0, 1900, 3900, 5800)
+
+
+@pytest.mark.parametrize("version", ["basil", "clover"])
+async def test_a_held_renewal_stays_held_whatever_order_its_payments_events_come_in(
+        dsn: str, fake_slack: FakeSlack, version: str) -> None:
+    """Coalesce: each permutation of a renewal's events posts nothing before the hour's end, then one sale ping
+    (an invoice_payment.paid after the invoice re-renders the ping and must not release it early)."""
+    types = ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded")
+    events = [story_event(version, f"subscription_renewal/{t}") for t in types]
+    async with start_bot(dsn, fake_slack, SUBSCRIPTION_RENEWALS="coalesce", SALE_SETTLE_SECONDS="600") as shop:
+        for order in itertools.permutations(range(len(events))):
+            await shop.deps.pool.execute(RESET)
+            shop.slack_api.calls.clear()
+            for i in order:
+                assert await post(shop, events[i]) == [], order
+            await shop.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+            await shop.drain(ignore_pace=True)
+            assert [p["text"] for p in shop.slack_api.posted()] == [
+                "💰 New Sale: $19.00 — 1 × Pro plan (at $19.00 / month)"], order
 
 
 @pytest.mark.parametrize(("mode", "pinged"), [("ping", True), ("report", False)])

@@ -127,7 +127,7 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
     queued = await q.enqueue(conn, fold.messages)
     await pings.refresh_pings(conn, updates)
-    await quiet_renewals(conn, fold.renewal_orders(), mode=renewals, now=now)
+    await quiet_renewals(conn, sorted(fold.orders), sorted(fold.renewals), mode=renewals, now=now)
     counts = [0] * len(subs)
     for m in fold.messages:
         if m.dedupe_key in queued:

@@ -51,7 +51,7 @@ class Fold:
     stored_losers: list[str] = field(default_factory=list)  # of those, the ones already in the database
     unstated: set[str] = field(default_factory=set)  # orders completed by a PaymentIntent that may be an invoice's
     subscription_events: list[tuple[int, PaymentEvent]] = field(default_factory=list)  # bot/subscriptions applies
-    renewals: set[str] = field(default_factory=set)  # orders paying a subscription_cycle invoice (renewals)
+    renewals: set[str] = field(default_factory=set)  # subscription_cycle invoices (renewals) seen in the batch
 
     def load(self, ref: str, row: OrderRow) -> None:
         """Register a stored order under one of its refs."""
@@ -182,8 +182,8 @@ class Fold:
     def _sale(self, index: int, e: PaymentEvent) -> None:
         order, entered = self._upsert_order(e, status="completed")
         self._checkout(e, status="completed")
-        if e.billing_reason == "subscription_cycle":  # a renewal: SUBSCRIPTION_RENEWALS decides its ping
-            self.renewals.add(order.id)
+        if e.billing_reason == "subscription_cycle" and e.invoice_id:  # SUBSCRIPTION_RENEWALS decides its ping
+            self.renewals.add(e.invoice_id)
         if not entered or order.amount_total is None or order.currency is None:
             return
         if e.invoice_unstated:  # basil+: this PaymentIntent may be an invoice's, whose event may still come
@@ -199,10 +199,6 @@ class Fold:
         return [PingUpdate(f"sale:{o.id}", self.sale_payload(o), o.amount_total, o.currency, settled(o))
                 for o in self.orders.values()
                 if (o.is_new or o.dirty) and o.amount_total is not None and o.currency is not None]
-
-    def renewal_orders(self) -> list[str]:
-        """The orders (after merges) that paid a renewal invoice in this batch."""
-        return sorted({self.resolve(order_id) for order_id in self.renewals})
 
     def losers(self) -> list[tuple[str, str]]:
         """(stored order merged away, the order it went into)."""

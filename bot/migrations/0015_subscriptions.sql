@@ -43,3 +43,10 @@ CREATE TABLE subscription_events (
 -- Each snapshot's predecessor, by index (queries/mrr.py).
 CREATE INDEX subscription_events_by_sub ON subscription_events (subscription_id, at, rank, event_id);
 CREATE INDEX subscription_events_at ON subscription_events (at);
+
+-- Invoices that renewed a subscription (billing_reason subscription_cycle): their order's sale ping is quieter
+-- (SUBSCRIPTION_RENEWALS), whichever batch, and whichever of the payment's events, last touches that ping.
+CREATE TABLE renewal_invoices (
+    invoice_id text PRIMARY KEY,
+    seen_at    timestamptz NOT NULL DEFAULT now()
+);

@@ -25,11 +25,14 @@ class Renewals(StrEnum):
 RENEWAL_SLOT = dt.timedelta(hours=1)
 
 
-async def quiet_renewals(conn: asyncpg.Connection, order_ids: Sequence[str], *, mode: Renewals,
-                         now: dt.datetime) -> None:
-    """Apply SUBSCRIPTION_RENEWALS to the sale pings of renewal orders (subscription_cycle invoices)."""
-    if mode is Renewals.PING or not order_ids:
+async def quiet_renewals(conn: asyncpg.Connection, order_ids: Sequence[str], invoices: Sequence[str], *,
+                         mode: Renewals, now: dt.datetime) -> None:
+    """Apply SUBSCRIPTION_RENEWALS to the untried sale pings of the batch's orders that paid a renewal invoice.
+
+    The renewal invoices are remembered, so a later event of the same payment (basil's invoice_payment.paid, which
+    re-renders and releases a waiting ping) does not send the held renewal early."""
+    if mode is Renewals.PING:
         return
-    keys = [f"sale:{order_id}" for order_id in order_ids]
+    await q.remember_renewals(conn, invoices)
     slot_end = now.replace(minute=0, second=0, microsecond=0) + RENEWAL_SLOT
-    await q.quiet_renewals(conn, keys, hold_until=slot_end if mode is Renewals.COALESCE else None)
+    await q.quiet_renewals(conn, order_ids, hold_until=slot_end if mode is Renewals.COALESCE else None)
