@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
@@ -38,6 +38,48 @@ def _parse_hhmm(value: str) -> time:
         return time(int(hours), int(minutes))
     except ValueError:
         raise ValueError(f"expected HH:MM, got {value!r}") from None
+
+
+def parse_hhmm(value: str) -> time:
+    """`HH:MM` (00:00 to 23:59) as a time; ValueError naming the input otherwise."""
+    return _parse_hhmm(value)
+
+
+def parse_window(value: str) -> HourWindow:
+    """`HH:MM-HH:MM` as an HourWindow; ValueError naming the input otherwise."""
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+    return HourWindow(_parse_hhmm(start), _parse_hhmm(end))
+
+
+DAY_NAMES: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def parse_days(value: str) -> frozenset[int]:
+    """`Mon-Fri`, `Mon,Wed,Sat-Sun` (case-insensitive) as weekday numbers (Monday 0); at least one day."""
+    index = {name.lower(): n for n, name in enumerate(DAY_NAMES)}
+    days: set[int] = set()
+    for part in (p.strip().lower() for p in value.split(",") if p.strip()):
+        first, _, last = part.partition("-")
+        if first[:3] not in index or (last and last[:3] not in index):
+            raise ValueError(f"expected day names like Mon-Fri or Mon,Wed,Sat, got {value!r}")
+        a, b = index[first[:3]], index[(last or first)[:3]]
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
+    if not days:
+        raise ValueError("at least one business day is needed")
+    return frozenset(days)
+
+
+def format_days(days: frozenset[int]) -> str:
+    """Weekday numbers as people write them: `Mon-Fri`, `Mon,Wed,Sat-Sun`, `Mon-Sun`."""
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ",".join(DAY_NAMES[r[0]] if len(r) == 1 else f"{DAY_NAMES[r[0]]}-{DAY_NAMES[r[-1]]}" for r in runs)
 
 
 class Settings(BaseSettings):
@@ -76,6 +118,10 @@ class Settings(BaseSettings):
     business_hours: Annotated[HourWindow, NoDecode] = Field(
         HourWindow(time(9), time(21)), alias="BUSINESS_HOURS"
     )
+    # The days business hours apply on (the no-sales rules judge, warnings go out); other days are closed.
+    business_days: Annotated[frozenset[int], NoDecode] = Field(frozenset(range(7)), alias="BUSINESS_DAYS")
+    # Non-critical alerts wait until the window ends; critical ones still post, without the on-call mention.
+    quiet_hours: Annotated[HourWindow | None, NoDecode] = Field(None, alias="QUIET_HOURS")
     morning_report_at: time = Field(time(9), alias="MORNING_REPORT_AT")
     evening_report_at: time = Field(time(18), alias="EVENING_REPORT_AT")
     site_url: str | None = Field(None, alias="SITE_URL")
@@ -157,15 +203,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
 
-    @field_validator("business_hours", mode="before")
+    @field_validator("business_hours", "quiet_hours", mode="before")
     @classmethod
     def _hour_window(cls, value: object) -> object:
         if isinstance(value, str):
-            start, sep, end = value.partition("-")
-            if not sep:
-                raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
-            return HourWindow(_parse_hhmm(start), _parse_hhmm(end))
+            return parse_window(value) if value.strip() else None
         return value
+
+    @field_validator("business_days", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        return parse_days(value) if isinstance(value, str) else value
 
     @field_validator("morning_report_at", "evening_report_at", mode="before")
     @classmethod
@@ -192,6 +240,15 @@ class Settings(BaseSettings):
     def sale_settle(self) -> timedelta:
         """SALE_SETTLE_SECONDS as a duration."""
         return timedelta(seconds=self.sale_settle_seconds)
+
+    def in_business_hours(self, now: datetime) -> bool:
+        """Whether `now` falls on a business day, inside business hours, in the store's zone."""
+        local = now.astimezone(self.tz)
+        return local.weekday() in self.business_days and self.business_hours.contains(local.time())
+
+    def in_quiet_hours(self, now: datetime) -> bool:
+        """Whether `now` falls inside QUIET_HOURS (never, when unset), in the store's zone."""
+        return self.quiet_hours is not None and self.quiet_hours.contains(now.astimezone(self.tz).time())
 
     @property
     def tz(self) -> ZoneInfo:

@@ -77,7 +77,7 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
     mode = "local mode" if s.local_mode else "Socket Mode" if s.slack_app_token else \
         "incoming webhooks" if s.uses_incoming_webhooks else "HTTP mode"
     snapshot = await health_snapshot(
-        deps.pool, now=now, in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
+        deps.pool, now=now, in_business_hours=s.in_business_hours(now),
         mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url,
         next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent),
         channels=deps.channels.statuses() if deps.channels is not None else ())

@@ -31,7 +31,7 @@ async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnap
     mode = "local" if s.local_mode else "socket" if s.slack_app_token else \
         "webhooks" if s.uses_incoming_webhooks else "http"
     return await health_snapshot(deps.pool, now=now, mode=mode, version=__version__,
-                                 in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
+                                 in_business_hours=s.in_business_hours(now),
                                  started_at=deps.started_at, site_url=s.site_url, next_jobs=next_runs(deps.scheduler),
                                  job_failures=tuple(deps.job_failures.recent), budget=budget,
                                  channels=deps.channels.statuses() if deps.channels is not None else ())

@@ -171,7 +171,7 @@ class IntakeBatcher:
                  max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0)) -> None:
         self._pool = pool
         self._settle = settle
-        self._tz = tz
+        self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
         self._clock = clock
         self._writers = writers
         self._max_batch = max_batch
@@ -208,13 +208,13 @@ class IntakeBatcher:
         try:
             async with self._pool.acquire() as conn:
                 try:
-                    results = await ingest_batch(conn, [p.sub for p in batch], tz=self._tz, now=self._clock(),
+                    results = await ingest_batch(conn, [p.sub for p in batch], tz=self.tz, now=self._clock(),
                                                  settle=self._settle)
                 except asyncpg.DeadlockDetectedError as exc:
                     # Batches lock refs and rows in a fixed order, but two can still wait on each other's new
                     # orders' unique keys: redo this one an event per transaction, which holds fewer locks.
                     log.info("batch of %d deadlocked, redone one event at a time: %s", len(batch), exc)
-                    results = [(await ingest_batch(conn, [p.sub], tz=self._tz, now=self._clock(),
+                    results = [(await ingest_batch(conn, [p.sub], tz=self.tz, now=self._clock(),
                                                    settle=self._settle))[0] for p in batch]
         except BaseException as exc:
             # Every waiter must learn the outcome: database down (→ 503), or shutdown mid-batch.
