@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
 from handlers.actions import alerts as alert_buttons
+from handlers.actions import settings as settings_view
 from handlers.actions import share
 from handlers.commands import slash
 from handlers.events import home
@@ -30,8 +31,8 @@ def add_routes(app: web.Application) -> None:
 
 
 def add_listeners(app: AsyncApp, deps: Deps) -> None:
-    """Every Slack listener: commands, buttons, App Home."""
-    for module in (slash, share, alert_buttons, home):
+    """Every Slack listener: commands, buttons, the Settings view, App Home."""
+    for module in (slash, share, alert_buttons, settings_view, home):
         module.register(app, deps)
 
 

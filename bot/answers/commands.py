@@ -80,7 +80,8 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
         deps.pool, now=now, in_business_hours=s.in_business_hours(now),
         mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url,
         next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent),
-        channels=deps.channels.statuses() if deps.channels is not None else ())
+        channels=deps.channels.statuses() if deps.channels is not None else (),
+        overrides=deps.live.overrides)
     return health_message(snapshot, tz=s.tz, share_arg="" if shareable else None)
 
 

@@ -24,15 +24,18 @@ from bot.rhythm.load import pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
 from queries import alerts, app_events, errors, health, sales, sketch, stripe_sync
+from queries import settings as settings_q
 from queries.alerts import AlertRow, Probe
 from queries.executor import Executor
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
+from queries.settings import Change, Override
 from queries.stripe_sync import SyncStatus
 
 log = logging.getLogger(__name__)
 
 # Slack gives a slash command 3 s; leave room for Slack's own hops and our rendering.
 COMMAND_BUDGET = 2.0
+SETTINGS_CHANGES_SHOWN = 5  # /health lists the latest changes made from Slack's Settings view
 PENDING_WINDOW = dt.timedelta(minutes=30)
 
 Lookup = Callable[[Executor], Awaitable[Any]]
@@ -192,6 +195,8 @@ class HealthSnapshot:
     stripe_sync: SyncStatus | None = None  # None: the Events API has never been polled
     channels: tuple[ChannelStatus, ...] = ()  # the configured Slack channels (bot token only)
     missing: tuple[str, ...] = ()
+    settings_overrides: tuple[Override, ...] = ()  # in force over the environment, changed from Slack
+    settings_changes: list[Change] | None = None  # the latest changes, newest first
 
     @property
     def order_silence_suspicious(self) -> bool:
@@ -211,7 +216,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
                           version: str, started_at: dt.datetime, site_url: str | None,
                           next_jobs: tuple[tuple[str, dt.datetime], ...] = (),
                           job_failures: tuple[JobFailure, ...] = (),
-                          channels: tuple[ChannelStatus, ...] = (),
+                          channels: tuple[ChannelStatus, ...] = (), overrides: tuple[Override, ...] = (),
                           budget: float = COMMAND_BUDGET) -> HealthSnapshot:
     """The state of every component /health reports."""
     lookups: dict[str, Lookup] = {
@@ -223,6 +228,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         "alerts": alerts.firing,
         "site probe": lambda db: alerts.last_probes(db, limit=1),
         "stripe events api": lambda db: stripe_sync.sync_status(db, since=now - dt.timedelta(hours=24)),
+        "settings changes": lambda db: settings_q.recent_changes(db, limit=SETTINGS_CHANGES_SHOWN),
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
     return HealthSnapshot(
@@ -232,4 +238,4 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
         probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), channels=channels,
-        missing=missing)
+        missing=missing, settings_overrides=overrides, settings_changes=got.get("settings changes"))

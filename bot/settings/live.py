@@ -34,6 +34,7 @@ class LiveSettings:
         self.settings, self.rules = env, rules
         self.overrides: tuple[q.Override, ...] = ()
         self.loaded = asyncio.Event()  # set once the stored values were read (tests wait on reloads with it)
+        self.listener: OutboxListener | None = None  # while running; its `listening` is set while LISTEN holds
         self._hooks: list[Hook] = []
         self._wake = asyncio.Event()
 
@@ -61,8 +62,8 @@ class LiveSettings:
 
     async def run(self, pool: asyncpg.Pool, dsn: str) -> None:
         """Follow changes until cancelled: LISTEN on a connection of its own, reload on each notification."""
-        listener = OutboxListener(dsn, on_notify=self.changed, subscribe=q.listen, name="settings listener")
-        follow = asyncio.create_task(listener.run(), name="settings-listener")
+        self.listener = OutboxListener(dsn, on_notify=self.changed, subscribe=q.listen, name="settings listener")
+        follow = asyncio.create_task(self.listener.run(), name="settings-listener")
         try:
             while True:
                 with contextlib.suppress(TimeoutError):

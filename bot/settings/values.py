@@ -135,7 +135,9 @@ def effective(env: Settings, rules: RuleSet, stored: Mapping[str, Any]) -> tuple
             except (ValueError, TypeError) as exc:
                 log.warning("ignoring the stored setting %s: %s", item.key, exc)
     ruled = tuple(_apply_rule(r, stored.get(RULE_PREFIX + r.name)) for r in rules.rules)
-    return env.model_copy(update=updates), dataclasses.replace(rules, rules=ruled)
+    # Nothing stored: the environment's own objects, unchanged.
+    settings = env.model_copy(update=updates) if updates else env
+    return settings, rules if ruled == rules.rules else dataclasses.replace(rules, rules=ruled)
 
 
 def current(settings: Settings, rules: RuleSet) -> dict[str, Any]:
