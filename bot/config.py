@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.weekdays import parse_days
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -32,7 +34,8 @@ class HourWindow:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
-def _parse_hhmm(value: str) -> time:
+def parse_hhmm(value: str) -> time:
+    """`HH:MM` (00:00 to 23:59) as a time; ValueError naming the input otherwise."""
     try:
         hours, minutes = value.strip().split(":")
         return time(int(hours), int(minutes))
@@ -40,46 +43,12 @@ def _parse_hhmm(value: str) -> time:
         raise ValueError(f"expected HH:MM, got {value!r}") from None
 
 
-def parse_hhmm(value: str) -> time:
-    """`HH:MM` (00:00 to 23:59) as a time; ValueError naming the input otherwise."""
-    return _parse_hhmm(value)
-
-
 def parse_window(value: str) -> HourWindow:
     """`HH:MM-HH:MM` as an HourWindow; ValueError naming the input otherwise."""
     start, sep, end = value.partition("-")
     if not sep:
         raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
-    return HourWindow(_parse_hhmm(start), _parse_hhmm(end))
-
-
-DAY_NAMES: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def parse_days(value: str) -> frozenset[int]:
-    """`Mon-Fri`, `Mon,Wed,Sat-Sun` (case-insensitive) as weekday numbers (Monday 0); at least one day."""
-    index = {name.lower(): n for n, name in enumerate(DAY_NAMES)}
-    days: set[int] = set()
-    for part in (p.strip().lower() for p in value.split(",") if p.strip()):
-        first, _, last = part.partition("-")
-        if first[:3] not in index or (last and last[:3] not in index):
-            raise ValueError(f"expected day names like Mon-Fri or Mon,Wed,Sat, got {value!r}")
-        a, b = index[first[:3]], index[(last or first)[:3]]
-        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
-    if not days:
-        raise ValueError("at least one business day is needed")
-    return frozenset(days)
-
-
-def format_days(days: frozenset[int]) -> str:
-    """Weekday numbers as people write them: `Mon-Fri`, `Mon,Wed,Sat-Sun`, `Mon-Sun`."""
-    runs: list[list[int]] = []
-    for day in sorted(days):
-        if runs and runs[-1][-1] == day - 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    return ",".join(DAY_NAMES[r[0]] if len(r) == 1 else f"{DAY_NAMES[r[0]]}-{DAY_NAMES[r[-1]]}" for r in runs)
+    return HourWindow(parse_hhmm(start), parse_hhmm(end))
 
 
 class Settings(BaseSettings):
@@ -218,7 +187,7 @@ class Settings(BaseSettings):
     @field_validator("morning_report_at", "evening_report_at", mode="before")
     @classmethod
     def _hhmm(cls, value: object) -> object:
-        return _parse_hhmm(value) if isinstance(value, str) else value
+        return parse_hhmm(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _slack_mode_is_complete(self) -> Settings:

@@ -12,9 +12,10 @@ from typing import Any
 from bot.alerts.rules import RuleSet
 from bot.blocks import settings as view
 from bot.blocks.settings import ChannelField, RuleField, SettingsForm
-from bot.config import Settings, format_days, parse_hhmm
+from bot.config import Settings, parse_hhmm
 from bot.delivery.channels import ChannelDirectory
 from bot.settings.values import BY_KEY, RULE_PREFIX, THRESHOLDS, zone
+from bot.weekdays import format_days
 
 SETTING_OF_CHANNEL = {"sales": "SLACK_SALES_CHANNEL", "alerts": "SLACK_ALERTS_CHANNEL",
                       "reports": "SLACK_REPORTS_CHANNEL"}

@@ -11,7 +11,8 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.alerts.rules import Rule, RuleSet, Severity
-from bot.config import HourWindow, Settings, format_days, parse_days, parse_hhmm, parse_window
+from bot.config import HourWindow, Settings, parse_hhmm, parse_window
+from bot.weekdays import format_days, parse_days
 
 log = logging.getLogger(__name__)
 
