@@ -165,7 +165,8 @@ async def wait_for(predicate: Any, *, output: Callable[[], str], within: float, 
 
 async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
     """`python -m bot demo` with nothing configured: it prints its URLs and token, pings sales, posts a report,
-    and the monitoring API and the local feed show the store — then Ctrl-C stops it cleanly."""
+    and the monitoring API and the local feed show the store — /sales with today's pace, /sales settings the
+    Settings view — then Ctrl-C stops it cleanly."""
     port, log = free_port(), tmp_path / "demo.log"
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
            "SALESPULSE_DATA_DIR": str(tmp_path / "data"), "HOST": "127.0.0.1", "PORT": str(port)}
@@ -194,6 +195,10 @@ async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
 
             sales = await wait_for(api, output=text, within=30, what="sales in the API")
             assert sales["today"]["order_count"] >= 1 and sales["hourlySales"]
+            for line, shown in (("/sales", "On pace for"), ("/sales settings", 'data-callback-id="salespulse_settings"')):
+                async with session.post(f"{base}/feed/command", json={"line": line, "channel": "sales"}) as resp:
+                    answered = await resp.json()
+                    assert shown in (answered.get("html") or answered.get("modal") or ""), (line, answered)
             async with session.get(f"{base}/feed/events") as stream:
                 assert stream.status == 200
                 first = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 10)

@@ -166,7 +166,8 @@ def banner(settings: Settings, *, orders: int, now: dt.datetime) -> str:
         "salespulse demo: a made-up store in local mode — nothing is sent to Slack or Stripe.",
         f"  history     {orders:,} orders over the last {HISTORY_DAYS} days (database {demo_queries.DEMO_DATABASE},"
         " recreated at every start)",
-        f"  local feed  {base}/   what Slack would show, live; type /sales there",
+        f"  local feed  {base}/   what Slack would show, live; type /sales there (today's pace),"
+        " /sales settings for the Settings view",
         f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min)",
         f"              or {base}/dashboard with the MONITORING_TOKEN below",
         f"  JSON API    curl -H 'Authorization: Bearer {token}' {base}/api/monitoring/sales",
