@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
+from bot.answers.gather import gather_health
+from bot.answers.json_views import health_json
 from bot.blocks import settings as view
 from bot.config import HourWindow
+from bot.home.render import render_home
 from tests.blockkit import assert_valid_message, assert_valid_modal
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
@@ -35,6 +38,7 @@ async def test_admin_opens_a_valid_view_with_the_values_in_force(bot: Bot) -> No
     """`/sales settings` from an admin opens the modal, valid Block Kit, showing the environment's values."""
     opened = await open_settings(bot)
     assert_valid_modal(opened)
+    assert len(opened["blocks"]) < 60  # room under Slack's 100 for rules yet to come
     state = state_of(opened)
     assert state[view.TZ]["value"]["value"] == "UTC"
     assert state[view.HOURS_START]["value"]["selected_time"] == "09:00"
@@ -63,7 +67,6 @@ async def test_home_button_opens_the_view_for_admins_and_a_refusal_for_others(bo
 
 async def test_home_view_has_the_settings_button(bot: Bot) -> None:
     """The App Home tab carries the Settings button."""
-    from bot.home.render import render_home
     home = await render_home(bot.deps)
     ids = [e["action_id"] for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert view.OPEN_ACTION in ids
@@ -125,6 +128,11 @@ async def test_change_is_audited_posted_shown_in_health_and_in_force(bot: Bot) -
     assert_valid_message(bot.slack_api.posted()[-1])
     health = await command(bot, "/health", "", user=ADMIN)
     assert "BUSINESS_HOURS" in str(health["blocks"]) and "08:00-20:00" in str(health["blocks"])
+    assert_valid_message(health)
+    listed = health_json(await gather_health(bot.deps))["components"]["settings"]
+    assert listed["from_slack"] == {"BUSINESS_HOURS": "08:00-20:00"}
+    assert [(c["user"], c["before"], c["after"]) for c in listed["recent_changes"]] == [
+        (ADMIN, "09:00-21:00", "08:00-20:00")]
     reopened = state_of(await open_settings(bot))
     assert reopened[view.HOURS_START]["value"]["selected_time"] == "08:00"
 

@@ -98,6 +98,25 @@ async def test_a_rule_turned_off_stops_firing(dsn: str, fake_slack: FakeSlack) -
             await jobs.leadership.release()
 
 
+async def test_quiet_hours_post_criticals_without_paging(dsn: str, fake_slack: FakeSlack) -> None:
+    """At 23:00 inside QUIET_HOURS 22:00-07:00, ten failed payments post the critical alert without <!here>."""
+    clock = FakeClock(dt.datetime(2026, 6, 9, 23, 0, tzinfo=NY).astimezone(dt.UTC))
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         QUIET_HOURS="22:00-07:00", BUSINESS_HOURS="00:00-23:59") as bot:
+        jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+        try:
+            for n in range(10):
+                await bot.deps.pool.execute(
+                    "INSERT INTO payment_failures (event_id, amount, currency, reason, created_at)"
+                    " VALUES ($1, 1000, 'USD', 'card_declined', $2)", f"evt_q_{n}", clock.now - dt.timedelta(minutes=1))
+            await jobs.tick()
+            await bot.drain(ignore_pace=True)
+        finally:
+            await jobs.leadership.release()
+        [critical] = [m for m in bot.slack_api.posted() if "CRITICAL" in (m.get("text") or "")]
+        assert "<!here>" not in critical["text"] and "<!here>" not in str(critical["blocks"])
+
+
 async def test_report_time_change_moves_the_report_job(bot: Bot) -> None:
     """Evening report 18:00 → 19:15 and the zone to Paris: the daily job's trigger follows at once."""
     scheduler = bot.deps.scheduler

@@ -136,6 +136,10 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
             "alerts": [_alert_json(a) for a in s.alerts or []],
             "scheduler": {"jobs": [{"name": n, "next_run_at": _iso(t)} for n, t in s.next_jobs]},
             "stripe_events_api": _stripe_sync_json(s),
+            # Changed from Slack's Settings view (they win over the environment), and the latest changes.
+            "settings": {"from_slack": {o.key: o.value for o in s.settings_overrides},
+                         "recent_changes": [{"at": _iso(c.at), "user": c.user_id, "key": c.key, "before": c.before,
+                                             "after": c.after} for c in s.settings_changes or []]},
         },
         "version": s.version,
         "mode": s.mode,
