@@ -195,7 +195,8 @@ async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
 
             sales = await wait_for(api, output=text, within=30, what="sales in the API")
             assert sales["today"]["order_count"] >= 1 and sales["hourlySales"]
-            for line, shown in (("/sales", "On pace for"), ("/sales settings", 'data-callback-id="salespulse_settings"')):
+            settings_form = 'data-callback-id="salespulse_settings"'
+            for line, shown in (("/sales", "On pace for"), ("/sales settings", settings_form)):
                 async with session.post(f"{base}/feed/command", json={"line": line, "channel": "sales"}) as resp:
                     answered = await resp.json()
                     assert shown in (answered.get("html") or answered.get("modal") or ""), (line, answered)

@@ -31,9 +31,9 @@ def _control(block_id: str, el: Mapping[str, Any]) -> str:
                           for o in el.get("options") or [])
         return f"<select {attrs}>{options}</select>"
     if kind == "checkboxes":
-        chosen = {o.get("value") for o in el.get("initial_options") or []}
+        ticked = {o.get("value") for o in el.get("initial_options") or []}
         boxes = "".join(f'<label class="check"><input type="checkbox" value="{esc(o.get("value", ""))}"'
-                        f'{" checked" if o.get("value") in chosen else ""}> {text_object(o.get("text"))}</label>'
+                        f'{" checked" if o.get("value") in ticked else ""}> {text_object(o.get("text"))}</label>'
                         for o in el.get("options") or [])
         return f'<div class="checks" {attrs}>{boxes}</div>'
     if kind == "multi_users_select":
