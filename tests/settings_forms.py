@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -66,8 +67,17 @@ async def open_settings(bot: Bot, *, user: str = ADMIN) -> dict[str, Any]:
     before = len(bot.slack_api.posted("views.open"))
     ack = await command(bot, "/sales", "settings", user=user)
     assert not ack.get("blocks"), ack
-    opened = bot.slack_api.posted("views.open")
-    assert len(opened) == before + 1, "views.open was not called"
+    opened = await views_opened(bot, before + 1)
     assert opened[-1]["trigger_id"] == "1.2.3"
     view: dict[str, Any] = opened[-1]["view"]
     return view
+
+
+async def views_opened(bot: Bot, count: int, *, within: float = 3.0) -> list[dict[str, Any]]:
+    """The views.open calls once there are `count` (Bolt answers on ack; the listener goes on after it)."""
+    for _ in range(int(within / 0.01)):
+        opened = bot.slack_api.posted("views.open")
+        if len(opened) >= count:
+            return opened
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"views.open was called {len(bot.slack_api.posted('views.open'))} times, not {count}")

@@ -3,6 +3,7 @@ audited, posted, listed in /health and in force at once (on another replica with
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,7 @@ from bot.home.render import render_home
 from tests.blockkit import assert_valid_message, assert_valid_modal
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
-from tests.settings_forms import ADMIN, OTHER, command, open_settings, put, state_of, submit
+from tests.settings_forms import ADMIN, OTHER, command, open_settings, put, state_of, submit, views_opened
 
 
 @pytest.fixture
@@ -51,15 +52,16 @@ async def test_non_admin_is_told_and_no_view_opens(bot: Bot) -> None:
     ack = await command(bot, "/sales", "settings", user=OTHER)
     assert ack["response_type"] == "ephemeral" and "Only the store's admins" in ack["text"]
     assert_valid_message(ack)
+    await asyncio.sleep(0.2)  # the listener could only call Slack after acking
     assert bot.slack_api.posted("views.open") == []
 
 
 async def test_home_button_opens_the_view_for_admins_and_a_refusal_for_others(bot: Bot) -> None:
     """The App Home button (signed block_actions) opens the modal for an admin, a modal saying why for others."""
-    for user, expected in ((ADMIN, view.CALLBACK_ID), (OTHER, None)):
+    for n, (user, expected) in enumerate(((ADMIN, view.CALLBACK_ID), (OTHER, None)), start=1):
         resp = await bot.button(view.OPEN_ACTION, "open", user=user, view=True)
         assert resp.status == 200
-        opened = bot.slack_api.posted("views.open")[-1]["view"]
+        opened = (await views_opened(bot, n))[-1]["view"]
         assert_valid_modal(opened)
         assert opened.get("callback_id") == expected
     assert "SALESPULSE_ADMINS" in opened["blocks"][0]["text"]["text"]
