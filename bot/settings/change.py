@@ -45,10 +45,12 @@ async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> bool:
 def _shown(key: str, value: Any) -> str:
     """A stored value as the change message shows it (mentions for people and channel ids, the rest escaped)."""
     if isinstance(value, list):
-        return ", ".join(f"<@{u}>" if u[:1] in "UW" else f"<!subteam^{u}>" for u in value) or "everyone"
+        # People are named (they learn what they may now do); a user group only by its id, never pinged whole.
+        return ", ".join(f"<@{u}>" if u[:1] in "UW" else f"group {escape_mrkdwn(u)}" for u in value) or "nobody picked"
     if isinstance(value, dict):
         state = "off" if not value.get("enabled") else str(value.get("severity"))
-        return state + (f", threshold {value['threshold']:g}" if isinstance(value.get("threshold"), float) else "")
+        return state + (f", threshold {value['threshold']:g}" if isinstance(value.get("threshold"), int | float)
+                        else "")
     text = str(value)
     if key.endswith("_CHANNEL") and text[:1] in "CG" and text.isalnum():
         return f"<#{text}>"

@@ -10,11 +10,6 @@ from typing import Any
 from bot.web.feed_render import esc, render_message, text_object
 
 
-def _initial_label(el: Mapping[str, Any]) -> str:
-    option = el.get("initial_option") or {}
-    return str(option.get("value", ""))
-
-
 def _control(block_id: str, el: Mapping[str, Any]) -> str:
     """One input element as a form control carrying its block id, action id and Block Kit type."""
     kind, action = str(el.get("type")), str(el.get("action_id", ""))
@@ -25,7 +20,7 @@ def _control(block_id: str, el: Mapping[str, Any]) -> str:
         step = "any" if el.get("is_decimal_allowed") else "1"
         return f'<input type="number" step="{step}" {attrs} value="{esc(el.get("initial_value", ""))}">'
     if kind == "static_select":
-        chosen = _initial_label(el)
+        chosen = (el.get("initial_option") or {}).get("value")
         options = "".join(f'<option value="{esc(o.get("value", ""))}"'
                           f'{" selected" if o.get("value") == chosen else ""}>{text_object(o.get("text"))}</option>'
                           for o in el.get("options") or [])
