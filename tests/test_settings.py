@@ -15,7 +15,7 @@ from bot.answers.json_views import health_json
 from bot.blocks import settings as view
 from bot.config import HourWindow
 from bot.home.render import render_home
-from tests.blockkit import assert_valid_message, assert_valid_modal
+from tests.blockkit import assert_valid_message, assert_valid_modal, assert_valid_view
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
 from tests.settings_forms import ADMIN, OTHER, command, open_settings, put, state_of, submit, views_opened
@@ -70,6 +70,7 @@ async def test_home_button_opens_the_view_for_admins_and_a_refusal_for_others(bo
 async def test_home_view_has_the_settings_button(bot: Bot) -> None:
     """The App Home tab carries the Settings button."""
     home = await render_home(bot.deps)
+    assert_valid_view(home)
     ids = [e["action_id"] for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert view.OPEN_ACTION in ids
 

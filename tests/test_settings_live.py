@@ -19,6 +19,7 @@ from bot.blocks import settings as view
 from bot.config import HourWindow
 from bot.reports.schedule import DailyAt, ReportKind, job_id
 from queries.alerts import AlertRow
+from tests.blockkit import assert_valid_modal
 from tests.conftest import Bot, FakeClock, make_settings, start_bot
 from tests.fakes import FakeSlack
 from tests.settings_forms import ADMIN, OTHER, command, open_settings, put, state_of, submit
@@ -145,6 +146,16 @@ async def test_channel_and_reader_changes_apply_to_the_next_message_and_command(
     assert "only available to the people" in refused["text"]
     allowed = await command(bot, "/sales", "", user=ADMIN)
     assert "only available" not in allowed["text"]
+    put(state, view.QUIET_START, selected_time="22:00")
+    put(state, view.QUIET_END, selected_time="06:30")
+    put(state, view.RESPONDERS, selected_users=[ADMIN, OTHER])
+    assert await submit(bot, state) == (200, {})
+    reopened = await open_settings(bot)  # every field now has a value of its own: still a valid view
+    assert_valid_modal(reopened)
+    shown = state_of(reopened)
+    assert shown[view.channel_block("sales")]["value"]["selected_conversation"] == "C0NEWSALES"
+    assert shown[view.RESPONDERS]["value"]["selected_users"] == [ADMIN, OTHER]
+    assert shown[view.QUIET_END]["value"]["selected_time"] == "06:30"
 
 
 def _alert(severity: str, *, notified: bool = False) -> AlertRow:
