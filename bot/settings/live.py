@@ -26,6 +26,16 @@ POLL_SECONDS: Final = 30.0  # a lost notification (a listener reconnecting) is c
 Hook = Callable[[Settings, Settings], None]  # (before, after): something that keeps a copy of a setting
 
 
+async def stored_over(db: asyncpg.Pool, env: Settings) -> Settings:
+    """The environment's Settings with what was changed from Slack (for one-off commands such as
+    `salespulse report`); the environment alone before the schema exists."""
+    try:
+        stored = await q.overrides(db)
+    except asyncpg.UndefinedTableError:
+        return env
+    return effective(env, RuleSet(), {o.key: o.value for o in stored})[0]
+
+
 class LiveSettings:
     """What is in force now: `settings` and `rules`, replaced whole whenever the stored values change."""
 
