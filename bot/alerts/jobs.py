@@ -39,13 +39,13 @@ class AlertJobs:
         """One evaluation: database check first (from any replica), then the rules (leader only)."""
         deps = self.deps
         now = deps.clock()
+        self.dbwatch.retune(tz=deps.settings.tz, mention=deps.rules.mention)  # they can change from Slack
         try:
             await asyncio.wait_for(health.ping(deps.pool), DB_CHECK_TIMEOUT)
         except DB_UNAVAILABLE as exc:
             # Only the replica that led last speaks, so replicas don't all post the same outage.
             await self.dbwatch.down(now, f"{type(exc).__name__}: {exc}", may_post=self.leadership.was_leader)
             return 0
-        self.dbwatch.retune(tz=deps.settings.tz, mention=deps.rules.mention)  # settings changed from Slack
         await self.dbwatch.up(now)
         if not await self.leadership.hold():
             return 0
