@@ -30,6 +30,15 @@ class HourWindow:
             return self.start <= t < self.end
         return t >= self.start or t < self.end
 
+    def open_on(self, local: datetime, days: frozenset[int]) -> bool:
+        """Whether the window is open at the local time `local` on one of `days` (weekday numbers, Monday 0);
+        the hours past midnight of a window like 18:00-02:00 belong to the day it opened."""
+        t = local.time()
+        if not self.contains(t):
+            return False
+        opened = local.date() - timedelta(days=1) if self.start > self.end and t < self.end else local.date()
+        return opened.weekday() in days
+
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
@@ -212,8 +221,7 @@ class Settings(BaseSettings):
 
     def in_business_hours(self, now: datetime) -> bool:
         """Whether `now` falls on a business day, inside business hours, in the store's zone."""
-        local = now.astimezone(self.tz)
-        return local.weekday() in self.business_days and self.business_hours.contains(local.time())
+        return self.business_hours.open_on(now.astimezone(self.tz), self.business_days)
 
     def in_quiet_hours(self, now: datetime) -> bool:
         """Whether `now` falls inside QUIET_HOURS (never, when unset), in the store's zone."""

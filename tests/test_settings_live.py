@@ -177,7 +177,8 @@ def test_quiet_hours_hold_warnings_and_let_criticals_through() -> None:
 
 
 def test_business_days_close_the_weekend() -> None:
-    """BUSINESS_DAYS=Mon-Fri: Saturday 14:00 is outside business hours and its hours count for nothing."""
+    """BUSINESS_DAYS=Mon-Fri: Saturday 14:00 is outside business hours and its hours count for nothing; the hours
+    after midnight of an evening window belong to the day it opened."""
     s = make_settings(BUSINESS_DAYS="Mon-Fri", QUIET_HOURS="22:00-07:00", STORE_TIMEZONE="America/New_York")
     saturday = dt.datetime(2026, 6, 13, 14, 0, tzinfo=NY)
     assert not s.in_business_hours(saturday) and s.in_business_hours(saturday - dt.timedelta(days=4))
@@ -187,5 +188,7 @@ def test_business_days_close_the_weekend() -> None:
     assert not ctx.business_day() and not ctx.in_business_hours()
     friday_close = dt.datetime(2026, 6, 12, 21, 0, tzinfo=NY)
     monday_ten = dt.datetime(2026, 6, 15, 10, 0, tzinfo=NY)
+    late = make_settings(BUSINESS_HOURS="18:00-02:00", BUSINESS_DAYS="Fri", STORE_TIMEZONE="America/New_York")
+    assert late.in_business_hours(saturday.replace(hour=1)) and not late.in_business_hours(saturday.replace(hour=19))
     assert business_time_between(friday_close, monday_ten, tz=NY, hours=HourWindow(dt.time(9), dt.time(21)),
                                  days=s.business_days) == dt.timedelta(hours=1)

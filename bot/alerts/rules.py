@@ -49,8 +49,7 @@ class Context:
 
     def in_business_hours(self) -> bool:
         """Whether now is a business day, inside business hours, in the store's zone."""
-        local = self.now.astimezone(self.tz)
-        return local.weekday() in self.business_days and self.business_hours.contains(local.time())
+        return self.business_hours.open_on(self.now.astimezone(self.tz), self.business_days)
 
     def business_day(self) -> bool:
         """Whether today (in the store's zone) is a business day."""
