@@ -14,10 +14,11 @@ import pytest
 from bot.alerts.engine import Kind, route
 from bot.alerts.jobs import AlertJobs
 from bot.alerts.leader import Leadership
-from bot.alerts.rules import Context, business_time_between
+from bot.alerts.rules import Context, RuleSet, business_time_between
 from bot.blocks import settings as view
 from bot.config import HourWindow
 from bot.reports.schedule import DailyAt, ReportKind, job_id
+from bot.settings.values import effective
 from queries.alerts import AlertRow
 from tests.blockkit import assert_valid_modal
 from tests.conftest import Bot, FakeClock, make_settings, start_bot
@@ -192,3 +193,29 @@ def test_business_days_close_the_weekend() -> None:
     assert late.in_business_hours(saturday.replace(hour=1)) and not late.in_business_hours(saturday.replace(hour=19))
     assert business_time_between(friday_close, monday_ten, tz=NY, hours=HourWindow(dt.time(9), dt.time(21)),
                                  days=s.business_days) == dt.timedelta(hours=1)
+
+
+async def test_settings_listener_reconnects_and_catches_up(bot: Bot) -> None:
+    """The settings listener's backend is killed; a change committed meanwhile is in force once it reconnects."""
+    live = bot.deps.live
+    await until(lambda: live.listener is not None and live.listener.listening.is_set(), within=5)
+    assert live.listener is not None
+    await bot.deps.pool.execute("SELECT pg_terminate_backend($1)", live.listener.pid)
+    await until(lambda: live.listener is not None and not live.listener.listening.is_set(), within=5)
+    await bot.deps.pool.execute("INSERT INTO settings_overrides (key, value, updated_by, updated_at)"
+                                " VALUES ('MORNING_REPORT_AT', '\"07:45\"', $1, now())", ADMIN)
+    await until(lambda: bot.deps.settings.morning_report_at == dt.time(7, 45), within=5)
+
+
+def test_unusable_stored_values_leave_the_default() -> None:
+    """A stored zone that no longer exists, a malformed window or rule, an unknown key: the default stands."""
+    env = make_settings(STORE_TIMEZONE="Europe/Paris")
+    settings, rules = effective(env, RuleSet(), {
+        "STORE_TIMEZONE": "Gone/Zone", "BUSINESS_HOURS": "9-5", "NOT_A_SETTING": 1,
+        "rule:site_down": {"severity": "loud"}, "rule:site_slow": {"enabled": False, "threshold": 7},
+        "EVENING_REPORT_AT": "20:30"})
+    assert settings.store_timezone == "Europe/Paris" and str(settings.business_hours) == "09:00-21:00"
+    assert settings.evening_report_at == dt.time(20, 30)
+    by_name = {r.name: r for r in rules.rules}
+    assert by_name["site_down"] == next(r for r in RuleSet().rules if r.name == "site_down")
+    assert not by_name["site_slow"].enabled and by_name["site_slow"].threshold == 7
