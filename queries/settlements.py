@@ -18,7 +18,7 @@ from queries.executor import Executor
 # disputed after they were read (the dispute's withdrawal and fee are balance transactions of their own).
 ENQUEUE: Final = """
 INSERT INTO settlement_fetches (order_id, due_at, queued_at)
-SELECT id, $2, $2 FROM orders
+SELECT id, $2::timestamptz, $2::timestamptz FROM orders
  WHERE created_at >= $1 AND payment_status IN ('completed', 'refunded') AND settled_at IS NULL
    AND (charge_id IS NOT NULL OR payment_intent_id IS NOT NULL)
 UNION
@@ -26,7 +26,8 @@ SELECT id, $2, $2 FROM orders
  WHERE refunded_at >= $1 AND settled_at IS NOT NULL AND amount_refunded <> coalesce(settled_refund_basis, 0)
 UNION
 SELECT o.id, $2, $2 FROM disputes AS d JOIN orders AS o ON o.id = d.order_id
- WHERE d.created_at >= $1 AND o.settled_at IS NOT NULL AND o.settled_at < d.created_at
+ WHERE d.created_at >= $1 AND o.settled_at IS NOT NULL
+   AND coalesce(o.settled_disputes, 0) < (SELECT count(*) FROM disputes AS k WHERE k.order_id = o.id)
 ON CONFLICT (order_id) DO NOTHING
 """
 
@@ -42,13 +43,14 @@ UPDATE settlement_fetches AS f
            FOR UPDATE SKIP LOCKED) AS c,
        orders AS o
  WHERE f.order_id = c.order_id AND o.id = c.order_id
-RETURNING f.order_id, f.attempts, o.charge_id, o.payment_intent_id, o.amount_refunded
+RETURNING f.order_id, f.attempts, o.charge_id, o.payment_intent_id, o.amount_refunded,
+          (SELECT count(*) FROM disputes AS d WHERE d.order_id = o.id) AS disputes
 """
 
 RECORD: Final = """
 UPDATE orders
    SET settled_amount = $2, settled_currency = $3, fee = $4, settled_refunded = $5, net = $6,
-       balance_transaction = $7, settled_at = $8, settled_refund_basis = $9
+       balance_transaction = $7, settled_at = $8, settled_refund_basis = $9, settled_disputes = $10
  WHERE id = $1
 """
 
@@ -113,6 +115,7 @@ class Claim:
     charge_id: str | None
     payment_intent_id: str | None
     amount_refunded: int
+    disputes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,16 +161,17 @@ async def enqueue(db: Executor, *, since: dt.datetime, now: dt.datetime) -> int:
 async def claim(db: Executor, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Claim]:
     """Lease up to `limit` due orders until `lease_until`."""
     rows = await db.fetch(CLAIM, now, lease_until, limit)
-    return [Claim(r["order_id"], r["attempts"], r["charge_id"], r["payment_intent_id"], int(r["amount_refunded"]))
-            for r in rows]
+    return [Claim(r["order_id"], r["attempts"], r["charge_id"], r["payment_intent_id"], int(r["amount_refunded"]),
+                  r["disputes"]) for r in rows]
 
 
-async def record(db: Executor, *, order_id: str, figures: Figures, at: dt.datetime, refund_basis: int) -> None:
-    """Store an order's figures and take it off the queue (call inside one transaction)."""
+async def record(db: Executor, *, claim: Claim, figures: Figures, at: dt.datetime) -> None:
+    """Store an order's figures, as of the refunds and disputes known at its claim, and take it off the queue
+    (call inside one transaction)."""
     f = figures
-    await db.execute(RECORD, order_id, f.amount, f.currency, f.fee, f.refunded, f.net, f.balance_transaction, at,
-                     refund_basis)
-    await db.execute(DONE, order_id)
+    await db.execute(RECORD, claim.order_id, f.amount, f.currency, f.fee, f.refunded, f.net, f.balance_transaction,
+                     at, claim.amount_refunded, claim.disputes)
+    await db.execute(DONE, claim.order_id)
 
 
 async def drop(db: Executor, *, order_id: str) -> None:

@@ -11,7 +11,8 @@ ALTER TABLE orders
     ADD COLUMN net                  bigint,       -- settled_amount - fee - settled_refunded (Stripe's `net`s summed)
     ADD COLUMN balance_transaction  text,         -- txn_… of the charge
     ADD COLUMN settled_at           timestamptz,  -- when the figures were read from Stripe
-    ADD COLUMN settled_refund_basis bigint;       -- amount_refunded when they were read: a later refund re-reads
+    ADD COLUMN settled_refund_basis bigint,       -- amount_refunded when they were read: a later refund re-reads
+    ADD COLUMN settled_disputes     integer;      -- disputes known then: a later dispute re-reads
 
 -- Orders whose Stripe figures are still to be read. A row is a claim ticket: a worker takes a batch by pushing
 -- due_at forward (a lease, FOR UPDATE SKIP LOCKED), so replicas share the work without holding a transaction

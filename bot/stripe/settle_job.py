@@ -98,8 +98,7 @@ class SettlementJob:
                               error=f"settled in {figures.currency}, not the store currency {store}")
                 continue
             async with pool.acquire() as conn, conn.transaction():
-                await q.record(conn, order_id=claim.order_id, figures=figures, at=self.deps.clock(),
-                               refund_basis=claim.amount_refunded)
+                await q.record(conn, claim=claim, figures=figures, at=self.deps.clock())
             done += 1
         if done:
             self.deps.home.changed()
