@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.config import Settings
 from queries.sales import CurrencyTotal
 from queries.settlements import SettledTotal
 
 # Said wherever per-currency totals stand in for one currency, so the owner knows how to change it.
-NO_STORE_CURRENCY = "Totals per currency: set STORE_CURRENCY, or STRIPE_API_KEY to use the account's currency " \
+NO_STORE_CURRENCY = "Totals per currency: set STORE_CURRENCY, or STRIPE_API_KEY for the account's currency " \
                     "and net of fees"
+ACCOUNT_UNKNOWN = "Totals per currency until the Stripe account's currency has been read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +59,28 @@ def store_totals(rows: Sequence[SettledTotal], currency: str, *, with_fees: bool
     pending.sort(key=lambda t: (-t.revenue, t.currency))
     return StoreTotals(currency=currency, orders=orders, gross=gross, fees=fees, refunds=refunds,
                        unsettled=unsettled, pending=tuple(pending), with_fees=with_fees)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyChoice:
+    """What decides the store currency: STORE_CURRENCY, else (with STRIPE_API_KEY) the account's default."""
+
+    configured: str | None  # STORE_CURRENCY, upper-case
+    from_stripe: bool  # STRIPE_API_KEY is set: settled figures, fees, and the account's currency
+
+    @classmethod
+    def of(cls, settings: Settings) -> CurrencyChoice:
+        """The choice the settings make."""
+        return cls(configured=settings.store_currency, from_stripe=settings.stripe_api_key is not None)
+
+    @property
+    def wanted(self) -> bool:
+        """Whether totals are given in one currency at all."""
+        return self.configured is not None or self.from_stripe
+
+    def resolve(self, account_currency: str | None) -> str | None:
+        """The store currency: STORE_CURRENCY wins over the account's default (None until it has been read)."""
+        return self.configured or (account_currency if self.from_stripe else None)
+
+
+PER_CURRENCY = CurrencyChoice(configured=None, from_stripe=False)  # neither STORE_CURRENCY nor STRIPE_API_KEY

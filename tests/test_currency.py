@@ -13,15 +13,17 @@ from typing import Any
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.currency import store_totals
+from bot.currency import NO_STORE_CURRENCY, store_totals
 from bot.stripe.settle_job import SettlementJob
 from handlers.scheduled.settlements import register
 from queries import settlements
+from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, FakeClock, paid_checkout, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
 from tests.reference import stripe_fixture, wrap_event
 
+TOKEN = "monitoring-token-for-currency-tests"
 # Four sales in four currencies and what the account (USD) settled for each: (currency, amount, settled, fee).
 SALES = {1: ("usd", 3000, 3000, 117), 2: ("eur", 4500, 4871, 171), 3: ("jpy", 2980, 2010, 88),
          4: ("gbp", 7800, 9850, 316)}
@@ -72,13 +74,16 @@ async def stripe_api() -> AsyncIterator[FakeStripe]:
 @pytest.fixture
 async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> AsyncIterator[Bot]:
     """A store with STRIPE_API_KEY pointing at the fake, STORE_CURRENCY unset (the account's default: USD)."""
-    async with start_bot(dsn, fake_slack, STRIPE_API_KEY=API_KEY, STRIPE_API_URL=stripe_api.url) as bot:
+    async with start_bot(dsn, fake_slack, STRIPE_API_KEY=API_KEY, STRIPE_API_URL=stripe_api.url,
+                         MONITORING_TOKEN=TOKEN) as bot:
         yield bot
 
 
 async def sell(bot: Bot, *numbers: int) -> dt.datetime:
     """Post the sales' checkout.session.completed webhooks (all 200); when they happened."""
-    at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    now = dt.datetime.now(dt.UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    at = max(now - dt.timedelta(minutes=30), midnight + (now - midnight) / 2)  # today (UTC), in the past
     for n in numbers:
         currency, amount, _, _ = SALES[n]
         resp = await bot.stripe(paid_checkout(n, at, amount=amount, currency=currency))
@@ -105,6 +110,30 @@ async def test_totals_in_the_store_currency_equal_the_settled_amounts(store: Bot
     assert after.net == after.gross - after.fees and not after.pending and after.unsettled == 0
     assert await store.deps.pool.fetchval("SELECT default_currency FROM stripe_account") == "USD"
     assert await store.deps.pool.fetchval("SELECT count(*) FROM settlement_fetches") == 0
+
+
+async def test_sales_and_the_api_give_revenue_in_the_store_currency(store: Bot, stripe_api: FakeStripe) -> None:
+    """/sales and /api/monitoring/sales show gross and net in USD, with the per-currency breakdown beside them."""
+    job = SettlementJob(store.deps)
+    assert await job.tick() == 0  # reads the account's currency: USD
+    await sell(store, 1, 2, 3, 4)
+    pending = await store.command("/sales")
+    assert_valid_message(pending)
+    assert "$30.00 + €45.00 + £78.00 + ¥2,980 not converted yet" in str(pending["blocks"])
+    assert "fees of 4 orders still to come" in str(pending["blocks"])
+    assert await job.tick() == 4
+    answer = await store.command("/sales")
+    assert_valid_message(answer)
+    text = str(answer["blocks"])
+    assert "$197.31" in text and "Net" in text and "$190.39 (fees $6.92)" in text
+    assert "By currency: €45.00 + £78.00 + ¥2,980 + $30.00" in text and "$197.31" in answer["text"]
+    api = await (await store.client.get("/api/monitoring/sales",
+                                        headers={"Authorization": f"Bearer {TOKEN}"})).json()
+    today = api["today"]
+    assert (today["revenue"], today["currency"], today["revenue_net"], today["fees"]) == (19731,
+                                                                                          "USD", 19039, 692)
+    assert today["revenue_by_currency"] == {"USD": 3000, "EUR": 4500, "JPY": 2980, "GBP": 7800}
+    assert today["not_converted"] == {} and today["fees_pending_orders"] == 0
 
 
 async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStripe) -> None:
@@ -148,10 +177,23 @@ async def test_without_a_key_stripe_is_never_called(dsn: str, fake_slack: FakeSl
         at = await sell(bot, 1, 2)
         assert await SettlementJob(bot.deps).tick() is None
         assert register(AsyncIOScheduler(), bot.deps) is None
+        answer = await bot.command("/sales")
         got = store_totals(await settlements.settled_totals(bot.deps.pool, start=at - dt.timedelta(hours=1),
                                                             end=at + dt.timedelta(hours=1)), "USD", with_fees=False)
     assert stripe_api.requests == []
     assert got.gross == 3000 and [(t.currency, t.revenue) for t in got.pending] == [("EUR", 4500)]
+    assert "$30.00 + €45.00 (no STRIPE_API_KEY to convert)" in str(answer["blocks"])
+    assert "Net" not in str(answer["blocks"])
+
+
+async def test_without_key_or_store_currency_totals_stay_per_currency_saying_so(bot: Bot) -> None:
+    """Neither STRIPE_API_KEY nor STORE_CURRENCY: /sales lists each currency and says how to get one total."""
+    await sell(bot, 1, 2)
+    answer = await bot.command("/sales")
+    assert_valid_message(answer)
+    text = str(answer["blocks"])
+    assert "*USD* 1 order · $30.00" in text and "*EUR* 1 order · €45.00" in text
+    assert NO_STORE_CURRENCY in text
 
 
 async def test_slow_or_failing_stripe_delays_neither_intake_nor_the_ping(store: Bot, stripe_api: FakeStripe) -> None:

@@ -18,12 +18,13 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bot.currency import ACCOUNT_UNKNOWN, NO_STORE_CURRENCY, PER_CURRENCY, CurrencyChoice, StoreTotals, store_totals
 from bot.delivery.channels import ChannelStatus
 from bot.periods import Period
 from bot.rhythm.load import pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
-from queries import alerts, app_events, errors, health, sales, sketch, stripe_sync
+from queries import alerts, app_events, errors, health, sales, settlements, sketch, stripe_sync
 from queries.alerts import AlertRow, Probe
 from queries.executor import Executor
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
@@ -82,11 +83,39 @@ class SalesSnapshot:
     missing: tuple[str, ...] = ()
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
     pace: Pace | None = None  # today only, once the store has a rhythm
+    store: StoreTotals | None = None  # the period in the store currency (bot/currency.py)
+    store_previous: StoreTotals | None = None  # a week earlier, likewise
+    store_note: str | None = None  # why totals stay per currency, when they do
+
+
+def _store_lookups(choice: CurrencyChoice, period: Period, before: Period) -> dict[str, Lookup]:
+    if not choice.wanted:
+        return {}
+    lookups: dict[str, Lookup] = {
+        "settled totals": lambda db: settlements.settled_totals(db, start=period.start, end=period.end),
+        "settled week earlier": lambda db: settlements.settled_totals(db, start=before.start, end=before.end)}
+    if choice.configured is None:
+        lookups["account currency"] = settlements.account_currency
+    return lookups
+
+
+def _store_fields(choice: CurrencyChoice, got: dict[str, Any]) -> dict[str, Any]:
+    """SalesSnapshot's store fields from what the lookups brought."""
+    if not choice.wanted:
+        return {"store_note": NO_STORE_CURRENCY}
+    code = choice.resolve(got.get("account currency"))
+    if code is None:
+        return {"store_note": ACCOUNT_UNKNOWN}
+    rows, previous = got.get("settled totals"), got.get("settled week earlier")
+    return {"store": None if rows is None else store_totals(rows, code, with_fees=choice.from_stripe),
+            "store_previous": None if previous is None else store_totals(previous, code,
+                                                                         with_fees=choice.from_stripe)}
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
-                         budget: float = COMMAND_BUDGET) -> SalesSnapshot:
-    """The figures of /sales for `period`."""
+                         budget: float = COMMAND_BUDGET,
+                         currency: CurrencyChoice = PER_CURRENCY) -> SalesSnapshot:
+    """The figures of /sales for `period`; `currency` says whether and how totals are given in one currency."""
     before = period.week_earlier(tz)
     lookups: dict[str, Lookup] = {
         "last hour": lambda db: sales.window_totals(db, start=now - dt.timedelta(hours=1), end=now),
@@ -102,6 +131,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     }
     if period.key == "today":
         lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz)
+    lookups |= _store_lookups(currency, period, before)
     got, missing = await gather_within(pool, lookups, budget=budget)
     customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(
@@ -110,7 +140,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         customers=None if customers is None else customers.count,
         customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
-        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"))
+        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"), **_store_fields(currency, got))
 
 
 @dataclass(frozen=True, slots=True)
