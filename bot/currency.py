@@ -57,6 +57,8 @@ def store_totals(rows: Sequence[SettledTotal], currency: str, *, with_fees: bool
         elif waiting:
             pending.append(CurrencyTotal(r.currency, waiting, r.revenue - r.settled_revenue))
     pending.sort(key=lambda t: (-t.revenue, t.currency))
+    # Settled figures without a key (the demo's, or kept from before a key was removed) still give a net.
+    with_fees = with_fees or any(r.settled_orders for r in rows)
     return StoreTotals(currency=currency, orders=orders, gross=gross, fees=fees, refunds=refunds,
                        unsettled=unsettled, pending=tuple(pending), with_fees=with_fees)
 

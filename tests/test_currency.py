@@ -10,15 +10,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.currency import NO_STORE_CURRENCY, store_totals
+from bot.demo.runner import DEMO_RATES, seed_history
 from bot.stripe.settle_job import SettlementJob
 from handlers.scheduled.settlements import register
+from queries import demo as demo_queries
 from queries import settlements
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, FakeClock, paid_checkout, start_bot
+from tests.conftest import Bot, FakeClock, make_settings, paid_checkout, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
 from tests.reference import stripe_fixture, wrap_event
@@ -239,3 +242,20 @@ async def test_rate_limits_and_errors_are_retried_later(dsn: str, fake_slack: Fa
 async def _record(waits: list[float], seconds: float) -> None:
     """A rate-limit wait, recorded instead of slept."""
     waits.append(seconds)
+
+
+async def test_the_demo_history_sells_in_four_currencies_settled_in_usd(dsn: str) -> None:
+    """The demo seeds USD, EUR, GBP and JPY sales and settles them itself: all in USD, net below gross."""
+    await seed_history(dsn, make_settings(), orders=400)
+    conn = await asyncpg.connect(dsn)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        rows = await settlements.settled_totals(conn, start=now - dt.timedelta(days=31), end=now)
+        assert {r.currency for r in rows} == set(DEMO_RATES)
+        st = store_totals(rows, "USD")
+        assert not st.pending and st.unsettled == 0 and st.with_fees
+        assert st.gross == sum(r.settled for r in rows) and 0 < st.fees < st.gross // 10
+        assert st.net == st.gross - st.fees - st.refunds < st.gross
+        assert await demo_queries.settle_demo_orders(conn, at=now, rates=DEMO_RATES) == 0  # nothing new
+    finally:
+        await conn.close()
