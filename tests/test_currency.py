@@ -10,12 +10,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.currency import NO_STORE_CURRENCY, store_totals
 from bot.demo.runner import DEMO_RATES, seed_history
+from bot.stripe.backfill import backfill_fees
+from bot.stripe.events_api import StripeApi
 from bot.stripe.settle_job import SettlementJob
 from handlers.scheduled.settlements import register
 from queries import demo as demo_queries
@@ -139,6 +142,23 @@ async def test_sales_and_the_api_give_revenue_in_the_store_currency(store: Bot, 
     assert today["not_converted"] == {} and today["fees_pending_orders"] == 0
 
 
+async def test_the_triggers_keep_the_rollups_equal_to_a_rebuild(store: Bot, stripe_api: FakeStripe) -> None:
+    """Settled columns kept by the triggers equal sales_rollups_rebuild() and the orders themselves."""
+    at = await sell(store, 1, 2, 3, 4)
+    await SettlementJob(store.deps).tick()
+    pool = store.deps.pool
+    query = ("SELECT level, bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees,"
+             " deducted FROM sales_rollups ORDER BY 1, 2, 3")
+    quarters = "SELECT * FROM order_rollups WHERE orders <> 0 ORDER BY bucket, currency"
+    kept, kept_quarters = await pool.fetch(query), await pool.fetch(quarters)
+    await pool.execute("SELECT sales_rollups_rebuild()")
+    assert [tuple(r) for r in await pool.fetch(query)] == [tuple(r) for r in kept]
+    assert [tuple(r) for r in await pool.fetch(quarters)] == [tuple(r) for r in kept_quarters]
+    raw = await pool.fetchrow("SELECT sum(settled_amount) AS settled, sum(fee) AS fees FROM orders")
+    edge = await settlements.settled_totals(pool, start=at - dt.timedelta(minutes=7), end=at + dt.timedelta(hours=25))
+    assert (sum(r.settled for r in edge), sum(r.fees for r in edge)) == (raw["settled"], raw["fees"]) == (19731, 692)
+
+
 async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStripe) -> None:
     """A partial refund and a dispute (withdrawal and its 15.00 fee) are read again and come off net."""
     at = await sell(store, 2, 4)
@@ -171,6 +191,16 @@ async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStrip
     assert after.net == after.gross - after.fees - after.refunds == 4871 - 171 - 1082 + 9850 - 316 - 9850 - 1500
     nets = await store.deps.pool.fetch("SELECT id, net FROM orders ORDER BY id")
     assert [(r["id"], r["net"]) for r in nets] == [("pi_2", 4871 - 171 - 1082), ("pi_4", 9850 - 316 - 11350)]
+
+
+async def test_backfill_reads_the_fees_of_past_orders(store: Bot, stripe_api: FakeStripe) -> None:
+    """`salespulse backfill` reads the balance transactions of the days it imported, and the account's currency."""
+    at = await sell(store, 1, 2, 3, 4)
+    async with aiohttp.ClientSession() as session:
+        api = StripeApi(session, api_key=API_KEY, base_url=stripe_api.url)
+        assert await backfill_fees(store.deps.pool, api, days=2, now=dt.datetime.now(dt.UTC), store=None) == 4
+    assert (await totals(store, at)).gross == 19731
+    assert await settlements.account_currency(store.deps.pool) == "USD"
 
 
 async def test_without_a_key_stripe_is_never_called(dsn: str, fake_slack: FakeSlack,

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 
 import aiohttp
+import asyncpg
 
 from bot.deps import Deps
 from bot.stripe import settle
@@ -75,38 +76,45 @@ class SettlementJob:
                         "not counted in %s", store, currency, currency, store)
 
     async def _batch(self, api: StripeApi, now: dt.datetime) -> int:
-        pool = self.deps.pool
-        store = self.deps.settings.store_currency or await q.account_currency(pool)
-        claims = await q.claim(pool, now=now, lease_until=now + LEASE, limit=BATCH)
-        done = 0
-        for index, claim in enumerate(claims):
-            try:
-                figures = await settle.read(api, claim)
-            except (KeyRejected, Unavailable) as exc:
-                if isinstance(exc, KeyRejected) or exc.status == 429:  # the rest of the batch would fail too
-                    for rest in claims[index:]:
-                        await q.retry(pool, order_id=rest.order_id, due_at=now + backoff(0), error=str(exc),
-                                      attempt=False)
-                    raise
-                await self._failed(claim, now, str(exc))
-                continue
-            except (settle.NotSettled, StripeApiError) as exc:
-                await self._failed(claim, now, str(exc))
-                continue
-            if store is not None and figures.currency != store:
-                await q.retry(pool, order_id=claim.order_id, due_at=FOREVER,
-                              error=f"settled in {figures.currency}, not the store currency {store}")
-                continue
-            async with pool.acquire() as conn, conn.transaction():
-                await q.record(conn, claim=claim, figures=figures, at=self.deps.clock())
-            done += 1
+        store = self.deps.settings.store_currency or await q.account_currency(self.deps.pool)
+        done, _ = await settle_due(self.deps.pool, api, store=store, now=now)
         if done:
             self.deps.home.changed()
         return done
 
-    async def _failed(self, claim: Claim, now: dt.datetime, error: str) -> None:
-        give_up = claim.attempts + 1 >= MAX_ATTEMPTS
-        log.info("Stripe fees of %s: %s (attempt %d%s)", claim.order_id, error, claim.attempts + 1,
-                 ", giving up" if give_up else "")
-        await q.retry(self.deps.pool, order_id=claim.order_id, error=error,
-                      due_at=FOREVER if give_up else now + backoff(claim.attempts))
+
+async def settle_due(pool: asyncpg.Pool, api: StripeApi, *, store: str | None, now: dt.datetime) -> tuple[int, int]:
+    """Claim a batch of due orders and read their figures; (orders settled, orders claimed). A 429 or a rejected
+    key puts the rest of the batch back untouched and raises."""
+    claims = await q.claim(pool, now=now, lease_until=now + LEASE, limit=BATCH)
+    done = 0
+    for index, claim in enumerate(claims):
+        try:
+            figures = await settle.read(api, claim)
+        except (KeyRejected, Unavailable) as exc:
+            if isinstance(exc, KeyRejected) or exc.status == 429:  # the rest of the batch would fail too
+                for rest in claims[index:]:
+                    await q.retry(pool, order_id=rest.order_id, due_at=now + backoff(0), error=str(exc),
+                                  attempt=False)
+                raise
+            await _failed(pool, claim, now, str(exc))
+            continue
+        except (settle.NotSettled, StripeApiError) as exc:
+            await _failed(pool, claim, now, str(exc))
+            continue
+        if store is not None and figures.currency != store:
+            await q.retry(pool, order_id=claim.order_id, due_at=FOREVER,
+                          error=f"settled in {figures.currency}, not the store currency {store}")
+            continue
+        async with pool.acquire() as conn, conn.transaction():
+            await q.record(conn, claim=claim, figures=figures, at=now)
+        done += 1
+    return done, len(claims)
+
+
+async def _failed(pool: asyncpg.Pool, claim: Claim, now: dt.datetime, error: str) -> None:
+    give_up = claim.attempts + 1 >= MAX_ATTEMPTS
+    log.info("Stripe fees of %s: %s (attempt %d%s)", claim.order_id, error, claim.attempts + 1,
+             ", giving up" if give_up else "")
+    await q.retry(pool, order_id=claim.order_id, error=error,
+                  due_at=FOREVER if give_up else now + backoff(claim.attempts))
