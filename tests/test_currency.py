@@ -15,15 +15,20 @@ import asyncpg
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.answers.gather import gather_health, gather_sales
+from bot.blocks.reports import comparison_lines
 from bot.currency import NO_STORE_CURRENCY, store_totals
 from bot.demo.runner import DEMO_RATES, seed_history
+from bot.home.render import render_home
+from bot.reports.figures import Window, comparison
 from bot.stripe.backfill import backfill_fees
 from bot.stripe.events_api import StripeApi
 from bot.stripe.settle_job import SettlementJob
+from bot.web.view import dashboard_view
 from handlers.scheduled.settlements import register
 from queries import demo as demo_queries
 from queries import settlements
-from tests.blockkit import assert_valid_message
+from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.conftest import Bot, FakeClock, make_settings, paid_checkout, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
@@ -140,6 +145,25 @@ async def test_sales_and_the_api_give_revenue_in_the_store_currency(store: Bot, 
                                                                                           "USD", 19039, 692)
     assert today["revenue_by_currency"] == {"USD": 3000, "EUR": 4500, "JPY": 2980, "GBP": 7800}
     assert today["not_converted"] == {} and today["fees_pending_orders"] == 0
+    sales, hourly = await gather_sales(store.deps)
+    figures = dashboard_view(sales, hourly, await gather_health(store.deps), tz=store.deps.settings.tz)["figures"]
+    assert (figures["today_revenue"], figures["today_net"]) == ("$197.31", "Net $190.39 (fees $6.92)")
+    assert figures["today_currencies"].startswith("By currency: €45.00")
+    home = await render_home(store.deps)
+    assert_valid_view(home)
+    assert "$190.39 (fees $6.92)" in str(home["blocks"])
+
+
+async def test_reports_give_the_day_in_the_store_currency(store: Bot, stripe_api: FakeStripe) -> None:
+    """The report's comparison leads with the day in the store currency, gross against a week earlier and net."""
+    at = await sell(store, 1, 2, 3, 4)
+    await SettlementJob(store.deps).tick()
+    window = Window(at - dt.timedelta(hours=1), at + dt.timedelta(hours=1))
+    async with store.deps.pool.acquire() as conn:
+        day = await comparison(conn, window, store.deps.settings)
+    lines = comparison_lines(day)
+    assert lines[0] == "• *All in USD* $197.31 (new) · net $190.39 (fees $6.92)"
+    assert len(lines) == 5 and lines[1].startswith("• *")
 
 
 async def test_the_triggers_keep_the_rollups_equal_to_a_rebuild(store: Bot, stripe_api: FakeStripe) -> None:
