@@ -88,28 +88,41 @@ class SalesSnapshot:
     store_note: str | None = None  # why totals stay per currency, when they do
 
 
-def _store_lookups(choice: CurrencyChoice, period: Period, before: Period) -> dict[str, Lookup]:
-    if not choice.wanted:
-        return {}
-    lookups: dict[str, Lookup] = {
-        "settled totals": lambda db: settlements.settled_totals(db, start=period.start, end=period.end),
-        "settled week earlier": lambda db: settlements.settled_totals(db, start=before.start, end=before.end)}
-    if choice.configured is None:
-        lookups["account currency"] = settlements.account_currency
-    return lookups
+async def _settled(db: Executor, choice: CurrencyChoice, start: dt.datetime,
+                   end: dt.datetime) -> tuple[list[settlements.SettledTotal], str | None]:
+    """A window's totals with their settled figures, and the account's currency when it decides."""
+    rows = await settlements.settled_totals(db, start=start, end=end)
+    return rows, await settlements.account_currency(db) if choice.configured is None else None
 
 
-def _store_fields(choice: CurrencyChoice, got: dict[str, Any]) -> dict[str, Any]:
-    """SalesSnapshot's store fields from what the lookups brought."""
+def _totals_lookups(choice: CurrencyChoice, period: Period, before: Period) -> dict[str, Lookup]:
+    """The period's and the week earlier's totals: per currency, or with their settled figures when totals are
+    given in one currency too (the same lookups, so /sales waits for no extra connection)."""
     if not choice.wanted:
-        return {"store_note": NO_STORE_CURRENCY}
-    code = choice.resolve(got.get("account currency"))
+        return {"totals": lambda db: sales.window_totals(db, start=period.start, end=period.end),
+                "week earlier": lambda db: sales.window_totals(db, start=before.start, end=before.end)}
+    return {"totals": lambda db: _settled(db, choice, period.start, period.end),
+            "week earlier": lambda db: _settled(db, choice, before.start, before.end)}
+
+
+def _per_currency(rows: list[settlements.SettledTotal]) -> list[CurrencyTotal]:
+    totals = [CurrencyTotal(r.currency, r.orders, r.revenue) for r in rows]
+    return sorted(totals, key=lambda t: (-t.revenue, t.currency))  # as sales.window_totals orders them
+
+
+def _totals_fields(choice: CurrencyChoice, got: dict[str, Any]) -> dict[str, Any]:
+    """SalesSnapshot's totals, and its store fields, from what the lookups brought."""
+    if not choice.wanted:
+        return {"totals": got.get("totals"), "previous": got.get("week earlier"), "store_note": NO_STORE_CURRENCY}
+    now, before = got.get("totals"), got.get("week earlier")
+    fields: dict[str, Any] = {"totals": None if now is None else _per_currency(now[0]),
+                              "previous": None if before is None else _per_currency(before[0])}
+    code = choice.resolve(now[1] if now is not None else None)
     if code is None:
-        return {"store_note": ACCOUNT_UNKNOWN}
-    rows, previous = got.get("settled totals"), got.get("settled week earlier")
-    return {"store": None if rows is None else store_totals(rows, code, with_fees=choice.from_stripe),
-            "store_previous": None if previous is None else store_totals(previous, code,
-                                                                         with_fees=choice.from_stripe)}
+        return {**fields, "store_note": ACCOUNT_UNKNOWN}
+    return {**fields, "store": None if now is None else store_totals(now[0], code, with_fees=choice.from_stripe),
+            "store_previous": None if before is None else store_totals(before[0], code,
+                                                                        with_fees=choice.from_stripe)}
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
@@ -120,8 +133,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     lookups: dict[str, Lookup] = {
         "last hour": lambda db: sales.window_totals(db, start=now - dt.timedelta(hours=1), end=now),
         "last order": lambda db: sales.last_order_at(db),
-        "totals": lambda db: sales.window_totals(db, start=period.start, end=period.end),
-        "week earlier": lambda db: sales.window_totals(db, start=before.start, end=before.end),
+        **_totals_lookups(currency, period, before),
         "customers": lambda db: sketch.customers(db, start=period.start, end=period.end),
         "refunds": lambda db: sales.refunds(db, start=period.start, end=period.end),
         "trend": lambda db: sales.trend(db, start=period.start, end=period.end, bucket=period.bucket.value,
@@ -131,16 +143,14 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     }
     if period.key == "today":
         lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz)
-    lookups |= _store_lookups(currency, period, before)
     got, missing = await gather_within(pool, lookups, budget=budget)
     customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(
         period=period, now=now, last_hour=got.get("last hour"), last_order_at=got.get("last order"),
-        totals=got.get("totals"), previous=got.get("week earlier"),
         customers=None if customers is None else customers.count,
         customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
-        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"), **_store_fields(currency, got))
+        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"), **_totals_fields(currency, got))
 
 
 @dataclass(frozen=True, slots=True)
