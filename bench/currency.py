@@ -5,7 +5,7 @@ whose settled amounts and fees are all known (the worst case: every rollup row c
 
 The orders come from `python -m bot seed`; the demo's settlement (queries/demo.py, fixed rates) then fills the
 settled columns with triggers off and the rollups are rebuilt once, as `seed` does. Each period's snapshot is
-timed in-process (the lookups /sales runs, concurrently, on a pool of 10): per-currency (no key, no
+timed in-process (the lookups /sales runs, concurrently, on the bot's own pool of 10, JIT off): per-currency (no key, no
 STORE_CURRENCY) against store currency with fees (STRIPE_API_KEY set). Target: p95 < 50 ms per period.
 """
 
@@ -26,6 +26,7 @@ import asyncpg
 from bench.common import ADMIN_DSN, RESULTS, bot_env, markdown_table, percentile, scratch_database, seed, write_result
 from bot.answers.snapshots import sales_snapshot
 from bot.currency import PER_CURRENCY, CurrencyChoice
+from bot.db import create_pool
 from bot.demo.runner import DEMO_RATES
 from bot.periods import PERIODS, parse_period
 from queries import demo as demo_queries
@@ -74,7 +75,7 @@ async def main(args: argparse.Namespace) -> int:
         seeded = await seed(env, args.orders, args.days, RESULTS / f"currency-seed-{name}.log")
         await settle_all(dsn)
         print(f"{seeded}; settled in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-        pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
+        pool = await create_pool(dsn, min_size=10, max_size=10)  # the bot's pool: its codecs, JIT off
         try:
             await timings(pool, STORE, 3)  # warm-up
             plain, store = await timings(pool, PER_CURRENCY, args.runs), await timings(pool, STORE, args.runs)

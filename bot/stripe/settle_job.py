@@ -67,13 +67,13 @@ class SettlementJob:
             return 0
 
     async def _read_account(self, api: StripeApi) -> None:
+        """The account's default currency, which is the store currency unless STORE_CURRENCY names one (then the
+        account is never read: a restricted key needs no Account permission)."""
+        if self.deps.settings.store_currency is not None:
+            return
         currency = await settle.account_currency(api)
         if currency is not None:
             await q.save_account(self.deps.pool, currency=currency, at=self.deps.clock())
-        store = self.deps.settings.store_currency
-        if store is not None and currency is not None and store != currency:
-            log.warning("STORE_CURRENCY is %s but the Stripe account settles in %s: amounts settled in %s are "
-                        "not counted in %s", store, currency, currency, store)
 
     async def _batch(self, api: StripeApi, now: dt.datetime) -> int:
         store = self.deps.settings.store_currency or await q.account_currency(self.deps.pool)
