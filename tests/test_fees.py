@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from bot.answers.gather import gather_health
+from bot.answers.json_views import health_json
 from bot.stripe.backfill import backfill_fees
 from bot.stripe.events_api import StripeApi
 from bot.stripe.settle_job import SettlementJob
@@ -113,6 +115,8 @@ async def test_rate_limits_and_errors_are_retried_later(dsn: str, fake_slack: Fa
         assert await job.tick() == 0
         row = await bot.deps.pool.fetchrow("SELECT attempts, last_error FROM settlement_fetches")
         assert row["attempts"] == 1 and "429" in row["last_error"] and waits == [2.0, 2.0, 2.0]
+        health = health_json(await gather_health(bot.deps))
+        assert health["components"]["stripe_fees"] == {"waiting": 1, "given_up": 0}
         clock.advance(minutes=2)
         assert await job.tick() == 1
         assert await bot.deps.pool.fetchval("SELECT settled_amount FROM orders WHERE id = 'pi_2'") == 4871

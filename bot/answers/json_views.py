@@ -150,6 +150,9 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
             "alerts": [_alert_json(a) for a in s.alerts or []],
             "scheduler": {"jobs": [{"name": n, "next_run_at": _iso(t)} for n, t in s.next_jobs]},
             "stripe_events_api": _stripe_sync_json(s),
+            # Orders whose balance transactions the fees job has still to read, and those it gave up on.
+            "stripe_fees": None if s.stripe_fees is None else {"waiting": s.stripe_fees.waiting,
+                                                               "given_up": s.stripe_fees.given_up},
         },
         "version": s.version,
         "mode": s.mode,

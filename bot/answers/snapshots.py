@@ -230,6 +230,7 @@ class HealthSnapshot:
     alerts: list[AlertRow] | None = None
     probe: Probe | None = None
     stripe_sync: SyncStatus | None = None  # None: the Events API has never been polled
+    stripe_fees: settlements.Backlog | None = None  # orders waiting for their balance transactions
     channels: tuple[ChannelStatus, ...] = ()  # the configured Slack channels (bot token only)
     missing: tuple[str, ...] = ()
 
@@ -263,6 +264,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         "alerts": alerts.firing,
         "site probe": lambda db: alerts.last_probes(db, limit=1),
         "stripe events api": lambda db: stripe_sync.sync_status(db, since=now - dt.timedelta(hours=24)),
+        "stripe fees": settlements.backlog,
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
     return HealthSnapshot(
@@ -272,4 +274,4 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
         probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), channels=channels,
-        missing=missing)
+        stripe_fees=got.get("stripe fees"), missing=missing)
