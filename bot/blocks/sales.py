@@ -12,6 +12,7 @@ from bot.blocks.currency import average_text, breakdown_text, gross_text, net_te
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.pace import pace_block
+from bot.currency import StoreTotals
 from bot.money import format_money
 from bot.periods import Bucket, Period, local_midnight
 from queries.sales import CurrencyTotal, TrendPoint
@@ -78,7 +79,7 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     vs = f"  {change(orders, sum(t.orders for t in previous))}" if previous is not None else ""
     blocks: list[Block] = []
     if s.store is not None:
-        pairs = [("Orders", f"{orders}{vs}"), *_store_pairs(s)]
+        pairs = [("Orders", f"{orders}{vs}"), *_store_pairs(s.store, s.store_previous)]
         if len(totals) > 1 or any(t.currency != s.store.currency for t in totals):
             blocks.append(context(breakdown_text(totals)))
     elif len(totals) <= 1:
@@ -107,10 +108,8 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     return [fields(*pairs), *blocks]
 
 
-def _store_pairs(s: SalesSnapshot) -> list[tuple[str, str]]:
+def _store_pairs(st: StoreTotals, prev: StoreTotals | None) -> list[tuple[str, str]]:
     """Revenue (gross) and net in the store currency, against a week earlier when known."""
-    st, prev = s.store, s.store_previous
-    assert st is not None
     rev_vs = f"  {change(st.gross, prev.gross)}" if prev is not None else ""
     pairs = [("Revenue", f"{gross_text(st)}{rev_vs}")]
     if (net := net_text(st)) is not None:
