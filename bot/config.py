@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     intake_token: SecretStr | None = Field(None, alias="INTAKE_TOKEN")
 
     store_timezone: str = Field("UTC", alias="STORE_TIMEZONE")
+    # Every total is also given in this currency; unset → the Stripe account's default (GET /v1/account) when
+    # STRIPE_API_KEY is set, else per-currency totals only (bot/currency.py).
+    store_currency: str | None = Field(None, alias="STORE_CURRENCY")
     business_hours: Annotated[HourWindow, NoDecode] = Field(
         HourWindow(time(9), time(21)), alias="BUSINESS_HOURS"
     )
@@ -117,7 +120,7 @@ class Settings(BaseSettings):
     @field_validator("database_url", "slack_bot_token", "slack_signing_secret", "slack_app_token",
                      "slack_sales_webhook_url", "slack_alert_webhook_url", "stripe_api_key",
                      "monitoring_token", "intake_token", "site_url", "alert_rules_file", "public_url",
-                     mode="before")
+                     "store_currency", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env file means "not configured", not "configured as empty".
@@ -137,6 +140,16 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("store_currency")
+    @classmethod
+    def _iso_currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().upper()
+        if len(code) != 3 or not code.isascii() or not code.isalpha():
+            raise ValueError(f"expected a three-letter ISO 4217 code such as USD or EUR, got {value.strip()!r}")
+        return code
 
     @field_validator("stripe_webhook_secret", mode="before")
     @classmethod

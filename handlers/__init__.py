@@ -18,6 +18,7 @@ from handlers.commands import slash
 from handlers.events import home
 from handlers.scheduled import alerts as alert_jobs
 from handlers.scheduled import reports as report_jobs
+from handlers.scheduled import settlements as settlement_jobs
 from handlers.scheduled import stripe_sync as stripe_sync_jobs
 from handlers.web import dashboard, feed, healthz, metrics, monitoring, slack_events
 from handlers.webhooks import events as events_webhook
@@ -40,4 +41,5 @@ def add_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
     """Every periodic job; each feature adds its own here."""
     alert_jobs.register(scheduler, deps, dsn=dsn)
     stripe_sync_jobs.register(scheduler, deps)
+    settlement_jobs.register(scheduler, deps)
     report_jobs.register(scheduler, deps)

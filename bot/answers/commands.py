@@ -17,6 +17,7 @@ from bot.blocks.errors import errors_message
 from bot.blocks.health import health_message
 from bot.blocks.message import Message
 from bot.blocks.sales import sales_message
+from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
 from bot.scheduling import next_runs
@@ -54,7 +55,8 @@ async def sales(deps: Deps, arg: str, shareable: bool) -> Message:
         period = parse_period(arg, now=now, tz=tz)
     except UnknownPeriod:
         return _unknown("/sales", arg)
-    snapshot = await sales_snapshot(deps.pool, period=period, now=now, tz=tz)
+    snapshot = await sales_snapshot(deps.pool, period=period, now=now, tz=tz,
+                                    currency=CurrencyChoice.of(deps.settings))
     return sales_message(snapshot, tz=tz, share_arg=arg if shareable else None)
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from bot import __version__
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot, gather_within, health_snapshot, sales_snapshot
+from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import parse_period
 from bot.scheduling import next_runs
@@ -19,7 +20,7 @@ async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[Sales
     """Today's /sales figures and the last 24 hours by hour (None when that lookup did not arrive)."""
     now, tz = deps.clock(), deps.settings.tz
     today = await sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz,
-                                 budget=budget)
+                                 budget=budget, currency=CurrencyChoice.of(deps.settings))
     got, _ = await gather_within(deps.pool, {"hourly": lambda db: sales.trend(
         db, start=now - dt.timedelta(hours=24), end=now, bucket="hour", tz=tz.key)}, budget=budget)
     return today, got.get("hourly")

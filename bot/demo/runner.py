@@ -50,6 +50,12 @@ ALL_DAY: Final = HourWindow(dt.time(0, 0), dt.time(23, 59))
 OPENING: Final = ((1.0, "sale"), (3.0, "sale"), (2.0, "failure"), (3.0, "sale"), (2.0, "failure"),
                   (3.0, "failure"), (4.0, "refund"), (4.0, "sale"), (4.0, "burst"), (5.0, "sale"))
 BURST_SIZE: Final = (8, 14)
+# The demo store's currency and what Stripe would settle: USD cents per minor unit (¥1 is 0.67 ¢) and the fee
+# share (2.9 % for cards, plus 1 % for converting another currency; 30 ¢ each on top, queries/demo.py).
+# Fixed made-up rates: the demo has no Stripe key, so it settles its own orders every few seconds.
+DEMO_CURRENCY: Final = "USD"
+DEMO_RATES: Final = {"USD": (1.0, 0.029), "EUR": (1.08, 0.039), "GBP": (1.27, 0.039), "JPY": (0.67, 0.039)}
+SETTLE_SECONDS: Final = 5.0
 
 
 def nothing_configured(settings: Settings) -> bool:
@@ -66,6 +72,7 @@ def demo_settings(settings: Settings, *, dsn: str) -> Settings:
         "stripe_webhook_secret": (SecretStr(f"whsec_demo_{secrets.token_hex(16)}"),),
         "stripe_api_key": None, "intake_token": None, "site_url": None, "public_url": None,
         "monitoring_token": token, "business_hours": ALL_DAY, "alert_check_interval_seconds": ALERT_CHECK_SECONDS,
+        "store_currency": DEMO_CURRENCY,  # its orders are settled in USD at DEMO_RATES
     })
 
 
@@ -95,7 +102,9 @@ async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_OR
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         await migrate(conn)
-        return await load(conn, generate(spec))
+        counts = await load(conn, generate(spec))
+        await demo_queries.settle_demo_orders(conn, at=utcnow(), rates=DEMO_RATES)
+        return counts
     finally:
         await conn.close()
 
@@ -192,7 +201,16 @@ async def run_demo(services: Services, *, orders: int, out: TextIO) -> None:
     await Reporter.from_deps(deps).send(opening_report(deps.clock(), deps.settings), source="demo")
     simulator = Simulator(url=f"{deps.settings.public_base_url}/webhooks/stripe",
                           secret=deps.settings.stripe_secrets()[0])
-    await simulator.run()
+    await asyncio.gather(simulator.run(), settle_forever(services))
+
+
+async def settle_forever(services: Services, *, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+    """What the fees job does for a real store, with made-up rates: settle new sales and refunds."""
+    deps = services.deps
+    while True:
+        await sleep(SETTLE_SECONDS)
+        if await demo_queries.settle_demo_orders(deps.pool, at=deps.clock(), rates=DEMO_RATES):
+            deps.home.changed()
 
 
 async def demo_command(settings: Settings, *, out: TextIO | None = None) -> int:
