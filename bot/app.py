@@ -30,6 +30,8 @@ from bot.home.publisher import HomePublisher
 from bot.intake.batch import IntakeBatcher
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
+from bot.settings.follow import Follower, channels_of
+from bot.settings.live import LiveSettings
 from bot.slack_app import build_bolt_app, run_socket_mode
 from bot.web import middleware
 from bot.web.feed import LocalFeed
@@ -71,8 +73,7 @@ def group_members(client: AsyncWebClient) -> GroupMembers:
 
 def configured_channels(settings: Settings) -> dict[str, str]:
     """The logical channels and the Slack channel (name or id) each is configured to."""
-    return {"sales": settings.slack_sales_channel, "alerts": settings.slack_alerts_channel,
-            "reports": settings.slack_reports_channel}
+    return channels_of(settings)
 
 
 def make_sender(settings: Settings, client: AsyncWebClient | None, *, feed: LocalFeed | None = None,
@@ -108,14 +109,15 @@ class Services:
         """Make the aiohttp app's routes serve these services."""
         app[RUNTIME].deps = self.deps
         app[RUNTIME].bolt = self.bolt
-        secret = self.deps.settings.slack_signing_secret
+        secret = self.deps.live.env.slack_signing_secret
         # Whatever the mode: without a secret, /slack/events serves nothing (Socket Mode needs no HTTP door).
         app[RUNTIME].signing_secret = secret.get_secret_value() if secret is not None else None
 
 
 def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[None]]:
     """Start what runs beside the server: delivery, intake, App Home, channel joins and Socket Mode."""
-    tasks = [asyncio.create_task(deps.worker.run(), name="delivery"),
+    tasks = [asyncio.create_task(deps.live.run(deps.pool, deps.dsn), name="settings"),
+             asyncio.create_task(deps.worker.run(), name="delivery"),
              asyncio.create_task(deps.intake.run(), name="intake"),
              asyncio.create_task(deps.home.run(), name="home")]
     if deps.channels is not None:  # resolve and join in the background: start-up never waits for Slack
@@ -135,20 +137,22 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
     await migrate_database(dsn)
     pool = await create_pool(dsn)
     try:
+        live = LiveSettings(settings, load_rules(settings.alert_rules_file))
+        await live.reload(pool)  # what was changed from Slack is in force from the start
+        settings = live.settings
         client = slack_client(settings)
         feed = LocalFeed(clock=clock) if settings.local_mode else None
         channels = ChannelDirectory(client, configured_channels(settings)) if client is not None else None
         sender = sender or make_sender(settings, client, feed=feed, directory=channels)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)
-        intake = IntakeBatcher(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle,
-                               renewals=settings.subscription_renewals)
+        intake = IntakeBatcher.for_settings(settings, pool=pool, clock=clock)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
         access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)
-        deps = Deps(settings=settings, pool=pool, dsn=dsn, sender=sender, worker=worker, intake=intake, slack=client,
+        deps = Deps(live=live, pool=pool, dsn=dsn, sender=sender, worker=worker, intake=intake, slack=client,
                     access=access, clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
-                    rules=load_rules(settings.alert_rules_file), home=HomePublisher(client=client), feed=feed,
-                    channels=channels)
+                    home=HomePublisher(client=client), feed=feed, channels=channels)
+        live.on_change(Follower(deps))
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         bolt = build_bolt_app(deps, client) if client is not None else None
         if bolt is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.subscriptions.renewals import Renewals
+from bot.weekdays import parse_days
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
@@ -30,16 +31,34 @@ class HourWindow:
             return self.start <= t < self.end
         return t >= self.start or t < self.end
 
+    def open_on(self, local: datetime, days: frozenset[int]) -> bool:
+        """Whether the window is open at the local time `local` on one of `days` (weekday numbers, Monday 0);
+        the hours past midnight of a window like 18:00-02:00 belong to the day it opened."""
+        t = local.time()
+        if not self.contains(t):
+            return False
+        opened = local.date() - timedelta(days=1) if self.start > self.end and t < self.end else local.date()
+        return opened.weekday() in days
+
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
-def _parse_hhmm(value: str) -> time:
+def parse_hhmm(value: str) -> time:
+    """`HH:MM` (00:00 to 23:59) as a time; ValueError naming the input otherwise."""
     try:
         hours, minutes = value.strip().split(":")
         return time(int(hours), int(minutes))
     except ValueError:
         raise ValueError(f"expected HH:MM, got {value!r}") from None
+
+
+def parse_window(value: str) -> HourWindow:
+    """`HH:MM-HH:MM` as an HourWindow; ValueError naming the input otherwise."""
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+    return HourWindow(parse_hhmm(start), parse_hhmm(end))
 
 
 class Settings(BaseSettings):
@@ -75,9 +94,16 @@ class Settings(BaseSettings):
     intake_token: SecretStr | None = Field(None, alias="INTAKE_TOKEN")
 
     store_timezone: str = Field("UTC", alias="STORE_TIMEZONE")
+    # Every total is also given in this currency; unset → the Stripe account's default (GET /v1/account) when
+    # STRIPE_API_KEY is set, else per-currency totals only (bot/currency.py).
+    store_currency: str | None = Field(None, alias="STORE_CURRENCY")
     business_hours: Annotated[HourWindow, NoDecode] = Field(
         HourWindow(time(9), time(21)), alias="BUSINESS_HOURS"
     )
+    # The days business hours apply on (the no-sales rules judge, warnings go out); other days are closed.
+    business_days: Annotated[frozenset[int], NoDecode] = Field(frozenset(range(7)), alias="BUSINESS_DAYS")
+    # Non-critical alerts wait until the window ends; critical ones still post, without the on-call mention.
+    quiet_hours: Annotated[HourWindow | None, NoDecode] = Field(None, alias="QUIET_HOURS")
     morning_report_at: time = Field(time(9), alias="MORNING_REPORT_AT")
     evening_report_at: time = Field(time(18), alias="EVENING_REPORT_AT")
     site_url: str | None = Field(None, alias="SITE_URL")
@@ -97,7 +123,7 @@ class Settings(BaseSettings):
     @field_validator("database_url", "slack_bot_token", "slack_signing_secret", "slack_app_token",
                      "slack_sales_webhook_url", "slack_alert_webhook_url", "stripe_api_key",
                      "monitoring_token", "intake_token", "site_url", "alert_rules_file", "public_url",
-                     mode="before")
+                     "store_currency", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env file means "not configured", not "configured as empty".
@@ -117,6 +143,16 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("store_currency")
+    @classmethod
+    def _iso_currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().upper()
+        if len(code) != 3 or not code.isascii() or not code.isalpha():
+            raise ValueError(f"expected a three-letter ISO 4217 code such as USD or EUR, got {value.strip()!r}")
+        return code
 
     @field_validator("stripe_webhook_secret", mode="before")
     @classmethod
@@ -161,20 +197,22 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
 
-    @field_validator("business_hours", mode="before")
+    @field_validator("business_hours", "quiet_hours", mode="before")
     @classmethod
     def _hour_window(cls, value: object) -> object:
         if isinstance(value, str):
-            start, sep, end = value.partition("-")
-            if not sep:
-                raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
-            return HourWindow(_parse_hhmm(start), _parse_hhmm(end))
+            return parse_window(value) if value.strip() else None
         return value
+
+    @field_validator("business_days", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        return parse_days(value) if isinstance(value, str) else value
 
     @field_validator("morning_report_at", "evening_report_at", mode="before")
     @classmethod
     def _hhmm(cls, value: object) -> object:
-        return _parse_hhmm(value) if isinstance(value, str) else value
+        return parse_hhmm(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _slack_mode_is_complete(self) -> Settings:
@@ -196,6 +234,14 @@ class Settings(BaseSettings):
     def sale_settle(self) -> timedelta:
         """SALE_SETTLE_SECONDS as a duration."""
         return timedelta(seconds=self.sale_settle_seconds)
+
+    def in_business_hours(self, now: datetime) -> bool:
+        """Whether `now` falls on a business day, inside business hours, in the store's zone."""
+        return self.business_hours.open_on(now.astimezone(self.tz), self.business_days)
+
+    def in_quiet_hours(self, now: datetime) -> bool:
+        """Whether `now` falls inside QUIET_HOURS (never, when unset), in the store's zone."""
+        return self.quiet_hours is not None and self.quiet_hours.contains(now.astimezone(self.tz).time())
 
     @property
     def tz(self) -> ZoneInfo:

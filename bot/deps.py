@@ -22,6 +22,7 @@ from bot.home.publisher import HomePublisher
 from bot.intake.batch import IntakeBatcher
 from bot.metrics import Metrics
 from bot.scheduling import JobFailures
+from bot.settings.live import LiveSettings
 from bot.web.feed import LocalFeed
 
 
@@ -29,7 +30,7 @@ from bot.web.feed import LocalFeed
 class Deps:
     """The running service's collaborators."""
 
-    settings: Settings
+    live: LiveSettings  # the Settings and rules in force: the environment's, with changes made from Slack
     pool: asyncpg.Pool
     dsn: str  # for connections of their own (session-level locks, LISTEN), which must never be pooled ones
     sender: Sender
@@ -41,11 +42,20 @@ class Deps:
     metrics: Metrics = field(default_factory=Metrics)
     scheduler: AsyncIOScheduler | None = None
     job_failures: JobFailures = field(default_factory=JobFailures)
-    rules: RuleSet = field(default_factory=RuleSet)
     started_at: dt.datetime = field(default_factory=utcnow)
     home: HomePublisher = field(default_factory=lambda: HomePublisher(client=None))  # the App Home tab
     feed: LocalFeed | None = None  # local mode only: what the feed page at GET / shows
     channels: ChannelDirectory | None = None  # with a bot token: the configured channels as Slack sees them
+
+    @property
+    def settings(self) -> Settings:
+        """The Settings in force now (read it where it is used: the Settings view can change it any time)."""
+        return self.live.settings
+
+    @property
+    def rules(self) -> RuleSet:
+        """The alert rules in force now."""
+        return self.live.rules
 
 
 class Runtime:

@@ -12,11 +12,13 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
 from handlers.actions import alerts as alert_buttons
+from handlers.actions import settings as settings_view
 from handlers.actions import share
 from handlers.commands import slash
 from handlers.events import home
 from handlers.scheduled import alerts as alert_jobs
 from handlers.scheduled import reports as report_jobs
+from handlers.scheduled import settlements as settlement_jobs
 from handlers.scheduled import stripe_sync as stripe_sync_jobs
 from handlers.web import dashboard, feed, healthz, metrics, monitoring, slack_events
 from handlers.webhooks import events as events_webhook
@@ -30,8 +32,8 @@ def add_routes(app: web.Application) -> None:
 
 
 def add_listeners(app: AsyncApp, deps: Deps) -> None:
-    """Every Slack listener: commands, buttons, App Home."""
-    for module in (slash, share, alert_buttons, home):
+    """Every Slack listener: commands, buttons, the Settings view, App Home."""
+    for module in (slash, share, alert_buttons, settings_view, home):
         module.register(app, deps)
 
 
@@ -39,4 +41,5 @@ def add_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
     """Every periodic job; each feature adds its own here."""
     alert_jobs.register(scheduler, deps, dsn=dsn)
     stripe_sync_jobs.register(scheduler, deps)
+    settlement_jobs.register(scheduler, deps)
     report_jobs.register(scheduler, deps)

@@ -78,3 +78,27 @@ def _assert_limits(index: int, block: Mapping[str, Any]) -> None:
             assert len(field["text"]) <= MAX_FIELD_TEXT, f"{where}: field over {MAX_FIELD_TEXT}"
     elif block.get("type") == "context":
         assert len(block["elements"]) <= MAX_CONTEXT_ELEMENTS, f"{where}: too many elements"
+
+
+MAX_MODAL_TITLE = 24  # https://docs.slack.dev/reference/views/modal-views: title, submit and close up to 24
+
+
+def assert_valid_modal(view: Mapping[str, Any]) -> None:
+    """Fail unless `view` (views.open's `view`) is a modal of valid Block Kit: at most 100 blocks, a title and
+    buttons of at most 24 characters, unique block ids, and a submit button whenever it has inputs."""
+    assert view.get("type") == "modal", f"not a modal: {view.get('type')!r}"
+    for key in ("title", "submit", "close"):
+        if key in view or key == "title":
+            text = view[key]
+            assert text.get("type") == "plain_text", f"{key} must be plain_text"
+            assert 0 < len(text["text"]) <= MAX_MODAL_TITLE, f"{key} {text['text']!r} over {MAX_MODAL_TITLE}"
+    blocks = view.get("blocks") or []
+    assert 0 < len(blocks) <= MAX_BLOCKS_HOME, f"{len(blocks)} blocks, a modal allows {MAX_BLOCKS_HOME}"
+    if any(b.get("type") == "input" for b in blocks):
+        assert "submit" in view, "a modal with inputs needs a submit button"
+    error = best_match(_validator().iter_errors(blocks))
+    assert error is None, f"invalid Block Kit at {list(error.absolute_path)}: {error.message}"
+    block_ids = [b["block_id"] for b in blocks if "block_id" in b]
+    assert len(block_ids) == len(set(block_ids)), f"duplicate block_id in {block_ids}"
+    for index, block in enumerate(blocks):
+        _assert_limits(index, block)

@@ -2,7 +2,8 @@
 
 Serves GET /v1/events (`types[]`, `created[gte|gt|lte|lt]`, `starting_after`, `ending_before`, `limit`),
 /v1/checkout/sessions and /v1/payment_intents (with `expand[]=data.latest_charge`), newest first as Stripe
-lists; checks the `Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
+lists; single charges and payment intents with `expand[]` paths (balance transactions, refunds), disputes by
+`charge`, and /v1/account; checks the `Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class FakeStripe:
     intents: list[dict[str, Any]] = field(default_factory=list)
     endpoints: list[dict[str, Any]] = field(default_factory=list)  # webhook endpoint objects
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)  # for expand[]=data.latest_charge
+    balance_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)  # txn_… for expand[]
+    disputes: list[dict[str, Any]] = field(default_factory=list)
+    account: dict[str, Any] = field(default_factory=lambda: {"id": "acct_1", "object": "account",
+                                                             "default_currency": "usd"})
     faults: list[Fault] = field(default_factory=list)
     forbidden: set[str] = field(default_factory=set)  # paths a restricted key may not read (403)
     requests: list[Request] = field(default_factory=list)
@@ -88,6 +93,10 @@ class FakeStripe:
         app.router.add_route("*", "/v1/checkout/sessions", self._sessions)
         app.router.add_route("*", "/v1/payment_intents", self._intents)
         app.router.add_route("*", "/v1/webhook_endpoints", self._endpoints)
+        app.router.add_route("*", "/v1/disputes", self._disputes)
+        app.router.add_route("*", "/v1/charges/{id}", self._object)
+        app.router.add_route("*", "/v1/payment_intents/{id}", self._object)
+        app.router.add_route("*", "/v1/account", self._object)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -113,13 +122,48 @@ class FakeStripe:
     async def _endpoints(self, request: web.Request) -> web.Response:
         return await self._serve(request, self.endpoints, object_name="webhook_endpoint")
 
-    async def _serve(self, request: web.Request, items: list[dict[str, Any]], *, object_name: str) -> web.Response:
-        response = await self._answer(request, items, object_name)
-        self.requests.append(Request(request.path, list(request.query.items()),
-                                     request.headers.get("Authorization"), request.method, response.status))
+    async def _disputes(self, request: web.Request) -> web.Response:
+        return await self._serve(request, self.disputes, object_name="dispute")
+
+    async def _object(self, request: web.Request) -> web.Response:
+        response = await self._gate(request) or self._one(request)
+        self._record(request, response)
         return response
 
-    async def _answer(self, request: web.Request, items: list[dict[str, Any]], object_name: str) -> web.Response:
+    def _one(self, request: web.Request) -> web.Response:
+        """GET one object, each `expand[]` path replacing ids by the objects they name, as Stripe does."""
+        object_id = request.match_info.get("id", "")
+        obj = self.account if request.path == "/v1/account" else \
+            self.charges.get(object_id) or next((i for i in self.intents if i["id"] == object_id), None)
+        if obj is None:
+            return _error(404, f"No such object: '{object_id}'", code="resource_missing")
+        for path in request.query.getall("expand[]", []):
+            obj = self._expand_path(obj, path.split("."))
+        return web.json_response(obj)
+
+    def _expand_path(self, value: Any, path: list[str]) -> Any:
+        if not path:
+            return value
+        if isinstance(value, list):
+            return [self._expand_path(v, path) for v in value]
+        if not isinstance(value, dict) or path[0] not in value:
+            return value
+        inner = value[path[0]]
+        if isinstance(inner, str):
+            inner = self.balance_transactions.get(inner) or self.charges.get(inner) or inner
+        return {**value, path[0]: self._expand_path(inner, path[1:])}
+
+    def _record(self, request: web.Request, response: web.StreamResponse) -> None:
+        self.requests.append(Request(request.path, list(request.query.items()),
+                                     request.headers.get("Authorization"), request.method, response.status))
+
+    async def _serve(self, request: web.Request, items: list[dict[str, Any]], *, object_name: str) -> web.Response:
+        response = await self._gate(request) or self._list(request.query, items, object_name)
+        self._record(request, response)
+        return response
+
+    async def _gate(self, request: web.Request) -> web.Response | None:
+        """The key check, method check, queued faults and forbidden paths; None when the request may pass."""
         auth = request.headers.get("Authorization", "")
         key = auth.removeprefix("Bearer ")
         if not auth.startswith("Bearer ") or not key.startswith(("sk_", "rk_")) or key not in self.api_keys:
@@ -137,7 +181,7 @@ class FakeStripe:
             return _error(fault.status, "An unknown error occurred", type_="api_error", headers=headers)
         if request.path in self.forbidden:
             return _error(403, f"The provided key '{key[:8]}***' does not have the required permissions")
-        return self._list(request.query, items, object_name)
+        return None
 
     def _list(self, query: MultiMapping[str], items: list[dict[str, Any]], object_name: str) -> web.Response:
         chosen = [i for i in items if _matches(i, query)]
@@ -182,6 +226,8 @@ def _matches(item: dict[str, Any], query: MultiMapping[str]) -> bool:
     if types and item.get("type") not in types:
         return False
     if (status := query.get("status")) is not None and item.get("status") != status:
+        return False
+    if (charge := query.get("charge")) is not None and item.get("charge") != charge:
         return False
     created = item["created"]
     bounds = {"gte": created.__ge__, "gt": created.__gt__, "lte": created.__le__, "lt": created.__lt__}

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fake_views import views_answer
+
 
 def stripe_signature(body: bytes, secret: str, *, timestamp: int | None = None) -> str:
     """The Stripe-Signature header exactly as Stripe computes it: HMAC-SHA256 of "t.body", hex."""
@@ -205,6 +207,8 @@ class FakeSlack:
             return {"ok": True, "url": self.socket_url}
         if method.startswith("files."):
             return self._file_method(method, args)
+        if method in ("views.open", "views.update", "views.push"):
+            return views_answer(method, args)
         return {"ok": True}
 
     def _refusal(self, channel: FakeChannel | None, *, read: bool) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from bot.config import SettingsError, load_settings
+from bot.weekdays import format_days
 
 ALL_VARS = ["DATABASE_URL", "SALESPULSE_DATA_DIR", "HOST", "PORT", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
             "SLACK_APP_TOKEN", "SLACK_API_URL", "SLACK_SALES_CHANNEL", "SLACK_ALERTS_CHANNEL",
@@ -14,7 +15,7 @@ ALL_VARS = ["DATABASE_URL", "SALESPULSE_DATA_DIR", "HOST", "PORT", "SLACK_BOT_TO
             "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY", "STRIPE_API_URL", "MONITORING_TOKEN", "INTAKE_TOKEN",
             "STORE_TIMEZONE", "BUSINESS_HOURS", "MORNING_REPORT_AT", "EVENING_REPORT_AT", "SITE_URL",
             "ALERT_CHECK_INTERVAL_SECONDS", "ALERT_RULES_FILE", "SLASH_COMMAND_ALLOWED_USERS",
-            "SLASH_COMMAND_ALLOWED_CHANNELS"]
+            "SLASH_COMMAND_ALLOWED_CHANNELS", "BUSINESS_DAYS", "QUIET_HOURS"]
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +49,21 @@ def test_values_are_parsed_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert s.business_hours.contains(dt.time(8, 30)) and not s.business_hours.contains(dt.time(22))
     assert s.tz.key == "America/New_York"
     assert s.slack_api_url == "http://127.0.0.1:9999/api/"
+
+
+def test_business_days_and_quiet_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BUSINESS_DAYS defaults to every day and reads ranges that wrap; QUIET_HOURS is off unless set; a typo is
+    one clear line."""
+    s = load_settings()
+    assert s.business_days == frozenset(range(7)) and s.quiet_hours is None
+    monkeypatch.setenv("BUSINESS_DAYS", "Sat-Mon, wed")
+    monkeypatch.setenv("QUIET_HOURS", "22:00-07:00")
+    s = load_settings()
+    assert s.business_days == frozenset({5, 6, 0, 2}) and format_days(s.business_days) == "Mon,Wed,Sat-Sun"
+    assert s.quiet_hours is not None and s.quiet_hours.contains(dt.time(3)) and not s.quiet_hours.contains(dt.time(8))
+    monkeypatch.setenv("BUSINESS_DAYS", "Mon-Fry")
+    with pytest.raises(SettingsError, match="invalid setting BUSINESS_DAYS: expected day names"):
+        load_settings()
 
 
 def test_dotenv_is_read_and_real_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:

@@ -143,7 +143,7 @@ def test_demo_settings_are_local_and_self_contained() -> None:
     assert settings.database_url and settings.database_url.get_secret_value().endswith("salespulse_demo?host=/tmp/x")
     assert settings.stripe_secrets()[0].startswith("whsec_demo_") and settings.store_timezone == "Asia/Tokyo"
     assert settings.monitoring_token and len(settings.monitoring_token.get_secret_value()) >= 20
-    assert settings.business_hours.contains(dt.time(3, 0))
+    assert settings.business_hours.contains(dt.time(3, 0)) and settings.store_currency == "USD"
     kept = demo_settings(make_settings(MONITORING_TOKEN="mine"), dsn="postgresql://x/y")
     assert kept.monitoring_token == SecretStr("mine")
 
@@ -206,7 +206,8 @@ async def wait_for(predicate: Any, *, output: Callable[[], str], within: float, 
 
 async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
     """`python -m bot demo` with nothing configured: it prints its URLs and token, pings sales, posts a report,
-    and the monitoring API and the local feed show the store — then Ctrl-C stops it cleanly."""
+    and the monitoring API and the local feed show the store — /sales with today's pace, /sales settings the
+    Settings view — then Ctrl-C stops it cleanly."""
     port, log = free_port(), tmp_path / "demo.log"
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
            "SALESPULSE_DATA_DIR": str(tmp_path / "data"), "HOST": "127.0.0.1", "PORT": str(port)}
@@ -235,6 +236,12 @@ async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
 
             sales = await wait_for(api, output=text, within=30, what="sales in the API")
             assert sales["today"]["order_count"] >= 1 and sales["hourlySales"]
+            assert sales["today"]["store_currency"] == "USD" and sales["today"]["currency"] == "USD"
+            settings_form = 'data-callback-id="salespulse_settings"'
+            for line, shown in (("/sales", "On pace for"), ("/sales settings", settings_form)):
+                async with session.post(f"{base}/feed/command", json={"line": line, "channel": "sales"}) as resp:
+                    answered = await resp.json()
+                    assert shown in (answered.get("html") or answered.get("modal") or ""), (line, answered)
             async with session.get(f"{base}/feed/events") as stream:
                 assert stream.status == 200
                 first = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 10)

@@ -173,7 +173,7 @@ async def test_command_box_refuses_other_sites(local_bot: Bot) -> None:
                                         headers={"Content-Type": "application/json"})).status == 400
 
 
-@pytest.mark.parametrize("path", ["/feed/command", "/feed/action"])
+@pytest.mark.parametrize("path", ["/feed/command", "/feed/action", "/feed/view"])
 @pytest.mark.parametrize("body", [b'{"pad": "' + b"x" * (1024 * 1024 + 10) + b'"}', b"[" * 50_000 + b"]" * 50_000,
                                   b'{"line": "/sales \xff\xfe"}', b"\x00\x01", b"", b"null",
                                   b'{"line": ["/sales"], "action_id": {"x": 1}, "value": null}'])

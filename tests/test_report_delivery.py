@@ -188,3 +188,18 @@ def test_cli_rejects_a_malformed_date(cli_env: Path, capsys: pytest.CaptureFixtu
     """--date must be YYYY-MM-DD; anything else exits 2 with the reason."""
     assert main(["report", "evening", "--date", "10/03/2026", "--dry-run"]) == 2
     assert "--date must be YYYY-MM-DD" in capsys.readouterr().err
+
+
+async def test_cli_report_follows_the_channel_changed_from_slack(
+        cli_env: Path, dsn: str, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reports channel saved from Slack's Settings view wins over SLACK_REPORTS_CHANNEL for the CLI too."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("INSERT INTO settings_overrides (key, value, updated_by, updated_at)"
+                       " VALUES ('SLACK_REPORTS_CHANNEL', '\"C0SALES\"', 'UADMIN01', now())")
+    await conn.close()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    assert await asyncio.to_thread(main, ["report", "evening", "--date", "2026-03-08"]) == 0
+    [post] = fake_slack.posted()
+    assert post["channel"] == "C0SALES"

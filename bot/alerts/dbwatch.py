@@ -27,6 +27,10 @@ class DatabaseWatch:
         self._posted: tuple[str | None, str | None] | None = None  # (channel id, ts) of the alert
         self.incident: tuple[dt.datetime, dt.datetime] | None = None  # last outage, for the record
 
+    def retune(self, *, tz: ZoneInfo, mention: str) -> None:
+        """Take the time zone and on-call mention in force now (they can change from Slack's Settings view)."""
+        self._tz, self._mention = tz, mention
+
     async def down(self, now: dt.datetime, error: str, *, may_post: bool) -> None:
         """A check failed; post the alert when it is the second in a row and this replica speaks."""
         self.failures += 1

@@ -27,6 +27,7 @@ from queries.executor import Executor
 # Resolved by hand while the condition still holds: quiet for this long (time for a fix to take), then it fires
 # anew. Never "until it clears": that kept a real "Site down" silent for the whole outage.
 MANUAL_RESOLVE_GRACE = dt.timedelta(minutes=15)
+SALES_FAMILY = "sales"  # no_sales, no_order_1h, sales_stopped, sales_low_today: judged on business days only
 
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
     """An alert's identity: its rule and its labels."""
@@ -34,10 +35,12 @@ def fingerprint(rule: str, labels: dict[str, str]) -> str:
 
 
 def active_rules(rules: RuleSet, ctx: Context) -> list[Rule]:
-    """Rules that apply now: enabled, with a site when they probe one, inside business hours when they need."""
-    in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
+    """Rules that apply now: enabled, with a site when they probe one, inside business hours when they need, and
+    the no-sales family (fixed and rhythm rules) on business days only (BUSINESS_DAYS)."""
+    in_hours, open_today = ctx.in_business_hours(), ctx.business_day()
     return [r for r in rules.rules
-            if r.enabled and (ctx.site_url or not r.needs_site) and (in_hours or not r.business_hours_only)]
+            if r.enabled and (ctx.site_url or not r.needs_site) and (in_hours or not r.business_hours_only)
+            and (open_today or r.family != SALES_FAMILY)]
 
 
 async def measure(db: Executor, rules: list[Rule], ctx: Context) -> dict[str, list[Finding]]:
@@ -63,14 +66,15 @@ class Decision:
 
 
 def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours: bool,
-          repeat: dt.timedelta) -> list[Decision]:
-    """Stage 3 (pure): which open alerts to announce, remind about, or un-silence now."""
+          repeat: dt.timedelta, quiet: bool = False) -> list[Decision]:
+    """Stage 3 (pure): which open alerts to announce, remind about, or un-silence now (warnings wait outside
+    business hours and inside quiet hours)."""
     critical_families = {a.family for a in open_alerts if a.severity == Severity.CRITICAL}
     decisions = []
     for a in open_alerts:
         if a.severity == Severity.INFO:
             continue  # info findings go into the daily report, never the channel
-        held = a.severity == Severity.WARNING and not in_business_hours
+        held = a.severity == Severity.WARNING and (quiet or not in_business_hours)
         if a.notified_at is None:
             inhibited = a.severity == Severity.WARNING and a.family in critical_families
             if not held and not inhibited:
@@ -179,8 +183,8 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
 async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertRow], *, rules: RuleSet,
                             ctx: Context, notifier: Notifier) -> int:
     """Stages 3 and 4 for the open alerts; how many notifications were queued."""
-    in_hours = ctx.business_hours.contains(ctx.now.astimezone(ctx.tz).time())
-    decisions = route(open_alerts, now=ctx.now, in_business_hours=in_hours, repeat=rules.repeat_interval)
+    decisions = route(open_alerts, now=ctx.now, in_business_hours=ctx.in_business_hours(),
+                      repeat=rules.repeat_interval, quiet=ctx.quiet())
     for d in decisions:
         if d.kind is Kind.FIRE:
             await notifier.fire(conn, d.alert, ctx.now)

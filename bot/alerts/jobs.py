@@ -4,6 +4,7 @@ on the leader replica only; watch the database from every replica."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import aiohttp
@@ -38,6 +39,7 @@ class AlertJobs:
         """One evaluation: database check first (from any replica), then the rules (leader only)."""
         deps = self.deps
         now = deps.clock()
+        self.dbwatch.retune(tz=deps.settings.tz, mention=deps.rules.mention)  # they can change from Slack
         try:
             await asyncio.wait_for(health.ping(deps.pool), DB_CHECK_TIMEOUT)
         except DB_UNAVAILABLE as exc:
@@ -49,10 +51,14 @@ class AlertJobs:
             return 0
         await self._record_outage()
         async with deps.pool.acquire() as conn:
-            rhythm = await load_rhythm(conn, now=now, tz=deps.settings.tz, params=deps.rules.rhythm)
-            ctx = Context(now=now, tz=deps.settings.tz, business_hours=deps.settings.business_hours,
-                          site_url=deps.settings.site_url, rhythm=rhythm)
-            sent = await evaluate(conn, rules=deps.rules, ctx=ctx, notifier=notifier_for(deps))
+            settings, rules = deps.settings, deps.rules  # read once: a change from Slack applies from the next tick
+            rhythm = await load_rhythm(conn, now=now, tz=settings.tz, params=rules.rhythm)
+            ctx = Context(now=now, tz=settings.tz, business_hours=settings.business_hours, site_url=settings.site_url,
+                          rhythm=rhythm, business_days=settings.business_days, quiet_hours=settings.quiet_hours)
+            notifier = notifier_for(deps)
+            if ctx.quiet():  # quiet hours: criticals still post, without paging anyone
+                notifier = dataclasses.replace(notifier, mention="")
+            sent = await evaluate(conn, rules=rules, ctx=ctx, notifier=notifier)
         if sent:
             deps.home.changed()  # an alert fired, changed or resolved: App Home tabs show it
         return sent

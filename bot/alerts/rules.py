@@ -44,6 +44,20 @@ class Context:
     business_hours: HourWindow
     site_url: str | None
     rhythm: Rhythm | None = None  # None: under two weeks of history, the fixed rules stand in
+    business_days: frozenset[int] = frozenset(range(7))  # weekday numbers, Monday 0 (BUSINESS_DAYS)
+    quiet_hours: HourWindow | None = None  # QUIET_HOURS: warnings wait, criticals post without the mention
+
+    def in_business_hours(self) -> bool:
+        """Whether now is a business day, inside business hours, in the store's zone."""
+        return self.business_hours.open_on(self.now.astimezone(self.tz), self.business_days)
+
+    def business_day(self) -> bool:
+        """Whether today (in the store's zone) is a business day."""
+        return self.now.astimezone(self.tz).weekday() in self.business_days
+
+    def quiet(self) -> bool:
+        """Whether now falls inside the quiet hours."""
+        return self.quiet_hours is not None and self.quiet_hours.contains(self.now.astimezone(self.tz).time())
 
 
 Check = Callable[[Executor, "Rule", Context], Awaitable[list[Finding]]]
@@ -74,11 +88,15 @@ class Rule:
         return not (self.needs_rhythm and rhythm is None) and not (self.only_without_rhythm and rhythm is not None)
 
 
-def business_time_between(start: dt.datetime, end: dt.datetime, *, tz: ZoneInfo, hours: HourWindow) -> dt.timedelta:
-    """How much of [start, end) falls inside business hours, day by day in the store's zone."""
+def business_time_between(start: dt.datetime, end: dt.datetime, *, tz: ZoneInfo, hours: HourWindow,
+                          days: frozenset[int] = frozenset(range(7))) -> dt.timedelta:
+    """How much of [start, end) falls inside business hours on business days, day by day in the store's zone."""
     total = dt.timedelta()
     day = start.astimezone(tz).date() - dt.timedelta(days=1)
     while (opening := dt.datetime.combine(day, hours.start, tzinfo=tz)) < end:
+        if day.weekday() not in days:  # a closed day: none of its opening counts
+            day += dt.timedelta(days=1)
+            continue
         closing_day = day if hours.end > hours.start else day + dt.timedelta(days=1)
         closing = dt.datetime.combine(closing_day, hours.end, tzinfo=tz)
         overlap = min(closing, end) - max(opening, start)
@@ -111,7 +129,7 @@ async def no_sales(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
     last = await sales.last_order_at(db)
     if last is None:
         return []  # a store with no orders yet is not an outage
-    quiet = business_time_between(last, ctx.now, tz=ctx.tz, hours=ctx.business_hours)
+    quiet = business_time_between(last, ctx.now, tz=ctx.tz, hours=ctx.business_hours, days=ctx.business_days)
     if quiet < dt.timedelta(hours=rule.threshold):
         return []
     hours = quiet.total_seconds() / 3600

@@ -17,6 +17,7 @@ from bot.blocks.errors import errors_message
 from bot.blocks.health import health_message
 from bot.blocks.message import Message
 from bot.blocks.sales import sales_message
+from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
 from bot.scheduling import next_runs
@@ -54,7 +55,8 @@ async def sales(deps: Deps, arg: str, shareable: bool) -> Message:
         period = parse_period(arg, now=now, tz=tz)
     except UnknownPeriod:
         return _unknown("/sales", arg)
-    snapshot = await sales_snapshot(deps.pool, period=period, now=now, tz=tz)
+    snapshot = await sales_snapshot(deps.pool, period=period, now=now, tz=tz,
+                                    currency=CurrencyChoice.of(deps.settings))
     return sales_message(snapshot, tz=tz, share_arg=arg if shareable else None)
 
 
@@ -77,10 +79,11 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
     mode = "local mode" if s.local_mode else "Socket Mode" if s.slack_app_token else \
         "incoming webhooks" if s.uses_incoming_webhooks else "HTTP mode"
     snapshot = await health_snapshot(
-        deps.pool, now=now, in_business_hours=s.business_hours.contains(now.astimezone(s.tz).time()),
+        deps.pool, now=now, in_business_hours=s.in_business_hours(now),
         mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url,
         next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent),
-        channels=deps.channels.statuses() if deps.channels is not None else ())
+        channels=deps.channels.statuses() if deps.channels is not None else (),
+        overrides=deps.live.overrides)
     return health_message(snapshot, tz=s.tz, share_arg="" if shareable else None)
 
 

@@ -34,6 +34,19 @@ def _money(totals: Sequence[CurrencyTotal] | None, currency: str) -> dict[str, A
             "revenue_by_currency": by_currency}
 
 
+def _store_money(s: SalesSnapshot) -> dict[str, Any]:
+    """With a store currency, `revenue` is in it (gross: settled amounts, or face value in that currency) and
+    `currency` names it; the net, fees and refunds beside it; orders not converted yet stay in their own."""
+    st = s.store
+    if st is None:
+        return {"store_currency": None, "store_currency_note": s.store_note}
+    return {"revenue": st.gross, "currency": st.currency, "store_currency": st.currency,
+            "revenue_net": st.net if st.with_fees else None, "fees": st.fees if st.with_fees else None,
+            "refunds_settled": st.refunds if st.with_fees else None,
+            "fees_pending_orders": st.unsettled + sum(t.orders for t in st.pending) if st.with_fees else None,
+            "not_converted": {t.currency: t.revenue for t in st.pending}}
+
+
 def sales_json(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None) -> dict[str, Any]:
     """GET /api/monitoring/sales: lastHour, today, hourlySales (last 24 h, newest first), pendingCheckouts."""
     currency = primary_currency(today.totals, today.last_hour)
@@ -54,6 +67,7 @@ def sales_json(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None) -> dic
         "lastHour": {"order_count": sum(t.orders for t in today.last_hour or []),
                      **_money(today.last_hour, currency), "last_order_at": _iso(today.last_order_at)},
         "today": {"order_count": sum(t.orders for t in today.totals or []), **_money(today.totals, currency),
+                  **_store_money(today),
                   "unique_customers": today.customers,
                   # None when exact; else the relative error bound of the sketch's estimate (0.03)
                   "unique_customers_error": today.customers_error},
@@ -138,6 +152,13 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
             "alerts": [_alert_json(a) for a in s.alerts or []],
             "scheduler": {"jobs": [{"name": n, "next_run_at": _iso(t)} for n, t in s.next_jobs]},
             "stripe_events_api": _stripe_sync_json(s),
+            # Changed from Slack's Settings view (they win over the environment), and the latest changes.
+            "settings": {"from_slack": {o.key: o.value for o in s.settings_overrides},
+                         "recent_changes": [{"at": _iso(c.at), "user": c.user_id, "key": c.key, "before": c.before,
+                                             "after": c.after} for c in s.settings_changes or []]},
+            # Orders whose balance transactions the fees job has still to read, and those it gave up on.
+            "stripe_fees": None if s.stripe_fees is None else {"waiting": s.stripe_fees.waiting,
+                                                               "given_up": s.stripe_fees.given_up},
         },
         "version": s.version,
         "mode": s.mode,

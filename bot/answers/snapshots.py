@@ -18,22 +18,26 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bot.currency import ACCOUNT_UNKNOWN, NO_STORE_CURRENCY, PER_CURRENCY, CurrencyChoice, StoreTotals, store_totals
 from bot.delivery.channels import ChannelStatus
 from bot.periods import Period
 from bot.rhythm.load import pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
-from queries import alerts, app_events, errors, health, mrr, sales, sketch, stripe_sync
+from queries import alerts, app_events, errors, health, mrr, sales, settlements, sketch, stripe_sync
+from queries import settings as settings_q
 from queries.alerts import AlertRow, Probe
 from queries.executor import Executor
 from queries.mrr import MrrSummary
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
+from queries.settings import Change, Override
 from queries.stripe_sync import SyncStatus
 
 log = logging.getLogger(__name__)
 
 # Slack gives a slash command 3 s; leave room for Slack's own hops and our rendering.
 COMMAND_BUDGET = 2.0
+SETTINGS_CHANGES_SHOWN = 5  # /health lists the latest changes made from Slack's Settings view
 PENDING_WINDOW = dt.timedelta(minutes=30)
 MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the last 30 days, whatever the period asked
 
@@ -85,17 +89,57 @@ class SalesSnapshot:
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
     pace: Pace | None = None  # today only, once the store has a rhythm
     subscriptions: MrrSummary | None = None  # MRR now, a week ago, the last 30 days' movements (bot/blocks/mrr.py)
+    store: StoreTotals | None = None  # the period in the store currency (bot/currency.py)
+    store_previous: StoreTotals | None = None  # a week earlier, likewise
+    store_note: str | None = None  # why totals stay per currency, when they do
+
+
+async def _settled(db: Executor, choice: CurrencyChoice, start: dt.datetime,
+                   end: dt.datetime) -> tuple[list[settlements.SettledTotal], str | None]:
+    """A window's totals with their settled figures, and the account's currency when it decides."""
+    rows = await settlements.settled_totals(db, start=start, end=end)
+    return rows, await settlements.account_currency(db) if choice.configured is None else None
+
+
+def _totals_lookups(choice: CurrencyChoice, period: Period, before: Period) -> dict[str, Lookup]:
+    """The period's and the week earlier's totals: per currency, or with their settled figures when totals are
+    given in one currency too (the same lookups, so /sales waits for no extra connection)."""
+    if not choice.wanted:
+        return {"totals": lambda db: sales.window_totals(db, start=period.start, end=period.end),
+                "week earlier": lambda db: sales.window_totals(db, start=before.start, end=before.end)}
+    return {"totals": lambda db: _settled(db, choice, period.start, period.end),
+            "week earlier": lambda db: _settled(db, choice, before.start, before.end)}
+
+
+def _per_currency(rows: list[settlements.SettledTotal]) -> list[CurrencyTotal]:
+    totals = [CurrencyTotal(r.currency, r.orders, r.revenue) for r in rows]
+    return sorted(totals, key=lambda t: (-t.revenue, t.currency))  # as sales.window_totals orders them
+
+
+def _totals_fields(choice: CurrencyChoice, got: dict[str, Any]) -> dict[str, Any]:
+    """SalesSnapshot's totals, and its store fields, from what the lookups brought."""
+    if not choice.wanted:
+        return {"totals": got.get("totals"), "previous": got.get("week earlier"), "store_note": NO_STORE_CURRENCY}
+    now, before = got.get("totals"), got.get("week earlier")
+    fields: dict[str, Any] = {"totals": None if now is None else _per_currency(now[0]),
+                              "previous": None if before is None else _per_currency(before[0])}
+    code = choice.resolve(now[1] if now is not None else None)
+    if code is None:
+        return {**fields, "store_note": ACCOUNT_UNKNOWN}
+    return {**fields, "store": None if now is None else store_totals(now[0], code, with_fees=choice.from_stripe),
+            "store_previous": None if before is None else store_totals(before[0], code,
+                                                                        with_fees=choice.from_stripe)}
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
-                         budget: float = COMMAND_BUDGET) -> SalesSnapshot:
-    """The figures of /sales for `period`."""
+                         budget: float = COMMAND_BUDGET,
+                         currency: CurrencyChoice = PER_CURRENCY) -> SalesSnapshot:
+    """The figures of /sales for `period`; `currency` says whether and how totals are given in one currency."""
     before = period.week_earlier(tz)
     lookups: dict[str, Lookup] = {
         "last hour": lambda db: sales.window_totals(db, start=now - dt.timedelta(hours=1), end=now),
         "last order": lambda db: sales.last_order_at(db),
-        "totals": lambda db: sales.window_totals(db, start=period.start, end=period.end),
-        "week earlier": lambda db: sales.window_totals(db, start=before.start, end=before.end),
+        **_totals_lookups(currency, period, before),
         "customers": lambda db: sketch.customers(db, start=period.start, end=period.end),
         "refunds": lambda db: sales.refunds(db, start=period.start, end=period.end),
         "trend": lambda db: sales.trend(db, start=period.start, end=period.end, bucket=period.bucket.value,
@@ -110,11 +154,11 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(
         period=period, now=now, last_hour=got.get("last hour"), last_order_at=got.get("last order"),
-        totals=got.get("totals"), previous=got.get("week earlier"),
         customers=None if customers is None else customers.count,
         customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
-        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"), subscriptions=got.get("subscriptions"))
+        conversion=got.get("conversion"), missing=missing, pace=got.get("pace"),
+        subscriptions=got.get("subscriptions"), **_totals_fields(currency, got))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +238,11 @@ class HealthSnapshot:
     alerts: list[AlertRow] | None = None
     probe: Probe | None = None
     stripe_sync: SyncStatus | None = None  # None: the Events API has never been polled
+    stripe_fees: settlements.Backlog | None = None  # orders waiting for their balance transactions
     channels: tuple[ChannelStatus, ...] = ()  # the configured Slack channels (bot token only)
     missing: tuple[str, ...] = ()
+    settings_overrides: tuple[Override, ...] = ()  # in force over the environment, changed from Slack
+    settings_changes: list[Change] | None = None  # the latest changes, newest first
 
     @property
     def order_silence_suspicious(self) -> bool:
@@ -215,7 +262,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
                           version: str, started_at: dt.datetime, site_url: str | None,
                           next_jobs: tuple[tuple[str, dt.datetime], ...] = (),
                           job_failures: tuple[JobFailure, ...] = (),
-                          channels: tuple[ChannelStatus, ...] = (),
+                          channels: tuple[ChannelStatus, ...] = (), overrides: tuple[Override, ...] = (),
                           budget: float = COMMAND_BUDGET) -> HealthSnapshot:
     """The state of every component /health reports."""
     lookups: dict[str, Lookup] = {
@@ -227,6 +274,8 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         "alerts": alerts.firing,
         "site probe": lambda db: alerts.last_probes(db, limit=1),
         "stripe events api": lambda db: stripe_sync.sync_status(db, since=now - dt.timedelta(hours=24)),
+        "settings changes": lambda db: settings_q.recent_changes(db, limit=SETTINGS_CHANGES_SHOWN),
+        "stripe fees": settlements.backlog,
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
     return HealthSnapshot(
@@ -236,4 +285,5 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         in_business_hours=in_business_hours, mode=mode, version=version, started_at=started_at,
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
         probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), channels=channels,
-        missing=missing)
+        stripe_fees=got.get("stripe fees"), missing=missing, settings_overrides=overrides,
+        settings_changes=got.get("settings changes"))

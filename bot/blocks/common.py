@@ -17,7 +17,8 @@ SHARE_ACTION: Final = "share_in_channel"
 USAGE: Final[dict[str, str]] = {
     "/sales": ("*/sales* `[period]` — orders and revenue.\n"
                "Periods: _(none)_ today · `1h` · `24h` · `yesterday` · `7d` · `30d` · a date `2026-11-27` · `help`\n"
-               "`/sales link` — a private link that signs your phone in to the dashboard"),
+               "`/sales link` — a private link that signs your phone in to the dashboard\n"
+               "`/sales settings` — change channels, hours, reports and alert rules (admins)"),
     "/errors": "*/errors* `[period]` — webhook errors, payment failures and sync failures.\n"
                "Periods: _(none)_ last hour · `24h` · `today` · `7d` · `help`",
     "/health": "*/health* — database, deliveries to Slack, last webhook and order, site, scheduler.",

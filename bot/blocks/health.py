@@ -20,8 +20,28 @@ STRIPE_POLL_STALE = dt.timedelta(minutes=5)  # the poll runs every minute
 def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     """One line per component, in the order an on-call person checks them."""
     found = [_database_line(s), *_activity_lines(s, tz), *_delivery_lines(s), *_channel_lines(s), _site_line(s),
-             _stripe_sync_line(s), *_scheduler_lines(s, tz)]
+             _stripe_sync_line(s), *_scheduler_lines(s, tz), *_settings_lines(s, tz)]
     return [line for line in found if line is not None]
+
+
+def _shown(value: object) -> str:
+    text = "default" if value is None else "none" if value in ("", []) else \
+        ", ".join(map(str, value)) if isinstance(value, list) else \
+        ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+    return escape_mrkdwn(text[:80])
+
+
+def _settings_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
+    """What was changed from Slack's Settings view (it wins over the environment), and the latest changes."""
+    lines = []
+    if s.settings_overrides:
+        keys = ", ".join(escape_mrkdwn(o.key) for o in s.settings_overrides[:20])
+        lines.append(f"{OK} *Settings changed from Slack* (they win over the environment): {keys}")
+    for c in s.settings_changes or ():
+        who = f"<@{c.user_id}>" if c.user_id[:1] in "UW" and c.user_id.isalnum() else escape_mrkdwn(c.user_id)
+        lines.append(f"      {local(c.at, tz):%a %d %b %H:%M} {who}: {escape_mrkdwn(c.key)}"
+                     f" {_shown(c.before)} → {_shown(c.after)}")
+    return lines
 
 
 def _database_line(s: HealthSnapshot) -> str:

@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import AlertView, alert_message
 from bot.blocks.common import ago
-from bot.blocks.elements import context, divider, header, local, section
+from bot.blocks.elements import actions, button, context, divider, header, local, section
 from bot.blocks.health import health_message
 from bot.blocks.message import MAX_BLOCKS_HOME, Block
 from bot.blocks.pings import mask_email
 from bot.blocks.sales import sales_message
+from bot.blocks.settings import OPEN_ACTION
 from bot.blocks.text import escape_mrkdwn
 from bot.money import format_money
 from queries.sales import RecentOrder
@@ -68,7 +69,8 @@ def home_view(*, sales: SalesSnapshot, orders: Sequence[RecentOrder] | None, ale
     head = [*sales_message(sales, tz=tz).blocks, divider(), *_orders(orders, now=sales.now, tz=tz), divider()]
     # The alerts are shown here with their buttons, so the health part leaves its one-line list out.
     tail = [divider(), *health_message(dataclasses.replace(health, alerts=None), tz=tz).blocks,
-            context(f"Updated {local(sales.now, tz):%H:%M:%S %Z} · refreshes after new sales")]
+            context(f"Updated {local(sales.now, tz):%H:%M:%S %Z} · refreshes after new sales"),
+            actions(button("⚙️ Settings", action_id=OPEN_ACTION, value="open"))]  # admins only: others are told
     blocks = [*head, *_alerts(alerts, room=MAX_BLOCKS_HOME - len(head) - len(tail), tz=tz), *tail]
     return {"type": "home", "blocks": blocks}
 

@@ -8,11 +8,13 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.blocks.common import change, count_text, counted
+from bot.blocks.currency import gross_text, net_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message, truncate
 from bot.blocks.mrr import mrr_report_line
 from bot.blocks.pace import pace_block
 from bot.blocks.text import escape_mrkdwn
+from bot.currency import StoreTotals
 from bot.money import format_money, format_totals
 from bot.reports.figures import Comparison, EveningFigures, Figures, MorningFigures
 from bot.reports.schedule import CATCH_UP_WINDOW, ReportKind, Slot
@@ -60,7 +62,17 @@ def comparison_lines(c: Comparison) -> list[str]:
         lines.append(f"• *{escape_mrkdwn(code.upper())}* {counted(cur.orders)} ({change(cur.orders, was_orders)})"
                      f" · {escape_mrkdwn(format_money(cur.revenue, code))} ({change(cur.revenue, was_revenue)})"
                      f" · avg {escape_mrkdwn(_avg(cur))} (was {escape_mrkdwn(_avg(prev))})")
+    if c.store is not None and (c.store.orders or lines):
+        lines.insert(0, store_line(c.store, c.store_previous))
     return lines or ["No orders, nor a week earlier."]
+
+
+def store_line(st: StoreTotals, previous: StoreTotals | None) -> str:
+    """All currencies in the store currency: gross against a week earlier, and net when Stripe's figures are in."""
+    was = f" ({change(st.gross, previous.gross)})" if previous is not None else ""
+    net = net_text(st)
+    return (f"• *All in {escape_mrkdwn(st.currency)}* {escape_mrkdwn(gross_text(st))}{was}"
+            + (f" · net {escape_mrkdwn(net)}" if net else ""))
 
 
 def _alert_line(a: ReportAlert, *, now: dt.datetime, tz: ZoneInfo) -> str:

@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 from bot.answers.snapshots import SalesSnapshot
 from bot.blocks.common import ago, change, count_text, counted, missing_context, share_actions, sparkline
+from bot.blocks.currency import average_text, breakdown_text, gross_text, net_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_blocks
 from bot.blocks.pace import pace_block
+from bot.currency import StoreTotals
 from bot.money import format_money
 from bot.periods import Bucket, Period, local_midnight
 from queries.sales import CurrencyTotal, TrendPoint
@@ -77,7 +79,11 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     orders = sum(t.orders for t in totals)
     vs = f"  {change(orders, sum(t.orders for t in previous))}" if previous is not None else ""
     blocks: list[Block] = []
-    if len(totals) <= 1:
+    if s.store is not None:
+        pairs = [("Orders", f"{orders}{vs}"), *_store_pairs(s.store, s.store_previous)]
+        if len(totals) > 1 or any(t.currency != s.store.currency for t in totals):
+            blocks.append(context(breakdown_text(totals)))
+    elif len(totals) <= 1:
         t = totals[0] if totals else CurrencyTotal("USD", 0, 0)
         prev = before.get(t.currency)
         rev_vs = f"  {change(t.revenue, prev.revenue if prev else 0)}" if previous is not None else ""
@@ -94,11 +100,23 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
             lines.append(f"• *{t.currency}* {counted(t.orders)} · {format_money(t.revenue, t.currency)}{rev_vs}"
                          f" · avg {avg}")
         blocks.append(section("\n".join(lines)))
+        if s.store_note:
+            blocks.append(context(s.store_note))
     pairs.append(("Customers", count_text(s.customers, s.customers_error) if s.customers is not None else UNKNOWN))
     refunds = UNKNOWN if s.refunds is None else (
         "none" if not s.refunds else f"{_orders(s.refunds)} · {_money_list(s.refunds)}")
     pairs.append(("Refunds", refunds))
     return [fields(*pairs), *blocks]
+
+
+def _store_pairs(st: StoreTotals, prev: StoreTotals | None) -> list[tuple[str, str]]:
+    """Revenue (gross) and net in the store currency, against a week earlier when known."""
+    rev_vs = f"  {change(st.gross, prev.gross)}" if prev is not None else ""
+    pairs = [("Revenue", f"{gross_text(st)}{rev_vs}")]
+    if (net := net_text(st)) is not None:
+        pairs.append(("Net", net))
+    pairs.append(("Avg order", average_text(st) or UNKNOWN))
+    return pairs
 
 
 def _trend(s: SalesSnapshot, tz: ZoneInfo) -> Block:
@@ -137,5 +155,6 @@ def sales_message(s: SalesSnapshot, *, tz: ZoneInfo, share_arg: str | None = Non
     if share_arg is not None:
         blocks.append(share_actions("/sales", share_arg))
     orders = _orders(s.totals)
-    summary = "figures unavailable" if orders is None else f"{counted(orders)} · {_money_list(s.totals or [])}"
+    money = gross_text(s.store) if s.store is not None else _money_list(s.totals or [])
+    summary = "figures unavailable" if orders is None else f"{counted(orders)} · {money}"
     return message(f"📊 Sales · {s.period.label}: {summary}", blocks)

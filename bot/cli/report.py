@@ -18,6 +18,7 @@ from bot.delivery.senders import render_text
 from bot.delivery.worker import DeliveryWorker
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, Slot, slot_for
+from bot.settings.live import stored_over
 from queries import reports as q
 
 # A running server's delivery worker may take the message first; both sides post it at most once.
@@ -36,15 +37,16 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
 
     out = out or sys.stdout
     try:
-        day = parse_day(date, now=clock(), settings=settings)
+        parse_day(date, now=clock(), settings=settings)
     except ValueError:
         print(f"salespulse report: --date must be YYYY-MM-DD, got {date!r}", file=sys.stderr)
         return 2
-    slot = slot_for(ReportKind(which), day, settings)
     configured = settings.database_url.get_secret_value() if settings.database_url else None
     async with database_url(configured, settings.salespulse_data_dir) as dsn:
         pool = await create_pool(dsn, min_size=1, max_size=4)
         try:
+            settings = await stored_over(pool, settings)  # the zone, times and channel changed from Slack
+            slot = slot_for(ReportKind(which), parse_day(date, now=clock(), settings=settings), settings)
             client = slack_client(settings)
             reporter = Reporter(pool=pool, settings=settings, slack=client, clock=clock)
             if dry_run:

@@ -108,6 +108,17 @@ class ChannelDirectory:
         self._status = {logical: ChannelStatus(logical, value) for logical, value in configured.items()}
         self._private: set[str] = set()  # ids seen private: a later channel_not_found there means "not invited"
 
+    def reconfigure(self, configured: Mapping[str, str]) -> bool:
+        """Channels changed from Slack's Settings view: forget what was known of the replaced ones. True when
+        something changed (then `start()` resolves and joins them again)."""
+        changed = False
+        for logical, value in configured.items():
+            status = self._status.get(logical)
+            if status is None or status.configured != value:
+                self._status[logical] = ChannelStatus(logical, value)
+                changed = True
+        return changed
+
     def statuses(self) -> tuple[ChannelStatus, ...]:
         """Every configured channel, in configuration order."""
         return tuple(self._status.values())

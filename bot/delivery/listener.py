@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -24,13 +24,20 @@ RECONNECT_MAX_SECONDS = 10.0
 _CONNECTION_ERRORS = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 
 
-class OutboxListener:
-    """Calls `on_notify` whenever a transaction that queued messages commits, on any replica."""
+Subscribe = Callable[[asyncpg.Connection, Callable[[], None]], Awaitable[None]]
 
-    def __init__(self, dsn: str, *, on_notify: Callable[[], None], keepalive: float = KEEPALIVE_SECONDS) -> None:
+
+class OutboxListener:
+    """Calls `on_notify` whenever a transaction that queued messages commits, on any replica (or, with another
+    `subscribe`, whatever that channel announces: the settings use it too)."""
+
+    def __init__(self, dsn: str, *, on_notify: Callable[[], None], keepalive: float = KEEPALIVE_SECONDS,
+                 subscribe: Subscribe = q.listen, name: str = "outbox listener") -> None:
         self._dsn = dsn
         self._on_notify = on_notify
         self._keepalive = keepalive
+        self._subscribe = subscribe
+        self._name = name
         self.pid: int | None = None  # the listening backend while connected; tests terminate it on purpose
         self.listening = asyncio.Event()  # set while LISTEN is in force
 
@@ -41,16 +48,16 @@ class OutboxListener:
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
             except _CONNECTION_ERRORS as exc:
-                log.warning("outbox listener cannot connect (%s); retrying in %.1f s", exc, delay)
+                log.warning("%s cannot connect (%s); retrying in %.1f s", self._name, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
                 continue
             delay = RECONNECT_FIRST_SECONDS
             try:
                 await self._listen(conn)
-                log.warning("outbox listener lost its connection; reconnecting")
+                log.warning("%s lost its connection; reconnecting", self._name)
             except _CONNECTION_ERRORS as exc:
-                log.warning("outbox listener lost its connection (%s); reconnecting", exc)
+                log.warning("%s lost its connection (%s); reconnecting", self._name, exc)
             finally:
                 self.listening.clear()
                 self.pid = None
@@ -61,7 +68,7 @@ class OutboxListener:
         """Listen on `conn` and return once it has closed (or raise when a keep-alive ping fails)."""
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
-        await q.listen(conn, self._on_notify)
+        await self._subscribe(conn, self._on_notify)
         self.pid = conn.get_server_pid()
         self.listening.set()
         # Messages queued while nobody listened (start-up, the reconnect gap) notified no one: look now.

@@ -38,6 +38,10 @@ class WebApiSender:
         self._channels = dict(channels)
         self._directory = directory
 
+    def retarget(self, channels: Mapping[str, str]) -> None:
+        """Post to these channels from now on (changed from Slack's Settings view)."""
+        self._channels = dict(channels)
+
     async def post(self, channel: str, payload: Mapping[str, Any], *,
                    thread_ts: str | None = None, ref: int | None = None) -> SendResult:
         """Post once (in a thread when `thread_ts`); classify the outcome instead of raising.

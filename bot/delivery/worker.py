@@ -80,7 +80,7 @@ class DeliveryWorker:
                  metrics: Metrics | None = None, dsn: str | None = None) -> None:
         self._pool = pool
         self._sender = sender
-        self._tz = tz
+        self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
         self._clock = clock
         self._poll = poll_interval
         self.wake = asyncio.Event()  # set by the listener, and by the worker itself for paced or retried work
@@ -170,7 +170,7 @@ class DeliveryWorker:
         if summary is None:  # nothing left to cover (cannot happen while settling is atomic): drop the record
             await q.forget_attempt(self._pool, doubt.ref)
             return None
-        post = burst_post(summary, tz=self._tz, failures=doubt.failures)
+        post = burst_post(summary, tz=self.tz, failures=doubt.failures)
         if found is not None and found.status is Status.OK:
             log.info("burst %s was already in Slack (ts %s): not sending it again", doubt.ref, found.ts)
             return post, found
@@ -190,7 +190,7 @@ class DeliveryWorker:
             # Claimed and recorded on a connection of its own, committed before the call to Slack.
             summary = await bursts.claim(self._pool, channel, listed=BURST_LISTED)
             if summary is not None:
-                return burst_post(summary, tz=self._tz)
+                return burst_post(summary, tz=self.tz)
         if head.op == "update":
             same = [m for m in messages if m.op == "update" and m.target_id == head.target_id]
             return Post(ref=head.id, payload=dict(same[-1].payload), head=head, ids=tuple(m.id for m in same),

@@ -53,6 +53,12 @@ OPENING: Final = ((1.0, "sale"), (3.0, "sale"), (2.0, "failure"), (3.0, "sale"),
                   (3.0, "failure"), (4.0, "refund"), (3.0, "subscription"), (4.0, "sale"), (4.0, "burst"),
                   (5.0, "sale"))
 BURST_SIZE: Final = (8, 14)
+# The demo store's currency and what Stripe would settle: USD cents per minor unit (¥1 is 0.67 ¢) and the fee
+# share (2.9 % for cards, plus 1 % for converting another currency; 30 ¢ each on top, queries/demo.py).
+# Fixed made-up rates: the demo has no Stripe key, so it settles its own orders every few seconds.
+DEMO_CURRENCY: Final = "USD"
+DEMO_RATES: Final = {"USD": (1.0, 0.029), "EUR": (1.08, 0.039), "GBP": (1.27, 0.039), "JPY": (0.67, 0.039)}
+SETTLE_SECONDS: Final = 5.0
 
 
 def nothing_configured(settings: Settings) -> bool:
@@ -69,6 +75,7 @@ def demo_settings(settings: Settings, *, dsn: str) -> Settings:
         "stripe_webhook_secret": (SecretStr(f"whsec_demo_{secrets.token_hex(16)}"),),
         "stripe_api_key": None, "intake_token": None, "site_url": None, "public_url": None,
         "monitoring_token": token, "business_hours": ALL_DAY, "alert_check_interval_seconds": ALERT_CHECK_SECONDS,
+        "store_currency": DEMO_CURRENCY,  # its orders are settled in USD at DEMO_RATES
     })
 
 
@@ -99,6 +106,7 @@ async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_OR
     try:
         await migrate(conn)
         counts = await load(conn, generate(spec))
+        await demo_queries.settle_demo_orders(conn, at=utcnow(), rates=DEMO_RATES)
         snapshots, states = subscription_history(now=spec.now, seed=spec.seed, token=token)
         await subscriptions_q.insert_snapshots(conn, snapshots)
         await subscriptions_q.upsert_states(conn, states)
@@ -177,7 +185,8 @@ def banner(settings: Settings, *, orders: int, now: dt.datetime) -> str:
         "salespulse demo: a made-up store in local mode — nothing is sent to Slack or Stripe.",
         f"  history     {orders:,} orders over the last {HISTORY_DAYS} days (database {demo_queries.DEMO_DATABASE},"
         " recreated at every start)",
-        f"  local feed  {base}/   what Slack would show, live; type /sales there",
+        f"  local feed  {base}/   what Slack would show, live; type /sales there (today's pace),"
+        " /sales settings for the Settings view",
         f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min)",
         f"              or {base}/dashboard with the MONITORING_TOKEN below",
         f"  JSON API    curl -H 'Authorization: Bearer {token}' {base}/api/monitoring/sales",
@@ -202,7 +211,16 @@ async def run_demo(services: Services, *, orders: int, out: TextIO) -> None:
     await Reporter.from_deps(deps).send(opening_report(deps.clock(), deps.settings), source="demo")
     simulator = Simulator(url=f"{deps.settings.public_base_url}/webhooks/stripe",
                           secret=deps.settings.stripe_secrets()[0])
-    await simulator.run()
+    await asyncio.gather(simulator.run(), settle_forever(services))
+
+
+async def settle_forever(services: Services, *, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+    """What the fees job does for a real store, with made-up rates: settle new sales and refunds."""
+    deps = services.deps
+    while True:
+        await sleep(SETTLE_SECONDS)
+        if await demo_queries.settle_demo_orders(deps.pool, at=deps.clock(), rates=DEMO_RATES):
+            deps.home.changed()
 
 
 async def demo_command(settings: Settings, *, out: TextIO | None = None) -> int:

@@ -10,6 +10,7 @@ from bot.alerts.respond import notifier_for
 from bot.answers.gather import gather_health
 from bot.answers.snapshots import gather_within, sales_snapshot
 from bot.blocks.home import RECENT_ORDERS, home_view
+from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import parse_period
 from queries import sales
@@ -21,7 +22,8 @@ async def render_home(deps: Deps) -> dict[str, Any]:
     """The current Home view: the same lookups as /sales, /health and the alerts, gathered concurrently."""
     now, tz = deps.clock(), deps.settings.tz
     today, health, (got, _) = await asyncio.gather(
-        sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=HOME_BUDGET),
+        sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=HOME_BUDGET,
+                       currency=CurrencyChoice.of(deps.settings)),
         gather_health(deps, budget=HOME_BUDGET),
         gather_within(deps.pool, {"orders": lambda db: sales.recent_orders(db, limit=RECENT_ORDERS)},
                       budget=HOME_BUDGET))

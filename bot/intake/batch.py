@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from bot.clock import Clock
+from bot.config import Settings
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.fold import Fold
 from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
@@ -178,11 +179,17 @@ class IntakeBatcher:
         self._pool = pool
         self._settle = settle
         self._renewals = renewals
-        self._tz = tz
+        self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
         self._clock = clock
         self._writers = writers
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+
+    @classmethod
+    def for_settings(cls, settings: Settings, *, pool: asyncpg.Pool, clock: Clock) -> IntakeBatcher:
+        """The batcher as configured: the store's zone, SALE_SETTLE_SECONDS and SUBSCRIPTION_RENEWALS."""
+        return cls(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle,
+                   renewals=settings.subscription_renewals)
 
     async def submit(self, sub: Submission) -> IntakeResult:
         """Store and apply one event; raises what the database raised (so the caller can answer 503)."""
@@ -215,13 +222,13 @@ class IntakeBatcher:
         try:
             async with self._pool.acquire() as conn:
                 try:
-                    results = await ingest_batch(conn, [p.sub for p in batch], tz=self._tz, now=self._clock(),
+                    results = await ingest_batch(conn, [p.sub for p in batch], tz=self.tz, now=self._clock(),
                                                  settle=self._settle, renewals=self._renewals)
                 except asyncpg.DeadlockDetectedError as exc:
                     # Batches lock refs and rows in a fixed order, but two can still wait on each other's new
                     # orders' unique keys: redo this one an event per transaction, which holds fewer locks.
                     log.info("batch of %d deadlocked, redone one event at a time: %s", len(batch), exc)
-                    results = [(await ingest_batch(conn, [p.sub], tz=self._tz, now=self._clock(),
+                    results = [(await ingest_batch(conn, [p.sub], tz=self.tz, now=self._clock(),
                                                    settle=self._settle, renewals=self._renewals))[0] for p in batch]
         except BaseException as exc:
             # Every waiter must learn the outcome: database down (→ 503), or shutdown mid-batch.

@@ -8,11 +8,12 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
+from bot.currency import CurrencyChoice, StoreTotals, store_totals
 from bot.periods import local_midnight
 from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
 from bot.rhythm.load import pace_today
 from bot.rhythm.pace import Pace
-from queries import errors, health, mrr, reports, sales, sketch, stripe_sync
+from queries import errors, health, mrr, reports, sales, settlements, sketch, stripe_sync
 from queries.executor import Executor
 from queries.health import DeliveryErrors
 from queries.mrr import MrrSummary
@@ -40,6 +41,8 @@ class Comparison:
     window: Window
     current: tuple[CurrencyTotal, ...]
     previous: tuple[CurrencyTotal, ...]
+    store: StoreTotals | None = None  # the window in the store currency, when there is one (bot/currency.py)
+    store_previous: StoreTotals | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +149,21 @@ async def hourly_revenue(db: Executor, *, current: Window, previous: Window, tz:
                          others=others, until=until)
 
 
-async def comparison(db: Executor, window: Window, tz: ZoneInfo) -> Comparison:
-    """Totals of a window and of the same window a week earlier."""
-    before = week_earlier(window, tz)
+async def comparison(db: Executor, window: Window, settings: Settings) -> Comparison:
+    """Totals of a window and of the same window a week earlier, in the store currency too when there is one."""
+    before = week_earlier(window, settings.tz)
+    choice = CurrencyChoice.of(settings)
+    code = choice.resolve(await settlements.account_currency(db) if choice.configured is None else None)
+    store = previous = None
+    if code is not None:
+        store = store_totals(await settlements.settled_totals(db, start=window.start, end=window.end), code,
+                             with_fees=choice.from_stripe)
+        previous = store_totals(await settlements.settled_totals(db, start=before.start, end=before.end), code,
+                                with_fees=choice.from_stripe)
     return Comparison(window=window,
                       current=tuple(await sales.window_totals(db, start=window.start, end=window.end)),
-                      previous=tuple(await sales.window_totals(db, start=before.start, end=before.end)))
+                      previous=tuple(await sales.window_totals(db, start=before.start, end=before.end)),
+                      store=store, store_previous=previous)
 
 
 async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> MorningFigures:
@@ -165,7 +177,7 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
     return MorningFigures(
         slot=slot, now=now, overnight=overnight,
         overnight_totals=tuple(await sales.window_totals(db, start=overnight.start, end=overnight.end)),
-        yesterday=await comparison(db, day, tz),
+        yesterday=await comparison(db, day, settings),
         alerts=tuple(await reports.alerts_between(db, start=overnight.start, end=overnight.end,
                                                   severities=("critical", "warning"))),
         findings=tuple(await reports.alerts_between(db, start=since_last_morning.start,
@@ -181,7 +193,7 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
     dispute_rows = await reports.disputes(db, start=start, end=end)
     customers = await sketch.customers(db, start=start, end=end)
     return EveningFigures(
-        slot=slot, now=now, day=await comparison(db, window, settings.tz),
+        slot=slot, now=now, day=await comparison(db, window, settings),
         customers=customers.count, customers_error=customers.error,
         top_products=tuple(await reports.top_products(db, start=start, end=end, limit=TOP_PRODUCTS)),
         refunds=tuple(await sales.refunds(db, start=start, end=end)),

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from bot.config import Settings
@@ -48,6 +49,18 @@ def local_instant(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
     (01:30) is taken at its first occurrence (PEP 495's fold=0). Either way: one instant, never none or two.
     """
     return dt.datetime.combine(day, at.replace(tzinfo=None, fold=0), tzinfo=tz).astimezone(dt.UTC)
+
+
+def job_id(kind: ReportKind) -> str:
+    """The scheduler's id of a report's daily job."""
+    return f"report-{kind.value}"
+
+
+def reschedule(scheduler: BaseScheduler, settings: Settings) -> None:
+    """Move the daily report jobs to the report times and zone in force (changed from Slack's Settings view)."""
+    for kind in ReportKind:
+        if scheduler.get_job(job_id(kind)) is not None:
+            scheduler.reschedule_job(job_id(kind), trigger=DailyAt(report_time(kind, settings), settings.tz))
 
 
 def report_time(kind: ReportKind, settings: Settings) -> dt.time:

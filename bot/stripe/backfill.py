@@ -3,7 +3,8 @@
 The last 30 days come from the Events API, through the webhook's own intake with Slack messages turned off.
 Older days come from the Checkout Sessions and PaymentIntents listings (events are gone by then), each
 object wrapped as the event that would have reported it; payments seen both ways meet on their Stripe ids
-(`payment_refs`) and count once. Day by day, oldest first, so refunds find their sales.
+(`payment_refs`) and count once. Day by day, oldest first, so refunds find their sales. Then the balance
+transactions (settled amount, fee, net; bot/stripe/settle.py) of every order of those days that lacks them.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from bot.config import Settings
 from bot.db import create_pool, database_url, migrate_database
 from bot.intake.batch import MAX_BATCH, ingest_batch
 from bot.intake.result import Outcome
+from bot.stripe import settle
 from bot.stripe.events_api import StripeApi, StripeApiError
+from bot.stripe.settle_job import settle_due
 from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, submission, type_params
+from queries import settlements
 from queries import stripe_sync as q
 
 log = logging.getLogger(__name__)
@@ -141,6 +145,21 @@ async def _import(pool: asyncpg.Pool, events: list[dict[str, Any]], counts: Coun
             counts.errors += sum(r.outcome is Outcome.ERROR for r in results)
 
 
+async def backfill_fees(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.datetime,
+                        store: str | None) -> int:
+    """Read the balance transactions of every paid order of the last `days` days that lacks them (as the fees
+    job does, batch after batch); what fails stays queued for the running bot. How many orders were read."""
+    await settlements.enqueue(pool, since=now - days * DAY, now=now)
+    if store is None and (store := await settle.account_currency(api)) is not None:
+        await settlements.save_account(pool, currency=store, at=now)
+    total = 0
+    while True:
+        done, claimed = await settle_due(pool, api, store=store, now=now)
+        total += done
+        if not claimed:
+            return total
+
+
 async def backfill_command(settings: Settings, *, days: int) -> int:
     """The CLI: migrations first, then the import, with a progress line per day and a summary; 1 on failure."""
     if settings.stripe_api_key is None:
@@ -157,11 +176,13 @@ async def backfill_command(settings: Settings, *, days: int) -> int:
                                 base_url=settings.stripe_api_url)
                 counts = await backfill(pool, api, days=days, now=utcnow(), tz=settings.tz,
                                         progress=lambda line: print(line, file=sys.stderr, flush=True))
+                fees = await backfill_fees(pool, api, days=days, now=utcnow(), store=settings.store_currency)
         except StripeApiError as exc:
             print(f"salespulse backfill: {exc}", file=sys.stderr)
             return 1
         finally:
             await pool.close()
     print(f"backfilled {days} day(s): {counts.imported:,} imported, {counts.known:,} already stored,"
-          f" {counts.skipped:,} skipped, {counts.errors:,} errors ({counts.read:,} read from Stripe); no pings sent")
+          f" {counts.skipped:,} skipped, {counts.errors:,} errors ({counts.read:,} read from Stripe); no pings sent;"
+          f" fees and settled amounts of {fees:,} orders read")
     return 0

@@ -89,10 +89,24 @@ class StripeApi:
 
     async def list(self, path: str, params: Params) -> Page:
         """One page of `path` (e.g. /v1/events); 429s are waited out a bounded number of times."""
+        return self._page(path, await self._read(path, params))
+
+    async def get(self, path: str, params: Params = ()) -> dict[str, Any]:
+        """One object (e.g. /v1/charges/ch_…), with the same bounded 429 waits."""
+        text = await self._read(path, params)
+        try:
+            body = json.loads(text, parse_constant=_reject_constant)
+            if not isinstance(body, dict) or not isinstance(body.get("object"), str):
+                raise ValueError("not a Stripe object")
+            return body
+        except (ValueError, RecursionError) as exc:
+            raise Unavailable(f"GET {path}: Stripe's answer is not an object: {exc}") from None
+
+    async def _read(self, path: str, params: Params) -> str:
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             status, text, retry_after = await self._get(path, params)
             if status == 200:
-                return self._page(path, text)
+                return text
             code, message = _error_of(text)
             if status == 429 and attempt < RATE_LIMIT_RETRIES:
                 wait = self._wait(retry_after, attempt)

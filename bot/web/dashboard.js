@@ -145,6 +145,8 @@
     setText("last-order", f.last_order);
     setText("today-orders", f.today_orders);
     setText("today-revenue", f.today_revenue);
+    $("today-net").textContent = f.today_net || "";
+    $("today-currencies").textContent = f.today_currencies || "";
     setText("today-customers", f.today_customers);
     $("today-vs").textContent = f.today_vs ? "· " + f.today_vs : "";
     setText("pending", f.pending);

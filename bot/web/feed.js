@@ -198,13 +198,66 @@
     scrollDown(true);
   }
 
+  // A modal (the Settings view) arrives as a form the server rendered and escaped; on submit its controls are
+  // read back into Slack's view.state.values shape and saved through the same checks as a view_submission.
+  const READ = {
+    timepicker: (c) => ({ selected_time: c.value || null }),
+    number_input: (c) => ({ value: c.value }),
+    plain_text_input: (c) => ({ value: c.value }),
+    conversations_select: (c) => ({ selected_conversation: c.value.trim() || null }),
+    static_select: (c) => ({ selected_option: { value: c.value } }),
+    multi_users_select: (c) => ({ selected_users: c.value.split(",").map((u) => u.trim()).filter(Boolean) }),
+    checkboxes: (c) => ({ selected_options: [...c.querySelectorAll("input:checked")].map((b) => ({ value: b.value })) }),
+  };
+
+  function modal(html) {
+    closeModal();
+    const overlay = el("div", "overlay");
+    overlay.id = "modal";
+    overlay.innerHTML = html;  // rendered and escaped by the server (bot/web/feed_modal.py)
+    const form = overlay.querySelector("form.modal");
+    form.addEventListener("submit", (event) => { event.preventDefault(); save(form); });
+    form.querySelector(".modal-close").addEventListener("click", closeModal);
+    document.body.append(overlay);
+  }
+
+  function closeModal() {
+    const open = $("modal");
+    if (open) open.remove();
+  }
+
+  async function save(form) {
+    const values = {};
+    for (const c of form.querySelectorAll("[data-block-id]")) {
+      const read = READ[c.dataset.type];
+      if (read) values[c.dataset.blockId] = { [c.dataset.actionId]: { type: c.dataset.type, ...read(c) } };
+    }
+    for (const p of form.querySelectorAll(".field-error")) p.hidden = true;
+    try {
+      const res = await post("/feed/view", { values });
+      if (res.response_action === "errors") {
+        for (const [blockId, message] of Object.entries(res.errors)) {
+          const p = form.querySelector(`.field-error[data-error-for="${CSS.escape(blockId)}"]`);
+          if (p) { p.textContent = message; p.hidden = false; }
+        }
+        return;
+      }
+      closeModal();
+      toast("Settings saved.");
+    } catch (err) {
+      toast("Could not save: " + err.message);
+    }
+  }
+
   async function send(line) {
     const text = line.trim();
     if (!text) return;
     const input = $("command");
     input.disabled = true;
     try {
-      ephemeral(await post("/feed/command", { line: text, channel: current }));
+      const res = await post("/feed/command", { line: text, channel: current });
+      if (res.modal) { modal(res.modal); input.value = ""; return; }
+      ephemeral(res);
       input.value = "";
     } catch (err) {
       toast("Could not run " + text + ": " + err.message);

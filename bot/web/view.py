@@ -15,6 +15,7 @@ from bot.answers.json_views import primary_currency
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
 from bot.blocks.common import ago, change, count_text
+from bot.blocks.currency import breakdown_text, gross_text, net_text
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
 from bot.money import format_money
@@ -42,6 +43,16 @@ def _count(totals: Sequence[CurrencyTotal] | None) -> str:
     return UNKNOWN if totals is None else str(sum(t.orders for t in totals))
 
 
+def _today_money(s: SalesSnapshot) -> dict[str, str]:
+    """Today's revenue in the store currency (with net and the per-currency breakdown), else per currency."""
+    if s.store is None:
+        return {"today_revenue": money_list(s.totals), "today_net": "", "today_currencies": s.store_note or ""}
+    many = s.totals is not None and any(t.currency != s.store.currency for t in s.totals)
+    net = net_text(s.store)
+    return {"today_revenue": gross_text(s.store), "today_net": f"Net {net}" if net else "",
+            "today_currencies": breakdown_text(s.totals or []) if many else ""}
+
+
 def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
     last = last_order_label(s, tz, age=" · {}")
     vs = ""
@@ -58,7 +69,7 @@ def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
     return {
         "last_hour_orders": _count(s.last_hour), "last_hour_revenue": money_list(s.last_hour),
         "last_order": last,
-        "today_orders": _count(s.totals), "today_revenue": money_list(s.totals), "today_vs": vs,
+        "today_orders": _count(s.totals), "today_vs": vs, **_today_money(s),
         "today_customers": UNKNOWN if s.customers is None else count_text(s.customers, s.customers_error),
         "pending": UNKNOWN if s.pending_checkouts is None else str(s.pending_checkouts),
         "conversion": rate, "conversion_detail": detail,

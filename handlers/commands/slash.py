@@ -1,4 +1,6 @@
-"""The /sales, /errors and /health listeners: ack with the answer, always inside Slack's 3 seconds."""
+"""The /sales, /errors and /health listeners: ack with the answer, always inside Slack's 3 seconds.
+
+`/sales settings` opens the Settings view instead (admins; others are told why)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,25 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.answers.commands import RENDERERS, answer, ephemeral
+from bot.blocks.settings import denied_message
 from bot.deps import Deps
+from bot.settings.change import is_settings_command, open_view
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Add one listener per command; each acks with its reply (the figures come under a 2 s budget)."""
 
     async def slash_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        user = command.get("user_id")
+        if is_settings_command(command["command"], command.get("text") or ""):
+            if not deps.access.administers(user):
+                await ack(**ephemeral(denied_message()))
+                return
+            await ack()  # views.open's trigger_id is good for 3 s: open right after acking
+            await open_view(deps, user=user, trigger_id=str(command.get("trigger_id")))
+            return
         msg = await answer(deps, command=command["command"], text=command.get("text") or "",
-                           user_id=command.get("user_id"), channel_id=command.get("channel_id"))
+                           user_id=user, channel_id=command.get("channel_id"))
         await ack(**ephemeral(msg))
 
     for name in RENDERERS:

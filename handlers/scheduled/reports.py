@@ -11,7 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.deps import Deps
 from bot.reports.reporter import Reporter
-from bot.reports.schedule import DailyAt, ReportKind, report_time
+from bot.reports.schedule import DailyAt, ReportKind, job_id, report_time
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ async def run_reports(deps: Deps) -> int:
 
 def register(scheduler: AsyncIOScheduler, deps: Deps) -> None:
     """Add the two daily report jobs and the catch-up job (which also runs right away, at start-up)."""
-    tz = deps.settings.tz
+    tz = deps.settings.tz  # a change from Slack's Settings view moves them (bot.reports.schedule.reschedule)
     for kind in ReportKind:
         scheduler.add_job(run_reports, DailyAt(report_time(kind, deps.settings), tz), args=[deps],
-                          id=f"report-{kind.value}", name=f"{kind.value} report")
+                          id=job_id(kind), name=f"{kind.value} report")
     scheduler.add_job(run_reports, "interval", seconds=CATCH_UP_EVERY.total_seconds(), args=[deps],
                       id="report-catch-up", name="report catch-up", next_run_time=deps.clock())

@@ -1,6 +1,7 @@
 """GET /: the local feed (local mode only) — every message the bot would post, per channel, live, with a
-command box for /sales, /errors and /health and working buttons. No Slack and no Bolt: the box calls the
-same `answer()` the slash commands use, and the buttons the same alert lifecycle and Share as in Slack.
+command box for /sales, /errors and /health, working buttons and the Settings view (`/sales settings`). No
+Slack and no Bolt: the box calls the same `answer()` the slash commands use, the buttons the same alert
+lifecycle and Share as in Slack, and the Settings form the same checks and save as its view_submission.
 
 The page is served only to a loopback or IP-literal Host (or PUBLIC_URL's), so a rebinding DNS name cannot
 read it from someone's browser; its POSTs must be same-origin JSON.
@@ -24,8 +25,10 @@ from bot.answers.share import parse_share_value, share_answer
 from bot.blocks.alerts import ALERT_ACTIONS
 from bot.blocks.common import SHARE_ACTION
 from bot.deps import RUNTIME, Deps
+from bot.settings.change import is_settings_command, submit, view_for
 from bot.web.assets import StaticAssets, load_template
 from bot.web.feed import Entry, LocalFeed
+from bot.web.feed_modal import render_modal
 from bot.web.feed_render import render_message
 from bot.web.guards import json_error, require_deps
 
@@ -149,6 +152,9 @@ async def command(request: web.Request) -> web.Response:
     name, _, text = str(body.get("line") or "").strip()[:MAX_LINE].partition(" ")
     name = "/" + name.lstrip("/").lower()
     channel = str(body.get("channel") or "sales")
+    if is_settings_command(name, text):  # the Settings view, as a form on the page
+        modal = render_modal(view_for(deps, LOCAL_USER))
+        return web.json_response({"command": f"{name} {text.strip()}", "modal": modal})
     msg = await answer(deps, command=name, text=text, user_id=LOCAL_USER, channel_id=channel)
     return web.json_response({"command": f"{name} {text.strip()}".strip(), "text": msg.text,
                               "html": render_message(msg.text, msg.blocks)})
@@ -166,6 +172,17 @@ async def action(request: web.Request) -> web.Response:
     if action_id == SHARE_ACTION and channel in channel_names(deps):
         return await _share(deps, value, channel)
     return web.json_response({"error": f"no such button here: {action_id[:60]}"}, status=400)
+
+
+async def view_submission(request: web.Request) -> web.Response:
+    """POST {"values": view.state.values}: the Settings form saved, as a view_submission from Slack would be."""
+    deps, _ = _feed(request)
+    _require_same_origin(request, deps)
+    values = (await _json(request)).get("values")
+    if not isinstance(values, dict):
+        return web.json_response({"error": "expected the view's state values"}, status=400)
+    reply = await submit(deps, user=LOCAL_USER, state=values)
+    return web.json_response(reply or {"ok": True})
 
 
 async def _alert_button(deps: Deps, action_id: str, value: str) -> web.Response:
@@ -201,5 +218,6 @@ def register(app: web.Application) -> None:
     app.router.add_get("/feed/events", events)
     app.router.add_post("/feed/command", command)
     app.router.add_post("/feed/action", action)
+    app.router.add_post("/feed/view", view_submission)
     feed_page.assets.add_route(app)
     app.on_shutdown.append(_close_streams)

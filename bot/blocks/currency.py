@@ -1,0 +1,45 @@
+"""Store-currency wording shared by /sales, the App Home, the reports and the dashboard: gross, net, and the
+per-currency breakdown beside them. Pure: StoreTotals in, strings out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.blocks.common import counted
+from bot.currency import StoreTotals
+from bot.money import format_money, format_totals
+from queries.sales import CurrencyTotal
+
+
+def gross_text(st: StoreTotals) -> str:
+    """"$197.31", or "$167.31 + ¥2,980 not converted yet" while an order in another currency awaits Stripe."""
+    text = format_money(st.gross, st.currency)
+    if st.pending:
+        rest = format_totals({t.currency: t.revenue for t in st.pending})
+        text += f" + {rest} not converted yet" if st.with_fees else f" + {rest} (no STRIPE_API_KEY to convert)"
+    return text
+
+
+def net_text(st: StoreTotals) -> str | None:
+    """"$180.03 (fees $6.92 · refunds $10.82)", saying when some fees are still to come; None without a key."""
+    if not st.with_fees:
+        return None
+    parts = [f"fees {format_money(st.fees, st.currency)}"]
+    if st.refunds:
+        parts.append(f"refunds {format_money(st.refunds, st.currency)}")
+    waiting = st.unsettled + sum(t.orders for t in st.pending)
+    if waiting:
+        parts.append(f"fees of {counted(waiting)} still to come")
+    return f"{format_money(st.net, st.currency)} ({' · '.join(parts)})"
+
+
+def breakdown_text(totals: Sequence[CurrencyTotal]) -> str:
+    """The per-currency revenue, gross as charged: "By currency: €45.00 + $30.00"."""
+    return "By currency: " + format_totals({t.currency: t.revenue for t in totals})
+
+
+def average_text(st: StoreTotals) -> str | None:
+    """Gross ÷ orders, when every order is in the store currency by now."""
+    if st.pending or not st.orders:
+        return None
+    return format_money(st.gross // st.orders, st.currency)

@@ -1,0 +1,104 @@
+"""Opening the Settings view and saving what it submits — for Slack (App Home button, `/sales settings`) and the
+local feed alike: admins only, checked on open and again on submit (a submission can be forged)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from bot.blocks.settings import ChangeLine, changes_message, denied_view, settings_view
+from bot.blocks.text import escape_mrkdwn
+from bot.deps import Deps
+from bot.settings.form import form_of, read_submission
+from bot.settings.values import BY_KEY, RULE_PREFIX, current, effective
+from queries import outbox
+from queries import settings as q
+
+log = logging.getLogger(__name__)
+
+
+SETTINGS_ARG = "settings"  # `/sales settings`
+
+
+def is_settings_command(command: str, text: str) -> bool:
+    """Whether a slash command asks for the Settings view."""
+    return command == "/sales" and " ".join(text.split()).lower() == SETTINGS_ARG
+
+
+def view_for(deps: Deps, user: str | None) -> dict[str, Any]:
+    """The Settings modal with the values in force, or, for someone who is not an admin, why not."""
+    if not deps.access.administers(user):
+        return denied_view()
+    return settings_view(form_of(deps.settings, deps.rules, deps.channels))
+
+
+async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> bool:
+    """views.open the Settings modal (or the refusal) on the trigger of a click or command; True for an admin."""
+    if deps.slack is None:
+        return False
+    await deps.slack.views_open(trigger_id=trigger_id, view=view_for(deps, user))
+    return deps.access.administers(user)
+
+
+def _shown(key: str, value: Any) -> str:
+    """A stored value as the change message shows it (mentions for people and channel ids, the rest escaped)."""
+    if isinstance(value, list):
+        # People are named (they learn what they may now do); a user group only by its id, never pinged whole.
+        return ", ".join(f"<@{u}>" if u[:1] in "UW" else f"group {escape_mrkdwn(u)}" for u in value) or "nobody picked"
+    if isinstance(value, dict):
+        state = "off" if not value.get("enabled") else str(value.get("severity"))
+        return state + (f", threshold {value['threshold']:g}" if isinstance(value.get("threshold"), int | float)
+                        else "")
+    text = str(value)
+    if key.endswith("_CHANNEL") and text[:1] in "CG" and text.isalnum():
+        return f"<#{text}>"
+    return escape_mrkdwn(text) if text else "none"
+
+
+def _label(deps: Deps, key: str) -> str:
+    if key.startswith(RULE_PREFIX):
+        name = key.removeprefix(RULE_PREFIX)
+        title = next((r.title for r in deps.live.base_rules.rules if r.name == name), name)
+        return f"rule “{title}”"
+    return BY_KEY[key].label
+
+
+async def save(deps: Deps, *, user: str, values: Mapping[str, Any]) -> list[ChangeLine]:
+    """Store what differs from the values in force, audit each change and post a summary to the alerts channel,
+    all in one transaction; then put it in force here (the commit's NOTIFY tells the other replicas)."""
+    now = deps.clock()
+    defaults = current(deps.live.env, deps.live.base_rules)
+    lines: list[ChangeLine] = []
+    async with deps.pool.acquire() as conn, conn.transaction():
+        await q.lock_for_change(conn)
+        stored = {o.key: o.value for o in await q.overrides(conn)}
+        before = current(*effective(deps.live.env, deps.live.base_rules, stored))
+        for key, after in values.items():
+            if key not in before or before[key] == after:
+                continue
+            await q.put(conn, key=key, value=None if after == defaults.get(key) else after, user_id=user, at=now)
+            await q.audit(conn, q.Change(at=now, user_id=user, key=key, before=before[key], after=after))
+            lines.append(ChangeLine(_label(deps, key), _shown(key, before[key]), _shown(key, after)))
+        if lines:
+            msg = changes_message(user, lines)
+            await outbox.enqueue(conn, dedupe_key=f"settings:{now.isoformat()}:{secrets.token_hex(4)}",
+                                 channel="alerts", kind="settings", payload=msg.as_payload())
+    if lines:
+        log.info("settings changed by %s: %s", user, "; ".join(f"{c.label} {c.before} → {c.after}" for c in lines))
+        await deps.live.reload(deps.pool)
+    return lines
+
+
+async def submit(deps: Deps, *, user: str | None, state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A submitted Settings view: the ack body Slack needs (errors on fields, or the refusal), or None once
+    saved (Slack then closes the modal)."""
+    if user is None or not deps.access.administers(user):
+        log.warning("refused a Settings submission from %s: not an admin", user)
+        return {"response_action": "update", "view": denied_view()}
+    read = read_submission(state, settings=deps.settings, rules=deps.rules, directory=deps.channels)
+    if read.errors:
+        return {"response_action": "errors", "errors": read.errors}
+    await save(deps, user=user, values=read.values)
+    return None

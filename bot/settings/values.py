@@ -1,0 +1,147 @@
+"""What the Settings view can change, in the form it is stored (JSON) and audited, and how stored values apply
+over the environment's Settings and the rules file's RuleSet."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.alerts.rules import Rule, RuleSet, Severity
+from bot.config import HourWindow, Settings, parse_hhmm, parse_window
+from bot.weekdays import format_days, parse_days
+
+log = logging.getLogger(__name__)
+
+RULE_PREFIX: Final = "rule:"  # a rule's stored key: rule:<name> → {"enabled", "severity", "threshold"}
+
+
+def zone(value: Any) -> str:
+    """An IANA time zone name, checked against the zone database."""
+    name = str(value).strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name[:60]!r}: use an IANA name such as Europe/Paris") from None
+    return name
+
+
+def _window_or_none(value: Any) -> HourWindow | None:
+    return parse_window(str(value)) if str(value).strip() else None
+
+
+def _channel(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("a channel is needed")
+    return text
+
+
+def _users(value: Any) -> tuple[str, ...]:
+    ids = tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+    if any(not (i.isascii() and i.isalnum() and i[:1] in "UWS") for i in ids):
+        raise ValueError(f"not Slack user ids: {ids!r}"[:120])
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class Changeable:
+    """One setting the view changes: the variable it overrides, its Settings attribute, and its stored form."""
+
+    key: str  # the environment variable whose value it replaces
+    attr: str
+    label: str
+    load: Callable[[Any], Any]  # stored JSON → the attribute's value (ValueError: unusable)
+    dump: Callable[[Any], Any]  # the attribute's value → stored JSON (what the audit and /health show)
+
+
+CHANGEABLE: Final = (
+    Changeable("SLACK_SALES_CHANNEL", "slack_sales_channel", "sales channel", _channel, str),
+    Changeable("SLACK_ALERTS_CHANNEL", "slack_alerts_channel", "alerts channel", _channel, str),
+    Changeable("SLACK_REPORTS_CHANNEL", "slack_reports_channel", "reports channel", _channel, str),
+    Changeable("STORE_TIMEZONE", "store_timezone", "time zone", zone, str),
+    Changeable("BUSINESS_HOURS", "business_hours", "business hours", lambda v: parse_window(str(v)), str),
+    Changeable("BUSINESS_DAYS", "business_days", "business days", lambda v: parse_days(str(v)), format_days),
+    Changeable("MORNING_REPORT_AT", "morning_report_at", "morning report", lambda v: parse_hhmm(str(v)),
+               lambda t: f"{t:%H:%M}"),
+    Changeable("EVENING_REPORT_AT", "evening_report_at", "evening report", lambda v: parse_hhmm(str(v)),
+               lambda t: f"{t:%H:%M}"),
+    Changeable("QUIET_HOURS", "quiet_hours", "quiet hours", _window_or_none, lambda w: str(w) if w else ""),
+    Changeable("SLASH_COMMAND_ALLOWED_USERS", "slash_command_allowed_users", "revenue readers", _users, list),
+    Changeable("ALERT_RESPONDERS", "alert_responders", "alert responders", _users, list),
+)
+BY_KEY: Final = {c.key: c for c in CHANGEABLE}
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """What a rule's threshold measures, for the view's hint and the check of what is typed."""
+
+    unit: str
+    whole: bool = False  # counts are whole numbers
+    at_most: float | None = None  # rates are fractions
+
+
+# The rhythm rules (sales_stopped, sales_low_today) have no threshold: their parameters live in the rules file.
+THRESHOLDS: Final = {
+    "site_down": Threshold("failed checks in a row", whole=True),
+    "payment_failures_critical": Threshold("failed payments within the rule's window", whole=True),
+    "no_sales": Threshold("business hours without a sale"),
+    "site_slow": Threshold("seconds to answer"),
+    "payment_failures_warning": Threshold("failed payments within the rule's window", whole=True),
+    "payment_failure_rate": Threshold("share of attempts that failed, 0.10 = 10 %", at_most=1),
+    "sync_failures": Threshold("sync failures in an hour", whole=True),
+    "webhook_errors": Threshold("share of webhooks refused, 0.01 = 1 %", at_most=1),
+    "webhook_silence": Threshold("events the webhook missed", whole=True),
+    "dispute_opened": Threshold("disputes opened in a day", whole=True),
+    "no_order_1h": Threshold("business hours without an order"),
+}
+
+
+def rule_state(rule: Rule) -> dict[str, Any]:
+    """A rule's changeable part in its stored form."""
+    state: dict[str, Any] = {"enabled": rule.enabled, "severity": rule.severity.value}
+    if rule.name in THRESHOLDS:
+        state["threshold"] = rule.threshold
+    return state
+
+
+def _apply_rule(rule: Rule, stored: Any) -> Rule:
+    if not isinstance(stored, Mapping):
+        return rule
+    try:
+        changes: dict[str, Any] = {"enabled": bool(stored.get("enabled", rule.enabled)),
+                                   "severity": Severity(stored.get("severity", rule.severity.value))}
+        if rule.name in THRESHOLDS and isinstance(stored.get("threshold"), int | float):
+            changes["threshold"] = float(stored["threshold"])
+    except ValueError as exc:
+        log.warning("ignoring the stored setting of rule %s: %s", rule.name, exc)
+        return rule
+    return dataclasses.replace(rule, **changes)
+
+
+def effective(env: Settings, rules: RuleSet, stored: Mapping[str, Any]) -> tuple[Settings, RuleSet]:
+    """The environment's Settings and the rules file's RuleSet with the stored values applied over them.
+
+    A stored value that no longer loads (a zone gone from the zone database) is skipped with a warning: the
+    default stands rather than the bot stopping."""
+    updates: dict[str, Any] = {}
+    for item in CHANGEABLE:
+        if item.key in stored:
+            try:
+                updates[item.attr] = item.load(stored[item.key])
+            except (ValueError, TypeError) as exc:
+                log.warning("ignoring the stored setting %s: %s", item.key, exc)
+    ruled = tuple(_apply_rule(r, stored.get(RULE_PREFIX + r.name)) for r in rules.rules)
+    # Nothing stored: the environment's own objects, unchanged.
+    settings = env.model_copy(update=updates) if updates else env
+    return settings, rules if ruled == rules.rules else dataclasses.replace(rules, rules=ruled)
+
+
+def current(settings: Settings, rules: RuleSet) -> dict[str, Any]:
+    """Every changeable value in force, in stored form, by key."""
+    values = {item.key: item.dump(getattr(settings, item.attr)) for item in CHANGEABLE}
+    return values | {RULE_PREFIX + r.name: rule_state(r) for r in rules.rules}

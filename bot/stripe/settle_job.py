@@ -1,0 +1,120 @@
+"""The fees job: every few seconds, read the Stripe figures of a small batch of queued orders.
+
+It runs beside intake, never in front of it: a sale is stored and pinged first; its balance transactions are
+read afterwards, on whichever replica claims them (a lease per batch, queries/settlements.py), one request at a
+time. A 429 stops the batch and waits (Retry-After); 5xx, timeouts and not-yet-settled payments back off per
+order; errors are logged and kept on the queue row, never raised into the scheduler. No key, no job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import aiohttp
+import asyncpg
+
+from bot.deps import Deps
+from bot.stripe import settle
+from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
+from queries import settlements as q
+from queries.settlements import Claim
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 10
+BATCH = 20  # orders per run: at most ~40 requests, far below Stripe's 100 reads/s in live mode
+LEASE = dt.timedelta(minutes=5)  # a batch not reported back by then is claimed again
+RECENT = dt.timedelta(hours=2)  # each run looks for new sales, refunds and disputes this far back
+RECONCILE = dt.timedelta(days=30)  # on start-up and daily: every order of the last 30 days without figures
+RECONCILE_EVERY = dt.timedelta(days=1)
+MAX_ATTEMPTS = 12  # backoff 1 min doubling to 6 h: about two days of tries before giving up
+FOREVER = dt.datetime.max.replace(tzinfo=dt.UTC)  # asyncpg stores it as 'infinity': given up, never due
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """The wait before try number `attempts + 1`: one minute, doubling, at most six hours."""
+    return min(dt.timedelta(minutes=1) * 2 ** min(attempts, 20), dt.timedelta(hours=6))
+
+
+class SettlementJob:
+    """The fees job's state between runs: when it last looked back 30 days and read the account."""
+
+    def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep) -> None:
+        self.deps = deps
+        self.sleep = sleep
+        self.reconciled_at: dt.datetime | None = None
+
+    async def tick(self) -> int | None:
+        """One run: queue what changed, read a batch; how many orders got figures (None without a key)."""
+        key = self.deps.settings.stripe_api_key
+        if key is None:
+            return None
+        deps, now = self.deps, self.deps.clock()
+        reconcile = self.reconciled_at is None or now - self.reconciled_at >= RECONCILE_EVERY
+        await q.enqueue(deps.pool, since=now - (RECONCILE if reconcile else RECENT), now=now)
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = StripeApi(session, api_key=key.get_secret_value(), base_url=deps.settings.stripe_api_url,
+                                sleep=self.sleep)
+                if reconcile:
+                    await self._read_account(api)
+                    self.reconciled_at = now
+                return await self._batch(api, now)
+        except StripeApiError as exc:
+            (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe fees: %s", exc)
+            return 0
+
+    async def _read_account(self, api: StripeApi) -> None:
+        """The account's default currency, which is the store currency unless STORE_CURRENCY names one (then the
+        account is never read: a restricted key needs no Account permission)."""
+        if self.deps.settings.store_currency is not None:
+            return
+        currency = await settle.account_currency(api)
+        if currency is not None:
+            await q.save_account(self.deps.pool, currency=currency, at=self.deps.clock())
+
+    async def _batch(self, api: StripeApi, now: dt.datetime) -> int:
+        store = self.deps.settings.store_currency or await q.account_currency(self.deps.pool)
+        done, _ = await settle_due(self.deps.pool, api, store=store, now=now)
+        if done:
+            self.deps.home.changed()
+        return done
+
+
+async def settle_due(pool: asyncpg.Pool, api: StripeApi, *, store: str | None, now: dt.datetime) -> tuple[int, int]:
+    """Claim a batch of due orders and read their figures; (orders settled, orders claimed). A 429 or a rejected
+    key puts the rest of the batch back untouched and raises."""
+    claims = await q.claim(pool, now=now, lease_until=now + LEASE, limit=BATCH)
+    done = 0
+    for index, claim in enumerate(claims):
+        try:
+            figures = await settle.read(api, claim)
+        except (KeyRejected, Unavailable) as exc:
+            if isinstance(exc, KeyRejected) or exc.status == 429:  # the rest of the batch would fail too
+                for rest in claims[index:]:
+                    await q.retry(pool, order_id=rest.order_id, due_at=now + backoff(0), error=str(exc),
+                                  attempt=False)
+                raise
+            await _failed(pool, claim, now, str(exc))
+            continue
+        except (settle.NotSettled, StripeApiError) as exc:
+            await _failed(pool, claim, now, str(exc))
+            continue
+        if store is not None and figures.currency != store:
+            await q.retry(pool, order_id=claim.order_id, due_at=FOREVER,
+                          error=f"settled in {figures.currency}, not the store currency {store}")
+            continue
+        async with pool.acquire() as conn, conn.transaction():
+            await q.record(conn, claim=claim, figures=figures, at=now)
+        done += 1
+    return done, len(claims)
+
+
+async def _failed(pool: asyncpg.Pool, claim: Claim, now: dt.datetime, error: str) -> None:
+    give_up = claim.attempts + 1 >= MAX_ATTEMPTS
+    log.info("Stripe fees of %s: %s (attempt %d%s)", claim.order_id, error, claim.attempts + 1,
+             ", giving up" if give_up else "")
+    await q.retry(pool, order_id=claim.order_id, error=error,
+                  due_at=FOREVER if give_up else now + backoff(claim.attempts))

@@ -1,0 +1,209 @@
+"""SQL behind net-of-fees figures: the queue of orders whose Stripe balance transactions are still to be read,
+what was read, the account's default currency, and window totals of the settled columns (migration 0014).
+
+The queue is filled by scanning what changed recently (new sales, refunds, disputes) rather than by a trigger,
+so intake pays nothing for it and, without STRIPE_API_KEY, nothing is ever queued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+from queries.cover import cover
+from queries.executor import Executor
+
+# Orders whose figures are missing or stale since `$1`: paid and never read; refunded since they were read;
+# disputed after they were read (the dispute's withdrawal and fee are balance transactions of their own).
+ENQUEUE: Final = """
+INSERT INTO settlement_fetches (order_id, due_at, queued_at)
+SELECT id, $2::timestamptz, $2::timestamptz FROM orders
+ WHERE created_at >= $1 AND payment_status IN ('completed', 'refunded') AND settled_at IS NULL
+   AND (charge_id IS NOT NULL OR payment_intent_id IS NOT NULL)
+UNION
+SELECT id, $2, $2 FROM orders
+ WHERE refunded_at >= $1 AND settled_at IS NOT NULL AND amount_refunded <> coalesce(settled_refund_basis, 0)
+UNION
+SELECT o.id, $2, $2 FROM disputes AS d JOIN orders AS o ON o.id = d.order_id
+ WHERE d.created_at >= $1 AND o.settled_at IS NOT NULL
+   AND coalesce(o.settled_disputes, 0) < (SELECT count(*) FROM disputes AS k WHERE k.order_id = o.id)
+ON CONFLICT (order_id) DO NOTHING
+"""
+
+# A lease, not a lock held across HTTP: the claimed rows' due_at moves past the batch's deadline, so another
+# replica (or this one, after a crash) takes them again only if the batch never reports back.
+CLAIM: Final = """
+UPDATE settlement_fetches AS f
+   SET due_at = $2
+  FROM (SELECT order_id FROM settlement_fetches
+         WHERE due_at <= $1
+         ORDER BY due_at
+         LIMIT $3
+           FOR UPDATE SKIP LOCKED) AS c,
+       orders AS o
+ WHERE f.order_id = c.order_id AND o.id = c.order_id
+RETURNING f.order_id, f.attempts, o.charge_id, o.payment_intent_id, o.amount_refunded,
+          (SELECT count(*) FROM disputes AS d WHERE d.order_id = o.id) AS disputes
+"""
+
+RECORD: Final = """
+UPDATE orders
+   SET settled_amount = $2, settled_currency = $3, fee = $4, settled_refunded = $5, net = $6,
+       balance_transaction = $7, settled_at = $8, settled_refund_basis = $9, settled_disputes = $10
+ WHERE id = $1
+"""
+
+DONE: Final = """
+DELETE FROM settlement_fetches WHERE order_id = $1
+"""
+
+RETRY: Final = """
+UPDATE settlement_fetches SET due_at = $2, attempts = attempts + $3, last_error = $4 WHERE order_id = $1
+"""
+
+ACCOUNT_CURRENCY: Final = """
+SELECT default_currency FROM stripe_account
+"""
+
+SAVE_ACCOUNT: Final = """
+INSERT INTO stripe_account (default_currency, checked_at) VALUES ($1, $2)
+ON CONFLICT (id) DO UPDATE SET default_currency = EXCLUDED.default_currency, checked_at = EXCLUDED.checked_at
+"""
+
+BACKLOG: Final = """
+SELECT count(*) FILTER (WHERE due_at < 'infinity') AS waiting, count(*) FILTER (WHERE due_at = 'infinity') AS given_up
+  FROM settlement_fetches
+"""
+
+# queries/sales.py's cover with the settled columns; the edge rows come from the table (they are few).
+SETTLED_TOTALS: Final = """
+WITH parts AS (
+    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+      FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
+    UNION ALL
+    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+      FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
+       AND bucket >= (SELECT min(b) FROM unnest($2::timestamptz[]) AS b)
+       AND bucket <= (SELECT max(b) FROM unnest($2::timestamptz[]) AS b)
+    UNION ALL
+    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+      FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
+    UNION ALL
+    SELECT coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0), (o.settled_amount IS NOT NULL)::int,
+           CASE WHEN o.settled_amount IS NULL THEN 0 ELSE coalesce(o.amount_total, 0) END,
+           coalesce(o.settled_amount, 0), coalesce(o.fee, 0), coalesce(o.settled_refunded, 0)
+      FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
+      JOIN orders AS o ON o.payment_status = 'completed' AND o.created_at >= w.lo AND o.created_at < w.hi
+)
+SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
+       sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
+       sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted
+  FROM parts
+ GROUP BY currency
+HAVING sum(orders) <> 0
+ ORDER BY currency
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An order leased for reading its balance transactions."""
+
+    order_id: str
+    attempts: int
+    charge_id: str | None
+    payment_intent_id: str | None
+    amount_refunded: int
+    disputes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What Stripe settled for one order, in `currency` (the account's), minor units."""
+
+    amount: int
+    currency: str
+    fee: int
+    refunded: int  # refunds and dispute withdrawals, positive
+    net: int
+    balance_transaction: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettledTotal:
+    """Completed orders of a window in one original currency, with what is known of their settlement."""
+
+    currency: str
+    orders: int
+    revenue: int  # amount_total, in `currency`
+    settled_orders: int  # orders whose balance transaction has been read
+    settled_revenue: int  # their amount_total, in `currency`
+    settled: int  # their settled amounts, in the store currency
+    fees: int
+    deducted: int  # refunds and disputes of these orders, settled
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Orders waiting for their figures, and those given up on (see last_error)."""
+
+    waiting: int
+    given_up: int
+
+
+async def enqueue(db: Executor, *, since: dt.datetime, now: dt.datetime) -> int:
+    """Queue every order changed since `since` whose figures are missing or stale; how many were queued."""
+    status: str = await db.execute(ENQUEUE, since, now)
+    return int(status.split()[-1])
+
+
+async def claim(db: Executor, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Claim]:
+    """Lease up to `limit` due orders until `lease_until`."""
+    rows = await db.fetch(CLAIM, now, lease_until, limit)
+    return [Claim(r["order_id"], r["attempts"], r["charge_id"], r["payment_intent_id"], int(r["amount_refunded"]),
+                  r["disputes"]) for r in rows]
+
+
+async def record(db: Executor, *, claim: Claim, figures: Figures, at: dt.datetime) -> None:
+    """Store an order's figures, as of the refunds and disputes known at its claim, and take it off the queue
+    (call inside one transaction)."""
+    f = figures
+    await db.execute(RECORD, claim.order_id, f.amount, f.currency, f.fee, f.refunded, f.net, f.balance_transaction,
+                     at, claim.amount_refunded, claim.disputes)
+    await db.execute(DONE, claim.order_id)
+
+
+async def drop(db: Executor, *, order_id: str) -> None:
+    """Take an order off the queue without figures (nothing to read)."""
+    await db.execute(DONE, order_id)
+
+
+async def retry(db: Executor, *, order_id: str, due_at: dt.datetime, error: str, attempt: bool = True) -> None:
+    """Try again at `due_at` ('infinity' gives up); `attempt` False for a rate limit, which is no fault."""
+    await db.execute(RETRY, order_id, due_at, int(attempt), error[:500])
+
+
+async def account_currency(db: Executor) -> str | None:
+    """The Stripe account's default currency as last read, if ever."""
+    value: str | None = await db.fetchval(ACCOUNT_CURRENCY)
+    return value
+
+
+async def save_account(db: Executor, *, currency: str, at: dt.datetime) -> None:
+    """Remember the account's default currency."""
+    await db.execute(SAVE_ACCOUNT, currency.upper(), at)
+
+
+async def backlog(db: Executor) -> Backlog:
+    """How many orders wait for their figures."""
+    row = await db.fetchrow(BACKLOG)
+    return Backlog(waiting=row["waiting"], given_up=row["given_up"])
+
+
+async def settled_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[SettledTotal]:
+    """Completed orders of [start, end) per original currency, with their settled figures."""
+    rows = await db.fetch(SETTLED_TOTALS, *cover(start, end).args("day", "hour", "quarter", "raw"))
+    return [SettledTotal(r["currency"] or "USD", r["orders"], int(r["revenue"]), r["settled_orders"],
+                         int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]))
+            for r in rows]

@@ -1,0 +1,91 @@
+"""A store selling in four currencies, and Stripe's side of its sales as Stripe's API returns it: PaymentIntents,
+Charges and their balance transactions (stripe/openapi fixtures3.json), served by tests/fake_stripe.py."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bot.currency import StoreTotals, store_totals
+from queries import settlements
+from tests.conftest import Bot, paid_checkout, start_bot
+from tests.fake_stripe import API_KEY, FakeStripe
+from tests.fakes import FakeSlack
+from tests.reference import stripe_fixture
+
+TOKEN = "monitoring-token-for-currency-tests"
+# Four sales in four currencies and what the account (USD) settled for each: (currency, amount, settled, fee).
+SALES = {1: ("usd", 3000, 3000, 117), 2: ("eur", 4500, 4871, 171), 3: ("jpy", 2980, 2010, 88),
+         4: ("gbp", 7800, 9850, 316)}
+
+
+def resource(name: str) -> dict[str, Any]:
+    """An object as Stripe's API returns it (stripe/openapi fixtures3.json), to patch."""
+    return copy.deepcopy(stripe_fixture("openapi/fixtures3.json")["resources"][name])
+
+
+def balance_transaction(txn_id: str, *, amount: int, fee: int, source: str, type_: str = "charge",
+                        currency: str = "usd", rate: float | None = None) -> dict[str, Any]:
+    """A BalanceTransaction: amount and fee in the account's currency, net = amount − fee."""
+    txn = resource("balance_transaction")
+    details = [{"amount": fee, "application": None, "currency": currency, "description": "Stripe processing fees",
+                "type": "stripe_fee"}] if fee else []
+    txn.update(id=txn_id, amount=amount, fee=fee, net=amount - fee, currency=currency, source=source, type=type_,
+               exchange_rate=rate, fee_details=details, reporting_category=type_)
+    return txn
+
+
+def serve_sale(stripe: FakeStripe, n: int) -> None:
+    """Stripe's side of sale n: its PaymentIntent, Charge and the charge's balance transaction."""
+    currency, amount, settled, fee = SALES[n]
+    charge = resource("charge")
+    charge.update(id=f"ch_{n}", amount=amount, currency=currency, payment_intent=f"pi_{n}", paid=True,
+                  balance_transaction=f"txn_{n}", refunds={"object": "list", "data": [], "has_more": False,
+                                                           "url": f"/v1/charges/ch_{n}/refunds"})
+    stripe.charges[charge["id"]] = charge
+    stripe.intents.append({"id": f"pi_{n}", "object": "payment_intent", "amount": amount, "currency": currency,
+                           "status": "succeeded", "created": 1, "latest_charge": f"ch_{n}"})
+    stripe.balance_transactions[f"txn_{n}"] = balance_transaction(
+        f"txn_{n}", amount=settled, fee=fee, source=f"ch_{n}", rate=None if currency == "usd" else 1.08)
+
+
+@contextlib.asynccontextmanager
+async def stripe_with_sales() -> AsyncIterator[FakeStripe]:
+    """The fake Stripe API with the four sales' charges."""
+    fake = await FakeStripe().start()
+    for n in SALES:
+        serve_sale(fake, n)
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@contextlib.asynccontextmanager
+async def keyed_store(dsn: str, slack: FakeSlack, stripe: FakeStripe) -> AsyncIterator[Bot]:
+    """A store with STRIPE_API_KEY pointing at the fake, STORE_CURRENCY unset (the account's default: USD)."""
+    async with start_bot(dsn, slack, STRIPE_API_KEY=API_KEY, STRIPE_API_URL=stripe.url,
+                         MONITORING_TOKEN=TOKEN) as bot:
+        yield bot
+
+
+async def sell(bot: Bot, *numbers: int) -> dt.datetime:
+    """Post the sales' checkout.session.completed webhooks (all 200); when they happened."""
+    now = dt.datetime.now(dt.UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    at = max(now - dt.timedelta(minutes=30), midnight + (now - midnight) / 2)  # today (UTC), in the past
+    for n in numbers:
+        currency, amount, _, _ = SALES[n]
+        resp = await bot.stripe(paid_checkout(n, at, amount=amount, currency=currency))
+        assert resp.status == 200, await resp.text()
+    return at
+
+
+async def totals(bot: Bot, at: dt.datetime, currency: str = "USD") -> StoreTotals:
+    """The day around `at` in the store currency, from the rollups."""
+    rows = await settlements.settled_totals(bot.deps.pool, start=at - dt.timedelta(days=1),
+                                            end=at + dt.timedelta(days=1))
+    return store_totals(rows, currency)
