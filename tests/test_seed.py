@@ -12,7 +12,8 @@ import pytest
 
 from bot.cli.main import main
 from bot.demo.load import load
-from bot.demo.seed import PRICES, SeedCounts, SeedSpec, generate
+from bot.demo.seed import SeedCounts, SeedSpec, generate
+from bot.demo.seed_data import PRICES
 
 ORDERS = 2_000
 DAYS = 7
