@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import multiprocessing
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -69,7 +70,12 @@ async def load_parallel(dsn: str, spec: SeedSpec, *, workers: int,
     loop = asyncio.get_running_loop()
     totals = SeedCounts()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as executor:
-        futures = [loop.run_in_executor(executor, copy_part, dsn, spec, part) for part in parts(spec)]
+        # The workers take parts from both halves of the run in turn: parts next to each other in time share
+        # a day's rollup rows, and the second would wait for the first one's commit.
+        run = parts(spec)
+        half = (len(run) + 1) // 2
+        ordered = [p for pair in itertools.zip_longest(run[:half], run[half:]) for p in pair if p is not None]
+        futures = [loop.run_in_executor(executor, copy_part, dsn, spec, part) for part in ordered]
         try:
             for next_done in asyncio.as_completed(futures):
                 counts = await next_done
