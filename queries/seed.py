@@ -61,8 +61,9 @@ REBUILD_ROLLUPS: Final = "SELECT sales_rollups_rebuild()"
 # Planner statistics for the rebuild's scans (a fresh table has none, and autovacuum has not run yet).
 ANALYZE_SEEDED: Final = "ANALYZE orders, checkout_sessions"
 
+
 class Deferred(enum.Enum):
-    """How a seeding transaction keeps triggers and indexes out of its COPY."""
+    """How a seeding transaction keeps the rollup triggers out of its COPY."""
 
     REPLICA = "replica"  # superuser: session_replication_role
     DISABLED = "disabled"  # owner: the rollup triggers disabled by name
@@ -113,19 +114,3 @@ async def copy_webhook_logs(conn: asyncpg.Connection, records: Iterable[WebhookL
     """Bulk-load webhook log rows, payload as JSON text (see the note on codecs above)."""
     return _copied(await conn.copy_records_to_table(
         "webhook_logs", records=records, columns=WEBHOOK_LOG_COLUMNS))
-
-
-# What an interrupted parallel seed had committed, found by the run's token in its ids: `$1` is the token, and
-# every id of the run starts with pi_seed_<token>_, cs_seed_<token>_ or evt_seed_<token>_. The rollup triggers
-# take the rows back out of the rollups.
-DELETE_RUN_FAILURES: Final = r"DELETE FROM payment_failures WHERE event_id LIKE 'evt\_seed\_' || $1 || '\_%'"
-DELETE_RUN_LOGS: Final = r"DELETE FROM webhook_logs WHERE event_id LIKE 'evt\_seed\_' || $1 || '\_%'"
-DELETE_RUN_SESSIONS: Final = r"DELETE FROM checkout_sessions WHERE id LIKE 'cs\_seed\_' || $1 || '\_%'"
-DELETE_RUN_ORDERS: Final = r"DELETE FROM orders WHERE id LIKE 'pi\_seed\_' || $1 || '\_%'"
-
-
-async def delete_run(conn: asyncpg.Connection, token: str) -> None:
-    """Remove every row a seeding run wrote (after it failed part-way), in one transaction."""
-    async with conn.transaction():
-        for sql in (DELETE_RUN_FAILURES, DELETE_RUN_LOGS, DELETE_RUN_SESSIONS, DELETE_RUN_ORDERS):
-            await conn.execute(sql, token)

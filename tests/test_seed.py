@@ -12,8 +12,7 @@ import pytest
 
 from bot.cli.main import main
 from bot.demo.load import load
-from bot.demo.seed import SeedCounts, SeedSpec, generate
-from bot.demo.seed_data import PRICES
+from bot.demo.seed import PRICES, SeedCounts, SeedSpec, generate
 
 ORDERS = 2_000
 DAYS = 7

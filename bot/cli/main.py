@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -81,8 +80,8 @@ async def _seed(settings: Settings, *, orders: int, days: int) -> int:
     import time
 
     from bot.clock import utcnow
-    from bot.demo.load import load_parallel
-    from bot.demo.seed import SeedCounts, SeedSpec
+    from bot.demo.load import load
+    from bot.demo.seed import SeedCounts, SeedSpec, generate
 
     token = secrets.token_hex(4)  # in every id of this run: seeding again never collides
     spec = SeedSpec(orders=orders, days=days, now=utcnow(), tz=settings.tz, seed=int(token, 16), token=token)
@@ -94,14 +93,14 @@ async def _seed(settings: Settings, *, orders: int, days: int) -> int:
               file=sys.stderr, flush=True)
 
     async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
+        # A plain connection: binary COPY cannot use the pool's text-only jsonb codec (see queries.seed).
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
             await migrate(conn)
+            started = time.perf_counter()
+            totals = await load(conn, generate(spec), progress=progress)
         finally:
             await conn.close()
-        started = time.perf_counter()
-        # One worker process per core, at least two: a worker waits on PostgreSQL while the other generates.
-        totals = await load_parallel(dsn, spec, workers=max(2, min(4, os.cpu_count() or 2)), progress=progress)
     seconds = time.perf_counter() - started
     print(f"seeded {totals.orders:,} orders, {totals.sessions:,} checkout sessions, {totals.failed:,} failed"
           f" payments, {totals.webhook_logs:,} webhook logs over {days} days in {seconds:.1f} s"

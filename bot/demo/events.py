@@ -10,8 +10,17 @@ import random
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.demo.seed import AFFILIATE_SHARE
-from bot.demo.seed_data import AFFILIATES, CURRENCY_WEIGHTS, DOMAINS, FIRST, LAST, PRICES, PRODUCT_WEIGHTS, PRODUCTS
+from bot.demo.seed import (
+    AFFILIATE_SHARE,
+    AFFILIATES,
+    CURRENCY_WEIGHTS,
+    DOMAINS,
+    FIRST,
+    LAST,
+    PRICES,
+    PRODUCT_WEIGHTS,
+    PRODUCTS,
+)
 
 API_VERSION: Final = "2024-06-20"
 REFUNDABLE: Final = 500  # recent sales a refund may pick from

@@ -1,9 +1,8 @@
 """Synthetic store history for `salespulse seed`: deterministic rows with a realistic rhythm, loaded by COPY.
 
 `orders` counts successful orders (completed, or later refunded); failed payment attempts come on top, about
-4% of all attempts. Everything is generated lazily, chronologically, in chunks (parts of the run, each with its
-own random stream, so they can be generated in parallel): memory stays bounded at any size, and the same
-SeedSpec always yields the same rows.
+4% of all attempts. Everything is generated lazily, chronologically, in chunks, so memory stays bounded at
+any size; the same SeedSpec always yields the same rows.
 """
 
 from __future__ import annotations
@@ -17,23 +16,19 @@ from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bot.demo.seed_data import (
-    AFFILIATES,
-    CURRENCY_WEIGHTS,
-    DOMAINS,
-    EVENT_TYPES,
-    EVENT_WEIGHTS,
-    FAILURE_REASONS,
-    FAILURE_WEIGHTS,
-    PEOPLE,
-    PRICES,
-    PRODUCT_WEIGHTS,
-    PRODUCTS,
-    WEBHOOK_ERRORS,
-    hour_rate,
-)
 from bot.money import minor_unit_exponent
 from queries import seed as q
+
+PRODUCTS: Final = ("Starter Course", "Pro Course", "Coaching Call", "Ebook", "Bundle")
+PRODUCT_WEIGHTS: Final = (30, 17, 6, 34, 13)
+# Minor units of each currency, as Stripe counts them: cents, except JPY, which has none (¥2,980 is 2980).
+PRICES: Final[dict[str, tuple[int, ...]]] = {
+    "USD": (4900, 19900, 15000, 1900, 29900),
+    "EUR": (4500, 18900, 13900, 1700, 27900),
+    "GBP": (3900, 16900, 12500, 1500, 24900),
+    "JPY": (7480, 29800, 22000, 2980, 44800),
+}
+CURRENCY_WEIGHTS: Final = {"USD": 78, "EUR": 12, "GBP": 7, "JPY": 3}
 
 FAILED_SHARE_OF_ATTEMPTS: Final = 0.04
 FULL_REFUND_SHARE: Final = 0.03      # of successful orders: payment_status 'refunded'
@@ -44,10 +39,40 @@ CUSTOMERS_PER_ORDER: Final = 0.6     # size of the customer pool; skewed draws m
 WEBHOOK_LOG_EVERY: Final = 50        # one webhook_logs row per this many successful orders
 WEBHOOK_ERROR_SHARE: Final = 0.05
 MIN_PENDING: Final = 3               # so "pending checkouts" always shows something
-# Stripe's shortest expiry: abandoned, 'pending' for 30 min, then 'expired' (docs.stripe.com/api/checkout/sessions)
+# The shortest expiry Stripe allows (expires_at ≥ 30 min): an abandoned session is 'pending' for 30 minutes,
+# then 'expired'. https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at
 CHECKOUT_EXPIRY: Final = dt.timedelta(minutes=30)
 BUCKET: Final = dt.timedelta(minutes=10)
 GROWTH_PER_30_DAYS: Final = 1.08
+
+# Relative order rate by local hour (0-23): quiet at night, a late-morning and a bigger evening peak.
+WEEKDAY_HOURS: Final = (0.22, 0.14, 0.10, 0.08, 0.08, 0.12, 0.25, 0.45, 0.70, 0.95, 1.15, 1.25,
+                        1.15, 1.00, 0.95, 0.92, 0.95, 1.00, 1.10, 1.25, 1.35, 1.20, 0.85, 0.45)
+# Weekends start later and stay flatter.
+WEEKEND_HOURS: Final = (0.30, 0.20, 0.14, 0.10, 0.08, 0.08, 0.12, 0.22, 0.40, 0.65, 0.90, 1.05,
+                        1.10, 1.05, 1.00, 0.95, 0.95, 1.00, 1.05, 1.15, 1.20, 1.10, 0.85, 0.50)
+DAY_LEVEL: Final = (1.00, 1.06, 1.05, 1.02, 0.95, 0.78, 0.82)  # Monday … Sunday
+
+FAILURE_REASONS: Final = ("card_declined", "insufficient_funds", "expired_card", "incorrect_cvc",
+                          "processing_error", "authentication_required")
+FAILURE_WEIGHTS: Final = (45, 25, 10, 7, 5, 8)
+# The event a successful order's log row stands for (a refunded order's is its charge.refunded).
+EVENT_TYPES: Final = ("checkout.session.completed", "payment_intent.succeeded", "invoice.paid")
+EVENT_WEIGHTS: Final = (55, 35, 10)
+WEBHOOK_ERRORS: Final = ("no order found for charge", "canceling statement due to statement timeout",
+                         "invalid payload: data.object.amount_total missing",
+                         "connection reset by peer while writing to the database")
+AFFILIATES: Final = tuple(f"aff_{name}" for name in (
+    "maria", "techtalks", "growthlab", "devdaily", "kenji", "sophie", "codecamp", "the_indie_hacker",
+    "lena", "omar", "startupstack", "designweekly"))
+FIRST: Final = ("Emma", "Liam", "Olivia", "Noah", "Ava", "Lucas", "Mia", "Hiro", "Sofia", "Mateo", "Aiko",
+                "Chloe", "Ethan", "Zoe", "Leon", "Amara", "Yuki", "Finn", "Isla", "Omar", "Priya", "Jonas")
+LAST: Final = ("Smith", "Garcia", "Müller", "Tanaka", "Rossi", "Dubois", "Nowak", "Silva", "Kim", "Jones",
+               "Brown", "Okafor", "Larsen", "Sato", "Martin", "Novak", "Cohen", "Singh", "Walsh", "Becker")
+DOMAINS: Final = ("gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "example.com")
+# (email handle, display name) for every first × last name pair.
+_PEOPLE: Final = tuple((f"{f.lower()}.{last.lower().replace('ü', 'ue')}", f"{f} {last}")
+                       for last in LAST for f in FIRST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +119,15 @@ class SeedCounts:
                           self.sessions + len(batch.sessions), self.webhook_logs + len(batch.webhook_logs))
 
 
+def _hour_rate(local: dt.datetime) -> float:
+    """The daily curve at a local time (linear between hour midpoints) times the weekday's level."""
+    curve = WEEKEND_HOURS if local.weekday() >= 5 else WEEKDAY_HOURS
+    h = (local.hour + local.minute / 60 - 0.5) % 24
+    i = int(h)
+    frac = h - i
+    return (curve[i] * (1 - frac) + curve[(i + 1) % 24] * frac) * DAY_LEVEL[local.weekday()]
+
+
 def bucket_counts(spec: SeedSpec, rng: random.Random) -> list[int]:
     """Successful orders per 10-minute bucket from `now - days` on: rhythm × growth × noise, summing to N."""
     start = spec.now - dt.timedelta(days=spec.days)
@@ -102,7 +136,7 @@ def bucket_counts(spec: SeedSpec, rng: random.Random) -> list[int]:
     for i in range(buckets):
         local = (start + BUCKET * (i + 0.5)).astimezone(spec.tz)
         trend = GROWTH_PER_30_DAYS ** ((i + 0.5) * (BUCKET / dt.timedelta(days=30)))
-        weights.append(hour_rate(local) * trend * max(0.3, rng.gauss(1.0, 0.15)))
+        weights.append(_hour_rate(local) * trend * max(0.3, rng.gauss(1.0, 0.15)))
     # Cumulative rounding: every bucket gets its share and the total is exactly N.
     scale = spec.orders / sum(weights)
     counts, acc, done = [], 0.0, 0
@@ -115,47 +149,15 @@ def bucket_counts(spec: SeedSpec, rng: random.Random) -> list[int]:
     return counts
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """Consecutive buckets with up to chunk_size orders, generated on its own: own random stream, own ids."""
-
-    index: int
-    first: int  # the first bucket's number
-    before: int  # successful orders in the parts before it
-    counts: tuple[int, ...]  # successful orders per bucket
-    last: bool  # the part that reaches `now`
-
-
-def parts(spec: SeedSpec) -> list[Part]:
-    """The run cut into parts: whole buckets, each part up to chunk_size orders (a bigger bucket alone)."""
-    counts = bucket_counts(spec, random.Random(spec.seed))
-    cuts, total = [0], 0
-    for i, count in enumerate(counts):
-        if total and total + count > spec.chunk_size:
-            cuts.append(i)
-            total = 0
-        total += count
-    cuts.append(len(counts))
-    return [Part(n, a, sum(counts[:a]), tuple(counts[a:b]), b == len(counts))
-            for n, (a, b) in enumerate(itertools.pairwise(cuts))]
-
-
 def generate(spec: SeedSpec) -> Iterator[Batch]:
     """Yield the history in chronological chunks of at most `spec.chunk_size` successful orders."""
-    for part in parts(spec):
-        yield from generate_part(spec, part)
-
-
-def generate_part(spec: SeedSpec, part: Part) -> Iterator[Batch]:
-    """One part's rows, in chunks of at most `spec.chunk_size` successful orders (one, but for a big bucket)."""
-    rng = random.Random(f"{spec.seed}:{part.index}")
-    rows = _Rows(spec, rng, part.index)
-    rows.successes = part.before  # one webhook log per WEBHOOK_LOG_EVERY orders of the whole run
+    rng = random.Random(spec.seed)
+    rows = _Rows(spec, rng)
     product_cum = list(itertools.accumulate(PRODUCT_WEIGHTS))
     currencies, currency_cum = list(CURRENCY_WEIGHTS), list(itertools.accumulate(CURRENCY_WEIGHTS.values()))
     fail_per_order = FAILED_SHARE_OF_ATTEMPTS / (1 - FAILED_SHARE_OF_ATTEMPTS)
     width = BUCKET.total_seconds()
-    for index, count in enumerate(part.counts, start=part.first):
+    for index, count in enumerate(bucket_counts(spec, rng)):
         if not count:
             continue
         begin = rows.start + index * width
@@ -171,24 +173,24 @@ def generate_part(spec: SeedSpec, part: Part) -> Iterator[Batch]:
             if rows.completed == spec.chunk_size:  # before, not after: the last chunk is never empty
                 yield rows.flush()
             rows.order(begin + offset * width, products[n], moneys[n])
-    if part.last:
-        rows.top_up_pending()
+    rows.top_up_pending()
     yield rows.flush()
 
 
-def _at(epoch: float) -> dt.datetime:  # several times faster than datetime ± timedelta: it counts at 10 M rows
+def _at(epoch: float) -> dt.datetime:
+    # fromtimestamp is several times faster than datetime ± timedelta(seconds=float); it matters at 10 M rows.
     return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
 class _Rows:
     """The rows of the chunk being built and the id counters of the run; times are epoch seconds inside."""
 
-    def __init__(self, spec: SeedSpec, rng: random.Random, part: int) -> None:  # ids carry the part
+    def __init__(self, spec: SeedSpec, rng: random.Random) -> None:
         self.rng = rng
         self.now = spec.now.timestamp()
         self.start = self.now - spec.days * 86_400
         self.pool = max(1, round(spec.orders * CUSTOMERS_PER_ORDER))
-        self.pi, self.cs, self.evt = (f"{kind}_seed_{spec.token}_{part:05d}_" for kind in ("pi", "cs", "evt"))
+        self.pi, self.cs, self.evt = (f"{kind}_seed_{spec.token}_" for kind in ("pi", "cs", "evt"))
         self.order_ids, self.session_ids, self.event_ids = (itertools.count(1) for _ in range(3))
         self.successes = self.pending = self.completed = 0
         self.orders: list[q.OrderRow] = []
@@ -206,7 +208,7 @@ class _Rows:
     def customer(self) -> tuple[str, str]:
         """Email and name from the pool; low indices are drawn more often (the loyal customers)."""
         idx = int(self.pool * self.rng.random() ** 1.5)
-        handle, name = PEOPLE[idx % len(PEOPLE)]
+        handle, name = _PEOPLE[idx % len(_PEOPLE)]
         return f"{handle}{idx}@{DOMAINS[idx % len(DOMAINS)]}", name
 
     def affiliate(self) -> str | None:
@@ -224,8 +226,8 @@ class _Rows:
     def order(self, paid: float, product: int, currency: str) -> None:
         """A successful order, its completed checkout, maybe a refund, maybe an abandoned cart nearby."""
         rng = self.rng
-        oid = self.pi + str(next(self.order_ids)).zfill(7)
-        sid = self.cs + str(next(self.session_ids)).zfill(7)
+        oid = self.pi + str(next(self.order_ids)).zfill(10)
+        sid = self.cs + str(next(self.session_ids)).zfill(10)
         email, name = self.customer()
         amount = PRICES[currency][product]
         status, refunded, refunded_at = "completed", 0, None
@@ -250,20 +252,20 @@ class _Rows:
 
     def failure(self, tried: float, product: int, currency: str) -> None:
         """A failed payment attempt: an order row in 'failed' and its payment_failures row."""
-        oid = self.pi + str(next(self.order_ids)).zfill(7)
+        oid = self.pi + str(next(self.order_ids)).zfill(10)
         email, name = self.customer()
         amount = PRICES[currency][product]
         reason = self.rng.choices(FAILURE_REASONS, weights=FAILURE_WEIGHTS)[0]
         at = _at(tried)
         self.orders.append((oid, "failed", amount, 0, currency, email, name, PRODUCTS[product],
                             self.affiliate(), None, oid, reason, False, at, None, at))
-        event_id = f"{self.evt}pf{next(self.event_ids):07d}"
+        event_id = f"{self.evt}pf{next(self.event_ids):010d}"
         self.failures.append((event_id, oid, amount, currency, email, reason, at))
 
     def abandoned(self, opened: float, amount: int, currency: str) -> None:
         """A checkout nobody finished: 'pending' for its first 30 minutes, 'expired' after."""
         email = self.customer()[0] if self.rng.random() < 0.6 else None  # many leave before typing one
-        sid = self.cs + str(next(self.session_ids)).zfill(7)
+        sid = self.cs + str(next(self.session_ids)).zfill(10)
         expiry = CHECKOUT_EXPIRY.total_seconds()
         if opened + expiry > self.now:
             self.pending += 1
@@ -281,7 +283,7 @@ class _Rows:
     def webhook_log(self, at: float, order_id: str, session_id: str, *, refunded: bool) -> None:
         """A received Stripe event about this order: processed, now and then an error."""
         rng = self.rng
-        event_id = f"{self.evt}wh{next(self.event_ids):07d}"
+        event_id = f"{self.evt}wh{next(self.event_ids):010d}"
         event_type = "charge.refunded" if refunded else rng.choices(EVENT_TYPES, weights=EVENT_WEIGHTS)[0]
         error = rng.choice(WEBHOOK_ERRORS) if rng.random() < WEBHOOK_ERROR_SHARE else None
         subject = session_id if event_type.startswith("checkout.") else order_id

@@ -1,5 +1,4 @@
-"""`salespulse seed` at speed: parts of the run loaded by worker processes, and the roles that may not turn
-triggers off for the whole session."""
+"""`salespulse seed` run by roles that are not superusers: the tables' owner, and a role that owns nothing."""
 
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from bot.demo.load import load, load_parallel
-from bot.demo.seed import SeedSpec, generate, parts
+from bot.demo.load import load
+from bot.demo.seed import SeedSpec, generate
 from queries import seed as q
 
 # Each rollup table's non-empty rows (deleting every order of a bucket leaves a row of zeros; a rebuild none).
@@ -31,8 +30,8 @@ ROLLUP_TRIGGERS = "SELECT tgname, tgenabled::text FROM pg_trigger WHERE tgname L
 _roles = itertools.count()
 
 
-def spec(*, orders: int = 3_000, token: str = "par") -> SeedSpec:
-    """A 9-day run cut into parts of at most 250 orders."""
+def spec(*, orders: int = 3_000, token: str = "role") -> SeedSpec:
+    """A 9-day run in chunks of at most 250 orders."""
     return SeedSpec(orders=orders, days=9, now=dt.datetime.now(dt.UTC), tz=ZoneInfo("Asia/Kolkata"), seed=3,
                     token=token, chunk_size=250)
 
@@ -57,36 +56,6 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
-
-
-async def test_parallel_seed_loads_the_same_rows_with_exact_rollups(dsn: str, conn: asyncpg.Connection) -> None:
-    """Two worker processes load every part (each its own transaction, triggers on): the rows the sequential
-    generator yields, and rollups equal to a rebuild."""
-    run = spec()
-    assert len(parts(run)) > 4
-    counts = await load_parallel(dsn, run, workers=2)
-    expected = [o for b in generate(run) for o in b.orders]
-    assert counts.orders == 3_000
-    assert await conn.fetchval("SELECT count(*) FROM orders") == len(expected) == 3_000 + counts.failed
-    assert await conn.fetchval("SELECT sum(amount_total) FROM orders") == sum(o[2] for o in expected)
-    assert await conn.fetchval("SELECT count(*) FROM checkout_sessions") == counts.sessions
-    assert await conn.fetchval("SELECT count(*) FROM webhook_logs") == counts.webhook_logs == 3_000 // 50
-    assert await rollups_as_rebuilt(conn)
-    assert await conn.fetchval("SELECT sum(orders) FROM order_rollups") > 0
-
-
-async def test_parallel_seed_that_fails_takes_back_what_it_committed(dsn: str, conn: asyncpg.Connection) -> None:
-    """A part PostgreSQL refuses stops the run, and the parts already committed are deleted with their rollups."""
-    await conn.execute("ALTER TABLE orders ADD CONSTRAINT no_recent CHECK (created_at < now() - interval '1 day')")
-    await conn.execute("INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
-                       " VALUES ('pi_mine', 'completed', 500, 'USD', now() - interval '3 days', now())")
-    with pytest.raises(asyncpg.CheckViolationError):
-        await load_parallel(dsn, spec(), workers=2)
-    assert await conn.fetchval("SELECT array_agg(id) FROM orders") == ["pi_mine"]
-    assert await conn.fetchval("SELECT count(*) FROM checkout_sessions") == 0
-    assert await conn.fetchval("SELECT count(*) FROM payment_failures") == 0
-    assert await conn.fetchval("SELECT sum(orders) FROM order_rollups") == 1
-    assert await rollups_as_rebuilt(conn)
 
 
 @pytest.fixture
