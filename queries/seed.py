@@ -58,8 +58,11 @@ ENABLE_ROLLUP_TRIGGERS: Final = """
 ALTER TABLE orders ENABLE TRIGGER orders_rollup_insert, ENABLE TRIGGER orders_sales_rollups_insert;
 ALTER TABLE checkout_sessions ENABLE TRIGGER checkout_rollups_insert"""
 REBUILD_ROLLUPS: Final = "SELECT sales_rollups_rebuild()"
-# Planner statistics for the rebuild's scans (a fresh table has none, and autovacuum has not run yet).
+# Planner statistics for the rebuild's scans (a fresh table has none, and autovacuum has not run yet), and room
+# for its aggregates: with the default 4 MB they spill to disk (3 M orders: rebuild 13.7-15.0 s, with 64 MB
+# 11.2-12.9 s, alternating).
 ANALYZE_SEEDED: Final = "ANALYZE orders, checkout_sessions"
+REBUILD_MEMORY: Final = "SET LOCAL work_mem = '64MB'"
 
 
 class Deferred(enum.Enum):
@@ -85,6 +88,7 @@ async def rebuild_rollups(conn: asyncpg.Connection, how: Deferred) -> None:
     """Triggers back on, and every rollup recomputed from the tables (after a load with them off)."""
     await conn.execute(TRIGGERS_ON if how is Deferred.REPLICA else ENABLE_ROLLUP_TRIGGERS)
     await conn.execute(ANALYZE_SEEDED)
+    await conn.execute(REBUILD_MEMORY)
     await conn.execute(REBUILD_ROLLUPS)
 
 
