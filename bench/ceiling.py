@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from bench.common import Sale, checkout_completed, markdown_table
-from bench.loadgen import Blast, blast, request_bytes
+from bench.loadgen import Blast, blast, blast_aiohttp, request_bytes
 
 RAW_TABLE = ("CREATE TABLE IF NOT EXISTS bench_raw "
              "(id bigserial primary key, event_id text unique, payload jsonb)")
@@ -108,7 +108,7 @@ async def drained(dsn: str, within: float = 300.0) -> None:
 
 
 async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: int, events: int,
-                     concurrency: int, warmup: int = 300,
+                     concurrency: int, warmup: int = 300, client: str = "raw",
                      log: Callable[[str], None] = print) -> Rounds:
     """Warm every target up, then `rounds` rounds of `events` fresh events each, the order rotating."""
     out = Rounds()
@@ -118,8 +118,11 @@ async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: i
         return [checkout_completed(tag, next(serial)) for _ in range(n)]
 
     async def one(target: Target, sales: list[Sale]) -> Blast:
-        requests = [request_bytes(target.port, PATH, s) for s in sales]  # signed before the clock starts
-        result = await blast(target.port, requests, concurrency)
+        if client == "aiohttp":
+            result = await blast_aiohttp(target.port, sales, concurrency)
+        else:
+            requests = [request_bytes(target.port, PATH, s) for s in sales]  # signed before the clock starts
+            result = await blast(target.port, requests, concurrency)
         if target.drains:
             await drained(target.dsn)
         out.sent.setdefault(target.name, []).extend(sales)

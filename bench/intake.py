@@ -5,11 +5,9 @@ then webhook → Slack ping latency, then a correctness check. From the reposito
     python bench/intake.py [--rounds R] [--events N] [--concurrency C] [--trigger-cost] [--database-url ADMIN_DSN]
     python bench/intake.py --delivery-only [--open-loop-rate R] [--burst-sales N] [--outage-sales N --outage-seconds S]
 
-`--trigger-cost` adds a second bot whose rollup triggers are off to the same rounds: intake with ÷ without them.
-The bots run as their own processes (`python -m bot run`) against scratch databases created (and dropped)
-here, posting to a fake Slack Web API served from this process. Issue targets: intake ÷ ceiling ≥ 1.0, ≥ 1,000
-events/s on 2 cores, ping p95 < 1 s from webhook to Slack, bot RSS < 150 MiB.
-"""
+`--trigger-cost` adds a bot without rollup triggers to the rounds; `--client aiohttp` is the old load generator.
+The bots run as their own processes (`python -m bot run`) on scratch databases, posting to a fake Slack served
+here. Targets: intake ÷ ceiling ≥ 1.0, ≥ 1,000 events/s, ping p95 < 1 s, bot RSS < 150 MiB."""
 
 from __future__ import annotations
 
@@ -217,7 +215,8 @@ async def run(args: argparse.Namespace) -> int:  # long: one bench run, its serv
         bot_pid = listening_pid(int(env["PORT"]))
         rss_start = rss_mib(bot_pid)
         rounds = await ceiling.run_rounds(targets, raw_dsn, tag=tag, rounds=args.rounds, events=args.events,
-                                          concurrency=c, log=lambda line: print(line, file=sys.stderr))
+                                          concurrency=c, client=args.client,
+                                          log=lambda line: print(line, file=sys.stderr))
         rss_mid = rss_mib(bot_pid)
         session = await stack.enter_async_context(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)))
@@ -283,6 +282,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3000, help="events per server per round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved ceiling/intake rounds")
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                        help="load generator: pre-built requests on raw sockets, or an aiohttp session")
     parser.add_argument("--trigger-cost", action="store_true",
                         help="also a bot whose rollup triggers are off, in the same rounds")
     parser.add_argument("--concurrency", type=int, default=32, help="requests (and INSERTs) in flight")
