@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import time
 import uuid
 
@@ -32,6 +33,12 @@ from bench.common import (
 from tests.fakes import Fault
 
 PENDING = "SELECT count(*) FROM outbox WHERE status = 'pending'"
+# When each sale's outbox row was written (its intake transaction's start), and the ts of the message covering it.
+QUEUED = """
+SELECT s.dedupe_key, extract(epoch FROM s.created_at)::float8 AS queued, coalesce(b.slack_ts, s.slack_ts) AS ts
+  FROM outbox AS s LEFT JOIN outbox AS b ON b.id = s.coalesced_into
+ WHERE s.kind = 'sale' AND s.dedupe_key = ANY($1::text[])
+"""
 # The Slack ts of the message covering each settled sale.
 COVERING = """
 SELECT s.dedupe_key, coalesce(b.slack_ts, s.slack_ts) AS ts
@@ -113,6 +120,30 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
 
 
+async def breakdown(db: asyncpg.Connection, fake: TimedSlack, sent: dict[str, float]) -> list[tuple[str, str, str]]:
+    """Where an open-loop sale's wait goes: webhook → outbox row (intake), outbox row → Slack (the pace, the
+    claim and the call); and per message, the age of the newest sale it covers and the gap since the last one."""
+    offset = time.time() - time.monotonic()  # the outbox's wall-clock times onto the bench's monotonic clock
+    rows = await db.fetch(QUEUED, list(sent))
+    intake = [r["queued"] - offset - sent[r["dedupe_key"]] for r in rows]
+    out = [fake.received[r["ts"]] - (r["queued"] - offset) for r in rows if r["ts"] in fake.received]
+    newest: dict[str, float] = {}
+    for r in rows:
+        newest[r["ts"]] = max(newest.get(r["ts"], 0.0), r["queued"] - offset)
+    arrivals = sorted(fake.received[ts] for ts in newest if ts in fake.received)
+    ages = [fake.received[ts] - q for ts, q in newest.items() if ts in fake.received]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+
+    def p50_p95(values: list[float]) -> str:
+        return f"{ms(percentile(values, 50))} / {ms(percentile(values, 95))}"
+
+    return [("  webhook sent → outbox row (intake transaction start), p50 / p95", p50_p95(intake), ""),
+            ("  outbox row → message in Slack (pace + claim + call), p50 / p95", p50_p95(out), ""),
+            (f"  newest sale's age when its message arrives, p50 / p95 ({len(ages)} messages)", p50_p95(ages), ""),
+            ("  gap between consecutive messages, p50 / p95 / max",
+             f"{p50_p95(gaps)} / {ms(max(gaps, default=float('nan')))}", "≥ 1 s (Slack's pace)")]
+
+
 async def run(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     """The three measurements against a bot of their own; rows (measure, result, target)."""
     tag = uuid.uuid4().hex[:8]
@@ -135,10 +166,11 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                     await asyncio.sleep(1.5)
                     if args.open_loop_rate:
                         n = round(args.open_loop_rate * args.open_loop_seconds)
-                        waits = await latencies(db, fake, await send(session, url, sales(n),
-                                                                    rate=args.open_loop_rate))
+                        sent = await send(session, url, sales(n), rate=args.open_loop_rate)
+                        waits = await latencies(db, fake, sent)
                         rows.append((f"ping p50 / p95, open loop {args.open_loop_rate:g} sales/s ({n:,} sales)",
                                      f"{ms(percentile(waits, 50))} / **{ms(percentile(waits, 95))}**", "p95 < 1 s"))
+                        rows += await breakdown(db, fake, sent)
                         await asyncio.sleep(1.5)
                     if args.burst_sales:
                         posts = len(fake.received)

@@ -29,6 +29,10 @@ CHANNEL_INTERVAL = dt.timedelta(seconds=1)
 # minutes after Slack comes back; each retry is one call (one look-up, one post) per channel, a third of the
 # pace Slack allows.
 MAX_BACKOFF = dt.timedelta(seconds=3)
+# A paced channel's next pass starts this long before its slot, does its look-ups, holds the channel and waits
+# for the slot itself: the claim and the call then happen right at it, not a wake-up and half a dozen queries
+# later (each of which would add to the wait of every sale that arrived just after the previous post).
+SLOT_LEAD = dt.timedelta(milliseconds=50)
 PEEK = 50  # messages looked at per pass: the head, and the updates to the same message just behind it
 # Every replica's listener hears each enqueue at commit (bot/delivery/listener.py); this poll is the fallback
 # for what no notification announces: a notification missed while the listener reconnected, a retry or a
@@ -103,13 +107,15 @@ class DeliveryWorker:
 
     async def _loop(self) -> None:
         while True:
+            # Cleared before the pass, not after: a wake-up that fires during it (a slot coming due, a sale
+            # queued) starts the next pass at once instead of being lost until the fallback poll.
+            self.wake.clear()
             try:
                 await self.drain()
             except DB_UNAVAILABLE as exc:  # not the worker's business to crash over: wait, retry
                 log.warning("outbox unreachable, retrying: %s", exc)
             except Exception:  # a background loop must outlive any one bad pass, or nothing is delivered again
                 log.exception("delivery pass failed; retrying")
-            self.wake.clear()
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as the event
             # fires (python/cpython#86296), and then shutdown waits forever for this loop.
             with contextlib.suppress(TimeoutError):
@@ -131,21 +137,23 @@ class DeliveryWorker:
             if claimed is None:  # another worker is posting to this channel right now: look again after it
                 self._wake_at(CHANNEL_INTERVAL)
                 return 0
-            next_post_at, channel_id = claimed
+            slot, channel_id = claimed
             now = self._clock()
-            if next_post_at > now:
-                self._wake_at(next_post_at - now)
+            if slot - now > SLOT_LEAD:
+                self._wake_at(slot - now - SLOT_LEAD)
                 return 0
             # The pace-row lock is held across the HTTP call: nobody else posts to this channel meanwhile.
             doubt = await bursts.in_doubt(conn, channel)
             if doubt is not None and doubt.wait_seconds > 0:  # backing off: nothing overtakes it
                 self._wake_at(dt.timedelta(seconds=doubt.wait_seconds))
                 return 0
+            if doubt:
+                await self._until(slot)
             # The pace counts from the call, not from its answer: Slack spaces messages by when they arrive.
             calling = self._clock()
             sent = await self._resolve_burst(conn, channel, channel_id, doubt) if doubt else None
             if sent is None:
-                post = await self._next_post(conn, channel)
+                post = await self._next_post(conn, channel, slot)
                 if post is None:
                     return 0
                 calling = self._clock()
@@ -176,15 +184,22 @@ class DeliveryWorker:
             return post, found
         return post, await self._sender.post(channel, post.payload, ref=post.ref)
 
-    async def _next_post(self, conn: asyncpg.Connection, channel: str) -> Post | None:
-        """The next post: one message; one summary covering every waiting sale; or the newest of several
-        waiting updates to the same message (the older ones would be overwritten at once)."""
+    async def _until(self, slot: dt.datetime) -> None:
+        """Wait for the channel's slot (at most SLOT_LEAD and a little: the pass started just before it)."""
+        if (wait := (slot - self._clock()).total_seconds()) > 0:
+            await asyncio.sleep(wait)
+
+    async def _next_post(self, conn: asyncpg.Connection, channel: str, slot: dt.datetime) -> Post | None:
+        """The next post, once the channel's slot has come: one message; one summary covering every waiting
+        sale; or the newest of several waiting updates to the same message (the older ones would be
+        overwritten at once)."""
         messages = await q.next_messages(conn, channel, limit=PEEK)
         if not messages:
             return None
         head = messages[0]
         if head.op != "post" and head.target_ts is None and head.target_status == "pending":
             return None  # its target is not out yet (held back by a retry): keep the order
+        await self._until(slot)  # sales arriving until the slot still make this post
         if (head.kind == "sale" and await q.attempt_started(conn, head.id) is None
                 and await bursts.sales_waiting(conn, channel) > 1):
             # Claimed and recorded on a connection of its own, committed before the call to Slack.
@@ -230,7 +245,7 @@ class DeliveryWorker:
         if result.status is Status.OK:
             await self._settle_ok(conn, channel, post, result)
             await q.set_pace(conn, channel, next_post_at=calling + CHANNEL_INTERVAL)
-            self._wake_at(calling + CHANNEL_INTERVAL - now)  # whatever arrived meanwhile goes out next
+            self._wake_at(calling + CHANNEL_INTERVAL - SLOT_LEAD - now)  # what arrived meanwhile goes out next
             return
         error = result.error or result.status.value
         log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)

@@ -31,8 +31,8 @@ async def load(conn: asyncpg.Connection, batches: Iterable[Batch], *,
                 totals = totals.plus(batch)
                 if progress is not None:
                     progress(totals)
-            if deferred:
-                await q.rebuild_rollups(conn)
+            if deferred is not None:
+                await q.rebuild_rollups(conn, deferred)
     finally:
         await asyncio.wait([upcoming])  # on failure too: no thread is left generating after we return
     return totals

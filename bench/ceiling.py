@@ -1,0 +1,175 @@
+"""The intake ceiling ratio, measured interleaved (run through `python bench/intake.py`).
+
+Three servers run side by side on the same PostgreSQL, each on its own scratch database:
+  ceiling  bench/naive_receiver.py — aiohttp, Stripe's signature check, one `INSERT` of the raw body per event in
+           its own transaction (asyncpg pool of 10, the bot's pool size): the least a durable receiver can do;
+  intake   the bot (`python -m bot run`): signed POST /webhooks/stripe → group commit → orders, outbox, rollups;
+  bare     (no server) the same INSERTs straight from an asyncpg pool, no HTTP: the database's own ceiling.
+With `--trigger-cost` a second bot runs on a database whose rollup triggers (0007, 0011) are disabled.
+
+Each round sends every server the same number of fresh events (same payload bytes, same concurrency, from the
+cheap load generator in bench/loadgen.py); the order of the servers rotates from round to round, and the
+bot's outbox is drained between rounds so its Slack deliveries never overlap another server's round.
+Ratios are per round (neighbours in time share the machine's mood); the median over rounds is the figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from bench.common import Sale, checkout_completed, markdown_table
+from bench.loadgen import Blast, blast, blast_aiohttp, request_bytes
+
+RAW_TABLE = ("CREATE TABLE IF NOT EXISTS bench_raw "
+             "(id bigserial primary key, event_id text unique, payload jsonb)")
+RAW_INSERT = "INSERT INTO bench_raw (event_id, payload) VALUES ($1, $2::jsonb)"
+PENDING = "SELECT count(*) FROM outbox WHERE status = 'pending'"
+# The rollup triggers of migrations 0007 and 0011, by table: what --trigger-cost turns off.
+ROLLUP_TRIGGERS = {
+    "orders": ("orders_rollup_insert", "orders_rollup_update", "orders_rollup_delete",
+               "orders_sales_rollups_insert", "orders_sales_rollups_update", "orders_sales_rollups_delete"),
+    "checkout_sessions": ("checkout_rollups_insert", "checkout_rollups_update", "checkout_rollups_delete"),
+}
+PATH = "/webhooks/stripe"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test: its name, port, and the database whose outbox to drain after its round."""
+
+    name: str
+    port: int
+    dsn: str
+    drains: bool = False
+
+
+@dataclass
+class Rounds:
+    """Events/s per target name, one entry per round, and everything sent to each target."""
+
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    non_200: dict[str, int] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    sent: dict[str, list[Sale]] = field(default_factory=dict)
+    loads: list[tuple[float, float, float]] = field(default_factory=list)  # os.getloadavg() per round
+
+    def ratio(self, a: str, b: str) -> list[float]:
+        """a ÷ b, round by round."""
+        return [x / y for x, y in zip(self.rates[a], self.rates[b], strict=True)]
+
+
+async def disable_rollup_triggers(dsn: str) -> None:
+    """Turn the rollup triggers off in a (scratch, migrated) database: the --trigger-cost baseline."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table, triggers in ROLLUP_TRIGGERS.items():
+            for trigger in triggers:
+                await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    finally:
+        await conn.close()
+
+
+async def bare_inserts(dsn: str, sales: list[Sale], concurrency: int) -> float:
+    """Rows/s of plain single-row INSERTs of the same payloads (jsonb), one transaction each, no HTTP."""
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    try:
+        queue = iter(sales)
+
+        async def worker() -> None:
+            async with pool.acquire() as conn:
+                for sale in queue:
+                    await conn.execute(RAW_INSERT, sale.event_id, sale.body.decode())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(sales) / (time.perf_counter() - started)
+    finally:
+        await pool.close()
+
+
+async def drained(dsn: str, within: float = 300.0) -> None:
+    """Wait until the bot's outbox has nothing pending."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + within
+        while await conn.fetchval(PENDING):
+            if time.monotonic() > deadline:
+                raise TimeoutError("outbox still pending")
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: int, events: int,
+                     concurrency: int, warmup: int = 300, client: str = "raw",
+                     log: Callable[[str], None] = print) -> Rounds:
+    """Warm every target up, then `rounds` rounds of `events` fresh events each, the order rotating."""
+    out = Rounds()
+    serial = iter(range(10**9))
+
+    def fresh(n: int) -> list[Sale]:
+        return [checkout_completed(tag, next(serial)) for _ in range(n)]
+
+    async def one(target: Target, sales: list[Sale]) -> Blast:
+        if client == "aiohttp":
+            result = await blast_aiohttp(target.port, sales, concurrency)
+        else:
+            requests = [request_bytes(target.port, PATH, s) for s in sales]  # signed before the clock starts
+            result = await blast(target.port, requests, concurrency)
+        if target.drains:
+            await drained(target.dsn)
+        out.sent.setdefault(target.name, []).extend(sales)
+        return result
+
+    for target in targets:
+        await one(target, fresh(warmup))
+    names = [t.name for t in targets] + ["bare"]
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            sales = fresh(events)
+            if name == "bare":
+                rate = await bare_inserts(raw_dsn, sales, concurrency)
+            else:
+                result = await one(next(t for t in targets if t.name == name), sales)
+                rate = result.rate
+                out.non_200[name] = out.non_200.get(name, 0) + result.non_200
+                out.latencies.setdefault(name, []).extend(result.latencies)
+            out.rates.setdefault(name, []).append(rate)
+        out.loads.append(os.getloadavg())
+        log(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {out.rates[n][-1]:,.0f}/s" for n in names)
+            + f"; load {out.loads[-1][0]:.1f}")
+    return out
+
+
+def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
+    """The per-round table and the medians."""
+    names = list(rounds.rates)
+    with_triggers = "intake" in names and "no-triggers" in names
+    header = ["round", *(f"{n} events/s" for n in names), "intake ÷ ceiling"]
+    header += ["intake ÷ no-triggers"] if with_triggers else []
+    header += ["load (1 min)"]
+    rows: list[list[object]] = []
+    ratio = rounds.ratio("intake", "ceiling")
+    trig = rounds.ratio("intake", "no-triggers") if with_triggers else []
+    for i in range(len(ratio)):
+        row: list[object] = [i + 1, *(f"{rounds.rates[n][i]:,.0f}" for n in names), f"{ratio[i]:.2f}"]
+        row += [f"{trig[i]:.2f}"] if with_triggers else []
+        rows.append([*row, f"{rounds.loads[i][0]:.1f}"])
+    medians: list[object] = ["**median**", *(f"{statistics.median(rounds.rates[n]):,.0f}" for n in names),
+                             f"**{statistics.median(ratio):.2f}**"]
+    medians += [f"**{statistics.median(trig):.2f}**"] if with_triggers else []
+    rows.append([*medians, ""])
+    non_200 = ", ".join(f"{n} {k}" for n, k in rounds.non_200.items())
+    return "\n\n".join([
+        f"{len(ratio)} interleaved rounds of {events:,} signed checkout.session.completed events per server, "
+        f"{concurrency} in flight (order rotating each round); non-200 answers: {non_200}.",
+        markdown_table(header, rows),
+    ])
