@@ -21,6 +21,7 @@ from bot.delivery.worker import DeliveryWorker
 from bot.home.publisher import HomePublisher
 from bot.intake.batch import IntakeBatcher
 from bot.metrics import Metrics
+from bot.rhythm.load import RhythmCache, RhythmSource
 from bot.scheduling import JobFailures
 from bot.settings.live import LiveSettings
 from bot.web.feed import LocalFeed
@@ -46,6 +47,7 @@ class Deps:
     home: HomePublisher = field(default_factory=lambda: HomePublisher(client=None))  # the App Home tab
     feed: LocalFeed | None = None  # local mode only: what the feed page at GET / shows
     channels: ChannelDirectory | None = None  # with a bot token: the configured channels as Slack sees them
+    rhythm_cache: RhythmCache = field(default_factory=RhythmCache)  # built once per local hour, not per /sales
 
     @property
     def settings(self) -> Settings:
@@ -56,6 +58,11 @@ class Deps:
     def rules(self) -> RuleSet:
         """The alert rules in force now."""
         return self.live.rules
+
+    @property
+    def rhythm(self) -> RhythmSource:
+        """The store's rhythm as the rules in force read it, through the shared cache."""
+        return RhythmSource(self.rhythm_cache, self.live.rules.rhythm)
 
 
 class Runtime:

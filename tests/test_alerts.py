@@ -484,6 +484,24 @@ async def test_sales_stopped_fires_at_peak_not_in_a_quiet_hour(store: Bot, jobs:
     assert not await _rule_fires(store, "sales_stopped", quiet.astimezone(dt.UTC), rhythm_now=True)
 
 
+async def test_the_rhythm_is_built_once_an_hour_and_again_in_the_next(store: Bot, clock: FakeClock) -> None:
+    """/sales, Home and the alert job share one rhythm per local hour: history written within the hour is not
+    read again (no rebuild per request); the next hour, or other [rhythm] parameters, rebuild it."""
+    from bot.rhythm.load import RhythmCache
+    from bot.rhythm.model import RhythmParams
+
+    cache = RhythmCache()
+    async with store.deps.pool.acquire() as conn:
+        assert await cache.get(conn, now=clock.now, tz=NY) is None  # no history yet
+        await _history(store, until=NOON.astimezone(NY).date(), weeks=8, per_hour=PEAK)
+        assert await cache.get(conn, now=clock.now + dt.timedelta(minutes=30), tz=NY) is None and cache.hits == 1
+        rebuilt = await cache.get(conn, now=clock.now + dt.timedelta(hours=1), tz=NY)
+        assert rebuilt is not None and rebuilt.currency == "USD"
+        assert await cache.get(conn, now=clock.now + dt.timedelta(hours=1, minutes=5), tz=NY) is rebuilt
+        other = await cache.get(conn, now=clock.now + dt.timedelta(hours=1), tz=NY, params=RhythmParams(weeks=4))
+        assert other is not None and other is not rebuilt and cache.hits == 2
+
+
 async def test_sales_low_today_and_the_fixed_rules_with_a_rhythm(store: Bot, clock: FakeClock) -> None:
     """With a rhythm, a day at a sixth of usual by 14:00 is "unusually low" and a usual one is not; the fixed
     no_sales rule stands aside; with under two weeks of history it is the other way round."""

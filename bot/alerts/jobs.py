@@ -17,7 +17,6 @@ from bot.alerts.respond import notifier_for
 from bot.alerts.rules import Context
 from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
-from bot.rhythm.load import load_rhythm
 from queries import alerts as q
 from queries import health
 
@@ -52,7 +51,7 @@ class AlertJobs:
         await self._record_outage()
         async with deps.pool.acquire() as conn:
             settings, rules = deps.settings, deps.rules  # read once: a change from Slack applies from the next tick
-            rhythm = await load_rhythm(conn, now=now, tz=settings.tz, params=rules.rhythm)
+            rhythm = await deps.rhythm_cache.get(conn, now=now, tz=settings.tz, params=rules.rhythm)
             ctx = Context(now=now, tz=settings.tz, business_hours=settings.business_hours, site_url=settings.site_url,
                           rhythm=rhythm, business_days=settings.business_days, quiet_hours=settings.quiet_hours)
             notifier = notifier_for(deps)

@@ -56,7 +56,7 @@ async def sales(deps: Deps, arg: str, shareable: bool) -> Message:
     except UnknownPeriod:
         return _unknown("/sales", arg)
     snapshot = await sales_snapshot(deps.pool, period=period, now=now, tz=tz,
-                                    currency=CurrencyChoice.of(deps.settings))
+                                    currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm)
     return sales_message(snapshot, tz=tz, share_arg=arg if shareable else None)
 
 

@@ -20,7 +20,7 @@ async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[Sales
     """Today's /sales figures and the last 24 hours by hour (None when that lookup did not arrive)."""
     now, tz = deps.clock(), deps.settings.tz
     today = await sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz,
-                                 budget=budget, currency=CurrencyChoice.of(deps.settings))
+                                 budget=budget, currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm)
     got, _ = await gather_within(deps.pool, {"hourly": lambda db: sales.trend(
         db, start=now - dt.timedelta(hours=24), end=now, bucket="hour", tz=tz.key)}, budget=budget)
     return today, got.get("hourly")

@@ -21,7 +21,7 @@ import asyncpg
 from bot.currency import ACCOUNT_UNKNOWN, NO_STORE_CURRENCY, PER_CURRENCY, CurrencyChoice, StoreTotals, store_totals
 from bot.delivery.channels import ChannelStatus
 from bot.periods import Period
-from bot.rhythm.load import pace_today
+from bot.rhythm.load import RhythmSource, pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
 from queries import alerts, app_events, errors, health, mrr, sales, settlements, sketch, stripe_sync
@@ -133,7 +133,8 @@ def _totals_fields(choice: CurrencyChoice, got: dict[str, Any]) -> dict[str, Any
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
                          budget: float = COMMAND_BUDGET,
-                         currency: CurrencyChoice = PER_CURRENCY) -> SalesSnapshot:
+                         currency: CurrencyChoice = PER_CURRENCY,
+                         rhythm: RhythmSource | None = None) -> SalesSnapshot:
     """The figures of /sales for `period`; `currency` says whether and how totals are given in one currency."""
     before = period.week_earlier(tz)
     lookups: dict[str, Lookup] = {
@@ -149,7 +150,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     }
     lookups["subscriptions"] = lambda db: mrr.summary(db, now=min(now, period.end), since=now - MRR_WINDOW)
     if period.key == "today":
-        lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz)
+        lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz, source=rhythm)
     got, missing = await gather_within(pool, lookups, budget=budget)
     customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(

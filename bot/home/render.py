@@ -23,7 +23,7 @@ async def render_home(deps: Deps) -> dict[str, Any]:
     now, tz = deps.clock(), deps.settings.tz
     today, health, (got, _) = await asyncio.gather(
         sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=HOME_BUDGET,
-                       currency=CurrencyChoice.of(deps.settings)),
+                       currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm),
         gather_health(deps, budget=HOME_BUDGET),
         gather_within(deps.pool, {"orders": lambda db: sales.recent_orders(db, limit=RECENT_ORDERS)},
                       budget=HOME_BUDGET))
