@@ -55,6 +55,11 @@ def assert_valid_view(view: Mapping[str, Any]) -> None:
     assert view.get("type") == "home", f"not a Home view: {view.get('type')!r}"
     blocks = view.get("blocks") or []
     assert 0 < len(blocks) <= MAX_BLOCKS_HOME, f"{len(blocks)} blocks, a Home tab allows {MAX_BLOCKS_HOME}"
+    _assert_surface_blocks(blocks)
+
+
+def _assert_surface_blocks(blocks: list[Mapping[str, Any]]) -> None:
+    """A view's blocks: valid against the schema, block ids unique, every limit kept."""
     error = best_match(_validator().iter_errors(blocks))
     assert error is None, f"invalid Block Kit at {list(error.absolute_path)}: {error.message}"
     block_ids = [b["block_id"] for b in blocks if "block_id" in b]
@@ -96,9 +101,4 @@ def assert_valid_modal(view: Mapping[str, Any]) -> None:
     assert 0 < len(blocks) <= MAX_BLOCKS_HOME, f"{len(blocks)} blocks, a modal allows {MAX_BLOCKS_HOME}"
     if any(b.get("type") == "input" for b in blocks):
         assert "submit" in view, "a modal with inputs needs a submit button"
-    error = best_match(_validator().iter_errors(blocks))
-    assert error is None, f"invalid Block Kit at {list(error.absolute_path)}: {error.message}"
-    block_ids = [b["block_id"] for b in blocks if "block_id" in b]
-    assert len(block_ids) == len(set(block_ids)), f"duplicate block_id in {block_ids}"
-    for index, block in enumerate(blocks):
-        _assert_limits(index, block)
+    _assert_surface_blocks(blocks)

@@ -89,6 +89,16 @@ async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to a fresh, migrated database (no jsonb codec: binary COPY needs asyncpg's own)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
 async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
     """The bot's kind of pool (jsonb as Python objects) on a fresh database."""
     p = await create_pool(dsn, min_size=1, max_size=4)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -28,16 +27,6 @@ def spec(*, orders: int = ORDERS, days: int = DAYS, token: str = "t1", seed: int
 async def seed_into(conn: asyncpg.Connection, run: SeedSpec) -> SeedCounts:
     """Generate and COPY one run."""
     return await load(conn, generate(run))
-
-
-@pytest.fixture
-async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection (no jsonb codec: binary COPY needs asyncpg's built-in one) to a fresh database."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 Seeded = tuple[asyncpg.Connection, SeedSpec, SeedCounts]

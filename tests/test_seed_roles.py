@@ -49,16 +49,6 @@ async def rollups_as_rebuilt(conn: asyncpg.Connection) -> bool:
 
 
 @pytest.fixture
-async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection to a fresh, migrated database."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
-@pytest.fixture
 async def role(dsn: str, conn: asyncpg.Connection) -> AsyncIterator[str]:
     """A login role that is not a superuser, with every privilege on the tables; dropped afterwards."""
     name = f"salespulse_seeder_{os.getpid()}_{next(_roles)}"
