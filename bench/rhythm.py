@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.alerts.rules import DEFAULT_RULES
 from bot.demo.seed import DAY_LEVEL, WEEKDAY_HOURS, WEEKEND_HOURS
 from bot.rhythm.judge import LowTodayParams, StoppedParams, low_today, stopped
 from bot.rhythm.model import Rhythm, RhythmParams, build
@@ -92,6 +93,12 @@ class Rules:
 
     stopped: StoppedParams
     low: LowTodayParams
+    keep: tuple[dt.timedelta, dt.timedelta] = (dt.timedelta(), dt.timedelta())  # each rule's keep_firing_for
+
+
+def rule_keep(name: str) -> dt.timedelta:
+    """The default rule's keep_firing_for, as the engine applies it."""
+    return next(r.keep_firing_for for r in DEFAULT_RULES if r.name == name)
 
 
 def checks(day: dt.date, offset: dt.timedelta) -> list[dt.datetime]:
@@ -115,15 +122,18 @@ def false_alarms(arrivals: list[dt.datetime], counts: Counter[tuple[dt.date, int
                  rules: Rules) -> tuple[int, int]:
     """Alerts started by each rule over a month without incidents."""
     started = [0, 0]
-    was = (False, False)
+    last_true: list[dt.datetime | None] = [None, None]  # an alert stays open until false for `keep` (the engine)
     for day in month:
         rhythm = rhythm_for(counts, day)
         midnight = dt.datetime.combine(day, dt.time(0), tzinfo=TZ).astimezone(dt.UTC)
         for now in checks(day, dt.timedelta()):
             now_firing = firing(rhythm, rules, arrivals, now, midnight)
             for i in (0, 1):
-                started[i] += now_firing[i] and not was[i]
-            was = now_firing
+                seen = last_true[i]
+                still_open = seen is not None and now - seen <= rules.keep[i] + CHECK
+                started[i] += now_firing[i] and not still_open
+                if now_firing[i]:
+                    last_true[i] = now
     return started[0], started[1]
 
 
@@ -194,7 +204,7 @@ def main() -> None:
         stop = replace(stop, alpha=args.alpha)
     if args.budget is not None:
         stop = replace(stop, false_alarms_per_30_days=args.budget)
-    rules = Rules(stop, LowTodayParams())
+    rules = Rules(stop, LowTodayParams(), (rule_keep("sales_stopped"), rule_keep("sales_low_today")))
     print(f"stopped: {rules.stopped}\nlow today: {rules.low}\nmodel: {RhythmParams()}")
     rows = {}
     for size in (float(s) for s in args.sizes.split(",")):

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -83,6 +84,34 @@ async def test_payment_failure_warning_fires_at_three_not_two(store: Bot, jobs: 
     assert_valid_message(calls[0])
     assert [e["action_id"] for b in calls[0]["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
         "alert_ack", "alert_silence_1h", "alert_silence_tomorrow", "alert_resolve"]
+
+
+async def test_keep_firing_for_holds_an_alert_through_a_dip(dsn: str, fake_slack: FakeSlack, clock: FakeClock,
+                                                             tmp_path: Path) -> None:
+    """keep_firing_for_minutes = 30: failures that leave the window keep the warning open, their return within
+    the half hour is the same alert (no second post), and it resolves 30 minutes after it last held."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[rules.payment_failures_warning]\nkeep_firing_for_minutes = 30\n", encoding="utf-8")
+    count = "SELECT count(*) FILTER (WHERE resolved_at IS NULL), count(*) FROM alerts WHERE rule = $1"
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         ALERT_RULES_FILE=str(rules)) as bot:
+        jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+        try:
+            await failures(bot, 3, clock.now - dt.timedelta(minutes=1))
+            assert len(alert_calls(await run(jobs, bot))) == 1
+            clock.advance(minutes=20)  # the failures left the 10-minute window: false, but held 19 min ago
+            await run(jobs, bot)
+            assert tuple(await bot.deps.pool.fetchrow(count, "payment_failures_warning")) == (1, 1)
+            await failures(bot, 3, clock.now - dt.timedelta(minutes=1))
+            await run(jobs, bot)
+            clock.advance(minutes=29)
+            calls = alert_calls(await run(jobs, bot))
+            assert len(calls) == 1 and tuple(await bot.deps.pool.fetchrow(count, "payment_failures_warning")) == (1, 1)
+            clock.advance(minutes=2)
+            await run(jobs, bot)
+            assert tuple(await bot.deps.pool.fetchrow(count, "payment_failures_warning")) == (0, 1)
+        finally:
+            await jobs.leadership.release()
 
 
 async def test_critical_inhibits_the_warning_of_its_family(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:

@@ -170,7 +170,7 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
                     at=ctx.now)
         sent = 0
         for fp, a in list(open_by_fp.items()):
-            if a.rule in measured and fp not in current:  # evaluated and no longer true
+            if a.rule in measured and fp not in current and not _kept_firing(a, by_name.get(a.rule), ctx.now):
                 await q.resolve(conn, alert_id=a.id, at=ctx.now)
                 await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)
                 sent += 1
@@ -178,6 +178,11 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
         fresh = [await _reload(conn, a.id) for a in open_by_fp.values()]
         sent += await _route_and_notify(conn, fresh, rules=rules, ctx=ctx, notifier=notifier)
     return sent
+
+
+def _kept_firing(alert: q.AlertRow, rule: Rule | None, now: dt.datetime) -> bool:
+    """Whether an alert no longer true stays open: its condition held less than `keep_firing_for` ago."""
+    return rule is not None and now - alert.last_seen_at < rule.keep_firing_for
 
 
 async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertRow], *, rules: RuleSet,

@@ -82,6 +82,9 @@ class Rule:
     needs_rhythm: bool = False  # judged against the store's rhythm: silent while there is none
     only_without_rhythm: bool = False  # a fixed rule the rhythm rules replace once the store has a rhythm
     params: StoppedParams | LowTodayParams | None = None  # a rhythm rule's own parameters
+    # Prometheus's `keep_firing_for`: an alert resolves only once its condition has been false this long, so a
+    # measure wavering around its line is one alert, not one per crossing.
+    keep_firing_for: dt.timedelta = dt.timedelta()
 
     def applies(self, rhythm: Rhythm | None) -> bool:
         """Whether the rule is judged with or without a rhythm (otherwise its findings are none)."""
@@ -229,8 +232,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          dt.timedelta(minutes=10), payment_failures, only_without_rhythm=True),
     Rule("payment_failure_rate", "payment_failures", Severity.WARNING, "Payment failure rate high", 0.10, HOUR,
          payment_failure_rate, min_attempts=10, min_count=5),
+    # A slow day hovers around its line for hours: one warning for it, not one per crossing (bench/rhythm.py).
     Rule("sales_low_today", "sales", Severity.WARNING, "Sales unusually low today", 0, HOUR, sales_low_today,
-         needs_rhythm=True, params=LowTodayParams()),
+         needs_rhythm=True, params=LowTodayParams(), keep_firing_for=2 * HOUR),
     Rule("sync_failures", "sync", Severity.WARNING, "Sync failures", 1, HOUR, sync_failures),
     Rule("webhook_errors", "webhooks", Severity.WARNING, "Webhook errors", 0.01, HOUR, webhook_errors,
          min_attempts=5),

@@ -28,6 +28,7 @@ class Override(_Strict):
     """What any [rules.<name>] table may set besides its threshold."""
 
     window_minutes: float | None = Field(None, gt=0)
+    keep_firing_for_minutes: float | None = Field(None, ge=0)
     enabled: bool | None = None
     only_without_rhythm: bool | None = None  # false keeps a fixed rule on once the store has a rhythm
 
@@ -60,6 +61,7 @@ class StoppedOverride(_Strict):
     """[rules.sales_stopped]: bot.rhythm.judge.StoppedParams."""
 
     enabled: bool | None = None
+    keep_firing_for_minutes: float | None = Field(None, ge=0)
     alpha: float | None = Field(None, gt=0, lt=1)
     false_alarms_per_30_days: float | None = Field(None, gt=0)
     min_per_hour: float | None = Field(None, ge=0)
@@ -70,6 +72,7 @@ class LowTodayOverride(_Strict):
     """[rules.sales_low_today]: bot.rhythm.judge.LowTodayParams."""
 
     enabled: bool | None = None
+    keep_firing_for_minutes: float | None = Field(None, ge=0)
     alpha: float | None = Field(None, gt=0, lt=1)
     min_expected: float | None = Field(None, ge=0)
     max_share: float | None = Field(None, gt=0, le=1)
@@ -130,8 +133,9 @@ def _apply(rule: Rule, override: _Strict) -> Rule:
     if rule.params is not None:  # a rhythm rule: its parameters are a frozen dataclass of their own
         names = {f.name for f in fields(rule.params)}
         params = replace(rule.params, **{k: v for k, v in given.items() if k in names})
-        return replace(rule, params=params, enabled=given.get("enabled", rule.enabled))
-    changes: dict[str, Any] = {}
+        return replace(rule, params=params, enabled=given.get("enabled", rule.enabled),
+                       keep_firing_for=_keep(given, rule))
+    changes: dict[str, Any] = {"keep_firing_for": _keep(given, rule)}
     if (threshold := getattr(override, "threshold", None)) is not None:
         changes["threshold"] = float(threshold)
     if "window_minutes" in given:
@@ -140,6 +144,12 @@ def _apply(rule: Rule, override: _Strict) -> Rule:
                "only_without_rhythm": "only_without_rhythm"}
     changes |= {field: given[key] for key, field in renamed.items() if key in given}
     return replace(rule, **changes)
+
+
+def _keep(given: dict[str, Any], rule: Rule) -> dt.timedelta:
+    """keep_firing_for_minutes as a duration, else the rule's own."""
+    minutes = given.get("keep_firing_for_minutes")
+    return rule.keep_firing_for if minutes is None else dt.timedelta(minutes=minutes)
 
 
 def load_rules(path: Path | None) -> RuleSet:
