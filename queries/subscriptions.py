@@ -14,10 +14,12 @@ from typing import Any, Final
 from queries.executor import Executor
 
 INSERT_SNAPSHOTS: Final = """
-INSERT INTO subscription_events (event_id, subscription_id, at,  rank, status, mrr, currency, plan, before_mrr)
-SELECT *
+INSERT INTO subscription_events (event_id, subscription_id, at, rank, status, mrr, currency, plan, before_mrr,
+                                 pricing, before_pricing, discounts)
+SELECT e, s, a, r, st, m, c, p, b, pr::jsonb, bp::jsonb, d
   FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::smallint[], $5::text[], $6::bigint[], $7::text[],
-              $8::text[], $9::bigint[])
+              $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[])
+       AS v (e, s, a, r, st, m, c, p, b, pr, bp, d)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -78,6 +80,9 @@ class Snapshot:
     currency: str
     plan: str | None
     before_mrr: int | None = None  # what the event says the MRR was just before it (None: it does not say)
+    pricing: str | None = None  # JSON: what mrr is made of, when a Discount is named by id (pricing.py)
+    before_pricing: str | None = None  # JSON: the same for before_mrr
+    discounts: str | None = None  # 'pending' while such Discounts are to be read (migration 0018)
 
 
 @dataclass(frozen=True, slots=True)
