@@ -49,6 +49,11 @@ ON CONFLICT (id) DO UPDATE
 REMEMBER_RENEWALS: Final = """
 INSERT INTO renewal_invoices (invoice_id) SELECT unnest($1::text[]) ON CONFLICT (invoice_id) DO NOTHING
 """
+# Likely renewals (a "Subscription update" PaymentIntent before its invoice): held, never dropped, until it says.
+HOLD_PINGS: Final = """
+UPDATE outbox SET available_at = greatest(available_at, $2)
+ WHERE dedupe_key = ANY(SELECT 'sale:' || unnest($1::text[])) AND status = 'pending' AND attempts = 0
+"""
 DROP_RENEWAL_PINGS: Final = """
 DELETE FROM outbox
  WHERE dedupe_key IN (SELECT 'sale:' || o.id
@@ -137,3 +142,9 @@ async def quiet_renewals(db: Executor, order_ids: Sequence[str], *, hold_until: 
         await db.execute(DROP_RENEWAL_PINGS, list(order_ids))
     else:
         await db.execute(HOLD_RENEWAL_PINGS, list(order_ids), hold_until)
+
+
+async def hold_pings(db: Executor, order_ids: Sequence[str], *, hold_until: dt.datetime) -> None:
+    """Hold the untried sale pings of these orders until `hold_until` (a release may still send them earlier)."""
+    if order_ids:
+        await db.execute(HOLD_PINGS, list(order_ids), hold_until)
