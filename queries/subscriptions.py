@@ -12,6 +12,7 @@ from dataclasses import astuple, dataclass
 from typing import Any, Final
 
 from queries.executor import Executor
+from queries.sales import CurrencyTotal
 
 INSERT_SNAPSHOTS: Final = """
 INSERT INTO subscription_events (event_id, subscription_id, at, rank, status, mrr, currency, plan, before_mrr,
@@ -49,6 +50,16 @@ ON CONFLICT (id) DO UPDATE
 REMEMBER_RENEWALS: Final = """
 INSERT INTO renewal_invoices (invoice_id) SELECT unnest($1::text[]) ON CONFLICT (invoice_id) DO NOTHING
 """
+# Renewals paid in [$1, $2) per currency: the morning report's line when SUBSCRIPTION_RENEWALS=report pings none.
+RENEWAL_TOTALS: Final = """
+SELECT coalesce(o.currency, '') AS currency, count(*) AS orders, coalesce(sum(o.amount_total), 0) AS revenue
+  FROM renewal_invoices AS r
+  JOIN orders AS o ON o.invoice_id = r.invoice_id
+ WHERE o.payment_status IN ('completed', 'refunded') AND o.created_at >= $1 AND o.created_at < $2
+ GROUP BY 1
+ ORDER BY 1
+"""
+
 # Likely renewals (a "Subscription update" PaymentIntent before its invoice): held, never dropped, until it says.
 HOLD_PINGS: Final = """
 UPDATE outbox SET available_at = greatest(available_at, $2)
@@ -148,3 +159,10 @@ async def hold_pings(db: Executor, order_ids: Sequence[str], *, hold_until: dt.d
     """Hold the untried sale pings of these orders until `hold_until` (a release may still send them earlier)."""
     if order_ids:
         await db.execute(HOLD_PINGS, list(order_ids), hold_until)
+
+
+async def renewal_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
+    """Renewals paid in [start, end), count and revenue per currency (renewal invoices are remembered unless
+    SUBSCRIPTION_RENEWALS=ping)."""
+    rows = await db.fetch(RENEWAL_TOTALS, start, end)
+    return [CurrencyTotal(r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]

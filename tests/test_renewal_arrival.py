@@ -1,16 +1,23 @@
 """A renewal is told whichever of its payment's events arrives first, even when the invoice comes after the sale
-ping's settle window (SALE_SETTLE_SECONDS, 5 s by default): every arrival order, in every API version."""
+ping's settle window (SALE_SETTLE_SECONDS, 5 s by default): every arrival order, in every API version; and with
+SUBSCRIPTION_RENEWALS=report the morning report counts them."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
 import itertools
+import json
 from typing import Any
 
 import pytest
 
+from bot.blocks.reports import report_message
 from bot.clock import utcnow
+from bot.reports.figures import MorningFigures
+from bot.reports.reporter import Reporter
+from bot.reports.schedule import ReportKind, slot_for
+from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
 from tests.test_subscriptions import RESET, post, story_event
@@ -89,3 +96,26 @@ async def test_a_mid_period_change_payment_is_pinged_when_its_invoice_says_so(ds
         first = [events["payment_intent.succeeded"], events["charge.succeeded"], events["invoice_payment.paid"]]
         assert await arrive_apart(shop, first) == []
         assert await post(shop, invoice) == [SALE]
+
+
+@pytest.mark.parametrize(("mode", "line"), [("report", "🔄 Renewals yesterday: 1 renewal · $19.00"),
+                                            ("coalesce", None)])
+async def test_the_morning_report_counts_renewals_that_are_not_pinged(dsn: str, fake_slack: FakeSlack, mode: str,
+                                                                       line: str | None) -> None:
+    """SUBSCRIPTION_RENEWALS=report: the morning report says how many renewals came in yesterday and their revenue
+    (pinged nowhere else); in the other modes the pings told it, so no line."""
+    now = dt.datetime(2026, 3, 20, 9, 0, tzinfo=dt.UTC)
+    renewal = story_event("clover", "subscription_renewal/invoice.paid")
+    renewal["created"] = int((now - dt.timedelta(hours=20)).timestamp())  # yesterday, 13:00 UTC
+    async with start_bot(dsn, fake_slack, clock=lambda: now, SUBSCRIPTION_RENEWALS=mode) as shop:
+        assert (await shop.stripe(renewal)).status == 200
+        figures = await Reporter.from_deps(shop.deps).figures(
+            slot_for(ReportKind.MORNING, now.date(), shop.deps.settings), now=now)
+        assert isinstance(figures, MorningFigures)
+        msg = report_message(figures, tz=shop.deps.settings.tz)
+        assert_valid_message(msg)
+        shown = json.dumps(msg.blocks, ensure_ascii=False)
+        if line is None:
+            assert "Renewals" not in shown and "Renewals" not in msg.text
+        else:
+            assert line in shown and line.removeprefix("🔄 ") in msg.text
