@@ -221,3 +221,22 @@ async def test_rate_limits_and_errors_are_retried_later(dsn: str, fake_slack: Fa
         assert (await mrr.summary(bot.deps.pool, now=clock.now, since=NOW - dt.timedelta(days=30))
                 ).currencies[0].mrr == 1425
     assert [r.answered for r in fake.requests] == [500, 429, 429, 429, 429, 200]
+
+
+async def test_a_deleted_coupon_leaves_its_discount_unknown(dsn: str, fake_slack: FakeSlack,
+                                                            fake: FakeStripe) -> None:
+    """Clover names the coupon by id; GET /v1/coupons answers 404 (deleted): that discount stays unknown, the other
+    one is applied ($19.00 less 25 % = $14.25) and the snapshot is marked missing."""
+    pct, _, coupons = terms("clover")
+    deleted = discount("clover", "di_1Deleted", coupon("Deleted", percent_off=50.0))
+    evt = with_discounts(story("clover", "1_created", NOW - dt.timedelta(days=1), 1), ["di_1Pct25", "di_1Deleted"],
+                         [])
+    serve(fake, evt, {"p": pct, "d": deleted})
+    fake.coupons["Pct25"] = coupons["Pct25"]
+    async with start_bot(dsn, fake_slack, clock=lambda: NOW, STRIPE_API_KEY=API_KEY,
+                         STRIPE_API_URL=fake.url) as bot:
+        assert (await bot.stripe(evt)).status == 200
+        assert await DiscountJob(bot.deps).tick() == 1
+        got = await summary(bot)
+        assert (got.currencies[0].mrr, got.discounts_gone) == (1425, 1)
+    assert [r.answered for r in fake.requests if r.path.startswith("/v1/coupons/")] == [200, 404]

@@ -5,8 +5,9 @@ their terms are those of the Discount's coupon (`coupon` in basil, `source.coupo
 is not expanded by default) and the Discount's own `end`. The job reads them with
 GET /v1/subscriptions/{id}?expand[]=discounts&expand[]=items.data.discounts — one request for the subscription's
 and its items' Discounts — and, where a coupon comes as an id (clover), GET /v1/coupons/{id} once per coupon.
-There is no endpoint that reads a Discount by id, so one removed from the subscription before it was read stays
-unknown. https://docs.stripe.com/api/discounts/object · https://docs.stripe.com/api/coupons/object ·
+There is no endpoint that reads a Discount by id, so one removed from the subscription before it was read (or
+whose coupon was deleted, in clover) stays unknown.
+https://docs.stripe.com/api/discounts/object · https://docs.stripe.com/api/coupons/object ·
 https://docs.stripe.com/changelog/clover/2025-09-30/add-discount-source-property · https://docs.stripe.com/expand
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from bot.stripe.events_api import StripeApi
+from bot.stripe.events_api import CursorGone, StripeApi
 from bot.stripe.fields import integer, mapping, stripe_id
 from bot.subscriptions.pricing import Terms, ids_of
 
@@ -88,7 +89,10 @@ def needs_reading(*pricings: Mapping[str, Any] | None) -> bool:
 async def read(api: StripeApi, subscription_id: str, coupons: dict[str, Mapping[str, Any]]) -> dict[str, Terms]:
     """The terms of every Discount on the subscription and its items now, by Discount id (`coupons` caches the
     coupons read by id across calls)."""
-    sub = await api.get(f"/v1/subscriptions/{quote(subscription_id, safe='')}", SUBSCRIPTION_EXPAND)
+    try:
+        sub = await api.get(f"/v1/subscriptions/{quote(subscription_id, safe='')}", SUBSCRIPTION_EXPAND)
+    except CursorGone:  # 404 resource_missing: no Discount of it can be read any more
+        return {}
     found = _list(sub.get("discounts")) + [d for i in _list(sub.get("items")) for d in _list(i.get("discounts"))]
     terms: dict[str, Terms] = {}
     for discount in found:
@@ -97,8 +101,11 @@ async def read(api: StripeApi, subscription_id: str, coupons: dict[str, Mapping[
         coupon = _coupon(discount)
         if isinstance(coupon, str):
             if coupon not in coupons:
-                coupons[coupon] = await api.get(f"/v1/coupons/{quote(coupon, safe='')}")
-            coupon = coupons[coupon]
+                try:
+                    coupons[coupon] = await api.get(f"/v1/coupons/{quote(coupon, safe='')}")
+                except CursorGone:  # a deleted coupon: its Discount's terms stay unknown
+                    coupons[coupon] = {}
+            coupon = coupons[coupon] or None
         if isinstance(coupon, Mapping):
             terms[discount_id] = coupon_terms(coupon, discount.get("end"))
     return terms
