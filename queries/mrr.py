@@ -16,6 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
+from queries.discounts import before_discounts
 from queries.executor import Executor
 
 # $1 now, $2 window start, $3 a week before now. The movements read only subscriptions that moved in the window.
@@ -99,6 +100,10 @@ class MrrSummary:
     now: dt.datetime
     currencies: tuple[MrrFigures, ...]
     trialing: int = 0
+    # Paying subscriptions whose MRR is before Discounts Stripe sent as ids only (migration 0018): not read (no
+    # STRIPE_API_KEY, or not yet), and gone from the subscription when read.
+    discounts_unread: int = 0
+    discounts_gone: int = 0
 
     @property
     def active(self) -> int:
@@ -110,5 +115,6 @@ async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime) -> MrrS
     """MRR now and a week before `now` per currency, and its movements between `since` and `now`."""
     rows = await db.fetch(SUMMARY, now, since, now - dt.timedelta(days=7))
     trialing = await db.fetchval(TRIALING)
+    unread = await before_discounts(db)
     return MrrSummary(since=since, now=now, currencies=tuple(MrrFigures(**dict(r)) for r in rows),
-                      trialing=int(trialing))
+                      trialing=int(trialing), discounts_unread=unread.unread, discounts_gone=unread.gone)

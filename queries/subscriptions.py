@@ -12,12 +12,15 @@ from dataclasses import astuple, dataclass
 from typing import Any, Final
 
 from queries.executor import Executor
+from queries.sales import CurrencyTotal
 
 INSERT_SNAPSHOTS: Final = """
-INSERT INTO subscription_events (event_id, subscription_id, at,  rank, status, mrr, currency, plan, before_mrr)
-SELECT *
+INSERT INTO subscription_events (event_id, subscription_id, at, rank, status, mrr, currency, plan, before_mrr,
+                                 pricing, before_pricing, discounts)
+SELECT e, s, a, r, st, m, c, p, b, pr::jsonb, bp::jsonb, d
   FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::smallint[], $5::text[], $6::bigint[], $7::text[],
-              $8::text[], $9::bigint[])
+              $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[])
+       AS v (e, s, a, r, st, m, c, p, b, pr, bp, d)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -46,6 +49,21 @@ ON CONFLICT (id) DO UPDATE
 # holds them to the slot's end so the worker's burst summary sends the slot's renewals as one message.
 REMEMBER_RENEWALS: Final = """
 INSERT INTO renewal_invoices (invoice_id) SELECT unnest($1::text[]) ON CONFLICT (invoice_id) DO NOTHING
+"""
+# Renewals paid in [$1, $2) per currency: the morning report's line when SUBSCRIPTION_RENEWALS=report pings none.
+RENEWAL_TOTALS: Final = """
+SELECT coalesce(o.currency, '') AS currency, count(*) AS orders, coalesce(sum(o.amount_total), 0) AS revenue
+  FROM renewal_invoices AS r
+  JOIN orders AS o ON o.invoice_id = r.invoice_id
+ WHERE o.payment_status IN ('completed', 'refunded') AND o.created_at >= $1 AND o.created_at < $2
+ GROUP BY 1
+ ORDER BY 1
+"""
+
+# Likely renewals (a "Subscription update" PaymentIntent before its invoice): held, never dropped, until it says.
+HOLD_PINGS: Final = """
+UPDATE outbox SET available_at = greatest(available_at, $2)
+ WHERE dedupe_key = ANY(SELECT 'sale:' || unnest($1::text[])) AND status = 'pending' AND attempts = 0
 """
 DROP_RENEWAL_PINGS: Final = """
 DELETE FROM outbox
@@ -78,6 +96,9 @@ class Snapshot:
     currency: str
     plan: str | None
     before_mrr: int | None = None  # what the event says the MRR was just before it (None: it does not say)
+    pricing: str | None = None  # JSON: what mrr is made of, when a Discount is named by id (pricing.py)
+    before_pricing: str | None = None  # JSON: the same for before_mrr
+    discounts: str | None = None  # 'pending' while such Discounts are to be read (migration 0018)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +153,16 @@ async def quiet_renewals(db: Executor, order_ids: Sequence[str], *, hold_until: 
         await db.execute(DROP_RENEWAL_PINGS, list(order_ids))
     else:
         await db.execute(HOLD_RENEWAL_PINGS, list(order_ids), hold_until)
+
+
+async def hold_pings(db: Executor, order_ids: Sequence[str], *, hold_until: dt.datetime) -> None:
+    """Hold the untried sale pings of these orders until `hold_until` (a release may still send them earlier)."""
+    if order_ids:
+        await db.execute(HOLD_PINGS, list(order_ids), hold_until)
+
+
+async def renewal_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
+    """Renewals paid in [start, end), count and revenue per currency (renewal invoices are remembered unless
+    SUBSCRIPTION_RENEWALS=ping)."""
+    rows = await db.fetch(RENEWAL_TOTALS, start, end)
+    return [CurrencyTotal(r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]

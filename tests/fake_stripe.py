@@ -2,8 +2,9 @@
 
 Serves GET /v1/events (`types[]`, `created[gte|gt|lte|lt]`, `starting_after`, `ending_before`, `limit`),
 /v1/checkout/sessions and /v1/payment_intents (with `expand[]=data.latest_charge`), newest first as Stripe
-lists; single charges and payment intents with `expand[]` paths (balance transactions, refunds), disputes by
-`charge`, and /v1/account; checks the `Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
+lists; single charges, payment intents and subscriptions with `expand[]` paths (balance transactions, refunds,
+Discounts), coupons, disputes by `charge`, and /v1/account; checks the `Authorization: Bearer sk_…|rk_…` header;
+answers 429/500/403 on demand.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class FakeStripe:
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)  # for expand[]=data.latest_charge
     balance_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)  # txn_… for expand[]
     disputes: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # sub_… with Discount ids, as Stripe
+    discounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # di_… for expand[]=discounts
+    coupons: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET /v1/coupons/{id}
     account: dict[str, Any] = field(default_factory=lambda: {"id": "acct_1", "object": "account",
                                                              "default_currency": "usd"})
     faults: list[Fault] = field(default_factory=list)
@@ -97,6 +101,8 @@ class FakeStripe:
         app.router.add_route("*", "/v1/charges/{id}", self._object)
         app.router.add_route("*", "/v1/payment_intents/{id}", self._object)
         app.router.add_route("*", "/v1/account", self._object)
+        app.router.add_route("*", "/v1/subscriptions/{id}", self._object)
+        app.router.add_route("*", "/v1/coupons/{id}", self._object)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -134,7 +140,8 @@ class FakeStripe:
         """GET one object, each `expand[]` path replacing ids by the objects they name, as Stripe does."""
         object_id = request.match_info.get("id", "")
         obj = self.account if request.path == "/v1/account" else \
-            self.charges.get(object_id) or next((i for i in self.intents if i["id"] == object_id), None)
+            self.charges.get(object_id) or self.subscriptions.get(object_id) or self.coupons.get(object_id) or \
+            next((i for i in self.intents if i["id"] == object_id), None)
         if obj is None:
             return _error(404, f"No such object: '{object_id}'", code="resource_missing")
         for path in request.query.getall("expand[]", []):
@@ -149,9 +156,16 @@ class FakeStripe:
         if not isinstance(value, dict) or path[0] not in value:
             return value
         inner = value[path[0]]
-        if isinstance(inner, str):
-            inner = self.balance_transactions.get(inner) or self.charges.get(inner) or inner
+        if isinstance(inner, list):  # a list of ids (a Subscription's `discounts`)
+            inner = [self._lookup(i) if isinstance(i, str) else i for i in inner]
+        elif isinstance(inner, str):
+            inner = self._lookup(inner)
         return {**value, path[0]: self._expand_path(inner, path[1:])}
+
+    def _lookup(self, object_id: str) -> Any:
+        """The object an expandable id names, or the id when the fake does not hold it."""
+        return (self.balance_transactions.get(object_id) or self.charges.get(object_id)
+                or self.discounts.get(object_id) or object_id)
 
     def _record(self, request: web.Request, response: web.StreamResponse) -> None:
         self.requests.append(Request(request.path, list(request.query.items()),

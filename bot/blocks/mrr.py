@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bot.blocks.elements import section
+from bot.blocks.elements import context, section
 from bot.blocks.message import Block
 from bot.blocks.text import escape_mrkdwn
 from bot.money import format_money
@@ -50,7 +50,19 @@ def mrr_blocks(summary: MrrSummary | None) -> list[Block]:
         text += f"\n…and {more} more currencies"
     if summary.trialing:
         text += f"\n🧪 {summary.trialing:,} in trial (not in MRR)"
-    return [section(text)]
+    return [section(text), *_discounts_note(summary)]
+
+
+def _discounts_note(s: MrrSummary) -> list[Block]:
+    """A context line when some MRR is before discounts that Stripe sent as ids only."""
+    notes = []
+    if s.discounts_unread:
+        notes.append(f"MRR is before discounts for {s.discounts_unread:,} subscription"
+                     f"{'s' if s.discounts_unread != 1 else ''} whose discounts Stripe sent as ids only"
+                     " (read with STRIPE_API_KEY)")
+    if s.discounts_gone:
+        notes.append(f"{s.discounts_gone:,} more had a discount removed before it could be read")
+    return [context("ℹ️ " + "; ".join(notes))] if notes else []
 
 
 def mrr_report_line(summary: MrrSummary | None) -> str | None:

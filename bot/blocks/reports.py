@@ -129,11 +129,15 @@ def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     ]
     if (mrr_line := mrr_report_line(f.subscriptions)) is not None:
         blocks.insert(-1, section(f"🔁 {mrr_line}"))
+    renewed = f"Renewals yesterday: {_totals(f.renewals, 'renewal')}" if f.renewals is not None else None
+    if renewed is not None:  # SUBSCRIPTION_RENEWALS=report: pinged nowhere else
+        blocks.insert(-1, section(f"🔄 {renewed}"))
     if f.findings:
         blocks.append(section(_alert_list("Findings", f.findings, now=f.now, tz=tz, empty="")))
     blocks.append(_footer(f.slot, tz, chart_note))
     text = (f"{title}{' (late)' if late else ''}: yesterday {_totals(f.yesterday.current)};"
-            f" overnight {_totals(f.overnight_totals)}" + (f"; {mrr_line}" if mrr_line else ""))
+            f" overnight {_totals(f.overnight_totals)}" + (f"; {mrr_line}" if mrr_line else "")
+            + (f"; {renewed}" if renewed else ""))
     return message(text, blocks)
 
 

@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                            " and webhook logs")
     seed.add_argument("--days", type=_at_least_one, default=30, metavar="D",
                       help="spread them over the D days ending now (default: 30)")
+    seed.add_argument("--subscriptions", type=_at_least_one, default=0, metavar="S",
+                      help="also S subscriptions with their MRR ledger over the last 30 days (default: 0)")
     backfill = sub.add_parser("backfill", help="import Stripe history (no pings): the Events API for the last 30"
                                                " days, Checkout Sessions and PaymentIntents before that")
     backfill.add_argument("--days", type=_at_least_one, required=True, metavar="N",
@@ -74,7 +76,7 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _seed(settings: Settings, *, orders: int, days: int) -> int:
+async def _seed(settings: Settings, *, orders: int, days: int, subscriptions: int = 0) -> int:
     """Apply migrations, bulk-load the synthetic history with a progress line per chunk, print a summary."""
     import secrets
     import time
@@ -99,6 +101,12 @@ async def _seed(settings: Settings, *, orders: int, days: int) -> int:
             await migrate(conn)
             started = time.perf_counter()
             totals = await load(conn, generate(spec), progress=progress)
+            if subscriptions > 0:
+                from bot.demo.subscription_history import seed_subscriptions
+
+                snapshots = await seed_subscriptions(conn, subscribers=subscriptions, now=spec.now, seed=spec.seed,
+                                                     token=token)
+                print(f"seeded {subscriptions:,} subscriptions ({snapshots:,} MRR snapshots)", file=sys.stderr)
         finally:
             await conn.close()
     seconds = time.perf_counter() - started
@@ -244,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return asyncio.run(_check(settings))
     if args.command == "seed":
-        return asyncio.run(_seed(settings, orders=args.orders, days=args.days))
+        return asyncio.run(_seed(settings, orders=args.orders, days=args.days, subscriptions=args.subscriptions))
     if args.command == "backfill":
         from bot.stripe.backfill import backfill_command
 

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final
 
+import asyncpg
+
 from bot.demo.subscriptions import PLANS, SUB_CURRENCIES
 from bot.subscriptions.mrr import Item, counted_mrr
+from queries import subscriptions as subscriptions_q
 from queries.subscriptions import Snapshot, StateRow
 
 EXISTING: Final = 30  # paying before the window opened
@@ -20,6 +23,7 @@ NEW: Final = 14  # joined inside it
 TRIALS: Final = 3
 MONTH: Final = dt.timedelta(days=30)
 RANK: Final = {"created": 0, "updated": 1, "deleted": 2}
+CHUNK: Final = 5000  # rows per statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +70,23 @@ def _steps(rng: random.Random, start: dt.datetime, now: dt.datetime, *, trial: b
     return sorted(steps, key=lambda s: (s.at, RANK[s.kind]))
 
 
-def history(*, now: dt.datetime, seed: int, token: str) -> tuple[list[Snapshot], list[StateRow]]:
-    """Snapshots and final states of the demo's subscriptions over the 30 days before `now`."""
+def history(*, now: dt.datetime, seed: int, token: str,
+            subscribers: int = EXISTING + NEW + TRIALS) -> tuple[list[Snapshot], list[StateRow]]:
+    """Snapshots and final states of `subscribers` synthetic subscriptions over the 30 days before `now` (the demo's
+    47: 30 paying before the window, 14 new in it, 3 trials; `salespulse seed --subscriptions N` in proportion)."""
     rng = random.Random(seed)
+    existing = round(subscribers * EXISTING / (EXISTING + NEW + TRIALS))
+    paying = existing + round(subscribers * NEW / (EXISTING + NEW + TRIALS))
     snapshots: list[Snapshot] = []
     states: list[StateRow] = []
-    for n in range(EXISTING + NEW + TRIALS):
-        if n < EXISTING:
+    for n in range(subscribers):
+        if n < existing:
             start = now - dt.timedelta(days=rng.uniform(35, 200))
         else:
-            start = now - dt.timedelta(days=rng.uniform(0.5, 29.5 if n < EXISTING + NEW else 10))
+            start = now - dt.timedelta(days=rng.uniform(0.5, 29.5 if n < paying else 10))
         currency = rng.choices(list(SUB_CURRENCIES), weights=list(SUB_CURRENCIES.values()))[0]
         sub_id = f"sub_demo{token}{n:04d}"
-        steps = _steps(rng, start, now, trial=n >= EXISTING + NEW)
+        steps = _steps(rng, start, now, trial=n >= paying)
         for i, s in enumerate(steps):
             snapshots.append(Snapshot(f"evt_demo{token}sub{n:04d}{i:03d}", sub_id, s.at, RANK[s.kind], s.status,
                                       mrr_of(s.plan, s.quantity, currency, s.status, s.at), currency,
@@ -91,3 +99,14 @@ def history(*, now: dt.datetime, seed: int, token: str) -> tuple[list[Snapshot],
             last.at if last.kind == "deleted" else None, last.at if last.kind == "deleted" else None, False,
             snapshots[-1].event_id, last.at, RANK[last.kind]))
     return snapshots, states
+
+
+async def seed_subscriptions(conn: asyncpg.Connection, *, subscribers: int, now: dt.datetime, seed: int,
+                             token: str) -> int:
+    """`salespulse seed --subscriptions N`: store N synthetic subscriptions' ledger and states; the snapshots."""
+    snapshots, states = history(now=now, seed=seed, token=token, subscribers=subscribers)
+    for i in range(0, len(states), CHUNK):
+        await subscriptions_q.upsert_states(conn, states[i:i + CHUNK])
+    for i in range(0, len(snapshots), CHUNK):
+        await subscriptions_q.insert_snapshots(conn, snapshots[i:i + CHUNK])
+    return len(snapshots)

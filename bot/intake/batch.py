@@ -128,7 +128,8 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
     queued = await q.enqueue(conn, fold.messages)
     await pings.refresh_pings(conn, updates)
-    await quiet_renewals(conn, sorted(fold.orders), sorted(fold.renewals), mode=renewals, now=now)
+    await quiet_renewals(conn, sorted(fold.orders), sorted(fold.renewals), mode=renewals, now=now,
+                         likely=fold.likely_renewals())
     counts = [0] * len(subs)
     for m in fold.messages:
         if m.dedupe_key in queued:

@@ -64,6 +64,10 @@ class PaymentEvent:
     # or Charge paid an invoice: the invoice's own event may describe the same money, and only an
     # invoice_payment.paid LINK ties the two together.
     invoice_unstated: bool = False
+    # A PaymentIntent Stripe describes as "Subscription update": it paid a subscription invoice that is not the
+    # subscription's first (a renewal, or a change charged at once). Its invoice says which; until it arrives the
+    # sale ping is held as a renewal's would be (bot/subscriptions/renewals.py).
+    renewal_likely: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)
     subscription: SubscriptionFacts | None = None  # SUBSCRIPTION: the subscription as the event shows it
 

@@ -52,6 +52,7 @@ class Fold:
     unstated: set[str] = field(default_factory=set)  # orders completed by a PaymentIntent that may be an invoice's
     subscription_events: list[tuple[int, PaymentEvent]] = field(default_factory=list)  # bot/subscriptions applies
     renewals: set[str] = field(default_factory=set)  # subscription_cycle invoices (renewals) seen in the batch
+    likely: set[str] = field(default_factory=set)  # orders paid by a "Subscription update" PaymentIntent
 
     def load(self, ref: str, row: OrderRow) -> None:
         """Register a stored order under one of its refs."""
@@ -188,6 +189,8 @@ class Fold:
             return
         if e.invoice_unstated:  # basil+: this PaymentIntent may be an invoice's, whose event may still come
             self.unstated.add(order.id)
+        if e.renewal_likely:
+            self.likely.add(order.id)
         self._queue(index, f"sale:{order.id}", "sales", "sale", None)  # rendered by finish()
 
     def finish(self) -> list[PingUpdate]:
@@ -199,6 +202,10 @@ class Fold:
         return [PingUpdate(f"sale:{o.id}", self.sale_payload(o), o.amount_total, o.currency, settled(o))
                 for o in self.orders.values()
                 if (o.is_new or o.dirty) and o.amount_total is not None and o.currency is not None]
+
+    def likely_renewals(self) -> list[str]:
+        """Orders paid by a "Subscription update" PaymentIntent whose invoice has not said what it was yet."""
+        return sorted({o for o in map(self.resolve, self.likely) if not settled(self.orders[o])})
 
     def losers(self) -> list[tuple[str, str]]:
         """(stored order merged away, the order it went into)."""

@@ -13,7 +13,8 @@ from bot.periods import local_midnight
 from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
 from bot.rhythm.load import pace_today
 from bot.rhythm.pace import Pace
-from queries import errors, health, mrr, reports, sales, settlements, sketch, stripe_sync
+from bot.subscriptions.renewals import Renewals
+from queries import errors, health, mrr, reports, sales, settlements, sketch, stripe_sync, subscriptions
 from queries.executor import Executor
 from queries.health import DeliveryErrors
 from queries.mrr import MrrSummary
@@ -74,6 +75,7 @@ class MorningFigures:
     findings: tuple[ReportAlert, ...]  # info-level findings since the previous morning report
     chart: HourlyRevenue
     subscriptions: MrrSummary | None = None  # MRR at report time against a week earlier (stores with subscriptions)
+    renewals: tuple[CurrencyTotal, ...] | None = None  # yesterday's renewals, when SUBSCRIPTION_RENEWALS=report
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,8 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
     since_last_morning = Window(slot_for(ReportKind.MORNING, yesterday, settings).scheduled_at,
                                 slot.scheduled_at)
     day = whole_day(yesterday, tz)
+    quiet = settings.subscription_renewals is Renewals.REPORT  # renewals pinged nowhere else: the report counts them
+    renewals = tuple(await subscriptions.renewal_totals(db, start=day.start, end=day.end)) if quiet else None
     return MorningFigures(
         slot=slot, now=now, overnight=overnight,
         overnight_totals=tuple(await sales.window_totals(db, start=overnight.start, end=overnight.end)),
@@ -183,7 +187,8 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         findings=tuple(await reports.alerts_between(db, start=since_last_morning.start,
                                                     end=since_last_morning.end, severities=("info",))),
         chart=await hourly_revenue(db, current=day, previous=whole_day(yesterday - WEEK, tz), tz=tz),
-        subscriptions=await mrr.summary(db, now=slot.scheduled_at, since=slot.scheduled_at - 30 * DAY))
+        subscriptions=await mrr.summary(db, now=slot.scheduled_at, since=slot.scheduled_at - 30 * DAY),
+        renewals=renewals)
 
 
 async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> EveningFigures:

@@ -10,6 +10,8 @@ from bot.intake.events import Kind, PaymentEvent
 from bot.stripe.build import Envelope, Ids, charge_id, charge_of, invoice_unstated, new_event, payment_error
 from bot.stripe.fields import coalesce, integer, mapping, string, stripe_id
 
+RENEWAL_DESCRIPTION = "Subscription update"
+
 
 def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """payment_intent.succeeded / payment_intent.payment_failed."""
@@ -36,7 +38,10 @@ def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     else:
         event = new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount"), email=email, name=name)
         event = replace(event, failure_reason=payment_error(obj) or "Payment failed")
-    return replace(event, invoice_unstated=invoice_unstated(obj))
+    # Stripe writes "Subscription creation" on a subscription's first payment and "Subscription update" on the
+    # later ones, in every API version (the only renewal hint basil's PaymentIntent carries before its invoice).
+    return replace(event, invoice_unstated=invoice_unstated(obj),
+                   renewal_likely=string(obj, "description") == RENEWAL_DESCRIPTION)
 
 
 def _charge_ids(obj: Mapping[str, Any]) -> Ids:

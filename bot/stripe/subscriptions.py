@@ -19,10 +19,11 @@ from fractions import Fraction
 from typing import Any
 
 from bot.intake.events import Kind, MalformedEvent, PaymentEvent
+from bot.stripe import discounts
 from bot.stripe.build import Envelope, Ids, new_event
 from bot.stripe.fields import coalesce, currency, first_item, integer, mapping, string, stripe_id, timestamp
 from bot.subscriptions.facts import SubscriptionFacts
-from bot.subscriptions.mrr import MONTHS_PER, Coupon, Item, counted_mrr, subscription_mrr
+from bot.subscriptions.mrr import COUNTED, MONTHS_PER, Coupon, Item, counted_mrr, subscription_mrr
 
 MAX_PLAN_CHARS = 120
 
@@ -144,8 +145,26 @@ def facts(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime) -> S
         **_previous(obj, prev, at))
 
 
+def _pricings(f: SubscriptionFacts, obj: Mapping[str, Any], prev: Mapping[str, Any], *,
+              deleted: bool) -> SubscriptionFacts:
+    """Keep what the MRR now and before is made of when a Discount is named by id only (read later)."""
+    now = discounts.pricing(obj, counted=f.paying)
+    before = None
+    if deleted:  # a churn loses what the items are worth (0 when it ended in its trial)
+        before = discounts.pricing(obj, counted=f.gross_mrr > 0)
+    elif prev:
+        was = {"items": prev["items"] if "items" in prev else obj.get("items"),
+               "discounts": prev["discounts"] if "discounts" in prev else obj.get("discounts"),
+               "discount": prev["discount"] if "discount" in prev else obj.get("discount")}
+        before = discounts.pricing(was, counted=(string(prev, "status") or f.status) in COUNTED)
+    if not discounts.needs_reading(now, before):
+        return f
+    return replace(f, pricing=now, before_pricing=before)
+
+
 def subscription(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """customer.subscription.created / .updated / .deleted: a SUBSCRIPTION event (never a sale: the invoice is)."""
     f = facts(obj, env.previous, env.occurred_at)
+    f = _pricings(f, obj, env.previous, deleted=env.event_type.endswith(".deleted"))
     event = new_event(env, obj, Kind.SUBSCRIPTION, Ids(), amount=f.mrr, email=None, name=None)
     return replace(event, currency=f.currency, product=f.plan, subscription_id=f.id, subscription=f)

@@ -7,6 +7,7 @@ object and `previous_attributes`), so any arrival order gives the same pings.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from zoneinfo import ZoneInfo
@@ -27,8 +28,11 @@ KIND = "subscription"
 
 def _snapshot(e: PaymentEvent, f: SubscriptionFacts) -> q.Snapshot:
     before = f.gross_mrr if e.event_type.endswith(".deleted") else f.previous_mrr
+    pending = f.pricing is not None  # a Discount named by id only: bot/stripe/discount_job.py reads it
     return q.Snapshot(e.event_id, f.id, e.occurred_at, RANKS.get(e.event_type, 1), f.status, f.mrr, f.currency,
-                      f.plan, before)
+                      f.plan, before, json.dumps(f.pricing) if pending else None,
+                      json.dumps(f.before_pricing) if pending and f.before_pricing is not None else None,
+                      "pending" if pending else None)
 
 
 def _state(e: PaymentEvent, f: SubscriptionFacts) -> q.StateRow:

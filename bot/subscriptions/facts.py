@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot.subscriptions.mrr import COUNTED
 
@@ -38,6 +40,10 @@ class SubscriptionFacts:
     previous_plan: str | None = None
     previous_signature: tuple[tuple[str, int], ...] | None = None
     previous_cancel: bool | None = None  # whether a cancellation was scheduled before this event
+    # Set only when the event names a Discount by id (basil on): what `mrr` and the MRR before the event are made
+    # of, to recompute once the Discounts are read (bot/subscriptions/pricing.py); None otherwise.
+    pricing: Mapping[str, Any] | None = None
+    before_pricing: Mapping[str, Any] | None = None
 
     @property
     def paying(self) -> bool:

@@ -23,16 +23,22 @@ class Renewals(StrEnum):
 
 
 RENEWAL_SLOT = dt.timedelta(hours=1)
+# Report mode: how long a likely renewal's ping waits for its invoice before it is sent as a sale after all.
+LIKELY_WAIT = dt.timedelta(hours=1)
 
 
 async def quiet_renewals(conn: asyncpg.Connection, order_ids: Sequence[str], invoices: Sequence[str], *,
-                         mode: Renewals, now: dt.datetime) -> None:
+                         mode: Renewals, now: dt.datetime, likely: Sequence[str] = ()) -> None:
     """Apply SUBSCRIPTION_RENEWALS to the untried sale pings of the batch's orders that paid a renewal invoice.
 
     The renewal invoices are remembered, so a later event of the same payment (basil's invoice_payment.paid, which
-    re-renders and releases a waiting ping) does not send the held renewal early."""
+    re-renders and releases a waiting ping) does not send the held renewal early. A `likely` renewal (paid by a
+    "Subscription update" PaymentIntent whose invoice has not arrived) is held like one — to the slot's end, or
+    in report mode for LIKELY_WAIT — rather than pinged when its settle window ends: its invoice then drops it (a
+    renewal, report mode), keeps it held (a renewal, coalesce), or releases it at once (a change charged now)."""
     if mode is Renewals.PING:
         return
     await q.remember_renewals(conn, invoices)
     slot_end = now.replace(minute=0, second=0, microsecond=0) + RENEWAL_SLOT
+    await q.hold_pings(conn, likely, hold_until=slot_end if mode is Renewals.COALESCE else now + LIKELY_WAIT)
     await q.quiet_renewals(conn, order_ids, hold_until=slot_end if mode is Renewals.COALESCE else None)

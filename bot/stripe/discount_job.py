@@ -1,0 +1,119 @@
+"""The discounts job: every few seconds, read the Discounts that webhooks named by id only, and recompute MRR.
+
+It runs beside intake, never in front of it (as the fees job, bot/stripe/settle_job.py): a subscription's snapshot
+is stored at intake with its MRR before such Discounts and marked pending; here a small batch of subscriptions is
+leased (queries/discounts.py), each Discount read once and cached by id, and the pending snapshots' MRR (and MRR
+before them) recomputed at their own time, so the ledger, /sales and the report count the discount. A 429 stops the
+batch; 5xx and timeouts back off per subscription; errors are logged, never raised into the scheduler. No key, no
+job. Messages already sent (a new subscriber's MRR) are not edited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from bot.deps import Deps
+from bot.stripe import discounts
+from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
+from bot.stripe.settle_job import FOREVER, MAX_ATTEMPTS, backoff
+from bot.subscriptions.pricing import Terms, ids_of, mrr_of
+from queries import discounts as q
+from queries import intake as intake_q
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 10
+BATCH = 20  # subscriptions per run: one request each, plus one per coupon not yet read (clover)
+LEASE = dt.timedelta(minutes=5)
+
+
+class DiscountJob:
+    """Runs the discounts job with the bot's Deps."""
+
+    def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep) -> None:
+        self.deps = deps
+        self.sleep = sleep
+
+    async def tick(self) -> int | None:
+        """One run: queue the pending subscriptions, read a batch; how many were recomputed (None without a key)."""
+        key = self.deps.settings.stripe_api_key
+        if key is None:
+            return None
+        now = self.deps.clock()
+        await q.enqueue(self.deps.pool, now=now)
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = StripeApi(session, api_key=key.get_secret_value(), base_url=self.deps.settings.stripe_api_url,
+                                sleep=self.sleep)
+                done = await resolve_due(self.deps.pool, api, now=now)
+        except StripeApiError as exc:
+            (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe discounts: %s", exc)
+            return 0
+        if done:
+            self.deps.home.changed()
+        return done
+
+
+async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime) -> int:
+    """Claim a batch of subscriptions, read their Discounts, recompute their snapshots; how many were done. A 429 or
+    a rejected key puts the rest of the batch back untouched and raises."""
+    claims = await q.claim(pool, now=now, lease_until=now + LEASE, limit=BATCH)
+    coupons: dict[str, Mapping[str, Any]] = {}  # coupons read by id in this run (clover)
+    done = 0
+    for index, claim in enumerate(claims):
+        try:
+            await _resolve(pool, api, claim.subscription_id, coupons, now)
+        except (KeyRejected, Unavailable) as exc:
+            if isinstance(exc, KeyRejected) or exc.status == 429:
+                for rest in claims[index:]:
+                    await q.retry(pool, subscription_id=rest.subscription_id, due_at=now + backoff(0),
+                                  error=str(exc), attempt=False)
+                raise
+            await _failed(pool, claim, now, str(exc))
+            continue
+        except StripeApiError as exc:
+            await _failed(pool, claim, now, str(exc))
+            continue
+        done += 1
+    return done
+
+
+async def _resolve(pool: asyncpg.Pool, api: StripeApi, subscription_id: str,
+                   coupons: dict[str, Mapping[str, Any]], now: dt.datetime) -> None:
+    """Read what the cache lacks, then recompute the pending snapshots under the subscription's intake lock."""
+    snapshots = await q.pending(pool, subscription_id)
+    wanted = set().union(*(ids_of(s.pricing) | ids_of(s.before_pricing) for s in snapshots))
+    known = await q.terms(pool, sorted(wanted))
+    if missing := wanted - set(known):
+        read: dict[str, Terms | None] = dict(await discounts.read(api, subscription_id, coupons))
+        fresh = {i: read.get(i) for i in missing}  # a Discount no longer on the subscription: None, gone
+        await q.save_terms(pool, fresh, at=now)
+        known |= fresh
+    async with pool.acquire() as conn, conn.transaction():
+        await intake_q.lock_refs(conn, [subscription_id])  # as bot/subscriptions/apply.py: no state race
+        rows = [_recompute(s, known) for s in await q.pending(conn, subscription_id)
+                if ids_of(s.pricing) | ids_of(s.before_pricing) <= set(known)]
+        await q.recomputed(conn, subscription_id, rows)
+        await q.done(conn, subscription_id)
+
+
+def _recompute(s: q.PendingSnapshot, known: Mapping[str, Terms | None]) -> q.Recomputed:
+    gone = any(known.get(i) is None for i in ids_of(s.pricing) | ids_of(s.before_pricing))
+    before = mrr_of(s.before_pricing, known, currency=s.currency, at=s.at) if s.before_pricing else None
+    return q.Recomputed(s.event_id, mrr_of(s.pricing, known, currency=s.currency, at=s.at), before,
+                        "missing" if gone else "applied")
+
+
+async def _failed(pool: asyncpg.Pool, claim: q.Claim, now: dt.datetime, error: str) -> None:
+    give_up = claim.attempts + 1 >= MAX_ATTEMPTS
+    log.info("Stripe discounts of %s: %s (attempt %d%s)", claim.subscription_id, error, claim.attempts + 1,
+             ", giving up" if give_up else "")
+    await q.retry(pool, subscription_id=claim.subscription_id, error=error,
+                  due_at=FOREVER if give_up else now + backoff(claim.attempts))

@@ -1,0 +1,51 @@
+"""`salespulse seed --subscriptions N`: synthetic subscriptions with their MRR ledger beside the seeded orders."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from bot.cli.main import main
+from queries import mrr
+
+
+@pytest.fixture
+async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to a fresh database."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def test_cli_seed_adds_subscriptions_when_asked(dsn: str, conn: asyncpg.Connection,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """--subscriptions 200: 200 subscriptions, each state's MRR that of its newest snapshot, and an MRR summary
+    with new and churned MRR over the last 30 days."""
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    code = await asyncio.to_thread(main, ["seed", "--orders", "50", "--days", "3", "--subscriptions", "200"])
+    assert code == 0
+    assert "seeded 200 subscriptions" in capsys.readouterr().err
+    assert await conn.fetchval("SELECT count(*) FROM subscriptions") == 200
+    mismatched = await conn.fetchval("""
+        SELECT count(*) FROM subscriptions AS s
+          JOIN subscription_events AS e ON e.event_id = s.last_event_id
+         WHERE e.mrr <> s.mrr""")
+    assert mismatched == 0
+    now = dt.datetime.now(dt.UTC)
+    got = await mrr.summary(conn, now=now, since=now - dt.timedelta(days=30))
+    assert got.active > 100 and all(c.mrr > 0 and c.new > 0 for c in got.currencies) and got.trialing > 0
+
+
+async def test_cli_seed_adds_no_subscriptions_by_default(dsn: str, conn: asyncpg.Connection,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --subscriptions the seed is orders only, as before."""
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    assert await asyncio.to_thread(main, ["seed", "--orders", "20", "--days", "1"]) == 0
+    assert await conn.fetchval("SELECT count(*) FROM subscriptions") == 0
