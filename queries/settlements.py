@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from queries.cover import cover
+from queries.cover import cover, local_cuts
 from queries.executor import Executor
 
 # Orders whose figures are missing or stale since `$1`: paid and never read; refunded since they were read;
@@ -76,33 +76,54 @@ SELECT count(*) FILTER (WHERE due_at < 'infinity') AS waiting, count(*) FILTER (
   FROM settlement_fetches
 """
 
-# queries/sales.py's cover with the settled columns; the edge rows come from the table (they are few).
-SETTLED_TOTALS: Final = """
+# queries/sales.py's cover with the settled columns; the edge rows come from the table (they are few). A fully
+# refunded order counts only its fee: its gross and its refund cancel out, and Stripe keeps the fee (net −fee).
+SETTLED_PARTS: Final = """
 WITH parts AS (
-    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+    SELECT bucket AS at, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
       FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
       FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
        AND bucket >= (SELECT min(b) FROM unnest($2::timestamptz[]) AS b)
        AND bucket <= (SELECT max(b) FROM unnest($2::timestamptz[]) AS b)
     UNION ALL
-    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
       FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
     UNION ALL
-    SELECT coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0), (o.settled_amount IS NOT NULL)::int,
+    SELECT o.created_at, coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0),
+           (o.settled_amount IS NOT NULL)::int,
            CASE WHEN o.settled_amount IS NULL THEN 0 ELSE coalesce(o.amount_total, 0) END,
            coalesce(o.settled_amount, 0), coalesce(o.fee, 0), coalesce(o.settled_refunded, 0)
       FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.payment_status = 'completed' AND o.created_at >= w.lo AND o.created_at < w.hi
+    UNION ALL
+    SELECT o.created_at, coalesce(o.currency, ''), 0, 0, 0, 0, 0, o.fee, 0
+      FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
+      JOIN orders AS o ON o.payment_status = 'refunded' AND o.created_at >= w.lo AND o.created_at < w.hi
+     WHERE o.fee IS NOT NULL
 )
+"""
+
+SETTLED_TOTALS: Final = SETTLED_PARTS + """
 SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
        sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
        sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted
   FROM parts
  GROUP BY currency
-HAVING sum(orders) <> 0
+HAVING sum(orders) <> 0 OR sum(fees) <> 0
  ORDER BY currency
+"""
+
+# By local hour or day, as queries/sales.py TREND (the cover is cut at every local bucket).
+SETTLED_TREND: Final = SETTLED_PARTS + """
+SELECT date_trunc($6, at, $7) AS bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
+       sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
+       sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted
+  FROM parts
+ GROUP BY 1, 2
+HAVING sum(orders) <> 0 OR sum(fees) <> 0
+ ORDER BY 1, 2
 """
 
 
@@ -142,6 +163,14 @@ class SettledTotal:
     settled: int  # their settled amounts, in the store currency
     fees: int
     deducted: int  # refunds and disputes of these orders, settled
+
+
+@dataclass(frozen=True, slots=True)
+class SettledPoint:
+    """One local hour or day of settled_totals, in one original currency."""
+
+    bucket: dt.datetime
+    total: SettledTotal
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +230,21 @@ async def backlog(db: Executor) -> Backlog:
     return Backlog(waiting=row["waiting"], given_up=row["given_up"])
 
 
+def _settled(r: Any) -> SettledTotal:
+    return SettledTotal(r["currency"] or "USD", r["orders"], int(r["revenue"]), r["settled_orders"],
+                        int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]))
+
+
 async def settled_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[SettledTotal]:
-    """Completed orders of [start, end) per original currency, with their settled figures."""
+    """Completed orders of [start, end) per original currency, with their settled figures (and the fees Stripe
+    kept on fully refunded ones)."""
     rows = await db.fetch(SETTLED_TOTALS, *cover(start, end).args("day", "hour", "quarter", "raw"))
-    return [SettledTotal(r["currency"] or "USD", r["orders"], int(r["revenue"]), r["settled_orders"],
-                         int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]))
-            for r in rows]
+    return [_settled(r) for r in rows]
+
+
+async def settled_trend(db: Executor, *, start: dt.datetime, end: dt.datetime, bucket: str,
+                        tz: str) -> list[SettledPoint]:
+    """settled_totals per local hour or day (`bucket`), oldest first."""
+    pieces = cover(start, end, cuts=local_cuts(start, end, bucket=bucket, tz=tz))
+    rows = await db.fetch(SETTLED_TREND, *pieces.args("day", "hour", "quarter", "raw"), bucket, tz)
+    return [SettledPoint(r["bucket"], _settled(r)) for r in rows]

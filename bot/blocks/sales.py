@@ -67,7 +67,8 @@ def last_order_label(s: SalesSnapshot, tz: ZoneInfo, *, age: str = " ({})") -> s
 
 def _last_hour(s: SalesSnapshot, tz: ZoneInfo) -> Block:
     orders = _orders(s.last_hour)
-    hour = f"{counted(orders)} · {_money_list(s.last_hour or [])}" if orders is not None else UNKNOWN
+    money = gross_text(s.store_last_hour) if s.store_last_hour is not None else _money_list(s.last_hour or [])
+    hour = f"{counted(orders)} · {money}" if orders is not None else UNKNOWN
     return fields(("Last hour", hour), ("Last order", last_order_label(s, tz)))
 
 
