@@ -155,3 +155,38 @@ async def test_with_store_currency_set_the_account_is_never_read(dsn: str, fake_
         assert await SettlementJob(bot.deps).tick() == 2
         assert (await totals(bot, at)).gross == 3000 + 2010
     assert "/v1/account" not in {r.path for r in stripe_api.requests}
+
+
+async def test_a_fully_refunded_order_keeps_its_fee_against_net(store: Bot, stripe_api: FakeStripe) -> None:
+    """Stripe keeps the fee on a refund: a fully refunded order's net is −fee, and the store's net counts it."""
+    at = await sell(store, 2, 4)
+    job = SettlementJob(store.deps)
+    assert await job.tick() == 2
+    refund = resource("refund")
+    refund.update(id="re_2", amount=4500, currency="eur", charge="ch_2", balance_transaction="txn_re_2")
+    stripe_api.charges["ch_2"]["refunds"]["data"].append(refund)
+    stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-4871, fee=0,
+                                                                      source="re_2", type_="refund")
+    refunded = stripe_fixture("pay-rails/charge.refunded.json")
+    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_refunded=4500, currency="eur",
+                              refunded=True)
+    event = wrap_event(refunded, "charge.refunded", event_id="evt_re_2_full", created=int(time.time()))
+    assert (await store.stripe(event)).status == 200
+    assert await job.tick() == 1
+    pool = store.deps.pool
+    row = await pool.fetchrow("SELECT payment_status, settled_amount, fee, settled_refunded, net FROM orders"
+                              " WHERE id = 'pi_2'")
+    assert tuple(row) == ("refunded", 4871, 171, 4871, 4871 - 171 - 4871)  # net = gross − fee − refunded = −171
+    after = await totals(store, at)
+    # By hand: the refunded order's gross and refund cancel and leave the store; its 1.71 fee stays.
+    assert (after.gross, after.fees, after.refunds, after.orders) == (9850, 316 + 171, 0, 1)
+    assert after.net == (9850 - 316) + (4871 - 171 - 4871) == 9363
+    query = ("SELECT level, bucket, currency, orders, revenue, settled, fees, deducted FROM sales_rollups"
+             " ORDER BY 1, 2, 3")
+    quarters = "SELECT * FROM order_rollups WHERE orders <> 0 OR fees <> 0 ORDER BY bucket, currency"
+    kept, kept_quarters = await pool.fetch(query), await pool.fetch(quarters)
+    await pool.execute("SELECT sales_rollups_rebuild()")
+    assert [tuple(r) for r in await pool.fetch(query)] == [tuple(r) for r in kept]
+    assert [tuple(r) for r in await pool.fetch(quarters)] == [tuple(r) for r in kept_quarters]
+    edge = await settlements.settled_totals(pool, start=at - dt.timedelta(minutes=7), end=at + dt.timedelta(hours=25))
+    assert sum(r.fees for r in edge) == 487 and sum(r.orders for r in edge) == 1
