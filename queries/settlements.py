@@ -31,6 +31,26 @@ SELECT o.id, $2, $2 FROM disputes AS d JOIN orders AS o ON o.id = d.order_id
 ON CONFLICT (order_id) DO NOTHING
 """
 
+# A dispute closed or its funds reinstated (a won dispute's reversal is a balance transaction of its own): the
+# order's figures are read again, if they were ever read (without STRIPE_API_KEY nothing is, so nothing is queued).
+# A row given up on or backing off is made due now, with fresh tries; one waiting or leased stays as it is (a read
+# in flight might predate the reinstatement: then the other event of the pair, closed or reinstated, re-reads it).
+SETTLED_DISPUTE_STATUS: Final = """
+UPDATE disputes AS d SET status = c.status
+  FROM unnest($1::text[], $2::text[]) AS c (id, status)
+ WHERE d.id = c.id AND c.status IS NOT NULL AND d.status IS DISTINCT FROM c.status
+"""
+
+REQUEUE_DISPUTED: Final = """
+INSERT INTO settlement_fetches AS f (order_id, due_at, queued_at)
+SELECT DISTINCT o.id, $2::timestamptz, $2::timestamptz
+  FROM payment_refs AS p
+  JOIN orders AS o ON o.id = p.order_id
+ WHERE p.ref = ANY($1::text[]) AND o.settled_at IS NOT NULL
+ON CONFLICT (order_id) DO UPDATE SET due_at = EXCLUDED.due_at, attempts = 0
+ WHERE f.due_at = 'infinity' OR f.attempts > 0
+"""
+
 # A lease, not a lock held across HTTP: the claimed rows' due_at moves past the batch's deadline, so another
 # replica (or this one, after a crash) takes them again only if the batch never reports back.
 CLAIM: Final = """
@@ -185,6 +205,15 @@ async def enqueue(db: Executor, *, since: dt.datetime, now: dt.datetime) -> int:
     """Queue every order changed since `since` whose figures are missing or stale; how many were queued."""
     status: str = await db.execute(ENQUEUE, since, now)
     return int(status.split()[-1])
+
+
+async def dispute_settled(db: Executor, *, refs: list[str], statuses: list[tuple[str, str | None]],
+                          now: dt.datetime) -> None:
+    """Disputes closed or reinstated: keep their status, and queue their orders' figures to be read again."""
+    if statuses:
+        await db.execute(SETTLED_DISPUTE_STATUS, [i for i, _ in statuses], [s for _, s in statuses])
+    if refs:
+        await db.execute(REQUEUE_DISPUTED, refs, now)
 
 
 async def claim(db: Executor, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Claim]:

@@ -190,3 +190,37 @@ async def test_a_fully_refunded_order_keeps_its_fee_against_net(store: Bot, stri
     assert [tuple(r) for r in await pool.fetch(quarters)] == [tuple(r) for r in kept_quarters]
     edge = await settlements.settled_totals(pool, start=at - dt.timedelta(minutes=7), end=at + dt.timedelta(hours=25))
     assert sum(r.fees for r in edge) == 487 and sum(r.orders for r in edge) == 1
+
+
+async def test_a_won_dispute_puts_the_reinstated_money_back_into_net(store: Bot, stripe_api: FakeStripe) -> None:
+    """charge.dispute.funds_reinstated and .closed (won) queue the order again: the reversal's +amount and the
+    dispute fee given back return net to what it was before the dispute, without a ping."""
+    at = await sell(store, 4)
+    job = SettlementJob(store.deps)
+    assert await job.tick() == 1
+    reinstated = stripe_fixture("dj-stripe/dispute_dp_funds_reinstated_full.json")  # withdrawal, then reversal
+    withdrawal, reversal = reinstated["balance_transactions"]
+    dispute = {**reinstated, "id": "dp_4", "charge": "ch_4", "payment_intent": "pi_4", "amount": 7800,
+               "currency": "gbp", "status": "needs_response", "created": int(time.time()),
+               "balance_transactions": [{**withdrawal, "amount": -9850, "net": -11350}]}
+    stripe_api.disputes.append(dispute)
+    stripe_api.charges["ch_4"]["disputed"] = True
+    assert (await store.stripe(wrap_event({**dispute, "balance_transactions": []}, "charge.dispute.created",
+                                          created=int(time.time())))).status == 200
+    assert await job.tick() == 1
+    lost = await totals(store, at)
+    assert (lost.fees, lost.refunds, lost.net) == (316 + 1500, 9850, 9850 - 316 - 9850 - 1500)
+    dispute.update(status="won", balance_transactions=[*dispute["balance_transactions"],
+                                                       {**reversal, "amount": 9850, "net": 11350}])
+    assert await job.tick() == 0  # nothing tells the fees job, but the events below
+    await store.drain()
+    posts = len(store.slack_api.calls)
+    for kind in ("charge.dispute.funds_reinstated", "charge.dispute.closed"):
+        assert (await store.stripe(wrap_event(dict(dispute), kind, created=int(time.time())))).status == 200
+    assert await job.tick() == 1
+    won = await totals(store, at)
+    assert (won.fees, won.refunds, won.net) == (316, 0, 9850 - 316)  # by hand: 9850 − 316 − 11350 + 11350
+    assert await store.deps.pool.fetchval("SELECT status FROM disputes WHERE id = 'dp_4'") == "won"
+    assert await store.deps.pool.fetchval("SELECT net FROM orders WHERE id = 'pi_4'") == 9850 - 316
+    await store.drain()
+    assert len(store.slack_api.calls) == posts  # no ping for a closed dispute
