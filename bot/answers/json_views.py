@@ -91,7 +91,8 @@ def sales_json(today: SalesSnapshot, hourly: Hourly | None) -> dict[str, Any]:
         "pendingCheckouts": today.pending_checkouts,
         "conversion": None if conv is None else {"started": conv.started, "completed": conv.completed,
                                                   "rate": conv.rate},
-        "subscriptions": subscriptions_json(today.subscriptions),
+        "subscriptions": subscriptions_json(today.subscriptions,
+                                            store=today.store.currency if today.store is not None else None),
         "timestamp": _iso(today.now),
         "missing": list(today.missing),
     }

@@ -129,7 +129,8 @@ def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
                 + "\n".join(comparison_lines(f.yesterday))),
         section(_alert_list("Alerts overnight", f.alerts, now=f.now, tz=tz, empty="None ✅")),
     ]
-    if (mrr_line := mrr_report_line(f.subscriptions)) is not None:
+    store = f.yesterday.store.currency if f.yesterday.store is not None else None
+    if (mrr_line := mrr_report_line(f.subscriptions, store=store)) is not None:
         blocks.insert(-1, section(f"🔁 {mrr_line}"))
     if f.findings:
         blocks.append(section(_alert_list("Findings", f.findings, now=f.now, tz=tz, empty="")))

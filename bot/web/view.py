@@ -182,7 +182,7 @@ def dashboard_view(today: SalesSnapshot, hourly: Hourly | None, health: HealthSn
         "updated_at": _iso(today.now),
         "status": "degraded" if degraded else "ok",
         "figures": _figures(today, tz),
-        "subscriptions": mrr_card(today.subscriptions),
+        "subscriptions": mrr_card(today.subscriptions, store=today.store.currency if today.store else None),
         "chart": _chart(today, hourly, tz),
         "alerts": _alerts(health, tz),
         "health": _health(health, tz),
