@@ -11,12 +11,13 @@ import pytest
 from bot.answers.gather import gather_health, gather_sales
 from bot.blocks.reports import report_message
 from bot.currency import CurrencyChoice
+from bot.home.render import render_home
 from bot.reports.chart import chart_note, chart_title, render_chart
 from bot.reports.figures import evening, hourly_revenue, whole_day
 from bot.reports.schedule import ReportKind, Slot
 from bot.stripe.settle_job import SettlementJob
 from bot.web.view import dashboard_view
-from tests.blockkit import assert_valid_message
+from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.conftest import Bot
 from tests.fake_stripe import FakeStripe
 from tests.fakes import FakeSlack
@@ -124,3 +125,18 @@ async def test_the_evening_report_sums_the_day_in_the_store_currency(store: Bot)
     assert_valid_message(msg.as_payload())
     assert msg.text.endswith(": 4 orders · $197.31")
     assert figures.chart.store and sum(figures.chart.current) == GROSS
+
+
+async def test_sales_and_home_give_the_last_hour_in_the_store_currency(store: Bot) -> None:
+    """/sales's and the App Home's "Last hour" field is in USD once settled, not a per-currency list."""
+    job = SettlementJob(store.deps)
+    await job.tick()
+    await sell(store, 1, 2, 3, 4)
+    await job.tick()
+    answer = await store.command("/sales")
+    assert_valid_message(answer)
+    last_hour = answer["blocks"][1]["fields"]
+    assert last_hour[0]["text"] == "*Last hour:*\n4 orders · $197.31"
+    home = await render_home(store.deps)
+    assert_valid_view(home)
+    assert "4 orders · $197.31" in str(home["blocks"]) and "€45.00 + £78.00" not in str(home["blocks"][:3])
