@@ -13,6 +13,7 @@ import pytest
 
 from bot.answers.gather import gather_health
 from bot.answers.json_views import health_json
+from bot.db import bundled_migrations
 from bot.stripe.backfill import backfill_fees
 from bot.stripe.events_api import StripeApi
 from bot.stripe.settle_job import SettlementJob
@@ -224,3 +225,23 @@ async def test_a_won_dispute_puts_the_reinstated_money_back_into_net(store: Bot,
     assert await store.deps.pool.fetchval("SELECT net FROM orders WHERE id = 'pi_4'") == 9850 - 316
     await store.drain()
     assert len(store.slack_api.calls) == posts  # no ping for a closed dispute
+
+
+async def test_migration_0017_adds_the_fees_of_orders_refunded_before_it(store: Bot, stripe_api: FakeStripe) -> None:
+    """Rollups kept by 0014's triggers (no refunded order's fee) get those fees from 0017, equal to a rebuild."""
+    await sell(store, 2)
+    job = SettlementJob(store.deps)
+    await job.tick()
+    pool = store.deps.pool
+    await pool.execute("UPDATE orders SET payment_status = 'refunded', amount_refunded = 4500, refunded_at = now(),"
+                       " settled_refunded = 4871, net = -171 WHERE id = 'pi_2'")
+    query = "SELECT level, bucket, currency, fees FROM sales_rollups WHERE fees <> 0 ORDER BY 1, 2, 3"
+    await pool.execute("SELECT sales_rollups_rebuild()")
+    rebuilt = [tuple(r) for r in await pool.fetch(query)]
+    assert [r[3] for r in rebuilt] == [171, 171]  # a day and an hour
+    await pool.execute("UPDATE sales_rollups SET fees = fees - 171 WHERE currency = 'EUR' AND fees <> 0")
+    await pool.execute("UPDATE order_rollups SET fees = fees - 171 WHERE currency = 'EUR' AND fees <> 0")
+    delta = next(m.sql for m in bundled_migrations() if m.version.startswith("0017")).rsplit("$$;", 1)[1]
+    await pool.execute(delta)
+    assert [tuple(r) for r in await pool.fetch(query)] == rebuilt
+    assert await pool.fetchval("SELECT sum(fees) FROM order_rollups WHERE currency = 'EUR'") == 171
