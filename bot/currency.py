@@ -9,12 +9,15 @@ Without STRIPE_API_KEY nothing ever settles, so with STORE_CURRENCY alone the ot
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.config import Settings
+from queries import settlements
+from queries.executor import Executor
 from queries.sales import CurrencyTotal
-from queries.settlements import SettledTotal
+from queries.settlements import SettledPoint, SettledTotal
 
 # Said wherever per-currency totals stand in for one currency, so the owner knows how to change it.
 NO_STORE_CURRENCY = "Totals per currency: set STORE_CURRENCY, or STRIPE_API_KEY for the account's currency " \
@@ -63,6 +66,25 @@ def store_totals(rows: Sequence[SettledTotal], currency: str, *, with_fees: bool
                        unsettled=unsettled, pending=tuple(pending), with_fees=with_fees)
 
 
+def store_series(points: Sequence[SettledPoint], currency: str, *,
+                 with_fees: bool = True) -> dict[dt.datetime, StoreTotals]:
+    """settlements.settled_trend's points folded into the store currency, bucket by bucket."""
+    rows: dict[dt.datetime, list[SettledTotal]] = {}
+    for p in points:
+        rows.setdefault(p.bucket, []).append(p.total)
+    return {bucket: store_totals(group, currency, with_fees=with_fees) for bucket, group in rows.items()}
+
+
+def pending_of(totals: Sequence[StoreTotals]) -> tuple[CurrencyTotal, ...]:
+    """What several windows left not converted yet, merged per currency, biggest first."""
+    merged: dict[str, CurrencyTotal] = {}
+    for st in totals:
+        for t in st.pending:
+            was = merged.get(t.currency, CurrencyTotal(t.currency, 0, 0))
+            merged[t.currency] = CurrencyTotal(t.currency, was.orders + t.orders, was.revenue + t.revenue)
+    return tuple(sorted(merged.values(), key=lambda t: (-t.revenue, t.currency)))
+
+
 @dataclass(frozen=True, slots=True)
 class CurrencyChoice:
     """What decides the store currency: STORE_CURRENCY, else (with STRIPE_API_KEY) the account's default."""
@@ -83,6 +105,12 @@ class CurrencyChoice:
     def resolve(self, account_currency: str | None) -> str | None:
         """The store currency: STORE_CURRENCY wins over the account's default (None until it has been read)."""
         return self.configured or (account_currency if self.from_stripe else None)
+
+    async def read(self, db: Executor) -> str | None:
+        """The store currency now: STORE_CURRENCY, else the account's as last read (None: per currency)."""
+        if not self.wanted:
+            return None
+        return self.resolve(await settlements.account_currency(db) if self.configured is None else None)
 
 
 PER_CURRENCY = CurrencyChoice(configured=None, from_stripe=False)  # neither STORE_CURRENCY nor STRIPE_API_KEY

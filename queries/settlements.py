@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from queries.cover import cover
+from queries.cover import cover, local_cuts
 from queries.executor import Executor
 
 # Orders whose figures are missing or stale since `$1`: paid and never read; refunded since they were read;
@@ -29,6 +29,26 @@ SELECT o.id, $2, $2 FROM disputes AS d JOIN orders AS o ON o.id = d.order_id
  WHERE d.created_at >= $1 AND o.settled_at IS NOT NULL
    AND coalesce(o.settled_disputes, 0) < (SELECT count(*) FROM disputes AS k WHERE k.order_id = o.id)
 ON CONFLICT (order_id) DO NOTHING
+"""
+
+# A dispute closed or its funds reinstated (a won dispute's reversal is a balance transaction of its own): the
+# order's figures are read again, if they were ever read (without STRIPE_API_KEY nothing is, so nothing is queued).
+# A row given up on or backing off is made due now, with fresh tries; one waiting or leased stays as it is (a read
+# in flight might predate the reinstatement: then the other event of the pair, closed or reinstated, re-reads it).
+SETTLED_DISPUTE_STATUS: Final = """
+UPDATE disputes AS d SET status = c.status
+  FROM unnest($1::text[], $2::text[]) AS c (id, status)
+ WHERE d.id = c.id AND c.status IS NOT NULL AND d.status IS DISTINCT FROM c.status
+"""
+
+REQUEUE_DISPUTED: Final = """
+INSERT INTO settlement_fetches AS f (order_id, due_at, queued_at)
+SELECT DISTINCT o.id, $2::timestamptz, $2::timestamptz
+  FROM payment_refs AS p
+  JOIN orders AS o ON o.id = p.order_id
+ WHERE p.ref = ANY($1::text[]) AND o.settled_at IS NOT NULL
+ON CONFLICT (order_id) DO UPDATE SET due_at = EXCLUDED.due_at, attempts = 0
+ WHERE f.due_at = 'infinity' OR f.attempts > 0
 """
 
 # A lease, not a lock held across HTTP: the claimed rows' due_at moves past the batch's deadline, so another
@@ -76,33 +96,54 @@ SELECT count(*) FILTER (WHERE due_at < 'infinity') AS waiting, count(*) FILTER (
   FROM settlement_fetches
 """
 
-# queries/sales.py's cover with the settled columns; the edge rows come from the table (they are few).
-SETTLED_TOTALS: Final = """
+# queries/sales.py's cover with the settled columns; the edge rows come from the table (they are few). A fully
+# refunded order counts only its fee: its gross and its refund cancel out, and Stripe keeps the fee (net −fee).
+SETTLED_PARTS: Final = """
 WITH parts AS (
-    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+    SELECT bucket AS at, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
       FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
       FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
        AND bucket >= (SELECT min(b) FROM unnest($2::timestamptz[]) AS b)
        AND bucket <= (SELECT max(b) FROM unnest($2::timestamptz[]) AS b)
     UNION ALL
-    SELECT currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
+    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
       FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
     UNION ALL
-    SELECT coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0), (o.settled_amount IS NOT NULL)::int,
+    SELECT o.created_at, coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0),
+           (o.settled_amount IS NOT NULL)::int,
            CASE WHEN o.settled_amount IS NULL THEN 0 ELSE coalesce(o.amount_total, 0) END,
            coalesce(o.settled_amount, 0), coalesce(o.fee, 0), coalesce(o.settled_refunded, 0)
       FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.payment_status = 'completed' AND o.created_at >= w.lo AND o.created_at < w.hi
+    UNION ALL
+    SELECT o.created_at, coalesce(o.currency, ''), 0, 0, 0, 0, 0, o.fee, 0
+      FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
+      JOIN orders AS o ON o.payment_status = 'refunded' AND o.created_at >= w.lo AND o.created_at < w.hi
+     WHERE o.fee IS NOT NULL
 )
+"""
+
+SETTLED_TOTALS: Final = SETTLED_PARTS + """
 SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
        sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
        sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted
   FROM parts
  GROUP BY currency
-HAVING sum(orders) <> 0
+HAVING sum(orders) <> 0 OR sum(fees) <> 0
  ORDER BY currency
+"""
+
+# By local hour or day, as queries/sales.py TREND (the cover is cut at every local bucket).
+SETTLED_TREND: Final = SETTLED_PARTS + """
+SELECT date_trunc($6, at, $7) AS bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
+       sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
+       sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted
+  FROM parts
+ GROUP BY 1, 2
+HAVING sum(orders) <> 0 OR sum(fees) <> 0
+ ORDER BY 1, 2
 """
 
 
@@ -145,6 +186,14 @@ class SettledTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class SettledPoint:
+    """One local hour or day of settled_totals, in one original currency."""
+
+    bucket: dt.datetime
+    total: SettledTotal
+
+
+@dataclass(frozen=True, slots=True)
 class Backlog:
     """Orders waiting for their figures, and those given up on (see last_error)."""
 
@@ -156,6 +205,15 @@ async def enqueue(db: Executor, *, since: dt.datetime, now: dt.datetime) -> int:
     """Queue every order changed since `since` whose figures are missing or stale; how many were queued."""
     status: str = await db.execute(ENQUEUE, since, now)
     return int(status.split()[-1])
+
+
+async def dispute_settled(db: Executor, *, refs: list[str], statuses: list[tuple[str, str | None]],
+                          now: dt.datetime) -> None:
+    """Disputes closed or reinstated: keep their status, and queue their orders' figures to be read again."""
+    if statuses:
+        await db.execute(SETTLED_DISPUTE_STATUS, [i for i, _ in statuses], [s for _, s in statuses])
+    if refs:
+        await db.execute(REQUEUE_DISPUTED, refs, now)
 
 
 async def claim(db: Executor, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Claim]:
@@ -201,9 +259,21 @@ async def backlog(db: Executor) -> Backlog:
     return Backlog(waiting=row["waiting"], given_up=row["given_up"])
 
 
+def _settled(r: Any) -> SettledTotal:
+    return SettledTotal(r["currency"] or "USD", r["orders"], int(r["revenue"]), r["settled_orders"],
+                        int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]))
+
+
 async def settled_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[SettledTotal]:
-    """Completed orders of [start, end) per original currency, with their settled figures."""
+    """Completed orders of [start, end) per original currency, with their settled figures (and the fees Stripe
+    kept on fully refunded ones)."""
     rows = await db.fetch(SETTLED_TOTALS, *cover(start, end).args("day", "hour", "quarter", "raw"))
-    return [SettledTotal(r["currency"] or "USD", r["orders"], int(r["revenue"]), r["settled_orders"],
-                         int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]))
-            for r in rows]
+    return [_settled(r) for r in rows]
+
+
+async def settled_trend(db: Executor, *, start: dt.datetime, end: dt.datetime, bucket: str,
+                        tz: str) -> list[SettledPoint]:
+    """settled_totals per local hour or day (`bucket`), oldest first."""
+    pieces = cover(start, end, cuts=local_cuts(start, end, bucket=bucket, tz=tz))
+    rows = await db.fetch(SETTLED_TREND, *pieces.args("day", "hour", "quarter", "raw"), bucket, tz)
+    return [SettledPoint(r["bucket"], _settled(r)) for r in rows]

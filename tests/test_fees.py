@@ -13,6 +13,7 @@ import pytest
 
 from bot.answers.gather import gather_health
 from bot.answers.json_views import health_json
+from bot.db import bundled_migrations
 from bot.stripe.backfill import backfill_fees
 from bot.stripe.events_api import StripeApi
 from bot.stripe.settle_job import SettlementJob
@@ -155,3 +156,92 @@ async def test_with_store_currency_set_the_account_is_never_read(dsn: str, fake_
         assert await SettlementJob(bot.deps).tick() == 2
         assert (await totals(bot, at)).gross == 3000 + 2010
     assert "/v1/account" not in {r.path for r in stripe_api.requests}
+
+
+async def test_a_fully_refunded_order_keeps_its_fee_against_net(store: Bot, stripe_api: FakeStripe) -> None:
+    """Stripe keeps the fee on a refund: a fully refunded order's net is −fee, and the store's net counts it."""
+    at = await sell(store, 2, 4)
+    job = SettlementJob(store.deps)
+    assert await job.tick() == 2
+    refund = resource("refund")
+    refund.update(id="re_2", amount=4500, currency="eur", charge="ch_2", balance_transaction="txn_re_2")
+    stripe_api.charges["ch_2"]["refunds"]["data"].append(refund)
+    stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-4871, fee=0,
+                                                                      source="re_2", type_="refund")
+    refunded = stripe_fixture("pay-rails/charge.refunded.json")
+    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_refunded=4500, currency="eur",
+                              refunded=True)
+    event = wrap_event(refunded, "charge.refunded", event_id="evt_re_2_full", created=int(time.time()))
+    assert (await store.stripe(event)).status == 200
+    assert await job.tick() == 1
+    pool = store.deps.pool
+    row = await pool.fetchrow("SELECT payment_status, settled_amount, fee, settled_refunded, net FROM orders"
+                              " WHERE id = 'pi_2'")
+    assert tuple(row) == ("refunded", 4871, 171, 4871, 4871 - 171 - 4871)  # net = gross − fee − refunded = −171
+    after = await totals(store, at)
+    # By hand: the refunded order's gross and refund cancel and leave the store; its 1.71 fee stays.
+    assert (after.gross, after.fees, after.refunds, after.orders) == (9850, 316 + 171, 0, 1)
+    assert after.net == (9850 - 316) + (4871 - 171 - 4871) == 9363
+    query = ("SELECT level, bucket, currency, orders, revenue, settled, fees, deducted FROM sales_rollups"
+             " ORDER BY 1, 2, 3")
+    quarters = "SELECT * FROM order_rollups WHERE orders <> 0 OR fees <> 0 ORDER BY bucket, currency"
+    kept, kept_quarters = await pool.fetch(query), await pool.fetch(quarters)
+    await pool.execute("SELECT sales_rollups_rebuild()")
+    assert [tuple(r) for r in await pool.fetch(query)] == [tuple(r) for r in kept]
+    assert [tuple(r) for r in await pool.fetch(quarters)] == [tuple(r) for r in kept_quarters]
+    edge = await settlements.settled_totals(pool, start=at - dt.timedelta(minutes=7), end=at + dt.timedelta(hours=25))
+    assert sum(r.fees for r in edge) == 487 and sum(r.orders for r in edge) == 1
+
+
+async def test_a_won_dispute_puts_the_reinstated_money_back_into_net(store: Bot, stripe_api: FakeStripe) -> None:
+    """charge.dispute.funds_reinstated and .closed (won) queue the order again: the reversal's +amount and the
+    dispute fee given back return net to what it was before the dispute, without a ping."""
+    at = await sell(store, 4)
+    job = SettlementJob(store.deps)
+    assert await job.tick() == 1
+    reinstated = stripe_fixture("dj-stripe/dispute_dp_funds_reinstated_full.json")  # withdrawal, then reversal
+    withdrawal, reversal = reinstated["balance_transactions"]
+    dispute = {**reinstated, "id": "dp_4", "charge": "ch_4", "payment_intent": "pi_4", "amount": 7800,
+               "currency": "gbp", "status": "needs_response", "created": int(time.time()),
+               "balance_transactions": [{**withdrawal, "amount": -9850, "net": -11350}]}
+    stripe_api.disputes.append(dispute)
+    stripe_api.charges["ch_4"]["disputed"] = True
+    assert (await store.stripe(wrap_event({**dispute, "balance_transactions": []}, "charge.dispute.created",
+                                          created=int(time.time())))).status == 200
+    assert await job.tick() == 1
+    lost = await totals(store, at)
+    assert (lost.fees, lost.refunds, lost.net) == (316 + 1500, 9850, 9850 - 316 - 9850 - 1500)
+    dispute.update(status="won", balance_transactions=[*dispute["balance_transactions"],
+                                                       {**reversal, "amount": 9850, "net": 11350}])
+    assert await job.tick() == 0  # nothing tells the fees job, but the events below
+    await store.drain()
+    posts = len(store.slack_api.calls)
+    for kind in ("charge.dispute.funds_reinstated", "charge.dispute.closed"):
+        assert (await store.stripe(wrap_event(dict(dispute), kind, created=int(time.time())))).status == 200
+    assert await job.tick() == 1
+    won = await totals(store, at)
+    assert (won.fees, won.refunds, won.net) == (316, 0, 9850 - 316)  # by hand: 9850 − 316 − 11350 + 11350
+    assert await store.deps.pool.fetchval("SELECT status FROM disputes WHERE id = 'dp_4'") == "won"
+    assert await store.deps.pool.fetchval("SELECT net FROM orders WHERE id = 'pi_4'") == 9850 - 316
+    await store.drain()
+    assert len(store.slack_api.calls) == posts  # no ping for a closed dispute
+
+
+async def test_migration_0017_adds_the_fees_of_orders_refunded_before_it(store: Bot, stripe_api: FakeStripe) -> None:
+    """Rollups kept by 0014's triggers (no refunded order's fee) get those fees from 0017, equal to a rebuild."""
+    await sell(store, 2)
+    job = SettlementJob(store.deps)
+    await job.tick()
+    pool = store.deps.pool
+    await pool.execute("UPDATE orders SET payment_status = 'refunded', amount_refunded = 4500, refunded_at = now(),"
+                       " settled_refunded = 4871, net = -171 WHERE id = 'pi_2'")
+    query = "SELECT level, bucket, currency, fees FROM sales_rollups WHERE fees <> 0 ORDER BY 1, 2, 3"
+    await pool.execute("SELECT sales_rollups_rebuild()")
+    rebuilt = [tuple(r) for r in await pool.fetch(query)]
+    assert [r[3] for r in rebuilt] == [171, 171]  # a day and an hour
+    await pool.execute("UPDATE sales_rollups SET fees = fees - 171 WHERE currency = 'EUR' AND fees <> 0")
+    await pool.execute("UPDATE order_rollups SET fees = fees - 171 WHERE currency = 'EUR' AND fees <> 0")
+    delta = next(m.sql for m in bundled_migrations() if m.version.startswith("0017")).rsplit("$$;", 1)[1]
+    await pool.execute(delta)
+    assert [tuple(r) for r in await pool.fetch(query)] == rebuilt
+    assert await pool.fetchval("SELECT sum(fees) FROM order_rollups WHERE currency = 'EUR'") == 171

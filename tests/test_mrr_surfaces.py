@@ -51,13 +51,27 @@ async def shop(dsn: str, fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator
     """A store with a USD subscriber who upgraded two days ago and a EUR yearly subscriber."""
     async with start_bot(dsn, fake_slack, clock=lambda: NOW, MONITORING_TOKEN=TOKEN,
                          SALESPULSE_DATA_DIR=str(tmp_path)) as bot:
-        created = json.loads((STORY / "1_created.json").read_text("utf-8"))
-        upgraded = json.loads((STORY / "3_upgraded.json").read_text("utf-8"))
-        for n, (evt, when) in enumerate([(created, NOW - dt.timedelta(days=10)), (upgraded, NOW - dt.timedelta(days=2)),
-                                         (euro_yearly(created), NOW - dt.timedelta(days=20))]):
-            resp = await bot.stripe(at(evt, when, n))
-            assert resp.status == 200, await resp.text()
+        await subscribe(bot)
         yield bot
+
+
+@pytest.fixture
+async def euro_shop(dsn: str, fake_slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Bot]:
+    """The same subscribers in a store whose currency is EUR (STORE_CURRENCY)."""
+    async with start_bot(dsn, fake_slack, clock=lambda: NOW, MONITORING_TOKEN=TOKEN, STORE_CURRENCY="EUR",
+                         SALESPULSE_DATA_DIR=str(tmp_path)) as bot:
+        await subscribe(bot)
+        yield bot
+
+
+async def subscribe(bot: Bot) -> None:
+    """A USD subscriber who upgraded two days ago and a EUR yearly subscriber."""
+    created = json.loads((STORY / "1_created.json").read_text("utf-8"))
+    upgraded = json.loads((STORY / "3_upgraded.json").read_text("utf-8"))
+    for n, (evt, when) in enumerate([(created, NOW - dt.timedelta(days=10)), (upgraded, NOW - dt.timedelta(days=2)),
+                                     (euro_yearly(created), NOW - dt.timedelta(days=20))]):
+        resp = await bot.stripe(at(evt, when, n))
+        assert resp.status == 200, await resp.text()
 
 
 async def test_sales_30d_shows_mrr_its_week_change_and_movements(shop: Bot) -> None:
@@ -113,3 +127,25 @@ async def test_a_store_without_subscriptions_shows_no_mrr(bot: Bot) -> None:
     assert "MRR" not in json.dumps(body["blocks"], ensure_ascii=False)
     (today, hourly), health = await gather_sales(bot.deps), await gather_health(bot.deps)
     assert dashboard_view(today, hourly, health, tz=bot.deps.settings.tz)["subscriptions"] is None
+
+
+async def test_with_a_store_currency_mrr_is_in_it_and_the_others_stay_apart(euro_shop: Bot) -> None:
+    """STORE_CURRENCY=EUR: MRR leads with the EUR subscriptions; USD MRR is listed apart, never converted."""
+    body = await euro_shop.command("/sales", "30d")
+    assert_valid_message(body)
+    shown = json.dumps(body["blocks"], ensure_ascii=False)
+    assert shown.index("MRR €10.00*") < shown.index(USD_LINE)
+    assert "MRR billed in other currencies is listed apart, never converted to EUR (no rate is guessed)" in shown
+    resp = await euro_shop.client.get("/api/monitoring/sales", headers={"Authorization": f"Bearer {TOKEN}"})
+    subs = (await resp.json())["subscriptions"]
+    assert (subs["currency"], subs["store_currency"], subs["mrr"], subs["notConverted"]) == ("EUR", "EUR", 1000,
+                                                                                              {"USD": 5800})
+    assert subs["byCurrency"]["USD"]["mrr"] == 5800 and subs["active"] == 2
+    reporter = Reporter.from_deps(euro_shop.deps)
+    figures = await reporter.figures(slot_for(ReportKind.MORNING, NOW.date(), euro_shop.deps.settings), now=NOW)
+    msg = report_message(figures, tz=euro_shop.deps.settings.tz)
+    assert_valid_message(msg)
+    assert "MRR €10.00 = 0 % this week · MRR $58.00 ▲ 205.3 % this week (not converted)" in msg.text
+    (today, hourly), health = await gather_sales(euro_shop.deps), await gather_health(euro_shop.deps)
+    card = dashboard_view(today, hourly, health, tz=euro_shop.deps.settings.tz)["subscriptions"]
+    assert card is not None and card["mrr"] == "€10.00 · $58.00 not converted"

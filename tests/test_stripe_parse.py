@@ -70,7 +70,7 @@ EXPECTED_KINDS: dict[str, Kind | None] = {
     f"{RUBY}/charge.failed.json": None,
     f"{RUBY}/charge.refunded.json": Kind.REFUND,
     f"{RUBY}/charge.dispute.created.json": Kind.DISPUTE,
-    f"{RUBY}/charge.dispute.closed.json": None,
+    f"{RUBY}/charge.dispute.closed.json": Kind.DISPUTE_SETTLED,  # re-reads net (a won dispute), no ping
     f"{RUBY}/charge.dispute.funds_withdrawn.json": None,
     f"{RUBY}/invoice.paid.json": Kind.SALE,
     # invoice.payment_succeeded fires alongside invoice.paid: counting both would double the sale.

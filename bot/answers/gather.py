@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from bot import __version__
+from bot.answers.hourly import Hourly, last_24_hours
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot, gather_within, health_snapshot, sales_snapshot
 from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import parse_period
 from bot.scheduling import next_runs
-from queries import sales
-from queries.sales import TrendPoint
 
 API_BUDGET = 5.0  # dashboards can wait a little longer than Slack
 
 
-async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[SalesSnapshot, list[TrendPoint] | None]:
-    """Today's /sales figures and the last 24 hours by hour (None when that lookup did not arrive)."""
+async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[SalesSnapshot, Hourly | None]:
+    """Today's /sales figures and the last 24 hours by hour, in the store currency too when today's totals are
+    (None when that lookup did not arrive)."""
     now, tz = deps.clock(), deps.settings.tz
+    choice = CurrencyChoice.of(deps.settings)
     today = await sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz,
-                                 budget=budget, currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm)
-    got, _ = await gather_within(deps.pool, {"hourly": lambda db: sales.trend(
-        db, start=now - dt.timedelta(hours=24), end=now, bucket="hour", tz=tz.key)}, budget=budget)
+                                 budget=budget, currency=choice, rhythm=deps.rhythm)
+    store = today.store.currency if today.store is not None else None
+    got, _ = await gather_within(deps.pool, {"hourly": lambda db: last_24_hours(
+        db, now=now, tz=tz, store=store, with_fees=choice.from_stripe)}, budget=budget)
     return today, got.get("hourly")
 
 

@@ -6,8 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from bot.answers.hourly import Hourly
 from bot.answers.mrr_json import subscriptions_json
 from bot.answers.snapshots import ErrorsSnapshot, HealthSnapshot, SalesSnapshot
+from bot.currency import StoreTotals
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint
 
@@ -34,12 +36,11 @@ def _money(totals: Sequence[CurrencyTotal] | None, currency: str) -> dict[str, A
             "revenue_by_currency": by_currency}
 
 
-def _store_money(s: SalesSnapshot) -> dict[str, Any]:
+def _store_money(st: StoreTotals | None, note: str | None = None) -> dict[str, Any]:
     """With a store currency, `revenue` is in it (gross: settled amounts, or face value in that currency) and
     `currency` names it; the net, fees and refunds beside it; orders not converted yet stay in their own."""
-    st = s.store
     if st is None:
-        return {"store_currency": None, "store_currency_note": s.store_note}
+        return {"store_currency": None, "store_currency_note": note}
     return {"revenue": st.gross, "currency": st.currency, "store_currency": st.currency,
             "revenue_net": st.net if st.with_fees else None, "fees": st.fees if st.with_fees else None,
             "refunds_settled": st.refunds if st.with_fees else None,
@@ -47,35 +48,51 @@ def _store_money(s: SalesSnapshot) -> dict[str, Any]:
             "not_converted": {t.currency: t.revenue for t in st.pending}}
 
 
-def sales_json(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None) -> dict[str, Any]:
-    """GET /api/monitoring/sales: lastHour, today, hourlySales (last 24 h, newest first), pendingCheckouts."""
-    currency = primary_currency(today.totals, today.last_hour)
+def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> list[dict[str, Any]]:
+    """The last 24 h by hour, newest first; in the store currency too when `hourly.store` has it."""
     hours: dict[dt.datetime, list[TrendPoint]] = {}
-    for point in hourly or []:
+    for point in hourly.points if hourly is not None else []:
         hours.setdefault(point.bucket, []).append(point)
-    hourly_sales = []
+    out = []
     for hour in sorted(hours, reverse=True):
         points = hours[hour]
         totals = [CurrencyTotal(p.currency, p.orders, p.revenue) for p in points]
         orders = sum(p.orders for p in points)
         in_primary = [p for p in points if p.currency == currency]
         avg = in_primary[0].revenue // in_primary[0].orders if in_primary and in_primary[0].orders else 0
-        hourly_sales.append({"hour": _iso(hour), "order_count": orders, **_money(totals, currency),
-                             "avg_order_value": avg})
+        extra: dict[str, Any] = {}
+        if hourly is not None and hourly.store is not None:
+            st = hourly.store.get(hour)
+            extra = _store_money(st, note)
+            if st is not None:  # the average of the orders in the store currency by now
+                converted = st.orders - sum(t.orders for t in st.pending)
+                avg = st.gross // converted if converted > 0 else 0
+        out.append({"hour": _iso(hour), "order_count": orders, **_money(totals, currency), **extra,
+                    "avg_order_value": avg})
+    return out
+
+
+def sales_json(today: SalesSnapshot, hourly: Hourly | None) -> dict[str, Any]:
+    """GET /api/monitoring/sales: lastHour, today, hourlySales (last 24 h, newest first), pendingCheckouts.
+
+    With a store currency every `revenue` (last hour, today, each hour) is in it, as `currency` says."""
+    currency = primary_currency(today.totals, today.last_hour)
     conv = today.conversion
+    last_hour = _store_money(today.store_last_hour, today.store_note) if today.store is not None else {}
     return {
         "lastHour": {"order_count": sum(t.orders for t in today.last_hour or []),
-                     **_money(today.last_hour, currency), "last_order_at": _iso(today.last_order_at)},
+                     **_money(today.last_hour, currency), **last_hour, "last_order_at": _iso(today.last_order_at)},
         "today": {"order_count": sum(t.orders for t in today.totals or []), **_money(today.totals, currency),
-                  **_store_money(today),
+                  **_store_money(today.store, today.store_note),
                   "unique_customers": today.customers,
                   # None when exact; else the relative error bound of the sketch's estimate (0.03)
                   "unique_customers_error": today.customers_error},
-        "hourlySales": hourly_sales,
+        "hourlySales": _hourly_sales(hourly, currency, today.store_note),
         "pendingCheckouts": today.pending_checkouts,
         "conversion": None if conv is None else {"started": conv.started, "completed": conv.completed,
                                                   "rate": conv.rate},
-        "subscriptions": subscriptions_json(today.subscriptions),
+        "subscriptions": subscriptions_json(today.subscriptions,
+                                            store=today.store.currency if today.store is not None else None),
         "timestamp": _iso(today.now),
         "missing": list(today.missing),
     }

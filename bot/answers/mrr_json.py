@@ -18,13 +18,19 @@ def _figures(c: MrrFigures) -> dict[str, Any]:
             "netNewMrr": c.net_new, "churned": c.churned_count, "active": c.active}
 
 
-def subscriptions_json(s: MrrSummary | None) -> dict[str, Any] | None:
+def subscriptions_json(s: MrrSummary | None, *, store: str | None = None) -> dict[str, Any] | None:
     """MRR now and a week ago, the movements since `since` (30 days), active subscribers; None if not looked up.
 
-    The top-level money fields are in `currency`, the currency with the most MRR (USD when there is none); every
-    currency's own figures are under `byCurrency`. A trialing subscription is in `trialing`, not in MRR."""
+    The top-level money fields are in `currency`: the store currency when there is one (the MRR of subscriptions
+    billed in it, 0 when none is), else the currency with the most MRR (USD when there is none); every currency's
+    own figures are under `byCurrency`, and `notConverted` lists the MRR billed in other currencies than the
+    store's (never converted: no rate is guessed). A trialing subscription is in `trialing`, not in MRR."""
     if s is None:
         return None
-    main = s.currencies[0] if s.currencies else MrrFigures("USD", 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    by_code = {c.currency: c for c in s.currencies}
+    code = store or (s.currencies[0].currency if s.currencies else "USD")
+    main = by_code.get(code, MrrFigures(code, 0, 0, 0, 0, 0, 0, 0, 0, 0))
     return {**_figures(main), "currency": main.currency, "active": s.active, "trialing": s.trialing,
-            "since": _iso(s.since), "byCurrency": {c.currency: _figures(c) for c in s.currencies}}
+            "since": _iso(s.since), "byCurrency": {c.currency: _figures(c) for c in s.currencies},
+            "store_currency": store,
+            "notConverted": None if store is None else {c.currency: c.mrr for c in s.currencies if c.currency != store}}

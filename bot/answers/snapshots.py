@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.currency import ACCOUNT_UNKNOWN, NO_STORE_CURRENCY, PER_CURRENCY, CurrencyChoice, StoreTotals, store_totals
+from bot.answers.store_lookups import totals_fields, totals_lookups
+from bot.currency import PER_CURRENCY, CurrencyChoice, StoreTotals
 from bot.delivery.channels import ChannelStatus
 from bot.periods import Period
 from bot.rhythm.load import RhythmSource, pace_today
@@ -92,43 +93,7 @@ class SalesSnapshot:
     store: StoreTotals | None = None  # the period in the store currency (bot/currency.py)
     store_previous: StoreTotals | None = None  # a week earlier, likewise
     store_note: str | None = None  # why totals stay per currency, when they do
-
-
-async def _settled(db: Executor, choice: CurrencyChoice, start: dt.datetime,
-                   end: dt.datetime) -> tuple[list[settlements.SettledTotal], str | None]:
-    """A window's totals with their settled figures, and the account's currency when it decides."""
-    rows = await settlements.settled_totals(db, start=start, end=end)
-    return rows, await settlements.account_currency(db) if choice.configured is None else None
-
-
-def _totals_lookups(choice: CurrencyChoice, period: Period, before: Period) -> dict[str, Lookup]:
-    """The period's and the week earlier's totals: per currency, or with their settled figures when totals are
-    given in one currency too (the same lookups, so /sales waits for no extra connection)."""
-    if not choice.wanted:
-        return {"totals": lambda db: sales.window_totals(db, start=period.start, end=period.end),
-                "week earlier": lambda db: sales.window_totals(db, start=before.start, end=before.end)}
-    return {"totals": lambda db: _settled(db, choice, period.start, period.end),
-            "week earlier": lambda db: _settled(db, choice, before.start, before.end)}
-
-
-def _per_currency(rows: list[settlements.SettledTotal]) -> list[CurrencyTotal]:
-    totals = [CurrencyTotal(r.currency, r.orders, r.revenue) for r in rows]
-    return sorted(totals, key=lambda t: (-t.revenue, t.currency))  # as sales.window_totals orders them
-
-
-def _totals_fields(choice: CurrencyChoice, got: dict[str, Any]) -> dict[str, Any]:
-    """SalesSnapshot's totals, and its store fields, from what the lookups brought."""
-    if not choice.wanted:
-        return {"totals": got.get("totals"), "previous": got.get("week earlier"), "store_note": NO_STORE_CURRENCY}
-    now, before = got.get("totals"), got.get("week earlier")
-    fields: dict[str, Any] = {"totals": None if now is None else _per_currency(now[0]),
-                              "previous": None if before is None else _per_currency(before[0])}
-    code = choice.resolve(now[1] if now is not None else None)
-    if code is None:
-        return {**fields, "store_note": ACCOUNT_UNKNOWN}
-    return {**fields, "store": None if now is None else store_totals(now[0], code, with_fees=choice.from_stripe),
-            "store_previous": None if before is None else store_totals(before[0], code,
-                                                                        with_fees=choice.from_stripe)}
+    store_last_hour: StoreTotals | None = None  # the last hour in the store currency, likewise
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
@@ -138,9 +103,8 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     """The figures of /sales for `period`; `currency` says whether and how totals are given in one currency."""
     before = period.week_earlier(tz)
     lookups: dict[str, Lookup] = {
-        "last hour": lambda db: sales.window_totals(db, start=now - dt.timedelta(hours=1), end=now),
         "last order": lambda db: sales.last_order_at(db),
-        **_totals_lookups(currency, period, before),
+        **totals_lookups(currency, period, before, last_hour=(now - dt.timedelta(hours=1), now)),
         "customers": lambda db: sketch.customers(db, start=period.start, end=period.end),
         "refunds": lambda db: sales.refunds(db, start=period.start, end=period.end),
         "trend": lambda db: sales.trend(db, start=period.start, end=period.end, bucket=period.bucket.value,
@@ -154,12 +118,12 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     got, missing = await gather_within(pool, lookups, budget=budget)
     customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(
-        period=period, now=now, last_hour=got.get("last hour"), last_order_at=got.get("last order"),
+        period=period, now=now, last_order_at=got.get("last order"),
         customers=None if customers is None else customers.count,
         customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
         conversion=got.get("conversion"), missing=missing, pace=got.get("pace"),
-        subscriptions=got.get("subscriptions"), **_totals_fields(currency, got))
+        subscriptions=got.get("subscriptions"), **totals_fields(currency, got))
 
 
 @dataclass(frozen=True, slots=True)

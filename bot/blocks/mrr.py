@@ -1,7 +1,9 @@
 """The MRR part of /sales, the App Home and the daily report: MRR against a week ago, its movements, subscribers.
 
 Pure: takes the MrrSummary row of queries/mrr.py. Nothing is shown for a store without subscriptions. Each currency
-keeps its own MRR (never summed across currencies)."""
+keeps its own MRR (never summed across currencies): with a store currency, MRR in it is that of the subscriptions
+billed in it, shown first; the others follow in their own currencies, said not to be converted (no rate is guessed:
+a subscription's price is not a settled amount)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,18 @@ def _money(amount: int, currency: str) -> str:
     return escape_mrkdwn(format_money(amount, currency))
 
 
+def store_first(currencies: tuple[MrrFigures, ...], store: str | None) -> tuple[MrrFigures, ...]:
+    """The store currency's MRR first, then the others as they were (biggest first)."""
+    return currencies if store is None else tuple(sorted(currencies, key=lambda c: c.currency != store))
+
+
+def apart_note(currencies: tuple[MrrFigures, ...], store: str | None) -> str | None:
+    """Said when some MRR is billed in other currencies than the store's: they are not converted."""
+    if store is None or all(c.currency == store for c in currencies):
+        return None
+    return f"MRR billed in other currencies is listed apart, never converted to {store} (no rate is guessed)"
+
+
 def _lines(c: MrrFigures) -> str:
     headline = (f"*MRR {_money(c.mrr, c.currency)}* {mrr_change(c.mrr, c.mrr_week_ago)} vs 7 days ago"
                 f" · {c.active:,} subscriber{'s' if c.active != 1 else ''}")
@@ -40,16 +54,19 @@ def _lines(c: MrrFigures) -> str:
     return f"{headline}\n30 days: {' · '.join(moves)}"
 
 
-def mrr_blocks(summary: MrrSummary | None) -> list[Block]:
+def mrr_blocks(summary: MrrSummary | None, *, store: str | None = None) -> list[Block]:
     """One section for the store's subscriptions; none when it has none or the figures did not arrive."""
     if summary is None or not summary.currencies:
         return []
-    shown = summary.currencies[:MAX_CURRENCIES]
+    currencies = store_first(summary.currencies, store)
+    shown = currencies[:MAX_CURRENCIES]
     text = "🔁 " + "\n".join(_lines(c) for c in shown)
-    if (more := len(summary.currencies) - len(shown)) > 0:
+    if (more := len(currencies) - len(shown)) > 0:
         text += f"\n…and {more} more currencies"
     if summary.trialing:
         text += f"\n🧪 {summary.trialing:,} in trial (not in MRR)"
+    if (note := apart_note(currencies, store)) is not None:
+        text += f"\n_{note}_"
     return [section(text), *_discounts_note(summary)]
 
 
@@ -65,9 +82,11 @@ def _discounts_note(s: MrrSummary) -> list[Block]:
     return [context("ℹ️ " + "; ".join(notes))] if notes else []
 
 
-def mrr_report_line(summary: MrrSummary | None) -> str | None:
-    """The daily report's line: "MRR $12,340 ▲ 2.1 % this week" (per currency, joined); None without subscriptions."""
+def mrr_report_line(summary: MrrSummary | None, *, store: str | None = None) -> str | None:
+    """The daily report's line: "MRR $12,340 ▲ 2.1 % this week" (per currency, joined, the store's first, the
+    others "not converted"); None without subscriptions."""
     if summary is None or not summary.currencies:
         return None
     return " · ".join(f"MRR {_money(c.mrr, c.currency)} {mrr_change(c.mrr, c.mrr_week_ago)} this week"
-                      for c in summary.currencies[:MAX_CURRENCIES])
+                      + (" (not converted)" if store is not None and c.currency != store else "")
+                      for c in store_first(summary.currencies, store)[:MAX_CURRENCIES])

@@ -36,12 +36,13 @@ def _clip(text: str, limit: int) -> str:
     return escape_mrkdwn(truncate(" ".join(text.split()), limit))
 
 
-def _totals(totals: Sequence[CurrencyTotal], noun: str = "order") -> str:
-    """"12 orders · $340.00 + €20.00" (never summed across currencies), or "no orders"."""
+def _totals(totals: Sequence[CurrencyTotal], noun: str = "order", store: StoreTotals | None = None) -> str:
+    """"12 orders · $340.00 + €20.00" (never summed across currencies), "12 orders · $361.60" in the store
+    currency (orders not converted yet named apart), or "no orders"."""
     count = sum(t.orders for t in totals)
     if not count:
         return f"no {noun}s"
-    amounts = format_totals({t.currency: t.revenue for t in totals})
+    amounts = gross_text(store) if store is not None else format_totals({t.currency: t.revenue for t in totals})
     return f"{counted(count, noun)} · {escape_mrkdwn(amounts)}"
 
 
@@ -118,16 +119,18 @@ def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     title = f"☀️ Morning report · {day_label(f.slot.day)}"
     start, end = local(f.overnight.start, tz), local(f.overnight.end, tz)
     yesterday = local(f.yesterday.window.start, tz).date()
+    overnight = _totals(f.overnight_totals, store=f.overnight_store)
     blocks: list[Block] = [header(title)]
     if (timing := _timing(f.slot, f.now, late=late, tz=tz)) is not None:
         blocks.append(timing)
     blocks += [
-        section(f"*Overnight* ({start:%a %H:%M} → {end:%a %H:%M %Z})\n{_totals(f.overnight_totals)}"),
+        section(f"*Overnight* ({start:%a %H:%M} → {end:%a %H:%M %Z})\n{overnight}"),
         section(f"*Yesterday, {day_label(yesterday)}* · against {day_label(yesterday - dt.timedelta(days=7))}\n"
                 + "\n".join(comparison_lines(f.yesterday))),
         section(_alert_list("Alerts overnight", f.alerts, now=f.now, tz=tz, empty="None ✅")),
     ]
-    if (mrr_line := mrr_report_line(f.subscriptions)) is not None:
+    store = f.yesterday.store.currency if f.yesterday.store is not None else None
+    if (mrr_line := mrr_report_line(f.subscriptions, store=store)) is not None:
         blocks.insert(-1, section(f"🔁 {mrr_line}"))
     renewed = f"Renewals yesterday: {_totals(f.renewals, 'renewal')}" if f.renewals is not None else None
     if renewed is not None:  # SUBSCRIPTION_RENEWALS=report: pinged nowhere else
@@ -135,8 +138,8 @@ def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     if f.findings:
         blocks.append(section(_alert_list("Findings", f.findings, now=f.now, tz=tz, empty="")))
     blocks.append(_footer(f.slot, tz, chart_note))
-    text = (f"{title}{' (late)' if late else ''}: yesterday {_totals(f.yesterday.current)};"
-            f" overnight {_totals(f.overnight_totals)}" + (f"; {mrr_line}" if mrr_line else "")
+    text = (f"{title}{' (late)' if late else ''}: yesterday {_totals(f.yesterday.current, store=f.yesterday.store)};"
+            f" overnight {overnight}" + (f"; {mrr_line}" if mrr_line else "")
             + (f"; {renewed}" if renewed else ""))
     return message(text, blocks)
 
@@ -176,7 +179,7 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
                  f" {escape_mrkdwn(format_money(p.revenue, p.currency))}" for n, p in enumerate(f.top_products, 1)]
         blocks.append(section("*Top products*\n" + "\n".join(lines)))
     blocks += [section(_attention(f, tz)), _footer(f.slot, tz, chart_note)]
-    text = f"{title}{' (late)' if late else ''}: {_totals(f.day.current)}"
+    text = f"{title}{' (late)' if late else ''}: {_totals(f.day.current, store=f.day.store)}"
     return message(text, blocks)
 
 

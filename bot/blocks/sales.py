@@ -67,7 +67,8 @@ def last_order_label(s: SalesSnapshot, tz: ZoneInfo, *, age: str = " ({})") -> s
 
 def _last_hour(s: SalesSnapshot, tz: ZoneInfo) -> Block:
     orders = _orders(s.last_hour)
-    hour = f"{counted(orders)} · {_money_list(s.last_hour or [])}" if orders is not None else UNKNOWN
+    money = gross_text(s.store_last_hour) if s.store_last_hour is not None else _money_list(s.last_hour or [])
+    hour = f"{counted(orders)} · {money}" if orders is not None else UNKNOWN
     return fields(("Last hour", hour), ("Last order", last_order_label(s, tz)))
 
 
@@ -148,7 +149,7 @@ def _checkouts(s: SalesSnapshot) -> Block:
 def sales_message(s: SalesSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:
     """The /sales answer; `share_arg` adds the Share button that re-runs `/sales <arg>` in the channel."""
     blocks: list[Block] = [header(f"📊 Sales · {s.period.label}"), _last_hour(s, tz), *_period_fields(s),
-                           *mrr_blocks(s.subscriptions),
+                           *mrr_blocks(s.subscriptions, store=s.store.currency if s.store is not None else None),
                            *([pace_block(s.pace)] if s.pace is not None else []), _trend(s, tz), _checkouts(s)]
     if (warning := missing_context(s.missing)) is not None:
         blocks.append(warning)

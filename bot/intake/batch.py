@@ -28,6 +28,7 @@ from bot.subscriptions.apply import apply_subscriptions
 from bot.subscriptions.renewals import Renewals, quiet_renewals
 from queries import intake as q
 from queries import intake_pings as pings
+from queries import settlements
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     await q.upsert_checkouts(conn, fold.checkouts.values())
     await q.insert_failures(conn, fold.failures)
     await q.insert_disputes(conn, list(fold.disputes.values()))
+    await settlements.dispute_settled(
+        conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}),
+        statuses=[(e.dispute_id, e.dispute_status) for e in fold.settled_disputes if e.dispute_id], now=now)
     await pings.merge_pings(conn, fold.losers())
     fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
     queued = await q.enqueue(conn, fold.messages)

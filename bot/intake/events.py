@@ -18,6 +18,9 @@ class Kind(StrEnum):
     FAILURE = "failure"  # a payment attempt failed
     REFUND = "refund"  # some or all of a charge was given back
     DISPUTE = "dispute"  # a customer opened a chargeback
+    # charge.dispute.closed / .funds_reinstated: a dispute was decided or its money came back; no ping, but its
+    # balance transactions changed, so the order's Stripe figures (net) are read again (bot/stripe/settle.py).
+    DISPUTE_SETTLED = "dispute_settled"
     CHECKOUT_EXPIRED = "checkout_expired"  # an abandoned checkout timed out
     # More ids of one payment (invoice_payment.paid: in_ ↔ pi_; charge.succeeded: ch_ ↔ pi_), and the customer
     # where the event names one. Never a sale and never a ping: every order it shares a ref with is the same order.

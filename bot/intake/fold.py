@@ -46,6 +46,7 @@ class Fold:
     checkouts: dict[str, CheckoutRow] = field(default_factory=dict)
     failures: list[tuple[Any, ...]] = field(default_factory=list)
     disputes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    settled_disputes: list[PaymentEvent] = field(default_factory=list)  # closed or reinstated: read net again
     messages: list[QueuedMessage] = field(default_factory=list)
     merged: dict[str, str] = field(default_factory=dict)  # order id merged away → the order it went into
     stored_losers: list[str] = field(default_factory=list)  # of those, the ones already in the database
@@ -73,6 +74,8 @@ class Fold:
                 self._refund(index, e)
             case Kind.DISPUTE:
                 self._dispute(index, e)
+            case Kind.DISPUTE_SETTLED:  # no ping: the order's Stripe figures are queued for reading again
+                self.settled_disputes.append(e)
             case Kind.CHECKOUT_EXPIRED:
                 self._checkout(e, status="expired")
             case Kind.LINK:  # ids and a customer: fills (or merges) orders, or keeps them for the sale to come

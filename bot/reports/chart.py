@@ -78,12 +78,29 @@ def _grid(draw: ImageDraw.ImageDraw, *, top: int, step: int, bottom_y: int, plot
         draw.text((LEFT - 10 - width, y - 8), label, font=font, fill=MUTED)
 
 
+def chart_title(series: HourlyRevenue) -> str:
+    """"Revenue by hour · EUR", or "… · all in USD" when every currency is charted in the store currency."""
+    return f"Revenue by hour · {'all in ' if series.store else ''}{series.currency}"
+
+
+def chart_note(series: HourlyRevenue) -> str | None:
+    """The line under the plot naming what the bars leave out: other currencies, or orders not converted yet."""
+    if series.store and series.pending:
+        left = " + ".join(money_label(t.revenue, t.currency, size=14) for t in series.pending)
+        orders = sum(t.orders for t in series.pending)
+        return (f"Not charted, not converted to {series.currency} yet (Stripe's figures still to come): {left}"
+                f" ({orders} order{'s' * (orders != 1)})")
+    if series.others:
+        return f"Also sold, not charted (never added to {series.currency}): " + ", ".join(series.others)
+    return None
+
+
 def render_chart(series: HourlyRevenue) -> bytes:
     """The chart as PNG bytes, WIDTH × HEIGHT pixels."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     title, small, tiny = _font(24), _font(16), _font(14)
-    draw.text((LEFT, 24), f"Revenue by hour · {series.currency}", font=title, fill=INK)
+    draw.text((LEFT, 24), chart_title(series), font=title, fill=INK)
     _legend(draw, series, small)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = nice_step(max((*series.current, *series.previous, 0)), currency=series.currency)
@@ -108,9 +125,8 @@ def render_chart(series: HourlyRevenue) -> bytes:
         draw.text((x + 4, TOP - 2), f"report {series.until:%H:%M}", font=tiny, fill=MARKER)
     if not any(series.current) and not any(series.previous):
         draw.text((LEFT + plot_w / 2 - 40, TOP + plot_h / 2 - 10), "No sales", font=small, fill=MUTED)
-    if series.others:
-        draw.text((LEFT, HEIGHT - 28), f"Also sold, not charted (never added to {series.currency}): "
-                  + ", ".join(series.others), font=tiny, fill=MUTED)
+    if (note := chart_note(series)) is not None:
+        draw.text((LEFT, HEIGHT - 28), note, font=tiny, fill=MUTED)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

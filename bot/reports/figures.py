@@ -8,7 +8,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.currency import CurrencyChoice, StoreTotals, store_totals
+from bot.currency import PER_CURRENCY, CurrencyChoice, StoreTotals, pending_of, store_series, store_totals
 from bot.periods import local_midnight
 from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
 from bot.rhythm.load import pace_today
@@ -60,6 +60,8 @@ class HourlyRevenue:
     previous: tuple[int, ...]
     others: tuple[str, ...]  # currencies sold that day but not charted (never summed with this one)
     until: dt.time | None = None  # the current day is counted up to this local time
+    store: bool = False  # `currency` is the store currency: every order in it (settled amounts), but `pending`
+    pending: tuple[CurrencyTotal, ...] = ()  # the two days' orders not converted yet, not charted
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class MorningFigures:
     chart: HourlyRevenue
     subscriptions: MrrSummary | None = None  # MRR at report time against a week earlier (stores with subscriptions)
     renewals: tuple[CurrencyTotal, ...] | None = None  # yesterday's renewals, when SUBSCRIPTION_RENEWALS=report
+    overnight_store: StoreTotals | None = None  # the night in the store currency, when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,39 +141,65 @@ def charted_currency(current: list[TrendPoint], previous: list[TrendPoint]) -> t
     return ranked[0], tuple(sorted(set(ranked[1:]) & {p.currency for p in current}))
 
 
-async def hourly_revenue(db: Executor, *, current: Window, previous: Window, tz: ZoneInfo) -> HourlyRevenue:
-    """The chart's figures: revenue per local hour of `current` and of `previous`."""
+def store_by_hour(series: dict[dt.datetime, StoreTotals], tz: ZoneInfo) -> tuple[int, ...]:
+    """Gross in the store currency per local hour of day."""
+    hours = [0] * HOURS
+    for bucket, st in series.items():
+        hours[bucket.astimezone(tz).hour] += st.gross
+    return tuple(hours)
+
+
+async def _store_series(db: Executor, window: Window, tz: ZoneInfo, code: str,
+                        with_fees: bool) -> dict[dt.datetime, StoreTotals]:
+    points = await settlements.settled_trend(db, start=window.start, end=window.end, bucket="hour", tz=tz.key)
+    return store_series(points, code, with_fees=with_fees)
+
+
+async def hourly_revenue(db: Executor, *, current: Window, previous: Window, tz: ZoneInfo,
+                         store: CurrencyChoice = PER_CURRENCY) -> HourlyRevenue:
+    """The chart's figures: revenue per local hour of `current` and of `previous`, in the store currency when
+    `store` gives one (orders not converted yet left out and listed), else in the day's main currency."""
+    day = current.start.astimezone(tz).date()
+    until = None if current.end >= local_midnight(day + DAY, tz) else current.end.astimezone(tz).time()
+    previous_day = previous.start.astimezone(tz).date()
+    if (code := await store.read(db)) is not None:
+        now_series = await _store_series(db, current, tz, code, store.from_stripe)
+        then_series = await _store_series(db, previous, tz, code, store.from_stripe)
+        return HourlyRevenue(currency=code, day=day, previous_day=previous_day,
+                             current=store_by_hour(now_series, tz), previous=store_by_hour(then_series, tz),
+                             others=(), until=until, store=True,
+                             pending=pending_of([*now_series.values(), *then_series.values()]))
     now_points = await sales.trend(db, start=current.start, end=current.end, bucket="hour", tz=tz.key)
     then_points = await sales.trend(db, start=previous.start, end=previous.end, bucket="hour", tz=tz.key)
     currency, others = charted_currency(now_points, then_points)
-    day = current.start.astimezone(tz).date()
-    end_local = current.end.astimezone(tz)
-    until = None if current.end >= local_midnight(day + DAY, tz) else end_local.time()
-    return HourlyRevenue(currency=currency, day=day, previous_day=previous.start.astimezone(tz).date(),
+    return HourlyRevenue(currency=currency, day=day, previous_day=previous_day,
                          current=by_hour(now_points, currency, tz), previous=by_hour(then_points, currency, tz),
                          others=others, until=until)
+
+
+async def in_store(db: Executor, window: Window, choice: CurrencyChoice, code: str | None) -> StoreTotals | None:
+    """A window in the store currency `code` (None: no store currency, None back)."""
+    if code is None:
+        return None
+    rows = await settlements.settled_totals(db, start=window.start, end=window.end)
+    return store_totals(rows, code, with_fees=choice.from_stripe)
 
 
 async def comparison(db: Executor, window: Window, settings: Settings) -> Comparison:
     """Totals of a window and of the same window a week earlier, in the store currency too when there is one."""
     before = week_earlier(window, settings.tz)
     choice = CurrencyChoice.of(settings)
-    code = choice.resolve(await settlements.account_currency(db) if choice.configured is None else None)
-    store = previous = None
-    if code is not None:
-        store = store_totals(await settlements.settled_totals(db, start=window.start, end=window.end), code,
-                             with_fees=choice.from_stripe)
-        previous = store_totals(await settlements.settled_totals(db, start=before.start, end=before.end), code,
-                                with_fees=choice.from_stripe)
+    code = await choice.read(db)
     return Comparison(window=window,
                       current=tuple(await sales.window_totals(db, start=window.start, end=window.end)),
                       previous=tuple(await sales.window_totals(db, start=before.start, end=before.end)),
-                      store=store, store_previous=previous)
+                      store=await in_store(db, window, choice, code),
+                      store_previous=await in_store(db, before, choice, code))
 
 
 async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> MorningFigures:
     """The morning report of `slot.day`: since the previous evening report, and all of yesterday."""
-    tz = settings.tz
+    tz, choice = settings.tz, CurrencyChoice.of(settings)
     yesterday = slot.day - DAY
     overnight = Window(slot_for(ReportKind.EVENING, yesterday, settings).scheduled_at, slot.scheduled_at)
     since_last_morning = Window(slot_for(ReportKind.MORNING, yesterday, settings).scheduled_at,
@@ -181,12 +210,13 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
     return MorningFigures(
         slot=slot, now=now, overnight=overnight,
         overnight_totals=tuple(await sales.window_totals(db, start=overnight.start, end=overnight.end)),
+        overnight_store=await in_store(db, overnight, choice, await choice.read(db)),
         yesterday=await comparison(db, day, settings),
         alerts=tuple(await reports.alerts_between(db, start=overnight.start, end=overnight.end,
                                                   severities=("critical", "warning"))),
         findings=tuple(await reports.alerts_between(db, start=since_last_morning.start,
                                                     end=since_last_morning.end, severities=("info",))),
-        chart=await hourly_revenue(db, current=day, previous=whole_day(yesterday - WEEK, tz), tz=tz),
+        chart=await hourly_revenue(db, current=day, previous=whole_day(yesterday - WEEK, tz), tz=tz, store=choice),
         subscriptions=await mrr.summary(db, now=slot.scheduled_at, since=slot.scheduled_at - 30 * DAY),
         renewals=renewals)
 
@@ -210,7 +240,7 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         pace=await pace_today(db, now=end, tz=settings.tz),
         # Today up to the report time against the whole same weekday a week earlier (how evenings go).
         chart=await hourly_revenue(db, current=window, previous=whole_day(slot.day - WEEK, settings.tz),
-                                   tz=settings.tz))
+                                   tz=settings.tz, store=CurrencyChoice.of(settings)))
 
 
 async def gather(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> Figures:

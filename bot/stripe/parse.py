@@ -13,7 +13,7 @@ from bot.stripe.build import Envelope
 from bot.stripe.checkout import checkout_session
 from bot.stripe.fields import mapping, string, timestamp
 from bot.stripe.invoices import invoice, invoice_payment
-from bot.stripe.payments import charge_refunded, charge_succeeded, dispute, payment_intent
+from bot.stripe.payments import charge_refunded, charge_succeeded, dispute, dispute_settled, payment_intent
 from bot.stripe.subscriptions import subscription
 
 
@@ -56,6 +56,9 @@ _HANDLERS: Final[Mapping[str, _Handler]] = {
     "charge.succeeded": charge_succeeded,
     "charge.refunded": charge_refunded,
     "charge.dispute.created": dispute,
+    # A won dispute gives the money (and in most countries the dispute fee) back: net is read again.
+    "charge.dispute.closed": dispute_settled,
+    "charge.dispute.funds_reinstated": dispute_settled,
     "invoice.paid": invoice,
     "invoice.payment_failed": invoice,
     "invoice_payment.paid": invoice_payment,

@@ -84,3 +84,9 @@ def dispute(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     return replace(
         event, dispute_id=stripe_id(obj), dispute_reason=string(obj, "reason"), dispute_status=string(obj, "status")
     )
+
+
+def dispute_settled(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
+    """charge.dispute.closed (won, lost, warning_closed) or charge.dispute.funds_reinstated: the same Dispute
+    object, whose balance_transactions now hold the reinstatement (a positive amount and the dispute fee back)."""
+    return replace(dispute(env, obj), kind=Kind.DISPUTE_SETTLED)

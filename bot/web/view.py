@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.answers.hourly import Hourly
 from bot.answers.json_views import primary_currency
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
@@ -18,11 +19,12 @@ from bot.blocks.common import ago, change, count_text
 from bot.blocks.currency import breakdown_text, gross_text, net_text
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
+from bot.currency import pending_of
 from bot.money import format_money
 from bot.periods import parse_period
 from bot.web.mrr_view import mrr_card
 from queries.alerts import AlertRow
-from queries.sales import CurrencyTotal, TrendPoint
+from queries.sales import CurrencyTotal
 
 UNKNOWN = "—"
 OK, WARN, BAD, OFF = "ok", "warn", "bad", "off"
@@ -67,7 +69,9 @@ def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
     else:
         rate, detail = f"{conv.rate:.0%}", f"{conv.completed} of {conv.started} checkouts today"
     return {
-        "last_hour_orders": _count(s.last_hour), "last_hour_revenue": money_list(s.last_hour),
+        "last_hour_orders": _count(s.last_hour),
+        "last_hour_revenue": gross_text(s.store_last_hour) if s.store_last_hour is not None
+        else money_list(s.last_hour),
         "last_order": last,
         "today_orders": _count(s.totals), "today_vs": vs, **_today_money(s),
         "today_customers": UNKNOWN if s.customers is None else count_text(s.customers, s.customers_error),
@@ -76,23 +80,39 @@ def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
     }
 
 
-def _chart(s: SalesSnapshot, hourly: Sequence[TrendPoint] | None, tz: ZoneInfo) -> dict[str, Any] | None:
-    """Revenue per local hour over the last 24 h in the main currency, zero-filled, oldest first."""
-    if hourly is None:
-        return None
-    by_currency: dict[str, CurrencyTotal] = {}
-    for p in hourly:
-        t = by_currency.get(p.currency, CurrencyTotal(p.currency, 0, 0))
-        by_currency[p.currency] = CurrencyTotal(p.currency, t.orders + p.orders, t.revenue + p.revenue)
-    currency = primary_currency(s.totals, s.last_hour, list(by_currency.values()))
-    points = {p.bucket: p for p in hourly if p.currency == currency}
+def _bars(s: SalesSnapshot, tz: ZoneInfo, currency: str,
+          hours: dict[dt.datetime, tuple[int, int]]) -> list[dict[str, Any]]:
+    """One bar per local hour of the last 24 h, oldest first: (revenue, orders) from `hours`, zero-filled."""
     bars: list[dict[str, Any]] = []
     for start in bucket_starts(parse_period("24h", now=s.now, tz=tz), tz):
-        point = points.get(start)
-        revenue, orders = (point.revenue, point.orders) if point else (0, 0)
+        revenue, orders = hours.get(start, (0, 0))
         label = f"{local(start, tz):%H:00}"
         bars.append({"hour": _iso(start), "label": label, "revenue": revenue, "orders": orders,
                      "text": f"{label} · {format_money(revenue, currency)} · {orders} order{'s' * (orders != 1)}"})
+    return bars
+
+
+def _chart(s: SalesSnapshot, hourly: Hourly | None, tz: ZoneInfo) -> dict[str, Any] | None:
+    """Revenue per local hour over the last 24 h, zero-filled, oldest first: in the store currency when one
+    applies (orders not converted yet named apart, never at a guessed rate), else in the main currency."""
+    if hourly is None:
+        return None
+    code = s.store.currency if s.store is not None else \
+        next((st.currency for st in (hourly.store or {}).values()), None)
+    if hourly.store is not None and code is not None:
+        pending = pending_of(list(hourly.store.values()))
+        hours = {b: (st.gross, st.orders - sum(t.orders for t in st.pending)) for b, st in hourly.store.items()}
+        bars = _bars(s, tz, code, hours)
+        gross = sum(int(b["revenue"]) for b in bars)
+        return {"currency": code, "bars": bars, "max": format_money(max(int(b["revenue"]) for b in bars), code),
+                "total": format_money(gross, code),
+                "note": f"also {money_list(pending)} not converted yet, not charted" if pending else ""}
+    by_currency: dict[str, CurrencyTotal] = {}
+    for p in hourly.points:
+        t = by_currency.get(p.currency, CurrencyTotal(p.currency, 0, 0))
+        by_currency[p.currency] = CurrencyTotal(p.currency, t.orders + p.orders, t.revenue + p.revenue)
+    currency = primary_currency(s.totals, s.last_hour, list(by_currency.values()))
+    bars = _bars(s, tz, currency, {p.bucket: (p.revenue, p.orders) for p in hourly.points if p.currency == currency})
     others = [t for c, t in sorted(by_currency.items()) if c != currency]
     total = by_currency.get(currency, CurrencyTotal(currency, 0, 0))
     top = max((int(b["revenue"]) for b in bars), default=0)
@@ -149,7 +169,7 @@ def _health(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]]:
     return [{"name": name, "level": level, "text": text} for name, level, text in items]
 
 
-def dashboard_view(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None, health: HealthSnapshot, *,
+def dashboard_view(today: SalesSnapshot, hourly: Hourly | None, health: HealthSnapshot, *,
                    tz: ZoneInfo) -> dict[str, Any]:
     """Everything the page shows, ready to be placed as text."""
     critical = any(a.severity == "critical" for a in health.alerts or [])
@@ -162,7 +182,7 @@ def dashboard_view(today: SalesSnapshot, hourly: Sequence[TrendPoint] | None, he
         "updated_at": _iso(today.now),
         "status": "degraded" if degraded else "ok",
         "figures": _figures(today, tz),
-        "subscriptions": mrr_card(today.subscriptions),
+        "subscriptions": mrr_card(today.subscriptions, store=today.store.currency if today.store else None),
         "chart": _chart(today, hourly, tz),
         "alerts": _alerts(health, tz),
         "health": _health(health, tz),
