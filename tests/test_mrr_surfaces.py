@@ -80,7 +80,7 @@ async def test_sales_30d_shows_mrr_its_week_change_and_movements(shop: Bot) -> N
     assert_valid_message(body)
     shown = json.dumps(body["blocks"], ensure_ascii=False)
     assert USD_LINE in shown
-    assert "30 days: new +$19.00 · upgrades +$39.00 · churned −$0.00 (0)" in shown
+    assert "30 days: new +$19.00 · upgrades +$39.00 · none churned" in shown
     assert "MRR €10.00* = 0 % vs 7 days ago · 1 subscriber" in shown
 
 

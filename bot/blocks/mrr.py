@@ -50,7 +50,9 @@ def _lines(c: MrrFigures) -> str:
         moves.append(f"upgrades +{_money(c.expansion, c.currency)}")
     if c.contraction:
         moves.append(f"downgrades −{_money(c.contraction, c.currency)}")
-    moves.append(f"churned −{_money(c.churned, c.currency)} ({c.churned_count:,})")
+    # Nothing lost reads as "none churned", not as a negative zero ("churned −€0.00 (0)").
+    moves.append(f"churned −{_money(c.churned, c.currency)} ({c.churned_count:,})" if c.churned_count
+                 else "none churned")
     return f"{headline}\n30 days: {' · '.join(moves)}"
 
 

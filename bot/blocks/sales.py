@@ -81,7 +81,7 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     vs = f"  {change(orders, sum(t.orders for t in previous))}" if previous is not None else ""
     blocks: list[Block] = []
     if s.store is not None:
-        pairs = [("Orders", f"{orders}{vs}"), *_store_pairs(s.store, s.store_previous)]
+        pairs = [("Orders", f"{orders:,}{vs}"), *_store_pairs(s.store, s.store_previous)]
         if len(totals) > 1 or any(t.currency != s.store.currency for t in totals):
             blocks.append(context(breakdown_text(totals)))
     elif len(totals) <= 1:
@@ -89,10 +89,10 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
         prev = before.get(t.currency)
         rev_vs = f"  {change(t.revenue, prev.revenue if prev else 0)}" if previous is not None else ""
         avg = format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
-        pairs = [("Orders", f"{orders}{vs}"), ("Revenue", f"{format_money(t.revenue, t.currency)}{rev_vs}"),
+        pairs = [("Orders", f"{orders:,}{vs}"), ("Revenue", f"{format_money(t.revenue, t.currency)}{rev_vs}"),
                  ("Avg order", avg)]
     else:
-        pairs = [("Orders", f"{orders}{vs}")]
+        pairs = [("Orders", f"{orders:,}{vs}")]
         lines = []
         for t in totals:  # never summed across currencies
             prev = before.get(t.currency)
