@@ -76,7 +76,7 @@ def ago(delta: dt.timedelta) -> str:
 
 def count_text(count: int, error: float | None = None) -> str:
     """A count as people read it; an estimate says so, with its error bound: "≈612,300 (±3.0%)"."""
-    return str(count) if error is None else f"≈{count:,} (±{error:.1%})"
+    return f"{count:,}" if error is None else f"≈{count:,} (±{error:.1%})"
 
 
 def change(current: int, previous: int) -> str:
