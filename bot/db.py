@@ -104,7 +104,8 @@ async def database_url(configured: str | None, data_dir: Path) -> AsyncIterator[
         await asyncio.to_thread(stack.close)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Set up a connection as the pool's are (for connections of their own)."""
     # jsonb in and out as Python objects, so no caller json.dumps()es by hand.
     import json
 
@@ -122,7 +123,7 @@ async def _reset(conn: asyncpg.Connection) -> None:
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections decode jsonb; the caller closes it (`async with` or `close()`)."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset,
+        dsn, min_size=min_size, max_size=max_size, init=init_connection, reset=_reset,
         # Fail fast when PostgreSQL is gone: intake answers 503 and Stripe retries.
         timeout=5, command_timeout=30,
         # No JIT: the rollup queries join unnest($n) arrays whose length the planner cannot know, overestimate,

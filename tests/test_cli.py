@@ -56,6 +56,30 @@ async def test_check_passes_with_reachable_postgres_and_slack(dsn: str, fake_sla
     assert [c.method for c in fake_slack.calls] == ["auth.test", "conversations.list"]  # it joins nothing
 
 
+async def test_check_lists_the_settings_saved_from_slack(dsn: str, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """What an admin saved in the Settings view is printed beside the environment's values, saying it wins."""
+    import asyncio
+    import datetime as dt
+
+    from bot.db import init_connection
+    from queries import settings as settings_q
+
+    conn = await asyncpg.connect(dsn)
+    await init_connection(conn)
+    try:
+        await settings_q.put(conn, key="business_hours", value="08:00-20:00", user_id="UADMIN1",
+                             at=dt.datetime(2026, 12, 5, 7, 0, tzinfo=dt.UTC))
+    finally:
+        await conn.close()
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    assert await asyncio.to_thread(main, ["check"]) == 0
+    out = capsys.readouterr().out
+    assert "business hours 09:00-21:00" in out  # the environment's default, as before
+    assert ('set from Slack:   business_hours = "08:00-20:00" (by UADMIN1, 2026-12-05 07:00 UTC)'
+            " — wins over the environment") in out
+
+
 async def test_check_fails_clearly_when_slack_rejects_the_token(dsn: str, fake_slack: FakeSlack,
                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -14,8 +15,9 @@ import asyncpg
 from bot import __version__
 from bot.alerts.rules_file import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
-from bot.db import database_url, migrate, migrate_database
+from bot.db import database_url, init_connection, migrate, migrate_database
 from queries import health
+from queries import settings as settings_q
 
 if TYPE_CHECKING:  # the Slack SDK is imported only by the commands that talk to Slack
     from slack_sdk.web.async_client import AsyncWebClient
@@ -165,13 +167,26 @@ async def _check_postgres(settings: Settings) -> bool:
         async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
             conn = await asyncpg.connect(dsn, timeout=10)
             version = await health.server_version(conn)
+            stored = await _stored_settings(conn)
             await conn.close()
         where = "configured DATABASE_URL" if settings.database_url else "embedded"
         print(f"  postgres:         ok ({where}, PostgreSQL {version})")
+        for o in stored:  # the values above are the environment's; these win over them (README, Settings)
+            print(f"  set from Slack:   {o.key} = {json.dumps(o.value)} (by {o.updated_by},"
+                  f" {o.updated_at:%Y-%m-%d %H:%M %Z}) — wins over the environment")
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         print(f"  postgres:         FAILED — {type(exc).__name__}: {exc}")
         return False
     return True
+
+
+async def _stored_settings(conn: asyncpg.Connection) -> list[settings_q.Override]:
+    """The settings saved from Slack's Settings view; none before the migrations created their table."""
+    await init_connection(conn)  # stored values are jsonb
+    try:
+        return await settings_q.overrides(conn)
+    except asyncpg.UndefinedTableError:
+        return []
 
 
 async def _check_slack(settings: Settings) -> bool:
