@@ -65,8 +65,8 @@ async def role(dsn: str, conn: asyncpg.Connection) -> AsyncIterator[str]:
 
 def as_role(dsn: str, role: str) -> str:
     """The DSN with another user."""
-    parts_ = urlsplit(dsn)
-    return urlunsplit(parts_._replace(netloc=f"{role}@{parts_.hostname}:{parts_.port}"))
+    parts_ = urlsplit(dsn)  # the embedded server's DSN has no host in its netloc (?host=/socket/dir)
+    return urlunsplit(parts_._replace(netloc=f"{role}@{parts_.netloc.rpartition('@')[2]}"))
 
 
 async def test_table_owner_seeds_with_the_rollup_triggers_disabled_by_name(dsn: str, conn: asyncpg.Connection,
