@@ -1,4 +1,4 @@
-"""SQL behind reading the Discounts Stripe sent as ids (migration 0018): the queue of subscriptions to read, the
+"""SQL behind reading the Discounts Stripe sent as ids (migration 0017): the queue of subscriptions to read, the
 Discount terms read (cached per id), and the snapshots recomputed with them.
 
 The queue is filled by scanning the pending snapshots (a partial index holds only those) rather than at intake, so

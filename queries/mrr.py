@@ -100,7 +100,7 @@ class MrrSummary:
     now: dt.datetime
     currencies: tuple[MrrFigures, ...]
     trialing: int = 0
-    # Paying subscriptions whose MRR is before Discounts Stripe sent as ids only (migration 0018): not read (no
+    # Paying subscriptions whose MRR is before Discounts Stripe sent as ids only (migration 0017): not read (no
     # STRIPE_API_KEY, or not yet), and gone from the subscription when read.
     discounts_unread: int = 0
     discounts_gone: int = 0

@@ -98,7 +98,7 @@ class Snapshot:
     before_mrr: int | None = None  # what the event says the MRR was just before it (None: it does not say)
     pricing: str | None = None  # JSON: what mrr is made of, when a Discount is named by id (pricing.py)
     before_pricing: str | None = None  # JSON: the same for before_mrr
-    discounts: str | None = None  # 'pending' while such Discounts are to be read (migration 0018)
+    discounts: str | None = None  # 'pending' while such Discounts are to be read (migration 0017)
 
 
 @dataclass(frozen=True, slots=True)

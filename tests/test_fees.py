@@ -227,8 +227,8 @@ async def test_a_won_dispute_puts_the_reinstated_money_back_into_net(store: Bot,
     assert len(store.slack_api.calls) == posts  # no ping for a closed dispute
 
 
-async def test_migration_0017_adds_the_fees_of_orders_refunded_before_it(store: Bot, stripe_api: FakeStripe) -> None:
-    """Rollups kept by 0014's triggers (no refunded order's fee) get those fees from 0017, equal to a rebuild."""
+async def test_migration_0016_adds_the_fees_of_orders_refunded_before_it(store: Bot, stripe_api: FakeStripe) -> None:
+    """Rollups kept by 0014's triggers (no refunded order's fee) get those fees from 0016, equal to a rebuild."""
     await sell(store, 2)
     job = SettlementJob(store.deps)
     await job.tick()
@@ -241,7 +241,7 @@ async def test_migration_0017_adds_the_fees_of_orders_refunded_before_it(store: 
     assert [r[3] for r in rebuilt] == [171, 171]  # a day and an hour
     await pool.execute("UPDATE sales_rollups SET fees = fees - 171 WHERE currency = 'EUR' AND fees <> 0")
     await pool.execute("UPDATE order_rollups SET fees = fees - 171 WHERE currency = 'EUR' AND fees <> 0")
-    delta = next(m.sql for m in bundled_migrations() if m.version.startswith("0017")).rsplit("$$;", 1)[1]
+    delta = next(m.sql for m in bundled_migrations() if m.version.startswith("0016")).rsplit("$$;", 1)[1]
     await pool.execute(delta)
     assert [tuple(r) for r in await pool.fetch(query)] == rebuilt
     assert await pool.fetchval("SELECT sum(fees) FROM order_rollups WHERE currency = 'EUR'") == 171
