@@ -793,6 +793,16 @@ def test_handled_types_include_the_link_events() -> None:
     assert {f"customer.subscription.{t}" for t in ("created", "updated", "deleted")} <= HANDLED_TYPES
 
 
+def test_readme_lists_exactly_the_event_types_to_enable() -> None:
+    """README's "Connect Stripe" step names every handled type and no other: an owner copies that list."""
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    step = readme.split("## Connect Stripe", 1)[1].split("2. Copy its signing secret", 1)[0]
+    listed = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+)`", step)) - {"2025-03-31.basil"}
+    assert listed == set(HANDLED_TYPES), (sorted(listed - HANDLED_TYPES), sorted(HANDLED_TYPES - listed))
+
+
 def test_invoice_payment_paid_by_a_charge_links_invoice_and_charge() -> None:
     """An InvoicePayment whose payment is a Charge (payment.type charge) links in_ ↔ ch_."""
     raw = story_event("basil", "subscription_first", "invoice_payment.paid")
