@@ -131,8 +131,11 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     await pings.merge_pings(conn, fold.losers())
     fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
     queued = await q.enqueue(conn, fold.messages)
-    await pings.refresh_pings(conn, updates)
-    await quiet_renewals(conn, sorted(fold.orders), sorted(fold.renewals), mode=renewals, now=now,
+    # A ping this batch has just queued already holds its order's final state: only older pending pings need it.
+    await pings.refresh_pings(conn, [u for u in updates if u.dedupe_key not in queued])
+    # Only an order with an invoice can have paid a renewal invoice (quiet_renewals joins on it).
+    invoiced = sorted(o.id for o in fold.orders.values() if o.invoice_id is not None)
+    await quiet_renewals(conn, invoiced, sorted(fold.renewals), mode=renewals, now=now,
                          likely=fold.likely_renewals())
     counts = [0] * len(subs)
     for m in fold.messages:
