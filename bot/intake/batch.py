@@ -27,8 +27,8 @@ from bot.intake.storable import unstorable
 from bot.subscriptions.apply import apply_subscriptions
 from bot.subscriptions.renewals import Renewals, quiet_renewals
 from queries import intake as q
+from queries import intake_new, settlements
 from queries import intake_pings as pings
-from queries import settlements
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +119,7 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     for i, e in todo:
         fold.apply(i, e)
     updates = fold.finish()
-    await q.write_orders(conn, fold.orders.values())
-    await pings.merge_orders(conn, fold.losers())  # after the survivors exist, before their new refs
-    await q.add_refs(conn, fold.new_refs)
-    await q.upsert_checkouts(conn, fold.checkouts.values())
-    await q.insert_failures(conn, fold.failures)
-    await q.insert_disputes(conn, list(fold.disputes.values()))
-    await settlements.dispute_settled(
-        conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}),
-        statuses=[(e.dispute_id, e.dispute_status) for e in fold.settled_disputes if e.dispute_id], now=now)
-    await pings.merge_pings(conn, fold.losers())
-    fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
-    queued = await q.enqueue(conn, fold.messages)
+    queued = await _write_back(conn, fold, tz=tz, now=now, notify=notify)
     # A ping this batch has just queued already holds its order's final state: only older pending pings need it.
     await pings.refresh_pings(conn, [u for u in updates if u.dedupe_key not in queued])
     # Only an order with an invoice can have paid a renewal invoice (quiet_renewals joins on it).
@@ -144,6 +133,40 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     for i, _ in todo:
         results[i] = IntakeResult(Outcome.PROCESSED, counts[i])
     return results
+
+
+def one_statement(fold: Fold) -> bool:
+    """Whether the batch only adds: new orders with refs, checkouts and messages, nothing stored changed or merged."""
+    return bool(fold.new_refs and fold.checkouts and fold.messages and not fold.stored_losers
+                and not fold.subscription_events and any(o.is_new for o in fold.orders.values())
+                and not any(o.dirty and not o.is_new for o in fold.orders.values()))
+
+
+async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now: dt.datetime,
+                      notify: bool) -> set[str]:
+    """Write the fold's rows and queue its messages; return the message keys queued."""
+    if one_statement(fold):  # the common batch (new checkout sales): orders, refs, checkouts and messages at once
+        new = [o for o in fold.orders.values() if o.is_new]
+        queued = await intake_new.write_new(conn, new, fold.new_refs, list(fold.checkouts.values()), fold.messages)
+        await _write_incidents(conn, fold, now=now)
+        return queued
+    await q.write_orders(conn, fold.orders.values())
+    await pings.merge_orders(conn, fold.losers())  # after the survivors exist, before their new refs
+    await q.add_refs(conn, fold.new_refs)
+    await q.upsert_checkouts(conn, fold.checkouts.values())
+    await _write_incidents(conn, fold, now=now)
+    await pings.merge_pings(conn, fold.losers())
+    fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
+    return await q.enqueue(conn, fold.messages)
+
+
+async def _write_incidents(conn: asyncpg.Connection, fold: Fold, *, now: dt.datetime) -> None:
+    """The batch's failed payments and disputes."""
+    await q.insert_failures(conn, fold.failures)
+    await q.insert_disputes(conn, list(fold.disputes.values()))
+    await settlements.dispute_settled(
+        conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}),
+        statuses=[(e.dispute_id, e.dispute_status) for e in fold.settled_disputes if e.dispute_id], now=now)
 
 
 async def _log_new(conn: asyncpg.Connection,
