@@ -1,4 +1,5 @@
-"""SQL for the intake's common batch: new orders, their refs, checkouts and messages written in one statement."""
+"""SQL for the intake in fewer round trips: the batch logged and its payments locked at once; the common batch's
+new orders, their refs, checkouts and messages written in one statement."""
 
 from __future__ import annotations
 
@@ -6,7 +7,35 @@ from collections.abc import Sequence
 from typing import Final
 
 from queries.executor import Executor
-from queries.intake import CheckoutRow, OrderRow, QueuedMessage, checkout_values, columns, message_values, order_values
+from queries.intake import (
+    CheckoutRow,
+    LogRow,
+    OrderRow,
+    QueuedMessage,
+    checkout_values,
+    columns,
+    message_values,
+    order_values,
+)
+
+# LOG_WEBHOOKS after LOCK_REFS ($10: the payment refs of the batch's events), in one round trip: the locks are
+# taken first (a one-time filter), in key order, and held until commit; the orders are read after, by the next
+# statement, so no other batch's order of the same payment can be missed.
+LOG_AND_LOCK: Final = """
+WITH locked AS (
+SELECT count(*) AS n
+  FROM (SELECT pg_advisory_xact_lock(k)
+          FROM (SELECT DISTINCT hashtextextended(r, 0) AS k FROM unnest($10::text[]) AS r ORDER BY 1) AS keys) AS l
+)
+INSERT INTO webhook_logs (source, event_id, event_type, status, last_error, livemode, payload, event_created_at, via)
+SELECT s, e, t, st, le, l, p::jsonb, c, w
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[],
+              $8::text[], $9::text[])
+       AS v(s, e, t, st, p, l, c, w, le)
+ WHERE (SELECT n FROM locked) >= 0
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING source, event_id
+"""
 
 # The common batch — new orders only, no merge — in one round trip instead of four: its orders, their refs,
 # checkouts and messages, as INSERT_ORDERS, INSERT_REFS, UPSERT_CHECKOUTS and ENQUEUE would write them one after
@@ -64,3 +93,11 @@ async def write_new(db: Executor, orders: Sequence[OrderRow], pairs: Sequence[tu
     args = [*columns([order_values(o) for o in orders]), *columns(pairs),
                *columns(checkout_values(checkouts)), *columns(message_values(messages))]
     return {r["dedupe_key"] for r in await db.fetch(WRITE_NEW, *args)}
+
+
+async def log_and_lock(db: Executor, rows: Sequence[LogRow], refs: Sequence[str]) -> set[tuple[str, str]]:
+    """Lock these payment refs until commit, then record the received events (as log_webhooks does); return the
+    (source, event_id) keys that were new."""
+    values = [(r.source, r.event_id, r.event_type, r.status, r.body, r.livemode, r.event_created_at, r.via,
+               r.last_error) for r in rows]
+    return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_AND_LOCK, *columns(values), sorted(set(refs)))}

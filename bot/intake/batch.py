@@ -111,9 +111,8 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     """Log the batch, fold its new events over the orders they touch, write everything back."""
     results, todo = await _log_new(conn, subs)
     fold = Fold(tz=tz, now=now, notify=notify, settle=settle)
-    refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})
+    refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})  # locked by _log_new
     if refs:
-        await q.lock_refs(conn, refs)
         for ref, row in await q.orders_by_refs(conn, refs):
             fold.load(ref, row)
     for i, e in todo:
@@ -171,13 +170,15 @@ async def _write_incidents(conn: asyncpg.Connection, fold: Fold, *, now: dt.date
 
 async def _log_new(conn: asyncpg.Connection,
                    subs: list[Submission]) -> tuple[list[IntakeResult], list[tuple[int, PaymentEvent]]]:
-    """Store each event once; return the results so far and the new events to apply, by index."""
+    """Lock the payments the batch's events name and store each event once; return the results so far and the new
+    events to apply, by index."""
     rows: dict[tuple[str, str], q.LogRow] = {}
     for s in subs:
         if (s.source, s.event_id) not in rows:
             problem = unstorable(s.event) if s.event else None
             rows[s.source, s.event_id] = s.log_row(f"ValueError: {problem}" if problem else None)
-    new = await q.log_webhooks(conn, list(rows.values()))
+    refs = {r for s in subs if s.event is not None and s.event.kind in _NEEDS_ORDERS for r in s.event.refs}
+    new = await intake_new.log_and_lock(conn, list(rows.values()), sorted(refs))
     results = [IntakeResult(Outcome.DUPLICATE)] * len(subs)
     todo: list[tuple[int, PaymentEvent]] = []
     for i, s in enumerate(subs):
