@@ -155,17 +155,22 @@ def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
     with_triggers = "intake" in names and "no-triggers" in names
     header = ["round", *(f"{n} events/s" for n in names), "intake ÷ ceiling"]
     header += ["intake ÷ no-triggers"] if with_triggers else []
+    with_base = "base" in names  # bench/intake.py --base: the other checkout's bot in the same rounds
+    header += ["base ÷ ceiling", "intake ÷ base"] if with_base else []
     header += ["load (1 min)"]
     rows: list[list[object]] = []
     ratio = rounds.ratio("intake", "ceiling")
     trig = rounds.ratio("intake", "no-triggers") if with_triggers else []
+    base = [rounds.ratio("base", "ceiling"), rounds.ratio("intake", "base")] if with_base else []
     for i in range(len(ratio)):
         row: list[object] = [i + 1, *(f"{rounds.rates[n][i]:,.0f}" for n in names), f"{ratio[i]:.2f}"]
         row += [f"{trig[i]:.2f}"] if with_triggers else []
+        row += [f"{b[i]:.2f}" for b in base]
         rows.append([*row, f"{rounds.loads[i][0]:.1f}"])
     medians: list[object] = ["**median**", *(f"{statistics.median(rounds.rates[n]):,.0f}" for n in names),
                              f"**{statistics.median(ratio):.2f}**"]
     medians += [f"**{statistics.median(trig):.2f}**"] if with_triggers else []
+    medians += [f"**{statistics.median(b):.2f}**" for b in base]
     rows.append([*medians, ""])
     non_200 = ", ".join(f"{n} {k}" for n, k in rounds.non_200.items())
     return "\n\n".join([

@@ -2,10 +2,12 @@
 ÷ a plain receiver doing one INSERT transaction per event, measured in interleaved rounds (bench/ceiling.py) —
 then webhook → Slack ping latency, then a correctness check. From the repository root:
 
-    python bench/intake.py [--rounds R] [--events N] [--concurrency C] [--trigger-cost] [--database-url ADMIN_DSN]
+    python bench/intake.py [--rounds R] [--events N] [--concurrency C] [--trigger-cost] [--base DIR]
+                           [--database-url ADMIN_DSN]
     python bench/intake.py --delivery-only [--open-loop-rate R] [--burst-sales N] [--outage-sales N --outage-seconds S]
 
-`--trigger-cost` adds a bot without rollup triggers to the rounds; `--client aiohttp` is the old load generator.
+`--trigger-cost` adds a bot without rollup triggers to the rounds, `--base DIR` the bot of another checkout;
+`--client aiohttp` is the old load generator.
 The bots run as their own processes (`python -m bot run`) on scratch databases, posting to a fake Slack served
 here. Targets: intake ÷ ceiling ≥ 1.0, ≥ 1,000 events/s, ping p95 < 1 s, bot RSS < 150 MiB."""
 
@@ -58,6 +60,9 @@ SELECT s.dedupe_key, s.amount, s.currency, s.status, s.slack_ts, s.coalesced_int
 # CProfile the bot instead of running it plainly (--profile): bench-side only, no bot code involved.
 PROFILED = ("import cProfile, sys; from bot.cli.main import main; p = cProfile.Profile(); p.enable(); "
             "main(['run']); p.disable(); p.dump_stats(sys.argv[1])")
+
+# The bot of another checkout: its tree first on sys.path (`python -m` would put this one's first).
+BASE_BOT = "import sys; sys.path.insert(0, sys.argv[1]); from bot.cli.main import main; main(['run'])"
 
 
 @dataclass
@@ -212,6 +217,8 @@ async def run(args: argparse.Namespace) -> int:  # long: one bench run, its serv
                    ceiling.Target("intake", int(env["PORT"]), dsn, drains=True)]
         if args.trigger_cost:
             targets.append(await _no_triggers_bot(stack, args))
+        if args.base:
+            targets.append(await _base_bot(stack, args))
         bot_pid = listening_pid(int(env["PORT"]))
         rss_start = rss_mib(bot_pid)
         rounds = await ceiling.run_rounds(targets, raw_dsn, tag=tag, rounds=args.rounds, events=args.events,
@@ -278,6 +285,18 @@ async def _no_triggers_bot(stack: contextlib.AsyncExitStack, args: argparse.Name
     return ceiling.Target("no-triggers", int(env["PORT"]), dsn, drains=True)
 
 
+async def _base_bot(stack: contextlib.AsyncExitStack, args: argparse.Namespace) -> ceiling.Target:
+    """The bot of another checkout (`--base`, e.g. a `git worktree` of the previous commit), in the same rounds."""
+    dsn = await stack.enter_async_context(scratch_database(args.database_url, args.db_name + "_base"))
+    fake = await TimedSlack().start()
+    stack.push_async_callback(fake.stop)
+    env = bot_env(database_url=dsn, port=free_port(), slack_api_url=fake.url)
+    env["PYTHONPATH"] = str(args.base.resolve())
+    argv = [sys.executable, "-c", BASE_BOT, str(args.base.resolve())]
+    await stack.enter_async_context(bot_process(env, log_path=RESULTS / "intake-bot-base.log", argv=argv))
+    return ceiling.Target("base", int(env["PORT"]), dsn, drains=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3000, help="events per server per round")
@@ -286,6 +305,8 @@ def main() -> int:
                         help="load generator: pre-built requests on raw sockets, or an aiohttp session")
     parser.add_argument("--trigger-cost", action="store_true",
                         help="also a bot whose rollup triggers are off, in the same rounds")
+    parser.add_argument("--base", type=Path,
+                        help="also the bot of this other checkout (e.g. the previous commit), in the same rounds")
     parser.add_argument("--concurrency", type=int, default=32, help="requests (and INSERTs) in flight")
     parser.add_argument("--database-url", default=ADMIN_DSN, help="admin DSN used to create the bench db")
     parser.add_argument("--db-name", default="salespulse_bench_intake")

@@ -209,7 +209,7 @@ class LogRow:
     last_error: str | None = None
 
 
-def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Row tuples → one list per column, for unnest()."""
     return [list(column) for column in zip(*rows, strict=True)]
 
@@ -220,7 +220,7 @@ async def log_webhooks(db: Executor, rows: Sequence[LogRow]) -> set[tuple[str, s
         return set()
     values = [(r.source, r.event_id, r.event_type, r.status, r.body, r.livemode, r.event_created_at, r.via,
                r.last_error) for r in rows]
-    return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_WEBHOOKS, *_columns(values))}
+    return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_WEBHOOKS, *columns(values))}
 
 
 async def log_refused(db: Executor, row: LogRow, *, error: str, as_text: bool = False) -> bool:
@@ -241,51 +241,60 @@ async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, O
     return [(r["ref"], OrderRow(**{name: r[name] for name in ORDER_COLUMNS})) for r in rows]
 
 
-def _order_values(o: OrderRow) -> tuple[Any, ...]:
+def order_values(o: OrderRow) -> tuple[Any, ...]:
+    """An order's ORDER_COLUMNS values, its metadata as JSON text."""
     return tuple(json.dumps(o.metadata) if name == "metadata" else getattr(o, name) for name in ORDER_COLUMNS)
 
 
 async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
     """Insert the batch's new orders and write back the changed ones."""
     orders = list(orders)
-    new = [_order_values(o) for o in orders if o.is_new]
-    changed = [_order_values(o) for o in orders if o.dirty and not o.is_new]
+    new = [order_values(o) for o in orders if o.is_new]
+    changed = [order_values(o) for o in orders if o.dirty and not o.is_new]
     if new:
-        await db.execute(INSERT_ORDERS, *_columns(new))
+        await db.execute(INSERT_ORDERS, *columns(new))
     if changed:
-        await db.execute(UPDATE_ORDERS, *_columns(changed))
+        await db.execute(UPDATE_ORDERS, *columns(changed))
+
+
+def checkout_values(rows: Iterable[CheckoutRow]) -> list[tuple[Any, ...]]:
+    """UPSERT_CHECKOUTS rows."""
+    return [(c.id, c.status, c.amount_total, c.currency, c.customer_email, json.dumps(c.metadata),
+             c.created_at, c.completed_at, c.status_at) for c in rows]
+
+
+def message_values(messages: Sequence[QueuedMessage]) -> list[tuple[Any, ...]]:
+    """ENQUEUE rows, payloads as JSON text."""
+    return [(m.dedupe_key, m.channel, m.kind, json.dumps(m.payload), m.amount, m.currency, m.delay) for m in messages]
 
 
 async def add_refs(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
     """(ref, order id) pairs; refs already taken keep their order."""
     if pairs:
-        await db.execute(INSERT_REFS, *_columns(pairs))
+        await db.execute(INSERT_REFS, *columns(pairs))
 
 
 async def upsert_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> None:
     """Merge the batch's checkout changes into the stored sessions."""
-    values = [(c.id, c.status, c.amount_total, c.currency, c.customer_email, json.dumps(c.metadata),
-               c.created_at, c.completed_at, c.status_at) for c in rows]
+    values = checkout_values(rows)
     if values:
-        await db.execute(UPSERT_CHECKOUTS, *_columns(values))
+        await db.execute(UPSERT_CHECKOUTS, *columns(values))
 
 
 async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
     """Failed payment attempts: (event id, order id, amount, currency, email, reason, at)."""
     if rows:
-        await db.execute(INSERT_FAILURES, *_columns(rows))
+        await db.execute(INSERT_FAILURES, *columns(rows))
 
 
 async def insert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
     """Opened disputes (first record wins): (id, order id, charge id, amount, currency, reason, status, at)."""
     if rows:
-        await db.execute(INSERT_DISPUTES, *_columns(rows))
+        await db.execute(INSERT_DISPUTES, *columns(rows))
 
 
 async def enqueue(db: Executor, messages: Sequence[QueuedMessage]) -> set[str]:
     """Queue the batch's messages once per dedupe key; return the keys actually queued."""
     if not messages:
         return set()
-    rows = [(m.dedupe_key, m.channel, m.kind, json.dumps(m.payload), m.amount, m.currency, m.delay)
-            for m in messages]
-    return {r["dedupe_key"] for r in await db.fetch(ENQUEUE, *_columns(rows))}
+    return {r["dedupe_key"] for r in await db.fetch(ENQUEUE, *columns(message_values(messages)))}

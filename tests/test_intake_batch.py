@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from bot.intake import batch
 from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
 from bot.stripe.parse import parse_event
 from tests.conftest import Bot, with_database
@@ -147,6 +148,43 @@ def random_split(rng: random.Random, count: int) -> list[int]:
         sizes.append(size)
         count -= size
     return sizes
+
+
+async def test_a_batch_that_only_adds_writes_what_the_statement_by_statement_path_writes(
+        two_databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """New sales (one failed first, one disputed) in one statement leave the tables the step-by-step path does."""
+    session = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
+    events = []
+    for n in range(12):
+        evt = copy.deepcopy(session)
+        evt["id"], evt["created"] = f"evt_new_{n}", int(NOW.timestamp()) - n * 60
+        evt["data"]["object"].update(id=f"cs_new_{n}", payment_intent=f"pi_new_{n}", amount_total=1000 + n,
+                                     metadata={"productName": f"Course {n}"})
+        events.append(evt)
+    for name, kind in (("failed", "payment_intent.payment_failed.json"), ("dispute", "charge.dispute.created.json")):
+        evt = stripe_fixture(f"stripe-ruby-mock/{kind}")
+        evt["id"], evt["created"] = f"evt_{name}", int(NOW.timestamp())
+        evt["data"]["object"].update(id="pi_new_3" if name == "failed" else "dp_new_3", payment_intent="pi_new_3",
+                                     charge="ch_new_3")
+        events.insert(2, evt)
+    subs = submissions(events, set())
+    fast, slow = await _connect(two_databases[0]), await _connect(two_databases[1])
+    calls: list[int] = []
+    real = batch.one_statement
+    monkeypatch.setattr(batch, "one_statement", lambda fold: bool(calls.append(1)) or real(fold))
+    try:
+        assert [r.outcome.value for r in await ingest_batch(fast, subs, tz=TZ, now=NOW)].count("processed") == 14
+        assert real(batch.Fold(tz=TZ, now=NOW)) is False, "an empty fold writes nothing in one statement"
+        monkeypatch.setattr(batch, "one_statement", lambda fold: False)
+        await ingest_batch(slow, subs, tz=TZ, now=NOW)
+        expected, got = await snapshot(slow), await snapshot(fast)
+        for table in TABLES:
+            assert got[table] == expected[table], table
+        assert len(expected["orders"]) == 12 and expected["payment_failures"] and expected["disputes"]
+        assert calls == [1]
+    finally:
+        await fast.close()
+        await slow.close()
 
 
 @pytest.mark.parametrize("seed", range(4))

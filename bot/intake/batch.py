@@ -27,8 +27,8 @@ from bot.intake.storable import unstorable
 from bot.subscriptions.apply import apply_subscriptions
 from bot.subscriptions.renewals import Renewals, quiet_renewals
 from queries import intake as q
+from queries import intake_new, settlements
 from queries import intake_pings as pings
-from queries import settlements
 
 log = logging.getLogger(__name__)
 
@@ -111,28 +111,19 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     """Log the batch, fold its new events over the orders they touch, write everything back."""
     results, todo = await _log_new(conn, subs)
     fold = Fold(tz=tz, now=now, notify=notify, settle=settle)
-    refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})
+    refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})  # locked by _log_new
     if refs:
-        await q.lock_refs(conn, refs)
         for ref, row in await q.orders_by_refs(conn, refs):
             fold.load(ref, row)
     for i, e in todo:
         fold.apply(i, e)
     updates = fold.finish()
-    await q.write_orders(conn, fold.orders.values())
-    await pings.merge_orders(conn, fold.losers())  # after the survivors exist, before their new refs
-    await q.add_refs(conn, fold.new_refs)
-    await q.upsert_checkouts(conn, fold.checkouts.values())
-    await q.insert_failures(conn, fold.failures)
-    await q.insert_disputes(conn, list(fold.disputes.values()))
-    await settlements.dispute_settled(
-        conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}),
-        statuses=[(e.dispute_id, e.dispute_status) for e in fold.settled_disputes if e.dispute_id], now=now)
-    await pings.merge_pings(conn, fold.losers())
-    fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
-    queued = await q.enqueue(conn, fold.messages)
-    await pings.refresh_pings(conn, updates)
-    await quiet_renewals(conn, sorted(fold.orders), sorted(fold.renewals), mode=renewals, now=now,
+    queued = await _write_back(conn, fold, tz=tz, now=now, notify=notify)
+    # A ping this batch has just queued already holds its order's final state: only older pending pings need it.
+    await pings.refresh_pings(conn, [u for u in updates if u.dedupe_key not in queued])
+    # Only an order with an invoice can have paid a renewal invoice (quiet_renewals joins on it).
+    invoiced = sorted(o.id for o in fold.orders.values() if o.invoice_id is not None)
+    await quiet_renewals(conn, invoiced, sorted(fold.renewals), mode=renewals, now=now,
                          likely=fold.likely_renewals())
     counts = [0] * len(subs)
     for m in fold.messages:
@@ -143,15 +134,51 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     return results
 
 
+def one_statement(fold: Fold) -> bool:
+    """Whether the batch only adds: new orders with refs, checkouts and messages, nothing stored changed or merged."""
+    return bool(fold.new_refs and fold.checkouts and fold.messages and not fold.stored_losers
+                and not fold.subscription_events and any(o.is_new for o in fold.orders.values())
+                and not any(o.dirty and not o.is_new for o in fold.orders.values()))
+
+
+async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now: dt.datetime,
+                      notify: bool) -> set[str]:
+    """Write the fold's rows and queue its messages; return the message keys queued."""
+    if one_statement(fold):  # the common batch (new checkout sales): orders, refs, checkouts and messages at once
+        new = [o for o in fold.orders.values() if o.is_new]
+        queued = await intake_new.write_new(conn, new, fold.new_refs, list(fold.checkouts.values()), fold.messages)
+        await _write_incidents(conn, fold, now=now)
+        return queued
+    await q.write_orders(conn, fold.orders.values())
+    await pings.merge_orders(conn, fold.losers())  # after the survivors exist, before their new refs
+    await q.add_refs(conn, fold.new_refs)
+    await q.upsert_checkouts(conn, fold.checkouts.values())
+    await _write_incidents(conn, fold, now=now)
+    await pings.merge_pings(conn, fold.losers())
+    fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
+    return await q.enqueue(conn, fold.messages)
+
+
+async def _write_incidents(conn: asyncpg.Connection, fold: Fold, *, now: dt.datetime) -> None:
+    """The batch's failed payments and disputes."""
+    await q.insert_failures(conn, fold.failures)
+    await q.insert_disputes(conn, list(fold.disputes.values()))
+    await settlements.dispute_settled(
+        conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}),
+        statuses=[(e.dispute_id, e.dispute_status) for e in fold.settled_disputes if e.dispute_id], now=now)
+
+
 async def _log_new(conn: asyncpg.Connection,
                    subs: list[Submission]) -> tuple[list[IntakeResult], list[tuple[int, PaymentEvent]]]:
-    """Store each event once; return the results so far and the new events to apply, by index."""
+    """Lock the payments the batch's events name and store each event once; return the results so far and the new
+    events to apply, by index."""
     rows: dict[tuple[str, str], q.LogRow] = {}
     for s in subs:
         if (s.source, s.event_id) not in rows:
             problem = unstorable(s.event) if s.event else None
             rows[s.source, s.event_id] = s.log_row(f"ValueError: {problem}" if problem else None)
-    new = await q.log_webhooks(conn, list(rows.values()))
+    refs = {r for s in subs if s.event is not None and s.event.kind in _NEEDS_ORDERS for r in s.event.refs}
+    new = await intake_new.log_and_lock(conn, list(rows.values()), sorted(refs))
     results = [IntakeResult(Outcome.DUPLICATE)] * len(subs)
     todo: list[tuple[int, PaymentEvent]] = []
     for i, s in enumerate(subs):

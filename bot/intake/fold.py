@@ -201,8 +201,10 @@ class Fold:
         leaves them; returns the sale pings of every order it touched, for those still pending in the outbox."""
         self.failures = [(f[0], self.resolve(f[1]), *f[2:]) for f in self.failures]
         self.disputes = {k: (d[0], d[1] and self.resolve(d[1]), *d[2:]) for k, d in self.disputes.items()}
-        self.messages = self._sale_messages()
-        return [PingUpdate(f"sale:{o.id}", self.sale_payload(o), o.amount_total, o.currency, settled(o))
+        payloads: dict[str, dict[str, Any]] = {}  # each order's ping rendered once, for its message and its update
+        self.messages = self._sale_messages(payloads)
+        return [PingUpdate(f"sale:{o.id}", payloads.get(o.id) or self.sale_payload(o), o.amount_total, o.currency,
+                           settled(o))
                 for o in self.orders.values()
                 if (o.is_new or o.dirty) and o.amount_total is not None and o.currency is not None]
 
@@ -214,7 +216,7 @@ class Fold:
         """(stored order merged away, the order it went into)."""
         return [(loser, self.resolve(loser)) for loser in self.stored_losers]
 
-    def _sale_messages(self) -> list[QueuedMessage]:
+    def _sale_messages(self, payloads: dict[str, dict[str, Any]]) -> list[QueuedMessage]:
         """The batch's messages with one sale ping per order left after merges, each rendered and timed."""
         out: list[QueuedMessage] = []
         seen: set[str] = set()
@@ -229,7 +231,8 @@ class Fold:
             # A ping that would lack its product or customer, or may be an invoice's PaymentIntent, waits for the
             # checkout session or invoice to name it (PingUpdate releases it early when one does).
             now = settled(order) or (named(order) and order.id not in self.unstated)
-            out.append(replace(m, dedupe_key=f"sale:{order.id}", payload=self.sale_payload(order),
+            payloads[order.id] = self.sale_payload(order)
+            out.append(replace(m, dedupe_key=f"sale:{order.id}", payload=payloads[order.id],
                                amount=order.amount_total, currency=order.currency,
                                delay=0.0 if now else self.settle.total_seconds()))
         return out
