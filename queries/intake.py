@@ -10,17 +10,6 @@ from typing import Any, Final
 
 from queries.executor import Executor
 
-# The body is stored as received ($5 is the raw JSON text): no decode/encode round trip per event.
-LOG_WEBHOOKS: Final = """
-INSERT INTO webhook_logs (source, event_id, event_type, status, last_error, livemode, payload, event_created_at, via)
-SELECT s, e, t, st, le, l, p::jsonb, c, w
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[],
-              $8::text[], $9::text[])
-       AS v(s, e, t, st, p, l, c, w, le)
-ON CONFLICT (source, event_id) DO NOTHING
-RETURNING source, event_id
-"""
-
 # An event the rules or the database refused is kept with its reason (and answered 2xx: it is stored), so
 # Stripe does not retry it forever. $7 is the raw body, or, when jsonb refuses even that (a lone surrogate
 # escape such as "\ud800" is valid JSON but not valid jsonb), the body as one JSON string.
@@ -212,15 +201,6 @@ class LogRow:
 def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Row tuples → one list per column, for unnest()."""
     return [list(column) for column in zip(*rows, strict=True)]
-
-
-async def log_webhooks(db: Executor, rows: Sequence[LogRow]) -> set[tuple[str, str]]:
-    """Record received events; return the (source, event_id) keys that were new (not redeliveries)."""
-    if not rows:
-        return set()
-    values = [(r.source, r.event_id, r.event_type, r.status, r.body, r.livemode, r.event_created_at, r.via,
-               r.last_error) for r in rows]
-    return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_WEBHOOKS, *columns(values))}
 
 
 async def log_refused(db: Executor, row: LogRow, *, error: str, as_text: bool = False) -> bool:

@@ -18,9 +18,9 @@ from queries.intake import (
     order_values,
 )
 
-# LOG_WEBHOOKS after LOCK_REFS ($10: the payment refs of the batch's events), in one round trip: the locks are
-# taken first (a one-time filter), in key order, and held until commit; the orders are read after, by the next
-# statement, so no other batch's order of the same payment can be missed.
+# The received events logged (new ones returned) after LOCK_REFS ($10: the payment refs of the batch's events),
+# in one round trip: the locks are taken first (a one-time filter), in key order, and held until commit; the
+# orders are read after, by the next statement, so no other batch's order of the same payment can be missed.
 LOG_AND_LOCK: Final = """
 WITH locked AS (
 SELECT count(*) AS n
@@ -96,8 +96,8 @@ async def write_new(db: Executor, orders: Sequence[OrderRow], pairs: Sequence[tu
 
 
 async def log_and_lock(db: Executor, rows: Sequence[LogRow], refs: Sequence[str]) -> set[tuple[str, str]]:
-    """Lock these payment refs until commit, then record the received events (as log_webhooks does); return the
-    (source, event_id) keys that were new."""
+    """Lock these payment refs until commit, then record the received events (each body stored as received, the
+    raw JSON text: no decode/encode round trip); return the (source, event_id) keys that were new."""
     values = [(r.source, r.event_id, r.event_type, r.status, r.body, r.livemode, r.event_created_at, r.via,
                r.last_error) for r in rows]
     return {(r["source"], r["event_id"]) for r in await db.fetch(LOG_AND_LOCK, *columns(values), sorted(set(refs)))}
