@@ -28,6 +28,9 @@ from bot.reports.reporter import Reporter
 from tests.fakes import FakeSlack, slack_signature, stripe_signature
 from tests.reference import stripe_fixture
 
+# Imported by test modules before their `pytest_plugins` line loads it: rewrite its asserts all the same.
+pytest.register_assert_rewrite("tests.settled_store")
+
 STRIPE_SECRET = "whsec_test_secret"
 SLACK_SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 _counter = itertools.count()

@@ -1,5 +1,7 @@
 """A store selling in four currencies, and Stripe's side of its sales as Stripe's API returns it: PaymentIntents,
-Charges and their balance transactions (stripe/openapi fixtures3.json), served by tests/fake_stripe.py."""
+Charges and their balance transactions (stripe/openapi fixtures3.json), served by tests/fake_stripe.py.
+
+Use: `pytest_plugins = ["tests.settled_store"]` in the test module for the `stripe_api` and `store` fixtures."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import copy
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from bot.currency import StoreTotals, store_totals
 from queries import settlements
@@ -89,3 +93,17 @@ async def totals(bot: Bot, at: dt.datetime, currency: str = "USD") -> StoreTotal
     rows = await settlements.settled_totals(bot.deps.pool, start=at - dt.timedelta(days=1),
                                             end=at + dt.timedelta(days=1))
     return store_totals(rows, currency)
+
+
+@pytest.fixture
+async def stripe_api() -> AsyncIterator[FakeStripe]:
+    """The fake Stripe API with the four sales' charges."""
+    async with stripe_with_sales() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> AsyncIterator[Bot]:
+    """A store with STRIPE_API_KEY pointing at the fake (the account's currency: USD)."""
+    async with keyed_store(dsn, fake_slack, stripe_api) as bot:
+        yield bot

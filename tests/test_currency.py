@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.answers.gather import gather_health, gather_sales
@@ -25,21 +23,9 @@ from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.conftest import Bot, make_settings, start_bot
 from tests.fake_stripe import FakeStripe
 from tests.fakes import FakeSlack
-from tests.settled_store import SALES, TOKEN, keyed_store, sell, stripe_with_sales, totals
+from tests.settled_store import SALES, TOKEN, sell, totals
 
-
-@pytest.fixture
-async def stripe_api() -> AsyncIterator[FakeStripe]:
-    """The fake Stripe API with the four sales' charges."""
-    async with stripe_with_sales() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> AsyncIterator[Bot]:
-    """A store with STRIPE_API_KEY pointing at the fake (the account's currency: USD)."""
-    async with keyed_store(dsn, fake_slack, stripe_api) as bot:
-        yield bot
+pytest_plugins = ["tests.settled_store"]  # the `stripe_api` and `store` fixtures
 
 
 async def test_totals_in_the_store_currency_equal_the_settled_amounts(store: Bot, stripe_api: FakeStripe) -> None:

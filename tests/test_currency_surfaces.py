@@ -4,9 +4,6 @@ report's chart and its summary lines — settled amounts from a fake Stripe, ord
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.answers.gather import gather_health, gather_sales
 from bot.blocks.reports import report_message
@@ -19,25 +16,12 @@ from bot.stripe.settle_job import SettlementJob
 from bot.web.view import dashboard_view
 from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.conftest import Bot
-from tests.fake_stripe import FakeStripe
-from tests.fakes import FakeSlack
-from tests.settled_store import SALES, TOKEN, keyed_store, sell, stripe_with_sales
+from tests.settled_store import SALES, TOKEN, sell
 
 GROSS, FEES = sum(s[2] for s in SALES.values()), sum(s[3] for s in SALES.values())  # 19731, 692
 
 
-@pytest.fixture
-async def stripe_api() -> AsyncIterator[FakeStripe]:
-    """The fake Stripe API with the four sales' charges."""
-    async with stripe_with_sales() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> AsyncIterator[Bot]:
-    """A store with STRIPE_API_KEY pointing at the fake (the account's currency: USD)."""
-    async with keyed_store(dsn, fake_slack, stripe_api) as bot:
-        yield bot
+pytest_plugins = ["tests.settled_store"]  # the `stripe_api` and `store` fixtures
 
 
 async def api_sales(bot: Bot) -> dict:  # type: ignore[type-arg]  # the JSON body, as the guide's dashboard reads it

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 
 from bot.answers.gather import gather_health
 from bot.answers.json_views import health_json
@@ -22,21 +20,9 @@ from tests.conftest import Bot, FakeClock, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
 from tests.reference import stripe_fixture, wrap_event
-from tests.settled_store import balance_transaction, keyed_store, resource, sell, stripe_with_sales, totals
+from tests.settled_store import balance_transaction, resource, sell, totals
 
-
-@pytest.fixture
-async def stripe_api() -> AsyncIterator[FakeStripe]:
-    """The fake Stripe API with the four sales' charges."""
-    async with stripe_with_sales() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> AsyncIterator[Bot]:
-    """A store with STRIPE_API_KEY pointing at the fake (the account's currency: USD)."""
-    async with keyed_store(dsn, fake_slack, stripe_api) as bot:
-        yield bot
+pytest_plugins = ["tests.settled_store"]  # the `stripe_api` and `store` fixtures
 
 
 async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStripe) -> None:

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from bot.cli.main import main
 from queries import mrr
-
-
-@pytest.fixture
-async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection to a fresh database."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def test_cli_seed_adds_subscriptions_when_asked(dsn: str, conn: asyncpg.Connection,
