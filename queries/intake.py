@@ -82,14 +82,9 @@ ON CONFLICT (ref) DO NOTHING
 """
 
 # How a checkout session already stored takes the batch's net observation: an older event never wins the
-# status, the first completion time and email stay, amounts and metadata fill in.
-UPSERT_CHECKOUTS: Final = """
-INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
-                               created_at, completed_at, status_at)
-SELECT id, status, amount_total, currency, customer_email, metadata::jsonb, created_at, completed_at, status_at
-  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-              $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
-       AS v(id, status, amount_total, currency, customer_email, metadata, created_at, completed_at, status_at)
+# status, the first completion time and email stay, amounts and metadata fill in. One rule, shared by
+# UPSERT_CHECKOUTS and queries/intake_new.py's one-statement batch.
+CHECKOUT_MERGE: Final = """
 ON CONFLICT (id) DO UPDATE
    SET status         = CASE WHEN EXCLUDED.status_at >= checkout_sessions.status_at
                              THEN EXCLUDED.status ELSE checkout_sessions.status END,
@@ -101,6 +96,14 @@ ON CONFLICT (id) DO UPDATE
        metadata       = checkout_sessions.metadata || EXCLUDED.metadata,
        updated_at     = now()
 """
+UPSERT_CHECKOUTS: Final = """
+INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
+                               created_at, completed_at, status_at)
+SELECT id, status, amount_total, currency, customer_email, metadata::jsonb, created_at, completed_at, status_at
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+              $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+       AS v(id, status, amount_total, currency, customer_email, metadata, created_at, completed_at, status_at)
+""" + CHECKOUT_MERGE.lstrip("\n")
 
 INSERT_FAILURES: Final = """
 INSERT INTO payment_failures (event_id, order_id, amount, currency, customer_email, reason, created_at)

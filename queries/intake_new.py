@@ -8,6 +8,7 @@ from typing import Final
 
 from queries.executor import Executor
 from queries.intake import (
+    CHECKOUT_MERGE,
     CheckoutRow,
     LogRow,
     OrderRow,
@@ -66,24 +67,14 @@ SELECT id, status, amount_total, currency, customer_email, metadata::jsonb, crea
   FROM unnest($22::text[], $23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[],
               $28::timestamptz[], $29::timestamptz[], $30::timestamptz[])
        AS v(id, status, amount_total, currency, customer_email, metadata, created_at, completed_at, status_at)
-ON CONFLICT (id) DO UPDATE
-   SET status         = CASE WHEN EXCLUDED.status_at >= checkout_sessions.status_at
-                             THEN EXCLUDED.status ELSE checkout_sessions.status END,
-       completed_at   = COALESCE(checkout_sessions.completed_at, EXCLUDED.completed_at),
-       status_at      = GREATEST(checkout_sessions.status_at, EXCLUDED.status_at),
-       amount_total   = COALESCE(EXCLUDED.amount_total, checkout_sessions.amount_total),
-       currency       = COALESCE(EXCLUDED.currency, checkout_sessions.currency),
-       customer_email = COALESCE(checkout_sessions.customer_email, EXCLUDED.customer_email),
-       metadata       = checkout_sessions.metadata || EXCLUDED.metadata,
-       updated_at     = now()
-)
+{checkout_merge})
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, available_at)
 SELECT k, ch, kd, p::jsonb, a, c, now() + make_interval(secs => d)
   FROM unnest($31::text[], $32::text[], $33::text[], $34::text[], $35::bigint[], $36::text[], $37::float8[])
        AS v(k, ch, kd, p, a, c, d)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING dedupe_key
-"""
+""".replace("{checkout_merge}", CHECKOUT_MERGE.strip("\n"))
 
 
 async def write_new(db: Executor, orders: Sequence[OrderRow], pairs: Sequence[tuple[str, str]],
