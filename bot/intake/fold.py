@@ -48,6 +48,7 @@ class Fold:
     disputes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     settled_disputes: list[PaymentEvent] = field(default_factory=list)  # closed or reinstated: read net again
     messages: list[QueuedMessage] = field(default_factory=list)
+    queued_keys: set[str] = field(default_factory=set)  # the messages' dedupe keys: a lookup, not a scan per event
     merged: dict[str, str] = field(default_factory=dict)  # order id merged away → the order it went into
     stored_losers: list[str] = field(default_factory=list)  # of those, the ones already in the database
     unstated: set[str] = field(default_factory=set)  # orders completed by a PaymentIntent that may be an invoice's
@@ -178,8 +179,9 @@ class Fold:
     def _queue(self, index: int, key: str, channel: str, kind: str, message: Message | None) -> None:
         if not self.notify:
             return
-        if any(m.dedupe_key == key for m in self.messages):
+        if key in self.queued_keys:
             return  # ON CONFLICT (dedupe_key) DO NOTHING, within the batch
+        self.queued_keys.add(key)
         payload = message.as_payload() if message is not None else {}
         self.messages.append(QueuedMessage(index, key, channel, kind, payload))
 
