@@ -55,7 +55,9 @@ class Rounds:
     """Events/s per target name, one entry per round, and everything sent to each target."""
 
     rates: dict[str, list[float]] = field(default_factory=dict)
-    non_200: dict[str, int] = field(default_factory=dict)
+    non_200: dict[str, int] = field(default_factory=dict)  # answers other than 2xx (202: stored, applied after)
+    stored: dict[str, int] = field(default_factory=dict)  # 202 answers: stored in the inbox, applied after
+    applied: dict[str, list[float]] = field(default_factory=dict)  # events/s until the last one was applied
     latencies: dict[str, list[float]] = field(default_factory=dict)
     sent: dict[str, list[Sale]] = field(default_factory=dict)
     loads: list[tuple[float, float, float]] = field(default_factory=list)  # os.getloadavg() per round
@@ -94,6 +96,24 @@ async def bare_inserts(dsn: str, sales: list[Sale], concurrency: int) -> float:
         await pool.close()
 
 
+# Nothing left to apply: the inbox is empty (a bot without one applies each event before answering it).
+APPLIED = "SELECT to_regclass('webhook_inbox') IS NULL OR NOT EXISTS (SELECT FROM webhook_inbox)"
+
+
+async def applied(dsn: str, since: float, within: float = 300.0) -> float:
+    """Seconds from `since` (perf_counter) until every answered event has been applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + within
+        while not await conn.fetchval(APPLIED):
+            if time.monotonic() > deadline:
+                raise TimeoutError("inbox still holds events")
+            await asyncio.sleep(0.01)
+        return time.perf_counter() - since
+    finally:
+        await conn.close()
+
+
 async def drained(dsn: str, within: float = 300.0) -> None:
     """Wait until the bot's outbox has nothing pending."""
     conn = await asyncpg.connect(dsn)
@@ -117,16 +137,19 @@ async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: i
     def fresh(n: int) -> list[Sale]:
         return [checkout_completed(tag, next(serial)) for _ in range(n)]
 
-    async def one(target: Target, sales: list[Sale]) -> Blast:
+    async def one(target: Target, sales: list[Sale]) -> tuple[Blast, float]:
+        """The round's answers, and events/s until the last one was applied (as answered for the ceiling)."""
+        requests = [request_bytes(target.port, PATH, s) for s in sales]  # signed before the clock starts
+        started = time.perf_counter()
         if client == "aiohttp":
             result = await blast_aiohttp(target.port, sales, concurrency)
         else:
-            requests = [request_bytes(target.port, PATH, s) for s in sales]  # signed before the clock starts
             result = await blast(target.port, requests, concurrency)
+        rate = len(sales) / await applied(target.dsn, started) if target.drains else result.rate
         if target.drains:
             await drained(target.dsn)
         out.sent.setdefault(target.name, []).extend(sales)
-        return result
+        return result, rate
 
     for target in targets:
         await one(target, fresh(warmup))
@@ -138,9 +161,11 @@ async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: i
             if name == "bare":
                 rate = await bare_inserts(raw_dsn, sales, concurrency)
             else:
-                result = await one(next(t for t in targets if t.name == name), sales)
+                result, applied_rate = await one(next(t for t in targets if t.name == name), sales)
                 rate = result.rate
+                out.applied.setdefault(name, []).append(applied_rate)
                 out.non_200[name] = out.non_200.get(name, 0) + result.non_200
+                out.stored[name] = out.stored.get(name, 0) + result.statuses[202]
                 out.latencies.setdefault(name, []).extend(result.latencies)
             out.rates.setdefault(name, []).append(rate)
         out.loads.append(os.getloadavg())
@@ -153,28 +178,37 @@ def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
     """The per-round table and the medians."""
     names = list(rounds.rates)
     with_triggers = "intake" in names and "no-triggers" in names
-    header = ["round", *(f"{n} events/s" for n in names), "intake ÷ ceiling"]
+    # Answered is what the sender sees; applied counts until the last event of the round was applied (orders,
+    # messages), which for the intake includes the events it stored in its inbox and answered 202.
+    header = ["round", *(f"{n} events/s" for n in names), "intake applied events/s", "intake ÷ ceiling",
+              "intake applied ÷ ceiling"]
     header += ["intake ÷ no-triggers"] if with_triggers else []
     with_base = "base" in names  # bench/intake.py --base: the other checkout's bot in the same rounds
     header += ["base ÷ ceiling", "intake ÷ base"] if with_base else []
     header += ["load (1 min)"]
     rows: list[list[object]] = []
     ratio = rounds.ratio("intake", "ceiling")
+    applied = rounds.applied["intake"]
+    applied_ratio = [a / c for a, c in zip(applied, rounds.rates["ceiling"], strict=True)]
     trig = rounds.ratio("intake", "no-triggers") if with_triggers else []
     base = [rounds.ratio("base", "ceiling"), rounds.ratio("intake", "base")] if with_base else []
     for i in range(len(ratio)):
-        row: list[object] = [i + 1, *(f"{rounds.rates[n][i]:,.0f}" for n in names), f"{ratio[i]:.2f}"]
+        row: list[object] = [i + 1, *(f"{rounds.rates[n][i]:,.0f}" for n in names), f"{applied[i]:,.0f}",
+                             f"{ratio[i]:.2f}", f"{applied_ratio[i]:.2f}"]
         row += [f"{trig[i]:.2f}"] if with_triggers else []
         row += [f"{b[i]:.2f}" for b in base]
         rows.append([*row, f"{rounds.loads[i][0]:.1f}"])
     medians: list[object] = ["**median**", *(f"{statistics.median(rounds.rates[n]):,.0f}" for n in names),
-                             f"**{statistics.median(ratio):.2f}**"]
+                             f"{statistics.median(applied):,.0f}", f"**{statistics.median(ratio):.2f}**",
+                             f"**{statistics.median(applied_ratio):.2f}**"]
     medians += [f"**{statistics.median(trig):.2f}**"] if with_triggers else []
     medians += [f"**{statistics.median(b):.2f}**" for b in base]
     rows.append([*medians, ""])
-    non_200 = ", ".join(f"{n} {k}" for n, k in rounds.non_200.items())
+    non_2xx = ", ".join(f"{n} {k}" for n, k in rounds.non_200.items())
+    stored = ", ".join(f"{n} {k}" for n, k in rounds.stored.items() if n != "ceiling")
     return "\n\n".join([
         f"{len(ratio)} interleaved rounds of {events:,} signed checkout.session.completed events per server, "
-        f"{concurrency} in flight (order rotating each round); non-200 answers: {non_200}.",
+        f"{concurrency} in flight (order rotating each round); answers other than 2xx: {non_2xx}; "
+        f"202 (stored in the inbox, applied after): {stored}.",
         markdown_table(header, rows),
     ])

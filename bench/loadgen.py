@@ -40,7 +40,8 @@ class Blast:
 
     @property
     def non_200(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status != 200)
+        """Answers other than 2xx: 202 is the bot's "stored, applied moments later"."""
+        return sum(n for status, n in self.statuses.items() if not (isinstance(status, int) and 200 <= status < 300))
 
 
 class _Connection(asyncio.Protocol):

@@ -27,12 +27,13 @@ from bot.delivery.webapi import WebApiSender
 from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
 from bot.home.publisher import HomePublisher
-from bot.intake.batch import IntakeBatcher
+from bot.intake.batcher import IntakeBatcher
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.settings.follow import Follower, channels_of
 from bot.settings.live import LiveSettings
 from bot.slack_app import build_bolt_app, run_socket_mode
+from bot.stripe import received as stripe_received
 from bot.web import middleware
 from bot.web.feed import LocalFeed
 from queries import outbox
@@ -116,6 +117,7 @@ class Services:
 
 def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[None]]:
     """Start what runs beside the server: delivery, intake, App Home, channel joins and Socket Mode."""
+    deps.intake.on_applied = deps.home.changed  # events applied from the inbox refresh App Home as webhooks do
     tasks = [asyncio.create_task(deps.live.run(deps.pool, deps.dsn), name="settings"),
              asyncio.create_task(deps.worker.run(), name="delivery"),
              asyncio.create_task(deps.intake.run(), name="intake"),
@@ -145,7 +147,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         channels = ChannelDirectory(client, configured_channels(settings)) if client is not None else None
         sender = sender or make_sender(settings, client, feed=feed, directory=channels)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)
-        intake = IntakeBatcher.for_settings(settings, pool=pool, clock=clock)
+        intake = IntakeBatcher.for_settings(settings, pool=pool, clock=clock, rebuild=stripe_received.rebuild)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
         access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)

@@ -19,7 +19,7 @@ from bot.delivery.channels import ChannelDirectory
 from bot.delivery.senders import Sender
 from bot.delivery.worker import DeliveryWorker
 from bot.home.publisher import HomePublisher
-from bot.intake.batch import IntakeBatcher
+from bot.intake.batcher import IntakeBatcher
 from bot.metrics import Metrics
 from bot.rhythm.load import RhythmCache, RhythmSource
 from bot.scheduling import JobFailures

@@ -237,7 +237,8 @@ async def test_concurrent_webhooks_are_each_stored_once(bot: Bot) -> None:
         evt["data"]["object"].update(id=f"cs_c{n}", payment_intent=f"pi_c{n}")
         events.append(evt)
     responses = await asyncio.gather(*(bot.stripe(e) for e in events + events[:20]))
-    assert [r.status for r in responses] == [200] * 60
+    assert {r.status for r in responses} <= {200, 202}  # 202: stored while both writers were busy, applied after
+    await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM orders") == 40
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE kind = 'sale'") == 40
 
@@ -268,7 +269,9 @@ def sale(n: int) -> dict[str, Any]:
 
 
 async def test_a_poisoned_event_does_not_fail_its_batch(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
-    """Signed webhooks batched with one PostgreSQL refuses: all answered 2xx, only that one kept as an error."""
+    """Signed webhooks batched with one PostgreSQL refuses: all answered 2xx, only that one kept as an error.
+
+    Both writers are held, so the seven that arrive meanwhile are stored in the inbox (202) and applied together."""
     blockers, good, bad = [sale(0), sale(1)], [sale(n) for n in range(2, 8)], sale(8)
     # Valid JSON the parser lets through, but jsonb refuses a lone surrogate escape: the INSERT fails.
     bad["data"]["object"]["metadata"] = {"productName": "\ud800"}
@@ -289,9 +292,11 @@ async def test_a_poisoned_event_does_not_fail_its_batch(bot: Bot, caplog: pytest
             await tx.rollback()  # the writers go on: one takes the blocker, the other all seven queued
         with caplog.at_level(logging.INFO, logger="bot.intake.batch"):
             responses = await asyncio.wait_for(asyncio.gather(*first, *rest), 30)
-    assert [r.status for r in responses] == [200] * 9
+            await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)
+    assert [r.status for r in responses] == [200] * 2 + [202] * 7
     outcomes = [(await r.json())["outcome"] for r in responses]
-    assert outcomes == ["processed"] * 5 + ["error"] + ["processed"] * 3
+    assert outcomes == ["processed"] * 2 + ["queued"] * 7
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM webhook_inbox") == 0
     assert "batch of 7 refused" in caplog.text
     logs = {r["event_id"]: r for r in await bot.deps.pool.fetch("SELECT * FROM webhook_logs")}
     assert {k: r["status"] for k, r in logs.items()} == {e["id"]: "processed" for e in blockers + good} | {

@@ -144,6 +144,14 @@ def _stripe_sync_json(s: HealthSnapshot) -> dict[str, Any] | None:
             "last_reconcile_at": _iso(sync.last_reconcile_at), "recovered_events_24h": sync.recovered_24h}
 
 
+def _inbox_json(s: HealthSnapshot) -> dict[str, Any] | None:
+    """Webhooks answered 202 while the intake was busy and not applied yet (as a rule, for a moment)."""
+    if s.inbox is None:
+        return None
+    return {"count": s.inbox.waiting, "oldest_at": _iso(s.inbox.oldest),
+            "oldest_age_seconds": _age(s.now, s.inbox.oldest)}
+
+
 def health_json(s: HealthSnapshot) -> dict[str, Any]:
     """GET /api/monitoring/health: each component's state and age."""
     backlog, errs = s.backlog, s.delivery_errors
@@ -153,7 +161,8 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
         "components": {
             "database": {"ok": s.database_ok, "rtt_ms": round(s.database_rtt_ms, 2)
                          if s.database_rtt_ms is not None else None},
-            "webhooks": {"last_at": _iso(s.last_webhook_at), "age_seconds": _age(s.now, s.last_webhook_at)},
+            "webhooks": {"last_at": _iso(s.last_webhook_at), "age_seconds": _age(s.now, s.last_webhook_at),
+                         "stored_unapplied": _inbox_json(s)},
             "orders": {"last_at": _iso(s.last_order_at), "age_seconds": _age(s.now, s.last_order_at),
                        "silence_suspicious": s.order_silence_suspicious},
             "delivery": None if backlog is None else {

@@ -26,6 +26,7 @@ from bot.rhythm.load import RhythmSource, pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
 from queries import alerts, app_events, errors, health, mrr, sales, settlements, sketch, stripe_sync
+from queries import inbox as inbox_q
 from queries import settings as settings_q
 from queries.alerts import AlertRow, Probe
 from queries.executor import Executor
@@ -204,6 +205,7 @@ class HealthSnapshot:
     probe: Probe | None = None
     stripe_sync: SyncStatus | None = None  # None: the Events API has never been polled
     stripe_fees: settlements.Backlog | None = None  # orders waiting for their balance transactions
+    inbox: inbox_q.Backlog | None = None  # webhooks stored while the intake was busy, not applied yet
     channels: tuple[ChannelStatus, ...] = ()  # the configured Slack channels (bot token only)
     missing: tuple[str, ...] = ()
     settings_overrides: tuple[Override, ...] = ()  # in force over the environment, changed from Slack
@@ -241,6 +243,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         "stripe events api": lambda db: stripe_sync.sync_status(db, since=now - dt.timedelta(hours=24)),
         "settings changes": lambda db: settings_q.recent_changes(db, limit=SETTINGS_CHANGES_SHOWN),
         "stripe fees": settlements.backlog,
+        "intake inbox": inbox_q.backlog,
     }
     got, missing = await gather_within(pool, lookups, budget=budget)
     return HealthSnapshot(
@@ -251,4 +254,4 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
         probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), channels=channels,
         stripe_fees=got.get("stripe fees"), missing=missing, settings_overrides=overrides,
-        settings_changes=got.get("settings changes"))
+        settings_changes=got.get("settings changes"), inbox=got.get("intake inbox"))

@@ -75,6 +75,11 @@ def _delivery_lines(s: HealthSnapshot) -> list[str]:
             oldest = ago(s.now - s.backlog.oldest) if s.backlog.oldest else "?"
             light = WARN if s.backlog.oldest and (s.now - s.backlog.oldest).total_seconds() > 60 else OK
             lines.append(f"{light} *Slack delivery* {s.backlog.pending} waiting, oldest queued {oldest}")
+    if s.inbox is not None and s.inbox.waiting:  # answered 202 in a burst, applied moments later as a rule
+        oldest = ago(s.now - s.inbox.oldest) if s.inbox.oldest else "?"
+        light = WARN if s.inbox.oldest and (s.now - s.inbox.oldest).total_seconds() > 60 else OK
+        lines.append(f"{light} *Webhook intake* {s.inbox.waiting:,} events stored and not applied yet,"
+                     f" oldest received {oldest}")
     errs = s.delivery_errors
     if errs is not None and errs.count:
         light = BAD if errs.permanent else WARN

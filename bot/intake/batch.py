@@ -1,16 +1,12 @@
-"""Group commit for the webhook intake: concurrent events share one transaction and one set of statements.
+"""Applying a batch of events in one transaction and one set of statements (bot/intake/batcher.py gathers them).
 
-Each webhook still gets its 2xx only after the transaction holding its event, its order changes and its
-Slack message has committed. Under load, requests that arrive while a batch is being written wait for the
-next one, so a burst costs a dozen statements per batch instead of a dozen per event; when traffic is light
-a batch is a single event and nothing waits. This is the only way events are applied: the app's own
-orders, the Events API poller and the backfill submit batches too, and an event the database refuses is
-stored as an error without failing the rest of its batch.
+A burst costs a dozen statements per batch instead of a dozen per event; a single event is a batch of one. This is
+the only way events are applied: webhooks, the inbox, the app's own orders, the Events API poller and the backfill
+all come here, and an event the database refuses is stored as an error without failing the rest of its batch.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -18,8 +14,6 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.clock import Clock
-from bot.config import Settings
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.fold import Fold
 from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
@@ -194,83 +188,3 @@ async def _log_new(conn: asyncpg.Connection,
         else:
             todo.append((i, s.event))
     return results, todo
-
-
-@dataclass
-class _Pending:
-    sub: Submission
-    future: asyncio.Future[IntakeResult]
-
-
-class IntakeBatcher:
-    """Collects concurrent submissions and writes them in batches; `submit()` returns once committed."""
-
-    def __init__(self, *, pool: asyncpg.Pool, tz: ZoneInfo, clock: Clock, writers: int = 2,
-                 max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0),
-                 renewals: Renewals = Renewals.PING) -> None:
-        self._pool = pool
-        self._settle = settle
-        self._renewals = renewals
-        self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
-        self._clock = clock
-        self._writers = writers
-        self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-
-    @classmethod
-    def for_settings(cls, settings: Settings, *, pool: asyncpg.Pool, clock: Clock) -> IntakeBatcher:
-        """The batcher as configured: the store's zone, SALE_SETTLE_SECONDS and SUBSCRIPTION_RENEWALS."""
-        return cls(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle,
-                   renewals=settings.subscription_renewals)
-
-    async def submit(self, sub: Submission) -> IntakeResult:
-        """Store and apply one event; raises what the database raised (so the caller can answer 503)."""
-        future: asyncio.Future[IntakeResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(sub, future))
-        return await future
-
-    @property
-    def waiting(self) -> int:
-        """Submissions queued and not yet taken by a writer."""
-        return self._queue.qsize()
-
-    async def run(self) -> None:
-        """The writer tasks: each takes whatever is waiting (up to max_batch) and commits it."""
-        async with asyncio.TaskGroup() as group:
-            for n in range(self._writers):
-                group.create_task(self._writer(), name=f"intake-writer-{n}")
-
-    async def _writer(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            await self._write(batch)
-
-    async def _write(self, batch: list[_Pending]) -> None:
-        try:
-            async with self._pool.acquire() as conn:
-                try:
-                    results = await ingest_batch(conn, [p.sub for p in batch], tz=self.tz, now=self._clock(),
-                                                 settle=self._settle, renewals=self._renewals)
-                except asyncpg.DeadlockDetectedError as exc:
-                    # Batches lock refs and rows in a fixed order, but two can still wait on each other's new
-                    # orders' unique keys: redo this one an event per transaction, which holds fewer locks.
-                    log.info("batch of %d deadlocked, redone one event at a time: %s", len(batch), exc)
-                    results = [(await ingest_batch(conn, [p.sub], tz=self.tz, now=self._clock(),
-                                                   settle=self._settle, renewals=self._renewals))[0] for p in batch]
-        except BaseException as exc:
-            # Every waiter must learn the outcome: database down (→ 503), or shutdown mid-batch.
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(exc if isinstance(exc, Exception) else ConnectionAbortedError(
-                        "intake stopped"))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for p, result in zip(batch, results, strict=True):
-            if not p.future.done():
-                p.future.set_result(result)

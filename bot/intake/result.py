@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     ERROR = "error"
+    QUEUED = "queued"  # stored as received in the inbox (every writer was busy): applied soon after
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
 
 from aiohttp import web
 
-from bot.intake.batch import Submission
 from bot.intake.events import MalformedEvent
 from bot.intake.result import Outcome
-from bot.stripe.parse import parse_event
+from bot.stripe.received import submission
 from bot.stripe.signature import BadSignature, verify
 from bot.web.guards import require_deps
 
@@ -21,17 +18,6 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def load_json(text: str) -> Any:
-    """Strict JSON: no NaN/Infinity and no NUL characters, which PostgreSQL's jsonb cannot store."""
-    if "\\u0000" in text:
-        raise ValueError("body contains a NUL character")
-    return json.loads(text, parse_constant=_reject_constant)
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
@@ -49,20 +35,20 @@ async def stripe_webhook(request: web.Request) -> web.Response:
         return _error(400, f"invalid signature: {exc}")
     text = body.decode("utf-8")  # verify() has checked it is UTF-8
     try:
-        raw = load_json(text)
-        event = parse_event(raw)
+        sub = submission(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and MalformedEvent are ValueErrors
         reason = str(exc) if isinstance(exc, MalformedEvent) else "body is not valid JSON"
         deps.metrics.webhooks.labels(source="stripe", type="unknown", outcome="malformed").inc()
         return _error(400, f"malformed event: {reason}")
-    result = await deps.intake.submit(Submission(source="stripe", event_id=raw["id"], event_type=raw["type"],
-                                                 body=text, event=event))
+    # When every intake writer is busy the event is only stored, and applied moments later: 202, not 200.
+    result = await deps.intake.submit(sub, may_store=True)
     if result.outcome is Outcome.PROCESSED:
         deps.home.changed()  # App Home tabs refresh once the burst settles
-    deps.metrics.webhooks.labels(source="stripe", type=raw["type"][:60], outcome=result.outcome.value).inc()
+    deps.metrics.webhooks.labels(source="stripe", type=sub.event_type[:60], outcome=result.outcome.value).inc()
     deps.metrics.intake_latency.labels(source="stripe").observe(time.perf_counter() - started)
-    log.debug("stripe %s %s: %s", raw["type"], raw["id"], result.outcome.value)
-    return web.json_response({"received": True, "outcome": result.outcome.value})
+    log.debug("stripe %s %s: %s", sub.event_type, sub.event_id, result.outcome.value)
+    return web.json_response({"received": True, "outcome": result.outcome.value},
+                             status=202 if result.outcome is Outcome.QUEUED else 200)
 
 
 def register(app: web.Application) -> None:

@@ -1,0 +1,243 @@
+"""Group commit for the webhook intake, and the inbox it falls back on when every writer is busy.
+
+A submission waits for a writer, which applies everything waiting in one transaction (`ingest_batch`) and answers
+each with its outcome: when traffic is light that is a batch of one and the 2xx says what was done. When every
+writer is busy, a webhook does not wait behind them: everything waiting is stored as received in the inbox in one
+statement (migration 0018) and answered 202 once that commits, and the writers apply the inbox in large batches,
+oldest first, each deleting its rows in the transaction that applies them. So the sender's answer never waits on
+the apply, and the apply's per-batch costs are shared by hundreds of events instead of a handful.
+
+A row is applied by the process that stored it (it still holds the parsed event); a row left in the inbox longer
+than `left_after` — its process stopped, or is far behind — is taken and parsed again by any replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
+from bot.intake.result import IntakeResult, Outcome
+from bot.subscriptions.renewals import Renewals
+from queries import inbox
+
+log = logging.getLogger(__name__)
+
+INBOX_BATCH = 500  # events applied from the inbox per transaction
+LEFT_AFTER = 10.0  # seconds before a stored event counts as left behind by its process
+LOOK_EVERY = 2.0  # seconds between looks for events left behind
+RETRY_AFTER = 1.0  # seconds before applying stored events again after the database failed
+# The database is gone or refused the connection: stored events stay in the inbox and are tried again.
+DATABASE_DOWN = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+Rebuild = Callable[[inbox.Received], Submission]  # a stored body parsed again (another process stored it)
+
+
+@dataclass
+class _Pending:
+    sub: Submission
+    future: asyncio.Future[IntakeResult]
+    may_store: bool  # the caller accepts "stored, applied soon" (202) when every writer is busy
+
+
+class IntakeBatcher:  # long: the writers, the inbox and the look for events left behind share their state
+    """Collects concurrent submissions and writes them in batches; `submit()` returns once committed."""
+
+    def __init__(self, *, pool: asyncpg.Pool, tz: ZoneInfo, clock: Clock, writers: int = 2,
+                 max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0),
+                 renewals: Renewals = Renewals.PING, rebuild: Rebuild | None = None,
+                 inbox_batch: int = INBOX_BATCH, left_after: float = LEFT_AFTER) -> None:
+        self._pool = pool
+        self._settle = settle
+        self._renewals = renewals
+        self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
+        self._clock = clock
+        self._writers = writers
+        self._max_batch = max_batch
+        self._inbox_batch = inbox_batch
+        self._left_after = left_after
+        self.rebuild = rebuild  # without it, events left behind by another process wait for one that has it
+        self.on_applied: Callable[[], None] = lambda: None  # events from the inbox were applied (App Home)
+        self._queue: deque[_Pending] = deque()
+        self._stored: OrderedDict[int, Submission] = OrderedDict()  # stored by this process, not yet applied
+        self._busy = 0
+        self._in_hand = 0  # events the writers are applying
+        self._work = asyncio.Event()
+
+    @classmethod
+    def for_settings(cls, settings: Settings, *, pool: asyncpg.Pool, clock: Clock,
+                     rebuild: Rebuild | None = None) -> IntakeBatcher:
+        """The batcher as configured: the store's zone, SALE_SETTLE_SECONDS and SUBSCRIPTION_RENEWALS."""
+        return cls(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle,
+                   renewals=settings.subscription_renewals, rebuild=rebuild)
+
+    async def submit(self, sub: Submission, *, may_store: bool = False) -> IntakeResult:
+        """Store and apply one event; raises what the database raised (so the caller can answer 503).
+
+        With `may_store`, an event that would wait for a busy writer is only stored (Outcome.QUEUED) and applied
+        soon after."""
+        future: asyncio.Future[IntakeResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(sub, future, may_store))
+        self._work.set()
+        return await future
+
+    @property
+    def waiting(self) -> int:
+        """Submissions waiting for a writer: in memory, or stored in the inbox by this process."""
+        return len(self._queue) + len(self._stored)
+
+    @property
+    def pending(self) -> int:
+        """Submissions this process has not finished applying: waiting, or in a writer's hands."""
+        return self.waiting + self._in_hand
+
+    async def run(self) -> None:
+        """The writers, the inbox's storer and the look for events left behind."""
+        async with asyncio.TaskGroup() as group:
+            for n in range(self._writers):
+                group.create_task(self._writer(), name=f"intake-writer-{n}")
+            group.create_task(self._storer(), name="intake-inbox")
+            group.create_task(self._look_for_left(), name="intake-left")
+
+    async def _idle(self) -> None:
+        """Wait for a change: a submission, a writer done, events stored."""
+        self._work.clear()
+        await self._work.wait()
+
+    async def _writer(self) -> None:
+        while True:
+            if self._stored:  # oldest first: these were answered already and wait for their Slack ping
+                chunk = [self._stored.popitem(last=False) for _ in range(min(len(self._stored), self._inbox_batch))]
+                await self._busy_with(self._apply_stored(chunk), len(chunk))
+            elif self._queue:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                await self._busy_with(self._write(batch), len(batch))
+            else:
+                await self._idle()
+
+    async def _busy_with(self, work: Awaitable[None], events: int) -> None:
+        self._busy += 1
+        self._in_hand += events
+        self._work.set()  # the storer looks again: every writer may be busy now
+        try:
+            await work
+        finally:
+            self._busy -= 1
+            self._in_hand -= events
+            self._work.set()
+
+    async def _storer(self) -> None:
+        """While every writer is busy, store what waits (and may be stored) in the inbox and answer it."""
+        while True:
+            batch = [p for p in self._queue if p.may_store] if self._busy >= self._writers else []
+            if not batch:
+                await self._idle()
+                continue
+            self._queue = deque(p for p in self._queue if not p.may_store)
+            await self._store(batch)
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        received = [inbox.Received(p.sub.source, p.sub.via, p.sub.event_id, p.sub.body) for p in batch]
+        try:
+            async with self._pool.acquire() as conn:
+                ids = await inbox.store(conn, received)
+        except BaseException as exc:
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for p, inbox_id in zip(batch, ids, strict=True):
+            self._stored[inbox_id] = p.sub
+            if not p.future.done():
+                p.future.set_result(IntakeResult(Outcome.QUEUED))
+        self._work.set()
+
+    async def _apply_stored(self, chunk: list[tuple[int, Submission]]) -> None:
+        """Apply events this process stored; on a database failure they go back and are tried again."""
+        try:
+            async with self._pool.acquire() as conn:
+                await self._apply_inbox(conn, chunk)
+        except DATABASE_DOWN as exc:  # the rows are still in the inbox: nothing is lost, try again shortly
+            log.warning("applying %d stored events failed, retrying in %.0f s: %s", len(chunk), RETRY_AFTER, exc)
+            for inbox_id, sub in reversed(chunk):
+                self._stored[inbox_id] = sub
+                self._stored.move_to_end(inbox_id, last=False)
+            await asyncio.sleep(RETRY_AFTER)
+            return
+        self.on_applied()
+
+    async def _apply_inbox(self, conn: asyncpg.Connection, chunk: list[tuple[int, Submission]]) -> None:
+        """Take the rows (skipping any another replica took as left behind) and apply them, in one transaction."""
+        try:
+            async with conn.transaction():
+                taken = await inbox.take(conn, [i for i, _ in chunk])
+                await self._ingest(conn, [sub for i, sub in chunk if i in taken])
+        except asyncpg.DeadlockDetectedError as exc:
+            log.info("inbox batch of %d deadlocked, redone one event at a time: %s", len(chunk), exc)
+            for one in chunk:
+                async with conn.transaction():
+                    if await inbox.take(conn, [one[0]]):
+                        await self._ingest(conn, [one[1]])
+
+    async def _ingest(self, conn: asyncpg.Connection, subs: list[Submission]) -> list[IntakeResult]:
+        if not subs:
+            return []
+        return await ingest_batch(conn, subs, tz=self.tz, now=self._clock(), settle=self._settle,
+                                  renewals=self._renewals)
+
+    async def _look_for_left(self) -> None:
+        """Every few seconds, apply events another process stored and did not apply (or this one, far behind)."""
+        while True:
+            await asyncio.sleep(min(LOOK_EVERY, self._left_after))
+            try:
+                while await self._apply_left():
+                    pass
+            except DATABASE_DOWN as exc:
+                log.warning("looking for stored events left behind failed: %s", exc)
+
+    async def _apply_left(self) -> int:
+        if self.rebuild is None:
+            return 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await inbox.take_left(conn, older_than=self._left_after, limit=self._inbox_batch)
+            subs = [self._stored.pop(r.id) if r.id in self._stored else self.rebuild(r) for r in rows]
+            await self._ingest(conn, subs)
+        if rows:
+            log.info("applied %d stored events left behind", len(rows))
+            self.on_applied()
+        return len(rows)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                try:
+                    results = await self._ingest(conn, [p.sub for p in batch])
+                except asyncpg.DeadlockDetectedError as exc:
+                    # Batches lock refs and rows in a fixed order, but two can still wait on each other's new
+                    # orders' unique keys: redo this one an event per transaction, which holds fewer locks.
+                    log.info("batch of %d deadlocked, redone one event at a time: %s", len(batch), exc)
+                    results = [(await self._ingest(conn, [p.sub]))[0] for p in batch]
+        except BaseException as exc:
+            # Every waiter must learn the outcome: database down (→ 503), or shutdown mid-batch.
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for p, result in zip(batch, results, strict=True):
+            if not p.future.done():
+                p.future.set_result(result)
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for p in batch:
+        if not p.future.done():
+            p.future.set_exception(exc if isinstance(exc, Exception) else ConnectionAbortedError("intake stopped"))

@@ -1,0 +1,126 @@
+"""The intake's inbox: webhooks that arrive while every writer is busy are stored as received, answered 202, and
+applied once — by this process, or by another when this one stopped before applying them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from bot.intake.batcher import IntakeBatcher
+from bot.stripe.received import rebuild, submission
+from queries import inbox
+from tests.conftest import Bot
+from tests.test_intake_batch import BLOCKED, sale, until
+
+UTC = ZoneInfo("UTC")
+
+
+@contextlib.asynccontextmanager
+async def writers_held(bot: Bot) -> AsyncIterator[list[asyncio.Task[Any]]]:
+    """Both intake writers stuck on a payment lock (one sale each); the two requests' tasks are yielded and
+    answered once the block ends."""
+    async with bot.deps.pool.acquire() as lock:
+        tx = lock.transaction()
+        await tx.start()
+        try:
+            await lock.execute("SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
+                               ["cs_p900", "pi_p900", "cs_p901", "pi_p901"])
+            held = []
+            for n, blocker in enumerate([sale(900), sale(901)], start=1):  # one at a time: one per writer
+                held.append(asyncio.create_task(bot.stripe(blocker)))
+                await until(lambda: lock.fetchval(BLOCKED), n)
+            yield held
+        finally:
+            await tx.rollback()
+
+
+async def counts(pool: asyncpg.Pool) -> tuple[int, int, int, int]:
+    """(orders, processed webhook_logs, sale outbox rows, inbox rows)."""
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM webhook_logs WHERE status = 'processed'),"
+        "       (SELECT count(*) FROM outbox WHERE kind = 'sale'), (SELECT count(*) FROM webhook_inbox)")
+    return (row[0], row[1], row[2], row[3])
+
+
+async def test_busy_writers_store_webhooks_answer_202_and_apply_them_once(bot: Bot) -> None:
+    """Eight sales (two redelivered) while both writers are held: 202 each, stored; applied once the writers free."""
+    events = [sale(n) for n in range(8)]
+    async with writers_held(bot) as held:
+        answers = [await bot.stripe(e) for e in events + events[:2]]
+        assert [(a.status, (await a.json())["outcome"]) for a in answers] == [(202, "queued")] * 10
+        # Durable before the answer: the bodies are in the inbox, nothing is applied yet.
+        assert await counts(bot.deps.pool) == (0, 0, 0, 10)
+        stored = await bot.deps.pool.fetch("SELECT event_id, via, body FROM webhook_inbox ORDER BY id")
+        assert [r["event_id"] for r in stored] == [e["id"] for e in events + events[:2]]
+        assert json.loads(stored[0]["body"]) == events[0] and stored[0]["via"] == "webhook"
+    assert {(await t).status for t in held} == {200}
+    await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)
+    assert await counts(bot.deps.pool) == (10, 10, 10, 0)  # 8 + the 2 blockers; the redeliveries added nothing
+    duplicate = await bot.stripe(events[0])  # writers free again: applied before the answer, which says so
+    assert (duplicate.status, (await duplicate.json())["outcome"]) == (200, "duplicate")
+    await bot.drain()
+    pinged = " ".join(m["text"] or "" for m in bot.slack_api.messages)
+    assert "New Sale" in pinged or "new sales" in pinged
+
+
+async def test_bad_webhooks_are_refused_before_the_inbox(bot: Bot) -> None:
+    """A malformed event is a 400 even while the writers are busy: nothing is stored."""
+    broken = sale(1)
+    del broken["data"]["object"]
+    async with writers_held(bot):
+        answer = await bot.stripe(broken)
+        assert answer.status == 400 and "malformed event" in (await answer.json())["error"]
+        assert (await bot.stripe(b"{not json")).status == 400
+        assert await bot.deps.pool.fetchval("SELECT count(*) FROM webhook_inbox") == 0
+
+
+async def test_events_left_behind_are_applied_by_another_process(bot: Bot) -> None:
+    """Rows a stopped process stored (body only: its parsed events died with it) are parsed again and applied by
+    another batcher once they are older than `left_after`; rows younger than that are left to their owner."""
+    events = [sale(n) for n in range(5)]
+    bodies = [json.dumps(e) for e in events]
+    await inbox.store(bot.deps.pool, [inbox.Received("stripe", "webhook", e["id"], b)
+                                      for e, b in zip(events, bodies, strict=True)])
+    other = IntakeBatcher(pool=bot.deps.pool, tz=UTC, clock=lambda: dt.datetime.now(dt.UTC), rebuild=rebuild,
+                          left_after=0.3)
+    assert await other._apply_left() == 0  # too young: their process may still be applying them
+    task = asyncio.create_task(other.run())
+    try:
+        await until(lambda: bot.deps.pool.fetchval("SELECT count(*) FROM webhook_inbox"), 0, within=10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await counts(bot.deps.pool) == (5, 5, 5, 0)
+
+
+async def test_a_row_is_applied_by_one_process_only(bot: Bot) -> None:
+    """Two batchers taking the same stored rows at once: every row is taken once, and every event applied once."""
+    subs = [submission(json.dumps(sale(n))) for n in range(40)]
+    ids = await inbox.store(bot.deps.pool, [inbox.Received(s.source, s.via, s.event_id, s.body) for s in subs])
+    batchers = [IntakeBatcher(pool=bot.deps.pool, tz=UTC, clock=lambda: dt.datetime.now(dt.UTC), rebuild=rebuild,
+                              left_after=0.0) for _ in range(2)]
+    first = batchers[0]._apply_stored(list(zip(ids, subs, strict=True)))  # the owner, with its parsed events
+    second = batchers[1]._apply_left()  # another replica, taking them as left behind
+    _, taken = await asyncio.gather(first, second)
+    assert 0 <= taken <= 40
+    assert await counts(bot.deps.pool) == (40, 40, 40, 0)
+
+
+async def test_the_store_failing_answers_5xx_and_keeps_nothing(bot: Bot) -> None:
+    """With the inbox unwritable the sender gets a 5xx (and retries): never a 2xx for an event not stored."""
+    async with writers_held(bot):
+        await bot.deps.pool.execute("ALTER TABLE webhook_inbox ADD CONSTRAINT refuse CHECK (false) NOT VALID")
+        try:
+            answer = await bot.stripe(sale(7))
+            assert answer.status >= 500
+        finally:
+            await bot.deps.pool.execute("ALTER TABLE webhook_inbox DROP CONSTRAINT refuse")
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM webhook_logs WHERE event_id = 'evt_p7'") == 0
