@@ -186,8 +186,10 @@ async def soak(bot: Bot, server: Any, n_events: int, caplog: pytest.LogCaptureFi
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with caplog.at_level(logging.INFO):
         await send_all()
-        for _ in range(600):  # drain through the chaos
-            if not await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'"):
+        for _ in range(600):  # drain through the chaos: the inbox applied (events answered 202), then the outbox
+            if not bot.deps.intake.pending and not await bot.deps.pool.fetchval(
+                    "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending')"
+                    "     + (SELECT count(*) FROM webhook_inbox)"):
                 break
             await asyncio.sleep(0.1)
     bot.slack_api.chaos = None

@@ -33,6 +33,8 @@ from queries import inbox
 log = logging.getLogger(__name__)
 
 INBOX_BATCH = 500  # events applied from the inbox per transaction
+# One writer applies the inbox; a second joins only when this many wait, so batches stay large.
+SECOND_APPLIER_AT = 100
 LEFT_AFTER = 10.0  # seconds before a stored event counts as left behind by its process
 LOOK_EVERY = 2.0  # seconds between looks for events left behind
 RETRY_AFTER = 1.0  # seconds before applying stored events again after the database failed
@@ -71,6 +73,8 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         self._stored: OrderedDict[int, Submission] = OrderedDict()  # stored by this process, not yet applied
         self._busy = 0
         self._in_hand = 0  # events the writers are applying
+        self._storing = 0  # events being stored
+        self._applying = 0  # events the writers are applying from the inbox
         self._work = asyncio.Event()
 
     @classmethod
@@ -113,16 +117,33 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         self._work.clear()
         await self._work.wait()
 
+    @property
+    def _backlog(self) -> int:
+        """Events answered 202 and not applied yet by this process."""
+        return len(self._stored) + self._storing + self._applying
+
     async def _writer(self) -> None:
         while True:
-            if self._stored:  # oldest first: these were answered already and wait for their Slack ping
+            # Oldest first: stored events were answered already and wait for their Slack ping.
+            if self._stored and (not self._applying or len(self._stored) >= SECOND_APPLIER_AT):
                 chunk = [self._stored.popitem(last=False) for _ in range(min(len(self._stored), self._inbox_batch))]
-                await self._busy_with(self._apply_stored(chunk), len(chunk))
-            elif self._queue:
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                self._applying += len(chunk)
+                try:
+                    await self._busy_with(self._apply_stored(chunk), len(chunk))
+                finally:
+                    self._applying -= len(chunk)
+            elif batch := self._take_queue():
                 await self._busy_with(self._write(batch), len(batch))
             else:
                 await self._idle()
+
+    def _take_queue(self) -> list[_Pending]:
+        """A direct batch; while stored events wait, webhooks are the storer's, to be applied behind them."""
+        backlog, take, keep = self._backlog > 0, list[_Pending](), deque[_Pending]()
+        for p in self._queue:
+            (keep if (backlog and p.may_store) or len(take) >= self._max_batch else take).append(p)
+        self._queue = keep
+        return take
 
     async def _busy_with(self, work: Awaitable[None], events: int) -> None:
         self._busy += 1
@@ -136,9 +157,11 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
             self._work.set()
 
     async def _storer(self) -> None:
-        """While every writer is busy, store what waits (and may be stored) in the inbox and answer it."""
+        """While every writer is busy, or stored events wait, store what waits (and may be stored) in the inbox and
+        answer it."""
         while True:
-            batch = [p for p in self._queue if p.may_store] if self._busy >= self._writers else []
+            overloaded = self._busy >= self._writers or self._backlog > 0
+            batch = [p for p in self._queue if p.may_store] if overloaded else []
             if not batch:
                 await self._idle()
                 continue
@@ -147,14 +170,17 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
 
     async def _store(self, batch: list[_Pending]) -> None:
         received = [inbox.Received(p.sub.source, p.sub.via, p.sub.event_id, p.sub.body) for p in batch]
+        self._storing = len(batch)
         try:
             async with self._pool.acquire() as conn:
                 ids = await inbox.store(conn, received)
         except BaseException as exc:
+            self._storing = 0
             _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        self._storing = 0
         for p, inbox_id in zip(batch, ids, strict=True):
             self._stored[inbox_id] = p.sub
             if not p.future.done():
