@@ -41,8 +41,9 @@ DROP_PING: Final = "DELETE FROM outbox WHERE id = $1"
 REKEY_PING: Final = "UPDATE outbox SET dedupe_key = $2 WHERE id = $1"
 HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) WHERE id = $1"
 
-# Pending sale pings re-rendered with what the batch learnt about their order; a settled one is released at
-# once. A row a worker holds is being sent as it is: skipped, the intake does not wait for Slack.
+# Pending sale pings refreshed with what the batch learnt about their order (the sale's fields: the delivery worker
+# renders the message); a settled one is released at once. A row a worker holds is being sent as it is: skipped,
+# the intake does not wait for Slack.
 REFRESH_PINGS: Final = """
 UPDATE outbox AS o
    SET payload = v.payload::jsonb, amount = v.amount, currency = v.currency,
@@ -58,7 +59,8 @@ UPDATE outbox AS o
 
 @dataclass(frozen=True, slots=True)
 class PingUpdate:
-    """A sale ping as its order now stands; `release`: it names everything, send it without waiting."""
+    """A sale ping as its order now stands (the sale's fields, rendered when it is posted); `release`: it names
+    everything, send it without waiting."""
 
     dedupe_key: str
     payload: dict[str, Any]
@@ -100,7 +102,7 @@ async def merge_pings(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
 
 
 async def refresh_pings(db: Executor, updates: Sequence[PingUpdate]) -> None:
-    """Re-render the still-pending sale pings of these orders (release the settled ones)."""
+    """Refresh the still-pending sale pings of these orders (release the settled ones)."""
     if updates:
         await db.execute(REFRESH_PINGS, [u.dedupe_key for u in updates], [json.dumps(u.payload) for u in updates],
                          [u.amount for u in updates], [u.currency for u in updates], [u.release for u in updates])

@@ -19,9 +19,9 @@ CURRENCIES = ("usd", "eur", "jpy")
 QUEUE_SALES = """
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency)
 SELECT 'sale:bulk_' || i, 'sales', 'sale',
-       jsonb_build_object('text', 'sale ' || i, 'blocks', '[]'::jsonb,
-                          'sale', jsonb_build_object('order_id', 'pi_bulk_' || i, 'product', 'Plan ' || i,
-                                                     'customer', 'buyer' || i || '@example.com')),
+       jsonb_build_object('sale', jsonb_build_object('order_id', 'pi_bulk_' || i, 'product', 'Plan ' || i,
+                                                     'customer', 'buyer' || i || '@example.com',
+                                                     'affiliate', NULL, 'occurred_at', now(), 'late', false)),
        1000 + i % 7, ($3::text[])[1 + i % 3]
   FROM generate_series($1::int, $2::int - 1) AS i
 """

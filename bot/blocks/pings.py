@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot.blocks.elements import context, fields, header, local, message, section, when
@@ -115,6 +115,23 @@ def sale_message(sale: SaleView, *, tz: ZoneInfo) -> Message:
     blocks.append(context(f"⏰ {when(sale.occurred_at, tz)}{late}"))
     product = f" — {_value(sale.product)}" if sale.product and sale.product.strip() else ""
     return message(f"💰 New Sale: {amount}{product}", blocks)
+
+
+def sale_record(sale: SaleView) -> dict[str, Any]:
+    """What the outbox keeps of a sale ping until it is posted (JSON-ready; amount and currency are columns):
+    most sales of a burst are only summarised, so the full message is rendered by `sale_ping` when it is sent."""
+    return {"order_id": sale.order_id, "product": sale.product, "customer": sale.customer_email,
+            "affiliate": sale.affiliate, "occurred_at": sale.occurred_at.isoformat(), "late": sale.late}
+
+
+def sale_ping(record: Mapping[str, Any], *, amount: int | None, currency: str | None,
+              tz: ZoneInfo) -> dict[str, Any]:
+    """The sale ping's payload from what `sale_record` kept: the message `sale_message` makes of the sale."""
+    view = SaleView(order_id=record["order_id"], product=record.get("product"), amount=amount or 0,
+                    currency=currency or "USD", customer_email=record.get("customer"),
+                    affiliate=record.get("affiliate"), occurred_at=datetime.fromisoformat(record["occurred_at"]),
+                    late=bool(record.get("late")))
+    return sale_message(view, tz=tz).as_payload()
 
 
 def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.blocks.pings import BURST_LISTED, BurstView, SaleView, burst_message
+from bot.blocks.pings import BURST_LISTED, BurstView, SaleView, burst_message, sale_ping
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.listener import OutboxListener
 from bot.delivery.senders import Sender, SendResult, Status
@@ -66,6 +66,14 @@ def _sale_view(sale: bursts.ListedSale) -> SaleView:
     return SaleView(order_id=str(meta.get("order_id", sale.id)), product=meta.get("product"),
                     amount=sale.amount or 0, currency=sale.currency or "USD",
                     customer_email=meta.get("customer"), affiliate=None, occurred_at=sale.created_at)
+
+
+def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
+    """What Slack gets for an outbox message. A sale ping is rendered only now, from the sale the intake kept:
+    most sales of a burst are never posted alone (a row queued rendered, by an older intake, goes as it is)."""
+    if m.kind == "sale" and "text" not in m.payload:
+        return sale_ping(m.payload["sale"], amount=m.amount, currency=m.currency, tz=tz)
+    return dict(m.payload)
 
 
 def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
@@ -208,9 +216,9 @@ class DeliveryWorker:
                 return burst_post(summary, tz=self.tz)
         if head.op == "update":
             same = [m for m in messages if m.op == "update" and m.target_id == head.target_id]
-            return Post(ref=head.id, payload=dict(same[-1].payload), head=head, ids=tuple(m.id for m in same),
-                        count=len(same))
-        return Post(ref=head.id, payload=dict(head.payload), head=head, ids=(head.id,))
+            return Post(ref=head.id, payload=message_payload(same[-1], tz=self.tz), head=head,
+                        ids=tuple(m.id for m in same), count=len(same))
+        return Post(ref=head.id, payload=message_payload(head, tz=self.tz), head=head, ids=(head.id,))
 
     async def _deliver(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
                        post: Post) -> SendResult:

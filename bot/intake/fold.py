@@ -21,7 +21,7 @@ from bot.blocks.pings import (
     dispute_message,
     failure_message,
     refund_message,
-    sale_message,
+    sale_record,
 )
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.merge import FILLED_IF_MISSING, absorb, named, settled, status_moves, survivor_of
@@ -196,14 +196,14 @@ class Fold:
             self.unstated.add(order.id)
         if e.renewal_likely:
             self.likely.add(order.id)
-        self._queue(index, f"sale:{order.id}", "sales", "sale", None)  # rendered by finish()
+        self._queue(index, f"sale:{order.id}", "sales", "sale", None)  # filled in by finish()
 
     def finish(self) -> list[PingUpdate]:
-        """Settle the batch for writing: merged ids resolved, sale pings rendered from the orders as the batch
-        leaves them; returns the sale pings of every order it touched, for those still pending in the outbox."""
+        """Settle the batch for writing: merged ids resolved, sale pings made from the orders as the batch leaves
+        them; returns the sale pings of every order it touched, for those still pending in the outbox."""
         self.failures = [(f[0], self.resolve(f[1]), *f[2:]) for f in self.failures]
         self.disputes = {k: (d[0], d[1] and self.resolve(d[1]), *d[2:]) for k, d in self.disputes.items()}
-        payloads: dict[str, dict[str, Any]] = {}  # each order's ping rendered once, for its message and its update
+        payloads: dict[str, dict[str, Any]] = {}  # each order's ping made once, for its message and its update
         self.messages = self._sale_messages(payloads)
         return [PingUpdate(f"sale:{o.id}", payloads.get(o.id) or self.sale_payload(o), o.amount_total, o.currency,
                            settled(o))
@@ -219,7 +219,7 @@ class Fold:
         return [(loser, self.resolve(loser)) for loser in self.stored_losers]
 
     def _sale_messages(self, payloads: dict[str, dict[str, Any]]) -> list[QueuedMessage]:
-        """The batch's messages with one sale ping per order left after merges, each rendered and timed."""
+        """The batch's messages with one sale ping per order left after merges, each filled in and timed."""
         out: list[QueuedMessage] = []
         seen: set[str] = set()
         for m in self.messages:
@@ -240,13 +240,13 @@ class Fold:
         return out
 
     def sale_payload(self, order: OrderRow) -> dict[str, Any]:
-        """The sale ping of an order as it stands."""
+        """The sale ping of an order as it stands: its fields, not the message. Most sales of a burst are only
+        summarised, so the delivery worker renders the ping (`bot.blocks.pings.sale_ping`) when it posts it."""
         view = SaleView(order_id=order.id, product=order.product_name, amount=order.amount_total or 0,
                         currency=order.currency or "USD", customer_email=order.customer_email,
                         affiliate=order.affiliate_id, occurred_at=order.created_at,
                         late=self.now - order.created_at > LATE_AFTER)
-        return sale_message(view, tz=self.tz).as_payload() | {
-            "sale": {"order_id": order.id, "product": order.product_name, "customer": order.customer_email}}
+        return {"sale": sale_record(view)}
 
     def _failure(self, index: int, e: PaymentEvent) -> None:
         order, _ = self._upsert_order(e, status="failed")
