@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -834,3 +835,19 @@ def test_stripe_written_payment_descriptions_are_not_products() -> None:
     assert (event := parse_event(raw)) is not None and event.product is None
     raw["data"]["object"]["metadata"] = {"productName": "Pro plan"}
     assert (event := parse_event(raw)) is not None and event.product == "Pro plan"
+
+
+def _read_only(value: Any) -> Any:
+    """value with every JSON object a read-only Mapping, not a dict."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: _read_only(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_read_only(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("relpath", [path for path, kind in sorted(EXPECTED_KINDS.items()) if kind])
+def test_any_mapping_reads_as_a_dict_does(relpath: str) -> None:
+    """The readers answer dicts first (json.loads' type) but read any Mapping the same way."""
+    raw = reference_event(relpath)
+    assert parse_event(_read_only(raw)) == parse_event(raw)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from bot.intake.events import Kind, MalformedEvent, PaymentEvent
-from bot.stripe.fields import coalesce, currency, first_item, mapping, string, string_pairs, stripe_id
+from bot.stripe.fields import (
+    coalesce,
+    currency,
+    first_item,
+    first_value,
+    is_mapping,
+    mapping,
+    string,
+    string_pairs,
+    stripe_id,
+)
 
 # Metadata keys, best first. `offerId` is last: the original integration guide keyed offers by it.
 _PRODUCT_KEYS: Final = ("productName", "product_name", "product", "offerId")
@@ -18,20 +27,20 @@ _AFFILIATE_KEYS: Final = ("affiliateId", "affiliate_id", "affiliate", "ref")
 _STRIPE_DESCRIPTIONS: Final = frozenset({"Subscription creation", "Subscription update", "Payment for Invoice"})
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+# Envelope and Ids are NamedTuples, not frozen dataclasses: every webhook builds them, and a tuple is built
+# several times faster (a frozen dataclass sets each field through object.__setattr__).
+class Envelope(NamedTuple):
     """The event-level facts every PaymentEvent carries."""
 
     event_id: str
     event_type: str
     occurred_at: datetime
     livemode: bool
-    api_version: str | None = None
-    previous: Mapping[str, Any] = field(default_factory=dict)  # data.previous_attributes (updated events)
+    api_version: str | None
+    previous: Mapping[str, Any]  # data.previous_attributes (updated events), {} when absent
 
 
-@dataclass(frozen=True, slots=True)
-class Ids:
+class Ids(NamedTuple):
     """The Stripe ids that name the underlying payment, by role."""
 
     payment_intent: str | None = None
@@ -41,8 +50,7 @@ class Ids:
 
     def refs(self, own_id: str | None) -> tuple[str, ...]:
         """Distinct ids, PaymentIntent first: it is the one id every event type of a payment can reach."""
-        ordered = (self.payment_intent, self.checkout_session, self.invoice, self.charge)
-        refs = tuple(dict.fromkeys(ref for ref in ordered if ref))
+        refs = tuple(dict.fromkeys(filter(None, self)))  # the fields in that order
         if refs:
             return refs
         if own_id:
@@ -52,18 +60,26 @@ class Ids:
 
 def _name_of(value: Any) -> str | None:
     """The `name` of an expanded Product; a bare prod_… id is no name to show."""
-    return string(value, "name") if isinstance(value, Mapping) else None
+    return string(value, "name") if is_mapping(value) else None
 
 
 def product(obj: Mapping[str, Any], metadata: Mapping[str, str]) -> str | None:
-    """What was sold: a metadata key, the description, else the first invoice line's (either API shape)."""
+    """What was sold: a metadata key, the description, else the first invoice line's (either API shape).
+
+    The first source that names it wins; the later ones are not read (most events stop at metadata or the
+    description).
+    """
+    if named := first_value(metadata, _PRODUCT_KEYS):
+        return named
+    description = string(obj, "description")
+    if description and description not in _STRIPE_DESCRIPTIONS:
+        return description
     line = first_item(obj, "lines")
+    if not line:
+        return None
     price = mapping(line, "price")  # acacia and before
     details = mapping(mapping(line, "pricing"), "price_details")  # 2025-03-31.basil and later
-    description = string(obj, "description")
     return coalesce(
-        *(metadata.get(key) for key in _PRODUCT_KEYS),
-        None if description in _STRIPE_DESCRIPTIONS else description,
         string(line, "description"),
         string(price, "nickname"),
         string(mapping(line, "plan"), "nickname"),
@@ -75,11 +91,13 @@ def product(obj: Mapping[str, Any], metadata: Mapping[str, str]) -> str | None:
 def charge_of(payment_intent: Mapping[str, Any]) -> Mapping[str, Any]:
     """A PaymentIntent's charge: an expanded `latest_charge`, or `charges.data[0]` (API before 2022-11-15)."""
     latest = payment_intent.get("latest_charge")
-    return latest if isinstance(latest, Mapping) else first_item(payment_intent, "charges")
+    return latest if is_mapping(latest) else first_item(payment_intent, "charges")
 
 
 def charge_id(payment_intent: Mapping[str, Any]) -> str | None:
     """The id of a PaymentIntent's charge, whether `latest_charge` is an id or expanded."""
+    if not payment_intent:  # not expanded (a Checkout Session's usual `payment_intent`): nothing to read
+        return None
     return coalesce(stripe_id(payment_intent.get("latest_charge")), stripe_id(first_item(payment_intent, "charges")))
 
 
@@ -107,9 +125,18 @@ def new_event(
     amount: int | None,
     email: str | None,
     name: str | None,
+    **specific: Any,
 ) -> PaymentEvent:
-    """The PaymentEvent fields every kind shares; callers `replace` in the kind-specific ones."""
+    """The PaymentEvent: the fields every kind shares, and the kind-specific ones given as keywords.
+
+    `specific` may also set `currency` or `product` (a subscription's come from its items, a LINK has none):
+    those are then not read from `obj`. The event is built once; `dataclasses.replace` would build it twice.
+    """
     metadata = string_pairs(mapping(obj, "metadata"))
+    if "currency" not in specific:
+        specific["currency"] = currency(obj)
+    if "product" not in specific:
+        specific["product"] = product(obj, metadata)
     return PaymentEvent(
         kind=kind,
         event_id=env.event_id,
@@ -118,15 +145,14 @@ def new_event(
         livemode=env.livemode,
         refs=ids.refs(stripe_id(obj)),
         amount=amount,
-        currency=currency(obj),
         customer_email=email,
         customer_name=name,
-        product=product(obj, metadata),
-        affiliate=coalesce(*(metadata.get(key) for key in _AFFILIATE_KEYS)),
+        affiliate=first_value(metadata, _AFFILIATE_KEYS),
         checkout_session_id=ids.checkout_session,
         payment_intent_id=ids.payment_intent,
         invoice_id=ids.invoice,
         charge_id=ids.charge,
         metadata=metadata,
         api_version=env.api_version,
+        **specific,
     )

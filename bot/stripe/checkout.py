@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, Final
 
 from bot.intake.events import Kind, PaymentEvent
@@ -52,9 +51,7 @@ def checkout_session(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | No
     )
     details = mapping(obj, "customer_details")
     email = coalesce(string(details, "email"), string(obj, "customer_email"))
-    event = new_event(env, obj, kind, ids, amount=amount, email=email, name=string(details, "name"))
-    event = replace(event, session_created_at=timestamp(obj.get("created")), mode=string(obj, "mode"),
-                    subscription_id=stripe_id(obj.get("subscription")))
-    if kind is Kind.FAILURE:
-        event = replace(event, failure_reason=payment_error(intent) or "Asynchronous payment failed")
-    return event
+    failure = (payment_error(intent) or "Asynchronous payment failed") if kind is Kind.FAILURE else None
+    return new_event(env, obj, kind, ids, amount=amount, email=email, name=string(details, "name"),
+                     failure_reason=failure, session_created_at=timestamp(obj.get("created")),
+                     mode=string(obj, "mode"), subscription_id=stripe_id(obj.get("subscription")))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from bot.intake.events import Kind, PaymentEvent
@@ -49,15 +48,15 @@ def invoice(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """invoice.paid / invoice.payment_failed, in the old shape and the basil one; a $0 paid invoice is FREE."""
     ids = _invoice_ids(obj)
     email, name = string(obj, "customer_email"), string(obj, "customer_name")
+    # The sub_… is read whatever the kind: every invoice of a subscription names it.
+    billing = {"subscription_id": subscription_of(obj), "billing_reason": string(obj, "billing_reason")}
     if env.event_type == "invoice.paid":
         amount = integer(obj, "amount_paid")
         # A trial's first invoice (or a 100% coupon) is "paid" with nothing taken: not a sale.
         kind = Kind.SALE if amount is None or amount > 0 else Kind.FREE
-        event = new_event(env, obj, kind, ids, amount=amount, email=email, name=name)
-    else:
-        event = new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount_due"), email=email, name=name)
-        event = replace(event, failure_reason=_invoice_failure(obj))
-    return replace(event, subscription_id=subscription_of(obj), billing_reason=string(obj, "billing_reason"))
+        return new_event(env, obj, kind, ids, amount=amount, email=email, name=name, **billing)
+    return new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount_due"), email=email, name=name,
+                     failure_reason=_invoice_failure(obj), **billing)
 
 
 def _invoice_failure(obj: Mapping[str, Any]) -> str:
@@ -85,5 +84,4 @@ def invoice_payment(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | Non
     )
     if ids.invoice is None or (ids.payment_intent is None and ids.charge is None):
         return None
-    event = new_event(env, obj, Kind.LINK, ids, amount=None, email=None, name=None)
-    return replace(event, product=None)
+    return new_event(env, obj, Kind.LINK, ids, amount=None, email=None, name=None, product=None)

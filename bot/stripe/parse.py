@@ -11,7 +11,7 @@ from typing import Any, Final
 from bot.intake.events import MalformedEvent, PaymentEvent
 from bot.stripe.build import Envelope
 from bot.stripe.checkout import checkout_session
-from bot.stripe.fields import mapping, string, timestamp
+from bot.stripe.fields import is_mapping, mapping, string, timestamp
 from bot.stripe.invoices import invoice, invoice_payment
 from bot.stripe.payments import charge_refunded, charge_succeeded, dispute, dispute_settled, payment_intent
 from bot.stripe.subscriptions import subscription
@@ -19,15 +19,16 @@ from bot.stripe.subscriptions import subscription
 
 def parse_event(raw: Mapping[str, Any]) -> PaymentEvent | None:
     """The PaymentEvent in a Stripe webhook body, or None when salespulse has nothing to record."""
-    if not isinstance(raw, Mapping):
+    if not is_mapping(raw):
         raise MalformedEvent(f"a Stripe event is a JSON object, not {type(raw).__name__}")
     event_id, event_type = raw.get("id"), raw.get("type")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedEvent("the event has no string `id`")
     if not isinstance(event_type, str) or not event_type:
         raise MalformedEvent("the event has no string `type`")
-    obj = mapping(raw, "data").get("object")
-    if not isinstance(obj, Mapping):
+    data = mapping(raw, "data")
+    obj = data.get("object")
+    if not is_mapping(obj):
         raise MalformedEvent("the event has no object at `data.object`")
     handler = _HANDLERS.get(event_type)
     if handler is None:
@@ -37,7 +38,7 @@ def parse_event(raw: Mapping[str, Any]) -> PaymentEvent | None:
         raise MalformedEvent("neither the event nor its object has a valid `created` time")
     livemode = raw.get("livemode")
     env = Envelope(event_id, event_type, occurred_at, livemode is True, string(raw, "api_version"),
-                   mapping(mapping(raw, "data"), "previous_attributes"))
+                   mapping(data, "previous_attributes"))
     return handler(env, obj)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from bot.intake.events import Kind, PaymentEvent
@@ -31,17 +30,16 @@ def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
         string(failed_billing, "email"),
     )
     name = coalesce(string(billing, "name"), string(failed_billing, "name"))
+    # Stripe writes "Subscription creation" on a subscription's first payment and "Subscription update" on the
+    # later ones, in every API version (the only renewal hint basil's PaymentIntent carries before its invoice).
+    hints = {"invoice_unstated": invoice_unstated(obj),
+             "renewal_likely": string(obj, "description") == RENEWAL_DESCRIPTION}
     if env.event_type == "payment_intent.succeeded":
         # amount_received is what was actually captured; 0 or absent on odd payloads, so fall back.
         amount = integer(obj, "amount_received") or integer(obj, "amount")
-        event = new_event(env, obj, Kind.SALE, ids, amount=amount, email=email, name=name)
-    else:
-        event = new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount"), email=email, name=name)
-        event = replace(event, failure_reason=payment_error(obj) or "Payment failed")
-    # Stripe writes "Subscription creation" on a subscription's first payment and "Subscription update" on the
-    # later ones, in every API version (the only renewal hint basil's PaymentIntent carries before its invoice).
-    return replace(event, invoice_unstated=invoice_unstated(obj),
-                   renewal_likely=string(obj, "description") == RENEWAL_DESCRIPTION)
+        return new_event(env, obj, Kind.SALE, ids, amount=amount, email=email, name=name, **hints)
+    return new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount"), email=email, name=name,
+                     failure_reason=payment_error(obj) or "Payment failed", **hints)
 
 
 def _charge_ids(obj: Mapping[str, Any]) -> Ids:
@@ -58,20 +56,20 @@ def charge_succeeded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """
     billing = mapping(obj, "billing_details")
     email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
-    event = new_event(env, obj, Kind.LINK, _charge_ids(obj), amount=None, email=email, name=name)
-    return replace(event, invoice_unstated=invoice_unstated(obj))
+    return new_event(env, obj, Kind.LINK, _charge_ids(obj), amount=None, email=email, name=name,
+                     invoice_unstated=invoice_unstated(obj))
 
 
 def charge_refunded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """charge.refunded: `amount_refunded` is cumulative, so a partial refund is amount_refunded < amount."""
     billing = mapping(obj, "billing_details")
     email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
-    event = new_event(env, obj, Kind.REFUND, _charge_ids(obj), amount=integer(obj, "amount"), email=email, name=name)
-    return replace(event, amount_refunded=integer(obj, "amount_refunded"))
+    return new_event(env, obj, Kind.REFUND, _charge_ids(obj), amount=integer(obj, "amount"), email=email, name=name,
+                     amount_refunded=integer(obj, "amount_refunded"))
 
 
-def dispute(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
-    """charge.dispute.created: the dispute names its charge (an id, or the expanded Charge)."""
+def _dispute(env: Envelope, obj: Mapping[str, Any], kind: Kind) -> PaymentEvent:
+    """A Dispute object: it names its charge (an id, or the expanded Charge)."""
     charge = mapping(obj, "charge")
     ids = Ids(
         payment_intent=coalesce(stripe_id(obj.get("payment_intent")), stripe_id(charge.get("payment_intent"))),
@@ -80,13 +78,17 @@ def dispute(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     )
     billing = mapping(charge, "billing_details")
     email, name = coalesce(string(billing, "email"), string(charge, "receipt_email")), string(billing, "name")
-    event = new_event(env, obj, Kind.DISPUTE, ids, amount=integer(obj, "amount"), email=email, name=name)
-    return replace(
-        event, dispute_id=stripe_id(obj), dispute_reason=string(obj, "reason"), dispute_status=string(obj, "status")
-    )
+    return new_event(env, obj, kind, ids, amount=integer(obj, "amount"), email=email, name=name,
+                     dispute_id=stripe_id(obj), dispute_reason=string(obj, "reason"),
+                     dispute_status=string(obj, "status"))
+
+
+def dispute(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
+    """charge.dispute.created."""
+    return _dispute(env, obj, Kind.DISPUTE)
 
 
 def dispute_settled(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """charge.dispute.closed (won, lost, warning_closed) or charge.dispute.funds_reinstated: the same Dispute
     object, whose balance_transactions now hold the reinstatement (a positive amount and the dispute fee back)."""
-    return replace(dispute(env, obj), kind=Kind.DISPUTE_SETTLED)
+    return _dispute(env, obj, Kind.DISPUTE_SETTLED)

@@ -166,5 +166,5 @@ def subscription(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """customer.subscription.created / .updated / .deleted: a SUBSCRIPTION event (never a sale: the invoice is)."""
     f = facts(obj, env.previous, env.occurred_at)
     f = _pricings(f, obj, env.previous, deleted=env.event_type.endswith(".deleted"))
-    event = new_event(env, obj, Kind.SUBSCRIPTION, Ids(), amount=f.mrr, email=None, name=None)
-    return replace(event, currency=f.currency, product=f.plan, subscription_id=f.id, subscription=f)
+    return new_event(env, obj, Kind.SUBSCRIPTION, Ids(), amount=f.mrr, email=None, name=None,
+                     currency=f.currency, product=f.plan, subscription_id=f.id, subscription=f)
