@@ -16,6 +16,7 @@ Ratios are per round (neighbours in time share the machine's mood); the median o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import time
@@ -61,6 +62,8 @@ class Rounds:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     sent: dict[str, list[Sale]] = field(default_factory=dict)
     loads: list[tuple[float, float, float]] = field(default_factory=list)  # os.getloadavg() per round
+    # CPU seconds per round while the requests went out: (server process, every PostgreSQL process, load generator)
+    cpu: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
 
     def ratio(self, a: str, b: str) -> list[float]:
         """a ÷ b, round by round."""
@@ -127,12 +130,42 @@ async def drained(dsn: str, within: float = 300.0) -> None:
         await conn.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process (the server is shared, so only differences mean anything)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] and proc.info["name"].startswith("postgres"):
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+def _listening_pid(port: int) -> int:
+    import psutil
+
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return int(conn.pid)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
 async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: int, events: int,
                      concurrency: int, warmup: int = 300, client: str = "raw",
                      log: Callable[[str], None] = print) -> Rounds:
     """Warm every target up, then `rounds` rounds of `events` fresh events each, the order rotating."""
     out = Rounds()
     serial = iter(range(10**9))
+    pids: dict[int, int] = {}
 
     def fresh(n: int) -> list[Sale]:
         return [checkout_completed(tag, next(serial)) for _ in range(n)]
@@ -140,12 +173,16 @@ async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: i
     async def one(target: Target, sales: list[Sale]) -> tuple[Blast, float]:
         """The round's answers, and events/s until the last one was applied (as answered for the ceiling)."""
         requests = [request_bytes(target.port, PATH, s) for s in sales]  # signed before the clock starts
+        pid = pids.setdefault(target.port, _listening_pid(target.port))
+        before = (_cpu_seconds(pid), _postgres_cpu(), time.process_time())
         started = time.perf_counter()
         if client == "aiohttp":
             result = await blast_aiohttp(target.port, sales, concurrency)
         else:
             result = await blast(target.port, requests, concurrency)
         rate = len(sales) / await applied(target.dsn, started) if target.drains else result.rate
+        after = (_cpu_seconds(pid), _postgres_cpu(), time.process_time())
+        out.cpu.setdefault(target.name, []).append(tuple(b - a for a, b in zip(before, after, strict=True)))
         if target.drains:
             await drained(target.dsn)
         out.sent.setdefault(target.name, []).extend(sales)
@@ -204,6 +241,10 @@ def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
     medians += [f"**{statistics.median(trig):.2f}**"] if with_triggers else []
     medians += [f"**{statistics.median(b):.2f}**" for b in base]
     rows.append([*medians, ""])
+    cpu = []
+    for name, samples in rounds.cpu.items():
+        per = [[x * 1000 / events * 1000 for x in s] for s in samples[1:]]  # ms per 1,000 events; no warm-up
+        cpu.append([name, *(f"{statistics.median(col):,.0f}" for col in zip(*per, strict=True))])
     non_2xx = ", ".join(f"{n} {k}" for n, k in rounds.non_200.items())
     stored = ", ".join(f"{n} {k}" for n, k in rounds.stored.items() if n != "ceiling")
     return "\n\n".join([
@@ -211,4 +252,7 @@ def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
         f"{concurrency} in flight (order rotating each round); answers other than 2xx: {non_2xx}; "
         f"202 (stored in the inbox, applied after): {stored}.",
         markdown_table(header, rows),
+        "CPU per 1,000 events while they were sent and applied (median of the rounds; PostgreSQL is every server "
+        "process, so it includes anything else the server did):",
+        markdown_table(["server", "server process ms", "PostgreSQL ms", "load generator ms"], cpu),
     ])
