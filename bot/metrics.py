@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Buckets around what matters: Slack's 3 s command limit, and sub-second intake.
@@ -27,6 +29,20 @@ class Metrics:
                                     registry=self.registry)
         self.outbox_oldest_age = Gauge("salespulse_outbox_oldest_age_seconds",
                                        "Age of the oldest undelivered message", registry=self.registry)
+        # labels() costs a few µs (validation, a lock, a lookup) — per webhook, on the intake's hot path.
+        self._webhook_counts: dict[tuple[str, str, str], Any] = {}
+        self._intake_timers: dict[str, Any] = {}
+
+    def webhook_received(self, source: str, event_type: str, outcome: str, seconds: float | None = None) -> None:
+        """Count a webhook by source, type and outcome, and time it when `seconds` is given."""
+        key = (source, event_type[:60], outcome)
+        if (counter := self._webhook_counts.get(key)) is None:
+            counter = self._webhook_counts[key] = self.webhooks.labels(source=source, type=key[1], outcome=outcome)
+        counter.inc()
+        if seconds is not None:
+            if (timer := self._intake_timers.get(source)) is None:
+                timer = self._intake_timers[source] = self.intake_latency.labels(source=source)
+            timer.observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of the registry."""
