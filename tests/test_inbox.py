@@ -124,3 +124,13 @@ async def test_the_store_failing_answers_5xx_and_keeps_nothing(bot: Bot) -> None
         finally:
             await bot.deps.pool.execute("ALTER TABLE webhook_inbox DROP CONSTRAINT refuse")
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM webhook_logs WHERE event_id = 'evt_p7'") == 0
+
+
+async def test_health_shows_events_stored_and_not_applied(bot: Bot) -> None:
+    """/health names the events answered 202 and not applied yet; nothing when the inbox is empty."""
+    assert "Webhook intake" not in json.dumps(await bot.command("/health"))
+    async with writers_held(bot):
+        for n in range(3):
+            assert (await bot.stripe(sale(n))).status == 202
+        answer = json.dumps(await bot.command("/health"))
+        assert "*Webhook intake* 3 events stored and not applied yet" in answer
