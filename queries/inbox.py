@@ -22,13 +22,14 @@ DELETE FROM webhook_inbox
  WHERE id IN (SELECT id FROM webhook_inbox WHERE id = ANY($1::bigint[]) FOR UPDATE SKIP LOCKED)
 RETURNING id
 """
-# Rows older than $1 seconds — their process stopped, or is far behind — oldest first.
-TAKE_LEFT: Final = """
-DELETE FROM webhook_inbox
- WHERE id IN (SELECT id FROM webhook_inbox
-               WHERE received_at < now() - make_interval(secs => $1)
-               ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-RETURNING id, source, via, event_id, body
+# Rows older than $1 seconds — their process stopped, or is far behind — oldest first; read only: TAKE decides
+# who applies them.
+LEFT_BEHIND: Final = """
+SELECT id, source, via, event_id, body
+  FROM webhook_inbox
+ WHERE received_at < now() - make_interval(secs => $1)
+ ORDER BY id
+ LIMIT $2
 """
 BACKLOG: Final = "SELECT count(*) AS waiting, min(received_at) AS oldest FROM webhook_inbox"
 
@@ -73,11 +74,10 @@ async def take(db: Executor, ids: Sequence[int]) -> set[int]:
     return {r["id"] for r in await db.fetch(TAKE, list(ids))}
 
 
-async def take_left(db: Executor, *, older_than: float, limit: int) -> list[Stored]:
-    """Delete up to `limit` rows received more than `older_than` seconds ago; them, oldest first."""
-    rows = await db.fetch(TAKE_LEFT, older_than, limit)
-    return sorted((Stored(r["source"], r["via"], r["event_id"], r["body"], r["id"]) for r in rows),
-                  key=lambda s: s.id)
+async def left_behind(db: Executor, *, older_than: float, limit: int) -> list[Stored]:
+    """Up to `limit` rows received more than `older_than` seconds ago, oldest first (not taken: see `take`)."""
+    rows = await db.fetch(LEFT_BEHIND, older_than, limit)
+    return [Stored(r["source"], r["via"], r["event_id"], r["body"], r["id"]) for r in rows]
 
 
 async def backlog(db: Executor) -> Backlog:

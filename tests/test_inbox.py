@@ -12,8 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 
 from bot.intake.batcher import IntakeBatcher
+from bot.intake.fold import Fold
 from bot.stripe.received import rebuild, submission
 from queries import inbox
 from tests.conftest import Bot
@@ -134,3 +136,26 @@ async def test_health_shows_events_stored_and_not_applied(bot: Bot) -> None:
             assert (await bot.stripe(sale(n))).status == 202
         answer = json.dumps(await bot.command("/health"))
         assert "*Webhook intake* 3 events stored and not applied yet" in answer
+
+
+async def test_an_event_the_rules_fail_on_is_kept_as_an_error_and_holds_nothing_up(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug the rules hit on one stored event (not a payload error the batch already isolates): the batch is redone
+    an event at a time, that event is kept with status 'error' and its reason, the rest are applied."""
+    original = Fold.apply
+
+    def apply(self: Fold, index: int, e: Any) -> None:
+        if e.event_id == "evt_p2":
+            raise RuntimeError("a bug in the rules")
+        original(self, index, e)
+
+    monkeypatch.setattr(Fold, "apply", apply)
+    subs = [submission(json.dumps(sale(n))) for n in range(5)]
+    ids = await inbox.store(bot.deps.pool, [inbox.Received(s.source, s.via, s.event_id, s.body) for s in subs])
+    batcher = IntakeBatcher(pool=bot.deps.pool, tz=UTC, clock=lambda: dt.datetime.now(dt.UTC), rebuild=rebuild)
+    await batcher._apply_stored(list(zip(ids, subs, strict=True)))
+    logs = {r["event_id"]: (r["status"], r["last_error"]) for r in await bot.deps.pool.fetch(
+        "SELECT event_id, status, last_error FROM webhook_logs")}
+    assert logs.pop("evt_p2") == ("error", "RuntimeError: a bug in the rules")
+    assert logs == {f"evt_p{n}": ("processed", None) for n in (0, 1, 3, 4)}
+    assert await counts(bot.deps.pool) == (4, 4, 4, 0)

@@ -81,14 +81,14 @@ async def _attempt(conn: asyncpg.Connection, subs: list[Submission], *, tz: Zone
 async def _split(conn: asyncpg.Connection, subs: list[Submission], exc: Exception, *, tz: ZoneInfo,
                  now: dt.datetime, notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
     if len(subs) == 1:
-        return [await _refused(conn, subs[0], exc)]
+        return [await refuse(conn, subs[0], exc)]
     half = len(subs) // 2
     first = await _attempt(conn, subs[:half], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
     rest = await _attempt(conn, subs[half:], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
     return first + rest
 
 
-async def _refused(conn: asyncpg.Connection, sub: Submission, exc: Exception) -> IntakeResult:
+async def refuse(conn: asyncpg.Connection, sub: Submission, exc: Exception) -> IntakeResult:
     """Keep a refused event with status 'error' and its reason (a redelivery of it is then a duplicate)."""
     log.warning("%s event %s (%s) could not be applied: %s", sub.source, sub.event_id, sub.event_type, exc)
     error, row = f"{type(exc).__name__}: {exc}", sub.log_row()

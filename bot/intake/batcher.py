@@ -25,7 +25,7 @@ import asyncpg
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
+from bot.intake.batch import MAX_BATCH, Submission, ingest_batch, refuse
 from bot.intake.result import IntakeResult, Outcome
 from bot.subscriptions.renewals import Renewals
 from queries import inbox
@@ -191,7 +191,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         """Apply events this process stored; on a database failure they go back and are tried again."""
         try:
             async with self._pool.acquire() as conn:
-                await self._apply_inbox(conn, chunk)
+                await self._apply_rows(conn, chunk)
         except DATABASE_DOWN as exc:  # the rows are still in the inbox: nothing is lost, try again shortly
             log.warning("applying %d stored events failed, retrying in %.0f s: %s", len(chunk), RETRY_AFTER, exc)
             for inbox_id, sub in reversed(chunk):
@@ -201,18 +201,40 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
             return
         self.on_applied()
 
-    async def _apply_inbox(self, conn: asyncpg.Connection, chunk: list[tuple[int, Submission]]) -> None:
-        """Take the rows (skipping any another replica took as left behind) and apply them, in one transaction."""
+    async def _apply_rows(self, conn: asyncpg.Connection, rows: list[tuple[int, Submission]]) -> int:
+        """Take the rows (skipping any another process is applying or has applied) and apply them in one
+        transaction; return how many were taken. A batch that fails other than by the database is redone an event
+        at a time, so one odd event cannot hold the inbox up."""
         try:
             async with conn.transaction():
-                taken = await inbox.take(conn, [i for i, _ in chunk])
-                await self._ingest(conn, [sub for i, sub in chunk if i in taken])
+                taken = await inbox.take(conn, [i for i, _ in rows])
+                await self._ingest(conn, [sub for i, sub in rows if i in taken])
+                return len(taken)
         except asyncpg.DeadlockDetectedError as exc:
-            log.info("inbox batch of %d deadlocked, redone one event at a time: %s", len(chunk), exc)
-            for one in chunk:
-                async with conn.transaction():
-                    if await inbox.take(conn, [one[0]]):
-                        await self._ingest(conn, [one[1]])
+            log.info("inbox batch of %d deadlocked, redone one event at a time: %s", len(rows), exc)
+        except DATABASE_DOWN:
+            raise
+        except Exception:
+            log.exception("inbox batch of %d failed, redone one event at a time", len(rows))
+        return sum([await self._apply_one(conn, one) for one in rows])
+
+    async def _apply_one(self, conn: asyncpg.Connection, row: tuple[int, Submission]) -> int:
+        inbox_id, sub = row
+        try:
+            async with conn.transaction():
+                if not await inbox.take(conn, [inbox_id]):
+                    return 0
+                await self._ingest(conn, [sub])
+                return 1
+        except DATABASE_DOWN:
+            raise
+        except Exception as exc:  # the rules fail on this event alone: keep it as an error, as a refused one is
+            log.exception("stored %s event %s could not be applied", sub.source, sub.event_id)
+            async with conn.transaction():
+                if not await inbox.take(conn, [inbox_id]):
+                    return 0
+                await refuse(conn, sub, exc)
+                return 1
 
     async def _ingest(self, conn: asyncpg.Connection, subs: list[Submission]) -> list[IntakeResult]:
         if not subs:
@@ -229,18 +251,20 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
                     pass
             except DATABASE_DOWN as exc:
                 log.warning("looking for stored events left behind failed: %s", exc)
+            except Exception:  # never end the look: a later one may succeed, and the intake goes on meanwhile
+                log.exception("looking for stored events left behind failed")
 
     async def _apply_left(self) -> int:
         if self.rebuild is None:
             return 0
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await inbox.take_left(conn, older_than=self._left_after, limit=self._inbox_batch)
-            subs = [self._stored.pop(r.id) if r.id in self._stored else self.rebuild(r) for r in rows]
-            await self._ingest(conn, subs)
-        if rows:
-            log.info("applied %d stored events left behind", len(rows))
+        async with self._pool.acquire() as conn:
+            left = await inbox.left_behind(conn, older_than=self._left_after, limit=self._inbox_batch)
+            rows = [(r.id, self._stored.pop(r.id) if r.id in self._stored else self.rebuild(r)) for r in left]
+            taken = await self._apply_rows(conn, rows) if rows else 0
+        if taken:
+            log.info("applied %d stored events left behind", taken)
             self.on_applied()
-        return len(rows)
+        return taken
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
