@@ -206,6 +206,7 @@ def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+
 async def log_refused(db: Executor, row: LogRow, *, error: str, as_text: bool = False) -> bool:
     """Keep an event that could not be applied, status 'error' with its reason; False if already stored."""
     sql = LOG_REFUSED_AS_TEXT if as_text else LOG_REFUSED
@@ -224,9 +225,10 @@ async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, O
     return [(r["ref"], OrderRow(**{name: r[name] for name in ORDER_COLUMNS})) for r in rows]
 
 
-def order_values(o: OrderRow) -> tuple[Any, ...]:
-    """An order's ORDER_COLUMNS values, its metadata as JSON text."""
-    return tuple(json.dumps(o.metadata) if name == "metadata" else getattr(o, name) for name in ORDER_COLUMNS)
+def order_values(o: OrderRow, *, nested: bool = False) -> tuple[Any, ...]:
+    """An order's ORDER_COLUMNS values, its metadata as JSON text (`nested`: the dict, for json_rows())."""
+    return tuple((o.metadata if nested else json.dumps(o.metadata)) if name == "metadata" else getattr(o, name)
+                 for name in ORDER_COLUMNS)
 
 
 async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
@@ -240,15 +242,17 @@ async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
         await db.execute(UPDATE_ORDERS, *columns(changed))
 
 
-def checkout_values(rows: Iterable[CheckoutRow]) -> list[tuple[Any, ...]]:
-    """UPSERT_CHECKOUTS rows."""
-    return [(c.id, c.status, c.amount_total, c.currency, c.customer_email, json.dumps(c.metadata),
-             c.created_at, c.completed_at, c.status_at) for c in rows]
+def checkout_values(rows: Iterable[CheckoutRow], *, nested: bool = False) -> list[tuple[Any, ...]]:
+    """UPSERT_CHECKOUTS rows, metadata as JSON text (`nested`: the dict, for json_rows())."""
+    return [(c.id, c.status, c.amount_total, c.currency, c.customer_email,
+             c.metadata if nested else json.dumps(c.metadata), c.created_at, c.completed_at, c.status_at)
+            for c in rows]
 
 
-def message_values(messages: Sequence[QueuedMessage]) -> list[tuple[Any, ...]]:
-    """ENQUEUE rows, payloads as JSON text."""
-    return [(m.dedupe_key, m.channel, m.kind, json.dumps(m.payload), m.amount, m.currency, m.delay) for m in messages]
+def message_values(messages: Sequence[QueuedMessage], *, nested: bool = False) -> list[tuple[Any, ...]]:
+    """ENQUEUE rows, payloads as JSON text (`nested`: the dict, for json_rows())."""
+    return [(m.dedupe_key, m.channel, m.kind, m.payload if nested else json.dumps(m.payload), m.amount, m.currency,
+             m.delay) for m in messages]
 
 
 async def add_refs(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:

@@ -1,0 +1,156 @@
+"""The intake's one-statement writes send their rows as JSON (queries/intake_new.py json_rows()): awkward values
+must be stored exactly as the one-array-per-column statements store them, and odd ones refused the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bot.intake.result import PAYLOAD_ERRORS
+from queries import intake as q
+from queries import intake_new
+
+# Text JSON must escape, and text it need not: quotes, backslashes, control characters, non-ASCII, emoji (a
+# surrogate pair once escaped), a JSON-looking string, the empty string.
+AWKWARD = ['say "hi" \\ back\\slash', "line\nbreak\r\ttab\x01\x1f\x7f", "é 中文 \u2028\u2029 \ufeff",
+           "😀👩‍💻 𝄞", '{"not": "json"}', "", "null", "'; DROP TABLE orders; --"]
+BIG, SMALL = 2**63 - 1, -(2**63)
+AT = dt.datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=dt.UTC)
+ODD_ZONE = dt.timezone(dt.timedelta(hours=-3, minutes=-25, seconds=-7))  # an LMT-style offset, with seconds
+METADATA = {"productName": AWKWARD[0], "ü\n": AWKWARD[3], "n": 2**70, "f": 0.1, "nested": {"l": [None, True, ""]}}
+
+
+def _orders() -> list[q.OrderRow]:
+    orders = [q.OrderRow(id=f"ord_{n}_{text}", payment_status="completed", created_at=AT - dt.timedelta(microseconds=n),
+                         status_at=AT.astimezone(ODD_ZONE), amount_total=[BIG, SMALL, 0, None][n % 4],
+                         amount_refunded=[SMALL, BIG, 1][n % 3], currency=text or None, customer_email=text,
+                         customer_name=f"{text} name", product_name=None if n % 2 else f"{text} product",
+                         livemode=bool(n % 2), metadata={**METADATA, "i": n, text: text}, is_new=True,
+                         refunded_at=None if n % 3 else dt.datetime(1901, 12, 13, 20, 45, 52, 1, tzinfo=ODD_ZONE))
+              for n, text in enumerate(AWKWARD)]
+    orders[0].metadata = {}
+    return orders
+
+
+def _checkouts() -> list[q.CheckoutRow]:
+    return [q.CheckoutRow(id=f"cs_{n}_{text}", status="complete", amount_total=[BIG, None, SMALL][n % 3],
+                          currency=text, customer_email=None if n % 2 else f"{text}@", metadata={text: [text, n]},
+                          created_at=AT, completed_at=None if n % 2 else AT.astimezone(ODD_ZONE),
+                          status_at=AT + dt.timedelta(microseconds=n)) for n, text in enumerate(AWKWARD)]
+
+
+def _messages() -> list[q.QueuedMessage]:
+    return [q.QueuedMessage(n, f"sale:{n}:{text}", "sales", text or "sale", {"text": text, "blocks": [METADATA]},
+                            amount=[BIG, SMALL, None][n % 3], currency=None if n % 2 else text,
+                            delay=[0.0, 0.1, 1e-6, 86400.5][n % 4]) for n, text in enumerate(AWKWARD)]
+
+
+# Every column either path writes (metadata/payload also as jsonb's own text: stored values, not just equal ones).
+STORED = {
+    "orders": f"SELECT {', '.join(q.ORDER_COLUMNS)}, metadata::text AS raw FROM orders ORDER BY id",
+    "payment_refs": "SELECT ref, order_id FROM payment_refs ORDER BY ref",
+    "checkout_sessions": "SELECT id, status, amount_total, currency, customer_email, metadata, metadata::text AS raw,"
+                         " created_at, completed_at, status_at FROM checkout_sessions ORDER BY id",
+    "outbox": "SELECT dedupe_key, channel, kind, payload, payload::text AS raw, amount, currency,"
+              " available_at - now() AS delay FROM outbox ORDER BY dedupe_key",
+}
+
+
+async def _stored(db: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {table: [dict(r) for r in await db.fetch(sql)] for table, sql in STORED.items()}
+
+
+async def _written(db: asyncpg.Connection, one_statement: bool) -> dict[str, list[dict[str, Any]]]:
+    """What one path stores (read within its savepoint, which is then undone, so now() is the statement's)."""
+    orders, checkouts, messages = _orders(), _checkouts(), _messages()
+    pairs = [(f"pi_{o.id}", o.id) for o in orders] + [(f"cs_{o.id}", o.id) for o in orders]
+    tx = db.transaction()
+    await tx.start()
+    try:
+        if one_statement:
+            queued = await intake_new.write_new(db, orders, pairs, checkouts, messages)
+        else:
+            await q.write_orders(db, orders)
+            await q.add_refs(db, pairs)
+            await q.upsert_checkouts(db, checkouts)
+            queued = await q.enqueue(db, messages)
+        assert queued == {m.dedupe_key for m in messages}
+        return await _stored(db)
+    finally:
+        await tx.rollback()
+
+
+async def test_awkward_values_are_stored_as_the_array_statements_store_them(db: asyncpg.Connection) -> None:
+    """NULLs, bigint extremes, escapes, emoji, odd offsets and microseconds: the JSON rows store what arrays did."""
+    got, expected = await _written(db, one_statement=True), await _written(db, one_statement=False)
+    for table in STORED:
+        assert got[table] == expected[table], table
+    orders = {o["id"]: o for o in got["orders"]}
+    for o in _orders():  # and what was meant: every value back as it was sent
+        assert {name: orders[o.id][name] for name in q.ORDER_COLUMNS} == {
+            name: getattr(o, name) for name in q.ORDER_COLUMNS}
+    assert {r["amount_total"] for r in got["orders"]} == {BIG, SMALL, 0, None}
+    delays = {m.dedupe_key: m.delay for m in _messages()}
+    assert {r["dedupe_key"]: r["delay"].total_seconds() for r in got["outbox"]} == delays
+
+
+async def test_log_and_lock_stores_each_field_as_sent(db: asyncpg.Connection) -> None:
+    """webhook_logs rows through the JSON parameter: text, NULLs, booleans and times come back exactly."""
+    rows = [q.LogRow("stripe", f"evt_{n}_{text}", text, "error" if n % 2 else "processed",
+                     json.dumps({"id": n, "text": text}, ensure_ascii=n % 2 == 0), bool(n % 2),
+                     None if n % 3 == 0 else AT.astimezone(ODD_ZONE) - dt.timedelta(microseconds=n), "webhook",
+                     None if n % 2 == 0 else text) for n, text in enumerate(AWKWARD)]
+    new = await intake_new.log_and_lock(db, rows + rows[:1], ["pi_1", 'ref "2"', "pi_1", "é"])
+    assert new == {(r.source, r.event_id) for r in rows}
+    stored = await db.fetch("SELECT source, event_id, event_type, status, payload,"
+                            " payload::text = $1::text::jsonb::text, livemode, event_created_at, via, last_error"
+                            " FROM webhook_logs ORDER BY id", rows[1].body)
+    assert [tuple(r) for r in stored] == [
+        (r.source, r.event_id, r.event_type, r.status, json.loads(r.body), r is rows[1], r.livemode,
+         r.event_created_at, r.via, r.last_error) for r in rows]
+    assert await intake_new.log_and_lock(db, rows, []) == set(), "a second delivery is not new"
+
+
+@pytest.mark.parametrize("odd", ["lone surrogate in metadata", "lone surrogate in text", "NUL in text",
+                                 "amount past bigint", "amount below bigint"])
+async def test_values_postgresql_refuses_are_a_data_error_of_the_statement(db: asyncpg.Connection,
+                                                                            odd: str) -> None:
+    """What the batch splits on: a refused value raises an asyncpg.DataError (one of PAYLOAD_ERRORS)."""
+    orders, checkouts, messages = _orders()[:2], _checkouts()[:1], _messages()[:1]
+    o = orders[1]
+    if odd == "lone surrogate in metadata":
+        o.metadata = {"productName": "\ud800"}
+    elif odd == "lone surrogate in text":
+        o.customer_name = "a\udfffb"
+    elif odd == "NUL in text":
+        o.product_name = "a\x00b"
+    else:
+        o.amount_total = BIG + 1 if odd == "amount past bigint" else SMALL - 1
+    with pytest.raises(asyncpg.DataError) as refused:
+        async with db.transaction():
+            await intake_new.write_new(db, orders, [("pi_x", o.id)], checkouts, messages)
+    assert isinstance(refused.value, PAYLOAD_ERRORS)
+
+
+async def test_a_body_jsonb_refuses_is_a_data_error_of_log_and_lock(db: asyncpg.Connection) -> None:
+    """A lone surrogate escape in the body: valid JSON text, refused by jsonb, so the batch splits and keeps it."""
+    row = q.LogRow("stripe", "evt_bad", "checkout.session.completed", "processed", '{"a": "\\ud800"}', False, AT,
+                   "webhook")
+    with pytest.raises(asyncpg.DataError) as refused:
+        async with db.transaction():
+            await intake_new.log_and_lock(db, [row], ["pi_1"])
+    assert isinstance(refused.value, PAYLOAD_ERRORS)
+
+
+def test_json_rows_sends_only_aware_datetimes() -> None:
+    """A naive time has no instant to send (PostgreSQL would read it in the session's zone): refused at once."""
+    assert intake_new.json_rows([(AT.astimezone(ODD_ZONE), None, True, BIG, 0.1, "é")]) == (
+        '[["2026-03-28T22:34:52.999999-03:25:07",null,true,9223372036854775807,0.1,"\\u00e9"]]')
+    with pytest.raises(TypeError):
+        intake_new.json_rows([(dt.datetime(2026, 1, 1),)])
+    with pytest.raises(ValueError):
+        intake_new.json_rows([(float("nan"),)])
