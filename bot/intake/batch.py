@@ -59,6 +59,7 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
     is how long a sale ping not yet naming its product and customer waits for the event that does."""
     try:
         async with conn.transaction():
+            await q.plan_each_statement(conn)
             return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
     except PAYLOAD_ERRORS as exc:
         # Rare (the parser and fold.unstorable() keep odd values out), so the common path pays no savepoint
@@ -66,6 +67,7 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
         # stream into batches has the same effect, so the result equals applying the events one at a time.
         log.info("batch of %d refused (%s: %s); isolating the odd event", len(subs), type(exc).__name__, exc)
         async with conn.transaction():
+            await q.plan_each_statement(conn)
             return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
 
 
