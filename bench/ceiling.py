@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from bench.common import Sale, checkout_completed, markdown_table
+from bench.common import Sale, checkout_completed, listening_pid, markdown_table
 from bench.loadgen import Blast, blast, blast_aiohttp, request_bytes
 
 RAW_TABLE = ("CREATE TABLE IF NOT EXISTS bench_raw "
@@ -151,15 +151,6 @@ def _postgres_cpu() -> float:
     return total
 
 
-def _listening_pid(port: int) -> int:
-    import psutil
-
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-            return int(conn.pid)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
 async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: int, events: int,
                      concurrency: int, warmup: int = 300, client: str = "raw",
                      log: Callable[[str], None] = print) -> Rounds:
@@ -174,7 +165,9 @@ async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: i
     async def one(target: Target, sales: list[Sale]) -> tuple[Blast, float]:
         """The round's answers, and events/s until the last one was applied (as answered for the ceiling)."""
         requests = [request_bytes(target.port, PATH, s) for s in sales]  # signed before the clock starts
-        pid = pids.setdefault(target.port, _listening_pid(target.port))
+        if target.port not in pids:  # looked up once: psutil lists every socket of the machine
+            pids[target.port] = listening_pid(target.port)
+        pid = pids[target.port]
         before = (_cpu_seconds(pid), _postgres_cpu(), time.process_time())
         started = time.perf_counter()
         if client == "aiohttp":

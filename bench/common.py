@@ -61,6 +61,16 @@ async def scratch_database(admin_dsn: str, name: str, *, keep: bool = False) -> 
             await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def listening_pid(port: int) -> int:
+    """The process listening on 127.0.0.1:port (a bot or the ceiling)."""
+    import psutil
+
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return int(conn.pid)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as s:

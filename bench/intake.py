@@ -40,6 +40,7 @@ from bench.common import (
     bot_process,
     checkout_completed,
     free_port,
+    listening_pid,
     machine_info,
     markdown_table,
     percentile,
@@ -47,6 +48,7 @@ from bench.common import (
     stripe_headers,
     write_result,
 )
+from bench.loadgen import non_2xx
 from bot.money import format_money
 
 PENDING = "SELECT count(*) FROM outbox WHERE status = 'pending'"
@@ -75,7 +77,7 @@ class Load:
 
     @property
     def non_200(self) -> int:
-        return sum(n for status, n in self.statuses.items() if not (isinstance(status, int) and 200 <= status < 300))
+        return non_2xx(self.statuses)
 
 
 async def post(session: aiohttp.ClientSession, url: str, sale: Sale, load: Load,
@@ -89,16 +91,6 @@ async def post(session: aiohttp.ClientSession, url: str, sale: Sale, load: Load,
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         load.statuses[type(exc).__name__] += 1
     load.latencies.append(time.perf_counter() - started)
-
-
-def listening_pid(port: int) -> int:
-    """The process listening on 127.0.0.1:port (the bot)."""
-    import psutil
-
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-            return int(conn.pid)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def rss_mib(pid: int) -> float:

@@ -40,8 +40,12 @@ class Blast:
 
     @property
     def non_200(self) -> int:
-        """Answers other than 2xx: 202 is the bot's "stored, applied moments later"."""
-        return sum(n for status, n in self.statuses.items() if not (isinstance(status, int) and 200 <= status < 300))
+        return non_2xx(self.statuses)
+
+
+def non_2xx(statuses: Counter[int | str]) -> int:
+    """Answers other than 2xx (202 is the bot's "stored, applied moments later"); a str is a client-side error."""
+    return sum(n for status, n in statuses.items() if not (isinstance(status, int) and 200 <= status < 300))
 
 
 class _Connection(asyncio.Protocol):
