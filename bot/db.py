@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 # 503 or wait and retry, never treat it as a bug.
 # InternalClientError: asyncpg found a connection in an impossible state, which is what a connection cut by a
 # server restart in the middle of a reset looks like (seen in the soak test).
+# TransactionRollbackError (deadlock, serialization failure): the transaction was rolled back whole and the same
+# work can succeed a moment later, so it is retried like a lost connection, never answered as a bug (500).
 DB_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
                   asyncpg.AdminShutdownError, TimeoutError, asyncpg.TooManyConnectionsError,
-                  asyncpg.InternalClientError)
+                  asyncpg.InternalClientError, asyncpg.TransactionRollbackError)
 
 
 

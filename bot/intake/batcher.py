@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import asyncpg
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.db import DB_UNAVAILABLE
 from bot.intake.batch import MAX_BATCH, Submission, ingest_batch, refuse
 from bot.intake.result import IntakeResult, Outcome
 from bot.subscriptions.renewals import Renewals
@@ -38,8 +40,9 @@ SECOND_APPLIER_AT = 100
 LEFT_AFTER = 10.0  # seconds before a stored event counts as left behind by its process
 LOOK_EVERY = 2.0  # seconds between looks for events left behind
 RETRY_AFTER = 1.0  # seconds before applying stored events again after the database failed
-# The database is gone or refused the connection: stored events stay in the inbox and are tried again.
-DATABASE_DOWN = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# A batch that deadlocked is redone an event per transaction; an event that deadlocks again (with the inbox's
+# large batch, say) is tried this often before its sender hears 503 and retries later.
+EVENT_TRIES = 3
 
 Rebuild = Callable[[inbox.Received], Submission]  # a stored body parsed again (another process stored it)
 
@@ -64,7 +67,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
         self._clock = clock
         self._writers = writers
-        self._max_batch = max_batch
+        self.max_batch = max_batch  # events per direct batch (the soak lowers it to send most through the inbox)
         self._inbox_batch = inbox_batch
         self._left_after = left_after
         self.rebuild = rebuild  # without it, events left behind by another process wait for one that has it
@@ -141,7 +144,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         """A direct batch; while stored events wait, webhooks are the storer's, to be applied behind them."""
         backlog, take, keep = self._backlog > 0, list[_Pending](), deque[_Pending]()
         for p in self._queue:
-            (keep if (backlog and p.may_store) or len(take) >= self._max_batch else take).append(p)
+            (keep if (backlog and p.may_store) or len(take) >= self.max_batch else take).append(p)
         self._queue = keep
         return take
 
@@ -192,8 +195,11 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         try:
             async with self._pool.acquire() as conn:
                 await self._apply_rows(conn, chunk)
-        except DATABASE_DOWN as exc:  # the rows are still in the inbox: nothing is lost, try again shortly
-            log.warning("applying %d stored events failed, retrying in %.0f s: %s", len(chunk), RETRY_AFTER, exc)
+        except Exception as exc:  # the rows are still in the inbox: nothing is lost, try again shortly
+            if isinstance(exc, DB_UNAVAILABLE):
+                log.warning("applying %d stored events failed, retrying in %.0f s: %s", len(chunk), RETRY_AFTER, exc)
+            else:  # a bug; the writer must not die of it, or every webhook after it would wait forever
+                log.exception("applying %d stored events failed, retrying in %.0f s", len(chunk), RETRY_AFTER)
             for inbox_id, sub in reversed(chunk):
                 self._stored[inbox_id] = sub
                 self._stored.move_to_end(inbox_id, last=False)
@@ -210,9 +216,9 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
                 taken = await inbox.take(conn, [i for i, _ in rows])
                 await self._ingest(conn, [sub for i, sub in rows if i in taken])
                 return len(taken)
-        except asyncpg.DeadlockDetectedError as exc:
+        except asyncpg.TransactionRollbackError as exc:
             log.info("inbox batch of %d deadlocked, redone one event at a time: %s", len(rows), exc)
-        except DATABASE_DOWN:
+        except DB_UNAVAILABLE:
             raise
         except Exception:
             log.exception("inbox batch of %d failed, redone one event at a time", len(rows))
@@ -226,7 +232,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
                     return 0
                 await self._ingest(conn, [sub])
                 return 1
-        except DATABASE_DOWN:
+        except DB_UNAVAILABLE:  # a deadlock too: the rows go back to be tried again, not refused
             raise
         except Exception as exc:  # the rules fail on this event alone: keep it as an error, as a refused one is
             log.exception("stored %s event %s could not be applied", sub.source, sub.event_id)
@@ -249,7 +255,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
             try:
                 while await self._apply_left():
                     pass
-            except DATABASE_DOWN as exc:
+            except DB_UNAVAILABLE as exc:
                 log.warning("looking for stored events left behind failed: %s", exc)
             except Exception:  # never end the look: a later one may succeed, and the intake goes on meanwhile
                 log.exception("looking for stored events left behind failed")
@@ -271,11 +277,13 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
             async with self._pool.acquire() as conn:
                 try:
                     results = await self._ingest(conn, [p.sub for p in batch])
-                except asyncpg.DeadlockDetectedError as exc:
+                except asyncpg.TransactionRollbackError as exc:
                     # Batches lock refs and rows in a fixed order, but two can still wait on each other's new
                     # orders' unique keys: redo this one an event per transaction, which holds fewer locks.
                     log.info("batch of %d deadlocked, redone one event at a time: %s", len(batch), exc)
-                    results = [(await self._ingest(conn, [p.sub]))[0] for p in batch]
+                    for p in batch:  # each answered once committed: a later failure cannot take its 2xx back
+                        _answer(p, await self._ingest_one(conn, p.sub))
+                    return
         except BaseException as exc:
             # Every waiter must learn the outcome: database down (→ 503), or shutdown mid-batch.
             _fail(batch, exc)
@@ -283,8 +291,22 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
                 raise
             return
         for p, result in zip(batch, results, strict=True):
-            if not p.future.done():
-                p.future.set_result(result)
+            _answer(p, result)
+
+    async def _ingest_one(self, conn: asyncpg.Connection, sub: Submission) -> IntakeResult:
+        """One event in its own transaction, tried again after a short random pause if it deadlocks again."""
+        for attempt in range(1, EVENT_TRIES):
+            try:
+                return (await self._ingest(conn, [sub]))[0]
+            except asyncpg.TransactionRollbackError as exc:
+                log.info("event %s deadlocked (try %d), trying again: %s", sub.event_id, attempt, exc)
+                await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+        return (await self._ingest(conn, [sub]))[0]  # the last try: its failure is the sender's 503
+
+
+def _answer(p: _Pending, result: IntakeResult) -> None:
+    if not p.future.done():
+        p.future.set_result(result)
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:
