@@ -27,7 +27,8 @@ import asyncpg
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import DB_UNAVAILABLE
-from bot.intake.batch import MAX_BATCH, Submission, ingest_batch, refuse
+from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
+from bot.intake.inbox_apply import apply_stored
 from bot.intake.result import IntakeResult, Outcome
 from bot.subscriptions.renewals import Renewals
 from queries import inbox
@@ -194,7 +195,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         """Apply events this process stored; on a database failure they go back and are tried again."""
         try:
             async with self._pool.acquire() as conn:
-                await self._apply_rows(conn, chunk)
+                await apply_stored(conn, chunk, self._ingest)
         except Exception as exc:  # the rows are still in the inbox: nothing is lost, try again shortly
             if isinstance(exc, DB_UNAVAILABLE):
                 log.warning("applying %d stored events failed, retrying in %.0f s: %s", len(chunk), RETRY_AFTER, exc)
@@ -206,41 +207,6 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
             await asyncio.sleep(RETRY_AFTER)
             return
         self.on_applied()
-
-    async def _apply_rows(self, conn: asyncpg.Connection, rows: list[tuple[int, Submission]]) -> int:
-        """Take the rows (skipping any another process is applying or has applied) and apply them in one
-        transaction; return how many were taken. A batch that fails other than by the database is redone an event
-        at a time, so one odd event cannot hold the inbox up."""
-        try:
-            async with conn.transaction():
-                taken = await inbox.take(conn, [i for i, _ in rows])
-                await self._ingest(conn, [sub for i, sub in rows if i in taken])
-                return len(taken)
-        except asyncpg.TransactionRollbackError as exc:
-            log.info("inbox batch of %d deadlocked, redone one event at a time: %s", len(rows), exc)
-        except DB_UNAVAILABLE:
-            raise
-        except Exception:
-            log.exception("inbox batch of %d failed, redone one event at a time", len(rows))
-        return sum([await self._apply_one(conn, one) for one in rows])
-
-    async def _apply_one(self, conn: asyncpg.Connection, row: tuple[int, Submission]) -> int:
-        inbox_id, sub = row
-        try:
-            async with conn.transaction():
-                if not await inbox.take(conn, [inbox_id]):
-                    return 0
-                await self._ingest(conn, [sub])
-                return 1
-        except DB_UNAVAILABLE:  # a deadlock too: the rows go back to be tried again, not refused
-            raise
-        except Exception as exc:  # the rules fail on this event alone: keep it as an error, as a refused one is
-            log.exception("stored %s event %s could not be applied", sub.source, sub.event_id)
-            async with conn.transaction():
-                if not await inbox.take(conn, [inbox_id]):
-                    return 0
-                await refuse(conn, sub, exc)
-                return 1
 
     async def _ingest(self, conn: asyncpg.Connection, subs: list[Submission]) -> list[IntakeResult]:
         if not subs:
@@ -266,7 +232,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         async with self._pool.acquire() as conn:
             left = await inbox.left_behind(conn, older_than=self._left_after, limit=self._inbox_batch)
             rows = [(r.id, self._stored.pop(r.id) if r.id in self._stored else self.rebuild(r)) for r in left]
-            taken = await self._apply_rows(conn, rows) if rows else 0
+            taken = await apply_stored(conn, rows, self._ingest) if rows else 0
         if taken:
             log.info("applied %d stored events left behind", taken)
             self.on_applied()
