@@ -174,10 +174,22 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         await pool.close()
 
 
+DRAIN_SECONDS = 10.0  # a stopping process's wait for its stored events to be applied (orchestrators allow ~30 s)
+
+
 def _log_crash(task: asyncio.Task[None]) -> None:
     """A background task that ended with an error is logged, not left for the garbage collector to mention."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("%s stopped: %s", task.get_name(), exc, exc_info=exc)
+
+
+async def stop_gracefully(runner: web.AppRunner, services: Services) -> None:
+    """Stop taking requests and answer those in flight, then apply what the intake stored in the inbox: the
+    background tasks (cancelled next) would otherwise leave it to another replica, or to the next start, 10 s on."""
+    await runner.cleanup()
+    if left := await services.deps.intake.drain(within=DRAIN_SECONDS):
+        log.warning("stopping with %d received events not applied yet: the inbox keeps them for the next start "
+                    "or another replica", left)
 
 
 async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[Any, Any, None]] | None = None) -> None:
@@ -211,5 +223,6 @@ async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[
                 if extra is not None:
                     extra.cancel()
                     await asyncio.gather(extra, return_exceptions=True)
+                await stop_gracefully(runner, services)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # a no-op after a graceful stop: its sites and server are gone

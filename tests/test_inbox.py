@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -18,8 +21,10 @@ from bot.intake.batcher import IntakeBatcher
 from bot.intake.fold import Fold
 from bot.stripe.received import rebuild, submission
 from queries import inbox
-from tests.conftest import Bot
+from tests.conftest import STRIPE_SECRET, Bot
+from tests.fakes import FakeSlack, stripe_signature
 from tests.test_intake_batch import BLOCKED, sale, until
+from tests.test_replicas import start_replica
 
 UTC = ZoneInfo("UTC")
 
@@ -159,3 +164,45 @@ async def test_an_event_the_rules_fail_on_is_kept_as_an_error_and_holds_nothing_
     assert logs.pop("evt_p2") == ("error", "RuntimeError: a bug in the rules")
     assert logs == {f"evt_p{n}": ("processed", None) for n in (0, 1, 3, 4)}
     assert await counts(bot.deps.pool) == (4, 4, 4, 0)
+
+
+async def test_a_stopping_process_answers_what_it_took_and_applies_what_it_stored(
+        dsn: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
+    """SIGTERM while both writers are held and five webhooks wait in the inbox: the two requests in flight are still
+    answered 200, the five are applied by the stopping process itself (none left for a replica to find 10 s later),
+    and it exits cleanly."""
+    replica = await start_replica(dsn, fake_slack, tmp_path, 0)
+    url = f"{replica.url}/webhooks/stripe"
+
+    async def send(session: aiohttp.ClientSession, evt: dict[str, Any]) -> tuple[int, str]:
+        body = json.dumps(evt).encode()
+        signed = {"Stripe-Signature": stripe_signature(body, STRIPE_SECRET)}
+        async with session.post(url, data=body, headers=signed) as resp:
+            return resp.status, (await resp.json())["outcome"]
+
+    lock = await asyncpg.connect(dsn)
+    try:
+        async with aiohttp.ClientSession() as session:
+            tx = lock.transaction()
+            await tx.start()
+            await lock.execute("SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
+                               ["cs_p900", "pi_p900", "cs_p901", "pi_p901"])
+            held = []
+            for n in (900, 901):  # one at a time: one per writer
+                held.append(asyncio.create_task(send(session, sale(n))))
+                await until(lambda: lock.fetchval(BLOCKED), len(held))
+            assert [await send(session, sale(n)) for n in range(5)] == [(202, "queued")] * 5
+            replica.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)  # the process is stopping, waiting on its two requests in flight
+            assert replica.proc.returncode is None
+            await tx.rollback()  # the writers go on
+            assert [await t for t in held] == [(200, "processed")] * 2
+        assert await asyncio.wait_for(replica.proc.wait(), 20) == 0
+        row = await lock.fetchrow("SELECT (SELECT count(*) FROM webhook_inbox) AS inbox,"
+                                  "       (SELECT count(*) FROM orders) AS orders")
+        assert (row["inbox"], row["orders"]) == (0, 7)
+        assert "not applied yet" not in replica.log.read_text()
+    finally:
+        await lock.close()
+        if replica.proc.returncode is None:
+            replica.proc.kill()

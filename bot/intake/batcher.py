@@ -80,6 +80,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         self._storing = 0  # events being stored
         self._applying = 0  # events the writers are applying from the inbox
         self._work = asyncio.Event()
+        self._finished = asyncio.Event()  # a writer finished a batch (drain() looks again)
 
     @classmethod
     def for_settings(cls, settings: Settings, *, pool: asyncpg.Pool, clock: Clock,
@@ -107,6 +108,20 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
     def pending(self) -> int:
         """Submissions this process has not finished applying: waiting, or in a writer's hands."""
         return self.waiting + self._in_hand
+
+    async def drain(self, within: float) -> int:
+        """Wait, at most `within` seconds, until everything this process received is applied — the events it stored
+        in the inbox too — so a stopping process leaves nothing for a replica to find 10 s later. Call it once the
+        HTTP server takes no more requests; returns how many are still not applied (the inbox keeps them)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.pending:
+            self._finished.clear()
+            try:
+                await asyncio.wait_for(self._finished.wait(), deadline - loop.time())
+            except TimeoutError:
+                break
+        return self.pending
 
     async def run(self) -> None:
         """The writers, the inbox's storer and the look for events left behind."""
@@ -159,6 +174,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
             self._busy -= 1
             self._in_hand -= events
             self._work.set()
+            self._finished.set()
 
     async def _storer(self) -> None:
         """While every writer is busy, or stored events wait, store what waits (and may be stored) in the inbox and
