@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import itertools
@@ -41,6 +42,7 @@ class Call:
     args: dict[str, Any]
     answered: int  # the HTTP status it answered with
     headers: dict[str, str] = field(default_factory=dict)  # the request's headers (Authorization: Bearer …)
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))  # when it arrived
 
 
 @dataclass

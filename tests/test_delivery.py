@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
 import re
@@ -13,6 +14,7 @@ import pytest
 
 from bot.app import running
 from bot.delivery.senders import ConsoleSender
+from bot.delivery.worker import CALL_ALLOWANCE, CHANNEL_INTERVAL
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, crash_after_slack_accepts, make_settings, start_bot
 from tests.fakes import FakeSlack
@@ -142,6 +144,24 @@ async def test_channel_pace_is_one_message_per_second(bot: Bot) -> None:
     await asyncio.sleep(1.05)
     await bot.deps.worker.drain()
     assert len(bot.slack_api.posted()) == 2
+
+
+async def test_the_pace_counts_from_the_slot_so_periods_do_not_stretch(bot: Bot) -> None:
+    """A post made right at its slot opens the next slot a second after that slot, not a second after the call
+    (which comes a few milliseconds of look-ups later, and would stretch every period by as much)."""
+    slot = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+    await bot.deps.pool.execute("INSERT INTO channel_pace (channel, next_post_at) VALUES ('alerts', $1)"
+                                " ON CONFLICT (channel) DO UPDATE SET next_post_at = $1", slot)
+    evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
+    await bot.stripe(evt)
+    await asyncio.sleep(max(0.0, (slot - dt.datetime.now(dt.UTC)).total_seconds() - 0.03))
+    await bot.deps.worker.drain()  # a pass just before the slot: it waits for the slot, then posts
+    (post,) = [c for c in bot.slack_api.calls if c.method == "chat.postMessage"]
+    assert post.at >= slot
+    paced = await bot.deps.pool.fetchval("SELECT next_post_at FROM channel_pace WHERE channel = 'alerts'")
+    # Within the allowance the next slot is exactly a second on; a late call paces from itself less 20 ms.
+    assert paced <= max(slot, post.at - CALL_ALLOWANCE) + CHANNEL_INTERVAL
+    assert paced >= slot + CHANNEL_INTERVAL - CALL_ALLOWANCE
 
 
 async def test_flash_sale_burst_is_coalesced_into_one_summary(bot: Bot) -> None:
