@@ -142,7 +142,9 @@ async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now
     """Write the fold's rows and queue its messages; return the message keys queued."""
     if one_statement(fold):  # the common batch (new checkout sales): orders, refs, checkouts and messages at once
         new = [o for o in fold.orders.values() if o.is_new]
+        await q.plan_as_usual(conn)  # see PLAN_AS_USUAL
         queued = await intake_new.write_new(conn, new, fold.new_refs, list(fold.checkouts.values()), fold.messages)
+        await q.plan_each_statement(conn)
         await _write_incidents(conn, fold, now=now)
         return queued
     await q.write_orders(conn, fold.orders.values())
