@@ -30,16 +30,6 @@ SELECT pg_advisory_xact_lock(k)
 """
 
 # Row locks in id order: two batches touching the same orders queue up instead of deadlocking.
-# For the rest of the transaction, plan each statement for its own arguments. The intake's statements are
-# prepared once per connection, and PostgreSQL switches a prepared statement to a generic plan after five runs —
-# planned while the tables were small, it reads ORDERS_BY_REFS's refs by scanning every order (measured: its cost
-# per event growing from 0.1 to 1.4 ms over the first 12,000 orders of a new database, until autoanalyze).
-PLAN_EACH_STATEMENT: Final = "SET LOCAL plan_cache_mode = force_custom_plan"
-# Except around the batch's one write of new rows (WRITE_NEW): its plan reads no table (it inserts from its JSON
-# parameters), but planning it — and every foreign-key check and trigger statement it fires, 180 of them for 90
-# sales — at each run cost 16 µs of 150 per event (measured on batches of 90).
-PLAN_AS_USUAL: Final = "SET LOCAL plan_cache_mode = auto"
-
 ORDERS_BY_REFS: Final = """
 SELECT p.ref, o.id, o.payment_status, o.amount_total, o.amount_refunded, o.currency, o.customer_email,
        o.customer_name, o.product_name, o.affiliate_id, o.checkout_session_id, o.payment_intent_id,
@@ -227,16 +217,6 @@ async def log_refused(db: Executor, row: LogRow, *, error: str, as_text: bool = 
 async def lock_refs(db: Executor, refs: Sequence[str]) -> None:
     """Hold transaction-scoped locks on these payment refs until commit."""
     await db.execute(LOCK_REFS, list(refs))
-
-
-async def plan_each_statement(db: Executor) -> None:
-    """Custom plans until the transaction ends, or until plan_as_usual() (PLAN_EACH_STATEMENT)."""
-    await db.execute(PLAN_EACH_STATEMENT)
-
-
-async def plan_as_usual(db: Executor) -> None:
-    """Cached plans again, until plan_each_statement() or the transaction's end (PLAN_AS_USUAL)."""
-    await db.execute(PLAN_AS_USUAL)
 
 
 async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, OrderRow]]:

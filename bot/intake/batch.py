@@ -21,7 +21,7 @@ from bot.intake.storable import unstorable
 from bot.subscriptions.apply import apply_subscriptions
 from bot.subscriptions.renewals import Renewals, quiet_renewals
 from queries import intake as q
-from queries import intake_new, settlements
+from queries import intake_new, planning, settlements
 from queries import intake_pings as pings
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
     is how long a sale ping not yet naming its product and customer waits for the event that does."""
     try:
         async with conn.transaction():
-            await q.plan_each_statement(conn)
+            await planning.plan_each_statement(conn)
             return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
     except PAYLOAD_ERRORS as exc:
         # Rare (the parser and fold.unstorable() keep odd values out), so the common path pays no savepoint
@@ -67,7 +67,7 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
         # stream into batches has the same effect, so the result equals applying the events one at a time.
         log.info("batch of %d refused (%s: %s); isolating the odd event", len(subs), type(exc).__name__, exc)
         async with conn.transaction():
-            await q.plan_each_statement(conn)
+            await planning.plan_each_statement(conn)
             return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
 
 
@@ -142,9 +142,9 @@ async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now
     """Write the fold's rows and queue its messages; return the message keys queued."""
     if one_statement(fold):  # the common batch (new checkout sales): orders, refs, checkouts and messages at once
         new = [o for o in fold.orders.values() if o.is_new]
-        await q.plan_as_usual(conn)  # see PLAN_AS_USUAL
+        await planning.plan_as_usual(conn)  # see PLAN_AS_USUAL
         queued = await intake_new.write_new(conn, new, fold.new_refs, list(fold.checkouts.values()), fold.messages)
-        await q.plan_each_statement(conn)
+        await planning.plan_each_statement(conn)
         await _write_incidents(conn, fold, now=now)
         return queued
     await q.write_orders(conn, fold.orders.values())

@@ -36,6 +36,8 @@ from queries import inbox
 log = logging.getLogger(__name__)
 
 INBOX_BATCH = 500  # events applied from the inbox per transaction
+# Inbox stores in flight at once: while one waits for its commit, the next takes what arrived meanwhile.
+STORERS = 2
 # One writer applies the inbox; a second joins only when this many wait, so batches stay large.
 SECOND_APPLIER_AT = 100
 LEFT_AFTER = 10.0  # seconds before a stored event counts as left behind by its process
@@ -128,7 +130,8 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         async with asyncio.TaskGroup() as group:
             for n in range(self._writers):
                 group.create_task(self._writer(), name=f"intake-writer-{n}")
-            group.create_task(self._storer(), name="intake-inbox")
+            for n in range(STORERS):
+                group.create_task(self._storer(), name=f"intake-inbox-{n}")
             group.create_task(self._look_for_left(), name="intake-left")
 
     async def _idle(self) -> None:
@@ -190,17 +193,17 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
 
     async def _store(self, batch: list[_Pending]) -> None:
         received = [inbox.Received(p.sub.source, p.sub.via, p.sub.event_id, p.sub.body) for p in batch]
-        self._storing = len(batch)
+        self._storing += len(batch)
         try:
             async with self._pool.acquire() as conn:
                 ids = await inbox.store(conn, received)
         except BaseException as exc:
-            self._storing = 0
             _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        self._storing = 0
+        finally:
+            self._storing -= len(batch)
         for p, inbox_id in zip(batch, ids, strict=True):
             self._stored[inbox_id] = p.sub
             if not p.future.done():
