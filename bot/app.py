@@ -225,4 +225,5 @@ async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[
                     await asyncio.gather(extra, return_exceptions=True)
                 await stop_gracefully(runner, services)
     finally:
-        await runner.cleanup()  # a no-op after a graceful stop: its sites and server are gone
+        if runner.server is not None:  # not stopped gracefully (start-up failed, or the stop did)
+            await runner.cleanup()

@@ -206,7 +206,6 @@ def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-
 async def log_refused(db: Executor, row: LogRow, *, error: str, as_text: bool = False) -> bool:
     """Keep an event that could not be applied, status 'error' with its reason; False if already stored."""
     sql = LOG_REFUSED_AS_TEXT if as_text else LOG_REFUSED

@@ -21,9 +21,9 @@ from bot.intake.batcher import IntakeBatcher
 from bot.intake.fold import Fold
 from bot.stripe.received import rebuild, submission
 from queries import inbox
-from tests.conftest import STRIPE_SECRET, Bot
-from tests.fakes import FakeSlack, stripe_signature
-from tests.test_intake_batch import BLOCKED, sale, until
+from tests.conftest import Bot
+from tests.fakes import FakeSlack
+from tests.test_intake_batch import sale, until, writers_held_by
 from tests.test_replicas import start_replica
 
 UTC = ZoneInfo("UTC")
@@ -33,19 +33,8 @@ UTC = ZoneInfo("UTC")
 async def writers_held(bot: Bot) -> AsyncIterator[list[asyncio.Task[Any]]]:
     """Both intake writers stuck on a payment lock (one sale each); the two requests' tasks are yielded and
     answered once the block ends."""
-    async with bot.deps.pool.acquire() as lock:
-        tx = lock.transaction()
-        await tx.start()
-        try:
-            await lock.execute("SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
-                               ["cs_p900", "pi_p900", "cs_p901", "pi_p901"])
-            held = []
-            for n, blocker in enumerate([sale(900), sale(901)], start=1):  # one at a time: one per writer
-                held.append(asyncio.create_task(bot.stripe(blocker)))
-                await until(lambda: lock.fetchval(BLOCKED), n)
-            yield held
-        finally:
-            await tx.rollback()
+    async with bot.deps.pool.acquire() as lock, writers_held_by(lock, bot.stripe) as held:
+        yield held
 
 
 async def counts(pool: asyncpg.Pool) -> tuple[int, int, int, int]:
@@ -172,30 +161,19 @@ async def test_a_stopping_process_answers_what_it_took_and_applies_what_it_store
     answered 200, the five are applied by the stopping process itself (none left for a replica to find 10 s later),
     and it exits cleanly."""
     replica = await start_replica(dsn, fake_slack, tmp_path, 0)
-    url = f"{replica.url}/webhooks/stripe"
 
-    async def send(session: aiohttp.ClientSession, evt: dict[str, Any]) -> tuple[int, str]:
-        body = json.dumps(evt).encode()
-        signed = {"Stripe-Signature": stripe_signature(body, STRIPE_SECRET)}
-        async with session.post(url, data=body, headers=signed) as resp:
-            return resp.status, (await resp.json())["outcome"]
+    async def send(evt: dict[str, Any]) -> tuple[int, str]:
+        status, answer = await replica.stripe(session, json.dumps(evt).encode())
+        return status, answer["outcome"]
 
     lock = await asyncpg.connect(dsn)
     try:
         async with aiohttp.ClientSession() as session:
-            tx = lock.transaction()
-            await tx.start()
-            await lock.execute("SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
-                               ["cs_p900", "pi_p900", "cs_p901", "pi_p901"])
-            held = []
-            for n in (900, 901):  # one at a time: one per writer
-                held.append(asyncio.create_task(send(session, sale(n))))
-                await until(lambda: lock.fetchval(BLOCKED), len(held))
-            assert [await send(session, sale(n)) for n in range(5)] == [(202, "queued")] * 5
-            replica.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.5)  # the process is stopping, waiting on its two requests in flight
-            assert replica.proc.returncode is None
-            await tx.rollback()  # the writers go on
+            async with writers_held_by(lock, send) as held:
+                assert [await send(sale(n)) for n in range(5)] == [(202, "queued")] * 5
+                replica.proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.5)  # the process is stopping, waiting on its two requests in flight
+                assert replica.proc.returncode is None
             assert [await t for t in held] == [(200, "processed")] * 2
         assert await asyncio.wait_for(replica.proc.wait(), 20) == 0
         row = await lock.fetchrow("SELECT (SELECT count(*) FROM webhook_inbox) AS inbox,"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import datetime as dt
@@ -12,7 +13,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -243,6 +244,8 @@ async def test_concurrent_webhooks_are_each_stored_once(bot: Bot) -> None:
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE kind = 'sale'") == 40
 
 
+T = TypeVar("T")
+
 BLOCKED = """
 SELECT count(*) FROM pg_locks
  WHERE locktype = 'advisory' AND NOT granted
@@ -258,6 +261,25 @@ async def until(probe: Callable[[], Awaitable[int]], value: int, within: float =
             break
         await asyncio.sleep(0.01)
     assert await probe() == value
+
+
+@contextlib.asynccontextmanager
+async def writers_held_by(lock: asyncpg.Connection, send: Callable[[dict[str, Any]], Awaitable[T]],
+                          blockers: tuple[int, int] = (900, 901)) -> AsyncIterator[list[asyncio.Task[T]]]:
+    """Both intake writers stuck on a payment lock `lock` holds, one blocker sale each (sent with `send`, one at a
+    time so each writer takes one); the two requests' tasks are yielded, answered once the block ends."""
+    tx = lock.transaction()
+    await tx.start()
+    try:
+        await lock.execute("SELECT pg_advisory_xact_lock(hashtextextended(r, 0)) FROM unnest($1::text[]) AS r",
+                           [ref for n in blockers for ref in (f"cs_p{n}", f"pi_p{n}")])
+        held: list[asyncio.Task[T]] = []
+        for n in blockers:
+            held.append(asyncio.create_task(send(sale(n))))
+            await until(lambda: lock.fetchval(BLOCKED), len(held))
+        yield held
+    finally:
+        await tx.rollback()  # the writers go on
 
 
 def sale(n: int) -> dict[str, Any]:
@@ -276,20 +298,11 @@ async def test_a_poisoned_event_does_not_fail_its_batch(bot: Bot, caplog: pytest
     # Valid JSON the parser lets through, but jsonb refuses a lone surrogate escape: the INSERT fails.
     bad["data"]["object"]["metadata"] = {"productName": "\ud800"}
     async with bot.deps.pool.acquire() as lock:
-        tx = lock.transaction()
-        await tx.start()
-        try:
-            # Both writers wait on the blockers' payment locks while the rest queue up: they form one batch.
-            await lock.execute("SELECT pg_advisory_xact_lock(hashtextextended(r, 0))"
-                               "  FROM unnest($1::text[]) AS r", ["cs_p0", "pi_p0", "cs_p1", "pi_p1"])
-            first = []
-            for n, blocker in enumerate(blockers, start=1):  # one at a time, so each writer takes one
-                first.append(asyncio.create_task(bot.stripe(blocker)))
-                await until(lambda: lock.fetchval(BLOCKED), n)
+        # Both writers wait on the blockers' payment locks while the rest queue up: they form one batch. Once the
+        # block ends the writers go on: one takes the blocker, the other all seven queued.
+        async with writers_held_by(lock, bot.stripe, blockers=(0, 1)) as first:
             rest = [asyncio.create_task(bot.stripe(e)) for e in [*good[:3], bad, *good[3:]]]
             await until(lambda: asyncio.sleep(0, bot.deps.intake.waiting), len(rest))
-        finally:
-            await tx.rollback()  # the writers go on: one takes the blocker, the other all seven queued
         with caplog.at_level(logging.INFO, logger="bot.intake.batch"):
             responses = await asyncio.wait_for(asyncio.gather(*first, *rest), 30)
             await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)

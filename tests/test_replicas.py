@@ -41,6 +41,12 @@ class Replica:
     url: str
     log: Path
 
+    async def stripe(self, session: aiohttp.ClientSession, body: bytes) -> tuple[int, Any]:
+        """POST a Stripe event to it, signed as Stripe signs it; (status, the answer's JSON)."""
+        signed = {"Stripe-Signature": stripe_signature(body, STRIPE_SECRET)}
+        async with session.post(f"{self.url}/webhooks/stripe", data=body, headers=signed) as resp:
+            return resp.status, await resp.json()
+
     def is_leader(self) -> bool:
         """Whether its log says it took the alert leadership."""
         return "now evaluates alerts (leader)" in self.log.read_text(errors="replace")
@@ -121,10 +127,8 @@ async def test_three_replicas_ping_once_evaluate_once_and_survive_a_killed_leade
 
     async with aiohttp.ClientSession() as session:
         for n in range(150):
-            body = sale(n)
-            async with session.post(f"{replicas[n % 3].url}/webhooks/stripe", data=body,
-                                    headers={"Stripe-Signature": stripe_signature(body, STRIPE_SECRET)}) as resp:
-                assert resp.status == 200
+            status, _ = await replicas[n % 3].stripe(session, sale(n))
+            assert status == 200
     db = await asyncpg.connect(dsn)
     try:
         async def drained() -> bool:
@@ -170,10 +174,8 @@ async def test_replica_killed_mid_delivery_loses_and_doubles_nothing(dsn: str, f
             for n in range(2):
                 if n == 1:
                     fake_slack.fail_next(1, accept=True, delay=10)  # taken, answer lost
-                body = sale(n)
-                async with session.post(f"{first.url}/webhooks/stripe", data=body,
-                                        headers={"Stripe-Signature": stripe_signature(body, STRIPE_SECRET)}) as r:
-                    assert r.status == 200
+                status, _ = await first.stripe(session, sale(n))
+                assert status == 200
                 for _ in range(100):
                     if len(fake_slack.messages) == n + 1:
                         break
