@@ -123,3 +123,16 @@ async def test_copy_with_triggers_on_is_counted_exactly(dsn: str) -> None:
         assert await _compare(db, random.Random(5), now, windows=15) > 5
     finally:
         await db.close()
+
+
+async def test_rollup_triggers_plan_their_sql_once(db: asyncpg.Connection) -> None:
+    """The rollup triggers run static SQL (prepared once per connection by PL/pgSQL), not EXECUTE, which plans
+    its statement again on every batch (migration 0020)."""
+    sources = dict(await db.fetch(
+        "SELECT p.proname, p.prosrc FROM pg_trigger AS t JOIN pg_proc AS p ON p.oid = t.tgfoid"
+        " WHERE NOT t.tgisinternal AND t.tgrelid IN ('orders'::regclass, 'checkout_sessions'::regclass)"))
+    assert {"order_rollups_apply", "sales_rollups_apply", "checkout_rollups_apply"} <= set(sources)
+    for name in ("order_rollups_apply", "sales_rollups_apply", "checkout_rollups_apply",
+                 "order_rollups_change", "sales_rollups_change", "checkout_rollups_change"):
+        source = await db.fetchval("SELECT prosrc FROM pg_proc WHERE proname = $1", name)
+        assert source is not None and "EXECUTE" not in source.upper(), name

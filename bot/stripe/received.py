@@ -17,11 +17,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every body: json.loads() with an argument builds a new one per call.
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def load_json(text: str) -> Any:
     """Strict JSON: no NaN/Infinity and no NUL characters, which PostgreSQL's jsonb cannot store."""
     if "\\u0000" in text:
         raise ValueError("body contains a NUL character")
-    return json.loads(text, parse_constant=_reject_constant)
+    return _STRICT.decode(text)
 
 
 def submission(text: str, *, via: str = "webhook") -> Submission:
