@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from queries.executor import Executor
+from queries.instants import micros
 
 # An event the rules or the database refused is kept with its reason (and answered 2xx: it is stored), so
 # Stripe does not retry it forever. $7 is the raw body, or, when jsonb refuses even that (a lone surrogate
@@ -47,6 +49,9 @@ ORDER_COLUMNS: Final = ("id", "payment_status", "amount_total", "amount_refunded
                         "customer_name", "product_name", "affiliate_id", "checkout_session_id", "payment_intent_id",
                         "invoice_id", "charge_id", "failure_reason", "livemode", "metadata", "created_at",
                         "refunded_at", "status_at")
+_ORDER_FIELDS: Final = operator.attrgetter(*ORDER_COLUMNS)
+_ORDER_METADATA: Final = ORDER_COLUMNS.index("metadata")
+_ORDER_TIMES: Final = tuple(ORDER_COLUMNS.index(c) for c in ("created_at", "refunded_at", "status_at"))
 _ORDER_ARRAYS: Final = """unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
               $14::text[], $15::bool[], $16::text[], $17::timestamptz[], $18::timestamptz[],
@@ -225,9 +230,15 @@ async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, O
 
 
 def order_values(o: OrderRow, *, nested: bool = False) -> tuple[Any, ...]:
-    """An order's ORDER_COLUMNS values, its metadata as JSON text (`nested`: the dict, for json_rows())."""
-    return tuple((o.metadata if nested else json.dumps(o.metadata)) if name == "metadata" else getattr(o, name)
-                 for name in ORDER_COLUMNS)
+    """An order's ORDER_COLUMNS values, its metadata as JSON text (`nested`, for json_rows(): the dict, and its times
+    as micros())."""
+    values = list(_ORDER_FIELDS(o))
+    if nested:
+        for i in _ORDER_TIMES:
+            values[i] = micros(values[i])
+    else:
+        values[_ORDER_METADATA] = json.dumps(values[_ORDER_METADATA])
+    return tuple(values)
 
 
 async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
@@ -242,10 +253,12 @@ async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
 
 
 def checkout_values(rows: Iterable[CheckoutRow], *, nested: bool = False) -> list[tuple[Any, ...]]:
-    """UPSERT_CHECKOUTS rows, metadata as JSON text (`nested`: the dict, for json_rows())."""
-    return [(c.id, c.status, c.amount_total, c.currency, c.customer_email,
-             c.metadata if nested else json.dumps(c.metadata), c.created_at, c.completed_at, c.status_at)
-            for c in rows]
+    """UPSERT_CHECKOUTS rows, metadata as JSON text (`nested`, for json_rows(): the dict, and the times as micros())."""
+    if nested:
+        return [(c.id, c.status, c.amount_total, c.currency, c.customer_email, c.metadata, micros(c.created_at),
+                 micros(c.completed_at), micros(c.status_at)) for c in rows]
+    return [(c.id, c.status, c.amount_total, c.currency, c.customer_email, json.dumps(c.metadata), c.created_at,
+             c.completed_at, c.status_at) for c in rows]
 
 
 def message_values(messages: Sequence[QueuedMessage], *, nested: bool = False) -> list[tuple[Any, ...]]:

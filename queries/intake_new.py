@@ -3,9 +3,11 @@ new orders, their refs, checkouts and messages written in one statement.
 
 Their rows go as one JSON parameter per table (json_rows(): an array of row arrays, read back with
 `jsonb_array_elements($n::text::jsonb) AS e` and `(e->>i)::type`), not one array per column: asyncpg checks each
-array element in Python (~1.3 µs each), the JSON encoder does not. jsonb, not json: parsed once, where json's `->>`
-re-scans the row's text for every field (+50% PostgreSQL CPU for the batch); `::text` first, or the connection's
-jsonb codec would encode the string once more."""
+array element in Python (~1.3 µs each), the JSON encoder does not. Times go as whole microseconds since the epoch
+(`micros()`, read with `micros_at((e->>i)::bigint)`, migration 0021): exact, and an int costs the encoder nothing
+where an ISO string cost an isoformat() and a call of its `default=` hook, ~7 per event. jsonb, not json: parsed
+once, where json's `->>` re-scans the row's text for every field (+50% PostgreSQL CPU for the batch); `::text`
+first, or the connection's jsonb codec would encode the string once more."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from queries.executor import Executor
+from queries.instants import micros
 from queries.intake import (
     CHECKOUT_MERGE,
     CheckoutRow,
@@ -39,7 +42,7 @@ SELECT count(*) AS n
                  ORDER BY 1) AS keys) AS l
 )
 INSERT INTO webhook_logs (source, event_id, event_type, status, last_error, livemode, payload, event_created_at, via)
-SELECT e->>0, e->>1, e->>2, e->>3, e->>7, (e->>4)::bool, p::jsonb, (e->>5)::timestamptz, e->>6
+SELECT e->>0, e->>1, e->>2, e->>3, e->>7, (e->>4)::bool, p::jsonb, micros_at((e->>5)::bigint), e->>6
   FROM ROWS FROM (jsonb_array_elements($1::text::jsonb), unnest($2::text[])) AS v(e, p)
  WHERE (SELECT n FROM locked) >= 0
 ON CONFLICT (source, event_id) DO NOTHING
@@ -56,8 +59,8 @@ INSERT INTO orders (id, payment_status, amount_total, amount_refunded, currency,
                     product_name, affiliate_id, checkout_session_id, payment_intent_id, invoice_id, charge_id,
                     failure_reason, livemode, metadata, created_at, refunded_at, status_at)
 SELECT e->>0, e->>1, (e->>2)::bigint, (e->>3)::bigint, e->>4, e->>5, e->>6, e->>7, e->>8, e->>9, e->>10, e->>11,
-       e->>12, e->>13, (e->>14)::bool, e->15, (e->>16)::timestamptz, (e->>17)::timestamptz,
-       (e->>18)::timestamptz
+       e->>12, e->>13, (e->>14)::bool, e->15, micros_at((e->>16)::bigint), micros_at((e->>17)::bigint),
+       micros_at((e->>18)::bigint)
   FROM jsonb_array_elements($1::text::jsonb) AS e
 ), new_refs AS (
 INSERT INTO payment_refs (ref, order_id)
@@ -66,8 +69,8 @@ ON CONFLICT (ref) DO NOTHING
 ), checkouts AS (
 INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
                                created_at, completed_at, status_at)
-SELECT e->>0, e->>1, (e->>2)::bigint, e->>3, e->>4, e->5, (e->>6)::timestamptz, (e->>7)::timestamptz,
-       (e->>8)::timestamptz
+SELECT e->>0, e->>1, (e->>2)::bigint, e->>3, e->>4, e->5, micros_at((e->>6)::bigint),
+       micros_at((e->>7)::bigint), micros_at((e->>8)::bigint)
   FROM jsonb_array_elements($3::text::jsonb) AS e
 {checkout_merge})
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, available_at)
@@ -107,7 +110,7 @@ async def write_new(db: Executor, orders: Sequence[OrderRow], pairs: Sequence[tu
 async def log_and_lock(db: Executor, rows: Sequence[LogRow], refs: Sequence[str]) -> set[tuple[str, str]]:
     """Lock these payment refs until commit, then record the received events (each body stored as received, the
     raw JSON text: no decode/encode round trip); return the (source, event_id) keys that were new."""
-    values = [(r.source, r.event_id, r.event_type, r.status, r.livemode, r.event_created_at, r.via, r.last_error)
-              for r in rows]
+    values = [(r.source, r.event_id, r.event_type, r.status, r.livemode, micros(r.event_created_at), r.via,
+               r.last_error) for r in rows]
     new = await db.fetch(LOG_AND_LOCK, json_rows(values), [r.body for r in rows], json_rows(sorted(set(refs))))
     return {(r["source"], r["event_id"]) for r in new}
