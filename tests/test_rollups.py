@@ -136,3 +136,27 @@ async def test_rollup_triggers_plan_their_sql_once(db: asyncpg.Connection) -> No
                  "order_rollups_change", "sales_rollups_change", "checkout_rollups_change"):
         source = await db.fetchval("SELECT prosrc FROM pg_proc WHERE proname = $1", name)
         assert source is not None and "EXECUTE" not in source.upper(), name
+
+
+async def test_statements_over_many_rows_are_counted_in_parts(db: asyncpg.Connection) -> None:
+    """A statement touching more rows than one part of the triggers holds (10,000) — a bulk load, a mass update or
+    delete at psql — leaves every rollup and sketch exactly as a rebuild computes them."""
+    await db.execute("INSERT INTO orders (id, payment_status, amount_total, currency, customer_email, created_at,"
+                     " status_at) SELECT 'bulk_' || g, 'completed', 100 + g % 900, 'USD', 'c' || (g % 4000) ||"
+                     " '@example.com', timestamptz '2026-05-01 00:00+00' + g * interval '97 seconds', now()"
+                     " FROM generate_series(1, 25000) AS g")
+    await db.execute("INSERT INTO checkout_sessions (id, status, created_at, status_at) SELECT 'cs_bulk_' || g,"
+                     " CASE WHEN g % 3 = 0 THEN 'completed' ELSE 'pending' END,"
+                     " timestamptz '2026-05-01 00:00+00' + g * interval '61 seconds', now()"
+                     " FROM generate_series(1, 21000) AS g")
+    kept = await db.fetchrow("SELECT sum(orders), sum(revenue) FROM order_rollups")
+    assert tuple(kept) == (25000, sum(100 + g % 900 for g in range(1, 25001)))
+    # Emails move (sketches lose and gain customers), amounts and times change, a third of the orders refunded.
+    await db.execute("UPDATE orders SET customer_email = 'm' || (hashtext(id) % 3000) || '@example.com',"
+                     " amount_total = amount_total + 1, created_at = created_at + interval '31 minutes'")
+    await db.execute("UPDATE orders SET payment_status = 'refunded', amount_refunded = amount_total,"
+                     " refunded_at = created_at WHERE hashtext(id) % 3 = 0")
+    await db.execute("UPDATE checkout_sessions SET status = 'completed' WHERE status = 'pending'")
+    await db.execute("DELETE FROM checkout_sessions WHERE hashtext(id) % 2 = 0")
+    await db.execute("DELETE FROM orders WHERE hashtext(id) % 5 = 0")
+    await _rebuilt_equal(db)
