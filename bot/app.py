@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -211,6 +212,10 @@ async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[
         async with database_url(configured, settings.salespulse_data_dir) as dsn, \
                 running(settings, dsn=dsn) as services:
             services.attach(app)
+            # Everything built so far lives as long as the process: out of the collector's sight, a full collection
+            # scans only what requests create — ~1 ms, where scanning the ~95,000 start-up objects held the event
+            # loop, and every webhook waiting on it, ~30 ms every few seconds under load.
+            gc.freeze()
             mode = f"local mode (messages print here and on {settings.public_base_url}/)" if settings.local_mode \
                 else "connected to Slack"
             log.info("ready: %s", mode)
