@@ -3,9 +3,9 @@
 A submission waits for a writer, which applies everything waiting in one transaction (`ingest_batch`) and answers
 each with its outcome: when traffic is light that is a batch of one and the 2xx says what was done. When every
 writer is busy, a webhook does not wait behind them: everything waiting is stored as received in the inbox in one
-statement (migration 0018) and answered 202 once that commits, and the writers apply the inbox in large batches,
+statement (migration 0018) and answered 202 once that commits, and the writers apply the inbox in batches of 100,
 oldest first, each deleting its rows in the transaction that applies them. So the sender's answer never waits on
-the apply, and the apply's per-batch costs are shared by hundreds of events instead of a handful.
+the apply, and the apply's per-batch costs are shared by a hundred events instead of a handful.
 
 A row is applied by the process that stored it (it still holds the parsed event); a row left in the inbox longer
 than `left_after` — its process stopped, or is far behind — is taken and parsed again by any replica.
