@@ -154,3 +154,7 @@ def test_json_rows_sends_only_aware_datetimes() -> None:
         intake_new.json_rows([(dt.datetime(2026, 1, 1),)])
     with pytest.raises(ValueError):
         intake_new.json_rows([(float("nan"),)])
+    # The intake's own rows carry times as micros(): the same refusal, before anything is sent.
+    naive = q.OrderRow(id="ord_naive", payment_status="completed", created_at=dt.datetime(2026, 1, 1), status_at=AT)
+    with pytest.raises(TypeError):
+        q.order_values(naive, nested=True)
