@@ -21,6 +21,7 @@ AWKWARD = ['say "hi" \\ back\\slash', "line\nbreak\r\ttab\x01\x1f\x7f", "é 中�
 BIG, SMALL = 2**63 - 1, -(2**63)
 AT = dt.datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=dt.UTC)
 ODD_ZONE = dt.timezone(dt.timedelta(hours=-3, minutes=-25, seconds=-7))  # an LMT-style offset, with seconds
+FAR = dt.datetime(9000, 6, 15, 12, 30, 45, 123457, tzinfo=dt.UTC)  # 2.2e17 µs, past float8's exact integers
 METADATA = {"productName": AWKWARD[0], "ü\n": AWKWARD[3], "n": 2**70, "f": 0.1, "nested": {"l": [None, True, ""]}}
 
 
@@ -39,7 +40,7 @@ def _orders() -> list[q.OrderRow]:
 def _checkouts() -> list[q.CheckoutRow]:
     return [q.CheckoutRow(id=f"cs_{n}_{text}", status="complete", amount_total=[BIG, None, SMALL][n % 3],
                           currency=text, customer_email=None if n % 2 else f"{text}@", metadata={text: [text, n]},
-                          created_at=AT, completed_at=None if n % 2 else AT.astimezone(ODD_ZONE),
+                          created_at=AT, completed_at=[None, AT.astimezone(ODD_ZONE), FAR][n % 3],
                           status_at=AT + dt.timedelta(microseconds=n)) for n, text in enumerate(AWKWARD)]
 
 
