@@ -130,85 +130,74 @@ CREATE FUNCTION rollup_part(id text, parts int) RETURNS int
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT CASE WHEN parts = 1 THEN 0 ELSE abs(hashtext(id) % parts) END $$;
 
--- The trigger functions: the statement's transition tables (only those its operation has) as arrays, in parts of at
--- most ~10,000 rows, so a statement touching millions of orders never builds one array near PostgreSQL's 1 GB limit.
+-- The trigger functions: the statement's transition tables (only those its operation has; each statement below is
+-- planned when it first runs, so one naming old_rows never runs for an INSERT) as arrays, in parts of at most
+-- ~10,000 rows, so a statement touching millions of orders never builds one array near PostgreSQL's 1 GB limit.
 CREATE OR REPLACE FUNCTION order_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     parts int;
+    olds orders[] := '{}';
+    news orders[] := '{}';
 BEGIN
     IF TG_OP = 'INSERT' THEN
         SELECT count(*) / 10000 + 1 INTO parts FROM new_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM order_rollups_change('{}', ARRAY(SELECT n::orders FROM new_rows AS n
-                                                      WHERE rollup_part(n.id, parts) = part));
-        END LOOP;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT count(*) / 10000 + 1 INTO parts FROM old_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM order_rollups_change(ARRAY(SELECT o::orders FROM old_rows AS o
-                                                WHERE rollup_part(o.id, parts) = part), '{}');
-        END LOOP;
     ELSE
         SELECT count(*) / 10000 + 1 INTO parts FROM old_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM order_rollups_change(
-                ARRAY(SELECT o::orders FROM old_rows AS o WHERE rollup_part(o.id, parts) = part),
-                ARRAY(SELECT n::orders FROM new_rows AS n WHERE rollup_part(n.id, parts) = part));
-        END LOOP;
     END IF;
+    FOR part IN 0 .. parts - 1 LOOP
+        IF TG_OP <> 'INSERT' THEN
+            olds := ARRAY(SELECT o::orders FROM old_rows AS o WHERE rollup_part(o.id, parts) = part);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            news := ARRAY(SELECT n::orders FROM new_rows AS n WHERE rollup_part(n.id, parts) = part);
+        END IF;
+        PERFORM order_rollups_change(olds, news);
+    END LOOP;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION sales_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     parts int;
+    olds orders[] := '{}';
+    news orders[] := '{}';
 BEGIN
     IF TG_OP = 'INSERT' THEN
         SELECT count(*) / 10000 + 1 INTO parts FROM new_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM sales_rollups_change('{}', ARRAY(SELECT n::orders FROM new_rows AS n
-                                                      WHERE rollup_part(n.id, parts) = part));
-        END LOOP;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT count(*) / 10000 + 1 INTO parts FROM old_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM sales_rollups_change(ARRAY(SELECT o::orders FROM old_rows AS o
-                                                WHERE rollup_part(o.id, parts) = part), '{}');
-        END LOOP;
     ELSE
         SELECT count(*) / 10000 + 1 INTO parts FROM old_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM sales_rollups_change(
-                ARRAY(SELECT o::orders FROM old_rows AS o WHERE rollup_part(o.id, parts) = part),
-                ARRAY(SELECT n::orders FROM new_rows AS n WHERE rollup_part(n.id, parts) = part));
-        END LOOP;
     END IF;
+    FOR part IN 0 .. parts - 1 LOOP
+        IF TG_OP <> 'INSERT' THEN
+            olds := ARRAY(SELECT o::orders FROM old_rows AS o WHERE rollup_part(o.id, parts) = part);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            news := ARRAY(SELECT n::orders FROM new_rows AS n WHERE rollup_part(n.id, parts) = part);
+        END IF;
+        PERFORM sales_rollups_change(olds, news);
+    END LOOP;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION checkout_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     parts int;
+    olds checkout_sessions[] := '{}';
+    news checkout_sessions[] := '{}';
 BEGIN
     IF TG_OP = 'INSERT' THEN
         SELECT count(*) / 10000 + 1 INTO parts FROM new_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM checkout_rollups_change('{}', ARRAY(SELECT n::checkout_sessions FROM new_rows AS n
-                                                         WHERE rollup_part(n.id, parts) = part));
-        END LOOP;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT count(*) / 10000 + 1 INTO parts FROM old_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM checkout_rollups_change(ARRAY(SELECT o::checkout_sessions FROM old_rows AS o
-                                                   WHERE rollup_part(o.id, parts) = part), '{}');
-        END LOOP;
     ELSE
         SELECT count(*) / 10000 + 1 INTO parts FROM old_rows;
-        FOR part IN 0 .. parts - 1 LOOP
-            PERFORM checkout_rollups_change(
-                ARRAY(SELECT o::checkout_sessions FROM old_rows AS o WHERE rollup_part(o.id, parts) = part),
-                ARRAY(SELECT n::checkout_sessions FROM new_rows AS n WHERE rollup_part(n.id, parts) = part));
-        END LOOP;
     END IF;
+    FOR part IN 0 .. parts - 1 LOOP
+        IF TG_OP <> 'INSERT' THEN
+            olds := ARRAY(SELECT o::checkout_sessions FROM old_rows AS o WHERE rollup_part(o.id, parts) = part);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            news := ARRAY(SELECT n::checkout_sessions FROM new_rows AS n WHERE rollup_part(n.id, parts) = part);
+        END IF;
+        PERFORM checkout_rollups_change(olds, news);
+    END LOOP;
     RETURN NULL;
 END $$;
