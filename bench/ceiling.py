@@ -215,14 +215,15 @@ def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
               "intake applied ÷ ceiling"]
     header += ["intake ÷ no-triggers"] if with_triggers else []
     with_base = "base" in names  # bench/intake.py --base: the other checkout's bot in the same rounds
-    header += ["base ÷ ceiling", "intake ÷ base"] if with_base else []
+    header += ["base ÷ ceiling", "intake ÷ base", "intake applied ÷ base applied"] if with_base else []
     header += ["load (1 min)"]
     rows: list[list[object]] = []
     ratio = rounds.ratio("intake", "ceiling")
     applied = rounds.applied["intake"]
     applied_ratio = [a / c for a, c in zip(applied, rounds.rates["ceiling"], strict=True)]
     trig = rounds.ratio("intake", "no-triggers") if with_triggers else []
-    base = [rounds.ratio("base", "ceiling"), rounds.ratio("intake", "base")] if with_base else []
+    base = [rounds.ratio("base", "ceiling"), rounds.ratio("intake", "base"),
+            [a / b for a, b in zip(applied, rounds.applied["base"], strict=True)]] if with_base else []
     for i in range(len(ratio)):
         row: list[object] = [i + 1, *(f"{rounds.rates[n][i]:,.0f}" for n in names), f"{applied[i]:,.0f}",
                              f"{ratio[i]:.2f}", f"{applied_ratio[i]:.2f}"]
