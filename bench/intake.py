@@ -73,7 +73,7 @@ class Load:
 
     elapsed: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    statuses: Counter[object] = field(default_factory=Counter)
+    statuses: Counter[int | str] = field(default_factory=Counter)
 
     @property
     def non_200(self) -> int:

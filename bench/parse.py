@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import checkout_completed
 from bot.stripe.parse import HANDLED_TYPES, parse_event
+from bot.stripe.received import load_json
 from bot.stripe.signature import verify
-from handlers.webhooks.stripe import load_json
 from tests.fakes import stripe_signature
 from tests.reference import stripe_fixture, wrap_event
 

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -133,7 +133,7 @@ class FakeSlack:
         return [c.args for c in self.calls if c.method == method and c.answered == 200
                 and c.args.get("_ok", True)]
 
-    async def start(self) -> FakeSlack:
+    async def start(self) -> Self:
         """Listen on an ephemeral 127.0.0.1 port; `url` is the API base to configure."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
