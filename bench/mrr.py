@@ -28,6 +28,8 @@ from queries import mrr
 from queries.subscriptions import StateRow, upsert_states
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+# Named, not positional: later migrations add columns (0017: pricing, before_pricing, discounts).
+COLUMNS = ("event_id", "subscription_id", "at", "rank", "status", "mrr", "currency", "plan", "before_mrr")
 SCAN = """
 SELECT sum(mrr) FROM (SELECT DISTINCT ON (subscription_id) mrr FROM subscription_events WHERE at <= $1
                        ORDER BY subscription_id, at DESC, rank DESC, event_id DESC) AS latest
@@ -61,7 +63,7 @@ async def main(args: argparse.Namespace) -> None:
         conn = await asyncpg.connect(dsn)
         try:
             await migrate(conn)
-            await conn.copy_records_to_table("subscription_events", records=rows)
+            await conn.copy_records_to_table("subscription_events", records=rows, columns=COLUMNS)
             await upsert_states(conn, states)
             await conn.execute("ANALYZE subscription_events; ANALYZE subscriptions")
             timings, summary = [], None
