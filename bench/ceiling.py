@@ -65,9 +65,11 @@ class Rounds:
     # CPU seconds per round while the requests went out: (server process, every PostgreSQL process, load generator)
     cpu: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
 
-    def ratio(self, a: str, b: str) -> list[float]:
-        """a ÷ b, round by round."""
-        return [x / y for x, y in zip(self.rates[a], self.rates[b], strict=True)]
+    def ratio(self, a: str, b: str, *, applied: bool = False) -> list[float]:
+        """a ÷ b, round by round: events/s answered, or (`applied`) until the last event was applied — for a target
+        that does not drain (the ceiling) that is its answered rate."""
+        series = self.applied if applied else self.rates
+        return [x / y for x, y in zip(series[a], series[b], strict=True)]
 
 
 async def disable_rollup_triggers(dsn: str) -> None:
@@ -220,10 +222,10 @@ def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
     rows: list[list[object]] = []
     ratio = rounds.ratio("intake", "ceiling")
     applied = rounds.applied["intake"]
-    applied_ratio = [a / c for a, c in zip(applied, rounds.rates["ceiling"], strict=True)]
+    applied_ratio = rounds.ratio("intake", "ceiling", applied=True)
     trig = rounds.ratio("intake", "no-triggers") if with_triggers else []
     base = [rounds.ratio("base", "ceiling"), rounds.ratio("intake", "base"),
-            [a / b for a, b in zip(applied, rounds.applied["base"], strict=True)]] if with_base else []
+            rounds.ratio("intake", "base", applied=True)] if with_base else []
     for i in range(len(ratio)):
         row: list[object] = [i + 1, *(f"{rounds.rates[n][i]:,.0f}" for n in names), f"{applied[i]:,.0f}",
                              f"{ratio[i]:.2f}", f"{applied_ratio[i]:.2f}"]

@@ -7,22 +7,20 @@ that its own checks pass, does.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 from bench import parse
 from bot.stripe.parse import HANDLED_TYPES, parse_event
 from bot.stripe.received import load_json
+from tests.processes import run_to_completion
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bench(script: str, *args: str) -> str:
     """Run `python bench/<script>` from the repository root; its stdout and stderr, once it exits 0."""
-    done = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, f"bench/{script} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+    done = run_to_completion(sys.executable, f"bench/{script}", *args, cwd=ROOT, timeout=300)
     return done.stdout + done.stderr
 
 

@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import with_database
+from tests.processes import run_to_completion
 
 pytestmark = pytest.mark.wheel
 
@@ -66,14 +67,6 @@ def _ignore_top_level(folder: str, names: list[str]) -> set[str]:
     return skipped
 
 
-def _run(*args: str | Path, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion; fail the test with its output if it exits non-zero."""
-    done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
-    assert done.returncode == 0, f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 def _clean_env(**extra: str) -> dict[str, str]:
     """The caller's environment without anything that would let the venv see this checkout or a configured bot."""
     drop = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP", "DATABASE_URL", "TEST_DATABASE_URL")
@@ -95,11 +88,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     shutil.copytree(ROOT, source, ignore=_ignore_top_level, symlinks=True)
     python = venv / "bin" / "python"
     env = _clean_env()
-    _run(python, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp / "dist", source, cwd=tmp, env=env,
-         timeout=300)
+    run_to_completion(python, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp / "dist", source,
+                      cwd=tmp, env=env, timeout=300)
     wheels = sorted((tmp / "dist").glob("salespulse-*.whl"))
     assert len(wheels) == 1, f"expected one salespulse wheel, got {wheels}"
-    _run(python, "-m", "pip", "install", "--quiet", wheels[0], cwd=tmp, env=env, timeout=600)
+    run_to_completion(python, "-m", "pip", "install", "--quiet", wheels[0], cwd=tmp, env=env, timeout=600)
     yield venv, wheels[0]
 
 
@@ -117,8 +110,8 @@ def test_the_wheel_holds_every_module_migration_and_web_asset(installed: tuple[P
 def test_the_installed_package_is_the_wheel_not_the_checkout(installed: tuple[Path, Path], tmp_path: Path) -> None:
     """`import bot` in the venv, away from the checkout, loads the copy installed in site-packages."""
     venv, _ = installed
-    where = _run(venv / "bin" / "python", "-c", "import bot; print(bot.__file__)", cwd=tmp_path, env=_clean_env(),
-                 timeout=60).stdout.strip()
+    where = run_to_completion(venv / "bin" / "python", "-c", "import bot; print(bot.__file__)", cwd=tmp_path,
+                              env=_clean_env(), timeout=60).stdout.strip()
     assert Path(where).resolve().is_relative_to(venv.resolve()), where
 
 
