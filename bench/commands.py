@@ -2,7 +2,7 @@
 four SQL queries run directly on the same data in the same run. From the repository root:
 
     python bench/commands.py [--sizes 1000000,10000000 | --orders 10000000] [--days 365] [--requests 200]
-                             [--admin-url DSN] [--keep]
+                             [--subscriptions 0] [--admin-url DSN] [--keep]
 
 Per size: a scratch database seeded by `python -m bot seed`, then VACUUM ANALYZE (the state autovacuum
 leaves; --analyze-only skips the VACUUM), the bot as its own process (`python -m bot run`) answering signed
@@ -138,11 +138,13 @@ async def guide_runs(dsn: str, runs: int, max_seconds: float) -> tuple[list[floa
 
 
 class Recorder:
-    """A stand-in pool for sales_snapshot: one lookup at a time, each query's SQL, args and time noted."""
+    """A stand-in pool for sales_snapshot: one lookup at a time, each lookup's time (all its statements: the
+    subscriptions lookup makes three) and the SQL and args of its slowest statement noted."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn, self.lock = conn, asyncio.Lock()
-        self.seen: dict[str, tuple[str, tuple[Any, ...], float]] = {}
+        self.seen: dict[str, tuple[str, tuple[Any, ...], float]] = {}  # lookup → slowest SQL, its args, total time
+        self.slowest: dict[str, tuple[str, tuple[Any, ...], float]] = {}
 
     @contextlib.asynccontextmanager
     async def acquire(self, **_: object) -> AsyncIterator[Recorder]:
@@ -154,7 +156,11 @@ class Recorder:
             task = asyncio.current_task()
             started = time.perf_counter()
             value = await getattr(self.conn, method)(sql, *args)
-            self.seen[task.get_name() if task else "?"] = (sql, args, time.perf_counter() - started)
+            name, took = task.get_name() if task else "?", time.perf_counter() - started
+            slowest, total = self.slowest.get(name, ("", (), 0.0)), self.seen.get(name, ("", (), 0.0))[2] + took
+            if took >= slowest[2]:
+                self.slowest[name] = slowest = (sql, args, took)
+            self.seen[name] = (slowest[0], slowest[1], total)
             return value
 
         return timed
@@ -210,7 +216,8 @@ async def measure(args: argparse.Namespace, orders: int) -> Run:
                           SLACK_SIGNING_SECRET=secret, STORE_TIMEZONE=TZ)
             print(f"[{orders:,}] seeding …", file=sys.stderr, flush=True)
             started = time.perf_counter()
-            run.seeded = await seed(env, orders, args.days, RESULTS / f"commands-seed-{name}.log")
+            run.seeded = await seed(env, orders, args.days, RESULTS / f"commands-seed-{name}.log",
+                                    subscriptions=args.subscriptions)
             conn = await asyncpg.connect(dsn)
             try:
                 await conn.execute("ANALYZE" if args.analyze_only else "VACUUM (ANALYZE)")
@@ -315,6 +322,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=200, help="/sales requests per today run")
     p.add_argument("--period-requests", type=int, default=50, help="requests for each other period")
     p.add_argument("--guide-seconds", type=float, default=90, help="stop the guide's runs after this (≥ 10 runs)")
+    p.add_argument("--subscriptions", type=int, default=0,
+                   help="also seed this many subscriptions (their MRR ledger is read by every /sales)")
     p.add_argument("--admin-url", default=ADMIN_DSN)
     p.add_argument("--keep", action="store_true", help="keep the databases")
     p.add_argument("--analyze-only", action="store_true", help="ANALYZE instead of VACUUM (ANALYZE)")

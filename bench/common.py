@@ -138,12 +138,13 @@ async def _wait_healthy(base: str, proc: asyncio.subprocess.Process, within: flo
     raise TimeoutError(f"{base}/healthz was not 200 within {within:.0f} s")
 
 
-async def seed(env: dict[str, str], orders: int, days: int, log: Path) -> str:
+async def seed(env: dict[str, str], orders: int, days: int, log: Path, *, subscriptions: int = 0) -> str:
     """`python -m bot seed` in `env` (its progress lines go to `log`); its summary line."""
+    more = ("--subscriptions", str(subscriptions)) if subscriptions else ()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "seed", "--orders", str(orders), "--days", str(days),
+            sys.executable, "-m", "bot", "seed", "--orders", str(orders), "--days", str(days), *more,
             cwd=env["PYTHONPATH"], env=env, stdout=asyncio.subprocess.PIPE, stderr=err)
         out, _ = await proc.communicate()
     if proc.returncode:

@@ -5,9 +5,10 @@ the one before it for the same subscription, in event time (not arrival order) �
 its own event says came before (a subscription first seen at a renewal after install is not new MRR). From 0 to
 more is new MRR (reactivation when it had paid before), up or down is expansion or contraction, to 0 is churn. MRR
 now is the sum of the `subscriptions` states (each its newest snapshot) less the movements after `now`, and a week
-ago less the week's movements too — so only the snapshots inside the window are read, each with its predecessor
-found by index (222k snapshots of 20k subscriptions: about 1 s as a scan of every snapshot, about 80 ms this way;
-bench/mrr.py). Kept per currency: never summed across them.
+ago less the week's movements too — so only the snapshots inside the window are read, each carrying its
+predecessor's MRR (`prev_mrr`, `paid_before`: kept by migration 0022's triggers whatever the arrival order). 222k
+snapshots of 20k subscriptions: about 1 s as a scan of every snapshot, about 100 ms finding each predecessor by
+index, about 40 ms this way (bench/mrr.py). Kept per currency: never summed across them.
 """
 
 from __future__ import annotations
@@ -22,20 +23,10 @@ from queries.executor import Executor
 # $1 now, $2 window start, $3 a week before now. The movements read only subscriptions that moved in the window.
 SUMMARY: Final = """
 WITH steps AS (
-        SELECT e.currency, e.at, e.mrr, e.at >= $2 AND e.at <= $1::timestamptz AS inside,
-               coalesce(p.mrr, e.before_mrr, 0) AS prev,
-               coalesce(p.mrr, e.before_mrr, 0) = 0 AND e.mrr > 0 AND EXISTS (
-                   SELECT 1 FROM subscription_events AS x
-                    WHERE x.subscription_id = e.subscription_id AND x.mrr > 0
-                      AND (x.at, x.rank, x.event_id) < (e.at, e.rank, e.event_id)) AS paid_before
-          FROM subscription_events AS e
-          LEFT JOIN LATERAL (
-                SELECT x.mrr FROM subscription_events AS x
-                 WHERE x.subscription_id = e.subscription_id
-                   AND (x.at, x.rank, x.event_id) < (e.at, e.rank, e.event_id)
-                 ORDER BY x.at DESC, x.rank DESC, x.event_id DESC
-                 LIMIT 1) AS p ON true
-         WHERE e.at > least($2::timestamptz, $3::timestamptz)),
+        SELECT currency, at, mrr, at >= $2 AND at <= $1::timestamptz AS inside,
+               coalesce(prev_mrr, before_mrr, 0) AS prev, paid_before
+          FROM subscription_events
+         WHERE at > least($2::timestamptz, $3::timestamptz)),
      movement AS (
         SELECT currency,
                sum(mrr)        FILTER (WHERE inside AND prev = 0 AND mrr > 0 AND NOT paid_before) AS new,
