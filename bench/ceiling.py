@@ -22,6 +22,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import asyncpg
 
@@ -83,8 +84,15 @@ async def disable_rollup_triggers(dsn: str) -> None:
         await conn.close()
 
 
+# The bare inserts' connections at most: the servers' pools and the bench's own share the server's
+# max_connections (100 by default), so --concurrency 128 must not open 128 more.
+BARE_CONNECTIONS_MAX: Final = 40
+
+
 async def bare_inserts(dsn: str, sales: list[Sale], concurrency: int) -> float:
-    """Rows/s of plain single-row INSERTs of the same payloads (jsonb), one transaction each, no HTTP."""
+    """Rows/s of plain single-row INSERTs of the same payloads (jsonb), one transaction each, no HTTP; as many in
+    flight as `concurrency`, up to BARE_CONNECTIONS_MAX."""
+    concurrency = min(concurrency, BARE_CONNECTIONS_MAX)
     pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
     try:
         queue = iter(sales)

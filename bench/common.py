@@ -31,7 +31,11 @@ from tests.fakes import FakeSlack, stripe_signature
 from tests.reference import stripe_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+# Where reports and logs go, and what scratch database names end with: a test run of the benches
+# (tests/test_bench_scripts.py) sets both, so it neither writes into the checkout nor drops the databases of a
+# bench running beside it on the same server.
+RESULTS = Path(os.environ.get("SALESPULSE_BENCH_RESULTS") or ROOT / "bench" / "results")
+DB_SUFFIX = os.environ.get("SALESPULSE_BENCH_DB_SUFFIX", "")
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 STRIPE_SECRET = "whsec_bench"
 
@@ -44,7 +48,9 @@ def dsn_for(admin_dsn: str, database: str) -> str:
 
 @contextlib.asynccontextmanager
 async def scratch_database(admin_dsn: str, name: str, *, keep: bool = False) -> AsyncIterator[str]:
-    """Create database `name` (dropping a leftover), yield its DSN, drop it on the way out unless `keep`."""
+    """Create database `name` (dropping a leftover), yield its DSN, drop it on the way out unless `keep`.
+    `name` ends with $SALESPULSE_BENCH_DB_SUFFIX when that is set."""
+    name += DB_SUFFIX
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(admin_dsn, timeout=10)
         try:
@@ -241,7 +247,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def write_result(name: str, text: str) -> Path:
-    """Save a report under bench/results/ (git-ignored)."""
+    """Save a report under bench/results/ (git-ignored), or $SALESPULSE_BENCH_RESULTS."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
     path.write_text(text + "\n", encoding="utf-8")
