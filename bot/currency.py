@@ -44,6 +44,12 @@ class StoreTotals:
         return self.gross - self.fees - self.refunds
 
 
+def gross_in(store: str, currency: str, *, revenue: int, settled_revenue: int, settled: int) -> int:
+    """What completed orders in `currency` count in the store currency: what settled for them, plus, in the
+    store's own currency, the face value of those not read yet."""
+    return settled + (revenue - settled_revenue if currency == store else 0)
+
+
 def store_totals(rows: Sequence[SettledTotal], currency: str, *, with_fees: bool = True) -> StoreTotals:
     """Fold a window's per-currency rows into the store currency."""
     gross = fees = refunds = unsettled = orders = 0
@@ -52,10 +58,10 @@ def store_totals(rows: Sequence[SettledTotal], currency: str, *, with_fees: bool
         orders += r.orders
         fees += r.fees
         refunds += r.deducted
-        gross += r.settled
+        gross += gross_in(currency, r.currency, revenue=r.revenue, settled_revenue=r.settled_revenue,
+                          settled=r.settled)
         waiting = r.orders - r.settled_orders
         if r.currency == currency:
-            gross += r.revenue - r.settled_revenue  # not read yet, but already in the store currency
             unsettled += waiting
         elif waiting:
             pending.append(CurrencyTotal(r.currency, waiting, r.revenue - r.settled_revenue))

@@ -19,7 +19,9 @@ SELECT (bucket AT TIME ZONE $3)::date                   AS day,
        extract(hour FROM bucket AT TIME ZONE $3)::int   AS hour,
        currency,
        sum(orders)::bigint                              AS orders,
-       sum(revenue)::bigint                             AS revenue
+       sum(revenue)::bigint                             AS revenue,
+       sum(settled_revenue)::bigint                     AS settled_revenue,
+       sum(settled)::bigint                             AS settled
   FROM order_rollups
  WHERE bucket >= $1 AND bucket < $2
  GROUP BY 1, 2, 3
@@ -42,6 +44,8 @@ class HourCount:
     currency: str
     orders: int
     revenue: int
+    settled_revenue: int = 0  # the revenue of those whose settlement has been read (migration 0014)
+    settled: int = 0  # what they settled for, in the store currency
 
 
 async def hourly_history(db: Executor, *, start: dt.datetime, end: dt.datetime, tz: str) -> list[HourCount]:

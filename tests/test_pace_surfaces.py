@@ -9,13 +9,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.alerts.jobs import AlertJobs
+from bot.alerts.leader import Leadership
+from bot.answers.snapshots import sales_snapshot
+from bot.blocks.pace import pace_text
+from bot.currency import CurrencyChoice
 from bot.home.render import render_home
+from bot.periods import parse_period
 from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.conftest import Bot, FakeClock, post_report, start_bot
 from tests.fakes import FakeSlack
 
 NY = ZoneInfo("America/New_York")
 EVENING = dt.datetime(2026, 6, 9, 19, 0, tzinfo=NY)  # a Tuesday, an hour after the evening report's time
+HOUR_AGO = dt.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -49,3 +56,46 @@ async def test_evening_report_shows_todays_pace(store: Bot) -> None:
     assert_valid_message(report)
     text = json.dumps(report["blocks"], ensure_ascii=False)
     assert "📈 On pace for" in text and "a usual Tuesday is $700.00" in text
+
+
+# Each hour from 08:00 to 22:00 of three weeks: a $25.00 order and a €20.00 one that settled for $22.00.
+CURRENCIES = """
+INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at, settled_amount, fee, net)
+SELECT 'pi_' || c || '_' || g, 'completed', a, c, t, t, s, 0, s
+  FROM unnest($1::timestamptz[]) WITH ORDINALITY AS x(t, g),
+       (VALUES ('USD', 2500, 2500::bigint), ('EUR', 2000, 2200::bigint)) AS v(c, a, s)
+"""
+
+
+@pytest.mark.parametrize(("store_currency", "usual"), [("USD", "$658.00"), (None, "$350.00")])
+async def test_the_pace_is_in_the_store_currency_as_the_totals_beside_it(dsn: str, fake_slack: FakeSlack,
+                                                                         store_currency: str | None,
+                                                                         usual: str) -> None:
+    """With a store currency, today's pace counts every currency as /sales does (what settled, in it), against usual
+    days counted the same way; without one, the largest currency's own orders, as before."""
+    async with start_bot(dsn, fake_slack, clock=FakeClock(EVENING.astimezone(dt.UTC)),
+                         STORE_TIMEZONE="America/New_York", STORE_CURRENCY=store_currency) as bot:
+        day = EVENING.date()
+        hours = [dt.datetime.combine(day - dt.timedelta(days=d), dt.time(h, 30), tzinfo=NY)
+                 for d in range(1, 22) for h in range(8, 22)]
+        today = [dt.datetime.combine(day, dt.time(9 + n, 15), tzinfo=NY) for n in range(5)]
+        await bot.deps.pool.execute(CURRENCIES, hours + today)
+        await bot.deps.pool.execute(  # a euro sale not converted yet: an order, no revenue in dollars yet
+            "INSERT INTO orders (id, payment_status, amount_total, currency, created_at, status_at)"
+            " VALUES ('pi_unread', 'completed', 9900, 'EUR', $1, $1)", EVENING.astimezone(dt.UTC) - HOUR_AGO)
+        snap = await sales_snapshot(bot.deps.pool, period=parse_period("", now=bot.deps.clock(), tz=NY),
+                                    now=bot.deps.clock(), tz=NY, currency=CurrencyChoice.of(bot.deps.settings),
+                                    rhythm=bot.deps.rhythm)
+        assert snap.pace is not None
+        assert snap.pace.orders == 11 and snap.pace.usual_orders == 28
+        assert f"a usual Tuesday is {usual}" in pace_text(snap.pace)
+        if store_currency:
+            assert snap.store is not None and snap.pace.revenue == snap.store.gross == 5 * (2500 + 2200)
+        else:
+            assert snap.pace.revenue == 5 * 2500
+        jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
+        try:
+            await jobs.tick()  # the alert rules read the same cached rhythm: no rebuild between them and /sales
+        finally:
+            await jobs.leadership.release()
+        assert bot.deps.rhythm_cache.hits == 1

@@ -15,6 +15,7 @@ from bot.alerts.leader import Leadership
 from bot.alerts.probe import probe
 from bot.alerts.respond import notifier_for
 from bot.alerts.rules import Context
+from bot.currency import CurrencyChoice
 from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
 from queries import alerts as q
@@ -51,7 +52,10 @@ class AlertJobs:
         await self._record_outage()
         async with deps.pool.acquire() as conn:
             settings, rules = deps.settings, deps.rules  # read once: a change from Slack applies from the next tick
-            rhythm = await deps.rhythm_cache.get(conn, now=now, tz=settings.tz, params=rules.rhythm)
+            # In the store currency, as /sales builds it: the rules read orders only, but one cached rhythm serves both.
+            store = await CurrencyChoice.of(settings).read(conn)
+            rhythm = await deps.rhythm_cache.get(conn, now=now, tz=settings.tz, params=rules.rhythm,
+                                                 store_currency=store)
             ctx = Context(now=now, tz=settings.tz, business_hours=settings.business_hours, site_url=settings.site_url,
                           rhythm=rhythm, business_days=settings.business_days, quiet_hours=settings.quiet_hours)
             notifier = notifier_for(deps)

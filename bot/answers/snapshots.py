@@ -115,7 +115,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
     }
     lookups["subscriptions"] = lambda db: mrr.summary(db, now=min(now, period.end), since=now - MRR_WINDOW)
     if period.key == "today":
-        lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz, source=rhythm)
+        lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz, source=rhythm, currency=currency)
     got, missing = await gather_within(pool, lookups, budget=budget)
     customers: sketch.Customers | None = got.get("customers")
     return SalesSnapshot(

@@ -237,7 +237,7 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         firing=tuple(await reports.firing_at(db, at=now)),
         delivery_errors=await health.delivery_errors(db, since=start),
         recovered=await stripe_sync.recovered_events(db, start=start, end=end),
-        pace=await pace_today(db, now=end, tz=settings.tz),
+        pace=await pace_today(db, now=end, tz=settings.tz, currency=CurrencyChoice.of(settings)),
         # Today up to the report time against the whole same weekday a week earlier (how evenings go).
         chart=await hourly_revenue(db, current=window, previous=whole_day(slot.day - WEEK, settings.tz),
                                    tz=settings.tz, store=CurrencyChoice.of(settings)))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from bot.currency import gross_in
 from queries.rhythm import HourCount
 
 HOURS: Final = 24
@@ -52,7 +53,9 @@ DEFAULT_PARAMS: Final = RhythmParams()
 class Rhythm:
     """Expected orders and revenue per hour, by local weekday (0 = Monday) and local hour."""
 
-    currency: str  # revenue is this currency's (the store's largest); orders count every currency
+    # Revenue is in this currency: the store currency (every currency's orders, as /sales counts them in it), or
+    # without one the store's largest (its orders alone). Orders count every currency either way.
+    currency: str
     weeks: int  # weeks of history behind each cell
     rates: tuple[tuple[Expected, ...], ...]  # rates[weekday][hour], per hour
 
@@ -98,13 +101,22 @@ def main_currency(counts: Iterable[HourCount]) -> str:
     return min(totals, key=lambda code: (-totals[code], code)) if totals else "USD"
 
 
-def _grid(counts: Iterable[HourCount], days: Sequence[dt.date],
-          currency: str) -> dict[dt.date, list[Expected]]:
+def _revenue(c: HourCount, currency: str, *, store: bool) -> int:
+    """An hour's revenue in the rhythm's currency: in the store currency as bot.currency counts it, or the
+    currency's own orders."""
+    if store:
+        return gross_in(currency, c.currency, revenue=c.revenue, settled_revenue=c.settled_revenue,
+                        settled=c.settled)
+    return c.revenue if c.currency == currency else 0
+
+
+def _grid(counts: Iterable[HourCount], days: Sequence[dt.date], currency: str, *,
+          store: bool) -> dict[dt.date, list[Expected]]:
     """Observed orders and revenue per day and hour, zero-filled."""
     grid = {d: [NOTHING] * HOURS for d in days}
     for c in counts:
         if c.day in grid:
-            grid[c.day][c.hour] += Expected(c.orders, c.revenue if c.currency == currency else 0)
+            grid[c.day][c.hour] += Expected(c.orders, _revenue(c, currency, store=store))
     return grid
 
 
@@ -123,16 +135,17 @@ def shrunk(cell: Expected, prior: Expected, *, n: int, spread: float) -> Expecte
 
 
 def build(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date | None,
-          params: RhythmParams) -> Rhythm | None:
-    """The rhythm from the whole days before `today`, or None with fewer than `min_weeks` weeks of history."""
+          params: RhythmParams, store_currency: str | None = None) -> Rhythm | None:
+    """The rhythm from the whole days before `today`, or None with fewer than `min_weeks` weeks of history; its
+    revenue in `store_currency` when there is one."""
     available = (today - first_day).days // 7 if first_day is not None else 0
     weeks = min(params.weeks, available)
     if weeks < max(params.min_weeks, 1):
         return None
     counts = list(counts)
-    currency = main_currency(counts)
+    currency = store_currency or main_currency(counts)
     days = [today - dt.timedelta(days=n) for n in range(1, 7 * weeks + 1)]
-    grid = _grid(counts, days, currency)
+    grid = _grid(counts, days, currency, store=store_currency is not None)
     totals = {d: sum(e.orders for e in grid[d]) for d in days}
     kept = [typical_days([d for d in days if d.weekday() == w], totals) for w in range(7)]
     by_weekday = [_means([grid[d] for d in chosen]) for chosen in kept]
