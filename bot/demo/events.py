@@ -14,6 +14,7 @@ from bot.demo.seed import (
     AFFILIATE_SHARE,
     AFFILIATES,
     CURRENCY_WEIGHTS,
+    DECLINES,
     DOMAINS,
     FIRST,
     LAST,
@@ -25,13 +26,6 @@ from bot.demo.subscriptions import DemoSubscriptions
 
 API_VERSION: Final = "2024-06-20"
 REFUNDABLE: Final = 500  # recent sales a refund may pick from
-# decline_code → the message Stripe puts in last_payment_error: https://docs.stripe.com/declines/codes
-DECLINES: Final = {
-    "insufficient_funds": "Your card has insufficient funds.",
-    "generic_decline": "Your card was declined.",
-    "expired_card": "Your card has expired.",
-    "incorrect_cvc": "Your card's security code is incorrect.",
-}
 
 
 def sign(body: bytes, secret: str, *, timestamp: int) -> str:

@@ -53,9 +53,17 @@ WEEKEND_HOURS: Final = (0.30, 0.20, 0.14, 0.10, 0.08, 0.08, 0.12, 0.22, 0.40, 0.
                         1.10, 1.05, 1.00, 0.95, 0.95, 1.00, 1.05, 1.15, 1.20, 1.10, 0.85, 0.50)
 DAY_LEVEL: Final = (1.00, 1.06, 1.05, 1.02, 0.95, 0.78, 0.82)  # Monday … Sunday
 
-FAILURE_REASONS: Final = ("card_declined", "insufficient_funds", "expired_card", "incorrect_cvc",
-                          "processing_error", "authentication_required")
-FAILURE_WEIGHTS: Final = (45, 25, 10, 7, 5, 8)
+# decline_code → the message Stripe puts in last_payment_error: https://docs.stripe.com/declines/codes. The
+# history's failures carry the message, as the live intake stores them (bot/stripe/build.py: message first), so
+# /errors groups the seeded and the simulated ones together.
+DECLINES: Final = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "generic_decline": "Your card was declined.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+}
+FAILURE_REASONS: Final = tuple(DECLINES.values())
+FAILURE_WEIGHTS: Final = (25, 53, 12, 10)
 # The event a successful order's log row stands for (a refunded order's is its charge.refunded).
 EVENT_TYPES: Final = ("checkout.session.completed", "payment_intent.succeeded", "invoice.paid")
 EVENT_WEIGHTS: Final = (55, 35, 10)
