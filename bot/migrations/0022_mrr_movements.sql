@@ -29,38 +29,33 @@ BEGIN
        AND (e.prev_mrr IS DISTINCT FROM c.prev_mrr OR e.paid_before IS DISTINCT FROM c.paid_before);
 END $$;
 
-CREATE FUNCTION subscription_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for the three triggers: each branch names only the transition tables its operation has. An
+-- update counts when it changes a snapshot's MRR or its place in time (the refresh itself changes neither).
+CREATE FUNCTION subscription_events_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM new_rows));
-    RETURN NULL;
-END $$;
-
--- An update that changes a snapshot's MRR or its place in time (the refresh itself changes neither).
-CREATE FUNCTION subscription_events_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM subscription_movements_refresh(ARRAY(
-        SELECT DISTINCT n.subscription_id
-          FROM new_rows AS n JOIN old_rows AS o USING (event_id)
-         WHERE (n.mrr, n.at, n.rank, n.subscription_id) IS DISTINCT FROM (o.mrr, o.at, o.rank, o.subscription_id)
-        UNION
-        SELECT o.subscription_id
-          FROM new_rows AS n JOIN old_rows AS o USING (event_id)
-         WHERE n.subscription_id IS DISTINCT FROM o.subscription_id));
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION subscription_events_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM old_rows));
+    IF TG_OP = 'INSERT' THEN
+        PERFORM subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM new_rows));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM old_rows));
+    ELSE
+        PERFORM subscription_movements_refresh(ARRAY(
+            SELECT n.subscription_id
+              FROM new_rows AS n JOIN old_rows AS o USING (event_id)
+             WHERE (n.mrr, n.at, n.rank, n.subscription_id) IS DISTINCT FROM (o.mrr, o.at, o.rank, o.subscription_id)
+            UNION
+            SELECT o.subscription_id
+              FROM new_rows AS n JOIN old_rows AS o USING (event_id)
+             WHERE n.subscription_id IS DISTINCT FROM o.subscription_id));
+    END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER subscription_events_inserted AFTER INSERT ON subscription_events
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_inserted();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_changed();
 CREATE TRIGGER subscription_events_updated AFTER UPDATE ON subscription_events
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_updated();
+    FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_changed();
 CREATE TRIGGER subscription_events_deleted AFTER DELETE ON subscription_events
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_deleted();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_changed();
 
 SELECT subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM subscription_events));
