@@ -53,17 +53,15 @@ WEEKEND_HOURS: Final = (0.30, 0.20, 0.14, 0.10, 0.08, 0.08, 0.12, 0.22, 0.40, 0.
                         1.10, 1.05, 1.00, 0.95, 0.95, 1.00, 1.05, 1.15, 1.20, 1.10, 0.85, 0.50)
 DAY_LEVEL: Final = (1.00, 1.06, 1.05, 1.02, 0.95, 0.78, 0.82)  # Monday … Sunday
 
-# decline_code → the message Stripe puts in last_payment_error: https://docs.stripe.com/declines/codes. The
-# history's failures carry the message, as the live intake stores them (bot/stripe/build.py: message first), so
-# /errors groups the seeded and the simulated ones together.
+# decline_code → last_payment_error's message (https://docs.stripe.com/declines/codes). Failures keep the message,
+# as the live intake does (bot/stripe/build.py), so /errors groups seeded and simulated ones together.
 DECLINES: Final = {
     "insufficient_funds": "Your card has insufficient funds.",
     "generic_decline": "Your card was declined.",
     "expired_card": "Your card has expired.",
     "incorrect_cvc": "Your card's security code is incorrect.",
 }
-FAILURE_REASONS: Final = tuple(DECLINES.values())
-FAILURE_WEIGHTS: Final = (25, 53, 12, 10)
+FAILURES: Final = {reason: weight for reason, weight in zip(DECLINES.values(), (25, 53, 12, 10), strict=True)}
 # The event a successful order's log row stands for (a refunded order's is its charge.refunded).
 EVENT_TYPES: Final = ("checkout.session.completed", "payment_intent.succeeded", "invoice.paid")
 EVENT_WEIGHTS: Final = (55, 35, 10)
@@ -263,7 +261,7 @@ class _Rows:
         oid = self.pi + str(next(self.order_ids)).zfill(10)
         email, name = self.customer()
         amount = PRICES[currency][product]
-        reason = self.rng.choices(FAILURE_REASONS, weights=FAILURE_WEIGHTS)[0]
+        reason = self.rng.choices(list(FAILURES), weights=list(FAILURES.values()))[0]
         at = _at(tried)
         self.orders.append((oid, "failed", amount, 0, currency, email, name, PRODUCTS[product],
                             self.affiliate(), None, oid, reason, False, at, None, at))
