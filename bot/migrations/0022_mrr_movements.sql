@@ -11,6 +11,12 @@
 
 ALTER TABLE subscription_events ADD COLUMN prev_mrr bigint, ADD COLUMN paid_before boolean NOT NULL DEFAULT false;
 
+-- The window's snapshots with everything the summary reads, from the index alone once vacuumed (20,000
+-- subscriptions: 25 → 12 ms). It replaces 0015's plain index on `at`.
+DROP INDEX subscription_events_at;
+CREATE INDEX subscription_events_at ON subscription_events (at)
+    INCLUDE (currency, mrr, prev_mrr, before_mrr, paid_before);
+
 CREATE FUNCTION subscription_movements_refresh(subs text[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     IF cardinality(subs) = 0 THEN  -- the refresh's own update fires the update trigger: it ends here
