@@ -44,8 +44,10 @@ def test_parse_bench_has_a_reference_payload_for_every_handled_type() -> None:
 
 def test_mrr_bench_runs_and_agrees_with_a_full_scan(server_dsn: str, results: Path) -> None:
     # The script asserts its summary's MRR a week ago equals a scan of every snapshot.
-    out = run_bench("mrr.py", "--subscriptions", "200", "--runs", "1", "--admin-url", server_dsn, results=results)
+    out = run_bench("mrr.py", "--subscriptions", "200", "--runs", "1", "--writes", "100", "--admin-url", server_dsn,
+                    results=results)
     assert "snapshots of 200 subscriptions: summary median" in out
+    assert "storing 100 snapshots in batches of 50:" in out
 
 
 def test_currency_bench_runs(server_dsn: str, results: Path) -> None:
