@@ -87,7 +87,7 @@ async def write_cost(conn: asyncpg.Connection, args: argparse.Namespace, *, trig
 async def main(args: argparse.Namespace) -> None:
     rows, states = ledger(args.subscriptions, args.years)
     async with scratch_database(args.admin_url, "salespulse_bench_mrr", keep=args.keep) as dsn:
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn, server_settings={"jit": "off"})  # as the bot's pool (bot.db.create_pool)
         try:
             await migrate(conn)
             await conn.copy_records_to_table("subscription_events", records=rows, columns=COLUMNS)
