@@ -21,7 +21,7 @@ from bot.alerts.rules_file import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.db import create_pool, database_url, migrate_database
+from bot.db import create_pool, database_url, migrate_database, wait_for_database
 from bot.delivery.channels import ChannelDirectory
 from bot.delivery.senders import ConsoleSender, Sender, WebhookSender
 from bot.delivery.webapi import WebApiSender
@@ -209,26 +209,51 @@ async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[
     log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
         configured = settings.database_url.get_secret_value() if settings.database_url else None
-        async with database_url(configured, settings.salespulse_data_dir) as dsn, \
-                running(settings, dsn=dsn) as services:
-            services.attach(app)
-            # Everything built so far lives as long as the process: out of the collector's sight, a full collection
-            # scans only what requests create — ~1 ms, where scanning the ~95,000 start-up objects held the event
-            # loop, and every webhook waiting on it, ~30 ms every few seconds under load.
-            gc.freeze()
-            mode = f"local mode (messages print here and on {settings.public_base_url}/)" if settings.local_mode \
-                else "connected to Slack"
-            log.info("ready: %s", mode)
-            extra = asyncio.create_task(on_ready(services), name="on-ready") if on_ready else None
-            if extra is not None:
-                extra.add_done_callback(_log_crash)
-            try:
-                await stop.wait()
-            finally:
-                if extra is not None:
-                    extra.cancel()
-                    await asyncio.gather(extra, return_exceptions=True)
-                await stop_gracefully(runner, services)
+        async with database_url(configured, settings.salespulse_data_dir) as dsn:
+            # PostgreSQL may still be starting beside us; /healthz says "starting" meanwhile, and a stop is heard.
+            if not await _unless_stopped(wait_for_database(dsn), stop):
+                return
+            await _serve_ready(settings, app, runner, dsn, stop, on_ready)
     finally:
         if runner.server is not None:  # not stopped gracefully (start-up failed, or the stop did)
             await runner.cleanup()
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run `work` unless `stop` is set first (then cancel it); whether it finished. Its error is raised."""
+    task, stopped = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopped):
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()
+    return True
+
+
+async def _serve_ready(settings: Settings, app: web.Application, runner: web.AppRunner, dsn: str,
+                       stop: asyncio.Event, on_ready: Callable[[Services], Coroutine[Any, Any, None]] | None) -> None:
+    """Everything started on the database, until `stop`."""
+    async with running(settings, dsn=dsn) as services:
+        services.attach(app)
+        # Everything built so far lives as long as the process: out of the collector's sight, a full collection
+        # scans only what requests create — ~1 ms, where scanning the ~95,000 start-up objects held the event
+        # loop, and every webhook waiting on it, ~30 ms every few seconds under load.
+        gc.freeze()
+        mode = f"local mode (messages print here and on {settings.public_base_url}/)" if settings.local_mode \
+            else "connected to Slack"
+        log.info("ready: %s", mode)
+        extra = asyncio.create_task(on_ready(services), name="on-ready") if on_ready else None
+        if extra is not None:
+            extra.add_done_callback(_log_crash)
+        try:
+            await stop.wait()
+        finally:
+            if extra is not None:
+                extra.cancel()
+                await asyncio.gather(extra, return_exceptions=True)
+            await stop_gracefully(runner, services)

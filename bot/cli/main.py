@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ import asyncpg
 from bot import __version__
 from bot.alerts.rules_file import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
-from bot.db import database_url, init_connection, migrate, migrate_database
+from bot.db import DB_REFUSED, database_url, init_connection, migrate, migrate_database
 from queries import health
 from queries import settings as settings_q
 
@@ -260,6 +261,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, RulesFileError) as exc:
         print(f"salespulse: {exc}", file=sys.stderr)
         return 1
+    try:
+        return _dispatch(args, settings)
+    except CANNOT_CONNECT as exc:  # a traceback would bury the one line that matters
+        print(f"salespulse {args.command}: cannot use PostgreSQL — {type(exc).__name__}: {exc}. Check DATABASE_URL"
+              " and that the server is up.", file=sys.stderr)
+        return 1
+
+
+# PostgreSQL unreachable, starting, full, or refusing who we are: said in one line. Other OSErrors (a port in use)
+# are not the database's and keep their traceback.
+CANNOT_CONNECT = (*DB_REFUSED, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                  asyncpg.TooManyConnectionsError, ConnectionError, socket.gaierror, TimeoutError)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command asked for; its exit status."""
     if args.command in ("run", "demo"):
         return _serve(settings, demo=args.command == "demo")
     if args.command == "migrate":
