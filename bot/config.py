@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.numbers import is_currency
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -150,8 +151,9 @@ class Settings(BaseSettings):
         if value is None:
             return None
         code = value.strip().upper()
-        if len(code) != 3 or not code.isascii() or not code.isalpha():
-            raise ValueError(f"expected a three-letter ISO 4217 code such as USD or EUR, got {value.strip()!r}")
+        # Babel's ISO 4217 list (CLDR): a typo such as USE would label every total with a currency no order has.
+        if len(code) != 3 or not code.isascii() or not code.isalpha() or not is_currency(code):
+            raise ValueError(f"expected an ISO 4217 currency code such as USD or EUR, got {value.strip()!r}")
         return code
 
     @field_validator("stripe_webhook_secret", mode="before")

@@ -80,6 +80,7 @@ def test_dotenv_is_read_and_real_environment_wins(monkeypatch: pytest.MonkeyPatc
     ("STORE_TIMEZONE", "Mars/Olympus"), ("PORT", "eighty"), ("PORT", "70000"),
     ("BUSINESS_HOURS", "9 to 5"), ("MORNING_REPORT_AT", "25:00"), ("SLACK_API_URL", "ftp://x"),
     ("ALERT_CHECK_INTERVAL_SECONDS", "0"), ("SITE_URL", "example.com"), ("SLACK_BOT_TOKEN", "xoxp-user"),
+    ("STORE_CURRENCY", "dollars"), ("STORE_CURRENCY", "USE"),  # three letters, but no ISO 4217 currency
 ])
 def test_malformed_value_stops_with_one_line_naming_the_variable(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -115,3 +116,10 @@ def test_secrets_never_appear_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SettingsError) as info:
         load_settings()
     assert "supersecret" not in str(info.value)
+
+
+@pytest.mark.parametrize(("value", "code"), [("usd", "USD"), (" eur ", "EUR"), ("JPY", "JPY"), ("chf", "CHF")])
+def test_store_currency_takes_any_iso_code_in_any_case(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                       code: str) -> None:
+    monkeypatch.setenv("STORE_CURRENCY", value)
+    assert load_settings().store_currency == code
