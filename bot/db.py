@@ -33,7 +33,6 @@ DB_REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPas
 START_WAIT = 60.0
 
 
-
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One versioned .sql file."""
