@@ -91,8 +91,9 @@ async def test_the_pace_is_in_the_store_currency_as_the_totals_beside_it(dsn: st
         assert f"a usual Tuesday is {usual}" in pace_text(snap.pace)
         if store_currency:
             assert snap.store is not None and snap.pace.revenue == snap.store.gross == 5 * (2500 + 2200)
-        else:
-            assert snap.pace.revenue == 5 * 2500
+            assert "(USD orders)" not in pace_text(snap.pace)
+        else:  # the dollars of dollar orders, and it says so: euros sold too
+            assert snap.pace.revenue == 5 * 2500 and "* (USD orders) — a usual" in pace_text(snap.pace)
         jobs = AlertJobs(bot.deps, leadership=Leadership(dsn))
         try:
             await jobs.tick()  # the alert rules read the same cached rhythm: no rebuild between them and /sales

@@ -181,3 +181,6 @@ def test_pace_projects_today_and_renders_valid_block_kit() -> None:
     assert_valid_message(message("pace", [pace_block(p)]))
     quiet = project(r, orders=0, revenue=0, now=at(0), tz=NY)
     assert "(= 0%)" in pace_text(quiet)  # at midnight, the usual day itself
+    assert "(USD orders)" not in pace_text(p)
+    mixed = project(r, orders=10, revenue=9000, now=at(15), tz=NY, one_currency_of_several=True)
+    assert pace_text(mixed).startswith("📈 On pace for *$") and "* (USD orders) — a usual Saturday" in pace_text(mixed)

@@ -23,7 +23,8 @@ def pace_text(p: Pace) -> str:
                 f" ({change(p.projected_orders, p.usual_orders)})")
     projected = escape_mrkdwn(format_money(_whole(p.projected_revenue, p.currency), p.currency))
     usual = escape_mrkdwn(format_money(_whole(p.usual_revenue, p.currency), p.currency))
-    return (f"📈 On pace for *{projected}* — a usual {p.weekday} is {usual}"
+    scope = f" ({p.currency} orders)" if p.one_currency_of_several else ""
+    return (f"📈 On pace for *{projected}*{scope} — a usual {p.weekday} is {usual}"
             f" ({change(p.projected_revenue, p.usual_revenue)})")
 
 

@@ -82,4 +82,5 @@ async def pace_today(db: Executor, *, now: dt.datetime, tz: ZoneInfo, source: Rh
         return project(rhythm, orders=today.orders, revenue=today.gross, now=now, tz=tz)
     totals = await sales.window_totals(db, start=start, end=now)
     revenue = sum(t.revenue for t in totals if t.currency == rhythm.currency)
-    return project(rhythm, orders=sum(t.orders for t in totals), revenue=revenue, now=now, tz=tz)
+    return project(rhythm, orders=sum(t.orders for t in totals), revenue=revenue, now=now, tz=tz,
+                   one_currency_of_several=any(t.currency != rhythm.currency for t in totals))

@@ -27,6 +27,8 @@ class Pace:
     projected_revenue: int
     usual_orders: int
     usual_revenue: int
+    # Revenue counts `currency`'s orders alone while others sold too (no store currency to count them in).
+    one_currency_of_several: bool = False
 
 
 def _projected(actual: float, expected_so_far: float, rest: float, usual: float) -> float:
@@ -36,7 +38,8 @@ def _projected(actual: float, expected_so_far: float, rest: float, usual: float)
     return actual + rest * ratio
 
 
-def project(rhythm: Rhythm, *, orders: int, revenue: int, now: dt.datetime, tz: ZoneInfo) -> Pace:
+def project(rhythm: Rhythm, *, orders: int, revenue: int, now: dt.datetime, tz: ZoneInfo,
+            one_currency_of_several: bool = False) -> Pace:
     """Today's pace from what sold since local midnight (`revenue` in the rhythm's currency)."""
     day = now.astimezone(tz).date()
     start, end = local_midnight(day, tz), local_midnight(day + dt.timedelta(days=1), tz)
@@ -45,4 +48,5 @@ def project(rhythm: Rhythm, *, orders: int, revenue: int, now: dt.datetime, tz: 
     return Pace(currency=rhythm.currency, weekday=f"{day:%A}", orders=orders, revenue=revenue,
                 projected_orders=round(_projected(orders, so_far.orders, rest.orders, usual.orders)),
                 projected_revenue=round(_projected(revenue, so_far.revenue, rest.revenue, usual.revenue)),
-                usual_orders=round(usual.orders), usual_revenue=round(usual.revenue))
+                usual_orders=round(usual.orders), usual_revenue=round(usual.revenue),
+                one_currency_of_several=one_currency_of_several)
