@@ -20,25 +20,40 @@ from typing import Final
 from queries.discounts import before_discounts
 from queries.executor import Executor
 
-# $1 now, $2 window start, $3 a week before now. The movements read only subscriptions that moved in the window.
+# $1 now, $2 window start, $3 a week before now; then the UTC midnights that bound the whole days each part reads
+# from mrr_movement_days (migration 0022): $4 the first at or after $2, $5 the last at or before $1, $6 and $7 the
+# first strictly after $3 and $1. Only the snapshots of the edge days are read; each part counts a snapshot once,
+# from its day row or from itself.
 SUMMARY: Final = """
-WITH steps AS (
-        SELECT currency, at, mrr, at >= $2 AND at <= $1::timestamptz AS inside,
-               coalesce(prev_mrr, before_mrr, 0) AS prev, paid_before
+WITH edges AS (
+        SELECT currency, at, m.*
           FROM subscription_events
-         WHERE at > least($2::timestamptz, $3::timestamptz)),
+         CROSS JOIN LATERAL mrr_movement(mrr, coalesce(prev_mrr, before_mrr, 0), paid_before) AS m
+         WHERE (at >= $2 AND at < $4) OR (at > $3 AND at < $6) OR (at >= $5 AND at < $7)),
+     parts AS (
+        SELECT currency, new, reactivation, expansion, contraction, churned, churned_count, delta, active_delta,
+               at >= $2 AND at <= $1::timestamptz AND NOT (at >= $4 AND at < $5) AS inside,
+               at > $3 AND at <= $1::timestamptz AND NOT (at >= $6 AND at < $5)  AS last_week,
+               at > $1 AND at < $7                                               AS after_now
+          FROM edges
+        UNION ALL
+        SELECT currency, new, reactivation, expansion, contraction, churned, churned_count, delta, active_delta,
+               day >= $4 AND day < $5, day >= $6 AND day < $5, day >= $7
+          FROM mrr_movement_days
+         WHERE day >= least($4::timestamptz, $6::timestamptz)),
      movement AS (
         SELECT currency,
-               sum(mrr)        FILTER (WHERE inside AND prev = 0 AND mrr > 0 AND NOT paid_before) AS new,
-               sum(mrr)        FILTER (WHERE inside AND prev = 0 AND mrr > 0 AND paid_before)   AS reactivation,
-               sum(mrr - prev) FILTER (WHERE inside AND prev > 0 AND mrr > prev)              AS expansion,
-               sum(prev - mrr) FILTER (WHERE inside AND prev > 0 AND mrr < prev AND mrr > 0)  AS contraction,
-               sum(prev)       FILTER (WHERE inside AND prev > 0 AND mrr = 0)                 AS churned,
-               count(*)        FILTER (WHERE inside AND prev > 0 AND mrr = 0)                 AS churned_count,
-               coalesce(sum(mrr - prev) FILTER (WHERE at > $1), 0)                      AS after_now,
-               coalesce(sum(mrr - prev) FILTER (WHERE at > $3 AND at <= $1), 0)         AS last_week,
-               coalesce(sum((mrr > 0)::int - (prev > 0)::int) FILTER (WHERE at > $1), 0) AS active_after
-          FROM steps
+               sum(new) FILTER (WHERE inside)                         AS new,
+               sum(reactivation) FILTER (WHERE inside)                AS reactivation,
+               sum(expansion) FILTER (WHERE inside)                   AS expansion,
+               sum(contraction) FILTER (WHERE inside)                 AS contraction,
+               sum(churned) FILTER (WHERE inside)                     AS churned,
+               sum(churned_count) FILTER (WHERE inside)               AS churned_count,
+               coalesce(sum(delta) FILTER (WHERE after_now), 0)       AS after_now,
+               coalesce(sum(delta) FILTER (WHERE last_week), 0)       AS last_week,
+               coalesce(sum(active_delta) FILTER (WHERE after_now), 0) AS active_after
+          FROM parts
+         WHERE inside OR last_week OR after_now
          GROUP BY currency),
      state AS (SELECT currency, sum(mrr) AS mrr, count(*) FILTER (WHERE mrr > 0) AS active
                  FROM subscriptions GROUP BY currency),
@@ -102,9 +117,24 @@ class MrrSummary:
         return sum(c.active for c in self.currencies)
 
 
+def _day_after(t: dt.datetime) -> dt.datetime:
+    """The first UTC midnight at or after `t`."""
+    midnight = _day_of(t)
+    return midnight if midnight == t else midnight + dt.timedelta(days=1)
+
+
+def _day_of(t: dt.datetime) -> dt.datetime:
+    """The UTC midnight at or before `t`."""
+    u = t.astimezone(dt.UTC)
+    return dt.datetime(u.year, u.month, u.day, tzinfo=dt.UTC)
+
+
 async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime) -> MrrSummary:
     """MRR now and a week before `now` per currency, and its movements between `since` and `now`."""
-    rows = await db.fetch(SUMMARY, now, since, now - dt.timedelta(days=7))
+    week_ago = now - dt.timedelta(days=7)
+    day = dt.timedelta(days=1)  # the week and `after now` are open at their start: their first whole day is later
+    rows = await db.fetch(SUMMARY, now, since, week_ago, _day_after(since), _day_of(now), _day_of(week_ago) + day,
+                          _day_of(now) + day)
     trialing = await db.fetchval(TRIALING)
     unread = await before_discounts(db)
     return MrrSummary(since=since, now=now, currencies=tuple(MrrFigures(**dict(r)) for r in rows),

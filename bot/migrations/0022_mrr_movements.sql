@@ -8,14 +8,71 @@
 -- a subscription holds a snapshot per event, tens, not thousands). Writers of one subscription's snapshots hold
 -- its advisory lock until commit (bot/subscriptions/apply.py, bot/stripe/discount_job.py), so the recompute
 -- sees every snapshot committed before its own.
+--
+-- Each snapshot's movement (mrr_movement()) is also summed per UTC day and currency in mrr_movement_days, kept by
+-- the same trigger from the rows each statement changed (old rows out, new rows in, as 0020's rollups): a window
+-- then reads its whole days from there and only its edge days' snapshots.
 
 ALTER TABLE subscription_events ADD COLUMN prev_mrr bigint, ADD COLUMN paid_before boolean NOT NULL DEFAULT false;
 
--- The window's snapshots with everything the summary reads, from the index alone once vacuumed (20,000
--- subscriptions: 25 → 12 ms of execution). It replaces 0015's plain index on `at`.
+-- The edge days' snapshots with everything the summary reads, from the index alone once vacuumed. It replaces
+-- 0015's plain index on `at`.
 DROP INDEX subscription_events_at;
 CREATE INDEX subscription_events_at ON subscription_events (at)
     INCLUDE (currency, mrr, prev_mrr, before_mrr, paid_before);
+
+-- One snapshot's movement from `prev` (its predecessor's MRR, else what its event says came before, else 0):
+-- from 0 to more is new MRR (reactivation when it had paid before), up or down expansion or contraction, to 0
+-- churn; delta and active_delta move MRR and the count of paying subscriptions.
+CREATE FUNCTION mrr_movement(mrr bigint, prev bigint, paid_before boolean,
+                             OUT new bigint, OUT reactivation bigint, OUT expansion bigint, OUT contraction bigint,
+                             OUT churned bigint, OUT churned_count bigint, OUT delta bigint, OUT active_delta bigint)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE WHEN prev = 0 AND mrr > 0 AND NOT paid_before THEN mrr ELSE 0 END,
+                 CASE WHEN prev = 0 AND mrr > 0 AND paid_before THEN mrr ELSE 0 END,
+                 CASE WHEN prev > 0 AND mrr > prev THEN mrr - prev ELSE 0 END,
+                 CASE WHEN prev > 0 AND mrr < prev AND mrr > 0 THEN prev - mrr ELSE 0 END,
+                 CASE WHEN prev > 0 AND mrr = 0 THEN prev ELSE 0 END,
+                 CASE WHEN prev > 0 AND mrr = 0 THEN 1 ELSE 0 END,
+                 mrr - prev,
+                 (mrr > 0)::int - (prev > 0)::int $$;
+
+CREATE TABLE mrr_movement_days (
+    day           timestamptz NOT NULL,  -- UTC midnight
+    currency      text        NOT NULL,
+    new           bigint      NOT NULL,
+    reactivation  bigint      NOT NULL,
+    expansion     bigint      NOT NULL,
+    contraction   bigint      NOT NULL,
+    churned       bigint      NOT NULL,
+    churned_count bigint      NOT NULL,
+    delta         bigint      NOT NULL,
+    active_delta  bigint      NOT NULL,
+    PRIMARY KEY (day, currency)
+);
+
+-- The rows a statement took away (old) and put (new), as arrays: static SQL, planned once per connection.
+CREATE FUNCTION mrr_movement_days_change(old_rows subscription_events[], new_rows subscription_events[])
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    WITH changed AS (
+        SELECT -1 AS sign, * FROM unnest(old_rows) UNION ALL SELECT 1, * FROM unnest(new_rows)
+    )
+    INSERT INTO mrr_movement_days AS d (day, currency, new, reactivation, expansion, contraction, churned,
+                                        churned_count, delta, active_delta)
+    SELECT date_trunc('day', c.at, 'UTC'), c.currency, sum(c.sign * m.new), sum(c.sign * m.reactivation),
+           sum(c.sign * m.expansion), sum(c.sign * m.contraction), sum(c.sign * m.churned),
+           sum(c.sign * m.churned_count), sum(c.sign * m.delta), sum(c.sign * m.active_delta)
+      FROM changed AS c
+     CROSS JOIN LATERAL mrr_movement(c.mrr, coalesce(c.prev_mrr, c.before_mrr, 0), c.paid_before) AS m
+     GROUP BY 1, 2
+     ORDER BY 1, 2  -- a day with only zero movements keeps a row: its currency had snapshots, as a scan would see
+    ON CONFLICT (day, currency) DO UPDATE
+       SET new = d.new + EXCLUDED.new, reactivation = d.reactivation + EXCLUDED.reactivation,
+           expansion = d.expansion + EXCLUDED.expansion, contraction = d.contraction + EXCLUDED.contraction,
+           churned = d.churned + EXCLUDED.churned, churned_count = d.churned_count + EXCLUDED.churned_count,
+           delta = d.delta + EXCLUDED.delta, active_delta = d.active_delta + EXCLUDED.active_delta;
+END $$;
 
 CREATE FUNCTION subscription_movements_refresh(subs text[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -35,15 +92,22 @@ BEGIN
        AND (e.prev_mrr IS DISTINCT FROM c.prev_mrr OR e.paid_before IS DISTINCT FROM c.paid_before);
 END $$;
 
--- One function for the three triggers: each branch names only the transition tables its operation has. An
--- update counts when it changes a snapshot's MRR or its place in time (the refresh itself changes neither).
+-- One function for the four triggers: each branch names only the transition tables its operation has. An
+-- update moves the snapshots' starts when it changes an MRR or a place in time (the refresh itself changes
+-- neither); the days take every change.
 CREATE FUNCTION subscription_events_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM mrr_movement_days;
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM mrr_movement_days_change('{}', ARRAY(SELECT n::subscription_events FROM new_rows AS n));
         PERFORM subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM new_rows));
     ELSIF TG_OP = 'DELETE' THEN
+        PERFORM mrr_movement_days_change(ARRAY(SELECT o::subscription_events FROM old_rows AS o), '{}');
         PERFORM subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM old_rows));
     ELSE
+        PERFORM mrr_movement_days_change(ARRAY(SELECT o::subscription_events FROM old_rows AS o),
+                                         ARRAY(SELECT n::subscription_events FROM new_rows AS n));
         PERFORM subscription_movements_refresh(ARRAY(
             SELECT n.subscription_id
               FROM new_rows AS n JOIN old_rows AS o USING (event_id)
@@ -63,5 +127,16 @@ CREATE TRIGGER subscription_events_updated AFTER UPDATE ON subscription_events
     FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_changed();
 CREATE TRIGGER subscription_events_deleted AFTER DELETE ON subscription_events
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_changed();
+CREATE TRIGGER subscription_events_truncated AFTER TRUNCATE ON subscription_events
+    FOR EACH STATEMENT EXECUTE FUNCTION subscription_events_changed();
 
-SELECT subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM subscription_events));
+-- Everything from the snapshots alone: each one's movement start, then the days (also what a test runs to check
+-- the triggers against). One array of every snapshot: fine for ledgers of a few million.
+CREATE FUNCTION mrr_movements_rebuild() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM subscription_movements_refresh(ARRAY(SELECT DISTINCT subscription_id FROM subscription_events));
+    DELETE FROM mrr_movement_days;
+    PERFORM mrr_movement_days_change('{}', ARRAY(SELECT e::subscription_events FROM subscription_events AS e));
+END $$;
+
+SELECT mrr_movements_rebuild();
