@@ -16,7 +16,7 @@ from queries.subscriptions import Snapshot, insert_snapshots
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
-# queries/mrr.py's SUMMARY before migration 0022 ($1 now, $2 window start, $3 a week before now): each snapshot's
+# queries/mrr.py's movements before migration 0022 ($1 now, $2 window start, $3 a week before now): each snapshot's
 # predecessor found by index, nothing stored. One fix: it read `e.at > least(...)`, leaving out a snapshot exactly
 # at the window's start, which its own `inside` (at >= $2) counts; the summary now counts it.
 REFERENCE = """
@@ -48,24 +48,8 @@ WITH steps AS (
                coalesce(sum((mrr > 0)::int - (prev > 0)::int) FILTER (WHERE at > $1), 0) AS active_after
           FROM steps
          GROUP BY currency),
-     state AS (SELECT currency, sum(mrr) AS mrr, count(*) FILTER (WHERE mrr > 0) AS active
-                 FROM subscriptions GROUP BY currency),
-     currencies AS (SELECT currency FROM state UNION SELECT currency FROM movement)
-SELECT c.currency,
-       (coalesce(s.mrr, 0) - coalesce(m.after_now, 0))::bigint                              AS mrr,
-       (coalesce(s.mrr, 0) - coalesce(m.after_now, 0) - coalesce(m.last_week, 0))::bigint   AS mrr_week_ago,
-       coalesce(m.new, 0)::bigint                                                           AS new,
-       coalesce(m.reactivation, 0)::bigint                                                  AS reactivation,
-       coalesce(m.expansion, 0)::bigint                                                     AS expansion,
-       coalesce(m.contraction, 0)::bigint                                                   AS contraction,
-       coalesce(m.churned, 0)::bigint                                                       AS churned,
-       coalesce(m.churned_count, 0)::bigint                                                 AS churned_count,
-       (coalesce(s.active, 0) - coalesce(m.active_after, 0))::bigint                        AS active
-  FROM currencies AS c
-  LEFT JOIN state    AS s USING (currency)
-  LEFT JOIN movement AS m USING (currency)
- ORDER BY mrr DESC, c.currency
-"""
+""" + mrr.SUMMARY[mrr.SUMMARY.index("     state AS"):]  # MRR now and a week ago from the states, as now
+
 H = dt.timedelta(hours=1)
 # (now, since): 30 days from midnight and from odd hours, windows inside one day and across one midnight, a window
 # with every snapshot in it, and one whose `now` has snapshots after it.
