@@ -15,12 +15,6 @@
 
 ALTER TABLE subscription_events ADD COLUMN prev_mrr bigint, ADD COLUMN paid_before boolean NOT NULL DEFAULT false;
 
--- The edge days' snapshots with everything the summary reads, from the index alone once vacuumed. It replaces
--- 0015's plain index on `at`.
-DROP INDEX subscription_events_at;
-CREATE INDEX subscription_events_at ON subscription_events (at)
-    INCLUDE (currency, mrr, prev_mrr, before_mrr, paid_before);
-
 -- One snapshot's movement from `prev` (its predecessor's MRR, else what its event says came before, else 0):
 -- from 0 to more is new MRR (reactivation when it had paid before), up or down expansion or contraction, to 0
 -- churn; delta and active_delta move MRR and the count of paying subscriptions. A one-row table function, so the
