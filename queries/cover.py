@@ -43,11 +43,13 @@ def _starts(ranges: Ranges, width: dt.timedelta) -> list[dt.datetime]:
     return [lo + n * width for lo, hi in zip(*ranges, strict=True) for n in range((hi - lo) // width)]
 
 
-def _floor(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
+def floor_to(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
+    """The UTC boundary of `width` (a day, an hour, a quarter) at or before `t`."""
     return EPOCH + ((t - EPOCH) // width) * width
 
 
-def _ceil(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
+def ceil_to(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
+    """The UTC boundary of `width` at or after `t`."""
     return EPOCH - ((EPOCH - t) // width) * width
 
 
@@ -67,7 +69,7 @@ def _cover_one(out: Cover, start: dt.datetime, end: dt.datetime, widths: tuple[d
     names = {DAY: out.day, HOUR: out.hour, QUARTER: out.quarter}
     chain = [(out.raw, start, end)]
     for width in sorted(widths):  # finest first: each coarser range lies inside the finer one
-        first, last = _ceil(chain[-1][1], width), _floor(chain[-1][2], width)
+        first, last = ceil_to(chain[-1][1], width), floor_to(chain[-1][2], width)
         if first >= last:
             break
         chain.append((names[width], first, last))
@@ -87,7 +89,7 @@ def local_cuts(start: dt.datetime, end: dt.datetime, *, bucket: str, tz: str) ->
         days = (first + dt.timedelta(days=n) for n in range((last - first).days + 2))
         return [dt.datetime.combine(d, dt.time(0), tzinfo=zone).astimezone(dt.UTC) for d in days]
     # Every UTC offset in use is a multiple of 15 minutes, so local hours begin on quarter hours.
-    t, cuts = _ceil(start, QUARTER), []
+    t, cuts = ceil_to(start, QUARTER), []
     while t < end:
         if t.astimezone(zone).minute == 0:
             cuts.append(t)

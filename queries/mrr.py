@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
+from queries.cover import DAY, ceil_to, floor_to
 from queries.discounts import before_discounts
 from queries.executor import Executor
 
@@ -118,24 +119,12 @@ class MrrSummary:
         return sum(c.active for c in self.currencies)
 
 
-def _day_after(t: dt.datetime) -> dt.datetime:
-    """The first UTC midnight at or after `t`."""
-    midnight = _day_of(t)
-    return midnight if midnight == t else midnight + dt.timedelta(days=1)
-
-
-def _day_of(t: dt.datetime) -> dt.datetime:
-    """The UTC midnight at or before `t`."""
-    u = t.astimezone(dt.UTC)
-    return dt.datetime(u.year, u.month, u.day, tzinfo=dt.UTC)
-
-
 async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime) -> MrrSummary:
     """MRR now and a week before `now` per currency, and its movements between `since` and `now`."""
     week_ago = now - dt.timedelta(days=7)
-    day = dt.timedelta(days=1)  # the week and `after now` are open at their start: their first whole day is later
-    rows = await db.fetch(SUMMARY, now, since, week_ago, _day_after(since), _day_of(now), _day_of(week_ago) + day,
-                          _day_of(now) + day)
+    # The week and `after now` are open at their start: their first whole day is the one after theirs.
+    rows = await db.fetch(SUMMARY, now, since, week_ago, ceil_to(since, DAY), floor_to(now, DAY),
+                          floor_to(week_ago, DAY) + DAY, floor_to(now, DAY) + DAY)
     trialing = await db.fetchval(TRIALING)
     unread = await before_discounts(db)
     return MrrSummary(since=since, now=now, currencies=tuple(MrrFigures(**dict(r)) for r in rows),
