@@ -31,15 +31,23 @@ SELECT pg_advisory_xact_lock(k)
   FROM (SELECT DISTINCT hashtextextended(r, 0) AS k FROM unnest($1::text[]) AS r ORDER BY 1) AS keys
 """
 
-# Row locks in id order: two batches touching the same orders queue up instead of deadlocking.
+# Row locks in id order: two batches touching the same orders queue up instead of deadlocking. Each ref is looked
+# up through its index whatever the statistics say: planned as `ref = ANY($1)`, a new database (before its first
+# autoanalyze) read every ref and every order instead — 4 ms for a batch of 200 new refs over 60,000 stored, 18 ms
+# when they named stored orders, against 0.4 and 1.5 ms this way (and the same once analysed).
 ORDERS_BY_REFS: Final = """
-SELECT p.ref, o.id, o.payment_status, o.amount_total, o.amount_refunded, o.currency, o.customer_email,
+WITH found AS MATERIALIZED (
+SELECT r.ref, p.order_id
+  FROM unnest($1::text[]) AS r(ref)
+ CROSS JOIN LATERAL (SELECT order_id FROM payment_refs WHERE payment_refs.ref = r.ref LIMIT 1) AS p
+)
+SELECT f.ref, o.id, o.payment_status, o.amount_total, o.amount_refunded, o.currency, o.customer_email,
        o.customer_name, o.product_name, o.affiliate_id, o.checkout_session_id, o.payment_intent_id,
        o.invoice_id, o.charge_id, o.failure_reason, o.livemode, o.metadata, o.created_at, o.refunded_at,
        o.status_at
-  FROM payment_refs AS p
-  JOIN orders AS o ON o.id = p.order_id
- WHERE p.ref = ANY($1::text[])
+  FROM orders AS o
+  JOIN found AS f ON f.order_id = o.id
+ WHERE o.id = ANY (ARRAY(SELECT order_id FROM found))
  ORDER BY o.id
    FOR UPDATE OF o
 """
