@@ -160,3 +160,28 @@ async def test_statements_over_many_rows_are_counted_in_parts(db: asyncpg.Connec
     await db.execute("DELETE FROM checkout_sessions WHERE hashtext(id) % 2 = 0")
     await db.execute("DELETE FROM orders WHERE hashtext(id) % 5 = 0")
     await _rebuilt_equal(db)
+
+
+async def test_an_order_moving_inside_its_hour_leaves_its_sketches_alone(db: asyncpg.Connection) -> None:
+    """Two events of one payment move its order's time by seconds (the later completion wins): the customer is still
+    counted in the same hour, so neither the hour's nor the day's sketch is rebuilt or even rewritten — the trigger
+    rebuilt the hour from every order in it, batch after batch (migration 0023). Leaving the hour, a new email or a
+    refund still change them exactly as a rebuild does."""
+    await db.execute("INSERT INTO orders (id, payment_status, amount_total, currency, customer_email, created_at,"
+                     " status_at) SELECT 'o_' || g, 'completed', 1000, 'USD', 'c' || g || '@example.com',"
+                     " timestamptz '2026-05-01 10:00+00' + g * interval '7 seconds', now()"
+                     " FROM generate_series(1, 300) AS g")
+    sketches = "SELECT level, bucket, ctid::text AS version FROM customer_sketches ORDER BY 1, 2"
+    before = await db.fetch(sketches)
+    assert [(r["level"], r["bucket"].hour) for r in before] == [("day", 0), ("hour", 10)]
+    await db.execute("UPDATE orders SET created_at = created_at + interval '3 seconds', status_at = now()")
+    assert await db.fetch(sketches) == before
+    await _rebuilt_equal(db)
+
+    await db.execute("UPDATE orders SET created_at = created_at + interval '1 hour' WHERE id = 'o_1'")
+    await db.execute("UPDATE orders SET customer_email = 'new@example.com' WHERE id = 'o_2'")
+    await db.execute("UPDATE orders SET payment_status = 'refunded', refunded_at = now() WHERE id = 'o_3'")
+    after = await db.fetch(sketches)
+    assert [(r["level"], r["bucket"].hour) for r in after] == [("day", 0), ("hour", 10), ("hour", 11)]
+    assert after[1]["version"] != before[1]["version"]
+    await _rebuilt_equal(db)
