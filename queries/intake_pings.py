@@ -43,17 +43,19 @@ HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) W
 
 # Pending sale pings refreshed with what the batch learnt about their order (the sale's fields: the delivery worker
 # renders the message); a settled one is released at once. A row a worker holds is being sent as it is: skipped,
-# the intake does not wait for Slack.
+# the intake does not wait for Slack. Each row finds its values by its key's place in $1 (array_position), not by
+# joining the arrays: planned on statistics that call the locked rows one, that join read all the arrays again
+# for every row — 3.4 of 4.4 ms for a batch of 100.
 REFRESH_PINGS: Final = """
 UPDATE outbox AS o
-   SET payload = v.payload::jsonb, amount = v.amount, currency = v.currency,
-       available_at = CASE WHEN v.release AND o.attempts = 0 THEN least(o.available_at, now())
+   SET payload = ($2::text[])[l.i]::jsonb, amount = ($3::bigint[])[l.i], currency = ($4::text[])[l.i],
+       available_at = CASE WHEN ($5::bool[])[l.i] AND o.attempts = 0 THEN least(o.available_at, now())
                            ELSE o.available_at END
-  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bool[])
-       AS v(dedupe_key, payload, amount, currency, release)
- WHERE o.dedupe_key = v.dedupe_key
-   AND o.id IN (SELECT id FROM outbox WHERE dedupe_key = ANY($1::text[]) AND status = 'pending'
-                   FOR UPDATE SKIP LOCKED)
+  FROM (SELECT id, array_position($1::text[], dedupe_key) AS i
+          FROM outbox
+         WHERE dedupe_key = ANY($1::text[]) AND status = 'pending'
+           FOR UPDATE SKIP LOCKED) AS l
+ WHERE o.id = l.id
 """
 
 
