@@ -167,7 +167,14 @@ class OrderRow:
     metadata: dict[str, Any] = field(default_factory=dict)
     refunded_at: dt.datetime | None = None
     is_new: bool = False
-    dirty: bool = False
+    dirty: bool = False  # touched by the batch's events (see changed())
+    stored: tuple[Any, ...] | None = None  # its ORDER_COLUMNS values as read from the table
+
+    def changed(self) -> bool:
+        """Whether the batch must write it: new, or touched into something other than it was. An event that
+        teaches nothing new (a charge.succeeded after its PaymentIntent, a redelivered status) writes no new row
+        version, and fires no rollup trigger."""
+        return self.is_new or (self.dirty and _ORDER_FIELDS(self) != self.stored)
 
 
 @dataclass
@@ -233,8 +240,11 @@ async def lock_refs(db: Executor, refs: Sequence[str]) -> None:
 
 async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, OrderRow]]:
     """(ref, order) for every stored order these refs name, row-locked until commit."""
-    rows = await db.fetch(ORDERS_BY_REFS, sorted(set(refs)))
-    return [(r["ref"], OrderRow(**{name: r[name] for name in ORDER_COLUMNS})) for r in rows]
+    found = []
+    for r in await db.fetch(ORDERS_BY_REFS, sorted(set(refs))):
+        values = tuple(r[name] for name in ORDER_COLUMNS)
+        found.append((r["ref"], OrderRow(**dict(zip(ORDER_COLUMNS, values, strict=True)), stored=values)))
+    return found
 
 
 def order_values(o: OrderRow, *, nested: bool = False) -> tuple[Any, ...]:
@@ -253,7 +263,7 @@ async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
     """Insert the batch's new orders and write back the changed ones."""
     orders = list(orders)
     new = [order_values(o) for o in orders if o.is_new]
-    changed = [order_values(o) for o in orders if o.dirty and not o.is_new]
+    changed = [order_values(o) for o in orders if not o.is_new and o.changed()]
     if new:
         await db.execute(INSERT_ORDERS, *columns(new))
     if changed:

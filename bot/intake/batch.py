@@ -134,7 +134,7 @@ def one_statement(fold: Fold) -> bool:
     """Whether the batch only adds: new orders with refs, checkouts and messages, nothing stored changed or merged."""
     return bool(fold.new_refs and fold.checkouts and fold.messages and not fold.stored_losers
                 and not fold.subscription_events and any(o.is_new for o in fold.orders.values())
-                and not any(o.dirty and not o.is_new for o in fold.orders.values()))
+                and not any(o.changed() and not o.is_new for o in fold.orders.values()))
 
 
 async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now: dt.datetime,
