@@ -1,7 +1,7 @@
 """Where the intake's apply spends its time, statement by statement: new checkout sales stored in the inbox, then
 taken and applied in batches (the path every webhook takes under load). From the repository root:
 
-    python bench/apply.py [--batches 60] [--batch-size 90] [--database-url postgresql://…/postgres]
+    python bench/apply.py [--batches 60] [--batch-size 90] [--payment-events] [--database-url postgresql://…/postgres]
 
 Each statement's time is measured at the client (the wait for its answer, round trip included), summed over the
 batches after the first ten (plans and caches warm) and divided by the events; so is this process's CPU time
@@ -27,8 +27,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ADMIN_DSN, checkout_completed, scratch_database
-from bot.db import migrate
+from bench.common import ADMIN_DSN, checkout_completed, payment_events, scratch_database
+from bot.db import init_connection, migrate
 from bot.intake.batch import ingest_batch
 from bot.stripe.received import submission
 from queries import inbox
@@ -87,11 +87,14 @@ async def run(args: argparse.Namespace) -> StatementClock:
         conn = await asyncpg.connect(dsn)
         try:
             await migrate(conn)
+            await init_connection(conn)  # the bot's codecs (jsonb as dicts), as its pool sets them
+            events = args.batches * args.batch_size
+            sales = (payment_events(tag, 0, events // 3 + 1)[:events] if args.payment_events
+                     else [checkout_completed(tag, i) for i in range(events)])
             with timed(clock):
                 for n in range(args.batches):
                     first = n * args.batch_size
-                    subs = [submission(checkout_completed(tag, first + i).body.decode())
-                            for i in range(args.batch_size)]
+                    subs = [submission(s.body.decode()) for s in sales[first:first + args.batch_size]]
                     if n == WARM:
                         clock.clear()
                     cpu = time.process_time()
@@ -121,6 +124,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=90)
+    parser.add_argument("--payment-events", action="store_true",
+                        help="each sale's three events, apart (bench/common.py payment_events), not checkouts alone")
     parser.add_argument("--database-url", default=ADMIN_DSN, help="a server where a scratch database may be made")
     args = parser.parse_args()
     if args.batches <= WARM:

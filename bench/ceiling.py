@@ -26,7 +26,7 @@ from typing import Final
 
 import asyncpg
 
-from bench.common import Sale, checkout_completed, listening_pid, markdown_table
+from bench.common import Sale, checkout_completed, listening_pid, markdown_table, payment_events
 from bench.loadgen import Blast, blast, blast_aiohttp, request_bytes
 
 RAW_TABLE = ("CREATE TABLE IF NOT EXISTS bench_raw "
@@ -162,15 +162,20 @@ def _postgres_cpu() -> float:
 
 
 async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: int, events: int,
-                     concurrency: int, warmup: int = 300, client: str = "raw",
+                     concurrency: int, warmup: int = 300, client: str = "raw", per_payment: bool = False,
                      log: Callable[[str], None] = print) -> Rounds:
-    """Warm every target up, then `rounds` rounds of `events` fresh events each, the order rotating."""
+    """Warm every target up, then `rounds` rounds of `events` fresh events each, the order rotating. Events are
+    checkout.session.completed, one per sale, or (`per_payment`) each sale's three events (common.payment_events)."""
     out = Rounds()
-    serial = iter(range(10**9))
+    serial = [0]
     pids: dict[int, int] = {}
 
     def fresh(n: int) -> list[Sale]:
-        return [checkout_completed(tag, next(serial)) for _ in range(n)]
+        first, sales = serial[0], n // 3 if per_payment else n
+        serial[0] += sales
+        if per_payment:
+            return payment_events(tag, first, sales)
+        return [checkout_completed(tag, i) for i in range(first, first + sales)]
 
     async def one(target: Target, sales: list[Sale]) -> tuple[Blast, float]:
         """The round's answers, and events/s until the last one was applied (as answered for the ceiling)."""
@@ -215,7 +220,7 @@ async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: i
     return out
 
 
-def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
+def report(rounds: Rounds, *, events: int, concurrency: int, per_payment: bool = False) -> str:
     """The per-round table and the medians."""
     names = list(rounds.rates)
     with_triggers = "intake" in names and "no-triggers" in names
@@ -253,7 +258,9 @@ def report(rounds: Rounds, *, events: int, concurrency: int) -> str:
     non_2xx = ", ".join(f"{n} {k}" for n, k in rounds.non_200.items())
     stored = ", ".join(f"{n} {k}" for n, k in rounds.stored.items() if n != "ceiling")
     return "\n\n".join([
-        f"{len(ratio)} interleaved rounds of {events:,} signed checkout.session.completed events per server, "
+        f"{len(ratio)} interleaved rounds of {events:,} signed "
+        + ("events per server, each sale's checkout.session.completed, payment_intent.succeeded and charge.succeeded"
+           " about 300 events apart" if per_payment else "checkout.session.completed events per server") + ", "
         f"{concurrency} in flight (order rotating each round); answers other than 2xx: {non_2xx}; "
         f"202 (stored in the inbox, applied after): {stored}.",
         markdown_table(header, rows),

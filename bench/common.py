@@ -185,7 +185,7 @@ async def explain(dsn: str, sql: str, args: tuple[Any, ...] = ()) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Sale:
-    """One signed-ready checkout.session.completed event and what identifies its sale."""
+    """One signed-ready event of a sale (checkout.session.completed unless said) and what identifies the sale."""
 
     event_id: str
     order_id: str  # the payment_intent id: the order's id, and the outbox key is "sale:" + it
@@ -211,6 +211,39 @@ def checkout_completed(tag: str, i: int, *, created: int | None = None) -> Sale:
     # Stripe sends pretty-printed JSON; the body size matters to parsing and jsonb costs.
     body = json.dumps(event, indent=2).encode()
     return Sale(event["id"], f"pi_{tag}_{i:07d}", amount, body)
+
+
+_PAYMENT: dict[str, dict[str, Any]] = {}
+
+
+def _payment_event(kind: str, tag: str, i: int, created: int) -> Sale:
+    """The reference payment_intent.succeeded or charge.succeeded of sale i (checkout_completed's ids)."""
+    if kind not in _PAYMENT:
+        _PAYMENT[kind] = stripe_fixture(f"stripe-ruby-mock/{kind}.json")
+    event = copy.deepcopy(_PAYMENT[kind])
+    amount, intent, charge = 1000 + (i * 37) % 9000, f"pi_{tag}_{i:07d}", f"ch_{tag}_{i:07d}"
+    event.update(id=f"evt_{kind[:2]}_{tag}_{i:07d}", created=created)
+    obj = event["data"]["object"]
+    if kind == "payment_intent.succeeded":
+        obj.update(id=intent, amount=amount, amount_received=amount, created=created)
+        obj["charges"]["data"][0].update(id=charge, payment_intent=intent, amount=amount, created=created)
+    else:
+        obj.update(id=charge, payment_intent=intent, amount=amount, amount_captured=amount, created=created)
+    return Sale(event["id"], intent, amount, json.dumps(event, indent=2).encode())
+
+
+def payment_events(tag: str, first: int, sales: int, *, spread: int = 100) -> list[Sale]:
+    """Each of `sales` sales as Stripe tells it: checkout.session.completed, payment_intent.succeeded and
+    charge.succeeded, which of them first turning with the sale, each sale's three about `spread` sales apart — so
+    most arrive in different batches and update the order the first one stored."""
+    created = int(time.time())
+    per_sale = [[checkout_completed(tag, i, created=created),
+                 _payment_event("payment_intent.succeeded", tag, i, created + 1),
+                 _payment_event("charge.succeeded", tag, i, created + 1)] for i in range(first, first + sales)]
+    for n, events in enumerate(per_sale):
+        events[:] = events[n % 3:] + events[:n % 3]
+    return [per_sale[step - k * spread][k] for step in range(sales + 2 * spread) for k in range(3)
+            if 0 <= step - k * spread < sales]
 
 
 def stripe_headers(body: bytes) -> dict[str, str]:
