@@ -61,6 +61,21 @@ def test_apply_bench_runs(server_dsn: str, results: Path) -> None:
     assert "WITH new_orders AS" in out  # the common batch's one write was timed
 
 
+def test_apply_bench_runs_each_sales_three_events(server_dsn: str, results: Path) -> None:
+    out = run_bench("apply.py", "--batches", "14", "--batch-size", "30", "--payment-events", "--database-url",
+                    server_dsn, results=results)
+    assert "UPDATE orders AS o" in out  # later events of a sale found its order and changed it
+    assert "could not be applied" not in out
+
+
+def test_intake_bench_with_each_sales_three_events_passes_its_checks(server_dsn: str, results: Path) -> None:
+    out = run_bench("intake.py", "--rounds", "1", "--events", "60", "--payment-events", "--ping-seconds", "0",
+                    "--open-loop-rate", "0", "--database-url", server_dsn, results=results)
+    checks = [line for line in out.splitlines() if line.startswith("| check:")]
+    assert any("orders == sales sent" in line for line in checks)
+    assert all("✅" in line for line in checks), "\n".join(checks)
+
+
 def test_commands_bench_runs(server_dsn: str, results: Path) -> None:
     out = run_bench("commands.py", "--orders", "2000", "--subscriptions", "50", "--requests", "5",
                     "--period-requests", "2", "--guide-seconds", "1", "--admin-url", server_dsn, results=results)
