@@ -21,13 +21,13 @@ from queries.instants import micros
 from queries.intake import (
     CHECKOUT_MERGE,
     CheckoutRow,
-    LogRow,
     OrderRow,
     QueuedMessage,
     checkout_values,
     message_values,
     order_values,
 )
+from queries.intake_log import LogRow
 
 # The received events logged (new ones returned) after LOCK_REFS ($3: the payment refs of the batch's events, as
 # json_rows()), in one round trip: the locks are taken first (a one-time filter), in key order, and held until

@@ -12,7 +12,7 @@ import pytest
 
 from bot.intake.result import PAYLOAD_ERRORS
 from queries import intake as q
-from queries import intake_new
+from queries import intake_log, intake_new
 
 # Text JSON must escape, and text it need not: quotes, backslashes, control characters, non-ASCII, emoji (a
 # surrogate pair once escaped), a JSON-looking string, the empty string.
@@ -101,10 +101,10 @@ async def test_awkward_values_are_stored_as_the_array_statements_store_them(db: 
 
 async def test_log_and_lock_stores_each_field_as_sent(db: asyncpg.Connection) -> None:
     """webhook_logs rows through the JSON parameter: text, NULLs, booleans and times come back exactly."""
-    rows = [q.LogRow("stripe", f"evt_{n}_{text}", text, "error" if n % 2 else "processed",
-                     json.dumps({"id": n, "text": text}, ensure_ascii=n % 2 == 0), bool(n % 2),
-                     None if n % 3 == 0 else AT.astimezone(ODD_ZONE) - dt.timedelta(microseconds=n), "webhook",
-                     None if n % 2 == 0 else text) for n, text in enumerate(AWKWARD)]
+    rows = [intake_log.LogRow("stripe", f"evt_{n}_{text}", text, "error" if n % 2 else "processed",
+                              json.dumps({"id": n, "text": text}, ensure_ascii=n % 2 == 0), bool(n % 2),
+                              None if n % 3 == 0 else AT.astimezone(ODD_ZONE) - dt.timedelta(microseconds=n),
+                              "webhook", None if n % 2 == 0 else text) for n, text in enumerate(AWKWARD)]
     new = await intake_new.log_and_lock(db, rows + rows[:1], ["pi_1", 'ref "2"', "pi_1", "é"])
     assert new == {(r.source, r.event_id) for r in rows}
     stored = await db.fetch("SELECT source, event_id, event_type, status, payload,"
@@ -139,8 +139,8 @@ async def test_values_postgresql_refuses_are_a_data_error_of_the_statement(db: a
 
 async def test_a_body_jsonb_refuses_is_a_data_error_of_log_and_lock(db: asyncpg.Connection) -> None:
     """A lone surrogate escape in the body: valid JSON text, refused by jsonb, so the batch splits and keeps it."""
-    row = q.LogRow("stripe", "evt_bad", "checkout.session.completed", "processed", '{"a": "\\ud800"}', False, AT,
-                   "webhook")
+    row = intake_log.LogRow("stripe", "evt_bad", "checkout.session.completed", "processed", '{"a": "\\ud800"}',
+                            False, AT, "webhook")
     with pytest.raises(asyncpg.DataError) as refused:
         async with db.transaction():
             await intake_new.log_and_lock(db, [row], ["pi_1"])

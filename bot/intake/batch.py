@@ -21,7 +21,7 @@ from bot.intake.storable import unstorable
 from bot.subscriptions.apply import apply_subscriptions
 from bot.subscriptions.renewals import Renewals, quiet_renewals
 from queries import intake as q
-from queries import intake_new, planning, settlements
+from queries import intake_log, intake_new, planning, settlements
 from queries import intake_pings as pings
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,11 @@ class Submission:
     event: PaymentEvent | None
     via: str = "webhook"  # how it arrived: webhook | events_api | recovered | backfill (webhook_logs.via)
 
-    def log_row(self, error: str | None = None) -> q.LogRow:
+    def log_row(self, error: str | None = None) -> intake_log.LogRow:
         """The webhook_logs row that records this event (refused, with its reason, when `error` is given)."""
         e = self.event
         status = "error" if error else "processed" if e else "ignored"
-        return q.LogRow(self.source, self.event_id, self.event_type, status, self.body, bool(e and e.livemode),
+        return intake_log.LogRow(self.source, self.event_id, self.event_type, status, self.body, bool(e and e.livemode),
                         e.occurred_at if e else None, self.via, error)
 
 
@@ -96,9 +96,9 @@ async def refuse(conn: asyncpg.Connection, sub: Submission, exc: Exception) -> I
     error, row = f"{type(exc).__name__}: {exc}", sub.log_row()
     try:
         async with conn.transaction():
-            stored = await q.log_refused(conn, row, error=error)
+            stored = await intake_log.log_refused(conn, row, error=error)
     except asyncpg.DataError:  # jsonb refused the body itself: keep it as one JSON string
-        stored = await q.log_refused(conn, row, error=error, as_text=True)
+        stored = await intake_log.log_refused(conn, row, error=error, as_text=True)
     return IntakeResult(Outcome.ERROR if stored else Outcome.DUPLICATE)
 
 
@@ -170,7 +170,7 @@ async def _log_new(conn: asyncpg.Connection,
                    subs: list[Submission]) -> tuple[list[IntakeResult], list[tuple[int, PaymentEvent]]]:
     """Lock the payments the batch's events name and store each event once; return the results so far and the new
     events to apply, by index."""
-    rows: dict[tuple[str, str], q.LogRow] = {}
+    rows: dict[tuple[str, str], intake_log.LogRow] = {}
     for s in subs:
         if (s.source, s.event_id) not in rows:
             problem = unstorable(s.event) if s.event else None
