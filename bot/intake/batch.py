@@ -45,8 +45,8 @@ class Submission:
         """The webhook_logs row that records this event (refused, with its reason, when `error` is given)."""
         e = self.event
         status = "error" if error else "processed" if e else "ignored"
-        return intake_log.LogRow(self.source, self.event_id, self.event_type, status, self.body, bool(e and e.livemode),
-                        e.occurred_at if e else None, self.via, error)
+        return intake_log.LogRow(self.source, self.event_id, self.event_type, status, self.body,
+                                 bool(e and e.livemode), e.occurred_at if e else None, self.via, error)
 
 
 async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo,
