@@ -29,6 +29,7 @@ from bot.delivery.worker import DeliveryWorker
 from bot.deps import RUNTIME, Deps, Runtime
 from bot.home.publisher import HomePublisher
 from bot.intake.batcher import IntakeBatcher
+from bot.intake.inbox_apply import Applied
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.settings.follow import Follower, channels_of
@@ -116,9 +117,18 @@ class Services:
         app[RUNTIME].signing_secret = secret.get_secret_value() if secret is not None else None
 
 
+def inbox_applied(deps: Deps, applied: Applied) -> None:
+    """Events a burst stored in the inbox (answered 202 "queued") were applied: App Home refreshes, as it does for a
+    webhook applied at once, and /metrics counts what became of each."""
+    deps.home.changed()
+    for sub, result in applied:
+        source = sub.source if sub.via == "webhook" else f"{sub.source}_{sub.via}"
+        deps.metrics.webhook_applied(source, sub.event_type, result.outcome.value)
+
+
 def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[None]]:
     """Start what runs beside the server: delivery, intake, App Home, channel joins and Socket Mode."""
-    deps.intake.on_applied = deps.home.changed  # events applied from the inbox refresh App Home as webhooks do
+    deps.intake.on_applied = lambda applied: inbox_applied(deps, applied)
     tasks = [asyncio.create_task(deps.live.run(deps.pool, deps.dsn), name="settings"),
              asyncio.create_task(deps.worker.run(), name="delivery"),
              asyncio.create_task(deps.intake.run(), name="intake"),

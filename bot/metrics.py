@@ -17,6 +17,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.webhooks = Counter("salespulse_webhooks_received_total", "Webhooks received, by outcome",
                                 ["source", "type", "outcome"], registry=self.registry)
+        self.webhooks_applied = Counter(
+            "salespulse_webhooks_applied_total",
+            "Webhooks answered 202 (stored in the inbox during a burst) and applied after, by outcome",
+            ["source", "type", "outcome"], registry=self.registry)
         self.intake_latency = Histogram("salespulse_intake_seconds", "Time to verify, store and queue a webhook",
                                         ["source"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.command_latency = Histogram("salespulse_command_seconds", "Time to build a slash command answer",
@@ -31,6 +35,7 @@ class Metrics:
                                        "Age of the oldest undelivered message", registry=self.registry)
         # labels() costs a few µs (validation, a lock, a lookup) — per webhook, on the intake's hot path.
         self._webhook_counts: dict[tuple[str, str, str], Any] = {}
+        self._applied_counts: dict[tuple[str, str, str], Any] = {}
         self._intake_timers: dict[str, Any] = {}
 
     def webhook_received(self, source: str, event_type: str, outcome: str, seconds: float | None = None) -> None:
@@ -43,6 +48,14 @@ class Metrics:
             if (timer := self._intake_timers.get(source)) is None:
                 timer = self._intake_timers[source] = self.intake_latency.labels(source=source)
             timer.observe(seconds)
+
+    def webhook_applied(self, source: str, event_type: str, outcome: str) -> None:
+        """Count a webhook that was answered 202 "queued" by what applying it did (processed, duplicate, …)."""
+        key = (source, event_type[:60], outcome)
+        if (counter := self._applied_counts.get(key)) is None:
+            counter = self._applied_counts[key] = self.webhooks_applied.labels(source=source, type=key[1],
+                                                                               outcome=outcome)
+        counter.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of the registry."""

@@ -59,6 +59,12 @@ async def test_busy_writers_store_webhooks_answer_202_and_apply_them_once(bot: B
     assert {(await t).status for t in held} == {200}
     await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)
     assert await counts(bot.deps.pool) == (10, 10, 10, 0)  # 8 + the 2 blockers; the redeliveries added nothing
+    # /metrics: answered "queued", then counted again by what applying them did.
+    sample = bot.deps.metrics.registry.get_sample_value
+    labels = {"source": "stripe", "type": "checkout.session.completed"}
+    assert sample("salespulse_webhooks_received_total", {**labels, "outcome": "queued"}) == 10
+    assert sample("salespulse_webhooks_applied_total", {**labels, "outcome": "processed"}) == 8
+    assert sample("salespulse_webhooks_applied_total", {**labels, "outcome": "duplicate"}) == 2
     duplicate = await bot.stripe(events[0])  # writers free again: applied before the answer, which says so
     assert (duplicate.status, (await duplicate.json())["outcome"]) == (200, "duplicate")
     await bot.drain()

@@ -29,7 +29,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.db import DB_UNAVAILABLE
 from bot.intake.batch import MAX_BATCH, Submission, ingest_batch
-from bot.intake.inbox_apply import apply_stored
+from bot.intake.inbox_apply import Applied, apply_stored
 from bot.intake.result import IntakeResult, Outcome
 from bot.subscriptions.renewals import Renewals
 from queries import inbox
@@ -77,7 +77,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         self._inbox_batch = inbox_batch
         self._left_after = left_after
         self.rebuild = rebuild  # without it, events left behind by another process wait for one that has it
-        self.on_applied: Callable[[], None] = lambda: None  # events from the inbox were applied (App Home)
+        self.on_applied: Callable[[Applied], None] = lambda applied: None  # inbox events applied, committed
         self._queue: deque[_Pending] = deque()
         self._stored: OrderedDict[int, Submission] = OrderedDict()  # stored by this process, not yet applied
         self._busy = 0
@@ -214,7 +214,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         """Apply events this process stored; on a database failure they go back and are tried again."""
         try:
             async with self._pool.acquire() as conn:
-                await apply_stored(conn, chunk, self._ingest)
+                applied = await apply_stored(conn, chunk, self._ingest)
         except Exception as exc:  # the rows are still in the inbox: nothing is lost, try again shortly
             if isinstance(exc, DB_UNAVAILABLE):
                 log.warning("applying %d stored events failed, retrying in %.0f s: %s", len(chunk), RETRY_AFTER, exc)
@@ -225,7 +225,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
                 self._stored.move_to_end(inbox_id, last=False)
             await asyncio.sleep(RETRY_AFTER)
             return
-        self.on_applied()
+        self.on_applied(applied)
 
     async def _ingest(self, conn: asyncpg.Connection, subs: list[Submission]) -> list[IntakeResult]:
         if not subs:
@@ -251,11 +251,11 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         async with self._pool.acquire() as conn:
             left = await inbox.left_behind(conn, older_than=self._left_after, limit=self._inbox_batch)
             rows = [(r.id, self._stored.pop(r.id) if r.id in self._stored else self.rebuild(r)) for r in left]
-            taken = await apply_stored(conn, rows, self._ingest) if rows else 0
-        if taken:
-            log.info("applied %d stored events left behind", taken)
-            self.on_applied()
-        return taken
+            applied = await apply_stored(conn, rows, self._ingest) if rows else []
+        if applied:
+            log.info("applied %d stored events left behind", len(applied))
+            self.on_applied(applied)
+        return len(applied)
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
