@@ -4,6 +4,7 @@ docs/screenshots/ for the README (`make screenshots`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,10 +21,12 @@ TOKEN = "demo-dashboard-token"
 
 @pytest.fixture
 async def demo_store(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
-    """A local-mode bot over the demo's 30 days of history (orders settled in USD, subscriptions)."""
+    """A local-mode bot over the demo's 30 days of history (orders settled in USD, subscriptions), at yesterday's
+    noon: run minutes after midnight, "today" held no sale yet and the dashboard rightly showed no net for it."""
+    noon = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
     async with start_bot(dsn, fake_slack, SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET=None, MONITORING_TOKEN=TOKEN,
-                         STORE_CURRENCY=DEMO_CURRENCY) as bot:
-        await seed_history(dsn, bot.deps.settings, orders=3_000)
+                         STORE_CURRENCY=DEMO_CURRENCY, clock=lambda: noon) as bot:
+        await seed_history(dsn, bot.deps.settings, orders=3_000, now=noon)
         yield bot
 
 

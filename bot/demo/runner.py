@@ -97,16 +97,17 @@ async def demo_database(data_dir: Path) -> AsyncIterator[str]:
         yield with_database(server, name)
 
 
-async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_ORDERS) -> SeedCounts:
-    """Migrate, then COPY `orders` synthetic orders over the last 30 days (the same generator as `seed`)."""
+async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_ORDERS,
+                       now: dt.datetime | None = None) -> SeedCounts:
+    """Migrate, then COPY `orders` synthetic orders over the 30 days before `now` (the same generator as `seed`)."""
     token = secrets.token_hex(4)
-    spec = SeedSpec(orders=orders, days=HISTORY_DAYS, now=utcnow(), tz=settings.tz, seed=int(token, 16),
-                    token=token)
+    now = now or utcnow()
+    spec = SeedSpec(orders=orders, days=HISTORY_DAYS, now=now, tz=settings.tz, seed=int(token, 16), token=token)
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         await migrate(conn)
         counts = await load(conn, generate(spec))
-        await demo_queries.settle_demo_orders(conn, at=utcnow(), rates=DEMO_RATES)
+        await demo_queries.settle_demo_orders(conn, at=now, rates=DEMO_RATES)
         snapshots, states = subscription_history(now=spec.now, seed=spec.seed, token=token)
         await subscriptions_q.insert_snapshots(conn, snapshots)
         await subscriptions_q.upsert_states(conn, states)
