@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import json
 import math
 import os
@@ -193,15 +194,15 @@ class Sale:
     body: bytes
 
 
-_TEMPLATE: dict[str, Any] | None = None
+@functools.cache
+def _reference(event_type: str) -> dict[str, Any]:
+    """The stripe-ruby-mock reference event of this type, read once (callers deep-copy it)."""
+    return stripe_fixture(f"stripe-ruby-mock/{event_type}.json")
 
 
 def checkout_completed(tag: str, i: int, *, created: int | None = None) -> Sale:
     """The reference checkout.session.completed event with its own event, session and PaymentIntent ids."""
-    global _TEMPLATE
-    if _TEMPLATE is None:
-        _TEMPLATE = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
-    event = copy.deepcopy(_TEMPLATE)
+    event = copy.deepcopy(_reference("checkout.session.completed"))
     created = int(time.time()) if created is None else created
     amount = 1000 + (i * 37) % 9000
     event.update(id=f"evt_{tag}_{i:07d}", created=created)
@@ -213,14 +214,9 @@ def checkout_completed(tag: str, i: int, *, created: int | None = None) -> Sale:
     return Sale(event["id"], f"pi_{tag}_{i:07d}", amount, body)
 
 
-_PAYMENT: dict[str, dict[str, Any]] = {}
-
-
 def _payment_event(kind: str, tag: str, i: int, created: int) -> Sale:
     """The reference payment_intent.succeeded or charge.succeeded of sale i (checkout_completed's ids)."""
-    if kind not in _PAYMENT:
-        _PAYMENT[kind] = stripe_fixture(f"stripe-ruby-mock/{kind}.json")
-    event = copy.deepcopy(_PAYMENT[kind])
+    event = copy.deepcopy(_reference(kind))
     amount, intent, charge = 1000 + (i * 37) % 9000, f"pi_{tag}_{i:07d}", f"ch_{tag}_{i:07d}"
     event.update(id=f"evt_{kind[:2]}_{tag}_{i:07d}", created=created)
     obj = event["data"]["object"]

@@ -122,8 +122,7 @@ def inbox_applied(deps: Deps, applied: Applied) -> None:
     webhook applied at once, and /metrics counts what became of each."""
     deps.home.changed()
     for sub, result in applied:
-        source = sub.source if sub.via == "webhook" else f"{sub.source}_{sub.via}"
-        deps.metrics.webhook_applied(source, sub.event_type, result.outcome.value)
+        deps.metrics.webhook_applied(sub.metric_source, sub.event_type, result.outcome.value)
 
 
 def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[None]]:

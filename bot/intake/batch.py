@@ -41,6 +41,11 @@ class Submission:
     event: PaymentEvent | None
     via: str = "webhook"  # how it arrived: webhook | events_api | recovered | backfill (webhook_logs.via)
 
+    @property
+    def metric_source(self) -> str:
+        """Its source as /metrics labels it: "stripe" for a webhook, "stripe_events_api" (say) for another way in."""
+        return self.source if self.via == "webhook" else f"{self.source}_{self.via}"
+
     def log_row(self, error: str | None = None) -> intake_log.LogRow:
         """The webhook_logs row that records this event (refused, with its reason, when `error` is given)."""
         e = self.event

@@ -80,5 +80,5 @@ class StripeSyncJob:
         result = await self.deps.intake.submit(sub)
         if result.outcome is Outcome.PROCESSED:
             self.deps.home.changed()  # as the webhook does: App Home tabs refresh once the burst settles
-        self.deps.metrics.webhook_received(f"stripe_{sub.via}", sub.event_type, result.outcome.value)
+        self.deps.metrics.webhook_received(sub.metric_source, sub.event_type, result.outcome.value)
         return result
