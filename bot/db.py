@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -92,8 +93,43 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     log.info("starting embedded PostgreSQL in %s", pgdata)
+    forget_dead_holders(pgdata)
     with ep.get_server(pgdata, cleanup_mode="stop") as server:
         yield server.get_uri()
+
+
+# embedded_postgres stops its server when the last process holding it exits, and counts the holders in this file
+# (a JSON list of pids). A holder killed outright — kill -9, a crash, the OOM killer — never leaves the list, and
+# from then on the server outlived every later run: each `make run` ended with PostgreSQL still running.
+HOLDERS_FILE = ".handle_pids.json"
+
+
+def forget_dead_holders(pgdata: Path) -> list[int]:
+    """Drop the pids of processes that no longer exist from the embedded server's list of holders; the pids left."""
+    path = pgdata / HOLDERS_FILE
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):  # no list yet (a new data directory), or not one we can read: leave it be
+        return []
+    if not isinstance(pids, list):
+        return []
+    alive = [pid for pid in pids if isinstance(pid, int) and _running(pid)]
+    if alive != pids:
+        log.info("embedded PostgreSQL: forgetting holders that exited without letting go: %s",
+                 sorted(set(pids) - set(alive)))
+        path.write_text(json.dumps(alive))
+    return alive
+
+
+def _running(pid: int) -> bool:
+    import psutil  # embedded_postgres's own dependency, so there whenever it is
+
+    try:  # a process killed outright stays a zombie until its parent reaps it: gone all the same
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process: it exists
+        return True
 
 
 @contextlib.asynccontextmanager
