@@ -67,6 +67,21 @@ async def test_stripe_route_survives_any_signed_body(guarded: Bot, body: bytes, 
     await untouched(guarded)
 
 
+@pytest.mark.parametrize(("body", "why"), [
+    (b'{"id": "evt_1", ', "line 1 column 17"),
+    (b'{"id": "evt_1", "amount": NaN}', "NaN is not valid JSON"),
+    (b'{"id": "evt_\\u0000"}', "NUL character"),
+    (DEEP, "nested too deeply"),
+])
+async def test_stripe_route_says_why_a_body_is_not_json(guarded: Bot, body: bytes, why: str) -> None:
+    """A signed body that is not storable JSON is refused with where or why, not only "not valid JSON"."""
+    headers = {"Stripe-Signature": stripe_signature(body, STRIPE_SECRET), "Content-Type": "application/json"}
+    resp = await guarded.client.post("/webhooks/stripe", data=body, headers=headers)
+    error = (await resp.json())["error"]
+    assert resp.status == 400 and error.startswith("malformed event: body is not valid JSON: ") and why in error, error
+    await untouched(guarded)
+
+
 async def test_replayed_stripe_event_outside_the_window_is_refused(guarded: Bot) -> None:
     """A correctly signed event whose signature is 10 minutes old is a replay: 400, nothing stored."""
     body = json.dumps(stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")).encode()

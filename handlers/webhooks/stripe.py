@@ -42,7 +42,7 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     try:
         sub = submission(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and MalformedEvent are ValueErrors
-        reason = str(exc) if isinstance(exc, MalformedEvent) else "body is not valid JSON"
+        reason = str(exc) if isinstance(exc, MalformedEvent) else _not_json(exc)
         deps.metrics.webhook_received("stripe", "unknown", "malformed")
         return _error(400, f"malformed event: {reason}")
     # When every intake writer is busy the event is only stored, and applied moments later: 202, not 200.
@@ -53,6 +53,13 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     log.debug("stripe %s %s: %s", sub.event_type, sub.event_id, result.outcome.value)
     return web.Response(body=_ANSWERS[result.outcome], status=202 if result.outcome is Outcome.QUEUED else 200,
                         content_type="application/json")
+
+
+def _not_json(exc: Exception) -> str:
+    """Why the body is not JSON we can store: where the parser stopped, a NaN, a NUL character, or too deep."""
+    if isinstance(exc, RecursionError):
+        return "body is not valid JSON: nested too deeply"
+    return f"body is not valid JSON: {str(exc)[:200]}"
 
 
 def register(app: web.Application) -> None:
