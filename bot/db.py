@@ -93,7 +93,11 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     log.info("starting embedded PostgreSQL in %s", pgdata)
-    forget_dead_holders(pgdata)
+    # Under the library's own lock between processes, which guards its list: a run starting at the same moment
+    # must not lose its entry to our rewrite (it would then be stopped under it when we exit).
+    lock = getattr(ep.PostgresServer, "_lock", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        forget_dead_holders(pgdata)
     with ep.get_server(pgdata, cleanup_mode="stop") as server:
         yield server.get_uri()
 
