@@ -40,10 +40,7 @@ class Metrics:
 
     def webhook_received(self, source: str, event_type: str, outcome: str, seconds: float | None = None) -> None:
         """Count a webhook by source, type and outcome, and time it when `seconds` is given."""
-        key = (source, event_type[:60], outcome)
-        if (counter := self._webhook_counts.get(key)) is None:
-            counter = self._webhook_counts[key] = self.webhooks.labels(source=source, type=key[1], outcome=outcome)
-        counter.inc()
+        _by_webhook(self.webhooks, self._webhook_counts, source, event_type, outcome).inc()
         if seconds is not None:
             if (timer := self._intake_timers.get(source)) is None:
                 timer = self._intake_timers[source] = self.intake_latency.labels(source=source)
@@ -51,12 +48,17 @@ class Metrics:
 
     def webhook_applied(self, source: str, event_type: str, outcome: str) -> None:
         """Count a webhook that was answered 202 "queued" by what applying it did (processed, duplicate, …)."""
-        key = (source, event_type[:60], outcome)
-        if (counter := self._applied_counts.get(key)) is None:
-            counter = self._applied_counts[key] = self.webhooks_applied.labels(source=source, type=key[1],
-                                                                               outcome=outcome)
-        counter.inc()
+        _by_webhook(self.webhooks_applied, self._applied_counts, source, event_type, outcome).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of the registry."""
         return generate_latest(self.registry)
+
+
+def _by_webhook(counter: Counter, children: dict[tuple[str, str, str], Any], source: str, event_type: str,
+                outcome: str) -> Any:
+    """The counter's child for this source, type (cut to 60 characters) and outcome, made once and kept."""
+    key = (source, event_type[:60], outcome)
+    if (child := children.get(key)) is None:
+        child = children[key] = counter.labels(source=source, type=key[1], outcome=outcome)
+    return child
