@@ -142,6 +142,32 @@ async def test_seeding_twice_does_not_collide(conn: asyncpg.Connection) -> None:
     assert await conn.fetchval("SELECT count(*) FROM orders WHERE payment_status <> 'failed'") == 600
 
 
+# Every index and trigger of the seeded tables: (oid, definition).
+SCHEMA_OBJECTS = """
+SELECT i.indexrelid::int, pg_get_indexdef(i.indexrelid) FROM pg_index AS i
+ WHERE i.indrelid IN ('orders'::regclass, 'checkout_sessions'::regclass, 'payment_failures'::regclass,
+                      'webhook_logs'::regclass)
+ UNION ALL
+SELECT t.oid::int, pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text FROM pg_trigger AS t
+ WHERE t.tgrelid IN ('orders'::regclass, 'checkout_sessions'::regclass) AND NOT t.tgisinternal"""
+
+
+async def test_empty_tables_get_their_indexes_built_after_the_copy(conn: asyncpg.Connection) -> None:
+    """Into empty tables the plain indexes and the INSERT rollup triggers are dropped for the COPY and recreated
+    as they were (new oids, same definitions, enabled); into tables holding rows nothing is dropped."""
+    before = dict(await conn.fetch(SCHEMA_OBJECTS))
+    await seed_into(conn, spec(orders=300, token="aaaa"))
+    first = dict(await conn.fetch(SCHEMA_OBJECTS))
+    assert sorted(first.values()) == sorted(before.values())
+    recreated = set(first) - set(before)
+    kinds = sorted(first[oid].split()[1] for oid in recreated)
+    assert kinds == ["INDEX"] * 9 + ["TRIGGER"] * 3, kinds  # keys and unique constraints stay
+    await seed_into(conn, spec(orders=300, token="bbbb"))
+    assert dict(await conn.fetch(SCHEMA_OBJECTS)) == first
+    invalid = await conn.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid OR NOT indisready")
+    assert invalid == 0
+
+
 def test_generation_is_deterministic_for_a_seed() -> None:
     """The same spec yields the same rows; another seed yields others."""
     now = dt.datetime(2026, 3, 8, 12, tzinfo=dt.UTC)  # a DST change day in America/New_York

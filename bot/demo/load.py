@@ -16,21 +16,24 @@ async def load(conn: asyncpg.Connection, batches: Iterable[Batch], *,
     """COPY every batch in one transaction (all or nothing) on a plain connection; return the totals.
 
     The rollup triggers are off during the COPY when the role may turn them off, and the rollups are rebuilt
-    once at the end, in the same transaction: readers never see orders without their rollups.
+    once at the end, in the same transaction: readers never see orders without their rollups. Into empty tables,
+    their plain indexes are built after the COPY too (queries.seed.set_aside_if_empty).
     """
     totals = SeedCounts()
     chunks = iter(batches)
     # The next chunk is generated in a thread while PostgreSQL digests this one: the two overlap.
     upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
     try:
-        async with conn.transaction():
+        async with conn.transaction(), q.micros_times(conn):
             deferred = await q.triggers_off(conn)
+            aside = await q.set_aside_if_empty(conn)
             while (batch := await upcoming) is not None:
                 upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
                 await _copy(conn, batch)
                 totals = totals.plus(batch)
                 if progress is not None:
                     progress(totals)
+            await q.restore(conn, aside)
             if deferred is not None:
                 await q.rebuild_rollups(conn, deferred)
     finally:

@@ -183,9 +183,9 @@ def generate(spec: SeedSpec) -> Iterator[Batch]:
     yield rows.flush()
 
 
-def _at(epoch: float) -> dt.datetime:
-    # fromtimestamp is several times faster than datetime ± timedelta(seconds=float); it matters at 10 M rows.
-    return dt.datetime.fromtimestamp(epoch, dt.UTC)
+def _at(epoch: float) -> q.Micros:
+    # Plain arithmetic: a datetime per value cost more to make and to encode than the rest of the row.
+    return round((epoch - q.PG_EPOCH_UNIX) * 1_000_000)
 
 
 class _Rows:
@@ -223,7 +223,7 @@ class _Rows:
         return AFFILIATES[int(len(AFFILIATES) * rng.random() ** 2)] if rng.random() < AFFILIATE_SHARE \
             else None
 
-    def refund_time(self, paid: float) -> dt.datetime:
+    def refund_time(self, paid: float) -> q.Micros:
         """When a refund of an order paid at `paid` happens: mostly within a few days, never after now."""
         delay = 600 + self.rng.expovariate(1 / 129_600)
         room = self.now - paid
