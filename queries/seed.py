@@ -118,7 +118,7 @@ SELECT format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass), pg_get_tr
   FROM pg_trigger AS t
  WHERE t.tgrelid = ANY ($1::regclass[])
    AND NOT t.tgisinternal AND t.tgnewtable IS NOT NULL AND t.tgtype & 4 <> 0"""
-# Room for the index builds' sorts (the default 64 MB spills 10 M rows to disk).
+# Room for the index builds' sorts, shared by their parallel workers (the default is 64 MB).
 BUILD_MEMORY: Final = "SET LOCAL maintenance_work_mem = '256MB'"
 
 

@@ -12,6 +12,7 @@ import pytest
 from bot.cli.main import main
 from bot.demo.load import load
 from bot.demo.seed import PRICES, SeedCounts, SeedSpec, generate
+from queries import seed as seed_queries
 
 ORDERS = 2_000
 DAYS = 7
@@ -166,6 +167,22 @@ async def test_empty_tables_get_their_indexes_built_after_the_copy(conn: asyncpg
     assert dict(await conn.fetch(SCHEMA_OBJECTS)) == first
     invalid = await conn.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid OR NOT indisready")
     assert invalid == 0
+
+
+async def test_a_load_into_tables_with_rows_locks_nobody_out(dsn: str, conn: asyncpg.Connection) -> None:
+    """The emptiness check takes its exclusive locks in a savepoint; finding rows, it lets them go at once, so
+    readers of a live store are not locked out for the length of a seed."""
+    await seed_into(conn, spec(orders=50, token="aaaa"))
+    seeder = await asyncpg.connect(dsn)
+    try:
+        async with seeder.transaction():
+            assert await seed_queries.set_aside_if_empty(seeder) == []
+            held = await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE pid = $1 AND mode = 'AccessExclusiveLock'"
+                " AND locktype = 'relation'", await seeder.fetchval("SELECT pg_backend_pid()"))
+            assert held == 0
+    finally:
+        await seeder.close()
 
 
 def test_generation_is_deterministic_for_a_seed() -> None:
