@@ -203,11 +203,14 @@ def test_generation_keeps_chunks_bounded() -> None:
 async def test_cli_seed_loads_into_database_url_and_exits_zero(
         dsn: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """`salespulse seed --orders 500 --days 3` loads 500 orders, prints a summary and exits 0."""
+    """`salespulse seed --orders 500 --days 3` loads 500 orders, says when the rows are in and it is building
+    indexes and rollups (the quiet minute at 10 M), prints a summary and exits 0."""
     monkeypatch.setenv("DATABASE_URL", dsn)
     code = await asyncio.to_thread(main, ["seed", "--orders", "500", "--days", "3"])
     assert code == 0
-    assert "seeded 500 orders" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "seeded 500 orders" in said.out
+    assert said.err.index("500/500 orders (100%)") < said.err.index("building indexes and rollups")
     assert await conn.fetchval("SELECT count(*) FROM orders WHERE payment_status <> 'failed'") == 500
 
 

@@ -103,7 +103,8 @@ async def _seed(settings: Settings, *, orders: int, days: int, subscriptions: in
         try:
             await migrate(conn)
             started = time.perf_counter()
-            totals = await load(conn, generate(spec), progress=progress)
+            totals = await load(conn, generate(spec), progress=progress, finishing=lambda: print(
+                "seed: every row copied; building indexes and rollups …", file=sys.stderr, flush=True))
             if subscriptions > 0:
                 from bot.demo.subscription_history import seed_subscriptions
 

@@ -12,12 +12,14 @@ from queries import seed as q
 
 
 async def load(conn: asyncpg.Connection, batches: Iterable[Batch], *,
-               progress: Callable[[SeedCounts], None] | None = None) -> SeedCounts:
+               progress: Callable[[SeedCounts], None] | None = None,
+               finishing: Callable[[], None] | None = None) -> SeedCounts:
     """COPY every batch in one transaction (all or nothing) on a plain connection; return the totals.
 
     The rollup triggers are off during the COPY when the role may turn them off, and the rollups are rebuilt
     once at the end, in the same transaction: readers never see orders without their rollups. Into empty tables,
-    their plain indexes are built after the COPY too (queries.seed.set_aside_if_empty).
+    their plain indexes are built after the COPY too (queries.seed.set_aside_if_empty). `progress` hears of each
+    chunk copied, `finishing` that the rows are in and the indexes and rollups are being built (a minute at 10 M).
     """
     totals = SeedCounts()
     chunks = iter(batches)
@@ -33,6 +35,8 @@ async def load(conn: asyncpg.Connection, batches: Iterable[Batch], *,
                 totals = totals.plus(batch)
                 if progress is not None:
                     progress(totals)
+            if finishing is not None:
+                finishing()
             await q.restore(conn, aside)
             if deferred is not None:
                 await q.rebuild_rollups(conn, deferred)
