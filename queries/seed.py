@@ -99,9 +99,13 @@ async def rebuild_rollups(conn: asyncpg.Connection, how: Deferred) -> None:
 
 # A load into empty tables goes as pg_restore's does: their plain indexes are dropped and built after the COPY (a
 # sorted build, in parallel workers, instead of one insertion per row), and so are the rollup triggers that keep
-# a transition table of every inserted row even while they are off. That takes ACCESS EXCLUSIVE locks, so readers
-# of these (empty) tables wait for the seed's commit; a load into tables that hold rows keeps both.
+# a transition table of every inserted row even while they are off. That takes ACCESS EXCLUSIVE locks, which would
+# hold a running bot's every read until the seed commits ("database unavailable" for a minute at 10 M orders): so
+# only while no other client is connected to the database. A load into tables that hold rows keeps both.
 SEEDED_TABLES: Final = ("orders", "checkout_sessions", "payment_failures", "webhook_logs")
+OTHER_CLIENTS: Final = """
+SELECT EXISTS (SELECT FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend')"""
 LOCK_SEEDED: Final = f"LOCK TABLE {', '.join(SEEDED_TABLES)} IN ACCESS EXCLUSIVE MODE"
 ANY_SEEDED_ROWS: Final = """
 SELECT EXISTS (SELECT FROM orders) OR EXISTS (SELECT FROM checkout_sessions)
@@ -123,8 +127,11 @@ BUILD_MEMORY: Final = "SET LOCAL maintenance_work_mem = '256MB'"
 
 
 async def set_aside_if_empty(conn: asyncpg.Connection) -> list[str]:
-    """In a transaction, if the seeded tables are empty and this role owns them: drop their plain indexes and
-    INSERT transition-table triggers for the rest of it; return the definitions to restore (else [])."""
+    """In a transaction, if the seeded tables are empty, this role owns them and no other client is connected: drop
+    their plain indexes and INSERT transition-table triggers for the rest of it; return the definitions to restore
+    (else [])."""
+    if await conn.fetchval(OTHER_CLIENTS):
+        return []
     savepoint = conn.transaction()
     await savepoint.start()
     try:

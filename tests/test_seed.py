@@ -169,20 +169,29 @@ async def test_empty_tables_get_their_indexes_built_after_the_copy(conn: asyncpg
     assert invalid == 0
 
 
-async def test_a_load_into_tables_with_rows_locks_nobody_out(dsn: str, conn: asyncpg.Connection) -> None:
+async def test_a_load_into_tables_with_rows_locks_nobody_out(conn: asyncpg.Connection) -> None:
     """The emptiness check takes its exclusive locks in a savepoint; finding rows, it lets them go at once, so
     readers of a live store are not locked out for the length of a seed."""
     await seed_into(conn, spec(orders=50, token="aaaa"))
-    seeder = await asyncpg.connect(dsn)
+    async with conn.transaction():
+        assert await seed_queries.set_aside_if_empty(conn) == []
+        held = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()"
+                                   " AND mode = 'AccessExclusiveLock' AND locktype = 'relation'")
+        assert held == 0
+
+
+async def test_empty_tables_keep_their_indexes_while_another_client_is_connected(
+        dsn: str, conn: asyncpg.Connection) -> None:
+    """A running bot would wait on the exclusive locks for the whole seed: with anyone else connected, nothing is
+    dropped."""
+    before = dict(await conn.fetch(SCHEMA_OBJECTS))
+    other = await asyncpg.connect(dsn)
     try:
-        async with seeder.transaction():
-            assert await seed_queries.set_aside_if_empty(seeder) == []
-            held = await conn.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE pid = $1 AND mode = 'AccessExclusiveLock'"
-                " AND locktype = 'relation'", await seeder.fetchval("SELECT pg_backend_pid()"))
-            assert held == 0
+        await seed_into(conn, spec(orders=300, token="aaaa"))
     finally:
-        await seeder.close()
+        await other.close()
+    assert dict(await conn.fetch(SCHEMA_OBJECTS)) == before
+    assert await conn.fetchval("SELECT count(*) FROM orders WHERE payment_status <> 'failed'") == 300
 
 
 def test_generation_is_deterministic_for_a_seed() -> None:
