@@ -15,12 +15,13 @@ import asyncpg
 # jsonb codec takes JSON *text*: webhook_logs.payload travels as a str. orders.metadata and
 # checkout_sessions.metadata are left out and get their column default '{}', as is updated_at (now()).
 #
-# Times travel as integer microseconds since 2000-01-01 UTC, the instant binary COPY itself counts from
-# (`Micros`, sent through `micros_times`): asyncpg's datetime encoder cost 3.7 of the 5.5 s of CPU this process
-# spent encoding each million orders, an integer a tenth of that.
+# Times travel as whole microseconds since the Unix epoch, as the intake's rows carry them (queries.instants), and
+# go to binary COPY through `micros_times`, which shifts them to PostgreSQL's own epoch (2000-01-01): asyncpg's
+# datetime encoder cost 3.7 of the 5.5 s of CPU this process spent encoding each million orders, an integer a
+# tenth of that.
 
 Micros: TypeAlias = int
-PG_EPOCH_UNIX: Final = 946_684_800  # 2000-01-01T00:00:00Z as Unix seconds
+_PG_EPOCH: Final = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since the Unix epoch
 
 ORDER_COLUMNS: Final = (
     "id", "payment_status", "amount_total", "amount_refunded", "currency", "customer_email",
@@ -132,24 +133,21 @@ async def set_aside_if_empty(conn: asyncpg.Connection) -> list[str]:
     (else [])."""
     if await conn.fetchval(OTHER_CLIENTS):
         return []
-    savepoint = conn.transaction()
-    await savepoint.start()
     try:
-        await conn.execute(LOCK_SEEDED)
-        if await conn.fetchval(ANY_SEEDED_ROWS):
-            await savepoint.rollback()  # releases the locks taken since the savepoint
-            return []
-        aside = await conn.fetch(SET_ASIDE, SEEDED_TABLES)
-        for drop, _ in aside:
-            await conn.execute(drop)
-    except asyncpg.InsufficientPrivilegeError:
-        await savepoint.rollback()
+        async with conn.transaction():  # a savepoint: rolled back, it releases the locks taken in it
+            await conn.execute(LOCK_SEEDED)
+            if await conn.fetchval(ANY_SEEDED_ROWS):
+                raise _HoldsRows
+            aside = await conn.fetch(SET_ASIDE, SEEDED_TABLES)
+            for drop, _ in aside:
+                await conn.execute(drop)
+    except (_HoldsRows, asyncpg.InsufficientPrivilegeError):
         return []
-    except BaseException:
-        await savepoint.rollback()
-        raise
-    await savepoint.commit()
     return [definition for _, definition in aside]
+
+
+class _HoldsRows(Exception):
+    """The seeded tables are not empty: roll the savepoint back."""
 
 
 async def restore(conn: asyncpg.Connection, definitions: list[str]) -> None:
@@ -160,18 +158,18 @@ async def restore(conn: asyncpg.Connection, definitions: list[str]) -> None:
         await conn.execute(definition)
 
 
-def _tuple(micros: Micros) -> tuple[int]:
-    return (micros,)
+def _to_pg(micros: Micros) -> tuple[int]:
+    return (micros - _PG_EPOCH,)
 
 
-def _first(value: tuple[int]) -> int:
-    return value[0]
+def _from_pg(value: tuple[int]) -> Micros:
+    return value[0] + _PG_EPOCH
 
 
 @contextlib.asynccontextmanager
 async def micros_times(conn: asyncpg.Connection) -> AsyncIterator[None]:
     """While inside: this connection sends (and reads) timestamptz as `Micros` instead of datetimes."""
-    await conn.set_type_codec("timestamptz", schema="pg_catalog", encoder=_tuple, decoder=_first, format="tuple")
+    await conn.set_type_codec("timestamptz", schema="pg_catalog", encoder=_to_pg, decoder=_from_pg, format="tuple")
     try:
         yield
     finally:

@@ -185,7 +185,7 @@ def generate(spec: SeedSpec) -> Iterator[Batch]:
 
 def _at(epoch: float) -> q.Micros:
     # No datetime: asyncpg's datetime encoder alone took two thirds of the seeder's encoding time (queries.seed).
-    return round((epoch - q.PG_EPOCH_UNIX) * 1_000_000)
+    return round(epoch * 1_000_000)
 
 
 class _Rows:
