@@ -23,6 +23,7 @@ from bot.stripe.received import rebuild, submission
 from queries import inbox
 from tests.conftest import Bot
 from tests.fakes import FakeSlack
+from tests.reference import STRIPE_DIR
 from tests.test_intake_batch import sale, until, writers_held_by
 from tests.test_replicas import start_replica
 
@@ -190,3 +191,27 @@ async def test_a_stopping_process_answers_what_it_took_and_applies_what_it_store
         await lock.close()
         if replica.proc.returncode is None:
             replica.proc.kill()
+
+
+async def server_has_lz4(db: asyncpg.Connection) -> bool:
+    """Whether this PostgreSQL was built with lz4 (the embedded one was not), asked without any migration."""
+    try:
+        async with db.transaction():
+            await db.execute("SET LOCAL default_toast_compression = lz4")
+    except asyncpg.InvalidParameterValueError:
+        return False
+    return True
+
+
+async def test_event_bodies_are_compressed_with_lz4_where_the_server_has_it(db: asyncpg.Connection) -> None:
+    """A PaymentIntent's event (~6 KB) is TOAST-compressed into the inbox and again into webhook_logs: with lz4 where
+    the server has it, about half pglz's CPU (migration 0019); with pglz on the embedded PostgreSQL."""
+    body = (STRIPE_DIR / "stripe-ruby-mock" / "payment_intent.succeeded.json").read_text()
+    [inbox_id] = await inbox.store(db, [inbox.Received("stripe", "webhook", "evt_big", body)])
+    await db.execute("INSERT INTO webhook_logs (source, event_id, event_type, status, payload)"
+                     " VALUES ('stripe', 'evt_big', 'payment_intent.succeeded', 'processed', $1::jsonb)", body)
+    stored = await db.fetchval("SELECT pg_column_compression(body) FROM webhook_inbox WHERE id = $1", inbox_id)
+    logged = await db.fetchval("SELECT pg_column_compression(payload) FROM webhook_logs WHERE event_id = 'evt_big'")
+    method = "lz4" if await server_has_lz4(db) else "pglz"
+    assert (stored, logged) == (method, method)
+    assert await db.fetchval("SELECT body FROM webhook_inbox WHERE id = $1", inbox_id) == body
