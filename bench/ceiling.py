@@ -50,7 +50,6 @@ class Target:
     port: int
     dsn: str
     drains: bool = False
-    helper_pid: int | None = None  # an inbox worker beside the server (`--worker`): its CPU counts as the server's
 
 
 @dataclass
@@ -184,18 +183,14 @@ async def run_rounds(targets: list[Target], raw_dsn: str, *, tag: str, rounds: i
         if target.port not in pids:  # looked up once: psutil lists every socket of the machine
             pids[target.port] = listening_pid(target.port)
         pid = pids[target.port]
-
-        def server_cpu() -> float:
-            return _cpu_seconds(pid) + (_cpu_seconds(target.helper_pid) if target.helper_pid else 0.0)
-
-        before = (server_cpu(), _postgres_cpu(), time.process_time())
+        before = (_cpu_seconds(pid), _postgres_cpu(), time.process_time())
         started = time.perf_counter()
         if client == "aiohttp":
             result = await blast_aiohttp(target.port, sales, concurrency)
         else:
             result = await blast(target.port, requests, concurrency)
         rate = len(sales) / await applied(target.dsn, started) if target.drains else result.rate
-        after = (server_cpu(), _postgres_cpu(), time.process_time())
+        after = (_cpu_seconds(pid), _postgres_cpu(), time.process_time())
         out.cpu.setdefault(target.name, []).append(tuple(b - a for a, b in zip(before, after, strict=True)))
         if target.drains:
             await drained(target.dsn)

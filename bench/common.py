@@ -131,31 +131,6 @@ async def bot_process(env: dict[str, str], *, log_path: Path, argv: Sequence[str
                     await proc.wait()
 
 
-@contextlib.asynccontextmanager
-async def worker_process(env: dict[str, str], *, log_path: Path, within: float = 60.0) -> AsyncIterator[int]:
-    """`python -m bot apply` (an inbox worker) on env's database, once it says it runs; yields its pid."""
-    from queries import inbox
-
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "apply", cwd=env["PYTHONPATH"],
-                                                    env=env, stdout=log, stderr=log)
-    try:
-        conn = await asyncpg.connect(env["DATABASE_URL"])
-        try:
-            deadline = time.monotonic() + within
-            while not await inbox.workers_present(conn):
-                if proc.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the inbox worker did not start; see {log_path}")
-                await asyncio.sleep(0.1)
-        finally:
-            await conn.close()
-        yield proc.pid
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await proc.wait()
-
-
 async def _wait_healthy(base: str, proc: asyncio.subprocess.Process, within: float) -> None:
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:

@@ -46,7 +46,6 @@ from bench.common import (
     percentile,
     scratch_database,
     stripe_headers,
-    worker_process,
     write_result,
 )
 from bench.loadgen import non_2xx
@@ -202,27 +201,22 @@ async def run(args: argparse.Namespace) -> int:  # long: one bench run, its serv
         env = bot_env(database_url=dsn, port=free_port(), slack_api_url=fake.url)
         argv = [sys.executable, "-c", PROFILED, str(args.profile)] if args.profile else None
         base = await stack.enter_async_context(bot_process(env, log_path=RESULTS / "intake-bot.log", argv=argv))
-        worker_pid = await stack.enter_async_context(worker_process(
-            env, log_path=RESULTS / "intake-worker.log")) if args.worker else None
         naive_env = bot_env(database_url=raw_dsn, port=free_port(), slack_api_url="http://127.0.0.1:9/")
         await stack.enter_async_context(bot_process(
             naive_env, log_path=RESULTS / "naive-receiver.log",
             argv=[sys.executable, str(Path(__file__).with_name("naive_receiver.py"))]))
         targets = [ceiling.Target("ceiling", int(naive_env["PORT"]), raw_dsn),
-                   ceiling.Target("intake", int(env["PORT"]), dsn, drains=True, helper_pid=worker_pid)]
+                   ceiling.Target("intake", int(env["PORT"]), dsn, drains=True)]
         if args.trigger_cost:
             targets.append(await _no_triggers_bot(stack, args))
         if args.base:
             targets.append(await _base_bot(stack, args))
         bot_pid = listening_pid(int(env["PORT"]))
-        def bot_rss() -> float:  # with --worker, both processes
-            return rss_mib(bot_pid) + (rss_mib(worker_pid) if worker_pid else 0.0)
-
-        rss_start = bot_rss()
+        rss_start = rss_mib(bot_pid)
         rounds = await ceiling.run_rounds(targets, raw_dsn, tag=tag, rounds=args.rounds, events=args.events,
                                           concurrency=c, client=args.client, per_payment=args.payment_events,
                                           log=lambda line: print(line, file=sys.stderr))
-        rss_mid = bot_rss()
+        rss_mid = rss_mib(bot_pid)
         session = await stack.enter_async_context(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)))
         url = f"{base}/webhooks/stripe"
@@ -233,7 +227,7 @@ async def run(args: argparse.Namespace) -> int:  # long: one bench run, its serv
         await asyncio.sleep(1.5)  # past the channel's pace: the first ping goes out alone
         ping_load, sent = await ping_stream(session, url, pings, args.ping_rate)
         await drained(db)
-        rss_end = bot_rss()
+        rss_end = rss_mib(bot_pid)
         found = {r["dedupe_key"]: covering_ts(r) for r in await db.fetch(SALES)}
         waits = [fake.received[ts] - sent[k] for k in sent if (ts := found.get(k)) in fake.received]
         checks = await verify(db, fake, rounds.sent["intake"] + pings)
@@ -249,9 +243,8 @@ async def run(args: argparse.Namespace) -> int:  # long: one bench run, its serv
         ("intake HTTP latency p50 / p95 / p99", f"{ms(percentile(lat, 50))} / {ms(percentile(lat, 95))} / "
          f"{ms(percentile(lat, 99))}", "", ""),
         ("answers other than 2xx", f"{non_200}", "0", verdict(non_200 == 0)),
-        (f"bot RSS{' (web + inbox worker)' if args.worker else ''}: started / after the rounds / after the ping run",
-         f"{rss_start:.0f} / {rss_mid:.0f} / {rss_end:.0f} MiB", "< 150 MiB",
-         verdict(max(rss_start, rss_mid, rss_end) < 150)),
+        ("bot RSS: started / after the rounds / after the ping run", f"{rss_start:.0f} / {rss_mid:.0f} / "
+         f"{rss_end:.0f} MiB", "< 150 MiB", verdict(max(rss_start, rss_mid, rss_end) < 150)),
         ("ping webhook → Slack p50 / p95 / max", f"{ms(percentile(waits, 50))} / **{ms(ping_p95)}** / "
          f"{ms(max(waits, default=float('nan')))} ({len(waits)}/{n_pings} pings at {args.ping_rate:g}/s, "
          f"{len(fake.received) - posts_before} posts)", "p95 < 1 s",
@@ -263,10 +256,8 @@ async def run(args: argparse.Namespace) -> int:  # long: one bench run, its serv
         markdown_table(["machine", ""], list(info.items())),
         ceiling.report(rounds, events=args.events, concurrency=c, per_payment=args.payment_events),
         markdown_table(["measure", "result", "target", ""], rows),
-        "Bot: `python -m bot run` (pool of 10 connections)"
-        + (", with an inbox worker, `python -m bot apply`, beside it" if args.worker else "")
-        + "; load generator, fake Slack, bot and PostgreSQL share the same cores. Ratios are per round, neighbours"
-        " in time; absolute figures vary with machine noise.",
+        "Bot: `python -m bot run` (pool of 10 connections); load generator, fake Slack, bot and PostgreSQL "
+        "share the same cores. Ratios are per round, neighbours in time; absolute figures vary with machine noise.",
     ])
     print(report)
     print(f"\n(saved to {write_result('intake.md', report)})", file=sys.stderr)
@@ -316,8 +307,6 @@ def main() -> int:
     parser.add_argument("--ping-rate", type=float, default=4.0, help="events/s in the ping-latency run")
     parser.add_argument("--ping-seconds", type=float, default=15.0)
     parser.add_argument("--profile", type=Path, help="run the bot under cProfile, stats to this file")
-    parser.add_argument("--worker", action="store_true",
-                        help="run an inbox worker (`python -m bot apply`) beside the bot: the intake is both")
     delivery.add_arguments(parser)
     return asyncio.run(run(parser.parse_args()))
 

@@ -22,8 +22,8 @@ from bot.intake.worker import InboxWorker
 from bot.stripe.received import rebuild
 from queries import inbox, locks
 from tests.conftest import Bot
-from tests.test_inbox import counts, writers_held
-from tests.test_intake_batch import sale, until, writers_held_by
+from tests.test_inbox import counts
+from tests.test_intake_batch import sale, until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,88 +56,62 @@ async def outcomes(answers: list[Any]) -> list[tuple[int, str]]:
     return [(a.status, (await a.json())["outcome"]) for a in answers]
 
 
-async def burst(bot: Bot, events: list[dict[str, Any]], at_once: int = 20) -> list[Any]:
-    """POST the events, `at_once` in flight; the answers, in order."""
-    gate = asyncio.Semaphore(at_once)
-
-    async def send(event: dict[str, Any]) -> Any:
-        async with gate:
-            return await bot.stripe(event)
-
-    return list(await asyncio.gather(*(send(e) for e in events)))
-
-
-async def test_a_worker_applies_what_a_busy_web_process_stores(bot: Bot, dsn: str) -> None:
-    """With a worker running, a lone webhook is still applied at once (200, its outcome said). While the web
-    process's writers are busy (here stuck on a lock), what arrives is stored, answered 202, and applied once by
-    the worker at once, woken by the inbox's notification (it would look on its own only after a minute); the web
-    process keeps none of it to apply itself. Without a worker, it keeps them and applies them once free."""
+async def test_a_worker_applies_what_the_web_stores(bot: Bot, dsn: str) -> None:
+    """With a worker running, each webhook is answered 202 once stored and applied once, by the worker, woken by
+    the inbox's notification (it would look on its own only after a minute); the web keeps none of them."""
     async with worker(dsn) as running:
         await until(lambda: handing_over(bot), 1, within=5)
-        assert await outcomes([await bot.stripe(sale(0))]) == [(200, "processed")]
+        answers = [await bot.stripe(sale(n)) for n in range(5)]
+        assert await outcomes(answers) == [(202, "queued")] * 5
+        assert bot.deps.intake.waiting == 0  # left to the worker, not kept to apply here
+        await until(lambda: bot.deps.pool.fetchval("SELECT count(*) FROM orders"), 5, within=5)
+        assert await counts(bot.deps.pool) == (5, 5, 5, 0)
+        assert running.applied == 5
+        again = await bot.stripe(sale(0))  # a redelivery: stored, then found a duplicate by the worker
+        assert (again.status, (await again.json())["outcome"]) == (202, "queued")
+        await until(lambda: bot.deps.pool.fetchval("SELECT count(*) FROM webhook_inbox"), 0, within=5)
+        assert await counts(bot.deps.pool) == (5, 5, 5, 0)
     await until(lambda: handing_over(bot), 0, within=5)
-    async with writers_held(bot) as held:  # held first: with a worker, the second blocker would be stored
-        async with worker(dsn) as running:
-            await until(lambda: handing_over(bot), 1, within=5)
-            assert await outcomes(await burst(bot, [sale(n) for n in range(1, 9)])) == [(202, "queued")] * 8
-            assert bot.deps.intake.waiting == 0  # left to the worker, not kept to apply here
-            await until(lambda: bot.deps.pool.fetchval("SELECT count(*) FROM orders"), 9, within=5)
-            assert running.applied == 8
-        await until(lambda: handing_over(bot), 0, within=5)
-        assert await outcomes(await burst(bot, [sale(n) for n in range(9, 12)])) == [(202, "queued")] * 3
-        assert bot.deps.intake.waiting == 3  # no worker: kept, applied here once a writer is free
-    assert {(await t).status for t in held} == {200}
-    await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)
-    assert await counts(bot.deps.pool) == (14, 14, 14, 0)
-
-
-async def test_with_a_worker_one_busy_writer_is_enough_to_store(bot: Bot, dsn: str) -> None:
-    """Without a worker a webhook is stored only when both writers are busy; with one, as soon as this process is
-    busy at all: the worker's core applies it, where the free writer would take this process's own."""
-    async with bot.deps.pool.acquire() as lock:
-        async with writers_held_by(lock, bot.stripe, blockers=(900,)) as held:
-            assert await outcomes([await bot.stripe(sale(0))]) == [(200, "processed")]
-            async with worker(dsn) as running:
-                await until(lambda: handing_over(bot), 1, within=5)
-                assert await outcomes([await bot.stripe(sale(n)) for n in (1, 2)]) == [(202, "queued")] * 2
-                await until(lambda: asyncio.sleep(0, running.applied), 2)
-    assert {(await t).status for t in held} == {200}
-    assert await counts(bot.deps.pool) == (4, 4, 4, 0)
+    answer = await bot.stripe(sale(9))  # no worker: applied here, at once, as before
+    assert (answer.status, (await answer.json())["outcome"]) == (200, "processed")
+    assert await counts(bot.deps.pool) == (6, 6, 6, 0)
 
 
 async def test_what_a_stopped_worker_left_is_applied_and_nothing_twice(bot: Bot, dsn: str) -> None:
-    """A worker that holds its place but applies nothing (stuck, then killed): what the web stored stays in the
-    inbox, answered 202; once the worker is gone the web applies what it stores again, and the rows the worker
-    left are taken as left behind, each applied once."""
-    async with writers_held(bot):
-        held = await asyncpg.connect(dsn)
-        try:
-            await locks.lock_shared(held, locks.INBOX_WORKER)
-            await until(lambda: handing_over(bot), 1, within=5)
-            assert await outcomes(await burst(bot, [sale(n) for n in range(3)])) == [(202, "queued")] * 3
-        finally:
-            await held.close()  # the worker dies: its lock goes with its connection
-    await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)
-    assert await counts(bot.deps.pool) == (2, 2, 2, 3)  # the two blockers applied here; the rest the worker's
+    """A worker that holds its place but applies nothing (stuck, then killed): the webhooks stay in the inbox,
+    answered 202; once it is gone the web applies what it stores again, and the rows it left are taken as left
+    behind, each applied once."""
+    held = await asyncpg.connect(dsn)
+    try:
+        await locks.lock_shared(held, locks.INBOX_WORKER)
+        await until(lambda: handing_over(bot), 1, within=5)
+        assert await outcomes([await bot.stripe(sale(n)) for n in range(3)]) == [(202, "queued")] * 3
+        assert await counts(bot.deps.pool) == (0, 0, 0, 3)
+    finally:
+        await held.close()  # the worker dies: its lock goes with its connection
     await until(lambda: handing_over(bot), 0, within=5)
     assert await outcomes([await bot.stripe(sale(3))]) == [(200, "processed")]
     other = IntakeBatcher(pool=bot.deps.pool, tz=dt.UTC, clock=now, rebuild=rebuild, left_after=0.0)  # type: ignore[arg-type]
     assert await other.apply_waiting() == 3  # as the web's look for rows left behind takes them, 10 s on
-    assert await counts(bot.deps.pool) == (6, 6, 6, 0)
+    assert await counts(bot.deps.pool) == (4, 4, 4, 0)
 
 
 async def test_two_workers_and_the_web_apply_each_event_once(bot: Bot, dsn: str) -> None:
-    """300 sales, 20 at a time, three of them twice, stored while the web's writers are stuck, with two workers
-    taking the inbox: one order, one log row and one ping per sale, every stored event taken by one worker."""
-    async with writers_held(bot):
-        async with worker(dsn) as first, worker(dsn, look_every=0.05) as second:
-            await until(lambda: handing_over(bot), 1, within=5)
-            answers = await burst(bot, [sale(n) for n in range(300)] + [sale(n) for n in (7, 70, 170)])
-            assert {a.status for a in answers} == {202}
-            await until(lambda: bot.deps.pool.fetchval("SELECT count(*) FROM webhook_inbox"), 0, within=20)
-            assert first.applied + second.applied == 303 and first.applied and second.applied
-    await until(lambda: asyncio.sleep(0, bot.deps.intake.pending), 0)
-    assert await counts(bot.deps.pool) == (302, 302, 302, 0)
+    """300 sales, 20 at a time, three of them twice, with two workers taking the inbox: one order, one log row and
+    one ping per sale."""
+    async with worker(dsn) as first, worker(dsn, look_every=0.05) as second:
+        await until(lambda: handing_over(bot), 1, within=5)
+        events = [sale(n) for n in range(300)] + [sale(n) for n in (7, 70, 170)]
+        gate = asyncio.Semaphore(20)
+
+        async def send(event: dict[str, Any]) -> int:
+            async with gate:
+                return int((await bot.stripe(event)).status)
+
+        assert set(await asyncio.gather(*(send(e) for e in events))) == {202}
+        await until(lambda: bot.deps.pool.fetchval("SELECT count(*) FROM webhook_inbox"), 0, within=20)
+        assert await counts(bot.deps.pool) == (300, 300, 300, 0)
+        assert first.applied + second.applied == len(events)  # duplicates included: each taken by one worker
 
 
 async def test_salespulse_apply_runs_until_sigterm(dsn: str, tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ statement (migration 0018) and answered 202 once that commits, and the writers a
 oldest first, each deleting its rows in the transaction that applies them. So the sender's answer never waits on
 the apply, and the apply's per-batch costs are shared by a hundred events instead of a handful.
 
-A row is applied by the process that stored it (it still holds the parsed event) or, while an inbox worker runs
-(`handing_over`), by the worker, which takes whatever a busy process stores (bot/intake/worker.py). A row left in
-the inbox longer than `left_after` (its process stopped, or is far behind) is parsed again by any replica.
+A row is applied by the process that stored it (it still holds the parsed event), or, while an inbox worker runs
+(`handing_over`, bot/intake/worker.py), every webhook is stored and left to it; a row left in the inbox longer than
+`left_after` — its process stopped, or is far behind — is taken and parsed again by any replica.
 """
 
 from __future__ import annotations
@@ -66,16 +66,22 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
                  max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0),
                  renewals: Renewals = Renewals.PING, rebuild: Rebuild | None = None,
                  inbox_batch: int = INBOX_BATCH, left_after: float = LEFT_AFTER) -> None:
-        self._pool, self._settle, self._renewals, self._clock, self._writers = pool, settle, renewals, clock, writers
+        self._pool = pool
+        self._settle = settle
+        self._renewals = renewals
         self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
+        self._clock = clock
+        self._writers = writers
         self.max_batch = max_batch  # events per direct batch (the soak lowers it to send most through the inbox)
-        self._inbox_batch, self._left_after = inbox_batch, left_after
+        self._inbox_batch = inbox_batch
+        self._left_after = left_after
         self.rebuild = rebuild  # without it, events left behind by another process wait for one that has it
         self.on_applied: Callable[[Applied], None] = lambda applied: None  # inbox events applied, committed
-        self.handing_over = False  # an inbox worker runs (bot/intake/worker.py): what is stored is left to it
+        self.handing_over = False  # an inbox worker runs (bot/intake/worker.py): webhooks are stored, left to it
         self._queue: deque[_Pending] = deque()
         self._stored: OrderedDict[int, Submission] = OrderedDict()  # stored by this process, not yet applied
-        self._busy, self._in_hand = 0, 0  # writers busy, and the events in their hands
+        self._busy = 0
+        self._in_hand = 0  # events the writers are applying
         self._storing = 0  # events being stored
         self._applying = 0  # events the writers are applying from the inbox
         self._work = asyncio.Event()
@@ -136,12 +142,6 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         """Events answered 202 and not applied yet by this process."""
         return len(self._stored) + self._storing + self._applying
 
-    @property
-    def _to_inbox(self) -> bool:
-        """Whether webhooks go to the inbox before a free writer: stored ones wait (older), or a worker takes them
-        while this process is busy (alone, one is applied here at once, and its answer says what was done)."""
-        return self._backlog > 0 or (self.handing_over and self._busy > 0)
-
     async def _writer(self) -> None:
         while True:
             # Oldest first: stored events were answered already and wait for their Slack ping.
@@ -159,7 +159,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
 
     def _take_queue(self) -> list[_Pending]:
         """A direct batch; while stored events wait, webhooks are the storer's, to be applied behind them."""
-        backlog, take, keep = self._to_inbox, list[_Pending](), deque[_Pending]()
+        backlog, take, keep = self._backlog > 0 or self.handing_over, list[_Pending](), deque[_Pending]()
         for p in self._queue:
             (keep if (backlog and p.may_store) or len(take) >= self.max_batch else take).append(p)
         self._queue = keep
@@ -181,7 +181,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         """While every writer is busy, or stored events wait, store what waits (and may be stored) in the inbox and
         answer it."""
         while True:
-            overloaded = self._busy >= self._writers or self._to_inbox
+            overloaded = self.handing_over or self._busy >= self._writers or self._backlog > 0
             batch = [p for p in self._queue if p.may_store] if overloaded else []
             if not batch:
                 await self._idle()
