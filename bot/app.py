@@ -30,7 +30,6 @@ from bot.deps import RUNTIME, Deps, Runtime
 from bot.home.publisher import HomePublisher
 from bot.intake.batcher import IntakeBatcher
 from bot.intake.inbox_apply import Applied
-from bot.intake.worker import follow_workers
 from bot.metrics import Metrics
 from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.settings.follow import Follower, channels_of
@@ -132,7 +131,6 @@ def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[Non
     tasks = [asyncio.create_task(deps.live.run(deps.pool, deps.dsn), name="settings"),
              asyncio.create_task(deps.worker.run(), name="delivery"),
              asyncio.create_task(deps.intake.run(), name="intake"),
-             asyncio.create_task(follow_workers(deps.intake, deps.pool), name="inbox-workers"),
              asyncio.create_task(deps.home.run(), name="home")]
     if deps.channels is not None:  # resolve and join in the background: start-up never waits for Slack
         tasks.append(asyncio.create_task(deps.channels.start(), name="channels"))
@@ -219,7 +217,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[
     await web.TCPSite(runner, settings.host, settings.port).start()
     log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
-        async with database_url(settings.configured_dsn, settings.salespulse_data_dir) as dsn:
+        configured = settings.database_url.get_secret_value() if settings.database_url else None
+        async with database_url(configured, settings.salespulse_data_dir) as dsn:
             # PostgreSQL may still be starting beside us; /healthz says "starting" meanwhile, and a stop is heard.
             if not await _unless_stopped(wait_for_database(dsn), stop):
                 return

@@ -33,7 +33,8 @@ class HourWindow:
         return t >= self.start or t < self.end
 
     def open_on(self, local: datetime, days: frozenset[int]) -> bool:
-        """Whether it is open at `local` on one of `days` (Monday 0); 18:00-02:00's small hours are its first day's."""
+        """Whether the window is open at the local time `local` on one of `days` (weekday numbers, Monday 0);
+        the hours past midnight of a window like 18:00-02:00 belong to the day it opened."""
         t = local.time()
         if not self.contains(t):
             return False
@@ -64,8 +65,9 @@ def parse_window(value: str) -> HourWindow:
 class Settings(BaseSettings):
     """Every setting of the contract, validated once at start-up."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
-                                      case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True, case_sensitive=False
+    )
 
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
     salespulse_data_dir: Path = Field(Path("./.salespulse"), alias="SALESPULSE_DATA_DIR")
@@ -242,10 +244,6 @@ class Settings(BaseSettings):
     def in_quiet_hours(self, now: datetime) -> bool:
         """Whether `now` falls inside QUIET_HOURS (never, when unset), in the store's zone."""
         return self.quiet_hours is not None and self.quiet_hours.contains(now.astimezone(self.tz).time())
-
-    @property
-    def configured_dsn(self) -> str | None:  # None: the embedded PostgreSQL (bot.db.database_url)
-        return self.database_url.get_secret_value() if self.database_url else None
 
     @property
     def tz(self) -> ZoneInfo:

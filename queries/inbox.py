@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import asyncpg
-
 from queries.executor import Executor
-from queries.locks import INBOX_WORKER
 
 # Everything waiting, in one statement (its own transaction): the senders' 2xx follow its commit.
 STORE: Final = """
@@ -34,15 +31,6 @@ SELECT id, source, via, event_id, body
  ORDER BY id
  LIMIT $2
 """
-# Whether an inbox worker (`salespulse apply`) is connected: it holds INBOX_WORKER, shared, while it runs. A bigint
-# advisory key shows in pg_locks as its high and low 32 bits.
-WORKERS_PRESENT: Final = """
-SELECT EXISTS (SELECT FROM pg_locks
-                WHERE locktype = 'advisory' AND granted AND objsubid = 1
-                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND classid::bigint = $1::bigint >> 32 AND objid::bigint = $1::bigint & 4294967295)
-"""
-NOTIFY_CHANNEL: Final = "salespulse_inbox"  # migration 0025: every statement that stores events
 BACKLOG: Final = "SELECT count(*) AS waiting, min(received_at) AS oldest FROM webhook_inbox"
 
 
@@ -96,14 +84,3 @@ async def backlog(db: Executor) -> Backlog:
     """How many events wait in the inbox, and since when."""
     row = await db.fetchrow(BACKLOG)
     return Backlog(int(row["waiting"]), row["oldest"])
-
-
-async def workers_present(db: Executor) -> bool:
-    """Whether any inbox worker is running on this database."""
-    present: bool = await db.fetchval(WORKERS_PRESENT, INBOX_WORKER)
-    return present
-
-
-async def listen(conn: asyncpg.Connection, on_notify: Callable[[], None]) -> None:
-    """LISTEN for stored events on `conn` (a connection of its own); `on_notify` runs for every notification."""
-    await conn.add_listener(NOTIFY_CHANNEL, lambda *_: on_notify())

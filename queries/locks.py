@@ -6,7 +6,7 @@ connection until unlocked or closed, so they take an `asyncpg.Connection` that t
 purpose, never a pooled one: a lock left on a pooled connection (an unlock that failed) would outlive the work
 and, because the pool's reset does not unlock, block every replica until that connection dies. The intake's
 per-order locks (queries/intake.py `LOCK_REFS`) share this key space through hashtextextended(); a collision
-with the constants below is a 1-in-2^62 chance and would only make two unrelated things wait in turn.
+with the four constants below is a 1-in-2^62 chance and would only make two unrelated things wait in turn.
 """
 
 from __future__ import annotations
@@ -26,13 +26,9 @@ LEADER: Final = _BASE + 1
 EVALUATION: Final = _BASE + 2
 # Session-level, on the Stripe job's dedicated connection: one replica polls the Events API at a time.
 STRIPE_SYNC: Final = _BASE + 3
-# Session-level and shared, on each inbox worker's dedicated connection (`salespulse apply`): while any holds it,
-# the web processes leave what they store in the inbox to the workers (queries/inbox.py `workers_present`).
-INBOX_WORKER: Final = _BASE + 4
 
 LOCK: Final = "SELECT pg_advisory_lock($1)"
 TRY_LOCK: Final = "SELECT pg_try_advisory_lock($1)"
-LOCK_SHARED: Final = "SELECT pg_advisory_lock_shared($1)"
 UNLOCK: Final = "SELECT pg_advisory_unlock($1)"
 XACT_LOCK: Final = "SELECT pg_advisory_xact_lock($1)"
 
@@ -40,11 +36,6 @@ XACT_LOCK: Final = "SELECT pg_advisory_xact_lock($1)"
 async def lock(conn: asyncpg.Connection, key: int) -> None:
     """Wait for the session-level lock `key` on this (dedicated) connection."""
     await conn.execute(LOCK, key)
-
-
-async def lock_shared(conn: asyncpg.Connection, key: int) -> None:
-    """Take the session-level lock `key` in shared mode on this (dedicated) connection: others may share it."""
-    await conn.execute(LOCK_SHARED, key)
 
 
 async def try_lock(conn: asyncpg.Connection, key: int) -> bool:

@@ -93,7 +93,7 @@ async def test_events_left_behind_are_applied_by_another_process(bot: Bot) -> No
                                       for e, b in zip(events, bodies, strict=True)])
     other = IntakeBatcher(pool=bot.deps.pool, tz=UTC, clock=lambda: dt.datetime.now(dt.UTC), rebuild=rebuild,
                           left_after=0.3)
-    assert await other.apply_waiting() == 0  # too young: their process may still be applying them
+    assert await other._apply_left() == 0  # too young: their process may still be applying them
     task = asyncio.create_task(other.run())
     try:
         await until(lambda: bot.deps.pool.fetchval("SELECT count(*) FROM webhook_inbox"), 0, within=10)
@@ -111,7 +111,7 @@ async def test_a_row_is_applied_by_one_process_only(bot: Bot) -> None:
     batchers = [IntakeBatcher(pool=bot.deps.pool, tz=UTC, clock=lambda: dt.datetime.now(dt.UTC), rebuild=rebuild,
                               left_after=0.0) for _ in range(2)]
     first = batchers[0]._apply_stored(list(zip(ids, subs, strict=True)))  # the owner, with its parsed events
-    second = batchers[1].apply_waiting()  # another replica, taking them as left behind
+    second = batchers[1]._apply_left()  # another replica, taking them as left behind
     _, taken = await asyncio.gather(first, second)
     assert 0 <= taken <= 40
     assert await counts(bot.deps.pool) == (40, 40, 40, 0)

@@ -41,7 +41,8 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
     except ValueError:
         print(f"salespulse report: --date must be YYYY-MM-DD, got {date!r}", file=sys.stderr)
         return 2
-    async with database_url(settings.configured_dsn, settings.salespulse_data_dir) as dsn:
+    configured = settings.database_url.get_secret_value() if settings.database_url else None
+    async with database_url(configured, settings.salespulse_data_dir) as dsn:
         pool = await create_pool(dsn, min_size=1, max_size=4)
         try:
             settings = await stored_over(pool, settings)  # the zone, times and channel changed from Slack

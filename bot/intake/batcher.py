@@ -7,9 +7,8 @@ statement (migration 0018) and answered 202 once that commits, and the writers a
 oldest first, each deleting its rows in the transaction that applies them. So the sender's answer never waits on
 the apply, and the apply's per-batch costs are shared by a hundred events instead of a handful.
 
-A row is applied by the process that stored it (it still holds the parsed event), or, while an inbox worker runs
-(`handing_over`, bot/intake/worker.py), every webhook is stored and left to it; a row left in the inbox longer than
-`left_after` — its process stopped, or is far behind — is taken and parsed again by any replica.
+A row is applied by the process that stored it (it still holds the parsed event); a row left in the inbox longer
+than `left_after` — its process stopped, or is far behind — is taken and parsed again by any replica.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from queries import inbox
 log = logging.getLogger(__name__)
 
 # Events per inbox transaction: the apply costs the same per event from ~100 up, and a batch's Python work holds
-# the event loop (and the answers waiting on a store) ~1.5 ms (500: 7–8 ms at a time, 6 % fewer answers).
+# the event loop, and every answer waiting on a store, ~1.5 ms (500: 7–8 ms at a time, 6 % fewer answers).
 INBOX_BATCH = 100
 # Inbox stores in flight at once: while one waits for its commit, the next takes what arrived meanwhile.
 STORERS = 2
@@ -47,7 +46,9 @@ SECOND_APPLIER_AT = 100
 LEFT_AFTER = 10.0  # seconds before a stored event counts as left behind by its process
 LOOK_EVERY = 2.0  # seconds between looks for events left behind
 RETRY_AFTER = 1.0  # seconds before applying stored events again after the database failed
-EVENT_TRIES = 3  # a deadlocked batch is redone event by event, each tried this often before its sender hears 503
+# A batch that deadlocked is redone an event per transaction; an event that deadlocks again (with the inbox's
+# large batch, say) is tried this often before its sender hears 503 and retries later.
+EVENT_TRIES = 3
 
 Rebuild = Callable[[inbox.Received], Submission]  # a stored body parsed again (another process stored it)
 
@@ -77,7 +78,6 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         self._left_after = left_after
         self.rebuild = rebuild  # without it, events left behind by another process wait for one that has it
         self.on_applied: Callable[[Applied], None] = lambda applied: None  # inbox events applied, committed
-        self.handing_over = False  # an inbox worker runs (bot/intake/worker.py): webhooks are stored, left to it
         self._queue: deque[_Pending] = deque()
         self._stored: OrderedDict[int, Submission] = OrderedDict()  # stored by this process, not yet applied
         self._busy = 0
@@ -89,14 +89,16 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
 
     @classmethod
     def for_settings(cls, settings: Settings, *, pool: asyncpg.Pool, clock: Clock,
-                     rebuild: Rebuild | None = None, left_after: float = LEFT_AFTER) -> IntakeBatcher:
+                     rebuild: Rebuild | None = None) -> IntakeBatcher:
         """The batcher as configured: the store's zone, SALE_SETTLE_SECONDS and SUBSCRIPTION_RENEWALS."""
         return cls(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle,
-                   renewals=settings.subscription_renewals, rebuild=rebuild, left_after=left_after)
+                   renewals=settings.subscription_renewals, rebuild=rebuild)
 
     async def submit(self, sub: Submission, *, may_store: bool = False) -> IntakeResult:
-        """Store and apply one event; raises what the database raised (so the caller can answer 503). With
-        `may_store`, an event that would wait for a busy writer (or is a worker's) is only stored (Outcome.QUEUED)."""
+        """Store and apply one event; raises what the database raised (so the caller can answer 503).
+
+        With `may_store`, an event that would wait for a busy writer is only stored (Outcome.QUEUED) and applied
+        soon after."""
         future: asyncio.Future[IntakeResult] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(sub, future, may_store))
         self._work.set()
@@ -159,7 +161,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
 
     def _take_queue(self) -> list[_Pending]:
         """A direct batch; while stored events wait, webhooks are the storer's, to be applied behind them."""
-        backlog, take, keep = self._backlog > 0 or self.handing_over, list[_Pending](), deque[_Pending]()
+        backlog, take, keep = self._backlog > 0, list[_Pending](), deque[_Pending]()
         for p in self._queue:
             (keep if (backlog and p.may_store) or len(take) >= self.max_batch else take).append(p)
         self._queue = keep
@@ -181,7 +183,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         """While every writer is busy, or stored events wait, store what waits (and may be stored) in the inbox and
         answer it."""
         while True:
-            overloaded = self.handing_over or self._busy >= self._writers or self._backlog > 0
+            overloaded = self._busy >= self._writers or self._backlog > 0
             batch = [p for p in self._queue if p.may_store] if overloaded else []
             if not batch:
                 await self._idle()
@@ -203,8 +205,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         finally:
             self._storing -= len(batch)
         for p, inbox_id in zip(batch, ids, strict=True):
-            if not self.handing_over:  # else the worker applies it; if it stops first, the look for left rows does
-                self._stored[inbox_id] = p.sub
+            self._stored[inbox_id] = p.sub
             if not p.future.done():
                 p.future.set_result(IntakeResult(Outcome.QUEUED))
         self._work.set()
@@ -237,15 +238,14 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         while True:
             await asyncio.sleep(min(LOOK_EVERY, self._left_after))
             try:
-                while applied := await self.apply_waiting():
-                    log.info("applied %d stored events left behind", applied)
+                while await self._apply_left():
+                    pass
             except DB_UNAVAILABLE as exc:
                 log.warning("looking for stored events left behind failed: %s", exc)
             except Exception:  # never end the look: a later one may succeed, and the intake goes on meanwhile
                 log.exception("looking for stored events left behind failed")
 
-    async def apply_waiting(self) -> int:
-        """Apply a batch of the events stored more than `left_after` ago, oldest first; how many were applied."""
+    async def _apply_left(self) -> int:
         if self.rebuild is None:
             return 0
         async with self._pool.acquire() as conn:
@@ -253,6 +253,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
             rows = [(r.id, self._stored.pop(r.id) if r.id in self._stored else self.rebuild(r)) for r in left]
             applied = await apply_stored(conn, rows, self._ingest) if rows else []
         if applied:
+            log.info("applied %d stored events left behind", len(applied))
             self.on_applied(applied)
         return len(applied)
 

@@ -166,7 +166,8 @@ async def backfill_command(settings: Settings, *, days: int) -> int:
         print("salespulse backfill: set STRIPE_API_KEY (a restricted key with read access to Events,"
               " Checkout Sessions and PaymentIntents is enough)", file=sys.stderr)
         return 1
-    async with database_url(settings.configured_dsn, settings.salespulse_data_dir) as dsn:
+    configured = settings.database_url.get_secret_value() if settings.database_url else None
+    async with database_url(configured, settings.salespulse_data_dir) as dsn:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
             await migrate_database(dsn)
