@@ -20,7 +20,8 @@ import pytest
 from bot.intake.batcher import IntakeBatcher
 from bot.intake.fold import Fold
 from bot.stripe.received import rebuild, submission
-from queries import inbox
+from queries import inbox, intake_new
+from queries.intake_log import LogRow
 from tests.conftest import Bot
 from tests.fakes import FakeSlack
 from tests.reference import STRIPE_DIR
@@ -208,8 +209,8 @@ async def test_event_bodies_are_compressed_with_lz4_where_the_server_has_it(db: 
     the server has it, about half pglz's CPU (migration 0019); with pglz on the embedded PostgreSQL."""
     body = (STRIPE_DIR / "stripe-ruby-mock" / "payment_intent.succeeded.json").read_text()
     [inbox_id] = await inbox.store(db, [inbox.Received("stripe", "webhook", "evt_big", body)])
-    await db.execute("INSERT INTO webhook_logs (source, event_id, event_type, status, payload)"
-                     " VALUES ('stripe', 'evt_big', 'payment_intent.succeeded', 'processed', $1::jsonb)", body)
+    logged_row = LogRow("stripe", "evt_big", "payment_intent.succeeded", "processed", body, False, None, "webhook")
+    assert await intake_new.log_and_lock(db, [logged_row], []) == {("stripe", "evt_big")}  # as the intake logs it
     stored = await db.fetchval("SELECT pg_column_compression(body) FROM webhook_inbox WHERE id = $1", inbox_id)
     logged = await db.fetchval("SELECT pg_column_compression(payload) FROM webhook_logs WHERE event_id = 'evt_big'")
     method = "lz4" if await server_has_lz4(db) else "pglz"
