@@ -11,7 +11,7 @@ import asyncpg
 
 from queries.executor import Executor
 
-# The channel bot/migrations/0008_outbox_notify.sql notifies after every insert into the outbox.
+# What bot/migrations/0008_outbox_notify.sql and 0025 notify after an insert into the outbox: its channels.
 NOTIFY_CHANNEL: Final = "salespulse_outbox"
 
 ENQUEUE: Final = """
@@ -196,7 +196,8 @@ async def record_error(db: Executor, *, channel: str, error: str, permanent: boo
     await db.execute(RECORD_ERROR, channel, error[:1000], permanent)
 
 
-async def listen(conn: asyncpg.Connection, on_notify: Callable[[], None]) -> None:
+async def listen(conn: asyncpg.Connection, on_queued: Callable[[str | None], None]) -> None:
     """LISTEN for new outbox messages on `conn` (a connection of its own: LISTEN is per session, and a pooled
-    connection would hand it to whoever acquires it next); `on_notify` runs for every notification."""
-    await conn.add_listener(NOTIFY_CHANNEL, lambda *_: on_notify())
+    connection would hand it to whoever acquires it next); `on_queued` gets the channel each notification names
+    (migration 0025), or None for one that names none."""
+    await conn.add_listener(NOTIFY_CHANNEL, lambda _conn, _pid, _name, channel: on_queued(channel or None))

@@ -111,28 +111,34 @@ async def test_the_listener_survives_a_terminated_connection(pool: asyncpg.Pool,
 
 async def test_the_notification_comes_at_commit_not_before(dsn: str, replica: asyncpg.Pool) -> None:
     """Inside the enqueuing transaction nothing is heard (the row is not visible yet); at commit, one
-    notification however many rows were queued; a rolled-back enqueue is never heard."""
-    heard: list[int] = []
-    listener = OutboxListener(dsn, on_notify=lambda: heard.append(1))
+    notification per channel however many rows were queued, naming the channel; a rolled-back enqueue is never
+    heard."""
+    heard: list[str | None] = []
+    listener = OutboxListener(dsn, on_notify=lambda: None, subscribe=lambda conn: outbox.listen(conn, heard.append))
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.listening.wait(), 10)
-        heard.clear()  # the look-around made right after connecting
         async with replica.acquire() as conn:
             tx = conn.transaction()
             await tx.start()
             for n in range(3):
                 await enqueue(conn, n)
+            await outbox.enqueue(conn, dedupe_key="notify-test:sales", channel="sales", kind="alert",
+                                 payload={"text": "a sale"})
             await asyncio.sleep(0.3)
             assert heard == []
             await tx.commit()
-            await until(lambda: bool(heard))
+            await until(lambda: len(heard) == 2)
             rolled_back = conn.transaction()
             await rolled_back.start()
             await enqueue(conn, 99)
             await rolled_back.rollback()
+            # A burst's summary is stored as already delivered: there is nothing to send.
+            await conn.execute("INSERT INTO outbox (dedupe_key, channel, kind, payload, status, delivered_at)"
+                               " VALUES ('notify-test:burst', 'reports', 'burst', '{}', 'delivered', now())")
         await asyncio.sleep(0.3)
-        assert heard == [1]  # the three-row commit once; the rolled-back enqueue never
+        # The commit once per channel; the rolled-back enqueue and the delivered row never.
+        assert sorted(map(str, heard)) == ["alerts", "sales"]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -150,3 +156,27 @@ async def test_a_message_queued_for_later_goes_out_when_due_without_a_poll(pool:
                            " VALUES ('notify-test:settled', 'alerts', 'alert', '{\"text\": \"settled\"}',"
                            " now() + interval '1.5 seconds')")
         assert await posted.next(within=4.0) == "settled"
+
+
+async def test_notifications_for_a_channel_waiting_for_its_slot_start_no_pass(pool: asyncpg.Pool, dsn: str,
+                                                                               replica: asyncpg.Pool) -> None:
+    """Once a message has gone out, its channel waits a second for the next slot. Messages queued for it meanwhile
+    (a burst's batches, on any replica) start no pass over the outbox, and go out at the slot; a message for
+    another channel meanwhile goes out at once."""
+    posted = Posted()
+    async with running_worker(pool, dsn, posted) as worker:
+        await enqueue(replica, 1)
+        assert await posted.next(within=1.0) == "message 1"
+        sent = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.2)  # the pass that posted it ends
+        passes = worker.passes
+        for n in range(2, 6):  # four transactions, four notifications
+            await enqueue(replica, n)
+        await asyncio.sleep(0.3)
+        assert worker.passes == passes
+        await outbox.enqueue(replica, dedupe_key="notify-test:other", channel="sales", kind="alert",
+                             payload={"text": "elsewhere"})
+        assert await posted.next(within=0.5) == "elsewhere"
+        assert worker.passes == passes + 1
+        assert await posted.next(within=1.5) == "message 2"
+        assert asyncio.get_running_loop().time() - sent >= 0.9  # at the alerts channel's slot, not before

@@ -1,5 +1,5 @@
-"""The outbox listener: LISTEN on a connection of its own, so every replica hears every enqueue, reconnected
-whenever that connection drops (a PostgreSQL restart, a terminated backend, a dead network)."""
+"""A LISTEN on a connection of its own, so every replica hears every notification (an enqueue, a settings change),
+reconnected whenever that connection drops (a PostgreSQL restart, a terminated backend, a dead network)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import asyncpg
 
 from bot.db import DB_UNAVAILABLE
 from queries import health
-from queries import outbox as q
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +23,16 @@ RECONNECT_MAX_SECONDS = 10.0
 _CONNECTION_ERRORS = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 
 
-Subscribe = Callable[[asyncpg.Connection, Callable[[], None]], Awaitable[None]]
+Subscribe = Callable[[asyncpg.Connection], Awaitable[None]]  # LISTENs on the connection, with its own callback
 
 
 class OutboxListener:
-    """Calls `on_notify` whenever a transaction that queued messages commits, on any replica (or, with another
-    `subscribe`, whatever that channel announces: the settings use it too)."""
+    """Listens with `subscribe` (queries.outbox.listen: whenever a transaction that queued messages commits, on any
+    replica; queries.settings.listen: a settings change), and calls `on_notify` once (re)connected, for whatever
+    was announced while nobody listened."""
 
-    def __init__(self, dsn: str, *, on_notify: Callable[[], None], keepalive: float = KEEPALIVE_SECONDS,
-                 subscribe: Subscribe = q.listen, name: str = "outbox listener") -> None:
+    def __init__(self, dsn: str, *, on_notify: Callable[[], None], subscribe: Subscribe,
+                 keepalive: float = KEEPALIVE_SECONDS, name: str = "outbox listener") -> None:
         self._dsn = dsn
         self._on_notify = on_notify
         self._keepalive = keepalive
@@ -68,7 +68,7 @@ class OutboxListener:
         """Listen on `conn` and return once it has closed (or raise when a keep-alive ping fails)."""
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
-        await self._subscribe(conn, self._on_notify)
+        await self._subscribe(conn)
         self.pid = conn.get_server_pid()
         self.listening.set()
         # Messages queued while nobody listened (start-up, the reconnect gap) notified no one: look now.

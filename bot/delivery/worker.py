@@ -7,14 +7,14 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.blocks.pings import BURST_LISTED, BurstView, SaleView, burst_message, sale_ping
+from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.listener import OutboxListener
+from bot.delivery.posts import Post, burst_post, message_payload
 from bot.delivery.senders import Sender, SendResult, Status
 from bot.metrics import Metrics
 from queries import bursts
@@ -50,45 +50,6 @@ def backoff(attempts: int) -> dt.timedelta:
     return min(dt.timedelta(seconds=2 ** min(attempts + 1, 16)), MAX_BACKOFF)
 
 
-@dataclass(frozen=True, slots=True)
-class Post:
-    """What one pass sends to a channel: one message, the newest of several updates, or a burst summary."""
-
-    ref: int  # the outbox id in the message's metadata and in its attempt record
-    payload: dict[str, object]
-    head: q.OutboxMessage | None = None  # None for a burst
-    ids: tuple[int, ...] = ()  # the messages it settles; a burst's are listed in its attempt record
-    count: int = 1  # messages covered
-    failures: int = 0  # a burst's earlier failed attempts (a message's are its `head.attempts`)
-
-    @property
-    def burst(self) -> bool:
-        return self.head is None
-
-
-def _sale_view(sale: bursts.ListedSale) -> SaleView:
-    meta = sale.sale
-    return SaleView(order_id=str(meta.get("order_id", sale.id)), product=meta.get("product"),
-                    amount=sale.amount or 0, currency=sale.currency or "USD",
-                    customer_email=meta.get("customer"), affiliate=None, occurred_at=sale.created_at)
-
-
-def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
-    """What Slack gets for an outbox message. A sale ping is rendered only now, from the sale the intake kept:
-    most sales of a burst are never posted alone (a row queued rendered, by an older intake, goes as it is)."""
-    if m.kind == "sale" and "text" not in m.payload:
-        return sale_ping(m.payload["sale"], amount=m.amount, currency=m.currency, tz=tz)
-    return dict(m.payload)
-
-
-def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
-    """The one message announcing every sale a burst claim covers (totals kept per currency)."""
-    view = BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
-                     last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed])
-    return Post(ref=summary.ref, payload=burst_message(view, tz=tz).as_payload(), count=summary.count,
-                failures=failures)
-
-
 class DeliveryWorker:
     """Sends queued messages; safe to run in several processes against one outbox."""
 
@@ -101,8 +62,13 @@ class DeliveryWorker:
         self._clock = clock
         self._poll = poll_interval
         self.wake = asyncio.Event()  # set by the listener, and by the worker itself for paced or retried work
+        # Channels this worker has a wake-up set for, at their next slot less SLOT_LEAD: a message queued for one
+        # of them meanwhile can only go out then, and that pass finds it.
+        self._slots: dict[str, dt.datetime] = {}
+        self.passes = 0  # passes over the outbox started
         # Without a DSN (the one-shot `salespulse report`, which drains by hand) nothing listens.
-        self.listener = OutboxListener(dsn, on_notify=self.wake.set) if dsn else None
+        self.listener = OutboxListener(dsn, on_notify=self.wake.set,
+                                       subscribe=lambda conn: q.listen(conn, self.queued)) if dsn else None
         self.metrics = metrics
         self.backoff_scale = 1.0  # fault tests shrink the waits between retries
 
@@ -135,8 +101,17 @@ class DeliveryWorker:
                 async with asyncio.timeout(self._poll):
                     await self.wake.wait()
 
+    def queued(self, channel: str | None) -> None:
+        """Messages were queued for `channel` (None: for any channel), on some replica: look, unless this worker
+        already waits for that channel's next slot. During a burst that is most notifications, each of which
+        would cost a pass of half a dozen statements only to find the channel paced."""
+        slot = self._slots.get(channel) if channel else None
+        if slot is None or slot - SLOT_LEAD <= self._clock():
+            self.wake.set()
+
     async def drain(self) -> int:
         """One pass over every channel with due messages; returns how many messages were settled."""
+        self.passes += 1
         channels = await q.due_channels(self._pool)
         done = await asyncio.gather(*(self._deliver_channel(c) for c in channels))
         # A message queued to go out later (a sale ping settling, a retry) notifies nobody when its time comes.
@@ -153,7 +128,7 @@ class DeliveryWorker:
             slot, channel_id = claimed
             now = self._clock()
             if slot - now > SLOT_LEAD:
-                self._wake_at(slot - now - SLOT_LEAD)
+                self._wake_for(channel, slot)
                 return 0
             # The pace-row lock is held across the HTTP call: nobody else posts to this channel meanwhile.
             doubt = await bursts.in_doubt(conn, channel)
@@ -258,7 +233,7 @@ class DeliveryWorker:
         if result.status is Status.OK:
             await self._settle_ok(conn, channel, post, result)
             await q.set_pace(conn, channel, next_post_at=paced_from + CHANNEL_INTERVAL)
-            self._wake_at(paced_from + CHANNEL_INTERVAL - SLOT_LEAD - now)  # what arrived meanwhile goes out next
+            self._wake_for(channel, paced_from + CHANNEL_INTERVAL)  # what arrived meanwhile goes out next
             return
         error = result.error or result.status.value
         log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)
@@ -289,6 +264,11 @@ class DeliveryWorker:
         else:
             await q.forget_attempt(conn, post.ref)
             await q.mark_delivered(conn, post.ids, slack_channel=result.channel_id, slack_ts=result.ts)
+
+    def _wake_for(self, channel: str, slot: dt.datetime) -> None:
+        """Pass again just before the channel's next slot, and until then let its notifications be."""
+        self._slots[channel] = slot
+        self._wake_at(slot - SLOT_LEAD - self._clock())
 
     def _wake_at(self, delay: dt.timedelta) -> None:
         loop = asyncio.get_running_loop()

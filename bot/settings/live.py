@@ -72,7 +72,8 @@ class LiveSettings:
 
     async def run(self, pool: asyncpg.Pool, dsn: str) -> None:
         """Follow changes until cancelled: LISTEN on a connection of its own, reload on each notification."""
-        self.listener = OutboxListener(dsn, on_notify=self.changed, subscribe=q.listen, name="settings listener")
+        self.listener = OutboxListener(dsn, on_notify=self.changed, name="settings listener",
+                                       subscribe=lambda conn: q.listen(conn, self.changed))
         follow = asyncio.create_task(self.listener.run(), name="settings-listener")
         try:
             while True:

@@ -1,0 +1,50 @@
+"""What the delivery worker sends to a channel in one pass, rendered from the outbox: one message, the newest of
+several updates to it, or one summary of a burst of sales."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from bot.blocks.pings import BurstView, SaleView, burst_message, sale_ping
+from queries import bursts
+from queries import outbox as q
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """What one pass sends to a channel: one message, the newest of several updates, or a burst summary."""
+
+    ref: int  # the outbox id in the message's metadata and in its attempt record
+    payload: dict[str, object]
+    head: q.OutboxMessage | None = None  # None for a burst
+    ids: tuple[int, ...] = ()  # the messages it settles; a burst's are listed in its attempt record
+    count: int = 1  # messages covered
+    failures: int = 0  # a burst's earlier failed attempts (a message's are its `head.attempts`)
+
+    @property
+    def burst(self) -> bool:
+        return self.head is None
+
+
+def _sale_view(sale: bursts.ListedSale) -> SaleView:
+    meta = sale.sale
+    return SaleView(order_id=str(meta.get("order_id", sale.id)), product=meta.get("product"),
+                    amount=sale.amount or 0, currency=sale.currency or "USD",
+                    customer_email=meta.get("customer"), affiliate=None, occurred_at=sale.created_at)
+
+
+def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
+    """What Slack gets for an outbox message. A sale ping is rendered only now, from the sale the intake kept:
+    most sales of a burst are never posted alone (a row queued rendered, by an older intake, goes as it is)."""
+    if m.kind == "sale" and "text" not in m.payload:
+        return sale_ping(m.payload["sale"], amount=m.amount, currency=m.currency, tz=tz)
+    return dict(m.payload)
+
+
+def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
+    """The one message announcing every sale a burst claim covers (totals kept per currency)."""
+    view = BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
+                     last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed])
+    return Post(ref=summary.ref, payload=burst_message(view, tz=tz).as_payload(), count=summary.count,
+                failures=failures)
