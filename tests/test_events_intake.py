@@ -126,6 +126,7 @@ async def test_body_over_one_mebibyte_is_413(intake: Bot) -> None:
     """aiohttp's client_max_size refuses bodies over 1 MiB before they are parsed."""
     resp = await post(intake, error_event(message="x" * (1024 * 1024 + 1)))
     assert resp.status == 413
+    assert "Maximum request body size" in (await resp.json())["error"]
     assert await stored(intake) == NOTHING
 
 

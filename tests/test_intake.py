@@ -286,6 +286,7 @@ async def test_oversized_body_gets_413(bot: Bot) -> None:
     resp = await bot.client.post("/webhooks/stripe", data=body,
                                  headers={"Stripe-Signature": stripe_signature(body, STRIPE_SECRET)})
     assert resp.status == 413
+    assert "Maximum request body size 1048576 exceeded" in (await resp.json())["error"]
     assert await count(bot, "webhook_logs") == 0
 
 

@@ -33,9 +33,12 @@ DEFAULT_CACHE: Final = "no-store"  # figures and sign-in state must never sit in
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place unexpected errors become responses: DB down → 503, anything else → logged 500."""
+    """The one place unexpected errors become responses: DB down → 503, anything else → logged 500; and a body
+    over client_max_size a JSON 413 like every other refusal (aiohttp's own is plain text)."""
     try:
         return await handler(request)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return web.json_response({"error": exc.text}, status=413)
     except web.HTTPException:
         raise
     except DB_UNAVAILABLE as exc:
