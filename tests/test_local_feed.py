@@ -169,8 +169,10 @@ async def test_command_box_refuses_other_sites(local_bot: Bot) -> None:
     assert (await command(local_bot, "/sales", **{"Sec-Fetch-Site": "cross-site"})).status == 403
     form = await local_bot.client.post("/feed/command", data={"line": "/sales"})
     assert form.status == 415
-    assert (await local_bot.client.post("/feed/command", data=b"[1]",
-                                        headers={"Content-Type": "application/json"})).status == 400
+    for body, error in ((b"[1]", "expected a JSON object"), (b'{"line": ', "body is not valid JSON")):
+        resp = await local_bot.client.post("/feed/command", data=body, headers={"Content-Type": "application/json"})
+        assert resp.status == 400
+        assert (await resp.json())["error"] == error  # what the page shows under the command box
 
 
 @pytest.mark.parametrize("path", ["/feed/command", "/feed/action", "/feed/view"])

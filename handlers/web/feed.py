@@ -138,9 +138,9 @@ async def _json(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise web.HTTPBadRequest(text="invalid JSON") from None
+        raise json_error(web.HTTPBadRequest, "body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="expected a JSON object")
+        raise json_error(web.HTTPBadRequest, "expected a JSON object")
     return body
 
 
