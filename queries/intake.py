@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any, Final
 
 from queries.executor import Executor
 from queries.instants import micros
+from queries.rows import FROM_CHECKOUTS, FROM_MESSAGES, FROM_ORDERS, FROM_REFS, json_rows, rows_from
 
 # Serialise every event about the same payment: two event types for one payment arriving together must
 # not both decide "no order yet". Locks are taken in key order, so two transactions cannot deadlock.
@@ -46,39 +46,26 @@ ORDER_COLUMNS: Final = ("id", "payment_status", "amount_total", "amount_refunded
                         "invoice_id", "charge_id", "failure_reason", "livemode", "metadata", "created_at",
                         "refunded_at", "status_at")
 _ORDER_FIELDS: Final = operator.attrgetter(*ORDER_COLUMNS)
-_ORDER_METADATA: Final = ORDER_COLUMNS.index("metadata")
 _ORDER_TIMES: Final = tuple(ORDER_COLUMNS.index(c) for c in ("created_at", "refunded_at", "status_at"))
-_ORDER_ARRAYS: Final = """unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-              $14::text[], $15::bool[], $16::text[], $17::timestamptz[], $18::timestamptz[],
-              $19::timestamptz[])"""
-_ORDER_ALIASES: Final = ("v(id, payment_status, amount_total, amount_refunded, currency, customer_email, customer_name,"
-                         " product_name, affiliate_id, checkout_session_id, payment_intent_id, invoice_id, charge_id,"
-                         " failure_reason, livemode, metadata, created_at, refunded_at, status_at)")
 
+# Rows travel as JSON (queries/rows.py), one parameter per table.
 INSERT_ORDERS: Final = f"""
-INSERT INTO orders ({", ".join(ORDER_COLUMNS)})
-SELECT id, payment_status, amount_total, amount_refunded, currency, customer_email, customer_name, product_name,
-       affiliate_id, checkout_session_id, payment_intent_id, invoice_id, charge_id, failure_reason, livemode,
-       metadata::jsonb, created_at, refunded_at, status_at
-  FROM {_ORDER_ARRAYS} AS {_ORDER_ALIASES}
-"""
+INSERT INTO orders ({", ".join(ORDER_COLUMNS)})""" + rows_from(FROM_ORDERS, "$1")
 
-UPDATE_ORDERS: Final = f"""
+UPDATE_ORDERS: Final = """
 UPDATE orders AS o
    SET payment_status = v.payment_status, amount_total = v.amount_total, amount_refunded = v.amount_refunded,
        currency = v.currency, customer_email = v.customer_email, customer_name = v.customer_name,
        product_name = v.product_name, affiliate_id = v.affiliate_id, checkout_session_id = v.checkout_session_id,
        payment_intent_id = v.payment_intent_id, invoice_id = v.invoice_id, charge_id = v.charge_id,
-       failure_reason = v.failure_reason, metadata = v.metadata::jsonb, created_at = v.created_at,
+       failure_reason = v.failure_reason, metadata = v.metadata, created_at = v.created_at,
        refunded_at = v.refunded_at, status_at = v.status_at, updated_at = now()
-  FROM {_ORDER_ARRAYS} AS {_ORDER_ALIASES}
+  FROM (""" + rows_from(FROM_ORDERS, "$1") + """) AS v
  WHERE o.id = v.id
 """
 
 INSERT_REFS: Final = """
-INSERT INTO payment_refs (ref, order_id)
-SELECT * FROM unnest($1::text[], $2::text[])
+INSERT INTO payment_refs (ref, order_id)""" + rows_from(FROM_REFS, "$1") + """
 ON CONFLICT (ref) DO NOTHING
 """
 
@@ -97,14 +84,10 @@ ON CONFLICT (id) DO UPDATE
        metadata       = checkout_sessions.metadata || EXCLUDED.metadata,
        updated_at     = now()
 """
-UPSERT_CHECKOUTS: Final = """
-INSERT INTO checkout_sessions (id, status, amount_total, currency, customer_email, metadata,
-                               created_at, completed_at, status_at)
-SELECT id, status, amount_total, currency, customer_email, metadata::jsonb, created_at, completed_at, status_at
-  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-              $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
-       AS v(id, status, amount_total, currency, customer_email, metadata, created_at, completed_at, status_at)
-""" + CHECKOUT_MERGE.lstrip("\n")
+CHECKOUT_COLUMNS: Final = ("id", "status", "amount_total", "currency", "customer_email", "metadata", "created_at",
+                           "completed_at", "status_at")
+UPSERT_CHECKOUTS: Final = f"""
+INSERT INTO checkout_sessions ({", ".join(CHECKOUT_COLUMNS)})""" + rows_from(FROM_CHECKOUTS, "$1") + CHECKOUT_MERGE
 
 INSERT_FAILURES: Final = """
 INSERT INTO payment_failures (event_id, order_id, amount, currency, customer_email, reason, created_at)
@@ -119,12 +102,10 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[
 ON CONFLICT (id) DO NOTHING
 """
 
-# $7: seconds a message waits before the worker may claim it (a sale settling; the database's clock).
+# A message's delay is how long it waits before the worker may claim it (a sale settling; the database's clock).
 ENQUEUE: Final = """
-INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, available_at)
-SELECT k, ch, kd, p::jsonb, a, c, now() + make_interval(secs => d)
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::float8[])
-       AS v(k, ch, kd, p, a, c, d)
+INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, available_at)""" + rows_from(
+    FROM_MESSAGES, "$1") + """
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING dedupe_key
 """
@@ -213,15 +194,11 @@ async def orders_by_refs(db: Executor, refs: Iterable[str]) -> list[tuple[str, O
     return found
 
 
-def order_values(o: OrderRow, *, nested: bool = False) -> tuple[Any, ...]:
-    """An order's ORDER_COLUMNS values, its metadata as JSON text (`nested`, for json_rows(): the dict, and its times
-    as micros())."""
+def order_values(o: OrderRow) -> tuple[Any, ...]:
+    """An order's ORDER_COLUMNS values for json_rows(): its metadata the dict, its times micros()."""
     values = list(_ORDER_FIELDS(o))
-    if nested:
-        for i in _ORDER_TIMES:
-            values[i] = micros(values[i])
-    else:
-        values[_ORDER_METADATA] = json.dumps(values[_ORDER_METADATA])
+    for i in _ORDER_TIMES:
+        values[i] = micros(values[i])
     return tuple(values)
 
 
@@ -231,37 +208,33 @@ async def write_orders(db: Executor, orders: Iterable[OrderRow]) -> None:
     new = [order_values(o) for o in orders if o.is_new]
     changed = [order_values(o) for o in orders if not o.is_new and o.changed()]
     if new:
-        await db.execute(INSERT_ORDERS, *columns(new))
+        await db.execute(INSERT_ORDERS, json_rows(new))
     if changed:
-        await db.execute(UPDATE_ORDERS, *columns(changed))
+        await db.execute(UPDATE_ORDERS, json_rows(changed))
 
 
-def checkout_values(rows: Iterable[CheckoutRow], *, nested: bool = False) -> list[tuple[Any, ...]]:
-    """UPSERT_CHECKOUTS rows, metadata as JSON text (`nested`, for json_rows(): the dict, and the times as micros())."""
-    if nested:
-        return [(c.id, c.status, c.amount_total, c.currency, c.customer_email, c.metadata, micros(c.created_at),
-                 micros(c.completed_at), micros(c.status_at)) for c in rows]
-    return [(c.id, c.status, c.amount_total, c.currency, c.customer_email, json.dumps(c.metadata), c.created_at,
-             c.completed_at, c.status_at) for c in rows]
+def checkout_values(rows: Iterable[CheckoutRow]) -> list[tuple[Any, ...]]:
+    """UPSERT_CHECKOUTS rows for json_rows(): the metadata the dict, the times micros()."""
+    return [(c.id, c.status, c.amount_total, c.currency, c.customer_email, c.metadata, micros(c.created_at),
+             micros(c.completed_at), micros(c.status_at)) for c in rows]
 
 
-def message_values(messages: Sequence[QueuedMessage], *, nested: bool = False) -> list[tuple[Any, ...]]:
-    """ENQUEUE rows, payloads as JSON text (`nested`: the dict, for json_rows())."""
-    return [(m.dedupe_key, m.channel, m.kind, m.payload if nested else json.dumps(m.payload), m.amount, m.currency,
-             m.delay) for m in messages]
+def message_values(messages: Sequence[QueuedMessage]) -> list[tuple[Any, ...]]:
+    """ENQUEUE rows for json_rows(): the payload the dict."""
+    return [(m.dedupe_key, m.channel, m.kind, m.payload, m.amount, m.currency, m.delay) for m in messages]
 
 
 async def add_refs(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
     """(ref, order id) pairs; refs already taken keep their order."""
     if pairs:
-        await db.execute(INSERT_REFS, *columns(pairs))
+        await db.execute(INSERT_REFS, json_rows(pairs))
 
 
 async def upsert_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> None:
     """Merge the batch's checkout changes into the stored sessions."""
     values = checkout_values(rows)
     if values:
-        await db.execute(UPSERT_CHECKOUTS, *columns(values))
+        await db.execute(UPSERT_CHECKOUTS, json_rows(values))
 
 
 async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -280,4 +253,4 @@ async def enqueue(db: Executor, messages: Sequence[QueuedMessage]) -> set[str]:
     """Queue the batch's messages once per dedupe key; return the keys actually queued."""
     if not messages:
         return set()
-    return {r["dedupe_key"] for r in await db.fetch(ENQUEUE, *columns(message_values(messages)))}
+    return {r["dedupe_key"] for r in await db.fetch(ENQUEUE, json_rows(message_values(messages)))}

@@ -1,5 +1,6 @@
-"""The intake's one-statement writes send their rows as JSON (queries/intake_new.py json_rows()): awkward values
-must be stored exactly as the one-array-per-column statements store them, and odd ones refused the same way."""
+"""The intake sends its rows as JSON (queries/rows.py json_rows()), in one statement for a batch of new sales
+(queries/intake_new.py) or one per table (queries/intake.py): awkward values must come back exactly as sent by
+either, and odd ones be refused as a DataError of the statement."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from bot.intake.result import PAYLOAD_ERRORS
 from queries import intake as q
-from queries import intake_log, intake_new
+from queries import intake_log, intake_new, rows
 
 # Text JSON must escape, and text it need not: quotes, backslashes, control characters, non-ASCII, emoji (a
 # surrogate pair once escaped), a JSON-looking string, the empty string.
@@ -85,18 +86,26 @@ async def _written(db: asyncpg.Connection, one_statement: bool) -> dict[str, lis
         await tx.rollback()
 
 
-async def test_awkward_values_are_stored_as_the_array_statements_store_them(db: asyncpg.Connection) -> None:
-    """NULLs, bigint extremes, escapes, emoji, odd offsets and microseconds: the JSON rows store what arrays did."""
+async def test_awkward_values_come_back_as_sent_by_either_path(db: asyncpg.Connection) -> None:
+    """NULLs, bigint extremes, escapes, emoji, odd offsets and microseconds: every value back as it was sent, and
+    the one statement and the statements per table store the same rows."""
     got, expected = await _written(db, one_statement=True), await _written(db, one_statement=False)
     for table in STORED:
         assert got[table] == expected[table], table
     orders = {o["id"]: o for o in got["orders"]}
-    for o in _orders():  # and what was meant: every value back as it was sent
+    for o in _orders():
         assert {name: orders[o.id][name] for name in q.ORDER_COLUMNS} == {
             name: getattr(o, name) for name in q.ORDER_COLUMNS}
     assert {r["amount_total"] for r in got["orders"]} == {BIG, SMALL, 0, None}
-    delays = {m.dedupe_key: m.delay for m in _messages()}
-    assert {r["dedupe_key"]: r["delay"].total_seconds() for r in got["outbox"]} == delays
+    checkouts = {c["id"]: c for c in got["checkout_sessions"]}
+    for c in _checkouts():
+        assert {name: checkouts[c.id][name] for name in q.CHECKOUT_COLUMNS} == {
+            name: getattr(c, name) for name in q.CHECKOUT_COLUMNS}
+    outbox = {m["dedupe_key"]: m for m in got["outbox"]}
+    for m in _messages():
+        stored = outbox[m.dedupe_key]
+        assert (stored["channel"], stored["kind"], stored["payload"], stored["amount"], stored["currency"],
+                stored["delay"].total_seconds()) == (m.channel, m.kind, m.payload, m.amount, m.currency, m.delay)
 
 
 async def test_log_and_lock_stores_each_field_as_sent(db: asyncpg.Connection) -> None:
@@ -149,13 +158,13 @@ async def test_a_body_jsonb_refuses_is_a_data_error_of_log_and_lock(db: asyncpg.
 
 def test_json_rows_sends_only_aware_datetimes() -> None:
     """A naive time has no instant to send (PostgreSQL would read it in the session's zone): refused at once."""
-    assert intake_new.json_rows([(AT.astimezone(ODD_ZONE), None, True, BIG, 0.1, "é")]) == (
+    assert rows.json_rows([(AT.astimezone(ODD_ZONE), None, True, BIG, 0.1, "é")]) == (
         '[["2026-03-28T22:34:52.999999-03:25:07",null,true,9223372036854775807,0.1,"\\u00e9"]]')
     with pytest.raises(TypeError):
-        intake_new.json_rows([(dt.datetime(2026, 1, 1),)])
+        rows.json_rows([(dt.datetime(2026, 1, 1),)])
     with pytest.raises(ValueError):
-        intake_new.json_rows([(float("nan"),)])
+        rows.json_rows([(float("nan"),)])
     # The intake's own rows carry times as micros(): the same refusal, before anything is sent.
     naive = q.OrderRow(id="ord_naive", payment_status="completed", created_at=dt.datetime(2026, 1, 1), status_at=AT)
     with pytest.raises(TypeError):
-        q.order_values(naive, nested=True)
+        q.order_values(naive)
