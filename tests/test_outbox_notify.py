@@ -168,11 +168,13 @@ async def test_notifications_for_a_channel_waiting_for_its_slot_start_no_pass(po
         await enqueue(replica, 1)
         assert await posted.next(within=1.0) == "message 1"
         sent = asyncio.get_running_loop().time()
-        await asyncio.sleep(0.2)  # the pass that posted it ends
+        # Short waits: everything below must happen well before the channel's next slot, 0.95 s after the post,
+        # whose own pass would count, even on a loaded machine. A notification arrives within milliseconds.
+        await asyncio.sleep(0.1)  # the pass that posted it ends
         passes = worker.passes
         for n in range(2, 6):  # four transactions, four notifications
             await enqueue(replica, n)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.15)
         assert worker.passes == passes
         await outbox.enqueue(replica, dedupe_key="notify-test:other", channel="sales", kind="alert",
                              payload={"text": "elsewhere"})
