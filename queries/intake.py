@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from queries.executor import Executor
 from queries.instants import micros
-from queries.rows import FROM_CHECKOUTS, FROM_MESSAGES, FROM_ORDERS, FROM_REFS, json_rows, rows_from
+from queries.rows import CHECKOUTS, DISPUTES, FAILURES, MESSAGES, ORDERS, REFS, json_rows
 
 # Serialise every event about the same payment: two event types for one payment arriving together must
 # not both decide "no order yet". Locks are taken in key order, so two transactions cannot deadlock.
@@ -40,17 +40,13 @@ SELECT f.ref, o.id, o.payment_status, o.amount_total, o.amount_refunded, o.curre
    FOR UPDATE OF o
 """
 
-# The columns the fold reads and writes, in `orders` order.
-ORDER_COLUMNS: Final = ("id", "payment_status", "amount_total", "amount_refunded", "currency", "customer_email",
-                        "customer_name", "product_name", "affiliate_id", "checkout_session_id", "payment_intent_id",
-                        "invoice_id", "charge_id", "failure_reason", "livemode", "metadata", "created_at",
-                        "refunded_at", "status_at")
+# The columns the fold reads and writes, in `orders` order. Rows travel as JSON (queries/rows.py), one parameter
+# per table.
+ORDER_COLUMNS: Final = ORDERS.names
 _ORDER_FIELDS: Final = operator.attrgetter(*ORDER_COLUMNS)
-_ORDER_TIMES: Final = tuple(ORDER_COLUMNS.index(c) for c in ("created_at", "refunded_at", "status_at"))
+_ORDER_TIMES: Final = ORDERS.positions("micros")
 
-# Rows travel as JSON (queries/rows.py), one parameter per table.
-INSERT_ORDERS: Final = f"""
-INSERT INTO orders ({", ".join(ORDER_COLUMNS)})""" + rows_from(FROM_ORDERS, "$1")
+INSERT_ORDERS: Final = ORDERS.insert("$1")
 
 UPDATE_ORDERS: Final = """
 UPDATE orders AS o
@@ -60,12 +56,11 @@ UPDATE orders AS o
        payment_intent_id = v.payment_intent_id, invoice_id = v.invoice_id, charge_id = v.charge_id,
        failure_reason = v.failure_reason, metadata = v.metadata, created_at = v.created_at,
        refunded_at = v.refunded_at, status_at = v.status_at, updated_at = now()
-  FROM (""" + rows_from(FROM_ORDERS, "$1") + """) AS v
+  FROM (""" + ORDERS.select("$1") + """) AS v
  WHERE o.id = v.id
 """
 
-INSERT_REFS: Final = """
-INSERT INTO payment_refs (ref, order_id)""" + rows_from(FROM_REFS, "$1") + """
+INSERT_REFS: Final = REFS.insert("$1") + """
 ON CONFLICT (ref) DO NOTHING
 """
 
@@ -84,28 +79,18 @@ ON CONFLICT (id) DO UPDATE
        metadata       = checkout_sessions.metadata || EXCLUDED.metadata,
        updated_at     = now()
 """
-CHECKOUT_COLUMNS: Final = ("id", "status", "amount_total", "currency", "customer_email", "metadata", "created_at",
-                           "completed_at", "status_at")
-UPSERT_CHECKOUTS: Final = f"""
-INSERT INTO checkout_sessions ({", ".join(CHECKOUT_COLUMNS)})""" + rows_from(FROM_CHECKOUTS, "$1") + CHECKOUT_MERGE
+CHECKOUT_COLUMNS: Final = CHECKOUTS.names
+UPSERT_CHECKOUTS: Final = CHECKOUTS.insert("$1") + CHECKOUT_MERGE
 
-INSERT_FAILURES: Final = """
-INSERT INTO payment_failures (event_id, order_id, amount, currency, customer_email, reason, created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+INSERT_FAILURES: Final = FAILURES.insert("$1") + """
 ON CONFLICT (event_id) DO NOTHING
 """
 
-INSERT_DISPUTES: Final = """
-INSERT INTO disputes (id, order_id, charge_id, amount, currency, reason, status, created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-                     $8::timestamptz[])
+INSERT_DISPUTES: Final = DISPUTES.insert("$1") + """
 ON CONFLICT (id) DO NOTHING
 """
 
-# A message's delay is how long it waits before the worker may claim it (a sale settling; the database's clock).
-ENQUEUE: Final = """
-INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, available_at)""" + rows_from(
-    FROM_MESSAGES, "$1") + """
+ENQUEUE: Final = MESSAGES.insert("$1") + """
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING dedupe_key
 """
@@ -175,11 +160,6 @@ class QueuedMessage:
     delay: float = 0.0  # seconds before it may be sent
 
 
-def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    """Row tuples → one list per column, for unnest()."""
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
 async def lock_refs(db: Executor, refs: Sequence[str]) -> None:
     """Hold transaction-scoped locks on these payment refs until commit."""
     await db.execute(LOCK_REFS, list(refs))
@@ -240,13 +220,13 @@ async def upsert_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> None:
 async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
     """Failed payment attempts: (event id, order id, amount, currency, email, reason, at)."""
     if rows:
-        await db.execute(INSERT_FAILURES, *columns(rows))
+        await db.execute(INSERT_FAILURES, FAILURES.json(rows))
 
 
 async def insert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
     """Opened disputes (first record wins): (id, order id, charge id, amount, currency, reason, status, at)."""
     if rows:
-        await db.execute(INSERT_DISPUTES, *columns(rows))
+        await db.execute(INSERT_DISPUTES, DISPUTES.json(rows))
 
 
 async def enqueue(db: Executor, messages: Sequence[QueuedMessage]) -> set[str]:

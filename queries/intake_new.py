@@ -10,9 +10,7 @@ from typing import Final
 from queries.executor import Executor
 from queries.instants import micros
 from queries.intake import (
-    CHECKOUT_COLUMNS,
     CHECKOUT_MERGE,
-    ORDER_COLUMNS,
     CheckoutRow,
     OrderRow,
     QueuedMessage,
@@ -21,7 +19,7 @@ from queries.intake import (
     order_values,
 )
 from queries.intake_log import LogRow
-from queries.rows import FROM_CHECKOUTS, FROM_MESSAGES, FROM_ORDERS, FROM_REFS, json_rows, rows_from
+from queries.rows import CHECKOUTS, MESSAGES, ORDERS, REFS, json_rows
 
 # The received events logged (new ones returned) after LOCK_REFS ($3: the payment refs of the batch's events, as
 # json_rows()), in one round trip: the locks are taken first (a one-time filter), in key order, and held until
@@ -48,15 +46,11 @@ RETURNING source, event_id
 # the other (the refs' foreign keys are checked at the end of the statement, when the orders exist). Each row's
 # fields are in the order of its INSERT's columns (order_values(), pairs, checkout_values(), message_values()).
 WRITE_NEW: Final = f"""
-WITH new_orders AS (
-INSERT INTO orders ({", ".join(ORDER_COLUMNS)}){rows_from(FROM_ORDERS, "$1")}
-), new_refs AS (
-INSERT INTO payment_refs (ref, order_id){rows_from(FROM_REFS, "$2")}
+WITH new_orders AS ({ORDERS.insert("$1")}
+), new_refs AS ({REFS.insert("$2")}
 ON CONFLICT (ref) DO NOTHING
-), checkouts AS (
-INSERT INTO checkout_sessions ({", ".join(CHECKOUT_COLUMNS)}){rows_from(FROM_CHECKOUTS, "$3")}
-{CHECKOUT_MERGE.strip()})
-INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, available_at){rows_from(FROM_MESSAGES, "$4")}
+), checkouts AS ({CHECKOUTS.insert("$3")}
+{CHECKOUT_MERGE.strip()}){MESSAGES.insert("$4")}
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING dedupe_key
 """

@@ -8,16 +8,19 @@ string cost an isoformat() and a call of its `default=` hook. jsonb, not json: p
 re-scans the row's text for every field (+50% PostgreSQL CPU for the batch); `::text` first, or the connection's
 jsonb codec would encode the string once more.
 
-Each FROM_* fragment selects one table's rows from the parameter named `{rows}` (filled in with `rows_from()`), in
-the order of that table's INSERT columns: the one-statement batch (queries/intake_new.py) and the step-by-step
-statements (queries/intake.py) read them the same way."""
+Each table's row is described once, as data (a RowShape: its columns in field order, each with how it is read
+back); the one-statement batch (queries/intake_new.py) and the step-by-step statements (queries/intake.py) are
+built from the same shapes, so a field cannot be read from another field's position."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
+
+from queries.instants import micros
 
 
 def _json_value(value: object) -> str:
@@ -37,32 +40,66 @@ def json_rows(rows: Sequence[Any]) -> str:
     return _ROWS.encode(rows)
 
 
-def rows_from(fragment: str, param: str) -> str:
-    """A FROM_* fragment reading the rows of parameter `param` ("$1")."""
-    return fragment.replace("{rows}", param)
+# How a column comes back out of its row's JSON array (`e`, field `{i}`): JSON text as text, digits as bigint,
+# nested JSON as jsonb, integer microseconds as timestamptz (micros_at(), migration 0021), and a delay in seconds
+# (a float) as the database's now() plus that many seconds.
+READ: Final = {
+    "text": "e->>{i}",
+    "bigint": "(e->>{i})::bigint",
+    "bool": "(e->>{i})::bool",
+    "jsonb": "e->{i}",
+    "micros": "micros_at((e->>{i})::bigint)",
+    "delay": "now() + make_interval(secs => (e->>{i})::float8)",
+}
 
 
-# orders, in ORDER_COLUMNS order (queries.intake.order_values()).
-FROM_ORDERS: Final = """
-SELECT e->>0 AS id, e->>1 AS payment_status, (e->>2)::bigint AS amount_total, (e->>3)::bigint AS amount_refunded,
-       e->>4 AS currency, e->>5 AS customer_email, e->>6 AS customer_name, e->>7 AS product_name,
-       e->>8 AS affiliate_id, e->>9 AS checkout_session_id, e->>10 AS payment_intent_id, e->>11 AS invoice_id,
-       e->>12 AS charge_id, e->>13 AS failure_reason, (e->>14)::bool AS livemode, e->15 AS metadata,
-       micros_at((e->>16)::bigint) AS created_at, micros_at((e->>17)::bigint) AS refunded_at,
-       micros_at((e->>18)::bigint) AS status_at
-  FROM jsonb_array_elements({rows}::text::jsonb) AS e"""
+@dataclass(frozen=True)
+class RowShape:
+    """One table's rows as json_rows() sends them: its columns in field order, each with how it is read back."""
 
-# payment_refs: (ref, order id) pairs.
-FROM_REFS: Final = """
-SELECT e->>0, e->>1 FROM jsonb_array_elements({rows}::text::jsonb) AS e"""
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (column, a READ key)
 
-# checkout_sessions (queries.intake.checkout_values()).
-FROM_CHECKOUTS: Final = """
-SELECT e->>0, e->>1, (e->>2)::bigint, e->>3, e->>4, e->5, micros_at((e->>6)::bigint),
-       micros_at((e->>7)::bigint), micros_at((e->>8)::bigint)
-  FROM jsonb_array_elements({rows}::text::jsonb) AS e"""
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
 
-# outbox messages (queries.intake.message_values()): the last field is the seconds before one may be sent.
-FROM_MESSAGES: Final = """
-SELECT e->>0, e->>1, e->>2, e->3, (e->>4)::bigint, e->>5, now() + make_interval(secs => (e->>6)::float8)
-  FROM jsonb_array_elements({rows}::text::jsonb) AS e"""
+    def positions(self, kind: str) -> tuple[int, ...]:
+        """The fields read back as `kind` ("micros": the ones to send as micros())."""
+        return tuple(i for i, (_, k) in enumerate(self.columns) if k == kind)
+
+    def json(self, rows: Sequence[Sequence[Any]]) -> str:
+        """Row tuples in column order, their times aware datetimes → json_rows(), the times as micros()."""
+        times = self.positions("micros")
+        return json_rows([tuple(micros(v) if i in times else v for i, v in enumerate(row)) for row in rows])
+
+    def select(self, param: str) -> str:
+        """SELECT the rows of parameter `param` ("$1"), typed and named as the table's columns."""
+        fields = ", ".join(f"{READ[kind].format(i=i)} AS {name}" for i, (name, kind) in enumerate(self.columns))
+        return f"\nSELECT {fields}\n  FROM jsonb_array_elements({param}::text::jsonb) AS e"
+
+    def insert(self, param: str) -> str:
+        """INSERT the rows of parameter `param` into the table (a statement's head: ON CONFLICT may follow)."""
+        return f"\nINSERT INTO {self.table} ({', '.join(self.names)})" + self.select(param)
+
+
+ORDERS: Final = RowShape("orders", (
+    ("id", "text"), ("payment_status", "text"), ("amount_total", "bigint"), ("amount_refunded", "bigint"),
+    ("currency", "text"), ("customer_email", "text"), ("customer_name", "text"), ("product_name", "text"),
+    ("affiliate_id", "text"), ("checkout_session_id", "text"), ("payment_intent_id", "text"), ("invoice_id", "text"),
+    ("charge_id", "text"), ("failure_reason", "text"), ("livemode", "bool"), ("metadata", "jsonb"),
+    ("created_at", "micros"), ("refunded_at", "micros"), ("status_at", "micros")))
+REFS: Final = RowShape("payment_refs", (("ref", "text"), ("order_id", "text")))
+CHECKOUTS: Final = RowShape("checkout_sessions", (
+    ("id", "text"), ("status", "text"), ("amount_total", "bigint"), ("currency", "text"), ("customer_email", "text"),
+    ("metadata", "jsonb"), ("created_at", "micros"), ("completed_at", "micros"), ("status_at", "micros")))
+# A message's last field is the seconds before the worker may claim it (a sale settling; the database's clock).
+MESSAGES: Final = RowShape("outbox", (
+    ("dedupe_key", "text"), ("channel", "text"), ("kind", "text"), ("payload", "jsonb"), ("amount", "bigint"),
+    ("currency", "text"), ("available_at", "delay")))
+FAILURES: Final = RowShape("payment_failures", (
+    ("event_id", "text"), ("order_id", "text"), ("amount", "bigint"), ("currency", "text"),
+    ("customer_email", "text"), ("reason", "text"), ("created_at", "micros")))
+DISPUTES: Final = RowShape("disputes", (
+    ("id", "text"), ("order_id", "text"), ("charge_id", "text"), ("amount", "bigint"), ("currency", "text"),
+    ("reason", "text"), ("status", "text"), ("created_at", "micros")))
