@@ -108,6 +108,27 @@ async def test_awkward_values_come_back_as_sent_by_either_path(db: asyncpg.Conne
                 stored["delay"].total_seconds()) == (m.channel, m.kind, m.payload, m.amount, m.currency, m.delay)
 
 
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+async def test_failures_and_disputes_come_back_as_sent(db: asyncpg.Connection) -> None:
+    """The rare tables' rows (RowShape.json()): NULLs, bigint extremes, awkward text, odd offsets, microseconds."""
+    failures = [(f"evt_{n}_{text}", None, [BIG, SMALL, None][n % 3], text or None, None if n % 2 else text,
+                 f"{text} declined", AT.astimezone(ODD_ZONE) - dt.timedelta(microseconds=n))
+                for n, text in enumerate(AWKWARD)]
+    disputes = [(f"dp_{n}_{text}", None, f"ch_{text}", [SMALL, BIG, 0][n % 3], text, None if n % 2 else text,
+                 "needs_response", FAR - dt.timedelta(microseconds=n)) for n, text in enumerate(AWKWARD)]
+    await q.insert_failures(db, failures)
+    await q.insert_disputes(db, disputes + disputes[:1])  # the first record of a dispute wins
+    got = await db.fetch("SELECT event_id, order_id, amount, currency, customer_email, reason, created_at"
+                         " FROM payment_failures ORDER BY event_id")
+    assert sorted(map(tuple, got), key=_first) == sorted(failures, key=_first)
+    got = await db.fetch("SELECT id, order_id, charge_id, amount, currency, reason, status, created_at"
+                         " FROM disputes ORDER BY id")
+    assert sorted(map(tuple, got), key=_first) == sorted(disputes, key=_first)
+
+
 async def test_log_and_lock_stores_each_field_as_sent(db: asyncpg.Connection) -> None:
     """webhook_logs rows through the JSON parameter: text, NULLs, booleans and times come back exactly."""
     rows = [intake_log.LogRow("stripe", f"evt_{n}_{text}", text, "error" if n % 2 else "processed",
