@@ -14,15 +14,18 @@ from bot.web.guards import require_deps
 async def slack_events(request: web.Request) -> web.StreamResponse:
     """Verify Slack's signature (401 when missing or bad), then hand the request to Bolt to dispatch.
 
-    In every mode an unsigned request is refused: Socket Mode turns Bolt's own check off (its frames arrive on
-    an authenticated WebSocket), so without a signing secret this route is closed (404) instead of open.
+    In every mode an unsigned request is refused with 401: Socket Mode turns Bolt's own check off (its frames arrive
+    on an authenticated WebSocket), and local mode has no Slack at all, so without a signing secret no request can
+    be verified and every one is refused.
     """
     require_deps(request)  # Bolt is attached with the deps: until then, "starting up"
     bolt, secret = request.app[RUNTIME].bolt, request.app[RUNTIME].signing_secret
     if bolt is None:
-        return web.json_response({"error": "Slack is not configured (local mode)"}, status=404)
+        return web.json_response({"error": "invalid request signature: Slack is not configured (local mode)"},
+                                 status=401)
     if secret is None:
-        return web.json_response({"error": "Slack requests arrive over Socket Mode, not HTTP"}, status=404)
+        return web.json_response({"error": "invalid request signature: no SLACK_SIGNING_SECRET (Slack requests "
+                                           "arrive over Socket Mode)"}, status=401)
     try:
         raw = (await request.read()).decode("utf-8")
     except UnicodeDecodeError:
