@@ -62,6 +62,13 @@ def parse_window(value: str) -> HourWindow:
     return HourWindow(parse_hhmm(start), parse_hhmm(end))
 
 
+def _slack_ids(value: tuple[str, ...], kinds: str, what: str) -> tuple[str, ...]:
+    for part in value:
+        if not (part.isascii() and part.isalnum() and part.isupper() and part[0] in kinds):
+            raise ValueError(f"{part[:40]!r} is not {what}")
+    return value
+
+
 class Settings(BaseSettings):
     """Every setting of the contract, validated once at start-up."""
 
@@ -130,6 +137,23 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not configured", not "configured as empty".
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_uri(cls, value: SecretStr | None) -> SecretStr | None:
+        # asyncpg would refuse these only when connecting, after `run` has waited a minute for a server; the
+        # messages name the part that is wrong, never the URI (it may hold a password).
+        if value is None:
+            return value
+        scheme, sep, rest = value.get_secret_value().partition("://")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ValueError("expected a postgresql:// (or postgres://) URI")
+        hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+        for host in hosts.split(","):
+            _, colon, port = host.rpartition("]")[2].rpartition(":")  # after an IPv6 literal's brackets
+            if colon and port and not port.isdigit():
+                raise ValueError("a port in the URI is not a number")
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _with_trailing_slash(cls, value: str) -> str:
@@ -144,6 +168,13 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("slack_sales_webhook_url", "slack_alert_webhook_url")
+    @classmethod
+    def _secret_http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL (Slack's incoming webhooks are https://hooks.slack.com/…)")
+        return value
 
     @field_validator("store_currency")
     @classmethod
@@ -160,7 +191,12 @@ class Settings(BaseSettings):
     @classmethod
     def _secrets_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for part in value if isinstance(value, tuple) else ():
+            secret = part.get_secret_value() if isinstance(part, SecretStr) else part
+            if isinstance(secret, str) and not secret.startswith("whsec_"):
+                # Not the API key (sk_…/rk_…) or the endpoint id (we_…): the endpoint's signing secret.
+                raise ValueError("each secret is an endpoint's signing secret, starting with whsec_")
         return value
 
     @field_validator("slash_command_allowed_users", "slash_command_allowed_channels", "alert_responders",
@@ -171,14 +207,22 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("slash_command_allowed_users", "alert_responders", "salespulse_admins")
+    # A typo in an access list would lock people out (or in) silently: each entry must be a Slack id (upper-case
+    # letters and digits) of the kind the list is checked against — only ALERT_RESPONDERS expands user groups.
+    @field_validator("slash_command_allowed_users", "salespulse_admins")
     @classmethod
-    def _slack_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # A typo here would lock people out (or in) silently: Slack ids are upper-case letters and digits.
-        for part in value:
-            if not (part.isascii() and part.isalnum() and part.isupper() and part[0] in "UWS"):
-                raise ValueError(f"{part[:40]!r} is not a Slack user id (U…/W…) or user group id (S…)")
-        return value
+    def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _slack_ids(value, "UW", "a Slack user id (U…/W…)")
+
+    @field_validator("alert_responders")
+    @classmethod
+    def _responder_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _slack_ids(value, "UWS", "a Slack user id (U…/W…) or user group id (S…)")
+
+    @field_validator("slash_command_allowed_channels")
+    @classmethod
+    def _channel_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _slack_ids(value, "CGD", "a Slack channel id (C…/G…/D…; a channel's name will not do)")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

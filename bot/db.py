@@ -168,14 +168,14 @@ async def _reset(conn: asyncpg.Connection) -> None:
 
 async def wait_for_database(dsn: str, *, within: float = START_WAIT) -> None:
     """Return once PostgreSQL accepts a connection, trying again while it is unreachable or starting, for up to
-    `within` seconds (then the last error is raised). A refused role, password or database (DB_REFUSED) is raised
-    at once."""
+    `within` seconds (then the last error is raised). A refused role, password or database (DB_REFUSED), or a
+    connection parameter asyncpg refuses (an unknown sslmode, say), is raised at once."""
     loop = asyncio.get_running_loop()
     deadline, delay = loop.time() + within, 0.5
     while True:
         try:
             conn = await asyncpg.connect(dsn, timeout=5)
-        except DB_REFUSED:
+        except (*DB_REFUSED, asyncpg.ClientConfigurationError):  # waiting will not change these
             raise
         except DB_UNAVAILABLE as exc:
             if loop.time() + delay > deadline:

@@ -15,7 +15,7 @@ ALL_VARS = ["DATABASE_URL", "SALESPULSE_DATA_DIR", "HOST", "PORT", "SLACK_BOT_TO
             "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY", "STRIPE_API_URL", "MONITORING_TOKEN", "INTAKE_TOKEN",
             "STORE_TIMEZONE", "BUSINESS_HOURS", "MORNING_REPORT_AT", "EVENING_REPORT_AT", "SITE_URL",
             "ALERT_CHECK_INTERVAL_SECONDS", "ALERT_RULES_FILE", "SLASH_COMMAND_ALLOWED_USERS",
-            "SLASH_COMMAND_ALLOWED_CHANNELS", "BUSINESS_DAYS", "QUIET_HOURS"]
+            "SLASH_COMMAND_ALLOWED_CHANNELS", "BUSINESS_DAYS", "QUIET_HOURS", "ALERT_RESPONDERS", "SALESPULSE_ADMINS"]
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +81,10 @@ def test_dotenv_is_read_and_real_environment_wins(monkeypatch: pytest.MonkeyPatc
     ("BUSINESS_HOURS", "9 to 5"), ("MORNING_REPORT_AT", "25:00"), ("SLACK_API_URL", "ftp://x"),
     ("ALERT_CHECK_INTERVAL_SECONDS", "0"), ("SITE_URL", "example.com"), ("SLACK_BOT_TOKEN", "xoxp-user"),
     ("STORE_CURRENCY", "dollars"), ("STORE_CURRENCY", "USE"),  # three letters, but no ISO 4217 currency
+    ("DATABASE_URL", "mysql://u@h/db"), ("DATABASE_URL", "localhost:5432"), ("DATABASE_URL", "postgresql://h:pg/db"),
+    ("SLASH_COMMAND_ALLOWED_CHANNELS", "#general"), ("SLASH_COMMAND_ALLOWED_USERS", "S0GROUP"),
+    ("SALESPULSE_ADMINS", "U1,S0GROUP"), ("ALERT_RESPONDERS", "@oncall"), ("SLACK_SALES_WEBHOOK_URL", "ftp://x"),
+    ("SLACK_ALERT_WEBHOOK_URL", "hooks.slack.com/services/T/B/x"), ("STRIPE_WEBHOOK_SECRET", "whsec_a,sk_test_b"),
 ])
 def test_malformed_value_stops_with_one_line_naming_the_variable(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -93,6 +97,20 @@ def test_malformed_value_stops_with_one_line_naming_the_variable(
     message = str(info.value)
     assert "\n" not in message
     assert name in message or "SLACK_BOT_TOKEN" in message
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("DATABASE_URL", "postgres://u:p@h1:5432,h2:5433/db"), ("DATABASE_URL", "postgresql://postgres@/db?host=/run/pg"),
+    ("DATABASE_URL", "postgresql://[::1]:5432/db"), ("SLASH_COMMAND_ALLOWED_CHANNELS", "C0SALES,G0PRIVATE,D0DM"),
+    ("ALERT_RESPONDERS", "U1,W2,S0ONCALL"), ("SLACK_SALES_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x"),
+])
+def test_well_formed_values_of_the_checked_settings_are_taken(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                              value: str) -> None:
+    """Several hosts, a Unix socket, IPv6; channel ids of every kind; user groups where they are expanded."""
+    monkeypatch.setenv(name, value)
+    s = load_settings()
+    got = getattr(s, name.lower())
+    assert (got.get_secret_value() if hasattr(got, "get_secret_value") else ",".join(got)) == value
 
 
 def test_bot_token_without_signing_secret_or_socket_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,6 +134,16 @@ def test_secrets_never_appear_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SettingsError) as info:
         load_settings()
     assert "supersecret" not in str(info.value)
+    monkeypatch.delenv("SLACK_APP_TOKEN")
+    for name, value in [("DATABASE_URL", "mysql://u:dbsupersecret@h/db"),
+                        ("DATABASE_URL", "postgresql://u:dbsupersecret@h:x/db"),
+                        ("SLACK_SALES_WEBHOOK_URL", "hooks.slack.com/services/T/B/supersecret"),
+                        ("STRIPE_WEBHOOK_SECRET", "sk_live_supersecret")]:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=name) as info:
+            load_settings()
+        assert "supersecret" not in str(info.value)
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize(("value", "code"), [("usd", "USD"), (" eur ", "EUR"), ("JPY", "JPY"), ("chf", "CHF")])

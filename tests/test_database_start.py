@@ -89,12 +89,21 @@ async def test_a_refused_role_is_not_waited_for(dsn: str) -> None:
     assert time.monotonic() - started < 5
 
 
+async def test_a_connection_parameter_asyncpg_refuses_is_not_waited_for(dsn: str) -> None:
+    """A well-formed URI asyncpg still refuses (an unknown sslmode): said at once, not after a minute of tries."""
+    started = time.monotonic()
+    with pytest.raises(asyncpg.ClientConfigurationError, match="sslmode"):
+        await wait_for_database(f"{dsn}{'&' if '?' in dsn else '?'}sslmode=sometimes", within=30)
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize("command", [["migrate"], ["seed", "--orders", "10"], ["report", "evening", "--dry-run"]])
 async def test_commands_say_in_one_line_why_they_cannot_use_postgresql(
         command: list[str], server_dsn: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     for url, why in ((f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", "ConnectionRefusedError"),
-                     (with_database(server_dsn, "no_such_database"), 'database "no_such_database" does not exist')):
+                     (with_database(server_dsn, "no_such_database"), 'database "no_such_database" does not exist'),
+                     (f"{server_dsn}{'&' if '?' in server_dsn else '?'}sslmode=sometimes", "sslmode")):
         monkeypatch.setenv("DATABASE_URL", url)
         assert await asyncio.to_thread(main, command) == 1
         err = capsys.readouterr().err

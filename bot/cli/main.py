@@ -176,7 +176,7 @@ async def _check_postgres(settings: Settings) -> bool:
         for o in stored:  # the values above are the environment's; these win over them (README, Settings)
             print(f"  set from Slack:   {o.key} = {json.dumps(o.value)} (by {o.updated_by},"
                   f" {o.updated_at:%Y-%m-%d %H:%M %Z}) — wins over the environment")
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+    except (OSError, asyncpg.PostgresError, asyncpg.ClientConfigurationError, TimeoutError) as exc:
         print(f"  postgres:         FAILED — {type(exc).__name__}: {exc}")
         return False
     return True
@@ -273,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 # PostgreSQL unreachable, starting, full, or refusing who we are: said in one line. Other OSErrors (a port in use)
 # are not the database's and keep their traceback.
 CANNOT_CONNECT = (*DB_REFUSED, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                  asyncpg.TooManyConnectionsError, ConnectionError, socket.gaierror, TimeoutError)
+                  asyncpg.TooManyConnectionsError, asyncpg.ClientConfigurationError, ConnectionError, socket.gaierror,
+                  TimeoutError)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
