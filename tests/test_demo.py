@@ -159,12 +159,13 @@ def test_the_opening_report_is_this_mornings_before_noon_and_this_evenings_after
 
 def test_run_with_nothing_configured_is_the_demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """Plain `salespulse run` (so `make run`) out of the box demos; a Stripe secret makes it the real thing."""
+    """Plain `salespulse run` (so `make run`) out of the box demos; anything that names a real store — a Stripe
+    secret or API key, an INTAKE_TOKEN, a site to probe — makes it the real thing."""
     import bot.app
 
     monkeypatch.chdir(tmp_path)  # no .env here
     for name in ("SLACK_BOT_TOKEN", "SLACK_SALES_WEBHOOK_URL", "SLACK_ALERT_WEBHOOK_URL", "DATABASE_URL",
-                 "STRIPE_WEBHOOK_SECRET", "SLACK_APP_TOKEN"):
+                 "STRIPE_WEBHOOK_SECRET", "SLACK_APP_TOKEN", "STRIPE_API_KEY", "INTAKE_TOKEN", "SITE_URL"):
         monkeypatch.delenv(name, raising=False)
     calls: list[str] = []
 
@@ -179,9 +180,25 @@ def test_run_with_nothing_configured_is_the_demo(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(bot.app, "serve", fake_serve)
     assert main(["run"]) == 0 and calls == ["demo"]
     assert "nothing is configured" in capsys.readouterr().err
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_mine")
-    assert main(["run"]) == 0 and main(["demo"]) == 0
-    assert calls == ["demo", "serve", "demo"]
+    real = [("STRIPE_WEBHOOK_SECRET", "whsec_mine"), ("STRIPE_API_KEY", "rk_live_mine"), ("INTAKE_TOKEN", "mine"),
+            ("SITE_URL", "https://shop.example")]
+    for name, value in real:
+        monkeypatch.setenv(name, value)
+        assert main(["run"]) == 0 and main(["demo"]) == 0
+        monkeypatch.delenv(name)
+    assert calls == ["demo"] + ["serve", "demo"] * len(real)
+
+
+def test_the_banner_prints_only_the_token_the_demo_made_up() -> None:
+    """A MONITORING_TOKEN the user configured is a secret of theirs: the demo's banner does not print it."""
+    now = dt.datetime(2026, 3, 8, 14, 0, tzinfo=dt.UTC)
+    made_up = demo_settings(make_settings(), dsn="postgresql://x/y")
+    assert made_up.monitoring_token is not None
+    shown = demo.banner(made_up, orders=1, now=now)
+    assert f"MONITORING_TOKEN={made_up.monitoring_token.get_secret_value()}" in shown
+    own = demo_settings(make_settings(MONITORING_TOKEN="mine-and-secret"), dsn="postgresql://x/y")
+    shown = demo.banner(own, orders=1, now=now, own_token=True)
+    assert "mine-and-secret" not in shown and "Bearer $MONITORING_TOKEN" in shown and "/dashboard/link/" in shown
 
 
 def free_port() -> int:

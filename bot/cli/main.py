@@ -242,8 +242,9 @@ def _serve(settings: Settings, *, demo: bool) -> int:
         asyncio.run(serve(settings))
         return 0
     if not demo:
-        print("salespulse run: nothing is configured (no Slack token, DATABASE_URL or STRIPE_WEBHOOK_SECRET),"
-              " so here is the demo. Set STRIPE_WEBHOOK_SECRET (README: Connect Stripe) to watch your own store.",
+        print("salespulse run: nothing is configured (no Slack token, DATABASE_URL, STRIPE_WEBHOOK_SECRET,"
+              " STRIPE_API_KEY, INTAKE_TOKEN or SITE_URL), so here is the demo. Set STRIPE_WEBHOOK_SECRET"
+              " (README: Connect Stripe) to watch your own store.",
               file=sys.stderr, flush=True)
     try:
         return asyncio.run(demo_command(settings))

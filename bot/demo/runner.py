@@ -62,8 +62,10 @@ SETTLE_SECONDS: Final = 5.0
 
 
 def nothing_configured(settings: Settings) -> bool:
-    """No Slack, no DATABASE_URL and no Stripe secret: `salespulse run` has nothing real to do, so it demos."""
-    return settings.local_mode and settings.database_url is None and not settings.stripe_webhook_secret
+    """Nothing that names a real store — no Slack, no DATABASE_URL, no way in for events (a Stripe secret or API
+    key, an INTAKE_TOKEN) and no site to probe: `salespulse run` has nothing real to do, so it demos."""
+    return (settings.local_mode and settings.database_url is None and not settings.stripe_webhook_secret
+            and settings.stripe_api_key is None and settings.intake_token is None and settings.site_url is None)
 
 
 def demo_settings(settings: Settings, *, dsn: str) -> Settings:
@@ -176,10 +178,12 @@ class Simulator:
         return status
 
 
-def banner(settings: Settings, *, orders: int, now: dt.datetime) -> str:
-    """What to open, and the secrets the demo made up (they exist only in this run)."""
+def banner(settings: Settings, *, orders: int, now: dt.datetime, own_token: bool = False) -> str:
+    """What to open, and the secrets the demo made up (they exist only in this run); a MONITORING_TOKEN the user
+    configured (`own_token`) is theirs, and is not printed."""
     base = settings.public_base_url
     token = settings.monitoring_token.get_secret_value() if settings.monitoring_token else ""
+    shown = "$MONITORING_TOKEN" if own_token else token
     secret = settings.stripe_secrets()[0]
     return "\n".join((
         "",
@@ -189,9 +193,9 @@ def banner(settings: Settings, *, orders: int, now: dt.datetime) -> str:
         f"  local feed  {base}/   what Slack would show, live; type /sales there (today's pace),"
         " /sales settings for the Settings view",
         f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min)",
-        f"              or {base}/dashboard with the MONITORING_TOKEN below",
-        f"  JSON API    curl -H 'Authorization: Bearer {token}' {base}/api/monitoring/sales",
-        f"  MONITORING_TOKEN={token}",
+        f"              or {base}/dashboard with the MONITORING_TOKEN " + ("you set" if own_token else "below"),
+        f"  JSON API    curl -H 'Authorization: Bearer {shown}' {base}/api/monitoring/sales",
+        "  MONITORING_TOKEN: yours, as configured (not printed)" if own_token else f"  MONITORING_TOKEN={token}",
         f"  STRIPE_WEBHOOK_SECRET={secret}   (the simulator signs its events with it)",
         "Sales, a few declined cards, a refund and now and then a burst arrive every few seconds. Ctrl-C stops.",
         "",
@@ -205,10 +209,10 @@ def opening_report(now: dt.datetime, settings: Settings) -> Slot:
     return slot_for(ReportKind.MORNING if local.hour < 12 else ReportKind.EVENING, local.date(), settings)
 
 
-async def run_demo(services: Services, *, orders: int, out: TextIO) -> None:
+async def run_demo(services: Services, *, orders: int, out: TextIO, own_token: bool = False) -> None:
     """Once the server is ready: say where to look, post today's evening report so far, then simulate."""
     deps = services.deps
-    print(banner(deps.settings, orders=orders, now=deps.clock()), file=out, flush=True)
+    print(banner(deps.settings, orders=orders, now=deps.clock(), own_token=own_token), file=out, flush=True)
     await Reporter.from_deps(deps).send(opening_report(deps.clock(), deps.settings), source="demo")
     simulator = Simulator(url=f"{deps.settings.public_base_url}/webhooks/stripe",
                           secret=deps.settings.stripe_secrets()[0])
@@ -236,5 +240,7 @@ async def demo_command(settings: Settings, *, out: TextIO | None = None) -> int:
     async with demo_database(data_dir) as dsn:
         demo = demo_settings(settings, dsn=dsn)
         counts = await seed_history(dsn, demo)
-        await serve(demo, on_ready=lambda services: run_demo(services, orders=counts.orders, out=out))
+        own_token = settings.monitoring_token is not None
+        await serve(demo, on_ready=lambda services: run_demo(services, orders=counts.orders, out=out,
+                                                            own_token=own_token))
     return 0
