@@ -314,6 +314,12 @@ class Settings(BaseSettings):
         host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
+    def base_url_for(self, origin: str | None) -> str:
+        """A link's base in the reply to a request sent to `origin` (scheme and host): PUBLIC_URL when set, else
+        where that request went (behind a proxy, not our listen address), else — no request: Socket Mode — our
+        listen address."""
+        return self.public_url or origin or self.public_base_url
+
     def stripe_secrets(self) -> list[str]:
         """The webhook signing secrets in force (several during rotation)."""
         return [s.get_secret_value() for s in self.stripe_webhook_secret]

@@ -177,11 +177,11 @@ class Bot:
         return await self.client.post("/webhooks/stripe", data=body, headers=hdrs)
 
     async def slack(self, form: dict[str, str], *, secret: str = SLACK_SIGNING_SECRET,
-                    timestamp: int | None = None) -> Any:
-        """POST a form body to /slack/events signed as Slack signs it."""
+                    timestamp: int | None = None, headers: dict[str, str] | None = None) -> Any:
+        """POST a form body to /slack/events signed as Slack signs it (with `headers` added: Host, a proxy's)."""
         body = urlencode(form).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   **slack_signature(body, secret, timestamp=timestamp)}
+                   **slack_signature(body, secret, timestamp=timestamp), **(headers or {})}
         return await self.client.post("/slack/events", data=body, headers=headers)
 
     async def slack_event(self, event: dict[str, Any], *, secret: str = SLACK_SIGNING_SECRET) -> Any:

@@ -185,6 +185,26 @@ async def test_sales_link_signs_a_phone_in_for_a_limited_time(store: Bot, clock:
     assert "Set-Cookie" not in expired.headers
 
 
+@pytest.mark.parametrize(("proxies", "headers", "base"), [
+    (None, {"Host": "sales.example:8443"}, "http://sales.example:8443"),
+    (None, {"Host": "sales.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"},
+     "http://sales.example"),  # no trusted proxy: its headers are not believed
+    ("127.0.0.1/32", {"Host": "10.0.0.5:3000", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "sales.example"},
+     "https://sales.example"),
+])
+async def test_without_public_url_the_link_goes_where_the_command_was_sent(
+        dsn: str, fake_slack: FakeSlack, proxies: str | None, headers: dict[str, str], base: str) -> None:
+    """PUBLIC_URL unset: the link is on the scheme and host Slack sent the command to (a trusted proxy's
+    X-Forwarded-Proto and X-Forwarded-Host believed), not on the listen address."""
+    async with start_bot(dsn, fake_slack, MONITORING_TOKEN=TOKEN, TRUSTED_PROXIES=proxies) as bot:
+        resp = await bot.slack({"command": "/sales", "text": "link", "user_id": "U1", "channel_id": "D1",
+                                "team_id": "T0", "trigger_id": "1.2"}, headers=headers)
+        assert resp.status == 200
+        blocks = str((await resp.json())["blocks"])
+        assert f"{base}/dashboard/link/" in blocks, blocks
+        assert "127.0.0.1" not in blocks
+
+
 async def test_link_and_session_values_are_not_interchangeable(store: Bot, clock: FakeClock) -> None:
     """A link value is not a session, a session value is not a link, and a tampered link is refused."""
     link_value = sign_link(TOKEN, now=clock.now)

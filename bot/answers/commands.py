@@ -33,23 +33,22 @@ def _unknown(command: str, arg: str) -> Message:
     return usage_message(command, problem=f"I don't know `{arg[:50]}` — here is what I understand:")
 
 
-def dashboard_link(deps: Deps, *, shareable: bool) -> Message:
-    """`/sales link`: a signed, expiring URL that signs a phone in to the dashboard (never shared in channel)."""
+def dashboard_link(deps: Deps, *, shareable: bool, origin: str | None = None) -> Message:
+    """`/sales link`: a signed, expiring URL that signs a phone in to the dashboard (never shared in channel), on
+    PUBLIC_URL, else on the scheme and host the command was sent to (`origin`)."""
     token = deps.settings.monitoring_token
     if token is None:
         return dashboard_off_message()
     if not shareable:
         return link_not_shared_message()
     now = deps.clock()
-    url = f"{deps.settings.public_base_url}/dashboard/link/{sign_link(token.get_secret_value(), now=now)}"
+    url = f"{deps.settings.base_url_for(origin)}/dashboard/link/{sign_link(token.get_secret_value(), now=now)}"
     return link_message(url, expires_at=now + LINK_LIFETIME, now=now, session=LINK_SESSION_LIFETIME,
                         tz=deps.settings.tz)
 
 
 async def sales(deps: Deps, arg: str, shareable: bool) -> Message:
-    """The /sales answer for `arg`."""
-    if arg == LINK_ARG:
-        return dashboard_link(deps, shareable=shareable)
+    """The /sales answer for `arg` (`link` is answered by answer(), which knows where the command was sent)."""
     now, tz = deps.clock(), deps.settings.tz
     try:
         period = parse_period(arg, now=now, tz=tz)
@@ -91,13 +90,16 @@ RENDERERS: dict[str, Render] = {"/sales": sales, "/errors": errors, "/health": h
 
 
 async def answer(deps: Deps, *, command: str, text: str, user_id: str | None, channel_id: str | None,
-                 shareable: bool = True) -> Message:
-    """The full answer to a command as typed: refusal, usage, or the figures."""
+                 shareable: bool = True, origin: str | None = None) -> Message:
+    """The full answer to a command as typed: refusal, usage, or the figures. `origin`: the scheme and host the
+    command was sent to, for a link back to this server (none over Socket Mode)."""
     arg = " ".join(text.split()).lower()
     if not deps.access.reads_revenue(user_id, channel_id):
         return refusal_message()
     if arg in HELP_WORDS:
         return usage_message(command)
+    if command == "/sales" and arg == LINK_ARG:
+        return dashboard_link(deps, shareable=shareable, origin=origin)
     render = RENDERERS.get(command)
     if render is None:
         return usage_message(command, problem="Unknown command.")

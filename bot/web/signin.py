@@ -16,6 +16,8 @@ from bot.web.session import Purpose, verify
 COOKIE: Final = "salespulse_session"
 # Only the dashboard's own routes ever see the cookie (the JSON API keeps its bearer token).
 COOKIE_PATH: Final = "/dashboard"
+# The key under which /slack/events hands Bolt's listeners the request's origin (request_origin()).
+ORIGIN: Final = "salespulse_origin"
 
 
 Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
@@ -35,6 +37,15 @@ def is_https(request: web.Request, proxies: Networks) -> bool:
         forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         return (forwarded or request.scheme) == "https"
     return request.scheme == "https"
+
+
+def request_origin(request: web.Request, proxies: Networks) -> str:
+    """The scheme and host this request was sent to ("https://sales.example"): what a link back to this server in
+    the reply should start with. A TRUSTED_PROXIES proxy's X-Forwarded-Proto and X-Forwarded-Host are believed."""
+    host = request.host
+    if _trusted(request.remote or "", proxies):
+        host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or host
+    return f"{'https' if is_https(request, proxies) else 'http'}://{host}"
 
 
 def client_address(request: web.Request, proxies: Networks) -> str:

@@ -12,12 +12,13 @@ from bot.answers.commands import RENDERERS, answer, ephemeral
 from bot.blocks.settings import denied_message
 from bot.deps import Deps
 from bot.settings.change import is_settings_command, open_view
+from bot.web.signin import ORIGIN
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Add one listener per command; each acks with its reply (the figures come under a 2 s budget)."""
 
-    async def slash_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def slash_command(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
         user = command.get("user_id")
         if is_settings_command(command["command"], command.get("text") or ""):
             if not deps.access.administers(user):
@@ -27,7 +28,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await open_view(deps, user=user, trigger_id=str(command.get("trigger_id")))
             return
         msg = await answer(deps, command=command["command"], text=command.get("text") or "",
-                           user_id=user, channel_id=command.get("channel_id"))
+                           user_id=user, channel_id=command.get("channel_id"), origin=context.get(ORIGIN))
         await ack(**ephemeral(msg))
 
     for name in RENDERERS:

@@ -31,6 +31,7 @@ from bot.web.feed import Entry, LocalFeed
 from bot.web.feed_modal import render_modal
 from bot.web.feed_render import render_message
 from bot.web.guards import json_error, require_deps
+from bot.web.signin import request_origin
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,8 @@ async def command(request: web.Request) -> web.Response:
     if is_settings_command(name, text):  # the Settings view, as a form on the page
         modal = render_modal(view_for(deps, LOCAL_USER))
         return web.json_response({"command": f"{name} {text.strip()}", "modal": modal})
-    msg = await answer(deps, command=name, text=text, user_id=LOCAL_USER, channel_id=channel)
+    msg = await answer(deps, command=name, text=text, user_id=LOCAL_USER, channel_id=channel,
+                       origin=request_origin(request, deps.settings.trusted_proxies))
     return web.json_response({"command": f"{name} {text.strip()}".strip(), "text": msg.text,
                               "html": render_message(msg.text, msg.blocks)})
 

@@ -9,6 +9,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.deps import RUNTIME
 from bot.web.guards import require_deps
+from bot.web.signin import ORIGIN, request_origin
 
 
 async def slack_events(request: web.Request) -> web.StreamResponse:
@@ -18,7 +19,7 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
     on an authenticated WebSocket), and local mode has no Slack at all, so without a signing secret no request can
     be verified and every one is refused.
     """
-    require_deps(request)  # Bolt is attached with the deps: until then, "starting up"
+    deps = require_deps(request)  # Bolt is attached with the deps: until then, "starting up"
     bolt, secret = request.app[RUNTIME].bolt, request.app[RUNTIME].signing_secret
     if bolt is None:
         return web.json_response({"error": "invalid request signature: Slack is not configured (local mode)"},
@@ -36,8 +37,9 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
     if not SignatureVerifier(secret).is_valid_request(raw, headers):
         return web.json_response({"error": "invalid request signature"}, status=401)
     try:
-        bolt_request = AsyncBoltRequest(body=raw, query=request.query_string,
-                                        headers=dict(request.headers))
+        origin = request_origin(request, deps.settings.trusted_proxies)
+        bolt_request = AsyncBoltRequest(body=raw, query=request.query_string, headers=dict(request.headers),
+                                        context={ORIGIN: origin})
     except (ValueError, RecursionError):  # signed, but not a Slack payload (bad or absurdly deep JSON)
         return web.json_response({"error": "malformed Slack payload"}, status=400)
     return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
