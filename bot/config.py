@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -13,60 +12,11 @@ from babel.numbers import is_currency
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.config_values import HourWindow, check_postgres_uri, parse_hhmm, parse_window, slack_ids
 from bot.subscriptions.renewals import Renewals
 from bot.weekdays import parse_days
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
-
-
-@dataclass(frozen=True, slots=True)
-class HourWindow:
-    """A daily local-time window such as 09:00-21:00 (end exclusive; may wrap past midnight)."""
-
-    start: time
-    end: time
-
-    def contains(self, t: time) -> bool:
-        """Whether the local wall-clock time `t` falls inside the window."""
-        if self.start <= self.end:
-            return self.start <= t < self.end
-        return t >= self.start or t < self.end
-
-    def open_on(self, local: datetime, days: frozenset[int]) -> bool:
-        """Whether the window is open at the local time `local` on one of `days` (weekday numbers, Monday 0);
-        the hours past midnight of a window like 18:00-02:00 belong to the day it opened."""
-        t = local.time()
-        if not self.contains(t):
-            return False
-        opened = local.date() - timedelta(days=1) if self.start > self.end and t < self.end else local.date()
-        return opened.weekday() in days
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
-
-
-def parse_hhmm(value: str) -> time:
-    """`HH:MM` (00:00 to 23:59) as a time; ValueError naming the input otherwise."""
-    try:
-        hours, minutes = value.strip().split(":")
-        return time(int(hours), int(minutes))
-    except ValueError:
-        raise ValueError(f"expected HH:MM, got {value!r}") from None
-
-
-def parse_window(value: str) -> HourWindow:
-    """`HH:MM-HH:MM` as an HourWindow; ValueError naming the input otherwise."""
-    start, sep, end = value.partition("-")
-    if not sep:
-        raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
-    return HourWindow(parse_hhmm(start), parse_hhmm(end))
-
-
-def _slack_ids(value: tuple[str, ...], kinds: str, what: str) -> tuple[str, ...]:
-    for part in value:
-        if not (part.isascii() and part.isalnum() and part.isupper() and part[0] in kinds):
-            raise ValueError(f"{part[:40]!r} is not {what}")
-    return value
 
 
 class Settings(BaseSettings):
@@ -140,18 +90,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_uri(cls, value: SecretStr | None) -> SecretStr | None:
-        # asyncpg would refuse these only when connecting, after `run` has waited a minute for a server; the
-        # messages name the part that is wrong, never the URI (it may hold a password).
-        if value is None:
-            return value
-        scheme, sep, rest = value.get_secret_value().partition("://")
-        if not sep or scheme not in ("postgresql", "postgres"):
-            raise ValueError("expected a postgresql:// (or postgres://) URI")
-        hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
-        for host in hosts.split(","):
-            _, colon, port = host.rpartition("]")[2].rpartition(":")  # after an IPv6 literal's brackets
-            if colon and port and not port.isdigit():
-                raise ValueError("a port in the URI is not a number")
+        if value is not None:
+            check_postgres_uri(value.get_secret_value())
         return value
 
     @field_validator("slack_api_url")
@@ -212,17 +152,17 @@ class Settings(BaseSettings):
     @field_validator("slash_command_allowed_users", "salespulse_admins")
     @classmethod
     def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _slack_ids(value, "UW", "a Slack user id (U…/W…)")
+        return slack_ids(value, "UW", "a Slack user id (U…/W…)")
 
     @field_validator("alert_responders")
     @classmethod
     def _responder_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _slack_ids(value, "UWS", "a Slack user id (U…/W…) or user group id (S…)")
+        return slack_ids(value, "UWS", "a Slack user id (U…/W…) or user group id (S…)")
 
     @field_validator("slash_command_allowed_channels")
     @classmethod
     def _channel_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _slack_ids(value, "CGD", "a Slack channel id (C…/G…/D…; a channel's name will not do)")
+        return slack_ids(value, "CGD", "a Slack channel id (C…/G…/D…; a channel's name will not do)")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -244,8 +244,7 @@ def _serve(settings: Settings, *, demo: bool) -> int:
     if not demo:
         print("salespulse run: nothing is configured (no Slack token, DATABASE_URL, STRIPE_WEBHOOK_SECRET,"
               " STRIPE_API_KEY, INTAKE_TOKEN or SITE_URL), so here is the demo. Set STRIPE_WEBHOOK_SECRET"
-              " (README: Connect Stripe) to watch your own store.",
-              file=sys.stderr, flush=True)
+              " (README: Connect Stripe) to watch your own store.", file=sys.stderr, flush=True)
     try:
         return asyncio.run(demo_command(settings))
     except KeyboardInterrupt:  # Ctrl-C while the history loads, before the server handles signals itself
@@ -271,11 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-# PostgreSQL unreachable, starting, full, or refusing who we are: said in one line. Other OSErrors (a port in use)
-# are not the database's and keep their traceback.
-CANNOT_CONNECT = (*DB_REFUSED, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                  asyncpg.TooManyConnectionsError, asyncpg.ClientConfigurationError, ConnectionError, socket.gaierror,
-                  TimeoutError)
+# PostgreSQL unreachable, starting, full, refusing who we are, or refused a connection parameter: said in one line.
+# Other OSErrors (a port in use) are not the database's and keep their traceback.
+CANNOT_CONNECT = (*DB_REFUSED, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, TimeoutError,
+                  asyncpg.TooManyConnectionsError, asyncpg.ClientConfigurationError, ConnectionError, socket.gaierror)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

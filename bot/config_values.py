@@ -1,0 +1,71 @@
+"""The values settings are made of, and their checks: local hour windows, Slack ids, a PostgreSQL URI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class HourWindow:
+    """A daily local-time window such as 09:00-21:00 (end exclusive; may wrap past midnight)."""
+
+    start: time
+    end: time
+
+    def contains(self, t: time) -> bool:
+        """Whether the local wall-clock time `t` falls inside the window."""
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+    def open_on(self, local: datetime, days: frozenset[int]) -> bool:
+        """Whether the window is open at the local time `local` on one of `days` (weekday numbers, Monday 0);
+        the hours past midnight of a window like 18:00-02:00 belong to the day it opened."""
+        t = local.time()
+        if not self.contains(t):
+            return False
+        opened = local.date() - timedelta(days=1) if self.start > self.end and t < self.end else local.date()
+        return opened.weekday() in days
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+def parse_hhmm(value: str) -> time:
+    """`HH:MM` (00:00 to 23:59) as a time; ValueError naming the input otherwise."""
+    try:
+        hours, minutes = value.strip().split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"expected HH:MM, got {value!r}") from None
+
+
+def parse_window(value: str) -> HourWindow:
+    """`HH:MM-HH:MM` as an HourWindow; ValueError naming the input otherwise."""
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+    return HourWindow(parse_hhmm(start), parse_hhmm(end))
+
+
+def slack_ids(value: tuple[str, ...], kinds: str, what: str) -> tuple[str, ...]:
+    """`value` unchanged if each entry is a Slack id (upper-case letters and digits) starting with one of `kinds`."""
+    for part in value:
+        if not (part.isascii() and part.isalnum() and part.isupper() and part[0] in kinds):
+            raise ValueError(f"{part[:40]!r} is not {what}")
+    return value
+
+
+def check_postgres_uri(uri: str) -> None:
+    """ValueError unless `uri` is a postgresql:// URI whose ports are numbers. asyncpg would refuse these only when
+    connecting, after `run` has waited a minute for a server; the messages name the part that is wrong, never the
+    URI (it may hold a password)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        raise ValueError("expected a postgresql:// (or postgres://) URI")
+    hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    for host in hosts.split(","):
+        _, colon, port = host.rpartition("]")[2].rpartition(":")  # after an IPv6 literal's brackets
+        if colon and port and not port.isdigit():
+            raise ValueError("a port in the URI is not a number")
