@@ -131,12 +131,15 @@ class Settings(BaseSettings):
     @classmethod
     def _secrets_list(cls, value: object) -> object:
         if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        for part in value if isinstance(value, tuple) else ():
-            secret = part.get_secret_value() if isinstance(part, SecretStr) else part
-            if isinstance(secret, str) and not secret.startswith("whsec_"):
-                # Not the API key (sk_…/rk_…) or the endpoint id (we_…): the endpoint's signing secret.
-                raise ValueError("each secret is an endpoint's signing secret, starting with whsec_")
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _signing_secrets(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        # Not the API key (sk_…/rk_…) or the endpoint's id (we_…): each endpoint's signing secret.
+        if any(not secret.get_secret_value().startswith("whsec_") for secret in value):
+            raise ValueError("each secret is an endpoint's signing secret, starting with whsec_")
         return value
 
     @field_validator("slash_command_allowed_users", "slash_command_allowed_channels", "alert_responders",
