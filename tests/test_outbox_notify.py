@@ -16,7 +16,7 @@ import pytest
 
 from bot.clock import utcnow
 from bot.db import create_pool
-from bot.delivery.listener import OutboxListener
+from bot.delivery.listener import NotifyListener
 from bot.delivery.senders import ConsoleSender
 from bot.delivery.worker import DeliveryWorker
 from queries import outbox
@@ -114,7 +114,7 @@ async def test_the_notification_comes_at_commit_not_before(dsn: str, replica: as
     notification per channel however many rows were queued, naming the channel; a rolled-back enqueue is never
     heard."""
     heard: list[str | None] = []
-    listener = OutboxListener(dsn, on_notify=lambda: None, subscribe=lambda conn: outbox.listen(conn, heard.append))
+    listener = NotifyListener(dsn, on_notify=lambda: None, subscribe=lambda conn: outbox.listen(conn, heard.append))
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.listening.wait(), 10)

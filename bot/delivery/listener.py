@@ -26,7 +26,7 @@ _CONNECTION_ERRORS = (*DB_UNAVAILABLE, asyncpg.PostgresError)
 Subscribe = Callable[[asyncpg.Connection], Awaitable[None]]  # LISTENs on the connection, with its own callback
 
 
-class OutboxListener:
+class NotifyListener:
     """Listens with `subscribe` (queries.outbox.listen: whenever a transaction that queued messages commits, on any
     replica; queries.settings.listen: a settings change), and calls `on_notify` once (re)connected, for whatever
     was announced while nobody listened."""

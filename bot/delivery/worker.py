@@ -13,7 +13,7 @@ import asyncpg
 
 from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
-from bot.delivery.listener import OutboxListener
+from bot.delivery.listener import NotifyListener
 from bot.delivery.posts import Post, burst_post, message_payload
 from bot.delivery.senders import Sender, SendResult, Status
 from bot.metrics import Metrics
@@ -67,7 +67,7 @@ class DeliveryWorker:
         self._slots: dict[str, dt.datetime] = {}
         self.passes = 0  # passes over the outbox started
         # Without a DSN (the one-shot `salespulse report`, which drains by hand) nothing listens.
-        self.listener = OutboxListener(dsn, on_notify=self.wake.set,
+        self.listener = NotifyListener(dsn, on_notify=self.wake.set,
                                        subscribe=lambda conn: q.listen(conn, self.queued)) if dsn else None
         self.metrics = metrics
         self.backoff_scale = 1.0  # fault tests shrink the waits between retries

@@ -15,7 +15,7 @@ import asyncpg
 from bot.alerts.rules import RuleSet
 from bot.config import Settings
 from bot.db import DB_UNAVAILABLE
-from bot.delivery.listener import OutboxListener
+from bot.delivery.listener import NotifyListener
 from bot.settings.values import effective
 from queries import settings as q
 
@@ -44,7 +44,7 @@ class LiveSettings:
         self.settings, self.rules = env, rules
         self.overrides: tuple[q.Override, ...] = ()
         self.loaded = asyncio.Event()  # set once the stored values were read (tests wait on reloads with it)
-        self.listener: OutboxListener | None = None  # while running; its `listening` is set while LISTEN holds
+        self.listener: NotifyListener | None = None  # while running; its `listening` is set while LISTEN holds
         self._hooks: list[Hook] = []
         self._wake = asyncio.Event()
 
@@ -72,7 +72,7 @@ class LiveSettings:
 
     async def run(self, pool: asyncpg.Pool, dsn: str) -> None:
         """Follow changes until cancelled: LISTEN on a connection of its own, reload on each notification."""
-        self.listener = OutboxListener(dsn, on_notify=self.changed, name="settings listener",
+        self.listener = NotifyListener(dsn, on_notify=self.changed, name="settings listener",
                                        subscribe=lambda conn: q.listen(conn, self.changed))
         follow = asyncio.create_task(self.listener.run(), name="settings-listener")
         try:
