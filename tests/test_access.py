@@ -137,6 +137,19 @@ async def test_home_shows_figures_only_to_revenue_readers(dsn: str, fake_slack: 
         assert_valid_view(views["UNOSY"])
 
 
+async def test_a_channel_list_alone_gives_no_dashboard_link(dsn: str, fake_slack: FakeSlack) -> None:
+    """SLASH_COMMAND_ALLOWED_CHANNELS alone: /sales answers in that channel, but the dashboard, which has no
+    channel, is for nobody, so `/sales link` there is refused; a user list admits its users to both."""
+    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_CHANNELS="C0SALES", MONITORING_TOKEN="t") as bot:
+        assert "orders" in json.dumps(await bot.command("/sales", channel_id="C0SALES"))
+        refused = json.dumps(await bot.command("/sales", "link", user_id="UANY", channel_id="C0SALES"))
+        assert "/dashboard/link/" not in refused and "only available to the people" in refused
+    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_CHANNELS="C0SALES", MONITORING_TOKEN="t",
+                         SLASH_COMMAND_ALLOWED_USERS="UBOSS") as bot:
+        assert "/dashboard/link/" in json.dumps(await bot.command("/sales", "link", user_id="UBOSS",
+                                                                  channel_id="C0SALES"))
+
+
 LIVE = re.compile(r"<!(here|channel|everyone)[|>]|(?<![\w\u2060])@(here|channel|everyone)\b", re.IGNORECASE)
 
 

@@ -99,6 +99,9 @@ async def answer(deps: Deps, *, command: str, text: str, user_id: str | None, ch
     if arg in HELP_WORDS:
         return usage_message(command)
     if command == "/sales" and arg == LINK_ARG:
+        # The dashboard has no channel: a link is for those who read revenue anywhere, not only in this channel.
+        if not deps.access.reads_revenue(user_id, None):
+            return refusal_message()
         return dashboard_link(deps, shareable=shareable, origin=origin)
     render = RENDERERS.get(command)
     if render is None:
