@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # applies. Lower case, so no Slack user id can ever equal it.
 LOCAL_OWNER = "you"
 GROUP_CACHE_SECONDS = 300.0  # usergroups.users.list is Tier 2 (20+/min); membership changes are rare
+# While Slack cannot say, a known list stands in for this long (a blip), then nobody: someone removed from the
+# group must not keep acting on alerts for as long as an outage lasts.
+GROUP_STALE_SECONDS = 2 * GROUP_CACHE_SECONDS
 
 GroupMembers = Callable[[str], Awaitable[frozenset[str]]]
 
@@ -41,7 +44,8 @@ class _GroupCache:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # one look-up per group at a time
 
     async def members(self, group: str) -> frozenset[str]:
-        """The group's members; on failure the last known list, or nobody (closed by default)."""
+        """The group's members; on failure the last list known for under GROUP_STALE_SECONDS, else nobody (closed
+        by default)."""
         async with self.locks.setdefault(group, asyncio.Lock()):
             return await self._members(group)
 
@@ -56,7 +60,8 @@ class _GroupCache:
             found = await self.fetch(group)
         except Exception as exc:  # noqa: BLE001  # any Slack or network failure means "unknown": stay closed
             log.warning("could not list the members of user group %s: %s", group, exc)
-            return cached[1] if cached is not None else frozenset()
+            fresh_enough = cached is not None and now - cached[0] < GROUP_STALE_SECONDS
+            return cached[1] if cached is not None and fresh_enough else frozenset()
         self.entries[group] = (now, found)
         return found
 

@@ -99,6 +99,29 @@ async def test_a_user_group_names_the_responders(dsn: str, fake_slack: FakeSlack
         await jobs.leadership.release()
 
 
+async def test_a_known_user_group_stands_in_only_briefly_while_slack_cannot_say() -> None:
+    """usergroups.users.list failing: the last known members stand in for a blip (under GROUP_STALE_SECONDS), then
+    nobody, so someone removed from the group does not keep acting for as long as the outage lasts."""
+    from bot.access import GROUP_CACHE_SECONDS, GROUP_STALE_SECONDS, _GroupCache
+
+    now, failing = [0.0], [False]
+
+    async def fetch(group: str) -> frozenset[str]:
+        if failing[0]:
+            raise ConnectionError("Slack is away")
+        return frozenset({"UMEMBER"})
+
+    cache = _GroupCache(fetch, clock=lambda: now[0])
+    assert await cache.members("S0ONCALL") == {"UMEMBER"}
+    failing[0] = True
+    now[0] = GROUP_CACHE_SECONDS + 1  # due for a look-up, which fails: the known list stands in
+    assert await cache.members("S0ONCALL") == {"UMEMBER"}
+    now[0] = GROUP_STALE_SECONDS + 1
+    assert await cache.members("S0ONCALL") == frozenset()
+    failing[0] = False
+    assert await cache.members("S0ONCALL") == {"UMEMBER"}
+
+
 async def test_manual_resolve_does_not_silence_a_condition_that_still_holds(dsn: str, fake_slack: FakeSlack,
                                                                             clock: FakeClock) -> None:
     """Resolve by hand while failures continue: quiet for the grace period, then the alert fires anew."""
