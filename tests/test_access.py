@@ -160,6 +160,20 @@ async def test_home_shows_figures_only_to_revenue_readers(dsn: str, fake_slack: 
         assert_valid_view(views["UNOSY"])
 
 
+async def test_home_shows_alert_buttons_only_to_responders(dsn: str, fake_slack: FakeSlack, clock: FakeClock) -> None:
+    """Two revenue readers, one of them a responder: both see the firing alert on Home, only the responder with its
+    buttons (a click from the other would only be refused)."""
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         SLASH_COMMAND_ALLOWED_USERS="UBOSS,UREADER", ALERT_RESPONDERS="UBOSS") as bot:
+        _, jobs = await firing_alert(bot, clock, dsn)
+        await bot.deps.home.publish(["UBOSS", "UREADER"])
+        views = {c.args["user_id"]: json.dumps(c.args["view"]) for c in fake_slack.calls if c.method == "views.publish"}
+        assert "Payment failures" in views["UBOSS"] and "Payment failures" in views["UREADER"]
+        assert "alert_ack" in views["UBOSS"] and "alert_ack" not in views["UREADER"]
+        assert_valid_view(json.loads(views["UREADER"]))
+        await jobs.leadership.release()
+
+
 async def test_a_channel_list_alone_gives_no_dashboard_link(dsn: str, fake_slack: FakeSlack) -> None:
     """SLASH_COMMAND_ALLOWED_CHANNELS alone: /sales answers in that channel, but the dashboard, which has no
     channel, is for nobody, so `/sales link` there is refused; a user list admits its users to both."""

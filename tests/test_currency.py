@@ -68,7 +68,7 @@ async def test_sales_and_the_api_give_revenue_in_the_store_currency(store: Bot, 
     figures = dashboard_view(sales, hourly, await gather_health(store.deps), tz=store.deps.settings.tz)["figures"]
     assert (figures["today_revenue"], figures["today_net"]) == ("$197.31", "Net $190.39 (fees $6.92)")
     assert figures["today_currencies"].startswith("By currency: €45.00")
-    home = await render_home(store.deps)
+    home = await render_home(store.deps, buttons=True)
     assert_valid_view(home)
     assert "$190.39 (fees $6.92)" in str(home["blocks"])
 

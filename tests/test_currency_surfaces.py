@@ -121,6 +121,6 @@ async def test_sales_and_home_give_the_last_hour_in_the_store_currency(store: Bo
     assert_valid_message(answer)
     last_hour = answer["blocks"][1]["fields"]
     assert last_hour[0]["text"] == "*Last hour:*\n4 orders · $197.31"
-    home = await render_home(store.deps)
+    home = await render_home(store.deps, buttons=True)
     assert_valid_view(home)
     assert "4 orders · $197.31" in str(home["blocks"]) and "€45.00 + £78.00" not in str(home["blocks"][:3])

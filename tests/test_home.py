@@ -165,12 +165,15 @@ async def test_a_steady_stream_still_refreshes_within_max_delay() -> None:
     home = HomePublisher(client=client, quiet=0.3, max_delay=0.5)  # type: ignore[arg-type]  # a stand-in
     renders = 0
 
-    async def render() -> dict[str, Any]:
+    async def render(buttons: bool) -> dict[str, Any]:
         nonlocal renders
         renders += 1
         return {"type": "home", "blocks": []}
 
-    home.bind(render, restricted={"type": "home", "blocks": []}, may_see=lambda _user: True)
+    async def responder(_user: str) -> bool:
+        return True
+
+    home.bind(render, restricted={"type": "home", "blocks": []}, may_see=lambda _user: True, may_act=responder)
     loop = asyncio.create_task(home.run())
     try:
         await home.opened("U1")

@@ -25,8 +25,9 @@ from bot.db import DB_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-Render = Callable[[], Awaitable[dict[str, Any]]]
+Render = Callable[[bool], Awaitable[dict[str, Any]]]  # the live view, with or without the alerts' buttons
 MaySee = Callable[[str], bool]
+MayAct = Callable[[str], Awaitable[bool]]
 # views.publish is Tier 4 (100+ per minute): https://api.slack.com/methods/views.publish
 MAX_USERS = 50
 FORGET_AFTER = 7 * 24 * 3600.0  # someone who has not opened Home for a week is not watching it
@@ -46,15 +47,18 @@ class HomePublisher:
         self._render: Render | None = None
         self._restricted: dict[str, Any] | None = None
         self._may_see: MaySee = lambda _user: False  # closed until bound
+        self._may_act: MayAct = _nobody
         self._users: OrderedDict[str, float] = OrderedDict()  # user id → when they last opened Home
         self._dirty = asyncio.Event()
         self.rounds = 0  # debounced rounds published (tests and metrics read it)
 
-    def bind(self, render: Render, *, restricted: dict[str, Any], may_see: MaySee) -> None:
-        """What to publish: the live view for those who `may_see` figures, `restricted` (fixed) for the others."""
+    def bind(self, render: Render, *, restricted: dict[str, Any], may_see: MaySee, may_act: MayAct) -> None:
+        """What to publish: the live view for those who `may_see` figures — with the alerts' buttons for those who
+        `may_act` on alerts — and `restricted` (fixed) for the others."""
         self._render = render
         self._restricted = restricted
         self._may_see = may_see
+        self._may_act = may_act
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -78,15 +82,16 @@ class HomePublisher:
         """Render once and publish to each of `users`; Slack and database trouble is logged, not raised."""
         if self.client is None or self._render is None or self._restricted is None or not users:
             return
-        live: dict[str, Any] | None = None
-        if any(self._may_see(user) for user in users):
-            try:
-                live = await self._render()  # once per round, whoever is watching
-            except DB_UNAVAILABLE as exc:
-                log.warning("home view not refreshed: database unavailable: %s", exc)
-                return
+        live: dict[bool, dict[str, Any]] = {}  # rendered once per round for each kind of viewer: buttons or not
         for user in users:
-            view = live if live is not None and self._may_see(user) else self._restricted
+            view = self._restricted
+            if self._may_see(user):
+                buttons = await self._may_act(user)
+                try:
+                    view = live[buttons] if buttons in live else live.setdefault(buttons, await self._render(buttons))
+                except DB_UNAVAILABLE as exc:
+                    log.warning("home view not refreshed: database unavailable: %s", exc)
+                    return
             try:
                 await self.client.views_publish(user_id=user, view=view)
             except SlackApiError as exc:
@@ -123,3 +128,7 @@ class HomePublisher:
                 del self._users[user]
             await self.publish(list(self._users))
             self.rounds += 1
+
+
+async def _nobody(_user: str) -> bool:
+    return False

@@ -18,8 +18,9 @@ from queries import sales
 HOME_BUDGET = 4.0  # nobody is waiting on an HTTP answer, but a Home tab should not lag minutes behind
 
 
-async def render_home(deps: Deps) -> dict[str, Any]:
-    """The current Home view: the same lookups as /sales, /health and the alerts, gathered concurrently."""
+async def render_home(deps: Deps, *, buttons: bool) -> dict[str, Any]:
+    """The current Home view: the same lookups as /sales, /health and the alerts, gathered concurrently; the alerts'
+    buttons only for those who may act on them (`buttons`)."""
     now, tz = deps.clock(), deps.settings.tz
     today, health, (got, _) = await asyncio.gather(
         sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=HOME_BUDGET,
@@ -30,5 +31,5 @@ async def render_home(deps: Deps) -> dict[str, Any]:
     notifier = notifier_for(deps)
     # Buttons on every open alert, whatever the channel delivery: clicks on Home arrive over the Bolt app.
     alerts = None if health.alerts is None else [
-        dataclasses.replace(notifier.view(a, health.now), buttons=True) for a in health.alerts]
+        dataclasses.replace(notifier.view(a, health.now), buttons=buttons) for a in health.alerts]
     return home_view(sales=today, orders=got.get("orders"), alerts=alerts, health=health, tz=tz)

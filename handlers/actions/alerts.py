@@ -25,7 +25,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         on_home = (body.get("container") or {}).get("type") == "view"
         pressed = await press(deps, action_id=action["action_id"], alert_id=alert_id, user=user,
                               surface="home" if on_home else "slack")
-        if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url; its view has no buttons for them
+        if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url (nor buttons for them: a forgery)
             await respond(**ephemeral(not_allowed_message("act on alerts")), replace_original=False)
         elif pressed is Pressed.CHANGED and on_home:
             await deps.home.publish([user])  # clicked on the Home tab: show the new state right away

@@ -13,8 +13,8 @@ from bot.home.render import render_home
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Add the listener, and let the publisher render through `deps`."""
-    deps.home.bind(lambda: render_home(deps), restricted=restricted_home_view(),
-                   may_see=lambda user: deps.access.reads_revenue(user, None))
+    deps.home.bind(lambda buttons: render_home(deps, buttons=buttons), restricted=restricted_home_view(),
+                   may_see=lambda user: deps.access.reads_revenue(user, None), may_act=deps.access.acts_on_alerts)
 
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any]) -> None:
