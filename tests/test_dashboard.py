@@ -205,6 +205,27 @@ async def test_without_public_url_the_link_goes_where_the_command_was_sent(
         assert "127.0.0.1" not in blocks
 
 
+async def test_a_reader_removed_from_the_readers_is_signed_out_of_the_dashboard_at_once(
+        dsn: str, fake_slack: FakeSlack) -> None:
+    """A /sales link names who it was given to, and so does the session it starts: each /dashboard/data asks the
+    access policy again, so a reader removed from SLASH_COMMAND_ALLOWED_USERS (here from Slack's Settings view)
+    is out before the day's session ends. A session from the typed token stays: its holder holds the token."""
+    from queries.settings import Override
+
+    async with start_bot(dsn, fake_slack, MONITORING_TOKEN=TOKEN, SLASH_COMMAND_ALLOWED_USERS="UBOSS,UREADER") as bot:
+        body = await bot.command("/sales", "link", user_id="UREADER", channel_id="D1")
+        link = re.search(r"(/dashboard/link/[A-Za-z0-9_.\-]+)", str(body["blocks"]))
+        assert link, body
+        opened = await bot.client.get(link.group(1), allow_redirects=False)
+        reader = {COOKIE: session_cookie(opened).value}
+        typed = {COOKIE: session_cookie(await sign_in(bot)).value}
+        assert (await bot.client.get("/dashboard/data", cookies=reader)).status == 200
+        bot.deps.live.apply([Override("SLASH_COMMAND_ALLOWED_USERS", ["UBOSS"], "UBOSS", dt.datetime.now(dt.UTC))])
+        refused = await bot.client.get("/dashboard/data", cookies=reader)
+        assert refused.status == 401 and "no longer allowed" in await refused.text()
+        assert (await bot.client.get("/dashboard/data", cookies=typed)).status == 200
+
+
 async def test_link_and_session_values_are_not_interchangeable(store: Bot, clock: FakeClock) -> None:
     """A link value is not a session, a session value is not a link, and a tampered link is refused."""
     link_value = sign_link(TOKEN, now=clock.now)
@@ -252,8 +273,18 @@ def test_signed_values_check_purpose_expiry_and_tampering() -> None:
     assert verify("t", Purpose.LINK, value, now=now + dt.timedelta(minutes=15)) is None
     expiry, nonce, mac = value.split(".")
     assert verify("t", Purpose.LINK, f"{int(expiry) + 3600}.{nonce}.{mac}", now=now) is None
-    for junk in ("", "a.b", "x" * 500, "1.2.3.4", "é.b.c", None):
+    for junk in ("", "a.b", "x" * 500, "1.2.3.4", "1.2.3.4.5", "1..3", "é.b.c", None):
         assert verify("t", Purpose.LINK, junk, now=now) is None
+    # A value given to a Slack user names them under the MAC: another name, or none, is refused.
+    given = sign("t", Purpose.LINK, expires_at=now + dt.timedelta(minutes=15), nonce="abc", subject="UREADER")
+    found = verify("t", Purpose.LINK, given, now=now)
+    assert found is not None and found.subject == "UREADER" and found.nonce == "abc"
+    expiry, nonce, subject, mac = given.split(".")
+    assert subject == "UREADER"
+    assert verify("t", Purpose.LINK, f"{expiry}.{nonce}.UBOSS.{mac}", now=now) is None
+    assert verify("t", Purpose.LINK, f"{expiry}.{nonce}.{mac}", now=now) is None
+    plain = verify("t", Purpose.LINK, value, now=now)
+    assert plain is not None and plain.subject is None
     assert token_matches("secret", "secret") and not token_matches("secre", "secret")
 
 

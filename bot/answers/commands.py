@@ -33,7 +33,7 @@ def _unknown(command: str, arg: str) -> Message:
     return usage_message(command, problem=f"I don't know `{arg[:50]}` — here is what I understand:")
 
 
-def dashboard_link(deps: Deps, *, shareable: bool, origin: str | None = None) -> Message:
+def dashboard_link(deps: Deps, *, shareable: bool, user_id: str | None, origin: str | None = None) -> Message:
     """`/sales link`: a signed, expiring URL that signs a phone in to the dashboard (never shared in channel), on
     PUBLIC_URL, else on the scheme and host the command was sent to (`origin`)."""
     token = deps.settings.monitoring_token
@@ -42,7 +42,8 @@ def dashboard_link(deps: Deps, *, shareable: bool, origin: str | None = None) ->
     if not shareable:
         return link_not_shared_message()
     now = deps.clock()
-    url = f"{deps.settings.base_url_for(origin)}/dashboard/link/{sign_link(token.get_secret_value(), now=now)}"
+    signed = sign_link(token.get_secret_value(), now=now, subject=user_id)
+    url = f"{deps.settings.base_url_for(origin)}/dashboard/link/{signed}"
     return link_message(url, expires_at=now + LINK_LIFETIME, now=now, session=LINK_SESSION_LIFETIME,
                         tz=deps.settings.tz)
 
@@ -102,7 +103,7 @@ async def answer(deps: Deps, *, command: str, text: str, user_id: str | None, ch
         # The dashboard has no channel: a link is for those who read revenue anywhere, not only in this channel.
         if not deps.access.reads_revenue(user_id, None):
             return refusal_message()
-        return dashboard_link(deps, shareable=shareable, origin=origin)
+        return dashboard_link(deps, shareable=shareable, user_id=user_id, origin=origin)
     render = RENDERERS.get(command)
     if render is None:
         return usage_message(command, problem="Unknown command.")

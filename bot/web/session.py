@@ -1,8 +1,11 @@
 """Signed, expiring values for the dashboard — session cookies and sign-in links — keyed from MONITORING_TOKEN.
 
-Neither is the token: each is `<expiry>.<nonce>.<HMAC>`, under a key derived from the token for one purpose
-only, so a session cookie is never accepted as a link or the other way round, and changing MONITORING_TOKEN
-signs every phone out. Nothing is stored server-side, so sessions survive restarts and work on every replica.
+Neither is the token: each is `<expiry>.<nonce>[.<Slack user id>].<HMAC>`, under a key derived from the token
+for one purpose only, so a session cookie is never accepted as a link or the other way round, and changing
+MONITORING_TOKEN signs every phone out. A link from `/sales link`, and the session it starts, name the Slack user
+it was given to, so the dashboard can ask the access policy again on every request: someone no longer allowed to
+read revenue is signed out there at once. A session from the typed token names nobody (its holder holds the
+token). Nothing is stored server-side, so sessions survive restarts and work on every replica.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ class Purpose(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """A verified value: when it expires and its random id."""
+    """A verified value: when it expires, its random id, and the Slack user it was given to (None: the token's
+    holder)."""
 
     expires_at: dt.datetime
     nonce: str
+    subject: str | None = None
 
 
 def _b64(raw: bytes) -> str:
@@ -54,9 +59,13 @@ def _mac(token: str, purpose: Purpose, body: str) -> str:
     return _b64(hmac.new(derive_key(token, purpose), body.encode("ascii"), hashlib.sha256).digest())
 
 
-def sign(token: str, purpose: Purpose, *, expires_at: dt.datetime, nonce: str | None = None) -> str:
-    """`<unix expiry>.<nonce>.<mac>`: URL- and cookie-safe, no padding."""
+def sign(token: str, purpose: Purpose, *, expires_at: dt.datetime, nonce: str | None = None,
+         subject: str | None = None) -> str:
+    """`<unix expiry>.<nonce>[.<subject>].<mac>`: URL- and cookie-safe, no padding; `subject` a Slack id."""
+    if subject is not None and not (subject.isascii() and subject.isalnum()):
+        raise ValueError(f"not a Slack id: {subject[:40]!r}")
     body = f"{int(expires_at.timestamp())}.{nonce or secrets.token_urlsafe(12)}"
+    body += f".{subject}" if subject else ""
     return f"{body}.{_mac(token, purpose, body)}"
 
 
@@ -64,14 +73,15 @@ def verify(token: str, purpose: Purpose, value: str | None, *, now: dt.datetime)
     """The value's contents when it was signed for `purpose` with this token and has not expired; else None."""
     if not value or len(value) > MAX_SIGNED_LENGTH or not value.isascii():
         return None
-    expiry, dot, rest = value.partition(".")
-    nonce, dot2, mac = rest.partition(".")
-    if not (dot and dot2 and expiry.isdigit() and nonce and mac):
+    body, dot, mac = value.rpartition(".")
+    parts = body.split(".")
+    if not (dot and mac and len(parts) in (2, 3) and parts[0].isdigit() and all(parts[1:])):
         return None
-    if not hmac.compare_digest(mac, _mac(token, purpose, f"{expiry}.{nonce}")):
+    if not hmac.compare_digest(mac, _mac(token, purpose, body)):
         return None
-    expires_at = dt.datetime.fromtimestamp(int(expiry), dt.UTC)
-    return Signed(expires_at, nonce) if expires_at > now else None
+    expires_at = dt.datetime.fromtimestamp(int(parts[0]), dt.UTC)
+    subject = parts[2] if len(parts) == 3 else None
+    return Signed(expires_at, parts[1], subject) if expires_at > now else None
 
 
 def token_matches(given: str, token: str) -> bool:
@@ -82,11 +92,12 @@ def token_matches(given: str, token: str) -> bool:
     return hmac.compare_digest(digest(given), digest(token))
 
 
-def sign_link(token: str, *, now: dt.datetime) -> str:
-    """A sign-in link's value, valid for LINK_LIFETIME."""
-    return sign(token, Purpose.LINK, expires_at=now + LINK_LIFETIME)
+def sign_link(token: str, *, now: dt.datetime, subject: str | None = None) -> str:
+    """A sign-in link's value for the Slack user `subject`, valid for LINK_LIFETIME."""
+    return sign(token, Purpose.LINK, expires_at=now + LINK_LIFETIME, subject=subject)
 
 
-def sign_session(token: str, *, now: dt.datetime, lifetime: dt.timedelta = SESSION_LIFETIME) -> str:
-    """A session cookie's value, valid for `lifetime`."""
-    return sign(token, Purpose.SESSION, expires_at=now + lifetime)
+def sign_session(token: str, *, now: dt.datetime, lifetime: dt.timedelta = SESSION_LIFETIME,
+                 subject: str | None = None) -> str:
+    """A session cookie's value, valid for `lifetime`, for the Slack user `subject` (None: the token's holder)."""
+    return sign(token, Purpose.SESSION, expires_at=now + lifetime, subject=subject)

@@ -11,7 +11,7 @@ from typing import Final
 
 from aiohttp import web
 
-from bot.web.session import Purpose, verify
+from bot.web.session import Purpose, Signed, verify
 
 COOKIE: Final = "salespulse_session"
 # Only the dashboard's own routes ever see the cookie (the JSON API keeps its bearer token).
@@ -83,9 +83,9 @@ def clear_session(response: web.StreamResponse, request: web.Request, proxies: N
                         secure=is_https(request, proxies))
 
 
-def has_session(request: web.Request, token: str, *, now: dt.datetime) -> bool:
-    """The request carries a session cookie signed with this token that has not expired."""
-    return verify(token, Purpose.SESSION, request.cookies.get(COOKIE), now=now) is not None
+def session_of(request: web.Request, token: str, *, now: dt.datetime) -> Signed | None:
+    """The request's session cookie, when signed with this token and not expired."""
+    return verify(token, Purpose.SESSION, request.cookies.get(COOKIE), now=now)
 
 
 class FailureLimiter:

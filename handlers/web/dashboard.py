@@ -20,7 +20,7 @@ from bot.deps import Deps
 from bot.web.assets import StaticAssets, load_template
 from bot.web.guards import json_error, require_deps
 from bot.web.session import LINK_SESSION_LIFETIME, SESSION_LIFETIME, Purpose, sign_session, token_matches, verify
-from bot.web.signin import FailureLimiter, clear_session, client_address, has_session, set_session
+from bot.web.signin import FailureLimiter, clear_session, client_address, session_of, set_session
 from bot.web.view import dashboard_view
 
 log = logging.getLogger(__name__)
@@ -108,13 +108,13 @@ async def link(request: web.Request) -> web.Response:
     """A `/sales link` from Slack: check its signature and expiry, sign this device in, drop the link's URL."""
     deps, token = _configured(request)
     now = deps.clock()
-    if verify(token, Purpose.LINK, request.match_info["signed"], now=now) is None:
+    if (signed := verify(token, Purpose.LINK, request.match_info["signed"], now=now)) is None:
         return request.app[DASHBOARD].page(
             notice="This sign-in link has expired or is not valid. Type /sales link in Slack for a new one.",
             status=401)
     response = _redirect()
-    set_session(response, request, sign_session(token, now=now, lifetime=LINK_SESSION_LIFETIME),
-                lifetime=LINK_SESSION_LIFETIME, proxies=deps.settings.trusted_proxies)
+    session = sign_session(token, now=now, lifetime=LINK_SESSION_LIFETIME, subject=signed.subject)
+    set_session(response, request, session, lifetime=LINK_SESSION_LIFETIME, proxies=deps.settings.trusted_proxies)
     return response
 
 
@@ -132,8 +132,11 @@ async def data(request: web.Request) -> web.Response:
     token = deps.settings.monitoring_token
     if token is None:
         raise json_error(web.HTTPServiceUnavailable, "MONITORING_TOKEN is not configured")
-    if not has_session(request, token.get_secret_value(), now=deps.clock()):
+    if (session := session_of(request, token.get_secret_value(), now=deps.clock())) is None:
         raise json_error(web.HTTPUnauthorized, "sign in first")
+    # Signed in from a /sales link: the policy is asked again, so a reader removed since is out at once.
+    if session.subject is not None and not deps.access.reads_revenue(session.subject, None):
+        raise json_error(web.HTTPUnauthorized, "you are no longer allowed to read the store's figures")
     (today, hourly), health = await asyncio.gather(gather_sales(deps), gather_health(deps))
     body = {"view": dashboard_view(today, hourly, health, tz=deps.settings.tz),
             "sales": sales_json(today, hourly), "health": health_json(health)}
