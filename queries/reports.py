@@ -9,12 +9,12 @@ from typing import Final
 
 from queries.executor import Executor
 
-# An alert "fired" in a window when its firing message was queued then (or, never notified because it was
-# muted or held, when it started then): the morning report lists what happened overnight either way.
+# An alert "fired" in a window when it started then, whenever (and whether) it was posted: a warning that started
+# at 03:00 and was held until business hours is still part of the night the morning report tells.
 ALERTS_BETWEEN: Final = """
 SELECT id, severity, title, summary, started_at, notified_at, resolved_at
   FROM alerts
- WHERE coalesce(notified_at, started_at) >= $1 AND coalesce(notified_at, started_at) < $2
+ WHERE started_at >= $1 AND started_at < $2
    AND severity = ANY($3::text[])
  ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, started_at, id
 """

@@ -102,13 +102,15 @@ async def insert(conn: asyncpg.Connection | asyncpg.Pool, history: History) -> N
 
 async def insert_alert(conn: asyncpg.Connection | asyncpg.Pool, *, severity: str, title: str,
                        started_at: dt.datetime, resolved_at: dt.datetime | None = None,
-                       notified: bool = True) -> None:
-    """One row of the alerts table (owned by the alerts feature; the reports only read it)."""
+                       notified: bool | dt.datetime = True) -> None:
+    """One row of the alerts table (owned by the alerts feature; the reports only read it); `notified` when it was
+    posted (True: as it started, False: never)."""
     await conn.execute(
         "INSERT INTO alerts (fingerprint, rule, family, severity, title, summary, started_at, last_seen_at,"
         " resolved_at, notified_at) VALUES ($1, $2, $2, $3, $4, $5, $6, $6, $7, $8)",
         f"{title}|{started_at.isoformat()}", title.lower().replace(" ", "_"), severity, title,
-        f"{title}: details", started_at, resolved_at, started_at if notified else None)
+        f"{title}: details", started_at, resolved_at,
+        notified if isinstance(notified, dt.datetime) else started_at if notified else None)
 
 
 def completed_totals(history: History, start: dt.datetime, end: dt.datetime) -> dict[str, tuple[int, int]]:

@@ -116,14 +116,17 @@ async def test_evening_figures_equal_an_independent_computation(pool: asyncpg.Po
 
 async def test_morning_lists_overnight_alerts_with_their_state_and_info_findings(pool: asyncpg.Pool,
                                                                                  tmp_path: Path) -> None:
-    """Alerts that fired since yesterday's evening report show resolved or still firing; info findings
-    since the previous morning report are listed apart; older ones are not."""
+    """Alerts that started since yesterday's evening report — posted, muted or held until business hours — show
+    resolved or still firing; info findings since the previous morning report are listed apart; older ones are
+    not."""
     day = dt.date(2026, 3, 10)
     now = local_day(day, 9)
     await insert_alert(pool, severity="critical", title="Site down", started_at=local_day(day, 2),
                        resolved_at=local_day(day, 3))
     await insert_alert(pool, severity="warning", title="No sales", started_at=local_day(day, 7))
     await insert_alert(pool, severity="warning", title="Muted warning", started_at=local_day(day, 4), notified=False)
+    await insert_alert(pool, severity="warning", title="Held warning", started_at=local_day(day, 5),
+                       notified=local_day(day, 9))  # held until business hours: posted as the report is made
     await insert_alert(pool, severity="warning", title="Afternoon blip", started_at=local_day(day - DAY, 15),
                        resolved_at=local_day(day - DAY, 16))
     await insert_alert(pool, severity="info", title="Conversion dipped", started_at=local_day(day - DAY, 13))
@@ -131,7 +134,7 @@ async def test_morning_lists_overnight_alerts_with_their_state_and_info_findings
     r = reporter(pool, tmp_path, now)
     figures = await r.figures(slot_for(ReportKind.MORNING, day, r.settings), now=now)
     assert isinstance(figures, MorningFigures)
-    assert [a.title for a in figures.alerts] == ["Site down", "Muted warning", "No sales"]
+    assert [a.title for a in figures.alerts] == ["Site down", "Muted warning", "Held warning", "No sales"]
     assert [a.title for a in figures.findings] == ["Conversion dipped"]
     text = json.dumps(report_message(figures, tz=NY).blocks, ensure_ascii=False)
     assert "*Site down* — since Tue 02:00, resolved Tue 03:00 ✅" in text
