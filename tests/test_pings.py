@@ -279,6 +279,21 @@ def test_burst_of_200_lists_ten_and_counts_the_rest() -> None:
     assert lines[10:] == ["…and 190 more"]
 
 
+def test_a_burst_line_names_the_affiliate_as_the_sale_ping_does() -> None:
+    """An affiliate's sale in a burst keeps its 🎯 (commissions are paid on them), from the record the intake kept
+    through to the line; sales without one show none."""
+    from bot.blocks.pings import sale_record
+    from bot.delivery.posts import burst_post
+    from queries.bursts import BurstSummary, ListedSale
+
+    sales = [replace(SALE, order_id="cs_1", affiliate="partner_42"), replace(SALE, order_id="cs_2")]
+    listed = tuple(ListedSale(i, s.amount, s.currency, s.occurred_at, sale_record(s)) for i, s in enumerate(sales))
+    summary = BurstSummary(ref=0, count=2, totals={"USD": 6000}, first_at=AT, last_at=AT, listed=listed)
+    blocks: Any = burst_post(summary, tz=NEW_YORK).payload["blocks"]
+    listing = next(b["text"]["text"] for b in blocks if b.get("text", {}).get("text", "").startswith("• "))
+    assert listing.split("\n") == ["• $30.00 · Pro Course · str*** · 🎯 partner_42", "• $30.00 · Pro Course · str***"]
+
+
 def test_burst_of_few_sales_lists_all_without_more_line() -> None:
     """Ten or fewer sales are all listed and nothing says "more"."""
     msg = burst_message(burst(3), tz=NEW_YORK)

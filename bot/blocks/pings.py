@@ -216,9 +216,13 @@ def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
 
 
 def _burst_line(sale: SaleView) -> str:
-    """One compact line of a burst: amount · product · masked customer."""
+    """One compact line of a burst: amount · product · masked customer, and 🎯 the affiliate when there is one (the
+    order id is left out: ten of them would crowd a phone's screen, and the sale is on the dashboard)."""
     product = _value(sale.product, limit=BURST_PRODUCT_CHARS)
-    return f"• {_money(sale.amount, sale.currency)} · {product} · {_customer(sale.customer_email)}"
+    line = f"• {_money(sale.amount, sale.currency)} · {product} · {_customer(sale.customer_email)}"
+    if sale.affiliate and sale.affiliate.strip():
+        line += f" · 🎯 {_value(sale.affiliate, limit=BURST_PRODUCT_CHARS)}"
+    return line
 
 
 def _value(text: str | None, *, limit: int = MAX_VALUE_CHARS) -> str:

@@ -31,7 +31,7 @@ def _sale_view(sale: bursts.ListedSale) -> SaleView:
     meta = sale.sale
     return SaleView(order_id=str(meta.get("order_id", sale.id)), product=meta.get("product"),
                     amount=sale.amount or 0, currency=sale.currency or "USD",
-                    customer_email=meta.get("customer"), affiliate=None, occurred_at=sale.created_at)
+                    customer_email=meta.get("customer"), affiliate=meta.get("affiliate"), occurred_at=sale.created_at)
 
 
 def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
