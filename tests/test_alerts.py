@@ -424,6 +424,30 @@ async def _orders(bot: Bot, count: int, at: dt.datetime) -> None:
         at, str(at.timestamp()), count)
 
 
+async def test_the_webhook_errors_alert_names_the_commonest_kinds(store: Bot, clock: FakeClock) -> None:
+    """As the original guide's alert does: the three commonest event types with their count and newest error,
+    on one line each clipped; the fourth is left out."""
+    from bot.alerts.rules import DEFAULT_RULES, Context
+
+    before = clock.now - dt.timedelta(minutes=5)
+    for kind, count in (("invoice.paid", 4), ("charge.refunded", 3), ("payment_intent.succeeded", 2),
+                        ("charge.dispute.created", 1)):
+        await store.deps.pool.execute(
+            "INSERT INTO webhook_logs (event_id, event_type, status, last_error, payload, created_at, updated_at)"
+            " SELECT $1 || g, $1, 'error', 'ValueError: bad ' || $1 || ' #' || g || E'\\nsecond line', '{}',"
+            " $3::timestamptz + g * interval '1 second', $3::timestamptz + g * interval '1 second'"
+            " FROM generate_series(1, $2) AS g",
+            kind, count, before)
+    rule = next(r for r in DEFAULT_RULES if r.name == "webhook_errors")
+    ctx = Context(now=clock.now, tz=NY, business_hours=store.deps.settings.business_hours, site_url=None)
+    async with store.deps.pool.acquire() as conn:
+        [finding] = await rule.check(conn, rule, ctx)
+    assert finding.summary == (
+        "10 webhook errors in the last hour (100.0% of 10) — invoice.paid ×4: ValueError: bad invoice.paid #4"
+        " second line; charge.refunded ×3: ValueError: bad charge.refunded #3 second line;"
+        " payment_intent.succeeded ×2: ValueError: bad payment_intent.succeeded #2 second line")
+
+
 async def test_every_rule_fires_at_its_threshold_and_not_below(store: Bot, clock: FakeClock) -> None:
     """Just below each threshold nothing; at it, a finding: failures 9/10 and 2/3, rate 10 %/11 % of 100,
     webhook errors 1 %/2 % and 5/6, disputes 0/1, sync failures 0/1, site slow 3.0 s/3.1 s, site down 2/3."""
