@@ -82,8 +82,19 @@ ON CONFLICT (id) DO UPDATE
 CHECKOUT_COLUMNS: Final = CHECKOUTS.names
 UPSERT_CHECKOUTS: Final = CHECKOUTS.insert("$1") + CHECKOUT_MERGE
 
-INSERT_FAILURES: Final = FAILURES.insert("$1") + """
+# One failed attempt, one row (bot/intake/failures.py): a failure of an order already failed within 60 seconds
+# (ATTEMPT_WINDOW), unless each names a different failed charge, is another event of the same attempt. The
+# batch's own rows are one per attempt already; the ids of the rows written come back, for their pings.
+INSERT_FAILURES: Final = f"""
+INSERT INTO payment_failures ({", ".join(FAILURES.names)})
+SELECT * FROM ({FAILURES.select("$1")}) AS v
+ WHERE NOT EXISTS (SELECT FROM payment_failures AS f
+                    WHERE f.order_id = v.order_id
+                      AND f.created_at BETWEEN v.created_at - interval '60 seconds'
+                                           AND v.created_at + interval '60 seconds'
+                      AND (f.charge_id IS NULL OR v.charge_id IS NULL OR f.charge_id = v.charge_id))
 ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
 """
 
 INSERT_DISPUTES: Final = DISPUTES.insert("$1") + """
@@ -217,10 +228,12 @@ async def upsert_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> None:
         await db.execute(UPSERT_CHECKOUTS, json_rows(values))
 
 
-async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Failed payment attempts: (event id, order id, amount, currency, email, reason, at)."""
-    if rows:
-        await db.execute(INSERT_FAILURES, FAILURES.json(rows))
+async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    """Failed payment attempts, (event id, order id, amount, currency, email, reason, at, charge id), each unless
+    its attempt is recorded already; the event ids written."""
+    if not rows:
+        return set()
+    return {r["event_id"] for r in await db.fetch(INSERT_FAILURES, FAILURES.json(rows))}
 
 
 async def insert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:

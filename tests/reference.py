@@ -20,6 +20,21 @@ def stripe_fixture(relpath: str) -> dict[str, Any]:
     return data
 
 
+def failed_payment(event_id: str, intent_id: str, **fields: Any) -> dict[str, Any]:
+    """stripe-ruby-mock's payment_intent.payment_failed as another payment's: its own event, PaymentIntent and
+    declined charge. Every copy of the fixture names the same charge, which real payments never share: the copies
+    would be one payment's, and its failures one attempt."""
+    evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
+    evt["id"] = event_id
+    obj = evt["data"]["object"]
+    obj.update(id=intent_id, **fields)
+    charge = "ch_" + intent_id.removeprefix("pi_")
+    obj["last_payment_error"]["charge"] = charge
+    for c in (obj.get("charges") or {}).get("data", []):
+        c.update(id=charge, payment_intent=intent_id)
+    return evt
+
+
 def wrap_event(
     obj: dict[str, Any], type: str, *, event_id: str | None = None, created: int = 1_700_000_000
 ) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from bot.delivery.worker import CALL_ALLOWANCE, CHANNEL_INTERVAL
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, crash_after_slack_accepts, make_settings, start_bot
 from tests.fakes import FakeSlack
-from tests.reference import stripe_fixture
+from tests.reference import failed_payment, stripe_fixture
 
 
 def sale(n: int, *, amount: int = 3000, currency: str = "usd") -> dict[str, Any]:
@@ -116,9 +116,7 @@ async def test_two_workers_on_one_outbox_never_send_twice(dsn: str, fake_slack: 
     async with start_bot(dsn, fake_slack) as a, start_bot(dsn, fake_slack) as b:
         # Failures and disputes are never coalesced: 20 distinct messages for the alerts channel.
         for n in range(20):
-            evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
-            evt["id"] = f"evt_fail_{n}"
-            evt["data"]["object"].update(id=f"pi_fail_{n}", amount=1000 + n)
+            evt = failed_payment(f"evt_fail_{n}", f"pi_fail_{n}", amount=1000 + n)
             assert (await a.stripe(evt)).status == 200
         await a.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
         for _ in range(40):
@@ -135,8 +133,7 @@ async def test_two_workers_on_one_outbox_never_send_twice(dsn: str, fake_slack: 
 async def test_channel_pace_is_one_message_per_second(bot: Bot) -> None:
     """Right after a post, the channel is closed for about a second; nothing else goes out meanwhile."""
     for n in range(2):
-        evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
-        evt["id"], evt["data"]["object"]["id"] = f"evt_pf_{n}", f"pi_pf_{n}"
+        evt = failed_payment(f"evt_pf_{n}", f"pi_pf_{n}")
         await bot.stripe(evt)
     await bot.deps.worker.drain()
     await bot.deps.worker.drain()
@@ -250,9 +247,7 @@ async def test_local_mode_prints_messages_readably(dsn: str) -> None:
 async def test_each_ping_is_delivered_exactly_once_through_faults(bot: Bot, status: int) -> None:
     """Alternating faults and successes over 12 failures: each message reaches Slack exactly once."""
     for n in range(12):
-        evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
-        evt["id"] = f"evt_x{n}"
-        evt["data"]["object"].update(id=f"pi_x{n}", amount=1000 + n)
+        evt = failed_payment(f"evt_x{n}", f"pi_x{n}", amount=1000 + n)
         await bot.stripe(evt)
     for round_ in range(60):
         if round_ % 2 == 0:

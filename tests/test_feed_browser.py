@@ -18,7 +18,7 @@ from bot.alerts.engine import evaluate
 from bot.alerts.respond import notifier_for
 from bot.alerts.rules import Context
 from tests.conftest import STRIPE_SECRET, Bot, paid_checkout
-from tests.reference import stripe_fixture
+from tests.reference import failed_payment as declined
 
 Shot = Callable[..., Awaitable[Any]]
 
@@ -29,9 +29,8 @@ DESKTOP = {"viewport": {"width": 1280, "height": 820}}
 
 def failed_payment(n: int) -> dict[str, Any]:
     """A real payment_intent.payment_failed event, made unique and recent."""
-    evt = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
-    evt["id"], evt["created"] = f"evt_fail_{n}", int(dt.datetime.now(dt.UTC).timestamp())
-    evt["data"]["object"]["id"] = f"pi_fail_{n}"
+    evt = declined(f"evt_fail_{n}", f"pi_fail_{n}")
+    evt["created"] = int(dt.datetime.now(dt.UTC).timestamp())
     return evt
 
 

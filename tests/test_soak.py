@@ -27,7 +27,7 @@ import pytest
 from bot.db import embedded_postgres, migrate
 from tests.conftest import SLACK_SIGNING_SECRET, STRIPE_SECRET, Bot, start_bot
 from tests.fakes import FakeSlack, Fault, stripe_signature
-from tests.reference import stripe_fixture
+from tests.reference import failed_payment, stripe_fixture
 
 SECRETS = (STRIPE_SECRET, SLACK_SIGNING_SECRET, "xoxb-test", "soak-monitoring-token")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}")
@@ -72,17 +72,15 @@ def plan(n_events: int, rng: random.Random) -> Plan:
     """Unique payments, some seen twice (checkout + payment intent), 20% redeliveries, 10% out of order."""
     session = stripe_fixture("stripe-ruby-mock/checkout.session.completed.json")
     intent = stripe_fixture("stripe-ruby-mock/payment_intent.succeeded.json")
-    failed = stripe_fixture("stripe-ruby-mock/payment_intent.payment_failed.json")
     p, now = Plan(), int(time.time())
     while len(p.events) < n_events:
         n = len(p.payments)
         # Failed payments: each its own ping in the alerts channel (never coalesced, so paced at one per second
         # by Slack's rate): a few dozen exercise that path without making the drain take minutes.
         if rng.random() < 0.03 and len(p.failures) < 40:
-            evt = copy.deepcopy(failed)
-            evt.update(id=f"evt_fail_{n}_{len(p.events)}", created=now)
-            evt["data"]["object"].update(id=f"pi_fail_{n}_{len(p.events)}", receipt_email=f"failer{n}@example.com")
-            evt["data"]["object"]["charges"] = {"data": []}
+            evt = failed_payment(f"evt_fail_{n}_{len(p.events)}", f"pi_fail_{n}_{len(p.events)}",
+                                 receipt_email=f"failer{n}@example.com", charges={"data": []})
+            evt["created"] = now
             p.events.append(evt)
             p.failures.add(evt["id"])
         pi, amount, email = f"pi_soak_{n}", rng.choice([1900, 4900, 19900, 2500]), f"buyer{n}@example.com"

@@ -136,8 +136,9 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
 
 
 def one_statement(fold: Fold) -> bool:
-    """Whether the batch only adds: new orders with refs, checkouts and messages, nothing stored changed or merged."""
-    return bool(fold.new_refs and fold.checkouts and fold.messages and not fold.stored_losers
+    """Whether the batch only adds: new orders with refs, checkouts and messages, nothing stored changed or merged
+    (and no failure, whose ping waits for its row: the attempt may be recorded already)."""
+    return bool(fold.new_refs and fold.checkouts and fold.messages and not fold.stored_losers and not fold.failures
                 and not fold.subscription_events and any(o.is_new for o in fold.orders.values())
                 and not any(o.changed() and not o.is_new for o in fold.orders.values()))
 
@@ -156,19 +157,23 @@ async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now
     await pings.merge_orders(conn, fold.losers())  # after the survivors exist, before their new refs
     await q.add_refs(conn, fold.new_refs)
     await q.upsert_checkouts(conn, fold.checkouts.values())
-    await _write_incidents(conn, fold, now=now)
+    recorded = await _write_incidents(conn, fold, now=now)
+    # A failure another event of the same attempt recorded already (an earlier batch) is not pinged again.
+    fold.messages = [m for m in fold.messages
+                     if m.kind != "failure" or m.dedupe_key.removeprefix("failure:") in recorded]
     await pings.merge_pings(conn, fold.losers())
     fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
     return await q.enqueue(conn, fold.messages)
 
 
-async def _write_incidents(conn: asyncpg.Connection, fold: Fold, *, now: dt.datetime) -> None:
-    """The batch's failed payments and disputes."""
-    await q.insert_failures(conn, fold.failures)
+async def _write_incidents(conn: asyncpg.Connection, fold: Fold, *, now: dt.datetime) -> set[str]:
+    """The batch's failed payments and disputes; the event ids of the failures recorded."""
+    recorded = await q.insert_failures(conn, fold.failures)
     await q.insert_disputes(conn, list(fold.disputes.values()))
     await settlements.dispute_settled(
         conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}),
         statuses=[(e.dispute_id, e.dispute_status) for e in fold.settled_disputes if e.dispute_id], now=now)
+    return recorded
 
 
 async def _log_new(conn: asyncpg.Connection,

@@ -71,6 +71,8 @@ class PaymentEvent:
     # subscription's first (a renewal, or a change charged at once). Its invoice says which; until it arrives the
     # sale ping is held as a renewal's would be (bot/subscriptions/renewals.py).
     renewal_likely: bool = False
+    # FAILURE of an invoice's PaymentIntent: the invoice's own invoice.payment_failed tells the attempt (fold.py).
+    invoice_attempt: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)
     subscription: SubscriptionFacts | None = None  # SUBSCRIPTION: the subscription as the event shows it
 

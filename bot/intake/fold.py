@@ -24,6 +24,7 @@ from bot.blocks.pings import (
     sale_record,
 )
 from bot.intake.events import Kind, PaymentEvent
+from bot.intake.failures import one_per_attempt
 from bot.intake.merge import FILLED_IF_MISSING, absorb, named, settled, status_moves, survivor_of
 from queries.intake import CheckoutRow, OrderRow, QueuedMessage
 from queries.intake_pings import PingUpdate
@@ -201,7 +202,9 @@ class Fold:
     def finish(self) -> list[PingUpdate]:
         """Settle the batch for writing: merged ids resolved, sale pings made from the orders as the batch leaves
         them; returns the sale pings of every order it touched, for those still pending in the outbox."""
-        self.failures = [(f[0], self.resolve(f[1]), *f[2:]) for f in self.failures]
+        self.failures, repeated = one_per_attempt([(f[0], self.resolve(f[1]), *f[2:]) for f in self.failures])
+        self.messages = [m for m in self.messages
+                         if not (m.kind == "failure" and m.dedupe_key.removeprefix("failure:") in repeated)]
         self.disputes = {k: (d[0], d[1] and self.resolve(d[1]), *d[2:]) for k, d in self.disputes.items()}
         payloads: dict[str, dict[str, Any]] = {}  # each order's ping made once, for its message and its update
         self.messages = self._sale_messages(payloads)
@@ -252,8 +255,10 @@ class Fold:
         order, _ = self._upsert_order(e, status="failed")
         if e.checkout_session_id is not None:
             self._checkout(e, status="failed")
+        if e.invoice_attempt:  # its invoice.payment_failed tells this attempt (bot/intake/failures.py)
+            return
         self.failures.append((e.event_id, order.id, e.amount, e.currency, e.customer_email, e.failure_reason,
-                              e.occurred_at))
+                              e.occurred_at, e.charge_id))
         view = FailureView(product=order.product_name, amount=e.amount, currency=e.currency,
                            customer_email=e.customer_email, reason=e.failure_reason, occurred_at=e.occurred_at)
         self._queue(index, f"failure:{e.event_id}", "alerts", "failure", failure_message(view, tz=self.tz))
