@@ -18,6 +18,7 @@ from handlers.commands import slash
 from handlers.events import home
 from handlers.scheduled import alerts as alert_jobs
 from handlers.scheduled import discounts as discount_jobs
+from handlers.scheduled import open_checkouts as open_checkout_jobs
 from handlers.scheduled import reports as report_jobs
 from handlers.scheduled import settlements as settlement_jobs
 from handlers.scheduled import stripe_sync as stripe_sync_jobs
@@ -44,4 +45,5 @@ def add_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
     stripe_sync_jobs.register(scheduler, deps)
     settlement_jobs.register(scheduler, deps)
     discount_jobs.register(scheduler, deps)
+    open_checkout_jobs.register(scheduler, deps)
     report_jobs.register(scheduler, deps)
