@@ -85,6 +85,13 @@ UPSERT_CHECKOUTS: Final = CHECKOUTS.insert("$1") + CHECKOUT_MERGE
 # One failed attempt, one row (bot/intake/failures.py): a failure of an order already failed within 60 seconds
 # (ATTEMPT_WINDOW), unless each names a different failed charge, is another event of the same attempt. The
 # batch's own rows are one per attempt already; the ids of the rows written come back, for their pings.
+# Checkout sessions still open, listed from the Stripe API (bot/stripe/open_checkouts.py): only those nothing has
+# told of yet; whatever is stored (an event's, an earlier listing's) stays as it is.
+ADD_OPEN_CHECKOUTS: Final = CHECKOUTS.insert("$1") + """
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
 INSERT_FAILURES: Final = f"""
 INSERT INTO payment_failures ({", ".join(FAILURES.names)})
 SELECT * FROM ({FAILURES.select("$1")}) AS v
@@ -226,6 +233,12 @@ async def upsert_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> None:
     values = checkout_values(rows)
     if values:
         await db.execute(UPSERT_CHECKOUTS, json_rows(values))
+
+
+async def add_open_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> int:
+    """Open checkout sessions not stored yet, as pending; how many were added."""
+    values = checkout_values(rows)
+    return len(await db.fetch(ADD_OPEN_CHECKOUTS, json_rows(values))) if values else 0
 
 
 async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> set[str]:

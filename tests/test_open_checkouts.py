@@ -41,7 +41,7 @@ async def in_checkout(bot: Bot) -> int:
 
 async def test_sessions_in_progress_are_counted_until_an_event_settles_them(store: Bot, stripe_api: FakeStripe) -> None:
     """Open sessions of the last 30 minutes become pending checkouts; older, finished and setup-mode ones do not.
-    A completion then wins, even against a listing read before it that still says open."""
+    A completion then wins, even against a listing read before it that still says open (and another amount)."""
     now = dt.datetime.now(dt.UTC)
     stripe_api.sessions += [session("cs_browsing", now - dt.timedelta(minutes=5)),
                             session("cs_1", now - dt.timedelta(minutes=3)),
@@ -57,9 +57,11 @@ async def test_sessions_in_progress_are_counted_until_an_event_settles_them(stor
                          "customer_email": "browsing@example.com", "completed_at": None}
     assert [(r.param("status"), r.method) for r in stripe_api.served("/v1/checkout/sessions")] == [("open", "GET")]
     assert (await store.stripe(paid_checkout(1, now - dt.timedelta(minutes=1)))).status == 200
-    assert await job.tick() == 2  # the fake still lists cs_1 as open: a listing read just before it completed
+    # The fake still lists cs_1 as open, at 49.00: a listing read just before it completed at 30.00.
+    assert await job.tick() == 0  # nothing new: what is stored stays as it is
     assert await in_checkout(store) == 1
-    assert await store.deps.pool.fetchval("SELECT status FROM checkout_sessions WHERE id = 'cs_1'") == "completed"
+    completed = await store.deps.pool.fetchrow("SELECT status, amount_total FROM checkout_sessions WHERE id = 'cs_1'")
+    assert tuple(completed) == ("completed", 3000)
     conversion = await sales.conversion(store.deps.pool, start=now - dt.timedelta(hours=1), end=now)
     assert (conversion.started, conversion.completed) == (2, 1)
 

@@ -3,9 +3,10 @@ open from the last 30 minutes are listed and kept as pending sessions, so "in ch
 pendingCheckouts) and today's conversion count them, as the guide's own site did by writing a row when a checkout
 started.
 
-A listed session is stored as pending *as of its creation*: any event about it (completed, expired, failed) is
-newer and wins the merge (queries/intake.py CHECKOUT_MERGE), so a listing read just before a completion can never
-turn a completed checkout back into an open one. That also makes the job idempotent, so every replica runs it
+A listed session is only added when nothing has told of it yet, as pending *as of its creation*: a listing read
+just before a completion can never turn the completed checkout back into an open one, nor put back the amount
+the listing saw, and any event about a listed session (completed, expired, failed) is newer and wins the
+intake's merge (queries/intake.py CHECKOUT_MERGE). That also makes the job idempotent, so every replica runs it
 (a request a minute each) rather than taking a lock across HTTP calls; a key without the Checkout Sessions read
 permission is logged and changes nothing else.
 """
@@ -48,7 +49,7 @@ async def open_sessions(api: StripeApi, *, now: dt.datetime) -> list[intake.Chec
     """Every session still open that was created in the last OPEN_WINDOW."""
     since = str(int((now - OPEN_WINDOW).timestamp()))
     rows: list[intake.CheckoutRow] = []
-    async for page in api.pages(PATH, [("status", "open"), ("created[gte]", since), ("limit", "100")]):
+    async for page in api.pages(PATH, [("status", "open"), ("created[gte]", since)]):
         rows += [row for obj in page.data if (row := pending_row(obj)) is not None]
     return rows
 
@@ -61,8 +62,8 @@ class OpenCheckoutsJob:
         self.sleep = sleep
 
     async def tick(self) -> int | None:
-        """One run: how many open sessions were stored as pending; None when skipped (no key, Stripe or the
-        database away)."""
+        """One run: how many open sessions were added as pending (those no event or earlier listing told of);
+        None when skipped (no key, Stripe or the database away)."""
         key = self.deps.settings.stripe_api_key
         if key is None:
             return None
@@ -71,8 +72,7 @@ class OpenCheckoutsJob:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=self.deps.settings.stripe_api_url,
                                 sleep=self.sleep)
                 rows = await open_sessions(api, now=self.deps.clock())
-            await intake.upsert_checkouts(self.deps.pool, rows)
-            return len(rows)
+            return await intake.add_open_checkouts(self.deps.pool, rows)
         except StripeApiError as exc:
             (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe open checkouts: %s", exc)
         except DB_UNAVAILABLE as exc:
