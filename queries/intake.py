@@ -83,8 +83,9 @@ CHECKOUT_COLUMNS: Final = CHECKOUTS.names
 UPSERT_CHECKOUTS: Final = CHECKOUTS.insert("$1") + CHECKOUT_MERGE
 
 # One failed attempt, one row (bot/intake/failures.py): a failure of an order already failed within 60 seconds
-# (ATTEMPT_WINDOW), unless each names a different failed charge, is another event of the same attempt. The
-# batch's own rows are one per attempt already; the ids of the rows written come back, for their pings.
+# (ATTEMPT_WINDOW) is another event of the same attempt when both name the same charge, or when one names none
+# and the two are events of different types. The batch's own rows are one per attempt already; the ids of the
+# rows written come back, for their pings.
 # Checkout sessions still open, listed from the Stripe API (bot/stripe/open_checkouts.py): only those nothing has
 # told of yet; whatever is stored (an event's, an earlier listing's) stays as it is.
 ADD_OPEN_CHECKOUTS: Final = CHECKOUTS.insert("$1") + """
@@ -99,7 +100,9 @@ SELECT * FROM ({FAILURES.select("$1")}) AS v
                     WHERE f.order_id = v.order_id
                       AND f.created_at BETWEEN v.created_at - interval '60 seconds'
                                            AND v.created_at + interval '60 seconds'
-                      AND (f.charge_id IS NULL OR v.charge_id IS NULL OR f.charge_id = v.charge_id))
+                      AND (f.charge_id = v.charge_id
+                           OR ((f.charge_id IS NULL OR v.charge_id IS NULL)
+                               AND f.event_type IS DISTINCT FROM v.event_type)))
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -242,8 +245,8 @@ async def add_open_checkouts(db: Executor, rows: Iterable[CheckoutRow]) -> int:
 
 
 async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-    """Failed payment attempts, (event id, order id, amount, currency, email, reason, at, charge id), each unless
-    its attempt is recorded already; the event ids written."""
+    """Failed payment attempts, (event id, order id, amount, currency, email, reason, at, charge id, event type),
+    each unless its attempt is recorded already; the event ids written."""
     if not rows:
         return set()
     return {r["event_id"] for r in await db.fetch(INSERT_FAILURES, FAILURES.json(rows))}

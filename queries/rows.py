@@ -99,7 +99,8 @@ MESSAGES: Final = RowShape("outbox", (
     ("currency", "text"), ("available_at", "delay")))
 FAILURES: Final = RowShape("payment_failures", (
     ("event_id", "text"), ("order_id", "text"), ("amount", "bigint"), ("currency", "text"),
-    ("customer_email", "text"), ("reason", "text"), ("created_at", "micros"), ("charge_id", "text")))
+    ("customer_email", "text"), ("reason", "text"), ("created_at", "micros"), ("charge_id", "text"),
+    ("event_type", "text")))
 DISPUTES: Final = RowShape("disputes", (
     ("id", "text"), ("order_id", "text"), ("charge_id", "text"), ("amount", "bigint"), ("currency", "text"),
     ("reason", "text"), ("status", "text"), ("created_at", "micros")))

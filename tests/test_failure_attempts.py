@@ -103,6 +103,27 @@ async def test_a_second_card_declined_is_a_second_attempt(db: asyncpg.Connection
     assert rows == 2 and sorted(pings) == ["failure:evt_decline_1", "failure:evt_decline_2"]
 
 
+async def test_a_failure_without_a_charge_then_a_decline_are_two_attempts(db: asyncpg.Connection) -> None:
+    """A failed 3-D Secure check names no charge; the card declined 20 s later is another PaymentIntent failure:
+    two attempts, in one batch or two — a missing charge joins only events of different types."""
+    for together in (True, False):
+        savepoint = db.transaction()
+        await savepoint.start()
+        try:
+            unauthenticated = _at(failed_payment("evt_3ds", "pi_3ds"))
+            unauthenticated["data"]["object"]["last_payment_error"]["charge"] = None
+            unauthenticated["data"]["object"]["charges"] = {"data": []}
+            declined = _at(failed_payment("evt_3ds_then_declined", "pi_3ds"), 20)
+            declined["data"]["object"]["last_payment_error"]["charge"] = "ch_3ds_second"
+            declined["data"]["object"]["charges"]["data"][0]["id"] = "ch_3ds_second"
+            batches = [[unauthenticated, declined]] if together else [[unauthenticated], [declined]]
+            for events in batches:
+                await ingest_batch(db, _subs(events), tz=TZ, now=NOW)
+            assert await _failures(db) == (2, ["failure:evt_3ds", "failure:evt_3ds_then_declined"]), together
+        finally:
+            await savepoint.rollback()
+
+
 async def test_failures_of_different_payments_all_count(db: asyncpg.Connection) -> None:
     """Ten declined payments in the same second are ten failures: the rule only joins one payment's events."""
     events = [_at(failed_payment(f"evt_many_{n}", f"pi_many_{n}")) for n in range(10)]

@@ -115,14 +115,15 @@ def _first(row: tuple[Any, ...]) -> Any:
 async def test_failures_and_disputes_come_back_as_sent(db: asyncpg.Connection) -> None:
     """The rare tables' rows (RowShape.json()): NULLs, bigint extremes, awkward text, odd offsets, microseconds."""
     failures = [(f"evt_{n}_{text}", None, [BIG, SMALL, None][n % 3], text or None, None if n % 2 else text,
-                 f"{text} declined", AT.astimezone(ODD_ZONE) - dt.timedelta(microseconds=n), None if n % 3 else text)
+                 f"{text} declined", AT.astimezone(ODD_ZONE) - dt.timedelta(microseconds=n), None if n % 3 else text,
+                 text or None)
                 for n, text in enumerate(AWKWARD)]
     disputes = [(f"dp_{n}_{text}", None, f"ch_{text}", [SMALL, BIG, 0][n % 3], text, None if n % 2 else text,
                  "needs_response", FAR - dt.timedelta(microseconds=n)) for n, text in enumerate(AWKWARD)]
     assert await q.insert_failures(db, failures) == {f[0] for f in failures}
     await q.insert_disputes(db, disputes + disputes[:1])  # the first record of a dispute wins
-    got = await db.fetch("SELECT event_id, order_id, amount, currency, customer_email, reason, created_at, charge_id"
-                         " FROM payment_failures ORDER BY event_id")
+    got = await db.fetch("SELECT event_id, order_id, amount, currency, customer_email, reason, created_at, charge_id,"
+                         " event_type FROM payment_failures ORDER BY event_id")
     assert sorted(map(tuple, got), key=_first) == sorted(failures, key=_first)
     got = await db.fetch("SELECT id, order_id, charge_id, amount, currency, reason, status, created_at"
                          " FROM disputes ORDER BY id")
