@@ -30,6 +30,9 @@ GROUP_CACHE_SECONDS = 300.0  # usergroups.users.list is Tier 2 (20+/min); member
 # While Slack cannot say, a known list stands in for this long (a blip), then nobody: someone removed from the
 # group must not keep acting on alerts for as long as an outage lasts.
 GROUP_STALE_SECONDS = 2 * GROUP_CACHE_SECONDS
+# After a failed look-up, Slack is not asked again for this long: App Home asks for every viewer it refreshes, and
+# a missing scope or an outage would otherwise cost a slow request each time (an alert click waiting behind them).
+GROUP_RETRY_SECONDS = 60.0
 
 GroupMembers = Callable[[str], Awaitable[frozenset[str]]]
 
@@ -41,6 +44,7 @@ class _GroupCache:
     fetch: GroupMembers | None
     clock: Callable[[], float] = time.monotonic
     entries: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
+    failed: dict[str, float] = field(default_factory=dict)  # when each group's last look-up failed
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # one look-up per group at a time
 
     async def members(self, group: str) -> frozenset[str]:
@@ -54,14 +58,16 @@ class _GroupCache:
         cached = self.entries.get(group)
         if cached is not None and now - cached[0] < GROUP_CACHE_SECONDS:
             return cached[1]
-        if self.fetch is None:
-            return frozenset()
+        stale = cached[1] if cached is not None and now - cached[0] < GROUP_STALE_SECONDS else frozenset()
+        if self.fetch is None or now - self.failed.get(group, -GROUP_RETRY_SECONDS) < GROUP_RETRY_SECONDS:
+            return stale
         try:
             found = await self.fetch(group)
         except Exception as exc:  # noqa: BLE001  # any Slack or network failure means "unknown": stay closed
             log.warning("could not list the members of user group %s: %s", group, exc)
-            fresh_enough = cached is not None and now - cached[0] < GROUP_STALE_SECONDS
-            return cached[1] if cached is not None and fresh_enough else frozenset()
+            self.failed[group] = now
+            return stale
+        self.failed.pop(group, None)
         self.entries[group] = (now, found)
         return found
 

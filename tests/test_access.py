@@ -101,12 +101,14 @@ async def test_a_user_group_names_the_responders(dsn: str, fake_slack: FakeSlack
 
 async def test_a_known_user_group_stands_in_only_briefly_while_slack_cannot_say() -> None:
     """usergroups.users.list failing: the last known members stand in for a blip (under GROUP_STALE_SECONDS), then
-    nobody, so someone removed from the group does not keep acting for as long as the outage lasts."""
-    from bot.access import GROUP_CACHE_SECONDS, GROUP_STALE_SECONDS, _GroupCache
+    nobody, so someone removed from the group does not keep acting for as long as the outage lasts; after a failure
+    Slack is asked again only after GROUP_RETRY_SECONDS."""
+    from bot.access import GROUP_CACHE_SECONDS, GROUP_RETRY_SECONDS, GROUP_STALE_SECONDS, _GroupCache
 
-    now, failing = [0.0], [False]
+    now, failing, asked = [0.0], [False], [0]
 
     async def fetch(group: str) -> frozenset[str]:
+        asked[0] += 1
         if failing[0]:
             raise ConnectionError("Slack is away")
         return frozenset({"UMEMBER"})
@@ -116,9 +118,15 @@ async def test_a_known_user_group_stands_in_only_briefly_while_slack_cannot_say(
     failing[0] = True
     now[0] = GROUP_CACHE_SECONDS + 1  # due for a look-up, which fails: the known list stands in
     assert await cache.members("S0ONCALL") == {"UMEMBER"}
+    for _ in range(20):  # Home asks for every viewer: Slack is not asked again until the retry time
+        assert await cache.members("S0ONCALL") == {"UMEMBER"}
+    assert asked[0] == 2
     now[0] = GROUP_STALE_SECONDS + 1
     assert await cache.members("S0ONCALL") == frozenset()
+    assert asked[0] == 3
     failing[0] = False
+    assert await cache.members("S0ONCALL") == frozenset()  # failed under GROUP_RETRY_SECONDS ago
+    now[0] += GROUP_RETRY_SECONDS
     assert await cache.members("S0ONCALL") == {"UMEMBER"}
 
 
