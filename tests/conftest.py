@@ -25,7 +25,6 @@ from bot.config import Settings
 from bot.db import create_pool, embedded_postgres, migrate
 from bot.deps import Deps
 from bot.reports.reporter import Reporter
-from tests.fake_stripe import FakeStripe
 from tests.fakes import FakeSlack, slack_signature, stripe_signature
 from tests.reference import stripe_fixture
 
@@ -288,16 +287,6 @@ async def start_bot(dsn: str, slack: FakeSlack, *, background_worker: bool = Fal
         services.attach(app)
         async with TestClient(TestServer(app)) as client:
             yield Bot(client=client, deps=services.deps, slack_api=slack)
-
-
-@pytest.fixture
-async def stripe_api() -> AsyncIterator[FakeStripe]:
-    """The fake Stripe API, empty (modules that need it stocked define their own)."""
-    fake = await FakeStripe().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ async def test_the_morning_report_says_mrr_this_week(shop: Bot) -> None:
 
 async def test_the_app_home_shows_mrr(shop: Bot) -> None:
     """The App Home's sales part has the MRR section, and the view stays valid."""
-    view = await render_home(shop.deps)
+    view = await render_home(shop.deps, buttons=True)
     assert_valid_view(view)
     assert USD_LINE in json.dumps(view["blocks"], ensure_ascii=False)
 

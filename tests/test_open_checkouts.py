@@ -18,6 +18,16 @@ from tests.reference import stripe_fixture
 
 
 @pytest.fixture
+async def stripe_api() -> AsyncIterator[FakeStripe]:
+    """The fake Stripe API, empty."""
+    fake = await FakeStripe().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
 async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> AsyncIterator[Bot]:
     """A store with a webhook and STRIPE_API_KEY pointing at the fake."""
     async with start_bot(dsn, fake_slack, STRIPE_API_KEY=API_KEY, STRIPE_API_URL=stripe_api.url) as bot:

@@ -43,7 +43,7 @@ async def store(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
 
 async def test_app_home_shows_todays_pace(store: Bot) -> None:
     """The Home tab carries the pace line: 10 orders by 19:00 where 22 are usual is on pace for under 28."""
-    home = await render_home(store.deps)
+    home = await render_home(store.deps, buttons=True)
     assert_valid_view(home)
     text = json.dumps(home, ensure_ascii=False)
     assert "📈 On pace for" in text and "a usual Tuesday is $700.00" in text

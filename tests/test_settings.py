@@ -69,7 +69,7 @@ async def test_home_button_opens_the_view_for_admins_and_a_refusal_for_others(bo
 
 async def test_home_view_has_the_settings_button(bot: Bot) -> None:
     """The App Home tab carries the Settings button."""
-    home = await render_home(bot.deps)
+    home = await render_home(bot.deps, buttons=True)
     assert_valid_view(home)
     ids = [e["action_id"] for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert view.OPEN_ACTION in ids

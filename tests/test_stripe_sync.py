@@ -26,6 +26,16 @@ from tests.reference import stripe_fixture
 
 
 @pytest.fixture
+async def stripe_api() -> AsyncIterator[FakeStripe]:
+    """The fake Stripe API, empty."""
+    fake = await FakeStripe().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     """A clock at the real time (webhook_logs.created_at is PostgreSQL's now()), moved by hand."""
     return FakeClock(dt.datetime.now(dt.UTC))
