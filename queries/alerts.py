@@ -28,6 +28,20 @@ SELECT count(*)                                  AS received,
  WHERE created_at >= $1 AND created_at < $2
 """
 
+# What the webhook-errors alert counts (WEBHOOK_COUNTS and APP_ERRORS, same windows), by kind: each webhook event
+# type, and the store's app errors by the component that reported them; commonest first, with the newest error.
+ERROR_KINDS: Final = """
+SELECT kind, count(*) AS count, (array_agg(error ORDER BY at DESC))[1] AS last_error
+  FROM (SELECT event_type AS kind, last_error AS error, updated_at AS at
+          FROM webhook_logs WHERE status = 'error' AND created_at >= $1 AND created_at < $2
+        UNION ALL
+        SELECT 'app: ' || source, message, occurred_at
+          FROM app_events WHERE kind = 'error' AND occurred_at >= $1 AND occurred_at < $2) AS e
+ GROUP BY kind
+ ORDER BY count DESC, kind
+ LIMIT $3
+"""
+
 APP_ERRORS: Final = """
 SELECT count(*) FROM app_events WHERE kind = 'error' AND occurred_at >= $1 AND occurred_at < $2
 """
@@ -179,6 +193,12 @@ async def webhook_counts(db: Executor, *, start: dt.datetime, end: dt.datetime) 
     row = await db.fetchrow(WEBHOOK_COUNTS, start, end)
     app_errors: int = await db.fetchval(APP_ERRORS, start, end)
     return row["received"], row["errors"] + app_errors
+
+
+async def error_kinds(db: Executor, *, start: dt.datetime, end: dt.datetime,
+                      limit: int) -> list[tuple[str, int, str | None]]:
+    """The commonest kinds of what webhook_counts() counts as errors in [start, end): (kind, count, newest error)."""
+    return [(r["kind"], r["count"], r["last_error"]) for r in await db.fetch(ERROR_KINDS, start, end, limit)]
 
 
 async def recent_disputes(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[Dispute]:

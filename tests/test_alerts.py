@@ -438,6 +438,11 @@ async def test_the_webhook_errors_alert_names_the_commonest_kinds(store: Bot, cl
             " $3::timestamptz + g * interval '1 second', $3::timestamptz + g * interval '1 second'"
             " FROM generate_series(1, $2) AS g",
             kind, count, before)
+    # Counted as the rate counts them, by when received: an old error retried now is neither counted nor named.
+    await store.deps.pool.execute(
+        "INSERT INTO webhook_logs (event_id, event_type, status, last_error, payload, created_at, updated_at)"
+        " VALUES ('evt_old', 'charge.dispute.closed', 'error', 'old', '{}', $1, $2)",
+        clock.now - dt.timedelta(days=1), before)
     rule = next(r for r in DEFAULT_RULES if r.name == "webhook_errors")
     ctx = Context(now=clock.now, tz=NY, business_hours=store.deps.settings.business_hours, site_url=None)
     async with store.deps.pool.acquire() as conn:
@@ -446,6 +451,15 @@ async def test_the_webhook_errors_alert_names_the_commonest_kinds(store: Bot, cl
         "10 webhook errors in the last hour (100.0% of 10) — invoice.paid ×4: ValueError: bad invoice.paid #4"
         " second line; charge.refunded ×3: ValueError: bad charge.refunded #3 second line;"
         " payment_intent.succeeded ×2: ValueError: bad payment_intent.succeeded #2 second line")
+    # The store's app's errors count too, and are named by the component that reported them.
+    await store.deps.pool.execute(
+        "INSERT INTO app_events (source, kind, message, occurred_at)"
+        " SELECT 'checkout-api', 'error', 'timeout #' || g, $1::timestamptz + g * interval '1 second'"
+        " FROM generate_series(1, 5) AS g", before)
+    async with store.deps.pool.acquire() as conn:
+        [finding] = await rule.check(conn, rule, ctx)
+    assert finding.summary.startswith("15 webhook errors in the last hour (150.0% of 10) — app: checkout-api ×5:"
+                                      " timeout #5; invoice.paid ×4:")
 
 
 async def test_every_rule_fires_at_its_threshold_and_not_below(store: Bot, clock: FakeClock) -> None:

@@ -14,7 +14,6 @@ from bot.rhythm import judge
 from bot.rhythm.judge import LowTodayParams, StoppedParams
 from bot.rhythm.model import DEFAULT_PARAMS, Rhythm, RhythmParams
 from queries import alerts as q
-from queries import errors as errors_q
 from queries import sales, stripe_sync
 from queries.executor import Executor
 
@@ -189,14 +188,14 @@ async def sync_failures(db: Executor, rule: Rule, ctx: Context) -> list[Finding]
 
 async def webhook_errors(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
     """Error rate over threshold (a fraction), or more than `min_attempts` errors, in the window; the summary
-    names the three commonest kinds with their newest error, as the original guide's alert does."""
+    names the three commonest kinds of what it counted (webhook event types, the app's reporting components) with
+    their newest error, as the original guide's alert does."""
     received, errors = await q.webhook_counts(db, start=ctx.now - rule.window, end=ctx.now)
     rate = errors / received if received else 0.0
     if errors == 0 or (rate <= rule.threshold and errors <= rule.min_attempts):
         return []
-    top = await errors_q.webhook_errors(db, start=ctx.now - rule.window, end=ctx.now)
-    kinds = "; ".join(f"{g.event_type} ×{g.count}" + (f": {_clip(g.last_error)}" if g.last_error else "")
-                      for g in top[:TOP_ERROR_KINDS])
+    top = await q.error_kinds(db, start=ctx.now - rule.window, end=ctx.now, limit=TOP_ERROR_KINDS)
+    kinds = "; ".join(f"{kind} ×{count}" + (f": {_clip(error)}" if error else "") for kind, count, error in top)
     return [Finding(f"{errors} webhook errors in the last hour ({rate:.1%} of {received})"
                     + (f" — {kinds}" if kinds else ""), errors)]
 
