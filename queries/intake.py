@@ -82,10 +82,6 @@ ON CONFLICT (id) DO UPDATE
 CHECKOUT_COLUMNS: Final = CHECKOUTS.names
 UPSERT_CHECKOUTS: Final = CHECKOUTS.insert("$1") + CHECKOUT_MERGE
 
-# One failed attempt, one row (bot/intake/failures.py): a failure of an order already failed within 60 seconds
-# (ATTEMPT_WINDOW) is another event of the same attempt when both name the same charge, or when one names none
-# and the two are events of different types. The batch's own rows are one per attempt already; the ids of the
-# rows written come back, for their pings.
 # Checkout sessions still open, listed from the Stripe API (bot/stripe/open_checkouts.py): only those nothing has
 # told of yet; whatever is stored (an event's, an earlier listing's) stays as it is.
 ADD_OPEN_CHECKOUTS: Final = CHECKOUTS.insert("$1") + """
@@ -93,13 +89,18 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
+# One failed attempt, one row (bot/intake/failures.py): a failure of an order already failed within
+# ATTEMPT_WINDOW is another event of the same attempt when both name the same charge, or when one names none
+# and the two are events of different types. The batch's own rows are one per attempt already; the ids of the
+# rows written come back, for their pings.
+ATTEMPT_WINDOW: Final = dt.timedelta(seconds=60)  # one attempt's events, a second or two apart in practice
 INSERT_FAILURES: Final = f"""
 INSERT INTO payment_failures ({", ".join(FAILURES.names)})
 SELECT * FROM ({FAILURES.select("$1")}) AS v
  WHERE NOT EXISTS (SELECT FROM payment_failures AS f
                     WHERE f.order_id = v.order_id
-                      AND f.created_at BETWEEN v.created_at - interval '60 seconds'
-                                           AND v.created_at + interval '60 seconds'
+                      AND f.created_at BETWEEN v.created_at - interval '{ATTEMPT_WINDOW.seconds} seconds'
+                                           AND v.created_at + interval '{ATTEMPT_WINDOW.seconds} seconds'
                       AND (f.charge_id = v.charge_id
                            OR ((f.charge_id IS NULL OR v.charge_id IS NULL)
                                AND f.event_type IS DISTINCT FROM v.event_type)))

@@ -116,6 +116,12 @@ class FakeStripe:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def __aenter__(self) -> FakeStripe:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def _events(self, request: web.Request) -> web.Response:
         return await self._serve(request, self.events, object_name="event")
 

@@ -59,13 +59,10 @@ def serve_sale(stripe: FakeStripe, n: int) -> None:
 @contextlib.asynccontextmanager
 async def stripe_with_sales() -> AsyncIterator[FakeStripe]:
     """The fake Stripe API with the four sales' charges."""
-    fake = await FakeStripe().start()
-    for n in SALES:
-        serve_sale(fake, n)
-    try:
+    async with FakeStripe() as fake:
+        for n in SALES:
+            serve_sale(fake, n)
         yield fake
-    finally:
-        await fake.stop()
 
 
 @contextlib.asynccontextmanager

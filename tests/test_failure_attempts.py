@@ -3,10 +3,12 @@ Stripe's events tell it, in any order of arrival, in one batch or several (bot/i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import itertools
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,6 +66,17 @@ def _subs(events: list[dict[str, Any]]) -> list[Submission]:
     return [Submission("stripe", e["id"], e["type"], json.dumps(e), parse_event(e)) for e in events]
 
 
+@contextlib.asynccontextmanager
+async def undone(db: asyncpg.Connection) -> AsyncIterator[None]:
+    """A savepoint rolled back at the end, whatever happened: each arrival order starts from the same tables."""
+    savepoint = db.transaction()
+    await savepoint.start()
+    try:
+        yield
+    finally:
+        await savepoint.rollback()
+
+
 async def _failures(db: asyncpg.Connection) -> tuple[int, list[str]]:
     """(payment_failures rows, the failure pings queued)."""
     rows = await db.fetchval("SELECT count(*) FROM payment_failures")
@@ -76,16 +89,12 @@ async def _failures(db: asyncpg.Connection) -> tuple[int, list[str]]:
 async def test_each_story_of_one_failed_attempt_is_one_failure_in_every_order(
         db: asyncpg.Connection, story: str, together: bool) -> None:
     for n, order in enumerate(itertools.permutations(STORIES[story]())):
-        savepoint = db.transaction()
-        await savepoint.start()
-        try:
+        async with undone(db):
             batches = [list(order)] if together else [[e] for e in order]
             for events in batches:
                 await ingest_batch(db, _subs(events), tz=TZ, now=NOW)
             rows, pings = await _failures(db)
             assert (rows, len(pings)) == (1, 1), (n, [e["type"] for e in order], pings)
-        finally:
-            await savepoint.rollback()
 
 
 async def test_a_second_card_declined_is_a_second_attempt(db: asyncpg.Connection) -> None:
@@ -107,9 +116,7 @@ async def test_a_failure_without_a_charge_then_a_decline_are_two_attempts(db: as
     """A failed 3-D Secure check names no charge; the card declined 20 s later is another PaymentIntent failure:
     two attempts, in one batch or two — a missing charge joins only events of different types."""
     for together in (True, False):
-        savepoint = db.transaction()
-        await savepoint.start()
-        try:
+        async with undone(db):
             unauthenticated = _at(failed_payment("evt_3ds", "pi_3ds"))
             unauthenticated["data"]["object"]["last_payment_error"]["charge"] = None
             unauthenticated["data"]["object"]["charges"] = {"data": []}
@@ -120,8 +127,6 @@ async def test_a_failure_without_a_charge_then_a_decline_are_two_attempts(db: as
             for events in batches:
                 await ingest_batch(db, _subs(events), tz=TZ, now=NOW)
             assert await _failures(db) == (2, ["failure:evt_3ds", "failure:evt_3ds_then_declined"]), together
-        finally:
-            await savepoint.rollback()
 
 
 async def test_failures_of_different_payments_all_count(db: asyncpg.Connection) -> None:

@@ -20,11 +20,8 @@ from tests.reference import stripe_fixture
 @pytest.fixture
 async def stripe_api() -> AsyncIterator[FakeStripe]:
     """The fake Stripe API, empty."""
-    fake = await FakeStripe().start()
-    try:
+    async with FakeStripe() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

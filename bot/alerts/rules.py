@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot.blocks.message import truncate
 from bot.config import HourWindow
 from bot.periods import local_midnight
 from bot.rhythm import judge
@@ -195,15 +196,11 @@ async def webhook_errors(db: Executor, rule: Rule, ctx: Context) -> list[Finding
     if errors == 0 or (rate <= rule.threshold and errors <= rule.min_attempts):
         return []
     top = await q.error_kinds(db, start=ctx.now - rule.window, end=ctx.now, limit=TOP_ERROR_KINDS)
-    kinds = "; ".join(f"{kind} ×{count}" + (f": {_clip(error)}" if error else "") for kind, count, error in top)
+    kinds = "; ".join(f"{kind} ×{count}" + (f": {truncate(' '.join(error.split()), 80)}" if error else "")
+                      for kind, count, error in top)
     return [Finding(f"{errors} webhook errors in the last hour ({rate:.1%} of {received})"
                     + (f" — {kinds}" if kinds else ""), errors)]
 
-
-def _clip(text: str, limit: int = 80) -> str:
-    """One line of an error message, at most `limit` characters."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 async def disputes(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:

@@ -11,11 +11,10 @@ The same rule holds across batches in SQL (queries/intake.py INSERT_FAILURES).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
-ATTEMPT_WINDOW: Final = dt.timedelta(seconds=60)  # keep in step with INSERT_FAILURES
+from queries.intake import ATTEMPT_WINDOW  # the window INSERT_FAILURES applies across batches
 
 # queries.rows.FAILURES: event id, order id, amount, currency, email, reason, at, charge id, event type
 Failure = tuple[Any, ...]
