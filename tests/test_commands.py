@@ -162,6 +162,10 @@ async def test_bad_and_stale_slack_signatures_get_401(store: Bot) -> None:
     assert (await store.slack(form, timestamp=int(time.time()) - 600)).status == 401
     resp = await store.client.post("/slack/events", data=b"command=%2Fsales")
     assert resp.status == 401
+    # A timestamp that is not a number is no signature either (slack_sdk raises on it: it was a 500).
+    resp = await store.client.post("/slack/events", data=b"command=%2Fsales", headers={
+        "X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "v0=" + "0" * 64})
+    assert resp.status == 401
 
 
 async def test_official_slack_signature_vector_is_accepted_by_the_verifier() -> None:

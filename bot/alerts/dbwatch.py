@@ -56,6 +56,6 @@ class DatabaseWatch:
         channel_id, ts = posted
         if self._sender.supports_updates and channel_id and ts:
             await self._sender.update("alerts", channel_id=channel_id, ts=ts, payload=msg.as_payload())
-            await self._sender.post("alerts", msg.as_payload(), thread_ts=ts)
+            await self._sender.post("alerts", msg.as_payload(), thread_ts=ts, channel_id=channel_id)
         else:
             await self._sender.post("alerts", msg.as_payload())

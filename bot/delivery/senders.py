@@ -15,13 +15,31 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
 
-# Errors that no retry will fix: https://api.slack.com/methods/chat.postMessage#errors
+# Errors that no retry will fix (https://docs.slack.dev/reference/methods/chat.postMessage#errors, chat.update's):
+# the token, the channel, the message or its target refused for good.
 PERMANENT_ERRORS = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
     "token_revoked", "token_expired", "no_permission", "missing_scope", "invalid_blocks", "msg_too_long",
     "no_text", "restricted_action", "ekm_access_denied", "team_access_not_granted", "invalid_arguments",
     "channel_is_archived", "invalid_token", "no_service", "no_service_id", "no_team", "team_disabled",
     "action_prohibited", "posting_to_general_channel_denied", "invalid_payload", "user_not_found",
+    # a read-only, thread-only or locked channel or thread (an admin's setting)
+    "restricted_action_read_only_channel", "restricted_action_thread_only_channel",
+    "restricted_action_non_threadable_channel", "restricted_action_thread_locked", "cannot_reply_to_message",
+    "thread_not_found",
+    # chat.update: the message was deleted, or is not one this app may edit
+    "message_not_found", "cant_update_message", "edit_window_closed",
+    # the request itself
+    "invalid_blocks_format", "invalid_metadata_format", "invalid_metadata_schema", "metadata_too_large",
+    "metadata_must_be_sent_from_app", "too_many_attachments", "invalid_attachments", "as_user_not_supported",
+    "not_allowed_token_type", "access_denied", "two_factor_setup_required", "enterprise_is_restricted",
+    "method_deprecated", "deprecated_endpoint", "messages_tab_disabled", "invalid_charset",
+    "invalid_form_data", "invalid_post_type", "missing_post_type", "invalid_json", "json_not_object",
+})
+# Slack's own trouble, retried for as long as it lasts (https://docs.slack.dev/apis/web-api/#errors): with these
+# and 5xx, timeouts and network errors, nothing is lost in an outage.
+OUTAGE_ERRORS = frozenset({
+    "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org", "ratelimited",
 })
 DEFAULT_RETRY_AFTER = 1.0
 # Message metadata marking our posts: https://api.slack.com/metadata/using
@@ -34,6 +52,7 @@ class Status(StrEnum):
     OK = "ok"
     RATE_LIMITED = "rate_limited"  # come back after `retry_after`
     TRANSIENT = "transient"  # 5xx, timeout, network: retry with backoff
+    UNEXPECTED = "unexpected"  # an error Slack names that we don't know: retried a few times, then given up
     PERMANENT = "permanent"  # Slack refused for good: record, don't retry
     NOT_FOUND = "not_found"  # find(): Slack has no such message
 
@@ -55,8 +74,10 @@ class Sender(Protocol):
     # Whether messages can be changed after posting (chat.update, threads): not with incoming webhooks.
     supports_updates: bool
 
-    async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None, ref: int | None = None) -> SendResult: ...
+    async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
+                   ref: int | None = None, channel_id: str | None = None) -> SendResult:
+        """Post to `channel` as configured, or to the Slack channel `channel_id` (a thread's parent is there)."""
+        ...
 
     async def update(self, channel: str, *, channel_id: str, ts: str,
                      payload: Mapping[str, Any]) -> SendResult: ...
@@ -68,8 +89,13 @@ class Sender(Protocol):
 
 
 def classify_error(error: str) -> Status:
-    """Slack's `error` string → whether retrying can help."""
-    return Status.PERMANENT if error in PERMANENT_ERRORS else Status.TRANSIENT
+    """Slack's `error` string (or `http_<status>`, without one) → whether retrying can help. An error we don't
+    know is neither retried for ever (it would hold its channel's queue) nor given up on at once."""
+    if error in PERMANENT_ERRORS:
+        return Status.PERMANENT
+    if error in OUTAGE_ERRORS or error.startswith("http_5"):
+        return Status.TRANSIENT
+    return Status.UNEXPECTED
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float:
@@ -99,8 +125,8 @@ class WebhookSender:
         """Incoming webhooks cannot read the channel back: unknown."""
         return None
 
-    async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
+    async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
+                   ref: int | None = None, channel_id: str | None = None) -> SendResult:
         """Post to the channel's webhook, falling back to the alerts webhook (threads unsupported)."""
         client = self._clients.get(channel) or self._clients.get("alerts") or self._clients.get("sales")
         if client is None:
@@ -157,8 +183,8 @@ class ConsoleSender:
         """Nothing printed survives a restart: unknown."""
         return None
 
-    async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
+    async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
+                   ref: int | None = None, channel_id: str | None = None) -> SendResult:
         """Print to the stream; never fails."""
         self._counter += 1
         ts = f"{self._counter}.{int(asyncio.get_running_loop().time() * 1e6) % 1_000_000:06d}"

@@ -42,14 +42,15 @@ class WebApiSender:
         """Post to these channels from now on (changed from Slack's Settings view)."""
         self._channels = dict(channels)
 
-    async def post(self, channel: str, payload: Mapping[str, Any], *,
-                   thread_ts: str | None = None, ref: int | None = None) -> SendResult:
-        """Post once (in a thread when `thread_ts`); classify the outcome instead of raising.
+    async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
+                   ref: int | None = None, channel_id: str | None = None) -> SendResult:
+        """Post once (in a thread when `thread_ts`), to `channel_id` when given, else to the channel configured
+        for `channel`; classify the outcome instead of raising.
 
         `ref` (the outbox id) travels in the message's metadata, so `find()` can tell later whether a post
         whose answer never arrived did reach the channel.
         """
-        target = self._channels.get(channel, channel)
+        target = channel_id or self._channels.get(channel, channel)
         metadata = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": ref}} if ref is not None else None
 
         def send() -> Awaitable[Any]:

@@ -43,6 +43,11 @@ PEEK = 50  # messages looked at per pass: the head, and the updates to the same 
 # for what no notification announces: a notification missed while the listener reconnected, a retry or a
 # channel pace scheduled by a replica that died since.
 FALLBACK_POLL_SECONDS = 5.0
+# Tries of a message Slack refused with an error we don't know (Status.UNEXPECTED) before it is given up as failed:
+# a refusal is not an outage, and retrying it for ever would hold every message behind it in its channel.
+UNEXPECTED_TRIES = 3
+# A reply whose thread is gone (its parent deleted) is said as a message of its own, as one whose parent failed.
+THREAD_GONE = frozenset({"thread_not_found", "cannot_reply_to_message"})
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -220,8 +225,14 @@ class DeliveryWorker:
                 return found
         # Committed on its own connection before the call: from here on, the message may be in Slack.
         await q.record_attempt(self._pool, outbox_id=head.id, channel=channel)
-        # A reply whose parent never reached Slack (failed for good) is said as a message of its own.
-        return await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id)
+        # A reply whose parent never reached Slack (failed for good) is said as a message of its own. A reply goes
+        # to its parent's channel, which is not the configured one any more once the channel changed in Settings.
+        result = await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id,
+                                         channel_id=where if thread_ts else None)
+        if thread_ts and result.error in THREAD_GONE:
+            log.info("outbox %s: its thread is gone (%s), posted as a message of its own", head.id, result.error)
+            result = await self._sender.post(channel, post.payload, ref=head.id)
+        return result
 
     async def _settle(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult, *,
                       paced_from: dt.datetime) -> None:
@@ -236,13 +247,14 @@ class DeliveryWorker:
             self._wake_for(channel, paced_from + CHANNEL_INTERVAL)  # what arrived meanwhile goes out next
             return
         error = result.error or result.status.value
+        status = _retry_or_fail(result.status, tries=1 + (post.head.attempts if post.head else post.failures))
         log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)
-        await q.record_error(conn, channel=channel, error=error, permanent=result.status is Status.PERMANENT)
-        if result.status is Status.RATE_LIMITED:  # not posted: a burst is claimed afresh, with what came since
+        await q.record_error(conn, channel=channel, error=error, permanent=status is Status.PERMANENT)
+        if status is Status.RATE_LIMITED:  # not posted: a burst is claimed afresh, with what came since
             await q.forget_attempt(conn, post.ref)
             await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
             self._wake_at(dt.timedelta(seconds=max(result.retry_after, 0.05)))
-        elif result.status is Status.TRANSIENT:  # 5xx and timeouts stay ambiguous: look before resending
+        elif status is Status.TRANSIENT:  # 5xx and timeouts stay ambiguous: look before resending
             wait = backoff(post.head.attempts if post.head else post.failures) * self.backoff_scale
             if post.burst:
                 await bursts.mark_retry(conn, post.ref, retry_at=now + wait)
@@ -273,3 +285,10 @@ class DeliveryWorker:
     def _wake_at(self, delay: dt.timedelta) -> None:
         loop = asyncio.get_running_loop()
         loop.call_later(max(delay.total_seconds(), 0.0), self.wake.set)
+
+
+def _retry_or_fail(status: Status, *, tries: int) -> Status:
+    """How to settle a failed call: an error we don't know is retried as a transient one UNEXPECTED_TRIES times."""
+    if status is Status.UNEXPECTED:
+        return Status.TRANSIENT if tries < UNEXPECTED_TRIES else Status.PERMANENT
+    return status

@@ -34,7 +34,7 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
     # Verified here first (slack_sdk's verifier, as Bolt does again) because Bolt parses the body before it
     # checks the signature: unsigned garbage must be a 401, not a parsing error.
     headers = {k.lower(): v for k, v in request.headers.items()}
-    if not SignatureVerifier(secret).is_valid_request(raw, headers):
+    if not _signed(SignatureVerifier(secret), raw, headers):
         return web.json_response({"error": "invalid request signature"}, status=401)
     try:
         origin = request_origin(request, deps.settings.trusted_proxies)
@@ -43,6 +43,13 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
     except (ValueError, RecursionError):  # signed, but not a Slack payload (bad or absurdly deep JSON)
         return web.json_response({"error": "malformed Slack payload"}, status=400)
     return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+
+def _signed(verifier: SignatureVerifier, raw: str, headers: dict[str, str]) -> bool:
+    try:
+        return verifier.is_valid_request(raw, headers)
+    except ValueError:  # slack_sdk reads the timestamp with int(): one that is not a number is no signature
+        return False
 
 
 def register(app: web.Application) -> None:

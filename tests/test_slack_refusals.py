@@ -1,0 +1,117 @@
+"""Slack's refusals: what no retry fixes is given up at once, an error we don't know is tried a few times, and
+nothing holds a channel for ever; thread replies go to their parent's channel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bot.alerts.jobs import AlertJobs
+from bot.delivery.worker import UNEXPECTED_TRIES
+from tests.conftest import Bot, FakeClock
+from tests.test_alerts import click, clock, failures, jobs, posted_ts, run, store  # noqa: F401
+from tests.test_delivery import send_sales
+
+PENDING = "SELECT count(*) FROM outbox WHERE status = 'pending'"
+
+
+async def passes(bot: Bot, count: int) -> None:
+    """`count` delivery passes, each with every retry and channel slot due at once (the test's clock stands)."""
+    for _ in range(count):
+        await bot.deps.pool.execute("UPDATE channel_pace SET next_post_at = '2000-01-01T00:00:00Z'")
+        await bot.deps.pool.execute("UPDATE outbox SET available_at = now() - interval '1 hour'"
+                                    " WHERE status = 'pending'")
+        await bot.deps.pool.execute("UPDATE delivery_attempts SET retry_at = now() - interval '1 hour'")
+        await bot.deps.worker.drain()
+
+
+def calls(bot: Bot, method: str) -> list[dict[str, object]]:
+    return [c.args for c in bot.slack_api.calls if c.method == method]
+
+
+async def fired(bot: Bot, jobs: AlertJobs, clock: FakeClock) -> int:  # noqa: F811 (the fixtures, imported)
+    """Three payment failures: the warning posted; its id."""
+    await failures(bot, 3, clock.now - dt.timedelta(minutes=1))
+    await run(jobs, bot)
+    return int(await bot.deps.pool.fetchval("SELECT id FROM alerts"))
+
+
+async def test_an_update_to_a_deleted_alert_message_is_given_up_and_the_reply_still_goes(
+        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:  # noqa: F811
+    """Someone deleted the alert message, then clicked Acknowledge: chat.update says message_not_found once, the
+    update is failed (not retried every 3 s for ever) and the acknowledgement reply behind it goes out."""
+    alert_id = await fired(store, jobs, clock)
+    store.slack_api.fail_next(20, error="message_not_found", method="chat.update")
+    await click(store, "alert_ack", alert_id, user="UONCALL", ts=posted_ts(store))
+    await passes(store, 5)
+    assert len(calls(store, "chat.update")) == 1
+    row = await store.deps.pool.fetchrow("SELECT status, last_error FROM outbox WHERE op = 'update'")
+    assert (row["status"], row["last_error"]) == ("failed", "message_not_found")
+    assert await store.deps.pool.fetchval(
+        "SELECT bool_and(permanent) FROM delivery_errors WHERE error = 'message_not_found'")
+    replies = [c for c in store.slack_api.posted() if c.get("thread_ts") == posted_ts(store)]
+    assert [str(r["text"]).split(" · ")[0] for r in replies] == ["👀 Acknowledged by @UONCALL"]
+    assert await store.deps.pool.fetchval(PENDING) == 0
+
+
+async def test_a_read_only_sales_channel_fails_the_burst_at_once_and_holds_nothing(store: Bot) -> None:  # noqa: F811
+    """An admin made #sales-notifications read-only: the waiting sales' summary is refused for good on its first
+    call, and a sale after the channel is writable again is announced (the burst held the channel before)."""
+    store.slack_api.fail_next(1, error="restricted_action_read_only_channel", method="chat.postMessage")
+    await send_sales(store, 3)
+    await passes(store, 4)
+    assert len(calls(store, "chat.postMessage")) == 1
+    assert await store.deps.pool.fetchval(PENDING) == 0
+    await send_sales(store, 1, start=10)
+    await passes(store, 2)
+    assert [str(m["text"]) for m in store.slack_api.posted()][-1].startswith("💰 New Sale")
+
+
+async def test_an_error_we_do_not_know_is_tried_a_few_times_then_failed(store: Bot) -> None:  # noqa: F811
+    """A refusal not in either list (a future error name) is retried like an outage UNEXPECTED_TRIES times, then the
+    message is failed and recorded as permanent, so the channel's queue moves on."""
+    store.slack_api.fail_next(50, error="some_error_slack_adds_next_year", method="chat.postMessage")
+    await send_sales(store, 1)
+    await passes(store, UNEXPECTED_TRIES + 3)
+    assert len(calls(store, "chat.postMessage")) == UNEXPECTED_TRIES
+    row = await store.deps.pool.fetchrow("SELECT status, attempts FROM outbox")
+    assert (row["status"], row["attempts"]) == ("failed", UNEXPECTED_TRIES)
+    permanent = await store.deps.pool.fetch("SELECT permanent FROM delivery_errors ORDER BY id")
+    assert [r["permanent"] for r in permanent] == [False] * (UNEXPECTED_TRIES - 1) + [True]
+
+
+async def test_an_outage_error_is_retried_until_slack_is_back(store: Bot) -> None:  # noqa: F811
+    """Slack's own trouble (`service_unavailable` with 200) is never given up: the sale goes out once it passes."""
+    store.slack_api.fail_next(UNEXPECTED_TRIES + 2, error="service_unavailable", method="chat.postMessage")
+    await send_sales(store, 1)
+    await passes(store, UNEXPECTED_TRIES + 4)
+    assert [r["status"] for r in await store.deps.pool.fetch("SELECT status FROM outbox")] == ["delivered"]
+    assert len(store.slack_api.posted()) == 1
+
+
+async def test_replies_follow_their_parent_after_the_alerts_channel_moved(
+        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:  # noqa: F811
+    """The alerts channel changed (Settings) while an alert fired: its update and its thread reply both go to the
+    channel the parent is in; a new alert goes to the new channel."""
+    store.slack_api.add_channel("C0NEWALERTS", "new-alerts", member=True)
+    alert_id = await fired(store, jobs, clock)
+    parent_channel = next(m["channel_id"] for m in store.slack_api.messages if not m["thread_ts"])
+    store.deps.sender.retarget({"sales": "#sales-notifications", "alerts": "C0NEWALERTS",
+                                "reports": "#daily-reports"})
+    await click(store, "alert_ack", alert_id, user="UONCALL", ts=posted_ts(store))
+    await passes(store, 3)
+    [update] = calls(store, "chat.update")
+    [reply] = [c for c in calls(store, "chat.postMessage") if c.get("thread_ts")]
+    assert update["channel"] == reply["channel"] == parent_channel != "C0NEWALERTS"
+
+
+async def test_a_reply_whose_thread_is_gone_is_posted_on_its_own(
+        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:  # noqa: F811
+    """thread_not_found (the parent was deleted): the acknowledgement is said as a message of its own, once."""
+    alert_id = await fired(store, jobs, clock)
+    store.slack_api.fail_next(1, error="thread_not_found", method="chat.postMessage")
+    await click(store, "alert_ack", alert_id, user="UONCALL", ts=posted_ts(store))
+    await passes(store, 3)
+    acks = [c for c in calls(store, "chat.postMessage") if str(c["text"]).startswith("👀 Acknowledged")]
+    assert [bool(c.get("thread_ts")) for c in acks] == [True, False]  # refused in the thread, then on its own
+    assert [c for c in store.slack_api.posted() if str(c["text"]).startswith("👀 Acknowledged")] == [acks[1]]
+    assert await store.deps.pool.fetchval(PENDING) == 0
