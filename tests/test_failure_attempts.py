@@ -58,8 +58,29 @@ def invoice_failed_basil() -> list[dict[str, Any]]:
     return [_at(invoice), _at(intent, 1)]
 
 
+def one_off_invoice_failed_basil() -> list[dict[str, Any]]:
+    """A one-off invoice (Stripe Invoicing, no subscription) not paid, from basil on: its PaymentIntent says only
+    "Payment for Invoice"."""
+    invoice, intent = invoice_failed_basil()
+    invoice["id"], invoice["data"]["object"]["id"] = "evt_in_once_failed", "in_once"
+    invoice["data"]["object"].pop("subscription", None)
+    intent = failed_payment("evt_pi_once_failed", "pi_once", description="Payment for Invoice")
+    del intent["data"]["object"]["invoice"]
+    return [invoice, _at(intent, 1)]
+
+
+def checkout_subscription_declined_basil() -> list[dict[str, Any]]:
+    """A card declined in a subscription-mode Checkout Session, from basil on: no invoice exists until the session
+    completes, so the PaymentIntent's failure is the only event of the attempt."""
+    intent = failed_payment("evt_pi_cs_failed", "pi_cs", description="Subscription creation",
+                            payment_details={"customer_reference": None, "order_reference": "cs_test_sub"})
+    del intent["data"]["object"]["invoice"]
+    return [_at(intent)]
+
+
 STORIES = {"bank debit": bank_debit_failed, "invoice (acacia)": invoice_failed_acacia,
-           "invoice (basil)": invoice_failed_basil}
+           "invoice (basil)": invoice_failed_basil, "one-off invoice (basil)": one_off_invoice_failed_basil,
+           "checkout decline (basil)": checkout_subscription_declined_basil}
 
 
 def _subs(events: list[dict[str, Any]]) -> list[Submission]:
@@ -143,6 +164,9 @@ async def test_failures_of_different_payments_all_count(db: asyncpg.Connection) 
     ({"invoice": "in_1"}, False, True),
     ({"description": "Subscription creation"}, True, True),
     ({"description": "Subscription update"}, True, True),
+    ({"description": "Payment for Invoice"}, True, True),
+    ({"description": "Subscription creation", "payment_details": {"order_reference": "cs_test_1"}}, True, False),
+    ({"description": "Subscription creation", "payment_details": {"order_reference": "order-42"}}, True, True),
 ])
 def test_an_invoices_payment_intent_leaves_the_failure_to_the_invoice(fields: dict[str, Any], drop_invoice: bool,
                                                                       expected: bool) -> None:

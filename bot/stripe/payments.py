@@ -10,8 +10,9 @@ from bot.stripe.build import Envelope, Ids, charge_id, charge_of, invoice_unstat
 from bot.stripe.fields import coalesce, integer, mapping, string, stripe_id
 
 RENEWAL_DESCRIPTION = "Subscription update"
-# What Stripe writes on the PaymentIntent of a subscription's invoice: its first ("creation") and later ones.
-SUBSCRIPTION_DESCRIPTIONS = frozenset({"Subscription creation", RENEWAL_DESCRIPTION})
+# What Stripe writes on the PaymentIntent of an invoice: a subscription's first ("creation") and later ones, and a
+# one-off invoice's.
+INVOICE_DESCRIPTIONS = frozenset({"Subscription creation", RENEWAL_DESCRIPTION, "Payment for Invoice"})
 
 
 def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
@@ -40,11 +41,24 @@ def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
         # amount_received is what was actually captured; 0 or absent on odd payloads, so fall back.
         amount = integer(obj, "amount_received") or integer(obj, "amount")
         return new_event(env, obj, Kind.SALE, ids, amount=amount, email=email, name=name, **hints)
-    # An invoice's PaymentIntent (it says so before basil; from basil on only its description does): the invoice's
-    # own invoice.payment_failed tells this attempt, with the plan's name, so this event records no second failure.
-    invoice_attempt = ids.invoice is not None or string(obj, "description") in SUBSCRIPTION_DESCRIPTIONS
     return new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount"), email=email, name=name,
-                     failure_reason=payment_error(obj) or "Payment failed", invoice_attempt=invoice_attempt, **hints)
+                     failure_reason=payment_error(obj) or "Payment failed", invoice_attempt=_invoice_attempt(obj, ids),
+                     **hints)
+
+
+def _invoice_attempt(obj: Mapping[str, Any], ids: Ids) -> bool:
+    """Whether a failed PaymentIntent was an invoice's (it says so before basil; from basil on only its description
+    does): the invoice's own invoice.payment_failed tells that attempt, with the plan's name, so the PaymentIntent's
+    event records no second failure."""
+    if ids.invoice is not None:
+        return True
+    if string(obj, "description") not in INVOICE_DESCRIPTIONS:
+        return False
+    # From basil on, Checkout creates a subscription, and its invoice, only once the payment succeeds: a card declined
+    # in the session has no invoice.payment_failed, and this event is the only word of it.
+    # https://docs.stripe.com/changelog/basil/2025-03-31/checkout-legacy-subscription-upgrade
+    order = string(mapping(obj, "payment_details"), "order_reference") or ""
+    return not order.startswith("cs_")
 
 
 def _charge_ids(obj: Mapping[str, Any]) -> Ids:
