@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.stripe import discounts
 from bot.stripe.subscriptions import facts
 from bot.subscriptions.mrr import Coupon, Item, counted_mrr, monthly, subscription_mrr
 
@@ -111,6 +112,23 @@ def test_acacia_shapes_singular_discount_and_period_on_the_subscription() -> Non
     obj["current_period_end"] = 1_750_000_000
     f = facts(obj, {}, AT)
     assert f.mrr == 1500 and f.current_period_end == dt.datetime.fromtimestamp(1_750_000_000, dt.UTC)
+
+
+def test_acacia_sends_the_discount_twice_and_its_expanded_copy_is_read() -> None:
+    """Before basil a subscription carries both the expanded legacy `discount` and the `discounts` list of ids,
+    which names the same Discount: its coupon's terms count at once (the id alone left MRR undiscounted until the
+    Discount was read back), and so do they when the coupon is removed (previous_attributes)."""
+    obj = subscription()
+    legacy = {"id": "di_1ACACIA", "object": "discount", "end": None,
+              "coupon": {"id": "HALF", "percent_off": 50, "duration": "forever"}}
+    obj["discount"], obj["discounts"] = legacy, ["di_1ACACIA"]
+    assert facts(obj, {}, AT).mrr == 950
+    removed = {**obj, "discount": None, "discounts": []}
+    f = facts(removed, {"discount": legacy, "discounts": ["di_1ACACIA"]}, AT)
+    assert (f.previous_mrr, f.mrr) == (950, 1900)
+    obj["discounts"] = ["di_1ACACIA", "di_1OTHER"]  # another Discount, by id only: still read back later
+    assert [d if isinstance(d, str) else d["id"] for d in discounts.discounts_of(obj)] == ["di_1ACACIA", "di_1OTHER"]
+    assert isinstance(discounts.discounts_of(obj)[0], dict)
 
 
 def test_previous_attributes_give_the_old_plan_and_mrr() -> None:

@@ -59,9 +59,21 @@ def ref(discount: Any) -> dict[str, Any] | None:
     return {"id": discount_id} if discount_id else None
 
 
+def discounts_of(obj: Mapping[str, Any]) -> list[Any]:
+    """An object's Discounts: its `discounts` list, ids in webhooks. Before basil the legacy single `discount` comes
+    too, expanded, and is one of them: taken in place of its id, its coupon's terms need no read (and a removed one,
+    in previous_attributes, could not be read at all)."""
+    listed, legacy = _list(obj.get("discounts")), obj.get("discount")
+    if not isinstance(legacy, Mapping):
+        return listed
+    if not listed:
+        return [legacy]
+    legacy_id = stripe_id(legacy)
+    return [legacy if legacy_id is not None and d == legacy_id else d for d in listed]
+
+
 def _refs(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
-    listed = _list(obj.get("discounts")) or [obj.get("discount")]  # the legacy single `discount` is expanded
-    return [r for r in (ref(d) for d in listed) if r is not None]
+    return [r for r in (ref(d) for d in discounts_of(obj)) if r is not None]
 
 
 def pricing(obj: Mapping[str, Any], *, counted: bool) -> dict[str, Any]:

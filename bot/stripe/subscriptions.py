@@ -49,8 +49,8 @@ def coupon(discount: Any) -> Coupon | None:
 
 
 def coupons(obj: Mapping[str, Any]) -> tuple[Coupon, ...]:
-    """The coupons of an object's `discounts` list, or of its legacy single `discount`."""
-    found = [coupon(d) for d in _list(obj.get("discounts"))] or [coupon(obj.get("discount"))]
+    """The coupons of an object's Discounts that come expanded (see discounts.discounts_of)."""
+    found = [coupon(d) for d in discounts.discounts_of(obj)]
     return tuple(c for c in found if c is not None)
 
 
