@@ -1,10 +1,10 @@
 """A fake Stripe API on 127.0.0.1: list endpoints with Stripe's filters, cursors and faults.
 
 Serves GET /v1/events (`types[]`, `created[gte|gt|lte|lt]`, `starting_after`, `ending_before`, `limit`),
-/v1/checkout/sessions and /v1/payment_intents (with `expand[]=data.latest_charge`), newest first as Stripe
-lists; single charges, payment intents and subscriptions with `expand[]` paths (balance transactions, refunds,
-Discounts), coupons, disputes by `charge`, and /v1/account; checks the `Authorization: Bearer sk_…|rk_…` header;
-answers 429/500/403 on demand.
+/v1/checkout/sessions, /v1/payment_intents (with `expand[]=data.latest_charge`) and /v1/invoice_payments,
+newest first as Stripe lists; single charges, payment intents and subscriptions with `expand[]` paths (balance
+transactions, refunds, Discounts), coupons, disputes by `charge`, and /v1/account; checks the
+`Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class FakeStripe:
     events: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     intents: list[dict[str, Any]] = field(default_factory=list)
+    invoice_payments: list[dict[str, Any]] = field(default_factory=list)  # basil's InvoicePayment objects
     endpoints: list[dict[str, Any]] = field(default_factory=list)  # webhook endpoint objects
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)  # for expand[]=data.latest_charge
     balance_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)  # txn_… for expand[]
@@ -96,6 +97,7 @@ class FakeStripe:
         app.router.add_route("*", "/v1/events", self._events)
         app.router.add_route("*", "/v1/checkout/sessions", self._sessions)
         app.router.add_route("*", "/v1/payment_intents", self._intents)
+        app.router.add_route("*", "/v1/invoice_payments", self._invoice_payments)
         app.router.add_route("*", "/v1/webhook_endpoints", self._endpoints)
         app.router.add_route("*", "/v1/disputes", self._disputes)
         app.router.add_route("*", "/v1/charges/{id}", self._object)
@@ -130,6 +132,9 @@ class FakeStripe:
 
     async def _intents(self, request: web.Request) -> web.Response:
         return await self._serve(request, self.intents, object_name="payment_intent")
+
+    async def _invoice_payments(self, request: web.Request) -> web.Response:
+        return await self._serve(request, self.invoice_payments, object_name="invoice_payment")
 
     async def _endpoints(self, request: web.Request) -> web.Response:
         return await self._serve(request, self.endpoints, object_name="webhook_endpoint")

@@ -140,3 +140,23 @@ async def test_backfill_without_a_key_or_with_a_rejected_one_fails_clearly(
     stripe_api.api_keys = {"rk_test_other"}
     assert await backfill(3, monkeypatch, dsn, stripe_api) == 1
     assert "STRIPE_API_KEY was rejected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", ["acacia", "basil", "clover"])
+async def test_a_subscription_started_through_checkout_is_one_order_in_every_version(
+        dsn: str, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    """40 days ago, in the account's version: the session names its invoice; from basil on the PaymentIntent does
+    not, and only the listed InvoicePayment ties the two (without it the backfill made two orders of one payment)."""
+    story = f"versions/{version}/subscription_first"
+    async with FakeStripe() as fake:
+        fake.sessions.append(obj(f"{story}/checkout.session.completed.json", created=ago(40)))
+        fake.intents.append(obj(f"{story}/payment_intent.succeeded.json", created=ago(40)))
+        if version != "acacia":
+            fake.invoice_payments.append(obj(f"{story}/invoice_payment.paid.json", created=ago(40)))
+        assert await backfill(45, monkeypatch, dsn, fake) == 0
+        read_links = fake.served("/v1/invoice_payments")
+        assert bool(read_links) is (version != "acacia")  # only an account whose PaymentIntents say no invoice
+        assert all(r.param("status") == "paid" for r in read_links)
+    async with start_bot(dsn, fake_slack, STRIPE_WEBHOOK_SECRET="") as bot:
+        orders = await bot.deps.pool.fetch("SELECT payment_status, amount_total FROM orders")
+        assert [(r["payment_status"], r["amount_total"]) for r in orders] == [("completed", 1900)]

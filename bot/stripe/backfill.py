@@ -3,8 +3,11 @@
 The last 30 days come from the Events API, through the webhook's own intake with Slack messages turned off.
 Older days come from the Checkout Sessions and PaymentIntents listings (events are gone by then), each
 object wrapped as the event that would have reported it; payments seen both ways meet on their Stripe ids
-(`payment_refs`) and count once. Day by day, oldest first, so refunds find their sales. Then the balance
-transactions (settled amount, fee, net; bot/stripe/settle.py) of every order of those days that lacks them.
+(`payment_refs`) and count once. From basil on a PaymentIntent no longer names the invoice it paid, so a
+subscription's Checkout Session (which names its invoice) and its PaymentIntent would be two orders: on such an
+account the paid InvoicePayments of the day are listed too, as the invoice_payment.paid events that tie them.
+Day by day, oldest first, so refunds find their sales. Then the balance transactions (settled amount, fee, net;
+bot/stripe/settle.py) of every order of those days that lacks them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from bot.db import create_pool, database_url, migrate_database
 from bot.intake.batch import MAX_BATCH, ingest_batch
 from bot.intake.result import Outcome
 from bot.stripe import settle
+from bot.stripe.build import invoice_unstated
 from bot.stripe.events_api import StripeApi, StripeApiError
+from bot.stripe.fields import mapping
 from bot.stripe.settle_job import settle_due
 from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, submission, type_params
 from queries import settlements
@@ -80,10 +85,20 @@ def intent_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
-LISTINGS: tuple[tuple[str, tuple[tuple[str, str], ...], Callable[[dict[str, Any]], list[dict[str, Any]]]], ...] = (
+def invoice_payment_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """A paid InvoicePayment (basil on) as invoice_payment.paid: the link between an invoice and its payment."""
+    if obj.get("status") != "paid":
+        return []
+    return [_wrap(obj, "invoice_payment.paid", mapping(obj, "status_transitions").get("paid_at") or obj.get("created"))]
+
+
+Listing = tuple[str, tuple[tuple[str, str], ...], Callable[[dict[str, Any]], list[dict[str, Any]]]]
+LISTINGS: tuple[Listing, ...] = (
     ("/v1/checkout/sessions", (), session_events),
     ("/v1/payment_intents", (("expand[]", "data.latest_charge"),), intent_events),
 )
+# Listed only for a day whose paid PaymentIntents come in the basil shape (bot.stripe.build.invoice_unstated).
+INVOICE_PAYMENTS: Listing = ("/v1/invoice_payments", (("status", "paid"),), invoice_payment_events)
 
 
 def _days(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -106,14 +121,9 @@ async def backfill(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.dat
     start, events_from = now - days * DAY, max(now - days * DAY, now - EVENTS_KEPT)
     counts = Counts()
     for a, b in _days(start, events_from):
-        listed: list[dict[str, Any]] = []
-        for path, extra, convert in LISTINGS:
-            async for page in api.pages(path, [*extra, *_between(a, b)]):
-                counts.read += len(page.data)
-                for obj in page.data:
-                    wrapped = convert(obj)
-                    counts.skipped += not wrapped
-                    listed.extend(wrapped)
+        listed = [e for listing in LISTINGS for e in await _listed(api, listing, a, b, counts)]
+        if any(e["type"] == "payment_intent.succeeded" and invoice_unstated(e["data"]["object"]) for e in listed):
+            listed += await _listed(api, INVOICE_PAYMENTS, a, b, counts)
         listed.sort(key=lambda e: e["created"] or 0)
         await _import(pool, listed, counts, now=now, tz=tz)
         progress(f"backfill: {a:%Y-%m-%d} (listings) {counts.imported:,} imported")
@@ -126,6 +136,20 @@ async def backfill(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.dat
         await _import(pool, events, counts, now=now, tz=tz)
         progress(f"backfill: {a:%Y-%m-%d} (events) {counts.imported:,} imported")
     return counts
+
+
+async def _listed(api: StripeApi, listing: Listing, a: dt.datetime, b: dt.datetime,
+                  counts: Counts) -> list[dict[str, Any]]:
+    """The objects of one listing created in [a, b), as events."""
+    path, extra, convert = listing
+    events: list[dict[str, Any]] = []
+    async for page in api.pages(path, [*extra, *_between(a, b)]):
+        counts.read += len(page.data)
+        for obj in page.data:
+            wrapped = convert(obj)
+            counts.skipped += not wrapped
+            events.extend(wrapped)
+    return events
 
 
 async def _import(pool: asyncpg.Pool, events: list[dict[str, Any]], counts: Counts, *, now: dt.datetime,
@@ -164,7 +188,7 @@ async def backfill_command(settings: Settings, *, days: int) -> int:
     """The CLI: migrations first, then the import, with a progress line per day and a summary; 1 on failure."""
     if settings.stripe_api_key is None:
         print("salespulse backfill: set STRIPE_API_KEY (a restricted key with read access to Events,"
-              " Checkout Sessions and PaymentIntents is enough)", file=sys.stderr)
+              " Checkout Sessions, PaymentIntents and Invoices is enough)", file=sys.stderr)
         return 1
     configured = settings.database_url.get_secret_value() if settings.database_url else None
     async with database_url(configured, settings.salespulse_data_dir) as dsn:

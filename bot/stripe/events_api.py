@@ -161,7 +161,7 @@ class StripeApi:
         if status in (401, 403):
             hint = "STRIPE_API_KEY was rejected" if status == 401 else \
                 "STRIPE_API_KEY may not read this (a restricted key needs Events: read; backfill also" \
-                " Checkout Sessions and PaymentIntents: read)"
+                " Checkout Sessions, PaymentIntents and Invoices: read)"
             return KeyRejected(f"{hint} — {detail}", status=status, code=code)
         if status in (400, 404) and code == "resource_missing":
             return CursorGone(detail, status=status, code=code)
