@@ -15,6 +15,8 @@ from bot.answers.json_views import health_json
 from bot.blocks import settings as view
 from bot.config import HourWindow
 from bot.home.render import render_home
+from bot.settings import change
+from queries.settings import lock_for_change
 from tests.blockkit import assert_valid_message, assert_valid_modal, assert_valid_view
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
@@ -54,6 +56,20 @@ async def test_non_admin_is_told_and_no_view_opens(bot: Bot) -> None:
     assert_valid_message(ack)
     await asyncio.sleep(0.2)  # the listener could only call Slack after acking
     assert bot.slack_api.posted("views.open") == []
+
+
+async def test_a_view_slack_would_not_open_is_said_in_the_channel(bot: Bot) -> None:
+    """views.open refused (the 3 s trigger expired): the admin gets an ephemeral word through the command's
+    response_url, where before nothing at all appeared."""
+    bot.slack_api.fail_next(1, error="expired_trigger_id", method="views.open")
+    ack = await command(bot, "/sales", "settings", user=ADMIN)
+    assert not ack.get("blocks")
+    for _ in range(300):  # the listener goes on after the ack
+        if said := [c.args for c in bot.slack_api.calls if c.method == "hook:r"]:
+            break
+        await asyncio.sleep(0.01)
+    assert [(s["response_type"], "expired_trigger_id" in s["text"]) for s in said] == [("ephemeral", True)]
+    assert_valid_message(said[0])
 
 
 async def test_home_button_opens_the_view_for_admins_and_a_refusal_for_others(bot: Bot) -> None:
@@ -138,6 +154,24 @@ async def test_change_is_audited_posted_shown_in_health_and_in_force(bot: Bot) -
         (ADMIN, "09:00-21:00", "08:00-20:00")]
     reopened = state_of(await open_settings(bot))
     assert reopened[view.HOURS_START]["value"]["selected_time"] == "08:00"
+
+
+async def test_a_save_held_up_past_slacks_deadline_says_so_on_the_form(bot: Bot,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another change holds the settings lock (or the database is slow): past the save's budget the modal answers
+    in time with an error on its first field instead of Slack's "trouble connecting", and nothing is stored."""
+    monkeypatch.setattr(change, "SAVE_BUDGET", 0.3)
+    state = state_of(await open_settings(bot))
+    put(state, view.TZ, value="Europe/Paris")
+    async with bot.deps.pool.acquire() as conn, conn.transaction():
+        await lock_for_change(conn)  # held, as a slow change on another replica would
+        status, body = await submit(bot, state)
+    assert status == 200 and body["response_action"] == "errors"
+    assert list(body["errors"]) == [change.SAVE_ERROR_BLOCK] and "reopen Settings" in body["errors"][
+        change.SAVE_ERROR_BLOCK]
+    assert await stored(bot) == (0, 0) and bot.deps.settings.store_timezone == "UTC"
+    assert await submit(bot, state) == (200, {})  # once the lock is free, the same submission saves
+    assert bot.deps.settings.store_timezone == "Europe/Paris"
 
 
 async def test_back_to_the_default_deletes_the_override(bot: Bot) -> None:

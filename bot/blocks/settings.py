@@ -206,6 +206,12 @@ def denied_message() -> Message:
                    [denied_section()])
 
 
+def settings_not_opened(why: str) -> Message:
+    """The ephemeral answer to `/sales settings` when Slack would not open the view (its trigger lasts 3 s)."""
+    text = f"Couldn't open the Settings view (Slack said: {why}). Type /sales settings again."
+    return message(text, [section("⚠️ " + escape_mrkdwn(truncate(text, 2900)))])
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeLine:
     """One changed setting as people read it."""

@@ -3,13 +3,18 @@ local feed alike: admins only, checked on open and again on submit (a submission
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from bot.blocks.settings import ChangeLine, changes_message, denied_view, settings_view
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.settings import ChangeLine, changes_message, channel_block, denied_view, settings_view
 from bot.blocks.text import escape_mrkdwn
+from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
 from bot.settings.form import form_of, read_submission
 from bot.settings.values import BY_KEY, RULE_PREFIX, current, effective
@@ -20,6 +25,11 @@ log = logging.getLogger(__name__)
 
 
 SETTINGS_ARG = "settings"  # `/sales settings`
+# Slack wants a view_submission answered within 3 s, or it tells the admin it could not reach the app (while the
+# change may still commit): the save gets this long, and past it the modal says so on its first field.
+SAVE_BUDGET = 2.0
+# The field the modal's own error about saving is shown on (errors must name an input block of the view).
+SAVE_ERROR_BLOCK = channel_block("sales")
 
 
 def is_settings_command(command: str, text: str) -> bool:
@@ -34,12 +44,21 @@ def view_for(deps: Deps, user: str | None) -> dict[str, Any]:
     return settings_view(form_of(deps.settings, deps.rules, deps.channels))
 
 
-async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> bool:
-    """views.open the Settings modal (or the refusal) on the trigger of a click or command; True for an admin."""
+async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> str | None:
+    """views.open the Settings modal (or the refusal) on the trigger of a click or command; None once open, else
+    why not (the trigger expired after 3 s, say), for the caller to tell the user."""
     if deps.slack is None:
-        return False
-    await deps.slack.views_open(trigger_id=trigger_id, view=view_for(deps, user))
-    return deps.access.administers(user)
+        return "Slack is not configured"
+    try:
+        await deps.slack.views_open(trigger_id=trigger_id, view=view_for(deps, user))
+    except SlackApiError as exc:
+        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+        log.warning("could not open the Settings view for %s: %s", user, error or exc)
+        return str(error or "Slack refused")
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.warning("could not open the Settings view for %s: %s", user, exc)
+        return "Slack could not be reached"
+    return None
 
 
 def _shown(key: str, value: Any) -> str:
@@ -100,5 +119,18 @@ async def submit(deps: Deps, *, user: str | None, state: Mapping[str, Any]) -> d
     read = read_submission(state, settings=deps.settings, rules=deps.rules, directory=deps.channels)
     if read.errors:
         return {"response_action": "errors", "errors": read.errors}
-    await save(deps, user=user, values=read.values)
+    try:
+        async with asyncio.timeout(SAVE_BUDGET):
+            await save(deps, user=user, values=read.values)
+    except TimeoutError:
+        log.warning("saving the Settings view took over %.0f s: the admin is told to check", SAVE_BUDGET)
+        return _not_saved("Saving took too long (the database is slow or busy). Close and reopen Settings to see "
+                          "what is in force, then try again.")
+    except DB_UNAVAILABLE as exc:
+        log.warning("could not save the Settings view: %s", exc)
+        return _not_saved("The database can't be reached, so nothing was saved. Try again in a minute.")
     return None
+
+
+def _not_saved(why: str) -> dict[str, Any]:
+    return {"response_action": "errors", "errors": {SAVE_ERROR_BLOCK: why}}

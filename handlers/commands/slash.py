@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.answers.commands import RENDERERS, answer, ephemeral
-from bot.blocks.settings import denied_message
+from bot.blocks.settings import denied_message, settings_not_opened
 from bot.deps import Deps
 from bot.settings.change import is_settings_command, open_view
 from bot.web.signin import ORIGIN
@@ -18,14 +18,16 @@ from bot.web.signin import ORIGIN
 def register(app: AsyncApp, deps: Deps) -> None:
     """Add one listener per command; each acks with its reply (the figures come under a 2 s budget)."""
 
-    async def slash_command(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
+    async def slash_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any],
+                            context: dict[str, Any]) -> None:
         user = command.get("user_id")
         if is_settings_command(command["command"], command.get("text") or ""):
             if not deps.access.administers(user):
                 await ack(**ephemeral(denied_message()))
                 return
             await ack()  # views.open's trigger_id is good for 3 s: open right after acking
-            await open_view(deps, user=user, trigger_id=str(command.get("trigger_id")))
+            if (why := await open_view(deps, user=user, trigger_id=str(command.get("trigger_id")))) is not None:
+                await respond(**ephemeral(settings_not_opened(why)))
             return
         msg = await answer(deps, command=command["command"], text=command.get("text") or "",
                            user_id=user, channel_id=command.get("channel_id"), origin=context.get(ORIGIN))
