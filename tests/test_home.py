@@ -11,11 +11,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import AlertView
 from bot.blocks.home import home_view
 from bot.blocks.message import MAX_BLOCKS_HOME
+from bot.home import publisher
 from bot.home.publisher import HomePublisher
 from bot.periods import parse_period
 from queries.sales import CurrencyTotal, RecentOrder
@@ -184,6 +186,48 @@ async def test_a_steady_stream_still_refreshes_within_max_delay() -> None:
         assert home.rounds == 1 and len(client.published) == 2 and renders == 2
     finally:
         loop.cancel()
+
+
+async def test_rounds_are_spaced_to_slacks_publish_limit_newest_viewer_first(
+        fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """views.publish allows ~100 a minute per workspace: with ten viewers and a sale every 0.05 s, rounds (each
+    worth ten calls) come no closer than the share allows (600/min here: 1 s apart), each starting with whoever
+    opened Home last; a 429's Retry-After holds the next rounds back."""
+    monkeypatch.setattr(publisher, "PUBLISHES_PER_MINUTE", 600)
+    home = HomePublisher(client=AsyncWebClient(token="xoxb-test", base_url=fake_slack.url), quiet=0.05,
+                         max_delay=0.1)
+
+    async def render(buttons: bool) -> dict[str, Any]:
+        return {"type": "home", "blocks": []}
+
+    home.bind(render, restricted={"type": "home", "blocks": []}, may_see=lambda _user: True, may_act=_yes)
+    viewers = [f"U{n}" for n in range(10)]
+    for user in viewers:
+        await home.opened(user)
+    opened = len(fake_slack.posted("views.publish"))
+    loop = asyncio.create_task(home.run())
+    try:
+        for _ in range(50):  # 2.5 s of sales: unpaced, a round every ~0.1 s
+            home.changed()
+            await asyncio.sleep(0.05)
+        assert 2 <= home.rounds <= 3
+        rounds = [c["user_id"] for c in fake_slack.posted("views.publish")[opened:]]
+        assert rounds[:10] == viewers[::-1]
+        fake_slack.fail_next(1, status=429, retry_after=3, method="views.publish")
+        while not any(c.answered == 429 for c in fake_slack.calls):
+            home.changed()
+            await asyncio.sleep(0.05)
+        published = len(fake_slack.posted("views.publish"))
+        for _ in range(50):  # 2.5 s more of sales: inside Retry-After's 3 s nothing is published (paced: 1 s)
+            home.changed()
+            await asyncio.sleep(0.05)
+        assert len(fake_slack.posted("views.publish")) == published
+    finally:
+        loop.cancel()
+
+
+async def _yes(_user: str) -> bool:
+    return True
 
 
 async def test_slack_trouble_does_not_stop_the_refreshes(store: Bot) -> None:

@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 Render = Callable[[bool], Awaitable[dict[str, Any]]]  # the live view, with or without the alerts' buttons
 MaySee = Callable[[str], bool]
 MayAct = Callable[[str], Awaitable[bool]]
-# views.publish is Tier 4 (100+ per minute): https://api.slack.com/methods/views.publish
+# views.publish is Tier 4 (100+ per minute per workspace): https://api.slack.com/methods/views.publish
 MAX_USERS = 50
+# The refresh rounds' share of it: rounds are spaced so they publish at most this many views a minute, leaving the
+# rest for tabs being opened and alert buttons clicked on Home (50 viewers: a round every 37.5 s at the most).
+PUBLISHES_PER_MINUTE = 80
 FORGET_AFTER = 7 * 24 * 3600.0  # someone who has not opened Home for a week is not watching it
 # Errors after which publishing to that user again is pointless.
 GONE = frozenset({"user_not_found", "user_disabled", "account_inactive", "not_enabled"})
@@ -50,6 +53,7 @@ class HomePublisher:
         self._may_act: MayAct = _nobody
         self._users: OrderedDict[str, float] = OrderedDict()  # user id → when they last opened Home
         self._dirty = asyncio.Event()
+        self._resume_at = 0.0  # loop time before which Slack asked us not to publish (429 Retry-After)
         self.rounds = 0  # debounced rounds published (tests and metrics read it)
 
     def bind(self, render: Render, *, restricted: dict[str, Any], may_see: MaySee, may_act: MayAct) -> None:
@@ -62,8 +66,8 @@ class HomePublisher:
 
     @property
     def users(self) -> tuple[str, ...]:
-        """Who gets the debounced refreshes, least recently opened first."""
-        return tuple(self._users)
+        """Who gets the debounced refreshes, most recently opened (the likeliest to be looking) first."""
+        return tuple(reversed(self._users))
 
     async def opened(self, user_id: str) -> None:
         """Someone opened the Home tab: remember them and publish the current view to them now."""
@@ -99,8 +103,10 @@ class HomePublisher:
                 log.warning("views.publish for %s failed: %s", user, error)
                 if error in GONE:
                     self._users.pop(user, None)
-                if error == "ratelimited":
-                    return  # the next change or open tries again
+                if error == "ratelimited":  # the rest of the round waits for the next one, after Retry-After
+                    self._resume_at = asyncio.get_running_loop().time() + _retry_after(exc)
+                    self._dirty.set()
+                    return
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("views.publish for %s failed: %s", user, exc)
                 return
@@ -119,16 +125,27 @@ class HomePublisher:
         self._dirty.clear()
 
     async def run(self) -> None:
-        """The refresh loop: one round per settled burst of changes."""
+        """The refresh loop: one round per settled burst of changes, rounds spaced to PUBLISHES_PER_MINUTE."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
             await self._settle()
             cutoff = self._clock() - FORGET_AFTER
             for user in [u for u, at in self._users.items() if at < cutoff]:
                 del self._users[user]
-            await self.publish(list(self._users))
+            started, users = loop.time(), list(self.users)
+            await self.publish(users)
             self.rounds += 1
+            # Changes meanwhile keep the view dirty: the next round follows this pause.
+            await asyncio.sleep(max(started + len(users) * 60 / PUBLISHES_PER_MINUTE, self._resume_at) - loop.time())
 
 
 async def _nobody(_user: str) -> bool:
     return False
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    try:
+        return max(float((exc.response.headers or {}).get("Retry-After", 1)), 1.0)
+    except (TypeError, ValueError):
+        return 1.0
