@@ -48,6 +48,21 @@ async def test_start_up_resolves_names_and_joins_the_public_channels(dsn: str, f
     assert all(c.bot_member for c in fake_slack.channels.values())
 
 
+async def test_a_channel_renamed_after_start_up_still_gets_its_posts(fake_slack: FakeSlack) -> None:
+    """Someone renames #sales-notifications: its name no longer resolves (channel_not_found, failed for good), but
+    posts go to the id resolved at start-up and keep arriving."""
+    sender, directory = sender_for(fake_slack)
+    await directory.start()
+    fake_slack.channels["C0SALES"].name = "sales-pings"
+    result = await sender.post("sales", {"text": "💰 New Sale"})
+    assert (result.status.value, result.channel_id) == ("ok", "C0SALES")
+    assert [c.args["channel"] for c in fake_slack.calls if c.method == "chat.postMessage"] == ["C0SALES"]
+    client = AsyncWebClient(token="xoxb-test", base_url=fake_slack.url, retry_handlers=[])
+    retargeted = WebApiSender(client, channels={"sales": "#elsewhere"}, directory=directory)
+    await retargeted.post("sales", {"text": "x"})  # configured anew, not resolved yet: the name as configured
+    assert fake_slack.calls[-1].args["channel"] == "#elsewhere"
+
+
 async def test_fake_slack_enforces_membership_like_slack(fake_slack: FakeSlack) -> None:
     """Public: post without joining, history not_in_channel; private: channel_not_found and no joining."""
     client = AsyncWebClient(token="xoxb-test", base_url=fake_slack.url, retry_handlers=[])

@@ -50,7 +50,7 @@ class WebApiSender:
         `ref` (the outbox id) travels in the message's metadata, so `find()` can tell later whether a post
         whose answer never arrived did reach the channel.
         """
-        target = channel_id or self._channels.get(channel, channel)
+        target = channel_id or self._resolved(channel) or self._channels.get(channel, channel)
         metadata = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": ref}} if ref is not None else None
 
         def send() -> Awaitable[Any]:
@@ -66,6 +66,14 @@ class WebApiSender:
         if self._directory is not None and result.error in ("channel_not_found", "is_archived"):
             self._directory.note_refusal(channel, result.error)  # /health says why and what to do
         return result
+
+    def _resolved(self, channel: str) -> str | None:
+        """The Slack id the directory resolved for the channel as configured now: posting by id, a renamed channel
+        keeps its messages (its old name would be channel_not_found)."""
+        status = self._directory.find(channel) if self._directory is not None else None
+        if status is None or status.configured != self._channels.get(channel):
+            return None
+        return status.channel_id
 
     @staticmethod
     async def _join(channel: str, target: str, directory: ChannelDirectory) -> str | None:
