@@ -165,15 +165,20 @@ async def test_health_names_a_private_channel_without_the_bot(dsn: str, fake_sla
 
 
 async def test_health_says_private_once_the_bot_has_been_removed(dsn: str, fake_slack: FakeSlack) -> None:
-    """A private channel the bot was in, then removed from: Slack hides it; /health knows it is private."""
+    """A private channel the bot was in, then removed from: Slack hides it; /health knows it is private, and the
+    sale waits for the invitation rather than being lost."""
     fake_slack.add_channel("C0FIN", "finance", private=True, member=True)
     async with start_bot(dsn, fake_slack, SLACK_SALES_CHANNEL="#finance") as bot:
         fake_slack.channels["C0FIN"].bot_member = False
         await bot.stripe(paid_checkout(1, dt.datetime.now(dt.UTC)))
-        await bot.drain()
+        await bot.drain(until_idle=False)
         assert await bot.deps.pool.fetchval("SELECT last_error FROM outbox WHERE kind = 'sale'") == \
             "channel_not_found"
         body = await bot.command("/health")
+        fake_slack.channels["C0FIN"].bot_member = True  # /invite @salespulse
+        await bot.deps.pool.execute("UPDATE outbox SET available_at = now()")  # the held retry, now due
+        await bot.drain()
+        assert [m["channel_id"] for m in fake_slack.messages] == ["C0FIN"]
     assert "#finance is private and the bot is not a member: /invite @salespulse" in json.dumps(body["blocks"])
 
 

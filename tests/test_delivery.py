@@ -84,15 +84,15 @@ async def test_timeouts_and_network_errors_are_transient(dsn: str) -> None:
 
 
 async def test_permanent_errors_are_recorded_not_retried(bot: Bot) -> None:
-    """channel_not_found fails the message at once and is recorded for /health."""
-    bot.slack_api.fail_next(1, error="channel_not_found")
+    """A refusal of the message itself (msg_too_long) fails it at once and is recorded for /health."""
+    bot.slack_api.fail_next(1, error="msg_too_long")
     await send_sales(bot, 1)
     await bot.drain()
     await bot.deps.worker.drain()
     row = await bot.deps.pool.fetchrow("SELECT status, last_error FROM outbox")
-    assert (row["status"], row["last_error"]) == ("failed", "channel_not_found")
+    assert (row["status"], row["last_error"]) == ("failed", "msg_too_long")
     err = await bot.deps.pool.fetchrow("SELECT error, permanent FROM delivery_errors")
-    assert (err["error"], err["permanent"]) == ("channel_not_found", True)
+    assert (err["error"], err["permanent"]) == ("msg_too_long", True)
     assert len([c for c in bot.slack_api.calls if c.method == "chat.postMessage"]) == 1
 
 

@@ -272,7 +272,7 @@ async def test_order_event_becomes_a_completed_order_and_pings_once(intake: Bot)
     await intake.drain()
     posts = intake.slack_api.posted()
     assert len(posts) == 1
-    assert posts[0]["channel"] == "#sales-notifications"
+    assert intake.slack_api.messages[0]["channel_id"] == "C0SALES"  # #sales-notifications, posted by its id
     assert "New Sale" in posts[0]["text"] and "$49.00" in posts[0]["text"]
     assert_valid_message(posts[0])
 

@@ -62,7 +62,7 @@ async def test_each_real_sale_fixture_stores_one_order_and_pings_once(
     assert [(r["amount_total"], r["payment_status"]) for r in orders] == [(amount, "completed")]
     posts = bot.slack_api.posted()
     assert len(posts) == 1
-    assert posts[0]["channel"] == "#sales-notifications"
+    assert bot.slack_api.messages[0]["channel_id"] == "C0SALES"  # #sales-notifications, posted by its id
     assert "New Sale" in posts[0]["text"]
     assert_valid_message(posts[0])
 
@@ -159,7 +159,7 @@ async def test_payment_failure_pings_the_alerts_channel_with_stripes_reason(bot:
     await bot.drain()
     posts = bot.slack_api.posted()
     assert len(posts) == 1
-    assert posts[0]["channel"] == "#system-alerts"
+    assert bot.slack_api.messages[0]["channel_id"] == "C0ALERTS"  # #system-alerts
     assert "Your card was declined." in json.dumps(posts[0]["blocks"])
     assert_valid_message(posts[0])
     assert await count(bot, "payment_failures") == 1
@@ -196,7 +196,7 @@ async def test_dispute_is_recorded_and_pinged_once(bot: Bot) -> None:
     await bot.drain()
     assert await count(bot, "disputes") == 1
     posts = bot.slack_api.posted()
-    assert len(posts) == 1 and posts[0]["channel"] == "#system-alerts"
+    assert len(posts) == 1 and bot.slack_api.messages[0]["channel_id"] == "C0ALERTS"
 
 
 async def test_unknown_event_type_is_logged_ignored_and_answered_2xx(bot: Bot) -> None:

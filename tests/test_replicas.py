@@ -105,7 +105,7 @@ def covered(slack: FakeSlack) -> int:
     """Sales covered by the messages in the sales channel (single pings + summary counts)."""
     total = 0
     for m in slack.messages:
-        if m["channel"] == "#sales-notifications":
+        if m["channel_id"] == "C0SALES":  # #sales-notifications
             text = m["text"] or ""
             total += 1 if "New Sale" in text else int(text.split(" new sales")[0].split()[-1])
     return total

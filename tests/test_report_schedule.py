@@ -66,7 +66,7 @@ async def test_two_replicas_racing_send_each_report_once(dsn: str, fake_slack: F
         await deliver(a, b)
         uploads = await asyncio.gather(ra.upload_charts(), rb.upload_charts())
         assert sum(uploads) == 1
-        posted = [p for p in fake_slack.posted() if p["channel"] == "#daily-reports"]
+        posted = [p for p in fake_slack.posted() if p["channel"] == "C0REPORTS"]  # #daily-reports, by its id
         assert len(posted) == 1 and posted[0]["text"].startswith("☀️ Morning report · Tue 10 Mar")
         assert len(fake_slack.posted("files.completeUploadExternal")) == 1
         assert await a.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE kind = 'report'") == 1

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot.alerts.jobs import AlertJobs
-from bot.delivery.worker import UNEXPECTED_TRIES
-from tests.conftest import Bot, FakeClock
-from tests.test_alerts import click, clock, failures, jobs, posted_ts, run, store  # noqa: F401
-from tests.test_delivery import send_sales
+import pytest
 
+from bot.alerts.jobs import AlertJobs
+from bot.delivery.worker import HOLD_RETRY, UNEXPECTED_TRIES
+from tests import test_alerts
+from tests.conftest import Bot, FakeClock
+from tests.test_alerts import click, failures, posted_ts, run
+from tests.test_delivery import sales_covered, send_sales
+
+# The alert tests' New York store, its clock and its alert jobs.
+store, clock, jobs = test_alerts.store, test_alerts.clock, test_alerts.jobs
 PENDING = "SELECT count(*) FROM outbox WHERE status = 'pending'"
 
 
@@ -28,7 +33,7 @@ def calls(bot: Bot, method: str) -> list[dict[str, object]]:
     return [c.args for c in bot.slack_api.calls if c.method == method]
 
 
-async def fired(bot: Bot, jobs: AlertJobs, clock: FakeClock) -> int:  # noqa: F811 (the fixtures, imported)
+async def fired(bot: Bot, jobs: AlertJobs, clock: FakeClock) -> int:
     """Three payment failures: the warning posted; its id."""
     await failures(bot, 3, clock.now - dt.timedelta(minutes=1))
     await run(jobs, bot)
@@ -36,7 +41,7 @@ async def fired(bot: Bot, jobs: AlertJobs, clock: FakeClock) -> int:  # noqa: F8
 
 
 async def test_an_update_to_a_deleted_alert_message_is_given_up_and_the_reply_still_goes(
-        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:  # noqa: F811
+        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
     """Someone deleted the alert message, then clicked Acknowledge: chat.update says message_not_found once, the
     update is failed (not retried every 3 s for ever) and the acknowledgement reply behind it goes out."""
     alert_id = await fired(store, jobs, clock)
@@ -53,20 +58,31 @@ async def test_an_update_to_a_deleted_alert_message_is_given_up_and_the_reply_st
     assert await store.deps.pool.fetchval(PENDING) == 0
 
 
-async def test_a_read_only_sales_channel_fails_the_burst_at_once_and_holds_nothing(store: Bot) -> None:  # noqa: F811
-    """An admin made #sales-notifications read-only: the waiting sales' summary is refused for good on its first
-    call, and a sale after the channel is writable again is announced (the burst held the channel before)."""
-    store.slack_api.fail_next(1, error="restricted_action_read_only_channel", method="chat.postMessage")
-    await send_sales(store, 3)
-    await passes(store, 4)
-    assert len(calls(store, "chat.postMessage")) == 1
-    assert await store.deps.pool.fetchval(PENDING) == 0
-    await send_sales(store, 1, start=10)
-    await passes(store, 2)
-    assert [str(m["text"]) for m in store.slack_api.posted()][-1].startswith("💰 New Sale")
+@pytest.mark.parametrize("error", ["channel_not_found", "restricted_action_read_only_channel", "token_revoked"])
+async def test_a_channel_or_token_refusing_everything_holds_the_sales_until_fixed(bot: Bot, error: str) -> None:
+    """The bot was removed from the channel, an admin made it read-only, or the token was revoked: every message
+    would be refused, so the waiting sales are held (retried every HOLD_RETRY, not every 3 s, and never failed),
+    recorded for /health as not permanent; once Slack takes posts again every sale is announced, once."""
+    bot.slack_api.fail_next(3, error=error, method="chat.postMessage")
+    await send_sales(bot, 3)
+    await passes(bot, 1)
+    retries = await bot.deps.pool.fetch(  # a lone ping waits in the outbox, a summary on its attempt record
+        "SELECT available_at - now() AS wait FROM outbox WHERE attempts > 0"
+        " UNION ALL SELECT retry_at - now() FROM delivery_attempts WHERE retry_at IS NOT NULL")
+    assert retries and all(abs(r["wait"] - HOLD_RETRY) < dt.timedelta(seconds=5) for r in retries)
+    await passes(bot, 2)
+    assert len(calls(bot, "chat.postMessage")) == 3 and bot.slack_api.posted() == []
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'failed'") == 0
+    assert [r["permanent"] for r in await bot.deps.pool.fetch("SELECT permanent FROM delivery_errors")] == [
+        False] * 3
+    await send_sales(bot, 2, start=10)
+    await passes(bot, 2)
+    assert len(bot.slack_api.posted()) <= 2  # the held message, and one summary of the rest
+    assert set((await sales_covered(bot)).values()) == {1} and len(await sales_covered(bot)) == 5
+    assert await bot.deps.pool.fetchval(PENDING) == 0
 
 
-async def test_an_error_we_do_not_know_is_tried_a_few_times_then_failed(store: Bot) -> None:  # noqa: F811
+async def test_an_error_we_do_not_know_is_tried_a_few_times_then_failed(store: Bot) -> None:
     """A refusal not in either list (a future error name) is retried like an outage UNEXPECTED_TRIES times, then the
     message is failed and recorded as permanent, so the channel's queue moves on."""
     store.slack_api.fail_next(50, error="some_error_slack_adds_next_year", method="chat.postMessage")
@@ -79,7 +95,7 @@ async def test_an_error_we_do_not_know_is_tried_a_few_times_then_failed(store: B
     assert [r["permanent"] for r in permanent] == [False] * (UNEXPECTED_TRIES - 1) + [True]
 
 
-async def test_an_outage_error_is_retried_until_slack_is_back(store: Bot) -> None:  # noqa: F811
+async def test_an_outage_error_is_retried_until_slack_is_back(store: Bot) -> None:
     """Slack's own trouble (`service_unavailable` with 200) is never given up: the sale goes out once it passes."""
     store.slack_api.fail_next(UNEXPECTED_TRIES + 2, error="service_unavailable", method="chat.postMessage")
     await send_sales(store, 1)
@@ -89,7 +105,7 @@ async def test_an_outage_error_is_retried_until_slack_is_back(store: Bot) -> Non
 
 
 async def test_replies_follow_their_parent_after_the_alerts_channel_moved(
-        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:  # noqa: F811
+        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
     """The alerts channel changed (Settings) while an alert fired: its update and its thread reply both go to the
     channel the parent is in; a new alert goes to the new channel."""
     store.slack_api.add_channel("C0NEWALERTS", "new-alerts", member=True)
@@ -105,7 +121,7 @@ async def test_replies_follow_their_parent_after_the_alerts_channel_moved(
 
 
 async def test_a_reply_whose_thread_is_gone_is_posted_on_its_own(
-        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:  # noqa: F811
+        store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
     """thread_not_found (the parent was deleted): the acknowledgement is said as a message of its own, once."""
     alert_id = await fired(store, jobs, clock)
     store.slack_api.fail_next(1, error="thread_not_found", method="chat.postMessage")

@@ -198,9 +198,9 @@ async def soak(bot: Bot, server: Any, n_events: int, caplog: pytest.LogCaptureFi
         "SELECT payment_intent_id, amount_total FROM orders WHERE payment_status = 'completed'")}
     covered: Counter[str] = Counter()  # how many Slack messages cover each sale
     failure_pings = sum(1 for m in bot.slack_api.messages
-                        if m["channel"] == "#system-alerts" and "Payment Failed" in (m["text"] or ""))
+                        if m["channel_id"] == "C0ALERTS" and "Payment Failed" in (m["text"] or ""))
     for m in bot.slack_api.messages:
-        if m["channel"] == "#sales-notifications":
+        if m["channel_id"] == "C0SALES":  # #sales-notifications, posted to by its id
             if "New Sale" in (m["text"] or ""):
                 covered["single"] += 1
             elif (many := re.search(r"(\d+) new sales", m["text"] or "")) is not None:

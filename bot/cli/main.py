@@ -45,8 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--subscriptions", type=_at_least_one, default=0, metavar="S",
                       help="also S subscriptions with their MRR ledger over the last 30 days (default: 0)")
     backfill = sub.add_parser("backfill", help="import Stripe history (no pings): the Events API for the last 30"
-                                               " days, Checkout Sessions and PaymentIntents (and basil's"
-                                               " InvoicePayments) before that")
+                                               " days, the Checkout Sessions and payments listed before that")
     backfill.add_argument("--days", type=_at_least_one, required=True, metavar="N",
                           help="import the N days ending now (needs STRIPE_API_KEY; read access is enough)")
     report = sub.add_parser("report", help="render and post a daily report (once per day, like the scheduler)")

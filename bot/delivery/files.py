@@ -12,11 +12,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.channels import ChannelDirectory
-from bot.delivery.senders import PERMANENT_ERRORS, Status
+from bot.delivery.senders import HOLD_ERRORS, PERMANENT_ERRORS, Status
 
 # Errors meaning "this app may not upload here" on top of the posting ones: no retry will help, so the
 # report stays without its chart. https://docs.slack.dev/reference/methods/files.getUploadURLExternal
-UPLOAD_PERMANENT_ERRORS: Final = PERMANENT_ERRORS | frozenset({
+UPLOAD_PERMANENT_ERRORS: Final = PERMANENT_ERRORS | HOLD_ERRORS | frozenset({
     "not_allowed_token_type", "file_uploads_disabled", "file_uploads_except_images_disabled",
     "file_upload_size_restricted", "storage_limit_reached", "access_denied", "invalid_channel",
     "not_allowed", "posting_to_channel_denied",

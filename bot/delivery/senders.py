@@ -15,26 +15,29 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
 
-# Errors that no retry will fix (https://docs.slack.dev/reference/methods/chat.postMessage#errors, chat.update's):
-# the token, the channel, the message or its target refused for good.
+# Refusals of every message until someone fixes the token, the app or the channel (reinstalls, invites the bot,
+# unarchives): messages wait for it, retried slowly, rather than being lost for good. /health says why.
+# https://docs.slack.dev/reference/methods/chat.postMessage#errors
+HOLD_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "invalid_token",
+    "no_permission", "missing_scope", "team_access_not_granted", "ekm_access_denied", "team_disabled", "no_team",
+    "no_service", "no_service_id", "access_denied", "two_factor_setup_required", "enterprise_is_restricted",
+    "not_allowed_token_type",
+    "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "restricted_action",
+    "restricted_action_read_only_channel", "restricted_action_thread_only_channel", "action_prohibited",
+    "posting_to_general_channel_denied",
+})
+# Refusals of this message alone, which no retry fixes (chat.postMessage's errors, chat.update's): what it says,
+# or what it replies to or updates (deleted, locked, not ours).
 PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
-    "token_revoked", "token_expired", "no_permission", "missing_scope", "invalid_blocks", "msg_too_long",
-    "no_text", "restricted_action", "ekm_access_denied", "team_access_not_granted", "invalid_arguments",
-    "channel_is_archived", "invalid_token", "no_service", "no_service_id", "no_team", "team_disabled",
-    "action_prohibited", "posting_to_general_channel_denied", "invalid_payload", "user_not_found",
-    # a read-only, thread-only or locked channel or thread (an admin's setting)
-    "restricted_action_read_only_channel", "restricted_action_thread_only_channel",
-    "restricted_action_non_threadable_channel", "restricted_action_thread_locked", "cannot_reply_to_message",
-    "thread_not_found",
-    # chat.update: the message was deleted, or is not one this app may edit
-    "message_not_found", "cant_update_message", "edit_window_closed",
-    # the request itself
+    "invalid_blocks", "msg_too_long", "no_text", "invalid_arguments", "invalid_payload", "user_not_found",
     "invalid_blocks_format", "invalid_metadata_format", "invalid_metadata_schema", "metadata_too_large",
     "metadata_must_be_sent_from_app", "too_many_attachments", "invalid_attachments", "as_user_not_supported",
-    "not_allowed_token_type", "access_denied", "two_factor_setup_required", "enterprise_is_restricted",
-    "method_deprecated", "deprecated_endpoint", "messages_tab_disabled", "invalid_charset",
-    "invalid_form_data", "invalid_post_type", "missing_post_type", "invalid_json", "json_not_object",
+    "method_deprecated", "deprecated_endpoint", "messages_tab_disabled", "invalid_charset", "invalid_form_data",
+    "invalid_post_type", "missing_post_type", "invalid_json", "json_not_object",
+    "thread_not_found", "cannot_reply_to_message", "restricted_action_non_threadable_channel",
+    "restricted_action_thread_locked",
+    "message_not_found", "cant_update_message", "edit_window_closed",
 })
 # Slack's own trouble, retried for as long as it lasts (https://docs.slack.dev/apis/web-api/#errors): with these
 # and 5xx, timeouts and network errors, nothing is lost in an outage.
@@ -52,6 +55,7 @@ class Status(StrEnum):
     OK = "ok"
     RATE_LIMITED = "rate_limited"  # come back after `retry_after`
     TRANSIENT = "transient"  # 5xx, timeout, network: retry with backoff
+    HELD = "held"  # the token or the channel refuses everything until someone fixes it: retry slowly, never drop
     UNEXPECTED = "unexpected"  # an error Slack names that we don't know: retried a few times, then given up
     PERMANENT = "permanent"  # Slack refused for good: record, don't retry
     NOT_FOUND = "not_found"  # find(): Slack has no such message
@@ -93,6 +97,8 @@ def classify_error(error: str) -> Status:
     know is neither retried for ever (it would hold its channel's queue) nor given up on at once."""
     if error in PERMANENT_ERRORS:
         return Status.PERMANENT
+    if error in HOLD_ERRORS:
+        return Status.HELD
     if error in OUTAGE_ERRORS or error.startswith("http_5"):
         return Status.TRANSIENT
     return Status.UNEXPECTED
@@ -143,7 +149,8 @@ class WebhookSender:
         if resp.status_code >= 500:
             return SendResult(Status.TRANSIENT, error=f"http_{resp.status_code}")
         # Webhooks answer 4xx with a plain-text reason such as "channel_not_found" or "invalid_token".
-        return SendResult(Status.PERMANENT, error=(resp.body or f"http_{resp.status_code}").strip()[:300])
+        error = (resp.body or f"http_{resp.status_code}").strip()[:300]
+        return SendResult(Status.HELD if error in HOLD_ERRORS else Status.PERMANENT, error=error)
 
 
 def render_text(payload: Mapping[str, Any]) -> str:

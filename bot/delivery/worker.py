@@ -29,6 +29,9 @@ CHANNEL_INTERVAL = dt.timedelta(seconds=1)
 # minutes after Slack comes back; each retry is one call (one look-up, one post) per channel, a third of the
 # pace Slack allows.
 MAX_BACKOFF = dt.timedelta(seconds=3)
+# Messages the token or the channel refuses until someone fixes it (Status.HELD) are tried again this often: one
+# call per channel, and a fix (an invitation, a reinstall) is noticed within it.
+HOLD_RETRY = dt.timedelta(seconds=30)
 # A paced channel's next pass starts this long before its slot, does its look-ups, holds the channel and waits
 # for the slot itself: the claim and the call then happen right at it, not a wake-up and half a dozen queries
 # later (each of which would add to the wait of every sale that arrived just after the previous post).
@@ -46,8 +49,10 @@ FALLBACK_POLL_SECONDS = 5.0
 # Tries of a message Slack refused with an error we don't know (Status.UNEXPECTED) before it is given up as failed:
 # a refusal is not an outage, and retrying it for ever would hold every message behind it in its channel.
 UNEXPECTED_TRIES = 3
-# A reply whose thread is gone (its parent deleted) is said as a message of its own, as one whose parent failed.
-THREAD_GONE = frozenset({"thread_not_found", "cannot_reply_to_message"})
+# A reply whose thread is gone (its parent deleted) or closed to replies is said as a message of its own, as one
+# whose parent failed.
+THREAD_GONE = frozenset({"thread_not_found", "cannot_reply_to_message", "restricted_action_non_threadable_channel",
+                         "restricted_action_thread_locked"})
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -254,8 +259,9 @@ class DeliveryWorker:
             await q.forget_attempt(conn, post.ref)
             await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
             self._wake_at(dt.timedelta(seconds=max(result.retry_after, 0.05)))
-        elif status is Status.TRANSIENT:  # 5xx and timeouts stay ambiguous: look before resending
-            wait = backoff(post.head.attempts if post.head else post.failures) * self.backoff_scale
+        elif status in (Status.TRANSIENT, Status.HELD):  # 5xx and timeouts stay ambiguous: look before resending
+            wait = (HOLD_RETRY if status is Status.HELD else
+                    backoff(post.head.attempts if post.head else post.failures)) * self.backoff_scale
             if post.burst:
                 await bursts.mark_retry(conn, post.ref, retry_at=now + wait)
             else:
