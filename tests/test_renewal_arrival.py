@@ -25,7 +25,7 @@ from tests.test_subscriptions import RESET, post, story_event
 TYPES = {"acacia": ("invoice.paid", "payment_intent.succeeded", "charge.succeeded"),
          "basil": ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded"),
          "clover": ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded")}
-SALE = "💰 New Sale: $19.00 — 1 × Pro plan (at $19.00 / month)"
+SALE = "💰 New Sale: $19.00 — Pro plan"
 # Each event comes 6 s after the one before: past the default settle window.
 GAP = "UPDATE outbox SET available_at = available_at - interval '6 seconds' WHERE status = 'pending'"
 

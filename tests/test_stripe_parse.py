@@ -278,8 +278,24 @@ def test_basil_invoice_failure_without_charge_or_intent_still_parses() -> None:
     )
     assert event.refs == ("in_1234",) and event.charge_id is None and event.payment_intent_id is None
     assert (event.customer_email, event.customer_name) == ("customer@example.org", "Example Customer")
-    assert event.product == "1 × Example (at $249.00 / year)"
+    assert event.product == "Example"  # its line, "1 × Example (at $249.00 / year)"
     assert event.livemode is True
+
+
+@pytest.mark.parametrize(("line", "product"), [
+    ("1 × Pro plan (at $19.00 / month)", "Pro plan"),
+    ("3 × Team seat (at €5.00 / month)", "Team seat × 3"),
+    ("1 × Pro (à 29,00 € / mois)", "Pro"),  # an invoice in French
+    ("2 × Box (Large) (at $3.00 / month)", "Box (Large) × 2"),
+    ("Unused time on Pro plan after 05 Jan 2027", "Unused time on Pro plan after 05 Jan 2027"),
+    ("Ebook", "Ebook"),
+])
+def test_an_invoice_lines_subscription_item_reads_as_its_product(line: str, product: str) -> None:
+    """Stripe describes a subscription item's line as "N × name (at price / interval)": the ping shows the name."""
+    evt = wrap_event(stripe_fixture("pay-rails/invoice.payment_failed.json"), "invoice.payment_failed")
+    evt["data"]["object"]["lines"]["data"][0]["description"] = line
+    event = parse_event(evt)
+    assert event is not None and event.product == product
 
 
 def test_old_shape_payment_intent_refs_include_its_charge_and_invoice() -> None:
@@ -621,7 +637,7 @@ SUB_CS, SUB_IN, SUB_PI, SUB_CH = (
     "cs_test_b1SubStartStory0001", "in_1SubFirstStory0001", "pi_3SubFirstStory0001", "ch_3SubFirstStory0001")
 RE_IN, RE_PI, RE_CH = "in_1SubRenewStory0001", "pi_3SubRenewStory0001", "ch_3SubRenewStory0001"
 TRIAL_CS, TRIAL_IN = "cs_test_c1TrialStory0001", "in_1TrialStory0001"
-PLAN_LINE = "1 × Pro plan (at $19.00 / month)"
+PLAN_LINE = "Pro plan"  # the invoice line "1 × Pro plan (at $19.00 / month)", as a product name
 ADA, GRACE = ("ada@example.com", "Ada Lovelace"), ("grace@example.com", "Grace Hopper")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, NamedTuple
@@ -25,6 +26,9 @@ _AFFILIATE_KEYS: Final = ("affiliateId", "affiliate_id", "affiliate", "ref")
 # Descriptions Stripe itself writes on the PaymentIntents and Charges of subscription invoices: they name no
 # product, and the invoice's line says what was sold.
 _STRIPE_DESCRIPTIONS: Final = frozenset({"Subscription creation", "Subscription update", "Payment for Invoice"})
+# How Stripe describes a subscription item's invoice line, "1 × Pro plan (at $19.00 / month)" (localised inside the
+# brackets): the product's name is what a phone shows, with the quantity when it is more than one.
+_ITEM_LINE: Final = re.compile(r"(?P<quantity>\d+) × (?P<name>.+?) \([^()]*\)")
 
 
 # Envelope and Ids are NamedTuples, not frozen dataclasses: every webhook builds them, and a tuple is built
@@ -78,14 +82,24 @@ def product(obj: Mapping[str, Any], metadata: Mapping[str, str]) -> str | None:
     if not line:
         return None
     price = mapping(line, "price")  # acacia and before
-    details = mapping(mapping(line, "pricing"), "price_details")  # 2025-03-31.basil and later
+    details = mapping(mapping(line, "pricing"), "price_details")  # 2025-03-31.basil and later (expanded: rarely)
     return coalesce(
-        string(line, "description"),
+        _line_name(string(line, "description")),
         string(price, "nickname"),
         string(mapping(line, "plan"), "nickname"),
         _name_of(price.get("product")),
         _name_of(details.get("product")),
     )
+
+
+def _line_name(description: str | None) -> str | None:
+    """An invoice line's description, a subscription item's as its product name (× quantity when above one); any
+    other (a proration's "Unused time on …", a one-off item's own words) as written."""
+    item = _ITEM_LINE.fullmatch(description) if description else None
+    if item is None:
+        return description
+    quantity = int(item["quantity"])
+    return item["name"] if quantity == 1 else f"{item['name']} × {quantity}"
 
 
 def charge_of(payment_intent: Mapping[str, Any]) -> Mapping[str, Any]:
