@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from bot.alerts.jobs import AlertJobs
-from bot.delivery.worker import HOLD_RETRY, UNEXPECTED_TRIES
+from bot.delivery.senders import UNEXPECTED_TRIES
+from bot.delivery.worker import HOLD_RETRY
 from tests import test_alerts
 from tests.conftest import Bot, FakeClock
 from tests.test_alerts import click, failures, posted_ts, run

@@ -44,6 +44,9 @@ PERMANENT_ERRORS = frozenset({
 OUTAGE_ERRORS = frozenset({
     "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org", "ratelimited",
 })
+# Tries of a message Slack refused with an error we don't know (Status.UNEXPECTED) before it is given up as failed:
+# a refusal is not an outage, and retrying it for ever would hold every message behind it in its channel.
+UNEXPECTED_TRIES = 3
 DEFAULT_RETRY_AFTER = 1.0
 # Message metadata marking our posts: https://api.slack.com/metadata/using
 METADATA_EVENT = "salespulse_message"
@@ -102,6 +105,13 @@ def classify_error(error: str) -> Status:
     if error in OUTAGE_ERRORS or error.startswith("http_5"):
         return Status.TRANSIENT
     return Status.UNEXPECTED
+
+
+def retry_or_fail(status: Status, *, tries: int) -> Status:
+    """How to settle a failed call: an error we don't know is retried as a transient one UNEXPECTED_TRIES times."""
+    if status is Status.UNEXPECTED:
+        return Status.TRANSIENT if tries < UNEXPECTED_TRIES else Status.PERMANENT
+    return status
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float:

@@ -15,7 +15,7 @@ from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.listener import NotifyListener
 from bot.delivery.posts import Post, burst_post, message_payload
-from bot.delivery.senders import Sender, SendResult, Status
+from bot.delivery.senders import Sender, SendResult, Status, retry_or_fail
 from bot.metrics import Metrics
 from queries import bursts
 from queries import outbox as q
@@ -46,9 +46,6 @@ PEEK = 50  # messages looked at per pass: the head, and the updates to the same 
 # for what no notification announces: a notification missed while the listener reconnected, a retry or a
 # channel pace scheduled by a replica that died since.
 FALLBACK_POLL_SECONDS = 5.0
-# Tries of a message Slack refused with an error we don't know (Status.UNEXPECTED) before it is given up as failed:
-# a refusal is not an outage, and retrying it for ever would hold every message behind it in its channel.
-UNEXPECTED_TRIES = 3
 # A reply whose thread is gone (its parent deleted) or closed to replies is said as a message of its own, as one
 # whose parent failed.
 THREAD_GONE = frozenset({"thread_not_found", "cannot_reply_to_message", "restricted_action_non_threadable_channel",
@@ -157,8 +154,8 @@ class DeliveryWorker:
                 calling = self._clock()
                 sent = post, await self._deliver(conn, channel, channel_id, post)
             post, result = sent
-            await self._settle(conn, channel, post, result, paced_from=max(slot, calling - CALL_ALLOWANCE))
-            return post.count if result.status in (Status.OK, Status.PERMANENT) else 0
+            settled = await self._settle(conn, channel, post, result, paced_from=max(slot, calling - CALL_ALLOWANCE))
+            return post.count if settled else 0
 
     async def _resolve_burst(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
                              doubt: bursts.InDoubt) -> tuple[Post, SendResult] | None:
@@ -240,7 +237,8 @@ class DeliveryWorker:
         return result
 
     async def _settle(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult, *,
-                      paced_from: dt.datetime) -> None:
+                      paced_from: dt.datetime) -> bool:
+        """Record the call's outcome; whether the messages are settled (delivered, or failed for good)."""
         now = self._clock()
         if self.metrics is not None:
             self.metrics.deliveries.labels(channel=channel, outcome=result.status.value).inc(post.count)
@@ -250,9 +248,9 @@ class DeliveryWorker:
             await self._settle_ok(conn, channel, post, result)
             await q.set_pace(conn, channel, next_post_at=paced_from + CHANNEL_INTERVAL)
             self._wake_for(channel, paced_from + CHANNEL_INTERVAL)  # what arrived meanwhile goes out next
-            return
+            return True
         error = result.error or result.status.value
-        status = _retry_or_fail(result.status, tries=1 + (post.head.attempts if post.head else post.failures))
+        status = retry_or_fail(result.status, tries=1 + (post.head.attempts if post.head else post.failures))
         log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)
         await q.record_error(conn, channel=channel, error=error, permanent=status is Status.PERMANENT)
         if status is Status.RATE_LIMITED:  # not posted: a burst is claimed afresh, with what came since
@@ -272,6 +270,7 @@ class DeliveryWorker:
         else:
             await q.forget_attempt(conn, post.ref)
             await q.mark_failed(conn, post.ids, error=error)
+        return status is Status.PERMANENT
 
     async def _settle_ok(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult) -> None:
         if result.channel_id and (post.head is None or post.head.op == "post"):
@@ -291,10 +290,3 @@ class DeliveryWorker:
     def _wake_at(self, delay: dt.timedelta) -> None:
         loop = asyncio.get_running_loop()
         loop.call_later(max(delay.total_seconds(), 0.0), self.wake.set)
-
-
-def _retry_or_fail(status: Status, *, tries: int) -> Status:
-    """How to settle a failed call: an error we don't know is retried as a transient one UNEXPECTED_TRIES times."""
-    if status is Status.UNEXPECTED:
-        return Status.TRANSIENT if tries < UNEXPECTED_TRIES else Status.PERMANENT
-    return status
