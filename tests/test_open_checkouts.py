@@ -12,9 +12,10 @@ import pytest
 from bot.stripe.open_checkouts import OpenCheckoutsJob
 from queries import sales
 from tests.conftest import Bot, paid_checkout, start_bot
-from tests.fake_stripe import API_KEY, FakeStripe
+from tests.fake_stripe import FakeStripe
 from tests.fakes import FakeSlack
 from tests.reference import stripe_fixture
+from tests.settled_store import keyed_store
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ async def stripe_api() -> AsyncIterator[FakeStripe]:
 @pytest.fixture
 async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> AsyncIterator[Bot]:
     """A store with a webhook and STRIPE_API_KEY pointing at the fake."""
-    async with start_bot(dsn, fake_slack, STRIPE_API_KEY=API_KEY, STRIPE_API_URL=stripe_api.url) as bot:
+    async with keyed_store(dsn, fake_slack, stripe_api) as bot:
         yield bot
 
 

@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import DB_UNAVAILABLE
+from bot.delivery.senders import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class HomePublisher:
                 if error in GONE:
                     self._users.pop(user, None)
                 if error == "ratelimited":  # the rest of the round waits for the next one, after Retry-After
-                    self._resume_at = asyncio.get_running_loop().time() + _retry_after(exc)
+                    self._resume_at = asyncio.get_running_loop().time() + retry_after(exc.response.headers)
                     self._dirty.set()
                     return
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -143,9 +144,3 @@ class HomePublisher:
 async def _nobody(_user: str) -> bool:
     return False
 
-
-def _retry_after(exc: SlackApiError) -> float:
-    try:
-        return max(float((exc.response.headers or {}).get("Retry-After", 1)), 1.0)
-    except (TypeError, ValueError):
-        return 1.0

@@ -6,13 +6,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.deps import Deps
 from bot.stripe.job import POLL_INTERVAL_SECONDS, StripeSyncJob
+from bot.stripe.schedule import schedule_stripe_job
 
 
 def register(scheduler: AsyncIOScheduler, deps: Deps) -> StripeSyncJob | None:
     """Add the poll (first run at start-up, which also reconciles) when STRIPE_API_KEY is set."""
-    if deps.settings.stripe_api_key is None:
-        return None
-    job = StripeSyncJob(deps)
-    scheduler.add_job(job.tick, "interval", seconds=POLL_INTERVAL_SECONDS, id="stripe-sync",
-                      name="Stripe events sync", next_run_time=deps.clock())
-    return job
+    return schedule_stripe_job(scheduler, deps, StripeSyncJob, seconds=POLL_INTERVAL_SECONDS, job_id="stripe-sync",
+                               name="Stripe events sync")
