@@ -100,7 +100,10 @@ MESSAGES: Final = RowShape("outbox", (
 FAILURES: Final = RowShape("payment_failures", (
     ("event_id", "text"), ("order_id", "text"), ("amount", "bigint"), ("currency", "text"),
     ("customer_email", "text"), ("reason", "text"), ("created_at", "micros"), ("charge_id", "text"),
-    ("event_type", "text")))
+    ("event_type", "text"), ("invoice_id", "text"), ("customer_id", "text")))
+DECLINES: Final = RowShape("attempt_declines", (
+    ("event_id", "text"), ("invoice_id", "text"), ("customer_id", "text"), ("amount", "bigint"),
+    ("currency", "text"), ("reason", "text"), ("created_at", "micros")))
 DISPUTES: Final = RowShape("disputes", (
     ("id", "text"), ("order_id", "text"), ("charge_id", "text"), ("amount", "bigint"), ("currency", "text"),
     ("reason", "text"), ("status", "text"), ("created_at", "micros")))

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bot.intake import declines
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.fold import Fold
 from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
@@ -111,6 +112,7 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
                  notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
     """Log the batch, fold its new events over the orders they touch, write everything back."""
     results, todo = await _log_new(conn, subs)
+    todo = await declines.tell_batch(conn, todo)
     fold = Fold(tz=tz, now=now, notify=notify, settle=settle)
     refs = sorted({r for _, e in todo if e.kind in _NEEDS_ORDERS for r in e.refs})  # locked by _log_new
     if refs:
@@ -119,7 +121,9 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     for i, e in todo:
         fold.apply(i, e)
     updates = fold.finish()
+    fold.messages = declines.wait_for_reasons(fold.messages, todo, settle)
     queued = await _write_back(conn, fold, tz=tz, now=now, notify=notify)
+    await declines.tell_recorded(conn, todo, tz=tz, notify=notify)
     # A ping this batch has just queued already holds its order's final state: only older pending pings need it.
     await pings.refresh_pings(conn, [u for u in updates if u.dedupe_key not in queued])
     # Only an order with an invoice can have paid a renewal invoice (quiet_renewals joins on it).
@@ -186,6 +190,10 @@ async def _log_new(conn: asyncpg.Connection,
             problem = unstorable(s.event) if s.event else None
             rows[s.source, s.event_id] = s.log_row(f"ValueError: {problem}" if problem else None)
     refs = {r for s in subs if s.event is not None and s.event.kind in _NEEDS_ORDERS for r in s.event.refs}
+    # An invoice's failure and its PaymentIntent's name no common payment from basil on: the customer serialises
+    # them, so that one batch sees the other's decline or failure (bot/intake/declines.py).
+    refs |= {s.event.customer_id for s in subs
+             if s.event is not None and s.event.kind is Kind.FAILURE and s.event.customer_id is not None}
     new = await intake_new.log_and_lock(conn, list(rows.values()), sorted(refs))
     results = [IntakeResult(Outcome.DUPLICATE)] * len(subs)
     todo: list[tuple[int, PaymentEvent]] = []

@@ -73,6 +73,9 @@ class PaymentEvent:
     renewal_likely: bool = False
     # FAILURE of an invoice's PaymentIntent: the invoice's own invoice.payment_failed tells the attempt (fold.py).
     invoice_attempt: bool = False
+    # FAILURE of an invoice or of its PaymentIntent: the cus_… paying, which ties the two from basil on, when neither
+    # names the other (bot/intake/declines.py).
+    customer_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     subscription: SubscriptionFacts | None = None  # SUBSCRIPTION: the subscription as the event shows it
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from queries.intake import ATTEMPT_WINDOW  # the window INSERT_FAILURES applies across batches
 
-# queries.rows.FAILURES: event id, order id, amount, currency, email, reason, at, charge id, event type
+# queries.rows.FAILURES: event id, order id, amount, currency, email, reason, at, charge id, event type, invoice id,
+# customer id
 Failure = tuple[Any, ...]
 
 

@@ -258,7 +258,7 @@ class Fold:
         if e.invoice_attempt:  # its invoice.payment_failed tells this attempt (bot/intake/failures.py)
             return
         self.failures.append((e.event_id, order.id, e.amount, e.currency, e.customer_email, e.failure_reason,
-                              e.occurred_at, e.charge_id, e.event_type))
+                              e.occurred_at, e.charge_id, e.event_type, e.invoice_id, e.customer_id))
         view = FailureView(product=order.product_name, amount=e.amount, currency=e.currency,
                            customer_email=e.customer_email, reason=e.failure_reason, occurred_at=e.occurred_at)
         self._queue(index, f"failure:{e.event_id}", "alerts", "failure", failure_message(view, tz=self.tz))

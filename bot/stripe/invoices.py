@@ -14,6 +14,9 @@ from bot.stripe.fields import coalesce, first_item, integer, mapping, string, st
 # to `parent.subscription_details`.
 # https://docs.stripe.com/changelog/basil/2025-03-31/add-support-for-multiple-partial-payments-on-invoices
 
+# A failed invoice's reason when it gives none (it seldom does): its PaymentIntent's failure tells the bank's, and
+# then replaces this (bot/intake/declines.py).
+UNTOLD = "Invoice payment failed"
 
 def _payments(invoice: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The `payment` hashes of an invoice's expanded InvoicePayment list, in Stripe's order."""
@@ -56,7 +59,7 @@ def invoice(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
         kind = Kind.SALE if amount is None or amount > 0 else Kind.FREE
         return new_event(env, obj, kind, ids, amount=amount, email=email, name=name, **billing)
     return new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount_due"), email=email, name=name,
-                     failure_reason=_invoice_failure(obj), **billing)
+                     failure_reason=_invoice_failure(obj), customer_id=stripe_id(obj.get("customer")), **billing)
 
 
 def _invoice_failure(obj: Mapping[str, Any]) -> str:
@@ -67,7 +70,7 @@ def _invoice_failure(obj: Mapping[str, Any]) -> str:
     if message:
         return message
     attempt = integer(obj, "attempt_count")
-    return f"Invoice payment failed (attempt {attempt})" if attempt else "Invoice payment failed"
+    return f"{UNTOLD} (attempt {attempt})" if attempt else UNTOLD
 
 
 def invoice_payment(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | None:

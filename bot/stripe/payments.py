@@ -13,6 +13,7 @@ RENEWAL_DESCRIPTION = "Subscription update"
 # What Stripe writes on the PaymentIntent of an invoice: a subscription's first ("creation") and later ones, and a
 # one-off invoice's.
 INVOICE_DESCRIPTIONS = frozenset({"Subscription creation", RENEWAL_DESCRIPTION, "Payment for Invoice"})
+UNSAID = "Payment failed"  # a failed PaymentIntent's reason when Stripe gave none
 
 
 def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
@@ -42,8 +43,8 @@ def payment_intent(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
         amount = integer(obj, "amount_received") or integer(obj, "amount")
         return new_event(env, obj, Kind.SALE, ids, amount=amount, email=email, name=name, **hints)
     return new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount"), email=email, name=name,
-                     failure_reason=payment_error(obj) or "Payment failed", invoice_attempt=_invoice_attempt(obj, ids),
-                     **hints)
+                     failure_reason=payment_error(obj) or UNSAID, invoice_attempt=_invoice_attempt(obj, ids),
+                     customer_id=stripe_id(obj.get("customer")), **hints)
 
 
 def _invoice_attempt(obj: Mapping[str, Any], ids: Ids) -> bool:

@@ -1,0 +1,129 @@
+"""An invoice's failed payment is pinged with the bank's reason, which only its PaymentIntent's event tells, in any
+order of arrival, in one batch or several, before basil (the two name each other) and from basil on (neither does:
+the same customer, amount and minute tie them) — bot/intake/declines.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bot.intake.batch import ingest_batch
+from bot.stripe.invoices import UNTOLD
+from tests.test_failure_attempts import (
+    NOW,
+    TZ,
+    _at,
+    _subs,
+    invoice_failed_acacia,
+    invoice_failed_basil,
+    one_off_invoice_failed_basil,
+    undone,
+)
+
+REASON = "Your card has insufficient funds."
+CUSTOMER = "cus_00000000000000"  # the invoice fixture's
+
+
+def _declined(story: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The story's PaymentIntent declined for want of funds, paid by the invoice's customer."""
+    invoice, intent = story
+    obj = intent["data"]["object"]
+    obj["customer"] = CUSTOMER
+    obj["last_payment_error"].update(message=REASON, decline_code="insufficient_funds")
+    return [invoice, intent]
+
+
+STORIES = {"acacia": invoice_failed_acacia, "basil": invoice_failed_basil,
+           "one-off (basil)": one_off_invoice_failed_basil}
+
+
+async def _told(db: asyncpg.Connection) -> tuple[list[str], list[dict[str, Any]]]:
+    """(payment_failures reasons, the failure messages queued: dedupe key, op, payload text)."""
+    reasons = [r["reason"] for r in await db.fetch("SELECT reason FROM payment_failures ORDER BY event_id")]
+    pings = [{"key": r["dedupe_key"], "op": r["op"], "text": r["payload"]["text"], "target": r["target_id"],
+              "due": r["due"]}
+             for r in await db.fetch("SELECT dedupe_key, op, payload, target_id, available_at <= now() AS due"
+                                     "  FROM outbox WHERE kind = 'failure' ORDER BY id")]
+    return reasons, pings
+
+
+@pytest.mark.parametrize("story", STORIES)
+@pytest.mark.parametrize("together", [True, False], ids=["one batch", "a batch each"])
+async def test_an_invoice_failure_is_pinged_with_its_payment_intents_reason_in_every_order(
+        db: asyncpg.Connection, story: str, together: bool) -> None:
+    for order in itertools.permutations(_declined(STORIES[story]())):
+        async with undone(db):
+            for events in [list(order)] if together else [[e] for e in order]:
+                await ingest_batch(db, _subs(events), tz=TZ, now=NOW)
+            reasons, pings = await _told(db)
+            arrival = [e["type"] for e in order]
+            assert reasons == [REASON], arrival
+            assert len(pings) == 1 and pings[0]["op"] == "post" and pings[0]["due"], (arrival, pings)
+            assert REASON in pings[0]["text"] and pings[0]["key"] == f"failure:{order_key(order)}", arrival
+
+
+def order_key(events: tuple[dict[str, Any], ...]) -> str:
+    """The invoice's event id: the invoice tells the attempt."""
+    return next(e["id"] for e in events if e["type"] == "invoice.payment_failed")
+
+
+async def test_a_ping_waits_for_its_reason_and_goes_when_it_comes(db: asyncpg.Connection) -> None:
+    invoice, intent = _declined(invoice_failed_basil())
+    await ingest_batch(db, _subs([invoice]), tz=TZ, now=NOW, settle=dt.timedelta(seconds=30))
+    reasons, pings = await _told(db)
+    assert reasons[0].startswith(UNTOLD) and not pings[0]["due"], pings  # held for its PaymentIntent's reason
+    await ingest_batch(db, _subs([intent]), tz=TZ, now=NOW, settle=dt.timedelta(seconds=30))
+    reasons, pings = await _told(db)
+    assert reasons == [REASON] and len(pings) == 1 and pings[0]["due"] and REASON in pings[0]["text"], pings
+
+
+async def test_a_ping_already_posted_is_edited_in_place(db: asyncpg.Connection) -> None:
+    invoice, intent = _declined(invoice_failed_basil())
+    await ingest_batch(db, _subs([invoice]), tz=TZ, now=NOW)
+    posted = await db.fetchval("UPDATE outbox SET status = 'delivered', attempts = 1, slack_channel = 'C0ALERTS',"
+                               " slack_ts = '1700000000.000100' WHERE kind = 'failure' RETURNING id")
+    for _ in range(2):  # Stripe's redelivery of the PaymentIntent's event changes nothing more
+        await ingest_batch(db, _subs([intent]), tz=TZ, now=NOW)
+    _, pings = await _told(db)
+    assert [(p["op"], p["target"]) for p in pings] == [("post", None), ("update", posted)], pings
+    assert UNTOLD in pings[0]["text"] and REASON in pings[1]["text"], pings
+
+
+@pytest.mark.parametrize("change", [
+    {"customer": "cus_someone_else"},
+    {"amount": 2001},
+    {"currency": "eur"},
+], ids=["another customer", "another amount", "another currency"])
+async def test_another_payments_decline_is_not_the_invoices_reason(db: asyncpg.Connection,
+                                                                    change: dict[str, Any]) -> None:
+    invoice, intent = _declined(invoice_failed_basil())
+    intent["data"]["object"].update(change)
+    for order in itertools.permutations([invoice, intent]):
+        async with undone(db):
+            for e in order:
+                await ingest_batch(db, _subs([e]), tz=TZ, now=NOW)
+            reasons, pings = await _told(db)
+            assert reasons[0].startswith(UNTOLD) and len(pings) == 1 and REASON not in pings[0]["text"], pings
+
+
+async def test_a_decline_minutes_apart_is_another_attempts(db: asyncpg.Connection) -> None:
+    invoice, intent = _declined(invoice_failed_basil())
+    for e in (invoice, _at(intent, 600)):
+        await ingest_batch(db, _subs([e]), tz=TZ, now=NOW)
+    reasons, _ = await _told(db)
+    assert reasons[0].startswith(UNTOLD), reasons
+
+
+async def test_an_invoice_that_says_why_keeps_its_own_reason(db: asyncpg.Connection) -> None:
+    invoice, intent = _declined(invoice_failed_acacia())
+    invoice["data"]["object"]["last_finalization_error"] = {"message": "The customer has no payment method."}
+    for e in (invoice, intent):
+        await ingest_batch(db, _subs([e]), tz=TZ, now=NOW)
+    reasons, pings = await _told(db)
+    assert reasons == ["The customer has no payment method."] and len(pings) == 1, pings
+    assert json.dumps(pings).count(REASON) == 0
