@@ -23,13 +23,14 @@ PING: Final = "SELECT 1"
 
 SERVER_VERSION: Final = "SHOW server_version"
 
+# A row counts its repeats (migration 0028) and spans an hour at most: the created_at bound keeps to the index.
 DELIVERY_ERRORS: Final = """
-SELECT count(*)                                                   AS count,
-       count(*) FILTER (WHERE permanent)                          AS permanent,
-       max(created_at)                                            AS last_at,
-       (array_agg(channel || ': ' || error ORDER BY created_at DESC))[1] AS last_error
+SELECT coalesce(sum(repeats), 0)                                   AS count,
+       coalesce(sum(repeats) FILTER (WHERE permanent), 0)          AS permanent,
+       max(coalesce(last_at, created_at))                          AS last_at,
+       (array_agg(channel || ': ' || error ORDER BY coalesce(last_at, created_at) DESC, id DESC))[1] AS last_error
   FROM delivery_errors
- WHERE created_at >= $1
+ WHERE created_at >= $1::timestamptz - interval '1 hour' AND coalesce(last_at, created_at) >= $1
 """
 
 

@@ -89,8 +89,24 @@ UPDATE outbox
  WHERE id = ANY($1::bigint[])
 """
 
+# The same error as the channel's last, within the hour its row began, is a repeat of it; otherwise a new row. Rows
+# past 90 days go, a hundred at a time, as new errors come.
 RECORD_ERROR: Final = """
-INSERT INTO delivery_errors (channel, error, permanent) VALUES ($1, $2, $3)
+WITH last AS (
+SELECT id FROM delivery_errors
+ WHERE channel = $1 AND id = (SELECT max(id) FROM delivery_errors WHERE channel = $1)
+   AND error = $2 AND permanent = $3 AND created_at > now() - interval '1 hour'
+   FOR UPDATE
+), repeated AS (
+UPDATE delivery_errors AS d SET repeats = d.repeats + 1, last_at = now()
+  FROM last WHERE d.id = last.id
+RETURNING d.id
+), gone AS (
+DELETE FROM delivery_errors
+ WHERE id IN (SELECT id FROM delivery_errors WHERE created_at < now() - interval '90 days' LIMIT 100)
+)
+INSERT INTO delivery_errors (channel, error, permanent)
+SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM repeated)
 """
 
 

@@ -10,6 +10,7 @@ import pytest
 from bot.alerts.jobs import AlertJobs
 from bot.delivery.senders import UNEXPECTED_TRIES
 from bot.delivery.worker import HOLD_RETRY
+from queries import health, outbox
 from tests import test_alerts
 from tests.conftest import Bot, FakeClock
 from tests.test_alerts import click, failures, posted_ts, run
@@ -74,8 +75,11 @@ async def test_a_channel_or_token_refusing_everything_holds_the_sales_until_fixe
     await passes(bot, 2)
     assert len(calls(bot, "chat.postMessage")) == 3 and bot.slack_api.posted() == []
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'failed'") == 0
-    assert [r["permanent"] for r in await bot.deps.pool.fetch("SELECT permanent FROM delivery_errors")] == [
-        False] * 3
+    # One row for the channel's repeated refusal, counting its retries (not a row a retry, for hours on end).
+    errors = await bot.deps.pool.fetch("SELECT permanent, repeats, last_at > created_at AS later FROM delivery_errors")
+    assert [tuple(r) for r in errors] == [(False, 3, True)]
+    assert (await health.delivery_errors(bot.deps.pool, since=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+            ).count == 3
     await send_sales(bot, 2, start=10)
     await passes(bot, 2)
     assert len(bot.slack_api.posted()) <= 2  # the held message, and one summary of the rest
@@ -92,8 +96,8 @@ async def test_an_error_we_do_not_know_is_tried_a_few_times_then_failed(store: B
     assert len(calls(store, "chat.postMessage")) == UNEXPECTED_TRIES
     row = await store.deps.pool.fetchrow("SELECT status, attempts FROM outbox")
     assert (row["status"], row["attempts"]) == ("failed", UNEXPECTED_TRIES)
-    permanent = await store.deps.pool.fetch("SELECT permanent FROM delivery_errors ORDER BY id")
-    assert [r["permanent"] for r in permanent] == [False] * (UNEXPECTED_TRIES - 1) + [True]
+    permanent = await store.deps.pool.fetch("SELECT permanent, repeats FROM delivery_errors ORDER BY id")
+    assert [tuple(r) for r in permanent] == [(False, UNEXPECTED_TRIES - 1), (True, 1)]
 
 
 async def test_an_outage_error_is_retried_until_slack_is_back(store: Bot) -> None:
@@ -132,3 +136,14 @@ async def test_a_reply_whose_thread_is_gone_is_posted_on_its_own(
     assert [bool(c.get("thread_ts")) for c in acks] == [True, False]  # refused in the thread, then on its own
     assert [c for c in store.slack_api.posted() if str(c["text"]).startswith("👀 Acknowledged")] == [acks[1]]
     assert await store.deps.pool.fetchval(PENDING) == 0
+
+
+async def test_delivery_errors_older_than_ninety_days_go_as_new_ones_come(store: Bot) -> None:
+    pool = store.deps.pool
+    await pool.execute("INSERT INTO delivery_errors (channel, error, permanent, created_at)"
+                       " SELECT 'sales', 'old_' || d, true, now() - make_interval(days => d)"
+                       "   FROM unnest($1::int[]) AS d",
+                       [100, 91, 10])
+    await outbox.record_error(pool, channel="sales", error="msg_too_long", permanent=True)
+    left = await pool.fetch("SELECT error FROM delivery_errors ORDER BY id")
+    assert [r["error"] for r in left] == ["old_10", "msg_too_long"]
