@@ -21,6 +21,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.senders import slack_error
+
 log = logging.getLogger(__name__)
 
 BOT_MENTION: Final = "@salespulse"  # the bot user's display name in manifest.yml
@@ -75,11 +77,6 @@ class ChannelStatus:
             Membership.ARCHIVED: f"{self.label} is archived: unarchive it or configure another channel",
             Membership.UNKNOWN: f"{self.label}: not checked yet" + (f" ({self.error})" if self.error else ""),
         }[self.membership]
-
-
-def _error(exc: SlackApiError) -> str:
-    data = exc.response.data
-    return str(data.get("error") if isinstance(data, dict) else "") or f"http_{exc.response.status_code}"
 
 
 def _matches(configured: str, channel: Mapping[str, Any]) -> bool:
@@ -155,7 +152,7 @@ class ChannelDirectory:
                 if not cursor or not pending:
                     break
         except SlackApiError as exc:
-            self._unknown(pending, f"conversations.list: {_error(exc)}")
+            self._unknown(pending, f"conversations.list: {slack_error(exc)}")
             return
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._unknown(pending, f"conversations.list: {type(exc).__name__}")
@@ -173,7 +170,7 @@ class ChannelDirectory:
         try:
             resp: Any = await self._client.conversations_join(channel=channel_id)
         except SlackApiError as exc:
-            error = _error(exc)
+            error = slack_error(exc)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
         else:

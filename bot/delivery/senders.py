@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TextIO
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,17 @@ def retry_or_fail(status: Status, *, tries: int) -> Status:
     if status is Status.UNEXPECTED:
         return Status.TRANSIENT if tries < UNEXPECTED_TRIES else Status.PERMANENT
     return status
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """The error Slack's answer named ("channel_not_found"): "ratelimited" for any 429, "http_<status>" for an answer
+    that named none (a proxy's HTML 502, say)."""
+    status_code = getattr(exc.response, "status_code", 0)
+    if status_code == 429:
+        return "ratelimited"
+    data = getattr(exc.response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error) if error else f"http_{status_code}"
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float:

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.channels import ChannelDirectory
-from bot.delivery.senders import METADATA_EVENT, SendResult, Status, classify_error, retry_after
+from bot.delivery.senders import METADATA_EVENT, SendResult, Status, classify_error, retry_after, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ class WebApiSender:
                 resp: Any = await (self._client.conversations_replies(ts=thread_ts, **args) if thread_ts
                                    else self._client.conversations_history(**args))
             except SlackApiError as exc:
-                data = exc.response.data
-                return str(data.get("error") if isinstance(data, dict) else exc)
+                return slack_error(exc)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 return f"{type(exc).__name__}: {exc}"[:300]
             for msg in resp.get("messages") or []:
@@ -132,13 +131,11 @@ class WebApiSender:
         try:
             resp = await request
         except SlackApiError as exc:
-            status_code = getattr(exc.response, "status_code", 0)
-            if status_code == 429:
-                return SendResult(Status.RATE_LIMITED, error="ratelimited",
-                                  retry_after=retry_after(exc.response.headers))
-            error = str((exc.response.data or {}).get("error") if isinstance(exc.response.data, dict)
-                        else "") or f"http_{status_code}"
-            return SendResult(classify_error(error) if status_code < 500 else Status.TRANSIENT, error=error)
+            error = slack_error(exc)
+            if error == "ratelimited":
+                return SendResult(Status.RATE_LIMITED, error=error, retry_after=retry_after(exc.response.headers))
+            server = getattr(exc.response, "status_code", 0) >= 500
+            return SendResult(Status.TRANSIENT if server else classify_error(error), error=error)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return SendResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
         return SendResult(Status.OK, channel_id=resp.get("channel"), ts=resp.get("ts"))

@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db import DB_UNAVAILABLE
-from bot.delivery.senders import retry_after
+from bot.delivery.senders import retry_after, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class HomePublisher:
             try:
                 await self.client.views_publish(user_id=user, view=view)
             except SlackApiError as exc:
-                error = exc.response.get("error") if exc.response is not None else None
+                error = slack_error(exc)
                 log.warning("views.publish for %s failed: %s", user, error)
                 if error in GONE:
                     self._users.pop(user, None)

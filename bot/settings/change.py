@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.settings import ChangeLine, changes_message, channel_block, denied_view, settings_view
 from bot.blocks.text import escape_mrkdwn
 from bot.db import DB_UNAVAILABLE
+from bot.delivery.senders import slack_error
 from bot.deps import Deps
 from bot.settings.form import form_of, read_submission
 from bot.settings.values import BY_KEY, RULE_PREFIX, current, effective
@@ -52,9 +53,9 @@ async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> str | N
     try:
         await deps.slack.views_open(trigger_id=trigger_id, view=view_for(deps, user))
     except SlackApiError as exc:
-        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
-        log.warning("could not open the Settings view for %s: %s", user, error or exc)
-        return str(error or "Slack refused")
+        error = slack_error(exc)
+        log.warning("could not open the Settings view for %s: %s", user, error)
+        return error
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         log.warning("could not open the Settings view for %s: %s", user, exc)
         return "Slack could not be reached"
