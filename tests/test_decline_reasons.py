@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import random
 from typing import Any
 
 import asyncpg
 import pytest
 
+from bot.demo.events import EventFactory
 from bot.intake.batch import ingest_batch
 from bot.stripe.invoices import UNTOLD
 from tests.test_failure_attempts import (
@@ -127,3 +129,16 @@ async def test_an_invoice_that_says_why_keeps_its_own_reason(db: asyncpg.Connect
     reasons, pings = await _told(db)
     assert reasons == ["The customer has no payment method."] and len(pings) == 1, pings
     assert json.dumps(pings).count(REASON) == 0
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["as sent", "reversed"])
+async def test_the_demos_declined_renewal_is_pinged_with_the_banks_reason(db: asyncpg.Connection,
+                                                                          reverse: bool) -> None:
+    subscriptions = EventFactory(random.Random(7), run="t").subscriptions()
+    subscriptions.new(int(NOW.timestamp()) - 100)
+    events = subscriptions.renewal_declined(0, int(NOW.timestamp()) - 30)
+    reason = events[1]["data"]["object"]["last_payment_error"]["message"]
+    for e in reversed(events) if reverse else events:
+        await ingest_batch(db, _subs([e]), tz=TZ, now=NOW)
+    reasons, pings = await _told(db)
+    assert reasons == [reason] and len(pings) == 1 and reason in pings[0]["text"], pings

@@ -1,7 +1,8 @@
 """The demo store's subscriptions: live Stripe events for the simulator, and 30 days of history for the seed.
 
 Live: a new subscriber (customer.subscription.created, then its first invoice.paid — the sale), renewals
-(invoice.paid subscription_cycle and the period's customer.subscription.updated), plan changes, cancellations
+(invoice.paid subscription_cycle and the period's customer.subscription.updated), a renewal declined
+(invoice.payment_failed and its PaymentIntent's failure, which tells why), plan changes, cancellations
 scheduled at period end and churn (customer.subscription.deleted), shaped as the demo's API version sends them
 (2024-06-20: the period on the Subscription). History: the same kinds of change as ledger snapshots and states.
 """
@@ -22,6 +23,8 @@ PLANS: Final = (
     ("Pro yearly", {"USD": 19000, "EUR": 17000, "GBP": 15000, "JPY": 29800}, "year", (1, 1)),
 )
 SUB_CURRENCIES: Final = {"USD": 80, "EUR": 12, "GBP": 8}
+RENEWAL_DECLINES: Final = (("insufficient_funds", "Your card has insufficient funds."),
+                           ("expired_card", "Your card has expired."))
 MONTH: Final = 30 * 86_400
 
 
@@ -82,8 +85,10 @@ class DemoSubscriptions:
         if not self.live or roll < 0.4:
             return self.new(now)
         i = self.rng.randrange(len(self.live))
-        if roll < 0.65:
+        if roll < 0.6:
             return self.renewal(i, now)
+        if roll < 0.65:
+            return self.renewal_declined(i, now)
         if roll < 0.8:
             return self.plan_change(i, now)
         if roll < 0.9 and not self.live[i].cancel_scheduled:
@@ -108,6 +113,27 @@ class DemoSubscriptions:
         return [self._invoice(sub, "subscription_cycle", now),
                 self._updated(sub, now, {"current_period_start": old.period_start,
                                          "current_period_end": old.period_end()})]
+
+    def renewal_declined(self, i: int, now: int) -> list[dict[str, Any]]:
+        """A renewal the card did not pay: invoice.payment_failed, which gives no reason, then its PaymentIntent's
+        failure, which gives the bank's (the ping shows it)."""
+        sub = self.live[i]
+        amount, invoice, intent = sub.unit_amount * sub.quantity, self._id("in"), self._id("pi")
+        code, reason = self.rng.choice(RENEWAL_DECLINES)
+        return [self._event("invoice.payment_failed", {
+                    "id": invoice, "object": "invoice", "status": "open", "amount_due": amount, "amount_paid": 0,
+                    "attempt_count": 1, "currency": sub.currency.lower(), "customer": sub.customer,
+                    "customer_email": sub.email, "customer_name": sub.name, "billing_reason": "subscription_cycle",
+                    "subscription": sub.id, "payment_intent": intent, "charge": None, "created": now - 1,
+                    "livemode": False, "lines": {"object": "list", "data": [
+                        {"description": f"{sub.quantity} × {PLANS[sub.plan][0]}", "amount": amount}]}}, now),
+                self._event("payment_intent.payment_failed", {
+                    "id": intent, "object": "payment_intent", "amount": amount, "currency": sub.currency.lower(),
+                    "status": "requires_payment_method", "customer": sub.customer, "invoice": invoice,
+                    "description": "Subscription update", "receipt_email": sub.email, "created": now - 1,
+                    "livemode": False, "last_payment_error": {
+                        "type": "card_error", "code": "card_declined", "decline_code": code, "message": reason,
+                        "charge": self._id("ch")}}, now + 1)]
 
     def plan_change(self, i: int, now: int) -> list[dict[str, Any]]:
         """An upgrade or downgrade: another plan, or more or fewer seats."""
