@@ -33,6 +33,10 @@ class Metrics:
                                     registry=self.registry)
         self.outbox_oldest_age = Gauge("salespulse_outbox_oldest_age_seconds",
                                        "Age of the oldest undelivered message", registry=self.registry)
+        # Above ten minutes /health calls delivery stuck (a held one counts from the end of its hold).
+        self.outbox_oldest_due_age = Gauge("salespulse_outbox_oldest_due_age_seconds",
+                                           "How long the oldest message due for Slack has been waiting",
+                                           registry=self.registry)
         # labels() costs a few µs (validation, a lock, a lookup) — per webhook, on the intake's hot path.
         self._webhook_counts: dict[tuple[str, str, str], Any] = {}
         self._applied_counts: dict[tuple[str, str, str], Any] = {}

@@ -13,8 +13,13 @@ LAST_WEBHOOK_AT: Final = """
 SELECT max(created_at) FROM webhook_logs WHERE via = 'webhook'
 """
 
+# `oldest_due`: since when the oldest message that should be out by now has been due: one held by design (a sale
+# settling, renewals gathered to the hour's end) from when its hold ended; one tried already from when it was queued
+# (a retry moves its available_at on).
 OUTBOX_BACKLOG: Final = """
-SELECT count(*) AS pending, min(created_at) AS oldest
+SELECT count(*) AS pending, min(created_at) AS oldest,
+       least(min(greatest(created_at, available_at)) FILTER (WHERE available_at <= $1),
+             min(created_at) FILTER (WHERE attempts > 0)) AS oldest_due
   FROM outbox
  WHERE status = 'pending'
 """
@@ -40,6 +45,7 @@ class Backlog:
 
     pending: int
     oldest: dt.datetime | None
+    oldest_due: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +75,10 @@ async def last_webhook_at(db: Executor) -> dt.datetime | None:
     return value
 
 
-async def outbox_backlog(db: Executor) -> Backlog:
-    """Undelivered messages."""
-    row = await db.fetchrow(OUTBOX_BACKLOG)
-    return Backlog(pending=row["pending"], oldest=row["oldest"])
+async def outbox_backlog(db: Executor, *, now: dt.datetime) -> Backlog:
+    """Undelivered messages: the oldest of all, and the oldest due by `now`."""
+    row = await db.fetchrow(OUTBOX_BACKLOG, now)
+    return Backlog(pending=row["pending"], oldest=row["oldest"], oldest_due=row["oldest_due"])
 
 
 async def delivery_errors(db: Executor, *, since: dt.datetime) -> DeliveryErrors:

@@ -155,7 +155,7 @@ def _inbox_json(s: HealthSnapshot) -> dict[str, Any] | None:
 def health_json(s: HealthSnapshot) -> dict[str, Any]:
     """GET /api/monitoring/health: each component's state and age."""
     backlog, errs = s.backlog, s.delivery_errors
-    degraded = not s.database_ok or s.order_silence_suspicious or bool(errs and errs.permanent)
+    degraded = not s.database_ok or s.order_silence_suspicious or bool(errs and errs.permanent) or s.delivery_stuck
     return {
         "status": "degraded" if degraded else "ok",
         "components": {
@@ -168,6 +168,7 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
             "delivery": None if backlog is None else {
                 "pending": backlog.pending, "oldest_at": _iso(backlog.oldest),
                 "oldest_age_seconds": _age(s.now, backlog.oldest),
+                "oldest_due_at": _iso(backlog.oldest_due), "stuck": s.delivery_stuck,
                 "errors_24h": errs.count if errs else None,
                 "permanent_errors_24h": errs.permanent if errs else None,
                 "last_error": errs.last_error if errs else None},

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Slack gives a slash command 3 s; leave room for Slack's own hops and our rendering.
 COMMAND_BUDGET = 2.0
+# A message due this long and not in Slack means delivery is stuck, not slow (a retry waits 3 s; a held channel 30 s).
+DELIVERY_STUCK_AFTER = dt.timedelta(minutes=10)
 SETTINGS_CHANGES_SHOWN = 5  # /health lists the latest changes made from Slack's Settings view
 PENDING_WINDOW = dt.timedelta(minutes=30)
 MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the last 30 days, whatever the period asked
@@ -218,6 +220,13 @@ class HealthSnapshot:
             return False
         return self.now - self.last_order_at > dt.timedelta(hours=1)
 
+    @property
+    def delivery_stuck(self) -> bool:
+        """A message due for over DELIVERY_STUCK_AFTER is still not in Slack: the bot was removed from a channel,
+        its token revoked, or Slack is down — the owner hears nothing, so every surface says so."""
+        due = self.backlog.oldest_due if self.backlog is not None else None
+        return due is not None and self.now - due > DELIVERY_STUCK_AFTER
+
 
 async def _timed_ping(db: Executor) -> float:
     started = time.perf_counter()
@@ -236,7 +245,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         "database": _timed_ping,
         "last webhook": health.last_webhook_at,
         "last order": sales.last_order_at,
-        "outbox": health.outbox_backlog,
+        "outbox": lambda db: health.outbox_backlog(db, now=now),
         "delivery errors": lambda db: health.delivery_errors(db, since=now - dt.timedelta(hours=24)),
         "alerts": alerts.firing,
         "site probe": lambda db: alerts.last_probes(db, limit=1),

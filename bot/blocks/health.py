@@ -71,6 +71,9 @@ def _delivery_lines(s: HealthSnapshot) -> list[str]:
     if s.backlog is not None:
         if s.backlog.pending == 0:
             lines.append(f"{OK} *Slack delivery* nothing waiting")
+        elif s.delivery_stuck and s.backlog.oldest_due is not None:
+            lines.append(f"{BAD} *Slack delivery stuck* {s.backlog.pending} waiting, the oldest due"
+                         f" {ago(s.now - s.backlog.oldest_due)} and still not in Slack")
         else:
             oldest = ago(s.now - s.backlog.oldest) if s.backlog.oldest else "?"
             light = WARN if s.backlog.oldest and (s.now - s.backlog.oldest).total_seconds() > 60 else OK

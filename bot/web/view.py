@@ -149,8 +149,9 @@ def _health(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]]:
                       f"{local(h.last_order_at, tz):%a %H:%M} · {ago(h.now - h.last_order_at)}{note}"))
     if h.backlog is not None:
         late = h.backlog.oldest is not None and (h.now - h.backlog.oldest) > dt.timedelta(minutes=1)
-        items.append(("Slack delivery", WARN if late else OK,
-                      f"{h.backlog.pending} waiting" if h.backlog.pending else "nothing waiting"))
+        items.append(("Slack delivery", BAD if h.delivery_stuck else WARN if late else OK,
+                      (f"{h.backlog.pending} waiting" + (" · stuck" if h.delivery_stuck else ""))
+                      if h.backlog.pending else "nothing waiting"))
     if h.delivery_errors is not None and h.delivery_errors.count:
         e = h.delivery_errors
         items.append(("Slack errors (24 h)", BAD if e.permanent else WARN,
@@ -174,7 +175,8 @@ def dashboard_view(today: SalesSnapshot, hourly: Hourly | None, health: HealthSn
     """Everything the page shows, ready to be placed as text."""
     critical = any(a.severity == "critical" for a in health.alerts or [])
     permanent = bool(health.delivery_errors and health.delivery_errors.permanent)
-    degraded = not health.database_ok or health.order_silence_suspicious or permanent or critical
+    degraded = (not health.database_ok or health.order_silence_suspicious or permanent or critical
+                or health.delivery_stuck)
     return {
         "title": today.period.label,
         "timezone": tz.key,

@@ -17,11 +17,14 @@ async def metrics(request: web.Request) -> web.Response:
     deps = require_deps(request)
     # It counts orders by event type: the store's volume, live. 503 without a token, like the JSON API.
     require_bearer(request, deps.settings.monitoring_token, setting="MONITORING_TOKEN")
-    got, _ = await gather_within(deps.pool, {"outbox": health.outbox_backlog}, budget=SCRAPE_BUDGET)
+    now = deps.clock()
+    got, _ = await gather_within(deps.pool, {"outbox": lambda db: health.outbox_backlog(db, now=now)},
+                                 budget=SCRAPE_BUDGET)
     if (backlog := got.get("outbox")) is not None:
         deps.metrics.outbox_backlog.set(backlog.pending)
-        age = (deps.clock() - backlog.oldest).total_seconds() if backlog.oldest else 0.0
-        deps.metrics.outbox_oldest_age.set(age)
+        deps.metrics.outbox_oldest_age.set((now - backlog.oldest).total_seconds() if backlog.oldest else 0.0)
+        deps.metrics.outbox_oldest_due_age.set((now - backlog.oldest_due).total_seconds()
+                                               if backlog.oldest_due else 0.0)
     return web.Response(body=deps.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
