@@ -16,12 +16,22 @@ SELECT max(created_at) FROM webhook_logs WHERE via = 'webhook'
 # `oldest_due`: since when the oldest message that should be out by now has been due: one held by design (a sale
 # settling, renewals gathered to the hour's end) from when its hold ended; one tried already from when it was queued
 # (a retry moves its available_at on).
-OUTBOX_BACKLOG: Final = """
-SELECT count(*) AS pending, min(created_at) AS oldest,
-       least(min(greatest(created_at, available_at)) FILTER (WHERE available_at <= $1),
-             min(created_at) FILTER (WHERE attempts > 0)) AS oldest_due
+_DUE_SINCE: Final = """least(min(greatest(created_at, available_at)) FILTER (WHERE available_at <= $1),
+             min(created_at) FILTER (WHERE attempts > 0))"""
+OUTBOX_BACKLOG: Final = f"""
+SELECT count(*) AS pending, min(created_at) AS oldest, {_DUE_SINCE} AS oldest_due
   FROM outbox
  WHERE status = 'pending'
+"""
+# The channels whose oldest due message has waited since before $2, with Slack's last word on each.
+STUCK_CHANNELS: Final = f"""
+SELECT o.channel, count(*) AS waiting, {_DUE_SINCE} AS due_since,
+       (SELECT d.error FROM delivery_errors AS d WHERE d.channel = o.channel ORDER BY d.id DESC LIMIT 1) AS error
+  FROM outbox AS o
+ WHERE o.status = 'pending'
+ GROUP BY o.channel
+HAVING {_DUE_SINCE} < $2
+ ORDER BY o.channel
 """
 
 PING: Final = "SELECT 1"
@@ -46,6 +56,16 @@ class Backlog:
     pending: int
     oldest: dt.datetime | None
     oldest_due: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StuckChannel:
+    """A channel whose messages are not reaching Slack."""
+
+    channel: str
+    waiting: int
+    due_since: dt.datetime
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +105,8 @@ async def delivery_errors(db: Executor, *, since: dt.datetime) -> DeliveryErrors
     """Slack delivery errors since `since`."""
     row = await db.fetchrow(DELIVERY_ERRORS, since)
     return DeliveryErrors(**dict(row))
+
+
+async def stuck_channels(db: Executor, *, now: dt.datetime, since: dt.datetime) -> list[StuckChannel]:
+    """Channels with a message due (by `now`) since before `since` and still not delivered."""
+    return [StuckChannel(**dict(r)) for r in await db.fetch(STUCK_CHANNELS, now, since)]

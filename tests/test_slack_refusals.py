@@ -4,6 +4,7 @@ nothing holds a channel for ever; thread replies go to their parent's channel.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -25,7 +26,7 @@ async def passes(bot: Bot, count: int) -> None:
     """`count` delivery passes, each with every retry and channel slot due at once (the test's clock stands)."""
     for _ in range(count):
         await bot.deps.pool.execute("UPDATE channel_pace SET next_post_at = '2000-01-01T00:00:00Z'")
-        await bot.deps.pool.execute("UPDATE outbox SET available_at = now() - interval '1 hour'"
+        await bot.deps.pool.execute("UPDATE outbox SET available_at = least(available_at, now() - interval '1 hour')"
                                     " WHERE status = 'pending'")
         await bot.deps.pool.execute("UPDATE delivery_attempts SET retry_at = now() - interval '1 hour'")
         await bot.deps.worker.drain()
@@ -147,3 +148,36 @@ async def test_delivery_errors_older_than_ninety_days_go_as_new_ones_come(store:
     await outbox.record_error(pool, channel="sales", error="msg_too_long", permanent=True)
     left = await pool.fetch("SELECT error FROM delivery_errors ORDER BY id")
     assert [r["error"] for r in left] == ["old_10", "msg_too_long"]
+
+
+async def stuck_alerts(bot: Bot, jobs: AlertJobs) -> list[dict[str, object]]:
+    """Evaluate the alerts and make a delivery pass (a held channel never drains); the stuck-delivery posts so far."""
+    await passes(bot, 1)
+    await jobs.tick()
+    await passes(bot, 2)
+    return [{**c.args, "_ok": c.args.get("_ok", True)} for c in bot.slack_api.calls
+            if c.method == "chat.postMessage" and "delivery stuck" in str(c.args.get("text"))]
+
+
+async def test_a_channel_refusing_its_messages_raises_an_alert_in_the_alerts_channel_until_fixed(
+        store: Bot, clock: FakeClock, jobs: AlertJobs) -> None:
+    """The sales channel archived: its sale pings are held (nothing lost) and, once the oldest has been due for ten
+    minutes, the alerts channel says so — naming the channel and Slack's error — until they are delivered."""
+    store.slack_api.channels["C0SALES"].archived = True
+    await send_sales(store, 2)
+    await passes(store, 1)
+    # Queued nine minutes ago by the test's clock (passes() moves the database's own times on, not this).
+    await store.deps.pool.execute("UPDATE outbox SET created_at = $1, available_at = $1 WHERE channel = 'sales'",
+                                  clock.now - dt.timedelta(minutes=9))
+    assert not await stuck_alerts(store, jobs)
+    clock.advance(minutes=2)
+    stuck = await stuck_alerts(store, jobs)
+    assert len(stuck) == 1 and stuck[0]["channel"] == "C0ALERTS" and stuck[0]["_ok"], stuck
+    assert "2 messages for #sales not delivered for 11 min" in json.dumps(stuck[0]["blocks"])
+    assert "is_archived" in json.dumps(stuck[0]["blocks"])
+    store.slack_api.channels["C0SALES"].archived = False
+    await passes(store, 1)
+    assert set((await sales_covered(store)).values()) == {1}
+    await stuck_alerts(store, jobs)
+    assert await store.deps.pool.fetchval(
+        "SELECT resolved_at IS NOT NULL FROM alerts WHERE rule = 'delivery_stuck'") is True

@@ -15,7 +15,7 @@ from bot.rhythm import judge
 from bot.rhythm.judge import LowTodayParams, StoppedParams
 from bot.rhythm.model import DEFAULT_PARAMS, Rhythm, RhythmParams
 from queries import alerts as q
-from queries import sales, stripe_sync
+from queries import health, sales, stripe_sync
 from queries.executor import Executor
 
 TOP_ERROR_KINDS = 3  # webhook error kinds the alert names
@@ -225,6 +225,17 @@ async def webhook_silence(db: Executor, rule: Rule, ctx: Context) -> list[Findin
                     " events — check the webhook endpoint in the Stripe dashboard", recovered)]
 
 
+async def delivery_stuck(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
+    """Messages for a channel due for `threshold` minutes and still not in Slack (the bot removed from it, the
+    channel archived, Slack down): one alert per channel. Not for the alerts channel: its alert could not reach
+    anyone, and /health says it."""
+    stuck = await health.stuck_channels(db, now=ctx.now, since=ctx.now - dt.timedelta(minutes=rule.threshold))
+    return [Finding(f"{s.waiting} messages for #{s.channel} not delivered for {int(minutes)} min"
+                    + (f" — Slack says `{s.error}`" if s.error else ""), minutes, {"channel": s.channel})
+            for s in stuck if s.channel != "alerts"
+            for minutes in [(ctx.now - s.due_since).total_seconds() / 60]]
+
+
 HOUR = dt.timedelta(hours=1)
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("site_down", "site", Severity.CRITICAL, "Site down", 3, dt.timedelta(minutes=3), site_down, needs_site=True),
@@ -249,6 +260,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("webhook_errors", "webhooks", Severity.WARNING, "Webhook errors", 0.01, HOUR, webhook_errors,
          min_attempts=5),
     Rule("webhook_silence", "webhooks", Severity.WARNING, "Stripe webhook silent", 1, HOUR, webhook_silence),
+    Rule("delivery_stuck", "delivery", Severity.WARNING, "Slack delivery stuck", 10, dt.timedelta(minutes=10),
+         delivery_stuck),
     Rule("dispute_opened", "disputes", Severity.WARNING, "Dispute opened", 1, dt.timedelta(hours=24), disputes),
     Rule("no_order_1h", "sales", Severity.INFO, "No order for over an hour", 1, HOUR, no_sales,
          business_hours_only=True, only_without_rhythm=True),

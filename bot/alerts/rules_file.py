@@ -100,6 +100,7 @@ class RulesTable(_Strict):
     sync_failures: CountOverride | None = None
     webhook_errors: RateOverride | None = None
     webhook_silence: CountOverride | None = None
+    delivery_stuck: MeasureOverride | None = None
     dispute_opened: CountOverride | None = None
     no_order_1h: MeasureOverride | None = None
 

@@ -96,6 +96,7 @@ THRESHOLDS: Final = {
     "sync_failures": Threshold("sync failures in an hour", whole=True),
     "webhook_errors": Threshold("share of webhooks refused, 0.01 = 1 %", at_most=1),
     "webhook_silence": Threshold("events the webhook missed", whole=True),
+    "delivery_stuck": Threshold("minutes a message has waited for Slack"),
     "dispute_opened": Threshold("disputes opened in a day", whole=True),
     "no_order_1h": Threshold("business hours without an order"),
 }
