@@ -22,11 +22,11 @@ AND (d.invoice_id = f.invoice_id
      OR (d.invoice_id IS NULL AND d.customer_id = f.customer_id AND d.amount = f.amount
          AND d.currency = f.currency))"""
 
-# The batch's declines kept; those past any use (older than two days) go, a few at a time, as new ones come.
+# The batch's declines kept; those past any use (received over two days ago) go, a few at a time, as new ones come.
 KEEP: Final = f"""
 WITH gone AS (
 DELETE FROM attempt_declines
- WHERE event_id IN (SELECT event_id FROM attempt_declines WHERE created_at < now() - interval '2 days' LIMIT 100)
+ WHERE event_id IN (SELECT event_id FROM attempt_declines WHERE kept_at < now() - interval '2 days' LIMIT 100)
 ){DECLINES.insert("$1")}
 ON CONFLICT (event_id) DO NOTHING
 """
@@ -54,13 +54,15 @@ RETURNING f.event_id, f.amount, f.currency, f.customer_email, f.reason, f.create
           (SELECT o.product_name FROM orders AS o WHERE o.id = f.order_id) AS product
 """
 
-# The pings of those failures, held while a delivery worker sends one (its outcome says whether it is out). A pending
-# message with attempts may already be in Slack (its answer was lost): it counts as sent.
+# The pings of those failures. The worker locks no outbox row while it sends: `untried` (pending, never tried, no
+# attempt recorded) may still be read by a worker this instant unless it is also `held` (not due yet).
 PINGS: Final = """
-SELECT id, dedupe_key, status <> 'pending' OR attempts > 0 AS sent
-  FROM outbox
- WHERE dedupe_key = ANY($1::text[])
-   FOR UPDATE
+SELECT o.id, o.dedupe_key, u.untried, u.untried AND o.available_at > now() AS held
+  FROM outbox AS o,
+       LATERAL (SELECT o.status = 'pending' AND o.attempts = 0
+                       AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id) AS untried) AS u
+ WHERE o.dedupe_key = ANY($1::text[])
+   FOR UPDATE OF o
 """
 # A ping still waiting is rewritten and released (it waited for this reason).
 REWRITE: Final = "UPDATE outbox SET payload = $2::text::jsonb, available_at = least(available_at, now()) WHERE id = $1"
@@ -81,11 +83,12 @@ class ToldFailure:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """A failure's ping in the outbox; `sent`: it is (or may be) in Slack already."""
+    """A failure's ping in the outbox: `untried`, its text may still be changed; `held`, nobody can be sending it."""
 
     id: int
     dedupe_key: str
-    sent: bool
+    untried: bool
+    held: bool
 
 
 async def keep(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -13,25 +13,30 @@ LAST_WEBHOOK_AT: Final = """
 SELECT max(created_at) FROM webhook_logs WHERE via = 'webhook'
 """
 
-# `oldest_due`: since when the oldest message that should be out by now has been due: one held by design (a sale
-# settling, renewals gathered to the hour's end) from when its hold ended; one tried already from when it was queued
-# (a retry moves its available_at on).
-_DUE_SINCE: Final = """least(min(greatest(created_at, available_at)) FILTER (WHERE available_at <= $1),
-             min(created_at) FILTER (WHERE attempts > 0))"""
+# `oldest_due`: since when the oldest message that should be out by now has been due: from the end of its hold (a
+# sale settling, renewals gathered to the hour's end; a retried message's first_due_at, as its retries move
+# available_at on), or from when it was queued.
+_DUE: Final = "(attempts > 0 OR available_at <= $1)"
+_DUE_SINCE: Final = f"""min(greatest(created_at, CASE WHEN attempts > 0 THEN coalesce(first_due_at, created_at)
+                                              ELSE available_at END)) FILTER (WHERE {_DUE})"""
 OUTBOX_BACKLOG: Final = f"""
 SELECT count(*) AS pending, min(created_at) AS oldest, {_DUE_SINCE} AS oldest_due
   FROM outbox
  WHERE status = 'pending'
 """
-# The channels whose oldest due message has waited since before $2, with Slack's last word on each.
+# The channels whose oldest due message has waited since before $2: how many are due, and Slack's last word on the
+# channel since then (none: the worker has not tried yet, or is being slow).
 STUCK_CHANNELS: Final = f"""
-SELECT o.channel, count(*) AS waiting, {_DUE_SINCE} AS due_since,
-       (SELECT d.error FROM delivery_errors AS d WHERE d.channel = o.channel ORDER BY d.id DESC LIMIT 1) AS error
-  FROM outbox AS o
- WHERE o.status = 'pending'
- GROUP BY o.channel
-HAVING {_DUE_SINCE} < $2
- ORDER BY o.channel
+SELECT s.channel, s.waiting, s.due_since,
+       (SELECT d.error FROM delivery_errors AS d
+         WHERE d.channel = s.channel AND coalesce(d.last_at, d.created_at) >= s.due_since
+         ORDER BY d.id DESC LIMIT 1) AS error
+  FROM (SELECT channel, count(*) FILTER (WHERE {_DUE}) AS waiting, {_DUE_SINCE} AS due_since
+          FROM outbox
+         WHERE status = 'pending'
+         GROUP BY channel) AS s
+ WHERE s.due_since < $2
+ ORDER BY s.channel
 """
 
 PING: Final = "SELECT 1"

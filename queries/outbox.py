@@ -79,7 +79,7 @@ UPDATE outbox
 
 MARK_RETRY: Final = """
 UPDATE outbox
-   SET attempts = attempts + 1, available_at = $2, last_error = $3
+   SET attempts = attempts + 1, available_at = $2, last_error = $3, first_due_at = coalesce(first_due_at, available_at)
  WHERE id = ANY($1::bigint[])
 """
 

@@ -20,12 +20,14 @@ store = test_commands.store  # the New York store of the command tests, its cloc
 MIN = dt.timedelta(minutes=1)
 
 
-async def _queue(bot: Bot, *, created: dt.timedelta, due: dt.timedelta, attempts: int = 0) -> None:
-    """A pending alert message queued `created` before NOW and due `due` before NOW (negative: later)."""
+async def _queue(bot: Bot, *, created: dt.timedelta, due: dt.timedelta, attempts: int = 0,
+                 first_due: dt.timedelta | None = None) -> None:
+    """A pending alert message queued `created` before NOW and due `due` before NOW (negative: later); retried,
+    `first_due` before NOW is when it was first due."""
     await bot.deps.pool.execute(
-        "INSERT INTO outbox (dedupe_key, channel, kind, payload, created_at, available_at, attempts)"
-        " VALUES ('stuck:' || $1, 'alerts', 'failure', '{\"text\": \"x\"}', $2, $3, $4)",
-        f"{created}{due}", NOW - created, NOW - due, attempts)
+        "INSERT INTO outbox (dedupe_key, channel, kind, payload, created_at, available_at, attempts, first_due_at)"
+        " VALUES ('stuck:' || $1, 'alerts', 'failure', '{\"text\": \"x\"}', $2, $3, $4, $5)",
+        f"{created}{due}", NOW - created, NOW - due, attempts, None if first_due is None else NOW - first_due)
 
 
 async def _surfaces(bot: Bot) -> tuple[str, dict[str, object], str]:
@@ -53,14 +55,16 @@ async def test_a_message_due_for_over_ten_minutes_is_stuck_everywhere(store: Bot
     assert due_age > DELIVERY_STUCK_AFTER.total_seconds()
 
 
-@pytest.mark.parametrize(("created", "due"), [
-    (50 * MIN, -10 * MIN),  # a renewal held to the hour's end, not due yet
-    (50 * MIN, 2 * MIN),  # its hold ended two minutes ago: due, not stuck
-    (3 * MIN, 3 * MIN),  # a message waiting a few minutes (an outage that has just begun)
-], ids=["held", "hold just ended", "recent"])
+@pytest.mark.parametrize(("created", "due", "attempts", "first_due"), [
+    (50 * MIN, -10 * MIN, 0, None),  # a renewal held to the hour's end, not due yet
+    (50 * MIN, 2 * MIN, 0, None),  # its hold ended two minutes ago: due, not stuck
+    (3 * MIN, 3 * MIN, 0, None),  # a message waiting a few minutes (an outage that has just begun)
+    (60 * MIN, -MIN / 20, 1, 2 * MIN),  # held an hour, tried once two minutes ago, its retry in 3 s
+], ids=["held", "hold just ended", "recent", "held, then refused once"])
 async def test_messages_held_by_design_or_due_lately_are_not_stuck(store: Bot, created: dt.timedelta,
-                                                                  due: dt.timedelta) -> None:
-    await _queue(store, created=created, due=due)
+                                                                  due: dt.timedelta, attempts: int,
+                                                                  first_due: dt.timedelta | None) -> None:
+    await _queue(store, created=created, due=due, attempts=attempts, first_due=first_due)
     text, delivery, _ = await _surfaces(store)
     assert "stuck" not in text and "*Slack delivery*" in text
     assert delivery["stuck"] is False and delivery["status"] == "ok"

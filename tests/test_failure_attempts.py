@@ -99,9 +99,10 @@ async def undone(db: asyncpg.Connection) -> AsyncIterator[None]:
 
 
 async def _failures(db: asyncpg.Connection) -> tuple[int, list[str]]:
-    """(payment_failures rows, the failure pings queued)."""
+    """(payment_failures rows, the failure pings queued: posts, not the edit that may add a late reason)."""
     rows = await db.fetchval("SELECT count(*) FROM payment_failures")
-    pings = [r["dedupe_key"] for r in await db.fetch("SELECT dedupe_key FROM outbox WHERE kind = 'failure'")]
+    pings = [r["dedupe_key"] for r in await db.fetch("SELECT dedupe_key FROM outbox WHERE kind = 'failure'"
+                                                     " AND op = 'post'")]
     return rows, pings
 
 

@@ -213,6 +213,8 @@ class DeliveryWorker:
         head = post.head
         if head is None:  # a burst: its attempt was recorded with its claim
             return await self._sender.post(channel, post.payload, ref=post.ref)
+        if head.op == "update" and not self._sender.supports_updates:
+            return SendResult(Status.OK)  # an incoming webhook cannot edit: the edit is dropped, not posted again
         if head.op == "update" and head.target_ts and head.target_channel:  # idempotent: no bookkeeping
             return await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
                                              payload=post.payload)

@@ -75,8 +75,9 @@ async def tell_recorded(conn: Executor, todo: Todo, *, tz: ZoneInfo, notify: boo
                     reason=f.reason, occurred_at=f.created_at), tz=tz) for f in told}
     for ping in await q.pings(conn, sorted(messages)):
         payload = messages[ping.dedupe_key].as_payload()
-        if not ping.sent:
+        if ping.untried:
             await q.rewrite(conn, ping.id, json.dumps(payload))
-        else:
+        if not ping.held:  # it is out, or may be on its way with the old text: edit it once it is (the same text
+            # edited over itself at worst; an incoming webhook, which cannot edit, drops the edit)
             await outbox.enqueue(conn, dedupe_key=f"{ping.dedupe_key}:reason", channel="alerts", kind="failure",
                                  payload=payload, op="update", target_id=ping.id)
