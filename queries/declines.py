@@ -16,8 +16,10 @@ from queries.rows import DECLINES, json_rows
 _WINDOW: Final = f"interval '{ATTEMPT_WINDOW.seconds} seconds'"
 # A decline is an invoice failure's (d, f) when its PaymentIntent named the invoice (before basil), or, from basil on
 # where neither names the other, when it is the same customer's, for the same amount, within ATTEMPT_WINDOW.
+# The window is stated from both sides, so an index on either side's created_at serves it.
 _SAME_ATTEMPT: Final = f"""
 d.created_at BETWEEN f.created_at - {_WINDOW} AND f.created_at + {_WINDOW}
+AND f.created_at BETWEEN d.created_at - {_WINDOW} AND d.created_at + {_WINDOW}
 AND (d.invoice_id = f.invoice_id
      OR (d.invoice_id IS NULL AND d.customer_id = f.customer_id AND d.amount = f.amount
          AND d.currency = f.currency))"""
