@@ -28,22 +28,29 @@ UPDATE disputes AS d SET order_id = v.survivor
 """
 DELETE_ORDERS: Final = "DELETE FROM orders WHERE id = ANY($1::text[])"
 
-# Waits for a delivery worker that holds one of them (it is sending it): its outcome decides which one stays.
-# A pending message with attempts may already be in Slack (its answer was lost): it counts as sent.
+# A delivery worker locks no outbox row, but holds its channel's pace row across the call to Slack: waiting for the
+# sales channel's means neither ping of a pair is being sent while the merge decides which one stays (merges are
+# rare; the wait is one Slack call at most).
+HOLD_SALES: Final = "SELECT FROM channel_pace WHERE channel = 'sales' FOR UPDATE"
+# A message tried already, or covered by an attempt whose answer never came (its own, or a burst's), may be in
+# Slack: it counts as sent.
 SALE_PINGS: Final = """
-SELECT id, dedupe_key, status <> 'pending' OR attempts > 0 AS sent, available_at
-  FROM outbox
- WHERE dedupe_key = ANY($1::text[])
- ORDER BY id
-   FOR UPDATE
+SELECT o.id, o.dedupe_key, o.available_at,
+       o.status <> 'pending' OR o.attempts > 0
+       OR EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id OR o.id = ANY (a.covers)) AS sent
+  FROM outbox AS o
+ WHERE o.dedupe_key = ANY($1::text[])
+ ORDER BY o.id
+   FOR UPDATE OF o
 """
 DROP_PING: Final = "DELETE FROM outbox WHERE id = $1"
 REKEY_PING: Final = "UPDATE outbox SET dedupe_key = $2 WHERE id = $1"
 HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) WHERE id = $1"
 
 # Pending sale pings refreshed with what the batch learnt about their order (the sale's fields: the delivery worker
-# renders the message); a settled one is released at once. A row a worker holds is being sent as it is: skipped,
-# the intake does not wait for Slack. Each row finds its values by its key's place in $1 (array_position), not by
+# renders the message); a settled one is released at once. The intake does not wait for Slack here: a ping a worker
+# is sending this instant (it locks no outbox row) goes out with the fields it was read with (SKIP LOCKED skips only
+# rows another batch holds). Each row finds its values by its key's place in $1 (array_position), not by
 # joining the arrays: planned on statistics that call the locked rows one, that join read all the arrays again
 # for every row — 3.4 of 4.4 ms for a batch of 100.
 REFRESH_PINGS: Final = """
@@ -85,6 +92,8 @@ async def merge_pings(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
     """Leave one sale ping, keyed by the survivor, for each (order merged away, survivor).
 
     One statement per pair: merges are rare (a basil subscription payment whose events crossed)."""
+    if pairs:
+        await db.execute(HOLD_SALES)
     for loser, survivor in pairs:
         keep, lose = f"sale:{survivor}", f"sale:{loser}"
         rows = {r["dedupe_key"]: r for r in await db.fetch(SALE_PINGS, [keep, lose])}
