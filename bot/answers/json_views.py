@@ -152,9 +152,22 @@ def _inbox_json(s: HealthSnapshot) -> dict[str, Any] | None:
             "oldest_age_seconds": _age(s.now, s.inbox.oldest)}
 
 
+def _delivery_json(s: HealthSnapshot) -> dict[str, Any] | None:
+    """The outbox: what waits for Slack, whether delivery is stuck, and Slack's errors of the last 24 h."""
+    backlog, errs = s.backlog, s.delivery_errors
+    if backlog is None:
+        return None
+    return {"pending": backlog.pending, "oldest_at": _iso(backlog.oldest),
+            "oldest_age_seconds": _age(s.now, backlog.oldest),
+            "oldest_due_at": _iso(backlog.oldest_due), "stuck": s.delivery_stuck,
+            "errors_24h": errs.count if errs else None,
+            "permanent_errors_24h": errs.permanent if errs else None,
+            "last_error": errs.last_error if errs else None}
+
+
 def health_json(s: HealthSnapshot) -> dict[str, Any]:
     """GET /api/monitoring/health: each component's state and age."""
-    backlog, errs = s.backlog, s.delivery_errors
+    errs = s.delivery_errors
     degraded = not s.database_ok or s.order_silence_suspicious or bool(errs and errs.permanent) or s.delivery_stuck
     return {
         "status": "degraded" if degraded else "ok",
@@ -165,13 +178,7 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
                          "stored_unapplied": _inbox_json(s)},
             "orders": {"last_at": _iso(s.last_order_at), "age_seconds": _age(s.now, s.last_order_at),
                        "silence_suspicious": s.order_silence_suspicious},
-            "delivery": None if backlog is None else {
-                "pending": backlog.pending, "oldest_at": _iso(backlog.oldest),
-                "oldest_age_seconds": _age(s.now, backlog.oldest),
-                "oldest_due_at": _iso(backlog.oldest_due), "stuck": s.delivery_stuck,
-                "errors_24h": errs.count if errs else None,
-                "permanent_errors_24h": errs.permanent if errs else None,
-                "last_error": errs.last_error if errs else None},
+            "delivery": _delivery_json(s),
             "site": {"configured": s.site_url is not None,
                      "last_check": None if s.probe is None else {
                          "at": _iso(s.probe.checked_at), "ok": s.probe.ok, "status": s.probe.status,
