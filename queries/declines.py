@@ -46,9 +46,10 @@ SELECT f.event_id,
 """
 
 # Invoice failures recorded by earlier batches without a reason ($2: the wording the intake gives them), told the
-# reason of a decline of this batch ($1); each comes back with what its ping shows.
+# reason of a decline of this batch ($1), Stripe's " (attempt N)" after it kept; each comes back with what its
+# ping shows. (bot/intake/declines.py told() is the same rule for a failure told before it is recorded.)
 TELL: Final = f"""
-UPDATE payment_failures AS f SET reason = d.reason
+UPDATE payment_failures AS f SET reason = d.reason || substr(f.reason, length($2) + 1)
   FROM ({DECLINES.select("$1")}) AS d
  WHERE f.event_type = 'invoice.payment_failed' AND starts_with(f.reason, $2)
    AND {_SAME_ATTEMPT}

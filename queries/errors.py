@@ -35,8 +35,9 @@ SELECT count(*) FROM orders
  WHERE payment_status IN ('completed', 'refunded') AND created_at >= $1 AND created_at < $2
 """
 
+# Stripe's retry number ("… (attempt 2)", on invoices) is left out: a reason counts once whichever try it failed.
 FAILURE_REASONS: Final = """
-SELECT coalesce(reason, 'Unknown') AS reason, count(*) AS count
+SELECT coalesce(regexp_replace(reason, ' \\(attempt \\d+\\)$', ''), 'Unknown') AS reason, count(*) AS count
   FROM payment_failures
  WHERE created_at >= $1 AND created_at < $2
  GROUP BY 1

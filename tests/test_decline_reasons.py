@@ -16,6 +16,7 @@ import pytest
 from bot.demo.events import EventFactory
 from bot.intake.batch import ingest_batch
 from bot.stripe.invoices import UNTOLD
+from queries import errors
 from tests.conftest import start_bot
 from tests.fakes import FakeSlack
 from tests.test_failure_attempts import (
@@ -30,6 +31,7 @@ from tests.test_failure_attempts import (
 )
 
 REASON = "Your card has insufficient funds."
+TOLD = f"{REASON} (attempt 1)"  # Stripe's retry number kept (the invoice fixture's attempt_count is 1)
 CUSTOMER = "cus_00000000000000"  # the invoice fixture's
 
 
@@ -66,7 +68,7 @@ async def test_an_invoice_failure_is_pinged_with_its_payment_intents_reason_in_e
                 await ingest_batch(db, _subs(events), tz=TZ, now=NOW)
             reasons, pings = await _told(db)
             arrival = [e["type"] for e in order]
-            assert reasons == [REASON], arrival
+            assert reasons == [TOLD], arrival
             # One ping, with the reason; if it was due when the reason came (a worker may have been reading it), an
             # edit to the same text follows it.
             assert [p["op"] for p in pings] in (["post"], ["post", "update"]) and pings[0]["due"], (arrival, pings)
@@ -85,7 +87,7 @@ async def test_a_ping_waits_for_its_reason_and_goes_when_it_comes(db: asyncpg.Co
     assert reasons[0].startswith(UNTOLD) and not pings[0]["due"], pings  # held for its PaymentIntent's reason
     await ingest_batch(db, _subs([intent]), tz=TZ, now=NOW, settle=dt.timedelta(seconds=30))
     reasons, pings = await _told(db)
-    assert reasons == [REASON] and len(pings) == 1 and pings[0]["due"] and REASON in pings[0]["text"], pings
+    assert reasons == [TOLD] and len(pings) == 1 and pings[0]["due"] and REASON in pings[0]["text"], pings
 
 
 async def test_a_ping_a_worker_is_sending_keeps_its_text_and_is_edited_after(db: asyncpg.Connection) -> None:
@@ -157,7 +159,7 @@ async def test_the_demos_declined_renewal_is_pinged_with_the_banks_reason(db: as
     for e in reversed(events) if reverse else events:
         await ingest_batch(db, _subs([e]), tz=TZ, now=NOW)
     reasons, pings = await _told(db)
-    assert reasons == [reason] and [p["op"] for p in pings] in (["post"], ["post", "update"]), pings
+    assert reasons == [f"{reason} (attempt 1)"] and [p["op"] for p in pings] in (["post"], ["post", "update"]), pings
     assert all(reason in p["text"] for p in pings), pings
 
 
@@ -173,4 +175,13 @@ async def test_an_incoming_webhook_which_cannot_edit_gets_no_second_ping(dsn: st
         edits = await bot.deps.pool.fetch("SELECT status FROM outbox WHERE op = 'update'")
         told = await bot.deps.pool.fetchval("SELECT reason FROM payment_failures")
     assert [c.method for c in fake_slack.calls] == ["hook:alerts"] and UNTOLD in str(fake_slack.calls[0].args)
-    assert [r["status"] for r in edits] == ["delivered"] and told == REASON
+    assert [r["status"] for r in edits] == ["delivered"] and told == TOLD
+
+
+async def test_errors_counts_a_reason_once_whichever_try_it_failed(db: asyncpg.Connection) -> None:
+    """/errors' top reasons group a renewal's retries: the bank's reason counts, not Stripe's try number."""
+    await db.execute("INSERT INTO payment_failures (event_id, reason, created_at)"
+                     " SELECT 'evt_' || n, r, $1 FROM unnest($2::text[]) WITH ORDINALITY AS t(r, n)", NOW,
+                     [TOLD, f"{REASON} (attempt 2)", "Your card was declined.", f"{UNTOLD} (attempt 3)"])
+    top = await errors.failure_reasons(db, start=NOW - dt.timedelta(hours=1), end=NOW + dt.timedelta(hours=1))
+    assert [(r.reason, r.count) for r in top] == [(REASON, 2), (UNTOLD, 1), ("Your card was declined.", 1)]

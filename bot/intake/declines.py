@@ -52,8 +52,13 @@ async def tell_batch(conn: Executor, todo: Todo) -> Todo:
     found = await q.reasons(conn, waiting)
     if not found:
         return todo
-    return [(i, dataclasses.replace(e, failure_reason=found[e.event_id]) if e.event_id in found else e)
-            for i, e in todo]
+    return [(i, dataclasses.replace(e, failure_reason=told(found[e.event_id], e.failure_reason))
+             if e.event_id in found else e) for i, e in todo]
+
+
+def told(decline: str, untold_reason: str | None) -> str:
+    """The bank's reason, with Stripe's retry number kept ("… (attempt 2)": a renewal's dunning has a few)."""
+    return decline + (untold_reason or UNTOLD).removeprefix(UNTOLD)
 
 
 def wait_for_reasons(messages: Sequence[QueuedMessage], todo: Todo, settle: dt.timedelta) -> list[QueuedMessage]:
