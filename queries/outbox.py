@@ -53,16 +53,22 @@ ATTEMPT_STARTED: Final = "SELECT started_at FROM delivery_attempts WHERE outbox_
 
 FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 
-# The oldest due messages of a channel. No row locks: the channel's pace-row lock, held by the caller, makes it
-# the channel's only poster (and a burst claim on another connection must be able to lock these rows). An update
-# or thread reply carries the Slack address of the message it targets (once that one is out).
-NEXT_MESSAGES: Final = """
+# The oldest due messages of a channel, its alerts first (a flood of failed-payment pings must not hold back the
+# alert about them; an alert's updates and replies are alerts too, so their order is kept). Each half reads its own
+# index, at most $2 rows. No row locks: the channel's pace-row lock, held by the caller, makes it the channel's
+# only poster (and a burst claim on another connection must be able to lock these rows). An update or thread reply
+# carries the Slack address of the message it targets (once that one is out).
+_DUE_IN_CHANNEL: Final = "o.channel = $1 AND o.status = 'pending' AND o.available_at <= now()"
+NEXT_MESSAGES: Final = f"""
 SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, o.op, o.target_id,
        t.slack_channel AS target_channel, t.slack_ts AS target_ts, t.status AS target_status
-  FROM outbox AS o
+  FROM ((SELECT o.id, 0 AS band FROM outbox AS o WHERE {_DUE_IN_CHANNEL} AND o.kind = 'alert' ORDER BY o.id LIMIT $2)
+        UNION ALL
+        (SELECT o.id, 1 FROM outbox AS o WHERE {_DUE_IN_CHANNEL} AND o.kind <> 'alert' ORDER BY o.id LIMIT $2))
+       AS n
+  JOIN outbox AS o ON o.id = n.id
   LEFT JOIN outbox AS t ON t.id = o.target_id
- WHERE o.channel = $1 AND o.status = 'pending' AND o.available_at <= now()
- ORDER BY o.id
+ ORDER BY n.band, o.id
  LIMIT $2
 """
 
