@@ -24,10 +24,11 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from bot.alerts.rules import DEFAULT_RULES, Context
 from bot.cli.main import main
 from bot.demo import runner as demo
 from bot.demo.events import EventFactory, sign
-from bot.demo.runner import OPENING, Simulator, demo_settings, nothing_configured, opening_report, steps
+from bot.demo.runner import ALL_DAY, OPENING, Simulator, demo_settings, nothing_configured, opening_report, steps
 from bot.demo.subscription_history import history as subscription_history
 from bot.demo.subscription_history import mrr_of
 from bot.intake.events import Kind
@@ -61,19 +62,20 @@ def test_events_parse_as_stripe_events_and_carry_valid_signatures() -> None:
 
 
 def test_the_opening_fires_an_alert_and_shows_a_burst_within_a_minute() -> None:
-    """The scripted opening has sales, three declines within ten minutes, a refund and a burst, in < 60 s."""
+    """The scripted opening has sales, five declines (the rate rule's minimum), a refund and a burst, in < 60 s."""
     opening = list(itertools.islice(steps(random.Random(3)), len(OPENING)))
     assert opening == list(OPENING)
     assert sum(delay for delay, _ in opening) < 60
     kinds = [kind for _, kind in opening]
-    assert kinds.count("failure") >= 3 and "refund" in kinds and "burst" in kinds
+    assert kinds.count("failure") >= 5 and "refund" in kinds and "burst" in kinds
     assert kinds.index("sale") < kinds.index("refund")  # something to refund
     later = {kind for _, kind in itertools.islice(steps(random.Random(3)), len(OPENING), 2000)}
     assert later == {"sale", "subscription", "failure", "refund", "burst"}
 
 
 async def test_simulator_events_go_through_the_real_intake(bot: Bot) -> None:
-    """The opening, signed and POSTed, becomes orders, failed payments and a refunded order."""
+    """The opening, signed and POSTed, becomes orders, failed payments and a refunded order, and fires the failure
+    rate warning (the rule the demo's store, which has a rhythm, alerts on)."""
     simulator = Simulator(url=str(bot.client.make_url("/webhooks/stripe")), secret=STRIPE_SECRET,
                           rng=random.Random(5))
     async with aiohttp.ClientSession() as session:
@@ -81,14 +83,18 @@ async def test_simulator_events_go_through_the_real_intake(bot: Bot) -> None:
             for event in simulator.make(kind):
                 assert await simulator.send(session, event) == 200
     sales = simulator.sent["checkout.session.completed"]
-    assert sales >= 4 + 8 and simulator.sent["payment_intent.payment_failed"] == 3
+    assert sales >= 4 + 8 and simulator.sent["payment_intent.payment_failed"] == 5
     assert simulator.sent["charge.refunded"] == 1
     pool = bot.deps.pool
     invoices = simulator.sent.get("invoice.paid", 0)  # the opening's new subscriber's first payment
     assert await pool.fetchval("SELECT count(*) FROM orders WHERE payment_status = 'completed'") == \
         sales - 1 + invoices
     assert await pool.fetchval("SELECT count(*) FROM orders WHERE payment_status = 'refunded'") == 1
-    assert await pool.fetchval("SELECT count(*) FROM payment_failures") == 3
+    assert await pool.fetchval("SELECT count(*) FROM payment_failures") == 5
+    rule = next(r for r in DEFAULT_RULES if r.name == "payment_failure_rate")
+    ctx = Context(now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1), tz=bot.deps.settings.tz,
+                  business_hours=ALL_DAY, site_url=None)
+    assert rule.applies(None) and await rule.check(pool, rule, ctx)
 
 
 async def test_simulated_subscriptions_move_mrr_and_post_their_changes(bot: Bot) -> None:

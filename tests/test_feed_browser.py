@@ -127,7 +127,7 @@ async def test_the_demo_store_fills_the_feed(local_bot: Bot, chromium: Any, scre
     sales = page.locator(".pane[data-channel=sales] article.msg")
     await expect(sales.filter(has_text="new sales")).not_to_have_count(0, timeout=30_000)
     await expect(sales.filter(has_text="Refund")).to_have_count(1)
-    await expect(page.locator("a[data-channel=alerts] .badge")).to_have_text("3")  # the declined cards
+    await expect(page.locator("a[data-channel=alerts] .badge")).to_have_text("5")  # the declined cards
     await page.locator("#panes").evaluate("box => box.scrollTop = box.scrollHeight")
     await screenshot(page, "feed-demo.png")
     await page.context.close()
