@@ -1,5 +1,6 @@
-"""SQL for coalesced sale messages: claim every waiting sale of a channel in one statement, summarise it in
-PostgreSQL (count, totals per currency, the first few sales), and settle the set by its attempt record."""
+"""SQL for coalesced messages: claim every waiting sale (or failed-payment ping) of a channel in one statement,
+summarise it in PostgreSQL (count, totals per currency, the first few), and settle the set by its attempt record.
+A burst is of one kind (its first message's): sales, or failure pings (a card-testing attack queues hundreds)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,22 @@ from typing import Any, Final
 
 from queries.executor import Executor
 
-# How many sales of one channel are ready to go out now, capped at 2: "is there a burst?" without counting it.
-SALES_WAITING: Final = """
+# How many posts of kind $2 wait for one channel, ready to go out now, capped at 2: "is there a burst?" without
+# counting it. (Edits of a failure ping are not posts: they never join a burst.)
+WAITING: Final = """
 SELECT count(*)
   FROM (SELECT 1
           FROM outbox AS o
-         WHERE o.channel = $1 AND o.kind = 'sale' AND o.status = 'pending' AND o.available_at <= now()
+         WHERE o.channel = $1 AND o.kind = $2 AND o.op = 'post' AND o.status = 'pending' AND o.available_at <= now()
            AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)
          LIMIT 2) AS s
 """
 
-# What a burst message says about the sales it covers (the CTE `covered` of the statement it ends): their
-# count, first and last time, totals per currency, and the first $2 with their payloads. Shared by the claim
-# and the look-up of a recorded attempt, so both describe a burst the same way.
+# What a burst message says about the messages it covers (the CTE `covered` of the statement it ends): their
+# kind, count, first and last time, totals per currency, and the first $2 with their payloads (a sale's fields, a
+# failure ping's text). Shared by the claim and the look-up of a recorded attempt, so both describe it the same way.
 _SUMMARY: Final = """
+       (SELECT o.kind FROM outbox AS o WHERE o.id = (SELECT min(id) FROM covered))  AS kind,
        (SELECT count(*)        FROM covered)                                   AS count,
        (SELECT min(created_at) FROM covered)                                   AS first_at,
        (SELECT max(created_at) FROM covered)                                   AS last_at,
@@ -33,13 +36,14 @@ _SUMMARY: Final = """
                  GROUP BY currency) AS t)                                      AS totals,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
-                   'sale', o.payload -> 'sale') ORDER BY f.id), '[]')
+                   'sale', o.payload -> 'sale', 'text', o.payload ->> 'text') ORDER BY f.id), '[]')
           FROM (SELECT * FROM covered ORDER BY id LIMIT $2) AS f
           JOIN outbox AS o ON o.id = f.id)                                     AS listed
 """
 
-# Claims every due sale of channel $1 for one message and records the attempt with the set it covers, in one
-# statement committed on its own before the call to Slack; answers one row however many sales it claimed: their
+# Claims every due post of kind $3 (sales, or failure pings) of channel $1 for one message and records the attempt
+# with the set it covers, in one statement committed on its own before the call to Slack; answers one row however
+# many it claimed: their
 # count, first and last time, totals per currency and the first $2 with their payloads (the message lists ten
 # and says "…and N more"). The channel's pace-row lock, held by the caller on another connection, already makes
 # it the channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row someone else holds. A sale
@@ -48,7 +52,7 @@ CLAIM_BURST: Final = """
 WITH due AS (
     SELECT o.id, o.amount, o.currency, o.created_at
       FROM outbox AS o
-     WHERE o.channel = $1 AND o.kind = 'sale' AND o.status = 'pending' AND o.available_at <= now()
+     WHERE o.channel = $1 AND o.kind = $3 AND o.op = 'post' AND o.status = 'pending' AND o.available_at <= now()
        AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)
      ORDER BY o.id
        FOR UPDATE OF o SKIP LOCKED
@@ -120,6 +124,7 @@ class ListedSale:
     currency: str | None
     created_at: dt.datetime
     sale: dict[str, Any]
+    text: str | None = None  # a failure ping's (a sale ping is rendered from `sale`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,7 @@ class BurstSummary:
     first_at: dt.datetime
     last_at: dt.datetime
     listed: tuple[ListedSale, ...]
+    kind: str = "sale"  # or "failure"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,22 +154,23 @@ def _summary(row: Any) -> BurstSummary | None:
     if row is None or row["ref"] is None or not row["count"]:
         return None
     listed = tuple(ListedSale(id=s["id"], amount=s["amount"], currency=s["currency"],
-                              created_at=dt.datetime.fromisoformat(s["created_at"]), sale=s["sale"] or {})
+                              created_at=dt.datetime.fromisoformat(s["created_at"]), sale=s["sale"] or {},
+                              text=s.get("text"))
                    for s in row["listed"])
     return BurstSummary(ref=row["ref"], count=row["count"], first_at=row["first_at"], last_at=row["last_at"],
-                        totals={c: int(t) for c, t in row["totals"].items()}, listed=listed)
+                        totals={c: int(t) for c, t in row["totals"].items()}, listed=listed, kind=row["kind"])
 
 
-async def sales_waiting(db: Executor, channel: str) -> int:
-    """0, 1 or 2: whether several sales wait for the channel (then they go out as one message)."""
-    value: int = await db.fetchval(SALES_WAITING, channel)
+async def waiting(db: Executor, channel: str, kind: str) -> int:
+    """0, 1 or 2: whether several posts of `kind` wait for the channel (then they go out as one message)."""
+    value: int = await db.fetchval(WAITING, channel, kind)
     return value
 
 
-async def claim(db: Executor, channel: str, *, listed: int) -> BurstSummary | None:
-    """Claim every due sale of `channel` for one message (committed: call it on a connection of its own, not
-    inside the transaction holding the channel); None when there is none."""
-    return _summary(await db.fetchrow(CLAIM_BURST, channel, listed))
+async def claim(db: Executor, channel: str, *, kind: str, listed: int) -> BurstSummary | None:
+    """Claim every due post of `kind` of `channel` for one message (committed: call it on a connection of its own,
+    not inside the transaction holding the channel); None when there is none."""
+    return _summary(await db.fetchrow(CLAIM_BURST, channel, listed, kind))
 
 
 async def view(db: Executor, ref: int, *, listed: int) -> BurstSummary | None:

@@ -1,10 +1,13 @@
-"""In the alerts channel an alert goes out before the failed-payment pings waiting there: a card-testing attack
-queues hundreds of them at one message a second, and the alert about it must not wait behind them. Among
-themselves both keep their order, an alert's updates behind the alert they edit (queries/outbox.py NEXT_MESSAGES)."""
+"""A card-testing attack queues hundreds of failed-payment pings in the alerts channel: an alert goes out before
+them (queries/outbox.py NEXT_MESSAGES), an alert's updates behind the alert they edit, and the pings waiting at
+once go out as one message, every one covered once (queries/bursts.py), where they went one a second."""
 
 from __future__ import annotations
 
+import json
+
 from queries import outbox
+from tests.blockkit import assert_valid_message
 from tests.conftest import Bot
 
 
@@ -24,5 +27,32 @@ async def test_an_alert_overtakes_the_failed_payment_pings_waiting_before_it(bot
     await bot.drain(ignore_pace=True)
     said = [(c.method, c.args.get("text")) for c in bot.slack_api.calls
             if c.method in ("chat.postMessage", "chat.update")]
-    assert said == [("chat.postMessage", "CRITICAL spiking"), ("chat.update", "CRITICAL spiking (acknowledged)"),
-                    *[("chat.postMessage", f"failed {n}") for n in range(6)]]
+    assert said[:2] == [("chat.postMessage", "CRITICAL spiking"), ("chat.update", "CRITICAL spiking (acknowledged)")]
+    assert said[2:] == [("chat.postMessage", "❌ 6 payment failures in the last minute")]  # then the flood, as one
+
+
+async def test_failed_payment_pings_waiting_at_once_go_out_as_one_message(bot: Bot) -> None:
+    for n in range(30):
+        await _queue(bot, f"failure:{n}", "failure", f"❌ Payment Failed: ${n}.00 — Your card was declined.")
+    await bot.drain(ignore_pace=True)
+    posts = bot.slack_api.posted()
+    assert len(posts) == 1 and posts[0]["text"] == "❌ 30 payment failures in the last minute", posts
+    assert_valid_message(posts[0])
+    listed = json.dumps(posts[0]["blocks"], ensure_ascii=False)
+    assert "• $0.00 — Your card was declined." in listed and "…and 20 more" in listed and "$10.00" not in listed
+    rows = await bot.deps.pool.fetch("SELECT status, count(*) AS n FROM outbox WHERE kind = 'failure' GROUP BY 1")
+    assert {r["status"]: r["n"] for r in rows} == {"coalesced": 30}
+
+
+async def test_an_edit_of_a_ping_summarised_in_a_burst_is_dropped(bot: Bot) -> None:
+    """A late decline reason edits its failure ping; if that ping went out inside a burst there is nothing to edit,
+    and the edit is not posted as a message of its own."""
+    first = await _queue(bot, "failure:a", "failure", "❌ Payment Failed: $20.00 — Invoice payment failed")
+    await _queue(bot, "failure:b", "failure", "❌ Payment Failed: $30.00 — Your card was declined.")
+    await bot.drain(ignore_pace=True)
+    await _queue(bot, "failure:a:reason", "failure", "❌ Payment Failed: $20.00 — Insufficient funds", op="update",
+                 target=first)
+    await bot.drain(ignore_pace=True)
+    assert [c.method for c in bot.slack_api.calls if c.method.startswith("chat.")] == ["chat.postMessage"]
+    assert await bot.deps.pool.fetchval("SELECT status FROM outbox WHERE dedupe_key = 'failure:a:reason'") == \
+        "delivered"

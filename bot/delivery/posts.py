@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from bot.blocks.failure_burst import FailureBurstView, failure_burst_message
 from bot.blocks.pings import BurstView, SaleView, burst_message, sale_ping
 from queries import bursts
 from queries import outbox as q
@@ -43,7 +44,13 @@ def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
 
 
 def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
-    """The one message announcing every sale a burst claim covers (totals kept per currency)."""
+    """The one message announcing every sale a burst claim covers (totals kept per currency), or every failed
+    payment."""
+    if summary.kind == "failure":
+        text = failure_burst_message(FailureBurstView(
+            count=summary.count, first_at=summary.first_at, last_at=summary.last_at,
+            lines=[s.text for s in summary.listed if s.text]), tz=tz)
+        return Post(ref=summary.ref, payload=text.as_payload(), count=summary.count, failures=failures)
     view = BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
                      last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed])
     return Post(ref=summary.ref, payload=burst_message(view, tz=tz).as_payload(), count=summary.count,

@@ -42,6 +42,7 @@ SLOT_LEAD = dt.timedelta(milliseconds=50)
 # never less than 980 ms: Slack allows short bursts above one per second.
 CALL_ALLOWANCE = dt.timedelta(milliseconds=20)
 PEEK = 50  # messages looked at per pass: the head, and the updates to the same message just behind it
+BURSTS = frozenset({"sale", "failure"})  # kinds whose waiting posts go out as one message (queries/bursts.py)
 # Every replica's listener hears each enqueue at commit (bot/delivery/listener.py); this poll is the fallback
 # for what no notification announces: a notification missed while the listener reconnected, a retry or a
 # channel pace scheduled by a replica that died since.
@@ -195,10 +196,10 @@ class DeliveryWorker:
         if head.op != "post" and head.target_ts is None and head.target_status == "pending":
             return None  # its target is not out yet (held back by a retry): keep the order
         await self._until(slot)  # sales arriving until the slot still make this post
-        if (head.kind == "sale" and await q.attempt_started(conn, head.id) is None
-                and await bursts.sales_waiting(conn, channel) > 1):
+        if (head.kind in BURSTS and head.op == "post" and await q.attempt_started(conn, head.id) is None
+                and await bursts.waiting(conn, channel, head.kind) > 1):
             # Claimed and recorded on a connection of its own, committed before the call to Slack.
-            summary = await bursts.claim(self._pool, channel, listed=BURST_LISTED)
+            summary = await bursts.claim(self._pool, channel, kind=head.kind, listed=BURST_LISTED)
             if summary is not None:
                 return burst_post(summary, tz=self.tz)
         if head.op == "update":
@@ -213,8 +214,10 @@ class DeliveryWorker:
         head = post.head
         if head is None:  # a burst: its attempt was recorded with its claim
             return await self._sender.post(channel, post.payload, ref=post.ref)
-        if head.op == "update" and not self._sender.supports_updates:
-            return SendResult(Status.OK)  # an incoming webhook cannot edit: the edit is dropped, not posted again
+        if head.op == "update" and (not self._sender.supports_updates or head.target_status == "coalesced"):
+            # An incoming webhook cannot edit, and a ping summarised in a burst has no message of its own: the edit
+            # is dropped, not posted as another message.
+            return SendResult(Status.OK)
         if head.op == "update" and head.target_ts and head.target_channel:  # idempotent: no bookkeeping
             return await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
                                              payload=post.payload)
