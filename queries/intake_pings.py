@@ -28,12 +28,10 @@ UPDATE disputes AS d SET order_id = v.survivor
 """
 DELETE_ORDERS: Final = "DELETE FROM orders WHERE id = ANY($1::text[])"
 
-# A delivery worker locks no outbox row, but holds its channel's pace row across the call to Slack: waiting for the
-# sales channel's means neither ping of a pair is being sent while the merge decides which one stays (merges are
-# rare; the wait is one Slack call at most).
-HOLD_SALES: Final = "SELECT FROM channel_pace WHERE channel = 'sales' FOR UPDATE"
-# A message tried already, or covered by an attempt whose answer never came (its own, or a burst's), may be in
-# Slack: it counts as sent.
+# A message tried already, or covered by an attempt (its own, recorded just before the worker calls Slack, or a
+# burst's, claimed with its rows locked), may be in Slack: it counts as sent. The merge does not wait for the
+# channel: a worker holds it across a Slack call, and this transaction holds rollup rows every intake batch needs.
+# What is left is the moment between a worker reading a lone ping and recording its attempt.
 SALE_PINGS: Final = """
 SELECT o.id, o.dedupe_key, o.available_at,
        o.status <> 'pending' OR o.attempts > 0
@@ -92,8 +90,6 @@ async def merge_pings(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
     """Leave one sale ping, keyed by the survivor, for each (order merged away, survivor).
 
     One statement per pair: merges are rare (a basil subscription payment whose events crossed)."""
-    if pairs:
-        await db.execute(HOLD_SALES)
     for loser, survivor in pairs:
         keep, lose = f"sale:{survivor}", f"sale:{loser}"
         rows = {r["dedupe_key"]: r for r in await db.fetch(SALE_PINGS, [keep, lose])}

@@ -38,6 +38,15 @@ async def sales_covered(bot: Bot) -> dict[str, int]:
     return {r["dedupe_key"]: int(r["status"] in ("delivered", "coalesced")) for r in rows}
 
 
+def failures_told(posts: list[dict[str, Any]]) -> int:
+    """How many failures the posts tell: one a ping, a summary's count ("❌ 1,204 payment failures …")."""
+    told = 0
+    for p in posts:
+        many = re.search(r"([\d,]+) payment failures", p.get("text") or "")
+        told += int(many.group(1).replace(",", "")) if many else int("Payment Failed" in (p.get("text") or ""))
+    return told
+
+
 async def failures_covered(bot: Bot) -> tuple[dict[str, int], int]:
     """How many delivered messages cover each failure ping (its own, or the burst it went out in), and how many
     delivered messages the alerts channel holds (each one Slack message)."""
@@ -138,7 +147,7 @@ async def test_two_workers_on_one_outbox_never_send_twice(dsn: str, fake_slack: 
         pending = await a.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")
         assert pending == 0
         covered, delivered = await failures_covered(a)
-    assert len(covered) == 20 and set(covered.values()) == {1}
+    assert len(covered) == 20 and set(covered.values()) == {1} and failures_told(fake_slack.posted()) == 20
     assert len(fake_slack.posted()) == delivered == len({json.dumps(p["blocks"]) for p in fake_slack.posted()})
 
 
@@ -272,7 +281,7 @@ async def test_each_ping_is_delivered_exactly_once_through_faults(bot: Bot, stat
             break
     bodies = [json.dumps(p["blocks"]) for p in bot.slack_api.posted()]
     covered, delivered = await failures_covered(bot)
-    assert len(covered) == 12 and set(covered.values()) == {1}
+    assert len(covered) == 12 and set(covered.values()) == {1} and failures_told(bot.slack_api.posted()) == 12
     assert len(bodies) == delivered == len(set(bodies))
 
 

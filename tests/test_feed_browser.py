@@ -131,8 +131,8 @@ async def test_the_demo_store_fills_the_feed(local_bot: Bot, chromium: Any, scre
     alerts = page.locator(".pane[data-channel=alerts] article.msg")
     for _ in range(300):
         texts = await alerts.all_text_contents()
-        told = sum(int(m.group(1)) if (m := re.search(r"(\d+) payment failures", t)) else int("Payment Failed" in t)
-                   for t in texts)
+        told = sum(int(m.group(1).replace(",", "")) if (m := re.search(r"([\d,]+) payment failures", t))
+                   else int("Payment Failed" in t) for t in texts)
         if told >= 5:
             break
         await asyncio.sleep(0.1)

@@ -1,10 +1,9 @@
-"""A basil payment's two sale pings merged into one while a delivery worker may be sending one of them: the ping
-that may be in Slack stays (keyed by the surviving order) and the other goes, so the payment is announced once
-(queries/intake_pings.py merge_pings)."""
+"""A basil payment's two sale pings merged into one while a delivery worker may be sending one of them (its attempt
+recorded, alone or in a burst): the ping that may be in Slack stays (keyed by the surviving order) and the other
+goes, so the payment is announced once (queries/intake_pings.py merge_pings)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -52,23 +51,3 @@ async def test_the_ping_that_may_be_in_slack_is_the_one_kept(db: asyncpg.Connect
     left = [p for p in await _sale_pings(db) if p in pings]
     assert left == [sending], (pings, left)
 
-
-async def test_a_merge_waits_while_a_worker_is_posting_to_the_sales_channel(db: asyncpg.Connection, dsn: str) -> None:
-    """The worker holds the channel's pace row across its call to Slack: the merge decides after that call."""
-    now = dt.datetime.now(dt.UTC)
-    for name in EVENTS[:2]:
-        await ingest_batch(db, _sub(name), tz=TZ, now=now)
-    worker = await asyncpg.connect(dsn)
-    try:
-        await worker.execute("INSERT INTO channel_pace (channel) VALUES ('sales') ON CONFLICT DO NOTHING")
-        posting = worker.transaction()
-        await posting.start()
-        await worker.execute("SELECT FROM channel_pace WHERE channel = 'sales' FOR UPDATE")
-        merge = asyncio.create_task(ingest_batch(db, _sub(EVENTS[2]), tz=TZ, now=now))
-        await asyncio.sleep(0.3)
-        assert not merge.done()
-        await posting.rollback()
-        await asyncio.wait_for(merge, 10)
-    finally:
-        await worker.close()
-    assert len(await _sale_pings(db)) == 1

@@ -200,8 +200,9 @@ async def soak(bot: Bot, server: Any, n_events: int, caplog: pytest.LogCaptureFi
     failure_pings = 0  # how many failures the alerts channel told: one ping each, or a burst's count
     for m in bot.slack_api.messages:
         if m["channel_id"] == "C0ALERTS":
-            many = re.search(r"(\d+) payment failures", m["text"] or "")
-            failure_pings += int(many.group(1)) if many else int("Payment Failed" in (m["text"] or ""))
+            many = re.search(r"([\d,]+) payment failures", m["text"] or "")
+            failure_pings += (int(many.group(1).replace(",", "")) if many
+                              else int("Payment Failed" in (m["text"] or "")))
         if m["channel_id"] == "C0SALES":  # #sales-notifications, posted to by its id
             if "New Sale" in (m["text"] or ""):
                 covered["single"] += 1
