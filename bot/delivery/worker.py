@@ -195,6 +195,12 @@ class DeliveryWorker:
         head = messages[0]
         if head.op != "post" and head.target_ts is None and head.target_status == "pending":
             return None  # its target is not out yet (held back by a retry): keep the order
+        if head.op == "update" and (not self._sender.supports_updates or head.target_status == "coalesced"):
+            # Nothing to edit (an incoming webhook cannot; a ping summarised in a burst has no message of its own):
+            # settled unsent, without using the channel's slot, and the channel is looked at again at once.
+            await q.mark_delivered(conn, (head.id,), slack_channel=None, slack_ts=None)
+            self._wake_at(dt.timedelta(0))
+            return None
         await self._until(slot)  # sales arriving until the slot still make this post
         if (head.kind in BURSTS and head.op == "post" and await q.attempt_started(conn, head.id) is None
                 and await bursts.waiting(conn, channel, head.kind) > 1):
@@ -214,10 +220,6 @@ class DeliveryWorker:
         head = post.head
         if head is None:  # a burst: its attempt was recorded with its claim
             return await self._sender.post(channel, post.payload, ref=post.ref)
-        if head.op == "update" and (not self._sender.supports_updates or head.target_status == "coalesced"):
-            # An incoming webhook cannot edit, and a ping summarised in a burst has no message of its own: the edit
-            # is dropped, not posted as another message.
-            return SendResult(Status.OK)
         if head.op == "update" and head.target_ts and head.target_channel:  # idempotent: no bookkeeping
             return await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
                                              payload=post.payload)
