@@ -60,3 +60,17 @@ async def test_an_edit_of_a_ping_summarised_in_a_burst_is_dropped(bot: Bot) -> N
     assert [c.method for c in bot.slack_api.calls if c.method.startswith("chat.")] == ["chat.postMessage"]
     assert await bot.deps.pool.fetchval("SELECT status FROM outbox WHERE dedupe_key = 'failure:a:reason'") == \
         "delivered"
+
+
+async def test_an_edit_waiting_for_its_alert_does_not_hold_the_channel(bot: Bot) -> None:
+    """The alert's own post is waiting for a retry: its update waits behind it, and a failure ping goes meanwhile."""
+    alert = await _queue(bot, "alert:2", "alert", "WARNING site slow")
+    await bot.deps.pool.execute("UPDATE outbox SET attempts = 1, available_at = now() + interval '1 hour'"
+                                " WHERE id = $1", alert)
+    await _queue(bot, "alert:2:update", "alert", "WARNING site slow (acknowledged)", op="update", target=alert)
+    await _queue(bot, "failure:9", "failure", "❌ Payment Failed: $9.00 — Your card was declined.")
+    await bot.deps.pool.execute("UPDATE channel_pace SET next_post_at = '2000-01-01T00:00:00Z'")
+    await bot.deps.worker.drain()
+    said = [c.args.get("text") for c in bot.slack_api.calls if c.method.startswith("chat.")]
+    assert said == ["❌ Payment Failed: $9.00 — Your card was declined."]
+    assert await bot.deps.pool.fetchval("SELECT status FROM outbox WHERE dedupe_key = 'alert:2:update'") == "pending"

@@ -189,12 +189,12 @@ class DeliveryWorker:
         """The next post, once the channel's slot has come: one message; one summary covering every waiting
         sale; or the newest of several waiting updates to the same message (the older ones would be
         overwritten at once)."""
-        messages = await q.next_messages(conn, channel, limit=PEEK)
+        # An edit or reply whose target is not out yet (held back by a retry) waits behind it; the rest go on.
+        messages = [m for m in await q.next_messages(conn, channel, limit=PEEK)
+                    if m.op == "post" or m.target_ts is not None or m.target_status != "pending"]
         if not messages:
             return None
         head = messages[0]
-        if head.op != "post" and head.target_ts is None and head.target_status == "pending":
-            return None  # its target is not out yet (held back by a retry): keep the order
         if head.op == "update" and (not self._sender.supports_updates or head.target_status == "coalesced"):
             # Nothing to edit (an incoming webhook cannot; a ping summarised in a burst has no message of its own):
             # settled unsent, without using the channel's slot, and the channel is looked at again at once.
