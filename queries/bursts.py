@@ -10,15 +10,17 @@ from typing import Any, Final
 
 from queries.executor import Executor
 
+# A post of channel $1 a burst may take: of the kind the parameter `{kind}` names, due, and with no attempt of its
+# own (a single ping that may be in Slack is looked up first). Edits of a failure ping are not posts: they never
+# join a burst.
+_BURSTABLE: Final = """o.channel = $1 AND o.kind = {kind} AND o.op = 'post' AND o.status = 'pending'
+       AND o.available_at <= now() AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)"""
+
 # How many posts of kind $2 wait for one channel, ready to go out now, capped at 2: "is there a burst?" without
-# counting it. (Edits of a failure ping are not posts: they never join a burst.)
-WAITING: Final = """
+# counting it.
+WAITING: Final = f"""
 SELECT count(*)
-  FROM (SELECT 1
-          FROM outbox AS o
-         WHERE o.channel = $1 AND o.kind = $2 AND o.op = 'post' AND o.status = 'pending' AND o.available_at <= now()
-           AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)
-         LIMIT 2) AS s
+  FROM (SELECT 1 FROM outbox AS o WHERE {_BURSTABLE.format(kind="$2")} LIMIT 2) AS s
 """
 
 # What a burst message says about the messages it covers (the CTE `covered` of the statement it ends): their
@@ -43,17 +45,15 @@ _SUMMARY: Final = """
 
 # Claims every due post of kind $3 (sales, or failure pings) of channel $1 for one message and records the attempt
 # with the set it covers, in one statement committed on its own before the call to Slack; answers one row however
-# many it claimed: their
-# count, first and last time, totals per currency and the first $2 with their payloads (the message lists ten
-# and says "…and N more"). The channel's pace-row lock, held by the caller on another connection, already makes
-# it the channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row someone else holds. A sale
-# with an unconfirmed attempt of its own (a single ping that may be in Slack) is left out: it is looked up first.
-CLAIM_BURST: Final = """
+# many it claimed: their kind, count, first and last time, totals per currency and the first $2 with their payloads
+# (the message lists ten and says "…and N more"). The channel's pace-row lock, held by the caller on another
+# connection, already makes it the channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row
+# someone else holds.
+CLAIM_BURST: Final = f"""
 WITH due AS (
     SELECT o.id, o.amount, o.currency, o.created_at
       FROM outbox AS o
-     WHERE o.channel = $1 AND o.kind = $3 AND o.op = 'post' AND o.status = 'pending' AND o.available_at <= now()
-       AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)
+     WHERE {_BURSTABLE.format(kind="$3")}
      ORDER BY o.id
        FOR UPDATE OF o SKIP LOCKED
 ), attempt AS (

@@ -10,9 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.blocks.elements import context, header, local, message, section, when
 from bot.blocks.message import Message, truncate
-from bot.blocks.pings import BURST_LINE_CHARS, BURST_LISTED, LAST_MINUTE
-
-PING_PREFIX = "❌ Payment Failed: "  # how a failure ping's text begins (bot.blocks.pings.failure_message)
+from bot.blocks.pings import BURST_LINE_CHARS, BURST_LISTED, FAILURE_TITLE, LAST_MINUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +27,8 @@ def failure_burst_message(b: FailureBurstView, *, tz: ZoneInfo) -> Message:
     """"❌ 37 payment failures since 14:02", the first ten (amount — reason), and where the rest are counted."""
     span = "in the last minute" if b.last_at - b.first_at <= LAST_MINUTE else f"since {local(b.first_at, tz):%H:%M}"
     headline = f"{b.count:,} payment failures"
-    listed = [truncate(f"• {line.removeprefix(PING_PREFIX)}", BURST_LINE_CHARS) for line in b.lines[:BURST_LISTED]]
+    listed = [truncate(f"• {line.removeprefix(f'{FAILURE_TITLE}: ')}", BURST_LINE_CHARS)
+              for line in b.lines[:BURST_LISTED]]
     if (more := b.count - len(listed)) > 0:
         listed.append(f"…and {more:,} more")
     blocks = [header(f"❌ {headline}")]

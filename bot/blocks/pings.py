@@ -22,6 +22,7 @@ BURST_LISTED: Final = 10  # sales listed one per line in a burst summary; the re
 BURST_LINE_CHARS: Final = MAX_SECTION_TEXT // (BURST_LISTED + 1) - 1
 BURST_PRODUCT_CHARS: Final = 40
 LAST_MINUTE: Final = timedelta(seconds=60)
+FAILURE_TITLE: Final = "❌ Payment Failed"  # the failed-payment ping's header, and its text's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,7 @@ def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:
     amount = _money(f.amount, f.currency)
     reason = _value(f.reason)
     blocks = [
-        header("❌ Payment Failed"),
+        header(FAILURE_TITLE),
         fields(
             ("Product", _value(f.product)),
             ("Amount", amount),
@@ -148,7 +149,7 @@ def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:
         ),
         context("⚠️ Action may be needed - check Stripe dashboard", f"⏰ {when(f.occurred_at, tz)}"),
     ]
-    return message(f"❌ Payment Failed: {amount} — {reason}", blocks)
+    return message(f"{FAILURE_TITLE}: {amount} — {reason}", blocks)
 
 
 def refund_message(r: RefundView, *, tz: ZoneInfo) -> Message:
