@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from queries.executor import Executor
+from queries.outbox import HELD
 
 # An order merged away hands its refs, failures and disputes to the order it went into, then goes; the rollup
 # triggers (0007) take a deleted completed order out of its bucket as the update puts the survivor in.
@@ -45,22 +46,44 @@ DROP_PING: Final = "DELETE FROM outbox WHERE id = $1"
 REKEY_PING: Final = "UPDATE outbox SET dedupe_key = $2 WHERE id = $1"
 HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) WHERE id = $1"
 
-# Pending sale pings refreshed with what the batch learnt about their order (the sale's fields: the delivery worker
-# renders the message); a settled one is released at once. The intake does not wait for Slack here: a ping a worker
-# is sending this instant (it locks no outbox row) goes out with the fields it was read with (SKIP LOCKED skips only
-# rows another batch holds). Each row finds its values by its key's place in $1 (array_position), not by
-# joining the arrays: planned on statistics that call the locked rows one, that join read all the arrays again
-# for every row — 3.4 of 4.4 ms for a batch of 100.
-REFRESH_PINGS: Final = """
+# Sale pings refreshed with what the batch learnt about their order (the sale's fields: the delivery worker renders
+# the message); a settled one is released at once. One that may be in Slack already (not outbox.HELD: posted, or
+# perhaps being read by a worker this instant) is also edited in place when what it shows changed: the product,
+# customer, affiliate or amount (a checkout session or invoice that came after the settle window, as a Stripe retry
+# does). Its time and lateness are not worth an edit, and an edit keeps the lateness the ping was posted with. Rows
+# another batch holds are skipped (SKIP LOCKED); a summarised ping ('coalesced') has no message of its own. Each
+# row finds its values by its key's place in $1 (array_position), not by joining the arrays: planned on statistics
+# that call the locked rows one, that join read all the arrays again for every row — 3.4 of 4.4 ms for a batch of
+# 100.
+REFRESH_PINGS: Final = f"""
+WITH l AS (
+    SELECT o.id, o.dedupe_key, o.channel, s.out,
+           CASE WHEN s.out THEN jsonb_set(n.payload, '{{sale,late}}', coalesce(o.payload #> '{{sale,late}}', 'false'))
+                ELSE n.payload END AS payload,
+           n.amount, n.currency, n.release,
+           ((o.payload -> 'sale') - 'late' - 'occurred_at', o.amount, o.currency)
+             IS DISTINCT FROM ((n.payload -> 'sale') - 'late' - 'occurred_at', n.amount, n.currency) AS shows_more
+      FROM outbox AS o,
+           LATERAL (SELECT array_position($1::text[], o.dedupe_key) AS i) AS k,
+           LATERAL (SELECT ($2::text[])[k.i]::jsonb AS payload, ($3::bigint[])[k.i] AS amount,
+                           ($4::text[])[k.i] AS currency, ($5::bool[])[k.i] AS release) AS n,
+           LATERAL (SELECT NOT {HELD} AS out) AS s
+     WHERE o.dedupe_key = ANY($1::text[]) AND o.status IN ('pending', 'delivered') AND o.op = 'post'
+       FOR UPDATE OF o SKIP LOCKED
+), edits AS (
+    INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
+    SELECT l.dedupe_key || ':edit:' || md5(concat_ws(' ', l.payload, l.amount, l.currency)),
+           l.channel, 'sale', l.payload, l.amount, l.currency, 'update', l.id
+      FROM l
+     WHERE l.out AND l.shows_more
+    ON CONFLICT (dedupe_key) DO NOTHING
+)
 UPDATE outbox AS o
-   SET payload = ($2::text[])[l.i]::jsonb, amount = ($3::bigint[])[l.i], currency = ($4::text[])[l.i],
-       available_at = CASE WHEN ($5::bool[])[l.i] AND o.attempts = 0 THEN least(o.available_at, now())
-                           ELSE o.available_at END
-  FROM (SELECT id, array_position($1::text[], dedupe_key) AS i
-          FROM outbox
-         WHERE dedupe_key = ANY($1::text[]) AND status = 'pending'
-           FOR UPDATE SKIP LOCKED) AS l
- WHERE o.id = l.id
+   SET payload = l.payload, amount = l.amount, currency = l.currency,
+       available_at = CASE WHEN l.release AND o.status = 'pending' AND o.attempts = 0
+                           THEN least(o.available_at, now()) ELSE o.available_at END
+  FROM l
+ WHERE o.id = l.id AND (o.status = 'pending' OR l.shows_more)
 """
 
 
@@ -109,7 +132,8 @@ async def merge_pings(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
 
 
 async def refresh_pings(db: Executor, updates: Sequence[PingUpdate]) -> None:
-    """Refresh the still-pending sale pings of these orders (release the settled ones)."""
+    """Refresh the sale pings of these orders: the pending ones (the settled released), and an edit of each that
+    may be in Slack and now shows more."""
     if updates:
         await db.execute(REFRESH_PINGS, [u.dedupe_key for u in updates], [json.dumps(u.payload) for u in updates],
                          [u.amount for u in updates], [u.currency for u in updates], [u.release for u in updates])

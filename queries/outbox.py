@@ -14,6 +14,12 @@ from queries.executor import Executor
 # What bot/migrations/0008_outbox_notify.sql and 0025 notify after an insert into the outbox: its channels.
 NOTIFY_CHANNEL: Final = "salespulse_outbox"
 
+# Outbox row `o` is held: pending, never tried, not due yet. Nothing of it can be in Slack and no worker can be
+# reading it, so its text may still change. Any other row may be in Slack, or be on its way with what a worker read:
+# the worker locks no outbox row while it sends, and a timed-out attempt may have landed.
+HELD: Final = """(o.status = 'pending' AND o.attempts = 0 AND o.available_at > now()
+                  AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id))"""
+
 ENQUEUE: Final = """
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
 VALUES             ($1,         $2,      $3,   $4,      $5,     $6,       $7, $8)

@@ -1,0 +1,134 @@
+"""A sale ping that went out before its order was named (its settle window passed: the checkout session or invoice
+came late, as a Stripe retry does) is edited in place once the order is: the owner's message ends up naming the
+product and customer, without a second ping. A ping a worker may be posting while the intake refreshes it is
+edited after it too; one nothing visible changed for is left alone (queries/intake_pings.py `REFRESH_PINGS`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bot.intake.batch import ingest_batch
+from tests.blockkit import assert_valid_message
+from tests.conftest import Bot, start_bot
+from tests.fakes import FakeSlack
+from tests.test_failure_attempts import NOW, TZ, _subs
+from tests.test_intake_versions import story_event
+
+VERSIONS = ["acacia", "basil", "clover"]
+PRODUCT, CUSTOMER = "Async Python course", "ada***"  # what the one-off story's checkout session names
+
+
+@pytest.fixture
+async def settling_bot(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
+    async with start_bot(dsn, fake_slack, SALE_SETTLE_SECONDS="600") as running_bot:
+        yield running_bot
+
+
+async def _deliver(bot: Bot, event: dict[str, Any], *, settle_passes: bool = False) -> None:
+    assert (await bot.stripe(event)).status == 200
+    if settle_passes:
+        await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+    await bot.drain(ignore_pace=True)
+
+
+def _shown(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_ping_posted_before_its_checkout_session_is_edited_once_it_comes(settling_bot: Bot,
+                                                                                 version: str) -> None:
+    bot = settling_bot
+    await _deliver(bot, story_event(version, "one_off", "payment_intent.succeeded"), settle_passes=True)
+    [first] = bot.slack_api.posted()
+    assert PRODUCT not in _shown(first), first  # out at its deadline, unnamed
+    for _ in range(2):  # Stripe's redelivery of the session changes nothing more
+        await _deliver(bot, story_event(version, "one_off", "checkout.session.completed"))
+        await _deliver(bot, story_event(version, "one_off", "charge.succeeded"))
+    assert len(bot.slack_api.posted()) == 1
+    [edit] = bot.slack_api.posted("chat.update")
+    [message] = bot.slack_api.messages
+    assert (edit["ts"], edit["channel"]) == (message["ts"], message["channel_id"]), (edit, message)
+    assert "New Sale" in edit["text"] and PRODUCT in _shown(edit) and CUSTOMER in _shown(edit), edit
+    assert_valid_message(edit)
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_ping_that_named_everything_is_not_edited_by_the_payments_later_events(settling_bot: Bot,
+                                                                                      version: str) -> None:
+    bot = settling_bot
+    for event_type in ("checkout.session.completed", "payment_intent.succeeded", "charge.succeeded"):
+        await _deliver(bot, story_event(version, "one_off", event_type))
+    [ping] = bot.slack_api.posted()
+    assert PRODUCT in _shown(ping) and CUSTOMER in _shown(ping), ping
+    assert bot.slack_api.posted("chat.update") == []
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE op = 'update'") == 0
+
+
+async def _sale_pings(db: asyncpg.Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in await db.fetch(
+        "SELECT id, op, target_id, payload->'sale'->>'product' AS product, status FROM outbox"
+        " WHERE kind = 'sale' ORDER BY id")]
+
+
+async def test_a_ping_a_worker_is_sending_is_edited_after_it(db: asyncpg.Connection) -> None:
+    """The worker locks no outbox row: once it has read a due ping, the refreshed fields may miss the post."""
+    intent = story_event("basil", "one_off", "payment_intent.succeeded")
+    await ingest_batch(db, _subs([intent]), tz=TZ, now=NOW, settle=dt.timedelta(0))
+    sending = await db.fetchval("INSERT INTO delivery_attempts (outbox_id, channel) SELECT id, channel FROM outbox"
+                                " WHERE kind = 'sale' RETURNING outbox_id")
+    await ingest_batch(db, _subs([story_event("basil", "one_off", "checkout.session.completed")]), tz=TZ, now=NOW)
+    pings = await _sale_pings(db)
+    assert [(p["op"], p["target_id"], p["product"]) for p in pings] == [
+        ("post", None, PRODUCT), ("update", sending, PRODUCT)], pings
+
+
+async def test_a_ping_still_held_is_refreshed_without_an_edit(db: asyncpg.Connection) -> None:
+    intent = story_event("basil", "one_off", "payment_intent.succeeded")
+    await ingest_batch(db, _subs([intent]), tz=TZ, now=NOW, settle=dt.timedelta(minutes=10))
+    await ingest_batch(db, _subs([story_event("basil", "one_off", "checkout.session.completed")]), tz=TZ, now=NOW)
+    assert [(p["op"], p["product"]) for p in await _sale_pings(db)] == [("post", PRODUCT)]
+
+
+async def test_a_ping_summarised_in_a_burst_gets_no_edit_of_its_own(settling_bot: Bot) -> None:
+    """Its sale is one line of a summary, which is not edited: no edit is queued, and Slack is not called."""
+    bot = settling_bot
+    await bot.deps.pool.execute("UPDATE outbox SET status = 'delivered'")  # nothing else waiting
+    await bot.stripe(story_event("basil", "one_off", "payment_intent.succeeded"))
+    await bot.deps.pool.execute("UPDATE outbox SET status = 'coalesced', delivered_at = now() WHERE kind = 'sale'")
+    await _deliver(bot, story_event("basil", "one_off", "checkout.session.completed"))
+    assert [c.method for c in bot.slack_api.calls if c.method.startswith("chat.")] == []
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE op = 'update'") == 0
+
+
+async def test_a_later_time_alone_is_not_worth_an_edit(settling_bot: Bot) -> None:
+    """An event of the same payment stamped later moves the order's time, which the ping shows to the minute."""
+    bot = settling_bot
+    await _deliver(bot, story_event("basil", "one_off", "checkout.session.completed"))
+    intent = story_event("basil", "one_off", "payment_intent.succeeded")
+    intent["created"] = intent["data"]["object"]["created"] = intent["created"] + 60
+    await _deliver(bot, intent)
+    assert await bot.deps.pool.fetchval("SELECT created_at FROM orders") == dt.datetime.fromtimestamp(
+        intent["created"], dt.UTC)  # the order's time did move
+    assert len(bot.slack_api.posted()) == 1 and bot.slack_api.posted("chat.update") == []
+
+
+async def test_a_ping_whose_attempt_may_have_landed_is_edited_though_its_retry_waits(db: asyncpg.Connection) -> None:
+    """A timed-out post may be in Slack: its retry looks it up first and does not post again, so only an edit could
+    show the refreshed fields."""
+    await ingest_batch(db, _subs([story_event("basil", "one_off", "payment_intent.succeeded")]), tz=TZ, now=NOW,
+                       settle=dt.timedelta(0))
+    tried = await db.fetchval(
+        "WITH t AS (UPDATE outbox SET attempts = 1, available_at = now() + interval '1 minute' WHERE kind = 'sale'"
+        " RETURNING id, channel) INSERT INTO delivery_attempts (outbox_id, channel) SELECT id, channel FROM t"
+        " RETURNING outbox_id")
+    await ingest_batch(db, _subs([story_event("basil", "one_off", "checkout.session.completed")]), tz=TZ, now=NOW)
+    assert [(p["op"], p["target_id"], p["product"]) for p in await _sale_pings(db)] == [
+        ("post", None, PRODUCT), ("update", tried, PRODUCT)]
