@@ -4,11 +4,12 @@ status turns "degraded"; messages held by design (a sale settling, renewals gath
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
-from bot.answers.snapshots import DELIVERY_STUCK_AFTER, SalesSnapshot, health_snapshot
+from bot.answers.snapshots import STUCK_AFTER, SalesSnapshot, health_snapshot
 from bot.periods import parse_period
 from bot.web.view import dashboard_view
 from tests import test_commands
@@ -52,7 +53,7 @@ async def test_a_message_due_for_over_ten_minutes_is_stuck_everywhere(store: Bot
     assert delivery["stuck"] is True and delivery["status"] == "degraded"
     due_age = next(float(line.split()[-1]) for line in metrics.splitlines()
                    if line.startswith("salespulse_outbox_oldest_due_age_seconds "))
-    assert due_age > DELIVERY_STUCK_AFTER.total_seconds()
+    assert due_age > STUCK_AFTER.total_seconds()
 
 
 @pytest.mark.parametrize(("created", "due", "attempts", "first_due"), [
@@ -81,3 +82,17 @@ async def test_the_dashboard_shows_stuck_delivery_red_and_the_store_degraded(sto
     page = dashboard_view(nothing, None, health, tz=tz)
     assert health.delivery_stuck and page["status"] == "degraded"
     assert next(h for h in page["health"] if h["name"] == "Slack delivery")["level"] == "bad"
+
+
+@pytest.mark.parametrize(("minutes", "due", "stuck"), [(30, 25 * MIN, False), (5, 7 * MIN, True)],
+                         ids=["raised to 30 min", "lowered to 5 min"])
+async def test_every_surface_reads_the_threshold_the_owner_set_for_the_alert(store: Bot, minutes: int,
+                                                                            due: dt.timedelta, stuck: bool) -> None:
+    """/health, the JSON and the alert agree on when delivery is stuck: the delivery_stuck rule's threshold."""
+    live = store.deps.live
+    live.rules = dataclasses.replace(live.rules, rules=tuple(
+        dataclasses.replace(r, threshold=minutes) if r.name == "delivery_stuck" else r for r in live.rules.rules))
+    await _queue(store, created=due, due=due, attempts=3)
+    text, delivery, _ = await _surfaces(store)
+    assert ("🔴 *Slack delivery stuck*" in text) is stuck and delivery["stuck"] is stuck, text
+    assert delivery["status"] == ("degraded" if stuck else "ok")

@@ -237,6 +237,8 @@ async def delivery_stuck(db: Executor, rule: Rule, ctx: Context) -> list[Finding
 
 
 HOUR = dt.timedelta(hours=1)
+# A message due this long and not in Slack means delivery is stuck, not slow (a retry waits 3 s; a held channel 30 s).
+DELIVERY_STUCK_MINUTES = 10
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("site_down", "site", Severity.CRITICAL, "Site down", 3, dt.timedelta(minutes=3), site_down, needs_site=True),
     Rule("payment_failures_critical", "payment_failures", Severity.CRITICAL, "Payment failures spiking", 10,
@@ -260,7 +262,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("webhook_errors", "webhooks", Severity.WARNING, "Webhook errors", 0.01, HOUR, webhook_errors,
          min_attempts=5),
     Rule("webhook_silence", "webhooks", Severity.WARNING, "Stripe webhook silent", 1, HOUR, webhook_silence),
-    Rule("delivery_stuck", "delivery", Severity.WARNING, "Slack delivery stuck", 10, dt.timedelta(minutes=10),
+    Rule("delivery_stuck", "delivery", Severity.WARNING, "Slack delivery stuck", DELIVERY_STUCK_MINUTES,
+         dt.timedelta(minutes=DELIVERY_STUCK_MINUTES),
          delivery_stuck),
     Rule("dispute_opened", "disputes", Severity.WARNING, "Dispute opened", 1, dt.timedelta(hours=24), disputes),
     Rule("no_order_1h", "sales", Severity.INFO, "No order for over an hour", 1, HOUR, no_sales,
@@ -276,3 +279,10 @@ class RuleSet:
     repeat_interval: dt.timedelta = dt.timedelta(hours=4)
     mention: str = "<!here>"
     rhythm: RhythmParams = DEFAULT_PARAMS
+
+    @property
+    def delivery_stuck_after(self) -> dt.timedelta:
+        """How long a message may wait for Slack before /health, the dashboard and the JSON call delivery stuck:
+        the `delivery_stuck` rule's threshold, so they and its alert agree (on or off, the owner set it)."""
+        minutes = next((r.threshold for r in self.rules if r.name == "delivery_stuck"), DELIVERY_STUCK_MINUTES)
+        return dt.timedelta(minutes=minutes)

@@ -83,7 +83,7 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
         mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url,
         next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent),
         channels=deps.channels.statuses() if deps.channels is not None else (),
-        overrides=deps.live.overrides)
+        overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after)
     return health_message(snapshot, tz=s.tz, share_arg="" if shareable else None)
 
 

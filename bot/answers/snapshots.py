@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bot.alerts.rules import DELIVERY_STUCK_MINUTES
 from bot.answers.store_lookups import totals_fields, totals_lookups
 from bot.currency import PER_CURRENCY, CurrencyChoice, StoreTotals
 from bot.delivery.channels import ChannelStatus
@@ -39,9 +40,8 @@ log = logging.getLogger(__name__)
 
 # Slack gives a slash command 3 s; leave room for Slack's own hops and our rendering.
 COMMAND_BUDGET = 2.0
-# A message due this long and not in Slack means delivery is stuck, not slow (a retry waits 3 s; a held channel 30 s).
-DELIVERY_STUCK_AFTER = dt.timedelta(minutes=10)
 SETTINGS_CHANGES_SHOWN = 5  # /health lists the latest changes made from Slack's Settings view
+STUCK_AFTER = dt.timedelta(minutes=DELIVERY_STUCK_MINUTES)  # the delivery_stuck rule's default threshold
 PENDING_WINDOW = dt.timedelta(minutes=30)
 MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the last 30 days, whatever the period asked
 
@@ -212,6 +212,7 @@ class HealthSnapshot:
     missing: tuple[str, ...] = ()
     settings_overrides: tuple[Override, ...] = ()  # in force over the environment, changed from Slack
     settings_changes: list[Change] | None = None  # the latest changes, newest first
+    stuck_after: dt.timedelta = STUCK_AFTER  # the rule's threshold in force
 
     @property
     def order_silence_suspicious(self) -> bool:
@@ -222,10 +223,10 @@ class HealthSnapshot:
 
     @property
     def delivery_stuck(self) -> bool:
-        """A message due for over DELIVERY_STUCK_AFTER is still not in Slack: the bot was removed from a channel,
-        its token revoked, or Slack is down — the owner hears nothing, so every surface says so."""
+        """A message due for over `stuck_after` is still not in Slack: the bot was removed from a channel, its token
+        revoked, or Slack is down — the owner hears nothing, so every surface says so."""
         due = self.backlog.oldest_due if self.backlog is not None else None
-        return due is not None and self.now - due > DELIVERY_STUCK_AFTER
+        return due is not None and self.now - due > self.stuck_after
 
 
 async def _timed_ping(db: Executor) -> float:
@@ -239,6 +240,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
                           next_jobs: tuple[tuple[str, dt.datetime], ...] = (),
                           job_failures: tuple[JobFailure, ...] = (),
                           channels: tuple[ChannelStatus, ...] = (), overrides: tuple[Override, ...] = (),
+                          stuck_after: dt.timedelta = STUCK_AFTER,
                           budget: float = COMMAND_BUDGET) -> HealthSnapshot:
     """The state of every component /health reports."""
     lookups: dict[str, Lookup] = {
@@ -263,4 +265,4 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
         probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), channels=channels,
         stripe_fees=got.get("stripe fees"), missing=missing, settings_overrides=overrides,
-        settings_changes=got.get("settings changes"), inbox=got.get("intake inbox"))
+        settings_changes=got.get("settings changes"), inbox=got.get("intake inbox"), stuck_after=stuck_after)
