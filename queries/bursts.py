@@ -1,6 +1,7 @@
-"""SQL for coalesced messages: claim every waiting sale (or failed-payment ping) of a channel in one statement,
-summarise it in PostgreSQL (count, totals per currency, the first few), and settle the set by its attempt record.
-A burst is of one kind (its first message's): sales, or failure pings (a card-testing attack queues hundreds)."""
+"""SQL for coalesced messages: claim every waiting sale (or failed-payment, refund or dispute ping) of a channel in
+one statement, summarise it in PostgreSQL (count, totals per currency, the first few), and settle the set by its
+attempt record. A burst is of one kind (its first message's): sales, or pings said in their own text — failures (a
+card-testing attack queues hundreds), refunds (a bulk refund), disputes (a fraud wave)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any, Final
 from queries.executor import Executor
 
 # A post of channel $1 a burst may take: of the kind the parameter `{kind}` names, due, and with no attempt of its
-# own (a single ping that may be in Slack is looked up first). Edits of a failure ping are not posts: they never
-# join a burst.
+# own (a single ping that may be in Slack is looked up first). Edits (a late decline reason, a sale named late)
+# are not posts: they never join a burst.
 _BURSTABLE: Final = """o.channel = $1 AND o.kind = {kind} AND o.op = 'post' AND o.status = 'pending'
        AND o.available_at <= now() AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id)"""
 
@@ -24,8 +25,8 @@ SELECT count(*)
 """
 
 # What a burst message says about the messages it covers (the CTE `covered` of the statement it ends): their
-# kind, count, first and last time, totals per currency, and the first $2 with their payloads (a sale's fields, a
-# failure ping's text). Shared by the claim and the look-up of a recorded attempt, so both describe it the same way.
+# kind, count, first and last time, totals per currency, and the first $2 with their payloads (a sale's fields, any
+# other ping's text). Shared by the claim and the look-up of a recorded attempt, so both describe it the same way.
 _SUMMARY: Final = """
        (SELECT o.kind FROM outbox AS o WHERE o.id = (SELECT min(id) FROM covered))  AS kind,
        (SELECT count(*)        FROM covered)                                   AS count,
@@ -43,12 +44,12 @@ _SUMMARY: Final = """
           JOIN outbox AS o ON o.id = f.id)                                     AS listed
 """
 
-# Claims every due post of kind $3 (sales, or failure pings) of channel $1 for one message and records the attempt
-# with the set it covers, in one statement committed on its own before the call to Slack; answers one row however
-# many it claimed: their kind, count, first and last time, totals per currency and the first $2 with their payloads
-# (the message lists ten and says "…and N more"). The channel's pace-row lock, held by the caller on another
-# connection, already makes it the channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row
-# someone else holds.
+# Claims every due post of kind $3 (sales; failure, refund or dispute pings) of channel $1 for one message and
+# records the attempt with the set it covers, in one statement committed on its own before the call to Slack;
+# answers one row however many it claimed: their kind, count, first and last time, totals per currency and the
+# first $2 with their payloads (the message lists ten and says "…and N more"). The channel's pace-row lock, held by
+# the caller on another connection, already makes it the channel's only poster; SKIP LOCKED keeps the claim from ever
+# waiting on a row someone else holds.
 CLAIM_BURST: Final = f"""
 WITH due AS (
     SELECT o.id, o.amount, o.currency, o.created_at
@@ -124,7 +125,7 @@ class ListedSale:
     currency: str | None
     created_at: dt.datetime
     sale: dict[str, Any]
-    text: str | None = None  # a failure ping's (a sale ping is rendered from `sale`)
+    text: str | None = None  # a failure, refund or dispute ping's (a sale ping is rendered from `sale`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ class BurstSummary:
     first_at: dt.datetime
     last_at: dt.datetime
     listed: tuple[ListedSale, ...]
-    kind: str = "sale"  # or "failure"
+    kind: str = "sale"  # or "failure", "refund", "dispute"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,8 @@ SELECT o.id, o.dedupe_key, o.available_at,
  ORDER BY o.id
    FOR UPDATE OF o
 """
-DROP_PING: Final = "DELETE FROM outbox WHERE id = $1"
+# A ping dropped goes with any edit queued for it (a ping that was due when its order was refreshed).
+DROP_PING: Final = "DELETE FROM outbox WHERE id = $1 OR target_id = $1"
 REKEY_PING: Final = "UPDATE outbox SET dedupe_key = $2 WHERE id = $1"
 HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) WHERE id = $1"
 

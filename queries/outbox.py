@@ -89,6 +89,17 @@ UPDATE outbox
  WHERE id = ANY($1::bigint[])
 """
 
+# Edits queued for a sale ping while a worker was posting it (the intake could not know what the worker had read),
+# showing what the post showed: settled without a call to Slack, so they do not spend the channel's slot. $2–$4: the
+# sale's fields, amount and currency as posted; time and lateness are not worth an edit (intake_pings.REFRESH_PINGS).
+SETTLE_SAME_EDITS: Final = """
+UPDATE outbox
+   SET status = 'delivered', delivered_at = now()
+ WHERE target_id = $1 AND op = 'update' AND status = 'pending'
+   AND ((payload -> 'sale') - 'late' - 'occurred_at', amount, currency)
+       IS NOT DISTINCT FROM (($2::jsonb -> 'sale') - 'late' - 'occurred_at', $3::bigint, $4::text)
+"""
+
 MARK_RETRY: Final = """
 UPDATE outbox
    SET attempts = attempts + 1, available_at = $2, last_error = $3, first_due_at = coalesce(first_due_at, available_at)
@@ -204,9 +215,12 @@ async def set_pace(db: Executor, channel: str, *, next_post_at: dt.datetime) -> 
 
 
 async def mark_delivered(db: Executor, ids: Sequence[int], *, slack_channel: str | None,
-                         slack_ts: str | None) -> None:
-    """Settle messages Slack accepted."""
+                         slack_ts: str | None, posted: OutboxMessage | None = None) -> None:
+    """Settle messages Slack accepted; `posted`, the sale ping as the worker read and posted it, also settles the
+    edits queued for it meanwhile that would show the same."""
     await db.execute(MARK_DELIVERED, list(ids), slack_channel, slack_ts)
+    if posted is not None and posted.kind == "sale" and posted.op == "post" and "sale" in posted.payload:
+        await db.execute(SETTLE_SAME_EDITS, posted.id, posted.payload, posted.amount, posted.currency)
 
 
 async def mark_retry(db: Executor, ids: Sequence[int], *, available_at: dt.datetime, error: str) -> None:

@@ -5,6 +5,7 @@ edited after it too; one nothing visible changed for is left alone (queries/inta
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -14,11 +15,13 @@ import asyncpg
 import pytest
 
 from bot.intake.batch import ingest_batch
+from bot.subscriptions.renewals import Renewals
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
 from tests.test_failure_attempts import NOW, TZ, _subs
 from tests.test_intake_versions import story_event
+from tests.test_replicas import eventually
 
 VERSIONS = ["acacia", "basil", "clover"]
 PRODUCT, CUSTOMER = "Async Python course", "ada***"  # what the one-off story's checkout session names
@@ -132,3 +135,56 @@ async def test_a_ping_whose_attempt_may_have_landed_is_edited_though_its_retry_w
     await ingest_batch(db, _subs([story_event("basil", "one_off", "checkout.session.completed")]), tz=TZ, now=NOW)
     assert [(p["op"], p["target_id"], p["product"]) for p in await _sale_pings(db)] == [
         ("post", None, PRODUCT), ("update", tried, PRODUCT)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_renewal_ping_left_to_the_report_goes_with_its_edit(db: asyncpg.Connection, version: str) -> None:
+    """A renewal's PaymentIntent pings at once (settle 0); its invoice then names the plan, which would edit that
+    ping, and says it is a renewal, which report mode never pings: the ping and its edit both go, and the invoice is
+    applied (a dangling edit would refuse it)."""
+    def event(event_type: str) -> dict[str, Any]:
+        return story_event(version, "subscription_renewal", event_type)
+
+    await ingest_batch(db, _subs([event("payment_intent.succeeded")]), tz=TZ, now=NOW, settle=dt.timedelta(0),
+                       renewals=Renewals.REPORT)
+    link = [event("invoice_payment.paid")] if version != "acacia" else []  # from basil on, what ties the two
+    await ingest_batch(db, _subs([event("invoice.paid"), *link]), tz=TZ, now=NOW, renewals=Renewals.REPORT)
+    assert await db.fetchval("SELECT count(*) FROM webhook_logs WHERE status = 'error'") == 0
+    assert await _sale_pings(db) == []
+    assert await db.fetchval("SELECT sum(amount_total) FROM orders WHERE payment_status = 'completed'") == 1900
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_an_edit_showing_what_its_ping_was_posted_with_costs_no_call(settling_bot: Bot, version: str) -> None:
+    """Due, but not read by a worker yet, when its session came: the intake cannot tell, so it queues an edit too;
+    the ping then goes out named, and the edit, showing the same, is settled without using the channel's slot."""
+    bot = settling_bot
+    assert (await bot.stripe(story_event(version, "one_off", "payment_intent.succeeded"))).status == 200
+    await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+    assert (await bot.stripe(story_event(version, "one_off", "checkout.session.completed"))).status == 200
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE op = 'update'") == 1
+    await bot.drain(ignore_pace=True)
+    [ping] = bot.slack_api.posted()
+    assert PRODUCT in _shown(ping) and CUSTOMER in _shown(ping), ping
+    assert [c.method for c in bot.slack_api.calls if c.method.startswith("chat.")] == ["chat.postMessage"]
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0
+
+
+async def test_a_ping_posted_with_what_the_worker_read_before_the_refresh_is_edited(settling_bot: Bot) -> None:
+    """The worker read the unnamed ping and is posting it (Slack's answer is slow) when the session comes: the
+    post shows the old fields, so the edit queued meanwhile is sent, not settled as if the post had shown it."""
+    bot = settling_bot
+    assert (await bot.stripe(story_event("basil", "one_off", "payment_intent.succeeded"))).status == 200
+    await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+    bot.slack_api.fail_next(1, accept=True, delay=2, method="chat.postMessage")
+    posting = asyncio.create_task(bot.drain(ignore_pace=True))
+    async def in_channel() -> bool:  # the unnamed ping is in the channel; its answer is on its way
+        return bool(bot.slack_api.messages)
+
+    await eventually(in_channel, within=5)
+    assert (await bot.stripe(story_event("basil", "one_off", "checkout.session.completed"))).status == 200
+    await posting
+    await bot.drain(ignore_pace=True)
+    [first] = bot.slack_api.posted()
+    [edit] = bot.slack_api.posted("chat.update")
+    assert PRODUCT not in _shown(first) and PRODUCT in _shown(edit), (first, edit)

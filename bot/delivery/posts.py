@@ -1,15 +1,18 @@
 """What the delivery worker sends to a channel in one pass, rendered from the outbox: one message, the newest of
-several updates to it, or one summary of a burst of sales."""
+several updates to it, or one summary of a burst of sales (or of failed payments, refunds or disputes)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from bot.blocks.failure_burst import FailureBurstView, failure_burst_message
+from bot.blocks.ping_burst import WORDINGS, PingBurstView, ping_burst_message
 from bot.blocks.pings import BurstView, SaleView, burst_message, sale_ping
 from queries import bursts
 from queries import outbox as q
+
+# Kinds whose waiting posts go out as one message (queries/bursts.py): sales, and pings said in their own text.
+BURSTS = frozenset({"sale", *WORDINGS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +48,10 @@ def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
 
 def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
     """The one message announcing every sale a burst claim covers (totals kept per currency), or every failed
-    payment."""
-    if summary.kind == "failure":
-        text = failure_burst_message(FailureBurstView(
-            count=summary.count, first_at=summary.first_at, last_at=summary.last_at,
+    payment, refund or dispute."""
+    if summary.kind != "sale":
+        text = ping_burst_message(PingBurstView(
+            kind=summary.kind, count=summary.count, first_at=summary.first_at, last_at=summary.last_at,
             lines=[s.text for s in summary.listed if s.text]), tz=tz)
         return Post(ref=summary.ref, payload=text.as_payload(), count=summary.count, failures=failures)
     view = BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,

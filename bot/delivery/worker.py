@@ -14,7 +14,7 @@ import asyncpg
 from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.listener import NotifyListener
-from bot.delivery.posts import Post, burst_post, message_payload
+from bot.delivery.posts import BURSTS, Post, burst_post, message_payload
 from bot.delivery.senders import Sender, SendResult, Status, retry_or_fail
 from bot.metrics import Metrics
 from queries import bursts
@@ -42,7 +42,6 @@ SLOT_LEAD = dt.timedelta(milliseconds=50)
 # never less than 980 ms: Slack allows short bursts above one per second.
 CALL_ALLOWANCE = dt.timedelta(milliseconds=20)
 PEEK = 50  # messages looked at per pass: the head, and the updates to the same message just behind it
-BURSTS = frozenset({"sale", "failure"})  # kinds whose waiting posts go out as one message (queries/bursts.py)
 # Every replica's listener hears each enqueue at commit (bot/delivery/listener.py); this poll is the fallback
 # for what no notification announces: a notification missed while the listener reconnected, a retry or a
 # channel pace scheduled by a replica that died since.
@@ -287,7 +286,8 @@ class DeliveryWorker:
                                 slack_channel=result.channel_id, slack_ts=result.ts)
         else:
             await q.forget_attempt(conn, post.ref)
-            await q.mark_delivered(conn, post.ids, slack_channel=result.channel_id, slack_ts=result.ts)
+            await q.mark_delivered(conn, post.ids, slack_channel=result.channel_id, slack_ts=result.ts,
+                                   posted=post.head)
 
     def _wake_for(self, channel: str, slot: dt.datetime) -> None:
         """Pass again just before the channel's next slot, and until then let its notifications be."""

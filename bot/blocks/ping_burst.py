@@ -1,0 +1,63 @@
+"""The one message for many pings of one kind waiting at once, each already said as its own text: failed payments
+(a card-testing attack queues hundreds at one message a second), refunds (a bulk refund of a cancelled event),
+disputes (a fraud wave). How many, over what time, and the first few as their own pings said them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bot.blocks.elements import context, header, local, message, section, when
+from bot.blocks.message import Message, truncate
+from bot.blocks.pings import BURST_LINE_CHARS, BURST_LISTED, FAILURE_TITLE, LAST_MINUTE
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """How a burst of one kind is said: "❌ 37 payment failures", each listed line without its ping's `prefix`,
+    and what to do about them."""
+
+    emoji: str
+    noun: str  # plural: a burst covers two or more
+    prefix: str  # the start of each ping's text the list leaves out
+    note: str
+
+
+WORDINGS: Final[dict[str, Wording]] = {
+    "failure": Wording("❌", "payment failures", f"{FAILURE_TITLE}: ",
+                       "⚠️ Many at once is how card testing looks: check Radar in the Stripe dashboard · /errors"),
+    "refund": Wording("↩️", "refunds", "↩️ ", "Each is under Payments in the Stripe dashboard · /sales counts them"),
+    # Without evidence by the due date the bank decides for the customer: https://docs.stripe.com/disputes/responding
+    "dispute": Wording("⚠️", "disputes opened", "⚠️ Dispute opened: ",
+                       "⚠️ Respond to each in the Stripe dashboard before its evidence deadline, or it is lost"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PingBurstView:
+    """Pings of one `kind` (a key of WORDINGS) coalesced into one message; `lines` holds the first few pings'
+    texts."""
+
+    kind: str
+    count: int
+    first_at: datetime
+    last_at: datetime
+    lines: Sequence[str]
+
+
+def ping_burst_message(b: PingBurstView, *, tz: ZoneInfo) -> Message:
+    """"❌ 37 payment failures since 14:02", the first ten (amount — reason), and what to do about them."""
+    wording = WORDINGS[b.kind]
+    span = "in the last minute" if b.last_at - b.first_at <= LAST_MINUTE else f"since {local(b.first_at, tz):%H:%M}"
+    headline = f"{b.count:,} {wording.noun}"
+    listed = [truncate(f"• {line.removeprefix(wording.prefix)}", BURST_LINE_CHARS) for line in b.lines[:BURST_LISTED]]
+    if (more := b.count - len(listed)) > 0:
+        listed.append(f"…and {more:,} more")
+    blocks = [header(f"{wording.emoji} {headline}")]
+    if listed:
+        blocks.append(section("\n".join(listed)))
+    blocks.append(context(f"⏰ {when(b.first_at, tz)} – {when(b.last_at, tz)}", wording.note))
+    return message(f"{wording.emoji} {headline} {span}", blocks)
