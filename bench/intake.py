@@ -57,7 +57,7 @@ SALES = """
 SELECT s.dedupe_key, s.amount, s.currency, s.status, s.slack_ts, s.coalesced_into,
        b.kind AS burst_kind, b.status AS burst_status, b.slack_ts AS burst_ts
   FROM outbox AS s LEFT JOIN outbox AS b ON b.id = s.coalesced_into
- WHERE s.kind = 'sale'
+ WHERE s.kind = 'sale' AND s.op = 'post'  -- not its edits
 """
 # CProfile the bot instead of running it plainly (--profile): bench-side only, no bot code involved.
 PROFILED = ("import cProfile, sys; from bot.cli.main import main; p = cProfile.Profile(); p.enable(); "

@@ -40,6 +40,23 @@ SELECT coalesce(nullif(btrim(product_name), ''), 'Unknown')  AS product,
  LIMIT $3
 """
 
+# The same in the store currency $4, one line per product whatever it sold in: each order at what settled for it
+# or, in the store's own currency, at face value until read (bot/currency.py gross_in); an order in another
+# currency not settled yet counts as an order, apart from the revenue.
+TOP_PRODUCTS_IN: Final = """
+SELECT coalesce(nullif(btrim(product_name), ''), 'Unknown')  AS product,
+       $4::text                                              AS currency,
+       count(*)                                              AS orders,
+       coalesce(sum(coalesce(settled_amount, CASE WHEN currency = $4 THEN amount_total END)), 0) AS revenue,
+       count(*) FILTER (WHERE settled_amount IS NULL AND currency IS DISTINCT FROM $4) AS not_converted
+  FROM orders
+ WHERE payment_status = 'completed'
+   AND created_at >= $1 AND created_at < $2
+ GROUP BY 1
+ ORDER BY orders DESC, revenue DESC, product
+ LIMIT $3
+"""
+
 DISPUTES: Final = """
 SELECT coalesce(currency, 'USD')    AS currency,
        count(*)                     AS orders,
@@ -128,12 +145,14 @@ class ReportAlert:
 
 @dataclass(frozen=True, slots=True)
 class ProductTotal:
-    """Completed orders and revenue of one product in one currency."""
+    """Completed orders and revenue of one product in one currency (in the store currency: `not_converted` of the
+    orders are in another one, not settled yet, and not in `revenue`)."""
 
     product: str
     currency: str
     orders: int
     revenue: int
+    not_converted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +202,15 @@ async def firing_at(db: Executor, *, at: dt.datetime) -> list[ReportAlert]:
     return [ReportAlert(**dict(r)) for r in await db.fetch(FIRING_AT, at)]
 
 
-async def top_products(db: Executor, *, start: dt.datetime, end: dt.datetime, limit: int) -> list[ProductTotal]:
-    """The products with the most completed orders in [start, end), per currency."""
-    rows = await db.fetch(TOP_PRODUCTS, start, end, limit)
-    return [ProductTotal(r["product"], r["currency"], r["orders"], int(r["revenue"])) for r in rows]
+async def top_products(db: Executor, *, start: dt.datetime, end: dt.datetime, limit: int,
+                       store: str | None = None) -> list[ProductTotal]:
+    """The products with the most completed orders in [start, end), per currency, or in the `store` currency."""
+    if store is None:
+        rows = await db.fetch(TOP_PRODUCTS, start, end, limit)
+        return [ProductTotal(r["product"], r["currency"], r["orders"], int(r["revenue"])) for r in rows]
+    rows = await db.fetch(TOP_PRODUCTS_IN, start, end, limit, store)
+    return [ProductTotal(r["product"], r["currency"], r["orders"], int(r["revenue"]), r["not_converted"])
+            for r in rows]
 
 
 async def disputes(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[tuple[str, int, int]]:

@@ -15,7 +15,7 @@ from bot.reports.schedule import ReportKind, Slot
 from bot.stripe.settle_job import SettlementJob
 from bot.web.view import dashboard_view
 from tests.blockkit import assert_valid_message, assert_valid_view
-from tests.conftest import Bot
+from tests.conftest import Bot, paid_checkout
 from tests.settled_store import SALES, TOKEN, sell
 
 GROSS, FEES = sum(s[2] for s in SALES.values()), sum(s[3] for s in SALES.values())  # 19731, 692
@@ -124,3 +124,33 @@ async def test_sales_and_home_give_the_last_hour_in_the_store_currency(store: Bo
     home = await render_home(store.deps, buttons=True)
     assert_valid_view(home)
     assert "4 orders · $197.31" in str(home["blocks"]) and "€45.00 + £78.00" not in str(home["blocks"][:3])
+
+
+async def test_the_evening_reports_top_products_are_in_the_store_currency(store: Bot) -> None:
+    """One line per product whatever currencies it sold in, at what settled; what has not settled yet is counted
+    apart, not summed at face value."""
+    job = SettlementJob(store.deps)
+    await job.tick()  # reads the account's currency: USD
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    for n, product in ((1, "Course"), (2, "Course"), (3, "Ebook"), (4, "Course")):
+        currency, amount, _, _ = SALES[n]
+        assert (await store.stripe(paid_checkout(n, at, amount=amount, currency=currency, product=product))).status \
+            == 200
+
+    async def top_lines() -> tuple[list[tuple[str, str, int, int, int]], str]:
+        settings, now = store.deps.settings, dt.datetime.now(dt.UTC)
+        slot = Slot(ReportKind.EVENING, at.astimezone(settings.tz).date(), now + dt.timedelta(minutes=1))
+        async with store.deps.pool.acquire() as conn:
+            figures = await evening(conn, slot, settings=settings, now=now)
+        msg = report_message(figures, tz=settings.tz)
+        assert_valid_message(msg.as_payload())
+        top = next(b["text"]["text"] for b in msg.blocks if "Top products" in str(b))
+        return [(p.product, p.currency, p.orders, p.revenue, p.not_converted) for p in figures.top_products], top
+
+    waiting, text = await top_lines()
+    assert waiting == [("Course", "USD", 3, 3000, 2), ("Ebook", "USD", 1, 0, 1)]
+    assert "1. Course — 3 orders · $30.00 + 2 orders not converted yet" in text, text
+    await job.tick()
+    settled, text = await top_lines()
+    assert settled == [("Course", "USD", 3, 3000 + 4871 + 9850, 0), ("Ebook", "USD", 1, 2010, 0)]
+    assert text.endswith("1. Course — 3 orders · $177.21\n2. Ebook — 1 order · $20.10"), text

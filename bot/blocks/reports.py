@@ -18,7 +18,7 @@ from bot.currency import StoreTotals
 from bot.money import format_money, format_totals
 from bot.reports.figures import Comparison, EveningFigures, Figures, MorningFigures
 from bot.reports.schedule import CATCH_UP_WINDOW, ReportKind, Slot
-from queries.reports import ReportAlert
+from queries.reports import ProductTotal, ReportAlert
 from queries.sales import CurrencyTotal
 
 LISTED: Final = 10  # alerts or findings listed before "…and N more"
@@ -159,6 +159,15 @@ def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
     return "*Needs attention*\n" + ("\n".join(lines) if lines else "Nothing ✅")
 
 
+def _product_line(n: int, p: ProductTotal, *, converts: bool) -> str:
+    """"2. Course — 12 orders · $490.00", in the store currency saying what it could not count yet."""
+    rest = ""
+    if p.not_converted:
+        rest = f" + {counted(p.not_converted)} " + ("not converted yet" if converts else "in other currencies")
+    return f"{n}. {_clip(p.product, 80)} — {counted(p.orders)} · {escape_mrkdwn(format_money(p.revenue, p.currency))}" \
+        + rest
+
+
 def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: str | None) -> Message:
     """The day so far against the same weekday a week earlier, customers, products, money back, issues."""
     title = f"🌆 Evening report · {day_label(f.slot.day)}"
@@ -175,8 +184,8 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
                          ("Disputes", _totals(f.disputes, "dispute")),
                          ("Payment failures", str(f.payment_failures))))
     if f.top_products:
-        lines = [f"{n}. {_clip(p.product, 80)} — {counted(p.orders)} ·"
-                 f" {escape_mrkdwn(format_money(p.revenue, p.currency))}" for n, p in enumerate(f.top_products, 1)]
+        converts = f.day.store is not None and f.day.store.with_fees
+        lines = [_product_line(n, p, converts=converts) for n, p in enumerate(f.top_products, 1)]
         blocks.append(section("*Top products*\n" + "\n".join(lines)))
     blocks += [section(_attention(f, tz)), _footer(f.slot, tz, chart_note)]
     text = f"{title}{' (late)' if late else ''}: {_totals(f.day.current, store=f.day.store)}"

@@ -227,10 +227,11 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
     start, end = window.start, window.end
     dispute_rows = await reports.disputes(db, start=start, end=end)
     customers = await sketch.customers(db, start=start, end=end)
+    day = await comparison(db, window, settings)
+    store = day.store.currency if day.store is not None else None
     return EveningFigures(
-        slot=slot, now=now, day=await comparison(db, window, settings),
-        customers=customers.count, customers_error=customers.error,
-        top_products=tuple(await reports.top_products(db, start=start, end=end, limit=TOP_PRODUCTS)),
+        slot=slot, now=now, day=day, customers=customers.count, customers_error=customers.error,
+        top_products=tuple(await reports.top_products(db, start=start, end=end, limit=TOP_PRODUCTS, store=store)),
         refunds=tuple(await sales.refunds(db, start=start, end=end)),
         disputes=tuple(CurrencyTotal(code, count, amount) for code, count, amount in dispute_rows),
         payment_failures=await errors.payment_failures(db, start=start, end=end),
