@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.channels import ChannelDirectory
-from bot.delivery.senders import HOLD_ERRORS, PERMANENT_ERRORS, Status, slack_error
+from bot.delivery.senders import HOLD_ERRORS, PERMANENT_ERRORS, Status, server_error, slack_error
 
 # Errors meaning "this app may not upload here" on top of the posting ones: no retry will help, so the
 # report stays without its chart. https://docs.slack.dev/reference/methods/files.getUploadURLExternal
@@ -36,7 +36,7 @@ def _slack_error(exc: SlackApiError) -> UploadResult:
     error = slack_error(exc)
     if error == "ratelimited":
         return UploadResult(Status.RATE_LIMITED, error=error)
-    if getattr(exc.response, "status_code", 0) < 500 and error in UPLOAD_PERMANENT_ERRORS:
+    if not server_error(exc) and error in UPLOAD_PERMANENT_ERRORS:
         return UploadResult(Status.PERMANENT, error=error)
     return UploadResult(Status.TRANSIENT, error=error)
 

@@ -126,6 +126,11 @@ def slack_error(exc: SlackApiError) -> str:
     return str(error) if error else f"http_{status_code}"
 
 
+def server_error(exc: SlackApiError) -> bool:
+    """Whether Slack's answer was a 5xx: its trouble, worth a retry whatever error it named."""
+    return getattr(exc.response, "status_code", 0) >= 500
+
+
 def retry_after(headers: Mapping[str, str] | None) -> float:
     """Seconds to wait from a 429's Retry-After header (1 s when absent or unreadable)."""
     try:

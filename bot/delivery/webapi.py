@@ -13,7 +13,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.channels import ChannelDirectory
-from bot.delivery.senders import METADATA_EVENT, SendResult, Status, classify_error, retry_after, slack_error
+from bot.delivery.senders import (
+    METADATA_EVENT,
+    SendResult,
+    Status,
+    classify_error,
+    retry_after,
+    server_error,
+    slack_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +142,7 @@ class WebApiSender:
             error = slack_error(exc)
             if error == "ratelimited":
                 return SendResult(Status.RATE_LIMITED, error=error, retry_after=retry_after(exc.response.headers))
-            server = getattr(exc.response, "status_code", 0) >= 500
-            return SendResult(Status.TRANSIENT if server else classify_error(error), error=error)
+            return SendResult(Status.TRANSIENT if server_error(exc) else classify_error(error), error=error)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return SendResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
         return SendResult(Status.OK, channel_id=resp.get("channel"), ts=resp.get("ts"))
