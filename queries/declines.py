@@ -67,7 +67,7 @@ SELECT o.id, o.dedupe_key,
        {HELD} AS held
   FROM outbox AS o
  WHERE o.dedupe_key = ANY($1::text[])
-   FOR UPDATE OF o
+   FOR NO KEY UPDATE OF o  -- not a key change: a worker recording its attempt (FOR KEY SHARE) goes on
 """
 # A ping still waiting is rewritten and released (it waited for this reason).
 REWRITE: Final = "UPDATE outbox SET payload = $2::text::jsonb, available_at = least(available_at, now()) WHERE id = $1"

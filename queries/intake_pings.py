@@ -29,18 +29,19 @@ UPDATE disputes AS d SET order_id = v.survivor
 """
 DELETE_ORDERS: Final = "DELETE FROM orders WHERE id = ANY($1::text[])"
 
-# A message tried already, or covered by an attempt (its own, recorded just before the worker calls Slack, or a
+# The two pings of a merge, locked first: a worker records its attempt on a ping only under a key-share lock
+# (outbox.RECORD_ATTEMPT), so from here on none can start sending either, and one that has is seen below.
+LOCK_PINGS: Final = "SELECT id FROM outbox WHERE dedupe_key = ANY($1::text[]) ORDER BY id FOR UPDATE"
+# Then, in a statement of its own (a fresh snapshot, taken after any attempt that held the lock committed): a
+# message tried already, or covered by an attempt (its own, recorded just before the worker calls Slack, or a
 # burst's, claimed with its rows locked), may be in Slack: it counts as sent. The merge does not wait for the
 # channel: a worker holds it across a Slack call, and this transaction holds rollup rows every intake batch needs.
-# What is left is the moment between a worker reading a lone ping and recording its attempt.
 SALE_PINGS: Final = """
 SELECT o.id, o.dedupe_key, o.available_at,
        o.status <> 'pending' OR o.attempts > 0
        OR EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id OR o.id = ANY (a.covers)) AS sent
   FROM outbox AS o
  WHERE o.dedupe_key = ANY($1::text[])
- ORDER BY o.id
-   FOR UPDATE OF o
 """
 # A ping dropped goes with any edit queued for it (a ping that was due when its order was refreshed).
 DROP_PING: Final = "DELETE FROM outbox WHERE id = $1 OR target_id = $1"
@@ -52,7 +53,8 @@ HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) W
 # perhaps being read by a worker this instant) is also edited in place when what it shows changed: the product,
 # customer, affiliate or amount (a checkout session or invoice that came after the settle window, as a Stripe retry
 # does). Its time and lateness are not worth an edit, and an edit keeps the lateness the ping was posted with. Rows
-# another batch holds are skipped (SKIP LOCKED); a summarised ping ('coalesced') has no message of its own. Each
+# another batch holds are skipped (SKIP LOCKED; FOR NO KEY UPDATE, which a worker recording its attempt under a
+# key-share lock does not hold up); a summarised ping ('coalesced') has no message of its own. Each
 # row finds its values by its key's place in $1 (array_position), not by joining the arrays: planned on statistics
 # that call the locked rows one, that join read all the arrays again for every row — 3.4 of 4.4 ms for a batch of
 # 100.
@@ -70,7 +72,7 @@ WITH l AS (
                            ($4::text[])[k.i] AS currency, ($5::bool[])[k.i] AS release) AS n,
            LATERAL (SELECT NOT {HELD} AS out) AS s
      WHERE o.dedupe_key = ANY($1::text[]) AND o.status IN ('pending', 'delivered') AND o.op = 'post'
-       FOR UPDATE OF o SKIP LOCKED
+       FOR NO KEY UPDATE OF o SKIP LOCKED
 ), edits AS (
     INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
     SELECT l.dedupe_key || ':edit:' || md5(concat_ws(' ', l.payload, l.amount, l.currency)),
@@ -116,6 +118,7 @@ async def merge_pings(db: Executor, pairs: Sequence[tuple[str, str]]) -> None:
     One statement per pair: merges are rare (a basil subscription payment whose events crossed)."""
     for loser, survivor in pairs:
         keep, lose = f"sale:{survivor}", f"sale:{loser}"
+        await db.execute(LOCK_PINGS, [keep, lose])
         rows = {r["dedupe_key"]: r for r in await db.fetch(SALE_PINGS, [keep, lose])}
         s, gone = rows.get(keep), rows.get(lose)
         if gone is None:

@@ -51,8 +51,14 @@ LEARN_CHANNEL_ID: Final = """
 UPDATE channel_pace SET slack_channel_id = $2 WHERE channel = $1 AND slack_channel_id IS DISTINCT FROM $2
 """
 
+# Recorded only while the message is still there to send: the intake may have deleted it since the worker read it
+# (a ping merged into another order's, a renewal left to the report). The key-share lock waits for a transaction
+# deleting it or changing its key (a merge); one refreshing its text (FOR NO KEY UPDATE) does not conflict.
 RECORD_ATTEMPT: Final = """
-INSERT INTO delivery_attempts (outbox_id, channel) VALUES ($1, $2) ON CONFLICT (outbox_id) DO NOTHING
+WITH message AS (SELECT id FROM outbox WHERE id = $1 AND status = 'pending' FOR KEY SHARE),
+     recorded AS (INSERT INTO delivery_attempts (outbox_id, channel) SELECT id, $2 FROM message
+                   ON CONFLICT (outbox_id) DO NOTHING)
+SELECT EXISTS (SELECT FROM message)
 """
 
 ATTEMPT_STARTED: Final = "SELECT started_at FROM delivery_attempts WHERE outbox_id = $1"
@@ -187,9 +193,11 @@ async def learn_channel_id(db: Executor, channel: str, channel_id: str) -> None:
     await db.execute(LEARN_CHANNEL_ID, channel, channel_id)
 
 
-async def record_attempt(db: Executor, *, outbox_id: int, channel: str) -> None:
-    """Before calling Slack (committed on its own): this message may reach Slack from now on."""
-    await db.execute(RECORD_ATTEMPT, outbox_id, channel)
+async def record_attempt(db: Executor, *, outbox_id: int, channel: str) -> bool:
+    """Before calling Slack (committed on its own): this message may reach Slack from now on. False: it is gone
+    (deleted by the intake since it was read), and must not be sent."""
+    there: bool = await db.fetchval(RECORD_ATTEMPT, outbox_id, channel)
+    return there
 
 
 async def attempt_started(db: Executor, outbox_id: int) -> dt.datetime | None:

@@ -9,8 +9,7 @@ import json
 import pytest
 
 from bot.alerts.jobs import AlertJobs
-from bot.delivery.senders import UNEXPECTED_TRIES
-from bot.delivery.worker import HOLD_RETRY
+from bot.delivery.senders import HOLD_RETRY, UNEXPECTED_TRIES
 from queries import health, outbox
 from tests import test_alerts
 from tests.conftest import Bot, FakeClock

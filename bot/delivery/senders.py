@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -106,6 +107,20 @@ def classify_error(error: str) -> Status:
     if error in OUTAGE_ERRORS or error.startswith("http_5"):
         return Status.TRANSIENT
     return Status.UNEXPECTED
+
+
+# Retries of 5xx and timeouts: 2 s, then every 3 s, for ever. A longer cap would leave a channel silent for
+# minutes after Slack comes back; each retry is one call (one look-up, one post) per channel, a third of the
+# pace Slack allows.
+MAX_BACKOFF = dt.timedelta(seconds=3)
+# Messages the token or the channel refuses until someone fixes it (Status.HELD) are tried again this often: one
+# call per channel, and a fix (an invitation, a reinstall) is noticed within it.
+HOLD_RETRY = dt.timedelta(seconds=30)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Backoff after the n-th failed attempt: 2 s, then MAX_BACKOFF."""
+    return min(dt.timedelta(seconds=2 ** min(attempts + 1, 16)), MAX_BACKOFF)
 
 
 def retry_or_fail(status: Status, *, tries: int) -> Status:

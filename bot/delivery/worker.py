@@ -15,7 +15,7 @@ from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.listener import NotifyListener
 from bot.delivery.posts import BURSTS, Post, burst_post, message_payload
-from bot.delivery.senders import Sender, SendResult, Status, retry_or_fail
+from bot.delivery.senders import HOLD_RETRY, Sender, SendResult, Status, backoff, retry_or_fail
 from bot.metrics import Metrics
 from queries import bursts
 from queries import outbox as q
@@ -25,13 +25,6 @@ log = logging.getLogger(__name__)
 # Slack allows about one message per second per channel:
 # https://api.slack.com/apis/rate-limits#posting-messages
 CHANNEL_INTERVAL = dt.timedelta(seconds=1)
-# Retries of 5xx and timeouts: 2 s, then every 3 s, for ever. A longer cap would leave a channel silent for
-# minutes after Slack comes back; each retry is one call (one look-up, one post) per channel, a third of the
-# pace Slack allows.
-MAX_BACKOFF = dt.timedelta(seconds=3)
-# Messages the token or the channel refuses until someone fixes it (Status.HELD) are tried again this often: one
-# call per channel, and a fix (an invitation, a reinstall) is noticed within it.
-HOLD_RETRY = dt.timedelta(seconds=30)
 # A paced channel's next pass starts this long before its slot, does its look-ups, holds the channel and waits
 # for the slot itself: the claim and the call then happen right at it, not a wake-up and half a dozen queries
 # later (each of which would add to the wait of every sale that arrived just after the previous post).
@@ -50,11 +43,6 @@ FALLBACK_POLL_SECONDS = 5.0
 # whose parent failed.
 THREAD_GONE = frozenset({"thread_not_found", "cannot_reply_to_message", "restricted_action_non_threadable_channel",
                          "restricted_action_thread_locked"})
-
-
-def backoff(attempts: int) -> dt.timedelta:
-    """Backoff after the n-th failed attempt: 2 s, then MAX_BACKOFF."""
-    return min(dt.timedelta(seconds=2 ** min(attempts + 1, 16)), MAX_BACKOFF)
 
 
 class DeliveryWorker:
@@ -152,7 +140,10 @@ class DeliveryWorker:
                 if post is None:
                     return 0
                 calling = self._clock()
-                sent = post, await self._deliver(conn, channel, channel_id, post)
+                if (result := await self._deliver(conn, channel, channel_id, post)) is None:
+                    self._wake_at(dt.timedelta(0))  # nothing sent, the slot unused: look again at once
+                    return 0
+                sent = post, result
             post, result = sent
             settled = await self._settle(conn, channel, post, result, paced_from=max(slot, calling - CALL_ALLOWANCE))
             return post.count if settled else 0
@@ -214,8 +205,9 @@ class DeliveryWorker:
         return Post(ref=head.id, payload=message_payload(head, tz=self.tz), head=head, ids=(head.id,))
 
     async def _deliver(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
-                       post: Post) -> SendResult:
-        """Send, unless an earlier attempt whose answer never came (a crash, a timeout) did reach Slack."""
+                       post: Post) -> SendResult | None:
+        """Send, unless an earlier attempt whose answer never came (a crash, a timeout) did reach Slack, or the
+        message is gone (None)."""
         head = post.head
         if head is None:  # a burst: its attempt was recorded with its claim
             return await self._sender.post(channel, post.payload, ref=post.ref)
@@ -232,7 +224,8 @@ class DeliveryWorker:
                 log.info("outbox %s was already in Slack (ts %s): not sending it again", head.id, found.ts)
                 return found
         # Committed on its own connection before the call: from here on, the message may be in Slack.
-        await q.record_attempt(self._pool, outbox_id=head.id, channel=channel)
+        if not await q.record_attempt(self._pool, outbox_id=head.id, channel=channel):
+            return None  # deleted since it was read (merged into another order's ping): not sent
         # A reply whose parent never reached Slack (failed for good) is said as a message of its own. A reply goes
         # to its parent's channel, which is not the configured one any more once the channel changed in Settings.
         result = await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id,
