@@ -15,13 +15,15 @@ SELECT max(created_at) FROM webhook_logs WHERE via = 'webhook'
 
 # `oldest_due`: since when the oldest message that should be out by now has been due: from the end of its hold (a
 # sale settling, renewals gathered to the hour's end; a retried message's first_due_at, as its retries move
-# available_at on), or from when it was queued.
-_DUE: Final = "(attempts > 0 OR available_at <= $1)"
+# available_at on), or from when it was queued. An edit or reply waits behind its target while that is not out:
+# by design if the target is held, and the target itself counts if it is stuck.
+_DUE: Final = """((attempts > 0 OR available_at <= $1)
+        AND NOT EXISTS (SELECT FROM outbox AS t WHERE t.id = o.target_id AND t.status = 'pending'))"""
 _DUE_SINCE: Final = f"""min(greatest(created_at, CASE WHEN attempts > 0 THEN coalesce(first_due_at, created_at)
                                               ELSE available_at END)) FILTER (WHERE {_DUE})"""
 OUTBOX_BACKLOG: Final = f"""
 SELECT count(*) AS pending, min(created_at) AS oldest, {_DUE_SINCE} AS oldest_due
-  FROM outbox
+  FROM outbox AS o
  WHERE status = 'pending'
 """
 # The channels whose oldest due message has waited since before $2: how many are due, and Slack's last word on the
@@ -32,7 +34,7 @@ SELECT s.channel, s.waiting, s.due_since,
          WHERE d.channel = s.channel AND coalesce(d.last_at, d.created_at) >= s.due_since
          ORDER BY d.id DESC LIMIT 1) AS error
   FROM (SELECT channel, count(*) FILTER (WHERE {_DUE}) AS waiting, {_DUE_SINCE} AS due_since
-          FROM outbox
+          FROM outbox AS o
          WHERE status = 'pending'
          GROUP BY channel) AS s
  WHERE s.due_since < $2

@@ -52,41 +52,44 @@ HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) W
 # the message); a settled one is released at once. One that may be in Slack already (not outbox.HELD: posted, or
 # perhaps being read by a worker this instant) is also edited in place when what it shows changed: the product,
 # customer, affiliate or amount (a checkout session or invoice that came after the settle window, as a Stripe retry
-# does). Its time and lateness are not worth an edit, and an edit keeps the lateness the ping was posted with. Rows
-# another batch holds are skipped (SKIP LOCKED; FOR NO KEY UPDATE, which a worker recording its attempt under a
-# key-share lock does not hold up); a summarised ping ('coalesced') has no message of its own. Each
-# row finds its values by its key's place in $1 (array_position), not by joining the arrays: planned on statistics
-# that call the locked rows one, that join read all the arrays again for every row — 3.4 of 4.4 ms for a batch of
-# 100.
+# does). Its time and lateness are not worth an edit, and an edit keeps the lateness the ping was posted with.
+# The edit is judged on every ping as last committed (`k`); only the rows this statement can lock are rewritten.
+# A row it skips is one a worker is settling this instant (batches of one order run one after the other): posted
+# with what was committed, so the edit judged on that is the right one. FOR NO KEY UPDATE, which a worker recording
+# its attempt under a key-share lock does not hold up. A summarised ping ('coalesced') has no message of its own.
+# Each row finds its values by its key's place in $1 (array_position), not by joining the arrays: planned on
+# statistics that call the locked rows one, that join read all the arrays again for every row — 3.4 of 4.4 ms for
+# a batch of 100.
 REFRESH_PINGS: Final = f"""
-WITH l AS (
-    SELECT o.id, o.dedupe_key, o.channel, s.out,
+WITH k AS (
+    SELECT o.id, o.dedupe_key, o.channel, o.status, s.out,
            CASE WHEN s.out THEN jsonb_set(n.payload, '{{sale,late}}', coalesce(o.payload #> '{{sale,late}}', 'false'))
                 ELSE n.payload END AS payload,
            n.amount, n.currency, n.release,
            ((o.payload -> 'sale') - 'late' - 'occurred_at', o.amount, o.currency)
              IS DISTINCT FROM ((n.payload -> 'sale') - 'late' - 'occurred_at', n.amount, n.currency) AS shows_more
       FROM outbox AS o,
-           LATERAL (SELECT array_position($1::text[], o.dedupe_key) AS i) AS k,
-           LATERAL (SELECT ($2::text[])[k.i]::jsonb AS payload, ($3::bigint[])[k.i] AS amount,
-                           ($4::text[])[k.i] AS currency, ($5::bool[])[k.i] AS release) AS n,
+           LATERAL (SELECT array_position($1::text[], o.dedupe_key) AS i) AS i,
+           LATERAL (SELECT ($2::text[])[i.i]::jsonb AS payload, ($3::bigint[])[i.i] AS amount,
+                           ($4::text[])[i.i] AS currency, ($5::bool[])[i.i] AS release) AS n,
            LATERAL (SELECT NOT {HELD} AS out) AS s
      WHERE o.dedupe_key = ANY($1::text[]) AND o.status IN ('pending', 'delivered') AND o.op = 'post'
-       FOR NO KEY UPDATE OF o SKIP LOCKED
+), l AS (
+    SELECT o.id FROM outbox AS o WHERE o.id IN (SELECT id FROM k) FOR NO KEY UPDATE OF o SKIP LOCKED
 ), edits AS (
     INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
-    SELECT l.dedupe_key || ':edit:' || md5(concat_ws(' ', l.payload, l.amount, l.currency)),
-           l.channel, 'sale', l.payload, l.amount, l.currency, 'update', l.id
-      FROM l
-     WHERE l.out AND l.shows_more
+    SELECT k.dedupe_key || ':edit:' || md5(concat_ws(' ', k.payload, k.amount, k.currency)),
+           k.channel, 'sale', k.payload, k.amount, k.currency, 'update', k.id
+      FROM k
+     WHERE k.out AND k.shows_more
     ON CONFLICT (dedupe_key) DO NOTHING
 )
 UPDATE outbox AS o
-   SET payload = l.payload, amount = l.amount, currency = l.currency,
-       available_at = CASE WHEN l.release AND o.status = 'pending' AND o.attempts = 0
+   SET payload = k.payload, amount = k.amount, currency = k.currency,
+       available_at = CASE WHEN k.release AND o.status = 'pending' AND o.attempts = 0
                            THEN least(o.available_at, now()) ELSE o.available_at END
-  FROM l
- WHERE o.id = l.id AND (o.status = 'pending' OR l.shows_more)
+  FROM k JOIN l ON l.id = k.id
+ WHERE o.id = k.id AND (o.status = 'pending' OR k.shows_more)
 """
 
 

@@ -95,15 +95,24 @@ UPDATE outbox
  WHERE id = ANY($1::bigint[])
 """
 
-# Edits queued for a sale ping while a worker was posting it (the intake could not know what the worker had read),
-# showing what the post showed: settled without a call to Slack, so they do not spend the channel's slot. $2–$4: the
-# sale's fields, amount and currency as posted; time and lateness are not worth an edit (intake_pings.REFRESH_PINGS).
+# Edits queued for a sale ping while a worker was posting it (the intake could not know what the worker had read):
+# when the newest shows what the post showed, they are all settled without a call to Slack, so they do not spend the
+# channel's slot; otherwise they go (the worker sends only the newest). $2–$4: the sale's fields, amount and
+# currency as posted; time and lateness are not worth an edit (intake_pings.REFRESH_PINGS).
 SETTLE_SAME_EDITS: Final = """
+WITH newest AS (
+    SELECT (payload -> 'sale') - 'late' - 'occurred_at' AS shows, amount, currency
+      FROM outbox
+     WHERE target_id = $1 AND op = 'update' AND status = 'pending'
+     ORDER BY id DESC
+     LIMIT 1
+)
 UPDATE outbox
    SET status = 'delivered', delivered_at = now()
  WHERE target_id = $1 AND op = 'update' AND status = 'pending'
-   AND ((payload -> 'sale') - 'late' - 'occurred_at', amount, currency)
-       IS NOT DISTINCT FROM (($2::jsonb -> 'sale') - 'late' - 'occurred_at', $3::bigint, $4::text)
+   AND EXISTS (SELECT FROM newest
+                WHERE (shows, amount, currency)
+                      IS NOT DISTINCT FROM (($2::jsonb -> 'sale') - 'late' - 'occurred_at', $3::bigint, $4::text))
 """
 
 MARK_RETRY: Final = """

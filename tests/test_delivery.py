@@ -82,7 +82,7 @@ async def test_rate_limited_ping_waits_retry_after_and_is_delivered_once(bot: Bo
 
 async def test_slack_outage_is_retried_with_backoff_until_each_ping_lands_once(bot: Bot) -> None:
     """Three 500s in a row: the message stays queued with growing backoff, then is delivered once."""
-    bot.slack_api.fail_next(3, status=500)
+    bot.slack_api.fail_next(3, status=500, method="chat.postMessage")  # each retry looks the last one up first
     await send_sales(bot, 1)
     for _ in range(3):
         await bot.deps.worker.drain()
@@ -300,6 +300,22 @@ async def test_post_that_reached_slack_before_a_crash_is_not_sent_again(dsn: str
         assert row["status"] == "delivered" and row["slack_ts"] == fake_slack.messages[1]["ts"]
     assert len(fake_slack.messages) == 2  # found through its metadata, not posted twice
     assert [c.method for c in fake_slack.calls].count("conversations.history") == 1
+
+
+async def test_the_very_first_post_that_reached_slack_before_a_crash_is_not_sent_again(
+        dsn: str, fake_slack: FakeSlack) -> None:
+    """The first message to a channel: its Slack id was never learnt from an answer, so the look-up uses the id the
+    channel directory resolved at start-up, and the message is found instead of posted twice."""
+    async with start_bot(dsn, fake_slack) as first:
+        await send_sales(first, 1)
+        await crash_after_slack_accepts(first, fake_slack, messages=1)
+        assert await first.deps.pool.fetchval("SELECT slack_channel_id FROM channel_pace") is None
+    async with start_bot(dsn, fake_slack) as second:
+        await second.deps.pool.execute("UPDATE channel_pace SET next_post_at = now() - interval '1 hour'")
+        await second.drain()
+        row = await second.deps.pool.fetchrow("SELECT status, slack_ts FROM outbox")
+        assert row["status"] == "delivered" and row["slack_ts"] == fake_slack.messages[0]["ts"]
+    assert len(fake_slack.messages) == 1
 
 
 async def test_unconfirmed_post_that_never_arrived_is_sent(dsn: str, fake_slack: FakeSlack) -> None:

@@ -185,7 +185,10 @@ async def test_full_and_partial_refunds_update_the_order_and_ping(bot: Bot) -> N
     assert (row["payment_status"], row["amount_refunded"]) == ("refunded", 1500)
     await bot.drain()
     texts = [p["text"] for p in bot.slack_api.posted()]
-    assert len(texts) == 3 and sum("efund" in t for t in texts) == 2
+    # Both refunds were waiting at once: one message tells them (bot/blocks/ping_burst.py).
+    assert len(texts) == 2 and texts[1] == "↩️ 2 refunds in the last minute", texts
+    listed = json.dumps(bot.slack_api.posted()[1]["blocks"], ensure_ascii=False)
+    assert "• Partial refund: $5.00 of $15.00" in listed and "• Refund: $15.00" in listed, listed
 
 
 async def test_dispute_is_recorded_and_pinged_once(bot: Bot) -> None:

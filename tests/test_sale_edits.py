@@ -16,8 +16,9 @@ import pytest
 
 from bot.intake.batch import ingest_batch
 from bot.subscriptions.renewals import Renewals
+from queries import health
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, start_bot
+from tests.conftest import Bot, crash_after_slack_accepts, start_bot
 from tests.fakes import FakeSlack
 from tests.test_failure_attempts import NOW, TZ, _subs
 from tests.test_intake_versions import story_event
@@ -188,3 +189,68 @@ async def test_a_ping_posted_with_what_the_worker_read_before_the_refresh_is_edi
     [first] = bot.slack_api.posted()
     [edit] = bot.slack_api.posted("chat.update")
     assert PRODUCT not in _shown(first) and PRODUCT in _shown(edit), (first, edit)
+
+
+async def test_a_ping_found_in_slack_after_a_crash_is_still_edited(settling_bot: Bot) -> None:
+    """The worker died after Slack took the unnamed ping; its session came meanwhile. The retry finds the old post
+    in Slack (not what the row says now), so the edit queued for it is sent, not settled as shown."""
+    bot = settling_bot
+    await _deliver_due(bot, story_event("basil", "one_off", "payment_intent.succeeded"), drain=False)
+    await crash_after_slack_accepts(bot, bot.slack_api, messages=1)
+    assert await bot.deps.pool.fetchval("SELECT status FROM outbox") == "pending"  # in Slack, its answer lost
+    assert (await bot.stripe(story_event("basil", "one_off", "checkout.session.completed"))).status == 200
+    await bot.drain(ignore_pace=True)
+    assert len(bot.slack_api.messages) == 1 and PRODUCT not in str(bot.slack_api.messages[0]["text"])
+    [edit] = bot.slack_api.posted("chat.update")
+    assert PRODUCT in _shown(edit) and edit["ts"] == bot.slack_api.messages[0]["ts"], edit
+
+
+async def test_of_two_edits_queued_before_the_post_the_older_never_goes_over_it(settling_bot: Bot) -> None:
+    """Two later events each named more while the ping was due: the ping goes out with the newest fields, and the
+    older edit is not sent over it (an edit would take the message back)."""
+    bot = settling_bot
+    await _deliver_due(bot, story_event("basil", "one_off", "payment_intent.succeeded"), drain=False)
+    session = story_event("basil", "one_off", "checkout.session.completed")
+    named = {k: v for k, v in session["data"]["object"].items() if k != "metadata"}  # the product comes second
+    assert (await bot.stripe({**session, "id": "evt_first", "data": {"object": named}})).status == 200
+    assert (await bot.stripe({**session, "id": "evt_second"})).status == 200
+    assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox WHERE op = 'update'") == 2
+    await bot.drain(ignore_pace=True)
+    [ping] = bot.slack_api.posted()
+    assert PRODUCT in _shown(ping) and CUSTOMER in _shown(ping), ping
+    assert [c.method for c in bot.slack_api.calls if c.method.startswith("chat.")] == ["chat.postMessage"]
+
+
+async def test_an_edit_of_a_ping_an_incoming_webhook_posted_is_not_a_second_ping(settling_bot: Bot) -> None:
+    """Posted by an incoming webhook (no ts to edit) before the bot token came: the edit is settled unsent."""
+    bot = settling_bot
+    assert (await bot.stripe(story_event("basil", "one_off", "payment_intent.succeeded"))).status == 200
+    await bot.deps.pool.execute("UPDATE outbox SET status = 'delivered', attempts = 1, delivered_at = now()"
+                                " WHERE kind = 'sale'")
+    await _deliver(bot, story_event("basil", "one_off", "checkout.session.completed"))
+    assert [c.method for c in bot.slack_api.calls if c.method.startswith("chat.")] == []
+    assert await bot.deps.pool.fetchval("SELECT status FROM outbox WHERE op = 'update'") == "delivered"
+
+
+async def test_an_edit_waiting_for_its_held_ping_is_not_delivery_stuck(settling_bot: Bot) -> None:
+    """A renewal's ping held to the hour's end after an edit was queued for it: the edit waits by design, and
+    /health does not call delivery stuck however long it waits (its ping counts, once due)."""
+    bot = settling_bot
+    await _deliver_due(bot, story_event("basil", "one_off", "payment_intent.succeeded"), drain=False)
+    assert (await bot.stripe(story_event("basil", "one_off", "checkout.session.completed"))).status == 200
+    await bot.deps.pool.execute(
+        "UPDATE outbox SET available_at = now() + interval '1 hour' WHERE op = 'post';"
+        " UPDATE outbox SET created_at = now() - interval '30 minutes', available_at = now() - interval '30 minutes'"
+        " WHERE op = 'update'")
+    backlog = await health.outbox_backlog(bot.deps.pool, now=dt.datetime.now(dt.UTC))
+    assert backlog.pending == 2 and backlog.oldest_due is None, backlog  # the ping is held, its edit behind it
+    assert await health.stuck_channels(bot.deps.pool, now=dt.datetime.now(dt.UTC),
+                                       since=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)) == []
+
+
+async def _deliver_due(bot: Bot, event: dict[str, Any], *, drain: bool = True) -> None:
+    """Deliver an event whose ping the settle window would hold: made due at once, as at its deadline."""
+    assert (await bot.stripe(event)).status == 200
+    await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+    if drain:
+        await bot.drain(ignore_pace=True, until_idle=False)

@@ -160,10 +160,11 @@ def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
 
 
 def _product_line(n: int, p: ProductTotal, *, converts: bool) -> str:
-    """"2. Course — 12 orders · $490.00", in the store currency saying what it could not count yet."""
+    """"2. Course — 12 orders · $490.00", in the store currency saying how many of the orders it could not count
+    yet: "(2 not converted yet)"."""
     rest = ""
     if p.not_converted:
-        rest = f" + {counted(p.not_converted)} " + ("not converted yet" if converts else "in other currencies")
+        rest = f" ({p.not_converted:,} " + ("not converted yet)" if converts else "in other currencies)")
     return f"{n}. {_clip(p.product, 80)} — {counted(p.orders)} · {escape_mrkdwn(format_money(p.revenue, p.currency))}" \
         + rest
 

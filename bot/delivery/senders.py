@@ -75,6 +75,7 @@ class SendResult:
     ts: str | None = None
     error: str | None = None
     retry_after: float = 0.0
+    found: bool = False  # an earlier attempt's message, found in Slack: it shows what was read then, not now
 
 
 class Sender(Protocol):
@@ -94,6 +95,10 @@ class Sender(Protocol):
     async def find(self, *, channel_id: str, ref: int, since: float,
                    thread_ts: str | None = None) -> SendResult | None:
         """The message posted earlier with this `ref` (OK with its ts), NOT_FOUND, or None: can't tell."""
+        ...
+
+    def channel_id(self, channel: str) -> str | None:
+        """The Slack id of the channel posts to `channel` go to, when the sender knows it (None: it does not)."""
         ...
 
 
@@ -159,6 +164,10 @@ class WebhookSender:
 
     supports_updates = False
 
+    def channel_id(self, channel: str) -> str | None:
+        """An incoming webhook names no channel."""
+        return None
+
     def __init__(self, urls: Mapping[str, str], *, timeout: int = 10) -> None:
         self._clients = {name: AsyncWebhookClient(url, timeout=timeout, retry_handlers=[])
                          for name, url in urls.items()}
@@ -220,6 +229,10 @@ class ConsoleSender:
     """Local mode: print each message readably and hand it to any listener (the local feed page)."""
 
     supports_updates = True
+
+    def channel_id(self, channel: str) -> str | None:
+        """The console has no Slack channels."""
+        return None
 
     def __init__(self, *, stream: TextIO | None = None,
                  listeners: list[Callable[[str, Mapping[str, Any]], None]] | None = None) -> None:

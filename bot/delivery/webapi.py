@@ -75,6 +75,10 @@ class WebApiSender:
             self._directory.note_refusal(channel, result.error)  # /health says why and what to do
         return result
 
+    def channel_id(self, channel: str) -> str | None:
+        """The id the directory resolved for the channel as configured now."""
+        return self._resolved(channel)
+
     def _resolved(self, channel: str) -> str | None:
         """The Slack id the directory resolved for the channel as configured now: posting by id, a renamed channel
         keeps its messages (its old name would be channel_not_found)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -120,7 +121,8 @@ class DeliveryWorker:
             if claimed is None:  # another worker is posting to this channel right now: look again after it
                 self._wake_at(CHANNEL_INTERVAL)
                 return 0
-            slot, channel_id = claimed
+            slot, channel_id = claimed  # learnt from the last post; before the first, the sender may know it
+            channel_id = channel_id or self._sender.channel_id(channel)
             now = self._clock()
             if slot - now > SLOT_LEAD:
                 self._wake_for(channel, slot)
@@ -185,8 +187,10 @@ class DeliveryWorker:
         if not messages:
             return None
         head = messages[0]
-        if head.op == "update" and (not self._sender.supports_updates or head.target_status == "coalesced"):
-            # Nothing to edit (an incoming webhook cannot; a ping summarised in a burst has no message of its own):
+        if head.op == "update" and (not self._sender.supports_updates or head.target_status == "coalesced"
+                                    or (head.target_status == "delivered" and head.target_ts is None)):
+            # Nothing to edit (an incoming webhook cannot; a ping summarised in a burst, or posted by an incoming
+            # webhook before the bot token came, has no message of its own to edit):
             # settled unsent, without using the channel's slot, and the channel is looked at again at once.
             await q.mark_delivered(conn, (head.id,), slack_channel=None, slack_ts=None)
             self._wake_at(dt.timedelta(0))
@@ -222,7 +226,7 @@ class DeliveryWorker:
                                             thread_ts=thread_ts)
             if found is not None and found.status is Status.OK:
                 log.info("outbox %s was already in Slack (ts %s): not sending it again", head.id, found.ts)
-                return found
+                return dataclasses.replace(found, found=True)
         # Committed on its own connection before the call: from here on, the message may be in Slack.
         if not await q.record_attempt(self._pool, outbox_id=head.id, channel=channel):
             return None  # deleted since it was read (merged into another order's ping): not sent
@@ -280,7 +284,7 @@ class DeliveryWorker:
         else:
             await q.forget_attempt(conn, post.ref)
             await q.mark_delivered(conn, post.ids, slack_channel=result.channel_id, slack_ts=result.ts,
-                                   posted=post.head)
+                                   posted=None if result.found else post.head)
 
     def _wake_for(self, channel: str, slot: dt.datetime) -> None:
         """Pass again just before the channel's next slot, and until then let its notifications be."""
