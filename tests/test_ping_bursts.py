@@ -67,3 +67,11 @@ def test_each_kinds_burst_lists_its_pings_without_their_title(kind: str) -> None
     assert listed.startswith("• $0.00 — something\n") and prefix.strip() not in listed, listed
     assert listed.endswith("• $9.00 — something\n…and 2 more"), listed
     assert_valid_message(msg)
+
+
+def test_a_burst_of_a_kind_this_release_does_not_know_is_said_plainly() -> None:
+    """Mid-upgrade, a newer release's burst of a new kind may be resolved by this one: a valid message, no crash."""
+    msg = ping_burst_message(PingBurstView(kind="payout", count=3, first_at=AT, last_at=AT, lines=["a", "b"]),
+                             tz=TZ).as_payload()
+    assert msg["text"] == "📣 3 messages in the last minute"
+    assert_valid_message(msg)

@@ -36,6 +36,11 @@ WORDINGS: Final[dict[str, Wording]] = {
 }
 
 
+# A kind a newer release coalesces, met by this one resolving that release's burst mid-upgrade: said plainly rather
+# than failing the channel's every pass.
+OTHER: Final = Wording("📣", "messages", "", "")
+
+
 @dataclass(frozen=True, slots=True)
 class PingBurstView:
     """Pings of one `kind` (a key of WORDINGS) coalesced into one message; `lines` holds the first few pings'
@@ -50,7 +55,7 @@ class PingBurstView:
 
 def ping_burst_message(b: PingBurstView, *, tz: ZoneInfo) -> Message:
     """"❌ 37 payment failures since 14:02", the first ten (amount — reason), and what to do about them."""
-    wording = WORDINGS[b.kind]
+    wording = WORDINGS.get(b.kind, OTHER)
     span = "in the last minute" if b.last_at - b.first_at <= LAST_MINUTE else f"since {local(b.first_at, tz):%H:%M}"
     headline = f"{b.count:,} {wording.noun}"
     listed = [truncate(f"• {line.removeprefix(wording.prefix)}", BURST_LINE_CHARS) for line in b.lines[:BURST_LISTED]]
@@ -59,5 +64,6 @@ def ping_burst_message(b: PingBurstView, *, tz: ZoneInfo) -> Message:
     blocks = [header(f"{wording.emoji} {headline}")]
     if listed:
         blocks.append(section("\n".join(listed)))
-    blocks.append(context(f"⏰ {when(b.first_at, tz)} – {when(b.last_at, tz)}", wording.note))
+    notes = [wording.note] if wording.note else []
+    blocks.append(context(f"⏰ {when(b.first_at, tz)} – {when(b.last_at, tz)}", *notes))
     return message(f"{wording.emoji} {headline} {span}", blocks)
