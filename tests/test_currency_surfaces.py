@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.answers.gather import gather_health, gather_sales
+from bot.blocks.message import Message
 from bot.blocks.reports import report_message
 from bot.currency import CurrencyChoice
 from bot.home.render import render_home
 from bot.reports.chart import chart_note, chart_title, render_chart
-from bot.reports.figures import evening, hourly_revenue, whole_day
+from bot.reports.figures import EveningFigures, evening, hourly_revenue, whole_day
 from bot.reports.schedule import ReportKind, Slot
 from bot.stripe.settle_job import SettlementJob
 from bot.web.view import dashboard_view
@@ -95,18 +96,24 @@ async def test_the_report_chart_plots_the_store_currency(store: Bot) -> None:
     assert render_chart(settled) != render_chart(waiting)
 
 
-async def test_the_evening_report_sums_the_day_in_the_store_currency(store: Bot) -> None:
-    """The evening report's summary text gives the day in USD, not per currency."""
-    job = SettlementJob(store.deps)
-    await job.tick()
-    at = await sell(store, 1, 2, 3, 4)
-    await job.tick()
+async def evening_report(store: Bot, at: dt.datetime) -> tuple[EveningFigures, Message]:
+    """The evening report of the day of `at`, as it would be posted now (its blocks valid)."""
     settings, now = store.deps.settings, dt.datetime.now(dt.UTC)
     slot = Slot(ReportKind.EVENING, at.astimezone(settings.tz).date(), now + dt.timedelta(minutes=1))
     async with store.deps.pool.acquire() as conn:
         figures = await evening(conn, slot, settings=settings, now=now)
     msg = report_message(figures, tz=settings.tz)
     assert_valid_message(msg.as_payload())
+    return figures, msg
+
+
+async def test_the_evening_report_sums_the_day_in_the_store_currency(store: Bot) -> None:
+    """The evening report's summary text gives the day in USD, not per currency."""
+    job = SettlementJob(store.deps)
+    await job.tick()
+    at = await sell(store, 1, 2, 3, 4)
+    await job.tick()
+    figures, msg = await evening_report(store, at)
     assert msg.text.endswith(": 4 orders · $197.31")
     assert figures.chart.store and sum(figures.chart.current) == GROSS
 
@@ -138,12 +145,7 @@ async def test_the_evening_reports_top_products_are_in_the_store_currency(store:
             == 200
 
     async def top_lines() -> tuple[list[tuple[str, str, int, int, int]], str]:
-        settings, now = store.deps.settings, dt.datetime.now(dt.UTC)
-        slot = Slot(ReportKind.EVENING, at.astimezone(settings.tz).date(), now + dt.timedelta(minutes=1))
-        async with store.deps.pool.acquire() as conn:
-            figures = await evening(conn, slot, settings=settings, now=now)
-        msg = report_message(figures, tz=settings.tz)
-        assert_valid_message(msg.as_payload())
+        figures, msg = await evening_report(store, at)
         top = next(b["text"]["text"] for b in msg.blocks if "Top products" in str(b))
         return [(p.product, p.currency, p.orders, p.revenue, p.not_converted) for p in figures.top_products], top
 
