@@ -254,3 +254,18 @@ async def _deliver_due(bot: Bot, event: dict[str, Any], *, drain: bool = True) -
     await bot.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
     if drain:
         await bot.drain(ignore_pace=True, until_idle=False)
+
+
+async def test_an_amount_that_goes_back_and_forth_ends_in_slack_as_it_ends_in_the_store(settling_bot: Bot) -> None:
+    """A → B → A → B: every change after the post is an edit of its own, and the last one says B."""
+    bot = settling_bot
+    await _deliver(bot, story_event("basil", "one_off", "checkout.session.completed"))
+    intent = story_event("basil", "one_off", "payment_intent.succeeded")
+    for n, amount in enumerate((5000, 4900, 5000)):
+        intent["id"] = f"evt_amount_{n}"  # the same time each: what the ping shows is all that changes
+        intent["data"]["object"].update(amount=amount, amount_received=amount)
+        await _deliver(bot, intent)
+    assert await bot.deps.pool.fetchval("SELECT amount_total FROM orders") == 5000
+    edits = bot.slack_api.posted("chat.update")
+    assert [e["text"].split(" — ")[0] for e in edits] == ["💰 New Sale: $50.00", "💰 New Sale: $49.00",
+                                                          "💰 New Sale: $50.00"], [e["text"] for e in edits]
