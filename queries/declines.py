@@ -11,7 +11,7 @@ from typing import Any, Final
 from queries.executor import Executor
 from queries.instants import micros
 from queries.intake import ATTEMPT_WINDOW
-from queries.outbox import HELD
+from queries.outbox import HELD, UNTRIED
 from queries.rows import DECLINES, json_rows
 
 _WINDOW: Final = f"interval '{ATTEMPT_WINDOW.seconds} seconds'"
@@ -58,13 +58,10 @@ RETURNING f.event_id, f.amount, f.currency, f.customer_email, f.reason, f.create
           (SELECT o.product_name FROM orders AS o WHERE o.id = f.order_id) AS product
 """
 
-# The pings of those failures: `untried` (pending, never tried, no attempt recorded), its text may still change;
-# `held` (outbox.HELD), nobody can be sending it either.
+# The pings of those failures: `untried` (outbox.UNTRIED), its text may still change; `held` (outbox.HELD), nobody
+# can be sending it either.
 PINGS: Final = f"""
-SELECT o.id, o.dedupe_key,
-       o.status = 'pending' AND o.attempts = 0
-       AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id) AS untried,
-       {HELD} AS held
+SELECT o.id, o.dedupe_key, {UNTRIED} AS untried, {HELD} AS held
   FROM outbox AS o
  WHERE o.dedupe_key = ANY($1::text[])
    FOR NO KEY UPDATE OF o  -- not a key change: a worker recording its attempt (FOR KEY SHARE) goes on

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from queries.executor import Executor
-from queries.outbox import HELD
+from queries.outbox import HELD, SALE_SHOWN
 
 # An order merged away hands its refs, failures and disputes to the order it went into, then goes; the rollup
 # triggers (0007) take a deleted completed order out of its bucket as the update puts the survivor in.
@@ -43,8 +43,7 @@ SELECT o.id, o.dedupe_key, o.available_at,
   FROM outbox AS o
  WHERE o.dedupe_key = ANY($1::text[])
 """
-# A ping dropped goes with any edit queued for it (a ping that was due when its order was refreshed).
-DROP_PING: Final = "DELETE FROM outbox WHERE id = $1 OR target_id = $1"
+DROP_PING: Final = "DELETE FROM outbox WHERE id = $1"  # its edits go with it (migration 0030)
 REKEY_PING: Final = "UPDATE outbox SET dedupe_key = $2 WHERE id = $1"
 HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) WHERE id = $1"
 
@@ -67,8 +66,8 @@ WITH k AS (
            CASE WHEN s.out THEN jsonb_set(n.payload, '{{sale,late}}', coalesce(o.payload #> '{{sale,late}}', 'false'))
                 ELSE n.payload END AS payload,
            n.amount, n.currency, n.release,
-           ((o.payload -> 'sale') - 'late' - 'occurred_at', o.amount, o.currency)
-             IS DISTINCT FROM ((n.payload -> 'sale') - 'late' - 'occurred_at', n.amount, n.currency) AS shows_more
+           ({SALE_SHOWN.format(p="o.payload")}, o.amount, o.currency)
+             IS DISTINCT FROM ({SALE_SHOWN.format(p="n.payload")}, n.amount, n.currency) AS shows_more
       FROM outbox AS o,
            LATERAL (SELECT array_position($1::text[], o.dedupe_key) AS i) AS i,
            LATERAL (SELECT ($2::text[])[i.i]::jsonb AS payload, ($3::bigint[])[i.i] AS amount,

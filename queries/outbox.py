@@ -14,11 +14,16 @@ from queries.executor import Executor
 # What bot/migrations/0008_outbox_notify.sql and 0025 notify after an insert into the outbox: its channels.
 NOTIFY_CHANNEL: Final = "salespulse_outbox"
 
-# Outbox row `o` is held: pending, never tried, not due yet. Nothing of it can be in Slack and no worker can be
-# reading it, so its text may still change. Any other row may be in Slack, or be on its way with what a worker read:
-# the worker locks no outbox row while it sends, and a timed-out attempt may have landed.
-HELD: Final = """(o.status = 'pending' AND o.attempts = 0 AND o.available_at > now()
-                  AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id))"""
+# Outbox row `o` is untried: pending, never tried, no attempt recorded. Held: untried and not due yet. Nothing of a
+# held row can be in Slack and no worker can be reading it, so its text may still change. Any other row may be in
+# Slack, or be on its way with what a worker read: the worker locks no outbox row while it sends, and a timed-out
+# attempt may have landed.
+UNTRIED: Final = """(o.status = 'pending' AND o.attempts = 0
+                     AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE a.outbox_id = o.id))"""
+HELD: Final = f"({UNTRIED} AND o.available_at > now())"
+# What a sale ping's payload `{p}` shows, to tell whether an edit would change it: its fields, not its time or
+# lateness (queries/intake_pings.py REFRESH_PINGS, SETTLE_SAME_EDITS below).
+SALE_SHOWN: Final = "(({p} -> 'sale') - 'late' - 'occurred_at')"
 
 ENQUEUE: Final = """
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
@@ -99,9 +104,9 @@ UPDATE outbox
 # when the newest shows what the post showed, they are all settled without a call to Slack, so they do not spend the
 # channel's slot; otherwise they go (the worker sends only the newest). $2–$4: the sale's fields, amount and
 # currency as posted; time and lateness are not worth an edit (intake_pings.REFRESH_PINGS).
-SETTLE_SAME_EDITS: Final = """
+SETTLE_SAME_EDITS: Final = f"""
 WITH newest AS (
-    SELECT (payload -> 'sale') - 'late' - 'occurred_at' AS shows, amount, currency
+    SELECT {SALE_SHOWN.format(p="payload")} AS shows, amount, currency
       FROM outbox
      WHERE target_id = $1 AND op = 'update' AND status = 'pending'
      ORDER BY id DESC
@@ -112,7 +117,7 @@ UPDATE outbox
  WHERE target_id = $1 AND op = 'update' AND status = 'pending'
    AND EXISTS (SELECT FROM newest
                 WHERE (shows, amount, currency)
-                      IS NOT DISTINCT FROM (($2::jsonb -> 'sale') - 'late' - 'occurred_at', $3::bigint, $4::text))
+                      IS NOT DISTINCT FROM ({SALE_SHOWN.format(p="$2::jsonb")}, $3::bigint, $4::text))
 """
 
 MARK_RETRY: Final = """

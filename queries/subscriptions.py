@@ -65,17 +65,14 @@ HOLD_PINGS: Final = """
 UPDATE outbox SET available_at = greatest(available_at, $2)
  WHERE dedupe_key = ANY(SELECT 'sale:' || unnest($1::text[])) AND status = 'pending' AND attempts = 0
 """
-# A ping dropped goes with any edit queued for it (one that was due when its order was refreshed).
+# A ping dropped goes with any edit queued for it (migration 0030).
 DROP_RENEWAL_PINGS: Final = """
-WITH gone AS (
-    SELECT id FROM outbox
-     WHERE dedupe_key IN (SELECT 'sale:' || o.id
-                            FROM orders AS o
-                            JOIN renewal_invoices AS r ON r.invoice_id = o.invoice_id
-                           WHERE o.id = ANY($1::text[]))
-       AND status = 'pending' AND attempts = 0
-)
-DELETE FROM outbox WHERE id IN (SELECT id FROM gone) OR target_id IN (SELECT id FROM gone)
+DELETE FROM outbox
+ WHERE dedupe_key IN (SELECT 'sale:' || o.id
+                        FROM orders AS o
+                        JOIN renewal_invoices AS r ON r.invoice_id = o.invoice_id
+                       WHERE o.id = ANY($1::text[]))
+   AND status = 'pending' AND attempts = 0
 """
 HOLD_RENEWAL_PINGS: Final = """
 UPDATE outbox SET available_at = greatest(available_at, $2)
