@@ -33,7 +33,7 @@ class Metrics:
                                     registry=self.registry)
         self.outbox_oldest_age = Gauge("salespulse_outbox_oldest_age_seconds",
                                        "Age of the oldest undelivered message", registry=self.registry)
-        # Above ten minutes /health calls delivery stuck (a held one counts from the end of its hold).
+        # Past the delivery_stuck rule's threshold /health calls delivery stuck (a held one counts from its hold's end).
         self.outbox_oldest_due_age = Gauge("salespulse_outbox_oldest_due_age_seconds",
                                            "How long the oldest message due for Slack has been waiting",
                                            registry=self.registry)

@@ -10,17 +10,16 @@ from typing import Any, Final
 
 from queries.executor import Executor
 from queries.instants import micros
-from queries.intake import ATTEMPT_WINDOW
+from queries.intake import ATTEMPT_INTERVAL
 from queries.outbox import HELD, UNTRIED
 from queries.rows import DECLINES, json_rows
 
-_WINDOW: Final = f"interval '{ATTEMPT_WINDOW.seconds} seconds'"
 # A decline is an invoice failure's (d, f) when its PaymentIntent named the invoice (before basil), or, from basil on
 # where neither names the other, when it is the same customer's, for the same amount, within ATTEMPT_WINDOW.
 # The window is stated from both sides, so an index on either side's created_at serves it.
 _SAME_ATTEMPT: Final = f"""
-d.created_at BETWEEN f.created_at - {_WINDOW} AND f.created_at + {_WINDOW}
-AND f.created_at BETWEEN d.created_at - {_WINDOW} AND d.created_at + {_WINDOW}
+d.created_at BETWEEN f.created_at - {ATTEMPT_INTERVAL} AND f.created_at + {ATTEMPT_INTERVAL}
+AND f.created_at BETWEEN d.created_at - {ATTEMPT_INTERVAL} AND d.created_at + {ATTEMPT_INTERVAL}
 AND (d.invoice_id = f.invoice_id
      OR (d.invoice_id IS NULL AND d.customer_id = f.customer_id AND d.amount = f.amount
          AND d.currency = f.currency))"""

@@ -94,13 +94,14 @@ RETURNING id
 # and the two are events of different types. The batch's own rows are one per attempt already; the ids of the
 # rows written come back, for their pings.
 ATTEMPT_WINDOW: Final = dt.timedelta(seconds=60)  # one attempt's events, a second or two apart in practice
+ATTEMPT_INTERVAL: Final = f"interval '{ATTEMPT_WINDOW.seconds} seconds'"  # the same, in SQL
 INSERT_FAILURES: Final = f"""
 INSERT INTO payment_failures ({", ".join(FAILURES.names)})
 SELECT * FROM ({FAILURES.select("$1")}) AS v
  WHERE NOT EXISTS (SELECT FROM payment_failures AS f
                     WHERE f.order_id = v.order_id
-                      AND f.created_at BETWEEN v.created_at - interval '{ATTEMPT_WINDOW.seconds} seconds'
-                                           AND v.created_at + interval '{ATTEMPT_WINDOW.seconds} seconds'
+                      AND f.created_at BETWEEN v.created_at - {ATTEMPT_INTERVAL}
+                                           AND v.created_at + {ATTEMPT_INTERVAL}
                       AND (f.charge_id = v.charge_id
                            OR ((f.charge_id IS NULL OR v.charge_id IS NULL)
                                AND f.event_type IS DISTINCT FROM v.event_type)))

@@ -52,7 +52,8 @@ HASTEN_PING: Final = "UPDATE outbox SET available_at = least(available_at, $2) W
 # perhaps being read by a worker this instant) is also edited in place when what it shows changed: the product,
 # customer, affiliate or amount (a checkout session or invoice that came after the settle window, as a Stripe retry
 # does). Its time and lateness are not worth an edit, and an edit keeps the lateness the ping was posted with.
-# The edit is judged on every ping as last committed (`k`); only the rows this statement can lock are rewritten.
+# The edit is judged on every ping as last committed (`k`); only the rows it rewrites are locked (a delivered one
+# only when an edit changes it), and only those it can lock.
 # A row it skips is one a worker is settling this instant (batches of one order run one after the other): posted
 # with what was committed, so the edit judged on that is the right one. FOR NO KEY UPDATE, which a worker recording
 # its attempt under a key-share lock does not hold up. A summarised ping ('coalesced') has no message of its own.
@@ -75,7 +76,8 @@ WITH k AS (
            LATERAL (SELECT NOT {HELD} AS out) AS s
      WHERE o.dedupe_key = ANY($1::text[]) AND o.status IN ('pending', 'delivered') AND o.op = 'post'
 ), l AS (
-    SELECT o.id FROM outbox AS o WHERE o.id IN (SELECT id FROM k) FOR NO KEY UPDATE OF o SKIP LOCKED
+    SELECT o.id FROM outbox AS o WHERE o.id IN (SELECT id FROM k WHERE k.status = 'pending' OR k.shows_more)
+       FOR NO KEY UPDATE OF o SKIP LOCKED
 ), edits AS (
     INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
     SELECT k.dedupe_key || ':edit:' || (SELECT count(*) + 1 FROM outbox AS e WHERE e.target_id = k.id),
@@ -88,8 +90,8 @@ UPDATE outbox AS o
    SET payload = k.payload, amount = k.amount, currency = k.currency,
        available_at = CASE WHEN k.release AND o.status = 'pending' AND o.attempts = 0
                            THEN least(o.available_at, now()) ELSE o.available_at END
-  FROM k JOIN l ON l.id = k.id
- WHERE o.id = k.id AND (o.status = 'pending' OR k.shows_more)
+  FROM k JOIN l ON l.id = k.id  -- the pending ones, and those an edit changes
+ WHERE o.id = k.id
 """
 
 

@@ -9,8 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot import __version__
-from bot.answers.snapshots import errors_snapshot, health_snapshot, sales_snapshot
+from bot.answers.gather import gather_health
+from bot.answers.snapshots import COMMAND_BUDGET, errors_snapshot, sales_snapshot
 from bot.blocks.common import refusal_message, usage_message
 from bot.blocks.dashboard import dashboard_off_message, link_message, link_not_shared_message
 from bot.blocks.errors import errors_message
@@ -20,7 +20,6 @@ from bot.blocks.sales import sales_message
 from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
-from bot.scheduling import next_runs
 from bot.web.session import LINK_LIFETIME, LINK_SESSION_LIFETIME, sign_link
 
 Render = Callable[[Deps, str, bool], Awaitable[Message]]
@@ -75,16 +74,8 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
     """The /health answer (it takes no argument)."""
     if arg:
         return _unknown("/health", arg)
-    now, s = deps.clock(), deps.settings
-    mode = "local mode" if s.local_mode else "Socket Mode" if s.slack_app_token else \
-        "incoming webhooks" if s.uses_incoming_webhooks else "HTTP mode"
-    snapshot = await health_snapshot(
-        deps.pool, now=now, in_business_hours=s.in_business_hours(now),
-        mode=mode, version=__version__, started_at=deps.started_at, site_url=s.site_url,
-        next_jobs=next_runs(deps.scheduler), job_failures=tuple(deps.job_failures.recent),
-        channels=deps.channels.statuses() if deps.channels is not None else (),
-        overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after)
-    return health_message(snapshot, tz=s.tz, share_arg="" if shareable else None)
+    snapshot = await gather_health(deps, budget=COMMAND_BUDGET)
+    return health_message(snapshot, tz=deps.settings.tz, share_arg="" if shareable else None)
 
 
 RENDERERS: dict[str, Render] = {"/sales": sales, "/errors": errors, "/health": health}

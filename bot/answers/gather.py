@@ -27,7 +27,7 @@ async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[Sales
 
 
 async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnapshot:
-    """The state of every component, as /health and the health JSON report it."""
+    """The state of every component, as /health, the dashboard, App Home and the health JSON report it."""
     now, s = deps.clock(), deps.settings
     mode = "local" if s.local_mode else "socket" if s.slack_app_token else \
         "webhooks" if s.uses_incoming_webhooks else "http"

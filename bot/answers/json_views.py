@@ -167,10 +167,8 @@ def _delivery_json(s: HealthSnapshot) -> dict[str, Any] | None:
 
 def health_json(s: HealthSnapshot) -> dict[str, Any]:
     """GET /api/monitoring/health: each component's state and age."""
-    errs = s.delivery_errors
-    degraded = not s.database_ok or s.order_silence_suspicious or bool(errs and errs.permanent) or s.delivery_stuck
     return {
-        "status": "degraded" if degraded else "ok",
+        "status": "degraded" if s.degraded else "ok",
         "components": {
             "database": {"ok": s.database_ok, "rtt_ms": round(s.database_rtt_ms, 2)
                          if s.database_rtt_ms is not None else None},

@@ -228,6 +228,13 @@ class HealthSnapshot:
         due = self.backlog.oldest_due if self.backlog is not None else None
         return due is not None and self.now - due > self.stuck_after
 
+    @property
+    def degraded(self) -> bool:
+        """What the JSON API and the dashboard call degraded: no database, an order silence worth worrying about,
+        Slack refusing messages for good, or delivery stuck."""
+        permanent = bool(self.delivery_errors and self.delivery_errors.permanent)
+        return not self.database_ok or self.order_silence_suspicious or permanent or self.delivery_stuck
+
 
 async def _timed_ping(db: Executor) -> float:
     started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.answers.snapshots import HealthSnapshot
@@ -15,6 +16,9 @@ from bot.scheduling import JobFailure
 
 OK, WARN, BAD, OFF = "🟢", "🟡", "🔴", "⚪"
 STRIPE_POLL_STALE = dt.timedelta(minutes=5)  # the poll runs every minute
+# How /health says the run mode the snapshot names (the JSON API gives the key itself).
+MODE_LABELS: Final = {"local": "local mode", "socket": "Socket Mode", "webhooks": "incoming webhooks",
+                      "http": "HTTP mode"}
 
 
 def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
@@ -155,7 +159,7 @@ def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = N
     blocks = [header("🩺 Health"), section("\n".join(_lines(s, tz)))]
     if (firing := firing_alerts_section(s.alerts, now=s.now)) is not None:
         blocks.append(firing)
-    blocks.append(context(f"salespulse {s.version} · up {uptime} · {s.mode}"))
+    blocks.append(context(f"salespulse {s.version} · up {uptime} · {MODE_LABELS.get(s.mode, s.mode)}"))
     if (warning := missing_context([m for m in s.missing if m != "database"])) is not None:
         blocks.append(warning)
     if share_arg is not None:

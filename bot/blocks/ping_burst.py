@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bot.blocks.elements import context, header, local, message, section, when
-from bot.blocks.message import Message, truncate
-from bot.blocks.pings import BURST_LINE_CHARS, BURST_LISTED, FAILURE_TITLE, LAST_MINUTE
+from bot.blocks.elements import context, header, message, section
+from bot.blocks.message import Message
+from bot.blocks.pings import BURST_LISTED, DISPUTE_TITLE, FAILURE_TITLE, burst_lines, burst_span, burst_times
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ WORDINGS: Final[dict[str, Wording]] = {
                        "⚠️ Many at once is how card testing looks: check Radar in the Stripe dashboard · /errors"),
     "refund": Wording("↩️", "refunds", "↩️ ", "Each is under Payments in the Stripe dashboard · /sales counts them"),
     # Without evidence by the due date the bank decides for the customer: https://docs.stripe.com/disputes/responding
-    "dispute": Wording("⚠️", "disputes opened", "⚠️ Dispute opened: ",
+    "dispute": Wording("⚠️", "disputes opened", f"{DISPUTE_TITLE}: ",
                        "⚠️ Respond to each in the Stripe dashboard before its evidence deadline, or it is lost"),
 }
 
@@ -56,14 +56,11 @@ class PingBurstView:
 def ping_burst_message(b: PingBurstView, *, tz: ZoneInfo) -> Message:
     """"❌ 37 payment failures since 14:02", the first ten (amount — reason), and what to do about them."""
     wording = WORDINGS.get(b.kind, OTHER)
-    span = "in the last minute" if b.last_at - b.first_at <= LAST_MINUTE else f"since {local(b.first_at, tz):%H:%M}"
     headline = f"{b.count:,} {wording.noun}"
-    listed = [truncate(f"• {line.removeprefix(wording.prefix)}", BURST_LINE_CHARS) for line in b.lines[:BURST_LISTED]]
-    if (more := b.count - len(listed)) > 0:
-        listed.append(f"…and {more:,} more")
+    listed = burst_lines([f"• {line.removeprefix(wording.prefix)}" for line in b.lines[:BURST_LISTED]], b.count)
     blocks = [header(f"{wording.emoji} {headline}")]
     if listed:
         blocks.append(section("\n".join(listed)))
     notes = [wording.note] if wording.note else []
-    blocks.append(context(f"⏰ {when(b.first_at, tz)} – {when(b.last_at, tz)}", *notes))
-    return message(f"{wording.emoji} {headline} {span}", blocks)
+    blocks.append(context(burst_times(b.first_at, b.last_at, tz), *notes))
+    return message(f"{wording.emoji} {headline} {burst_span(b.first_at, b.last_at, tz)}", blocks)

@@ -23,6 +23,7 @@ BURST_LINE_CHARS: Final = MAX_SECTION_TEXT // (BURST_LISTED + 1) - 1
 BURST_PRODUCT_CHARS: Final = 40
 LAST_MINUTE: Final = timedelta(seconds=60)
 FAILURE_TITLE: Final = "❌ Payment Failed"  # the failed-payment ping's header, and its text's start
+DISPUTE_TITLE: Final = "⚠️ Dispute opened"  # the dispute ping's header, and its text's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,7 @@ def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
     amount = _money(d.amount, d.currency)
     reason = _value(d.reason.replace("_", " ") if d.reason else None)
     blocks = [
-        header("⚠️ Dispute opened"),
+        header(DISPUTE_TITLE),
         fields(
             ("Amount", amount),
             ("Reason", reason),
@@ -194,26 +195,37 @@ def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
             f"⏰ {when(d.occurred_at, tz)}",
         ),
     ]
-    return message(f"⚠️ Dispute opened: {amount} — {reason}", blocks)
+    return message(f"{DISPUTE_TITLE}: {amount} — {reason}", blocks)
+
+
+def burst_span(first_at: datetime, last_at: datetime, tz: ZoneInfo) -> str:
+    """How a summary says when its messages came: "in the last minute", or "since 14:02"."""
+    return "in the last minute" if last_at - first_at <= LAST_MINUTE else f"since {local(first_at, tz):%H:%M}"
+
+
+def burst_times(first_at: datetime, last_at: datetime, tz: ZoneInfo) -> str:
+    """A summary's context line: the first and last message's times."""
+    return f"⏰ {when(first_at, tz)} – {when(last_at, tz)}"
+
+
+def burst_lines(lines: Sequence[str], count: int) -> list[str]:
+    """A summary's list: the first BURST_LISTED lines, each cut to fit, and "…and N more" for the rest of `count`."""
+    listed = [truncate(line, BURST_LINE_CHARS) for line in lines[:BURST_LISTED]]
+    if (more := count - len(listed)) > 0:
+        listed.append(f"…and {more:,} more")
+    return listed
 
 
 def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
     """One summary for a flash sale: totals per currency, the first sales listed, and the time span."""
     totals = escape_mrkdwn(format_totals(b.totals))
-    if b.last_at - b.first_at <= LAST_MINUTE:
-        span = "in the last minute"
-    else:
-        span = f"since {local(b.first_at, tz):%H:%M}"
     headline = f"{b.count} new sales"
-    listed = b.sales[:BURST_LISTED]
-    lines = [truncate(_burst_line(sale), BURST_LINE_CHARS) for sale in listed]
-    if (more := b.count - len(listed)) > 0:
-        lines.append(f"…and {more:,} more")
+    lines = burst_lines([_burst_line(sale) for sale in b.sales[:BURST_LISTED]], b.count)
     blocks = [header(f"🔥 {headline}"), section(f"*Total:* {totals}")]
     if lines:
         blocks.append(section("\n".join(lines)))
-    blocks.append(context(f"⏰ {when(b.first_at, tz)} – {when(b.last_at, tz)}"))
-    return message(f"🔥 {headline} {span} — {totals}", blocks)
+    blocks.append(context(burst_times(b.first_at, b.last_at, tz)))
+    return message(f"🔥 {headline} {burst_span(b.first_at, b.last_at, tz)} — {totals}", blocks)
 
 
 def _burst_line(sale: SaleView) -> str:

@@ -174,9 +174,7 @@ def dashboard_view(today: SalesSnapshot, hourly: Hourly | None, health: HealthSn
                    tz: ZoneInfo) -> dict[str, Any]:
     """Everything the page shows, ready to be placed as text."""
     critical = any(a.severity == "critical" for a in health.alerts or [])
-    permanent = bool(health.delivery_errors and health.delivery_errors.permanent)
-    degraded = (not health.database_ok or health.order_silence_suspicious or permanent or critical
-                or health.delivery_stuck)
+    degraded = health.degraded or critical
     return {
         "title": today.period.label,
         "timezone": tz.key,
