@@ -12,6 +12,7 @@ from dataclasses import astuple, dataclass
 from typing import Any, Final
 
 from queries.executor import Executor
+from queries.outbox import UNTRIED
 from queries.sales import CurrencyTotal
 
 INSERT_SNAPSHOTS: Final = """
@@ -65,14 +66,25 @@ HOLD_PINGS: Final = """
 UPDATE outbox SET available_at = greatest(available_at, $2)
  WHERE dedupe_key = ANY(SELECT 'sale:' || unnest($1::text[])) AND status = 'pending' AND attempts = 0
 """
-# A ping dropped goes with any edit queued for it (migration 0030).
-DROP_RENEWAL_PINGS: Final = """
-DELETE FROM outbox
- WHERE dedupe_key IN (SELECT 'sale:' || o.id
-                        FROM orders AS o
-                        JOIN renewal_invoices AS r ON r.invoice_id = o.invoice_id
-                       WHERE o.id = ANY($1::text[]))
-   AND status = 'pending' AND attempts = 0
+# The renewals' sale pings, locked before any is dropped: a worker records its attempt on a ping only under a
+# key-share lock (outbox.RECORD_ATTEMPT), so from here on none can start sending, and one that has is seen below.
+LOCK_RENEWAL_PINGS: Final = """
+SELECT o.id
+  FROM outbox AS o
+ WHERE o.dedupe_key IN (SELECT 'sale:' || d.id
+                          FROM orders AS d
+                          JOIN renewal_invoices AS r ON r.invoice_id = d.invoice_id
+                         WHERE d.id = ANY($1::text[]))
+ ORDER BY o.id
+   FOR UPDATE
+"""
+# Then, in a statement of its own (a snapshot taken after any attempt that held the lock committed), only those
+# nothing can have sent are dropped: untried and covered by no burst's attempt either. One a worker is sending is
+# announced after all, and keeps its row to be marked delivered. Its edits go with a ping (migration 0030).
+DROP_UNSENT_PINGS: Final = f"""
+DELETE FROM outbox AS o
+ WHERE o.id = ANY($1::bigint[]) AND {UNTRIED}
+   AND NOT EXISTS (SELECT FROM delivery_attempts AS a WHERE o.id = ANY (a.covers))
 """
 HOLD_RENEWAL_PINGS: Final = """
 UPDATE outbox SET available_at = greatest(available_at, $2)
@@ -151,7 +163,9 @@ async def quiet_renewals(db: Executor, order_ids: Sequence[str], *, hold_until: 
     if not order_ids:
         return
     if hold_until is None:
-        await db.execute(DROP_RENEWAL_PINGS, list(order_ids))
+        locked = [r["id"] for r in await db.fetch(LOCK_RENEWAL_PINGS, list(order_ids))]
+        if locked:
+            await db.execute(DROP_UNSENT_PINGS, locked)
     else:
         await db.execute(HOLD_RENEWAL_PINGS, list(order_ids), hold_until)
 
