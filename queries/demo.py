@@ -1,4 +1,5 @@
-"""SQL the demo runs against the embedded server itself: a fresh, empty database for each demo."""
+"""SQL the demo runs against the embedded server itself (its database, kept between runs or made afresh) and
+against that database (where its history ends, its made-up settlements)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,51 @@ DEMO_DATABASE: Final = "salespulse_demo"
 # WITH (FORCE): a demo killed a moment ago may still have sessions open on it.
 DROP_DEMO_DATABASE: Final = "DROP DATABASE IF EXISTS salespulse_demo WITH (FORCE)"
 CREATE_DEMO_DATABASE: Final = "CREATE DATABASE salespulse_demo"
+
+
+DEMO_DATABASE_EXISTS: Final = "SELECT EXISTS (SELECT FROM pg_database WHERE datname = 'salespulse_demo')"
+# Where the kept demo's history ends: where its seeding last reached (the database's comment, MARK_HISTORY), or the
+# last event the simulator sent through the intake, whichever is later — or its last order, if a run stopped while
+# loading before it could mark anything.
+HISTORY_ENDS: Final = r"""
+SELECT greatest((SELECT CASE WHEN c ~ '^\d{4}-\d\d-\d\d' THEN c::timestamptz END
+                   FROM shobj_description((SELECT oid FROM pg_database WHERE datname = current_database()),
+                                          'pg_database') AS c),
+                (SELECT max(created_at) FROM webhook_logs),
+                (SELECT max(created_at) FROM orders))
+"""
+# COMMENT takes no parameters: the statement is built by format() (%L quotes the time) and run next.
+MARK_HISTORY: Final = "SELECT format('COMMENT ON DATABASE %I IS %L', current_database(), $1::timestamptz::text)"
+
+# Successful orders (completed or refunded since), as the seeder counts them.
+RECENT_ORDERS: Final = """
+SELECT count(*) FROM orders WHERE payment_status IN ('completed', 'refunded') AND created_at >= $1
+"""
+
+
+async def demo_database(db: Executor, *, fresh: bool) -> str:
+    """The demo database's name: kept from an earlier run unless `fresh`, else made empty. Not in a transaction
+    (PostgreSQL refuses CREATE DATABASE inside one), so run it on a plain connection."""
+    if not fresh and await db.fetchval(DEMO_DATABASE_EXISTS):
+        return DEMO_DATABASE
+    return await recreate_demo_database(db)
+
+
+async def history_ends(db: Executor) -> dt.datetime | None:
+    """The time of the kept demo's last order or event (None: it has none, e.g. a run stopped while loading)."""
+    at: dt.datetime | None = await db.fetchval(HISTORY_ENDS)
+    return at
+
+
+async def mark_history(db: Executor, *, until: dt.datetime) -> None:
+    """Remember that the synthetic history reaches `until`."""
+    await db.execute(await db.fetchval(MARK_HISTORY, until))
+
+
+async def recent_orders(db: Executor, *, since: dt.datetime) -> int:
+    """Successful orders since `since`."""
+    n: int = await db.fetchval(RECENT_ORDERS, since)
+    return n
 
 
 async def recreate_demo_database(db: Executor) -> str:

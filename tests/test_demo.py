@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from bot.intake.events import Kind
 from bot.reports.schedule import ReportKind
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import verify
+from queries import demo as demo_queries
 from queries import mrr
 from queries import subscriptions as subscriptions_q
 from tests.conftest import STRIPE_SECRET, Bot, make_settings
@@ -131,6 +132,34 @@ async def test_the_demo_history_has_subscribers_upgrades_and_churn(pool: asyncpg
     assert usd.mrr == await pool.fetchval("SELECT sum(mrr) FROM subscriptions WHERE currency = 'USD'")
 
 
+async def test_a_kept_demo_database_is_topped_up_for_the_time_it_was_off(dsn: str) -> None:
+    """A second run on the database an earlier one left keeps everything and makes up only the hours since its
+    history ended, at the history's pace: no sale after now, nothing seeded twice, the subscribers not again."""
+    settings = make_settings(STORE_TIMEZONE="America/New_York")
+    first_run = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    first = await demo.seed_history(dsn, settings, orders=1_500, now=first_run)
+    assert (first.kept, first.added, first.orders) == (False, 1_500, 1_500)
+    conn = await asyncpg.connect(dsn)
+    try:
+        ended = await conn.fetchval("SELECT max(created_at) FROM orders")
+        counts = "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM subscription_events)"
+        before = tuple(await conn.fetchrow(counts))
+        second = await demo.seed_history(dsn, settings, orders=1_500, now=first_run + dt.timedelta(hours=12))
+        assert second.kept and 15 <= second.added <= 35, second  # 1,500 a month is ~25 in 12 hours
+        new = await conn.fetch("SELECT created_at FROM orders WHERE created_at > $1", ended)
+        assert all(r["created_at"] <= first_run + dt.timedelta(hours=12) for r in new)
+        assert tuple(await conn.fetchrow(counts))[1] == before[1]
+        assert await conn.fetchval("SELECT count(*) FROM orders") >= before[0] + second.added
+        assert second.orders == await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE payment_status IN ('completed', 'refunded') AND created_at >= $1",
+            first_run + dt.timedelta(hours=12) - dt.timedelta(days=30))
+        assert await demo_queries.history_ends(conn) == first_run + dt.timedelta(hours=12)  # its last order: before
+        again = await demo.seed_history(dsn, settings, orders=1_500, now=first_run + dt.timedelta(hours=12))
+        assert (again.kept, again.added) == (True, 0)  # nothing was off
+    finally:
+        await conn.close()
+
+
 async def test_a_wrong_secret_is_refused_and_counted_as_not_sent(bot: Bot) -> None:
     """Signed with another secret, the intake answers 400 and the simulator says so instead of counting it."""
     simulator = Simulator(url=str(bot.client.make_url("/webhooks/stripe")), secret="whsec_other")
@@ -200,10 +229,11 @@ def test_the_banner_prints_only_the_token_the_demo_made_up() -> None:
     now = dt.datetime(2026, 3, 8, 14, 0, tzinfo=dt.UTC)
     made_up = demo_settings(make_settings(), dsn="postgresql://x/y")
     assert made_up.monitoring_token is not None
-    shown = demo.banner(made_up, orders=1, now=now)
+    history = demo.History(orders=1, added=0, kept=False)
+    shown = demo.banner(made_up, history=history, now=now)
     assert f"MONITORING_TOKEN={made_up.monitoring_token.get_secret_value()}" in shown
     own = demo_settings(make_settings(MONITORING_TOKEN="mine-and-secret"), dsn="postgresql://x/y")
-    shown = demo.banner(own, orders=1, now=now, own_token=True)
+    shown = demo.banner(own, history=history, now=now, own_token=True)
     assert "mine-and-secret" not in shown and "Bearer $MONITORING_TOKEN" in shown and "/dashboard/link/" in shown
 
 
@@ -227,22 +257,39 @@ async def wait_for(predicate: Any, *, output: Callable[[], str], within: float, 
     raise AssertionError(f"no {what} within {within} s; output:\n{output()[-4000:]}")
 
 
-async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
-    """`python -m bot demo` with nothing configured: it prints its URLs and token, pings sales, posts a report,
-    and the monitoring API and the local feed show the store — /sales with today's pace, /sales settings the
-    Settings view — then Ctrl-C stops it cleanly."""
-    port, log = free_port(), tmp_path / "demo.log"
+@contextlib.asynccontextmanager
+async def demo_process(tmp_path: Path, *args: str, log_name: str = "demo.log") -> AsyncIterator[
+        tuple[str, Callable[[], str]]]:
+    """`python -m bot demo [args]` with nothing configured and its data in tmp_path/data: its base URL and its
+    output so far; Ctrl-C on the way out, which must stop it cleanly."""
+    port, log = free_port(), tmp_path / log_name
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
            "SALESPULSE_DATA_DIR": str(tmp_path / "data"), "HOST": "127.0.0.1", "PORT": str(port)}
     with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "demo", cwd=tmp_path, env=env,
-                                                    stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "demo", *args, cwd=tmp_path,
+                                                    env=env, stdout=out, stderr=out)
 
     def text() -> str:
         return log.read_text(errors="replace")
 
     try:
+        yield f"http://127.0.0.1:{port}", text
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            raise
+    assert code == 0, text()[-3000:]
+
+
+async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
+    """`python -m bot demo` with nothing configured: it prints its URLs and token, pings sales, posts a report,
+    and the monitoring API and the local feed show the store — /sales with today's pace, /sales settings the
+    Settings view — then Ctrl-C stops it cleanly."""
+    async with demo_process(tmp_path) as (base, text):
         token = (await wait_for(lambda: re.search(r"MONITORING_TOKEN=(\S+)", text()), output=text, within=120,
                                 what="banner")).group(1)
         assert f"local feed  {base}/" in text() and f"{base}/dashboard/link/" in text()
@@ -271,12 +318,24 @@ async def test_salespulse_demo_comes_alive(tmp_path: Path) -> None:
                 while b"data: " not in first:
                     first = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 10)
                 assert json.loads(first.split(b"data: ", 1)[1])["channel"] in ("sales", "alerts", "reports")
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)
-        try:
-            code = await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            raise
-    assert code == 0, text()[-3000:]
+
+
+async def test_the_demo_keeps_its_store_between_runs(tmp_path: Path) -> None:
+    """Like any embedded data, the demo's database survives a restart — its history and live sales, and so whatever
+    was changed from the feed — topped up for the time it was off; `--fresh` starts over."""
+    history = re.compile(r"history +([\d,]+) orders over the last 30 days \(database salespulse_demo, (new|kept)")
+
+    async def banner(text: Callable[[], str]) -> tuple[int, str]:
+        found = await wait_for(lambda: history.search(text()), output=text, within=120, what="banner")
+        return int(found.group(1).replace(",", "")), found.group(2)
+
+    async with demo_process(tmp_path, log_name="first.log") as (_, text):
+        orders, how = await banner(text)
+        assert how == "new" and orders == demo.HISTORY_ORDERS
+        await wait_for(lambda: "[#sales] 💰 New Sale" in text(), output=text, within=30, what="sale ping")
+    async with demo_process(tmp_path, log_name="second.log") as (_, text):
+        kept, how = await banner(text)
+        assert how == "kept" and kept > orders, text()  # the first run's history, its live sales, and the gap's
+        assert "--fresh" in text()
+    async with demo_process(tmp_path, "--fresh", log_name="third.log") as (_, text):
+        assert await banner(text) == (demo.HISTORY_ORDERS, "new")

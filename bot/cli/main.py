@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve everything (migrations applied first)")
-    sub.add_parser("demo", help="local mode with synthetic history and a live simulator")
+    demo = sub.add_parser("demo", help="local mode with synthetic history and a live simulator")
+    demo.add_argument("--fresh", action="store_true",
+                      help="start over: drop the demo's database (an earlier run's data, settings and alerts)")
     sub.add_parser("migrate", help="apply schema migrations and exit")
     sub.add_parser("check", help="validate configuration, reach Postgres and Slack; exit 1 on any problem")
     seed = sub.add_parser("seed", help="bulk-load synthetic orders (COPY), migrations applied first")
@@ -233,7 +235,7 @@ async def _check_channels(client: AsyncWebClient, settings: Settings) -> bool:
     return all(status.usable for status in directory.statuses())
 
 
-def _serve(settings: Settings, *, demo: bool) -> int:
+def _serve(settings: Settings, *, demo: bool, fresh: bool = False) -> int:
     """`run`, or `demo` — which `run` also becomes when nothing at all is configured (`make run` out of the box)."""
     from bot.app import serve
     from bot.demo.runner import demo_command, nothing_configured
@@ -246,7 +248,7 @@ def _serve(settings: Settings, *, demo: bool) -> int:
               " STRIPE_API_KEY, INTAKE_TOKEN or SITE_URL), so here is the demo. Set STRIPE_WEBHOOK_SECRET"
               " (README: Connect Stripe) to watch your own store.", file=sys.stderr, flush=True)
     try:
-        return asyncio.run(demo_command(settings))
+        return asyncio.run(demo_command(settings, fresh=fresh))
     except KeyboardInterrupt:  # Ctrl-C while the history loads, before the server handles signals itself
         return 130
 
@@ -279,7 +281,7 @@ CANNOT_CONNECT = (*DB_REFUSED, asyncpg.PostgresConnectionError, asyncpg.CannotCo
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run the command asked for; its exit status."""
     if args.command in ("run", "demo"):
-        return _serve(settings, demo=args.command == "demo")
+        return _serve(settings, demo=args.command == "demo", fresh=getattr(args, "fresh", False))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "check":

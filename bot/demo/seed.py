@@ -92,6 +92,12 @@ class SeedSpec:
     seed: int
     token: str  # makes every id of this run unique, so seeding twice never collides
     chunk_size: int = 50_000
+    since: dt.datetime | None = None  # from here to `now` instead of the `days` before it (the demo's gap)
+
+    @property
+    def start(self) -> dt.datetime:
+        """Where the history begins."""
+        return self.since or self.now - dt.timedelta(days=self.days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +141,9 @@ def _hour_rate(local: dt.datetime) -> float:
 
 
 def bucket_counts(spec: SeedSpec, rng: random.Random) -> list[int]:
-    """Successful orders per 10-minute bucket from `now - days` on: rhythm × growth × noise, summing to N."""
-    start = spec.now - dt.timedelta(days=spec.days)
-    buckets = spec.days * (dt.timedelta(days=1) // BUCKET)
+    """Successful orders per 10-minute bucket from the start on: rhythm × growth × noise, summing to N."""
+    start = spec.start
+    buckets = max(1, -(-(spec.now - start) // BUCKET))  # a gap's last bucket may be partial (see generate)
     weights = []
     for i in range(buckets):
         local = (start + BUCKET * (i + 0.5)).astimezone(spec.tz)
@@ -167,6 +173,7 @@ def generate(spec: SeedSpec) -> Iterator[Batch]:
         if not count:
             continue
         begin = rows.start + index * width
+        span = min(width, rows.now - begin)  # never past now
         failures = sum(rng.random() < fail_per_order for _ in range(count))
         attempts = count + failures
         failed = set(rng.sample(range(attempts), failures))
@@ -174,12 +181,13 @@ def generate(spec: SeedSpec) -> Iterator[Batch]:
         moneys = rng.choices(currencies, cum_weights=currency_cum, k=attempts)
         for n, offset in enumerate(sorted([rng.random() for _ in range(attempts)])):
             if n in failed:
-                rows.failure(begin + offset * width, products[n], moneys[n])
+                rows.failure(begin + offset * span, products[n], moneys[n])
                 continue
             if rows.completed == spec.chunk_size:  # before, not after: the last chunk is never empty
                 yield rows.flush()
-            rows.order(begin + offset * width, products[n], moneys[n])
-    rows.top_up_pending()
+            rows.order(begin + offset * span, products[n], moneys[n])
+    if spec.since is None:  # a gap filled later finds the checkouts the history left open
+        rows.top_up_pending()
     yield rows.flush()
 
 
@@ -194,7 +202,7 @@ class _Rows:
     def __init__(self, spec: SeedSpec, rng: random.Random) -> None:
         self.rng = rng
         self.now = spec.now.timestamp()
-        self.start = self.now - spec.days * 86_400
+        self.start = spec.start.timestamp()
         self.pool = max(1, round(spec.orders * CUSTOMERS_PER_ORDER))
         self.pi, self.cs, self.evt = (f"{kind}_seed_{spec.token}_" for kind in ("pi", "cs", "evt"))
         self.order_ids, self.session_ids, self.event_ids = (itertools.count(1) for _ in range(3))
