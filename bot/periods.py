@@ -38,6 +38,8 @@ class UnknownPeriod(ValueError):
     """The argument is not one of PERIODS."""
 
 
+# The earliest date a period may name: no payment is older, and a week before year 1 is not a datetime.
+EARLIEST: dt.date = dt.date(1970, 1, 1)
 # The arguments /sales accepts, in the order the usage text lists them; "" means today.
 PERIODS: tuple[str, ...] = ("today", "1h", "24h", "yesterday", "7d", "30d", "YYYY-MM-DD")
 
@@ -74,7 +76,11 @@ def _date_period(key: str, arg: str, *, now: dt.datetime, today: dt.date, tz: Zo
         day = dt.date.fromisoformat(key)
     except ValueError:
         raise UnknownPeriod(f"unknown period {arg.strip()!r}") from None
-    if day > today or len(key) != 10:
-        raise UnknownPeriod(f"{key} is in the future" if day > today else f"unknown period {arg.strip()!r}")
+    if len(key) != 10:
+        raise UnknownPeriod(f"unknown period {arg.strip()!r}")
+    if day > today:
+        raise UnknownPeriod(f"{key} is in the future")
+    if day < EARLIEST:
+        raise UnknownPeriod(f"{key} is before {EARLIEST}")
     end = now if day == today else local_midnight(day + dt.timedelta(days=1), tz)
     return Period(key, f"{day:%a %d %b %Y}", local_midnight(day, tz), end, Bucket.HOUR)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from bot.answers.gather import API_BUDGET
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
@@ -82,13 +83,14 @@ async def test_sales_yesterday_and_last_hour(store: Bot) -> None:
 
 
 async def test_sales_for_a_date_is_that_local_day(store: Bot) -> None:
-    """A date is that calendar day in the store's zone: 2026-03-07 holds only the 23:30 sale; a future date and
-    a malformed one get the usage text."""
+    """A date is that calendar day in the store's zone: 2026-03-07 holds only the 23:30 sale; a future date, one
+    before 1970 (year 1's first week has no week earlier to compare with) and a malformed one get the usage text."""
     text = text_of(await store.command("/sales", "2026-03-07"))
     assert "Sat 07 Mar 2026" in text and "$10.00" in text and "$90.00" not in text
     assert "Sun 08 Mar 2026" in text_of(await store.command("/sales", "2026-03-08"))  # today, until now
-    for bad in ("2026-03-09", "2026-3-7", "2026-02-30"):
-        assert "usage" in (await store.command("/sales", bad))["text"]
+    for bad in ("2026-03-09", "2026-3-7", "2026-02-30", "0001-01-01", "0001-01-05", "1969-12-31"):
+        assert "usage" in (await store.command("/sales", bad))["text"], bad
+        assert "usage" in (await store.command("/errors", bad))["text"], bad
 
 
 async def test_week_over_week_change_and_trend(store: Bot) -> None:
@@ -258,6 +260,30 @@ async def test_slow_database_answers_within_budget_with_what_it_has(store: Bot, 
     text = text_of(body)
     assert "Couldn't get" in text and "totals" in text
     assert "in checkout now" in text  # checkout sessions were not locked: that part still arrived
+
+
+async def test_the_api_gives_figures_it_could_not_read_as_null_not_zero(store: Bot, dsn: str) -> None:
+    """The orders table locked: the sales JSON names what is missing, and its counts and revenue are null — a 0
+    would tell the guide's dashboard, or a monitor, that nothing sold — within one budget, not two."""
+    blocker = await asyncpg.connect(dsn)
+    tx = blocker.transaction()
+    await tx.start()
+    await blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+    try:
+        started = time.perf_counter()
+        resp = await store.client.get("/api/monitoring/sales", headers={"Authorization": f"Bearer {TOKEN}"})
+        elapsed, body = time.perf_counter() - started, await resp.json()
+    finally:
+        await tx.rollback()
+        await blocker.close()
+    assert resp.status == 200 and {"totals", "last hour"} <= set(body["missing"]), body
+    for part in ("today", "lastHour"):
+        assert (body[part]["order_count"], body[part]["revenue"], body[part]["revenue_by_currency"]) == (
+            None, None, None), body[part]
+    assert elapsed < 2 * API_BUDGET, elapsed
+    fine = await (await store.client.get("/api/monitoring/sales", headers={"Authorization": f"Bearer {TOKEN}"})
+                  ).json()
+    assert fine["missing"] == [] and fine["today"]["order_count"] > 0
 
 
 async def test_share_button_posts_the_summary_in_the_channel(store: Bot) -> None:

@@ -50,6 +50,7 @@ async def test_a_message_due_for_over_ten_minutes_is_stuck_everywhere(store: Bot
     await _queue(store, created=created, due=due, attempts=attempts)
     text, delivery, metrics = await _surfaces(store)
     assert "🔴 *Slack delivery stuck*" in text and f"the oldest due {int(due / MIN)} min ago" in text
+    assert text.endswith("🩺 Health: degraded")  # the summary (a notification's preview) says so too
     assert delivery["stuck"] is True and delivery["status"] == "degraded"
     due_age = next(float(line.split()[-1]) for line in metrics.splitlines()
                    if line.startswith("salespulse_outbox_oldest_due_age_seconds "))
@@ -67,7 +68,7 @@ async def test_messages_held_by_design_or_due_lately_are_not_stuck(store: Bot, c
                                                                   first_due: dt.timedelta | None) -> None:
     await _queue(store, created=created, due=due, attempts=attempts, first_due=first_due)
     text, delivery, _ = await _surfaces(store)
-    assert "stuck" not in text and "*Slack delivery*" in text
+    assert "stuck" not in text and "*Slack delivery*" in text and text.endswith("🩺 Health: ok")
     assert delivery["stuck"] is False and delivery["status"] == "ok"
 
 

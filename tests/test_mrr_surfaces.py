@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,18 @@ async def test_with_a_store_currency_mrr_is_in_it_and_the_others_stay_apart(euro
     (today, hourly), health = await gather_sales(euro_shop.deps), await gather_health(euro_shop.deps)
     card = dashboard_view(today, hourly, health, tz=euro_shop.deps.settings.tz)["subscriptions"]
     assert card is not None and card["mrr"] == "€10.00 · $58.00 not converted"
+
+
+async def test_a_past_dates_mrr_movements_are_the_30_days_before_it(dsn: str, fake_slack: FakeSlack,
+                                                                    tmp_path: Path) -> None:
+    """`/sales <date>` gives MRR as that day ended, and its "30 days" movements are the 30 days up to then — not
+    the 30 days before today, which miss a subscriber who came 50 days ago, three days before the date asked."""
+    async with start_bot(dsn, fake_slack, clock=lambda: NOW, SALESPULSE_DATA_DIR=str(tmp_path)) as bot:
+        created = json.loads((STORY / "1_created.json").read_text("utf-8"))
+        assert (await bot.stripe(at(created, NOW - dt.timedelta(days=50), 0))).status == 200
+        body = await bot.command("/sales", (NOW - dt.timedelta(days=47)).date().isoformat())
+    text = json.dumps(body["blocks"], ensure_ascii=False)
+    mrr, moves = re.search(r"MRR (\$[\d,.]+)\* (\S+)", text), re.search(r"30 days: ([^\"]*)", text)
+    assert mrr is not None and moves is not None, text
+    assert mrr.group(2) == "new"  # no subscriber a week before that day
+    assert f"new +{mrr.group(1)}" in moves.group(1), moves.group(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bot import __version__
 from bot.answers.hourly import Hourly, last_24_hours
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot, gather_within, health_snapshot, sales_snapshot
@@ -9,20 +11,25 @@ from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import parse_period
 from bot.scheduling import next_runs
+from queries.executor import Executor
 
 API_BUDGET = 5.0  # dashboards can wait a little longer than Slack
 
 
 async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[SalesSnapshot, Hourly | None]:
-    """Today's /sales figures and the last 24 hours by hour, in the store currency too when today's totals are
-    (None when that lookup did not arrive)."""
+    """Today's /sales figures and the last 24 hours by hour, in the store currency too when there is one (None
+    when that lookup did not arrive)."""
     now, tz = deps.clock(), deps.settings.tz
     choice = CurrencyChoice.of(deps.settings)
-    today = await sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz,
-                                 budget=budget, currency=choice, rhythm=deps.rhythm)
-    store = today.store.currency if today.store is not None else None
-    got, _ = await gather_within(deps.pool, {"hourly": lambda db: last_24_hours(
-        db, now=now, tz=tz, store=store, with_fees=choice.from_stripe)}, budget=budget)
+
+    async def hourly(db: Executor) -> Hourly:
+        return await last_24_hours(db, now=now, tz=tz, store=await choice.read(db), with_fees=choice.from_stripe)
+
+    # Side by side, so a slow database costs one budget, not two.
+    today, (got, _) = await asyncio.gather(
+        sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=budget,
+                       currency=choice, rhythm=deps.rhythm),
+        gather_within(deps.pool, {"hourly": hourly}, budget=budget))
     return today, got.get("hourly")
 
 

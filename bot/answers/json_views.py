@@ -31,9 +31,12 @@ def primary_currency(*groups: Sequence[CurrencyTotal] | None) -> str:
 
 
 def _money(totals: Sequence[CurrencyTotal] | None, currency: str) -> dict[str, Any]:
-    by_currency = {t.currency: t.revenue for t in totals or []}
-    return {"revenue": by_currency.get(currency, 0), "currency": currency,
-            "revenue_by_currency": by_currency}
+    """Orders and revenue of a group of totals; null, not 0, when they were not looked up in time."""
+    if totals is None:
+        return {"order_count": None, "revenue": None, "currency": currency, "revenue_by_currency": None}
+    by_currency = {t.currency: t.revenue for t in totals}
+    return {"order_count": sum(t.orders for t in totals), "revenue": by_currency.get(currency, 0),
+            "currency": currency, "revenue_by_currency": by_currency}
 
 
 def _store_money(st: StoreTotals | None, note: str | None = None) -> dict[str, Any]:
@@ -57,7 +60,6 @@ def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> lis
     for hour in sorted(hours, reverse=True):
         points = hours[hour]
         totals = [CurrencyTotal(p.currency, p.orders, p.revenue) for p in points]
-        orders = sum(p.orders for p in points)
         in_primary = [p for p in points if p.currency == currency]
         avg = in_primary[0].revenue // in_primary[0].orders if in_primary and in_primary[0].orders else 0
         extra: dict[str, Any] = {}
@@ -67,8 +69,7 @@ def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> lis
             if st is not None:  # the average of the orders in the store currency by now
                 converted = st.orders - sum(t.orders for t in st.pending)
                 avg = st.gross // converted if converted > 0 else 0
-        out.append({"hour": _iso(hour), "order_count": orders, **_money(totals, currency), **extra,
-                    "avg_order_value": avg})
+        out.append({"hour": _iso(hour), **_money(totals, currency), **extra, "avg_order_value": avg})
     return out
 
 
@@ -80,9 +81,8 @@ def sales_json(today: SalesSnapshot, hourly: Hourly | None) -> dict[str, Any]:
     conv = today.conversion
     last_hour = _store_money(today.store_last_hour, today.store_note) if today.store is not None else {}
     return {
-        "lastHour": {"order_count": sum(t.orders for t in today.last_hour or []),
-                     **_money(today.last_hour, currency), **last_hour, "last_order_at": _iso(today.last_order_at)},
-        "today": {"order_count": sum(t.orders for t in today.totals or []), **_money(today.totals, currency),
+        "lastHour": {**_money(today.last_hour, currency), **last_hour, "last_order_at": _iso(today.last_order_at)},
+        "today": {**_money(today.totals, currency),
                   **_store_money(today.store, today.store_note),
                   "unique_customers": today.customers,
                   # None when exact; else the relative error bound of the sketch's estimate (0.03)

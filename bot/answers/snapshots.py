@@ -43,7 +43,7 @@ COMMAND_BUDGET = 2.0
 SETTINGS_CHANGES_SHOWN = 5  # /health lists the latest changes made from Slack's Settings view
 STUCK_AFTER = dt.timedelta(minutes=DELIVERY_STUCK_MINUTES)  # the delivery_stuck rule's default threshold
 PENDING_WINDOW = dt.timedelta(minutes=30)
-MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the last 30 days, whatever the period asked
+MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the 30 days up to the period's end, whatever its length
 
 Lookup = Callable[[Executor], Awaitable[Any]]
 
@@ -115,7 +115,8 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         "pending checkouts": lambda db: sales.pending_checkouts(db, since=now - PENDING_WINDOW),
         "conversion": lambda db: sales.conversion(db, start=period.start, end=period.end),
     }
-    lookups["subscriptions"] = lambda db: mrr.summary(db, now=min(now, period.end), since=now - MRR_WINDOW)
+    ended = min(now, period.end)
+    lookups["subscriptions"] = lambda db: mrr.summary(db, now=ended, since=ended - MRR_WINDOW)
     if period.key == "today":
         lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz, source=rhythm, currency=currency)
     got, missing = await gather_within(pool, lookups, budget=budget)
@@ -230,8 +231,8 @@ class HealthSnapshot:
 
     @property
     def degraded(self) -> bool:
-        """What the JSON API and the dashboard call degraded: no database, an order silence worth worrying about,
-        Slack refusing messages for good, or delivery stuck."""
+        """What /health, the JSON API and the dashboard call degraded: no database, an order silence worth worrying
+        about, Slack refusing messages for good, or delivery stuck."""
         permanent = bool(self.delivery_errors and self.delivery_errors.permanent)
         return not self.database_ok or self.order_silence_suspicious or permanent or self.delivery_stuck
 

@@ -164,8 +164,7 @@ def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = N
         blocks.append(warning)
     if share_arg is not None:
         blocks.append(share_actions("/health", share_arg))
-    status = "degraded" if not s.database_ok or s.order_silence_suspicious else "ok"
-    return message(f"🩺 Health: {status}", blocks)
+    return message(f"🩺 Health: {'degraded' if s.degraded else 'ok'}", blocks)
 
 
 def job_failure_message(failure: JobFailure, *, tz: ZoneInfo) -> Message:
