@@ -23,7 +23,7 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 
 def primary_currency(*groups: Sequence[CurrencyTotal] | None) -> str:
-    """The currency `revenue` fields are in: the first group's biggest earner, else USD."""
+    """The currency `revenue` fields are in: the first group's biggest earner, else USD (nothing sold in any)."""
     for group in groups:
         if group:
             return max(group, key=lambda t: (t.revenue, t.currency)).currency
@@ -77,7 +77,7 @@ def sales_json(today: SalesSnapshot, hourly: Hourly | None) -> dict[str, Any]:
     """GET /api/monitoring/sales: lastHour, today, hourlySales (last 24 h, newest first), pendingCheckouts.
 
     With a store currency every `revenue` (last hour, today, each hour) is in it, as `currency` says."""
-    currency = primary_currency(today.totals, today.last_hour)
+    currency = primary_currency(today.totals, today.last_hour, today.previous)  # a quiet morning: last week's
     conv = today.conversion
     last_hour = _store_money(today.store_last_hour, today.store_note) if today.store is not None else {}
     return {

@@ -47,9 +47,12 @@ def trend_counts(points: Sequence[TrendPoint], period: Period, tz: ZoneInfo) -> 
 
 
 def _money_list(totals: Sequence[CurrencyTotal]) -> str:
-    if not totals:
-        return format_money(0, "USD")
+    """"$90.00 + €5.00"; empty when nothing sold (no currency to show a 0 in)."""
     return " + ".join(format_money(t.revenue, t.currency) for t in totals)
+
+
+def _orders_and_money(orders: int, money: str) -> str:
+    return f"{counted(orders)} · {money}" if money else counted(orders)
 
 
 def _orders(totals: Sequence[CurrencyTotal] | None) -> int | None:
@@ -68,7 +71,7 @@ def last_order_label(s: SalesSnapshot, tz: ZoneInfo, *, age: str = " ({})") -> s
 def _last_hour(s: SalesSnapshot, tz: ZoneInfo) -> Block:
     orders = _orders(s.last_hour)
     money = gross_text(s.store_last_hour) if s.store_last_hour is not None else _money_list(s.last_hour or [])
-    hour = f"{counted(orders)} · {money}" if orders is not None else UNKNOWN
+    hour = _orders_and_money(orders, money) if orders is not None else UNKNOWN
     return fields(("Last hour", hour), ("Last order", last_order_label(s, tz)))
 
 
@@ -76,7 +79,6 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     totals, previous = s.totals, s.previous
     if totals is None:
         return [section(f"*{s.period.label}:* {UNKNOWN}")]
-    before = {t.currency: t for t in previous or []}
     orders = sum(t.orders for t in totals)
     vs = f"  {change(orders, sum(t.orders for t in previous))}" if previous is not None else ""
     blocks: list[Block] = []
@@ -84,30 +86,38 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
         pairs = [("Orders", f"{orders:,}{vs}"), *_store_pairs(s.store, s.store_previous)]
         if len(totals) > 1 or any(t.currency != s.store.currency for t in totals):
             blocks.append(context(breakdown_text(totals)))
-    elif len(totals) <= 1:
-        t = totals[0] if totals else CurrencyTotal("USD", 0, 0)
-        prev = before.get(t.currency)
-        rev_vs = f"  {change(t.revenue, prev.revenue if prev else 0)}" if previous is not None else ""
-        avg = format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
-        pairs = [("Orders", f"{orders:,}{vs}"), ("Revenue", f"{format_money(t.revenue, t.currency)}{rev_vs}"),
-                 ("Avg order", avg)]
     else:
-        pairs = [("Orders", f"{orders:,}{vs}")]
-        lines = []
-        for t in totals:  # never summed across currencies
-            prev = before.get(t.currency)
-            rev_vs = f" ({change(t.revenue, prev.revenue if prev else 0)})" if previous is not None else ""
-            avg = format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
-            lines.append(f"• *{t.currency}* {counted(t.orders)} · {format_money(t.revenue, t.currency)}{rev_vs}"
-                         f" · avg {avg}")
-        blocks.append(section("\n".join(lines)))
-        if s.store_note:
-            blocks.append(context(s.store_note))
+        pairs, blocks = _per_currency(totals, previous, orders=f"{orders:,}{vs}", note=s.store_note)
     pairs.append(("Customers", count_text(s.customers, s.customers_error) if s.customers is not None else UNKNOWN))
     refunds = UNKNOWN if s.refunds is None else (
         "none" if not s.refunds else f"{_orders(s.refunds)} · {_money_list(s.refunds)}")
     pairs.append(("Refunds", refunds))
     return [fields(*pairs), *blocks]
+
+
+def _per_currency(totals: Sequence[CurrencyTotal], previous: Sequence[CurrencyTotal] | None, *, orders: str,
+                  note: str | None) -> tuple[list[tuple[str, str]], list[Block]]:
+    """Revenue in each currency, never summed, against a week earlier when known. A currency that sold then and not
+    now is a 0, so its ▼ 100% shows (and a euro store's quiet morning is €0.00, not $0.00)."""
+    before = {t.currency: t for t in previous or []}
+    totals = [*totals, *(CurrencyTotal(c, 0, 0) for c in before if c not in {t.currency for t in totals})]
+
+    def vs(t: CurrencyTotal, fmt: str) -> str:
+        prev = before.get(t.currency)
+        return fmt.format(change(t.revenue, prev.revenue if prev else 0)) if previous is not None else ""
+
+    def avg(t: CurrencyTotal) -> str:
+        return format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
+
+    if not totals:  # nothing sold in either window
+        return [("Orders", orders), ("Revenue", "none"), ("Avg order", UNKNOWN)], []
+    if len(totals) == 1:
+        t = totals[0]
+        return [("Orders", orders), ("Revenue", f"{format_money(t.revenue, t.currency)}{vs(t, '  {}')}"),
+                ("Avg order", avg(t))], []
+    lines = [f"• *{t.currency}* {counted(t.orders)} · {format_money(t.revenue, t.currency)}{vs(t, ' ({})')}"
+             f" · avg {avg(t)}" for t in totals]
+    return [("Orders", orders)], [section("\n".join(lines)), *([context(note)] if note else [])]
 
 
 def _store_pairs(st: StoreTotals, prev: StoreTotals | None) -> list[tuple[str, str]]:
@@ -157,5 +167,5 @@ def sales_message(s: SalesSnapshot, *, tz: ZoneInfo, share_arg: str | None = Non
         blocks.append(share_actions("/sales", share_arg))
     orders = _orders(s.totals)
     money = gross_text(s.store) if s.store is not None else _money_list(s.totals or [])
-    summary = "figures unavailable" if orders is None else f"{counted(orders)} · {money}"
+    summary = "figures unavailable" if orders is None else _orders_and_money(orders, money)
     return message(f"📊 Sales · {s.period.label}: {summary}", blocks)

@@ -38,7 +38,7 @@ def money_list(totals: Sequence[CurrencyTotal] | None) -> str:
     """"$90.00 + €5.00" in the order /sales lists them (biggest first); never summed across currencies."""
     if totals is None:
         return UNKNOWN
-    return " + ".join(format_money(t.revenue, t.currency) for t in totals) or format_money(0, "USD")
+    return " + ".join(format_money(t.revenue, t.currency) for t in totals) or "0"  # no currency to say 0 in
 
 
 def _count(totals: Sequence[CurrencyTotal] | None) -> str:
