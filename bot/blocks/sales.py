@@ -21,15 +21,26 @@ from queries.sales import CurrencyTotal, TrendPoint
 UNKNOWN = "—"
 
 
+def _hour_start(t: dt.datetime) -> dt.datetime:
+    """The start of the local hour `t` (aware, in the store's zone) is in, in UTC, as PostgreSQL's date_trunc gives
+    it: a start that falls in a DST gap (02:00 when clocks went 02:00 → 02:30) is read with the later offset."""
+    start = t.replace(minute=0, second=0, microsecond=0)
+    if start.astimezone(dt.UTC).astimezone(start.tzinfo).replace(fold=0) != start.replace(fold=0):  # in a gap
+        start = start.replace(fold=1)
+    return start.astimezone(dt.UTC)
+
+
 def bucket_starts(period: Period, tz: ZoneInfo) -> list[dt.datetime]:
     """Every local hour or day the period touches, as UTC instants (what date_trunc in tz returns)."""
     first = local(period.start, tz)
     starts: list[dt.datetime] = []
     if period.bucket is Bucket.HOUR:
-        t = first.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+        t = _hour_start(first)
         while t < period.end:
             starts.append(t)
-            t += dt.timedelta(hours=1)
+            # The next local hour's start, not just an hour on: after a half-hour DST change (Lord Howe) local
+            # hours start at :30 UTC.
+            t = max(_hour_start(local(t + dt.timedelta(hours=1), tz)), t + dt.timedelta(minutes=30))
     else:
         day = first.date()
         while (t := local_midnight(day, tz)) < period.end:
