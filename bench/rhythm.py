@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.alerts.rules import DEFAULT_RULES
-from bot.demo.seed import DAY_LEVEL, WEEKDAY_HOURS, WEEKEND_HOURS
+from bot.demo.rhythm import DAY_LEVEL, WEEKDAY_HOURS, WEEKEND_HOURS
 from bot.rhythm.judge import LowTodayParams, StoppedParams, low_today, stopped
 from bot.rhythm.model import Rhythm, RhythmParams, build
 from queries.rhythm import HourCount

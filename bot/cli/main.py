@@ -32,16 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve everything (migrations applied first)")
-    demo = sub.add_parser("demo", help="local mode with synthetic history and a live simulator")
-    demo.add_argument("--fresh", action="store_true",
-                      help="start over: drop the demo's database (an earlier run's data, settings and alerts)")
+    sub.add_parser("demo", help="local mode with synthetic history and a live simulator").add_argument(
+        "--fresh", action="store_true", help="start over: drop the demo's database (its data, settings, alerts)")
     sub.add_parser("migrate", help="apply schema migrations and exit")
     sub.add_parser("check", help="validate configuration, reach Postgres and Slack; exit 1 on any problem")
     seed = sub.add_parser("seed", help="bulk-load synthetic orders (COPY), migrations applied first")
     seed.add_argument("--orders", type=_at_least_one, required=True, metavar="N",
-                      help="successful orders to load (completed, ~3%% later fully refunded); failed"
-                           " payment attempts come on top (~4%% of all attempts), with checkout sessions"
-                           " and webhook logs")
+                      help="successful orders to load (completed, ~3%% later fully refunded); failed payment"
+                           " attempts come on top (~4%% of all attempts), with checkout sessions and webhook logs")
     seed.add_argument("--days", type=_at_least_one, default=30, metavar="D",
                       help="spread them over the D days ending now (default: 30)")
     seed.add_argument("--subscriptions", type=_at_least_one, default=0, metavar="S",

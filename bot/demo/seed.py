@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from bot.demo.rhythm import hour_rate
 from bot.money import minor_unit_exponent
 from queries import seed as q
 
@@ -45,13 +46,6 @@ CHECKOUT_EXPIRY: Final = dt.timedelta(minutes=30)
 BUCKET: Final = dt.timedelta(minutes=10)
 GROWTH_PER_30_DAYS: Final = 1.08
 
-# Relative order rate by local hour (0-23): quiet at night, a late-morning and a bigger evening peak.
-WEEKDAY_HOURS: Final = (0.22, 0.14, 0.10, 0.08, 0.08, 0.12, 0.25, 0.45, 0.70, 0.95, 1.15, 1.25,
-                        1.15, 1.00, 0.95, 0.92, 0.95, 1.00, 1.10, 1.25, 1.35, 1.20, 0.85, 0.45)
-# Weekends start later and stay flatter.
-WEEKEND_HOURS: Final = (0.30, 0.20, 0.14, 0.10, 0.08, 0.08, 0.12, 0.22, 0.40, 0.65, 0.90, 1.05,
-                        1.10, 1.05, 1.00, 0.95, 0.95, 1.00, 1.05, 1.15, 1.20, 1.10, 0.85, 0.50)
-DAY_LEVEL: Final = (1.00, 1.06, 1.05, 1.02, 0.95, 0.78, 0.82)  # Monday … Sunday
 
 # decline_code → last_payment_error's message (https://docs.stripe.com/declines/codes). Failures keep the message,
 # as the live intake does (bot/stripe/build.py), so /errors groups seeded and simulated ones together.
@@ -131,15 +125,6 @@ class SeedCounts:
                           self.sessions + len(batch.sessions), self.webhook_logs + len(batch.webhook_logs))
 
 
-def _hour_rate(local: dt.datetime) -> float:
-    """The daily curve at a local time (linear between hour midpoints) times the weekday's level."""
-    curve = WEEKEND_HOURS if local.weekday() >= 5 else WEEKDAY_HOURS
-    h = (local.hour + local.minute / 60 - 0.5) % 24
-    i = int(h)
-    frac = h - i
-    return (curve[i] * (1 - frac) + curve[(i + 1) % 24] * frac) * DAY_LEVEL[local.weekday()]
-
-
 def bucket_counts(spec: SeedSpec, rng: random.Random) -> list[int]:
     """Successful orders per 10-minute bucket from the start on: rhythm × growth × noise, summing to N."""
     start = spec.start
@@ -148,7 +133,7 @@ def bucket_counts(spec: SeedSpec, rng: random.Random) -> list[int]:
     for i in range(buckets):
         local = (start + BUCKET * (i + 0.5)).astimezone(spec.tz)
         trend = GROWTH_PER_30_DAYS ** ((i + 0.5) * (BUCKET / dt.timedelta(days=30)))
-        weights.append(_hour_rate(local) * trend * max(0.3, rng.gauss(1.0, 0.15)))
+        weights.append(hour_rate(local) * trend * max(0.3, rng.gauss(1.0, 0.15)))
     # Cumulative rounding: every bucket gets its share and the total is exactly N.
     scale = spec.orders / sum(weights)
     counts, acc, done = [], 0.0, 0
