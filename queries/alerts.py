@@ -90,7 +90,7 @@ RETURNING {_ALERT_COLUMNS}
 """
 
 SEEN_AGAIN: Final = """
-UPDATE alerts SET last_seen_at = $2, summary = $3, value = $4, updated_at = now() WHERE id = $1
+UPDATE alerts SET last_seen_at = $2, summary = $3, value = $4, severity = $5, updated_at = now() WHERE id = $1
 """
 
 RESOLVE: Final = """
@@ -250,9 +250,10 @@ async def insert_alert(db: Executor, *, fingerprint: str, rule: str, family: str
                                     value, at))
 
 
-async def seen_again(db: Executor, *, alert_id: int, at: dt.datetime, summary: str, value: float | None) -> None:
-    """The condition still holds."""
-    await db.execute(SEEN_AGAIN, alert_id, at, summary, value)
+async def seen_again(db: Executor, *, alert_id: int, at: dt.datetime, summary: str, value: float | None,
+                     severity: str) -> None:
+    """The condition still holds; `severity` is its rule's now (Settings may have changed it)."""
+    await db.execute(SEEN_AGAIN, alert_id, at, summary, value, severity)
 
 
 async def resolve(db: Executor, *, alert_id: int, at: dt.datetime, by: str | None = None) -> None:

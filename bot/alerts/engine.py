@@ -34,19 +34,24 @@ def fingerprint(rule: str, labels: dict[str, str]) -> str:
     return rule + "".join(f"|{k}={labels[k]}" for k in sorted(labels))
 
 
+def measurable(rule: Rule, ctx: Context) -> bool:
+    """Whether the rule can be judged at all now: enabled, with a site when it probes one, and with or without a
+    rhythm as it needs. An open alert of a rule that cannot is resolved outright."""
+    return rule.enabled and (bool(ctx.site_url) or not rule.needs_site) and rule.applies(ctx.rhythm)
+
+
 def active_rules(rules: RuleSet, ctx: Context) -> list[Rule]:
-    """Rules that apply now: enabled, with a site when they probe one, inside business hours when they need, and
-    the no-sales family (fixed and rhythm rules) on business days only (BUSINESS_DAYS)."""
+    """Rules that may open alerts now: measurable, inside business hours when they need, and the no-sales family
+    (fixed and rhythm rules) on business days only (BUSINESS_DAYS)."""
     in_hours, open_today = ctx.in_business_hours(), ctx.business_day()
     return [r for r in rules.rules
-            if r.enabled and (ctx.site_url or not r.needs_site) and (in_hours or not r.business_hours_only)
+            if measurable(r, ctx) and (in_hours or not r.business_hours_only)
             and (open_today or r.family != SALES_FAMILY)]
 
 
 async def measure(db: Executor, rules: list[Rule], ctx: Context) -> dict[str, list[Finding]]:
-    """Stage 1: every active rule's findings."""
-    # A rule that does not apply (rhythm or not) measures nothing, so an alert it had open resolves.
-    return {rule.name: await rule.check(db, rule, ctx) if rule.applies(ctx.rhythm) else [] for rule in rules}
+    """Stage 1: every given rule's findings."""
+    return {rule.name: await rule.check(db, rule, ctx) for rule in rules}
 
 
 class Kind(StrEnum):
@@ -75,12 +80,12 @@ def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours:
         if a.severity == Severity.INFO:
             continue  # info findings go into the daily report, never the channel
         held = a.severity == Severity.WARNING and (quiet or not in_business_hours)
-        if a.notified_at is None:
+        silenced = a.silenced_until is not None and a.silenced_until > now
+        if a.notified_at is None:  # silenced while held or inhibited (from App Home): not posted until it ends
             inhibited = a.severity == Severity.WARNING and a.family in critical_families
-            if not held and not inhibited:
+            if not held and not inhibited and not silenced:
                 decisions.append(Decision(a, Kind.FIRE))
             continue
-        silenced = a.silenced_until is not None and a.silenced_until > now
         if a.silenced_until is not None and not silenced:
             decisions.append(Decision(a, Kind.UNSILENCE))
             continue
@@ -145,44 +150,74 @@ class Notifier:
 
 
 async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, notifier: Notifier) -> int:
-    """One evaluation in one transaction; returns how many notifications were queued."""
-    rules_now = active_rules(rules, ctx)
-    by_name = {r.name: r for r in rules_now}
+    """One evaluation in one transaction; returns how many alerts it notified about or changed."""
     async with conn.transaction():
         # One evaluation at a time, whatever leadership believes: a second one waits and sees the first's alerts.
         await locks.xact_lock(conn, locks.EVALUATION)
-        measured = await measure(conn, rules_now, ctx)
-        # Stage 2: reconcile what holds now with the open alerts.
         open_by_fp = {a.fingerprint: a for a in await q.open_alerts(conn)}
-        current = {fingerprint(name, dict(f.labels)): (by_name[name], f)
+        opening = {r.name: r for r in active_rules(rules, ctx)}
+        # A rule asleep now (outside business hours, on a closed day) is still measured while it has an alert open,
+        # so that alert resolves once its condition clears — a sale after closing — and not merely because hours
+        # closed; asleep, it opens nothing new.
+        with_open = {a.rule for a in open_by_fp.values()}
+        judged = opening | {r.name: r for r in rules.rules
+                            if r.name in with_open and r.name not in opening and measurable(r, ctx)}
+        measured = await measure(conn, list(judged.values()), ctx)
+        current = {fingerprint(name, dict(f.labels)): (judged[name], f)
                    for name, findings in measured.items() for f in findings}
         await q.clear_rearm(conn, active=list(current), rules=list(measured))
-        blocked = await q.awaiting_rearm(conn, [fp for fp in current if fp not in open_by_fp],
-                                         since=ctx.now - MANUAL_RESOLVE_GRACE)
-        for fp, (rule, finding) in current.items():
-            if fp in open_by_fp:
-                await q.seen_again(conn, alert_id=open_by_fp[fp].id, at=ctx.now, summary=finding.summary,
-                                   value=finding.value)
-            elif fp not in blocked:
-                open_by_fp[fp] = await q.insert_alert(
-                    conn, fingerprint=fp, rule=rule.name, family=rule.family, severity=rule.severity.value,
-                    labels=dict(finding.labels), title=rule.title, summary=finding.summary, value=finding.value,
-                    at=ctx.now)
-        sent = 0
-        for fp, a in list(open_by_fp.items()):
-            if a.rule in measured and fp not in current and not _kept_firing(a, by_name.get(a.rule), ctx.now):
-                await q.resolve(conn, alert_id=a.id, at=ctx.now)
-                await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)
-                sent += 1
-                del open_by_fp[fp]
+        sent = await _reconcile(conn, open_by_fp, current, opening=opening, ctx=ctx, notifier=notifier)
+        sent += await _resolve_cleared(conn, open_by_fp, current, judged=judged, ctx=ctx, notifier=notifier)
         fresh = [await _reload(conn, a.id) for a in open_by_fp.values()]
         sent += await _route_and_notify(conn, fresh, rules=rules, ctx=ctx, notifier=notifier)
     return sent
 
 
-def _kept_firing(alert: q.AlertRow, rule: Rule | None, now: dt.datetime) -> bool:
+async def _reconcile(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow],
+                     current: dict[str, tuple[Rule, Finding]], *, opening: dict[str, Rule], ctx: Context,
+                     notifier: Notifier) -> int:
+    """Stage 2: what holds now is an open alert seen again, in the severity its rule has now (re-rendered when
+    Settings changed it), or a new alert when its rule may open one; how many alerts changed severity."""
+    blocked = await q.awaiting_rearm(conn, [fp for fp, (rule, _) in current.items()
+                                            if fp not in open_by_fp and rule.name in opening],
+                                     since=ctx.now - MANUAL_RESOLVE_GRACE)
+    changed = []
+    for fp, (rule, finding) in current.items():
+        if (alert := open_by_fp.get(fp)) is not None:
+            await q.seen_again(conn, alert_id=alert.id, at=ctx.now, summary=finding.summary, value=finding.value,
+                               severity=rule.severity.value)
+            if alert.severity != rule.severity.value:
+                changed.append(alert.id)
+        elif rule.name in opening and fp not in blocked:
+            open_by_fp[fp] = await q.insert_alert(
+                conn, fingerprint=fp, rule=rule.name, family=rule.family, severity=rule.severity.value,
+                labels=dict(finding.labels), title=rule.title, summary=finding.summary, value=finding.value,
+                at=ctx.now)
+    for alert_id in changed:
+        await notifier.changed(conn, await _reload(conn, alert_id), ctx.now, "severity")
+    return len(changed)
+
+
+async def _resolve_cleared(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow],
+                           current: dict[str, tuple[Rule, Finding]], *, judged: dict[str, Rule], ctx: Context,
+                           notifier: Notifier) -> int:
+    """Resolve (and drop from `open_by_fp`) the open alerts whose condition cleared, and those of rules that are
+    off now (disabled, their site URL removed, replaced by the rhythm rules, gone), which could never clear."""
+    resolved = 0
+    for fp, a in list(open_by_fp.items()):
+        rule = judged.get(a.rule)
+        if rule is not None and (fp in current or _kept_firing(a, rule, ctx.now)):
+            continue
+        await q.resolve(conn, alert_id=a.id, at=ctx.now)
+        await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)
+        resolved += 1
+        del open_by_fp[fp]
+    return resolved
+
+
+def _kept_firing(alert: q.AlertRow, rule: Rule, now: dt.datetime) -> bool:
     """Whether an alert no longer true stays open: its condition held less than `keep_firing_for` ago."""
-    return rule is not None and now - alert.last_seen_at < rule.keep_firing_for
+    return now - alert.last_seen_at < rule.keep_firing_for
 
 
 async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertRow], *, rules: RuleSet,
@@ -192,7 +227,11 @@ async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertR
                       repeat=rules.repeat_interval, quiet=ctx.quiet())
     for d in decisions:
         if d.kind is Kind.FIRE:
-            await notifier.fire(conn, d.alert, ctx.now)
+            alert = d.alert
+            if alert.silenced_until is not None:  # silenced before it was ever posted, now over: nothing to undo
+                await q.silence(conn, alert_id=alert.id, until=None, by=None)
+                alert = await _reload(conn, alert.id)
+            await notifier.fire(conn, alert, ctx.now)
         elif d.kind is Kind.REMIND:
             await notifier.remind(conn, d.alert, ctx.now)
         else:

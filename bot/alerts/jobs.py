@@ -47,9 +47,11 @@ class AlertJobs:
             await self.dbwatch.down(now, f"{type(exc).__name__}: {exc}", may_post=self.leadership.was_leader)
             return 0
         await self.dbwatch.up(now)
+        # Before the leadership check: only the replica that posted the outage knows it, and a database restart
+        # ends its leader session, so another replica may well lead from now on.
+        await self._record_outage()
         if not await self.leadership.hold():
             return 0
-        await self._record_outage()
         async with deps.pool.acquire() as conn:
             settings, rules = deps.settings, deps.rules  # read once: a change from Slack applies from the next tick
             # In the store currency, as /sales builds it: the rules read orders only, but one cached rhythm serves both.
@@ -71,7 +73,6 @@ class AlertJobs:
         if self.dbwatch.incident is None:
             return
         since, until = self.dbwatch.incident
-        self.dbwatch.incident = None
         async with self.deps.pool.acquire() as conn, conn.transaction():
             row = await q.insert_alert(conn, fingerprint=f"database_unreachable|at={since.isoformat()}",
                                        rule="database_unreachable", family="database", severity="critical",
@@ -79,6 +80,7 @@ class AlertJobs:
                                        summary="PostgreSQL could not be reached", value=None, at=since)
             await q.set_notified(conn, alert_id=row.id, at=since, outbox_id=None)
             await q.resolve(conn, alert_id=row.id, at=until)
+        self.dbwatch.incident = None  # only once written: a write that fails is tried again at the next tick
 
     async def probe_tick(self, session: aiohttp.ClientSession | None = None) -> None:
         """Check SITE_URL once and store the result (leader only)."""

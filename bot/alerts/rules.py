@@ -55,8 +55,12 @@ class Context:
         return self.business_hours.open_on(self.now.astimezone(self.tz), self.business_days)
 
     def business_day(self) -> bool:
-        """Whether today (in the store's zone) is a business day."""
-        return self.now.astimezone(self.tz).weekday() in self.business_days
+        """Whether the business day now belongs to is one of the business days: today in the store's zone, or
+        yesterday in the hours past midnight of an overnight window (18:00-02:00), as HourWindow.open_on counts."""
+        local, hours = self.now.astimezone(self.tz), self.business_hours
+        after_midnight = hours.start > hours.end and local.time() < hours.end
+        opened = local.date() - dt.timedelta(days=1) if after_midnight else local.date()
+        return opened.weekday() in self.business_days
 
     def quiet(self) -> bool:
         """Whether now falls inside the quiet hours."""
