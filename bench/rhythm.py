@@ -114,7 +114,8 @@ def firing(rhythm: Rhythm, rules: Rules, arrivals: list[dt.datetime], now: dt.da
     n = bisect.bisect_left(arrivals, now)
     last = arrivals[n - 1] if n else None
     today = n - bisect.bisect_left(arrivals, midnight)
-    return (stopped(rhythm, rules.stopped, last_sale=last, now=now, tz=TZ) is not None,
+    verdict = stopped(rhythm, rules.stopped, last_sale=last, now=now, tz=TZ)  # opening: holding on is not counted
+    return (verdict is not None and verdict.opens,
             low_today(rhythm, rules.low, orders=today, now=now, tz=TZ) is not None)
 
 

@@ -405,7 +405,8 @@ async def test_incoming_webhook_mode_posts_firing_and_resolved_without_buttons(d
 
 
 async def _rule_fires(bot: Bot, name: str, now: dt.datetime, *, rhythm_now: bool = False) -> bool:
-    """Run one rule's check at `now`, with the store's rhythm as the alert job loads it when `rhythm_now`."""
+    """Whether one rule's check at `now` would open an alert, with the store's rhythm as the alert job loads it when
+    `rhythm_now`."""
     from bot.alerts.rules import DEFAULT_RULES, Context
     from bot.rhythm.load import load_rhythm
 
@@ -414,7 +415,7 @@ async def _rule_fires(bot: Bot, name: str, now: dt.datetime, *, rhythm_now: bool
         rhythm = await load_rhythm(conn, now=now, tz=NY) if rhythm_now else None
         ctx = Context(now=now, tz=NY, business_hours=bot.deps.settings.business_hours,
                       site_url="http://shop.test/", rhythm=rhythm)
-        return rule.applies(rhythm) and bool(await rule.check(conn, rule, ctx))
+        return rule.applies(rhythm) and any(f.opens for f in await rule.check(conn, rule, ctx))
 
 
 async def _orders(bot: Bot, count: int, at: dt.datetime) -> None:
@@ -549,6 +550,28 @@ async def test_sales_stopped_fires_at_peak_not_in_a_quiet_hour(store: Bot, jobs:
     assert_valid_message(calls[0])
     quiet = dt.datetime.combine(NOON.astimezone(NY).date() + dt.timedelta(days=1), dt.time(9, 16), tzinfo=NY)
     assert not await _rule_fires(store, "sales_stopped", quiet.astimezone(dt.UTC), rhythm_now=True)
+
+
+async def test_sales_stopped_stays_open_past_its_hour_until_a_sale_comes(store: Bot, jobs: AlertJobs,
+                                                                          clock: FakeClock) -> None:
+    """Fired at the 14:00 peak, "Sales stopped" is not resolved when 15:00 (no longer watched) comes without a
+    sale — that would read as "sales are back" — but once a sale comes."""
+    await _history(store, until=NOON.astimezone(NY).date(), weeks=8, per_hour=PEAK)
+    await _orders(store, 24, clock.now - dt.timedelta(hours=3))
+    await _orders(store, 1, clock.now)
+    clock.advance(minutes=18)
+    [fired] = alert_calls(await run(jobs, store))
+    assert "CRITICAL · Sales stopped" in fired["text"]
+    clock.advance(minutes=50)  # 15:08: an hour it does not watch
+    assert alert_calls(await run(jobs, store)) == [fired]
+    assert await store.deps.pool.fetchval(
+        "SELECT count(*) FROM alerts WHERE rule = 'sales_stopped' AND resolved_at IS NULL") == 1
+    await _orders(store, 1, clock.now)
+    clock.advance(minutes=1)
+    after = [c for c in alert_calls(await run(jobs, store))[1:] if "unusually low" not in c["text"]]
+    assert [(c["method"], c["text"][:40]) for c in after] == [
+        ("chat.update", "✅ CRITICAL · Sales stopped — No sale for"),
+        ("chat.postMessage", "✅ Resolved after 51 min (since 14:18)")]
 
 
 async def test_the_rhythm_is_built_once_an_hour_and_again_in_the_next(store: Bot, clock: FakeClock) -> None:

@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 
 from bot.blocks.elements import message
 from bot.blocks.pace import pace_block, pace_text
-from bot.rhythm.judge import LowTodayParams, StoppedParams, gap_threshold, low_today, poisson_cdf, stopped
+from bot.rhythm.judge import (
+    LowTodayParams,
+    StoppedParams,
+    Verdict,
+    gap_threshold,
+    low_today,
+    poisson_cdf,
+    stopped,
+)
 from bot.rhythm.model import Rhythm, RhythmParams, build
 from bot.rhythm.pace import project
 from queries.rhythm import HourCount
@@ -110,11 +118,16 @@ def test_poisson_lower_tail() -> None:
     assert 0 < poisson_cdf(4000, 5000) < 1e-40
 
 
+def opens(verdict: Verdict | None) -> bool:
+    """Whether the verdict opens an alert (one that holds past its hours only keeps one open)."""
+    return verdict is not None and verdict.opens
+
+
 def first_firing(r: Rhythm, params: StoppedParams, *, stop: dt.datetime,
                  every: dt.timedelta = dt.timedelta(minutes=1)) -> dt.timedelta:
     """Sales stop at `stop` (the last sale then): how long until a check (one a minute by default) fires."""
     last, now = stop, stop
-    while stopped(r, params, last_sale=last, now=now, tz=NY) is None:
+    while not opens(stopped(r, params, last_sale=last, now=now, tz=NY)):
         now += every
         assert now - stop < dt.timedelta(days=1)
     return now - stop
@@ -137,10 +150,14 @@ def test_stopped_within_three_expected_gaps_when_alpha_allows() -> None:
     assert first_firing(rhythm(), params, stop=at(20), every=every) <= dt.timedelta(minutes=3 * 1.5)
 
 
-def test_stopped_never_fires_in_a_quiet_hour() -> None:
-    """At 03:00 (1 sale an hour, under half the peak) even a six-hour silence is no alert."""
+def test_stopped_never_opens_in_a_quiet_hour_but_keeps_holding() -> None:
+    """At 03:00 (1 sale an hour, under half the peak) even a six-hour silence opens no alert — but the gap still
+    holds, so an alert the evening opened stays open until a sale comes, rather than reading as resolved."""
     r = rhythm()
-    assert stopped(r, StoppedParams(), last_sale=at(21), now=at(3, 0, TODAY + dt.timedelta(days=1)), tz=NY) is None
+    night = stopped(r, StoppedParams(), last_sale=at(21), now=at(3, 0, TODAY + dt.timedelta(days=1)), tz=NY)
+    assert night is not None and not night.opens and night.summary.startswith("No sale for 6 h")
+    assert stopped(r, StoppedParams(), last_sale=at(2, 55, TODAY + dt.timedelta(days=1)),
+                   now=at(3, 0, TODAY + dt.timedelta(days=1)), tz=NY) is None  # a sale came
     assert stopped(r, StoppedParams(), last_sale=None, now=at(20), tz=NY) is None
 
 
@@ -165,7 +182,7 @@ def test_stopped_and_low_today_stay_quiet_on_simulated_weeks() -> None:
             now = at(0, day=day) + dt.timedelta(minutes=minute)
             before = [t for t in sales if t < now]
             last = before[-1] if before else now - dt.timedelta(minutes=30)
-            assert stopped(r, StoppedParams(), last_sale=last, now=now, tz=NY) is None
+            assert not opens(stopped(r, StoppedParams(), last_sale=last, now=now, tz=NY))
             assert low_today(r, LowTodayParams(), orders=len(before), now=now, tz=NY) is None
 
 

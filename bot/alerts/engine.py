@@ -178,8 +178,8 @@ async def _reconcile(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow]
                      notifier: Notifier) -> int:
     """Stage 2: what holds now is an open alert seen again, in the severity its rule has now (re-rendered when
     Settings changed it), or a new alert when its rule may open one; how many alerts changed severity."""
-    blocked = await q.awaiting_rearm(conn, [fp for fp, (rule, _) in current.items()
-                                            if fp not in open_by_fp and rule.name in opening],
+    blocked = await q.awaiting_rearm(conn, [fp for fp, (rule, f) in current.items()
+                                            if fp not in open_by_fp and rule.name in opening and f.opens],
                                      since=ctx.now - MANUAL_RESOLVE_GRACE)
     changed = []
     for fp, (rule, finding) in current.items():
@@ -188,7 +188,7 @@ async def _reconcile(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow]
                                severity=rule.severity.value)
             if alert.severity != rule.severity.value:
                 changed.append(alert.id)
-        elif rule.name in opening and fp not in blocked:
+        elif rule.name in opening and finding.opens and fp not in blocked:
             open_by_fp[fp] = await q.insert_alert(
                 conn, fingerprint=fp, rule=rule.name, family=rule.family, severity=rule.severity.value,
                 labels=dict(finding.labels), title=rule.title, summary=finding.summary, value=finding.value,

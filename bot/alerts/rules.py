@@ -36,6 +36,7 @@ class Finding:
     summary: str
     value: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    opens: bool = True  # False: it keeps an open alert open but opens none now ("sales stopped" past its hours)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ async def sales_stopped(db: Executor, rule: Rule, ctx: Context) -> list[Finding]
         return []
     last = await sales.last_order_at(db)
     verdict = judge.stopped(ctx.rhythm, rule.params, last_sale=last, now=ctx.now, tz=ctx.tz)
-    return [Finding(verdict.summary, verdict.value)] if verdict else []
+    return [Finding(verdict.summary, verdict.value, opens=verdict.opens)] if verdict else []
 
 
 async def sales_low_today(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:

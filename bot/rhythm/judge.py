@@ -42,10 +42,12 @@ class LowTodayParams:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A rhythm rule's condition holds: what to say, and the measured value."""
+    """A rhythm rule's condition holds: what to say, and the measured value; `opens` False when it is not one to
+    page about at this hour (it keeps an alert already open, and opens none)."""
 
     summary: str
     value: float
+    opens: bool = True
 
 
 def duration(seconds: float) -> str:
@@ -92,17 +94,16 @@ def gap_threshold(rhythm: Rhythm, params: StoppedParams) -> float:
 
 def stopped(rhythm: Rhythm, params: StoppedParams, *, last_sale: dt.datetime | None, now: dt.datetime,
             tz: ZoneInfo) -> Verdict | None:
-    """"No sale for 38 min; at this hour a sale usually comes every 4 min", or None."""
+    """"No sale for 38 min; at this hour a sale usually comes every 4 min", or None. Only a watched hour opens an
+    alert; after it the gap still holds (no sale has come), so an alert it opened stays open into quiet hours
+    rather than reading as resolved."""
     local = now.astimezone(tz)
-    if last_sale is None or not watched(rhythm, params, weekday=local.weekday(), hour=local.hour):
+    if last_sale is None or rhythm.between(last_sale, now, tz).orders <= gap_threshold(rhythm, params):
         return None
-    per_hour = rhythm.rate_at(now, tz).orders
-    expected = rhythm.between(last_sale, now, tz).orders
-    if expected <= gap_threshold(rhythm, params):
-        return None
-    gap = (now - last_sale).total_seconds()
-    return Verdict(f"No sale for {duration(gap)}; at this hour a sale usually comes every"
-                   f" {duration(3600 / per_hour)}", gap / 60)
+    per_hour, gap = rhythm.rate_at(now, tz).orders, (now - last_sale).total_seconds()
+    usual = f"; at this hour a sale usually comes every {duration(3600 / per_hour)}" if per_hour > 0 else ""
+    return Verdict(f"No sale for {duration(gap)}{usual}", gap / 60,
+                   opens=watched(rhythm, params, weekday=local.weekday(), hour=local.hour))
 
 
 def low_today(rhythm: Rhythm, params: LowTodayParams, *, orders: int, now: dt.datetime,
