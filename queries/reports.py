@@ -68,7 +68,9 @@ SELECT coalesce(currency, 'USD')    AS currency,
 """
 
 # ON CONFLICT is what makes a report once per day across replicas: the second writer of (kind, day) gets
-# no row back and sends nothing. A day noticed as missed may still be sent later (on demand, by the CLI).
+# no row back and sends nothing. A day noticed as missed may still be sent later on demand, by the CLI only: a
+# replica that read "not recorded" just before the catch-up deadline, while another noted the day as missed just
+# after it, must not post the late report under the notice (one message, not both).
 RECORD: Final = """
 INSERT INTO reports (kind, local_date, status, scheduled_at, recorded_at, late, source, chart_status,
                      chart_png)
@@ -77,7 +79,7 @@ VALUES              ($1,   $2,         $3,     $4,           $5,          $6,   
 ON CONFLICT (kind, local_date) DO UPDATE
    SET status = EXCLUDED.status, recorded_at = EXCLUDED.recorded_at, late = EXCLUDED.late,
        source = EXCLUDED.source, chart_status = EXCLUDED.chart_status, chart_png = EXCLUDED.chart_png
- WHERE reports.status = 'missed' AND EXCLUDED.status = 'sent'
+ WHERE reports.status = 'missed' AND EXCLUDED.status = 'sent' AND EXCLUDED.source = 'cli'
 RETURNING kind
 """
 

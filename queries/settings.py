@@ -38,6 +38,10 @@ INSERT INTO settings_audit (at, user_id, key, before, after)
 VALUES                     ($1, $2,      $3,  $4,     $5)
 """
 
+LAST_CHANGED_BY: Final = """
+SELECT user_id FROM settings_audit WHERE key = $1 ORDER BY id DESC LIMIT 1
+"""
+
 RECENT_CHANGES: Final = """
 SELECT at, user_id, key, before, after FROM settings_audit ORDER BY at DESC, id DESC LIMIT $1
 """
@@ -85,6 +89,12 @@ async def put(db: Executor, *, key: str, value: Any, user_id: str, at: dt.dateti
 async def audit(db: Executor, change: Change) -> None:
     """Keep one change in the audit trail."""
     await db.execute(AUDIT, change.at, change.user_id[:64], change.key, change.before, change.after)
+
+
+async def last_changed_by(db: Executor, *, key: str) -> str | None:
+    """Who changed this setting last (None: nobody has, from Slack)."""
+    value: str | None = await db.fetchval(LAST_CHANGED_BY, key)
+    return value
 
 
 async def recent_changes(db: Executor, *, limit: int) -> list[Change]:

@@ -22,9 +22,16 @@ _SELECTED = {"timepicker": ("selected_time", "initial_time", None),
              "multi_users_select": ("selected_users", "initial_users", [])}
 
 
-def state_of(view: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+class FormState(dict[str, dict[str, dict[str, Any]]]):
+    """`view.state.values`, and the view's `private_metadata`, which Slack sends back with it."""
+
+    metadata: str = ""
+
+
+def state_of(view: Mapping[str, Any]) -> FormState:
     """`view.state.values` as Slack submits a view nobody touched: each input at its initial value."""
-    state: dict[str, dict[str, dict[str, Any]]] = {}
+    state = FormState()
+    state.metadata = str(view.get("private_metadata") or "")
     for block in view["blocks"]:
         if block["type"] != "input":
             continue
@@ -41,12 +48,15 @@ def put(state: dict[str, dict[str, dict[str, Any]]], block_id: str, **entry: Any
     only.update(entry)
 
 
-async def submit(bot: Bot, state: Mapping[str, Any], *, user: str = ADMIN) -> tuple[int, dict[str, Any]]:
-    """POST a signed view_submission of the Settings view; the status and the ack body ({} when empty)."""
+async def submit(bot: Bot, state: Mapping[str, Any], *, user: str = ADMIN,
+                 metadata: str | None = None) -> tuple[int, dict[str, Any]]:
+    """POST a signed view_submission of the Settings view (with the private_metadata of the view `state` came
+    from, unless `metadata` is given); the status and the ack body ({} when empty)."""
+    sent = getattr(state, "metadata", "") if metadata is None else metadata
     payload = {"type": "view_submission", "team": {"id": "T000"}, "user": {"id": user}, "api_app_id": "A1",
                "token": "legacy", "trigger_id": "1.2.3",
                "view": {"id": "V1", "type": "modal", "callback_id": CALLBACK_ID, "hash": "1.a",
-                        "private_metadata": "", "state": {"values": state}}}
+                        "private_metadata": sent, "state": {"values": state}}}
     resp = await bot.slack({"payload": json.dumps(payload)})
     body = await resp.text()
     return resp.status, json.loads(body) if body.strip() else {}

@@ -180,6 +180,7 @@ async def test_back_to_the_default_deletes_the_override(bot: Bot) -> None:
     put(state, view.TZ, value="Europe/Paris")
     await submit(bot, state)
     assert bot.deps.settings.store_timezone == "Europe/Paris" and (await stored(bot))[0] == 1
+    state = state_of(await open_settings(bot))  # a saved view closes: the next change is made in a new one
     put(state, view.TZ, value="UTC")
     await submit(bot, state)
     assert await stored(bot) == (0, 2) and bot.deps.settings.store_timezone == "UTC"

@@ -91,6 +91,7 @@ async def test_a_rule_turned_off_stops_firing(dsn: str, fake_slack: FakeSlack) -
                     " VALUES ($1, 1000, 'USD', 'card_declined', $2)", f"evt_f_{n}", clock.now - dt.timedelta(minutes=1))
             await jobs.tick()
             assert await bot.deps.pool.fetchval("SELECT count(*) FROM alerts") == 0
+            state = state_of(await open_settings(bot))  # a saved view closes: turned back on from a new one
             put(state, view.severity_block("payment_failures_warning"), selected_option={"value": "warning"})
             put(state, view.threshold_block("payment_failures_warning"), value="3")
             assert await submit(bot, state) == (200, {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final
 
 from bot.blocks.elements import context, divider, header, message, section
@@ -165,28 +166,37 @@ def _people(form: SettingsForm) -> list[Block]:
     ]
 
 
+def plain_number(number: float) -> str:
+    """A threshold as typed: the shortest digits that read back as the same float, never an exponent (`:g` keeps
+    six significant digits, so 1234567 became 1.23457e+06 and every save changed it)."""
+    text = format(Decimal(repr(float(number))), "f")
+    return text.removesuffix(".0")
+
+
 def _rule(rule: RuleField) -> list[Block]:
     options = [_option(value, text) for value, text in SEVERITIES]
     initial = next((o for o in options if o["value"] == rule.severity), options[0])
     blocks = [_input(severity_block(rule.name), rule.title, {"type": "static_select", "options": options,
                                                             "initial_option": initial})]
     if rule.threshold is not None:
-        value = f"{rule.threshold:g}" if not rule.whole else str(int(rule.threshold))
+        value = plain_number(rule.threshold) if not rule.whole else str(int(rule.threshold))
         blocks.append(_input(threshold_block(rule.name), f"{rule.title}: threshold",
                              {"type": "number_input", "is_decimal_allowed": not rule.whole, "initial_value": value,
                               "min_value": "0"}, hint=rule.unit))
     return blocks
 
 
-def settings_view(form: SettingsForm) -> dict[str, Any]:
-    """The `view` of views.open: the Settings modal with the values in force."""
+def settings_view(form: SettingsForm, *, metadata: str = "") -> dict[str, Any]:
+    """The `view` of views.open: the Settings modal with the values in force (and `metadata`, what Slack gives
+    back on submission: bot.settings.opened)."""
     rules = [b for r in form.rules for b in _rule(r)]
     blocks = [*_channels(form), divider(), *_time_blocks(form), divider(), *_people(form), divider(),
               header("Alert rules"),
               context("Changes here win over ALERT_RULES_FILE and the environment, on every replica, at once."),
               *rules]
     return {"type": "modal", "callback_id": CALLBACK_ID, "title": _text("Settings"),
-            "submit": _text("Save"), "close": _text("Cancel"), "blocks": blocks[:MAX_MODAL_BLOCKS]}
+            "submit": _text("Save"), "close": _text("Cancel"), "blocks": blocks[:MAX_MODAL_BLOCKS],
+            "private_metadata": metadata}
 
 
 def denied_view() -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """`salespulse report morning|evening [--date D] [--dry-run]`: any day's report on demand, server running
-or not. A dry run prints it and writes nothing; otherwise it is recorded and posted like the scheduler's."""
+or not. A dry run prints it and writes nothing; otherwise it is recorded and posted like the scheduler's, which
+only a report already due may be (posted early, it would take the day's place and the scheduled one not go out)."""
 
 from __future__ import annotations
 
@@ -51,11 +52,21 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
             reporter = Reporter(pool=pool, settings=settings, slack=client, clock=clock)
             if dry_run:
                 return await _dry_run(reporter, slot, out)
+            if slot.scheduled_at > clock():
+                print(_not_due(slot, settings), file=sys.stderr)
+                return 1
             await migrate_database(dsn)
             worker = DeliveryWorker(pool=pool, sender=make_sender(settings, client), tz=settings.tz, clock=clock)
             return await _post(reporter, slot, worker, out)
         finally:
             await pool.close()
+
+
+def _not_due(slot: Slot, settings: Settings) -> str:
+    """Why a report before its time is not posted, in one line."""
+    due = slot.scheduled_at.astimezone(settings.tz)
+    return (f"salespulse report: the {slot.kind.value} report for {day_label(slot.day)} is not due until"
+            f" {due:%H:%M %Z}, when it is posted (once a day); use --dry-run to see the figures so far")
 
 
 async def _dry_run(reporter: Reporter, slot: Slot, out: TextIO) -> int:

@@ -22,14 +22,16 @@ from bot.delivery.senders import Status
 from bot.deps import Deps
 from bot.reports.chart import render_chart
 from bot.reports.figures import Figures, gather
-from bot.reports.schedule import Slot, due_slots, missed_slots
-from queries import outbox
+from bot.reports.schedule import LATE_AFTER, Slot, recent_slots
+from queries import outbox, report_beats
 from queries import reports as q
 
 log = logging.getLogger(__name__)
 
 # A chart that keeps failing for transient reasons (Slack 5xx, network) is given up after this many tries.
 MAX_CHART_ATTEMPTS: Final = 5
+# The report job's heartbeats are read back to yesterday's first report at most (two days); kept a day longer.
+HEARTBEATS_KEPT: Final = dt.timedelta(days=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,15 @@ class Sent:
     slot: Slot
     status: str  # sent | missed
     outbox_id: int | None
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run does about a report not recorded yet: send it (saying it is late, or not), or note it missed."""
+
+    slot: Slot
+    missed: bool
     late: bool
 
 
@@ -123,20 +134,41 @@ class Reporter:
         log.warning("%s report for %s was missed (the bot was down)", slot.kind.value, slot.day)
         return Sent(slot, "missed", outbox_id, True)
 
+    async def plan(self, now: dt.datetime) -> list[Plan]:
+        """What to do at `now` about each report of yesterday and today that is due and not recorded yet.
+
+        The heartbeats say whether the bot was running: a report is late ("when salespulse was not running") only
+        if the job did not run at its time, and missed only if it did not run at all before its deadline. A report
+        that was not recorded although the job ran then was put there by a settings change (a time moved earlier,
+        another zone): it goes out now, once, as a plain report."""
+        slots = recent_slots(now, self.settings)
+        done = await self.already_recorded(slots) if slots else set()
+        plans = []
+        for slot in (s for s in slots if (s.kind.value, s.day) not in done):
+            if now < slot.deadline:
+                at_its_time = min(now, slot.scheduled_at + LATE_AFTER)
+                late = slot.is_late(now) and not await self._ran(slot.scheduled_at, at_its_time)
+                plans.append(Plan(slot, missed=False, late=late))
+            else:
+                plans.append(Plan(slot, missed=not await self._ran(slot.scheduled_at, slot.deadline), late=False))
+        return plans
+
+    async def _ran(self, start: dt.datetime, end: dt.datetime) -> bool:
+        return await report_beats.ran_between(self.pool, start=start, end=end)
+
+    async def carry_out(self, plan: Plan) -> Sent | None:
+        """Send the planned report, or note it as missed; None when another run recorded it first."""
+        if plan.missed:
+            return await self.note_missed(plan.slot)
+        return await self.send(plan.slot, source="scheduler", late=plan.late)
+
     async def run_due(self) -> list[Sent]:
-        """Send every report due now and not sent yet (late after downtime); note the ones too old to send."""
+        """Send every report due now and not sent yet (late after downtime); note the ones missed while down.
+        The heartbeat is written after the plan is read, so this run never counts as running at a report's time."""
         now = self.clock()
-        due, missed = due_slots(now, self.settings), missed_slots(now, self.settings)
-        if not due and not missed:
-            return []
-        done = await self.already_recorded(due + missed)
-        results: list[Sent | None] = []
-        for slot in missed:
-            if (slot.kind.value, slot.day) not in done:
-                results.append(await self.note_missed(slot))
-        for slot in due:
-            if (slot.kind.value, slot.day) not in done:
-                results.append(await self.send(slot, source="scheduler", late=slot.is_late(now)))
+        plans = await self.plan(now)
+        await report_beats.beat(self.pool, at=now, keep=HEARTBEATS_KEPT)
+        results = [await self.carry_out(p) for p in plans]
         return [r for r in results if r is not None]
 
     async def upload_charts(self) -> int:

@@ -15,7 +15,8 @@ from apscheduler.triggers.base import BaseTrigger
 from bot.config import Settings
 
 # A report due while the bot was down is still sent this long after its time (marked late); after that
-# it would be stale news (yesterday's evening report the next afternoon), so it is noted as missed instead.
+# it would be stale news (yesterday's evening report the next afternoon), so it is noted as missed instead
+# (only when the bot was down all that time: bot.reports.reporter asks the report job's heartbeats).
 CATCH_UP_WINDOW: Final = dt.timedelta(hours=6)
 # Sent more than this after its time, a report says it is late.
 LATE_AFTER: Final = dt.timedelta(minutes=10)
@@ -35,6 +36,11 @@ class Slot:
     kind: ReportKind
     day: dt.date
     scheduled_at: dt.datetime  # UTC
+
+    @property
+    def deadline(self) -> dt.datetime:
+        """Until when it is still news: after that, a report not sent because the bot was down is missed."""
+        return self.scheduled_at + CATCH_UP_WINDOW
 
     def is_late(self, now: dt.datetime) -> bool:
         """Whether sending it at `now` is noticeably after its time."""
@@ -82,13 +88,8 @@ def recent_slots(now: dt.datetime, settings: Settings) -> list[Slot]:
 
 
 def due_slots(now: dt.datetime, settings: Settings) -> list[Slot]:
-    """The reports that should be sent at `now` unless already sent: due, and not too old to be news."""
-    return [s for s in recent_slots(now, settings) if now < s.scheduled_at + CATCH_UP_WINDOW]
-
-
-def missed_slots(now: dt.datetime, settings: Settings) -> list[Slot]:
-    """Reports of yesterday and today whose catch-up window closed before `now`."""
-    return [s for s in recent_slots(now, settings) if now >= s.scheduled_at + CATCH_UP_WINDOW]
+    """The reports of yesterday and today whose catch-up window is still open at `now`."""
+    return [s for s in recent_slots(now, settings) if now < s.deadline]
 
 
 class DailyAt(BaseTrigger):

@@ -10,14 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import asyncpg
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks.settings import ChangeLine, changes_message, channel_block, denied_view, settings_view
+from bot.blocks.settings import ChangeLine, changes_message, channel_block, denied_view, plain_number, settings_view
 from bot.blocks.text import escape_mrkdwn
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.senders import slack_error
 from bot.deps import Deps
 from bot.settings.form import form_of, read_submission
+from bot.settings.opened import block_of, mark, shown_marks, shown_metadata
 from bot.settings.values import BY_KEY, RULE_PREFIX, current, effective
 from queries import outbox
 from queries import settings as q
@@ -42,7 +44,8 @@ def view_for(deps: Deps, user: str | None) -> dict[str, Any]:
     """The Settings modal with the values in force, or, for someone who is not an admin, why not."""
     if not deps.access.administers(user):
         return denied_view()
-    return settings_view(form_of(deps.settings, deps.rules, deps.channels))
+    form = form_of(deps.settings, deps.rules, deps.channels)
+    return settings_view(form, metadata=shown_metadata(deps.settings, deps.rules, form))
 
 
 async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> str | None:
@@ -69,8 +72,8 @@ def _shown(key: str, value: Any) -> str:
         return ", ".join(f"<@{u}>" if u[:1] in "UW" else f"group {escape_mrkdwn(u)}" for u in value) or "nobody picked"
     if isinstance(value, dict):
         state = "off" if not value.get("enabled") else str(value.get("severity"))
-        return state + (f", threshold {value['threshold']:g}" if isinstance(value.get("threshold"), int | float)
-                        else "")
+        threshold = value.get("threshold")
+        return state + (f", threshold {plain_number(threshold)}" if isinstance(threshold, int | float) else "")
     text = str(value)
     if key.endswith("_CHANNEL") and text[:1] in "CG" and text.isalnum():
         return f"<#{text}>"
@@ -85,9 +88,32 @@ def _label(deps: Deps, key: str) -> str:
     return BY_KEY[key].label
 
 
-async def save(deps: Deps, *, user: str, values: Mapping[str, Any]) -> list[ChangeLine]:
-    """Store what differs from the values in force, audit each change and post a summary to the alerts channel,
-    all in one transaction; then put it in force here (the commit's NOTIFY tells the other replicas)."""
+class StaleFields(Exception):
+    """Fields the admin changed that someone else changed since the view was opened: the errors to show."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+async def _stale(conn: asyncpg.Connection, *, user: str, key: str, shown: frozenset[str] | None,
+                 before: Any) -> str | None:
+    """Why this field may not be saved: changed by another admin since the view showed it (None: it may)."""
+    if shown is None or mark(key, before) in shown:
+        return None
+    who = await q.last_changed_by(conn, key=key)
+    if who == user:  # their own change, from another Settings view: the later one wins
+        return None
+    by = f" by <@{who}>" if who and who.isalnum() else ""
+    return f"Changed{by} since you opened this; reopen Settings to see it."
+
+
+async def save(deps: Deps, *, user: str, values: Mapping[str, Any],
+               shown: frozenset[str] | None = None) -> list[ChangeLine]:
+    """Store what the admin changed (from what the view showed, `shown`, when known; else from the values in
+    force), audit each change and post a summary to the alerts channel, all in one transaction; then put it in
+    force here (the commit's NOTIFY tells the other replicas). A field another admin changed since the view
+    was opened raises StaleFields, and nothing is saved."""
     now = deps.clock()
     defaults = current(deps.live.env, deps.live.base_rules)
     lines: list[ChangeLine] = []
@@ -95,12 +121,18 @@ async def save(deps: Deps, *, user: str, values: Mapping[str, Any]) -> list[Chan
         await q.lock_for_change(conn)
         stored = {o.key: o.value for o in await q.overrides(conn)}
         before = current(*effective(deps.live.env, deps.live.base_rules, stored))
+        stale: dict[str, str] = {}
         for key, after in values.items():
-            if key not in before or before[key] == after:
+            if key not in before or before[key] == after or (shown is not None and mark(key, after) in shown):
+                continue  # the same, or left as the view showed it (another admin's newer value stays)
+            if (why := await _stale(conn, user=user, key=key, shown=shown, before=before[key])) is not None:
+                stale[block_of(key, after=after, before=before[key])] = why
                 continue
             await q.put(conn, key=key, value=None if after == defaults.get(key) else after, user_id=user, at=now)
             await q.audit(conn, q.Change(at=now, user_id=user, key=key, before=before[key], after=after))
             lines.append(ChangeLine(_label(deps, key), _shown(key, before[key]), _shown(key, after)))
+        if stale:
+            raise StaleFields(stale)  # rolls the transaction back: nothing half-saved
         if lines:
             msg = changes_message(user, lines)
             await outbox.enqueue(conn, dedupe_key=f"settings:{now.isoformat()}:{secrets.token_hex(4)}",
@@ -111,9 +143,10 @@ async def save(deps: Deps, *, user: str, values: Mapping[str, Any]) -> list[Chan
     return lines
 
 
-async def submit(deps: Deps, *, user: str | None, state: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A submitted Settings view: the ack body Slack needs (errors on fields, or the refusal), or None once
-    saved (Slack then closes the modal)."""
+async def submit(deps: Deps, *, user: str | None, state: Mapping[str, Any],
+                 metadata: str | None = None) -> dict[str, Any] | None:
+    """A submitted Settings view (`metadata`: its private_metadata, what it showed): the ack body Slack needs
+    (errors on fields, or the refusal), or None once saved (Slack then closes the modal)."""
     if user is None or not deps.access.administers(user):
         log.warning("refused a Settings submission from %s: not an admin", user)
         return {"response_action": "update", "view": denied_view()}
@@ -122,7 +155,10 @@ async def submit(deps: Deps, *, user: str | None, state: Mapping[str, Any]) -> d
         return {"response_action": "errors", "errors": read.errors}
     try:
         async with asyncio.timeout(SAVE_BUDGET):
-            await save(deps, user=user, values=read.values)
+            await save(deps, user=user, values=read.values, shown=shown_marks(metadata))
+    except StaleFields as exc:
+        log.info("refused a stale Settings submission from %s: %s", user, ", ".join(exc.errors))
+        return {"response_action": "errors", "errors": exc.errors}
     except TimeoutError:
         log.warning("saving the Settings view took over %.0f s: the admin is told to check", SAVE_BUDGET)
         return _not_saved("Saving took too long (the database is slow or busy). Close and reopen Settings to see "

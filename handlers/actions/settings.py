@@ -23,5 +23,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.view(CALLBACK_ID)
     async def settings_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         reply = await submit(deps, user=(body.get("user") or {}).get("id"),
-                             state=(view.get("state") or {}).get("values") or {})
+                             state=(view.get("state") or {}).get("values") or {},
+                             metadata=view.get("private_metadata"))
         await ack(**reply) if reply is not None else await ack()

@@ -1,0 +1,157 @@
+"""Reports and settings changes, on-demand reports and replicas: a report is "missed" only after real downtime (the
+report job's heartbeats), a report time moved into the past goes out once, `salespulse report` never takes the
+place of a report not due yet, and a deadline straddled by two replicas gives the channel one message."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from bot.blocks import settings as view
+from bot.cli.report import report_command
+from bot.db import create_pool
+from bot.reports.reporter import Reporter
+from tests.conftest import Bot, FakeClock, make_settings, start_bot
+from tests.fakes import FakeSlack
+from tests.report_seed import at
+from tests.settings_forms import ADMIN, open_settings, put, state_of, submit
+
+NY = ZoneInfo("America/New_York")
+LA = ZoneInfo("America/Los_Angeles")
+
+
+async def tick(bot: Bot, clock: FakeClock, until: dt.datetime) -> list[tuple[str, dt.date, str, bool]]:
+    """Run the report job every 5 minutes, as the catch-up job does, until `until`; what it recorded."""
+    done = []
+    while clock.now < until:
+        done += [(s.slot.kind.value, s.slot.day, s.status, s.late) for s in
+                 await Reporter.from_deps(bot.deps).run_due()]
+        clock.advance(minutes=5)
+    return done
+
+
+async def notices(pool: asyncpg.Pool) -> list[str]:
+    """The texts of every "was not sent" notice queued."""
+    return [r["payload"]["text"] for r in await pool.fetch("SELECT payload FROM outbox WHERE kind = 'report_missed'")]
+
+
+async def test_moving_the_evening_report_earlier_does_not_claim_the_bot_was_down(dsn: str,
+                                                                                fake_slack: FakeSlack) -> None:
+    """The bot runs all day (its report job every 5 minutes). At 17:00 an admin moves the evening report from
+    18:00 to 10:00: no "salespulse was not running" notice, and the day's evening report goes out at once, once,
+    as a plain report (not "sent late")."""
+    clock = FakeClock(at(NY, 2026, 6, 9, 9, 0, 30))
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         SALESPULSE_ADMINS=ADMIN) as bot:
+        assert await tick(bot, clock, at(NY, 2026, 6, 9, 17, 0)) == [("morning", dt.date(2026, 6, 9), "sent", False)]
+        state = state_of(await open_settings(bot))
+        put(state, view.EVENING, selected_time="10:00")
+        assert await submit(bot, state) == (200, {})
+        done = await tick(bot, clock, at(NY, 2026, 6, 10, 8, 0))  # until the next morning
+        assert done == [("evening", dt.date(2026, 6, 9), "sent", False)]
+        assert await notices(bot.deps.pool) == []
+        payload = await bot.deps.pool.fetchval("SELECT payload FROM outbox WHERE kind = 'report'"
+                                               " AND dedupe_key = 'report:evening:2026-06-09'")
+        assert "late" not in payload["text"] and "Sent late" not in str(payload["blocks"])
+
+
+async def test_a_report_time_moved_back_within_the_catch_up_window_is_not_called_late(
+        pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """Running all day, the evening report moved at 17:00 from 18:00 to 14:00 goes out at once, not labelled as
+    sent late "when salespulse was not running"."""
+    clock = FakeClock(at(NY, 2026, 6, 9, 9, 0, 30))
+    env = {"STORE_TIMEZONE": "America/New_York", "SALESPULSE_DATA_DIR": str(tmp_path)}
+    before = Reporter(pool=pool, settings=make_settings(**env), slack=None, clock=clock)
+    while clock.now < at(NY, 2026, 6, 9, 17, 0):
+        await before.run_due()
+        clock.advance(minutes=5)
+    after = Reporter(pool=pool, settings=make_settings(**env, EVENING_REPORT_AT="14:00"), slack=None, clock=clock)
+    assert [(s.slot.kind.value, s.status, s.late) for s in await after.run_due()] == [("evening", "sent", False)]
+
+
+async def test_changing_the_time_zone_does_not_claim_the_bot_was_down(dsn: str, fake_slack: FakeSlack) -> None:
+    """Running all Monday and Tuesday morning in Los Angeles, then at Tuesday 12:00 the zone is set to Asia/Tokyo
+    (already Wednesday 04:00 there): no "not running" notice; Tokyo's Tuesday evening report, which no zone
+    sent, goes out now, once."""
+    clock = FakeClock(at(LA, 2026, 6, 8, 9, 0, 30))
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/Los_Angeles",
+                         SALESPULSE_ADMINS=ADMIN) as bot:
+        done = await tick(bot, clock, at(LA, 2026, 6, 9, 12, 0))
+        assert [(kind, day) for kind, day, *_ in done] == [
+            ("morning", dt.date(2026, 6, 8)), ("evening", dt.date(2026, 6, 8)), ("morning", dt.date(2026, 6, 9))]
+        state = state_of(await open_settings(bot))
+        put(state, view.TZ, value="Asia/Tokyo")
+        assert await submit(bot, state) == (200, {})
+        sent = await Reporter.from_deps(bot.deps).run_due()
+        assert [(s.slot.kind.value, s.slot.day, s.status, s.late) for s in sent] == [
+            ("evening", dt.date(2026, 6, 9), "sent", False)]
+        assert await notices(bot.deps.pool) == []
+
+
+async def test_a_report_missed_while_the_bot_was_down_is_still_noted(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """The heartbeat does not hide real downtime: running until 17:00, down until 00:30, the evening report is
+    noted as missed (and the job's runs before 18:00 do not count as running at 18:00)."""
+    clock = FakeClock(at(NY, 2026, 6, 9, 9, 0, 30))
+    r = Reporter(pool=pool, settings=make_settings(STORE_TIMEZONE="America/New_York",
+                                                   SALESPULSE_DATA_DIR=str(tmp_path)), slack=None, clock=clock)
+    while clock.now < at(NY, 2026, 6, 9, 17, 0):
+        await r.run_due()
+        clock.advance(minutes=5)
+    clock.now = at(NY, 2026, 6, 10, 0, 30)
+    assert [(s.slot.kind.value, s.status) for s in await r.run_due()] == [("evening", "missed")]
+    assert len(await notices(pool)) == 1
+
+
+async def test_an_early_on_demand_evening_report_does_not_cancel_the_real_one(
+        dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`salespulse report evening` typed at 10:00 (before its 18:00 time) is refused in one line pointing to
+    --dry-run, exit 1, and records nothing: the scheduled 18:00 report still goes out."""
+    settings = make_settings(DATABASE_URL=dsn, STORE_TIMEZONE="America/New_York", SALESPULSE_DATA_DIR=str(tmp_path))
+    clock = FakeClock(at(NY, 2026, 6, 9, 10, 0))
+    assert await report_command(settings, which="evening", date=None, dry_run=False, clock=clock) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("salespulse report: the evening report for Tue 9 Jun is not due until 18:00 EDT, when it is"
+                   " posted (once a day); use --dry-run to see the figures so far"), err
+    assert await report_command(settings, which="evening", date="2026-06-10", dry_run=False, clock=clock) == 1
+    assert await report_command(settings, which="evening", date=None, dry_run=True, clock=clock) == 0
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        assert await pool.fetchval("SELECT count(*) FROM reports") == 0
+        clock.now = at(NY, 2026, 6, 9, 18, 0, 30)
+        sent = await Reporter(pool=pool, settings=settings, slack=None, clock=clock).run_due()
+        assert [(s.slot.kind.value, s.status, s.late) for s in sent] == [("evening", "sent", False)]
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("b_beat_first", [False, True])
+async def test_replicas_either_side_of_the_catch_up_deadline_post_one_message(
+        pool: asyncpg.Pool, tmp_path: Path, b_beat_first: bool) -> None:
+    """Replica B (1 s before an evening report's 6-hour deadline, after an outage) has planned the late report
+    when replica A (1 s after the deadline) runs the whole job: the channel gets one message about that report,
+    whether or not B's heartbeat landed before A looked."""
+    from queries import report_beats
+
+    settings = make_settings(STORE_TIMEZONE="America/New_York", SALESPULSE_DATA_DIR=str(tmp_path))
+    await Reporter(pool=pool, settings=settings, slack=None,  # reports were being sent before the outage
+                   clock=lambda: at(NY, 2026, 6, 9, 9, 0, 30)).run_due()
+    b = Reporter(pool=pool, settings=settings, slack=None, clock=lambda: at(NY, 2026, 6, 9, 23, 59, 59))
+    a = Reporter(pool=pool, settings=settings, slack=None, clock=lambda: at(NY, 2026, 6, 10, 0, 0, 1))
+    plans = await b.plan(b.clock())  # B: run_due's read ...
+    assert [(p.slot.kind.value, p.missed, p.late) for p in plans if p.slot.day == dt.date(2026, 6, 9)] == [
+        ("evening", False, True)]
+    if b_beat_first:
+        await report_beats.beat(pool, at=b.clock(), keep=dt.timedelta(days=3))
+    expected = "sent" if b_beat_first else "missed"  # B was running before the deadline, after all
+    assert [s.status for s in await a.run_due()] == [expected]  # ... A's whole run lands here ...
+    # ... then B carries on, and finds it recorded (Monday's reports, before any report, are nobody's news)
+    assert [await b.carry_out(p) for p in plans] == [None] * len(plans)
+    rows = [tuple(r) for r in await pool.fetch(
+        "SELECT kind, dedupe_key FROM outbox WHERE kind LIKE 'report%' ORDER BY id")]
+    assert [r for r in rows if ":evening:2026-06-09" in r[1]] == [
+        ("report" if b_beat_first else "report_missed",
+         f"report{'' if b_beat_first else '-missed'}:evening:2026-06-09")]
