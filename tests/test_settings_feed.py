@@ -5,6 +5,8 @@ the admin."""
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from typing import Any
 
 import pytest
@@ -29,11 +31,29 @@ async def test_feed_opens_the_settings_form(local_bot: Bot) -> None:
     """The box answers `/sales settings` with the modal drawn as a form: every input a control with its block id."""
     body = await open_in_feed(local_bot)
     modal = body["modal"]
-    assert modal.startswith('<form class="modal" data-callback-id="salespulse_settings">')
+    assert modal.startswith('<form class="modal" data-callback-id="salespulse_settings" data-private-metadata="')
     for block_id in (view.TZ, view.HOURS_START, view.DAYS, view.READERS, view.severity_block("no_sales")):
         assert f'data-block-id="{block_id}"' in modal
     assert 'value="UTC"' in modal and "Save" in modal
     assert_valid_modal(view_for(local_bot.deps, "you"))
+
+
+async def test_a_form_left_open_does_not_put_back_a_newer_change(local_bot: Bot) -> None:
+    """The form carries what it showed (the view's private_metadata) back with its values, as Slack does: saved
+    after the zone was changed elsewhere, it changes only the hours changed in it, and leaves the zone as it is."""
+    modal = (await open_in_feed(local_bot))["modal"]
+    shown = re.search(r'data-private-metadata="([^"]*)"', modal)
+    assert shown is not None and shown.group(1)
+    metadata = html.unescape(shown.group(1))
+    stale = state_of(view_for(local_bot.deps, "you"))
+    newer = state_of(view_for(local_bot.deps, "you"))
+    put(newer, view.TZ, value="Europe/Paris")
+    assert (await (await local_bot.client.post("/feed/view", json={"values": newer})).json()) == {"ok": True}
+    put(stale, view.HOURS_START, selected_time="08:00")
+    resp = await local_bot.client.post("/feed/view", json={"values": stale, "private_metadata": metadata})
+    assert await resp.json() == {"ok": True}
+    assert local_bot.deps.settings.store_timezone == "Europe/Paris"
+    assert local_bot.deps.settings.business_hours.start.hour == 8
 
 
 def test_form_escapes_what_it_shows() -> None:

@@ -234,7 +234,7 @@
     }
     for (const p of form.querySelectorAll(".field-error")) p.hidden = true;
     try {
-      const res = await post("/feed/view", { values });
+      const res = await post("/feed/view", { values, private_metadata: form.dataset.privateMetadata || "" });
       if (res.response_action === "errors") {
         for (const [blockId, message] of Object.entries(res.errors)) {
           const p = form.querySelector(`.field-error[data-error-for="${CSS.escape(blockId)}"]`);

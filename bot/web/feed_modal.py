@@ -58,6 +58,8 @@ def render_modal(view: Mapping[str, Any]) -> str:
     submit = view.get("submit")
     buttons = (f'<button type="submit" class="btn primary">{text_object(submit)}</button>' if submit else "") + \
         f'<button type="button" class="btn modal-close">{text_object(view.get("close") or {"text": "Close"})}</button>'
-    return (f'<form class="modal" data-callback-id="{esc(view.get("callback_id", ""))}">'
+    # private_metadata goes back with the values, as Slack sends it: what the form showed when it opened.
+    return (f'<form class="modal" data-callback-id="{esc(view.get("callback_id", ""))}"'
+            f' data-private-metadata="{esc(view.get("private_metadata", ""))}">'
             f'<h2>{text_object(view.get("title"))}</h2><div class="modal-body">{"".join(parts)}</div>'
             f'<div class="modal-actions">{buttons}</div></form>')

@@ -177,13 +177,15 @@ async def action(request: web.Request) -> web.Response:
 
 
 async def view_submission(request: web.Request) -> web.Response:
-    """POST {"values": view.state.values}: the Settings form saved, as a view_submission from Slack would be."""
+    """POST {"values": view.state.values, "private_metadata": …}: the Settings form saved, as a view_submission
+    from Slack would be (the metadata says what the form showed, so only what was changed in it is saved)."""
     deps, _ = _feed(request)
     _require_same_origin(request, deps)
-    values = (await _json(request)).get("values")
+    body = await _json(request)
+    values, metadata = body.get("values"), body.get("private_metadata")
     if not isinstance(values, dict):
         return web.json_response({"error": "expected the view's state values"}, status=400)
-    reply = await submit(deps, user=LOCAL_USER, state=values)
+    reply = await submit(deps, user=LOCAL_USER, state=values, metadata=metadata if isinstance(metadata, str) else None)
     return web.json_response(reply or {"ok": True})
 
 
