@@ -93,6 +93,7 @@ async def test_home_view_has_the_settings_button(bot: Bot) -> None:
 
 @pytest.mark.parametrize(("block_id", "entry", "says"), [
     (view.TZ, {"value": "Mars/Olympus_Mons"}, "unknown time zone"),
+    (view.TZ, {"value": "localtime"}, "unknown time zone"),  # a file of this host's, not a zone every replica has
     (view.HOURS_START, {"selected_time": "25:00"}, "HH:MM"),
     (view.threshold_block("site_down"), {"value": "-1"}, "0 or more"),
     (view.threshold_block("site_down"), {"value": "2.5"}, "whole number"),

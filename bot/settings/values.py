@@ -4,11 +4,12 @@ over the environment's Settings and the rules file's RuleSet."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from bot.alerts.rules import Rule, RuleSet, Severity
 from bot.config import HourWindow, Settings, parse_hhmm, parse_window
@@ -20,13 +21,22 @@ RULE_PREFIX: Final = "rule:"  # a rule's stored key: rule:<name> → {"enabled",
 
 
 def zone(value: Any) -> str:
-    """An IANA time zone name, checked against the zone database."""
+    """An IANA time zone name, checked against the zone database: one of its zones, not just a file ZoneInfo can
+    open ("localtime", "posixrules" are this host's, and another replica may read them otherwise or not at all)."""
     name = str(value).strip()
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name[:60]!r}: use an IANA name such as Europe/Paris") from None
+        name = ""
+    if name not in _zones():
+        raise ValueError(f"unknown time zone {str(value).strip()[:60]!r}: use an IANA name such as Europe/Paris")
     return name
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    # Some systems' zone directories hold these files as well: the host's own zone and the POSIX default rules.
+    return frozenset(available_timezones()) - {"localtime", "posixrules"}
 
 
 def _window_or_none(value: Any) -> HourWindow | None:
