@@ -33,7 +33,7 @@ def silence_end(action_id: str, now: dt.datetime, deps: Deps) -> dt.datetime | N
 def alert_id_of(value: str | None) -> int | None:
     """The alert id a button carries, or None when the value is not one this bot wrote."""
     text = value or ""
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None  # int() refuses '²'
 
 
 class Pressed(StrEnum):

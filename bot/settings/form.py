@@ -63,8 +63,16 @@ class Submission:
 
 
 def _entry(state: Mapping[str, Any], block_id: str) -> Mapping[str, Any]:
-    entry = (state.get(block_id) or {}).get(view.VALUE)
+    """A block's submitted element state; {} for anything malformed (read as "left empty", then refused)."""
+    block = state.get(block_id)
+    entry = block.get(view.VALUE) if isinstance(block, Mapping) else None
     return entry if isinstance(entry, Mapping) else {}
+
+
+def _items(entry: Mapping[str, Any], key: str) -> list[Any]:
+    """A list the element submits (selected options or users); [] when it is not one."""
+    value = entry.get(key)
+    return list(value) if isinstance(value, list) else []
 
 
 def _time(state: Mapping[str, Any], block_id: str, out: Submission) -> dt.time | None:
@@ -119,13 +127,14 @@ def _read_general(state: Mapping[str, Any], out: Submission, current: Settings,
         out.values["STORE_TIMEZONE"] = zone(_entry(state, view.TZ).get("value") or "")
     except ValueError as exc:
         out.errors[view.TZ] = str(exc)[:150]
-    days = {str(o.get("value")) for o in _entry(state, view.DAYS).get("selected_options") or ()}
+    days = {str(o.get("value")) for o in _items(_entry(state, view.DAYS), "selected_options")
+            if isinstance(o, Mapping)}
     if not days or not days <= {str(n) for n in range(7)}:
         out.errors[view.DAYS] = "Pick at least one business day."
     else:
         out.values["BUSINESS_DAYS"] = format_days(frozenset(int(d) for d in days))
     for block_id, key in ((view.READERS, "SLASH_COMMAND_ALLOWED_USERS"), (view.RESPONDERS, "ALERT_RESPONDERS")):
-        users = [str(u) for u in _entry(state, block_id).get("selected_users") or ()]
+        users = [str(u) for u in _items(_entry(state, block_id), "selected_users")]
         if any(not (_is_user(u) and u.isalnum() and u.isascii()) for u in users):
             out.errors[block_id] = "Pick people from the workspace."
             continue
@@ -136,7 +145,8 @@ def _read_general(state: Mapping[str, Any], out: Submission, current: Settings,
 
 def _read_rules(state: Mapping[str, Any], out: Submission, rules: RuleSet) -> None:
     for rule in rules.rules:
-        chosen = (_entry(state, view.severity_block(rule.name)).get("selected_option") or {}).get("value")
+        option = _entry(state, view.severity_block(rule.name)).get("selected_option")
+        chosen = option.get("value") if isinstance(option, Mapping) else None
         if chosen not in {value for value, _ in view.SEVERITIES}:
             out.errors[view.severity_block(rule.name)] = "Pick a severity, or Off."
             continue

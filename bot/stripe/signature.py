@@ -19,6 +19,8 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str], *,
     """Raise BadSignature unless some `v1` entry of `header` is the HMAC of `body` under some secret."""
     if not header:
         raise BadSignature("missing Stripe-Signature header")
+    if not header.isascii():  # hex signatures and digits only: anything else could never match (and hmac refuses it)
+        raise BadSignature("malformed Stripe-Signature header")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

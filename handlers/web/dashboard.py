@@ -94,7 +94,10 @@ async def login(request: web.Request) -> web.Response:
         minutes = -(-wait // 60)
         return dashboard.page(notice=f"Too many wrong tokens from here. Try again in {minutes} min.", status=429,
                               headers={"Retry-After": str(wait)})
-    given = (await request.post()).get("token")
+    try:
+        given = (await request.post()).get("token")
+    except (ValueError, LookupError):  # not UTF-8, an unknown charset, multipart without its boundary
+        return dashboard.page(notice="Send the sign-in form.", status=400)
     if not isinstance(given, str) or len(given) > MAX_TOKEN_CHARS or not token_matches(given.strip(), token):
         log.info("dashboard sign-in failed from %s", address)
         return dashboard.page(notice="That token is not right.", status=401)

@@ -61,7 +61,10 @@ def channel_names(deps: Deps) -> dict[str, str]:
 
 def trusted_host(request: web.Request, deps: Deps) -> bool:
     """localhost, an IP literal, this server's HOST or PUBLIC_URL's host: not a name an attacker's DNS controls."""
-    name = urlsplit(f"//{request.host}").hostname or ""
+    try:
+        name = urlsplit(f"//{request.host}").hostname or ""
+    except ValueError:  # not even a host ("[::1" without its bracket)
+        return False
     if name == "localhost" or name.endswith(".localhost") or name == deps.settings.host.lower():
         return True
     public = urlsplit(deps.settings.public_url or "").hostname
@@ -95,6 +98,12 @@ def _require_same_origin(request: web.Request, deps: Deps) -> None:
         raise json_error(web.HTTPUnsupportedMediaType, "send JSON")
 
 
+async def asset(request: web.Request) -> web.Response:
+    """The page's script and stylesheet: like the page, in local mode only (404 otherwise)."""
+    _feed(request)
+    return await request.app[PAGE].assets.serve(request)
+
+
 async def page(request: web.Request) -> web.Response:
     """The feed page: channels, messages (filled in by its script) and the command box."""
     deps, _ = _feed(request)
@@ -118,7 +127,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     """
     _, feed = _feed(request)
     epoch, _, seq = request.headers.get("Last-Event-ID", "").partition("-")
-    resumed = epoch == feed.epoch and seq.isdigit()
+    resumed = epoch == feed.epoch and seq.isascii() and seq.isdigit()  # int() refuses '²', which isdigit() takes
     last = int(seq) if resumed else 0
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
     await resp.prepare(request)
@@ -138,7 +147,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def _json(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+    except (ValueError, RecursionError, LookupError):  # deep nesting; LookupError: an unknown charset
         raise json_error(web.HTTPBadRequest, "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise json_error(web.HTTPBadRequest, "expected a JSON object")
@@ -217,11 +226,11 @@ async def _close_streams(app: web.Application) -> None:
 
 def register(app: web.Application) -> None:
     """Add the routes."""
-    app[PAGE] = feed_page = Page()
+    app[PAGE] = Page()
     app.router.add_get("/", page)
     app.router.add_get("/feed/events", events)
     app.router.add_post("/feed/command", command)
     app.router.add_post("/feed/action", action)
     app.router.add_post("/feed/view", view_submission)
-    feed_page.assets.add_route(app)
+    app.router.add_get("/feed/static/{name}", asset)
     app.on_shutdown.append(_close_streams)

@@ -40,7 +40,9 @@ async def slack_events(request: web.Request) -> web.StreamResponse:
         origin = request_origin(request, deps.settings.trusted_proxies)
         bolt_request = AsyncBoltRequest(body=raw, query=request.query_string, headers=dict(request.headers),
                                         context={ORIGIN: origin})
-    except (ValueError, RecursionError):  # signed, but not a Slack payload (bad or absurdly deep JSON)
+    except (ValueError, RecursionError, AttributeError, TypeError):
+        # Signed, but not a Slack payload: bad or absurdly deep JSON, or JSON that is not an object (Bolt calls
+        # .get on it).
         return web.json_response({"error": "malformed Slack payload"}, status=400)
     return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
@@ -49,6 +51,8 @@ def _signed(verifier: SignatureVerifier, raw: str, headers: dict[str, str]) -> b
     try:
         return verifier.is_valid_request(raw, headers)
     except ValueError:  # slack_sdk reads the timestamp with int(): one that is not a number is no signature
+        return False
+    except TypeError:  # a signature with non-ASCII characters, which hmac.compare_digest refuses to compare
         return False
 
 
