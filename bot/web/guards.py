@@ -7,7 +7,6 @@ so a handler reads top to bottom with no `X | web.Response` to unpack. The readi
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
@@ -16,6 +15,7 @@ from aiohttp import hdrs, web
 from pydantic import SecretStr
 
 from bot.deps import Deps, deps_of
+from bot.web.session import token_matches
 
 STARTING_UP: Final = "starting up"
 # Every route but /healthz answers this while the database is not ready; clients retry after a moment.
@@ -51,14 +51,10 @@ def gated(handler: object) -> bool:
 
 
 def bearer_matches(header: str | None, token: str) -> bool:
-    """`Authorization: Bearer <token>`, compared in constant time.
-
-    surrogatepass: aiohttp decodes header bytes that are not UTF-8 as lone surrogates, and no header value
-    may make the comparison raise.
-    """
+    """`Authorization: Bearer <token>`, compared in constant time over digests (not even the token's length shows
+    in the timing; session.token_matches encodes with surrogatepass, so no header value makes it raise)."""
     scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"),
-                                                              token.encode("utf-8", "surrogatepass"))
+    return scheme.lower() == "bearer" and token_matches(given.strip(), token)
 
 
 def require_bearer(request: web.Request, token: SecretStr | None, *, setting: str,
