@@ -45,11 +45,11 @@ _SUMMARY: Final = """
 """
 
 # Claims every due post of kind $3 (sales; failure, refund or dispute pings) of channel $1 for one message and
-# records the attempt with the set it covers, in one statement committed on its own before the call to Slack;
-# answers one row however many it claimed: their kind, count, first and last time, totals per currency and the
-# first $2 with their payloads (the message lists ten and says "…and N more"). The channel's pace-row lock, held by
-# the caller on another connection, already makes it the channel's only poster; SKIP LOCKED keeps the claim from ever
-# waiting on a row someone else holds.
+# records the attempt with the set it covers and the Slack channel $4 it goes to (NULL: not known before the call), in
+# one statement committed on its own before the call to Slack; answers one row however many it claimed: their kind,
+# count, first and last time, totals per currency and the first $2 with their payloads (the message lists ten and
+# says "…and N more"). The channel's pace-row lock, held by the caller on another connection, already makes it the
+# channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row someone else holds.
 CLAIM_BURST: Final = f"""
 WITH due AS (
     SELECT o.id, o.amount, o.currency, o.created_at
@@ -58,8 +58,8 @@ WITH due AS (
      ORDER BY o.id
        FOR UPDATE OF o SKIP LOCKED
 ), attempt AS (
-    INSERT INTO delivery_attempts (outbox_id, channel, covers)
-    SELECT min(id), $1, array_agg(id ORDER BY id) FROM due HAVING count(*) > 0
+    INSERT INTO delivery_attempts (outbox_id, channel, covers, slack_channel_id)
+    SELECT min(id), $1, array_agg(id ORDER BY id), $4::text FROM due HAVING count(*) > 0
     RETURNING outbox_id
 ), covered AS (
     SELECT * FROM due
@@ -79,9 +79,10 @@ SELECT $1::bigint                                                              A
 """ + _SUMMARY
 
 # The channel's burst attempt whose outcome is unknown (the process died during the call, or Slack timed out or
-# answered 5xx), with how long its backoff still runs. While it exists nothing else is claimed for the channel.
+# answered 5xx) or that Slack refused (`refused`: not in doubt), with how long its backoff still runs. While it exists
+# nothing else is claimed for the channel.
 IN_DOUBT: Final = """
-SELECT outbox_id AS ref, started_at, failures,
+SELECT outbox_id AS ref, started_at, failures, refused, slack_channel_id,
        greatest(extract(epoch FROM retry_at - now()), 0)::float8 AS wait_seconds
   FROM delivery_attempts
  WHERE channel = $1 AND covers IS NOT NULL
@@ -103,8 +104,15 @@ WITH summary AS (
 DELETE FROM delivery_attempts WHERE outbox_id = $1
 """
 
+# $3: 1 after a failed call, 0 when nothing was tried (a look-up Slack could not answer, a 429). $4: whether Slack's
+# answer says nothing of it landed.
 MARK_RETRY: Final = """
-UPDATE delivery_attempts SET retry_at = $2, failures = failures + 1 WHERE outbox_id = $1
+UPDATE delivery_attempts SET retry_at = $2, failures = failures + $3, refused = $4 WHERE outbox_id = $1
+"""
+
+# Committed before the burst is sent again: from here on it may be in Slack, in channel $2.
+RESENDING: Final = """
+UPDATE delivery_attempts SET refused = false, slack_channel_id = $2 WHERE outbox_id = $1
 """
 
 MARK_FAILED: Final = """
@@ -143,12 +151,14 @@ class BurstSummary:
 
 @dataclass(frozen=True, slots=True)
 class InDoubt:
-    """A burst attempt whose outcome is unknown; `wait_seconds` until its retry is due (0: now)."""
+    """A burst attempt whose outcome is unknown, or that was refused; `wait_seconds` until its retry is due (0: now)."""
 
     ref: int
     started_at: dt.datetime
     failures: int
     wait_seconds: float
+    refused: bool = False  # Slack refused its last call: nothing of it is in Slack, no look-up needed
+    slack_channel_id: str | None = None  # where it was sent (None: not known before the call)
 
 
 def _summary(row: Any) -> BurstSummary | None:
@@ -168,10 +178,11 @@ async def waiting(db: Executor, channel: str, kind: str) -> int:
     return value
 
 
-async def claim(db: Executor, channel: str, *, kind: str, listed: int) -> BurstSummary | None:
-    """Claim every due post of `kind` of `channel` for one message (committed: call it on a connection of its own,
-    not inside the transaction holding the channel); None when there is none."""
-    return _summary(await db.fetchrow(CLAIM_BURST, channel, listed, kind))
+async def claim(db: Executor, channel: str, *, kind: str, listed: int,
+                slack_channel: str | None = None) -> BurstSummary | None:
+    """Claim every due post of `kind` of `channel` for one message to be sent to `slack_channel` (committed: call it
+    on a connection of its own, not inside the transaction holding the channel); None when there is none."""
+    return _summary(await db.fetchrow(CLAIM_BURST, channel, listed, kind, slack_channel))
 
 
 async def view(db: Executor, ref: int, *, listed: int) -> BurstSummary | None:
@@ -191,9 +202,15 @@ async def settle(db: Executor, *, ref: int, channel: str, payload: dict[str, Any
     await db.execute(SETTLE, ref, f"burst:{channel}:{ref}", channel, payload, slack_channel, slack_ts)
 
 
-async def mark_retry(db: Executor, ref: int, *, retry_at: dt.datetime) -> None:
-    """Try burst `ref` again at `retry_at` (its record stays: it is looked up in Slack before it is resent)."""
-    await db.execute(MARK_RETRY, ref, retry_at)
+async def mark_retry(db: Executor, ref: int, *, retry_at: dt.datetime, refused: bool, failed: bool = True) -> None:
+    """Try burst `ref` again at `retry_at`; its record stays: unless Slack `refused` the call, it is looked up in
+    Slack before it is resent. `failed`: the call counts towards giving up on an error we don't know."""
+    await db.execute(MARK_RETRY, ref, retry_at, int(failed), refused)
+
+
+async def resending(db: Executor, ref: int, *, slack_channel: str | None) -> None:
+    """Before burst `ref` is sent again (committed on its own): it may be in `slack_channel` from now on."""
+    await db.execute(RESENDING, ref, slack_channel)
 
 
 async def mark_failed(db: Executor, ref: int, *, error: str) -> None:

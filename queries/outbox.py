@@ -59,14 +59,17 @@ UPDATE channel_pace SET slack_channel_id = $2 WHERE channel = $1 AND slack_chann
 # Recorded only while the message is still there to send: the intake may have deleted it since the worker read it
 # (a ping merged into another order's, a renewal left to the report). The key-share lock waits for a transaction
 # deleting it or changing its key (a merge); one refreshing its text (FOR NO KEY UPDATE) does not conflict.
+# $3: the Slack channel the post goes to (NULL: not known before the call), where a look-up will search. An earlier
+# attempt's record keeps its start (the look-up's window) and takes the new channel: the message was looked for where
+# it went before and is sent again now, maybe elsewhere (the channel moved in Settings since).
 RECORD_ATTEMPT: Final = """
 WITH message AS (SELECT id FROM outbox WHERE id = $1 AND status = 'pending' FOR KEY SHARE),
-     recorded AS (INSERT INTO delivery_attempts (outbox_id, channel) SELECT id, $2 FROM message
-                   ON CONFLICT (outbox_id) DO NOTHING)
+     recorded AS (INSERT INTO delivery_attempts (outbox_id, channel, slack_channel_id) SELECT id, $2, $3 FROM message
+                   ON CONFLICT (outbox_id) DO UPDATE SET slack_channel_id = excluded.slack_channel_id)
 SELECT EXISTS (SELECT FROM message)
 """
 
-ATTEMPT_STARTED: Final = "SELECT started_at FROM delivery_attempts WHERE outbox_id = $1"
+ATTEMPT: Final = "SELECT started_at, slack_channel_id FROM delivery_attempts WHERE outbox_id = $1"
 
 FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 
@@ -126,6 +129,13 @@ UPDATE outbox
  WHERE id = ANY($1::bigint[])
 """
 
+# Not a failed attempt: a look-up Slack could not answer put the message off (it is not counted towards giving up).
+POSTPONE: Final = """
+UPDATE outbox
+   SET available_at = $2, last_error = $3, first_due_at = coalesce(first_due_at, available_at)
+ WHERE id = ANY($1::bigint[])
+"""
+
 MARK_FAILED: Final = """
 UPDATE outbox
    SET status = 'failed', attempts = attempts + 1, delivered_at = now(), last_error = $2
@@ -151,6 +161,14 @@ DELETE FROM delivery_errors
 INSERT INTO delivery_errors (channel, error, permanent)
 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM repeated)
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An earlier attempt to send a message whose answer never came: when it began, and where it was sent."""
+
+    started_at: dt.datetime
+    slack_channel_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,17 +225,17 @@ async def learn_channel_id(db: Executor, channel: str, channel_id: str) -> None:
     await db.execute(LEARN_CHANNEL_ID, channel, channel_id)
 
 
-async def record_attempt(db: Executor, *, outbox_id: int, channel: str) -> bool:
-    """Before calling Slack (committed on its own): this message may reach Slack from now on. False: it is gone
-    (deleted by the intake since it was read), and must not be sent."""
-    there: bool = await db.fetchval(RECORD_ATTEMPT, outbox_id, channel)
+async def record_attempt(db: Executor, *, outbox_id: int, channel: str, slack_channel: str | None = None) -> bool:
+    """Before calling Slack (committed on its own): this message may reach Slack from now on, in `slack_channel`
+    (None: not known). False: it is gone (deleted by the intake since it was read), and must not be sent."""
+    there: bool = await db.fetchval(RECORD_ATTEMPT, outbox_id, channel, slack_channel)
     return there
 
 
-async def attempt_started(db: Executor, outbox_id: int) -> dt.datetime | None:
-    """When an earlier, unconfirmed attempt to send this message began."""
-    value: dt.datetime | None = await db.fetchval(ATTEMPT_STARTED, outbox_id)
-    return value
+async def attempt(db: Executor, outbox_id: int) -> Attempt | None:
+    """An earlier, unconfirmed attempt to send this message."""
+    row = await db.fetchrow(ATTEMPT, outbox_id)
+    return Attempt(**dict(row)) if row else None
 
 
 async def forget_attempt(db: Executor, outbox_id: int) -> None:
@@ -248,6 +266,11 @@ async def mark_delivered(db: Executor, ids: Sequence[int], *, slack_channel: str
 async def mark_retry(db: Executor, ids: Sequence[int], *, available_at: dt.datetime, error: str) -> None:
     """Put messages back for a later attempt."""
     await db.execute(MARK_RETRY, list(ids), available_at, error[:1000])
+
+
+async def postpone(db: Executor, ids: Sequence[int], *, available_at: dt.datetime, error: str) -> None:
+    """Put messages off without counting an attempt (a look-up Slack could not answer)."""
+    await db.execute(POSTPONE, list(ids), available_at, error[:1000])
 
 
 async def mark_failed(db: Executor, ids: Sequence[int], *, error: str) -> None:

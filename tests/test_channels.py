@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cli.main import main
 from bot.delivery.channels import ChannelDirectory, Membership
+from bot.delivery.senders import Seen
 from bot.delivery.webapi import WebApiSender
 from tests.conftest import paid_checkout, post_report, start_bot
 from tests.fakes import FakeSlack, Fault
@@ -97,11 +98,11 @@ async def test_look_up_joins_on_not_in_channel_and_finds_the_message(fake_slack:
 
 
 async def test_look_up_that_cannot_join_says_why(fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
-    """A refused join leaves the look-up unanswered (None), logged and recorded with the reason for /health."""
+    """A refused join leaves the look-up unanswerable (NEVER), logged and recorded with the reason for /health."""
     sender, directory = sender_for(fake_slack)
     await directory.resolve()
     fake_slack.chaos = lambda method: Fault(200, error="missing_scope") if method == "conversations.join" else None
-    assert await sender.find(channel_id="C0SALES", ref=1, since=0) is None
+    assert (await sender.find(channel_id="C0SALES", ref=1, since=0)).seen is Seen.NEVER
     [status] = directory.statuses()
     assert status.membership is Membership.JOIN_FAILED and "could not join (missing_scope)" in status.describe()
     assert "not_in_channel, and joining failed: missing_scope" in caplog.text
@@ -119,7 +120,7 @@ async def test_message_on_page_three_is_found(fake_slack: FakeSlack) -> None:
     assert found is not None and found.ts == target.ts
     history = [c.args for c in fake_slack.calls if c.method == "conversations.history"]
     assert len(history) == 3 and "cursor" not in history[0] and history[2]["cursor"]
-    assert await sender.find(channel_id="C0SALES", ref=999, since=0) is not None  # NOT_FOUND after the last page
+    assert (await sender.find(channel_id="C0SALES", ref=999, since=0)).seen is Seen.NOT_FOUND  # after the last page
 
 
 

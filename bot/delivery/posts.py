@@ -25,10 +25,17 @@ class Post:
     ids: tuple[int, ...] = ()  # the messages it settles; a burst's are listed in its attempt record
     count: int = 1  # messages covered
     failures: int = 0  # a burst's earlier failed attempts (a message's are its `head.attempts`)
+    slack_channel: str | None = None  # a burst's Slack channel, recorded with its claim (None: the sender's choice)
+    resent: bool = False  # an attempt of it was recorded before this pass: a 429 now leaves that record as it was
 
     @property
     def burst(self) -> bool:
         return self.head is None
+
+    @property
+    def failed_before(self) -> int:
+        """Calls for it that failed before this pass."""
+        return self.head.attempts if self.head is not None else self.failures
 
 
 def _sale_view(sale: bursts.ListedSale) -> SaleView:
@@ -46,15 +53,17 @@ def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
     return dict(m.payload)
 
 
-def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0) -> Post:
+def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0, slack_channel: str | None = None,
+               resent: bool = False) -> Post:
     """The one message announcing every sale a burst claim covers (totals kept per currency), or every failed
     payment, refund or dispute."""
     if summary.kind != "sale":
-        text = ping_burst_message(PingBurstView(
+        payload = ping_burst_message(PingBurstView(
             kind=summary.kind, count=summary.count, first_at=summary.first_at, last_at=summary.last_at,
-            lines=[s.text for s in summary.listed if s.text]), tz=tz)
-        return Post(ref=summary.ref, payload=text.as_payload(), count=summary.count, failures=failures)
-    view = BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
-                     last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed])
-    return Post(ref=summary.ref, payload=burst_message(view, tz=tz).as_payload(), count=summary.count,
-                failures=failures)
+            lines=[s.text for s in summary.listed if s.text]), tz=tz).as_payload()
+    else:
+        payload = burst_message(BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
+                                          last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed]),
+                                tz=tz).as_payload()
+    return Post(ref=summary.ref, payload=payload, count=summary.count, failures=failures,
+                slack_channel=slack_channel, resent=resent)

@@ -63,7 +63,10 @@ class Status(StrEnum):
     HELD = "held"  # the token or the channel refuses everything until someone fixes it: retry slowly, never drop
     UNEXPECTED = "unexpected"  # an error Slack names that we don't know: retried a few times, then given up
     PERMANENT = "permanent"  # Slack refused for good: record, don't retry
-    NOT_FOUND = "not_found"  # find(): Slack has no such message
+
+
+# Answers in which Slack refused the call: nothing of it reached the channel (a 5xx or a timeout may have landed).
+REFUSED = frozenset({Status.HELD, Status.UNEXPECTED, Status.PERMANENT, Status.RATE_LIMITED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,29 @@ class SendResult:
     error: str | None = None
     retry_after: float = 0.0
     found: bool = False  # an earlier attempt's message, found in Slack: it shows what was read then, not now
+
+
+class Seen(StrEnum):
+    """What looking for an earlier attempt's message in Slack told."""
+
+    FOUND = "found"  # it is there: settle it, send nothing
+    NOT_FOUND = "not_found"  # Slack has no such message: send it
+    LATER = "later"  # Slack could not answer now (5xx, timeout, network, 429): send nothing, look again later
+    NEVER = "never"  # the bot cannot read it back (no history scope, a channel it cannot read, webhooks): send it
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The outcome of `Sender.find()`: where the message is when FOUND; why Slack could not tell otherwise."""
+
+    seen: Seen
+    channel_id: str | None = None
+    ts: str | None = None
+    error: str | None = None
+    retry_after: float = 0.0  # LATER after a 429: Slack's Retry-After
+
+
+CANNOT_READ_BACK = Lookup(Seen.NEVER, error="this sender cannot read messages back")
 
 
 class Sender(Protocol):
@@ -92,9 +118,8 @@ class Sender(Protocol):
     async def update(self, channel: str, *, channel_id: str, ts: str,
                      payload: Mapping[str, Any]) -> SendResult: ...
 
-    async def find(self, *, channel_id: str, ref: int, since: float,
-                   thread_ts: str | None = None) -> SendResult | None:
-        """The message posted earlier with this `ref` (OK with its ts), NOT_FOUND, or None: can't tell."""
+    async def find(self, *, channel_id: str, ref: int, since: float, thread_ts: str | None = None) -> Lookup:
+        """The message posted earlier with this `ref`: FOUND (with its ts), NOT_FOUND, or why Slack cannot tell."""
         ...
 
     def channel_id(self, channel: str) -> str | None:
@@ -177,10 +202,9 @@ class WebhookSender:
         """Webhooks cannot edit: post the new state as a message of its own."""
         return await self.post(channel, payload)
 
-    async def find(self, *, channel_id: str, ref: int, since: float,
-                   thread_ts: str | None = None) -> SendResult | None:
-        """Incoming webhooks cannot read the channel back: unknown."""
-        return None
+    async def find(self, *, channel_id: str, ref: int, since: float, thread_ts: str | None = None) -> Lookup:
+        """Incoming webhooks cannot read the channel back: never known."""
+        return CANNOT_READ_BACK
 
     async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
                    ref: int | None = None, channel_id: str | None = None) -> SendResult:
@@ -240,10 +264,9 @@ class ConsoleSender:
         self.listeners = listeners if listeners is not None else []
         self._counter = 0
 
-    async def find(self, *, channel_id: str, ref: int, since: float,
-                   thread_ts: str | None = None) -> SendResult | None:
-        """Nothing printed survives a restart: unknown."""
-        return None
+    async def find(self, *, channel_id: str, ref: int, since: float, thread_ts: str | None = None) -> Lookup:
+        """Nothing printed survives a restart: never known."""
+        return CANNOT_READ_BACK
 
     async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
                    ref: int | None = None, channel_id: str | None = None) -> SendResult:

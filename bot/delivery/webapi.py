@@ -15,6 +15,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.delivery.channels import ChannelDirectory
 from bot.delivery.senders import (
     METADATA_EVENT,
+    Lookup,
+    Seen,
     SendResult,
     Status,
     classify_error,
@@ -93,25 +95,27 @@ class WebApiSender:
         status = directory.find(channel) or directory.find(target)
         return await directory.join(status.channel_id if status is not None and status.channel_id else target)
 
-    async def find(self, *, channel_id: str, ref: int, since: float,
-                   thread_ts: str | None = None) -> SendResult | None:
+    async def find(self, *, channel_id: str, ref: int, since: float, thread_ts: str | None = None) -> Lookup:
         """Look for our metadata in the channel's (or thread's) messages since `since` (unix seconds), page by
         page; a channel the bot is not in is joined first (chat:write.public posts without joining)."""
-        error = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
-        if error == "not_in_channel" and self._directory is not None:
+        seen = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
+        if seen.error == "not_in_channel" and self._directory is not None:
             joined = await self._directory.join(channel_id)
             if joined is None:
-                error = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
+                seen = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
             else:
                 error = self._directory.explain(channel_id, f"not_in_channel, and joining failed: {joined}")
-        if isinstance(error, SendResult):
-            return error
-        log.warning("cannot check Slack for an unconfirmed message (%s): it may be sent twice", error)
-        return None
+                seen = Lookup(Seen.LATER if classify_error(joined) is Status.TRANSIENT else Seen.NEVER, error=error)
+        if seen.seen is Seen.NEVER:
+            log.warning("cannot check Slack for an unconfirmed message (%s): it may be sent twice", seen.error)
+        elif seen.seen is Seen.LATER:
+            log.warning("Slack could not say whether an unconfirmed message arrived (%s): looking again later",
+                        seen.error)
+        return seen
 
-    async def _search(self, channel_id: str, *, ref: int, since: float,
-                      thread_ts: str | None) -> SendResult | str:
-        """The message (OK) or NOT_FOUND after every page within the window; else why Slack could not tell."""
+    async def _search(self, channel_id: str, *, ref: int, since: float, thread_ts: str | None) -> Lookup:
+        """FOUND, or NOT_FOUND after every page within the window; LATER when Slack could not answer now (5xx,
+        timeout, network, 429 with its Retry-After); NEVER when it will not answer (no scope, no access)."""
         cursor: str | None = None
         for _ in range(MAX_HISTORY_PAGES):
             args: dict[str, Any] = {"channel": channel_id, "oldest": f"{since:.6f}", "include_all_metadata": True,
@@ -120,18 +124,22 @@ class WebApiSender:
                 resp: Any = await (self._client.conversations_replies(ts=thread_ts, **args) if thread_ts
                                    else self._client.conversations_history(**args))
             except SlackApiError as exc:
-                return slack_error(exc)
+                error = slack_error(exc)
+                if error == "ratelimited":  # conversations.history is Tier 3: wait as Slack says
+                    return Lookup(Seen.LATER, error=error, retry_after=retry_after(exc.response.headers))
+                later = server_error(exc) or classify_error(error) is Status.TRANSIENT
+                return Lookup(Seen.LATER if later else Seen.NEVER, error=error)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                return f"{type(exc).__name__}: {exc}"[:300]
+                return Lookup(Seen.LATER, error=f"{type(exc).__name__}: {exc}"[:300])
             for msg in resp.get("messages") or []:
                 meta = msg.get("metadata") or {}
                 if meta.get("event_type") == METADATA_EVENT and \
                         (meta.get("event_payload") or {}).get("outbox_id") == ref:
-                    return SendResult(Status.OK, channel_id=channel_id, ts=msg.get("ts"))
+                    return Lookup(Seen.FOUND, channel_id=channel_id, ts=msg.get("ts"))
             cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
-                return SendResult(Status.NOT_FOUND)
-        return f"more than {MAX_HISTORY_PAGES} pages of messages since the attempt"
+                return Lookup(Seen.NOT_FOUND)
+        return Lookup(Seen.NEVER, error=f"more than {MAX_HISTORY_PAGES} pages of messages since the attempt")
 
     async def update(self, channel: str, *, channel_id: str, ts: str,
                      payload: Mapping[str, Any]) -> SendResult:

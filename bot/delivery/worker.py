@@ -14,9 +14,10 @@ import asyncpg
 
 from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
+from bot.delivery import outcomes
 from bot.delivery.listener import NotifyListener
 from bot.delivery.posts import BURSTS, Post, burst_post, message_payload
-from bot.delivery.senders import HOLD_RETRY, Sender, SendResult, Status, backoff, retry_or_fail
+from bot.delivery.senders import Lookup, Seen, Sender, SendResult, Status, retry_or_fail
 from bot.metrics import Metrics
 from queries import bursts
 from queries import outbox as q
@@ -121,8 +122,7 @@ class DeliveryWorker:
             if claimed is None:  # another worker is posting to this channel right now: look again after it
                 self._wake_at(CHANNEL_INTERVAL)
                 return 0
-            slot, channel_id = claimed  # learnt from the last post; before the first, the sender may know it
-            channel_id = channel_id or self._sender.channel_id(channel)
+            slot, learnt = claimed  # the Slack id the last post went to: where to look for an attempt that has none
             now = self._clock()
             if slot - now > SLOT_LEAD:
                 self._wake_for(channel, slot)
@@ -136,41 +136,55 @@ class DeliveryWorker:
                 await self._until(slot)
             # The pace counts from the call, not from its answer: Slack spaces messages by when they arrive.
             calling = self._clock()
-            sent = await self._resolve_burst(conn, channel, channel_id, doubt) if doubt else None
+            sent = await self._resolve_burst(conn, channel, learnt, doubt) if doubt else None
             if sent is None:
                 post = await self._next_post(conn, channel, slot)
                 if post is None:
                     return 0
                 calling = self._clock()
-                if (result := await self._deliver(conn, channel, channel_id, post)) is None:
+                if (sent := await self._deliver(conn, channel, learnt, post)) is None:
                     self._wake_at(dt.timedelta(0))  # nothing sent, the slot unused: look again at once
                     return 0
-                sent = post, result
             post, result = sent
+            if isinstance(result, Lookup):  # Slack could not tell whether an earlier attempt landed: nothing sent
+                self._wake_at(await outcomes.put_off(conn, channel, post, result, now=self._clock(),
+                                                     scale=self.backoff_scale))
+                return 0
             settled = await self._settle(conn, channel, post, result, paced_from=max(slot, calling - CALL_ALLOWANCE))
             return post.count if settled else 0
 
-    async def _resolve_burst(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
-                             doubt: bursts.InDoubt) -> tuple[Post, SendResult] | None:
+    async def _resolve_burst(self, conn: asyncpg.Connection, channel: str, learnt: str | None,
+                             doubt: bursts.InDoubt) -> tuple[Post, SendResult | Lookup] | None:
         """A burst whose outcome is unknown holds its channel until it is settled (so an outage ends with one
         message, not one per retry): found in Slack → settled; not found → forgotten, its sales claimed again
-        with everything that arrived since (None: the queue goes on as usual); can't tell → sent again."""
-        found = None
-        if channel_id:
-            found = await self._sender.find(channel_id=channel_id, ref=doubt.ref,
-                                            since=doubt.started_at.timestamp() - 5)
-        if found is not None and found.status is Status.NOT_FOUND:
+        with everything that arrived since (None: the queue goes on as usual); Slack cannot tell now → looked for
+        again later (the Lookup), nothing sent; can never tell, or Slack refused it (nothing landed) → sent again."""
+        seen = None if doubt.refused else await self._look_up(
+            where=doubt.slack_channel_id or self._sender.channel_id(channel) or learnt, ref=doubt.ref,
+            started=doubt.started_at)
+        if seen is not None and seen.seen is Seen.NOT_FOUND:
             await q.forget_attempt(self._pool, doubt.ref)  # committed: the claim that follows must see it gone
             return None
         summary = await bursts.view(conn, doubt.ref, listed=BURST_LISTED)
         if summary is None:  # nothing left to cover (cannot happen while settling is atomic): drop the record
             await q.forget_attempt(self._pool, doubt.ref)
             return None
-        post = burst_post(summary, tz=self.tz, failures=doubt.failures)
-        if found is not None and found.status is Status.OK:
-            log.info("burst %s was already in Slack (ts %s): not sending it again", doubt.ref, found.ts)
-            return post, found
-        return post, await self._sender.post(channel, post.payload, ref=post.ref)
+        target = self._sender.channel_id(channel)
+        post = burst_post(summary, tz=self.tz, failures=doubt.failures, slack_channel=target, resent=True)
+        if seen is not None and seen.seen is Seen.FOUND:
+            log.info("burst %s was already in Slack (ts %s): not sending it again", doubt.ref, seen.ts)
+            return post, SendResult(Status.OK, channel_id=seen.channel_id, ts=seen.ts)
+        if seen is not None and seen.seen is Seen.LATER:
+            return post, seen
+        await bursts.resending(self._pool, doubt.ref, slack_channel=target)  # committed: it may land from here on
+        return post, await self._sender.post(channel, post.payload, ref=post.ref, channel_id=target)
+
+    async def _look_up(self, *, where: str | None, ref: int, started: dt.datetime,
+                       thread_ts: str | None = None) -> Lookup:
+        """Look for an earlier attempt in the Slack channel `where` it was sent to (None: not known)."""
+        if where is None:
+            return Lookup(Seen.NEVER, error="the channel's Slack id is not known")
+        return await self._sender.find(channel_id=where, ref=ref, since=started.timestamp() - 5, thread_ts=thread_ts)
 
     async def _until(self, slot: dt.datetime) -> None:
         """Wait for the channel's slot (at most SLOT_LEAD and a little: the pass started just before it)."""
@@ -196,95 +210,72 @@ class DeliveryWorker:
             self._wake_at(dt.timedelta(0))
             return None
         await self._until(slot)  # sales arriving until the slot still make this post
-        if (head.kind in BURSTS and head.op == "post" and await q.attempt_started(conn, head.id) is None
+        if (head.kind in BURSTS and head.op == "post" and await q.attempt(conn, head.id) is None
                 and await bursts.waiting(conn, channel, head.kind) > 1):
             # Claimed and recorded on a connection of its own, committed before the call to Slack.
-            summary = await bursts.claim(self._pool, channel, kind=head.kind, listed=BURST_LISTED)
+            target = self._sender.channel_id(channel)
+            summary = await bursts.claim(self._pool, channel, kind=head.kind, listed=BURST_LISTED,
+                                         slack_channel=target)
             if summary is not None:
-                return burst_post(summary, tz=self.tz)
+                return burst_post(summary, tz=self.tz, slack_channel=target)
         if head.op == "update":
             same = [m for m in messages if m.op == "update" and m.target_id == head.target_id]
             return Post(ref=head.id, payload=message_payload(same[-1], tz=self.tz), head=head,
                         ids=tuple(m.id for m in same), count=len(same))
         return Post(ref=head.id, payload=message_payload(head, tz=self.tz), head=head, ids=(head.id,))
 
-    async def _deliver(self, conn: asyncpg.Connection, channel: str, channel_id: str | None,
-                       post: Post) -> SendResult | None:
-        """Send, unless an earlier attempt whose answer never came (a crash, a timeout) did reach Slack, or the
-        message is gone (None)."""
+    async def _deliver(self, conn: asyncpg.Connection, channel: str, learnt: str | None,
+                       post: Post) -> tuple[Post, SendResult | Lookup] | None:
+        """Send, unless an earlier attempt whose answer never came (a crash, a timeout) did reach Slack, Slack cannot
+        tell now whether it did (the Lookup: nothing sent), or the message is gone (None)."""
         head = post.head
         if head is None:  # a burst: its attempt was recorded with its claim
-            return await self._sender.post(channel, post.payload, ref=post.ref)
+            return post, await self._sender.post(channel, post.payload, ref=post.ref, channel_id=post.slack_channel)
         if head.op == "update" and head.target_ts and head.target_channel:  # idempotent: no bookkeeping
-            return await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
-                                             payload=post.payload)
+            return post, await self._sender.update(channel, channel_id=head.target_channel, ts=head.target_ts,
+                                                   payload=post.payload)
         thread_ts = head.target_ts if head.op == "reply" else None
-        started = await q.attempt_started(conn, head.id)
-        where = head.target_channel if thread_ts else channel_id
-        if started is not None and where:
-            found = await self._sender.find(channel_id=where, ref=head.id, since=started.timestamp() - 5,
-                                            thread_ts=thread_ts)
-            if found is not None and found.status is Status.OK:
-                log.info("outbox %s was already in Slack (ts %s): not sending it again", head.id, found.ts)
-                return dataclasses.replace(found, found=True)
-        # Committed on its own connection before the call: from here on, the message may be in Slack.
-        if not await q.record_attempt(self._pool, outbox_id=head.id, channel=channel):
+        # A reply goes to its parent's channel, which is not the configured one any more once the channel changed in
+        # Settings; a post to the configured channel, by the id the sender resolved (None: by its name).
+        target = head.target_channel if thread_ts else self._sender.channel_id(channel)
+        if (earlier := await q.attempt(conn, head.id)) is not None:
+            post = dataclasses.replace(post, resent=True)
+            seen = await self._look_up(where=earlier.slack_channel_id or target or (None if thread_ts else learnt),
+                                       ref=head.id, started=earlier.started_at, thread_ts=thread_ts)
+            if seen.seen is Seen.FOUND:
+                log.info("outbox %s was already in Slack (ts %s): not sending it again", head.id, seen.ts)
+                return post, SendResult(Status.OK, channel_id=seen.channel_id, ts=seen.ts, found=True)
+            if seen.seen is Seen.LATER:
+                return post, seen
+        # Committed on its own connection before the call: from here on, the message may be in Slack, there.
+        if not await q.record_attempt(self._pool, outbox_id=head.id, channel=channel, slack_channel=target):
             return None  # deleted since it was read (merged into another order's ping): not sent
-        # A reply whose parent never reached Slack (failed for good) is said as a message of its own. A reply goes
-        # to its parent's channel, which is not the configured one any more once the channel changed in Settings.
-        result = await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id,
-                                         channel_id=where if thread_ts else None)
+        # A reply whose parent never reached Slack (failed for good) is said as a message of its own.
+        result = await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id, channel_id=target)
         if thread_ts and result.error in THREAD_GONE:
             log.info("outbox %s: its thread is gone (%s), posted as a message of its own", head.id, result.error)
             result = await self._sender.post(channel, post.payload, ref=head.id)
-        return result
+        return post, result
 
     async def _settle(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult, *,
                       paced_from: dt.datetime) -> bool:
         """Record the call's outcome; whether the messages are settled (delivered, or failed for good)."""
-        now = self._clock()
         if self.metrics is not None:
             self.metrics.deliveries.labels(channel=channel, outcome=result.status.value).inc(post.count)
             if result.error:
                 self.metrics.slack_errors.labels(error=result.error[:60]).inc()
         if result.status is Status.OK:
-            await self._settle_ok(conn, channel, post, result)
+            await outcomes.delivered(conn, channel, post, result)
             await q.set_pace(conn, channel, next_post_at=paced_from + CHANNEL_INTERVAL)
             self._wake_for(channel, paced_from + CHANNEL_INTERVAL)  # what arrived meanwhile goes out next
             return True
-        error = result.error or result.status.value
-        status = retry_or_fail(result.status, tries=1 + (post.head.attempts if post.head else post.failures))
-        log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, error)
-        await q.record_error(conn, channel=channel, error=error, permanent=status is Status.PERMANENT)
-        if status is Status.RATE_LIMITED:  # not posted: a burst is claimed afresh, with what came since
-            await q.forget_attempt(conn, post.ref)
-            await q.set_pace(conn, channel, next_post_at=now + dt.timedelta(seconds=result.retry_after))
-            self._wake_at(dt.timedelta(seconds=max(result.retry_after, 0.05)))
-        elif status in (Status.TRANSIENT, Status.HELD):  # 5xx and timeouts stay ambiguous: look before resending
-            wait = (HOLD_RETRY if status is Status.HELD else
-                    backoff(post.head.attempts if post.head else post.failures)) * self.backoff_scale
-            if post.burst:
-                await bursts.mark_retry(conn, post.ref, retry_at=now + wait)
-            else:
-                await q.mark_retry(conn, post.ids, available_at=now + wait, error=error)
+        status = retry_or_fail(result.status, tries=1 + post.failed_before)
+        log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, result.error or result.status.value)
+        wait = await outcomes.failed(conn, channel, post, result, status=status, now=self._clock(),
+                                     scale=self.backoff_scale)
+        if wait is not None:
             self._wake_at(wait)  # no notification announces a retry
-        elif post.burst:
-            await bursts.mark_failed(conn, post.ref, error=error)
-        else:
-            await q.forget_attempt(conn, post.ref)
-            await q.mark_failed(conn, post.ids, error=error)
         return status is Status.PERMANENT
-
-    async def _settle_ok(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult) -> None:
-        if result.channel_id and (post.head is None or post.head.op == "post"):
-            await q.learn_channel_id(conn, channel, result.channel_id)
-        if post.burst:
-            await bursts.settle(conn, ref=post.ref, channel=channel, payload=post.payload,
-                                slack_channel=result.channel_id, slack_ts=result.ts)
-        else:
-            await q.forget_attempt(conn, post.ref)
-            await q.mark_delivered(conn, post.ids, slack_channel=result.channel_id, slack_ts=result.ts,
-                                   posted=None if result.found else post.head)
 
     def _wake_for(self, channel: str, slot: dt.datetime) -> None:
         """Pass again just before the channel's next slot, and until then let its notifications be."""
