@@ -206,6 +206,8 @@ class DeliveryWorker:
             # Nothing to edit (an incoming webhook cannot; a ping summarised in a burst, or posted by an incoming
             # webhook before the bot token came, has no message of its own to edit):
             # settled unsent, without using the channel's slot, and the channel is looked at again at once.
+            # An edit of a message that failed for good is not here on purpose: nothing of it reached Slack, so
+            # its newest version is posted as a message of its own (the alert, the ping is still told once).
             await q.mark_delivered(conn, (head.id,), slack_channel=None, slack_ts=None)
             self._wake_at(dt.timedelta(0))
             return None
