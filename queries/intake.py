@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from queries.executor import Executor
 from queries.instants import micros
-from queries.rows import CHECKOUTS, DISPUTES, FAILURES, MESSAGES, ORDERS, REFS, json_rows
+from queries.rows import CHECKOUTS, DISPUTES, FAILURES, MESSAGES, ORDERS, REFS, RowShape, json_rows
 
 # Serialise every event about the same payment: two event types for one payment arriving together must
 # not both decide "no order yet". Locks are taken in key order, so two transactions cannot deadlock.
@@ -109,8 +109,27 @@ ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
 
-INSERT_DISPUTES: Final = DISPUTES.insert("$1") + """
-ON CONFLICT (id) DO NOTHING
+# A dispute's row as the fold leaves it: the opening time, and the time of the event its status comes from.
+DISPUTE_ROWS: Final = RowShape("disputes", (*DISPUTES.columns, ("status_at", "micros")))
+# Stripe retries, so a dispute's events arrive in any order (charge.dispute.closed before the .created it follows):
+# each is the dispute as of its time. The newer status wins — at the same second a decided one (won, lost,
+# warning_closed; bot/intake/disputes.py DECIDED) over an open one — whichever came first; a NULL status_at (migration
+# 0033) reads as created_at. The opening time is the earliest seen, and what one event lacked another fills in.
+_NEWER_DISPUTE: Final = """EXCLUDED.status IS NOT NULL AND (disputes.status IS NULL
+                             OR (EXCLUDED.status_at, EXCLUDED.status IN ('won', 'lost', 'warning_closed'))
+                              > (coalesce(disputes.status_at, disputes.created_at),
+                                 disputes.status IN ('won', 'lost', 'warning_closed')))"""
+UPSERT_DISPUTES: Final = DISPUTE_ROWS.insert("$1") + f"""
+ON CONFLICT (id) DO UPDATE
+   SET status     = CASE WHEN {_NEWER_DISPUTE} THEN EXCLUDED.status ELSE disputes.status END,
+       status_at  = CASE WHEN {_NEWER_DISPUTE} THEN EXCLUDED.status_at
+                         ELSE coalesce(disputes.status_at, disputes.created_at) END,
+       order_id   = coalesce(disputes.order_id, EXCLUDED.order_id),
+       charge_id  = coalesce(disputes.charge_id, EXCLUDED.charge_id),
+       amount     = coalesce(disputes.amount, EXCLUDED.amount),
+       currency   = coalesce(disputes.currency, EXCLUDED.currency),
+       reason     = coalesce(disputes.reason, EXCLUDED.reason),
+       created_at = least(disputes.created_at, EXCLUDED.created_at)
 """
 
 ENQUEUE: Final = MESSAGES.insert("$1") + """
@@ -254,10 +273,11 @@ async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> set[
     return {r["event_id"] for r in await db.fetch(INSERT_FAILURES, FAILURES.json(rows))}
 
 
-async def insert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Opened disputes (first record wins): (id, order id, charge id, amount, currency, reason, status, at)."""
+async def upsert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Disputes as the batch's events tell them, merged with the stored rows (the newer status wins):
+    (id, order id, charge id, amount, currency, reason, status, opened at, status at)."""
     if rows:
-        await db.execute(INSERT_DISPUTES, DISPUTES.json(rows))
+        await db.execute(UPSERT_DISPUTES, DISPUTE_ROWS.json(rows))
 
 
 async def enqueue(db: Executor, messages: Sequence[QueuedMessage]) -> set[str]:

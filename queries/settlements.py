@@ -35,12 +35,7 @@ ON CONFLICT (order_id) DO NOTHING
 # order's figures are read again, if they were ever read (without STRIPE_API_KEY nothing is, so nothing is queued).
 # A row given up on or backing off is made due now, with fresh tries; one waiting or leased stays as it is (a read
 # in flight might predate the reinstatement: then the other event of the pair, closed or reinstated, re-reads it).
-SETTLED_DISPUTE_STATUS: Final = """
-UPDATE disputes AS d SET status = c.status
-  FROM unnest($1::text[], $2::text[]) AS c (id, status)
- WHERE d.id = c.id AND c.status IS NOT NULL AND d.status IS DISTINCT FROM c.status
-"""
-
+# The dispute's status is the intake's (queries/intake.py UPSERT_DISPUTES: the newer event's, in any order).
 REQUEUE_DISPUTED: Final = """
 INSERT INTO settlement_fetches AS f (order_id, due_at, queued_at)
 SELECT DISTINCT o.id, $2::timestamptz, $2::timestamptz
@@ -207,11 +202,8 @@ async def enqueue(db: Executor, *, since: dt.datetime, now: dt.datetime) -> int:
     return int(status.split()[-1])
 
 
-async def dispute_settled(db: Executor, *, refs: list[str], statuses: list[tuple[str, str | None]],
-                          now: dt.datetime) -> None:
-    """Disputes closed or reinstated: keep their status, and queue their orders' figures to be read again."""
-    if statuses:
-        await db.execute(SETTLED_DISPUTE_STATUS, [i for i, _ in statuses], [s for _, s in statuses])
+async def dispute_settled(db: Executor, *, refs: list[str], now: dt.datetime) -> None:
+    """Disputes closed or reinstated: queue their orders' figures to be read again."""
     if refs:
         await db.execute(REQUEUE_DISPUTED, refs, now)
 

@@ -36,8 +36,8 @@ async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStrip
     stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-1082, fee=0,
                                                                       source="re_2", type_="refund")
     refunded = stripe_fixture("pay-rails/charge.refunded.json")  # the event's `data`
-    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_refunded=1000, currency="eur",
-                              refunded=False)
+    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_captured=4500,
+                              amount_refunded=1000, currency="eur", refunded=False)
     event = wrap_event(refunded, "charge.refunded", event_id="evt_re_2", created=int(time.time()))
     assert (await store.stripe(event)).status == 200
     withdrawal = stripe_fixture("stripe-ruby-mock/charge.dispute.funds_withdrawn.json")["data"]["object"]
@@ -155,8 +155,8 @@ async def test_a_fully_refunded_order_keeps_its_fee_against_net(store: Bot, stri
     stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-4871, fee=0,
                                                                       source="re_2", type_="refund")
     refunded = stripe_fixture("pay-rails/charge.refunded.json")
-    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_refunded=4500, currency="eur",
-                              refunded=True)
+    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_captured=4500,
+                              amount_refunded=4500, currency="eur", refunded=True)
     event = wrap_event(refunded, "charge.refunded", event_id="evt_re_2_full", created=int(time.time()))
     assert (await store.stripe(event)).status == 200
     assert await job.tick() == 1

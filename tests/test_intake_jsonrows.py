@@ -119,13 +119,15 @@ async def test_failures_and_disputes_come_back_as_sent(db: asyncpg.Connection) -
                  text or None)
                 for n, text in enumerate(AWKWARD)]
     disputes = [(f"dp_{n}_{text}", None, f"ch_{text}", [SMALL, BIG, 0][n % 3], text, None if n % 2 else text,
-                 "needs_response", FAR - dt.timedelta(microseconds=n)) for n, text in enumerate(AWKWARD)]
+                 "needs_response", FAR - dt.timedelta(microseconds=n), FAR - dt.timedelta(microseconds=n))
+                for n, text in enumerate(AWKWARD)]
     assert await q.insert_failures(db, failures) == {f[0] for f in failures}
-    await q.insert_disputes(db, disputes + disputes[:1])  # the first record of a dispute wins
+    await q.upsert_disputes(db, disputes)
+    await q.upsert_disputes(db, disputes[:1])  # a dispute told again is the same row
     got = await db.fetch("SELECT event_id, order_id, amount, currency, customer_email, reason, created_at, charge_id,"
                          " event_type FROM payment_failures ORDER BY event_id")
     assert sorted(map(tuple, got), key=_first) == sorted(failures, key=_first)
-    got = await db.fetch("SELECT id, order_id, charge_id, amount, currency, reason, status, created_at"
+    got = await db.fetch("SELECT id, order_id, charge_id, amount, currency, reason, status, created_at, status_at"
                          " FROM disputes ORDER BY id")
     assert sorted(map(tuple, got), key=_first) == sorted(disputes, key=_first)
 

@@ -54,7 +54,7 @@ async def stripe_api() -> AsyncIterator[FakeStripe]:
     refund = "stripe-ruby-mock/charge.refunded.json"
     fake.add_event(event(cs, "evt_new_sale", 2, id="cs_new", payment_intent="pi_new", amount_total=4000))
     fake.add_event(event(refund, "evt_new_refund", 1, id="ch_new", payment_intent="pi_new", amount=4000,
-                         amount_refunded=4000))
+                         amount_captured=4000, amount_refunded=4000))
     fake.add_event(event("stripe-ruby-mock/payment_intent.payment_failed.json", "evt_new_fail", 3, id="pi_fail"))
     fake.add_event(event("stripe-ruby-mock/customer.subscription.created.json", "evt_other", 4))  # not handled
     fake.sessions += [obj(cs, id="cs_old", payment_intent="pi_old", amount_total=2500, created=ago(40)),
@@ -66,7 +66,7 @@ async def stripe_api() -> AsyncIterator[FakeStripe]:
                          latest_charge="ch_older"),
                      obj(pi, id="pi_unpaid", status="requires_payment_method", created=ago(50))]
     fake.charges["ch_older"] = obj(refund, id="ch_older", payment_intent="pi_older", amount=9000,
-                                   amount_refunded=1500, refunded=False, created=ago(45))
+                                   amount_captured=9000, amount_refunded=1500, refunded=False, created=ago(45))
     try:
         yield fake
     finally:

@@ -28,7 +28,7 @@ from queries import intake_pings as pings
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
-_NEEDS_ORDERS = (Kind.SALE, Kind.PENDING, Kind.FAILURE, Kind.REFUND, Kind.DISPUTE, Kind.LINK)
+_NEEDS_ORDERS = (Kind.SALE, Kind.PENDING, Kind.FAILURE, Kind.REFUND, Kind.DISPUTE, Kind.DISPUTE_SETTLED, Kind.LINK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +173,8 @@ async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now
 async def _write_incidents(conn: asyncpg.Connection, fold: Fold, *, now: dt.datetime) -> set[str]:
     """The batch's failed payments and disputes; the event ids of the failures recorded."""
     recorded = await q.insert_failures(conn, fold.failures)
-    await q.insert_disputes(conn, list(fold.disputes.values()))
-    await settlements.dispute_settled(
-        conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}),
-        statuses=[(e.dispute_id, e.dispute_status) for e in fold.settled_disputes if e.dispute_id], now=now)
+    await q.upsert_disputes(conn, list(fold.disputes.values()))
+    await settlements.dispute_settled(conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}), now=now)
     return recorded
 
 

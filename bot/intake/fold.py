@@ -16,16 +16,17 @@ from bot.blocks.message import Message
 from bot.blocks.pings import (
     DisputeView,
     FailureView,
-    RefundView,
     SaleView,
     dispute_message,
     failure_message,
     refund_message,
     sale_record,
 )
+from bot.intake.disputes import dispute_row, merged
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.failures import one_per_attempt
 from bot.intake.merge import FILLED_IF_MISSING, absorb, named, settled, status_moves, survivor_of
+from bot.intake.refunds import placeholder, refund_view, settle_refunded, take_refund, takes_amount
 from queries.intake import CheckoutRow, OrderRow, QueuedMessage
 from queries.intake_pings import PingUpdate
 
@@ -76,7 +77,8 @@ class Fold:
                 self._refund(index, e)
             case Kind.DISPUTE:
                 self._dispute(index, e)
-            case Kind.DISPUTE_SETTLED:  # no ping: the order's Stripe figures are queued for reading again
+            case Kind.DISPUTE_SETTLED:  # no ping: its status is kept, the order's Stripe figures read again
+                self._dispute_row(e)
                 self.settled_disputes.append(e)
             case Kind.CHECKOUT_EXPIRED:
                 self._checkout(e, status="expired")
@@ -143,13 +145,15 @@ class Fold:
             row.payment_status, row.status_at, row.failure_reason = status, e.occurred_at, reason
             if status == "completed" or was == "linked":
                 row.created_at = e.occurred_at
-        self._fill(row, e)
+        self._fill(row, e, amount=e.amount is not None and takes_amount(row, was, status, moves))
+        settle_refunded(row)  # a completed event never undoes a full refund, whatever the order of arrival
         self._add_refs(row.id, e.refs)
         return row, moves and was != status
 
-    def _fill(self, row: OrderRow, e: PaymentEvent) -> None:
-        row.amount_total = e.amount if e.amount is not None else row.amount_total
-        row.currency = e.currency if e.currency is not None else row.currency
+    def _fill(self, row: OrderRow, e: PaymentEvent, *, amount: bool) -> None:
+        if amount:  # the amount and its currency go together
+            row.amount_total, row.currency = e.amount, e.currency or row.currency
+        row.currency = row.currency or e.currency
         for name, value in zip(FILLED_IF_MISSING, (e.customer_email, e.customer_name, e.product, e.affiliate,
                                                    e.checkout_session_id, e.payment_intent_id, e.invoice_id,
                                                    e.charge_id), strict=True):
@@ -268,28 +272,25 @@ class Fold:
         if refunded <= 0:
             return
         order = self._find(e.refs)
-        total, email, order_id = e.amount, e.customer_email, e.order_ref
-        if order is not None:  # refunds are cumulative: the larger amount wins
-            order_id = order.id
-            order.amount_refunded = max(order.amount_refunded, refunded)
-            order.refunded_at = max(order.refunded_at, e.occurred_at) if order.refunded_at else e.occurred_at
-            if (order.payment_status == "completed" and order.amount_total is not None
-                    and order.amount_refunded >= order.amount_total):
-                order.payment_status = "refunded"
-            order.dirty = True
-            total, email = order.amount_total or total, order.customer_email or email
-        view = RefundView(order_id=order_id, amount_refunded=refunded, amount_total=total,
-                          currency=e.currency or "USD", customer_email=email,
-                          full=total is not None and refunded >= total, occurred_at=e.occurred_at,
-                          product=order.product_name if order is not None else e.product)
-        self._queue(index, f"refund:{e.charge_id or order_id}:{refunded}", "sales", "refund",
-                    refund_message(view, tz=self.tz))
+        if order is None:  # before its sale (a retried sale event): kept on a placeholder the sale fills in
+            order = self.orders[e.order_ref] = placeholder(e)
+        take_refund(order, e, refunded)
+        self._add_refs(order.id, e.refs)
+        self._queue(index, f"refund:{e.charge_id or order.id}:{refunded}", "sales", "refund",
+                    refund_message(refund_view(order, e, refunded), tz=self.tz))
+
+    def _dispute_row(self, e: PaymentEvent) -> OrderRow | None:
+        """The dispute's row as this event tells it, merged with what the batch knew (UPSERT_DISPUTES stores it)."""
+        order = self._find(e.refs)
+        dispute_id = e.dispute_id or (e.event_id if e.kind is Kind.DISPUTE else None)
+        if dispute_id is not None:
+            row = dispute_row(e, dispute_id, order.id if order else None)
+            self.disputes[dispute_id] = merged(self.disputes[dispute_id], row) if dispute_id in self.disputes else row
+        return order
 
     def _dispute(self, index: int, e: PaymentEvent) -> None:
         dispute_id = e.dispute_id or e.event_id
-        order = self._find(e.refs)
-        self.disputes.setdefault(dispute_id, (dispute_id, order.id if order else None, e.charge_id, e.amount,
-                                              e.currency, e.dispute_reason, e.dispute_status, e.occurred_at))
+        order = self._dispute_row(e)
         view = DisputeView(dispute_id=dispute_id, charge_id=e.charge_id, amount=e.amount, currency=e.currency,
                            reason=e.dispute_reason, occurred_at=e.occurred_at,
                            product=order.product_name if order is not None else e.product,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bot.intake.refunds import settle_refunded, takes_amount
 from queries.intake import OrderRow
 
 # When two events about one payment carry the same second, the further-along state wins. A 'linked' row only
@@ -41,17 +42,20 @@ def survivor_of(rows: list[OrderRow]) -> OrderRow:
 def absorb(survivor: OrderRow, loser: OrderRow) -> None:
     """Give `survivor` the facts of `loser` (one payment): status by the usual rules, the earliest time."""
     s, o = survivor, loser
-    if status_moves(s.payment_status, s.status_at, o.payment_status, o.status_at):
+    was, moves = s.payment_status, status_moves(s.payment_status, s.status_at, o.payment_status, o.status_at)
+    if moves:
         placeholder = s.payment_status == "linked"
         s.payment_status, s.status_at, s.failure_reason = o.payment_status, o.status_at, o.failure_reason
         s.created_at = o.created_at if placeholder else min(s.created_at, o.created_at)
     elif o.payment_status != "linked":
         s.created_at = min(s.created_at, o.created_at)
-    s.amount_total = s.amount_total if s.amount_total is not None else o.amount_total
+    if o.amount_total is not None and takes_amount(s, was, o.payment_status, moves):
+        s.amount_total, s.currency = o.amount_total, o.currency or s.currency
     s.currency = s.currency or o.currency
     s.amount_refunded = max(s.amount_refunded, o.amount_refunded)
     if o.refunded_at is not None:
         s.refunded_at = max(s.refunded_at, o.refunded_at) if s.refunded_at else o.refunded_at
+    settle_refunded(s)
     for name in FILLED_IF_MISSING:
         if getattr(s, name) is None:
             setattr(s, name, getattr(o, name))

@@ -80,6 +80,8 @@ def pricing(obj: Mapping[str, Any], *, counted: bool) -> dict[str, Any]:
     """What the MRR of a Subscription (or its previous_attributes merged over it) is made of."""
     items = []
     for raw in _list(obj.get("items")):
+        if not isinstance(raw, Mapping):
+            continue  # a null or odd entry prices nothing, as bot/stripe/subscriptions.item
         price = mapping(raw, "price") or mapping(raw, "plan")
         recurring = mapping(price, "recurring")
         amount = price.get("unit_amount") if price.get("unit_amount") is not None else price.get("unit_amount_decimal")

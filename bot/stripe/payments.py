@@ -9,6 +9,8 @@ from bot.intake.events import Kind, PaymentEvent
 from bot.stripe.build import Envelope, Ids, charge_id, charge_of, invoice_unstated, new_event, payment_error
 from bot.stripe.fields import coalesce, integer, mapping, string, stripe_id
 
+BASIL = "2025-03-31"  # api_version dates compare as strings: "2024-09-30.acacia" < "2025-03-31.basil"
+
 RENEWAL_DESCRIPTION = "Subscription update"
 # What Stripe writes on the PaymentIntent of an invoice: a subscription's first ("creation") and later ones, and a
 # one-off invoice's.
@@ -80,12 +82,37 @@ def charge_succeeded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
                      invoice_unstated=invoice_unstated(obj))
 
 
-def charge_refunded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
-    """charge.refunded: `amount_refunded` is cumulative, so a partial refund is amount_refunded < amount."""
+def _before_basil(env: Envelope, obj: Mapping[str, Any]) -> bool:
+    """Whether the Charge is rendered in an API version before 2025-03-31.basil: the envelope says, else (a backfill's
+    listed object carries none) its shape does."""
+    if env.api_version:
+        return env.api_version[:len(BASIL)] < BASIL
+    return not invoice_unstated(obj)
+
+
+def charge_refunded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | None:
+    """charge.refunded: `amount_refunded` is cumulative, so a partial refund is amount_refunded < amount.
+
+    Before basil Stripe also records the authorised amount a partial capture leaves uncaptured, and a whole
+    authorisation cancelled or expired, as a Refund, and sends charge.refunded for it: no money came back then. An
+    uncaptured Charge's event is no refund (None, as an event type not handled), and a captured one's released
+    remainder (amount − amount_captured) is taken off amount_refunded; nothing left, no refund. From basil on neither
+    flow makes a Refund.
+    https://docs.stripe.com/changelog/basil/2025-03-31/remove-refund-from-partial-capture-and-payment-cancellation-flow
+    """
+    amount, refunded = integer(obj, "amount"), integer(obj, "amount_refunded")
+    if _before_basil(env, obj):
+        if obj.get("captured") is False:
+            return None
+        captured = integer(obj, "amount_captured")
+        if amount is not None and refunded is not None and captured is not None and captured < amount:
+            amount, refunded = captured, refunded - (amount - captured)
+            if refunded <= 0:
+                return None
     billing = mapping(obj, "billing_details")
     email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
-    return new_event(env, obj, Kind.REFUND, _charge_ids(obj), amount=integer(obj, "amount"), email=email, name=name,
-                     amount_refunded=integer(obj, "amount_refunded"))
+    return new_event(env, obj, Kind.REFUND, _charge_ids(obj), amount=amount, email=email, name=name,
+                     amount_refunded=refunded)
 
 
 def _dispute(env: Envelope, obj: Mapping[str, Any], kind: Kind) -> PaymentEvent:
