@@ -97,19 +97,26 @@ async def test_no_sales_stays_open_over_a_closed_day_until_a_sale(dsn: str, fake
             await jobs.leadership.release()
 
 
+async def _checks_after_change(store: Bot, jobs: AlertJobs, clock: FakeClock, rule: dict[str, object], *,
+                               checks: int) -> list[dict[str, Any]]:
+    """An admin sets sync_failures to `rule` in Settings; then `checks` checks 4 h apart, the failures going on:
+    the Slack calls they made."""
+    store.deps.live.apply([Override("rule:sync_failures", rule, "UADMIN", clock.now)])
+    calls = []
+    for _ in range(checks):
+        clock.advance(hours=4, minutes=1)
+        await _sync_failing(store, clock)
+        calls += await _new_calls(store, jobs)
+    return calls
+
+
 async def test_rule_turned_off_in_settings_resolves_its_open_alert(store: Bot, jobs: AlertJobs,
                                                                    clock: FakeClock) -> None:
     """The owner turns sync_failures Off in Settings while its warning fires: the alert is resolved in place at
     the next check and no reminder follows, though the failures go on."""
     await _sync_failing(store, clock)
     assert len(alert_calls(await run(jobs, store))) == 1
-    store.deps.live.apply([Override("rule:sync_failures", {"enabled": False, "severity": "warning"}, "UADMIN",
-                                    clock.now)])
-    calls = []
-    for _ in range(3):
-        clock.advance(hours=4, minutes=1)
-        await _sync_failing(store, clock)
-        calls += await _new_calls(store, jobs)
+    calls = await _checks_after_change(store, jobs, clock, {"enabled": False, "severity": "warning"}, checks=3)
     assert await store.deps.pool.fetchval(OPEN, "sync_failures") == 0 and _reminders(calls) == []
     updates = [c for c in calls if c["method"] == "chat.update"]
     assert len(updates) == 1 and updates[0]["ts"] == posted_ts(store) and "Resolved" in json.dumps(updates[0])
@@ -140,13 +147,7 @@ async def test_rule_demoted_to_info_stops_reminding_and_says_so(store: Bot, jobs
     severity, its message is re-rendered as INFO and it no longer reminds."""
     await _sync_failing(store, clock)
     assert len(alert_calls(await run(jobs, store))) == 1
-    store.deps.live.apply([Override("rule:sync_failures", {"enabled": True, "severity": "info"}, "UADMIN",
-                                    clock.now)])
-    calls = []
-    for _ in range(2):
-        clock.advance(hours=4, minutes=1)
-        await _sync_failing(store, clock)
-        calls += await _new_calls(store, jobs)
+    calls = await _checks_after_change(store, jobs, clock, {"enabled": True, "severity": "info"}, checks=2)
     assert await store.deps.pool.fetchval("SELECT severity FROM alerts WHERE rule = 'sync_failures'"
                                           " AND resolved_at IS NULL") == "info"
     assert _reminders(calls) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.senders import UNEXPECTED_TRIES, Seen
@@ -203,24 +204,13 @@ async def test_after_the_channel_moved_an_unconfirmed_burst_is_looked_up_where_i
     assert set((await sales_covered(bot)).values()) == {1}
 
 
-async def test_a_post_that_landed_before_the_channel_moved_is_found_in_the_old_channel(bot: Bot) -> None:
-    """The opposite order: the ping landed in the old channel, its answer lost, then the channel moved. It is
-    looked for in the old channel (where it went), found, and not posted again in the new one."""
+@pytest.mark.parametrize("sales", [1, 5], ids=["a ping", "a burst of five"])
+async def test_a_post_that_landed_before_the_channel_moved_is_found_in_the_old_channel(bot: Bot, sales: int) -> None:
+    """The opposite order: the ping (or burst) landed in the old channel, its answer lost, then the channel moved.
+    It is looked for in the old channel (where it went), found, and not posted again in the new one."""
     await send_sales(bot, 1)
     await bot.drain()
-    await send_sales(bot, 1, start=1)
-    await crash_after_slack_accepts(bot, bot.slack_api, messages=2)
-    await _move_sales_channel(bot)
-    await passes(bot, 3)
-    assert len(shown_in(bot, "C0SALES")) == 2 and shown_in(bot, "C0NEWSALES") == []
-    assert set((await sales_covered(bot)).values()) == {1}
-
-
-async def test_a_burst_that_landed_before_the_channel_moved_is_found_in_the_old_channel(bot: Bot) -> None:
-    """Same with a burst of five sales."""
-    await send_sales(bot, 1)
-    await bot.drain()
-    await send_sales(bot, 5, start=1)
+    await send_sales(bot, sales, start=1)
     await crash_after_slack_accepts(bot, bot.slack_api, messages=2)
     await _move_sales_channel(bot)
     await passes(bot, 3)
