@@ -15,7 +15,9 @@ from aiohttp import web
 
 from bot.alerts.jobs import AlertJobs
 from bot.alerts.leader import Leadership
+from bot.alerts.respond import silence_end
 from bot.alerts.rules import business_time_between
+from bot.blocks.alerts import SILENCE_TOMORROW_ACTION
 from bot.config import HourWindow
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, FakeClock, start_bot
@@ -218,6 +220,19 @@ async def test_silence_until_tomorrow_means_nine_local(store: Bot, jobs: AlertJo
     await click(store, "alert_silence_tomorrow", alert_id, user="U3", ts=posted_ts(store))
     until = await store.deps.pool.fetchval("SELECT silenced_until FROM alerts")
     assert until.astimezone(NY) == dt.datetime(2026, 6, 10, 9, 0, tzinfo=NY)
+
+
+@pytest.mark.parametrize(("clicked", "ends"), [
+    (dt.datetime(2026, 6, 9, 0, 30), dt.datetime(2026, 6, 9, 9, 0)),   # after midnight: the coming morning
+    (dt.datetime(2026, 6, 9, 5, 59), dt.datetime(2026, 6, 9, 9, 0)),
+    (dt.datetime(2026, 6, 9, 6, 0), dt.datetime(2026, 6, 10, 9, 0)),   # the day has begun: the next day's
+    (dt.datetime(2026, 6, 9, 23, 50), dt.datetime(2026, 6, 10, 9, 0)),
+    (dt.datetime(2026, 3, 8, 1, 30), dt.datetime(2026, 3, 8, 9, 0)),   # the night clocks spring forward
+])
+def test_silence_until_tomorrow_is_the_next_morning(clicked: dt.datetime, ends: dt.datetime) -> None:
+    """Clicked in the small hours, 'tomorrow 9:00' is the morning a few hours away, not 32 h on."""
+    until = silence_end(SILENCE_TOMORROW_ACTION, clicked.replace(tzinfo=NY).astimezone(dt.UTC), NY)
+    assert until is not None and until.astimezone(NY) == ends.replace(tzinfo=NY)
 
 
 async def test_resolve_button_closes_it_until_the_condition_clears(store: Bot, jobs: AlertJobs,

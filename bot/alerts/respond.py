@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from bot.alerts.engine import Notifier, act
 from bot.blocks.alerts import ACK_ACTION, RESOLVE_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION
@@ -11,6 +12,8 @@ from bot.deps import Deps
 from queries import alert_actions as audit
 
 TOMORROW_AT = dt.time(9, 0)
+# Before this local hour it is still the night: "tomorrow 9:00" is the coming morning, not the one after.
+NIGHT_ENDS = dt.timedelta(hours=6)
 VERBS = {ACK_ACTION: "ack", SILENCE_HOUR_ACTION: "silence", SILENCE_TOMORROW_ACTION: "silence",
          RESOLVE_ACTION: "resolve"}
 
@@ -20,13 +23,16 @@ def notifier_for(deps: Deps) -> Notifier:
     return Notifier(tz=deps.settings.tz, mention=deps.rules.mention, updates=deps.sender.supports_updates)
 
 
-def silence_end(action_id: str, now: dt.datetime, deps: Deps) -> dt.datetime | None:
-    """When a silence chosen by this button ends: in an hour, or tomorrow 09:00 in the store's zone."""
+def silence_end(action_id: str, now: dt.datetime, tz: ZoneInfo) -> dt.datetime | None:
+    """When a silence chosen by this button ends: in an hour, or the next morning's 09:00 in the store's zone.
+
+    Clicked at 00:30, "tomorrow" is the morning a few hours away, as the person on call means it — not 32 h on.
+    """
     if action_id == SILENCE_HOUR_ACTION:
         return now + dt.timedelta(hours=1)
     if action_id == SILENCE_TOMORROW_ACTION:
-        tomorrow = now.astimezone(deps.settings.tz).date() + dt.timedelta(days=1)
-        return dt.datetime.combine(tomorrow, TOMORROW_AT, tzinfo=deps.settings.tz).astimezone(dt.UTC)
+        tomorrow = (now.astimezone(tz) - NIGHT_ENDS).date() + dt.timedelta(days=1)
+        return dt.datetime.combine(tomorrow, TOMORROW_AT, tzinfo=tz).astimezone(dt.UTC)
     return None
 
 
@@ -55,7 +61,7 @@ async def press(deps: Deps, *, action_id: str, alert_id: int, user: str, surface
         return Pressed.REFUSED
     async with deps.pool.acquire() as conn:
         changed = await act(conn, alert_id=alert_id, action=action, user=user, now=now, surface=surface,
-                            until=silence_end(action_id, now, deps), notifier=notifier_for(deps))
+                            until=silence_end(action_id, now, deps.settings.tz), notifier=notifier_for(deps))
     if not changed:
         return Pressed.UNCHANGED
     deps.home.changed()  # App Home tabs show the alert's new state
