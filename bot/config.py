@@ -211,6 +211,8 @@ class Settings(BaseSettings):
             if self.slack_app_token is None and self.slack_signing_secret is None:
                 raise ValueError("SLACK_SIGNING_SECRET is required with SLACK_BOT_TOKEN unless "
                                  "SLACK_APP_TOKEN (Socket Mode) is set")
+        if self.morning_report_at >= self.evening_report_at:
+            raise ValueError("MORNING_REPORT_AT must be earlier in the day than EVENING_REPORT_AT")
         if self.slack_app_token is not None:
             if self.slack_bot_token is None:
                 raise ValueError("SLACK_APP_TOKEN needs SLACK_BOT_TOKEN as well")

@@ -79,6 +79,7 @@ def test_dotenv_is_read_and_real_environment_wins(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(("name", "value"), [
     ("STORE_TIMEZONE", "Mars/Olympus"), ("PORT", "eighty"), ("PORT", "70000"),
     ("BUSINESS_HOURS", "9 to 5"), ("MORNING_REPORT_AT", "25:00"), ("SLACK_API_URL", "ftp://x"),
+    ("MORNING_REPORT_AT", "18:00"), ("EVENING_REPORT_AT", "08:30"),  # the evening report must come after
     ("ALERT_CHECK_INTERVAL_SECONDS", "0"), ("SITE_URL", "example.com"), ("SLACK_BOT_TOKEN", "xoxp-user"),
     ("STORE_CURRENCY", "dollars"), ("STORE_CURRENCY", "USE"),  # three letters, but no ISO 4217 currency
     ("DATABASE_URL", "mysql://u@h/db"), ("DATABASE_URL", "localhost:5432"), ("DATABASE_URL", "postgresql://h:pg/db"),

@@ -55,13 +55,14 @@ class Replica:
 async def start_replica(dsn: str, slack: FakeSlack, folder: Path, n: int, **extra: str) -> Replica:
     """Start one replica (`extra`: more environment) and wait for its /healthz."""
     port, log = free_port(), folder / f"replica-{n}.log"
-    quiet = f"{dt.datetime.now(dt.UTC) + dt.timedelta(hours=2):%H:%M}"
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    morning, evening = sorted(f"{soon + dt.timedelta(minutes=m):%H:%M}" for m in (0, 1))  # morning comes first
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
            "DATABASE_URL": dsn, "HOST": "127.0.0.1", "PORT": str(port), "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
            "SLACK_BOT_TOKEN": "xoxb-replica", "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
            "SLACK_API_URL": slack.url, "ALERT_CHECK_INTERVAL_SECONDS": "1", "BUSINESS_HOURS": "00:00-23:59",
            # Daily reports due in 2 h: none falls due (and gets posted at start-up, late) while the test counts.
-           "MORNING_REPORT_AT": quiet, "EVENING_REPORT_AT": quiet, **extra}
+           "MORNING_REPORT_AT": morning, "EVENING_REPORT_AT": evening, **extra}
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", cwd=folder, env=env,
                                                     stdout=out, stderr=out)

@@ -115,6 +115,17 @@ async def test_bad_input_is_refused_on_its_field_and_nothing_is_stored(bot: Bot,
     assert bot.deps.settings is bot.deps.live.env
 
 
+@pytest.mark.parametrize("morning", ["18:00", "19:30"])
+async def test_a_morning_report_not_before_the_evening_one_is_refused(bot: Bot, morning: str) -> None:
+    """The morning report covers the night since the evening one: at or after it, the evening field says why."""
+    state = state_of(await open_settings(bot))
+    put(state, view.MORNING, selected_time=morning)
+    status, body = await submit(bot, state)
+    assert status == 200 and body["response_action"] == "errors"
+    assert list(body["errors"]) == [view.EVENING] and "after the morning report" in body["errors"][view.EVENING]
+    assert await stored(bot) == (0, 0)
+
+
 async def test_forged_submission_from_a_non_admin_changes_nothing(bot: Bot) -> None:
     """A view_submission signed by Slack but from someone not an admin is answered with the refusal view."""
     state = state_of(await open_settings(bot))

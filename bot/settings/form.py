@@ -102,6 +102,9 @@ def _read_times(state: Mapping[str, Any], out: Submission) -> None:
             out.values[key] = f"{t:%H:%M}"
         elif block_id not in out.errors:
             out.errors[block_id] = "Pick the report's time."
+    # The morning report covers the night since the evening one, the evening report the day so far.
+    if out.values.get("MORNING_REPORT_AT", "") >= out.values.get("EVENING_REPORT_AT", "99:99"):
+        out.errors[view.EVENING] = "The evening report must come after the morning report."
     q_start, q_end = _time(state, view.QUIET_START, out), _time(state, view.QUIET_END, out)
     if (q_start is None) != (q_end is None):
         missing = view.QUIET_END if q_end is None else view.QUIET_START
