@@ -9,7 +9,7 @@ from bot.answers.snapshots import ErrorsSnapshot
 from bot.blocks.common import ago, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
-from bot.blocks.text import escape_mrkdwn
+from bot.blocks.text import escape_mrkdwn, inline
 from queries.app_events import AppEvent
 
 UNKNOWN = "—"
@@ -18,8 +18,7 @@ ERROR_TEXT_CHARS = 200
 
 
 def _clip(text: str | None) -> str:
-    text = (text or "").strip().replace("\n", " ")
-    return escape_mrkdwn(text[:ERROR_TEXT_CHARS] + ("…" if len(text) > ERROR_TEXT_CHARS else ""))
+    return inline(text or "", ERROR_TEXT_CHARS + 1)
 
 
 def _webhook_section(s: ErrorsSnapshot, tz: ZoneInfo) -> Block:

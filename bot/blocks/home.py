@@ -21,7 +21,7 @@ from bot.blocks.message import MAX_BLOCKS_HOME, Block
 from bot.blocks.pings import mask_email
 from bot.blocks.sales import sales_message
 from bot.blocks.settings import OPEN_ACTION
-from bot.blocks.text import escape_mrkdwn
+from bot.blocks.text import escape_mrkdwn, inline
 from bot.money import format_money
 from queries.sales import RecentOrder
 
@@ -37,7 +37,7 @@ def _orders(orders: Sequence[RecentOrder] | None, *, now: dt.datetime, tz: ZoneI
         return [*blocks, section("No orders yet.")]
     lines = []
     for o in orders[:RECENT_ORDERS]:
-        product = escape_mrkdwn((o.product or "Unknown product")[:PRODUCT_CHARS])
+        product = inline(o.product or "Unknown product", PRODUCT_CHARS)
         customer = escape_mrkdwn(mask_email(o.customer_email))
         lines.append(f"*{format_money(o.amount, o.currency)}* · {product} · {customer}"
                      f" · {local(o.created_at, tz):%H:%M} ({ago(now - o.created_at)})")

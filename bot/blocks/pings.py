@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.blocks.elements import context, fields, header, local, message, section, when
 from bot.blocks.message import MAX_SECTION_TEXT, Message, truncate
-from bot.blocks.text import escape_mrkdwn
+from bot.blocks.text import escape_mrkdwn, inline
 from bot.money import format_money, format_totals
 
 UNKNOWN: Final = "Unknown"
@@ -242,7 +242,7 @@ def _value(text: str | None, *, limit: int = MAX_VALUE_CHARS) -> str:
     """User- or Stripe-controlled text, clipped and escaped for mrkdwn; "Unknown" when blank."""
     if text is None or not text.strip():
         return UNKNOWN
-    return escape_mrkdwn(truncate(text.strip(), limit))
+    return inline(text, limit)
 
 
 def _money(amount: int | None, currency: str | None) -> str:

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from bot.blocks.common import change, count_text, counted
 from bot.blocks.currency import gross_text, net_text
 from bot.blocks.elements import context, fields, header, local, message, section
-from bot.blocks.message import Block, Message, truncate
+from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_report_line
 from bot.blocks.pace import pace_block
-from bot.blocks.text import escape_mrkdwn
+from bot.blocks.text import escape_mrkdwn, inline
 from bot.currency import StoreTotals
 from bot.money import format_money, format_totals
 from bot.reports.figures import Comparison, EveningFigures, Figures, MorningFigures
@@ -33,7 +33,7 @@ def day_label(day: dt.date) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    return escape_mrkdwn(truncate(" ".join(text.split()), limit))
+    return inline(text, limit)
 
 
 def _totals(totals: Sequence[CurrencyTotal], noun: str = "order", store: StoreTotals | None = None) -> str:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from bot.blocks.elements import context, fields, header, local, message, when
 from bot.blocks.message import Message, truncate
-from bot.blocks.text import escape_mrkdwn
+from bot.blocks.text import escape_mrkdwn, inline
 from bot.money import format_money
 
 MAX_PLAN_CHARS = 120
@@ -50,7 +50,7 @@ def signed_money(amount: int, currency: str) -> str:
 
 
 def _plan(text: str | None) -> str:
-    return escape_mrkdwn(truncate(text.strip(), MAX_PLAN_CHARS)) if text and text.strip() else "Unknown plan"
+    return inline(text, MAX_PLAN_CHARS) if text and text.strip() else "Unknown plan"
 
 
 def _title(v: SubscriptionView) -> str:

@@ -23,6 +23,13 @@ def escape_mrkdwn(s: str) -> str:
     return neutralise_broadcasts(s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
+def inline(s: str, limit: int) -> str:
+    """Store or customer text for one line of mrkdwn: every run of whitespace, line breaks included, one space (a
+    product name with a newline must not add a forged "*Amount:*" line or a fake sale), then clipped and escaped."""
+    flat = " ".join(s.split())
+    return escape_mrkdwn(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+
+
 def _readable(match: re.Match[str]) -> str:
     sigil, target, label = match.group(1), match.group(2), match.group(3)
     if label:
