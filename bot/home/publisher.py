@@ -37,6 +37,9 @@ PUBLISHES_PER_MINUTE = 80
 FORGET_AFTER = 7 * 24 * 3600.0  # someone who has not opened Home for a week is not watching it
 # Errors after which publishing to that user again is pointless.
 GONE = frozenset({"user_not_found", "user_disabled", "account_inactive", "not_enabled"})
+# Rounds that failed for someone (a timeout, Slack's 5xx) are redone after the pause, this many times in a row: a
+# reader removed in Settings must not keep yesterday's figures because one call failed.
+MAX_RETRY_ROUNDS = 5
 
 
 class HomePublisher:
@@ -55,6 +58,7 @@ class HomePublisher:
         self._users: OrderedDict[str, float] = OrderedDict()  # user id → when they last opened Home
         self._dirty = asyncio.Event()
         self._resume_at = 0.0  # loop time before which Slack asked us not to publish (429 Retry-After)
+        self._retries = 0  # failed rounds redone in a row
         self.rounds = 0  # debounced rounds published (tests and metrics read it)
 
     def bind(self, render: Render, *, restricted: dict[str, Any], may_see: MaySee, may_act: MayAct) -> None:
@@ -84,10 +88,21 @@ class HomePublisher:
             self._dirty.set()
 
     async def publish(self, users: list[str]) -> None:
-        """Render once and publish to each of `users`; Slack and database trouble is logged, not raised."""
-        if self.client is None or self._render is None or self._restricted is None or not users:
-            return
+        """Render once and publish to each of `users`, those who may not see figures first (taking revenue off a
+        removed reader's tab comes before refreshing it); Slack and database trouble is logged, not raised, and a
+        round that failed for someone is redone."""
+        if await self._publish([u for u in users if not self._may_see(u)] + [u for u in users if self._may_see(u)]):
+            self._retries = 0
+        elif self._retries < MAX_RETRY_ROUNDS:
+            self._retries += 1
+            self._dirty.set()
+
+    async def _publish(self, users: list[str]) -> bool:  # long: one round, each way it can fail named
+        """One round; False when someone's view may be stale for a reason worth another try."""
+        if self.client is None or self._render is None or self._restricted is None:
+            return True  # nothing to publish with yet
         live: dict[bool, dict[str, Any]] = {}  # rendered once per round for each kind of viewer: buttons or not
+        failed = False
         for user in users:
             view = self._restricted
             if self._may_see(user):
@@ -96,7 +111,7 @@ class HomePublisher:
                     view = live[buttons] if buttons in live else live.setdefault(buttons, await self._render(buttons))
                 except DB_UNAVAILABLE as exc:
                     log.warning("home view not refreshed: database unavailable: %s", exc)
-                    return
+                    return False
             try:
                 await self.client.views_publish(user_id=user, view=view)
             except SlackApiError as exc:
@@ -104,13 +119,16 @@ class HomePublisher:
                 log.warning("views.publish for %s failed: %s", user, error)
                 if error in GONE:
                     self._users.pop(user, None)
+                    continue
                 if error == "ratelimited":  # the rest of the round waits for the next one, after Retry-After
                     self._resume_at = asyncio.get_running_loop().time() + retry_after(exc.response.headers)
                     self._dirty.set()
-                    return
+                    return True  # not a failure to count: Slack said when
+                failed = True
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("views.publish for %s failed: %s", user, exc)
-                return
+                return False  # Slack unreachable: the rest would wait out the same timeout
+        return not failed
 
     async def _settle(self) -> None:
         """Wait until no change for `quiet` seconds, or until `max_delay` after the first change."""
