@@ -210,3 +210,32 @@ async def test_an_empty_store_still_gets_both_reports(pool: asyncpg.Pool, tmp_pa
         assert_valid_message(msg)
         assert "no orders" in msg.text
         assert figures.chart.currency == "USD" and not any(figures.chart.current)
+
+
+# 40 of Stripe's presentment currencies, zero-, two- and three-decimal ones mixed.
+MANY_CODES = ("AED AUD BGN BHD BRL CAD CHF CLP CNY CZK DKK EUR GBP HKD HUF IDR ILS INR ISK JOD "
+              "JPY KRW KWD MXN MYR NOK NZD OMR PHP PLN RON SEK SGD THB TND TRY TWD USD VND ZAR").split()
+
+
+@pytest.mark.parametrize("kind", [ReportKind.MORNING, ReportKind.EVENING])
+async def test_a_store_selling_in_forty_currencies_is_told_how_many_are_not_listed(
+        pool: asyncpg.Pool, tmp_path: Path, kind: ReportKind) -> None:
+    """The biggest currencies are listed whole, the rest counted ("…and 25 more"), no line cut off by Slack's
+    3,000-character section limit — before, the last currencies silently fell off the end (a review's find)."""
+    rows = [(f"pi_{code}_{week}", 1_234_567 + i, code, "Course", when)
+            for i, code in enumerate(MANY_CODES)
+            for week, when in ((0, at(NY, 2026, 6, 17, 6)), (1, at(NY, 2026, 6, 10, 6)))]
+    await pool.executemany(
+        "INSERT INTO orders (id, payment_status, amount_total, currency, product_name, created_at, status_at)"
+        " VALUES ($1, 'completed', $2, $3, $4, $5, $5)", rows)
+    day = dt.date(2026, 6, 17 if kind is ReportKind.EVENING else 18)
+    settings = make_settings(STORE_TIMEZONE="America/New_York", SALESPULSE_DATA_DIR=str(tmp_path))
+    slot = slot_for(kind, day, settings)
+    r = Reporter(pool=pool, settings=settings, slack=None, clock=lambda: slot.scheduled_at)
+    msg = report_message(await r.figures(slot, now=slot.scheduled_at), tz=NY)
+    assert_valid_message(msg)
+    texts = [b["text"]["text"] for b in msg.blocks if b["type"] == "section" and "text" in b]
+    [listing] = [t for t in texts if "*ZAR*" in t]  # the biggest revenue comes first
+    listed = [c for c in MANY_CODES if f"*{c}*" in listing]
+    assert len(listed) == 15 and listing.endswith("\n…and 25 more currencies")
+    assert all(line.endswith(")") for line in listing.split("\n")[1:-1])  # every listed line whole

@@ -22,6 +22,8 @@ from queries.reports import ProductTotal, ReportAlert
 from queries.sales import CurrencyTotal
 
 LISTED: Final = 10  # alerts or findings listed before "…and N more"
+# Currencies compared one line each, biggest revenue first (a section holds 3,000 characters: ~25 such lines).
+MAX_CURRENCY_LINES: Final = 15
 TITLE_CHARS: Final = 150
 SUMMARY_CHARS: Final = 300
 LIGHTS: Final = {"critical": "🔴", "warning": "🟡", "info": "ℹ️"}
@@ -57,12 +59,14 @@ def comparison_lines(c: Comparison) -> list[str]:
     codes = [t.currency for t in c.current] + sorted(set(before) - {t.currency for t in c.current})
     now = {t.currency: t for t in c.current}
     lines = []
-    for code in codes:
+    for code in codes[:MAX_CURRENCY_LINES]:
         cur, prev = now.get(code, CurrencyTotal(code, 0, 0)), before.get(code)
         was_orders, was_revenue = (prev.orders, prev.revenue) if prev else (0, 0)
         lines.append(f"• *{escape_mrkdwn(code.upper())}* {counted(cur.orders)} ({change(cur.orders, was_orders)})"
                      f" · {escape_mrkdwn(format_money(cur.revenue, code))} ({change(cur.revenue, was_revenue)})"
                      f" · avg {escape_mrkdwn(_avg(cur))} (was {escape_mrkdwn(_avg(prev))})")
+    if (more := len(codes) - MAX_CURRENCY_LINES) > 0:
+        lines.append(f"…and {more} more currencies")
     if c.store is not None and (c.store.orders or lines):
         lines.insert(0, store_line(c.store, c.store_previous))
     return lines or ["No orders, nor a week earlier."]
