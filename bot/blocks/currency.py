@@ -39,7 +39,10 @@ def breakdown_text(totals: Sequence[CurrencyTotal]) -> str:
 
 
 def average_text(st: StoreTotals) -> str | None:
-    """Gross ÷ orders, when every order is in the store currency by now."""
-    if st.pending or not st.orders:
+    """Gross ÷ the orders it counts: "$49.32", or "$30.00 (3 not converted yet)" while some are not in the store
+    currency yet (one euro order waiting must not blank the average of a week's hundreds)."""
+    waiting = sum(t.orders for t in st.pending)
+    if st.orders - waiting <= 0:
         return None
-    return format_money(st.gross // st.orders, st.currency)
+    average = format_money(st.gross // (st.orders - waiting), st.currency)
+    return f"{average} ({waiting:,} not converted yet)" if waiting else average
