@@ -64,6 +64,17 @@ async def test_slack_signature_with_non_ascii_is_a_401(guarded: Bot) -> None:
     assert status == 401, raw
 
 
+@pytest.mark.parametrize("signed", [False, True])
+async def test_slack_body_that_is_not_utf8_is_a_401(guarded: Bot, signed: bool) -> None:
+    """Unsigned, it is refused as unsigned (the route does not parse before authenticating); signed over its bytes,
+    it still matches no signature Slack's verifier can check."""
+    body = b"\xff\xfecommand=/sales"
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               **(slack_signature(body, SLACK_SIGNING_SECRET) if signed else {})}
+    resp = await guarded.client.post("/slack/events", data=body, headers=headers)
+    assert resp.status == 401, (resp.status, await resp.text())
+
+
 @pytest.mark.parametrize(("content_type", "body"), [
     ("application/x-www-form-urlencoded", b"token=\xff\xfe"),
     ("application/x-www-form-urlencoded; charset=no-such-charset", b"token=abc"),
