@@ -24,14 +24,20 @@ class Period:
     start: dt.datetime
     end: dt.datetime
     bucket: Bucket
+    # A window of real time ending now (1h, 24h, 7d, 30d) rather than of local calendar days.
+    rolling: bool = False
 
     def week_earlier(self, tz: ZoneInfo) -> Period:
-        """The same local wall-clock window seven days before (DST-safe: 'last Saturday 00:00-14:05')."""
+        """The window a week before: a rolling one exactly 7 × 24 h earlier (as long as itself, and never
+        overlapping it across DST), a calendar one at the same local clock times ('last Saturday 00:00-14:05')."""
         def shift(t: dt.datetime) -> dt.datetime:
-            local = t.astimezone(tz).replace(tzinfo=None) - dt.timedelta(days=7)
+            if self.rolling:
+                return t.astimezone(dt.UTC) - WEEK  # in UTC: aware arithmetic in a zone is wall-clock
+            local = t.astimezone(tz).replace(tzinfo=None) - WEEK
             return local.replace(tzinfo=tz).astimezone(dt.UTC)
 
-        return Period(self.key, f"{self.label}, a week earlier", shift(self.start), shift(self.end), self.bucket)
+        return Period(self.key, f"{self.label}, a week earlier", shift(self.start), shift(self.end), self.bucket,
+                      self.rolling)
 
 
 class UnknownPeriod(ValueError):
@@ -42,6 +48,7 @@ class UnknownPeriod(ValueError):
 EARLIEST: dt.date = dt.date(1970, 1, 1)
 # The arguments /sales accepts, in the order the usage text lists them; "" means today.
 PERIODS: tuple[str, ...] = ("today", "1h", "24h", "yesterday", "7d", "30d", "YYYY-MM-DD")
+WEEK: dt.timedelta = dt.timedelta(days=7)
 
 
 def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
@@ -57,16 +64,17 @@ def parse_period(arg: str, *, now: dt.datetime, tz: ZoneInfo) -> Period:
         case "today":
             return Period(key, f"Today ({today:%a %d %b})", local_midnight(today, tz), now, Bucket.HOUR)
         case "1h":
-            return Period(key, "Last hour", now - dt.timedelta(hours=1), now, Bucket.HOUR)
+            return Period(key, "Last hour", now - dt.timedelta(hours=1), now, Bucket.HOUR, rolling=True)
         case "24h":
-            return Period(key, "Last 24 hours", now - dt.timedelta(hours=24), now, Bucket.HOUR)
+            return Period(key, "Last 24 hours", now - dt.timedelta(hours=24), now, Bucket.HOUR, rolling=True)
         case "yesterday":
             day = today - dt.timedelta(days=1)
             return Period(key, f"Yesterday ({day:%a %d %b})", local_midnight(day, tz),
                           local_midnight(today, tz), Bucket.HOUR)
         case "7d" | "30d":
             days = int(key[:-1])
-            return Period(key, f"Last {days} days", now - dt.timedelta(days=days), now, Bucket.DAY)
+            return Period(key, f"Last {days} days", now - dt.timedelta(days=days), now, Bucket.DAY,
+                          rolling=True)
     return _date_period(key, arg, now=now, today=today, tz=tz)
 
 

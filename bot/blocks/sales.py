@@ -49,11 +49,21 @@ def bucket_starts(period: Period, tz: ZoneInfo) -> list[dt.datetime]:
     return starts
 
 
+def _bucket_key(bucket: dt.datetime, period: Period, tz: ZoneInfo) -> dt.datetime:
+    """A trend point's bucket as bucket_starts names it. A day is keyed by its local date: on a day a zone falls
+    back at midnight (America/Havana), PostgreSQL's date_trunc names it by the second 00:00, local_midnight by the
+    first."""
+    if period.bucket is Bucket.DAY:
+        return local_midnight(bucket.astimezone(tz).date(), tz)
+    return bucket
+
+
 def trend_counts(points: Sequence[TrendPoint], period: Period, tz: ZoneInfo) -> list[int]:
     """Orders per bucket across currencies, zero-filled, in time order."""
     by_bucket: dict[dt.datetime, int] = {}
     for p in points:
-        by_bucket[p.bucket] = by_bucket.get(p.bucket, 0) + p.orders
+        key = _bucket_key(p.bucket, period, tz)
+        by_bucket[key] = by_bucket.get(key, 0) + p.orders
     return [by_bucket.get(start, 0) for start in bucket_starts(period, tz)]
 
 

@@ -62,7 +62,7 @@ async def load_rhythm(db: Executor, *, now: dt.datetime, tz: ZoneInfo, params: R
     start = local_midnight(today - dt.timedelta(weeks=params.weeks), tz)
     counts = await q.hourly_history(db, start=start, end=local_midnight(today, tz), tz=tz.key)
     return build(counts, today=today, first_day=first.astimezone(tz).date(), params=params,
-                 store_currency=store_currency)
+                 store_currency=store_currency, tz=tz)
 
 
 async def pace_today(db: Executor, *, now: dt.datetime, tz: ZoneInfo, source: RhythmSource | None = None,

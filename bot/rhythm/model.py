@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.currency import gross_in
+from bot.periods import local_midnight
 from queries.rhythm import HourCount
 
 HOURS: Final = 24
@@ -49,6 +50,29 @@ NOTHING: Final = Expected(0.0, 0.0)
 DEFAULT_PARAMS: Final = RhythmParams()
 
 
+def hour_pieces(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> Iterator[tuple[dt.datetime, float]]:
+    """[start, end) cut at every local hour's start: each piece's local start and its real length in hours."""
+    t = start
+    while t < end:
+        local = t.astimezone(tz)
+        # Zone offsets are whole minutes, so the next local hour starts this far away in real time.
+        to_next = dt.timedelta(minutes=60 - local.minute, seconds=-local.second, microseconds=-local.microsecond)
+        piece_end = min(t + to_next, end)
+        yield local, (piece_end - t) / HOUR
+        t = piece_end
+
+
+def hour_lengths(day: dt.date, tz: ZoneInfo | None) -> list[float]:
+    """How long each local hour of `day` really lasts, in hours: 0 for the hour a spring-forward skips, 2 for the
+    one a fall-back repeats (halves around half-hour changes); every hour lasts one without a zone."""
+    if tz is None:
+        return [1.0] * HOURS
+    lengths = [0.0] * HOURS
+    for local, hours in hour_pieces(local_midnight(day, tz), local_midnight(day + dt.timedelta(days=1), tz), tz):
+        lengths[local.hour] += hours
+    return lengths
+
+
 @dataclass(frozen=True, slots=True)
 class Rhythm:
     """Expected orders and revenue per hour, by local weekday (0 = Monday) and local hour."""
@@ -66,14 +90,9 @@ class Rhythm:
 
     def between(self, start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> Expected:
         """Expected orders and revenue in [start, end), hour piece by local hour piece (DST-aware)."""
-        total, t = NOTHING, start
-        while t < end:
-            local = t.astimezone(tz)
-            # Zone offsets are whole minutes, so the next local hour starts this far away in real time.
-            to_next = dt.timedelta(minutes=60 - local.minute, seconds=-local.second, microseconds=-local.microsecond)
-            piece_end = min(t + to_next, end)
-            total += self.rates[local.weekday()][local.hour].scaled((piece_end - t) / HOUR)
-            t = piece_end
+        total = NOTHING
+        for local, hours in hour_pieces(start, end, tz):
+            total += self.rates[local.weekday()][local.hour].scaled(hours)
         return total
 
     def usual_day(self, weekday: int) -> Expected:
@@ -120,24 +139,31 @@ def _grid(counts: Iterable[HourCount], days: Sequence[dt.date], currency: str, *
     return grid
 
 
-def _means(samples: Sequence[Sequence[Expected]]) -> list[Expected]:
-    """The mean per hour over the given days."""
-    n = len(samples) or 1
-    return [Expected(sum(day[h].orders for day in samples) / n, sum(day[h].revenue for day in samples) / n)
-            for h in range(HOURS)]
+def _means(samples: Sequence[Sequence[Expected]],
+           lengths: Sequence[Sequence[float]]) -> tuple[list[Expected], list[float]]:
+    """The rate per hour over the given days, each day's hour weighted by its real length (a skipped hour counts
+    for nothing, a repeated one as two hours), and how many hours of history stand behind each."""
+    rates, exposure = [], []
+    for h in range(HOURS):
+        hours = sum(day[h] for day in lengths)
+        total = sum((day[h] for day in samples), NOTHING)
+        rates.append(total.scaled(1 / hours) if hours else NOTHING)
+        exposure.append(hours)
+    return rates, exposure
 
 
-def shrunk(cell: Expected, prior: Expected, *, n: int, spread: float) -> Expected:
-    """Empirical Bayes for a Poisson cell: the prior counts as 1 / (spread² · prior rate) pseudo-days, so a
-    busy hour trusts its own days and a sparse one (0.3 sales an hour, 8 days) mostly the profile."""
+def shrunk(cell: Expected, prior: Expected, *, n: float, spread: float) -> Expected:
+    """Empirical Bayes for a Poisson cell of `n` hour-long days of history (a repeated hour counts twice): the
+    prior counts as 1 / (spread² · prior rate) pseudo-days, so a busy hour trusts its own days and a sparse one
+    (0.3 sales an hour, 8 days) mostly the profile."""
     pseudo = 1 / (spread ** 2 * max(prior.orders, 1e-6))
     return (cell.scaled(n) + prior.scaled(pseudo)).scaled(1 / (n + pseudo))
 
 
 def build(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date | None,
-          params: RhythmParams, store_currency: str | None = None) -> Rhythm | None:
-    """The rhythm from the whole days before `today`, or None with fewer than `min_weeks` weeks of history; its
-    revenue in `store_currency` when there is one."""
+          params: RhythmParams, store_currency: str | None = None, tz: ZoneInfo | None = None) -> Rhythm | None:
+    """The rhythm from the whole days before `today` in `tz` (None: every local hour lasts an hour), or None with
+    fewer than `min_weeks` weeks of history; its revenue in `store_currency` when there is one."""
     available = (today - first_day).days // 7 if first_day is not None else 0
     weeks = min(params.weeks, available)
     if weeks < max(params.min_weeks, 1):
@@ -146,15 +172,16 @@ def build(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date | N
     currency = store_currency or main_currency(counts)
     days = [today - dt.timedelta(days=n) for n in range(1, 7 * weeks + 1)]
     grid = _grid(counts, days, currency, store=store_currency is not None)
+    lengths = {d: hour_lengths(d, tz) for d in days}
     totals = {d: sum(e.orders for e in grid[d]) for d in days}
     kept = [typical_days([d for d in days if d.weekday() == w], totals) for w in range(7)]
-    by_weekday = [_means([grid[d] for d in chosen]) for chosen in kept]
-    profile = _means([grid[d] for chosen in kept for d in chosen])
-    day_orders = [sum(e.orders for e in cells) for cells in by_weekday]
+    by_weekday = [_means([grid[d] for d in chosen], [lengths[d] for d in chosen]) for chosen in kept]
+    profile, _ = _means([grid[d] for chosen in kept for d in chosen], [lengths[d] for chosen in kept for d in chosen])
+    day_orders = [sum(e.orders for e in cells) for cells, _ in by_weekday]
     mean_day = sum(day_orders) / 7 or 1.0
     rates = []
-    for w, cells in enumerate(by_weekday):
+    for w, (cells, hours) in enumerate(by_weekday):
         level = day_orders[w] / mean_day  # the prior keeps the weekday's level, takes the profile's shape
-        rates.append(tuple(shrunk(cells[h], profile[h].scaled(level), n=len(kept[w]), spread=params.spread)
+        rates.append(tuple(shrunk(cells[h], profile[h].scaled(level), n=hours[h], spread=params.spread)
                            for h in range(HOURS)))
     return Rhythm(currency=currency, weeks=weeks, rates=tuple(rates))
