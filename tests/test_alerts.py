@@ -288,7 +288,7 @@ async def test_no_sales_counts_business_hours_only(store: Bot, jobs: AlertJobs, 
 
 
 def test_business_time_spans_nights_and_dst() -> None:
-    """Business time skips the nights and counts a DST day by the wall clock."""
+    """Business time skips the nights; business hours clear of the change (9:00-21:00) count as on any day."""
     hours = HourWindow(dt.time(9), dt.time(21))
     start = dt.datetime(2026, 3, 7, 20, 0, tzinfo=NY)
     end = dt.datetime(2026, 3, 8, 10, 30, tzinfo=NY)  # the night of the spring-forward change
