@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -214,9 +215,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[
     app = build_web_app()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    log.info("listening on http://%s:%s", settings.host, settings.port)
     try:
+        await _listen(runner, settings)
         configured = settings.database_url.get_secret_value() if settings.database_url else None
         async with database_url(configured, settings.salespulse_data_dir) as dsn:
             # PostgreSQL may still be starting beside us; /healthz says "starting" meanwhile, and a stop is heard.
@@ -226,6 +226,25 @@ async def serve(settings: Settings, *, on_ready: Callable[[Services], Coroutine[
     finally:
         if runner.server is not None:  # not stopped gracefully (start-up failed, or the stop did)
             await runner.cleanup()
+
+
+class CannotListen(Exception):
+    """HOST:PORT cannot be listened on (taken by another server, not this machine's, a privileged port)."""
+
+    def __init__(self, host: str, port: int, reason: OSError) -> None:
+        # The errno's own words: asyncio's message repeats the address, and a gaierror has only its strerror.
+        why = os.strerror(reason.errno) if reason.errno and reason.errno > 0 else reason.strerror or str(reason)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        super().__init__(f"cannot listen on {where} — {why[:1].lower()}{why[1:]}")
+
+
+async def _listen(runner: web.AppRunner, settings: Settings) -> None:
+    """Take HTTP requests on HOST:PORT; CannotListen if that address cannot be had."""
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError as exc:
+        raise CannotListen(settings.host, settings.port, exc) from exc
+    log.info("listening on http://%s:%s", settings.host, settings.port)
 
 
 async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:

@@ -6,17 +6,20 @@ from datetime import datetime, time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from babel.numbers import is_currency
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.config_values import HourWindow, check_postgres_uri, parse_hhmm, parse_window, slack_ids
+from bot.config_values import HourWindow, check_postgres_uri, check_zone, parse_hhmm, parse_window, slack_ids
 from bot.subscriptions.renewals import Renewals
 from bot.weekdays import parse_days
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+# Stripped first, so a blank channel is refused like an empty one (the Settings view strips too).
+Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+DEFAULT_DATA_DIR = Path("./.salespulse")
 
 
 class Settings(BaseSettings):
@@ -27,7 +30,7 @@ class Settings(BaseSettings):
     )
 
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
-    salespulse_data_dir: Path = Field(Path("./.salespulse"), alias="SALESPULSE_DATA_DIR")
+    salespulse_data_dir: Path = Field(DEFAULT_DATA_DIR, alias="SALESPULSE_DATA_DIR")
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(3000, alias="PORT", ge=0, le=65535)
     public_url: str | None = Field(None, alias="PUBLIC_URL")
@@ -36,9 +39,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
-    slack_sales_channel: str = Field("#sales-notifications", alias="SLACK_SALES_CHANNEL", min_length=1)
-    slack_alerts_channel: str = Field("#system-alerts", alias="SLACK_ALERTS_CHANNEL", min_length=1)
-    slack_reports_channel: str = Field("#daily-reports", alias="SLACK_REPORTS_CHANNEL", min_length=1)
+    slack_sales_channel: Channel = Field("#sales-notifications", alias="SLACK_SALES_CHANNEL")
+    slack_alerts_channel: Channel = Field("#system-alerts", alias="SLACK_ALERTS_CHANNEL")
+    slack_reports_channel: Channel = Field("#daily-reports", alias="SLACK_REPORTS_CHANNEL")
     slack_sales_webhook_url: SecretStr | None = Field(None, alias="SLACK_SALES_WEBHOOK_URL")
     slack_alert_webhook_url: SecretStr | None = Field(None, alias="SLACK_ALERT_WEBHOOK_URL")
 
@@ -86,6 +89,12 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env file means "not configured", not "configured as empty".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("salespulse_data_dir", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object) -> object:
+        # Blank is unset here too: read as a path it would be ".", the working directory.
+        return DEFAULT_DATA_DIR if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
     @classmethod
@@ -180,10 +189,7 @@ class Settings(BaseSettings):
     @field_validator("store_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        check_zone(value)
         return value
 
     @field_validator("business_hours", "quiet_hours", mode="before")

@@ -1,9 +1,11 @@
-"""The values settings are made of, and their checks: local hour windows, Slack ids, a PostgreSQL URI."""
+"""The values settings are made of, and their checks: local hour windows, Slack ids, a PostgreSQL URI, a zone."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +44,14 @@ def parse_hhmm(value: str) -> time:
 
 
 def parse_window(value: str) -> HourWindow:
-    """`HH:MM-HH:MM` as an HourWindow; ValueError naming the input otherwise."""
+    """`HH:MM-HH:MM` with two different ends as an HourWindow; ValueError naming the input otherwise."""
     start, sep, end = value.partition("-")
     if not sep:
         raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
-    return HourWindow(parse_hhmm(start), parse_hhmm(end))
+    window = HourWindow(parse_hhmm(start), parse_hhmm(end))
+    if window.start == window.end:  # an empty window: never open (the Settings view refuses it as well)
+        raise ValueError(f"the end must differ from the start, got {value.strip()!r}")
+    return window
 
 
 def slack_ids(value: tuple[str, ...], kinds: str, what: str) -> tuple[str, ...]:
@@ -67,5 +72,34 @@ def check_postgres_uri(uri: str) -> None:
     hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
     for host in hosts.split(","):
         _, colon, port = host.rpartition("]")[2].rpartition(":")  # after an IPv6 literal's brackets
-        if colon and port and not port.isdigit():
+        if colon and port and not (port.isascii() and port.isdigit()):
             raise ValueError("a port in the URI is not a number")
+        if colon and port and not 1 <= int(port) <= 65535:  # asyncpg would die with an OverflowError
+            raise ValueError("a port in the URI is outside 1-65535")
+
+
+# IANA zone names that PostgreSQL reads as its own time-zone abbreviations (pg_timezone_abbrevs, looked up before
+# the zone database): CET is +01:00 all year there while zoneinfo applies CEST, so every SQL day and hour bucket
+# would be an hour off each summer. EST, MST and HST agree today only by luck of their current rules, and
+# timezone_abbreviations = 'Australia' makes EST +10:00. Each maps to the city zone suggested instead.
+ABBREVIATION_ZONES: Final = {"CET": "Europe/Paris", "MET": "Europe/Paris", "EET": "Europe/Athens",
+                             "WET": "Europe/Lisbon", "EST": "America/New_York", "MST": "America/Denver",
+                             "HST": "Pacific/Honolulu"}
+
+
+def check_zone(name: str) -> None:
+    """ValueError unless `name` is a time zone zoneinfo knows and PostgreSQL reads as that same zone."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    check_not_abbreviation(name)
+
+
+def check_not_abbreviation(name: str) -> None:
+    """ValueError if PostgreSQL would read the zone `name` as a fixed-offset abbreviation (ABBREVIATION_ZONES)."""
+    city = ABBREVIATION_ZONES.get(name)
+    if city is not None:
+        # Short enough for the Settings view's field error (150 characters).
+        raise ValueError(f"PostgreSQL reads {name!r} as a fixed-offset abbreviation, so totals could be an hour off:"
+                         f" use a city zone such as {city}")

@@ -33,6 +33,11 @@ DB_REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPas
               asyncpg.InvalidCatalogNameError)
 # How long a starting service waits for PostgreSQL (a container started beside it, a server restarting).
 START_WAIT = 60.0
+# The migrating connection waits on the migration lock for as long as another replica migrates, and a migration
+# may rewrite a large table: a server's statement_timeout or lock_timeout (usual on managed PostgreSQL) would
+# cancel either and stop the replica. Only this connection goes without them (sent at connect, so they win over
+# the database's and the role's own settings).
+MIGRATION_SERVER_SETTINGS = {"statement_timeout": "0", "lock_timeout": "0"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,8 @@ def bundled_migrations() -> list[Migration]:
 async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
     """Apply pending migrations, each in its own transaction, under an advisory lock; return the applied.
 
-    `conn` should be a connection of its own (not a pooled one): the lock is session-level, see queries.locks.
+    `conn` should be a connection of its own (not a pooled one): the lock is session-level, see queries.locks;
+    open it with `connect_for_migrations`, so no server timeout cancels the wait for the lock.
     """
     migrations = bundled_migrations() if migrations is None else migrations
     applied: list[str] = []
@@ -75,10 +81,15 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
     return applied
 
 
+async def connect_for_migrations(dsn: str) -> asyncpg.Connection:
+    """A connection of its own for `migrate`, without statement or lock timeouts (MIGRATION_SERVER_SETTINGS)."""
+    return await asyncpg.connect(dsn, timeout=10, server_settings=MIGRATION_SERVER_SETTINGS)
+
+
 async def migrate_database(dsn: str) -> list[str]:
     """`migrate` on a connection opened for it and closed after, so its session-level lock never stays behind
     on a pooled connection; return the applied versions."""
-    conn = await asyncpg.connect(dsn, timeout=10)
+    conn = await connect_for_migrations(dsn)
     try:
         return await migrate(conn)
     finally:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+
 import asyncpg
 import pytest
 
 from bot.cli.main import main
+from tests.conftest import STRIPE_SECRET
 from tests.fakes import FakeSlack
+from tests.test_replicas import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +142,71 @@ async def test_check_reads_the_stripe_webhook_endpoints(dsn: str, monkeypatch: p
         assert {r.method for r in stripe.requests} == {"GET"}
     finally:
         await stripe.stop()
+
+
+async def test_check_names_the_http_status_when_slack_answers_an_html_page(dsn: str, monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A proxy's 502 page in front of Slack has no "error" to print: `check` names the HTTP status, not None."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def bad_gateway(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>502 Bad Gateway</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", bad_gateway)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        for name, value in (("DATABASE_URL", dsn), ("SLACK_BOT_TOKEN", "xoxb-test"), ("SLACK_SIGNING_SECRET", "s"),
+                            ("SLACK_API_URL", f"http://127.0.0.1:{port}/api/")):
+            monkeypatch.setenv(name, value)
+        assert await asyncio.to_thread(main, ["check"]) == 1
+    finally:
+        await runner.cleanup()
+    out = capsys.readouterr().out
+    assert "slack:            FAILED — auth.test: HTTP 502" in out and "None" not in out, out
+
+
+@pytest.mark.parametrize(("which", "day"), [("morning", "0001-01-01"), ("evening", "9999-12-31"),
+                                            ("morning", "0003-01-02"), ("evening", "9997-12-30")])
+async def test_a_report_day_at_the_calendar_edge_is_refused_in_one_line(dsn: str, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str],
+                                                                        which: str, day: str) -> None:
+    """`report --date` for a day too near year 1 or 9999 (the report reaches back weeks) is a --date error, exit 2,
+    not an OverflowError; the first day far enough in still renders."""
+    import asyncio
+
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    assert await asyncio.to_thread(main, ["report", which, "--date", day, "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == f"salespulse report: --date must be YYYY-MM-DD, got '{day}'"
+    inside = "0003-01-03" if day.startswith("000") else "9997-12-29"
+    assert await asyncio.to_thread(main, ["report", which, "--date", inside, "--dry-run"]) == 0
+
+
+def test_run_on_a_port_in_use_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`salespulse run` when PORT is taken (another dev server on 3000): one line naming the address, exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for name, value in (("HOST", "127.0.0.1"), ("PORT", str(port)), ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
+                            ("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/none")):
+            monkeypatch.setenv(name, value)
+        assert main(["run"]) == 1
+    assert capsys.readouterr().err.strip() == (f"salespulse run: cannot listen on 127.0.0.1:{port} — address already"
+                                               " in use; set PORT or HOST")
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["check"], ["report", "evening", "--dry-run"]])
+def test_a_database_url_port_out_of_range_stops_every_command_in_one_line(
+        command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """DATABASE_URL with port 99999 is refused before connecting, naming the variable, not an OverflowError."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:99999/postgres")
+    assert main(command) == 1
+    assert capsys.readouterr().err.strip() == ("salespulse: invalid setting DATABASE_URL: a port in the URI is"
+                                               " outside 1-65535")

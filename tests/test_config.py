@@ -152,3 +152,55 @@ def test_store_currency_takes_any_iso_code_in_any_case(monkeypatch: pytest.Monke
                                                        code: str) -> None:
     monkeypatch.setenv("STORE_CURRENCY", value)
     assert load_settings().store_currency == code
+
+
+@pytest.mark.parametrize("name", ["BUSINESS_HOURS", "QUIET_HOURS"])
+def test_an_hour_window_with_equal_ends_is_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """09:00-09:00 is an empty window (never open: every warning held for ever), refused as the Settings view does."""
+    monkeypatch.setenv(name, "09:00-09:00")
+    with pytest.raises(SettingsError, match=f"invalid setting {name}: the end must differ from the start"):
+        load_settings()
+
+
+@pytest.mark.parametrize("name", ["SLACK_SALES_CHANNEL", "SLACK_ALERTS_CHANNEL", "SLACK_REPORTS_CHANNEL"])
+def test_a_blank_channel_is_refused_and_spaces_around_one_go(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A channel of spaces (or a tab) is refused like an empty one; "#sales " is read as "#sales"."""
+    for blank in ("   ", "\t"):
+        monkeypatch.setenv(name, blank)
+        with pytest.raises(SettingsError, match=f"invalid setting {name}"):
+            load_settings()
+    monkeypatch.setenv(name, " #sales ")
+    assert getattr(load_settings(), name.lower()) == "#sales"
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "99999999999999999999"])
+def test_a_database_url_port_outside_1_to_65535_is_refused(monkeypatch: pytest.MonkeyPatch, port: str) -> None:
+    """A port no socket can use is refused at start-up, in one line, before any connection (not an OverflowError)."""
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://u:dbsupersecret@db:{port}/sales")
+    with pytest.raises(SettingsError, match="DATABASE_URL: a port in the URI is outside 1-65535") as info:
+        load_settings()
+    assert "supersecret" not in str(info.value)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db1:1,db2:65535/sales")
+    assert load_settings().database_url is not None
+
+
+def test_a_blank_data_dir_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SALESPULSE_DATA_DIR=` is unset, like every other optional setting: ./.salespulse, not the working directory."""
+    from pathlib import Path
+
+    monkeypatch.setenv("SALESPULSE_DATA_DIR", " ")
+    assert load_settings().salespulse_data_dir == Path(".salespulse")
+
+
+@pytest.mark.parametrize(("zone", "city"), [("CET", "Europe/Paris"), ("EET", "Europe/Athens"), ("MET", "Europe/Paris"),
+                                            ("WET", "Europe/Lisbon"), ("EST", "America/New_York"),
+                                            ("MST", "America/Denver"), ("HST", "Pacific/Honolulu")])
+def test_a_zone_postgresql_reads_as_an_abbreviation_is_refused(monkeypatch: pytest.MonkeyPatch, zone: str,
+                                                               city: str) -> None:
+    """PostgreSQL reads STORE_TIMEZONE=CET as +01:00 all year while Python applies CEST: refused, naming a city zone."""
+    monkeypatch.setenv("STORE_TIMEZONE", zone)
+    with pytest.raises(SettingsError, match=f"invalid setting STORE_TIMEZONE: .*{zone}.*city zone such as {city}"):
+        load_settings()
+    for fine in ("Europe/Paris", "UTC", "GMT", "EST5EDT"):
+        monkeypatch.setenv("STORE_TIMEZONE", fine)
+        assert load_settings().store_timezone == fine

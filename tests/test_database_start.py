@@ -19,6 +19,7 @@ import pytest
 
 from bot.cli.main import main
 from bot.db import wait_for_database
+from queries import locks
 from tests.conftest import STRIPE_SECRET, with_database
 from tests.test_replicas import free_port
 
@@ -155,3 +156,55 @@ async def test_run_answers_starting_until_postgresql_is_up_and_stops_while_waiti
             if proc.returncode is None:
                 proc.kill()
     assert "PostgreSQL is not reachable yet" in log.read_text()
+
+
+async def test_a_second_replica_waits_for_the_migrations_under_a_statement_timeout(
+        dsn: str, server_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a database with a statement_timeout (usual on managed PostgreSQL), `migrate` waits for the replica holding
+    the migration lock, however long it takes, instead of being cancelled by the timeout."""
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f"ALTER DATABASE \"{urlsplit(dsn).path.lstrip('/')}\" SET statement_timeout = '1s'")
+    await admin.close()
+    first = await asyncpg.connect(dsn, server_settings={"statement_timeout": "0"})  # the replica migrating for 3 s
+    await first.execute("SELECT pg_advisory_lock($1)", locks.MIGRATION)
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    migrating = asyncio.create_task(asyncio.to_thread(main, ["migrate"]))
+    try:
+        await asyncio.sleep(3)
+        assert not migrating.done()  # still waiting for the lock, past the 1 s timeout
+        await first.execute("SELECT pg_advisory_unlock($1)", locks.MIGRATION)
+        assert await asyncio.wait_for(migrating, 30) == 0
+    finally:
+        await first.close()
+        await asyncio.gather(migrating, return_exceptions=True)
+    session = await asyncpg.connect(dsn)  # the database's timeout still holds everywhere else
+    try:
+        assert await session.fetchval("SHOW statement_timeout") == "1s"
+    finally:
+        await session.close()
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["run"], ["seed", "--orders", "10"]])
+async def test_a_read_only_database_is_said_in_one_line(command: list[str], server_dsn: str, tmp_path: Path) -> None:
+    """DATABASE_URL naming a read-only server (a hot standby, a database set read-only): `migrate`, `run` and `seed`
+    exit 1 with one line saying what PostgreSQL refused, not an asyncpg traceback."""
+    name = f"salespulse_ro_{os.getpid()}_{command[0]}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
+           "DATABASE_URL": with_database(server_dsn, name), "HOST": "127.0.0.1", "PORT": str(free_port()),
+           "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET}
+    try:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *command, cwd=tmp_path, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    text = err.decode()
+    assert proc.returncode == 1, text[-600:]
+    assert "Traceback" not in text, text[-600:]
+    assert (f"salespulse {command[0]}: PostgreSQL refused — ReadOnlySQLTransactionError: cannot execute CREATE TABLE"
+            " in a read-only transaction") in text.splitlines()

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import asyncpg
 
 from bot import __version__
 from bot.alerts.rules_file import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
-from bot.db import DB_REFUSED, database_url, init_connection, migrate, migrate_database
-from queries import health
-from queries import settings as settings_q
-
-if TYPE_CHECKING:  # the Slack SDK is imported only by the commands that talk to Slack
-    from slack_sdk.web.async_client import AsyncWebClient
+from bot.db import DB_REFUSED, connect_for_migrations, database_url, migrate, migrate_database
 
 log = logging.getLogger("salespulse")
 
@@ -99,7 +92,7 @@ async def _seed(settings: Settings, *, orders: int, days: int, subscriptions: in
 
     async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
         # A plain connection: binary COPY cannot use the pool's text-only jsonb codec (see queries.seed).
-        conn = await asyncpg.connect(dsn, timeout=10)
+        conn = await connect_for_migrations(dsn)
         try:
             await migrate(conn)
             started = time.perf_counter()
@@ -120,133 +113,23 @@ async def _seed(settings: Settings, *, orders: int, days: int, subscriptions: in
     return 0
 
 
-async def _check(settings: Settings) -> int:
-    """Print what is configured and whether each dependency answers; 1 if anything failed."""
-    print(f"salespulse {__version__}")
-    print(f"  store time zone:  {settings.store_timezone}, business hours {settings.business_hours}")
-    print(f"  channels:         sales {settings.slack_sales_channel}, alerts {settings.slack_alerts_channel},"
-          f" reports {settings.slack_reports_channel}")
-    print(f"  stripe intake:    {len(settings.stripe_secrets())} signing secret(s)"
-          + ("" if settings.stripe_secrets()
-             else " — STRIPE_WEBHOOK_SECRET unset, /webhooks/stripe answers 503"))
-    if settings.stripe_api_key is None:
-        print("  stripe events:    off — set STRIPE_API_KEY to recover events the webhook misses")
-    else:
-        kind = "restricted" if settings.stripe_api_key.get_secret_value().startswith("rk_") else "secret"
-        print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
-    database_ok = await _check_postgres(settings)  # every check runs and prints, whatever the others say
-    slack_ok = await _check_slack(settings)
-    stripe_ok = await _check_stripe_endpoints(settings)
-    return 0 if database_ok and slack_ok and stripe_ok else 1
-
-
-async def _check_stripe_endpoints(settings: Settings) -> bool:
-    """With STRIPE_API_KEY: the webhook endpoints' event types and API versions; False if sales would be missed."""
-    if settings.stripe_api_key is None:
-        return True
-    import aiohttp
-
-    from bot.stripe.endpoints import review_endpoints
-    from bot.stripe.events_api import StripeApi, StripeApiError
-
-    try:
-        async with aiohttp.ClientSession() as session:
-            api = StripeApi(session, api_key=settings.stripe_api_key.get_secret_value(),
-                            base_url=settings.stripe_api_url)
-            lines, ok = await review_endpoints(api, public_url=settings.public_url)
-    except StripeApiError as exc:
-        print(f"  stripe webhooks:  could not read the endpoints — {exc}")
-        return False
-    print("  stripe webhooks:  " + ("ok" if ok else "PROBLEMS"))
-    for line in lines:
-        print(f"    {line}")
-    return ok
-
-
-async def _check_postgres(settings: Settings) -> bool:
-    """Reach PostgreSQL (the configured one, or the embedded one) and print its version; False if it failed."""
-    try:
-        async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
-            conn = await asyncpg.connect(dsn, timeout=10)
-            version = await health.server_version(conn)
-            stored = await _stored_settings(conn)
-            await conn.close()
-        where = "configured DATABASE_URL" if settings.database_url else "embedded"
-        print(f"  postgres:         ok ({where}, PostgreSQL {version})")
-        for o in stored:  # the values above are the environment's; these win over them (README, Settings)
-            print(f"  set from Slack:   {o.key} = {json.dumps(o.value)} (by {o.updated_by},"
-                  f" {o.updated_at:%Y-%m-%d %H:%M %Z}) — wins over the environment")
-    except (OSError, asyncpg.PostgresError, asyncpg.ClientConfigurationError, TimeoutError) as exc:
-        print(f"  postgres:         FAILED — {type(exc).__name__}: {exc}")
-        return False
-    return True
-
-
-async def _stored_settings(conn: asyncpg.Connection) -> list[settings_q.Override]:
-    """The settings saved from Slack's Settings view; none before the migrations created their table."""
-    await init_connection(conn)  # stored values are jsonb
-    try:
-        return await settings_q.overrides(conn)
-    except asyncpg.UndefinedTableError:
-        return []
-
-
-async def _check_slack(settings: Settings) -> bool:
-    """Call auth.test with the bot token (when there is one) and print who we are; False if it failed."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import slack_client
-
-    client = slack_client(settings)
-    if client is None:
-        mode = "incoming webhooks (no buttons or updates)" if settings.uses_incoming_webhooks else \
-            "local mode (no Slack token): messages print to stdout"
-        print(f"  slack:            {mode}")
-    else:
-        try:
-            auth = await client.auth_test()
-            print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
-                  f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
-            return await _check_channels(client, settings)
-        except SlackApiError as exc:
-            data = exc.response.data
-            error = data.get("error") if isinstance(data, dict) else exc.response.status_code
-            print(f"  slack:            FAILED — auth.test: {error}")
-            return False
-        except (OSError, TimeoutError) as exc:
-            print(f"  slack:            FAILED — cannot reach {settings.slack_api_url}: {exc}")
-            return False
-    return True
-
-
-async def _check_channels(client: AsyncWebClient, settings: Settings) -> bool:
-    """Name every configured channel and whether the bot can use it (nothing is joined here); False if not."""
-    from bot.app import configured_channels
-    from bot.delivery.channels import ChannelDirectory, Membership
-
-    directory = ChannelDirectory(client, configured_channels(settings))
-    await directory.resolve()
-    for status in directory.statuses():
-        verdict = "ok" if status.membership is Membership.MEMBER else \
-            "note" if status.usable else "PROBLEM"
-        print(f"  {'channel ' + status.logical + ':':18}{verdict} — {status.describe()}")
-    return all(status.usable for status in directory.statuses())
-
-
 def _serve(settings: Settings, *, demo: bool, fresh: bool = False) -> int:
     """`run`, or `demo` — which `run` also becomes when nothing at all is configured (`make run` out of the box)."""
-    from bot.app import serve
+    from bot.app import CannotListen, serve
     from bot.demo.runner import demo_command, nothing_configured
 
-    if not demo and not nothing_configured(settings):
-        asyncio.run(serve(settings))
-        return 0
-    if not demo:
-        print("salespulse run: nothing is configured (no Slack token, DATABASE_URL, STRIPE_WEBHOOK_SECRET,"
-              " STRIPE_API_KEY, INTAKE_TOKEN or SITE_URL), so here is the demo. Set STRIPE_WEBHOOK_SECRET"
-              " (README: Connect Stripe) to watch your own store.", file=sys.stderr, flush=True)
     try:
+        if not demo and not nothing_configured(settings):
+            asyncio.run(serve(settings))
+            return 0
+        if not demo:
+            print("salespulse run: nothing is configured (no Slack token, DATABASE_URL, STRIPE_WEBHOOK_SECRET,"
+                  " STRIPE_API_KEY, INTAKE_TOKEN or SITE_URL), so here is the demo. Set STRIPE_WEBHOOK_SECRET"
+                  " (README: Connect Stripe) to watch your own store.", file=sys.stderr, flush=True)
         return asyncio.run(demo_command(settings, fresh=fresh))
+    except CannotListen as exc:  # a port in use, say: one line, not a traceback
+        print(f"salespulse {'demo' if demo else 'run'}: {exc}; set PORT or HOST", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C while the history loads, before the server handles signals itself
         return 130
 
@@ -268,10 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"salespulse {args.command}: cannot use PostgreSQL — {type(exc).__name__}: {exc}. Check DATABASE_URL"
               " and that the server is up.", file=sys.stderr)
         return 1
+    except asyncpg.PostgresError as exc:  # a read-only server (a standby), a missing privilege: one line too
+        print(f"salespulse {args.command}: PostgreSQL refused — {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 # PostgreSQL unreachable, starting, full, refusing who we are, or refused a connection parameter: said in one line.
-# Other OSErrors (a port in use) are not the database's and keep their traceback.
+# Any other error PostgreSQL answers is said in one line as well; a port we cannot listen on is said by `_serve`.
+# Other OSErrors are not the database's and keep their traceback.
 CANNOT_CONNECT = (*DB_REFUSED, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, TimeoutError,
                   asyncpg.TooManyConnectionsError, asyncpg.ClientConfigurationError, ConnectionError, socket.gaierror)
 
@@ -283,7 +170,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "check":
-        return asyncio.run(_check(settings))
+        from bot.cli.check import check_command
+
+        return asyncio.run(check_command(settings))
     if args.command == "seed":
         return asyncio.run(_seed(settings, orders=args.orders, days=args.days, subscriptions=args.subscriptions))
     if args.command == "backfill":

@@ -24,11 +24,17 @@ from queries import reports as q
 
 # A running server's delivery worker may take the message first; both sides post it at most once.
 DELIVERY_WITHIN: Final = 15.0
+# A report reaches back a week, the rhythm rules up to 52 weeks, in local time: a day nearer than this to the
+# ends of datetime's calendar (years 1 and 9999) would overflow computing them.
+CALENDAR_MARGIN: Final = dt.timedelta(days=2 * 366)
 
 
 def parse_day(text: str | None, *, now: dt.datetime, settings: Settings) -> dt.date:
-    """--date as a local day (default: today in the store's time zone)."""
-    return dt.date.fromisoformat(text) if text else now.astimezone(settings.tz).date()
+    """--date as a local day (default: today in the store's time zone); ValueError if not one a report can cover."""
+    day = dt.date.fromisoformat(text) if text else now.astimezone(settings.tz).date()
+    if not dt.date.min + CALENDAR_MARGIN <= day <= dt.date.max - CALENDAR_MARGIN:
+        raise ValueError(f"{day} is too near the ends of the calendar")
+    return day
 
 
 async def report_command(settings: Settings, *, which: str, date: str | None, dry_run: bool,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from bot.alerts.rules import Rule, RuleSet, Severity
 from bot.config import HourWindow, Settings, parse_hhmm, parse_window
+from bot.config_values import check_not_abbreviation
 from bot.weekdays import format_days, parse_days
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ RULE_PREFIX: Final = "rule:"  # a rule's stored key: rule:<name> → {"enabled",
 
 def zone(value: Any) -> str:
     """An IANA time zone name, checked against the zone database: one of its zones, not just a file ZoneInfo can
-    open ("localtime", "posixrules" are this host's, and another replica may read them otherwise or not at all)."""
+    open ("localtime", "posixrules" are this host's, and another replica may read them otherwise or not at all),
+    and not one PostgreSQL reads as an abbreviation (CET: see ABBREVIATION_ZONES)."""
     name = str(value).strip()
     try:
         ZoneInfo(name)
@@ -30,6 +32,7 @@ def zone(value: Any) -> str:
         name = ""
     if name not in _zones():
         raise ValueError(f"unknown time zone {str(value).strip()[:60]!r}: use an IANA name such as Europe/Paris")
+    check_not_abbreviation(name)
     return name
 
 
