@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from babel.numbers import is_currency
 from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic_core.core_schema import ValidationInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.config_values import HourWindow, check_postgres_uri, check_zone, parse_hhmm, parse_window, slack_ids
@@ -20,6 +21,7 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 # Stripped first, so a blank channel is refused like an empty one (the Settings view strips too).
 Channel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 DEFAULT_DATA_DIR = Path("./.salespulse")
+DEFAULT_HOST = "127.0.0.1"
 
 
 class Settings(BaseSettings):
@@ -31,7 +33,7 @@ class Settings(BaseSettings):
 
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
     salespulse_data_dir: Path = Field(DEFAULT_DATA_DIR, alias="SALESPULSE_DATA_DIR")
-    host: str = Field("127.0.0.1", alias="HOST")
+    host: str = Field(DEFAULT_HOST, alias="HOST")
     port: int = Field(3000, alias="PORT", ge=0, le=65535)
     public_url: str | None = Field(None, alias="PUBLIC_URL")
 
@@ -90,11 +92,13 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not configured", not "configured as empty".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("salespulse_data_dir", mode="before")
+    @field_validator("salespulse_data_dir", "host", mode="before")
     @classmethod
-    def _blank_is_default(cls, value: object) -> object:
-        # Blank is unset here too: read as a path it would be ".", the working directory.
-        return DEFAULT_DATA_DIR if isinstance(value, str) and not value.strip() else value
+    def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
+        # Blank is unset here too: taken as given, a data dir "" is the working directory and a host "" every
+        # interface (aiohttp's 0.0.0.0 and ::), opening the bot to the network.
+        blank = isinstance(value, str) and not value.strip()
+        return (DEFAULT_HOST if info.field_name == "host" else DEFAULT_DATA_DIR) if blank else value
 
     @field_validator("database_url")
     @classmethod
@@ -189,15 +193,12 @@ class Settings(BaseSettings):
     @field_validator("store_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        check_zone(value)
-        return value
+        return check_zone(value)
 
     @field_validator("business_hours", "quiet_hours", mode="before")
     @classmethod
     def _hour_window(cls, value: object) -> object:
-        if isinstance(value, str):
-            return parse_window(value) if value.strip() else None
-        return value
+        return (parse_window(value) if value.strip() else None) if isinstance(value, str) else value
 
     @field_validator("business_days", mode="before")
     @classmethod
@@ -262,7 +263,7 @@ class Settings(BaseSettings):
         """Where people reach this server (PUBLIC_URL), else its own listen address, without a trailing slash."""
         if self.public_url:
             return self.public_url
-        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+        host = "localhost" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def base_url_for(self, origin: str | None) -> str:

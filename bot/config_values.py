@@ -80,20 +80,22 @@ def check_postgres_uri(uri: str) -> None:
 
 # IANA zone names that PostgreSQL reads as its own time-zone abbreviations (pg_timezone_abbrevs, looked up before
 # the zone database): CET is +01:00 all year there while zoneinfo applies CEST, so every SQL day and hour bucket
-# would be an hour off each summer. EST, MST and HST agree today only by luck of their current rules, and
-# timezone_abbreviations = 'Australia' makes EST +10:00. Each maps to the city zone suggested instead.
+# would be an hour off each summer. (EST, MST and HST are fixed offsets on both sides, so they stay accepted:
+# refusing them would stop a running store on upgrade for figures that are right.) Each maps to the city zone
+# suggested instead.
 ABBREVIATION_ZONES: Final = {"CET": "Europe/Paris", "MET": "Europe/Paris", "EET": "Europe/Athens",
-                             "WET": "Europe/Lisbon", "EST": "America/New_York", "MST": "America/Denver",
-                             "HST": "Pacific/Honolulu"}
+                             "WET": "Europe/Lisbon"}
 
 
-def check_zone(name: str) -> None:
-    """ValueError unless `name` is a time zone zoneinfo knows and PostgreSQL reads as that same zone."""
+def check_zone(name: str) -> str:
+    """`name` unchanged if it is a time zone zoneinfo knows and PostgreSQL reads as that same zone; ValueError
+    otherwise."""
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown IANA time zone {name!r}") from None
     check_not_abbreviation(name)
+    return name
 
 
 def check_not_abbreviation(name: str) -> None:
