@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -172,6 +173,29 @@ async def test_cli_posts_the_report_once_and_uploads_its_chart_without_a_server(
     assert await asyncio.to_thread(main, ["report", "evening", "--date", "2026-03-08"]) == 0
     assert "was already posted" in capsys.readouterr().out
     assert len(fake_slack.posted()) == 1
+
+
+async def test_cli_before_the_reports_time_posts_the_figures_so_far_and_records_nothing(
+        cli_env: Path, dsn: str, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Asked for tomorrow's evening report, the CLI posts it marked "before its time" (no chart) and records no
+    report, so the scheduled one still goes out; each such request is one post."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    tomorrow = f"{dt.datetime.now(NY).date() + dt.timedelta(days=1)}"
+    assert await asyncio.to_thread(main, ["report", "evening", "--date", tomorrow]) == 0
+    said = capsys.readouterr().out
+    assert "early, with the figures so far (no chart); the report itself still goes out at 18:00" in said, said
+    [post] = fake_slack.posted()
+    assert_valid_message(post)
+    assert post["text"].startswith("🌆 Evening report") and "before its time" in json.dumps(post["blocks"])
+    assert fake_slack.posted("files.completeUploadExternal") == []
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM reports") == 0
+    finally:
+        await conn.close()
 
 
 async def test_cli_in_local_mode_prints_the_report_and_saves_the_chart(cli_env: Path,

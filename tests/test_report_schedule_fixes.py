@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from bot.blocks import settings as view
+from bot.cli import report as cli_report
 from bot.cli.report import report_command
 from bot.db import create_pool
 from bot.reports.reporter import Reporter
@@ -107,20 +108,20 @@ async def test_a_report_missed_while_the_bot_was_down_is_still_noted(pool: async
 
 
 async def test_an_early_on_demand_evening_report_does_not_cancel_the_real_one(
-        dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`salespulse report evening` typed at 10:00 (before its 18:00 time) is refused in one line pointing to
-    --dry-run, exit 1, and records nothing: the scheduled 18:00 report still goes out."""
+        dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`salespulse report evening` typed at 10:00 (before its 18:00 time) queues the figures so far, marked so, and
+    records nothing: the scheduled 18:00 report still goes out, once."""
+    monkeypatch.setattr(cli_report, "DELIVERY_WITHIN", 0.5)  # the fake clock stands still: nothing is posted here
     settings = make_settings(DATABASE_URL=dsn, STORE_TIMEZONE="America/New_York", SALESPULSE_DATA_DIR=str(tmp_path))
     clock = FakeClock(at(NY, 2026, 6, 9, 10, 0))
-    assert await report_command(settings, which="evening", date=None, dry_run=False, clock=clock) == 1
-    err = capsys.readouterr().err.strip()
-    assert err == ("salespulse report: the evening report for Tue 9 Jun is not due until 18:00 EDT, when it is"
-                   " posted (once a day); use --dry-run to see the figures so far"), err
-    assert await report_command(settings, which="evening", date="2026-06-10", dry_run=False, clock=clock) == 1
-    assert await report_command(settings, which="evening", date=None, dry_run=True, clock=clock) == 0
+    assert await report_command(settings, which="evening", date=None, dry_run=False, clock=clock) == 0
+    assert capsys.readouterr().out.strip() == ("Queued the evening report for Tue 9 Jun's figures so far; the running"
+                                               " server will post them. The report itself still goes out at 18:00 EDT.")
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
         assert await pool.fetchval("SELECT count(*) FROM reports") == 0
+        [payload] = await pool.fetch("SELECT payload FROM outbox WHERE kind = 'report_preview'")
+        assert "⏳ Made at Tue 10:00, before its time (18:00 EDT): figures so far" in str(payload["payload"])
         clock.now = at(NY, 2026, 6, 9, 18, 0, 30)
         sent = await Reporter(pool=pool, settings=settings, slack=None, clock=clock).run_due()
         assert [(s.slot.kind.value, s.status, s.late) for s in sent] == [("evening", "sent", False)]

@@ -1,6 +1,7 @@
 """`salespulse report morning|evening [--date D] [--dry-run]`: any day's report on demand, server running
-or not. A dry run prints it and writes nothing; otherwise it is recorded and posted like the scheduler's, which
-only a report already due may be (posted early, it would take the day's place and the scheduled one not go out)."""
+or not. A dry run prints it and writes nothing; otherwise a report already due is recorded and posted like the
+scheduler's, once, and one asked for before its time is posted as "figures so far" without being recorded, so the
+scheduled one still goes out."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from bot.config import Settings
 from bot.db import create_pool, database_url, migrate_database
 from bot.delivery.senders import render_text
 from bot.delivery.worker import DeliveryWorker
-from bot.reports.reporter import Reporter
+from bot.reports.reporter import Reporter, Sent
 from bot.reports.schedule import ReportKind, Slot, slot_for
 from bot.settings.live import stored_over
 from queries import reports as q
@@ -58,21 +59,38 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
             reporter = Reporter(pool=pool, settings=settings, slack=client, clock=clock)
             if dry_run:
                 return await _dry_run(reporter, slot, out)
-            if slot.scheduled_at > clock():
-                print(_not_due(slot, settings), file=sys.stderr)
-                return 1
             await migrate_database(dsn)
             worker = DeliveryWorker(pool=pool, sender=make_sender(settings, client), tz=settings.tz, clock=clock)
+            if slot.scheduled_at > clock():
+                return await _post_preview(reporter, slot, worker, out)
             return await _post(reporter, slot, worker, out)
         finally:
             await pool.close()
 
 
-def _not_due(slot: Slot, settings: Settings) -> str:
-    """Why a report before its time is not posted, in one line."""
-    due = slot.scheduled_at.astimezone(settings.tz)
-    return (f"salespulse report: the {slot.kind.value} report for {day_label(slot.day)} is not due until"
-            f" {due:%H:%M %Z}, when it is posted (once a day); use --dry-run to see the figures so far")
+async def _post_preview(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: TextIO) -> int:
+    """Post the figures so far of a report not due yet; the report itself is left to its time."""
+    due = slot.scheduled_at.astimezone(reporter.settings.tz)
+    what = f"the {slot.kind.value} report for {day_label(slot.day)}"
+    sent = await reporter.preview(slot)
+    delivered = await _deliver(reporter, sent, worker)
+    print(f"Posted {what} early, with the figures so far (no chart); the report itself still goes out at"
+          f" {due:%H:%M %Z}." if delivered else f"Queued {what}'s figures so far; the running server will post"
+          f" them. The report itself still goes out at {due:%H:%M %Z}.", file=out)
+    return 0
+
+
+async def _deliver(reporter: Reporter, sent: Sent, worker: DeliveryWorker) -> bool:
+    """Drain the outbox until `sent` is settled (a running server's worker may take it first); False after
+    DELIVERY_WITHIN seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DELIVERY_WITHIN
+    while not await reporter.wait_delivered([sent], within=0):
+        if loop.time() >= deadline:
+            return False
+        await worker.drain()
+        await asyncio.sleep(0.2)
+    return True
 
 
 async def _dry_run(reporter: Reporter, slot: Slot, out: TextIO) -> int:
@@ -103,14 +121,9 @@ async def _post(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: Tex
         print(f"{what} was already posted{at}{by}: each report goes out once per day."
               " Use --dry-run to see it again.", file=out)
         return 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DELIVERY_WITHIN
-    while not await reporter.wait_delivered([sent], within=0):
-        if loop.time() >= deadline:
-            print(f"{what} is queued; the running server will post it.", file=out)
-            return 0
-        await worker.drain()
-        await asyncio.sleep(0.2)
+    if not await _deliver(reporter, sent, worker):
+        print(f"{what} is queued; the running server will post it.", file=out)
+        return 0
     await reporter.upload_charts()
     row = await _row(reporter, slot)
     chart = {"uploaded": "chart in its thread", "saved": f"chart saved to {reporter.chart_path(slot)}",

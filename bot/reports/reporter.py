@@ -39,7 +39,7 @@ class Sent:
     """A report (or a missed-report notice) recorded and queued by this call."""
 
     slot: Slot
-    status: str  # sent | missed
+    status: str  # sent | missed | preview
     outbox_id: int | None
     late: bool
 
@@ -104,6 +104,16 @@ class Reporter:
             await self._save(slot, path, png)
         log.info("%s report for %s queued%s", slot.kind.value, slot.day, " (late)" if late else "")
         return Sent(slot, "sent", outbox_id, late)
+
+    async def preview(self, slot: Slot) -> Sent:
+        """The report as it stands, asked for before its time (`salespulse report`): posted as "figures so far"
+        without being recorded, so the report itself still goes out at its time, once. No chart."""
+        now = self.clock()
+        msg = report_message(await self.figures(slot, now=now), tz=self.settings.tz)
+        outbox_id = await outbox.enqueue(self.pool, dedupe_key=f"report-preview:{slot.kind.value}:{now.isoformat()}",
+                                         channel="reports", kind="report_preview", payload=msg.as_payload())
+        log.info("%s report for %s posted early, as a preview", slot.kind.value, slot.day)
+        return Sent(slot, "preview", outbox_id, False)
 
     async def _save(self, slot: Slot, path: Path, png: bytes) -> None:
         def write() -> None:
