@@ -16,6 +16,7 @@ from bot.answers.json_views import health_json
 from bot.answers.snapshots import health_snapshot
 from bot.stripe import events_api
 from bot.stripe.job import StripeSyncJob
+from bot.stripe.sync import RECONCILE_EVERY
 from handlers.scheduled.stripe_sync import register
 from queries.stripe_sync import recovered_events
 from tests.blockkit import assert_valid_message
@@ -279,6 +280,25 @@ async def test_an_outage_keeps_the_cursor_and_the_next_minute_catches_up(store: 
     text = await health_text(store)
     assert "failing" not in text and "last error" in text
     assert await outbox_keys(store) == ["sale:pi_sync_1", "sale:pi_sync_2", "sale:pi_sync_3"]
+
+
+async def test_a_failing_look_back_does_not_hold_up_the_new_events(store: Bot, stripe_api: FakeStripe,
+                                                                   clock: FakeClock) -> None:
+    """The daily reconcile failing (a 500 on its first page) is shown in /health and retried next minute, but the
+    same run's poll still brings the new sale in; before, it waited for the look back to succeed."""
+    sync = job(store)
+    await sync.tick()  # the first run: the state starts now, nothing to look back on
+    clock.advance(seconds=RECONCILE_EVERY.total_seconds() + 60)
+    stripe_api.add_event(sale(1, clock.now - dt.timedelta(minutes=5)))  # past the webhook's grace
+    stripe_api.fail_next(1, status=500)
+    reconciled = sync.reconciled_at
+    assert await stored(sync) == 1
+    assert "failing" in await health_text(store) and "HTTP 500" in await health_text(store)
+    assert sync.reconciled_at == reconciled  # not counted as done: tried again next minute
+    clock.advance(minutes=1)
+    assert await stored(sync) == 0
+    assert sync.reconciled_at == clock.now and "failing" not in await health_text(store)
+    assert await outbox_keys(store) == ["sale:pi_sync_1"]
 
 
 async def test_a_rejected_or_underprivileged_key_shows_in_health_without_crashing(

@@ -57,23 +57,34 @@ class StripeSyncJob:
     async def _run(self, api_key: str) -> Fed | None:
         deps = self.deps
         now = deps.clock()
-        fed = Fed()
+        fed, looking_back = Fed(), None
         try:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=api_key, base_url=deps.settings.stripe_api_url, sleep=self.sleep)
                 sync = EventsSync(db=deps.pool, api=api, submit=self._submit, clock=deps.clock,
                                   webhook_expected=bool(deps.settings.stripe_secrets()))
                 if self.reconciled_at is None or now - self.reconciled_at >= RECONCILE_EVERY:
-                    fed += await sync.reconcile()
-                    self.reconciled_at = now
+                    try:
+                        fed += await sync.reconcile()
+                        self.reconciled_at = now
+                    except KeyRejected:
+                        raise
+                    except StripeApiError as exc:  # retried next minute; meanwhile the poll brings what is new
+                        looking_back = exc
                 fed += await sync.poll()
         except StripeApiError as exc:
             # The cursor has not moved past anything unfed: the next minute's run resumes from it.
-            (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe Events API: %s", exc)
-            await q.record_error(deps.pool, at=now, error=str(exc))
+            await self._failed(exc, now)
             return None
-        await q.record_ok(deps.pool, at=now)
+        if looking_back is not None:
+            await self._failed(looking_back, now)
+        else:
+            await q.record_ok(deps.pool, at=now)
         return fed
+
+    async def _failed(self, exc: StripeApiError, now: dt.datetime) -> None:
+        (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe Events API: %s", exc)
+        await q.record_error(self.deps.pool, at=now, error=str(exc))
 
     async def _submit(self, sub: Submission) -> IntakeResult:
         """The webhook's own intake, counted in the same metric under the way the event came."""
