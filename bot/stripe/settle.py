@@ -45,12 +45,16 @@ def figures(txn: Mapping[str, Any], adjustments: Sequence[Mapping[str, Any]]) ->
 
 async def _charge(api: StripeApi, claim: Claim) -> Mapping[str, Any]:
     if claim.charge_id:
-        return await api.get(f"/v1/charges/{quote(claim.charge_id, safe='')}", CHARGE_EXPAND)
+        charge = await api.get(f"/v1/charges/{quote(claim.charge_id, safe='')}", CHARGE_EXPAND)
+        # A declined try's charge never settles: the PaymentIntent's latest charge is the one that paid (a second
+        # card on the same checkout, a dunning retry).
+        if charge.get("status") != "failed" or not claim.payment_intent_id:
+            return charge
     if claim.payment_intent_id:
         intent = await api.get(f"/v1/payment_intents/{quote(claim.payment_intent_id, safe='')}", INTENT_EXPAND)
-        charge = intent.get("latest_charge")
-        if isinstance(charge, Mapping):
-            return charge
+        latest = intent.get("latest_charge")
+        if isinstance(latest, Mapping):
+            return latest
     raise NotSettled("no charge to read")
 
 
