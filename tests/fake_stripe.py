@@ -155,9 +155,10 @@ class FakeStripe:
             next((i for i in self.intents if i["id"] == object_id), None)
         if obj is None:
             return _error(404, f"No such object: '{object_id}'", code="resource_missing")
-        for path in request.query.getall("expand[]", []):
+        expand = request.query.getall("expand[]", [])
+        for path in expand:
             obj = self._expand_path(obj, path.split("."))
-        return web.json_response(obj)
+        return web.json_response(_without_unasked_refunds(obj, expand))
 
     def _expand_path(self, value: Any, path: list[str]) -> Any:
         if not path:
@@ -243,6 +244,17 @@ class FakeStripe:
         if "data.latest_charge" in query.getall("expand[]", []) and isinstance(item.get("latest_charge"), str):
             return {**item, "latest_charge": self.charges.get(item["latest_charge"], item["latest_charge"])}
         return item
+
+
+def _without_unasked_refunds(obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+    """Since API version 2022-11-15 a Charge carries `refunds` only when they are asked for by name (`expand[]=refunds`,
+    or `latest_charge.refunds` through its PaymentIntent): https://docs.stripe.com/changelog/2022-11-15."""
+    if obj.get("object") == "charge" and "refunds" not in expand:
+        return {k: v for k, v in obj.items() if k != "refunds"}
+    charge = obj.get("latest_charge")
+    if isinstance(charge, dict) and "latest_charge.refunds" not in expand:
+        return {**obj, "latest_charge": {k: v for k, v in charge.items() if k != "refunds"}}
+    return obj
 
 
 def _matches(item: dict[str, Any], query: MultiMapping[str]) -> bool:

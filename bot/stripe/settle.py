@@ -16,8 +16,11 @@ from urllib.parse import quote
 from bot.stripe.events_api import StripeApi, StripeApiError
 from queries.settlements import Claim, Figures
 
-CHARGE_EXPAND = (("expand[]", "balance_transaction"), ("expand[]", "refunds.data.balance_transaction"))
-INTENT_EXPAND = (("expand[]", "latest_charge.balance_transaction"),
+# Since API version 2022-11-15 a Charge includes its `refunds` only when asked: asked for by name, so no account's
+# version leaves them out (https://docs.stripe.com/changelog/2022-11-15/deprecates-charges-auto-expand).
+CHARGE_EXPAND = (("expand[]", "balance_transaction"), ("expand[]", "refunds"),
+                 ("expand[]", "refunds.data.balance_transaction"))
+INTENT_EXPAND = (("expand[]", "latest_charge.balance_transaction"), ("expand[]", "latest_charge.refunds"),
                  ("expand[]", "latest_charge.refunds.data.balance_transaction"))
 # A failed or canceled refund's balance transaction is reversed by its failure_balance_transaction: no money left.
 _VOID_REFUNDS = frozenset({"failed", "canceled"})
