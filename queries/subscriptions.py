@@ -52,13 +52,23 @@ REMEMBER_RENEWALS: Final = """
 INSERT INTO renewal_invoices (invoice_id) SELECT unnest($1::text[]) ON CONFLICT (invoice_id) DO NOTHING
 """
 # Renewals paid in [$1, $2) per currency: the morning report's line when SUBSCRIPTION_RENEWALS=report pings none.
+# Counted as every other revenue figure is (queries/sales.py): completed orders at their amount, so a renewal
+# refunded in full leaves it (shown under refunds) and a partly refunded one stays whole.
 RENEWAL_TOTALS: Final = """
 SELECT coalesce(o.currency, '') AS currency, count(*) AS orders, coalesce(sum(o.amount_total), 0) AS revenue
   FROM renewal_invoices AS r
   JOIN orders AS o ON o.invoice_id = r.invoice_id
- WHERE o.payment_status IN ('completed', 'refunded') AND o.created_at >= $1 AND o.created_at < $2
+ WHERE o.payment_status = 'completed' AND o.created_at >= $1 AND o.created_at < $2
  GROUP BY 1
  ORDER BY 1
+"""
+
+# Where each snapshot's movement starts, as the MRR summary reads it (queries/mrr.py): its predecessor's MRR, else
+# what its event said came before. A churn's start is what the ledger counts as lost.
+MOVEMENT_STARTS: Final = """
+SELECT event_id, coalesce(prev_mrr, before_mrr, 0) AS start
+  FROM subscription_events
+ WHERE event_id = ANY($1::text[])
 """
 
 # Likely renewals (a "Subscription update" PaymentIntent before its invoice): held, never dropped, until it says.
@@ -174,6 +184,13 @@ async def hold_pings(db: Executor, order_ids: Sequence[str], *, hold_until: dt.d
     """Hold the untried sale pings of these orders until `hold_until` (a release may still send them earlier)."""
     if order_ids:
         await db.execute(HOLD_PINGS, list(order_ids), hold_until)
+
+
+async def movement_starts(db: Executor, event_ids: Sequence[str]) -> dict[str, int]:
+    """The MRR each of these snapshots moves from (what a churn loses), by event id."""
+    if not event_ids:
+        return {}
+    return {r["event_id"]: int(r["start"]) for r in await db.fetch(MOVEMENT_STARTS, list(event_ids))}
 
 
 async def renewal_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:

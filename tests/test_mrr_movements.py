@@ -1,6 +1,7 @@
 """Each snapshot's movement start (migration 0022: prev_mrr, paid_before), kept by triggers whatever the arrival
 order, the batching, later MRR changes (discounts read) and deletions: the MRR summary that sums them equals the
-one that found each snapshot's predecessor by index (REFERENCE, queries/mrr.py's SQL before 0022)."""
+one that found each snapshot's predecessor by index (REFERENCE, queries/mrr.py's SQL before 0022, with migration
+0034's paid_before: a snapshot whose event says it was paying before it counts as having paid)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ REFERENCE = """
 WITH steps AS (
         SELECT e.currency, e.at, e.mrr, e.at >= $2 AND e.at <= $1::timestamptz AS inside,
                coalesce(p.mrr, e.before_mrr, 0) AS prev,
-               coalesce(p.mrr, e.before_mrr, 0) = 0 AND e.mrr > 0 AND EXISTS (
+               coalesce(p.mrr, e.before_mrr, 0) = 0 AND e.mrr > 0 AND (coalesce(e.before_mrr, 0) > 0 OR EXISTS (
                    SELECT 1 FROM subscription_events AS x
-                    WHERE x.subscription_id = e.subscription_id AND x.mrr > 0
-                      AND (x.at, x.rank, x.event_id) < (e.at, e.rank, e.event_id)) AS paid_before
+                    WHERE x.subscription_id = e.subscription_id AND (x.mrr > 0 OR x.before_mrr > 0)
+                      AND (x.at, x.rank, x.event_id) < (e.at, e.rank, e.event_id))) AS paid_before
           FROM subscription_events AS e
           LEFT JOIN LATERAL (
                 SELECT x.mrr FROM subscription_events AS x

@@ -27,6 +27,7 @@ from bot.intake.events import Kind, PaymentEvent
 from bot.intake.failures import one_per_attempt
 from bot.intake.merge import FILLED_IF_MISSING, absorb, named, settled, status_moves, survivor_of
 from bot.intake.refunds import placeholder, refund_view, settle_refunded, take_refund, takes_amount
+from bot.subscriptions.first_payments import Invoices, PaidInvoice
 from queries.intake import CheckoutRow, OrderRow, QueuedMessage
 from queries.intake_pings import PingUpdate
 
@@ -55,7 +56,8 @@ class Fold:
     stored_losers: list[str] = field(default_factory=list)  # of those, the ones already in the database
     unstated: set[str] = field(default_factory=set)  # orders completed by a PaymentIntent that may be an invoice's
     subscription_events: list[tuple[int, PaymentEvent]] = field(default_factory=list)  # bot/subscriptions applies
-    renewals: set[str] = field(default_factory=set)  # subscription_cycle invoices (renewals) seen in the batch
+    invoices: Invoices = field(default_factory=Invoices)  # subscription invoices paid, noted in order
+    renewals: list[PaidInvoice] = field(default_factory=list)  # set by finish(): renewals.py tells which renew
     likely: set[str] = field(default_factory=set)  # orders paid by a "Subscription update" PaymentIntent
 
     def load(self, ref: str, row: OrderRow) -> None:
@@ -85,7 +87,7 @@ class Fold:
             case Kind.LINK:  # ids and a customer: fills (or merges) orders, or keeps them for the sale to come
                 self._upsert_order(e, status="linked")
             case Kind.FREE:  # a trial or a 100% coupon: no order, no ping (webhook_logs keeps the event)
-                pass
+                self.invoices.note(index, e)
             case Kind.SUBSCRIPTION:  # no order: bot/subscriptions/apply.py stores it after the orders
                 self.subscription_events.append((index, e))
 
@@ -193,8 +195,7 @@ class Fold:
     def _sale(self, index: int, e: PaymentEvent) -> None:
         order, entered = self._upsert_order(e, status="completed")
         self._checkout(e, status="completed")
-        if e.billing_reason == "subscription_cycle" and e.invoice_id:  # SUBSCRIPTION_RENEWALS decides its ping
-            self.renewals.add(e.invoice_id)
+        self.invoices.note(index, e)  # a renewal's ping is SUBSCRIPTION_RENEWALS's (bot/subscriptions/renewals.py)
         if not entered or order.amount_total is None or order.currency is None:
             return
         if e.invoice_unstated:  # basil+: this PaymentIntent may be an invoice's, whose event may still come
@@ -210,6 +211,7 @@ class Fold:
         self.messages = [m for m in self.messages
                          if not (m.kind == "failure" and m.dedupe_key.removeprefix("failure:") in repeated)]
         self.disputes = {k: (d[0], d[1] and self.resolve(d[1]), *d[2:]) for k, d in self.disputes.items()}
+        self.renewals = self.invoices.payments(self.subscription_events)
         payloads: dict[str, dict[str, Any]] = {}  # each order's ping made once, for its message and its update
         self.messages = self._sale_messages(payloads)
         return [PingUpdate(f"sale:{o.id}", payloads.get(o.id) or self.sale_payload(o), o.amount_total, o.currency,

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from bot.stripe.events_api import CursorGone, StripeApi
 from bot.stripe.fields import integer, mapping, stripe_id
-from bot.subscriptions.pricing import Terms, ids_of
+from bot.subscriptions.pricing import Terms, amounts_off, ids_of, package_of
 
 SUBSCRIPTION_EXPAND = (("expand[]", "discounts"), ("expand[]", "items.data.discounts"))
 
@@ -36,7 +36,7 @@ def coupon_terms(coupon: Mapping[str, Any], end: Any) -> dict[str, Any]:
     number = isinstance(percent, int | float) and not isinstance(percent, bool)
     currency = coupon.get("currency")
     return {"percent_off": str(percent) if number else None, "amount_off": integer(coupon, "amount_off"),
-            "currency": currency.upper() if isinstance(currency, str) else None,
+            "currency": currency.upper() if isinstance(currency, str) else None, "amounts_off": amounts_off(coupon),
             "duration": coupon.get("duration") if isinstance(coupon.get("duration"), str) else "forever",
             "end": end if isinstance(end, int) and not isinstance(end, bool) else None}
 
@@ -88,10 +88,11 @@ def pricing(obj: Mapping[str, Any], *, counted: bool) -> dict[str, Any]:
         interval = recurring.get("interval") or price.get("interval")
         if amount is None or interval is None or recurring.get("usage_type") == "metered":
             continue  # what MRR cannot price (tiered, metered), as bot/stripe/subscriptions.item
-        quantity = integer(raw, "quantity")
+        quantity, (divide_by, round_up) = integer(raw, "quantity"), package_of(price)
         items.append({"price": stripe_id(price), "unit_amount": str(amount), "interval": interval,
                       "interval_count": integer(recurring, "interval_count") or 1,
-                      "quantity": 1 if quantity is None else max(quantity, 0), "discounts": _refs(raw)})
+                      "quantity": 1 if quantity is None else max(quantity, 0), "discounts": _refs(raw),
+                      **({"divide_by": divide_by, "round": "up" if round_up else "down"} if divide_by > 1 else {})})
     return {"counted": counted, "items": items, "discounts": _refs(obj)}
 
 

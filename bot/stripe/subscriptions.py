@@ -24,6 +24,7 @@ from bot.stripe.build import Envelope, Ids, new_event
 from bot.stripe.fields import coalesce, currency, first_item, integer, mapping, string, stripe_id, timestamp
 from bot.subscriptions.facts import SubscriptionFacts
 from bot.subscriptions.mrr import COUNTED, MONTHS_PER, Coupon, Item, counted_mrr, subscription_mrr
+from bot.subscriptions.pricing import amount_off_in, amounts_off, package_of
 
 MAX_PLAN_CHARS = 120
 
@@ -35,8 +36,10 @@ def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
-def coupon(discount: Any) -> Coupon | None:
-    """An expanded Discount's coupon (basil `coupon`, clover `source.coupon`); None for a bare id."""
+def coupon(discount: Any, *, currency: str) -> Coupon | None:
+    """An expanded Discount's coupon (basil `coupon`, clover `source.coupon`) on a subscription billed in
+    `currency`; None for a bare id. An amount_off in another currency applies only through the coupon's
+    `currency_options` (as pricing.coupon_of: no exchange rate)."""
     if not isinstance(discount, Mapping):
         return None
     c = discount.get("coupon") or mapping(discount, "source").get("coupon")
@@ -44,13 +47,14 @@ def coupon(discount: Any) -> Coupon | None:
         return None
     percent = c.get("percent_off")
     pct = Fraction(str(percent)) if isinstance(percent, int | float) and not isinstance(percent, bool) else None
-    return Coupon(percent_off=pct, amount_off=integer(c, "amount_off"), duration=string(c, "duration") or "forever",
+    amount = amount_off_in(currency, integer(c, "amount_off"), c.get("currency"), amounts_off(c))
+    return Coupon(percent_off=pct, amount_off=amount, duration=string(c, "duration") or "forever",
                   end=timestamp(discount.get("end")))
 
 
-def coupons(obj: Mapping[str, Any]) -> tuple[Coupon, ...]:
+def coupons(obj: Mapping[str, Any], *, currency: str) -> tuple[Coupon, ...]:
     """The coupons of an object's Discounts that come expanded (see discounts.discounts_of)."""
-    found = [coupon(d) for d in discounts.discounts_of(obj)]
+    found = [coupon(d, currency=currency) for d in discounts.discounts_of(obj)]
     return tuple(c for c in found if c is not None)
 
 
@@ -65,8 +69,9 @@ def _unit_amount(price: Mapping[str, Any], plan: Mapping[str, Any]) -> Fraction 
         return None
 
 
-def item(raw: Any) -> Item | None:
-    """A subscription item with a per-unit recurring price; None for what MRR cannot price (tiered, metered)."""
+def item(raw: Any, *, currency: str) -> Item | None:
+    """A subscription item with a per-unit (or package) recurring price, in a subscription billed in `currency`;
+    None for what MRR cannot price (tiered, metered)."""
     if not isinstance(raw, Mapping):
         return None
     price, plan = mapping(raw, "price"), mapping(raw, "plan")
@@ -79,14 +84,15 @@ def item(raw: Any) -> Item | None:
     product = price.get("product")
     name = coalesce(string(price, "nickname"), string(product, "name") if isinstance(product, Mapping) else None,
                     stripe_id(price), stripe_id(raw)) or "plan"
-    quantity = integer(raw, "quantity")
+    quantity, (package, round_up) = integer(raw, "quantity"), package_of(price or plan)
     return Item(price_id=stripe_id(price) or name, name=name, unit_amount=amount, interval=interval,
-                interval_count=count, quantity=1 if quantity is None else max(quantity, 0), coupons=coupons(raw))
+                interval_count=count, quantity=1 if quantity is None else max(quantity, 0),
+                coupons=coupons(raw, currency=currency), package=package, round_up=round_up)
 
 
-def items(obj: Mapping[str, Any]) -> list[Item]:
+def items(obj: Mapping[str, Any], *, currency: str) -> list[Item]:
     """The priced items of a Subscription (or of previous_attributes' old `items`)."""
-    return [i for i in (item(raw) for raw in _list(obj.get("items"))) if i is not None]
+    return [i for i in (item(raw, currency=currency) for raw in _list(obj.get("items"))) if i is not None]
 
 
 def plan_label(parts: Sequence[Item]) -> str | None:
@@ -101,13 +107,13 @@ def _signature(parts: Sequence[Item]) -> tuple[tuple[str, int], ...]:
     return tuple((i.price_id, i.quantity) for i in parts)
 
 
-def _previous(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime) -> dict[str, Any]:
+def _previous(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime, code: str) -> dict[str, Any]:
     """The previous_* facts: what previous_attributes says changed, the rest taken as unchanged."""
     if not prev:
         return {}
     status = string(prev, "status") or string(obj, "status") or "active"
-    old_items = items(prev) if "items" in prev else items(obj)
-    old_coupons = coupons(prev) if ("discounts" in prev or "discount" in prev) else coupons(obj)
+    old_items = items(prev if "items" in prev else obj, currency=code)
+    old_coupons = coupons(prev if ("discounts" in prev or "discount" in prev) else obj, currency=code)
     was_at_end = prev["cancel_at_period_end"] if "cancel_at_period_end" in prev else obj.get("cancel_at_period_end")
     was_at = prev.get("cancel_at") if "cancel_at" in prev else obj.get("cancel_at")
     return {"previous_status": status if "status" in prev else None,
@@ -121,17 +127,19 @@ def facts(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime) -> S
     sub_id = stripe_id(obj)
     if sub_id is None:
         raise MalformedEvent("the subscription has no `id`")
-    parts, discounts = items(obj), coupons(obj)
     status = string(obj, "status") or "active"
     code = currency(obj) or currency(mapping(first_item(obj, "items"), "price"))
     if code is None:
         raise MalformedEvent(f"subscription {sub_id} names no currency")
+    parts, discounts = items(obj, currency=code), coupons(obj, currency=code)
     period_end = timestamp(obj.get("current_period_end")) or timestamp(first_item(obj, "items").get(
         "current_period_end"))  # acacia: on the subscription; basil on: on each item
     ended = status in ("canceled", "incomplete_expired")
     ended_at = timestamp(obj.get("ended_at")) if ended else None
     trial_end = timestamp(obj.get("trial_end"))
     in_trial = ended_at is not None and trial_end is not None and trial_end >= ended_at  # ended unpaid: no churn
+    # incomplete_expired: its first invoice was never paid (Stripe's terminal state for that), so it never paid.
+    in_trial = in_trial or status == "incomplete_expired"
     return SubscriptionFacts(
         id=sub_id, customer=stripe_id(obj.get("customer")), status=status, currency=code,
         mrr=counted_mrr(status, parts, discounts, at=at),
@@ -142,7 +150,7 @@ def facts(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime) -> S
         # Example payloads carry placeholder times on running subscriptions: only an ended one has ended.
         canceled_at=timestamp(obj.get("canceled_at")) if ended else None,
         ended_at=ended_at,
-        **_previous(obj, prev, at))
+        **_previous(obj, prev, at, code))
 
 
 def _pricings(f: SubscriptionFacts, obj: Mapping[str, Any], prev: Mapping[str, Any], *,

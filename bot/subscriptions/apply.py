@@ -2,7 +2,8 @@
 
 Called by the intake (bot/intake/batch.py) inside the batch's transaction, after the orders, so the webhook still
 gets its 2xx only once all of it has committed. Which ping an event earns is read from the event itself (its
-object and `previous_attributes`), so any arrival order gives the same pings.
+object and `previous_attributes`), so any arrival order gives the same pings; only whether a churn lost anything
+is the ledger's too, so no churn is announced where the MRR figures count none (a subscription that never paid).
 """
 
 from __future__ import annotations
@@ -41,18 +42,27 @@ def _state(e: PaymentEvent, f: SubscriptionFacts) -> q.StateRow:
                       e.occurred_at, RANKS.get(e.event_type, 1))
 
 
-def change_of(e: PaymentEvent, f: SubscriptionFacts) -> SubscriptionView | None:
+def churns(e: PaymentEvent, f: SubscriptionFacts) -> bool:
+    """Whether the event ends the subscription's paying: deleted, or moved from paying to not paying."""
+    was_paying = f.previous_status is not None and f.previous_status in COUNTED
+    return e.event_type.endswith(".deleted") or (was_paying and not f.paying)
+
+
+def change_of(e: PaymentEvent, f: SubscriptionFacts, *, ledger_start: int | None = None) -> SubscriptionView | None:
     """The ping an event earns, or None (a trial starting, a renewal, a payment method changing…).
 
-    Read from the event alone (its object and previous_attributes), so every arrival order earns the same pings:
-    a churn loses what the deleted subscription's items are worth (0 when it ended in its trial)."""
+    Read from the event (its object and previous_attributes), so every arrival order earns the same pings: a churn
+    loses what the event says it was paying, or what the deleted subscription's items are worth (0 when it ended in
+    its trial). No churn either where the ledger's MRR before the event (`ledger_start`, its snapshot's start) is
+    0: the figures count none there — a trial paused for want of a card, then canceled, never paid."""
     base = SubscriptionView(change=Change.NEW, subscription_id=f.id, plan=f.plan, currency=f.currency, mrr=f.mrr,
                             delta=f.mrr, occurred_at=e.occurred_at)
     status_moved = f.previous_status is not None
     was_paying = status_moved and f.previous_status in COUNTED
-    if e.event_type.endswith(".deleted") or (was_paying and not f.paying):
+    if churns(e, f):
         lost = f.previous_mrr if f.previous_mrr is not None else f.gross_mrr
-        return replace(base, change=Change.CHURNED, mrr=lost, delta=-lost) if lost > 0 else None
+        paid = lost > 0 and (ledger_start is None or ledger_start > 0)
+        return replace(base, change=Change.CHURNED, mrr=lost, delta=-lost) if paid else None
     if not f.paying:
         return None
     if e.event_type.endswith(".created") or (status_moved and not was_paying):
@@ -91,9 +101,11 @@ async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[i
     await q.upsert_states(conn, [_state(e, f) for e, f in newest.values()])
     if not notify:
         return []
+    # After the insert: its triggers have set each snapshot's start (0022, 0034), as the MRR figures read it.
+    starts = await q.movement_starts(conn, [e.event_id for _, e, f in todo if churns(e, f)])
     messages: list[QueuedMessage] = []
     for index, e, f in todo:
-        v = change_of(e, f)
+        v = change_of(e, f, ledger_start=starts.get(e.event_id))
         if v is not None:
             key = _dedupe_key(e, v.change)
             if all(m.dedupe_key != key for m in messages):

@@ -1,5 +1,7 @@
 """Monthly recurring revenue of one subscription, from its items: price × quantity, normalised to a month.
 
+A package price (`transform_quantity`: so much per `divide_by` units) bills whole packages, the quantity divided
+and rounded up or down as the price says (https://docs.stripe.com/api/prices/object#price_object-transform_quantity).
 Pure arithmetic on exact fractions, rounded once (half up) to a minor unit at the end. The conventions are the
 ones Baremetrics and ChartMogul document: a yearly price is divided by 12, a weekly one multiplied by 52/12, a daily
 one by 365/12; `interval_count` divides (every 3 months = a third a month); forever and still-running repeating coupons
@@ -49,6 +51,21 @@ class Item:
     interval_count: int = 1
     quantity: int = 1
     coupons: tuple[Coupon, ...] = ()  # the item's own discounts
+    package: int = 1  # transform_quantity.divide_by: unit_amount is the price of this many units
+    round_up: bool = True  # transform_quantity.round: a part package is billed whole (up) or not at all (down)
+
+    @property
+    def billed(self) -> int:
+        """The quantity Stripe bills: the units, or the packages they make."""
+        return billed_quantity(self.quantity, package=self.package, round_up=self.round_up)
+
+
+def billed_quantity(quantity: int, *, package: int = 1, round_up: bool = True) -> int:
+    """How many of a price's units `quantity` is billed as: packages of `package`, part packages rounded."""
+    if package <= 1:
+        return quantity
+    whole, part = divmod(quantity, package)
+    return whole + 1 if part and round_up else whole
 
 
 def monthly(amount: Fraction, *, interval: str, interval_count: int = 1) -> Fraction:
@@ -74,7 +91,7 @@ def _discounted(amount: Fraction, coupons: Sequence[Coupon], *, months: Fraction
 def item_mrr(item: Item, *, at: dt.datetime) -> Fraction:
     """The exact monthly amount of one item, its own coupons applied."""
     months = MONTHS_PER[item.interval] * item.interval_count
-    gross = monthly(item.unit_amount * item.quantity, interval=item.interval, interval_count=item.interval_count)
+    gross = monthly(item.unit_amount * item.billed, interval=item.interval, interval_count=item.interval_count)
     return _discounted(gross, item.coupons, months=months, at=at)
 
 

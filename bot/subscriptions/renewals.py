@@ -1,7 +1,8 @@
 """SUBSCRIPTION_RENEWALS: how loud a renewal is. A renewal is money the store expected, so by default it is quieter
 than a new sale: `coalesce` holds each renewal's sale ping to the end of the hour, where the delivery worker's burst
 summary sends the hour's renewals (with any sale waiting then) as one message; `report` sends none (the daily report
-and /sales count the money); `ping` sends each like any sale. The first payment of a subscription is always a sale."""
+and /sales count the money); `ping` sends each like any sale. The first payment of a subscription is always a sale,
+even a trial's, which Stripe bills as a renewal (`subscription_cycle`): first_payments.py tells them apart."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from enum import StrEnum
 
 import asyncpg
 
+from bot.subscriptions.first_payments import PaidInvoice, renewing
 from queries import subscriptions as q
 
 
@@ -27,15 +29,17 @@ RENEWAL_SLOT = dt.timedelta(hours=1)
 LIKELY_WAIT = dt.timedelta(hours=1)
 
 
-async def quiet_renewals(conn: asyncpg.Connection, order_ids: Sequence[str], invoices: Sequence[str], *,
+async def quiet_renewals(conn: asyncpg.Connection, order_ids: Sequence[str], paid: Sequence[PaidInvoice], *,
                          mode: Renewals, now: dt.datetime, likely: Sequence[str] = ()) -> None:
-    """Apply SUBSCRIPTION_RENEWALS to the untried sale pings of the batch's orders that paid a renewal invoice.
+    """Apply SUBSCRIPTION_RENEWALS to the untried sale pings of the batch's orders that paid a renewal invoice:
+    of the batch's subscription invoices `paid`, the cycle invoices of subscriptions that had paid before.
 
     The renewal invoices are remembered, so a later event of the same payment (basil's invoice_payment.paid, which
     re-renders and releases a waiting ping) does not send the held renewal early. A `likely` renewal (paid by a
     "Subscription update" PaymentIntent whose invoice has not arrived) is held like one — to the slot's end, or
     in report mode for LIKELY_WAIT — rather than pinged when its settle window ends: its invoice then drops it (a
     renewal, report mode), keeps it held (a renewal, coalesce), or releases it at once (a change charged now)."""
+    invoices = await renewing(conn, paid)  # in every mode: it remembers the invoices, for the ones to come
     if mode is Renewals.PING:
         return
     await q.remember_renewals(conn, invoices)
