@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from bot.stripe.settle_job import SettlementJob
 from tests.conftest import Bot
 from tests.fake_stripe import FakeStripe
@@ -54,3 +56,23 @@ async def test_a_second_card_on_the_same_intent_gets_its_fees_from_the_charge_th
     assert (await store.stripe(succeeded)).status == 200
     await store.drain()
     assert await settled(store, "payment_intent_id = 'pi_retry'") == (4900, 172, 4900 - 172)
+
+
+@pytest.mark.parametrize("paid_first", [False, True])
+async def test_a_renewal_paid_on_a_dunning_retry_names_and_settles_the_charge_that_paid(
+        store: Bot, stripe_api: FakeStripe, paid_first: bool) -> None:
+    """Before basil an invoice names its latest charge: once paid, the retry's. The order takes the charge of the
+    event that paid it, in either order of arrival, so the fees come from there (no PaymentIntent to fall back on)."""
+    now = int(time.time())
+    charges(stripe_api, "pi_dun", declined="ch_dun_fail", paid="ch_dun_ok", amount=2000, fee=88)
+    failed = stripe_fixture("stripe-ruby-mock/invoice.payment_failed.json")
+    failed.update(id="evt_dun_failed", created=now - 3600)
+    failed["data"]["object"].update(id="in_dun", charge="ch_dun_fail", payment_intent="pi_dun")
+    paid = stripe_fixture("stripe-ruby-mock/invoice.paid.json")
+    paid.update(id="evt_dun_paid", created=now - 60)
+    paid["data"]["object"].update(id="in_dun", charge="ch_dun_ok", payment_intent="pi_dun")
+    for event in ([paid, failed] if paid_first else [failed, paid]):
+        assert (await store.stripe(event)).status == 200
+    await store.drain()
+    assert await store.deps.pool.fetchval("SELECT charge_id FROM orders WHERE invoice_id = 'in_dun'") == "ch_dun_ok"
+    assert await settled(store, "invoice_id = 'in_dun'") == (2000, 88, 2000 - 88)

@@ -25,7 +25,7 @@ from bot.blocks.pings import (
 from bot.intake.disputes import dispute_row, merged
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.failures import one_per_attempt
-from bot.intake.merge import FILLED_IF_MISSING, absorb, named, settled, status_moves, survivor_of
+from bot.intake.merge import absorb, fill, named, settled, status_moves, survivor_of
 from bot.intake.refunds import placeholder, refund_view, settle_refunded, take_refund, takes_amount
 from bot.subscriptions.first_payments import Invoices, PaidInvoice
 from queries.intake import CheckoutRow, OrderRow, QueuedMessage
@@ -147,22 +147,11 @@ class Fold:
             row.payment_status, row.status_at, row.failure_reason = status, e.occurred_at, reason
             if status == "completed" or was == "linked":
                 row.created_at = e.occurred_at
-        self._fill(row, e, amount=e.amount is not None and takes_amount(row, was, status, moves))
+        fill(row, e, amount=e.amount is not None and takes_amount(row, was, status, moves),
+             paid=moves and status == "completed")
         settle_refunded(row)  # a completed event never undoes a full refund, whatever the order of arrival
         self._add_refs(row.id, e.refs)
         return row, moves and was != status
-
-    def _fill(self, row: OrderRow, e: PaymentEvent, *, amount: bool) -> None:
-        if amount:  # the amount and its currency go together
-            row.amount_total, row.currency = e.amount, e.currency or row.currency
-        row.currency = row.currency or e.currency
-        for name, value in zip(FILLED_IF_MISSING, (e.customer_email, e.customer_name, e.product, e.affiliate,
-                                                   e.checkout_session_id, e.payment_intent_id, e.invoice_id,
-                                                   e.charge_id), strict=True):
-            if getattr(row, name) is None:
-                setattr(row, name, value)
-        row.metadata = {**row.metadata, **e.metadata}
-        row.dirty = True
 
     def _checkout(self, e: PaymentEvent, *, status: str) -> None:
         if e.checkout_session_id is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bot.intake.events import PaymentEvent
 from bot.intake.refunds import settle_refunded, takes_amount
 from queries.intake import OrderRow
 
@@ -18,6 +19,23 @@ _STATUS_RANK = {"linked": -1, "pending": 0, "failed": 1, "completed": 2, "refund
 # Descriptive fields that fill in what earlier events lacked, but never overwrite a stored value.
 FILLED_IF_MISSING = ("customer_email", "customer_name", "product_name", "affiliate_id", "checkout_session_id",
                      "payment_intent_id", "invoice_id", "charge_id")
+
+
+def fill(row: OrderRow, e: PaymentEvent, *, amount: bool, paid: bool) -> None:
+    """Take an event's facts into its order: its amount when `amount`, what the order lacks, and its metadata; and
+    when it `paid` the order, its charge — the one that paid, not a declined try's (the fees are read from it)."""
+    if amount:  # the amount and its currency go together
+        row.amount_total, row.currency = e.amount, e.currency or row.currency
+    row.currency = row.currency or e.currency
+    for name, value in zip(FILLED_IF_MISSING, (e.customer_email, e.customer_name, e.product, e.affiliate,
+                                               e.checkout_session_id, e.payment_intent_id, e.invoice_id,
+                                               e.charge_id), strict=True):
+        if getattr(row, name) is None:
+            setattr(row, name, value)
+    if paid and e.charge_id is not None:
+        row.charge_id = e.charge_id
+    row.metadata = {**row.metadata, **e.metadata}
+    row.dirty = True
 
 
 def status_moves(current: str, current_at: dt.datetime, new: str, new_at: dt.datetime) -> bool:
