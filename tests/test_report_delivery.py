@@ -198,6 +198,21 @@ async def test_cli_before_the_reports_time_posts_the_figures_so_far_and_records_
         await conn.close()
 
 
+async def test_cli_early_report_slack_refuses_is_said_not_posted(
+        cli_env: Path, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Slack refusing the figures so far for good (invalid_blocks) is said, exit 1, as for a report on time."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    fake_slack.fail_next(20, error="invalid_blocks", method="chat.postMessage")
+    tomorrow = f"{dt.datetime.now(NY).date() + dt.timedelta(days=1)}"
+    assert await asyncio.to_thread(main, ["report", "evening", "--date", tomorrow]) == 1
+    said = capsys.readouterr().out
+    assert "could not be posted (failed); see /health" in said and "Posted" not in said, said
+    assert fake_slack.posted() == []
+
+
 async def test_cli_in_local_mode_prints_the_report_and_saves_the_chart(cli_env: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """No Slack token: the report is printed as the server would, and the chart saved to the data dir."""

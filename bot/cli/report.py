@@ -73,10 +73,17 @@ async def _post_preview(reporter: Reporter, slot: Slot, worker: DeliveryWorker, 
     due = slot.scheduled_at.astimezone(reporter.settings.tz)
     what = f"the {slot.kind.value} report for {day_label(slot.day)}"
     sent = await reporter.preview(slot)
-    delivered = await _deliver(reporter, sent, worker)
+    if not await _deliver(reporter, sent, worker):
+        print(f"Queued {what}'s figures so far; the running server will post them. The report itself still goes"
+              f" out at {due:%H:%M %Z}.", file=out)
+        return 0
+    status = await q.message_status(reporter.pool, outbox_id=sent.outbox_id)
+    if status != "delivered":
+        print(f"The figures so far of {what} could not be posted ({status}); see /health for the Slack error.",
+              file=out)
+        return 1
     print(f"Posted {what} early, with the figures so far (no chart); the report itself still goes out at"
-          f" {due:%H:%M %Z}." if delivered else f"Queued {what}'s figures so far; the running server will post"
-          f" them. The report itself still goes out at {due:%H:%M %Z}.", file=out)
+          f" {due:%H:%M %Z}.", file=out)
     return 0
 
 

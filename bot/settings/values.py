@@ -149,6 +149,11 @@ def effective(env: Settings, rules: RuleSet, stored: Mapping[str, Any]) -> tuple
                 updates[item.attr] = item.load(stored[item.key])
             except (ValueError, TypeError) as exc:
                 log.warning("ignoring the stored setting %s: %s", item.key, exc)
+    morning, evening = (updates.get(a, getattr(env, a)) for a in ("morning_report_at", "evening_report_at"))
+    if morning >= evening:  # saved before the rule, or by two admins a field each: the environment's pair stands
+        log.warning("ignoring the stored report times: the morning one (%s) is not before the evening one (%s)",
+                    f"{morning:%H:%M}", f"{evening:%H:%M}")
+        updates = {k: v for k, v in updates.items() if k not in ("morning_report_at", "evening_report_at")}
     ruled = tuple(_apply_rule(r, stored.get(RULE_PREFIX + r.name)) for r in rules.rules)
     # Nothing stored: the environment's own objects, unchanged.
     settings = env.model_copy(update=updates) if updates else env
