@@ -163,6 +163,29 @@ async def test_the_first_payment_after_a_trial_is_a_sale_not_a_renewal(quiet: Bo
     assert await quiet.deps.pool.fetchval("SELECT count(*) FROM renewal_invoices") == 0
 
 
+def trial_update(n: int, at: int, before: str, after: str) -> dict[str, Any]:
+    """The basil trial story's subscription moving from status `before` to `after` at `at`."""
+    evt = copy.deepcopy(story_event("basil", "trial/customer.subscription.created"))
+    evt.update(id=f"evt_1TrialMove{n}", created=at, type="customer.subscription.updated")
+    evt["data"]["object"]["status"] = after
+    evt["data"]["previous_attributes"] = {"status": before}
+    return evt
+
+
+async def test_a_trials_first_payment_after_a_declined_try_is_still_a_sale(quiet: Bot) -> None:
+    """Trial ends (trialing → active), the first charge is declined (active → past_due: "MRR before > 0", yet no
+    money was taken), a retry pays the cycle invoice: the subscription's first payment, one sale, no renewal
+    (found by a review of the fix)."""
+    await start_trial(quiet)
+    invoice = trial_first_payment("invoice.paid")
+    paid_at = invoice["created"]
+    await post(quiet, trial_update(1, paid_at - 3 * 86_400, "trialing", "active"))
+    await post(quiet, trial_update(2, paid_at - 3 * 86_400 + 3600, "active", "past_due"))
+    texts = await post(quiet, invoice)
+    assert await quiet.deps.pool.fetchval("SELECT count(*) FROM renewal_invoices") == 0
+    assert [t for t in texts if t.startswith(NEW_SALE)], texts
+
+
 async def test_the_payment_after_a_trials_first_one_is_a_renewal(quiet: Bot) -> None:
     """A month after the trial's first payment, the next cycle invoice renews a paying subscription: no ping."""
     await start_trial(quiet)

@@ -2,11 +2,13 @@
 
 A trial's first real payment comes at the trial's end as a `subscription_cycle` invoice, the billing reason of a
 renewal, though it is the customer's first money: README "The first payment of a subscription is still one order
-and one sale ping". So a cycle invoice renews only a subscription that had paid before it: an earlier paid invoice
-of it (`subscription_invoices`, migration 0035), or a snapshot whose event shows it paying before (its event says
-the MRR just before it was more than 0, or it was created paying). A subscription the bot has never seen (first
-seen after install) is taken at its invoice's word: a renewal. A trial converting shows no such thing — its
-snapshots are the trial's ($0) and the conversion's (from 0) — so its first cycle invoice is a sale.
+and one sale ping". So a cycle invoice renews only a subscription that had paid before it: an earlier invoice of it
+that took money (`subscription_invoices`, migration 0035). Only for a subscription with no invoice kept (its
+invoices paid before that migration) does a snapshot stand in: one whose event says the MRR just before it was more
+than 0, or that it was created paying — MRR counts an `active` subscription whose first charge was declined, so
+where invoices are kept they alone say who paid. A subscription the bot has never seen (first seen after install)
+is taken at its invoice's word: a renewal. A trial converting shows no paid invoice — its only one is the trial's
+$0 — so its first cycle invoice is a sale, even after a declined first try.
 
 Decided inside the intake's batch (bot/intake/fold.py notes what each event shows, in order; renewals.py decides)
 as batches of one would: what the database held before the batch, plus the batch's own earlier events.
@@ -36,7 +38,9 @@ class PaidInvoice:
     paid: bool  # money was taken (a trial's first invoice is paid at $0)
     cycle: bool  # billing_reason subscription_cycle: a renewal, if the subscription had paid before
     seen: bool = False  # an earlier event of the batch named the subscription
-    paid_before: bool = False  # an earlier event of the batch showed it paying before `at`
+    invoiced: bool = False  # an earlier invoice of it in the batch (paid or at $0)
+    paid_invoice: bool = False  # an earlier invoice of it in the batch took money before `at`
+    paying_snapshot: bool = False  # an earlier snapshot of the batch showed it paying before `at`
     batch_snapshots: tuple[str, ...] = ()  # the batch's snapshots of it: the stored ledger is read without them
 
 
@@ -67,13 +71,21 @@ class Invoices:
             shown = [(e.occurred_at, paying_before(e.subscription, deleted=e.event_type.endswith(".deleted")))
                      for i, e in subscription_events
                      if i < index and e.subscription is not None and e.subscription.id == sub]
-            paid = [o.at for i, o in self.found if i < index and o.subscription_id == sub and o.paid]
+            earlier = [o for i, o in self.found if i < index and o.subscription_id == sub]
             out.setdefault(p.invoice_id, replace(
-                p, seen=bool(shown) or any(i < index and o.subscription_id == sub for i, o in self.found),
-                paid_before=any(at < p.at for at, paying in shown if paying) or any(at < p.at for at in paid),
+                p, seen=bool(shown) or bool(earlier), invoiced=bool(earlier),
+                paid_invoice=any(o.paid and o.at < p.at for o in earlier),
+                paying_snapshot=any(at < p.at for at, paying in shown if paying),
                 batch_snapshots=tuple(sorted(e.event_id for _, e in subscription_events
                                              if e.subscription is not None and e.subscription.id == sub))))
         return list(out.values())
+
+
+def _paid_before(p: PaidInvoice, stored: q.History) -> bool:
+    """Whether the subscription had paid before this invoice: by its invoices where any is kept, else its snapshots."""
+    if p.paid_invoice or stored.paid_invoice:
+        return True
+    return not (p.invoiced or stored.invoiced) and (p.paying_snapshot or stored.paying_snapshot)
 
 
 async def renewing(db: Executor, invoices: Sequence[PaidInvoice]) -> list[str]:
@@ -82,8 +94,7 @@ async def renewing(db: Executor, invoices: Sequence[PaidInvoice]) -> list[str]:
     cycles = [p for p in invoices if p.cycle and p.paid]
     stored = await q.histories(db, [(p.invoice_id, p.subscription_id, p.at) for p in cycles],
                                skip=sorted({s for p in cycles for s in p.batch_snapshots}))
-    renews = [p.invoice_id for p in cycles
-              if p.paid_before or stored[p.invoice_id].paid_before
+    renews = [p.invoice_id for p in cycles if _paid_before(p, stored[p.invoice_id])
               or not (p.seen or stored[p.invoice_id].known)]
     await q.remember(db, [(p.invoice_id, p.subscription_id, p.at, p.paid) for p in invoices])
     return sorted(renews)
