@@ -85,6 +85,7 @@ class HomePublisher:
     def changed(self) -> None:
         """The figures changed (a sale, an alert clicked): refresh everyone's Home after the quiet period."""
         if self._users:
+            self._retries = 0  # new figures: their round gets its own tries, whatever the last ones came to
             self._dirty.set()
 
     async def publish(self, users: list[str]) -> None:
