@@ -100,7 +100,7 @@ async def test_sign_in_sets_a_strict_httponly_cookie_that_is_not_the_token(store
     assert resp.status == 303 and resp.headers["Location"] == "/dashboard"
     morsel = session_cookie(resp)
     assert morsel["httponly"] and morsel["samesite"] == "Strict" and morsel["path"] == "/dashboard"
-    assert not morsel["secure"]  # plain http on 127.0.0.1: a Secure cookie would never come back
+    assert morsel["secure"]  # PUBLIC_URL is https: never sent back over plain http (tests/test_dashboard_forms.py)
     assert int(morsel["max-age"]) == 30 * 86400
     assert TOKEN not in morsel.value and morsel.value not in TOKEN
     behind_tls = session_cookie(await sign_in(store, **{"X-Forwarded-Proto": "https"}))

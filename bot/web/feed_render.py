@@ -73,7 +73,11 @@ def mrkdwn(text: str) -> str:
     for pattern, tag in _STYLES:
         out = pattern.sub(rf"<{tag}>\1</{tag}>", out)
     out = out.replace("\n", "<br>")
-    return _PLACEHOLDER.sub(lambda m: saved[int(m.group(1))], out)
+    # A fragment may hold an earlier one's placeholder (a ```pre``` inside a `code` span): expand until none is left;
+    # each names an earlier fragment, so this ends. The input's own NULs were removed, so none is forged.
+    while _PLACEHOLDER.search(out):
+        out = _PLACEHOLDER.sub(lambda m: saved[int(m.group(1))], out)
+    return out
 
 
 def text_object(obj: Any) -> str:

@@ -31,6 +31,16 @@ def json_error(exc: type[web.HTTPException], message: str, **headers: str) -> we
     return exc(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
 
 
+def from_our_pages(request: web.Request, public_url: str | None) -> bool:
+    """Whether a POST comes from this server's own pages: Fetch Metadata says same-origin (a sibling subdomain is
+    another site's page), and any Origin is ours — the request's own, or PUBLIC_URL behind a TLS proxy. Browsers
+    without Fetch Metadata (Safari before 16.4) still send Origin on a cross-site POST."""
+    fetch_site = request.headers.get("Sec-Fetch-Site", "same-origin").lower()
+    origin = request.headers.get("Origin")
+    return fetch_site in ("same-origin", "none") and (not origin or origin in (
+        f"{request.scheme}://{request.host}", public_url))
+
+
 def require_deps(request: web.Request) -> Deps:
     """The service's Deps; 503 `{"error": "starting up"}` (with Retry-After) while the database is not ready."""
     deps = deps_of(request)

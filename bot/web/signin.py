@@ -65,22 +65,30 @@ def client_address(request: web.Request, proxies: Networks) -> str:
     return hops[0][:64] if hops else peer
 
 
+def _secure(request: web.Request, proxies: Networks, public_url: str | None) -> bool:
+    # Over https, or when PUBLIC_URL says people reach us over https (a TLS proxy not in TRUSTED_PROXIES): then a
+    # stray http:// request must not carry the session in clear text.
+    return is_https(request, proxies) or (public_url or "").lower().startswith("https://")
+
+
 def set_session(response: web.StreamResponse, request: web.Request, value: str, *,
-                lifetime: dt.timedelta, proxies: Networks) -> None:
-    """Set the cookie: HttpOnly (no script reads it), SameSite=Strict, Secure over https, path /dashboard.
+                lifetime: dt.timedelta, proxies: Networks, public_url: str | None) -> None:
+    """Set the cookie: HttpOnly (no script reads it), SameSite=Strict, Secure over https (or an https PUBLIC_URL),
+    path /dashboard.
 
     Strict holds even for the Slack link flow: the page itself is the same for everyone and loads its
     figures with a same-origin fetch, which carries a Strict cookie even when the page was reached from a
     link in another site or app.
     """
     response.set_cookie(COOKIE, value, max_age=int(lifetime.total_seconds()), path=COOKIE_PATH,
-                        httponly=True, samesite="Strict", secure=is_https(request, proxies))
+                        httponly=True, samesite="Strict", secure=_secure(request, proxies, public_url))
 
 
-def clear_session(response: web.StreamResponse, request: web.Request, proxies: Networks) -> None:
+def clear_session(response: web.StreamResponse, request: web.Request, proxies: Networks,
+                  public_url: str | None) -> None:
     """Sign this browser out."""
     response.del_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict",
-                        secure=is_https(request, proxies))
+                        secure=_secure(request, proxies, public_url))
 
 
 def session_of(request: web.Request, token: str, *, now: dt.datetime) -> Signed | None:

@@ -18,7 +18,7 @@ from bot.answers.gather import gather_health, gather_sales
 from bot.answers.json_views import health_json, sales_json
 from bot.deps import Deps
 from bot.web.assets import StaticAssets, load_template
-from bot.web.guards import json_error, require_deps
+from bot.web.guards import from_our_pages, json_error, require_deps
 from bot.web.session import LINK_SESSION_LIFETIME, SESSION_LIFETIME, Purpose, sign_session, token_matches, verify
 from bot.web.signin import FailureLimiter, clear_session, client_address, session_of, set_session
 from bot.web.view import dashboard_view
@@ -64,8 +64,8 @@ def _redirect(to: str = "/dashboard") -> web.Response:
 
 
 def _refuse_cross_site(request: web.Request) -> None:
-    """Refuse form posts from other sites (Fetch Metadata), so no page elsewhere can sign people in or out."""
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    """Refuse form posts from other pages, so none can sign people in or out or spend the sign-in limiter."""
+    if not from_our_pages(request, require_deps(request).settings.public_url):
         raise json_error(web.HTTPForbidden, "cross-site form posts are refused")
 
 
@@ -103,7 +103,8 @@ async def login(request: web.Request) -> web.Response:
         return dashboard.page(notice="That token is not right.", status=401)
     dashboard.limiter.succeeded(address)
     response = _redirect()
-    set_session(response, request, sign_session(token, now=deps.clock()), lifetime=SESSION_LIFETIME, proxies=proxies)
+    set_session(response, request, sign_session(token, now=deps.clock()), lifetime=SESSION_LIFETIME, proxies=proxies,
+                public_url=deps.settings.public_url)
     return response
 
 
@@ -117,7 +118,8 @@ async def link(request: web.Request) -> web.Response:
             status=401)
     response = _redirect()
     session = sign_session(token, now=now, lifetime=LINK_SESSION_LIFETIME, subject=signed.subject)
-    set_session(response, request, session, lifetime=LINK_SESSION_LIFETIME, proxies=deps.settings.trusted_proxies)
+    set_session(response, request, session, lifetime=LINK_SESSION_LIFETIME, proxies=deps.settings.trusted_proxies,
+                public_url=deps.settings.public_url)
     return response
 
 
@@ -125,7 +127,8 @@ async def logout(request: web.Request) -> web.Response:
     """Forget the session cookie in this browser."""
     _refuse_cross_site(request)
     response = _redirect()
-    clear_session(response, request, require_deps(request).settings.trusted_proxies)
+    settings = require_deps(request).settings
+    clear_session(response, request, settings.trusted_proxies, settings.public_url)
     return response
 
 

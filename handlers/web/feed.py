@@ -30,7 +30,7 @@ from bot.web.assets import StaticAssets, load_template
 from bot.web.feed import Entry, LocalFeed
 from bot.web.feed_modal import render_modal
 from bot.web.feed_render import render_message
-from bot.web.guards import json_error, require_deps
+from bot.web.guards import from_our_pages, json_error, require_deps
 from bot.web.signin import request_origin
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,7 @@ def _feed(request: web.Request) -> tuple[Deps, LocalFeed]:
 
 def _require_same_origin(request: web.Request, deps: Deps) -> None:
     """Refuse anything but a same-origin JSON POST, so no other page can click or type for you."""
-    fetch_site = request.headers.get("Sec-Fetch-Site", "same-origin").lower()
-    origin = request.headers.get("Origin")
-    ours = (f"{request.scheme}://{request.host}", deps.settings.public_url)  # PUBLIC_URL: behind a TLS proxy
-    if fetch_site not in ("same-origin", "none") or (origin and origin not in ours):
+    if not from_our_pages(request, deps.settings.public_url):
         raise json_error(web.HTTPForbidden, "cross-site requests are refused")
     if request.content_type != "application/json":
         raise json_error(web.HTTPUnsupportedMediaType, "send JSON")
