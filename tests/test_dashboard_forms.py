@@ -71,6 +71,14 @@ async def test_the_forms_take_a_post_from_their_own_page(store: Bot) -> None:
     assert resp.status == 303
 
 
+async def test_behind_a_path_prefix_the_forms_take_the_public_origin(dsn: str, fake_slack: FakeSlack) -> None:
+    """PUBLIC_URL with a proxy's path prefix: the page's posts carry only its scheme and host as Origin."""
+    async with start_bot(dsn, fake_slack, MONITORING_TOKEN=TOKEN, PUBLIC_URL="https://shop.example.com/sales") as bot:
+        resp = await bot.client.post("/dashboard/login", data={"token": TOKEN}, allow_redirects=False,
+                                     headers={"Origin": "https://shop.example.com", "Sec-Fetch-Site": "same-origin"})
+        assert resp.status == 303
+
+
 def test_a_pre_inside_a_code_span_keeps_its_text_in_the_feed() -> None:
     """(Rendering, not security.) ```b``` inside a `code` span is drawn, not left as a NUL placeholder."""
     out = mrkdwn("`a ```b``` c`")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from pydantic import SecretStr
@@ -37,8 +38,9 @@ def from_our_pages(request: web.Request, public_url: str | None) -> bool:
     without Fetch Metadata (Safari before 16.4) still send Origin on a cross-site POST."""
     fetch_site = request.headers.get("Sec-Fetch-Site", "same-origin").lower()
     origin = request.headers.get("Origin")
+    public = urlsplit(public_url or "")  # an Origin has no path: PUBLIC_URL may have one (a proxy's prefix)
     return fetch_site in ("same-origin", "none") and (not origin or origin in (
-        f"{request.scheme}://{request.host}", public_url))
+        f"{request.scheme}://{request.host}", f"{public.scheme}://{public.netloc}"))
 
 
 def require_deps(request: web.Request) -> Deps:
