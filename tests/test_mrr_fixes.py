@@ -186,6 +186,22 @@ async def test_a_trials_first_payment_after_a_declined_try_is_still_a_sale(quiet
     assert [t for t in texts if t.startswith(NEW_SALE)], texts
 
 
+async def test_a_trial_converted_before_invoices_were_kept_renews_quietly(quiet: Bot) -> None:
+    """A trial that converted and paid before migration 0035 (no invoice of it kept): its next cycle invoice, a month
+    on, is a renewal — its snapshots showed it in MRR weeks before (found by a review of the fix)."""
+    await start_trial(quiet)
+    first = trial_first_payment("invoice.paid")
+    await post(quiet, trial_update(1, first["created"] - 60, "trialing", "active"))
+    await post(quiet, first)
+    await quiet.deps.pool.execute("DELETE FROM subscription_invoices")  # as before migration 0035
+    nxt = trial_first_payment("invoice.paid")
+    nxt["id"], nxt["created"] = "evt_1TrialSecondPaid", nxt["created"] + 31 * 86_400
+    nxt["data"]["object"].update(id="in_1TrialSecondPaid01", created=nxt["created"] - 5)
+    assert await post(quiet, nxt) == []
+    renewed = await quiet.deps.pool.fetchval("SELECT array_agg(invoice_id) FROM renewal_invoices")
+    assert "in_1TrialSecondPaid01" in renewed
+
+
 async def test_the_payment_after_a_trials_first_one_is_a_renewal(quiet: Bot) -> None:
     """A month after the trial's first payment, the next cycle invoice renews a paying subscription: no ping."""
     await start_trial(quiet)

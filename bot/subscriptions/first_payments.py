@@ -5,10 +5,10 @@ renewal, though it is the customer's first money: README "The first payment of a
 and one sale ping". So a cycle invoice renews only a subscription that had paid before it: an earlier invoice of it
 that took money (`subscription_invoices`, migration 0035). Only for a subscription with no invoice kept (its
 invoices paid before that migration) does a snapshot stand in: one whose event says the MRR just before it was more
-than 0, or that it was created paying — MRR counts an `active` subscription whose first charge was declined, so
-where invoices are kept they alone say who paid. A subscription the bot has never seen (first seen after install)
-is taken at its invoice's word: a renewal. A trial converting shows no paid invoice — its only one is the trial's
-$0 — so its first cycle invoice is a sale, even after a declined first try.
+than 0, or one in MRR a day or more before the invoice (PAYING_AHEAD) — MRR counts an `active` subscription whose
+first charge was declined, so where invoices are kept they alone say who paid. A subscription the bot has never
+seen (first seen after install) is taken at its invoice's word: a renewal. A trial converting shows no paid
+invoice — its only one is the trial's $0 — so its first cycle invoice is a sale, even after a declined first try.
 
 Decided inside the intake's batch (bot/intake/fold.py notes what each event shows, in order; renewals.py decides)
 as batches of one would: what the database held before the batch, plus the batch's own earlier events.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from bot.intake.events import Kind, PaymentEvent
 from bot.subscriptions.facts import SubscriptionFacts
@@ -44,11 +45,17 @@ class PaidInvoice:
     batch_snapshots: tuple[str, ...] = ()  # the batch's snapshots of it: the stored ledger is read without them
 
 
-def paying_before(f: SubscriptionFacts, *, deleted: bool) -> bool:
-    """Whether a snapshot shows its subscription paying before its event (as queries/first_payments.py reads
-    stored ones): the MRR just before it was more than 0, or it was created paying."""
+# A snapshot in MRR this long before a cycle invoice shows a subscription already paying: a trial's conversion,
+# whose first payment the invoice is, comes with it (minutes apart), a renewal a whole period after the last one.
+PAYING_AHEAD: Final = dt.timedelta(days=1)
+
+
+def paying_before(f: SubscriptionFacts, at: dt.datetime, invoice_at: dt.datetime, *, deleted: bool) -> bool:
+    """Whether a snapshot taken at `at` shows its subscription paying before an invoice paid at `invoice_at` (as
+    queries/first_payments.py reads stored ones): its event says the MRR just before it was more than 0, or it was
+    in MRR a day or more before the invoice."""
     before = f.gross_mrr if deleted else f.previous_mrr
-    return before > 0 if before is not None else f.mrr > 0
+    return at < invoice_at and ((before or 0) > 0 or (f.mrr > 0 and at <= invoice_at - PAYING_AHEAD))
 
 
 @dataclass
@@ -68,14 +75,14 @@ class Invoices:
         out: dict[str, PaidInvoice] = {}
         for index, p in self.found:
             sub = p.subscription_id
-            shown = [(e.occurred_at, paying_before(e.subscription, deleted=e.event_type.endswith(".deleted")))
+            shown = [paying_before(e.subscription, e.occurred_at, p.at, deleted=e.event_type.endswith(".deleted"))
                      for i, e in subscription_events
                      if i < index and e.subscription is not None and e.subscription.id == sub]
             earlier = [o for i, o in self.found if i < index and o.subscription_id == sub]
             out.setdefault(p.invoice_id, replace(
                 p, seen=bool(shown) or bool(earlier), invoiced=bool(earlier),
                 paid_invoice=any(o.paid and o.at < p.at for o in earlier),
-                paying_snapshot=any(at < p.at for at, paying in shown if paying),
+                paying_snapshot=any(shown),
                 batch_snapshots=tuple(sorted(e.event_id for _, e in subscription_events
                                              if e.subscription is not None and e.subscription.id == sub))))
         return list(out.values())
