@@ -37,7 +37,9 @@ def from_our_pages(request: web.Request, public_url: str | None) -> bool:
     another site's page), and any Origin is ours — the request's own, or PUBLIC_URL behind a TLS proxy. Browsers
     without Fetch Metadata (Safari before 16.4) still send Origin on a cross-site POST."""
     fetch_site = request.headers.get("Sec-Fetch-Site", "same-origin").lower()
-    origin = request.headers.get("Origin")
+    # "null": our own pages' forms under Referrer-Policy: no-referrer send that (Chromium does); Fetch Metadata
+    # then says where the post came from.
+    origin = None if request.headers.get("Origin") == "null" else request.headers.get("Origin")
     public = urlsplit(public_url or "")  # an Origin has no path: PUBLIC_URL may have one (a proxy's prefix)
     return fetch_site in ("same-origin", "none") and (not origin or origin in (
         f"{request.scheme}://{request.host}", f"{public.scheme}://{public.netloc}"))
