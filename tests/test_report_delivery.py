@@ -127,6 +127,13 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dsn: str) -> Path:
     return tmp_path
 
 
+def with_slack(monkeypatch: pytest.MonkeyPatch, slack: FakeSlack) -> None:
+    """Give the CLI a bot token and the fake Slack to talk to."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", slack.url)
+
+
 async def database_state(dsn: str) -> dict[str, str | None]:
     """A digest of every table a report could write to (all rows, all columns)."""
     conn = await asyncpg.connect(dsn)
@@ -160,9 +167,7 @@ async def test_cli_posts_the_report_once_and_uploads_its_chart_without_a_server(
         cli_env: Path, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """With no server running the CLI records, posts and uploads itself; a second run posts nothing."""
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    with_slack(monkeypatch, fake_slack)
     assert await asyncio.to_thread(main, ["report", "evening", "--date", "2026-03-08"]) == 0
     assert "The evening report for Sun 8 Mar was posted to #daily-reports; chart in its thread." \
         in capsys.readouterr().out
@@ -180,9 +185,7 @@ async def test_cli_before_the_reports_time_posts_the_figures_so_far_and_records_
         capsys: pytest.CaptureFixture[str]) -> None:
     """Asked for tomorrow's evening report, the CLI posts it marked "before its time" (no chart) and records no
     report, so the scheduled one still goes out; each such request is one post."""
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    with_slack(monkeypatch, fake_slack)
     tomorrow = f"{dt.datetime.now(NY).date() + dt.timedelta(days=1)}"
     assert await asyncio.to_thread(main, ["report", "evening", "--date", tomorrow]) == 0
     said = capsys.readouterr().out
@@ -202,9 +205,7 @@ async def test_cli_early_report_slack_refuses_is_said_not_posted(
         cli_env: Path, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """Slack refusing the figures so far for good (invalid_blocks) is said, exit 1, as for a report on time."""
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    with_slack(monkeypatch, fake_slack)
     fake_slack.fail_next(20, error="invalid_blocks", method="chat.postMessage")
     tomorrow = f"{dt.datetime.now(NY).date() + dt.timedelta(days=1)}"
     assert await asyncio.to_thread(main, ["report", "evening", "--date", tomorrow]) == 1
@@ -236,9 +237,7 @@ async def test_cli_report_follows_the_channel_changed_from_slack(
     await conn.execute("INSERT INTO settings_overrides (key, value, updated_by, updated_at)"
                        " VALUES ('SLACK_REPORTS_CHANNEL', '\"C0SALES\"', 'UADMIN01', now())")
     await conn.close()
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.url)
+    with_slack(monkeypatch, fake_slack)
     assert await asyncio.to_thread(main, ["report", "evening", "--date", "2026-03-08"]) == 0
     [post] = fake_slack.posted()
     assert post["channel"] == "C0SALES"

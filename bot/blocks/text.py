@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from bot.blocks.message import truncate
+
 # Bare "@here", "@channel" and "@everyone" typed into store data (a product name, an error message) must not
 # become a broadcast: a zero-width joiner after the "@" keeps them readable and inert.
 _BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
@@ -26,8 +28,7 @@ def escape_mrkdwn(s: str) -> str:
 def inline(s: str, limit: int) -> str:
     """Store or customer text for one line of mrkdwn: every run of whitespace, line breaks included, one space (a
     product name with a newline must not add a forged "*Amount:*" line or a fake sale), then clipped and escaped."""
-    flat = " ".join(s.split())
-    return escape_mrkdwn(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+    return escape_mrkdwn(truncate(" ".join(s.split()), limit))
 
 
 def _readable(match: re.Match[str]) -> str:

@@ -77,10 +77,7 @@ async def _post_preview(reporter: Reporter, slot: Slot, worker: DeliveryWorker, 
         print(f"Queued {what}'s figures so far; the running server will post them. The report itself still goes"
               f" out at {due:%H:%M %Z}.", file=out)
         return 0
-    status = await q.message_status(reporter.pool, outbox_id=sent.outbox_id)
-    if status != "delivered":
-        print(f"The figures so far of {what} could not be posted ({status}); see /health for the Slack error.",
-              file=out)
+    if await _refused(reporter, sent, f"The figures so far of {what}", out):
         return 1
     print(f"Posted {what} early, with the figures so far (no chart); the report itself still goes out at"
           f" {due:%H:%M %Z}.", file=out)
@@ -136,12 +133,18 @@ async def _post(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: Tex
     chart = {"uploaded": "chart in its thread", "saved": f"chart saved to {reporter.chart_path(slot)}",
              "pending": "chart upload will be retried by the server"}.get(
         row.chart_status if row else "", f"no chart ({row.chart_error if row else '?'})")
-    status = await q.message_status(reporter.pool, outbox_id=sent.outbox_id)
-    if status != "delivered":
-        print(f"{what} could not be posted ({status}); see /health for the Slack error.", file=out)
+    if await _refused(reporter, sent, what, out):
         return 1
     print(f"{what} was posted to {reporter.settings.slack_reports_channel}; {chart}.", file=out)
     return 0
+
+
+async def _refused(reporter: Reporter, sent: Sent, what: str, out: TextIO) -> bool:
+    """Whether Slack refused the settled message `sent` for good; if so, say so."""
+    status = await q.message_status(reporter.pool, outbox_id=sent.outbox_id)
+    if status != "delivered":
+        print(f"{what} could not be posted ({status}); see /health for the Slack error.", file=out)
+    return status != "delivered"
 
 
 async def _row(reporter: Reporter, slot: Slot) -> q.RecordedReport | None:
