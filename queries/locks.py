@@ -5,7 +5,8 @@ thing wherever it is taken, so all of them are named here. Session-level locks (
 connection until unlocked or closed, so they take an `asyncpg.Connection` that the caller opened for that one
 purpose, never a pooled one: a lock left on a pooled connection (an unlock that failed) would outlive the work
 and, because the pool's reset does not unlock, block every replica until that connection dies. The intake's
-per-order locks (queries/intake.py `LOCK_REFS`) share this key space through hashtextextended(); a collision
+per-order locks (queries/intake.py `LOCK_REFS`) and the report-period locks (queries/report_periods.py
+`LOCK_PERIOD`) share this key space through hashtextextended(); a collision
 with the four constants below is a 1-in-2^62 chance and would only make two unrelated things wait in turn.
 """
 

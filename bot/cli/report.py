@@ -73,9 +73,15 @@ async def _post_preview(reporter: Reporter, slot: Slot, worker: DeliveryWorker, 
     due = slot.scheduled_at.astimezone(reporter.settings.tz)
     what = f"the {slot.kind.value} report for {day_label(slot.day)}"
     sent = await reporter.preview(slot)
+    if sent is None:  # recorded already (its time moved later since, in Settings): figures so far would follow it
+        return await _already_recorded(reporter, slot, out)
     if not await _deliver(reporter, sent, worker):
         print(f"Queued {what}'s figures so far; the running server will post them. The report itself still goes"
               f" out at {due:%H:%M %Z}.", file=out)
+        return 0
+    if await q.message_status(reporter.pool, outbox_id=sent.outbox_id) == "superseded":
+        print(f"The figures so far of {what} were not posted: newer ones, or the report itself, were queued"
+              " meanwhile.", file=out)
         return 0
     if await _refused(reporter, sent, f"The figures so far of {what}", out):
         return 1
@@ -119,12 +125,7 @@ async def _post(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: Tex
     what = f"The {slot.kind.value} report for {day_label(slot.day)}"
     sent = await reporter.send(slot, source="cli")
     if sent is None:
-        row = await _row(reporter, slot)
-        by = f", by the {row.source}" if row else ""
-        at = f" at {row.recorded_at.astimezone(reporter.settings.tz):%a %d %b %H:%M}" if row else ""
-        print(f"{what} was already posted{at}{by}: each report goes out once per day."
-              " Use --dry-run to see it again.", file=out)
-        return 0
+        return await _already_recorded(reporter, slot, out)
     if not await _deliver(reporter, sent, worker):
         print(f"{what} is queued; the running server will post it.", file=out)
         return 0
@@ -136,6 +137,17 @@ async def _post(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: Tex
     if await _refused(reporter, sent, what, out):
         return 1
     print(f"{what} was posted to {reporter.settings.slack_reports_channel}; {chart}.", file=out)
+    return 0
+
+
+async def _already_recorded(reporter: Reporter, slot: Slot, out: TextIO) -> int:
+    """Say that the report of `slot` went out already (or was noted as missed), so nothing is posted now."""
+    row = await _row(reporter, slot)
+    done = "was noted as missed" if row and row.status == "missed" else "was already posted"
+    by = f", by the {row.source}" if row else ""
+    at = f" at {row.recorded_at.astimezone(reporter.settings.tz):%a %d %b %H:%M}" if row else ""
+    print(f"The {slot.kind.value} report for {day_label(slot.day)} {done}{at}{by}: each report goes out once per"
+          " day. Use --dry-run to see it again.", file=out)
     return 0
 
 

@@ -23,7 +23,7 @@ from bot.deps import Deps
 from bot.reports.chart import render_chart
 from bot.reports.figures import Figures, gather
 from bot.reports.schedule import LATE_AFTER, Slot, recent_slots
-from queries import outbox, report_beats
+from queries import outbox, report_beats, report_periods
 from queries import reports as q
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,21 @@ log = logging.getLogger(__name__)
 MAX_CHART_ATTEMPTS: Final = 5
 # The report job's heartbeats are read back to yesterday's first report at most (two days); kept a day longer.
 HEARTBEATS_KEPT: Final = dt.timedelta(days=3)
+
+
+def period(slot: Slot) -> str:
+    """The report's name, "report:evening:2026-06-09": its message's dedupe key, and its period's lock."""
+    return f"report:{slot.kind.value}:{slot.day.isoformat()}"
+
+
+def preview_prefix(slot: Slot) -> str:
+    """How the dedupe keys of the report's early versions (figures so far) begin; the instant made follows."""
+    return f"report-preview:{slot.kind.value}:{slot.day.isoformat()}:"
+
+
+def missed_key(slot: Slot) -> str:
+    """The dedupe key of the notice that the report was not sent at its time."""
+    return f"report-missed:{slot.kind.value}:{slot.day.isoformat()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +107,16 @@ class Reporter:
         msg = report_message(figures, tz=self.settings.tz, late=late,
                              chart_note=f"Chart saved to {path}" if to_file else None)
         async with self.pool.acquire() as conn, conn.transaction():
+            await report_periods.lock_period(conn, period=period(slot))
             if not await q.record(conn, kind=slot.kind.value, local_date=slot.day, status="sent",
                                   scheduled_at=slot.scheduled_at, recorded_at=now, late=late, source=source,
                                   chart_status="saved" if to_file else "pending",
                                   chart_png=None if to_file else png):
                 return None
-            outbox_id = await outbox.enqueue(conn, dedupe_key=f"report:{slot.kind.value}:{slot.day.isoformat()}",
+            # Figures so far, or a "was not sent" notice (this report sent on demand after all), still waiting for
+            # Slack would be posted after the report: they never are.
+            await report_periods.supersede(conn, prefixes=[preview_prefix(slot), missed_key(slot)])
+            outbox_id = await outbox.enqueue(conn, dedupe_key=period(slot),
                                              channel="reports", kind="report", payload=msg.as_payload())
             await q.set_outbox(conn, kind=slot.kind.value, local_date=slot.day, outbox_id=outbox_id)
         if to_file:
@@ -105,13 +124,20 @@ class Reporter:
         log.info("%s report for %s queued%s", slot.kind.value, slot.day, " (late)" if late else "")
         return Sent(slot, "sent", outbox_id, late)
 
-    async def preview(self, slot: Slot) -> Sent:
+    async def preview(self, slot: Slot) -> Sent | None:
         """The report as it stands, asked for before its time (`salespulse report`): posted as "figures so far"
-        without being recorded, so the report itself still goes out at its time, once. No chart."""
+        without being recorded, so the report itself still goes out at its time, once. No chart. None when the
+        report of `slot` is recorded already (sent, or noted as missed): figures so far would come after it."""
         now = self.clock()
         msg = report_message(await self.figures(slot, now=now), tz=self.settings.tz)
-        outbox_id = await outbox.enqueue(self.pool, dedupe_key=f"report-preview:{slot.kind.value}:{now.isoformat()}",
-                                         channel="reports", kind="report_preview", payload=msg.as_payload())
+        async with self.pool.acquire() as conn, conn.transaction():
+            await report_periods.lock_period(conn, period=period(slot))
+            if any(r.kind == slot.kind.value for r in await q.recorded(conn, days=[slot.day])):
+                return None
+            outbox_id = await outbox.enqueue(conn, dedupe_key=f"{preview_prefix(slot)}{now.isoformat()}",
+                                             channel="reports", kind="report_preview", payload=msg.as_payload())
+            if outbox_id is not None:  # older figures so far of the period, still waiting, would follow these
+                await report_periods.supersede(conn, prefixes=[preview_prefix(slot)], keep=outbox_id)
         log.info("%s report for %s posted early, as a preview", slot.kind.value, slot.day)
         return Sent(slot, "preview", outbox_id, False)
 
@@ -131,6 +157,7 @@ class Reporter:
         """Say in the reports channel that a report's time passed while the bot was down (once)."""
         msg = missed_message(slot, tz=self.settings.tz)
         async with self.pool.acquire() as conn, conn.transaction():
+            await report_periods.lock_period(conn, period=period(slot))
             # No report ever due before this one: a fresh install, nothing was missed.
             if not await q.any_before(conn, at=slot.scheduled_at):
                 return None
@@ -138,7 +165,8 @@ class Reporter:
                                   scheduled_at=slot.scheduled_at, recorded_at=self.clock(), late=True,
                                   source="scheduler", chart_status="none", chart_png=None):
                 return None
-            outbox_id = await outbox.enqueue(conn, dedupe_key=f"report-missed:{slot.kind.value}:{slot.day}",
+            await report_periods.supersede(conn, prefixes=[preview_prefix(slot)])  # they would follow the notice
+            outbox_id = await outbox.enqueue(conn, dedupe_key=missed_key(slot),
                                              channel="reports", kind="report_missed", payload=msg.as_payload())
             await q.set_outbox(conn, kind=slot.kind.value, local_date=slot.day, outbox_id=outbox_id)
         log.warning("%s report for %s was missed (the bot was down)", slot.kind.value, slot.day)
