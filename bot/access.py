@@ -9,6 +9,8 @@ feed) and the Settings view all ask this module, so a door cannot be opened in o
 - Alerts: ALERT_RESPONDERS (user ids, or user group ids `S…` whose members Slack lists); unset → the revenue
   readers when a user list is set, else everyone in the workspace.
 - Settings: SALESPULSE_ADMINS; unset → nobody.
+- "Everyone" is everyone in the organisation that installed the app: someone Slack shows to be from another one
+  (a Slack Connect channel, `bot/affiliation.py`) reads revenue or acts on alerts only if their own id is listed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bot.affiliation import Affiliation, Installation, WhoAmI, outside
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -75,31 +78,49 @@ class _GroupCache:
 class AccessPolicy:
     """Answers "may this person do this here?" from Settings (and Slack, for user groups)."""
 
-    def __init__(self, settings: Settings, *, group_members: GroupMembers | None = None) -> None:
+    def __init__(self, settings: Settings, *, group_members: GroupMembers | None = None,
+                 installation: WhoAmI | None = None) -> None:
         self.settings = settings
         self._groups = _GroupCache(group_members)
+        self.installation = Installation(installation)
 
     def _owner(self, user_id: str | None) -> bool:
         return user_id == LOCAL_OWNER and self.settings.local_mode
 
-    def reads_revenue(self, user_id: str | None, channel_id: str | None) -> bool:
-        """Whether this user, in this channel (None: a surface without one), may see revenue figures."""
+    async def outsider(self, affiliation: Affiliation | None) -> bool:
+        """Whether a Slack request's actor positively belongs to another organisation than the one that installed
+        the app. Slack is asked who installed it only when the payload shows someone of another team."""
+        if affiliation is None or not affiliation.actor.ids:
+            return False
+        home = self.installation.known
+        if home is None and not affiliation.actor.ids <= affiliation.installation.ids:
+            home = await self.installation.learn()
+        return outside(affiliation.actor, home or affiliation.installation)
+
+    def reads_revenue(self, user_id: str | None, channel_id: str | None, *, outsider: bool = False) -> bool:
+        """Whether this user, in this channel (None: a surface without one), may see revenue figures; an
+        `outsider` (of another organisation) only when named in SLASH_COMMAND_ALLOWED_USERS."""
         if self._owner(user_id):
             return True
         users, channels = self.settings.slash_command_allowed_users, self.settings.slash_command_allowed_channels
+        if outsider and user_id not in users:
+            return False
         if channels and channel_id is None and not users:
             return False
         in_users = not users or user_id in users
         in_channels = not channels or channel_id is None or channel_id in channels
         return in_users and in_channels
 
-    async def acts_on_alerts(self, user_id: str | None) -> bool:
-        """Whether this user may acknowledge, silence or resolve alerts."""
+    async def acts_on_alerts(self, user_id: str | None, *, outsider: bool = False) -> bool:
+        """Whether this user may acknowledge, silence or resolve alerts; an `outsider` (of another organisation)
+        only when their own id is listed (a user group of ours does not vouch for them)."""
         if self._owner(user_id):
             return True
         if user_id is None:
             return False
         responders = self.settings.alert_responders
+        if outsider:
+            return user_id in (responders or self.settings.slash_command_allowed_users)
         if not responders:
             users = self.settings.slash_command_allowed_users
             return not users or user_id in users

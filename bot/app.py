@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
 from bot.access import AccessPolicy, GroupMembers
+from bot.affiliation import auth_test
 from bot.alerts.rules_file import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
@@ -73,6 +74,13 @@ def group_members(client: AsyncWebClient) -> GroupMembers:
         return frozenset(str(user) for user in response.get("users") or ())
 
     return members
+
+
+def access_policy(settings: Settings, client: AsyncWebClient | None) -> AccessPolicy:
+    """The access policy; with a bot token it can ask Slack who is in a user group and who installed the app."""
+    if client is None:
+        return AccessPolicy(settings)
+    return AccessPolicy(settings, group_members=group_members(client), installation=auth_test(client))
 
 
 def configured_channels(settings: Settings) -> dict[str, str]:
@@ -161,7 +169,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         intake = IntakeBatcher.for_settings(settings, pool=pool, clock=clock, rebuild=stripe_received.rebuild)
         failures = JobFailures()
         scheduler = create_scheduler(settings.tz, failures)
-        access = AccessPolicy(settings, group_members=group_members(client) if client is not None else None)
+        access = access_policy(settings, client)
         deps = Deps(live=live, pool=pool, dsn=dsn, sender=sender, worker=worker, intake=intake, slack=client,
                     access=access, clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
                     home=HomePublisher(client=client), feed=feed, channels=channels)

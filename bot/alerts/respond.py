@@ -50,11 +50,13 @@ class Pressed(StrEnum):
     REFUSED = "refused"  # the user is not an alert responder
 
 
-async def press(deps: Deps, *, action_id: str, alert_id: int, user: str, surface: str) -> Pressed:
-    """Apply the button to the alert if the user may; the message updates in place through the outbox."""
+async def press(deps: Deps, *, action_id: str, alert_id: int, user: str, surface: str,
+                outsider: bool = False) -> Pressed:
+    """Apply the button to the alert if the user may (`outsider`: Slack shows them to be of another organisation);
+    the message updates in place through the outbox."""
     now = deps.clock()
     action = VERBS[action_id]
-    if not await deps.access.acts_on_alerts(user):
+    if not await deps.access.acts_on_alerts(user, outsider=outsider):
         await audit.record(deps.pool, audit.AlertAction(alert_id=alert_id, user_id=user, action=action,
                                                         outcome="refused", silenced_until=None, surface=surface,
                                                         at=now))

@@ -82,17 +82,18 @@ RENDERERS: dict[str, Render] = {"/sales": sales, "/errors": errors, "/health": h
 
 
 async def answer(deps: Deps, *, command: str, text: str, user_id: str | None, channel_id: str | None,
-                 shareable: bool = True, origin: str | None = None) -> Message:
+                 shareable: bool = True, origin: str | None = None, outsider: bool = False) -> Message:
     """The full answer to a command as typed: refusal, usage, or the figures. `origin`: the scheme and host the
-    command was sent to, for a link back to this server (none over Socket Mode)."""
+    command was sent to, for a link back to this server (none over Socket Mode); `outsider`: the caller is of
+    another organisation than the one that installed the app."""
     arg = " ".join(text.split()).lower()
-    if not deps.access.reads_revenue(user_id, channel_id):
+    if not deps.access.reads_revenue(user_id, channel_id, outsider=outsider):
         return refusal_message()
     if arg in HELP_WORDS:
         return usage_message(command)
     if command == "/sales" and arg == LINK_ARG:
         # The dashboard has no channel: a link is for those who read revenue anywhere, not only in this channel.
-        if not deps.access.reads_revenue(user_id, None):
+        if not deps.access.reads_revenue(user_id, None, outsider=outsider):
             return refusal_message()
         return dashboard_link(deps, shareable=shareable, user_id=user_id, origin=origin)
     render = RENDERERS.get(command)

@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.affiliation import of_action
 from bot.alerts.respond import VERBS, Pressed, alert_id_of, press
 from bot.answers.commands import ephemeral
 from bot.blocks.common import not_allowed_message
@@ -24,7 +25,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         user = (body.get("user") or {}).get("id") or "unknown"
         on_home = (body.get("container") or {}).get("type") == "view"
         pressed = await press(deps, action_id=action["action_id"], alert_id=alert_id, user=user,
-                              surface="home" if on_home else "slack")
+                              surface="home" if on_home else "slack",
+                              outsider=await deps.access.outsider(of_action(body)))
         if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url (nor buttons for them: a forgery)
             await respond(**ephemeral(not_allowed_message("act on alerts")), replace_original=False)
         elif pressed is Pressed.CHANGED and on_home:

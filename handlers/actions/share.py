@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.affiliation import of_action
 from bot.answers.commands import ephemeral
 from bot.answers.share import deliver_share, parse_share_value, share_answer
 from bot.blocks.common import SHARE_ACTION, refusal_message
@@ -21,7 +22,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         user_id = (body.get("user") or {}).get("id")
         channel_id = (body.get("channel") or {}).get("id")
-        if not deps.access.reads_revenue(user_id, channel_id):
+        outsider = await deps.access.outsider(of_action(body))
+        if not deps.access.reads_revenue(user_id, channel_id, outsider=outsider):
             await respond(**ephemeral(refusal_message()), replace_original=False)
             return
         request = parse_share_value(action.get("value"))

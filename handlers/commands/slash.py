@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.affiliation import of_command
 from bot.answers.commands import RENDERERS, answer, ephemeral
 from bot.blocks.settings import denied_message, settings_not_opened
 from bot.deps import Deps
@@ -29,8 +30,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             if (why := await open_view(deps, user=user, trigger_id=str(command.get("trigger_id")))) is not None:
                 await respond(**ephemeral(settings_not_opened(why)))
             return
-        msg = await answer(deps, command=command["command"], text=command.get("text") or "",
-                           user_id=user, channel_id=command.get("channel_id"), origin=context.get(ORIGIN))
+        outsider = await deps.access.outsider(of_command(command))
+        msg = await answer(deps, command=command["command"], text=command.get("text") or "", user_id=user,
+                           channel_id=command.get("channel_id"), origin=context.get(ORIGIN), outsider=outsider)
         await ack(**ephemeral(msg))
 
     for name in RENDERERS:
