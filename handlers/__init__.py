@@ -20,6 +20,7 @@ from handlers.scheduled import alerts as alert_jobs
 from handlers.scheduled import discounts as discount_jobs
 from handlers.scheduled import open_checkouts as open_checkout_jobs
 from handlers.scheduled import reports as report_jobs
+from handlers.scheduled import retention as retention_jobs
 from handlers.scheduled import settlements as settlement_jobs
 from handlers.scheduled import stripe_sync as stripe_sync_jobs
 from handlers.web import dashboard, feed, healthz, metrics, monitoring, slack_events
@@ -47,3 +48,4 @@ def add_jobs(scheduler: AsyncIOScheduler, deps: Deps, *, dsn: str) -> None:
     discount_jobs.register(scheduler, deps)
     open_checkout_jobs.register(scheduler, deps)
     report_jobs.register(scheduler, deps)
+    retention_jobs.register(scheduler, deps)
