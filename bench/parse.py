@@ -31,7 +31,9 @@ SECRET = "whsec_bench"
 RUBY = "stripe-ruby-mock"
 BASIL = "versions/basil/subscription_first"
 
-# event type → (reference file, type to send it as when the file is a bare object or another type's envelope)
+# event type → (reference file, how to send it: "wrap" a bare object, "retype" another type's envelope, or as a
+# "failed" refund — retyped, its Refund's status failed, as Stripe sends a refund that failed; any other update of a
+# refund is nothing to record)
 SOURCES: dict[str, tuple[str, str | None]] = {
     "checkout.session.completed": (f"{RUBY}/checkout.session.completed.json", None),
     "checkout.session.async_payment_succeeded": (f"{RUBY}/checkout.session.completed.json", "retype"),
@@ -41,6 +43,9 @@ SOURCES: dict[str, tuple[str, str | None]] = {
     "payment_intent.payment_failed": (f"{RUBY}/payment_intent.payment_failed.json", None),
     "charge.succeeded": (f"{RUBY}/charge.succeeded.json", None),
     "charge.refunded": (f"{RUBY}/charge.refunded.json", None),
+    "charge.refund.updated": (f"{RUBY}/charge.refund.updated.json", "failed"),
+    "refund.failed": (f"{RUBY}/charge.refund.updated.json", "failed"),
+    "refund.updated": (f"{RUBY}/charge.refund.updated.json", "failed"),
     "charge.dispute.created": (f"{RUBY}/charge.dispute.created.json", None),
     "charge.dispute.closed": (f"{RUBY}/charge.dispute.closed.json", None),
     "charge.dispute.funds_reinstated": ("dj-stripe/dispute_dp_funds_reinstated_full.json", "wrap"),
@@ -61,6 +66,9 @@ def reference_body(event_type: str) -> bytes:
         raw = wrap_event(raw, event_type, event_id="evt_bench")
     elif how == "retype":
         raw = {**raw, "type": event_type}
+    elif how == "failed":
+        refund = {**raw["data"]["object"], "status": "failed", "failure_reason": "expired_or_canceled_card"}
+        raw = {**raw, "type": event_type, "data": {**raw["data"], "object": refund}}
     assert raw["type"] == event_type, relpath
     return json.dumps(raw, indent=2).encode()
 

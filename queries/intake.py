@@ -32,7 +32,7 @@ SELECT r.ref, p.order_id
 SELECT f.ref, o.id, o.payment_status, o.amount_total, o.amount_refunded, o.currency, o.customer_email,
        o.customer_name, o.product_name, o.affiliate_id, o.checkout_session_id, o.payment_intent_id,
        o.invoice_id, o.charge_id, o.failure_reason, o.livemode, o.metadata, o.created_at, o.refunded_at,
-       o.status_at
+       o.status_at, o.refund_ledger
   FROM orders AS o
   JOIN found AS f ON f.order_id = o.id
  WHERE o.id = ANY (ARRAY(SELECT order_id FROM found))
@@ -55,7 +55,7 @@ UPDATE orders AS o
        product_name = v.product_name, affiliate_id = v.affiliate_id, checkout_session_id = v.checkout_session_id,
        payment_intent_id = v.payment_intent_id, invoice_id = v.invoice_id, charge_id = v.charge_id,
        failure_reason = v.failure_reason, metadata = v.metadata, created_at = v.created_at,
-       refunded_at = v.refunded_at, status_at = v.status_at, updated_at = now()
+       refunded_at = v.refunded_at, status_at = v.status_at, refund_ledger = v.refund_ledger, updated_at = now()
   FROM (""" + ORDERS.select("$1") + """) AS v
  WHERE o.id = v.id
 """
@@ -162,6 +162,9 @@ class OrderRow:
     livemode: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     refunded_at: dt.datetime | None = None
+    # What Stripe said of its refunds (migration 0037), from which bot/intake/refunds.py derives amount_refunded,
+    # refunded_at and the 'refunded' status. Replaced, never changed in place: `stored` holds the row as read.
+    refund_ledger: dict[str, Any] = field(default_factory=dict)
     is_new: bool = False
     dirty: bool = False  # touched by the batch's events (see changed())
     stored: tuple[Any, ...] | None = None  # its ORDER_COLUMNS values as read from the table

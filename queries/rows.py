@@ -88,7 +88,7 @@ ORDERS: Final = RowShape("orders", (
     ("currency", "text"), ("customer_email", "text"), ("customer_name", "text"), ("product_name", "text"),
     ("affiliate_id", "text"), ("checkout_session_id", "text"), ("payment_intent_id", "text"), ("invoice_id", "text"),
     ("charge_id", "text"), ("failure_reason", "text"), ("livemode", "bool"), ("metadata", "jsonb"),
-    ("created_at", "micros"), ("refunded_at", "micros"), ("status_at", "micros")))
+    ("created_at", "micros"), ("refunded_at", "micros"), ("status_at", "micros"), ("refund_ledger", "jsonb")))
 REFS: Final = RowShape("payment_refs", (("ref", "text"), ("order_id", "text")))
 CHECKOUTS: Final = RowShape("checkout_sessions", (
     ("id", "text"), ("status", "text"), ("amount_total", "bigint"), ("currency", "text"), ("customer_email", "text"),

@@ -1,8 +1,9 @@
 """SQL behind net-of-fees figures: the queue of orders whose Stripe balance transactions are still to be read,
 what was read, the account's default currency, and window totals of the settled columns (migration 0014).
 
-The queue is filled by scanning what changed recently (new sales, refunds, disputes) rather than by a trigger,
-so intake pays nothing for it and, without STRIPE_API_KEY, nothing is ever queued.
+The queue is filled by scanning what changed recently (new sales, refunds, disputes) rather than by a trigger, and
+by one statement per intake batch whose events change figures already read or queued (REREAD); without
+STRIPE_API_KEY nothing is ever read, so nothing is ever queued.
 """
 
 from __future__ import annotations
@@ -31,19 +32,34 @@ SELECT o.id, $2, $2 FROM disputes AS d JOIN orders AS o ON o.id = d.order_id
 ON CONFLICT (order_id) DO NOTHING
 """
 
-# A dispute closed or its funds reinstated (a won dispute's reversal is a balance transaction of its own): the
-# order's figures are read again, if they were ever read (without STRIPE_API_KEY nothing is, so nothing is queued).
-# A row given up on or backing off is made due now, with fresh tries; one waiting or leased stays as it is (a read
-# in flight might predate the reinstatement: then the other event of the pair, closed or reinstated, re-reads it).
-# The dispute's status is the intake's (queries/intake.py UPSERT_DISPUTES: the newer event's, in any order).
-REQUEUE_DISPUTED: Final = """
+# An event that changes an order's Stripe figures — a refund, a refund failed or canceled, a dispute opened, closed
+# or its funds reinstated — reads them again if they were ever read or are queued (without STRIPE_API_KEY nothing
+# is, so nothing is queued). A row given up on or backing off is made due now with fresh tries; one waiting keeps
+# its place. queued_at moves on in every case: a read in flight when the event came (begun before it) then leaves
+# its row to be read again when the lease ends (DONE). A dispute's status is the intake's (UPSERT_DISPUTES).
+REREAD: Final = """
 INSERT INTO settlement_fetches AS f (order_id, due_at, queued_at)
 SELECT DISTINCT o.id, $2::timestamptz, $2::timestamptz
   FROM payment_refs AS p
   JOIN orders AS o ON o.id = p.order_id
- WHERE p.ref = ANY($1::text[]) AND o.settled_at IS NOT NULL
-ON CONFLICT (order_id) DO UPDATE SET due_at = EXCLUDED.due_at, attempts = 0
- WHERE f.due_at = 'infinity' OR f.attempts > 0
+ WHERE p.ref = ANY($1::text[])
+   AND (o.settled_at IS NOT NULL OR EXISTS (SELECT FROM settlement_fetches AS q WHERE q.order_id = o.id))
+ON CONFLICT (order_id) DO UPDATE
+   SET queued_at = EXCLUDED.queued_at,
+       due_at    = CASE WHEN f.due_at = 'infinity' OR f.attempts > 0 THEN EXCLUDED.due_at ELSE f.due_at END,
+       attempts  = CASE WHEN f.due_at = 'infinity' OR f.attempts > 0 THEN 0 ELSE f.attempts END
+"""
+
+# Orders given up on (MAX_ATTEMPTS failed tries, or settled in another currency than the store's) get one more try
+# at the daily reconciliation ($4: the attempts that leave exactly one) while their sale is in its window ($2): an
+# outage longer than the backoff ends, STORE_CURRENCY changes. Not tried since $3 (a day before now): once a day,
+# however many replicas and restarts; a failure gives the order up again at once.
+REVIVE: Final = """
+UPDATE settlement_fetches AS f
+   SET due_at = $1, attempts = $4
+  FROM orders AS o
+ WHERE f.due_at = 'infinity' AND o.id = f.order_id AND o.created_at >= $2
+   AND coalesce(f.tried_at, f.queued_at) <= $3
 """
 
 # A lease, not a lock held across HTTP: the claimed rows' due_at moves past the batch's deadline, so another
@@ -69,12 +85,14 @@ UPDATE orders
  WHERE id = $1
 """
 
+# Unless an event queued the order again after the claim ($2): then the row stays and, its lease ended, is read again.
 DONE: Final = """
-DELETE FROM settlement_fetches WHERE order_id = $1
+DELETE FROM settlement_fetches WHERE order_id = $1 AND queued_at <= $2
 """
 
 RETRY: Final = """
-UPDATE settlement_fetches SET due_at = $2, attempts = attempts + $3, last_error = $4 WHERE order_id = $1
+UPDATE settlement_fetches SET due_at = $2, attempts = attempts + $3, last_error = $4, tried_at = $5
+ WHERE order_id = $1
 """
 
 ACCOUNT_CURRENCY: Final = """
@@ -202,10 +220,18 @@ async def enqueue(db: Executor, *, since: dt.datetime, now: dt.datetime) -> int:
     return int(status.split()[-1])
 
 
-async def dispute_settled(db: Executor, *, refs: list[str], now: dt.datetime) -> None:
-    """Disputes closed or reinstated: queue their orders' figures to be read again."""
+async def reread(db: Executor, *, refs: list[str], now: dt.datetime) -> None:
+    """Refunds, failed refunds and disputes of these payments: queue their orders' figures to be read again."""
     if refs:
-        await db.execute(REQUEUE_DISPUTED, refs, now)
+        await db.execute(REREAD, refs, now)
+
+
+async def revive(db: Executor, *, now: dt.datetime, since: dt.datetime, tried_before: dt.datetime,
+                 attempts: int) -> int:
+    """Make the orders of sales since `since` given up on and not tried since `tried_before` due now, at `attempts`
+    tries; how many."""
+    status: str = await db.execute(REVIVE, now, since, tried_before, attempts)
+    return int(status.split()[-1])
 
 
 async def claim(db: Executor, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Claim]:
@@ -216,22 +242,18 @@ async def claim(db: Executor, *, now: dt.datetime, lease_until: dt.datetime, lim
 
 
 async def record(db: Executor, *, claim: Claim, figures: Figures, at: dt.datetime) -> None:
-    """Store an order's figures, as of the refunds and disputes known at its claim, and take it off the queue
-    (call inside one transaction)."""
+    """Store an order's figures, as of the refunds and disputes known at its claim (`at`), and take it off the
+    queue unless an event queued it again since (call inside one transaction)."""
     f = figures
     await db.execute(RECORD, claim.order_id, f.amount, f.currency, f.fee, f.refunded, f.net, f.balance_transaction,
                      at, claim.amount_refunded, claim.disputes)
-    await db.execute(DONE, claim.order_id)
+    await db.execute(DONE, claim.order_id, at)
 
 
-async def drop(db: Executor, *, order_id: str) -> None:
-    """Take an order off the queue without figures (nothing to read)."""
-    await db.execute(DONE, order_id)
-
-
-async def retry(db: Executor, *, order_id: str, due_at: dt.datetime, error: str, attempt: bool = True) -> None:
-    """Try again at `due_at` ('infinity' gives up); `attempt` False for a rate limit, which is no fault."""
-    await db.execute(RETRY, order_id, due_at, int(attempt), error[:500])
+async def retry(db: Executor, *, order_id: str, due_at: dt.datetime, error: str, at: dt.datetime,
+                attempt: bool = True) -> None:
+    """Tried at `at`: try again at `due_at` ('infinity' gives up); `attempt` False for a rate limit, no fault."""
+    await db.execute(RETRY, order_id, due_at, int(attempt), error[:500], at)
 
 
 async def account_currency(db: Executor) -> str | None:

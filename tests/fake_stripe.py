@@ -3,8 +3,12 @@
 Serves GET /v1/events (`types[]`, `created[gte|gt|lte|lt]`, `starting_after`, `ending_before`, `limit`),
 /v1/checkout/sessions, /v1/payment_intents (with `expand[]=data.latest_charge`) and /v1/invoice_payments,
 newest first as Stripe lists; single charges, payment intents and subscriptions with `expand[]` paths (balance
-transactions, refunds, Discounts), coupons, disputes by `charge`, and /v1/account; checks the
+transactions, refunds, Discounts), coupons, disputes by `charge`, refunds by `charge` or `payment_intent` (only the
+parameters Stripe's list takes, `expand[]` under `data.`), and /v1/account; checks the
 `Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
+
+A charge's refunds are the `refunds.data` of its object here, in any order; served, a Charge embeds its 10 newest
+(`has_more` when it has more), and GET /v1/refunds lists them all, newest first, as Stripe does.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from aiohttp import web
 from multidict import MultiMapping
 
 API_KEY = "rk_test_salespulse_read_only"
+MAX_EVENT_TYPES = 20  # GET /v1/events `types[]`: "An array of up to 20 strings" (https://docs.stripe.com/api/events/list)
+EMBEDDED_REFUNDS = 10  # a Charge embeds its 10 newest refunds (https://docs.stripe.com/api/refunds/list)
+# What GET /v1/refunds takes (https://docs.stripe.com/api/refunds/list); `created` also as created[gt|gte|lt|lte].
+REFUND_LIST_PARAMS = frozenset({"charge", "payment_intent", "ending_before", "starting_after", "limit", "expand[]"})
 
 
 @dataclass
@@ -100,6 +108,7 @@ class FakeStripe:
         app.router.add_route("*", "/v1/invoice_payments", self._invoice_payments)
         app.router.add_route("*", "/v1/webhook_endpoints", self._endpoints)
         app.router.add_route("*", "/v1/disputes", self._disputes)
+        app.router.add_route("*", "/v1/refunds", self._refunds)
         app.router.add_route("*", "/v1/charges/{id}", self._object)
         app.router.add_route("*", "/v1/payment_intents/{id}", self._object)
         app.router.add_route("*", "/v1/account", self._object)
@@ -125,7 +134,12 @@ class FakeStripe:
         await self.stop()
 
     async def _events(self, request: web.Request) -> web.Response:
-        return await self._serve(request, self.events, object_name="event")
+        too_many = len(request.query.getall("types[]", [])) > MAX_EVENT_TYPES
+        response = await self._gate(request) or (
+            _error(400, f"types: at most {MAX_EVENT_TYPES} event types", code="parameter_invalid") if too_many
+            else self._list(request.query, self.events, "event"))
+        self._record(request, response)
+        return response
 
     async def _sessions(self, request: web.Request) -> web.Response:
         return await self._serve(request, self.sessions, object_name="checkout.session")
@@ -141,6 +155,41 @@ class FakeStripe:
 
     async def _disputes(self, request: web.Request) -> web.Response:
         return await self._serve(request, self.disputes, object_name="dispute")
+
+    async def _refunds(self, request: web.Request) -> web.Response:
+        response = await self._gate(request) or self._refund_list(request.query)
+        self._record(request, response)
+        return response
+
+    def _refund_list(self, query: MultiMapping[str]) -> web.Response:
+        """GET /v1/refunds as Stripe answers it: an unknown parameter, a limit out of 1–100 or an expansion outside
+        `data.` is a 400; every refund of the charge (or PaymentIntent), newest first, after the cursor."""
+        if unknown := sorted({k for k in query if k not in REFUND_LIST_PARAMS and not _created_bound(k)}):
+            return _error(400, f"Received unknown parameter: {unknown[0]}", code="parameter_unknown")
+        limit = query.get("limit", "10")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            return _error(400, f"Invalid integer: {limit}: between 1 and 100", code="parameter_invalid_integer")
+        expand = query.getall("expand[]", [])
+        if bad := [e for e in expand if not e.startswith("data.")]:
+            return _error(400, f"This property cannot be expanded ({bad[0]}).", code="parameter_invalid")
+        refunds = [r for c in self.charges.values() for r in _newest_first(c) if _matches(r, query)
+                   and (query.get("payment_intent") is None or r.get("payment_intent") == query["payment_intent"])]
+        ids, count = [r["id"] for r in refunds], int(limit)
+        cursor = query.get("starting_after") or query.get("ending_before")
+        if cursor is not None and cursor not in ids:
+            return _error(404, f"No such refund: '{cursor}'", code="resource_missing")
+        if query.get("starting_after") is not None:
+            refunds = refunds[ids.index(query["starting_after"]) + 1:]
+            page = refunds[:count]
+        elif query.get("ending_before") is not None:  # the newer ones, the page nearest the cursor
+            refunds = refunds[:ids.index(query["ending_before"])]
+            page = refunds[-count:]
+        else:
+            page = refunds[:count]
+        for path in expand:
+            page = self._expand_path(page, path.split(".")[1:])
+        return web.json_response({"object": "list", "url": "/v1/refunds", "has_more": len(refunds) > len(page),
+                                  "data": page})
 
     async def _object(self, request: web.Request) -> web.Response:
         response = await self._gate(request) or self._one(request)
@@ -158,7 +207,7 @@ class FakeStripe:
         expand = request.query.getall("expand[]", [])
         for path in expand:
             obj = self._expand_path(obj, path.split("."))
-        return web.json_response(_without_unasked_refunds(obj, expand))
+        return web.json_response(_as_served(obj, expand))
 
     def _expand_path(self, value: Any, path: list[str]) -> Any:
         if not path:
@@ -246,15 +295,37 @@ class FakeStripe:
         return item
 
 
-def _without_unasked_refunds(obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+def _as_served(obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
     """Since API version 2022-11-15 a Charge carries `refunds` only when they are asked for by name (`expand[]=refunds`,
-    or `latest_charge.refunds` through its PaymentIntent): https://docs.stripe.com/changelog/2022-11-15."""
-    if obj.get("object") == "charge" and "refunds" not in expand:
-        return {k: v for k, v in obj.items() if k != "refunds"}
+    or `latest_charge.refunds` through its PaymentIntent): https://docs.stripe.com/changelog/2022-11-15. Asked for,
+    they are its 10 newest, `has_more` telling of the rest (GET /v1/refunds?charge=…)."""
+    if obj.get("object") == "charge":
+        return _charge_refunds(obj, asked="refunds" in expand)
     charge = obj.get("latest_charge")
-    if isinstance(charge, dict) and "latest_charge.refunds" not in expand:
-        return {**obj, "latest_charge": {k: v for k, v in charge.items() if k != "refunds"}}
+    if isinstance(charge, dict):
+        return {**obj, "latest_charge": _charge_refunds(charge, asked="latest_charge.refunds" in expand)}
     return obj
+
+
+def _charge_refunds(charge: dict[str, Any], *, asked: bool) -> dict[str, Any]:
+    if not asked:
+        return {k: v for k, v in charge.items() if k != "refunds"}
+    refunds = charge.get("refunds")
+    if not isinstance(refunds, dict):
+        return charge
+    newest = _newest_first(charge)
+    return {**charge, "refunds": {**refunds, "data": newest[:EMBEDDED_REFUNDS],
+                                  "has_more": len(newest) > EMBEDDED_REFUNDS}}
+
+
+def _newest_first(charge: dict[str, Any]) -> list[dict[str, Any]]:
+    """A charge's refunds as Stripe lists them: newest first; of two made in the same second, the one added later."""
+    data = (charge.get("refunds") or {}).get("data") or []
+    return [r for _, r in sorted(enumerate(data), key=lambda p: (p[1].get("created", 0), p[0]), reverse=True)]
+
+
+def _created_bound(name: str) -> bool:
+    return name in {"created", "created[gt]", "created[gte]", "created[lt]", "created[lte]"}
 
 
 def _matches(item: dict[str, Any], query: MultiMapping[str]) -> bool:

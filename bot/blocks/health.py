@@ -24,7 +24,7 @@ MODE_LABELS: Final = {"local": "local mode", "socket": "Socket Mode", "webhooks"
 def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     """One line per component, in the order an on-call person checks them."""
     found = [_database_line(s), *_activity_lines(s, tz), *_delivery_lines(s), *_channel_lines(s), _site_line(s),
-             _stripe_sync_line(s), *_scheduler_lines(s, tz), *_settings_lines(s, tz)]
+             _stripe_sync_line(s), _stripe_fees_line(s), *_scheduler_lines(s, tz), *_settings_lines(s, tz)]
     return [line for line in found if line is not None]
 
 
@@ -151,6 +151,17 @@ def _stripe_sync_line(s: HealthSnapshot) -> str | None:
     if sync.last_error_at is not None and s.now - sync.last_error_at < dt.timedelta(hours=24):
         line += f" · last error {ago(s.now - sync.last_error_at)}: `{escape_mrkdwn((sync.last_error or '?')[:200])}`"
     return f"{WARN if stale or sync.recovered_24h else OK} {line}"
+
+
+def _stripe_fees_line(s: HealthSnapshot) -> str | None:
+    """Orders whose balance transactions (net of fees) are still to be read, and those given up on; None if none."""
+    fees = s.stripe_fees
+    if fees is None or not (fees.waiting or fees.given_up):
+        return None
+    line = f"*Stripe fees* {fees.waiting} order(s) waiting to be read"
+    if fees.given_up:
+        line += f" · {fees.given_up} given up on (\"not converted yet\"; tried again daily)"
+    return f"{WARN if fees.given_up else OK} {line}"
 
 
 def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:

@@ -28,7 +28,8 @@ from queries import intake_pings as pings
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
-_NEEDS_ORDERS = (Kind.SALE, Kind.PENDING, Kind.FAILURE, Kind.REFUND, Kind.DISPUTE, Kind.DISPUTE_SETTLED, Kind.LINK)
+_NEEDS_ORDERS = (Kind.SALE, Kind.PENDING, Kind.FAILURE, Kind.REFUND, Kind.REFUND_VOID, Kind.DISPUTE,
+                 Kind.DISPUTE_SETTLED, Kind.LINK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ async def _write_incidents(conn: asyncpg.Connection, fold: Fold, *, now: dt.date
     """The batch's failed payments and disputes; the event ids of the failures recorded."""
     recorded = await q.insert_failures(conn, fold.failures)
     await q.upsert_disputes(conn, list(fold.disputes.values()))
-    await settlements.dispute_settled(conn, refs=sorted({r for e in fold.settled_disputes for r in e.refs}), now=now)
+    await settlements.reread(conn, refs=sorted({r for e in fold.reread for r in e.refs}), now=now)
     return recorded
 
 

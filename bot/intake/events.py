@@ -17,6 +17,9 @@ class Kind(StrEnum):
     PENDING = "pending"  # a checkout finished but the money has not arrived yet (async methods)
     FAILURE = "failure"  # a payment attempt failed
     REFUND = "refund"  # some or all of a charge was given back
+    # A refund failed or was canceled (charge.refund.updated, refund.failed, refund.updated): its money came back to
+    # the account, so the order's refunded amount drops again (bot/intake/refunds.py). No ping.
+    REFUND_VOID = "refund_void"
     DISPUTE = "dispute"  # a customer opened a chargeback
     # charge.dispute.closed / .funds_reinstated: a dispute was decided or its money came back; no ping, but its
     # balance transactions changed, so the order's Stripe figures (net) are read again (bot/stripe/settle.py).
@@ -55,6 +58,8 @@ class PaymentEvent:
     charge_id: str | None = None
     failure_reason: str | None = None  # FAILURE: Stripe's message or decline code
     amount_refunded: int | None = None  # REFUND: cumulative amount refunded on the charge
+    refund_id: str | None = None  # REFUND_VOID: the re_… that failed or was canceled (`amount` is its amount)
+    refund_created_at: datetime | None = None  # REFUND_VOID: the refund's own `created`
     dispute_id: str | None = None
     dispute_reason: str | None = None
     dispute_status: str | None = None

@@ -26,7 +26,7 @@ from bot.intake.disputes import dispute_row, merged
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.failures import one_per_attempt
 from bot.intake.merge import absorb, fill, named, settled, status_moves, survivor_of
-from bot.intake.refunds import placeholder, refund_view, settle_refunded, take_refund, takes_amount
+from bot.intake.refunds import placeholder, refund_view, settle_refunded, take_refund, take_void, takes_amount
 from bot.subscriptions.first_payments import Invoices, PaidInvoice
 from queries.intake import CheckoutRow, OrderRow, QueuedMessage
 from queries.intake_pings import PingUpdate
@@ -49,7 +49,7 @@ class Fold:
     checkouts: dict[str, CheckoutRow] = field(default_factory=dict)
     failures: list[tuple[Any, ...]] = field(default_factory=list)
     disputes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    settled_disputes: list[PaymentEvent] = field(default_factory=list)  # closed or reinstated: read net again
+    reread: list[PaymentEvent] = field(default_factory=list)  # refunds (voided too), disputes: read net again
     messages: list[QueuedMessage] = field(default_factory=list)
     queued_keys: set[str] = field(default_factory=set)  # the messages' dedupe keys: a lookup, not a scan per event
     merged: dict[str, str] = field(default_factory=dict)  # order id merged away → the order it went into
@@ -77,11 +77,14 @@ class Fold:
                 self._failure(index, e)
             case Kind.REFUND:
                 self._refund(index, e)
+            case Kind.REFUND_VOID:  # no ping: the money came back, the refunded amount drops again
+                take_void(self._refunded(e), e)
+                self.reread.append(e)
             case Kind.DISPUTE:
                 self._dispute(index, e)
             case Kind.DISPUTE_SETTLED:  # no ping: its status is kept, the order's Stripe figures read again
                 self._dispute_row(e)
-                self.settled_disputes.append(e)
+                self.reread.append(e)
             case Kind.CHECKOUT_EXPIRED:
                 self._checkout(e, status="expired")
             case Kind.LINK:  # ids and a customer: fills (or merges) orders, or keeps them for the sale to come
@@ -258,15 +261,22 @@ class Fold:
                            customer_email=e.customer_email, reason=e.failure_reason, occurred_at=e.occurred_at)
         self._queue(index, f"failure:{e.event_id}", "alerts", "failure", failure_message(view, tz=self.tz))
 
+    def _refunded(self, e: PaymentEvent) -> OrderRow:
+        """The order a refund or a failed refund is about; before its sale (a retried sale event), a placeholder
+        the sale fills in."""
+        order = self._find(e.refs)
+        if order is None:
+            order = self.orders[e.order_ref] = placeholder(e)
+        self._add_refs(order.id, e.refs)
+        return order
+
     def _refund(self, index: int, e: PaymentEvent) -> None:
         refunded = e.amount_refunded or 0
         if refunded <= 0:
             return
-        order = self._find(e.refs)
-        if order is None:  # before its sale (a retried sale event): kept on a placeholder the sale fills in
-            order = self.orders[e.order_ref] = placeholder(e)
+        order = self._refunded(e)
         take_refund(order, e, refunded)
-        self._add_refs(order.id, e.refs)
+        self.reread.append(e)
         self._queue(index, f"refund:{e.charge_id or order.id}:{refunded}", "sales", "refund",
                     refund_message(refund_view(order, e, refunded), tz=self.tz))
 
@@ -282,6 +292,7 @@ class Fold:
     def _dispute(self, index: int, e: PaymentEvent) -> None:
         dispute_id = e.dispute_id or e.event_id
         order = self._dispute_row(e)
+        self.reread.append(e)
         view = DisputeView(dispute_id=dispute_id, charge_id=e.charge_id, amount=e.amount, currency=e.currency,
                            reason=e.dispute_reason, occurred_at=e.occurred_at,
                            product=order.product_name if order is not None else e.product,

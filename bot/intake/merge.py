@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.intake.events import PaymentEvent
-from bot.intake.refunds import settle_refunded, takes_amount
+from bot.intake.refunds import merge_refunds, takes_amount
 from queries.intake import OrderRow
 
 # When two events about one payment carry the same second, the further-along state wins. A 'linked' row only
@@ -70,10 +70,7 @@ def absorb(survivor: OrderRow, loser: OrderRow) -> None:
     if o.amount_total is not None and takes_amount(s, was, o.payment_status, moves):
         s.amount_total, s.currency = o.amount_total, o.currency or s.currency
     s.currency = s.currency or o.currency
-    s.amount_refunded = max(s.amount_refunded, o.amount_refunded)
-    if o.refunded_at is not None:
-        s.refunded_at = max(s.refunded_at, o.refunded_at) if s.refunded_at else o.refunded_at
-    settle_refunded(s)
+    merge_refunds(s, o)  # every charge.refunded and failed refund of both; the status follows
     for name in FILLED_IF_MISSING:
         if getattr(s, name) is None:
             setattr(s, name, getattr(o, name))

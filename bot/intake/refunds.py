@@ -4,9 +4,21 @@ Stripe retries, so a charge.refunded may arrive before the sale it refunds: it i
 (`linked`, never counted) that the sale fills in. 'refunded' is derived, never an event's: an order is 'refunded'
 wherever it would be 'completed' while its refunds reach its amount, so neither a refund's arrival nor a late
 completed event (a checkout session redelivered after the refund) decides it alone.
+
+A refund can fail or be canceled after charge.refunded counted it, and its money comes back (bot/stripe/refunds.py).
+So the order keeps what Stripe said (`refund_ledger`, migration 0037): each charge.refunded's cumulative amount and
+time, and each refund voided with its amount, creation and void times. amount_refunded is derived from all of it, the
+same whatever order the facts came in: each charge.refunded's amount less the refunds it counted (created by then)
+that were voided after it — at the same second, the void is taken as the later — and the largest of those. A later
+refund only adds, so the largest is the one that saw every refund still standing; charge.refunded never says a voided
+refund again (Stripe lowers amount_refunded when it fails), and a backfill's charge.refunded, stamped with the
+charge's own time, counts what stands now.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Final
 
 from bot.blocks.pings import RefundView
 from bot.intake.events import PaymentEvent
@@ -14,13 +26,16 @@ from queries.intake import OrderRow
 
 # The statuses of an order whose money was taken: a pending, failed or linked event never sets its amount.
 PAID = frozenset({"completed", "refunded"})
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
 
 
 def settle_refunded(order: OrderRow) -> None:
-    """A 'completed' order whose refunds reach its amount is 'refunded'; a partial refund stays 'completed'."""
-    if (order.payment_status == "completed" and order.amount_total is not None
-            and 0 < order.amount_total <= order.amount_refunded):
-        order.payment_status = "refunded"
+    """A paid order is 'refunded' while its refunds reach its amount and 'completed' otherwise (a partial refund, or
+    a full one that failed)."""
+    if order.payment_status in PAID and order.amount_total is not None:
+        full = 0 < order.amount_total <= order.amount_refunded
+        order.payment_status = "refunded" if full else "completed"
 
 
 def takes_amount(order: OrderRow, was: str, status: str, moves: bool) -> bool:
@@ -41,13 +56,79 @@ def placeholder(e: PaymentEvent) -> OrderRow:
                     livemode=e.livemode, metadata=dict(e.metadata), is_new=True)
 
 
-def take_refund(order: OrderRow, e: PaymentEvent, refunded: int) -> None:
-    """Refunds are cumulative: the larger amount and the later time win."""
-    order.amount_refunded = max(order.amount_refunded, refunded)
-    order.refunded_at = max(order.refunded_at, e.occurred_at) if order.refunded_at else e.occurred_at
-    order.currency = order.currency or e.currency
+def _us(at: dt.datetime) -> int:
+    """A time as the ledger keeps it: whole microseconds since the epoch (queries.instants.micros)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def _ledger(order: OrderRow) -> dict[str, Any]:
+    """The order's ledger; one stored before migration 0037 (or seeded) reads as one charge.refunded of its
+    amount_refunded."""
+    ledger = order.refund_ledger
+    if "charges" not in ledger and order.amount_refunded > 0:
+        return {**ledger, "charges": [[order.amount_refunded, _us(order.refunded_at or order.status_at)]]}
+    return ledger
+
+
+def _charges(*lists: list[list[int]]) -> list[list[int]]:
+    """charge.refunded facts, each once, in time order: the stored ledger is the same in every order of arrival."""
+    return [list(c) for c in sorted({(amount, at) for facts in lists for amount, at in facts},
+                                    key=lambda c: (c[1], c[0]))]
+
+
+def _voids(*maps: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Voided refunds by id; of two events of one failure (charge.refund.updated and refund.failed), the earlier."""
+    out: dict[str, list[int]] = {}
+    for voids in maps:
+        for refund_id, fact in voids.items():
+            known = out.get(refund_id)
+            out[refund_id] = fact if known is None else min(known, fact, key=lambda v: (v[2], v[0], v[1]))
+    return out
+
+
+def _write(order: OrderRow, charges: list[list[int]], voids: dict[str, list[int]]) -> None:
+    """Keep the ledger (its empty parts left out, as every path writes it) and derive the order's figures from it."""
+    order.refund_ledger = {k: v for k, v in (("charges", charges), ("voids", voids)) if v}
+    _derive(order)
+
+
+def _derive(order: OrderRow) -> None:
+    """amount_refunded, refunded_at and the status, from the ledger (see the module's docstring)."""
+    ledger = order.refund_ledger
+    voids = list(ledger.get("voids", {}).values())
+    kept, last = 0, None
+    for amount, at in ledger.get("charges", ()):
+        kept = max(kept, amount - sum(v for v, created, gone in voids if created <= at <= gone))
+        last = at if last is None else max(last, at)
+    order.amount_refunded = kept
+    order.refunded_at = _EPOCH + last * _MICROSECOND if kept and last is not None else None
     settle_refunded(order)
     order.dirty = True
+
+
+def take_refund(order: OrderRow, e: PaymentEvent, refunded: int) -> None:
+    """charge.refunded: the charge's cumulative amount refunded at the event's time."""
+    ledger = _ledger(order)
+    order.currency = order.currency or e.currency
+    _write(order, _charges(ledger.get("charges", []), [[refunded, _us(e.occurred_at)]]), ledger.get("voids", {}))
+
+
+def take_void(order: OrderRow, e: PaymentEvent) -> None:
+    """A refund failed or canceled: its amount, its creation (the epoch when Stripe left it out: before any
+    charge.refunded) and the event's time."""
+    if e.refund_id is None or e.amount is None:  # bot/stripe/refunds.py sends neither
+        return
+    fact = [e.amount, _us(e.refund_created_at) if e.refund_created_at else 0, _us(e.occurred_at)]
+    ledger = _ledger(order)
+    order.currency = order.currency or e.currency
+    _write(order, ledger.get("charges", []), _voids(ledger.get("voids", {}), {e.refund_id: fact}))
+
+
+def merge_refunds(survivor: OrderRow, loser: OrderRow) -> None:
+    """Two orders of one payment: every fact of both ledgers, the figures derived again."""
+    s, o = _ledger(survivor), _ledger(loser)
+    _write(survivor, _charges(s.get("charges", []), o.get("charges", [])),
+           _voids(s.get("voids", {}), o.get("voids", {})))
 
 
 def refund_view(order: OrderRow, e: PaymentEvent, refunded: int) -> RefundView:

@@ -19,7 +19,7 @@ def unstorable(e: PaymentEvent) -> str | None:
             return f"{name} {value} is beyond PostgreSQL's bigint"
     texts = [v for v in (e.currency, e.customer_email, e.customer_name, e.product, e.affiliate,
                          e.checkout_session_id, e.payment_intent_id, e.invoice_id, e.charge_id, e.failure_reason,
-                         e.dispute_id, e.dispute_reason, e.dispute_status, *e.refs,
+                         e.dispute_id, e.dispute_reason, e.dispute_status, e.refund_id, *e.refs,
                          *((e.subscription.customer, e.subscription.status) if e.subscription else ()))
              if v is not None]
     for text in [*texts, *e.metadata.keys(), *e.metadata.values()]:

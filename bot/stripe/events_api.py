@@ -116,9 +116,9 @@ class StripeApi:
             raise self._error(path, status, code, message)
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
-    async def pages(self, path: str, params: Params) -> AsyncIterator[Page]:
-        """Every page of a list, following `has_more` with `starting_after` (newest to oldest)."""
-        after: str | None = None
+    async def pages(self, path: str, params: Params, *, after: str | None = None) -> AsyncIterator[Page]:
+        """Every page of a list, following `has_more` with `starting_after` (newest to oldest); from the object
+        after `after` when given (the 10 refunds a Charge embeds were read already)."""
         while True:
             page = await self.list(path, [*params, ("limit", str(PAGE_LIMIT)),
                                           *([("starting_after", after)] if after else [])])

@@ -14,6 +14,7 @@ from bot.stripe.checkout import checkout_session
 from bot.stripe.fields import is_mapping, mapping, string, timestamp
 from bot.stripe.invoices import invoice, invoice_payment
 from bot.stripe.payments import charge_refunded, charge_succeeded, dispute, dispute_settled, payment_intent
+from bot.stripe.refunds import refund_void
 from bot.stripe.subscriptions import subscription
 
 
@@ -56,6 +57,11 @@ _HANDLERS: Final[Mapping[str, _Handler]] = {
     "payment_intent.payment_failed": payment_intent,
     "charge.succeeded": charge_succeeded,
     "charge.refunded": charge_refunded,
+    # A refund failed or canceled: its money came back (charge.refund.updated in every version; refund.failed and
+    # refund.updated for charges' refunds from 2024-10-28.acacia on). Any other refund update is ignored.
+    "charge.refund.updated": refund_void,
+    "refund.failed": refund_void,
+    "refund.updated": refund_void,
     "charge.dispute.created": dispute,
     # A won dispute gives the money (and in most countries the dispute fee) back: net is read again.
     "charge.dispute.closed": dispute_settled,
@@ -68,4 +74,5 @@ _HANDLERS: Final[Mapping[str, _Handler]] = {
     "customer.subscription.deleted": subscription,
 }
 
-HANDLED_TYPES: Final = frozenset(_HANDLERS)  # the event types to enable on the Stripe webhook endpoint
+# The event types to enable on the Stripe webhook endpoint, and the Events API poll's `types[]` (at most 20).
+HANDLED_TYPES: Final = frozenset(_HANDLERS)

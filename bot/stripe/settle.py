@@ -22,6 +22,11 @@ CHARGE_EXPAND = (("expand[]", "balance_transaction"), ("expand[]", "refunds"),
                  ("expand[]", "refunds.data.balance_transaction"))
 INTENT_EXPAND = (("expand[]", "latest_charge.balance_transaction"), ("expand[]", "latest_charge.refunds"),
                  ("expand[]", "latest_charge.refunds.data.balance_transaction"))
+# A Charge embeds its 10 newest refunds; the list says `has_more` and the rest are read from GET /v1/refunds
+# (https://docs.stripe.com/api/refunds/list: "The 10 most recent refunds are always available by default on the
+# Charge object"), 100 a page, after the last one embedded, each with its balance transaction.
+REFUNDS_PATH = "/v1/refunds"
+REFUND_EXPAND = ("expand[]", "data.balance_transaction")
 # A failed or canceled refund's balance transaction is reversed by its failure_balance_transaction: no money left.
 _VOID_REFUNDS = frozenset({"failed", "canceled"})
 
@@ -61,15 +66,26 @@ async def _charge(api: StripeApi, claim: Claim) -> Mapping[str, Any]:
     raise NotSettled("no charge to read")
 
 
+async def _refunds(api: StripeApi, charge: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every refund of the charge: the ones it embeds, then the older ones its list has more of."""
+    listed = charge.get("refunds")
+    if not isinstance(listed, Mapping):
+        return []
+    refunds = [r for r in listed.get("data") or [] if isinstance(r, Mapping)]
+    if listed.get("has_more") is True and refunds:
+        params = [("charge", str(charge.get("id"))), REFUND_EXPAND]
+        async for page in api.pages(REFUNDS_PATH, params, after=str(refunds[-1].get("id"))):
+            refunds += page.data
+    return list({str(r.get("id")): r for r in refunds}.values())  # a refund made between two pages, once
+
+
 async def read(api: StripeApi, claim: Claim) -> Figures:
     """The order's figures as Stripe has them now; NotSettled when there are none yet."""
     charge = await _charge(api, claim)
     txn = _txn(charge.get("balance_transaction"))
     if txn is None:
         raise NotSettled(f"charge {charge.get('id')} has no balance transaction yet")
-    refunds = charge.get("refunds")
-    adjustments = [t for r in (refunds.get("data") or [] if isinstance(refunds, Mapping) else [])
-                   if isinstance(r, Mapping) and r.get("status") not in _VOID_REFUNDS
+    adjustments = [t for r in await _refunds(api, charge) if r.get("status") not in _VOID_REFUNDS
                    and (t := _txn(r.get("balance_transaction"))) is not None]
     if charge.get("disputed") is True:
         page = await api.list("/v1/disputes", [("charge", str(charge.get("id")))])

@@ -30,7 +30,11 @@ RECENT = dt.timedelta(hours=2)  # each run looks for new sales, refunds and disp
 RECONCILE = dt.timedelta(days=30)  # on start-up and daily: every order of the last 30 days without figures
 RECONCILE_EVERY = dt.timedelta(days=1)
 MAX_ATTEMPTS = 12  # backoff 1 min doubling to 6 h: about two days of tries before giving up
-FOREVER = dt.datetime.max.replace(tzinfo=dt.UTC)  # asyncpg stores it as 'infinity': given up, never due
+FOREVER = dt.datetime.max.replace(tzinfo=dt.UTC)  # asyncpg stores it as 'infinity': given up until revived
+# Given up, an order gets one more try a day at the daily reconciliation while its sale is in RECONCILE (a refund or
+# dispute after it revives it at once: queries/settlements.py REREAD). One request per such order a day, claimed
+# BATCH at a time like any other: no storm when an outage ends.
+REVIVE_AFTER = dt.timedelta(days=1)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -54,6 +58,8 @@ class SettlementJob:
         deps, now = self.deps, self.deps.clock()
         reconcile = self.reconciled_at is None or now - self.reconciled_at >= RECONCILE_EVERY
         await q.enqueue(deps.pool, since=now - (RECONCILE if reconcile else RECENT), now=now)
+        if reconcile:
+            await self._revive(now)
         try:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=deps.settings.stripe_api_url,
@@ -65,6 +71,13 @@ class SettlementJob:
         except StripeApiError as exc:
             (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe fees: %s", exc)
             return 0
+
+    async def _revive(self, now: dt.datetime) -> None:
+        """Orders given up on, not tried for a day: one more try each (REVIVE_AFTER)."""
+        revived = await q.revive(self.deps.pool, now=now, since=now - RECONCILE, tried_before=now - REVIVE_AFTER,
+                                 attempts=MAX_ATTEMPTS - 1)
+        if revived:
+            log.info("Stripe fees: %d order(s) given up on are tried once more", revived)
 
     async def _read_account(self, api: StripeApi) -> None:
         """The account's default currency, which is the store currency unless STORE_CURRENCY names one (then the
@@ -95,7 +108,7 @@ async def settle_due(pool: asyncpg.Pool, api: StripeApi, *, store: str | None, n
             if isinstance(exc, KeyRejected) or exc.status == 429:  # the rest of the batch would fail too
                 for rest in claims[index:]:
                     await q.retry(pool, order_id=rest.order_id, due_at=now + backoff(0), error=str(exc),
-                                  attempt=False)
+                                  at=now, attempt=False)
                 raise
             await _failed(pool, claim, now, str(exc))
             continue
@@ -103,7 +116,7 @@ async def settle_due(pool: asyncpg.Pool, api: StripeApi, *, store: str | None, n
             await _failed(pool, claim, now, str(exc))
             continue
         if store is not None and figures.currency != store:
-            await q.retry(pool, order_id=claim.order_id, due_at=FOREVER,
+            await q.retry(pool, order_id=claim.order_id, due_at=FOREVER, at=now,
                           error=f"settled in {figures.currency}, not the store currency {store}")
             continue
         async with pool.acquire() as conn, conn.transaction():
@@ -116,5 +129,5 @@ async def _failed(pool: asyncpg.Pool, claim: Claim, now: dt.datetime, error: str
     give_up = claim.attempts + 1 >= MAX_ATTEMPTS
     log.info("Stripe fees of %s: %s (attempt %d%s)", claim.order_id, error, claim.attempts + 1,
              ", giving up" if give_up else "")
-    await q.retry(pool, order_id=claim.order_id, error=error,
+    await q.retry(pool, order_id=claim.order_id, error=error, at=now,
                   due_at=FOREVER if give_up else now + backoff(claim.attempts))
