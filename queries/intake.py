@@ -60,9 +60,15 @@ UPDATE orders AS o
  WHERE o.id = v.id
 """
 
-INSERT_REFS: Final = REFS.insert("$1") + """
-ON CONFLICT (ref) DO NOTHING
+# A dispute stored before its sale is linked by the statement that gives one of its refs an order (its first such
+# ref's; bot/intake/disputes.py `linked` within a batch), through the index of unlinked disputes only (0038).
+LINK_DISPUTES: Final = """
+UPDATE disputes AS d
+   SET order_id = (SELECT n.order_id FROM new_refs AS n WHERE d.refs ? n.ref ORDER BY n.ref COLLATE "C" LIMIT 1)
+ WHERE d.order_id IS NULL AND d.refs ?| ARRAY(SELECT ref FROM new_refs)
 """
+NEW_REFS: Final = REFS.insert("{param}") + "\nON CONFLICT (ref) DO NOTHING\nRETURNING ref, order_id"
+INSERT_REFS: Final = f"WITH new_refs AS ({NEW_REFS.format(param='$1')}\n){LINK_DISPUTES}"
 
 # How a checkout session already stored takes the batch's net observation: an older event never wins the
 # status, the first completion time and email stay, amounts and metadata fill in. One rule, shared by
@@ -110,7 +116,8 @@ RETURNING event_id
 """
 
 # A dispute's row as the fold leaves it: the opening time, and the time of the event its status comes from.
-DISPUTE_ROWS: Final = RowShape("disputes", (*DISPUTES.columns, ("status_at", "micros")))
+# Its refs (a JSON array of ids, sorted) find it for a sale that comes later (LINK_DISPUTES).
+DISPUTE_ROWS: Final = RowShape("disputes", (*DISPUTES.columns, ("status_at", "micros"), ("refs", "jsonb")))
 # Stripe retries, so a dispute's events arrive in any order (charge.dispute.closed before the .created it follows):
 # each is the dispute as of its time. The newer status wins — at the same second a decided one (won, lost,
 # warning_closed; bot/intake/disputes.py DECIDED) over an open one — whichever came first; a NULL status_at (migration
@@ -129,7 +136,10 @@ ON CONFLICT (id) DO UPDATE
        amount     = coalesce(disputes.amount, EXCLUDED.amount),
        currency   = coalesce(disputes.currency, EXCLUDED.currency),
        reason     = coalesce(disputes.reason, EXCLUDED.reason),
-       created_at = least(disputes.created_at, EXCLUDED.created_at)
+       created_at = least(disputes.created_at, EXCLUDED.created_at),
+       refs       = (SELECT jsonb_agg(r ORDER BY r COLLATE "C")
+                       FROM (SELECT DISTINCT jsonb_array_elements_text(coalesce(disputes.refs, '[]')
+                                                                       || coalesce(EXCLUDED.refs, '[]')) AS r) AS u)
 """
 
 ENQUEUE: Final = MESSAGES.insert("$1") + """
@@ -278,7 +288,7 @@ async def insert_failures(db: Executor, rows: Sequence[tuple[Any, ...]]) -> set[
 
 async def upsert_disputes(db: Executor, rows: Sequence[tuple[Any, ...]]) -> None:
     """Disputes as the batch's events tell them, merged with the stored rows (the newer status wins):
-    (id, order id, charge id, amount, currency, reason, status, opened at, status at)."""
+    (id, order id, charge id, amount, currency, reason, status, opened at, status at, refs)."""
     if rows:
         await db.execute(UPSERT_DISPUTES, DISPUTE_ROWS.json(rows))
 

@@ -11,6 +11,8 @@ from queries.executor import Executor
 from queries.instants import micros
 from queries.intake import (
     CHECKOUT_MERGE,
+    LINK_DISPUTES,
+    NEW_REFS,
     CheckoutRow,
     OrderRow,
     QueuedMessage,
@@ -19,7 +21,7 @@ from queries.intake import (
     order_values,
 )
 from queries.intake_log import LogRow
-from queries.rows import CHECKOUTS, MESSAGES, ORDERS, REFS, json_rows
+from queries.rows import CHECKOUTS, MESSAGES, ORDERS, json_rows
 
 # The received events logged (new ones returned) after LOCK_REFS ($3: the payment refs of the batch's events, as
 # json_rows()), in one round trip: the locks are taken first (a one-time filter), in key order, and held until
@@ -41,14 +43,15 @@ ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id
 """
 
-# The common batch — new orders only, no merge — in one round trip instead of four: its orders, their refs,
-# checkouts and messages, as INSERT_ORDERS, INSERT_REFS, UPSERT_CHECKOUTS and ENQUEUE would write them one after
-# the other (the refs' foreign keys are checked at the end of the statement, when the orders exist). Each row's
-# fields are in the order of its INSERT's columns (order_values(), pairs, checkout_values(), message_values()).
+# The common batch — new orders only, no merge — in one round trip instead of four: its orders, their refs (and the
+# disputes waiting for them), checkouts and messages, as INSERT_ORDERS, INSERT_REFS, UPSERT_CHECKOUTS and ENQUEUE
+# would write them one after the other (the foreign keys are checked at the end of the statement, when the orders
+# exist). Each row's fields are in the order of its INSERT's columns (order_values(), pairs, checkout_values(),
+# message_values()).
 WRITE_NEW: Final = f"""
 WITH new_orders AS ({ORDERS.insert("$1")}
-), new_refs AS ({REFS.insert("$2")}
-ON CONFLICT (ref) DO NOTHING
+), new_refs AS ({NEW_REFS.format(param="$2")}
+), linked AS ({LINK_DISPUTES.strip()}
 ), checkouts AS ({CHECKOUTS.insert("$3")}
 {CHECKOUT_MERGE.strip()}){MESSAGES.insert("$4")}
 ON CONFLICT (dedupe_key) DO NOTHING

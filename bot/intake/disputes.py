@@ -8,6 +8,7 @@ another fills in — the rule queries/intake.py UPSERT_DISPUTES applies to the s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from bot.intake.events import PaymentEvent
@@ -16,14 +17,27 @@ from bot.intake.events import PaymentEvent
 # open status, the later one. UPSERT_DISPUTES spells the same list.
 DECIDED: Final = frozenset({"won", "lost", "warning_closed"})
 
-_STATUS, _OPENED, _STATUS_AT = 6, 7, 8  # positions in a row
+_ORDER, _STATUS, _OPENED, _STATUS_AT, _REFS = 1, 6, 7, 8, 9  # positions in a row
 
 
 def dispute_row(e: PaymentEvent, dispute_id: str, order_id: str | None) -> tuple[Any, ...]:
-    """(id, order id, charge id, amount, currency, reason, status, opened at, status at) as this event tells it;
-    a closing event first seen stands for the opening until charge.dispute.created (earlier) arrives."""
+    """(id, order id, charge id, amount, currency, reason, status, opened at, status at, refs) as this event tells
+    it; a closing event first seen stands for the opening until charge.dispute.created (earlier) arrives. The refs
+    (sorted) let a sale that comes later find it (queries/intake.py LINK_DISPUTES)."""
     return (dispute_id, order_id, e.charge_id, e.amount, e.currency, e.dispute_reason, e.dispute_status,
-            e.occurred_at, e.occurred_at)
+            e.occurred_at, e.occurred_at, sorted(set(e.refs)))
+
+
+def linked(rows: Mapping[str, tuple[Any, ...]], ref_index: Mapping[str, str],
+           resolve: Callable[[str], str]) -> dict[str, tuple[Any, ...]]:
+    """The batch's disputes with their orders as the batch leaves them: merged ids followed, and one that came before
+    its sale in the batch given the order a later event made for one of its refs (its first such ref, sorted), as
+    LINK_DISPUTES does for a dispute stored by an earlier batch."""
+    out = {}
+    for key, d in rows.items():
+        order = d[_ORDER] or next((ref_index[r] for r in d[_REFS] if r in ref_index), None)
+        out[key] = (d[0], order and resolve(order), *d[2:])
+    return out
 
 
 def _newer(status: str | None, at: dt.datetime, than: str | None, than_at: dt.datetime) -> bool:
@@ -39,4 +53,5 @@ def merged(current: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
         status, status_at = new[_STATUS], new[_STATUS_AT]
     else:
         status, status_at = current[_STATUS], current[_STATUS_AT]
-    return (*filled, status, min(current[_OPENED], new[_OPENED]), status_at)
+    refs = sorted({*current[_REFS], *new[_REFS]})
+    return (*filled, status, min(current[_OPENED], new[_OPENED]), status_at, refs)

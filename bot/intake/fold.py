@@ -22,7 +22,7 @@ from bot.blocks.pings import (
     refund_message,
     sale_record,
 )
-from bot.intake.disputes import dispute_row, merged
+from bot.intake.disputes import dispute_row, linked, merged
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.failures import one_per_attempt
 from bot.intake.merge import absorb, fill, named, settled, status_moves, survivor_of
@@ -202,7 +202,7 @@ class Fold:
         self.failures, repeated = one_per_attempt([(f[0], self.resolve(f[1]), *f[2:]) for f in self.failures])
         self.messages = [m for m in self.messages
                          if not (m.kind == "failure" and m.dedupe_key.removeprefix("failure:") in repeated)]
-        self.disputes = {k: (d[0], d[1] and self.resolve(d[1]), *d[2:]) for k, d in self.disputes.items()}
+        self.disputes = linked(self.disputes, self.ref_index, self.resolve)
         self.renewals = self.invoices.payments(self.subscription_events)
         payloads: dict[str, dict[str, Any]] = {}  # each order's ping made once, for its message and its update
         self.messages = self._sale_messages(payloads)

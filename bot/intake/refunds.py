@@ -1,9 +1,11 @@
 """Money given back, kept on its order whatever the order of arrival, and the 'refunded' status it decides.
 
 Stripe retries, so a charge.refunded may arrive before the sale it refunds: it is then kept on a placeholder order
-(`linked`, never counted) that the sale fills in. 'refunded' is derived, never an event's: an order is 'refunded'
-wherever it would be 'completed' while its refunds reach its amount, so neither a refund's arrival nor a late
-completed event (a checkout session redelivered after the refund) decides it alone.
+(`linked`) that the sale fills in. Until then only its ledger holds the refund: amount_refunded and refunded_at,
+which the rollups and /sales count, stay 0 and NULL, and are derived once the order is paid (counted once).
+'refunded' is derived, never an event's: an order is 'refunded' wherever it would be 'completed' while its refunds
+reach its amount, so neither a refund's arrival nor a late completed event (a checkout session redelivered after the
+refund) decides it alone.
 
 A refund can fail or be canceled after charge.refunded counted it, and its money comes back (bot/stripe/refunds.py).
 So the order keeps what Stripe said (`refund_ledger`, migration 0037): each charge.refunded's cumulative amount and
@@ -31,6 +33,15 @@ _MICROSECOND: Final = dt.timedelta(microseconds=1)
 
 
 def settle_refunded(order: OrderRow) -> None:
+    """After an event moved the order: its refunds derived again from the ledger where it has one (a placeholder's,
+    now perhaps paid, count from here on), then its status."""
+    if order.refund_ledger:
+        _derive(order)
+    else:
+        _settle_status(order)
+
+
+def _settle_status(order: OrderRow) -> None:
     """A paid order is 'refunded' while its refunds reach its amount and 'completed' otherwise (a partial refund, or
     a full one that failed)."""
     if order.payment_status in PAID and order.amount_total is not None:
@@ -100,9 +111,11 @@ def _derive(order: OrderRow) -> None:
     for amount, at in ledger.get("charges", ()):
         kept = max(kept, amount - sum(v for v, created, gone in voids if created <= at <= gone))
         last = at if last is None else max(last, at)
+    if order.payment_status == "linked":  # a placeholder: nothing counts until its sale is known
+        kept = 0
     order.amount_refunded = kept
     order.refunded_at = _EPOCH + last * _MICROSECOND if kept and last is not None else None
-    settle_refunded(order)
+    _settle_status(order)
     order.dirty = True
 
 
