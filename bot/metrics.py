@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -29,14 +30,6 @@ class Metrics:
                                   ["channel", "outcome"], registry=self.registry)
         self.slack_errors = Counter("salespulse_slack_api_errors_total", "Errors answered by Slack",
                                     ["error"], registry=self.registry)
-        self.outbox_backlog = Gauge("salespulse_outbox_backlog", "Messages waiting for delivery",
-                                    registry=self.registry)
-        self.outbox_oldest_age = Gauge("salespulse_outbox_oldest_age_seconds",
-                                       "Age of the oldest undelivered message", registry=self.registry)
-        # Past the delivery_stuck rule's threshold /health calls delivery stuck (a held one counts from its hold's end).
-        self.outbox_oldest_due_age = Gauge("salespulse_outbox_oldest_due_age_seconds",
-                                           "How long the oldest message due for Slack has been waiting",
-                                           registry=self.registry)
         # labels() costs a few µs (validation, a lock, a lookup) — per webhook, on the intake's hot path.
         self._webhook_counts: dict[tuple[str, str, str], Any] = {}
         self._applied_counts: dict[tuple[str, str, str], Any] = {}
@@ -54,9 +47,33 @@ class Metrics:
         """Count a webhook that was answered 202 "queued" by what applying it did (processed, duplicate, …)."""
         _by_webhook(self.webhooks_applied, self._applied_counts, source, event_type, outcome).inc()
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition of the registry."""
-        return generate_latest(self.registry)
+    def render(self, outbox: Outbox | None) -> bytes:
+        """The Prometheus text exposition of the registry, with the outbox as read for this scrape.
+
+        Without a reading (PostgreSQL unreachable) the outbox gauges are left out rather than served stale, and
+        salespulse_database_up is 0: the in-process counters stay useful, so the scrape itself does not fail
+        (https://prometheus.io/docs/instrumenting/writing_exporters/#failed-scrapes)."""
+        scrape = CollectorRegistry(auto_describe=True)
+        up = Gauge("salespulse_database_up", "1 when this scrape read PostgreSQL in time, else 0", registry=scrape)
+        up.set(outbox is not None)
+        if outbox is not None:
+            Gauge("salespulse_outbox_backlog", "Messages waiting for delivery", registry=scrape).set(outbox.backlog)
+            Gauge("salespulse_outbox_oldest_age_seconds", "Age of the oldest undelivered message",
+                  registry=scrape).set(outbox.oldest_age)
+            # Past the delivery_stuck rule's threshold /health calls delivery stuck (a held one counts from its
+            # hold's end).
+            Gauge("salespulse_outbox_oldest_due_age_seconds", "How long the oldest message due for Slack has been"
+                  " waiting", registry=scrape).set(outbox.oldest_due_age)
+        return generate_latest(self.registry) + generate_latest(scrape)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """The outbox as one scrape read it from PostgreSQL."""
+
+    backlog: int
+    oldest_age: float  # seconds
+    oldest_due_age: float  # seconds
 
 
 def _by_webhook(counter: Counter, children: dict[tuple[str, str, str], Any], source: str, event_type: str,

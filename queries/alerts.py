@@ -17,8 +17,10 @@ SELECT count(*) FROM orders
  WHERE payment_status IN ('completed', 'refunded') AND created_at >= $1 AND created_at < $2
 """
 
+# App events count when received (by the bot's clock), not when the sender says they occurred: a failure
+# reported now is news now, whatever its time stamp (README: "reported in the last hour").
 COUNT_SYNC_FAILURES: Final = """
-SELECT count(*) FROM app_events WHERE kind = 'sync_failure' AND occurred_at >= $1 AND occurred_at < $2
+SELECT count(*) FROM app_events WHERE kind = 'sync_failure' AND received_at >= $1 AND received_at < $2
 """
 
 WEBHOOK_COUNTS: Final = """
@@ -28,22 +30,22 @@ SELECT count(*)                                  AS received,
  WHERE created_at >= $1 AND created_at < $2
 """
 
-# What the webhook-errors alert counts (WEBHOOK_COUNTS and APP_ERRORS, same windows), by kind: each webhook event
-# type, and the store's app errors by the component that reported them; commonest first, with the newest error.
+# What the webhook-errors alert counts as errors (WEBHOOK_COUNTS and APP_ERRORS, same windows), by kind: each webhook
+# event type, and the store's app errors by the component that reported them; commonest first, with the newest.
 ERROR_KINDS: Final = """
 SELECT kind, count(*) AS count, (array_agg(error ORDER BY at DESC))[1] AS last_error
   FROM (SELECT event_type AS kind, last_error AS error, updated_at AS at
           FROM webhook_logs WHERE status = 'error' AND created_at >= $1 AND created_at < $2
         UNION ALL
-        SELECT 'app: ' || source, message, occurred_at
-          FROM app_events WHERE kind = 'error' AND occurred_at >= $1 AND occurred_at < $2) AS e
+        SELECT 'app: ' || source, message, received_at
+          FROM app_events WHERE kind = 'error' AND received_at >= $1 AND received_at < $2) AS e
  GROUP BY kind
  ORDER BY count DESC, kind
  LIMIT $3
 """
 
 APP_ERRORS: Final = """
-SELECT count(*) FROM app_events WHERE kind = 'error' AND occurred_at >= $1 AND occurred_at < $2
+SELECT count(*) FROM app_events WHERE kind = 'error' AND received_at >= $1 AND received_at < $2
 """
 
 RECENT_DISPUTES: Final = """
@@ -183,16 +185,25 @@ async def count_payments_succeeded(db: Executor, *, start: dt.datetime, end: dt.
 
 
 async def count_sync_failures(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
-    """Sync failures the store's app reported in [start, end)."""
+    """Sync failures the store's app reported (received) in [start, end)."""
     value: int = await db.fetchval(COUNT_SYNC_FAILURES, start, end)
     return value
 
 
-async def webhook_counts(db: Executor, *, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
-    """(webhooks received, of which failed processing) in [start, end), plus errors the app reported."""
+@dataclass(frozen=True, slots=True)
+class ErrorCounts:
+    """Webhooks received and how many failed processing, and errors the store's app reported, in one window."""
+
+    webhooks: int
+    webhook_errors: int
+    app_errors: int  # every app report counted here is an error
+
+
+async def webhook_counts(db: Executor, *, start: dt.datetime, end: dt.datetime) -> ErrorCounts:
+    """Webhooks received in [start, end), of which failed processing, and app errors received then."""
     row = await db.fetchrow(WEBHOOK_COUNTS, start, end)
     app_errors: int = await db.fetchval(APP_ERRORS, start, end)
-    return row["received"], row["errors"] + app_errors
+    return ErrorCounts(webhooks=row["received"], webhook_errors=row["errors"], app_errors=app_errors)
 
 
 async def error_kinds(db: Executor, *, start: dt.datetime, end: dt.datetime,

@@ -42,8 +42,8 @@ async def _order(bot: Bot, order_id: str, at: dt.datetime) -> None:
 async def _sync_failing(bot: Bot, clock: FakeClock) -> None:
     """The store's CRM sync fails a moment ago (again)."""
     await bot.deps.pool.execute("DELETE FROM app_events WHERE kind = 'sync_failure'")
-    await bot.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
-                                " VALUES ('sync_failure', 'crm', 'down', $1)", just_before(clock))
+    await bot.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at, received_at)"
+                                " VALUES (\'sync_failure\', \'crm\', \'down\', $1, $1)", just_before(clock))
 
 
 async def _new_calls(bot: Bot, jobs: AlertJobs) -> list[dict[str, Any]]:

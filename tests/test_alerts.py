@@ -49,6 +49,9 @@ async def jobs(store: Bot, dsn: str) -> AsyncIterator[AlertJobs]:
     await jobs.leadership.release()
 
 
+SYNC_AGAIN = "UPDATE app_events SET occurred_at = $1, received_at = $1"  # the sync failure, reported again
+
+
 def just_before(clock: FakeClock) -> dt.datetime:
     """A moment ago: windows are half-open, [now - window, now)."""
     return clock.now - dt.timedelta(seconds=30)
@@ -175,37 +178,37 @@ async def click(bot: Bot, action_id: str, alert_id: int, *, user: str, ts: str) 
 
 async def test_reminders_in_the_thread_until_acknowledged(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
     """Still firing after the repeat interval (4 h): one reply in the thread; none once acknowledged."""
-    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
-                                  " VALUES ('sync_failure', 'gohighlevel', 'timeout', $1)", just_before(clock))
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at, received_at)"
+                                  " VALUES ('sync_failure', 'gohighlevel', 'timeout', $1, $1)", just_before(clock))
     await run(jobs, store)
     for hours in (1, 2, 3):
         clock.advance(hours=1)
-        await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))  # still failing
+        await store.deps.pool.execute(SYNC_AGAIN, just_before(clock))  # still failing
         assert [c for c in await run(jobs, store) if c.get("thread_ts")] == [], hours
     clock.advance(hours=1, minutes=1)
-    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1, received_at = $1", just_before(clock))
     replies = [c for c in await run(jobs, store) if c.get("thread_ts")]
     assert len(replies) == 1 and "Still firing after 4 h 1 min" in replies[0]["text"]
     assert_valid_message(replies[0])
     alert_id = await store.deps.pool.fetchval("SELECT id FROM alerts")
     await click(store, "alert_ack", alert_id, user="U1", ts=posted_ts(store))
     clock.advance(hours=5)
-    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1, received_at = $1", just_before(clock))
     thread = [c["text"].split(" · ")[0] for c in await run(jobs, store) if c.get("thread_ts")]  # every call so far
     assert thread == [replies[0]["text"], "👀 Acknowledged by @U1"]  # the ack is said once; no reminder after it
 
 
 async def test_silence_mutes_reminders_and_expires_by_itself(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
     """Silence 1 h updates the message; when it expires the message is updated back and reminders resume."""
-    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
-                                  " VALUES ('sync_failure', 'crm', 'down', $1)", just_before(clock))
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at, received_at)"
+                                  " VALUES (\'sync_failure\', \'crm\', \'down\', $1, $1)", just_before(clock))
     await run(jobs, store)
     alert_id = await store.deps.pool.fetchval("SELECT id FROM alerts")
     await click(store, "alert_silence_1h", alert_id, user="U2", ts=posted_ts(store))
     calls = await run(jobs, store)
     assert "Silenced by <@U2> until Tue 15:00" in json.dumps([c for c in calls if c["method"] == "chat.update"])
     clock.advance(minutes=61)
-    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1, received_at = $1", just_before(clock))
     calls = await run(jobs, store)
     updates = [c for c in calls if c["method"] == "chat.update"]
     assert len(updates) == 2 and "Firing for 1 h 1 min" in json.dumps(updates[-1]["blocks"])
@@ -256,11 +259,11 @@ async def test_resolve_button_closes_it_until_the_condition_clears(store: Bot, j
 async def test_warnings_are_held_outside_business_hours(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:
     """A warning at 23:00 is posted at 09:00, unless it resolved before."""
     clock.now = dt.datetime(2026, 6, 9, 23, 0, tzinfo=NY).astimezone(dt.UTC)
-    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
-                                  " VALUES ('sync_failure', 'crm', 'night', $1)", just_before(clock))
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at, received_at)"
+                                  " VALUES (\'sync_failure\', \'crm\', \'night\', $1, $1)", just_before(clock))
     assert alert_calls(await run(jobs, store)) == []
     clock.now = dt.datetime(2026, 6, 10, 9, 0, tzinfo=NY).astimezone(dt.UTC)
-    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1", just_before(clock))
+    await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1, received_at = $1", just_before(clock))
     calls = alert_calls(await run(jobs, store))
     assert len(calls) == 1 and "Sync failures" in calls[0]["text"]
 
@@ -464,18 +467,20 @@ async def test_the_webhook_errors_alert_names_the_commonest_kinds(store: Bot, cl
     async with store.deps.pool.acquire() as conn:
         [finding] = await rule.check(conn, rule, ctx)
     assert finding.summary == (
-        "10 webhook errors in the last hour (100.0% of 10) — invoice.paid ×4: ValueError: bad invoice.paid #4"
+        "10 webhook errors in the last hour (100.0% of 10 webhooks) — invoice.paid ×4: ValueError: bad invoice.paid #4"
         " second line; charge.refunded ×3: ValueError: bad charge.refunded #3 second line;"
         " payment_intent.succeeded ×2: ValueError: bad payment_intent.succeeded #2 second line")
-    # The store's app's errors count too, and are named by the component that reported them.
+    # The store's app's errors count too, in the rate's numerator and denominator alike, and are named by the
+    # component that reported them.
     await store.deps.pool.execute(
-        "INSERT INTO app_events (source, kind, message, occurred_at)"
-        " SELECT 'checkout-api', 'error', 'timeout #' || g, $1::timestamptz + g * interval '1 second'"
+        "INSERT INTO app_events (source, kind, message, occurred_at, received_at)"
+        " SELECT 'checkout-api', 'error', 'timeout #' || g, $1::timestamptz + g * interval '1 second',"
+        "        $1::timestamptz + g * interval '1 second'"
         " FROM generate_series(1, 5) AS g", before)
     async with store.deps.pool.acquire() as conn:
         [finding] = await rule.check(conn, rule, ctx)
-    assert finding.summary.startswith("15 webhook errors in the last hour (150.0% of 10) — app: checkout-api ×5:"
-                                      " timeout #5; invoice.paid ×4:")
+    assert finding.summary.startswith("15 errors in the last hour (100.0% of 15: 10 of 10 webhooks failed, 5 errors"
+                                      " reported by the app) — app: checkout-api ×5: timeout #5; invoice.paid ×4:")
 
 
 async def test_every_rule_fires_at_its_threshold_and_not_below(store: Bot, clock: FakeClock) -> None:
@@ -520,8 +525,8 @@ async def test_every_rule_fires_at_its_threshold_and_not_below(store: Bot, clock
                                   " VALUES ('dp_1', 1000, 'USD', 'fraudulent', $1)", before)
     assert await _rule_fires(store, "dispute_opened", now)
     assert not await _rule_fires(store, "sync_failures", now)
-    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at)"
-                                  " VALUES ('sync_failure', 'crm', 'x', $1)", before)
+    await store.deps.pool.execute("INSERT INTO app_events (kind, system, message, occurred_at, received_at)"
+                                  " VALUES (\'sync_failure\', \'crm\', \'x\', $1, $1)", before)
     assert await _rule_fires(store, "sync_failures", now)
     # Site: a 3.0 s answer is not over 3 s, 3.1 s is; two failed checks are not three.
     probe = ("INSERT INTO site_probes (url, checked_at, ok, status, elapsed_ms, error)"

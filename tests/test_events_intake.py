@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from queries import app_events
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, start_bot
+from tests.conftest import Bot, FakeClock, start_bot
 from tests.fakes import FakeSlack
 
 TOKEN = "intake-test-token-6f1c"
@@ -131,6 +131,7 @@ async def test_body_over_one_mebibyte_is_413(intake: Bot) -> None:
 
 
 FUTURE = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat()
+AN_HOUR_AHEAD = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()  # a clock or offset off by an hour
 DEEP: dict[str, Any] = {}
 _node = DEEP
 for _ in range(12):
@@ -163,7 +164,9 @@ INVALID = [
     ("bad_timestamp", error_event(occurred_at="yesterday"), "occurred_at: must be an ISO 8601 string"),
     ("epoch_timestamp", error_event(occurred_at=1714557600), "occurred_at: must be an ISO 8601 string"),
     ("naive_timestamp", error_event(occurred_at="2024-05-01T12:00:00"), "occurred_at: has no UTC offset"),
-    ("future_timestamp", error_event(occurred_at=FUTURE), "occurred_at: must be after 2000-01-01"),
+    ("future_timestamp", error_event(occurred_at=FUTURE), "occurred_at: is more than 5 minutes ahead"),
+    ("hour_ahead_timestamp", sync_event(occurred_at=AN_HOUR_AHEAD), "occurred_at: is more than 5 minutes ahead"),
+    ("hour_ahead_order", order_event(occurred_at=AN_HOUR_AHEAD), "occurred_at: is more than 5 minutes ahead"),
     ("ancient_timestamp", error_event(occurred_at="0001-01-01T00:00:00+14:00"), "occurred_at: must be after"),
     ("extra_field", error_event(severity="high"), "severity: Extra inputs are not permitted"),
     ("context_on_sync_failure", sync_event(context={}), "context: Extra inputs are not permitted"),
@@ -335,18 +338,52 @@ async def test_sql_looking_strings_are_stored_verbatim(intake: Bot) -> None:
     assert_valid_message(intake.slack_api.posted()[0])
 
 
-async def test_count_and_recent_read_events_by_kind_and_window(intake: Bot) -> None:
-    """count_by_kind and recent see only [start, end), newest first, per kind."""
-    times = ["2024-05-01T09:00:00Z", "2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z", "2024-05-01T12:00:00Z"]
-    await post(intake, {"events": [error_event(id=f"e{i}", occurred_at=t) for i, t in enumerate(times)]
-                        + [sync_event(occurred_at=times[1])]})
-    start, end = dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC), dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
-    pool = intake.deps.pool
-    assert await app_events.count_by_kind(pool, start=start, end=end) == {"error": 2, "sync_failure": 1}
-    latest = await app_events.recent(pool, kind="error", start=start, end=end, limit=10)
-    assert [e.event_id for e in latest] == ["e2", "e1"]
-    assert latest[0].context == {"path": "/checkout", "status": 502}
-    assert await app_events.count_by_kind(pool, start=end, end=end) == {"error": 0, "sync_failure": 0}
+async def test_count_and_recent_go_by_when_events_were_received(dsn: str, fake_slack: FakeSlack) -> None:
+    """count_by_kind and recent see what arrived in [start, end), newest arrival first, whatever time the sender
+    gave it: failures reported late count when they arrive, and history keeps the sender's time."""
+    at = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
+    clock = FakeClock(at)
+    async with start_bot(dsn, fake_slack, clock=clock, INTAKE_TOKEN=TOKEN) as bot:
+        await post(bot, error_event(id="early", occurred_at="2024-05-01T11:00:00Z"))
+        clock.advance(hours=1)  # 13:00: a report of something from days ago, and one dated a minute ahead
+        resp = await post(bot, {"events": [error_event(id="late", occurred_at="2024-04-28T09:00:00Z"),
+                                           error_event(id="ahead", occurred_at="2024-05-01T13:01:00Z"),
+                                           sync_event(occurred_at="2024-04-28T09:00:00Z")]})
+        assert resp.status == 200, await resp.text()
+        pool, hour = bot.deps.pool, dt.timedelta(hours=1)
+        assert await app_events.count_by_kind(pool, start=at + hour / 2, end=at + 2 * hour) == {
+            "error": 2, "sync_failure": 1}
+        # By the sender's times this window holds "early"; it arrived after it.
+        assert await app_events.count_by_kind(pool, start=at - 2 * hour, end=at) == {"error": 0, "sync_failure": 0}
+        latest = await app_events.recent(pool, kind="error", start=at, end=at + 2 * hour, limit=10)
+        assert [e.event_id for e in latest] == ["late", "ahead", "early"]
+        assert (latest[0].occurred_at, latest[0].received_at) == (dt.datetime(2024, 4, 28, 9, tzinfo=dt.UTC),
+                                                                  at + hour)
+        assert latest[2].context == {"path": "/checkout", "status": 502}
+
+
+async def test_an_order_dated_a_little_ahead_is_dated_when_it_arrived(intake: Bot) -> None:
+    """A clock a minute or two fast is drift, and accepted; but no order is dated after it arrived (the
+    no-sales alert and "last order" read the newest order's time)."""
+    before = dt.datetime.now(dt.UTC)
+    ahead = before + dt.timedelta(minutes=4)
+    resp = await post(intake, order_event(occurred_at=ahead.isoformat()))
+    assert (await resp.json())["results"][0]["status"] == "stored"
+    created = await intake.deps.pool.fetchval("SELECT created_at FROM orders")
+    assert before <= created <= dt.datetime.now(dt.UTC)
+
+
+async def test_zero_amount_order_is_no_sale(intake: Bot) -> None:
+    """A $0 order (a free seat, a 100% coupon) is no sale, as a $0 Stripe checkout is not: answered `ignored`,
+    kept in webhook_logs, no order and no ping; a resend is a duplicate."""
+    resp = await post(intake, order_event(id="Z-1", amount=0))
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["results"] == [{"type": "order", "id": "Z-1", "status": "ignored"}]
+    resp = await post(intake, order_event(id="Z-1", amount=0))
+    assert (await resp.json())["results"][0]["status"] == "duplicate"
+    assert await stored(intake) == {"app_events": 0, "webhook_logs": 1, "orders": 0, "outbox": 0}
+    await intake.drain()
+    assert intake.slack_api.posted() == []
 
 
 # Arbitrary JSON, plus events that are valid or one change away from valid (a field replaced by any JSON

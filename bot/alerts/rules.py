@@ -198,17 +198,20 @@ async def sync_failures(db: Executor, rule: Rule, ctx: Context) -> list[Finding]
 async def webhook_errors(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
     """Error rate over threshold (a fraction), or more than `min_attempts` errors, in the window; the summary
     names the three commonest kinds of what it counted (webhook event types, the app's reporting components) with
-    their newest error, as the original guide's alert does."""
-    received, errors = await q.webhook_counts(db, start=ctx.now - rule.window, end=ctx.now)
-    rate = errors / received if received else 0.0
+    their newest error, as the original guide's alert does. The rate is errors over everything counted: webhooks
+    and the app's error reports alike (the app reports only errors), so it never passes 100 %."""
+    n = await q.webhook_counts(db, start=ctx.now - rule.window, end=ctx.now)
+    errors, counted = n.webhook_errors + n.app_errors, n.webhooks + n.app_errors
+    rate = errors / counted if counted else 0.0
     if errors == 0 or (rate <= rule.threshold and errors <= rule.min_attempts):
         return []
     top = await q.error_kinds(db, start=ctx.now - rule.window, end=ctx.now, limit=TOP_ERROR_KINDS)
     kinds = "; ".join(f"{kind} ×{count}" + (f": {truncate(' '.join(error.split()), 80)}" if error else "")
                       for kind, count, error in top)
-    return [Finding(f"{errors} webhook errors in the last hour ({rate:.1%} of {received})"
-                    + (f" — {kinds}" if kinds else ""), errors)]
-
+    head = (f"{errors} errors in the last hour ({rate:.1%} of {counted}: {n.webhook_errors} of {n.webhooks} webhooks"
+            f" failed, {n.app_errors} errors reported by the app)" if n.app_errors else
+            f"{errors} webhook errors in the last hour ({rate:.1%} of {n.webhooks} webhooks)")
+    return [Finding(head + (f" — {kinds}" if kinds else ""), errors)]
 
 
 async def disputes(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:

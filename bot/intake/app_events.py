@@ -3,7 +3,8 @@
 The body is one event object or {"events": [...]} with up to 100; every event is validated before any is
 stored, and a batch is stored in the caller's transaction, so it is all or nothing. Clients should send an `id`
 with every event: a resend of an id already stored is a no-op, while events without one are always new.
-Orders go through the Stripe intake's one rule set (bot/intake/fold.py), as one batch.
+Orders go through the Stripe intake's one rule set (bot/intake/fold.py), as one batch; a $0 one is no sale.
+An `occurred_at` more than a few minutes ahead is refused: it is a wrong clock or offset, and the sender is told.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ MAX_CONTEXT_BYTES: Final = 8 * 1024  # "a small object": a few fields of detail,
 MAX_CONTEXT_DEPTH: Final = 8
 MAX_AMOUNT: Final = 10**15  # minor units: far above any real order, far below PostgreSQL's bigint
 EARLIEST: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-FUTURE_SLACK: Final = dt.timedelta(days=1)  # client clocks drift; a later timestamp is a bug, not drift
+FUTURE_SLACK: Final = dt.timedelta(minutes=5)  # NTP-synced clocks agree within seconds; hours ahead is a bug
 MAX_PROBLEMS: Final = 10  # validation problems listed in a 400
 MAX_PROBLEM_CHARS: Final = 200  # a problem never echoes more than this of the client's input
 TAGS: Final = ("error", "sync_failure", "order")
@@ -100,8 +101,12 @@ class _Event(BaseModel):
         if moment.utcoffset() is None:
             raise ValueError(f"has no UTC offset: must be {example}")
         now = (info.context or {}).get("now") or utcnow()
-        if not EARLIEST <= moment <= now + FUTURE_SLACK:
-            raise ValueError("must be after 2000-01-01 and not more than a day ahead")
+        if moment < EARLIEST:
+            raise ValueError("must be after 2000-01-01")
+        if moment > now + FUTURE_SLACK:
+            minutes, clock = int(FUTURE_SLACK.total_seconds() // 60), f"{now.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+            raise ValueError(f"is more than {minutes} minutes ahead of the bot's clock ({clock}):"
+                             " check the sender's clock and UTC offset")
         return moment.astimezone(dt.UTC)
 
 
@@ -231,10 +236,11 @@ def parse_events(body: bytes, *, now: dt.datetime) -> list[ErrorEvent | SyncFail
 
 
 def _order_submission(event: OrderEvent, *, now: dt.datetime) -> Submission:
-    """An app order as the intake takes it: a sale known by its own ref, stored like a Stripe event."""
-    at = event.occurred_at or now
-    sale = PaymentEvent(kind=Kind.SALE, event_id=event.id, event_type="order", occurred_at=at,
-                        livemode=True, refs=(f"app_{event.id}",), amount=event.amount,
+    """An app order as the intake takes it: a sale known by its own ref, stored like a Stripe event. A $0 order is
+    FREE, as a $0 Stripe checkout is: kept in webhook_logs, no order, no ping."""
+    at = min(event.occurred_at or now, now)  # within FUTURE_SLACK ahead: an order is never dated after it arrived
+    sale = PaymentEvent(kind=Kind.SALE if event.amount > 0 else Kind.FREE, event_id=event.id, event_type="order",
+                        occurred_at=at, livemode=True, refs=(f"app_{event.id}",), amount=event.amount,
                         currency=event.currency, customer_email=event.customer_email,
                         product=event.product, affiliate=event.affiliate)
     payload = event.model_dump(mode="json") | {"occurred_at": at.isoformat()}
@@ -246,10 +252,11 @@ async def _store(conn: asyncpg.Connection, event: ErrorEvent | SyncFailureEvent,
     at = event.occurred_at or now
     if isinstance(event, ErrorEvent):
         row = await app_events.insert(conn, kind="error", source=event.source, event_id=event.id,
-                                      message=event.message, context=event.context, occurred_at=at)
+                                      message=event.message, context=event.context, occurred_at=at, received_at=now)
     else:
         row = await app_events.insert(conn, kind="sync_failure", event_id=event.id, system=event.system,
-                                      message=event.message, order_id=event.order_id, occurred_at=at)
+                                      message=event.message, order_id=event.order_id, occurred_at=at,
+                                      received_at=now)
     return "stored" if row is not None else "duplicate"
 
 
@@ -266,8 +273,9 @@ async def store_events(conn: asyncpg.Connection, events: list[Event], *, tz: Zon
     # with its reason, like a Stripe event that could not be applied.
     results = await ingest_batch(conn, [_order_submission(e, now=now) for _, e in orders],
                                  tz=tz, now=now) if orders else []
-    for (index, _), result in zip(orders, results, strict=True):
-        status[index] = _STATUS[result.outcome]
+    for (index, order), result in zip(orders, results, strict=True):
+        free = order.amount == 0 and result.outcome is Outcome.PROCESSED  # logged, but no order and no ping
+        status[index] = "ignored" if free else _STATUS[result.outcome]
     return status, sum(r.queued for r in results)
 
 

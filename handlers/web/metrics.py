@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.answers.snapshots import gather_within
+from bot.metrics import Outbox
 from bot.web.guards import require_bearer, require_deps
 from queries import health
 
@@ -20,12 +21,13 @@ async def metrics(request: web.Request) -> web.Response:
     now = deps.clock()
     got, _ = await gather_within(deps.pool, {"outbox": lambda db: health.outbox_backlog(db, now=now)},
                                  budget=SCRAPE_BUDGET)
+    outbox = None
     if (backlog := got.get("outbox")) is not None:
-        deps.metrics.outbox_backlog.set(backlog.pending)
-        deps.metrics.outbox_oldest_age.set((now - backlog.oldest).total_seconds() if backlog.oldest else 0.0)
-        deps.metrics.outbox_oldest_due_age.set((now - backlog.oldest_due).total_seconds()
-                                               if backlog.oldest_due else 0.0)
-    return web.Response(body=deps.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        outbox = Outbox(backlog=backlog.pending,
+                        oldest_age=(now - backlog.oldest).total_seconds() if backlog.oldest else 0.0,
+                        oldest_due_age=(now - backlog.oldest_due).total_seconds() if backlog.oldest_due else 0.0)
+    # Not read in time (PostgreSQL down or slow): those gauges are left out, never served stale.
+    return web.Response(body=deps.metrics.render(outbox), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def register(app: web.Application) -> None:

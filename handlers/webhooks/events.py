@@ -29,12 +29,15 @@ async def events_webhook(request: web.Request) -> web.Response:
     try:
         events = parse_events(body, now=now)
     except BadEvents as exc:
+        deps.metrics.webhook_received("app", "unknown", "malformed")
         return web.json_response({"error": str(exc), "problems": exc.problems}, status=400)
     async with deps.pool.acquire() as conn, conn.transaction():
         status, queued = await store_events(conn, events, tz=deps.settings.tz, now=now)
     if queued:
         deps.home.changed()  # a custom order: App Home tabs refresh once the burst settles
     results = [{"type": e.type, "id": e.id, "status": status[i]} for i, e in enumerate(events)]
+    for index, event in enumerate(events):  # as Stripe's are counted: by source, type and outcome (stored, …)
+        deps.metrics.webhook_received("app", event.type, status[index])
     log.info("app events: %d received, %d new", len(events), list(status.values()).count("stored"))
     return web.json_response({"received": len(events), "results": results})
 
