@@ -37,6 +37,7 @@ from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.settings.follow import Follower, channels_of
 from bot.settings.live import LiveSettings
 from bot.slack_app import build_bolt_app, run_socket_mode
+from bot.socket_state import SocketWatch
 from bot.stripe import received as stripe_received
 from bot.web import middleware
 from bot.web.feed import LocalFeed
@@ -144,13 +145,13 @@ def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[Non
     if deps.channels is not None:  # resolve and join in the background: start-up never waits for Slack
         tasks.append(asyncio.create_task(deps.channels.start(), name="channels"))
     token = deps.settings.slack_app_token
-    if bolt is not None and deps.slack is not None and token is not None:
+    if bolt is not None and deps.slack is not None and token is not None and deps.socket is not None:
         tasks.append(asyncio.create_task(run_socket_mode(
-            bolt, app_token=token.get_secret_value(), client=deps.slack), name="socket-mode"))
+            bolt, app_token=token.get_secret_value(), client=deps.slack, watch=deps.socket), name="socket-mode"))
     return tasks
 
 
-@contextlib.asynccontextmanager
+@contextlib.asynccontextmanager  # long: the composition root, in start-up order
 async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender: Sender | None = None,
                   jobs: bool = True) -> AsyncIterator[Services]:
     """Pool, migrations, the delivery worker and (with a bot token) Bolt, for the duration of the block."""
@@ -172,7 +173,8 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         access = access_policy(settings, client)
         deps = Deps(live=live, pool=pool, dsn=dsn, sender=sender, worker=worker, intake=intake, slack=client,
                     access=access, clock=clock, metrics=metrics, scheduler=scheduler, job_failures=failures,
-                    home=HomePublisher(client=client), feed=feed, channels=channels)
+                    home=HomePublisher(client=client), feed=feed, channels=channels,
+                    socket=SocketWatch(clock) if settings.slack_app_token else None)  # an app token needs a bot token
         live.on_change(Follower(deps))
         failures.on_failure = lambda failure: announce_job_failure(deps, failure)
         bolt = build_bolt_app(deps, client) if client is not None else None

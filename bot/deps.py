@@ -24,6 +24,7 @@ from bot.metrics import Metrics
 from bot.rhythm.load import RhythmCache, RhythmSource
 from bot.scheduling import JobFailures
 from bot.settings.live import LiveSettings
+from bot.socket_state import SocketWatch
 from bot.web.feed import LocalFeed
 
 
@@ -47,6 +48,7 @@ class Deps:
     home: HomePublisher = field(default_factory=lambda: HomePublisher(client=None))  # the App Home tab
     feed: LocalFeed | None = None  # local mode only: what the feed page at GET / shows
     channels: ChannelDirectory | None = None  # with a bot token: the configured channels as Slack sees them
+    socket: SocketWatch | None = None  # with an app token: whether the Socket Mode connection is up
     rhythm_cache: RhythmCache = field(default_factory=RhythmCache)  # built once per local hour, not per /sales
 
     @property

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 
+import aiohttp
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
+from bot.socket_state import SocketWatch
 
 log = logging.getLogger(__name__)
+SOCKET_PING_INTERVAL = 10.0  # Bolt's default for its Socket Mode handler
 
 
 def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
@@ -31,9 +38,11 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
     # Bolt gets a client without a token (its per-request clients take the token from `authorize`), and the
     # same base URL and settings as ours, so GovSlack and the tests' fake are honoured.
     bolt_client = AsyncWebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])
+    # Bolt answers ssl_check=1 (Slack's certificate check) with 200 before its own signature check, but no
+    # request reaches Bolt unsigned: POST /slack/events verifies first (handlers/web/slack_events.py).
     app = AsyncApp(client=bolt_client, signing_secret=secret, authorize=authorize, name="salespulse",
                    # Socket Mode frames are authenticated by the connection itself, not signed.
-                   request_verification_enabled=not socket_mode, ssl_check_enabled=False,
+                   request_verification_enabled=not socket_mode, ssl_check_enabled=True,
                    logger=logging.getLogger("salespulse.bolt"))
 
     @app.error
@@ -44,24 +53,92 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
     return app
 
 
-async def run_socket_mode(app: AsyncApp, *, app_token: str, client: AsyncWebClient) -> None:
-    """Keep a Socket Mode connection: retry the first connect with backoff (Slack may be down at start)."""
-    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+# Slack's Socket Mode URLs are temporary: after a failed handshake a new one is asked for, waiting this long
+# (doubling from the first) between attempts.
+RETRY_FIRST, RETRY_MAX = 1.0, 60.0
+HANDSHAKE_TIMEOUT = 30.0  # a handshake that hangs (a black-holed network) counts as failed
 
-    handler = AsyncSocketModeHandler(app, app_token=app_token, web_client=client)
-    delay = 1.0
-    try:
-        while True:
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class FreshUrlSocketModeClient(SocketModeClient):
+    """slack_sdk's aiohttp client, except that a failed handshake leads to a new URL from apps.connections.open,
+    with backoff: the SDK's connect() retries the same temporary URL every ping_interval for ever, at start-up and
+    on every reconnect (connect_to_new_endpoint calls connect()), so an outage longer than a URL's life left the
+    bot deaf until restarted. The old socket is closed before a new one opens: never two at once."""
+
+    def __init__(self, *, watch: SocketWatch, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.watch = watch
+
+    async def issue_new_wss_url(self) -> str:
+        try:
+            return await super().issue_new_wss_url()
+        except Exception as exc:  # slack_sdk raises SlackApiError, aiohttp its own: recorded, then re-raised
+            self.watch.failed(f"apps.connections.open: {_describe(exc)}")
+            raise
+
+    async def connect(self) -> None:
+        """Connect, asking for a new URL after each failure, until connected or closed (never raises)."""
+        delay = RETRY_FIRST
+        self.watch.lost()
+        while not self.closed:
             try:
-                handler.client.wss_uri = await handler.client.issue_new_wss_url()  # errors reach the backoff below
-                await handler.connect_async()  # the client reconnects by itself once connected
+                if self.wss_uri is None:
+                    self.wss_uri = await self.issue_new_wss_url()
+                await self._open_session(self.wss_uri)
+                self.watch.connected()
                 log.info("socket mode connected")
-                await asyncio.Event().wait()
-            except (OSError, TimeoutError, ValueError) as exc:
-                log.warning("socket mode connection failed, retrying in %.0f s: %s", delay, exc)
-            except Exception as exc:  # noqa: BLE001  # slack_sdk raises bare Exceptions here; keep retrying
-                log.warning("socket mode connection failed, retrying in %.0f s: %s", delay, exc)
+                return
+            except Exception as exc:  # noqa: BLE001  # any failure means: another URL, later
+                if self.closed:
+                    return
+                self.watch.failed(_describe(exc))
+                log.warning("socket mode connection failed, retrying with a new URL in %.0f s: %s", delay,
+                            _describe(exc))
+            self.wss_uri = None  # spent or expired: the next attempt asks for a new one
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _open_session(self, url: str) -> None:
+        """One handshake, then the SDK's receiver and monitor for the new session (as its connect() does)."""
+        self.auto_reconnect_enabled = False  # the old session's tasks must not reconnect meanwhile
+        if (old := self.current_session) is not None:
+            with contextlib.suppress(Exception):  # a broken old socket may fail to close; it is dropped anyway
+                await old.close()
+        if self.aiohttp_client_session.closed:
+            self.aiohttp_client_session = aiohttp.ClientSession()
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            self.current_session = await self.aiohttp_client_session.ws_connect(
+                url, autoping=False, heartbeat=self.ping_interval, proxy=self.proxy,
+                ssl=self.web_client.ssl if self.web_client.ssl is not None else True)
+        self.auto_reconnect_enabled = self.default_auto_reconnect_enabled
+        self.stale = False
+        await self.current_session.ping(f"sdk-ping-pong:{time.time()}".encode())
+        for task in (self.current_session_monitor, self.message_receiver):
+            if task is not None:
+                task.cancel()
+        self.current_session_monitor = asyncio.ensure_future(self.monitor_current_session())
+        self.message_receiver = asyncio.ensure_future(self.receive_messages())
+
+
+class _SocketHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode adapter around a client built here (its own constructor builds the SDK's client)."""
+
+    def __init__(self, app: AsyncApp, client: FreshUrlSocketModeClient) -> None:  # no super().__init__: see above
+        self.app, self.app_token, self.client = app, client.app_token, client
+        client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]  # Bolt's own cast
+
+
+async def run_socket_mode(app: AsyncApp, *, app_token: str, client: AsyncWebClient, watch: SocketWatch) -> None:
+    """Keep a Socket Mode connection; `watch` tells /health whether it is up."""
+    socket = FreshUrlSocketModeClient(app_token=app_token, web_client=client, logger=app.logger,
+                                      ping_interval=SOCKET_PING_INTERVAL, watch=watch)
+    handler = _SocketHandler(app, socket)
+    try:
+        await handler.connect_async()  # retries by itself, with a new URL each time
+        await asyncio.Event().wait()
     finally:
         await handler.close_async()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +80,36 @@ class FakeSocketMode:
         finally:
             self._open.discard(ws)
         return ws
+
+
+class TicketedSocket(FakeSocketMode):
+    """Slack's temporary Socket Mode URLs: a handshake is accepted only with a ticket issued (by `issue`, which the
+    fake Web API's apps.connections.open calls) less than `lifetime` seconds ago and not used before. Until
+    `down_until` (time.monotonic()) every handshake gets a 503, as from Slack's edge during an outage."""
+
+    def __init__(self, lifetime: float = 3.0) -> None:
+        super().__init__()
+        self.lifetime = lifetime
+        self.issued: dict[str, float] = {}
+        self.refused: list[str] = []  # "ticket:why" for every handshake refused
+        self.down_until = 0.0
+        self.most_open = 0  # the most sockets open at once
+        self._tickets = itertools.count(1)
+
+    def issue(self) -> str:
+        ticket = f"t{next(self._tickets)}"
+        self.issued[ticket] = time.monotonic()
+        return f"{self.url}?ticket={ticket}"
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        ticket = request.query.get("ticket", "")
+        at = self.issued.get(ticket)
+        if time.monotonic() < self.down_until:
+            self.refused.append(f"{ticket}:503")
+            raise web.HTTPServiceUnavailable()
+        if at is None or time.monotonic() - at > self.lifetime:
+            self.refused.append(f"{ticket}:expired")
+            raise web.HTTPUnauthorized(text="invalid or expired ticket")
+        self.issued.pop(ticket, None)
+        self.most_open = max(self.most_open, len(self._open) + 1)
+        return await super()._link(request)

@@ -87,6 +87,7 @@ class FakeSlack:
     faults: list[Fault] = field(default_factory=list)
     url: str = ""
     socket_url: str | None = None  # what apps.connections.open answers with (a FakeSocketMode's `url`)
+    socket_urls: Callable[[], str] | None = None  # when set, a new URL for each apps.connections.open (wins)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     uploads: dict[str, bytes] = field(default_factory=dict)  # file id → bytes POSTed to its upload URL
@@ -205,6 +206,8 @@ class FakeSlack:
             if group not in self.usergroups:
                 return {"ok": False, "error": "no_such_subteam"}
             return {"ok": True, "users": self.usergroups[group]}
+        if method == "apps.connections.open" and self.socket_urls is not None:
+            return {"ok": True, "url": self.socket_urls()}
         if method == "apps.connections.open" and self.socket_url is not None:
             return {"ok": True, "url": self.socket_url}
         if method.startswith("files."):

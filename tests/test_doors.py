@@ -71,6 +71,19 @@ async def test_http_mode_refuses_unsigned_and_forged_requests(bot: Bot) -> None:
     assert "text" in await bot.command("/sales")
 
 
+async def test_slack_ssl_check_is_answered_200_only_when_signed(bot: Bot, fake_slack: FakeSlack) -> None:
+    """Slack's certificate check (ssl_check=1, sent when a slash command URL is saved) expects 200 and nothing
+    done; unsigned or forged, it is refused like any other request (Bolt alone would answer it unsigned)."""
+    form = {"ssl_check": "1", "token": "legacy"}
+    before = len(fake_slack.calls)
+    resp = await bot.slack(form)
+    assert resp.status == 200, (resp.status, await resp.text())
+    assert await resp.text() == ""
+    assert await unsigned(bot, form) == 401
+    assert await forged(bot, form) == 401
+    assert len(fake_slack.calls) == before  # nothing said in Slack
+
+
 @pytest.fixture
 async def monitored(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
     """A bot with a monitoring token, talking to 127.0.0.1 clients directly (no trusted proxy)."""

@@ -43,4 +43,5 @@ async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnap
                                  started_at=deps.started_at, site_url=s.site_url, next_jobs=next_runs(deps.scheduler),
                                  job_failures=tuple(deps.job_failures.recent), budget=budget,
                                  channels=deps.channels.statuses() if deps.channels is not None else (),
-        overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after)
+        overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after,
+        socket=deps.socket.state if deps.socket is not None else None)

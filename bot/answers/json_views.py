@@ -184,6 +184,10 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
             "alerts": [_alert_json(a) for a in s.alerts or []],
             "scheduler": {"jobs": [{"name": n, "next_run_at": _iso(t)} for n, t in s.next_jobs]},
             "stripe_events_api": _stripe_sync_json(s),
+            # None without an app token; `since`: when it connected, or since when it is not connected.
+            "socket_mode": None if s.socket is None else {
+                "connected": s.socket.connected, "since": _iso(s.socket.since), "down": s.socket_down,
+                "last_error": None if s.socket.connected else s.socket.last_error},
             # Changed from Slack's Settings view (they win over the environment), and the latest changes.
             "settings": {"from_slack": {o.key: o.value for o in s.settings_overrides},
                          "recent_changes": [{"at": _iso(c.at), "user": c.user_id, "key": c.key, "before": c.before,

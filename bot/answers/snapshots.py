@@ -26,6 +26,7 @@ from bot.periods import Period
 from bot.rhythm.load import RhythmSource, pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
+from bot.socket_state import SocketState
 from queries import alerts, app_events, errors, health, mrr, sales, settlements, sketch, stripe_sync
 from queries import inbox as inbox_q
 from queries import settings as settings_q
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # Slack gives a slash command 3 s; leave room for Slack's own hops and our rendering.
 COMMAND_BUDGET = 2.0
 SETTINGS_CHANGES_SHOWN = 5  # /health lists the latest changes made from Slack's Settings view
+SOCKET_GRACE = dt.timedelta(minutes=1)  # a Socket Mode (re)connect with no failed attempt is not degraded before
 STUCK_AFTER = dt.timedelta(minutes=DELIVERY_STUCK_MINUTES)  # the delivery_stuck rule's default threshold
 PENDING_WINDOW = dt.timedelta(minutes=30)
 MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the 30 days up to the period's end, whatever its length
@@ -214,6 +216,7 @@ class HealthSnapshot:
     settings_overrides: tuple[Override, ...] = ()  # in force over the environment, changed from Slack
     settings_changes: list[Change] | None = None  # the latest changes, newest first
     stuck_after: dt.timedelta = STUCK_AFTER  # the rule's threshold in force
+    socket: SocketState | None = None  # None unless Socket Mode is configured (an app token)
 
     @property
     def order_silence_suspicious(self) -> bool:
@@ -230,11 +233,20 @@ class HealthSnapshot:
         return due is not None and self.now - due > self.stuck_after
 
     @property
+    def socket_down(self) -> bool:
+        """Socket Mode is configured and not connected, after a failed attempt or for over SOCKET_GRACE: no slash
+        command, button or App Home event reaches the bot."""
+        sock = self.socket
+        return sock is not None and not sock.connected and \
+            (sock.last_error is not None or self.now - sock.since > SOCKET_GRACE)
+
+    @property
     def degraded(self) -> bool:
         """What /health, the JSON API and the dashboard call degraded: no database, an order silence worth worrying
-        about, Slack refusing messages for good, or delivery stuck."""
+        about, Slack refusing messages for good, delivery stuck, or Socket Mode down."""
         permanent = bool(self.delivery_errors and self.delivery_errors.permanent)
-        return not self.database_ok or self.order_silence_suspicious or permanent or self.delivery_stuck
+        return not self.database_ok or self.order_silence_suspicious or permanent or self.delivery_stuck or \
+            self.socket_down
 
 
 async def _timed_ping(db: Executor) -> float:
@@ -248,7 +260,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
                           next_jobs: tuple[tuple[str, dt.datetime], ...] = (),
                           job_failures: tuple[JobFailure, ...] = (),
                           channels: tuple[ChannelStatus, ...] = (), overrides: tuple[Override, ...] = (),
-                          stuck_after: dt.timedelta = STUCK_AFTER,
+                          stuck_after: dt.timedelta = STUCK_AFTER, socket: SocketState | None = None,
                           budget: float = COMMAND_BUDGET) -> HealthSnapshot:
     """The state of every component /health reports."""
     lookups: dict[str, Lookup] = {
@@ -273,4 +285,5 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
         site_url=site_url, next_jobs=next_jobs, job_failures=job_failures, alerts=got.get("alerts"),
         probe=(got.get("site probe") or [None])[0], stripe_sync=got.get("stripe events api"), channels=channels,
         stripe_fees=got.get("stripe fees"), missing=missing, settings_overrides=overrides,
-        settings_changes=got.get("settings changes"), inbox=got.get("intake inbox"), stuck_after=stuck_after)
+        settings_changes=got.get("settings changes"), inbox=got.get("intake inbox"), stuck_after=stuck_after,
+        socket=socket)

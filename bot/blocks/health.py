@@ -23,7 +23,8 @@ MODE_LABELS: Final = {"local": "local mode", "socket": "Socket Mode", "webhooks"
 
 def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     """One line per component, in the order an on-call person checks them."""
-    found = [_database_line(s), *_activity_lines(s, tz), *_delivery_lines(s), *_channel_lines(s), _site_line(s),
+    found = [_database_line(s), _socket_line(s, tz), *_activity_lines(s, tz), *_delivery_lines(s),
+             *_channel_lines(s), _site_line(s),
              _stripe_sync_line(s), _stripe_fees_line(s), *_scheduler_lines(s, tz), *_settings_lines(s, tz)]
     return [line for line in found if line is not None]
 
@@ -52,6 +53,15 @@ def _database_line(s: HealthSnapshot) -> str:
     if s.database_ok:
         return f"{OK} *PostgreSQL* reachable ({s.database_rtt_ms:.0f} ms round trip)"
     return f"{BAD} *PostgreSQL* unreachable or too slow to answer"
+
+
+def _socket_line(s: HealthSnapshot, tz: ZoneInfo) -> str | None:
+    """Only when Socket Mode is configured and not connected: nothing from Slack reaches the bot meanwhile."""
+    if s.socket is None or s.socket.connected:
+        return None
+    error = f", last error: `{escape_mrkdwn(s.socket.last_error[:200])}`" if s.socket.last_error else ""
+    return (f"{WARN} *Socket Mode* not connected since {local(s.socket.since, tz):%a %H:%M}"
+            f" ({ago(s.now - s.socket.since)}): commands, buttons and App Home wait{error}")
 
 
 def _activity_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:

@@ -108,7 +108,8 @@ async def _check_slack(settings: Settings) -> bool:
             auth = await client.auth_test()
             print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
                   f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
-            return await _check_channels(client, settings)
+            channels_ok = await _check_channels(client, settings)
+            return await _check_socket_mode(client, settings) and channels_ok
         except SlackApiError as exc:
             data = exc.response.data  # a proxy's 5xx page has no "error": its HTTP status says more than None
             error = data.get("error") if isinstance(data, dict) else None
@@ -117,6 +118,28 @@ async def _check_slack(settings: Settings) -> bool:
         except (OSError, TimeoutError) as exc:
             print(f"  slack:            FAILED — cannot reach {settings.slack_api_url}: {exc}")
             return False
+    return True
+
+
+async def _check_socket_mode(client: AsyncWebClient, settings: Settings) -> bool:
+    """With SLACK_APP_TOKEN: ask apps.connections.open for a URL (the socket itself is not opened: `run` does
+    that), so a wrong or revoked app token fails here rather than leaving commands and buttons unanswered."""
+    from slack_sdk.errors import SlackApiError
+
+    if settings.slack_app_token is None:
+        return True
+    try:
+        await client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+    except SlackApiError as exc:
+        data = exc.response.data
+        error = data.get("error") if isinstance(data, dict) else None
+        print(f"  socket mode:      FAILED — Slack refused SLACK_APP_TOKEN (apps.connections.open:"
+              f" {error or f'HTTP {exc.response.status_code}'})")
+        return False
+    except (OSError, TimeoutError) as exc:
+        print(f"  socket mode:      FAILED — cannot reach {settings.slack_api_url}: {exc}")
+        return False
+    print("  socket mode:      ok (the app token is accepted: apps.connections.open issues a URL)")
     return True
 
 
