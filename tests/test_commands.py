@@ -139,6 +139,24 @@ async def test_errors_command_shows_failures_and_webhook_errors(store: Bot) -> N
     assert "`invoice.paid` × 1" in text and "KeyError: lines" in text
 
 
+async def test_errors_webhook_share_counts_webhooks_only(store: Bot) -> None:
+    """"Webhook errors: 1 of 2 (50.0%)" whatever the store's app reported: its errors have their own field (they
+    have no total to be a share of), where adding them to the webhooks' errors read "11 of 2 (550.0%)"."""
+    pool, at = store.deps.pool, NOW - dt.timedelta(minutes=3)
+    await pool.execute(
+        "INSERT INTO webhook_logs (event_id, event_type, status, last_error, payload, created_at, updated_at)"
+        " VALUES ('evt_bad', 'invoice.paid', 'error', 'KeyError', '{}', $1, $1),"
+        "        ('evt_ok', 'invoice.paid', 'processed', NULL, '{}', $1, $1)", at)
+    await pool.executemany(
+        "INSERT INTO app_events (source, event_id, kind, message, occurred_at, received_at)"
+        " VALUES ('checkout-api', $1, 'error', 'timeout', $2, $2)", [(f"app_err_{i}", at) for i in range(10)])
+    body = await store.command("/errors")
+    text = text_of(body)
+    assert body["text"] == "🚨 Errors · Last hour: 1 webhook errors, 10 app errors, 0 payment failures"
+    assert "*Webhook errors:*\\n1 of 2 (50.0%)" in text, text
+    assert "*App errors:*\\n10" in text
+
+
 async def test_health_command_reports_components(store: Bot) -> None:
     """/health names PostgreSQL, the last webhook and order, delivery backlog and the scheduler."""
     body = await store.command("/health")

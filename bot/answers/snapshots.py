@@ -160,8 +160,13 @@ class ErrorsSnapshot:
     @property
     def webhook_error_count(self) -> int:
         """Webhook processing errors plus errors the store's app reported."""
-        reported = (self.app_counts or {}).get("error", 0)
-        return sum(g.count for g in self.webhook_errors or []) + reported
+        return self.webhook_only_errors + (self.app_counts or {}).get("error", 0)
+
+    @property
+    def webhook_only_errors(self) -> int:
+        """Webhook processing errors alone: what is a share of the webhooks received (the app reports only errors,
+        so its reports have no total to be a share of)."""
+        return sum(g.count for g in self.webhook_errors or [])
 
 
 async def errors_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime,

@@ -39,9 +39,9 @@ def _payments(s: ErrorsSnapshot) -> Block:
     rate_text = UNKNOWN if rate is None and s.payment_failures is None else (
         "no attempts" if rate is None else f"{rate:.1%} of attempts")
     received = s.webhooks_received
+    failed = s.webhook_only_errors  # the app's errors have their own field: "of N webhooks" counts webhooks only
     err_rate = UNKNOWN if received is None or s.webhook_errors is None else (
-        f"{s.webhook_error_count} of {received}" + (f" ({s.webhook_error_count / received:.1%})"
-                                                      if received else ""))
+        f"{failed} of {received}" + (f" ({failed / received:.1%})" if received else ""))
     reported = s.app_counts
     sync = UNKNOWN if reported is None else str(reported.get("sync_failure", 0))
     app_errors = UNKNOWN if reported is None else str(reported.get("error", 0))
@@ -79,5 +79,6 @@ def errors_message(s: ErrorsSnapshot, *, tz: ZoneInfo, share_arg: str | None = N
     if share_arg is not None:
         blocks.append(share_actions("/errors", share_arg))
     failures = "?" if s.payment_failures is None else s.payment_failures
-    return message(f"🚨 Errors · {s.period.label}: {s.webhook_error_count} webhook errors,"
-                   f" {failures} payment failures", blocks)
+    app = (s.app_counts or {}).get("error", 0)
+    return message(f"🚨 Errors · {s.period.label}: {s.webhook_only_errors} webhook errors,"
+                   + (f" {app} app errors," if app else "") + f" {failures} payment failures", blocks)
