@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from queries import locks
+from queries import health, locks
 from queries import migrations as q
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,28 @@ START_WAIT = 60.0
 # cancel either and stop the replica. Only this connection goes without them (sent at connect, so they win over
 # the database's and the role's own settings).
 MIGRATION_SERVER_SETTINGS = {"statement_timeout": "0", "lock_timeout": "0"}
+
+# A replica whose machine dies (power, network) closes no socket: PostgreSQL keeps its sessions, with their open
+# transactions and locks, until TCP gives up on the peer — after 2 h 11 min by default. Three bounds, sent at connect:
+# - TCP keepalives on every connection: probes after 30 s of silence, every 10 s, 3 unanswered = gone (~60 s), where
+#   the probes reach the dead machine (not through a proxy or pooler that answers them itself);
+TCP_KEEPALIVES = {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3"}
+# - a pooled session idle inside a transaction this long is ended, and its row locks with it. The longest legitimate
+#   wait is the delivery worker holding a channel's pace row across Slack calls of at most 10 s each (bot/app.py
+#   slack_client), at most three in a row (a post, the join after not_in_channel, the post again): 30 s; a report
+#   chart's upload with a join and a second share, ~70 s at worst. Twice that: cutting a live post could send it
+#   twice, while a dead replica's channel waits two minutes, not hours. Not on the migrating connection.
+IDLE_IN_TRANSACTION_TIMEOUT = 120.0
+# - a session holding an advisory lock for long (the alert leader, the Stripe poll) pings every HOLDER_PING_SECONDS
+#   and the server ends it after HOLDER_IDLE_TIMEOUT without a statement: a dead holder's lock is free ~30 s after
+#   its last ping, while a live one may have its event loop stalled for 20 s before missing a ping matters.
+HOLDER_PING_SECONDS = 10.0
+HOLDER_IDLE_TIMEOUT = 30.0
+HOLDER_PING_TIMEOUT = 5.0
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +105,36 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
 
 async def connect_for_migrations(dsn: str) -> asyncpg.Connection:
     """A connection of its own for `migrate`, without statement or lock timeouts (MIGRATION_SERVER_SETTINGS)."""
-    return await asyncpg.connect(dsn, timeout=10, server_settings=MIGRATION_SERVER_SETTINGS)
+    return await asyncpg.connect(dsn, timeout=10, server_settings={**MIGRATION_SERVER_SETTINGS, **TCP_KEEPALIVES})
+
+
+async def connect_lock_holder(dsn: str, *, idle_timeout: float = HOLDER_IDLE_TIMEOUT,
+                              connect_within: float = 10) -> asyncpg.Connection:
+    """A connection of its own for a session-level advisory lock held for long: the server ends the session (and
+    releases the lock) after `idle_timeout` seconds without a statement, so the holder pings it more often than
+    that (`keep_pinging`) for as long as it holds the lock."""
+    return await asyncpg.connect(dsn, timeout=connect_within,
+                                 server_settings={**TCP_KEEPALIVES, "idle_session_timeout": _ms(idle_timeout)})
+
+
+def keep_pinging(conn: asyncpg.Connection, *, every: float = HOLDER_PING_SECONDS,
+                 guard: asyncio.Lock | None = None) -> asyncio.Task[None]:
+    """Ping `conn` every `every` seconds (under `guard`, when the holder also uses the connection) until the task is
+    cancelled or a ping fails; a failed ping closes the connection (the lock is lost: the holder finds it closed)."""
+    return asyncio.create_task(_ping_until_cancelled(conn, every, guard), name="lock-holder-ping")
+
+
+async def _ping_until_cancelled(conn: asyncpg.Connection, every: float, guard: asyncio.Lock | None) -> None:
+    while not conn.is_closed():
+        await asyncio.sleep(every)
+        async with guard or contextlib.nullcontext():
+            try:
+                async with asyncio.timeout(HOLDER_PING_TIMEOUT):
+                    await health.ping(conn)
+            except (*DB_UNAVAILABLE, asyncpg.PostgresError) as exc:
+                log.warning("lost the connection holding a lock: %s", exc)
+                conn.terminate()
+                return
 
 
 async def migrate_database(dsn: str) -> list[str]:
@@ -190,7 +241,7 @@ async def wait_for_database(dsn: str, *, within: float = START_WAIT) -> None:
     deadline, delay = loop.time() + within, 0.5
     while True:
         try:
-            conn = await asyncpg.connect(dsn, timeout=5)
+            conn = await asyncpg.connect(dsn, timeout=5, server_settings=TCP_KEEPALIVES)
         except (*DB_REFUSED, asyncpg.ClientConfigurationError):  # waiting will not change these
             raise
         except DB_UNAVAILABLE as exc:
@@ -205,15 +256,18 @@ async def wait_for_database(dsn: str, *, within: float = START_WAIT) -> None:
         return
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections decode jsonb; the caller closes it (`async with` or `close()`)."""
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10,
+                      idle_in_transaction: float = IDLE_IN_TRANSACTION_TIMEOUT) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb, and whose sessions the server ends after `idle_in_transaction`
+    seconds idle inside a transaction (a dead replica's row locks); the caller closes it."""
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=init_connection, reset=_reset,
         # Fail fast when PostgreSQL is gone: intake answers 503 and Stripe retries.
         timeout=5, command_timeout=30,
         # No JIT: the rollup queries join unnest($n) arrays whose length the planner cannot know, overestimate,
         # and paid 10-170 ms compiling plans that run in 1 ms (PostgreSQL's own advice for short OLTP queries).
-        server_settings={"jit": "off"},
+        server_settings={"jit": "off", **TCP_KEEPALIVES,
+                         "idle_in_transaction_session_timeout": _ms(idle_in_transaction)},
     )
     assert pool is not None
     return pool

@@ -1,7 +1,9 @@
 """Leadership among replicas: whoever holds a session-level advisory lock evaluates alerts and probes.
 
 The lock lives on a dedicated connection. When the leader dies, PostgreSQL drops its session and the lock
-with it, so another replica's next attempt (one evaluation interval later at most) takes over.
+with it, so another replica's next attempt (one evaluation interval later at most) takes over. A leader whose
+machine dies closes no socket: its session is then ended by the server once it has gone `idle_timeout` without
+the ping the leader sends every `ping_every` seconds (bot/db.py HOLDER_IDLE_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 
 import asyncpg
 
+from bot.db import HOLDER_IDLE_TIMEOUT, HOLDER_PING_SECONDS, connect_lock_holder, keep_pinging
 from queries import health, locks
 
 log = logging.getLogger(__name__)
@@ -19,10 +22,13 @@ log = logging.getLogger(__name__)
 class Leadership:
     """Holds (or tries to take) the leader lock."""
 
-    def __init__(self, dsn: str, *, key: int = locks.LEADER) -> None:
+    def __init__(self, dsn: str, *, key: int = locks.LEADER, ping_every: float = HOLDER_PING_SECONDS,
+                 idle_timeout: float = HOLDER_IDLE_TIMEOUT) -> None:
         self._dsn = dsn
         self._key = key
+        self._ping_every, self._idle_timeout = ping_every, idle_timeout
         self._conn: asyncpg.Connection | None = None
+        self._pinging: asyncio.Task[None] | None = None
         self.was_leader = False  # the last known answer, for decisions while the database is away
         self._lock = asyncio.Lock()  # the evaluation and the probe job ask concurrently
 
@@ -38,9 +44,13 @@ class Leadership:
                     await health.ping(self._conn)  # still our session, still our lock
                 self.was_leader = True
                 return True
-            self._conn = await asyncpg.connect(self._dsn, timeout=5)
+            await self.release()  # a connection found closed: its ping task ends with it
+            self._conn = await connect_lock_holder(self._dsn, idle_timeout=self._idle_timeout,
+                                                  connect_within=5)
             if await locks.try_lock(self._conn, self._key):
                 log.info("this replica now evaluates alerts (leader)")
+                # The alert and probe jobs come every minute or less often: too rare to keep the session alive.
+                self._pinging = keep_pinging(self._conn, every=self._ping_every, guard=self._lock)
                 self.was_leader = True
                 return True
             await self.release()
@@ -53,5 +63,8 @@ class Leadership:
     async def release(self) -> None:
         """Give the lock up (closing the session releases it)."""
         conn, self._conn = self._conn, None
+        pinging, self._pinging = self._pinging, None
+        if pinging is not None:
+            pinging.cancel()
         if conn is not None and not conn.is_closed():
             conn.terminate()

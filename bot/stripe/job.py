@@ -9,9 +9,8 @@ import datetime as dt
 import logging
 
 import aiohttp
-import asyncpg
 
-from bot.db import DB_UNAVAILABLE
+from bot.db import DB_UNAVAILABLE, HOLDER_IDLE_TIMEOUT, HOLDER_PING_SECONDS, connect_lock_holder, keep_pinging
 from bot.deps import Deps
 from bot.intake.batch import Submission
 from bot.intake.result import IntakeResult, Outcome
@@ -28,9 +27,13 @@ POLL_INTERVAL_SECONDS = 60
 class StripeSyncJob:
     """The job's state between runs: when this process last reconciled."""
 
-    def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep, ping_every: float = HOLDER_PING_SECONDS,
+                 idle_timeout: float = HOLDER_IDLE_TIMEOUT) -> None:
         self.deps = deps
         self.sleep = sleep  # tests record the 429 waits instead of sleeping through them
+        # The lock's session is ended by the server after `idle_timeout` s without a statement (a replica whose
+        # machine died mid-run closes nothing), so it is pinged every `ping_every` s while the run goes on.
+        self.ping_every, self.idle_timeout = ping_every, idle_timeout
         self.reconciled_at: dt.datetime | None = None
 
     async def tick(self) -> Fed | None:
@@ -45,12 +48,17 @@ class StripeSyncJob:
         # a cancelled job — where a lock left on a pooled connection would stop the sync on every replica.
         # Should that connection drop mid-run, another replica may start polling while this one finishes:
         # harmless, as intake stores each event once and the cursor only moves forward.
-        conn = await asyncpg.connect(self.deps.dsn, timeout=10)
+        conn = await connect_lock_holder(self.deps.dsn, idle_timeout=self.idle_timeout)
+        pinging = None
         try:
             if not await locks.try_lock(conn, locks.STRIPE_SYNC):
                 return None
+            pinging = keep_pinging(conn, every=self.ping_every)
             return await self._run(key.get_secret_value())
         finally:
+            if pinging is not None:
+                pinging.cancel()
+                await asyncio.gather(pinging, return_exceptions=True)
             with contextlib.suppress(*DB_UNAVAILABLE):  # a dead connection's lock is gone with it
                 await conn.close(timeout=5)
 
