@@ -72,11 +72,12 @@ WITH gone AS (
 SELECT count(*) FROM gone
 """
 
-# One kind at a time, so its part of app_events_kind_occurred_idx is read from its oldest row.
+# By arrival, as /errors and the alerts count them (migration 0039), one kind at a time, so its part of
+# app_events_kind_received_idx is read from its oldest row: an old event reported today stays, and dedupes a resend.
 DELETE_APP_EVENTS: Final = """
 WITH gone AS (
     DELETE FROM app_events
-     WHERE id IN (SELECT id FROM app_events WHERE kind = $3 AND occurred_at < $1 ORDER BY occurred_at LIMIT $2)
+     WHERE id IN (SELECT id FROM app_events WHERE kind = $3 AND received_at < $1 ORDER BY received_at LIMIT $2)
     RETURNING 1
 )
 SELECT count(*) FROM gone
@@ -133,6 +134,6 @@ async def delete_site_probes(db: Executor, *, before: dt.datetime, limit: int) -
 
 
 async def delete_app_events(db: Executor, *, kind: str, before: dt.datetime, limit: int) -> int:
-    """Delete up to `limit` of the oldest app events of `kind` that occurred before `before`; how many went."""
+    """Delete up to `limit` of the oldest app events of `kind` received before `before`; how many went."""
     gone: int = await db.fetchval(DELETE_APP_EVENTS, before, limit, kind)
     return gone
