@@ -31,9 +31,9 @@ SECRET = "whsec_bench"
 RUBY = "stripe-ruby-mock"
 BASIL = "versions/basil/subscription_first"
 
-# event type → (reference file, how to send it: "wrap" a bare object, "retype" another type's envelope, or as a
+# event type → (reference file, how to send it: "wrap" a bare object, "retype" another type's envelope, as a
 # "failed" refund — retyped, its Refund's status failed, as Stripe sends a refund that failed; any other update of a
-# refund is nothing to record)
+# refund is nothing to record — or as a "legacy" Charge's, retyped without its PaymentIntent)
 SOURCES: dict[str, tuple[str, str | None]] = {
     "checkout.session.completed": (f"{RUBY}/checkout.session.completed.json", None),
     "checkout.session.async_payment_succeeded": (f"{RUBY}/checkout.session.completed.json", "retype"),
@@ -42,6 +42,8 @@ SOURCES: dict[str, tuple[str, str | None]] = {
     "payment_intent.succeeded": (f"{RUBY}/payment_intent.succeeded.json", None),
     "payment_intent.payment_failed": (f"{RUBY}/payment_intent.payment_failed.json", None),
     "charge.succeeded": (f"{RUBY}/charge.succeeded.json", None),
+    "charge.captured": (f"{RUBY}/charge.succeeded.json", "legacy"),
+    "charge.failed": (f"{RUBY}/charge.failed.json", "legacy"),
     "charge.refunded": (f"{RUBY}/charge.refunded.json", None),
     "charge.refund.updated": (f"{RUBY}/charge.refund.updated.json", "failed"),
     "refund.failed": (f"{RUBY}/charge.refund.updated.json", "failed"),
@@ -66,6 +68,9 @@ def reference_body(event_type: str) -> bytes:
         raw = wrap_event(raw, event_type, event_id="evt_bench")
     elif how == "retype":
         raw = {**raw, "type": event_type}
+    elif how == "legacy":
+        raw = {**raw, "type": event_type, "data": {**raw["data"], "object": {**raw["data"]["object"],
+                                                                           "payment_intent": None}}}
     elif how == "failed":
         refund = {**raw["data"]["object"], "status": "failed", "failure_reason": "expired_or_canceled_card"}
         raw = {**raw, "type": event_type, "data": {**raw["data"], "object": refund}}

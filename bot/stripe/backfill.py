@@ -33,7 +33,7 @@ from bot.stripe.build import invoice_unstated
 from bot.stripe.events_api import StripeApi, StripeApiError
 from bot.stripe.fields import mapping
 from bot.stripe.settle_job import settle_due
-from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, submission, type_params
+from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, handled, submission
 from queries import settlements
 from queries import stripe_sync as q
 
@@ -129,9 +129,9 @@ async def backfill(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.dat
         progress(f"backfill: {a:%Y-%m-%d} (listings) {counts.imported:,} imported")
     for a, b in _days(events_from, now):
         events: list[dict[str, Any]] = []
-        async for page in api.pages(EVENTS_PATH, [*type_params(), *_between(a, b)]):
+        async for page in api.pages(EVENTS_PATH, _between(a, b)):
             counts.read += len(page.data)
-            events.extend(page.data)
+            events.extend(e for e in page.data if handled(e))
         events.reverse()  # Stripe lists newest first
         await _import(pool, events, counts, now=now, tz=tz)
         progress(f"backfill: {a:%Y-%m-%d} (events) {counts.imported:,} imported")

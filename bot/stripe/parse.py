@@ -13,7 +13,15 @@ from bot.stripe.build import Envelope
 from bot.stripe.checkout import checkout_session
 from bot.stripe.fields import is_mapping, mapping, string, timestamp
 from bot.stripe.invoices import invoice, invoice_payment
-from bot.stripe.payments import charge_refunded, charge_succeeded, dispute, dispute_settled, payment_intent
+from bot.stripe.payments import (
+    charge_captured,
+    charge_failed,
+    charge_refunded,
+    charge_succeeded,
+    dispute,
+    dispute_settled,
+    payment_intent,
+)
 from bot.stripe.refunds import refund_void
 from bot.stripe.subscriptions import subscription
 
@@ -46,8 +54,9 @@ def parse_event(raw: Mapping[str, Any]) -> PaymentEvent | None:
 _Handler = Callable[[Envelope, Mapping[str, Any]], PaymentEvent | None]
 
 # invoice.payment_succeeded is left out on purpose: it reports the same payment as invoice.paid, and counting
-# both would double the sale. charge.succeeded and invoice_payment.paid are LINKs (ids and customer, no sale):
-# from 2025-03-31.basil on they are what ties a PaymentIntent to its Charge and to the invoice it paid.
+# both would double the sale. charge.succeeded (of a PaymentIntent) and invoice_payment.paid are LINKs (ids and
+# customer, no sale): from 2025-03-31.basil on they are what ties a PaymentIntent to its Charge and to the invoice
+# it paid.
 _HANDLERS: Final[Mapping[str, _Handler]] = {
     "checkout.session.completed": checkout_session,
     "checkout.session.async_payment_succeeded": checkout_session,
@@ -56,6 +65,10 @@ _HANDLERS: Final[Mapping[str, _Handler]] = {
     "payment_intent.succeeded": payment_intent,
     "payment_intent.payment_failed": payment_intent,
     "charge.succeeded": charge_succeeded,
+    # A legacy Charge (no PaymentIntent: `POST /v1/charges`) has no payment_intent.* events: these tell its sale and
+    # its decline. With a PaymentIntent, charge.failed and charge.captured are None (its own events count them).
+    "charge.captured": charge_captured,
+    "charge.failed": charge_failed,
     "charge.refunded": charge_refunded,
     # A refund failed or canceled: its money came back (charge.refund.updated in every version; refund.failed and
     # refund.updated for charges' refunds from 2024-10-28.acacia on). Any other refund update is ignored.
@@ -74,5 +87,5 @@ _HANDLERS: Final[Mapping[str, _Handler]] = {
     "customer.subscription.deleted": subscription,
 }
 
-# The event types to enable on the Stripe webhook endpoint, and the Events API poll's `types[]` (at most 20).
+# The event types to enable on the Stripe webhook endpoint, and the ones the Events API poll feeds (bot/stripe/sync.py).
 HANDLED_TYPES: Final = frozenset(_HANDLERS)

@@ -74,12 +74,56 @@ def charge_succeeded(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """charge.succeeded: a LINK, not a sale (payment_intent.succeeded counts the money), naming ch_ ↔ pi_.
 
     It is often the only event of a payment that names the customer: current PaymentIntents send
-    `latest_charge` as a bare id, while the Charge carries `billing_details`.
+    `latest_charge` as a bare id, while the Charge carries `billing_details`. A legacy Charge (no PaymentIntent)
+    paid and captured is the sale itself; one only authorised is counted by its charge.captured.
     """
+    if _legacy(obj) and obj.get("paid") is True and obj.get("captured") is True:
+        return _legacy_sale(env, obj)
     billing = mapping(obj, "billing_details")
     email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
     return new_event(env, obj, Kind.LINK, _charge_ids(obj), amount=None, email=email, name=name,
                      invoice_unstated=invoice_unstated(obj))
+
+
+def _legacy(obj: Mapping[str, Any]) -> bool:
+    """Whether a Charge was made through the legacy Charges API (`POST /v1/charges` with a token or source): no
+    PaymentIntent, so no payment_intent.* event tells of it. `payment_intent` is null, or absent in API versions
+    older than PaymentIntents (2019-02-11), which old integrations still pin."""
+    return stripe_id(obj.get("payment_intent")) is None
+
+
+def _legacy_sale(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
+    """A legacy Charge's money taken, as payment_intent.succeeded tells a PaymentIntent's. Before basil an invoice's
+    Charge names it (`invoice`): one order with invoice.paid, which names the Charge back."""
+    billing = mapping(obj, "billing_details")
+    email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
+    # amount_captured: a partial capture takes less than was authorised (absent before 2019: then all of it).
+    amount = integer(obj, "amount_captured") or integer(obj, "amount")
+    return new_event(env, obj, Kind.SALE, _charge_ids(obj), amount=amount, email=email, name=name,
+                     invoice_unstated=invoice_unstated(obj),
+                     renewal_likely=string(obj, "description") == RENEWAL_DESCRIPTION)
+
+
+def charge_captured(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | None:
+    """charge.captured: an authorised Charge captured (Stripe sends it only for a Charge created uncaptured). A
+    legacy Charge's sale; a PaymentIntent's capture is told by its payment_intent.succeeded (None)."""
+    return _legacy_sale(env, obj) if _legacy(obj) else None
+
+
+def charge_failed(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | None:
+    """charge.failed: a legacy Charge declined, as payment_intent.payment_failed tells a PaymentIntent's failed
+    attempt (which counts it: None for a Charge with one, so no attempt is told twice)."""
+    if not _legacy(obj):
+        return None
+    ids = _charge_ids(obj)
+    billing, outcome = mapping(obj, "billing_details"), mapping(obj, "outcome")
+    email, name = coalesce(string(billing, "email"), string(obj, "receipt_email")), string(billing, "name")
+    # In the order payment_error reads a PaymentIntent's: the message, the decline code, the error code.
+    reason = coalesce(string(obj, "failure_message"), string(outcome, "reason"), string(obj, "failure_code"),
+                      string(outcome, "seller_message"))
+    return new_event(env, obj, Kind.FAILURE, ids, amount=integer(obj, "amount"), email=email, name=name,
+                     failure_reason=reason or UNSAID, invoice_attempt=_invoice_attempt(obj, ids),
+                     customer_id=stripe_id(obj.get("customer")), invoice_unstated=invoice_unstated(obj))
 
 
 def _before_basil(env: Envelope, obj: Mapping[str, Any]) -> bool:

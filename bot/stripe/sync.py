@@ -38,9 +38,16 @@ RECONCILE_EVERY = dt.timedelta(hours=24)
 Submit = Callable[[Submission], Awaitable[IntakeResult]]
 
 
-def type_params() -> list[tuple[str, str]]:
-    """`types[]` for every event type the intake handles (Stripe accepts up to 20)."""
-    return [("types[]", t) for t in sorted(HANDLED_TYPES)]
+def handled(raw: dict[str, Any]) -> bool:
+    """Whether the intake handles this listed event's type.
+
+    The listing asks for every type and this filters here: GET /v1/events takes at most 20 `types[]`
+    (https://docs.stripe.com/api/events/list) and the intake handles more. Requests of 20 types each would be
+    several streams, each with the cursor but none in Stripe's order against the others within one second, so
+    the cursor could pass an event of one not yet fed from another; one unfiltered stream keeps Stripe's order,
+    and the cursor moves over the events of other types as over any event consumed.
+    """
+    return raw.get("type") in HANDLED_TYPES
 
 
 def created_of(raw: dict[str, Any]) -> dt.datetime | None:
@@ -127,8 +134,7 @@ class EventsSync:
         # first (https://docs.stripe.com/api/pagination): each page, reversed, continues in time order.
         total = Fed()
         while True:
-            page = await self.api.list(EVENTS_PATH, [*type_params(), ("limit", str(PAGE_LIMIT)),
-                                                     ("ending_before", cursor)])
+            page = await self.api.list(EVENTS_PATH, [("limit", str(PAGE_LIMIT)), ("ending_before", cursor)])
             fed, last, stopped = await self._consume(list(reversed(page.data)), now=now)
             total += fed
             if last is not None:
@@ -138,11 +144,11 @@ class EventsSync:
                 return total
 
     async def _catch_up(self, *, since: dt.datetime, now: dt.datetime) -> Fed:
-        """No usable cursor: everything since `since`, then the newest event becomes the cursor."""
+        """No usable cursor: everything since `since`, then the newest handled event becomes the cursor (up to 30
+        days of events are held here: those of other types are not kept)."""
         events: list[dict[str, Any]] = []
-        async for page in self.api.pages(EVENTS_PATH, [*type_params(),
-                                                       ("created[gte]", str(int(since.timestamp())))]):
-            events.extend(page.data)
+        async for page in self.api.pages(EVENTS_PATH, [("created[gte]", str(int(since.timestamp())))]):
+            events.extend(e for e in page.data if handled(e))
         events.reverse()
         fed, last, _ = await self._consume(events, now=now)
         if last is not None:
@@ -154,12 +160,12 @@ class EventsSync:
         """Feed the unknown events (oldest first) up to the first one still left to the webhook.
 
         Returns what was fed, the last event consumed (the new cursor) and whether it stopped early."""
-        known = await q.known_event_ids(self.db, [e["id"] for e in events])
+        known = await q.known_event_ids(self.db, [e["id"] for e in events if handled(e)])
         cutoff = self._cutoff(now)
         subs: list[Submission] = []
         last: dict[str, Any] | None = None
         for raw in events:
-            if raw["id"] not in known:
+            if handled(raw) and raw["id"] not in known:
                 created = created_of(raw)
                 if cutoff is not None and created is not None and created > cutoff:
                     return await feed(self.submit, subs), last, True
@@ -176,11 +182,11 @@ class EventsSync:
         end = self._cutoff(now) or now
         unknown: list[dict[str, Any]] = []
         if start < end:
-            params = [*type_params(), ("created[gte]", str(int(start.timestamp()))),
-                      ("created[lte]", str(int(end.timestamp())))]
+            params = [("created[gte]", str(int(start.timestamp()))), ("created[lte]", str(int(end.timestamp())))]
             async for page in self.api.pages(EVENTS_PATH, params):
-                known = await q.known_event_ids(self.db, [e["id"] for e in page.data])
-                unknown.extend(e for e in page.data if e["id"] not in known)
+                listed = [e for e in page.data if handled(e)]
+                known = await q.known_event_ids(self.db, [e["id"] for e in listed])
+                unknown.extend(e for e in listed if e["id"] not in known)
         unknown.reverse()  # oldest first, as they happened
         fed = await feed(self.submit, [s for raw in unknown if (s := submission(raw, via=self.via)) is not None])
         await q.record_reconciled(self.db, at=now)
