@@ -290,8 +290,12 @@ class FakeStripe:
         return older[:limit], len(older) > limit
 
     def _expand(self, item: dict[str, Any], query: MultiMapping[str]) -> dict[str, Any]:
-        if "data.latest_charge" in query.getall("expand[]", []) and isinstance(item.get("latest_charge"), str):
-            return {**item, "latest_charge": self.charges.get(item["latest_charge"], item["latest_charge"])}
+        expand = query.getall("expand[]", [])
+        if "data.latest_charge" in expand and isinstance(item.get("latest_charge"), str):
+            charge = self.charges.get(item["latest_charge"], item["latest_charge"])
+            if isinstance(charge, dict):  # its refunds only when asked for by name, as a single object's
+                charge = _charge_refunds(charge, asked="data.latest_charge.refunds" in expand)
+            return {**item, "latest_charge": charge}
         return item
 
 

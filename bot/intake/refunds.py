@@ -13,8 +13,9 @@ time, and each refund voided with its amount, creation and void times. amount_re
 same whatever order the facts came in: each charge.refunded's amount less the refunds it counted (created by then)
 that were voided after it — at the same second, the void is taken as the later — and the largest of those. A later
 refund only adds, so the largest is the one that saw every refund still standing; charge.refunded never says a voided
-refund again (Stripe lowers amount_refunded when it fails), and a backfill's charge.refunded, stamped with the
-charge's own time, counts what stands now.
+refund again (Stripe lowers amount_refunded when it fails), and a backfill's charge.refunded is stamped with its
+newest refund's creation, or when it was read (bot/stripe/backfill.py `_refunded_as_of`), so a later failure comes
+off it too.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from bot.stripe import settle
 from bot.stripe.build import invoice_unstated
 from bot.stripe.events_api import StripeApi, StripeApiError
 from bot.stripe.fields import mapping
+from bot.stripe.refunds import VOID
 from bot.stripe.settle_job import settle_due
 from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, handled, submission
 from queries import settlements
@@ -63,8 +64,9 @@ def _wrap(obj: dict[str, Any], type_: str, created: Any, *, prefix: str = "backf
             "request": {"id": None, "idempotency_key": None}, "type": type_}
 
 
-def session_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """A finished Checkout Session as checkout.session.completed/expired; open ones are not history yet."""
+def session_events(obj: dict[str, Any], read_at: int) -> list[dict[str, Any]]:
+    """A finished Checkout Session as checkout.session.completed/expired; open ones are not history yet (`read_at`,
+    when the listing was read, tells nothing more of it)."""
     type_ = _SESSION_TYPES.get(obj.get("status") or "")
     if type_ is None:
         return []
@@ -72,7 +74,7 @@ def session_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [_wrap(obj, type_, obj.get("expires_at") if type_.endswith("expired") else obj.get("created"))]
 
 
-def intent_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
+def intent_events(obj: dict[str, Any], read_at: int) -> list[dict[str, Any]]:
     """A succeeded PaymentIntent as payment_intent.succeeded, plus charge.refunded when its charge was refunded."""
     if obj.get("status") != "succeeded":
         return []
@@ -80,22 +82,42 @@ def intent_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
     charge = obj.get("latest_charge")  # expanded by the listing's `expand[]`
     if isinstance(charge, dict) and isinstance(charge.get("id"), str) and (charge.get("amount_refunded") or 0) > 0:
         charge = {**charge, "payment_intent": charge.get("payment_intent") or obj["id"]}  # how it finds its sale
-        # When it was refunded is not in the listing: the charge's own time stands in.
-        events.append(_wrap(charge, "charge.refunded", charge.get("created"), prefix="backfill_refund"))
+        events.append(_wrap(charge, "charge.refunded", _refunded_as_of(charge, read_at), prefix="backfill_refund"))
     return events
 
 
-def invoice_payment_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
+def _refunded_as_of(charge: dict[str, Any], read_at: int) -> int:
+    """The time the listed `amount_refunded` stands for, as a charge.refunded would carry it: the newest refund's
+    creation, so the refund is dated when it was made; but when the listing shows a refund failed or canceled (it
+    may have failed after a newer one was made) or not all of them, the time it was read. A refund that fails later
+    comes off it then (bot/intake/refunds.py counts a failure against the totals stamped between its creation and
+    its failure); stamped with the charge's own time, before any refund, it never would."""
+    refunds = charge.get("refunds")
+    if not isinstance(refunds, dict) or refunds.get("has_more") is not False:
+        return read_at
+    listed = refunds.get("data")
+    if not isinstance(listed, list) or not listed:
+        return read_at
+    if any(not isinstance(r, dict) or r.get("status") in VOID or not isinstance(r.get("created"), int)
+           for r in listed):
+        return read_at
+    return max(r["created"] for r in listed)
+
+
+def invoice_payment_events(obj: dict[str, Any], read_at: int) -> list[dict[str, Any]]:
     """A paid InvoicePayment (basil on) as invoice_payment.paid: the link between an invoice and its payment."""
     if obj.get("status") != "paid":
         return []
     return [_wrap(obj, "invoice_payment.paid", mapping(obj, "status_transitions").get("paid_at") or obj.get("created"))]
 
 
-Listing = tuple[str, tuple[tuple[str, str], ...], Callable[[dict[str, Any]], list[dict[str, Any]]]]
+# A listing's path, its parameters, and how an object of it becomes events (given when it was read, unix seconds).
+Listing = tuple[str, tuple[tuple[str, str], ...], Callable[[dict[str, Any], int], list[dict[str, Any]]]]
 LISTINGS: tuple[Listing, ...] = (
     ("/v1/checkout/sessions", (), session_events),
-    ("/v1/payment_intents", (("expand[]", "data.latest_charge"),), intent_events),
+    # A Charge carries its refunds only when they are asked for by name (API 2022-11-15): their times date a refund.
+    ("/v1/payment_intents", (("expand[]", "data.latest_charge"), ("expand[]", "data.latest_charge.refunds")),
+     intent_events),
 )
 # Listed only for a day whose paid PaymentIntents come in the basil shape (bot.stripe.build.invoice_unstated).
 INVOICE_PAYMENTS: Listing = ("/v1/invoice_payments", (("status", "paid"),), invoice_payment_events)
@@ -121,9 +143,9 @@ async def backfill(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.dat
     start, events_from = now - days * DAY, max(now - days * DAY, now - EVENTS_KEPT)
     counts = Counts()
     for a, b in _days(start, events_from):
-        listed = [e for listing in LISTINGS for e in await _listed(api, listing, a, b, counts)]
+        listed = [e for listing in LISTINGS for e in await _listed(api, listing, a, b, counts, read_at=now)]
         if any(e["type"] == "payment_intent.succeeded" and invoice_unstated(e["data"]["object"]) for e in listed):
-            listed += await _listed(api, INVOICE_PAYMENTS, a, b, counts)
+            listed += await _listed(api, INVOICE_PAYMENTS, a, b, counts, read_at=now)
         listed.sort(key=lambda e: e["created"] or 0)
         await _import(pool, listed, counts, now=now, tz=tz)
         progress(f"backfill: {a:%Y-%m-%d} (listings) {counts.imported:,} imported")
@@ -138,15 +160,15 @@ async def backfill(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.dat
     return counts
 
 
-async def _listed(api: StripeApi, listing: Listing, a: dt.datetime, b: dt.datetime,
-                  counts: Counts) -> list[dict[str, Any]]:
-    """The objects of one listing created in [a, b), as events."""
+async def _listed(api: StripeApi, listing: Listing, a: dt.datetime, b: dt.datetime, counts: Counts, *,
+                  read_at: dt.datetime) -> list[dict[str, Any]]:
+    """The objects of one listing created in [a, b), as events; `read_at`: the backfill's now, when it reads them."""
     path, extra, convert = listing
     events: list[dict[str, Any]] = []
     async for page in api.pages(path, [*extra, *_between(a, b)]):
         counts.read += len(page.data)
         for obj in page.data:
-            wrapped = convert(obj)
+            wrapped = convert(obj, int(read_at.timestamp()))
             counts.skipped += not wrapped
             events.extend(wrapped)
     return events
