@@ -9,23 +9,22 @@ tests/fixtures/stripe/versions (values only changed: `payment_intent` null, as a
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as dt
 import itertools
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
-from bot.intake.batch import Submission, ingest_batch
+from bot.intake.batch import ingest_batch
 from bot.intake.events import Kind
 from bot.stripe import endpoints
 from bot.stripe.parse import HANDLED_TYPES, parse_event
 from tests.reference import stripe_fixture
+from tests.test_failure_attempts import _subs, undone
 from tests.test_intake_versions import story_event
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -57,21 +56,6 @@ def declined(shape: str, n: int) -> dict[str, Any]:
     keys = ("status", "paid", "captured", "amount_captured", "balance_transaction", "failure_code",
             "failure_message", "outcome")
     return legacy_charge(shape, n, "charge.failed", **{k: failed[k] for k in keys})
-
-
-def _subs(events: list[dict[str, Any]]) -> list[Submission]:
-    return [Submission("stripe", e["id"], e["type"], json.dumps(e), parse_event(e)) for e in events]
-
-
-@contextlib.asynccontextmanager
-async def undone(db: asyncpg.Connection) -> AsyncIterator[None]:
-    """A savepoint rolled back at the end: each arrival order starts from the same tables."""
-    savepoint = db.transaction()
-    await savepoint.start()
-    try:
-        yield
-    finally:
-        await savepoint.rollback()
 
 
 async def every_arrival(db: asyncpg.Connection, events: list[dict[str, Any]],

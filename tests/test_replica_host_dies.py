@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import pytest
 
 from bot.alerts.leader import Leadership
@@ -26,6 +25,7 @@ from tests.blackhole import Blackhole
 from tests.conftest import Bot, paid_checkout, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
+from tests.test_locks import held_elsewhere
 
 IDLE = 2.0  # the server's patience with a silent session, here (production: 30 s for a holder, 120 s in a transaction)
 PING = 0.5  # a holder's pings, here (production: every 10 s)
@@ -50,18 +50,6 @@ async def within(seconds: float, check: Callable[[], Awaitable[bool]]) -> bool:
             return True
         await asyncio.sleep(0.25)
     return False
-
-
-async def held_elsewhere(dsn: str, key: int) -> bool:
-    """Whether some other session holds the session-level lock `key`."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        if await locks.try_lock(conn, key):
-            await locks.unlock(conn, key)
-            return False
-        return True
-    finally:
-        await conn.close()
 
 
 async def test_alert_leadership_is_taken_over_when_the_leaders_machine_dies(dsn: str, hole: Blackhole) -> None:
