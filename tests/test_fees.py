@@ -57,6 +57,10 @@ async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStrip
     assert after.net == after.gross - after.fees - after.refunds == 4871 - 171 - 1082 + 9850 - 316 - 9850 - 1500
     nets = await store.deps.pool.fetch("SELECT id, net FROM orders ORDER BY id")
     assert [(r["id"], r["net"]) for r in nets] == [("pi_2", 4871 - 171 - 1082), ("pi_4", 9850 - 316 - 11350)]
+    # /sales names the two refund figures apart: the net's are these orders', "Refunds made" those made today
+    text = str((await store.command("/sales"))["blocks"])
+    assert "(fees $19.87 · refunds of these orders $109.32)" in text, text
+    assert "*Refunds made:*\\n1 · €10.00" in text, text
 
 
 async def test_backfill_reads_the_fees_of_past_orders(store: Bot, stripe_api: FakeStripe) -> None:

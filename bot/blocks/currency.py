@@ -21,12 +21,14 @@ def gross_text(st: StoreTotals) -> str:
 
 
 def net_text(st: StoreTotals) -> str | None:
-    """"$180.03 (fees $6.92 · refunds $10.82)", saying when some fees are still to come; None without a key."""
+    """"$180.03 (fees $6.92 · refunds of these orders $10.82)", saying when some fees are still to come; None without
+    a key. Its refunds are those of the period's own orders, whenever made, where "Refunds made" beside it counts
+    the refunds made in the period, of any order: the label keeps the two from reading as a contradiction."""
     if not st.with_fees:
         return None
     parts = [f"fees {format_money(st.fees, st.currency)}"]
     if st.refunds:
-        parts.append(f"refunds {format_money(st.refunds, st.currency)}")
+        parts.append(f"refunds of these orders {format_money(st.refunds, st.currency)}")
     waiting = st.unsettled + sum(t.orders for t in st.pending)
     if waiting:
         parts.append(f"fees of {counted(waiting)} still to come")

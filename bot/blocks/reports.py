@@ -185,7 +185,7 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     if f.pace is not None:
         blocks.append(pace_block(f.pace))
     blocks.append(fields(("Unique customers", count_text(f.customers, f.customers_error)),
-                         ("Refunds", _totals(f.refunds, "refund")),
+                         ("Refunds made", _totals(f.refunds, "refund")),
                          ("Disputes", _totals(f.disputes, "dispute")),
                          ("Payment failures", str(f.payment_failures))))
     if f.top_products:

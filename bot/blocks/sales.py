@@ -112,7 +112,7 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     pairs.append(("Customers", count_text(s.customers, s.customers_error) if s.customers is not None else UNKNOWN))
     refunds = UNKNOWN if s.refunds is None else (
         "none" if not s.refunds else f"{_orders(s.refunds)} · {_money_list(s.refunds)}")
-    pairs.append(("Refunds", refunds))
+    pairs.append(("Refunds made", refunds))  # in the period, of any order: not the net's
     return [fields(*pairs), *blocks]
 
 
