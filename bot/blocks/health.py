@@ -7,7 +7,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.answers.snapshots import HealthSnapshot
-from bot.blocks.common import ago, firing_alerts_section, missing_context, share_actions
+from bot.blocks.common import ago, counted, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, header, local, message, section
 from bot.blocks.message import Message
 from bot.blocks.text import escape_mrkdwn
@@ -168,10 +168,10 @@ def _stripe_fees_line(s: HealthSnapshot) -> str | None:
     fees = s.stripe_fees
     if fees is None or not (fees.waiting or fees.given_up):
         return None
-    line = f"*Stripe fees* {fees.waiting} order(s) waiting to be read"
+    parts = [f"{counted(fees.waiting)} waiting to be read"] if fees.waiting else []
     if fees.given_up:
-        line += f" · {fees.given_up} given up on (\"not converted yet\"; tried again daily)"
-    return f"{WARN if fees.given_up else OK} {line}"
+        parts.append(f"{counted(fees.given_up)} given up on (\"not converted yet\"; tried again daily)")
+    return f"{WARN if fees.given_up else OK} *Stripe fees* {' · '.join(parts)}"
 
 
 def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:

@@ -15,7 +15,7 @@ from bot.answers.hourly import Hourly
 from bot.answers.json_views import primary_currency
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
-from bot.blocks.common import ago, change, count_text
+from bot.blocks.common import ago, change, count_text, counted
 from bot.blocks.currency import breakdown_text, gross_text, net_text
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
@@ -166,7 +166,8 @@ def _health(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]]:
         result = f"HTTP {p.status} in {(p.elapsed_ms or 0) / 1000:.1f} s" if p.ok else (p.error or "failed")
         items.append(("Site", (WARN if slow else OK) if p.ok else BAD, f"{result} · {ago(h.now - p.checked_at)}"))
     if h.job_failures:
-        items.append(("Scheduler", BAD, f"{len(h.job_failures)} failed run(s), last {h.job_failures[-1].job_id}"))
+        runs = counted(len(h.job_failures), "failed run")
+        items.append(("Scheduler", BAD, f"{runs}, last {h.job_failures[-1].job_id}"))
     return [{"name": name, "level": level, "text": text} for name, level, text in items]
 
 
