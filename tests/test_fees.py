@@ -59,7 +59,7 @@ async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStrip
     assert [(r["id"], r["net"]) for r in nets] == [("pi_2", 4871 - 171 - 1082), ("pi_4", 9850 - 316 - 11350)]
     # /sales names the two refund figures apart: the net's are these orders', "Refunds made" those made today
     text = str((await store.command("/sales"))["blocks"])
-    assert "(fees $19.87 · refunds of these orders $109.32)" in text, text
+    assert "(fees $19.87 · refunds and disputes of these orders $109.32)" in text, text
     assert "*Refunds made:*\\n1 · €10.00" in text, text
 
 

@@ -45,6 +45,9 @@ SETTINGS_CHANGES_SHOWN = 5  # /health lists the latest changes made from Slack's
 SOCKET_GRACE = dt.timedelta(minutes=1)  # a Socket Mode (re)connect with no failed attempt is not degraded before
 STUCK_AFTER = dt.timedelta(minutes=DELIVERY_STUCK_MINUTES)  # the delivery_stuck rule's default threshold
 PENDING_WINDOW = dt.timedelta(minutes=30)
+# Without STRIPE_API_KEY an abandoned checkout is known only once it expires (checkout.session.expired), at most 24 h
+# after it opened: a period ending later than that counts some checkouts as not started yet.
+CHECKOUT_EXPIRY = dt.timedelta(hours=24)
 MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the 30 days up to the period's end, whatever its length
 
 Lookup = Callable[[Executor], Awaitable[Any]]
@@ -99,6 +102,7 @@ class SalesSnapshot:
     store_previous: StoreTotals | None = None  # a week earlier, likewise
     store_note: str | None = None  # why totals stay per currency, when they do
     store_last_hour: StoreTotals | None = None  # the last hour in the store currency, likewise
+    abandoned_unknown: bool = False  # conversion leaves out abandoned checkouts not expired yet (CHECKOUT_EXPIRY)
 
 
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
@@ -129,7 +133,8 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         customers_error=None if customers is None else customers.error,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
         conversion=got.get("conversion"), missing=missing, pace=got.get("pace"),
-        subscriptions=got.get("subscriptions"), **totals_fields(currency, got))
+        subscriptions=got.get("subscriptions"), **totals_fields(currency, got),
+        abandoned_unknown=not currency.from_stripe and period.end > now - CHECKOUT_EXPIRY)
 
 
 @dataclass(frozen=True, slots=True)

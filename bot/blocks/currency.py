@@ -21,14 +21,15 @@ def gross_text(st: StoreTotals) -> str:
 
 
 def net_text(st: StoreTotals) -> str | None:
-    """"$180.03 (fees $6.92 · refunds of these orders $10.82)", saying when some fees are still to come; None without
-    a key. Its refunds are those of the period's own orders, whenever made, where "Refunds made" beside it counts
-    the refunds made in the period, of any order: the label keeps the two from reading as a contradiction."""
+    """"$180.03 (fees $6.92 · refunds and disputes of these orders $10.82)", saying when some fees are still to
+    come; None without a key. What it takes off is what Stripe withdrew for the period's own orders, whenever:
+    refunds and lost disputes alike (one settled figure). "Refunds made" beside it counts refunds made in the
+    period, of any order: the label keeps the two from reading as a contradiction."""
     if not st.with_fees:
         return None
     parts = [f"fees {format_money(st.fees, st.currency)}"]
     if st.refunds:
-        parts.append(f"refunds of these orders {format_money(st.refunds, st.currency)}")
+        parts.append(f"refunds and disputes of these orders {format_money(st.refunds, st.currency)}")
     waiting = st.unsettled + sum(t.orders for t in st.pending)
     if waiting:
         parts.append(f"fees of {counted(waiting)} still to come")

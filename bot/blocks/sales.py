@@ -173,7 +173,9 @@ def _checkouts(s: SalesSnapshot) -> Block:
     elif conv.rate is None:
         rate = "conversion: no checkouts started"
     else:
-        rate = f"conversion {conv.rate:.0%} ({conv.completed} of {conv.started} checkouts)"
+        rate = f"conversion {conv.rate:.0%} ({conv.completed:,} of {counted(conv.started, 'checkout')})"
+        if s.abandoned_unknown:
+            rate += " · abandoned ones count once they expire (up to 24 h)"
     return context(pending, f"🎯 {rate}")
 
 

@@ -67,7 +67,9 @@ def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
     elif conv.rate is None:
         rate, detail = UNKNOWN, "no checkouts started today"
     else:
-        rate, detail = f"{conv.rate:.0%}", f"{conv.completed} of {conv.started} checkouts today"
+        rate, detail = f"{conv.rate:.0%}", f"{conv.completed:,} of {counted(conv.started, 'checkout')} today"
+        if s.abandoned_unknown:
+            detail += "; abandoned ones count once they expire (up to 24 h)"
     return {
         "last_hour_orders": _count(s.last_hour),
         "last_hour_revenue": gross_text(s.store_last_hour) if s.store_last_hour is not None
