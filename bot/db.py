@@ -1,4 +1,4 @@
-"""PostgreSQL: the embedded server when none is configured, the pool, and versioned migrations."""
+"""PostgreSQL: the embedded server when none is configured, the pool, and the connection migrations run on."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import json
 import logging
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import asyncpg
 
-from queries import health, locks
-from queries import migrations as q
+# The migration runner lives in bot.migrate; its names stay importable from here, where callers have found them.
+from bot.migrate import LockRetries as LockRetries
+from bot.migrate import Migration as Migration
+from bot.migrate import MigrationLocksUnavailable as MigrationLocksUnavailable
+from bot.migrate import bundled_migrations as bundled_migrations
+from bot.migrate import migrate as migrate
+from queries import health
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ START_WAIT = 60.0
 # The migrating connection waits on the migration lock for as long as another replica migrates, and a migration
 # may rewrite a large table: a server's statement_timeout or lock_timeout (usual on managed PostgreSQL) would
 # cancel either and stop the replica. Only this connection goes without them (sent at connect, so they win over
-# the database's and the role's own settings).
+# the database's and the role's own settings); each migration's own transaction bounds its table-lock waits
+# (bot.migrate.LockRetries), so traffic never queues behind it for long.
 MIGRATION_SERVER_SETTINGS = {"statement_timeout": "0", "lock_timeout": "0"}
 
 # A replica whose machine dies (power, network) closes no socket: PostgreSQL keeps its sessions, with their open
@@ -60,47 +64,6 @@ HOLDER_PING_TIMEOUT = 5.0
 
 def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One versioned .sql file."""
-
-    version: str
-    sql: str
-
-
-def bundled_migrations() -> list[Migration]:
-    """The migrations shipped in the package, in version order."""
-    folder = resources.files("bot") / "migrations"
-    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
-    return [Migration(version=f.name.removesuffix(".sql"), sql=f.read_text("utf-8")) for f in files]
-
-
-async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
-    """Apply pending migrations, each in its own transaction, under an advisory lock; return the applied.
-
-    `conn` should be a connection of its own (not a pooled one): the lock is session-level, see queries.locks;
-    open it with `connect_for_migrations`, so no server timeout cancels the wait for the lock.
-    """
-    migrations = bundled_migrations() if migrations is None else migrations
-    applied: list[str] = []
-    # Session-level, because it spans one transaction per migration: replicas starting together wait here
-    # instead of racing on CREATE TABLE.
-    await locks.lock(conn, locks.MIGRATION)
-    try:
-        await q.ensure_table(conn)
-        done = await q.applied_versions(conn)
-        for migration in migrations:
-            if migration.version in done:
-                continue
-            async with conn.transaction():
-                await q.apply(conn, version=migration.version, sql=migration.sql)
-            log.info("applied migration %s", migration.version)
-            applied.append(migration.version)
-    finally:
-        await locks.unlock(conn, locks.MIGRATION)
-    return applied
 
 
 async def connect_for_migrations(dsn: str) -> asyncpg.Connection:
