@@ -18,6 +18,22 @@ SELECT alert_id, user_id, action, outcome, silenced_until, surface, at
   FROM alert_actions WHERE alert_id = $1 ORDER BY at, id
 """
 
+# The newest earlier alert of the fingerprint lends the new one its silence while it runs ($3: now), and its ack when
+# it resolved by itself after $4; the new alert's own row is untouched when there is nothing to carry.
+CARRY_OVER: Final = """
+UPDATE alerts AS a
+   SET silenced_until  = CASE WHEN p.silenced_until > $3 THEN p.silenced_until END,
+       silenced_by     = CASE WHEN p.silenced_until > $3 THEN p.silenced_by END,
+       acknowledged_by = CASE WHEN p.resolved_by IS NULL AND p.resolved_at > $4 THEN p.acknowledged_by END,
+       acknowledged_at = CASE WHEN p.resolved_by IS NULL AND p.resolved_at > $4 THEN p.acknowledged_at END,
+       updated_at = now()
+  FROM (SELECT silenced_until, silenced_by, acknowledged_by, acknowledged_at, resolved_at, resolved_by
+          FROM alerts WHERE fingerprint = $2 AND id <> $1 AND resolved_at IS NOT NULL
+         ORDER BY resolved_at DESC, id DESC LIMIT 1) AS p
+ WHERE a.id = $1
+   AND (p.silenced_until > $3 OR (p.acknowledged_by IS NOT NULL AND p.resolved_by IS NULL AND p.resolved_at > $4))
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class AlertAction:
@@ -40,3 +56,10 @@ async def record(db: Executor, a: AlertAction) -> None:
 async def for_alert(db: Executor, alert_id: int) -> list[AlertAction]:
     """Every click on one alert, oldest first."""
     return [AlertAction(**dict(r)) for r in await db.fetch(FOR_ALERT, alert_id)]
+
+
+async def carry_over(db: Executor, *, alert_id: int, fingerprint: str, now: dt.datetime,
+                     ack_since: dt.datetime) -> None:
+    """Give a new alert the silence still running on the last alert of its fingerprint, and that alert's ack if it
+    resolved by itself after `ack_since`: a silence is set on what is alerted about, not on one alert's row."""
+    await db.execute(CARRY_OVER, alert_id, fingerprint, now, ack_since)

@@ -49,6 +49,10 @@ async def test_admin_opens_a_valid_view_with_the_values_in_force(bot: Bot) -> No
     assert state[view.HOURS_START]["value"]["selected_time"] == "09:00"
     assert len(state[view.DAYS]["value"]["selected_options"]) == 7
     assert state[view.severity_block("no_sales")]["value"]["selected_option"]["value"] == "critical"
+    inputs = {b["block_id"]: b["element"] for b in opened["blocks"] if b.get("block_id", "").endswith("_threshold")}
+    site_down, site_slow = inputs[view.threshold_block("site_down")], inputs[view.threshold_block("site_slow")]
+    assert (site_down["min_value"], site_down["max_value"], site_down["initial_value"]) == ("1", "60", "3")
+    assert (site_slow["min_value"], site_slow["max_value"]) == ("0.5", "10")  # Slack's input keeps to the range
 
 
 async def test_non_admin_is_told_and_no_view_opens(bot: Bot) -> None:
@@ -97,9 +101,10 @@ async def test_home_view_has_the_settings_button(bot: Bot) -> None:
     (view.TZ, {"value": "Mars/Olympus_Mons"}, "unknown time zone"),
     (view.TZ, {"value": "localtime"}, "unknown time zone"),  # a file of this host's, not a zone every replica has
     (view.HOURS_START, {"selected_time": "25:00"}, "HH:MM"),
-    (view.threshold_block("site_down"), {"value": "-1"}, "0 or more"),
+    (view.threshold_block("site_down"), {"value": "-1"}, "from 1 to 60"),
+    (view.threshold_block("site_down"), {"value": "0"}, "from 1 to 60"),
     (view.threshold_block("site_down"), {"value": "2.5"}, "whole number"),
-    (view.threshold_block("payment_failure_rate"), {"value": "1.5"}, "at most 1"),
+    (view.threshold_block("payment_failure_rate"), {"value": "1.5"}, "from 0 to 1"),
     (view.DAYS, {"selected_options": []}, "at least one"),
     (view.QUIET_START, {"selected_time": "22:00"}, None),
 ])

@@ -85,19 +85,19 @@ async def test_a_threshold_changed_twice_is_refused_on_its_threshold_field(bot: 
 
 
 async def test_saving_the_view_untouched_keeps_a_precise_threshold(bot: Bot) -> None:
-    """An admin sets the payment failure rate threshold to 0.1234567 and the site-slow one to 1234567; later
+    """An admin sets the payment failure rate threshold to 0.1234567 and the site-slow one to 9.8765432; later
     someone saves the view changing only business hours: neither threshold changes (nor is audited)."""
     state = state_of(await open_settings(bot))
     put(state, view.threshold_block("payment_failure_rate"), value="0.1234567")
-    put(state, view.threshold_block("site_slow"), value="1234567")
+    put(state, view.threshold_block("site_slow"), value="9.8765432")  # at most 10 s, the probe's timeout
     assert await submit(bot, state) == (200, {})
     opened = await open_settings(bot)
     assert (threshold_shown(opened, "payment_failure_rate"), threshold_shown(opened, "site_slow")) == (
-        "0.1234567", "1234567")
+        "0.1234567", "9.8765432")
     again = state_of(opened)
     put(again, view.HOURS_START, selected_time="08:00")
     assert await submit(bot, again) == (200, {})
     rules = {r.name: r.threshold for r in bot.deps.rules.rules}
-    assert (rules["payment_failure_rate"], rules["site_slow"]) == (0.1234567, 1234567)
+    assert (rules["payment_failure_rate"], rules["site_slow"]) == (0.1234567, 9.8765432)
     assert sorted(key for _, key, _, _ in await audit(bot)) == [
         "BUSINESS_HOURS", "rule:payment_failure_rate", "rule:site_slow"]

@@ -10,6 +10,7 @@ second replica can notify twice.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -19,14 +20,21 @@ import asyncpg
 from bot.alerts.rules import Context, Finding, Rule, RuleSet, Severity
 from bot.blocks.alerts import AlertView, action_reply, alert_message, reminder_message, resolved_reply
 from bot.blocks.message import Message
+from bot.db import DB_UNAVAILABLE
 from queries import alert_actions as audit
 from queries import alerts as q
 from queries import locks, outbox
 from queries.executor import Executor
 
+log = logging.getLogger(__name__)
+
 # Resolved by hand while the condition still holds: quiet for this long (time for a fix to take), then it fires
-# anew. Never "until it clears": that kept a real "Site down" silent for the whole outage.
+# anew. Never "until it clears": that kept a real "Site down" silent for the whole outage. Rules counting events
+# in a window hold longer: Rule.resolve_hold.
 MANUAL_RESOLVE_GRACE = dt.timedelta(minutes=15)
+# A silence still running, or an ack on an alert that cleared by itself this recently, carries over to a new alert
+# of the same fingerprint (Alertmanager's silences match labels, not one alert): it is the same incident.
+ACK_CARRIES_FOR = dt.timedelta(hours=1)
 SALES_FAMILY = "sales"  # no_sales, no_order_1h, sales_stopped, sales_low_today: judged on business days only
 
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
@@ -49,9 +57,20 @@ def active_rules(rules: RuleSet, ctx: Context) -> list[Rule]:
             and (open_today or r.family != SALES_FAMILY)]
 
 
-async def measure(db: Executor, rules: list[Rule], ctx: Context) -> dict[str, list[Finding]]:
-    """Stage 1: every given rule's findings."""
-    return {rule.name: await rule.check(db, rule, ctx) for rule in rules}
+async def measure(conn: asyncpg.Connection, rules: list[Rule], ctx: Context) -> dict[str, list[Finding]]:
+    """Stage 1: every given rule's findings. A rule whose check fails is logged and left out of this run (its open
+    alert neither seen again nor resolved), in a savepoint so its failed query leaves the transaction usable: one
+    broken rule must not stop the others, criticals included. The database going away still ends the run."""
+    found = {}
+    for rule in rules:
+        try:
+            async with conn.transaction():
+                found[rule.name] = await rule.check(conn, rule, ctx)
+        except DB_UNAVAILABLE:
+            raise
+        except Exception:  # any fault of one rule's check (its SQL, an overflow) skips that rule only
+            log.exception("alert rule %s failed and is skipped this run", rule.name)
+    return found
 
 
 class Kind(StrEnum):
@@ -167,7 +186,9 @@ async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, no
                    for name, findings in measured.items() for f in findings}
         await q.clear_rearm(conn, active=list(current), rules=list(measured))
         sent = await _reconcile(conn, open_by_fp, current, opening=opening, ctx=ctx, notifier=notifier)
-        sent += await _resolve_cleared(conn, open_by_fp, current, judged=judged, ctx=ctx, notifier=notifier)
+        unmeasured = {name for name in judged if name not in measured}  # its check failed: judge it next time
+        sent += await _resolve_cleared(conn, open_by_fp, current, judged=judged, ctx=ctx, notifier=notifier,
+                                       unmeasured=unmeasured)
         fresh = [await _reload(conn, a.id) for a in open_by_fp.values()]
         sent += await _route_and_notify(conn, fresh, rules=rules, ctx=ctx, notifier=notifier)
     return sent
@@ -178,9 +199,11 @@ async def _reconcile(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow]
                      notifier: Notifier) -> int:
     """Stage 2: what holds now is an open alert seen again, in the severity its rule has now (re-rendered when
     Settings changed it), or a new alert when its rule may open one; how many alerts changed severity."""
-    blocked = await q.awaiting_rearm(conn, [fp for fp, (rule, f) in current.items()
-                                            if fp not in open_by_fp and rule.name in opening and f.opens],
-                                     since=ctx.now - MANUAL_RESOLVE_GRACE)
+    waits: dict[dt.timedelta, list[str]] = {}
+    for fp, (rule, f) in current.items():
+        if fp not in open_by_fp and rule.name in opening and f.opens:
+            waits.setdefault(rule.resolve_hold(MANUAL_RESOLVE_GRACE), []).append(fp)
+    blocked = {fp for grace, fps in waits.items() for fp in await q.awaiting_rearm(conn, fps, since=ctx.now - grace)}
     changed = []
     for fp, (rule, finding) in current.items():
         if (alert := open_by_fp.get(fp)) is not None:
@@ -193,6 +216,8 @@ async def _reconcile(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow]
                 conn, fingerprint=fp, rule=rule.name, family=rule.family, severity=rule.severity.value,
                 labels=dict(finding.labels), title=rule.title, summary=finding.summary, value=finding.value,
                 at=ctx.now)
+            await audit.carry_over(conn, alert_id=open_by_fp[fp].id, fingerprint=fp, now=ctx.now,
+                                   ack_since=ctx.now - ACK_CARRIES_FOR)
     for alert_id in changed:
         await notifier.changed(conn, await _reload(conn, alert_id), ctx.now, "severity")
     return len(changed)
@@ -200,13 +225,13 @@ async def _reconcile(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow]
 
 async def _resolve_cleared(conn: asyncpg.Connection, open_by_fp: dict[str, q.AlertRow],
                            current: dict[str, tuple[Rule, Finding]], *, judged: dict[str, Rule], ctx: Context,
-                           notifier: Notifier) -> int:
+                           notifier: Notifier, unmeasured: set[str]) -> int:
     """Resolve (and drop from `open_by_fp`) the open alerts whose condition cleared, and those of rules that are
     off now (disabled, their site URL removed, replaced by the rhythm rules, gone), which could never clear."""
     resolved = 0
     for fp, a in list(open_by_fp.items()):
         rule = judged.get(a.rule)
-        if rule is not None and (fp in current or _kept_firing(a, rule, ctx.now)):
+        if a.rule in unmeasured or (rule is not None and (fp in current or _kept_firing(a, rule, ctx.now))):
             continue
         await q.resolve(conn, alert_id=a.id, at=ctx.now)
         await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 
 import aiohttp
@@ -33,13 +34,19 @@ class AlertJobs:
     def __init__(self, deps: Deps, *, leadership: Leadership) -> None:
         self.deps = deps
         self.leadership = leadership
-        self.dbwatch = DatabaseWatch(deps.sender, tz=deps.settings.tz, mention=deps.rules.mention)
+        self.dbwatch = DatabaseWatch(deps.sender, tz=deps.settings.tz, mention=self._mention(deps.clock()))
+
+    def _mention(self, now: dt.datetime) -> str:
+        """The on-call mention for the database alert: none inside quiet hours, as for every other critical."""
+        settings = self.deps.settings
+        quiet = settings.quiet_hours is not None and settings.quiet_hours.contains(now.astimezone(settings.tz).time())
+        return "" if quiet else self.deps.rules.mention
 
     async def tick(self) -> int:
         """One evaluation: database check first (from any replica), then the rules (leader only)."""
         deps = self.deps
         now = deps.clock()
-        self.dbwatch.retune(tz=deps.settings.tz, mention=deps.rules.mention)  # they can change from Slack
+        self.dbwatch.retune(tz=deps.settings.tz, mention=self._mention(now))  # they can change from Slack
         try:
             await asyncio.wait_for(health.ping(deps.pool), DB_CHECK_TIMEOUT)
         except DB_UNAVAILABLE as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot.alerts.business_time import business_time_between
 from bot.blocks.message import truncate
 from bot.config import HourWindow
 from bot.periods import local_midnight
@@ -93,31 +94,18 @@ class Rule:
     # Prometheus's `keep_firing_for`: an alert resolves only once its condition has been false this long, so a
     # measure wavering around its line is one alert, not one per crossing.
     keep_firing_for: dt.timedelta = dt.timedelta()
+    # The condition is "this happened within the window" (a dispute, a sync failure): resolved by hand, the alert
+    # stays resolved until what it counted has left the window, not merely for MANUAL_RESOLVE_GRACE.
+    counts_events: bool = False
+
+    def resolve_hold(self, grace: dt.timedelta) -> dt.timedelta:
+        """How long a resolve by hand holds while the condition persists: `grace` (time for a fix to take), or for
+        counted events until what was counted has left the window (a dispute resolved by hand is not new later)."""
+        return max(grace, self.window) if self.counts_events else grace
 
     def applies(self, rhythm: Rhythm | None) -> bool:
         """Whether the rule is judged with or without a rhythm (otherwise its findings are none)."""
         return not (self.needs_rhythm and rhythm is None) and not (self.only_without_rhythm and rhythm is not None)
-
-
-def business_time_between(start: dt.datetime, end: dt.datetime, *, tz: ZoneInfo, hours: HourWindow,
-                          days: frozenset[int] = frozenset(range(7))) -> dt.timedelta:
-    """How much of [start, end) falls inside business hours on business days, day by day in the store's zone."""
-    total = dt.timedelta()
-    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    day = start.astimezone(tz).date() - dt.timedelta(days=1)
-    # Opening and closing in UTC: Python subtracts two datetimes sharing one tzinfo on the wall clock, which
-    # would count a whole 23-hour spring-forward day as 24 hours.
-    while (opening := dt.datetime.combine(day, hours.start, tzinfo=tz).astimezone(dt.UTC)) < end:
-        if day.weekday() not in days:  # a closed day: none of its opening counts
-            day += dt.timedelta(days=1)
-            continue
-        closing_day = day if hours.end > hours.start else day + dt.timedelta(days=1)
-        closing = dt.datetime.combine(closing_day, hours.end, tzinfo=tz).astimezone(dt.UTC)
-        overlap = min(closing, end) - max(opening, start)
-        if overlap > dt.timedelta():
-            total += overlap
-        day += dt.timedelta(days=1)
-    return total
 
 
 async def payment_failures(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
@@ -215,8 +203,11 @@ async def webhook_errors(db: Executor, rule: Rule, ctx: Context) -> list[Finding
 
 
 async def disputes(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
-    """A dispute opened in the window: one alert per dispute."""
+    """Disputes opened in the window, once there are `threshold` of them (1: every dispute): one alert per dispute,
+    so each is answered and closed on its own."""
     found = await q.recent_disputes(db, start=ctx.now - rule.window, end=ctx.now)
+    if len(found) < rule.threshold:
+        return []
     return [Finding(f"Dispute {d.id} opened: {(d.reason or 'no reason given').replace('_', ' ')}", d.amount,
                     {"dispute": d.id}) for d in found]
 
@@ -248,10 +239,14 @@ async def delivery_stuck(db: Executor, rule: Rule, ctx: Context) -> list[Finding
 
 
 HOUR = dt.timedelta(hours=1)
+FLAP_HOLD = dt.timedelta(minutes=10)
 # A message due this long and not in Slack means delivery is stuck, not slow (a retry waits 3 s; a held channel 30 s).
 DELIVERY_STUCK_MINUTES = 10
 DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule("site_down", "site", Severity.CRITICAL, "Site down", 3, dt.timedelta(minutes=3), site_down, needs_site=True),
+    # A site failing most checks but answering one now and then is one outage, not a page every few minutes:
+    # it resolves once it has answered for FLAP_HOLD (every check a minute apart, ten good ones in a row).
+    Rule("site_down", "site", Severity.CRITICAL, "Site down", 3, dt.timedelta(minutes=3), site_down, needs_site=True,
+         keep_firing_for=FLAP_HOLD),
     Rule("payment_failures_critical", "payment_failures", Severity.CRITICAL, "Payment failures spiking", 10,
          dt.timedelta(minutes=10), payment_failures),
     Rule("no_sales", "sales", Severity.CRITICAL, "No sales", 4, dt.timedelta(hours=4), no_sales,
@@ -259,7 +254,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # threshold/window unused: the rhythm rules' parameters are in `params` (README, "Choosing alert rules").
     Rule("sales_stopped", "sales", Severity.CRITICAL, "Sales stopped", 0, HOUR, sales_stopped, needs_rhythm=True,
          params=StoppedParams()),
-    Rule("site_slow", "site", Severity.WARNING, "Site slow", 3, dt.timedelta(minutes=1), site_slow, needs_site=True),
+    Rule("site_slow", "site", Severity.WARNING, "Site slow", 3, dt.timedelta(minutes=1), site_slow, needs_site=True,
+         keep_firing_for=FLAP_HOLD),
     # A busy store fails 3 payments in 10 minutes every hour (4 % of 50 attempts): once the rhythm knows the
     # store's volume, the rate rule below judges failures instead.
     Rule("payment_failures_warning", "payment_failures", Severity.WARNING, "Payment failures", 3,
@@ -269,14 +265,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # A slow day hovers around its line for hours: one warning for it, not one per crossing (bench/rhythm.py).
     Rule("sales_low_today", "sales", Severity.WARNING, "Sales unusually low today", 0, HOUR, sales_low_today,
          needs_rhythm=True, params=LowTodayParams(), keep_firing_for=2 * HOUR),
-    Rule("sync_failures", "sync", Severity.WARNING, "Sync failures", 1, HOUR, sync_failures),
+    Rule("sync_failures", "sync", Severity.WARNING, "Sync failures", 1, HOUR, sync_failures, counts_events=True),
     Rule("webhook_errors", "webhooks", Severity.WARNING, "Webhook errors", 0.01, HOUR, webhook_errors,
-         min_attempts=5),
+         min_attempts=5, counts_events=True),
     Rule("webhook_silence", "webhooks", Severity.WARNING, "Stripe webhook silent", 1, HOUR, webhook_silence),
     Rule("delivery_stuck", "delivery", Severity.WARNING, "Slack delivery stuck", DELIVERY_STUCK_MINUTES,
-         dt.timedelta(minutes=DELIVERY_STUCK_MINUTES),
-         delivery_stuck),
-    Rule("dispute_opened", "disputes", Severity.WARNING, "Dispute opened", 1, dt.timedelta(hours=24), disputes),
+         dt.timedelta(minutes=DELIVERY_STUCK_MINUTES), delivery_stuck),
+    Rule("dispute_opened", "disputes", Severity.WARNING, "Dispute opened", 1, dt.timedelta(hours=24), disputes,
+         counts_events=True),
     Rule("no_order_1h", "sales", Severity.INFO, "No order for over an hour", 1, HOUR, no_sales,
          business_hours_only=True, only_without_rhythm=True),
 )

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.alerts.rules import DEFAULT_RULES, Rule, RuleSet
+from bot.alerts.thresholds import bounded
 from bot.rhythm.model import DEFAULT_PARAMS, RhythmParams
 
 
@@ -128,8 +129,9 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _apply(rule: Rule, override: _Strict) -> Rule:
-    """The rule with what the file set (and only that) changed."""
+def _apply(rule: Rule, override: _Strict, source: str) -> Rule:
+    """The rule with what the file set (and only that) changed; a threshold outside its rule's range (a file
+    written before the ranges existed) is kept inside it, with a warning, rather than stopping the bot."""
     given = override.model_dump(exclude_none=True)
     if rule.params is not None:  # a rhythm rule: its parameters are a frozen dataclass of their own
         names = {f.name for f in fields(rule.params)}
@@ -138,7 +140,7 @@ def _apply(rule: Rule, override: _Strict) -> Rule:
                        keep_firing_for=_keep(given, rule))
     changes: dict[str, Any] = {"keep_firing_for": _keep(given, rule)}
     if (threshold := getattr(override, "threshold", None)) is not None:
-        changes["threshold"] = float(threshold)
+        changes["threshold"] = bounded(rule.name, float(threshold), source=source)
     if "window_minutes" in given:
         changes["window"] = dt.timedelta(minutes=given["window_minutes"])
     renamed = {"enabled": "enabled", "min_attempts": "min_attempts", "min_failures": "min_count",
@@ -163,7 +165,8 @@ def load_rules(path: Path | None) -> RuleSet:
         raise RulesFileError(f"ALERT_RULES_FILE {path}: {exc}") from None
     except ValidationError as exc:
         raise RulesFileError(f"ALERT_RULES_FILE {path}: {describe(exc)}") from None
-    rules = tuple(_apply(r, override) if (override := getattr(parsed.rules, r.name)) is not None else r
+    source = f"ALERT_RULES_FILE {path}"
+    rules = tuple(_apply(r, override, source) if (override := getattr(parsed.rules, r.name)) is not None else r
                   for r in DEFAULT_RULES)
     rhythm = RhythmParams(**parsed.rhythm.model_dump())
     return RuleSet(rules, dt.timedelta(hours=parsed.repeat_interval_hours), parsed.oncall_mention, rhythm)

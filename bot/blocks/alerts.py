@@ -18,6 +18,11 @@ SILENCE_TOMORROW_ACTION: Final = "alert_silence_tomorrow"
 RESOLVE_ACTION: Final = "alert_resolve"
 ALERT_ACTIONS: Final = (ACK_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION, RESOLVE_ACTION)
 LIGHTS: Final = {"critical": "🔴", "warning": "🟡", "info": "🔵"}
+# Alerts that tell of something that happened, whose closing by itself is only the news aging out of the rule's
+# window: "✅ Resolved" would read as settled (a dispute still awaits its answer in Stripe). Closed by hand, they
+# say who resolved them as any alert does.
+AGED_OUT: Final = {"dispute_opened": "📭 No longer new after {age} — if you have not answered it yet, answer it in"
+                                     " Stripe before its due date"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +59,14 @@ def _user(user: str | None) -> str:
     return f"<@{escape_mrkdwn(user)}>" if user else "someone"
 
 
+def _aged_out(a: AlertView) -> bool:
+    return a.resolved_at is not None and a.resolved_by is None and a.rule in AGED_OUT
+
+
 def status_line(a: AlertView, tz: ZoneInfo) -> str:
     """Where the alert is in its lifecycle, in words."""
+    if a.resolved_at is not None and _aged_out(a):
+        return AGED_OUT[a.rule].format(age=duration(a.resolved_at - a.started_at))
     if a.resolved_at is not None:
         by = f" by {_user(a.resolved_by)}" if a.resolved_by else ""
         return f"✅ Resolved{by} after {duration(a.resolved_at - a.started_at)}"
@@ -68,7 +79,8 @@ def status_line(a: AlertView, tz: ZoneInfo) -> str:
 
 def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
     """The alert's one message, in its current state (with buttons while it is open)."""
-    light = "✅" if a.resolved_at else LIGHTS.get(a.severity, "⚪")
+    aged_out = _aged_out(a)
+    light = "📭" if aged_out else "✅" if a.resolved_at else LIGHTS.get(a.severity, "⚪")
     title = f"{light} {a.severity.upper()} · {a.title}"
     mention = f"{a.mention} " if a.mention and a.resolved_at is None else ""
     blocks: list[Block] = [
@@ -85,7 +97,7 @@ def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
             button("Silence until tomorrow 9:00", action_id=SILENCE_TOMORROW_ACTION, value=value),
             button("Resolve", action_id=RESOLVE_ACTION, value=value, style="danger"),
             block_id=f"alert-{a.id}"))
-    state = "resolved" if a.resolved_at else "firing"
+    state = "no longer new" if aged_out else "resolved" if a.resolved_at else "firing"
     return message(f"{title} — {a.summary} ({state})", blocks, mention=mention.strip())
 
 
@@ -115,7 +127,7 @@ def database_down_message(*, since: dt.datetime, now: dt.datetime, error: str, t
         return message(text, [header("✅ RESOLVED · Database unreachable"), section(text),
                               context(f"down since {local(since, tz):%a %H:%M %Z}")])
     said = f"PostgreSQL is unreachable since {local(since, tz):%H:%M} ({ago(now - since)})"
-    text = f"{mention} {said}"
+    text = f"{mention} {said}" if mention else said  # no mention inside quiet hours
     return message(f"🔴 CRITICAL · Database unreachable — {said}", mention=mention, blocks=[
         header("🔴 CRITICAL · Database unreachable"), section(text),
         context(f"`{escape_mrkdwn(error[:300])}` · webhooks answer 503 so Stripe retries; nothing is lost")])

@@ -69,6 +69,8 @@ class RuleField:
     threshold: float | None  # None: the rule has no threshold here (rhythm rules)
     unit: str = ""
     whole: bool = False
+    low: float = 0  # the range the rule can judge with (bot/alerts/thresholds.py): Slack's input keeps to it too
+    high: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +181,12 @@ def _rule(rule: RuleField) -> list[Block]:
     blocks = [_input(severity_block(rule.name), rule.title, {"type": "static_select", "options": options,
                                                             "initial_option": initial})]
     if rule.threshold is not None:
-        value = plain_number(rule.threshold) if not rule.whole else str(int(rule.threshold))
+        def number(n: float) -> str:
+            return plain_number(n) if not rule.whole else str(int(n))
+        bounds = {"min_value": number(rule.low), **({"max_value": number(rule.high)} if rule.high is not None else {})}
         blocks.append(_input(threshold_block(rule.name), f"{rule.title}: threshold",
-                             {"type": "number_input", "is_decimal_allowed": not rule.whole, "initial_value": value,
-                              "min_value": "0"}, hint=rule.unit))
+                             {"type": "number_input", "is_decimal_allowed": not rule.whole,
+                              "initial_value": number(rule.threshold), **bounds}, hint=rule.unit))
     return blocks
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.alerts.rules import RuleSet
+from bot.alerts.rules import Rule, RuleSet
 from bot.blocks import settings as view
 from bot.blocks.settings import ChannelField, RuleField, SettingsForm
 from bot.config import Settings, parse_hhmm
@@ -47,11 +47,15 @@ def form_of(settings: Settings, rules: RuleSet, directory: ChannelDirectory | No
         readers=tuple(u for u in settings.slash_command_allowed_users if _is_user(u)),
         responders=tuple(u for u in settings.alert_responders if _is_user(u)),
         responder_groups=tuple(u for u in settings.alert_responders if not _is_user(u)),
-        rules=tuple(RuleField(r.name, r.title, r.severity.value if r.enabled else "off",
-                              r.threshold if r.name in THRESHOLDS else None,
-                              THRESHOLDS[r.name].unit if r.name in THRESHOLDS else "",
-                              THRESHOLDS[r.name].whole if r.name in THRESHOLDS else False)
-                    for r in rules.rules))
+        rules=tuple(_rule_field(r) for r in rules.rules))
+
+
+def _rule_field(r: Rule) -> RuleField:
+    """A rule as the view shows it: its threshold, unit and range where it has one in THRESHOLDS."""
+    severity = r.severity.value if r.enabled else "off"
+    if (limits := THRESHOLDS.get(r.name)) is None:
+        return RuleField(r.name, r.title, severity, None)
+    return RuleField(r.name, r.title, severity, r.threshold, limits.unit, limits.whole, limits.low, limits.high)
 
 
 @dataclass
@@ -163,12 +167,9 @@ def _read_rules(state: Mapping[str, Any], out: Submission, rules: RuleSet) -> No
                 number = float(raw)
             except ValueError:
                 number = math.nan
-            if not math.isfinite(number) or number < 0 or (unit.at_most is not None and number > unit.at_most):
-                limit = f" and at most {unit.at_most:g}" if unit.at_most is not None else ""
-                out.errors[block_id] = f"Enter a number of 0 or more{limit} ({unit.unit})."[:150]
-                continue
-            if unit.whole and not number.is_integer():
-                out.errors[block_id] = f"Enter a whole number ({unit.unit})."[:150]
+            # Checked here whatever the input's own bounds say: a submission may come from anything.
+            if not unit.contains(number) or (unit.whole and not number.is_integer()):
+                out.errors[block_id] = f"{rule.title}: enter {unit.range_text()} ({unit.unit})."[:150]
                 continue
             stored["threshold"] = number
         out.values[RULE_PREFIX + rule.name] = stored

@@ -12,6 +12,8 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from bot.alerts.rules import Rule, RuleSet, Severity
+from bot.alerts.thresholds import THRESHOLDS as THRESHOLDS  # the Settings view reads them from here
+from bot.alerts.thresholds import bounded
 from bot.config import HourWindow, Settings, parse_hhmm, parse_window
 from bot.config_values import check_not_abbreviation
 from bot.weekdays import format_days, parse_days
@@ -89,32 +91,6 @@ CHANGEABLE: Final = (
 BY_KEY: Final = {c.key: c for c in CHANGEABLE}
 
 
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    """What a rule's threshold measures, for the view's hint and the check of what is typed."""
-
-    unit: str
-    whole: bool = False  # counts are whole numbers
-    at_most: float | None = None  # rates are fractions
-
-
-# The rhythm rules (sales_stopped, sales_low_today) have no threshold: their parameters live in the rules file.
-THRESHOLDS: Final = {
-    "site_down": Threshold("failed checks in a row", whole=True),
-    "payment_failures_critical": Threshold("failed payments within the rule's window", whole=True),
-    "no_sales": Threshold("business hours without a sale"),
-    "site_slow": Threshold("seconds to answer"),
-    "payment_failures_warning": Threshold("failed payments within the rule's window", whole=True),
-    "payment_failure_rate": Threshold("share of attempts that failed, 0.10 = 10 %", at_most=1),
-    "sync_failures": Threshold("sync failures in an hour", whole=True),
-    "webhook_errors": Threshold("share of webhooks refused, 0.01 = 1 %", at_most=1),
-    "webhook_silence": Threshold("events the webhook missed", whole=True),
-    "delivery_stuck": Threshold("minutes a message has waited for Slack"),
-    "dispute_opened": Threshold("disputes opened in a day", whole=True),
-    "no_order_1h": Threshold("business hours without an order"),
-}
-
-
 def rule_state(rule: Rule) -> dict[str, Any]:
     """A rule's changeable part in its stored form."""
     state: dict[str, Any] = {"enabled": rule.enabled, "severity": rule.severity.value}
@@ -130,7 +106,7 @@ def _apply_rule(rule: Rule, stored: Any) -> Rule:
         changes: dict[str, Any] = {"enabled": bool(stored.get("enabled", rule.enabled)),
                                    "severity": Severity(stored.get("severity", rule.severity.value))}
         if rule.name in THRESHOLDS and isinstance(stored.get("threshold"), int | float):
-            changes["threshold"] = float(stored["threshold"])
+            changes["threshold"] = bounded(rule.name, float(stored["threshold"]), source="stored settings")
     except ValueError as exc:
         log.warning("ignoring the stored setting of rule %s: %s", rule.name, exc)
         return rule
