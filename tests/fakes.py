@@ -100,6 +100,7 @@ class FakeSlack:
     page_size: int | None = None  # at most this many items per page, whatever `limit` asks (Slack may send fewer)
     dead_hooks: dict[str, str] = field(default_factory=dict)  # response_url name → "expired_url" | "used_url"
     hook_uses: int | None = None  # like Slack's response_url: at most this many uses each (Slack: 5)
+    file_shares: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # file id → where it was shared
 
     def add_channel(self, channel_id: str, name: str, *, private: bool = False, member: bool = False) -> FakeChannel:
         """Create a channel in the workspace."""
@@ -298,8 +299,34 @@ class FakeSlack:
                                                                       read=True)) is not None:
                 return refused  # sharing a file in a channel needs the bot in it, chat:write.public or not
             files = args.get("files") or []
+            if args.get("channel_id"):  # shared: files.info names the channel (and thread) from now on
+                for f in files:
+                    self.file_shares.setdefault(str(f.get("id")), []).append(
+                        {"channel": args["channel_id"], "thread_ts": args.get("thread_ts"),
+                         "ts": f"{int(time.time())}.{next(self._ts):06d}"})
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files]}
+        if method == "files.info":
+            return self._file_info(str(args.get("file")))
         return {"ok": True}
+
+    def _file_info(self, file_id: str) -> dict[str, Any]:
+        """files.info as Slack answers it (needs files:read): the file object, whose `shares` list each message
+        sharing it by public/private channel (a reply with its `thread_ts`), and `channels`/`groups` their ids;
+        no `shares` until it is shared. An id Slack never handed out (or a deleted file): file_not_found."""
+        if file_id not in self.uploads and file_id not in self.file_shares:
+            return {"ok": False, "error": "file_not_found"}
+        shares: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for share in self.file_shares.get(file_id, []):
+            channel = self.channel(share["channel"])
+            kind = "private" if channel is not None and channel.private else "public"
+            shares.setdefault(kind, {}).setdefault(share["channel"], []).append(
+                {"ts": share["ts"], "reply_count": 0, "reply_users": [], "reply_users_count": 0,
+                 **({"thread_ts": share["thread_ts"]} if share["thread_ts"] else {}),
+                 "channel_name": channel.name if channel is not None else ""})
+        file = {"id": file_id, "name": file_id, "mimetype": "image/png", "filetype": "png",
+                "channels": sorted(shares.get("public", {})), "groups": sorted(shares.get("private", {})),
+                "ims": [], **({"shares": shares} if shares else {})}
+        return {"ok": True, "file": file, "comments": [], "response_metadata": {"next_cursor": ""}}
 
     async def _upload(self, request: web.Request) -> web.Response:
         """The upload URL files.getUploadURLExternal hands out: stores the raw bytes POSTed to it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from bot import __version__
 from bot.answers.hourly import Hourly, last_24_hours
@@ -18,7 +19,7 @@ API_BUDGET = 5.0  # dashboards can wait a little longer than Slack
 
 async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[SalesSnapshot, Hourly | None]:
     """Today's /sales figures and the last 24 hours by hour, in the store currency too when there is one (None
-    when that lookup did not arrive)."""
+    when that lookup did not arrive: then "hourly" is in the snapshot's `missing`, like its own figures)."""
     now, tz = deps.clock(), deps.settings.tz
     choice = CurrencyChoice.of(deps.settings)
 
@@ -26,11 +27,12 @@ async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[Sales
         return await last_24_hours(db, now=now, tz=tz, store=await choice.read(db), with_fees=choice.from_stripe)
 
     # Side by side, so a slow database costs one budget, not two.
-    today, (got, _) = await asyncio.gather(
+    today, (got, late) = await asyncio.gather(
         sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=budget,
                        currency=choice, rhythm=deps.rhythm),
         gather_within(deps.pool, {"hourly": hourly}, budget=budget))
-    return today, got.get("hourly")
+    # Named with the snapshot's own missing figures, so every surface says the hours are unknown, not empty.
+    return (dataclasses.replace(today, missing=(*today.missing, *late)) if late else today), got.get("hourly")
 
 
 async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnapshot:

@@ -51,10 +51,13 @@ def _store_money(st: StoreTotals | None, note: str | None = None) -> dict[str, A
             "not_converted": {t.currency: t.revenue for t in st.pending}}
 
 
-def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> list[dict[str, Any]]:
-    """The last 24 h by hour, newest first; in the store currency too when `hourly.store` has it."""
+def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> list[dict[str, Any]] | None:
+    """The last 24 h by hour, newest first; in the store currency too when `hourly.store` has it. None when they
+    were not looked up in time: an empty list would say nothing sold in 24 hours."""
+    if hourly is None:
+        return None
     hours: dict[dt.datetime, list[TrendPoint]] = {}
-    for point in hourly.points if hourly is not None else []:
+    for point in hourly.points:
         hours.setdefault(point.bucket, []).append(point)
     out = []
     for hour in sorted(hours, reverse=True):
@@ -63,7 +66,7 @@ def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> lis
         in_primary = [p for p in points if p.currency == currency]
         avg = in_primary[0].revenue // in_primary[0].orders if in_primary and in_primary[0].orders else 0
         extra: dict[str, Any] = {}
-        if hourly is not None and hourly.store is not None:
+        if hourly.store is not None:
             st = hourly.store.get(hour)
             extra = _store_money(st, note)
             if st is not None:  # the average of the orders in the store currency by now
@@ -98,25 +101,39 @@ def sales_json(today: SalesSnapshot, hourly: Hourly | None) -> dict[str, Any]:
     }
 
 
-def errors_json(s: ErrorsSnapshot) -> dict[str, Any]:
-    """GET /api/monitoring/errors: errors{total,byType}, paymentFailures, ghlFailures, alertsTriggered."""
+def _errors_by_type(s: ErrorsSnapshot) -> list[dict[str, Any]] | None:
+    """Webhook errors per event type, then the store app's reported errors; None unless both were looked up."""
+    if s.webhook_errors is None or s.app_counts is None:
+        return None
     by_type = [{"event_type": g.event_type, "count": g.count, "last_error": g.last_error,
-                "last_error_at": _iso(g.last_at)} for g in s.webhook_errors or []]
-    reported = s.app_counts or {}
-    if reported.get("error"):
-        by_type.append({"event_type": "app.error", "count": reported["error"], "last_error":
+                "last_error_at": _iso(g.last_at)} for g in s.webhook_errors]
+    if s.app_counts.get("error"):
+        by_type.append({"event_type": "app.error", "count": s.app_counts["error"], "last_error":
                         s.app_errors[0].message if s.app_errors else None,
                         "last_error_at": _iso(s.app_errors[0].occurred_at) if s.app_errors else None})
-    total = s.webhook_error_count
-    failures = s.payment_failures
+    return by_type
+
+
+def _alerts_triggered(s: ErrorsSnapshot) -> bool | None:
+    """Firing alerts when the alert engine's state is known; else the guide's own thresholds, true as soon as a
+    figure that was read exceeds its own, false only when every figure was read: an unread one may exceed it."""
+    if s.alerts is not None:
+        return bool(s.alerts)
+    total, failures = s.webhook_error_count, s.payment_failures
+    if (total or 0) > GUIDE_ERROR_THRESHOLD or (failures or 0) > GUIDE_PAYMENT_FAILURE_THRESHOLD:
+        return True
+    return None if total is None or failures is None else False
+
+
+def errors_json(s: ErrorsSnapshot) -> dict[str, Any]:
+    """GET /api/monitoring/errors: errors{total,byType}, paymentFailures, ghlFailures, alertsTriggered; a figure
+    not looked up in time is null (and named in `missing`), never a 0 that would read as "no errors"."""
     return {
-        "errors": {"total": total, "byType": by_type},
-        "paymentFailures": failures,
+        "errors": {"total": s.webhook_error_count, "byType": _errors_by_type(s)},
+        "paymentFailures": s.payment_failures,
         "paymentFailureRate": s.payment_failure_rate,
-        "ghlFailures": reported.get("sync_failure", 0) if s.app_counts is not None else None,
-        # Firing alerts when the alert engine's state is known; the guide's own thresholds otherwise.
-        "alertsTriggered": bool(s.alerts) if s.alerts is not None else (
-            total > GUIDE_ERROR_THRESHOLD or (failures or 0) > GUIDE_PAYMENT_FAILURE_THRESHOLD),
+        "ghlFailures": s.app_counts.get("sync_failure", 0) if s.app_counts is not None else None,
+        "alertsTriggered": _alerts_triggered(s),
         "alerts": [_alert_json(a) for a in s.alerts or []],
         "timestamp": _iso(s.now),
         "missing": list(s.missing),

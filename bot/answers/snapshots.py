@@ -163,9 +163,10 @@ class ErrorsSnapshot:
         return self.payment_failures / attempts if attempts else None
 
     @property
-    def webhook_error_count(self) -> int:
-        """Webhook processing errors plus errors the store's app reported."""
-        return self.webhook_only_errors + (self.app_counts or {}).get("error", 0)
+    def webhook_error_count(self) -> int | None:
+        """Webhook processing errors plus errors the store's app reported; None unless both were looked up."""
+        return None if self.webhook_errors is None or self.app_counts is None else \
+            self.webhook_only_errors + self.app_counts.get("error", 0)
 
     @property
     def webhook_only_errors(self) -> int:

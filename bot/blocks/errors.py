@@ -79,6 +79,7 @@ def errors_message(s: ErrorsSnapshot, *, tz: ZoneInfo, share_arg: str | None = N
     if share_arg is not None:
         blocks.append(share_actions("/errors", share_arg))
     failures = "?" if s.payment_failures is None else s.payment_failures
+    webhook = "?" if s.webhook_errors is None else s.webhook_only_errors  # not read in time: never a false 0
     app = (s.app_counts or {}).get("error", 0)
-    return message(f"🚨 Errors · {s.period.label}: {s.webhook_only_errors} webhook errors,"
+    return message(f"🚨 Errors · {s.period.label}: {webhook} webhook errors,"
                    + (f" {app} app errors," if app else "") + f" {failures} payment failures", blocks)

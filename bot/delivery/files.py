@@ -1,10 +1,16 @@
 """File uploads with Slack's current two-step flow: files.getUploadURLExternal, POST the bytes, then
 files.completeUploadExternal to share the file (in a message's thread). files.upload is retired:
-https://docs.slack.dev/changelog/2024-04-a-better-way-to-upload-files-is-here-to-stay"""
+https://docs.slack.dev/changelog/2024-04-a-better-way-to-upload-files-is-here-to-stay
+
+The steps are separate calls so the caller can record the file id between them: the share may succeed with its
+answer lost, and files.info then says whether it did."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Final
 
 import aiohttp
@@ -13,6 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.channels import ChannelDirectory
 from bot.delivery.senders import HOLD_ERRORS, PERMANENT_ERRORS, Status, server_error, slack_error
+
+log = logging.getLogger(__name__)
 
 # Errors meaning "this app may not upload here" on top of the posting ones: no retry will help, so the
 # report stays without its chart. https://docs.slack.dev/reference/methods/files.getUploadURLExternal
@@ -25,7 +33,7 @@ UPLOAD_PERMANENT_ERRORS: Final = PERMANENT_ERRORS | HOLD_ERRORS | frozenset({
 
 @dataclass(frozen=True, slots=True)
 class UploadResult:
-    """How an upload ended: OK with the file id, or why not."""
+    """How an upload ended: OK with the file id, or why not (with the file id when one is in Slack already)."""
 
     status: Status
     file_id: str | None = None
@@ -41,18 +49,49 @@ def _slack_error(exc: SlackApiError) -> UploadResult:
     return UploadResult(Status.TRANSIENT, error=error)
 
 
-async def upload_file(client: AsyncWebClient, *, content: bytes, filename: str, title: str, alt_text: str,
-                      channel_id: str, thread_ts: str | None = None,
-                      directory: ChannelDirectory | None = None) -> UploadResult:
-    """Upload `content` and share it in `channel_id` (in the thread of `thread_ts`); never raises for Slack.
+class Shared(StrEnum):
+    """Whether an uploaded file is shared in a channel, as files.info tells it."""
+
+    YES = "yes"
+    NO = "no"
+    GONE = "gone"  # Slack knows no such file (deleted, or never completed and expired): upload it anew
+    LATER = "later"  # Slack could not answer now (5xx, timeout, 429): ask again later, share nothing meanwhile
+    UNKNOWN = "unknown"  # Slack will not say (no files:read scope): the file can only be shared again
+
+
+@dataclass(frozen=True, slots=True)
+class ShareCheck:
+    """files.info's answer about one file in one channel, and Slack's error when it gave none."""
+
+    shared: Shared
+    error: str | None = None
+
+
+def _failed(exc: Exception) -> UploadResult:
+    if isinstance(exc, SlackApiError):
+        return _slack_error(exc)
+    return UploadResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+async def upload_content(client: AsyncWebClient, *, content: bytes, filename: str, alt_text: str) -> UploadResult:
+    """Steps 1 and 2: the file in Slack, not shared anywhere yet; OK with its file id, or why not. Never raises
+    for Slack: the caller records the id before sharing, so a share whose answer is lost is not made twice."""
+    try:
+        got = await _upload(client, content=content, filename=filename, alt_text=alt_text)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return _failed(exc)
+    return got if isinstance(got, UploadResult) else UploadResult(Status.OK, file_id=got)
+
+
+async def share_file(client: AsyncWebClient, *, file_id: str, title: str, channel_id: str,
+                     thread_ts: str | None = None, directory: ChannelDirectory | None = None) -> UploadResult:
+    """Step 3: share the uploaded file in `channel_id` (in the thread of `thread_ts`); never raises for Slack.
 
     Sharing needs the bot in the channel, whatever chat:write.public allows for posts: on `not_in_channel` the
-    bot joins (with a `directory`) and shares once more; a refused join is recorded with its reason.
+    bot joins (with a `directory`) and shares once more; a refused join is recorded with its reason. A timeout
+    is TRANSIENT although Slack may have shared the file: ask `shared_in` before sharing it again.
     """
     try:
-        file_id = await _upload(client, content=content, filename=filename, alt_text=alt_text)
-        if isinstance(file_id, UploadResult):
-            return file_id
         try:
             await _share(client, file_id=file_id, title=title, channel_id=channel_id, thread_ts=thread_ts)
         except SlackApiError as exc:
@@ -63,11 +102,48 @@ async def upload_file(client: AsyncWebClient, *, content: bytes, filename: str, 
                 reason = directory.explain(channel_id, f"not_in_channel, and joining failed: {refused}")
                 return UploadResult(Status.PERMANENT, error=reason[:300])
             await _share(client, file_id=file_id, title=title, channel_id=channel_id, thread_ts=thread_ts)
-    except SlackApiError as exc:
-        return _slack_error(exc)
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return UploadResult(Status.TRANSIENT, error=f"{type(exc).__name__}: {exc}"[:300])
+    except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return _failed(exc)
     return UploadResult(Status.OK, file_id=file_id)
+
+
+async def share_once(client: AsyncWebClient, *, file_id: str, title: str, channel_id: str, thread_ts: str | None,
+                     directory: ChannelDirectory | None, ask: bool) -> UploadResult:
+    """Share the uploaded file in the channel (thread) unless, with `ask` (an earlier share's answer may have been
+    lost), files.info says it is there already. Not OK: `file_id` is the file to try again with, None when Slack
+    no longer has it (upload anew)."""
+    if ask:
+        check = await shared_in(client, file_id=file_id, channel_id=channel_id)
+        if check.shared is Shared.YES:
+            return UploadResult(Status.OK, file_id=file_id)
+        if check.shared in (Shared.GONE, Shared.LATER):
+            return UploadResult(Status.TRANSIENT, file_id=file_id if check.shared is Shared.LATER else None,
+                                error=f"files.info: {check.error}")
+        if check.shared is Shared.UNKNOWN:
+            log.warning("cannot ask Slack whether file %s is shared (%s; files.info needs files:read): sharing the "
+                        "same file again", file_id, check.error)
+    result = await share_file(client, file_id=file_id, title=title, channel_id=channel_id, thread_ts=thread_ts,
+                              directory=directory)
+    return result if result.status is Status.OK else dataclasses.replace(result, file_id=file_id)
+
+
+async def shared_in(client: AsyncWebClient, *, file_id: str, channel_id: str) -> ShareCheck:
+    """Whether the file is shared in the channel: files.info lists it under `shares` (public or private) and
+    `channels`/`groups`. It needs the files:read scope; without it Slack cannot be asked (UNKNOWN).
+    https://docs.slack.dev/reference/methods/files.info"""
+    try:
+        resp: Any = await client.files_info(file=file_id)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        failed = _failed(exc)
+        if failed.error in ("file_not_found", "file_deleted"):
+            return ShareCheck(Shared.GONE, failed.error)
+        later = failed.status in (Status.TRANSIENT, Status.RATE_LIMITED)
+        return ShareCheck(Shared.LATER if later else Shared.UNKNOWN, failed.error)
+    file = resp.get("file") or {}
+    shares = file.get("shares") or {}
+    places = {*(file.get("channels") or []), *(file.get("groups") or []),
+              *(shares.get("public") or {}), *(shares.get("private") or {})}
+    return ShareCheck(Shared.YES if channel_id in places else Shared.NO)
 
 
 async def _upload(client: AsyncWebClient, *, content: bytes, filename: str, alt_text: str) -> str | UploadResult:

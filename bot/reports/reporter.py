@@ -17,13 +17,14 @@ from bot.blocks.reports import day_label, missed_message, report_message
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.channels import ChannelDirectory
-from bot.delivery.files import upload_file
+from bot.delivery.files import UploadResult, share_once, upload_content
 from bot.delivery.senders import Status
 from bot.deps import Deps
 from bot.reports.chart import render_chart
 from bot.reports.figures import Figures, gather
 from bot.reports.schedule import LATE_AFTER, Slot, recent_slots
 from queries import outbox, report_beats, report_periods
+from queries import report_charts as charts
 from queries import reports as q
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,17 @@ class Plan:
     slot: Slot
     missed: bool
     late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A chart's file in Slack and where it goes; `fresh`: this run uploaded it, so nobody can have shared it yet."""
+
+    file_id: str
+    channel_id: str
+    thread_ts: str
+    attempts: int
+    fresh: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,35 +228,51 @@ class Reporter:
         uploaded = 0
         channels = self.channels or ChannelDirectory(self.slack, {"reports": self.settings.slack_reports_channel})
         for ready in await q.charts_ready(self.pool):
-            uploaded += await self._upload(ready, self.slack, channels)
+            staged = await self._stage(ready, self.slack)
+            uploaded += 0 if staged is None else await self._share(ready, self.slack, channels, staged)
         return uploaded
 
-    async def _upload(self, ready: q.ChartReady, slack: AsyncWebClient, channels: ChannelDirectory) -> int:
+    async def _stage(self, ready: q.ChartReady, slack: AsyncWebClient) -> Staged | None:
+        """Steps 1 and 2 under the chart's row lock, the file id committed before it is shared (a share whose answer
+        is lost is then looked up by that id, not made again with a new copy); None: nothing to share now."""
         kind, day = ready.kind, ready.local_date
         async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await q.claim_chart(conn, kind=kind, local_date=day)
+            claimed = await charts.claim(conn, kind=kind, local_date=day)
             if claimed is None:  # another replica is uploading it, or it is done
-                return 0
+                return None
             if ready.message_status != "delivered" or not ready.slack_ts or not ready.slack_channel \
                     or claimed.chart_png is None:
                 await q.settle_chart(conn, kind=kind, local_date=day, status="skipped",
                                      error="the report's message was not posted")
-                return 0
+                return None
+            if claimed.file_id is not None:  # uploaded by an earlier run, and perhaps shared since
+                return Staged(claimed.file_id, ready.slack_channel, ready.slack_ts, claimed.chart_attempts, fresh=False)
             # The row lock is held across the upload: no other replica can upload this chart meanwhile.
-            result = await upload_file(
-                slack, content=claimed.chart_png, filename=f"salespulse-{kind}-{day.isoformat()}.png",
-                title=f"Revenue by hour · {kind} report {day_label(day)}",
-                alt_text=f"Bar chart of revenue by hour for the {kind} report of {day_label(day)}",
-                channel_id=ready.slack_channel, thread_ts=ready.slack_ts, directory=channels)
+            result = await upload_content(
+                slack, content=claimed.chart_png, filename=f"salespulse-{kind}-{day}.png",
+                alt_text=f"Bar chart of revenue by hour for the {kind} report of {day_label(day)}")
+            if result.status is not Status.OK or result.file_id is None:
+                await _not_uploaded(conn, ready, result, claimed.chart_attempts)
+                return None
+            await charts.set_file(conn, kind=kind, local_date=day, file_id=result.file_id)
+            return Staged(result.file_id, ready.slack_channel, ready.slack_ts, claimed.chart_attempts, fresh=True)
+
+    async def _share(self, ready: q.ChartReady, slack: AsyncWebClient, channels: ChannelDirectory,
+                     staged: Staged) -> int:
+        """Step 3, unless Slack says the file is shared already (an earlier share whose answer was lost)."""
+        kind, day, file_id = ready.kind, ready.local_date, staged.file_id
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await charts.claim(conn, kind=kind, local_date=day)
+            if claimed is None or claimed.file_id != file_id:  # another replica took it on meanwhile
+                return 0
+            result = await share_once(  # Slack asked first, unless this run uploaded it and nobody tried since
+                slack, file_id=file_id, title=f"Revenue by hour · {kind} report {day_label(day)}",
+                channel_id=staged.channel_id, thread_ts=staged.thread_ts, directory=channels,
+                ask=not staged.fresh or claimed.chart_attempts != staged.attempts)
             if result.status is Status.OK:
-                await q.settle_chart(conn, kind=kind, local_date=day, status="uploaded", file_id=result.file_id)
+                await q.settle_chart(conn, kind=kind, local_date=day, status="uploaded", file_id=file_id)
                 return 1
-            given_up = result.status is Status.PERMANENT or claimed.chart_attempts + 1 >= MAX_CHART_ATTEMPTS
-            status = "skipped" if result.status is Status.PERMANENT else "failed" if given_up else "pending"
-            # Without files:write (missing_scope) or with a token that may not upload, the report stays
-            # as posted, without its chart.
-            log.warning("chart of the %s report for %s not uploaded (%s): %s", kind, day, status, result.error)
-            await q.settle_chart(conn, kind=kind, local_date=day, status=status, error=result.error)
+            await _not_uploaded(conn, ready, result, claimed.chart_attempts)
             return 0
 
     async def wait_delivered(self, sent: list[Sent], *, within: float, poll: float = 0.5) -> bool:
@@ -259,3 +287,14 @@ class Reporter:
                 return False
             await asyncio.sleep(poll)
         return True
+
+
+async def _not_uploaded(conn: asyncpg.Connection, ready: q.ChartReady, result: UploadResult, attempts: int) -> None:
+    """Record a failed try: pending again (keeping the file in Slack, if any), else skipped or failed for good;
+    without files:write (missing_scope) or with a token that may not upload, the report stays without its chart."""
+    given_up = result.status is Status.PERMANENT or attempts + 1 >= MAX_CHART_ATTEMPTS
+    status = "skipped" if result.status is Status.PERMANENT else "failed" if given_up else "pending"
+    log.warning("chart of the %s report for %s not uploaded (%s): %s", ready.kind, ready.local_date, status,
+                result.error)
+    await q.settle_chart(conn, kind=ready.kind, local_date=ready.local_date, status=status, error=result.error,
+                         file_id=result.file_id)
