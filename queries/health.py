@@ -45,7 +45,9 @@ PING: Final = "SELECT 1"
 
 SERVER_VERSION: Final = "SHOW server_version"
 
-# A row counts its repeats (migration 0028) and spans an hour at most: the created_at bound keeps to the index.
+# A row counts its repeats (migration 0028) and spans an hour at most: the created_at bound keeps to the index. An
+# end bound $2 (NULL: none) keeps the rows begun before it, so a report for a past day leaves out the errors after it
+# (a row straddling the bound counts whole, as one straddling $1 does).
 DELIVERY_ERRORS: Final = """
 SELECT coalesce(sum(repeats), 0)                                   AS count,
        coalesce(sum(repeats) FILTER (WHERE permanent), 0)          AS permanent,
@@ -53,6 +55,7 @@ SELECT coalesce(sum(repeats), 0)                                   AS count,
        (array_agg(channel || ': ' || error ORDER BY coalesce(last_at, created_at) DESC, id DESC))[1] AS last_error
   FROM delivery_errors
  WHERE created_at >= $1::timestamptz - interval '1 hour' AND coalesce(last_at, created_at) >= $1
+   AND ($2::timestamptz IS NULL OR created_at < $2)
 """
 
 
@@ -108,9 +111,9 @@ async def outbox_backlog(db: Executor, *, now: dt.datetime) -> Backlog:
     return Backlog(pending=row["pending"], oldest=row["oldest"], oldest_due=row["oldest_due"])
 
 
-async def delivery_errors(db: Executor, *, since: dt.datetime) -> DeliveryErrors:
-    """Slack delivery errors since `since`."""
-    row = await db.fetchrow(DELIVERY_ERRORS, since)
+async def delivery_errors(db: Executor, *, since: dt.datetime, until: dt.datetime | None = None) -> DeliveryErrors:
+    """Slack delivery errors since `since` (and before `until`, when given)."""
+    row = await db.fetchrow(DELIVERY_ERRORS, since, until)
     return DeliveryErrors(**dict(row))
 
 

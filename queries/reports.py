@@ -70,15 +70,17 @@ SELECT coalesce(currency, 'USD')    AS currency,
 # ON CONFLICT is what makes a report once per day across replicas: the second writer of (kind, day) gets
 # no row back and sends nothing. A day noticed as missed may still be sent later on demand, by the CLI only: a
 # replica that read "not recorded" just before the catch-up deadline, while another noted the day as missed just
-# after it, must not post the late report under the notice (one message, not both).
+# after it, must not post the late report under the notice (one message, not both). The report sent then covers
+# until its time under the Settings in force then, so scheduled_at follows: the next morning's night starts there.
 RECORD: Final = """
 INSERT INTO reports (kind, local_date, status, scheduled_at, recorded_at, late, source, chart_status,
                      chart_png)
 VALUES              ($1,   $2,         $3,     $4,           $5,          $6,   $7,     $8,
                      $9)
 ON CONFLICT (kind, local_date) DO UPDATE
-   SET status = EXCLUDED.status, recorded_at = EXCLUDED.recorded_at, late = EXCLUDED.late,
-       source = EXCLUDED.source, chart_status = EXCLUDED.chart_status, chart_png = EXCLUDED.chart_png
+   SET status = EXCLUDED.status, scheduled_at = EXCLUDED.scheduled_at, recorded_at = EXCLUDED.recorded_at,
+       late = EXCLUDED.late, source = EXCLUDED.source, chart_status = EXCLUDED.chart_status,
+       chart_png = EXCLUDED.chart_png
  WHERE reports.status = 'missed' AND EXCLUDED.status = 'sent' AND EXCLUDED.source = 'cli'
 RETURNING kind
 """
@@ -95,6 +97,16 @@ SELECT kind, local_date, status, scheduled_at, recorded_at, late, source, outbox
  ORDER BY scheduled_at, kind
 """
 
+# The latest report of a kind recorded for local days $2..$3 and due before $4: sent, or noticed as missed (its notice
+# named that time). Its scheduled_at is the time in force when it was due, whatever the Settings say now.
+LAST_DUE: Final = """
+SELECT scheduled_at
+  FROM reports
+ WHERE kind = $1 AND local_date BETWEEN $2 AND $3 AND scheduled_at < $4
+ ORDER BY scheduled_at DESC
+ LIMIT 1
+"""
+
 ANY_BEFORE: Final = """
 SELECT EXISTS (SELECT 1 FROM reports WHERE scheduled_at < $1)
 """
@@ -106,14 +118,6 @@ SELECT r.kind, r.local_date, o.status AS message_status, o.slack_channel, o.slac
   JOIN outbox AS o ON o.id = r.outbox_id
  WHERE r.chart_status = 'pending' AND o.status <> 'pending'
  ORDER BY r.scheduled_at
-"""
-
-# Held for the upload's duration: another replica skips the row instead of uploading the chart again.
-CLAIM_CHART: Final = """
-SELECT chart_png, chart_attempts
-  FROM reports
- WHERE kind = $1 AND local_date = $2 AND chart_status = 'pending'
-   FOR UPDATE SKIP LOCKED
 """
 
 PENDING_MESSAGES: Final = """
@@ -185,14 +189,6 @@ class ChartReady:
     slack_ts: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedChart:
-    """A chart locked for upload."""
-
-    chart_png: bytes | None
-    chart_attempts: int
-
-
 async def alerts_between(db: Executor, *, start: dt.datetime, end: dt.datetime,
                          severities: tuple[str, ...]) -> list[ReportAlert]:
     """Alerts of these severities that fired in [start, end), most severe first."""
@@ -239,6 +235,13 @@ async def recorded(db: Executor, *, days: list[dt.date]) -> list[RecordedReport]
     return [RecordedReport(**dict(r)) for r in await db.fetch(RECORDED, days)]
 
 
+async def last_due(db: Executor, *, kind: str, first: dt.date, last: dt.date,
+                   before: dt.datetime) -> dt.datetime | None:
+    """When the latest `kind` report recorded for a local day in [first, last] and due before `before` was due."""
+    value: dt.datetime | None = await db.fetchval(LAST_DUE, kind, first, last, before)
+    return value
+
+
 async def any_before(db: Executor, *, at: dt.datetime) -> bool:
     """Whether any report was due before `at` (no report yet: a fresh install, nothing was missed)."""
     value: bool = await db.fetchval(ANY_BEFORE, at)
@@ -248,12 +251,6 @@ async def any_before(db: Executor, *, at: dt.datetime) -> bool:
 async def charts_ready(db: Executor) -> list[ChartReady]:
     """Pending charts whose message the delivery worker has settled."""
     return [ChartReady(**dict(r)) for r in await db.fetch(CHARTS_READY)]
-
-
-async def claim_chart(db: Executor, *, kind: str, local_date: dt.date) -> ClaimedChart | None:
-    """Lock a pending chart (inside a transaction); None when another worker holds it or it is done."""
-    row = await db.fetchrow(CLAIM_CHART, kind, local_date)
-    return None if row is None else ClaimedChart(row["chart_png"], row["chart_attempts"])
 
 
 async def settle_chart(db: Executor, *, kind: str, local_date: dt.date, status: str,

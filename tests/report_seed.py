@@ -88,16 +88,21 @@ def generate(*, tz: ZoneInfo, first: dt.date, last: dt.date, seed: int,
 
 
 async def insert(conn: asyncpg.Connection | asyncpg.Pool, history: History) -> None:
-    """Write the history as rows."""
-    await conn.executemany(
-        "INSERT INTO orders (id, payment_status, amount_total, amount_refunded, currency, customer_email,"
-        " product_name, created_at, refunded_at, status_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$8)",
-        [(o.id, o.status, o.amount, o.refunded, o.currency, o.email, o.product, o.created_at, o.refunded_at)
-         for o in history.orders])
-    await conn.executemany("INSERT INTO disputes (id, amount, currency, created_at) VALUES ($1,$2,$3,$4)",
-                           [(f"dp_{i}", a, c, t) for i, (c, a, t) in enumerate(history.disputes)])
-    await conn.executemany("INSERT INTO payment_failures (event_id, reason, created_at) VALUES ($1,'declined',$2)",
-                           [(f"evt_fail_{i}", t) for i, t in enumerate(history.failures)])
+    """Write the history as rows. Empty lists are skipped: asyncpg 0.32's executemany() of no rows leaves the
+    connection's implicit transaction open, and the pooled connection's next BEGIN ISOLATION LEVEL … then fails."""
+    statements = [
+        ("INSERT INTO orders (id, payment_status, amount_total, amount_refunded, currency, customer_email,"
+         " product_name, created_at, refunded_at, status_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$8)",
+         [(o.id, o.status, o.amount, o.refunded, o.currency, o.email, o.product, o.created_at, o.refunded_at)
+          for o in history.orders]),
+        ("INSERT INTO disputes (id, amount, currency, created_at) VALUES ($1,$2,$3,$4)",
+         [(f"dp_{i}", a, c, t) for i, (c, a, t) in enumerate(history.disputes)]),
+        ("INSERT INTO payment_failures (event_id, reason, created_at) VALUES ($1,'declined',$2)",
+         [(f"evt_fail_{i}", t) for i, t in enumerate(history.failures)]),
+    ]
+    for sql, rows in statements:
+        if rows:
+            await conn.executemany(sql, rows)
 
 
 async def insert_alert(conn: asyncpg.Connection | asyncpg.Pool, *, severity: str, title: str,

@@ -80,7 +80,9 @@ def store_line(st: StoreTotals, previous: StoreTotals | None) -> str:
             + (f" · net {escape_mrkdwn(net)}" if net else ""))
 
 
-def _alert_line(a: ReportAlert, *, now: dt.datetime, tz: ZoneInfo) -> str:
+def _alert_line(a: ReportAlert, *, now: dt.datetime, tz: ZoneInfo, past: bool = False) -> str:
+    """An alert and whether it is resolved by `now`; `past`: listed as it stood at an earlier time (a past day's
+    report), so an unresolved one is "not resolved yet" rather than "still firing" then."""
     light = LIGHTS.get(a.severity, "•")
     started = f"{local(a.started_at, tz):%a %H:%M}"
     if a.severity == "info":
@@ -88,7 +90,7 @@ def _alert_line(a: ReportAlert, *, now: dt.datetime, tz: ZoneInfo) -> str:
     if a.resolved_at is not None and a.resolved_at <= now:
         status = f"resolved {local(a.resolved_at, tz):%a %H:%M} ✅"
     else:
-        status = "*still firing*"
+        status = "*not resolved yet*" if past else "*still firing*"
     return f"{light} *{_clip(a.title, TITLE_CHARS)}* — since {started}, {status}"
 
 
@@ -149,18 +151,22 @@ def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
 
 
 def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
-    lines = [_alert_line(a, now=f.now, tz=tz) for a in f.firing[:LISTED]]
+    """What needed attention at the report time; a report made after its day (`salespulse report --date`) says
+    so, in the past tense, rather than "today"."""
+    past = local(f.now, tz).date() > f.slot.day
+    lines = [_alert_line(a, now=f.now, tz=tz, past=past) for a in f.firing[:LISTED]]
     if len(f.firing) > LISTED:
         lines.append(f"…and {len(f.firing) - LISTED} more alerts")
     errs = f.delivery_errors
     if errs.count:
         last = _clip(errs.last_error or "?", SUMMARY_CHARS)
-        lines.append(f"{'🔴' if errs.permanent else '🟡'} *Slack delivery* {errs.count} errors today"
-                     f" ({errs.permanent} permanent), last: `{last}`")
+        lines.append(f"{'🔴' if errs.permanent else '🟡'} *Slack delivery* {errs.count} errors"
+                     f" {'that day' if past else 'today'} ({errs.permanent} permanent), last: `{last}`")
     if f.recovered:
         lines.append(f"🟡 *Stripe webhook* {f.recovered} events recovered that the webhook missed"
                      " — check the endpoint")
-    return "*Needs attention*\n" + ("\n".join(lines) if lines else "Nothing ✅")
+    title = f"*Needed attention at {local(f.day.window.end, tz):%H:%M} that day*" if past else "*Needs attention*"
+    return f"{title}\n" + ("\n".join(lines) if lines else "Nothing ✅")
 
 
 def _product_line(n: int, p: ProductTotal, *, converts: bool) -> str:

@@ -93,8 +93,8 @@ class EveningFigures:
     refunds: tuple[CurrencyTotal, ...]
     disputes: tuple[CurrencyTotal, ...]
     payment_failures: int
-    firing: tuple[ReportAlert, ...]  # critical and warning alerts firing when the report is made
-    delivery_errors: DeliveryErrors  # Slack delivery problems since local midnight
+    firing: tuple[ReportAlert, ...]  # critical and warning alerts firing at the report time (or now, if earlier)
+    delivery_errors: DeliveryErrors  # Slack delivery problems from local midnight to the report time
     chart: HourlyRevenue
     recovered: int = 0  # events the webhook missed that the Events API recovered today
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
@@ -105,9 +105,13 @@ Figures = MorningFigures | EveningFigures
 
 
 def week_earlier(window: Window, tz: ZoneInfo) -> Window:
-    """The same local wall-clock window seven days earlier (DST-safe)."""
+    """The same local window seven days earlier (DST-safe): a bound at a day's start moves to the start of the day a
+    week earlier (where a day skips midnight it starts at 01:00, the other day still at 00:00), any other bound to
+    the same wall-clock time."""
     def shift(t: dt.datetime) -> dt.datetime:
         local = t.astimezone(tz)
+        if t == local_midnight(local.date(), tz):
+            return local_midnight(local.date() - WEEK, tz)
         return local_instant(local.date() - WEEK, local.time(), tz)
 
     return Window(shift(window.start), shift(window.end))
@@ -197,13 +201,25 @@ async def comparison(db: Executor, window: Window, settings: Settings) -> Compar
                       store_previous=await in_store(db, before, choice, code))
 
 
+async def previous_due(db: Executor, kind: ReportKind, slot: Slot, settings: Settings) -> dt.datetime:
+    """When the report of `kind` before the morning `slot` was due: the latest recorded for yesterday (or, for an
+    evening after a zone change, today) and due before `slot` — sent, or noted as missed, its notice having named
+    that time — at the time in force then, so that the report's window starts where that one stopped whatever the
+    Settings say now. None recorded (a fresh install; the bot down past its catch-up window): yesterday's time under
+    today's Settings. Never further back: the morning also covers all of yesterday, and a "night" reaching to an older
+    report would overlap it whole."""
+    yesterday = slot.day - DAY
+    last = yesterday if kind is ReportKind.MORNING else slot.day
+    due = await reports.last_due(db, kind=kind.value, first=yesterday, last=last, before=slot.scheduled_at)
+    return due if due is not None else slot_for(kind, yesterday, settings).scheduled_at
+
+
 async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> MorningFigures:
     """The morning report of `slot.day`: since the previous evening report, and all of yesterday."""
     tz, choice = settings.tz, CurrencyChoice.of(settings)
     yesterday = slot.day - DAY
-    overnight = Window(slot_for(ReportKind.EVENING, yesterday, settings).scheduled_at, slot.scheduled_at)
-    since_last_morning = Window(slot_for(ReportKind.MORNING, yesterday, settings).scheduled_at,
-                                slot.scheduled_at)
+    overnight = Window(await previous_due(db, ReportKind.EVENING, slot, settings), slot.scheduled_at)
+    since_last_morning = Window(await previous_due(db, ReportKind.MORNING, slot, settings), slot.scheduled_at)
     day = whole_day(yesterday, tz)
     quiet = settings.subscription_renewals is Renewals.REPORT  # renewals pinged nowhere else: the report counts them
     renewals = tuple(await subscriptions.renewal_totals(db, start=day.start, end=day.end)) if quiet else None
@@ -222,7 +238,8 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
 
 
 async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> EveningFigures:
-    """The evening report of `slot.day`: local midnight up to the report time."""
+    """The evening report of `slot.day`: local midnight up to the report time. What needs attention is read at
+    that time too (or now, before it): the report of a past day lists that day's problems, not today's."""
     window = Window(local_midnight(slot.day, settings.tz), slot.scheduled_at)
     start, end = window.start, window.end
     dispute_rows = await reports.disputes(db, start=start, end=end)
@@ -235,8 +252,8 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         refunds=tuple(await sales.refunds(db, start=start, end=end)),
         disputes=tuple(CurrencyTotal(code, count, amount) for code, count, amount in dispute_rows),
         payment_failures=await errors.payment_failures(db, start=start, end=end),
-        firing=tuple(await reports.firing_at(db, at=now)),
-        delivery_errors=await health.delivery_errors(db, since=start),
+        firing=tuple(await reports.firing_at(db, at=min(now, end))),
+        delivery_errors=await health.delivery_errors(db, since=start, until=end),
         recovered=await stripe_sync.recovered_events(db, start=start, end=end),
         pace=await pace_today(db, now=end, tz=settings.tz, currency=CurrencyChoice.of(settings)),
         # Today up to the report time against the whole same weekday a week earlier (how evenings go).
