@@ -116,6 +116,21 @@ def test_invalid_setting_stops_startup_with_one_clear_line(monkeypatch: pytest.M
     assert err == "salespulse: invalid setting STORE_TIMEZONE: unknown IANA time zone 'Nowhere/City'"
 
 
+@pytest.mark.parametrize(("version", "warned"), [("2024-09-30.acacia", False), ("2025-03-31.basil", True),
+                                                 ("2025-09-30.clover", True), ("2026-03-25.dahlia", True)])
+def test_check_warns_an_endpoint_from_basil_on_that_lacks_invoice_payment_paid(version: str, warned: bool) -> None:
+    """From basil on a subscription payment is tied to its invoice only by invoice_payment.paid: `check` says so for
+    every later version too (dahlia's date sorts after basil's), and not for acacia, whose PaymentIntents name it."""
+    from bot.stripe import endpoints
+    from bot.stripe.parse import HANDLED_TYPES
+
+    review = endpoints.review({"url": "https://shop.example/webhooks/stripe", "status": "enabled",
+                               "api_version": version,
+                               "enabled_events": sorted(HANDLED_TYPES - {"invoice_payment.paid"})})
+    assert review.missing == ("invoice_payment.paid",)
+    assert any("on basil and later" in line for line in review.lines) is warned
+
+
 async def test_check_reads_the_stripe_webhook_endpoints(dsn: str, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """With STRIPE_API_KEY, `check` lists each endpoint's version and the event types it lacks; exit 1 when the

@@ -3,7 +3,7 @@ tells of them, so charge.succeeded / charge.captured are the sale and charge.fai
 PaymentIntent keeps its LINK, and its failure stays its PaymentIntent's. Every order of arrival, in one batch and in
 a batch each.
 
-Shapes: stripe-ruby-mock's real 2020-08-27 charge events, and the acacia/basil/clover stories of
+Shapes: stripe-ruby-mock's real 2020-08-27 charge events, and the acacia/basil/clover/dahlia stories of
 tests/fixtures/stripe/versions (values only changed: `payment_intent` null, as a legacy Charge has it).
 """
 
@@ -29,7 +29,7 @@ from tests.test_intake_versions import story_event
 
 TZ = ZoneInfo("Europe/Berlin")
 NOW = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC)
-SHAPES = ("2020-08-27", "acacia", "basil", "clover")
+SHAPES = ("2020-08-27", "acacia", "basil", "clover", "dahlia")
 PRODUCT = "Async Python course"  # a legacy integration's only product name is the Charge's description
 
 
@@ -168,7 +168,7 @@ def _invoice_paid_by_legacy_charge(shape: str) -> list[dict[str, Any]]:
     return [invoice, charge, link]
 
 
-@pytest.mark.parametrize("shape", ["acacia", "basil", "clover"])
+@pytest.mark.parametrize("shape", ["acacia", "basil", "clover", "dahlia"])
 async def test_an_invoice_paid_by_a_legacy_charge_is_one_order(db: asyncpg.Connection, shape: str) -> None:
     """The invoice's and the Charge's events, in any order: one order (known by either id, as the first events
     make it), the invoice's plan, the money once, one sale ping."""

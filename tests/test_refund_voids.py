@@ -1,10 +1,11 @@
 """A refund that fails or is canceled after charge.refunded counted it: its money came back, so the order's refunded
-amount drops again — in every API version (acacia, basil, clover) and every order of arrival, the same tables.
+amount drops again — in every API version (acacia to dahlia) and every order of arrival, the same tables.
 
 Signed webhooks through the real route. The payment is the one_off story of tests/fixtures/stripe/versions (its
 PaymentIntent and Charge as that version renders them); charge.refunded is that Charge with `amount_refunded` set;
-the refund events carry the Refund of stripe/openapi fixtures3.json (key-for-key the same at the acacia, basil and
-clover commits, less the three keys added after clover) with the values Stripe gives a failed or canceled refund.
+the refund events carry the Refund of stripe/openapi fixtures3.json (key-for-key the same at the acacia, basil,
+clover and dahlia commits, less the three keys added after them) with the values Stripe gives a failed or canceled
+refund.
 Before 2024-10-28.acacia Stripe tells a charge's refund failing by charge.refund.updated only; later also by
 refund.failed (a cancellation: refund.updated), one failure arriving as several events.
 """
@@ -27,7 +28,7 @@ from tests.reference import stripe_fixture, wrap_event
 from tests.test_intake_order_fixes import arrive
 from tests.test_intake_versions import reset, story_event
 
-VERSIONS = ("acacia", "basil", "clover")
+VERSIONS = ("acacia", "basil", "clover", "dahlia")
 PI, CH, AMOUNT = "pi_3OneOffStory0001", "ch_3OneOffStory0001", 4900
 ADDED_AFTER_CLOVER = ("customer", "customer_account", "payment_method")  # not in the three versions' Refund
 TABLES = {

@@ -631,7 +631,8 @@ def test_real_payloads_with_any_field_replaced_never_raise_anything_but_malforme
 # --- one payment across API versions (tests/fixtures/stripe/versions, see its PROVENANCE.md) ---------
 
 VERSIONS_DIR = Path(__file__).parent / "fixtures" / "stripe" / "versions"
-API_VERSIONS = {"acacia": "2024-09-30.acacia", "basil": "2025-03-31.basil", "clover": "2025-09-30.clover"}
+API_VERSIONS = {"acacia": "2024-09-30.acacia", "basil": "2025-03-31.basil", "clover": "2025-09-30.clover",
+                "dahlia": "2026-03-25.dahlia"}
 CS, PI, CH = "cs_test_a1OneOffStory0001", "pi_3OneOffStory0001", "ch_3OneOffStory0001"
 SUB_CS, SUB_IN, SUB_PI, SUB_CH = (
     "cs_test_b1SubStartStory0001", "in_1SubFirstStory0001", "pi_3SubFirstStory0001", "ch_3SubFirstStory0001")
@@ -666,7 +667,7 @@ class Expect:
 
     kind: Kind | None
     refs: tuple[str, ...] = ()
-    basil_refs: tuple[str, ...] | None = None  # basil and clover, when not `refs`
+    basil_refs: tuple[str, ...] | None = None  # basil, clover and dahlia, when not `refs`
     amount: int | None = None
     product: str | None = None
     customer: tuple[str, str] | tuple[None, None] = (None, None)
@@ -721,7 +722,7 @@ STORIES = sorted({(v, s) for v, s, _ in story_files()})
 def test_every_version_has_every_story() -> None:
     """Each API version holds the five stories, and invoice_payment.paid only from basil on."""
     assert {v for v, _, _ in story_files()} == set(API_VERSIONS)
-    assert len(STORIES) == 15
+    assert len(STORIES) == 5 * len(API_VERSIONS)
     for version, _, event_type in story_files():
         assert (event_type == "invoice_payment.paid") <= (version != "acacia")
 
@@ -770,7 +771,7 @@ def test_exactly_the_right_events_of_a_story_are_sales_of_the_right_amount(versi
     assert all(e.currency == "USD" for e in sales.values())
 
 
-@pytest.mark.parametrize("version", ["basil", "clover"])
+@pytest.mark.parametrize("version", ["basil", "clover", "dahlia"])
 def test_basil_payment_intent_and_invoice_meet_only_through_invoice_payment_paid(version: str) -> None:
     """From basil on the PaymentIntent does not name its invoice: without the LINK the two look like two payments."""
     events = story_events(version, "subscription_first")
