@@ -44,7 +44,7 @@ _SUMMARY: Final = """
           JOIN outbox AS o ON o.id = f.id)                                     AS listed
 """
 
-# Claims every due post of kind $3 (sales; failure, refund or dispute pings) of channel $1 for one message and
+# Claims every due post of kind $3 (sales; failure, refund, refund_void, dispute) of channel $1 for one message and
 # records the attempt with the set it covers and the Slack channel $4 it goes to (NULL: not known before the call), in
 # one statement committed on its own before the call to Slack; answers one row however many it claimed: their kind,
 # count, first and last time, totals per currency and the first $2 with their payloads (the message lists ten and

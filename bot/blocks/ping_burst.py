@@ -30,6 +30,7 @@ WORDINGS: Final[dict[str, Wording]] = {
     "failure": Wording("❌", "payment failures", f"{FAILURE_TITLE}: ",
                        "⚠️ Many at once is how card testing looks: check Radar in the Stripe dashboard · /errors"),
     "refund": Wording("↩️", "refunds", "↩️ ", "Each is under Payments in the Stripe dashboard · /sales counts them"),
+    "refund_void": Wording("⚠️", "refunds failed or canceled", "❌ Refund failed: ", "Not refunded: see each in Stripe"),
     # Without evidence by the due date the bank decides for the customer: https://docs.stripe.com/disputes/responding
     "dispute": Wording("⚠️", "disputes opened", f"{DISPUTE_TITLE}: ",
                        "⚠️ Respond to each in the Stripe dashboard before its evidence deadline, or it is lost"),

@@ -101,21 +101,21 @@ def mask_email(email: str | None) -> str:
 
 def sale_message(sale: SaleView, *, tz: ZoneInfo) -> Message:
     """The sale ping: product, amount, order and masked customer, plus the affiliate when there is one."""
-    amount = _money(sale.amount, sale.currency)
+    amount = money_shown(sale.amount, sale.currency)
     blocks = [
         header("💰 New Sale!"),
         fields(
-            ("Product", _value(sale.product)),
+            ("Product", shown(sale.product)),
             ("Amount", amount),
-            ("Order ID", _value(sale.order_id)),
-            ("Customer", _customer(sale.customer_email)),
+            ("Order ID", shown(sale.order_id)),
+            ("Customer", customer_shown(sale.customer_email)),
         ),
     ]
     if sale.affiliate and sale.affiliate.strip():
-        blocks.append(section(f"🎯 *Affiliate:* {_value(sale.affiliate)}"))
+        blocks.append(section(f"🎯 *Affiliate:* {shown(sale.affiliate)}"))
     late = " · delivered late" if sale.late else ""
     blocks.append(context(f"⏰ {when(sale.occurred_at, tz)}{late}"))
-    product = f" — {_value(sale.product)}" if sale.product and sale.product.strip() else ""
+    product = f" — {shown(sale.product)}" if sale.product and sale.product.strip() else ""
     return message(f"💰 New Sale: {amount}{product}", blocks)
 
 
@@ -138,15 +138,15 @@ def sale_ping(record: Mapping[str, Any], *, amount: int | None, currency: str | 
 
 def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:
     """The failed-payment ping: product, amount, reason and masked customer, with a nudge to check Stripe."""
-    amount = _money(f.amount, f.currency)
-    reason = _value(f.reason)
+    amount = money_shown(f.amount, f.currency)
+    reason = shown(f.reason)
     blocks = [
         header(FAILURE_TITLE),
         fields(
-            ("Product", _value(f.product)),
+            ("Product", shown(f.product)),
             ("Amount", amount),
             ("Reason", reason),
-            ("Customer", _customer(f.customer_email)),
+            ("Customer", customer_shown(f.customer_email)),
         ),
         context("⚠️ Action may be needed - check Stripe dashboard", f"⏰ {when(f.occurred_at, tz)}"),
     ]
@@ -156,17 +156,17 @@ def failure_message(f: FailureView, *, tz: ZoneInfo) -> Message:
 def refund_message(r: RefundView, *, tz: ZoneInfo) -> Message:
     """The refund ping: how much went back, out of what total, on which order, to whom."""
     title = "↩️ Refund" if r.full else "↩️ Partial refund"
-    refunded = _money(r.amount_refunded, r.currency)
-    total = _money(r.amount_total, r.currency)
-    order = _value(r.order_id)
+    refunded = money_shown(r.amount_refunded, r.currency)
+    total = money_shown(r.amount_total, r.currency)
+    order = shown(r.order_id)
     blocks = [
         header(title),
         fields(
             ("Refunded", refunded),
             ("Of total", total),
-            ("Product", _value(r.product)),
+            ("Product", shown(r.product)),
             ("Order ID", order),
-            ("Customer", _customer(r.customer_email)),
+            ("Customer", customer_shown(r.customer_email)),
         ),
         context(f"⏰ {when(r.occurred_at, tz)}"),
     ]
@@ -176,17 +176,17 @@ def refund_message(r: RefundView, *, tz: ZoneInfo) -> Message:
 
 def dispute_message(d: DisputeView, *, tz: ZoneInfo) -> Message:
     """The dispute ping: amount, reason and ids, and a reminder that an unanswered dispute is lost."""
-    amount = _money(d.amount, d.currency)
-    reason = _value(d.reason.replace("_", " ") if d.reason else None)
+    amount = money_shown(d.amount, d.currency)
+    reason = shown(d.reason.replace("_", " ") if d.reason else None)
     blocks = [
         header(DISPUTE_TITLE),
         fields(
             ("Amount", amount),
             ("Reason", reason),
-            ("Product", _value(d.product)),
-            ("Customer", _customer(d.customer_email)),
-            ("Dispute ID", _value(d.dispute_id)),
-            ("Charge", _value(d.charge_id)),
+            ("Product", shown(d.product)),
+            ("Customer", customer_shown(d.customer_email)),
+            ("Dispute ID", shown(d.dispute_id)),
+            ("Charge", shown(d.charge_id)),
         ),
         # Without evidence by the due date the bank decides for the customer:
         # https://docs.stripe.com/disputes/responding
@@ -231,27 +231,27 @@ def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
 def _burst_line(sale: SaleView) -> str:
     """One compact line of a burst: amount · product · masked customer, and 🎯 the affiliate when there is one (the
     order id is left out: ten of them would crowd a phone's screen, and the sale is on the dashboard)."""
-    product = _value(sale.product, limit=BURST_PRODUCT_CHARS)
-    line = f"• {_money(sale.amount, sale.currency)} · {product} · {_customer(sale.customer_email)}"
+    product = shown(sale.product, limit=BURST_PRODUCT_CHARS)
+    line = f"• {money_shown(sale.amount, sale.currency)} · {product} · {customer_shown(sale.customer_email)}"
     if sale.affiliate and sale.affiliate.strip():
-        line += f" · 🎯 {_value(sale.affiliate, limit=BURST_PRODUCT_CHARS)}"
+        line += f" · 🎯 {shown(sale.affiliate, limit=BURST_PRODUCT_CHARS)}"
     return line
 
 
-def _value(text: str | None, *, limit: int = MAX_VALUE_CHARS) -> str:
+def shown(text: str | None, *, limit: int = MAX_VALUE_CHARS) -> str:
     """User- or Stripe-controlled text, clipped and escaped for mrkdwn; "Unknown" when blank."""
     if text is None or not text.strip():
         return UNKNOWN
     return inline(text, limit)
 
 
-def _money(amount: int | None, currency: str | None) -> str:
+def money_shown(amount: int | None, currency: str | None) -> str:
     """A formatted amount safe for mrkdwn; "Unknown" when Stripe sent no amount or no currency."""
     if amount is None or not currency:
         return UNKNOWN
-    return _value(format_money(amount, currency))
+    return shown(format_money(amount, currency))
 
 
-def _customer(email: str | None) -> str:
+def customer_shown(email: str | None) -> str:
     """The masked customer, escaped: even three characters of an address can be `<!c`."""
     return escape_mrkdwn(mask_email(email))

@@ -18,7 +18,8 @@ class Kind(StrEnum):
     FAILURE = "failure"  # a payment attempt failed
     REFUND = "refund"  # some or all of a charge was given back
     # A refund failed or was canceled (charge.refund.updated, refund.failed, refund.updated): its money came back to
-    # the account, so the order's refunded amount drops again (bot/intake/refunds.py). No ping.
+    # the account, so the order's refunded amount drops again (bot/intake/refunds.py), and the owner is told once per
+    # refund in the alerts channel: the customer was not refunded (bot/intake/refund_pings.py).
     REFUND_VOID = "refund_void"
     DISPUTE = "dispute"  # a customer opened a chargeback
     # charge.dispute.closed / .funds_reinstated: a dispute was decided or its money came back; no ping, but its
@@ -56,10 +57,11 @@ class PaymentEvent:
     payment_intent_id: str | None = None
     invoice_id: str | None = None
     charge_id: str | None = None
-    failure_reason: str | None = None  # FAILURE: Stripe's message or decline code
+    failure_reason: str | None = None  # FAILURE: Stripe's message or decline code; REFUND_VOID: the Refund's code
     amount_refunded: int | None = None  # REFUND: cumulative amount refunded on the charge
     refund_id: str | None = None  # REFUND_VOID: the re_… that failed or was canceled (`amount` is its amount)
     refund_created_at: datetime | None = None  # REFUND_VOID: the refund's own `created`
+    refund_status: str | None = None  # REFUND_VOID: "failed" or "canceled"
     dispute_id: str | None = None
     dispute_reason: str | None = None
     dispute_status: str | None = None

@@ -19,14 +19,14 @@ from bot.blocks.pings import (
     SaleView,
     dispute_message,
     failure_message,
-    refund_message,
     sale_record,
 )
 from bot.intake.disputes import dispute_row, linked, merged
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.failures import one_per_attempt
 from bot.intake.merge import absorb, fill, named, settled, status_moves, survivor_of
-from bot.intake.refunds import placeholder, refund_view, settle_refunded, take_refund, take_void, takes_amount
+from bot.intake.refund_pings import refund, refund_void
+from bot.intake.refunds import placeholder, settle_refunded, takes_amount
 from bot.subscriptions.first_payments import Invoices, PaidInvoice
 from queries.intake import CheckoutRow, OrderRow, QueuedMessage
 from queries.intake_pings import PingUpdate
@@ -76,10 +76,9 @@ class Fold:
             case Kind.FAILURE:
                 self._failure(index, e)
             case Kind.REFUND:
-                self._refund(index, e)
-            case Kind.REFUND_VOID:  # no ping: the money came back, the refunded amount drops again
-                take_void(self._refunded(e), e)
-                self.reread.append(e)
+                refund(self, index, e)
+            case Kind.REFUND_VOID:  # the money came back: the refunded amount drops again, and the owner is told
+                refund_void(self, index, e)
             case Kind.DISPUTE:
                 self._dispute(index, e)
             case Kind.DISPUTE_SETTLED:  # no ping: its status is kept, the order's Stripe figures read again
@@ -175,7 +174,8 @@ class Fold:
         cur.customer_email = cur.customer_email or e.customer_email
         cur.metadata = {**cur.metadata, **e.metadata}
 
-    def _queue(self, index: int, key: str, channel: str, kind: str, message: Message | None) -> None:
+    def queue(self, index: int, key: str, channel: str, kind: str, message: Message | None) -> None:
+        """Queue a Slack message for event `index` once per dedupe key (the outbox drops a key it holds already)."""
         if not self.notify:
             return
         if key in self.queued_keys:
@@ -194,7 +194,7 @@ class Fold:
             self.unstated.add(order.id)
         if e.renewal_likely:
             self.likely.add(order.id)
-        self._queue(index, f"sale:{order.id}", "sales", "sale", None)  # filled in by finish()
+        self.queue(index, f"sale:{order.id}", "sales", "sale", None)  # filled in by finish()
 
     def finish(self) -> list[PingUpdate]:
         """Settle the batch for writing: merged ids resolved, sale pings made from the orders as the batch leaves
@@ -259,9 +259,9 @@ class Fold:
                               e.occurred_at, e.charge_id, e.event_type, e.invoice_id, e.customer_id))
         view = FailureView(product=order.product_name, amount=e.amount, currency=e.currency,
                            customer_email=e.customer_email, reason=e.failure_reason, occurred_at=e.occurred_at)
-        self._queue(index, f"failure:{e.event_id}", "alerts", "failure", failure_message(view, tz=self.tz))
+        self.queue(index, f"failure:{e.event_id}", "alerts", "failure", failure_message(view, tz=self.tz))
 
-    def _refunded(self, e: PaymentEvent) -> OrderRow:
+    def refunded_order(self, e: PaymentEvent) -> OrderRow:
         """The order a refund or a failed refund is about; before its sale (a retried sale event), a placeholder
         the sale fills in."""
         order = self._find(e.refs)
@@ -269,16 +269,6 @@ class Fold:
             order = self.orders[e.order_ref] = placeholder(e)
         self._add_refs(order.id, e.refs)
         return order
-
-    def _refund(self, index: int, e: PaymentEvent) -> None:
-        refunded = e.amount_refunded or 0
-        if refunded <= 0:
-            return
-        order = self._refunded(e)
-        take_refund(order, e, refunded)
-        self.reread.append(e)
-        self._queue(index, f"refund:{e.charge_id or order.id}:{refunded}", "sales", "refund",
-                    refund_message(refund_view(order, e, refunded), tz=self.tz))
 
     def _dispute_row(self, e: PaymentEvent) -> OrderRow | None:
         """The dispute's row as this event tells it, merged with what the batch knew (UPSERT_DISPUTES stores it)."""
@@ -297,4 +287,4 @@ class Fold:
                            reason=e.dispute_reason, occurred_at=e.occurred_at,
                            product=order.product_name if order is not None else e.product,
                            customer_email=(order.customer_email if order is not None else None) or e.customer_email)
-        self._queue(index, f"dispute:{dispute_id}", "alerts", "dispute", dispute_message(view, tz=self.tz))
+        self.queue(index, f"dispute:{dispute_id}", "alerts", "dispute", dispute_message(view, tz=self.tz))

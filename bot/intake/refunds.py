@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final
 
-from bot.blocks.pings import RefundView
 from bot.intake.events import PaymentEvent
 from queries.intake import OrderRow
 
@@ -143,12 +142,3 @@ def merge_refunds(survivor: OrderRow, loser: OrderRow) -> None:
     s, o = _ledger(survivor), _ledger(loser)
     _write(survivor, _charges(s.get("charges", []), o.get("charges", [])),
            _voids(s.get("voids", {}), o.get("voids", {})))
-
-
-def refund_view(order: OrderRow, e: PaymentEvent, refunded: int) -> RefundView:
-    """The refund ping: the order's amount, customer and product where known, else the charge's."""
-    total = order.amount_total or e.amount
-    return RefundView(order_id=order.id, amount_refunded=refunded, amount_total=total, currency=e.currency or "USD",
-                      customer_email=order.customer_email or e.customer_email,
-                      full=total is not None and refunded >= total, occurred_at=e.occurred_at,
-                      product=order.product_name or e.product)

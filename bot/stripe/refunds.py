@@ -26,7 +26,8 @@ VOID: Final = frozenset({"failed", "canceled"})
 def refund_void(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | None:
     """A Refund failed or canceled, as REFUND_VOID; None for any other update, and for a refund of no charge or
     PaymentIntent (a customer balance's), which is no order's."""
-    if string(obj, "status") not in VOID:
+    status = string(obj, "status")
+    if status not in VOID:
         return None
     refund_id, amount = stripe_id(obj), integer(obj, "amount")
     ids = Ids(payment_intent=stripe_id(obj.get("payment_intent")), charge=stripe_id(obj.get("charge")))
@@ -34,5 +35,8 @@ def refund_void(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | None:
         return None
     # The refund's metadata and description are its own, not the sale's: the order takes neither.
     bare = {"id": refund_id, "currency": obj.get("currency")}
+    # failure_reason: lost_or_stolen_card, expired_or_canceled_card, …, merchant_request (most cancellations), unknown:
+    # https://docs.stripe.com/api/refunds/object#refund_object-failure_reason
     return new_event(env, bare, Kind.REFUND_VOID, ids, amount=amount, email=None, name=None, product=None,
-                     refund_id=refund_id, refund_created_at=timestamp(obj.get("created")))
+                     refund_id=refund_id, refund_created_at=timestamp(obj.get("created")), refund_status=status,
+                     failure_reason=string(obj, "failure_reason"))
