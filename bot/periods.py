@@ -33,8 +33,10 @@ class Period:
         def shift(t: dt.datetime) -> dt.datetime:
             if self.rolling:
                 return t.astimezone(dt.UTC) - WEEK  # in UTC: aware arithmetic in a zone is wall-clock
-            local = t.astimezone(tz).replace(tzinfo=None) - WEEK
-            return local.replace(tzinfo=tz).astimezone(dt.UTC)
+            local = t.astimezone(tz)
+            if t == local_midnight(local.date(), tz):  # a day's start, 01:00 where the clocks skip midnight
+                return local_midnight(local.date() - WEEK, tz)
+            return (local.replace(tzinfo=None) - WEEK).replace(tzinfo=tz).astimezone(dt.UTC)
 
         return Period(self.key, f"{self.label}, a week earlier", shift(self.start), shift(self.end), self.bucket,
                       self.rolling)

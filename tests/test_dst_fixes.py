@@ -131,6 +131,18 @@ def test_a_calendar_period_a_week_earlier_keeps_the_local_clock(key: str, now: d
     assert before.end - before.start == dt.timedelta(hours=hours)
 
 
+@pytest.mark.parametrize("key", ["yesterday", "2026-04-24"])
+def test_a_day_that_skips_midnight_compares_with_the_whole_day_a_week_earlier(key: str) -> None:
+    """Cairo's clocks skip 00:00-01:00 on Friday 24 April 2026, so that day starts at 01:00: the Friday before
+    still starts at 00:00, and its first hour is in the comparison (the same clock time would leave it out)."""
+    cairo = ZoneInfo("Africa/Cairo")
+    period = parse_period(key, now=dt.datetime(2026, 4, 25, 12, tzinfo=cairo), tz=cairo)
+    assert period.start.astimezone(cairo).time() == dt.time(1)
+    before = period.week_earlier(cairo)
+    assert before.start == dt.datetime(2026, 4, 17, tzinfo=cairo)
+    assert before.end == dt.datetime(2026, 4, 18, tzinfo=cairo)
+
+
 # Business time for the fixed no-sales rules
 
 
