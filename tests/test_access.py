@@ -243,3 +243,25 @@ async def test_share_is_refused_to_those_who_may_not_read_revenue(dsn: str, fake
         refusals = [h for h in hooks if h.get("response_type") == "ephemeral"]
         assert len(in_channel) == 1 and "Shared by <@UBOSS>" in json.dumps(in_channel[0])
         assert len(refusals) == 1 and "only available" in refusals[0]["text"]
+
+
+async def test_a_button_pressed_on_an_alert_already_resolved_says_so(dsn: str, fake_slack: FakeSlack,
+                                                                     clock: FakeClock) -> None:
+    """Acknowledge pressed on an alert someone resolved a moment before (its message not updated yet): the presser
+    is told, in an ephemeral answer, that nothing changed, instead of hearing nothing."""
+    async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/New_York",
+                         ALERT_RESPONDERS="UONCALL,UOTHER") as bot:
+        alert_id, _ = await firing_alert(bot, clock, dsn)
+        assert (await bot.button("alert_resolve", str(alert_id), user="UONCALL")).status == 200
+        assert (await audit(bot, alert_id, count=1))[-1][2] == "applied"
+        assert (await bot.button("alert_ack", str(alert_id), user="UOTHER")).status == 200
+        assert (await audit(bot, alert_id, count=2))[-1][2] != "applied"
+        said = [c.args for c in fake_slack.calls if c.method == "hook:click"]
+        for _ in range(250):
+            if said:
+                break
+            await asyncio.sleep(0.02)
+            said = [c.args for c in fake_slack.calls if c.method == "hook:click"]
+        assert [(s.get("response_type"), s["text"]) for s in said] == [
+            ("ephemeral", "This alert is already resolved: nothing changed. Its message is updated in a moment.")]
+        assert (await state(bot, alert_id))["acknowledged_by"] is None

@@ -324,3 +324,14 @@ async def test_a_dispute_alert_aging_out_does_not_say_resolved(store: Bot, jobs:
     said = [c.args.get("text", "") for c in store.slack_api.calls[before:]]
     assert not any("Resolved" in t for t in said), said
     assert any("No longer new after 24 h" in t and "answer it in Stripe" in t for t in said), said
+
+
+def test_a_resolved_reply_names_the_day_an_alert_of_days_began() -> None:
+    """"(since 14:00)" under an alert that lasted two days reads as today's 14:00: the day is named then."""
+    from bot.blocks.alerts import AlertView, resolved_reply
+    start = dt.datetime(2026, 6, 8, 14, 0, tzinfo=NY)
+    view = AlertView(id=1, rule="site_down", severity="critical", title="Site down", summary="down", started_at=start,
+                     now=start + dt.timedelta(days=2), resolved_at=start + dt.timedelta(days=1, hours=20))
+    assert resolved_reply(view, tz=NY).text == "✅ Resolved after 44 h (since Mon 08 Jun 14:00)"
+    same_day = dataclasses.replace(view, resolved_at=start + dt.timedelta(minutes=11))
+    assert resolved_reply(same_day, tz=NY).text == "✅ Resolved after 11 min (since 14:00)"

@@ -115,8 +115,17 @@ def action_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
 
 def resolved_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
     """A thread reply when the alert resolves."""
-    text = status_line(a, tz) + f" (since {local(a.started_at, tz):%H:%M})"
+    started, ended = local(a.started_at, tz), local(a.resolved_at or a.now, tz)
+    # An alert of days names the day it began: a bare "14:00" reads as today's.
+    since = f"{started:%H:%M}" if started.date() == ended.date() else f"{started:%a %d %b %H:%M}"
+    text = status_line(a, tz) + f" (since {since})"
     return message(text.replace("<@", "@").replace(">", ""), [section(text)])
+
+
+def already_over_message() -> Message:
+    """The answer to a button pressed on an alert that is over: its message may not show it yet."""
+    text = "This alert is already resolved: nothing changed. Its message is updated in a moment."
+    return message(text, [section(f"✅ {text}")])
 
 
 def database_down_message(*, since: dt.datetime, now: dt.datetime, error: str, tz: ZoneInfo, mention: str,

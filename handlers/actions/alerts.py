@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.affiliation import of_action
 from bot.alerts.respond import VERBS, Pressed, alert_id_of, press
 from bot.answers.commands import ephemeral
+from bot.blocks.alerts import already_over_message
 from bot.blocks.common import not_allowed_message
 from bot.deps import Deps
 
@@ -29,6 +30,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
                               outsider=await deps.access.outsider(of_action(body)))
         if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url (nor buttons for them: a forgery)
             await respond(**ephemeral(not_allowed_message("act on alerts")), replace_original=False)
+        elif pressed is Pressed.UNCHANGED and not on_home:  # a message not updated yet, or read days later
+            await respond(**ephemeral(already_over_message()), replace_original=False)
         elif pressed is Pressed.CHANGED and on_home:
             await deps.home.publish([user])  # clicked on the Home tab: show the new state right away
 
