@@ -161,7 +161,7 @@ async def test_a_past_days_evening_report_says_what_needed_attention_then(pool: 
     assert "*Needed attention at 18:00 that day*" in text, text
     assert "🔴 *Checkout errors* — since Tue 10:00, *not resolved yet*" in text
     assert "🟡 *Slow webhooks* — since Tue 11:00, resolved Wed 08:00 ✅" in text
-    assert "*Slack delivery* 1 errors that day (1 permanent), last: `sales: channel_not_found`" in text
+    assert "*Slack delivery* 1 error that day (1 permanent), last: `sales: channel_not_found`" in text
     assert "Fixed earlier" not in text and "today" not in text and "still firing" not in text
 
 

@@ -159,7 +159,7 @@ async def test_evening_needs_attention_lists_firing_alerts_and_delivery_errors(p
     text = json.dumps(msg.blocks, ensure_ascii=False)
     assert "🔴 *Checkout errors* — since Tue 17:00, *still firing*" in text
     assert "Fixed earlier" not in text
-    assert "*Slack delivery* 1 errors today (1 permanent), last: `sales: channel_not_found`" in text
+    assert "*Slack delivery* 1 error today (1 permanent), last: `sales: channel_not_found`" in text
     assert "recovered that the webhook missed" not in text
 
 

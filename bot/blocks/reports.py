@@ -160,7 +160,7 @@ def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
     errs = f.delivery_errors
     if errs.count:
         last = _clip(errs.last_error or "?", SUMMARY_CHARS)
-        lines.append(f"{'🔴' if errs.permanent else '🟡'} *Slack delivery* {errs.count} errors"
+        lines.append(f"{'🔴' if errs.permanent else '🟡'} *Slack delivery* {counted(errs.count, 'error')}"
                      f" {'that day' if past else 'today'} ({errs.permanent} permanent), last: `{last}`")
     if f.recovered:
         lines.append(f"🟡 *Stripe webhook* {f.recovered} events recovered that the webhook missed"
