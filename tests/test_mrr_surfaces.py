@@ -118,8 +118,8 @@ async def test_the_dashboard_has_an_mrr_card(shop: Bot) -> None:
     """The dashboard view's MRR card: both currencies, the week change and the 30 days' movements."""
     (today, hourly), health = await gather_sales(shop.deps), await gather_health(shop.deps)
     card = dashboard_view(today, hourly, health, tz=shop.deps.settings.tz)["subscriptions"]
-    assert card == {"mrr": "$58.00 + €10.00", "detail": "▲ 205.3 % vs 7 days ago · 2 subscribers · 30 days: "
-                    "new +$19.00 · churned ±$0.00 · new +€10.00 · churned ±€0.00"}
+    assert card == {"mrr": "$58.00 + €10.00", "detail": "▲ 205.3 % (USD) vs 7 days ago · 2 subscribers · 30 days: "
+                    "new +$19.00 · upgrades +$39.00 · none churned · new +€10.00 · none churned"}  # as /sales says
 
 
 async def test_a_store_without_subscriptions_shows_no_mrr(bot: Bot) -> None:

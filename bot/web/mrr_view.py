@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from bot.blocks.common import counted
 from bot.blocks.mrr import mrr_change, store_first
 from bot.blocks.subscriptions import signed_money
 from bot.money import format_money
-from queries.mrr import MrrSummary
+from queries.mrr import MrrFigures, MrrSummary
 
 
 def mrr_card(s: MrrSummary | None, *, store: str | None = None) -> dict[str, str] | None:
@@ -15,8 +16,7 @@ def mrr_card(s: MrrSummary | None, *, store: str | None = None) -> dict[str, str
         return None
     currencies = store_first(s.currencies, store)
     main = currencies[0]
-    moves = " · ".join(f"new {signed_money(c.new + c.reactivation, c.currency)}"
-                       f" · churned {signed_money(-c.churned, c.currency)}" for c in currencies)
+    moves = " · ".join(_moves(c) for c in currencies)
     others = [c for c in currencies if store is not None and c.currency != store]
     if store is not None and others:
         kept = [c for c in currencies if c.currency == store]
@@ -24,6 +24,21 @@ def mrr_card(s: MrrSummary | None, *, store: str | None = None) -> dict[str, str
             + " + ".join(format_money(c.mrr, c.currency) for c in others) + " not converted"
     else:
         mrr = " + ".join(format_money(c.mrr, c.currency) for c in currencies)
+    # Several currencies and none the store's: the week's change is the first one's, and says so.
+    whose = f" ({main.currency})" if store is None and len(currencies) > 1 else ""
     return {"mrr": mrr,
-            "detail": f"{mrr_change(main.mrr, main.mrr_week_ago)} vs 7 days ago · {s.active:,} subscribers"
-                      f" · 30 days: {moves}"}
+            "detail": f"{mrr_change(main.mrr, main.mrr_week_ago)}{whose} vs 7 days ago"
+                      f" · {counted(s.active, 'subscriber')} · 30 days: {moves}"}
+
+
+def _moves(c: MrrFigures) -> str:
+    """One currency's 30 days as /sales words them: upgrades and downgrades too, and "none churned" for nothing
+    lost (not "churned ±$0.00")."""
+    moves = [f"new {signed_money(c.new + c.reactivation, c.currency)}"]
+    if c.expansion:
+        moves.append(f"upgrades {signed_money(c.expansion, c.currency)}")
+    if c.contraction:
+        moves.append(f"downgrades {signed_money(-c.contraction, c.currency)}")
+    moves.append(f"churned {signed_money(-c.churned, c.currency)} ({c.churned_count:,})" if c.churned_count
+                 else "none churned")
+    return " · ".join(moves)
