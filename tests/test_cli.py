@@ -117,7 +117,8 @@ def test_invalid_setting_stops_startup_with_one_clear_line(monkeypatch: pytest.M
 
 
 @pytest.mark.parametrize(("version", "warned"), [("2024-09-30.acacia", False), ("2025-03-31.basil", True),
-                                                 ("2025-09-30.clover", True), ("2026-03-25.dahlia", True)])
+                                                 ("2025-09-30.clover", True), ("2026-03-25.dahlia", True),
+                                                 ("2026-09-30.endive", True)])
 def test_check_warns_an_endpoint_from_basil_on_that_lacks_invoice_payment_paid(version: str, warned: bool) -> None:
     """From basil on a subscription payment is tied to its invoice only by invoice_payment.paid: `check` says so for
     every later version too (dahlia's date sorts after basil's), and not for acacia, whose PaymentIntents name it."""

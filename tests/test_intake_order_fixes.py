@@ -248,6 +248,7 @@ def charge_object(**patch: Any) -> dict[str, Any]:
     (BASIL, True, 5000, 5000, (10000, 5000)),  # basil sends no Refund for a release: amount_refunded is refunds
     ("2025-09-30.clover", True, 10000, 2500, (10000, 2500)),
     ("2026-03-25.dahlia", True, 5000, 5000, (10000, 5000)),  # dahlia as basil: a later date, not an unknown name
+    ("2026-09-30.endive", True, 5000, 5000, (10000, 5000)),  # endive too
 ])
 def test_charge_refunded_reads_pre_basil_releases_as_no_refund(version: str, captured: bool,
                                                                amount_captured: int | None, amount_refunded: int,

@@ -27,13 +27,13 @@ BASIL_LINK = ("invoice_payment.paid",)
 # (story, version) → the events of one payment, what the ping must name, and the money.
 STORIES: dict[tuple[str, str], tuple[tuple[str, ...], str, str, int]] = {
     **{("one_off", v): (ONE_OFF, "Async Python course", "ada***", 4900)
-       for v in ("acacia", "basil", "clover", "dahlia")},
+       for v in ("acacia", "basil", "clover", "dahlia", "endive")},
     ("subscription_first", "acacia"): (("checkout.session.completed", *SUBSCRIPTION), "Pro plan", "gra***", 1900),
     **{("subscription_first", v): (("checkout.session.completed", *SUBSCRIPTION, *BASIL_LINK), "Pro plan", "gra***",
-                                   1900) for v in ("basil", "clover", "dahlia")},
+                                   1900) for v in ("basil", "clover", "dahlia", "endive")},
     ("subscription_renewal", "acacia"): (SUBSCRIPTION, "Pro plan", "gra***", 1900),
     **{("subscription_renewal", v): ((*SUBSCRIPTION, *BASIL_LINK), "Pro plan", "gra***", 1900)
-       for v in ("basil", "clover", "dahlia")},
+       for v in ("basil", "clover", "dahlia", "endive")},
 }
 RESET = """
 TRUNCATE orders, payment_refs, payment_failures, disputes, checkout_sessions, webhook_logs, outbox,
@@ -95,7 +95,7 @@ async def test_every_arrival_order_makes_one_order_and_one_named_ping(settling_b
     assert seen == len(list(itertools.permutations(types)))
 
 
-@pytest.mark.parametrize("version", ["acacia", "basil", "clover", "dahlia"])
+@pytest.mark.parametrize("version", ["acacia", "basil", "clover", "dahlia", "endive"])
 async def test_a_free_trial_is_no_sale_in_any_arrival_order(settling_bot: Bot, version: str) -> None:
     """A $0 invoice and a no-payment checkout, in any order: no completed order and no sale ping."""
     types = ("checkout.session.completed", "invoice.paid", "customer.subscription.created")

@@ -29,7 +29,7 @@ from tests.test_intake_versions import story_event
 
 TZ = ZoneInfo("Europe/Berlin")
 NOW = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC)
-SHAPES = ("2020-08-27", "acacia", "basil", "clover", "dahlia")
+SHAPES = ("2020-08-27", "acacia", "basil", "clover", "dahlia", "endive")
 PRODUCT = "Async Python course"  # a legacy integration's only product name is the Charge's description
 
 
@@ -168,7 +168,7 @@ def _invoice_paid_by_legacy_charge(shape: str) -> list[dict[str, Any]]:
     return [invoice, charge, link]
 
 
-@pytest.mark.parametrize("shape", ["acacia", "basil", "clover", "dahlia"])
+@pytest.mark.parametrize("shape", ["acacia", "basil", "clover", "dahlia", "endive"])
 async def test_an_invoice_paid_by_a_legacy_charge_is_one_order(db: asyncpg.Connection, shape: str) -> None:
     """The invoice's and the Charge's events, in any order: one order (known by either id, as the first events
     make it), the invoice's plan, the money once, one sale ping."""

@@ -1,5 +1,5 @@
 """A refund that fails or is canceled after charge.refunded counted it: its money came back, so the order's refunded
-amount drops again — in every API version (acacia to dahlia) and every order of arrival, the same tables.
+amount drops again — in every API version (acacia to endive) and every order of arrival, the same tables.
 
 Signed webhooks through the real route. The payment is the one_off story of tests/fixtures/stripe/versions (its
 PaymentIntent and Charge as that version renders them); charge.refunded is that Charge with `amount_refunded` set;
@@ -28,7 +28,7 @@ from tests.reference import stripe_fixture, wrap_event
 from tests.test_intake_order_fixes import arrive
 from tests.test_intake_versions import reset, story_event
 
-VERSIONS = ("acacia", "basil", "clover", "dahlia")
+VERSIONS = ("acacia", "basil", "clover", "dahlia", "endive")
 PI, CH, AMOUNT = "pi_3OneOffStory0001", "ch_3OneOffStory0001", 4900
 ADDED_AFTER_CLOVER = ("customer", "customer_account", "payment_method")  # not in the three versions' Refund
 TABLES = {

@@ -25,7 +25,8 @@ from tests.test_subscriptions import RESET, post, story_event
 TYPES = {"acacia": ("invoice.paid", "payment_intent.succeeded", "charge.succeeded"),
          "basil": ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded"),
          "clover": ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded"),
-         "dahlia": ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded")}
+         "dahlia": ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded"),
+         "endive": ("invoice.paid", "invoice_payment.paid", "payment_intent.succeeded", "charge.succeeded")}
 SALE = "💰 New Sale: $19.00 — Pro plan"
 # Each event comes 6 s after the one before: past the default settle window.
 GAP = "UPDATE outbox SET available_at = available_at - interval '6 seconds' WHERE status = 'pending'"
@@ -57,7 +58,7 @@ async def post_due(shop: Bot) -> list[str]:
     return [p["text"] for p in shop.slack_api.posted()[before:]]
 
 
-@pytest.mark.parametrize("version", ["acacia", "basil", "clover", "dahlia"])
+@pytest.mark.parametrize("version", ["acacia", "basil", "clover", "dahlia", "endive"])
 async def test_a_late_invoice_does_not_let_a_coalesced_renewal_ping_early(dsn: str, fake_slack: FakeSlack,
                                                                           version: str) -> None:
     """Coalesce, default settle window: in every order, with each event 6 s after the last, nothing is posted
@@ -71,7 +72,7 @@ async def test_a_late_invoice_does_not_let_a_coalesced_renewal_ping_early(dsn: s
             assert await post_due(shop) == [SALE], [e["type"] for e in order]
 
 
-@pytest.mark.parametrize("version", ["basil", "clover", "dahlia"])
+@pytest.mark.parametrize("version", ["basil", "clover", "dahlia", "endive"])
 async def test_a_late_invoice_never_lets_a_report_only_renewal_ping(dsn: str, fake_slack: FakeSlack,
                                                                     version: str) -> None:
     """Report mode: in every order, 6 s apart, the renewal never pings, and its money counts once."""

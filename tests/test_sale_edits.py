@@ -24,7 +24,7 @@ from tests.test_failure_attempts import NOW, TZ, _subs
 from tests.test_intake_versions import story_event
 from tests.test_replicas import eventually
 
-VERSIONS = ["acacia", "basil", "clover", "dahlia"]
+VERSIONS = ["acacia", "basil", "clover", "dahlia", "endive"]
 PRODUCT, CUSTOMER = "Async Python course", "ada***"  # what the one-off story's checkout session names
 
 

@@ -145,7 +145,7 @@ async def test_backfill_without_a_key_or_with_a_rejected_one_fails_clearly(
     assert "STRIPE_API_KEY was rejected" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("version", ["acacia", "basil", "clover", "dahlia"])
+@pytest.mark.parametrize("version", ["acacia", "basil", "clover", "dahlia", "endive"])
 async def test_a_subscription_started_through_checkout_is_one_order_in_every_version(
         dsn: str, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, version: str) -> None:
     """40 days ago, in the account's version: the session names its invoice; from basil on the PaymentIntent does

@@ -632,7 +632,7 @@ def test_real_payloads_with_any_field_replaced_never_raise_anything_but_malforme
 
 VERSIONS_DIR = Path(__file__).parent / "fixtures" / "stripe" / "versions"
 API_VERSIONS = {"acacia": "2024-09-30.acacia", "basil": "2025-03-31.basil", "clover": "2025-09-30.clover",
-                "dahlia": "2026-03-25.dahlia"}
+                "dahlia": "2026-03-25.dahlia", "endive": "2026-09-30.endive"}
 CS, PI, CH = "cs_test_a1OneOffStory0001", "pi_3OneOffStory0001", "ch_3OneOffStory0001"
 SUB_CS, SUB_IN, SUB_PI, SUB_CH = (
     "cs_test_b1SubStartStory0001", "in_1SubFirstStory0001", "pi_3SubFirstStory0001", "ch_3SubFirstStory0001")
@@ -771,7 +771,7 @@ def test_exactly_the_right_events_of_a_story_are_sales_of_the_right_amount(versi
     assert all(e.currency == "USD" for e in sales.values())
 
 
-@pytest.mark.parametrize("version", ["basil", "clover", "dahlia"])
+@pytest.mark.parametrize("version", ["basil", "clover", "dahlia", "endive"])
 def test_basil_payment_intent_and_invoice_meet_only_through_invoice_payment_paid(version: str) -> None:
     """From basil on the PaymentIntent does not name its invoice: without the LINK the two look like two payments."""
     events = story_events(version, "subscription_first")

@@ -132,7 +132,7 @@ async def test_any_arrival_order_ends_in_the_same_state_and_messages(bot: Bot, v
     assert got is not None and (got.mrr, got.new, got.expansion, got.churned) == (0, 1900, 3900, 5800)
 
 
-@pytest.mark.parametrize("version", ["basil", "clover", "dahlia"])
+@pytest.mark.parametrize("version", ["basil", "clover", "dahlia", "endive"])
 async def test_a_held_renewal_stays_held_whatever_order_its_payments_events_come_in(
         dsn: str, fake_slack: FakeSlack, version: str) -> None:
     """Coalesce: each permutation of a renewal's events posts nothing before the hour's end, then one sale ping
