@@ -57,10 +57,11 @@ HAVING sum(orders) <> 0
  ORDER BY 1, 2
 """
 
-# Refunds by refunded_at: whole days and hours from sales_rollups, at most an hour at either edge from orders.
-# The edges are a LATERAL subquery fenced by OFFSET 0, so each is an index range on orders_refunded_idx: as a plain
-# join the planner read the whole partial index (every refunded order, 200–400 ms at 1 M orders for 24h/7d/30d)
-# and filtered it, the join clause not being an index condition it would parameterise.
+# Refunds made, each at its own time (migration 0042: a refund's step, or a void's, giving money back): whole days
+# and hours from sales_rollups, at most an hour at either edge from refund_steps. The edges are a LATERAL subquery
+# fenced by OFFSET 0, so each is an index range on refund_steps_at_idx (as a plain join the planner read the whole
+# index and filtered it, the join clause not being an index condition it would parameterise). A currency whose
+# refunds and voids net to no count but moved money still shows.
 REFUNDS: Final = """
 WITH parts AS (
     SELECT currency, refunds AS orders, refunded AS revenue
@@ -69,15 +70,15 @@ WITH parts AS (
     SELECT currency, refunds, refunded
       FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
     UNION ALL
-    SELECT coalesce(o.currency, ''), 1, o.amount_refunded
+    SELECT s.currency, s.refunds, s.amount
       FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
-     CROSS JOIN LATERAL (SELECT currency, amount_refunded FROM orders
-                          WHERE refunded_at >= w.lo AND refunded_at < w.hi OFFSET 0) AS o
+     CROSS JOIN LATERAL (SELECT currency, refunds, amount FROM refund_steps
+                          WHERE at >= w.lo AND at < w.hi OFFSET 0) AS s
 )
 SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
   FROM parts
  GROUP BY currency
-HAVING sum(orders) <> 0
+HAVING sum(orders) <> 0 OR sum(revenue) <> 0
  ORDER BY revenue DESC, currency
 """
 
@@ -168,7 +169,8 @@ async def window_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -
 
 
 async def refunds(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
-    """Orders refunded (fully or partly) in [start, end) and the amount given back, per currency."""
+    """Refunds made in [start, end) and the amount given back, per currency: each refund counted at its own time,
+    a refund that failed or was canceled taken off (-1, its amount) when it did."""
     pieces = cover(start, end, widths=(DAY, HOUR))
     return _totals(await db.fetch(REFUNDS, *pieces.args("day", "hour", "raw")))
 

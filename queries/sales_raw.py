@@ -32,13 +32,18 @@ SELECT date_trunc($3, created_at, $4)  AS bucket,
  ORDER BY 1, 2
 """
 
+# Each order's refund steps (migration 0042's refund_steps_of(), from what Stripe said of its refunds): a refund made
+# counts 1 and its amount at its own time, one voided -1 and its amount back at the void's.
 REFUNDS_RAW: Final = """
-SELECT coalesce(currency, '')             AS currency,
-       count(*)                           AS orders,
-       coalesce(sum(amount_refunded), 0)  AS revenue
-  FROM orders
- WHERE refunded_at >= $1 AND refunded_at < $2
+SELECT coalesce(o.currency, '')     AS currency,
+       sum(s.refunds)               AS orders,
+       coalesce(sum(s.amount), 0)   AS revenue
+  FROM orders AS o
+ CROSS JOIN LATERAL refund_steps_of(o.refund_ledger, o.payment_status, o.amount_refunded, o.refunded_at) AS s
+ WHERE (o.refund_ledger <> '{}' OR o.refunded_at IS NOT NULL)
+   AND s.at >= $1 AND s.at < $2
  GROUP BY 1
+HAVING sum(s.refunds) <> 0 OR sum(s.amount) <> 0
  ORDER BY revenue DESC, currency
 """
 
@@ -77,7 +82,7 @@ async def trend(db: Executor, *, start: dt.datetime, end: dt.datetime, bucket: s
 
 
 async def refunds(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
-    """Orders refunded in [start, end) and the amount given back, per currency, from orders alone."""
+    """Refunds made in [start, end) and the amount given back, per currency, from the orders alone."""
     return _totals(await db.fetch(REFUNDS_RAW, start, end))
 
 

@@ -25,7 +25,24 @@ SELECT (SELECT array_agg(r ORDER BY r) FROM (SELECT bucket, currency, orders, re
        (SELECT array_agg(r ORDER BY r) FROM sales_rollups AS r
          WHERE orders <> 0 OR revenue <> 0 OR refunds <> 0 OR refunded <> 0)::text,
        (SELECT array_agg(r ORDER BY r) FROM checkout_rollups AS r WHERE started <> 0 OR completed <> 0)::text,
-       (SELECT array_agg(r ORDER BY r) FROM customer_sketches AS r)::text
+       (SELECT array_agg(r ORDER BY r) FROM customer_sketches AS r)::text,
+       (SELECT array_agg(r ORDER BY r) FROM refund_steps AS r)::text
+"""
+
+
+def _us(hours: int) -> str:
+    """An order's created_at plus `hours`, as the refund ledger keeps times (µs since the epoch)."""
+    return f"((extract(epoch FROM created_at) * 1000000)::bigint + {hours} * 3600000000)"
+
+
+# Refunds as the intake keeps them (bot/intake/refunds.py, migration 0037), written at psql: $10 two hours after the
+# sale, $20 in all at 30 hours, the $10 refund failing at 50 hours (each counted at its own time, migration 0042).
+LEDGER_REFUNDS = f"""
+UPDATE orders SET amount_refunded = 1000, refunded_at = created_at + interval '30 hours', refund_ledger =
+       jsonb_build_object('charges', jsonb_build_array(jsonb_build_array(1000, {_us(2)}),
+                                                       jsonb_build_array(2000, {_us(30)})),
+                          'voids', jsonb_build_object('re_' || id, jsonb_build_array(1000, {_us(2)}, {_us(50)})))
+ WHERE id = ANY($1::text[])
 """
 
 
@@ -77,6 +94,13 @@ async def _manual_fixes(db: asyncpg.Connection, ids: list[str]) -> None:
     await db.execute("UPDATE orders SET customer_email = 'moved@example.com' WHERE id = ANY($1::text[])", ids[50:80])
     await db.execute("UPDATE orders SET amount_refunded = amount_refunded + 5, refunded_at = now()"
                      " WHERE id = ANY($1::text[])", ids[80:120])
+    # Steps written, then moved: a void forgotten, a sale moved (its steps stay put), an order deleted.
+    await db.execute(LEDGER_REFUNDS, ids[120:170])
+    await db.execute("UPDATE orders SET refund_ledger = refund_ledger - 'voids', amount_refunded = 2000"
+                     " WHERE id = ANY($1::text[])", ids[120:135])
+    await db.execute("UPDATE orders SET created_at = created_at + interval '5 minutes', currency = 'GBP'"
+                     " WHERE id = ANY($1::text[])", ids[135:150])
+    await db.execute("DELETE FROM orders WHERE id = ANY($1::text[])", ids[150:155])
     await db.execute("UPDATE checkout_sessions SET status = 'completed' WHERE status = 'expired'"
                      " AND created_at > timestamptz '2026-05-15 00:00+00'")
     await db.execute("DELETE FROM checkout_sessions WHERE status = 'pending'")
@@ -157,6 +181,7 @@ async def test_statements_over_many_rows_are_counted_in_parts(db: asyncpg.Connec
                      " amount_total = amount_total + 1, created_at = created_at + interval '31 minutes'")
     await db.execute("UPDATE orders SET payment_status = 'refunded', amount_refunded = amount_total,"
                      " refunded_at = created_at WHERE hashtext(id) % 3 = 0")
+    await db.execute(LEDGER_REFUNDS.replace("id = ANY($1::text[])", "hashtext(id) % 7 = 1"))
     await db.execute("UPDATE checkout_sessions SET status = 'completed' WHERE status = 'pending'")
     await db.execute("DELETE FROM checkout_sessions WHERE hashtext(id) % 2 = 0")
     await db.execute("DELETE FROM orders WHERE hashtext(id) % 5 = 0")

@@ -1,8 +1,8 @@
 """Money given back, kept on its order whatever the order of arrival, and the 'refunded' status it decides.
 
 Stripe retries, so a charge.refunded may arrive before the sale it refunds: it is then kept on a placeholder order
-(`linked`) that the sale fills in. Until then only its ledger holds the refund: amount_refunded and refunded_at,
-which the rollups and /sales count, stay 0 and NULL, and are derived once the order is paid (counted once).
+(`linked`) that the sale fills in. Until then only its ledger holds the refund: amount_refunded and refunded_at stay
+0 and NULL, and are derived once the order is paid (counted once; so are its refund steps, below).
 'refunded' is derived, never an event's: an order is 'refunded' wherever it would be 'completed' while its refunds
 reach its amount, so neither a refund's arrival nor a late completed event (a checkout session redelivered after the
 refund) decides it alone.
@@ -16,6 +16,10 @@ refund only adds, so the largest is the one that saw every refund still standing
 refund again (Stripe lowers amount_refunded when it fails), and a backfill's charge.refunded is stamped with its
 newest refund's creation, or when it was read (bot/stripe/backfill.py `_refunded_as_of`), so a later failure comes
 off it too.
+
+The rollups and /sales count each refund at its own time, not amount_refunded at refunded_at: migration 0042's
+refund_steps_of() derives from the same ledger the amount refunded as the facts known at each fact's time give it (this
+derivation, applied to the facts by then), each change a step (tests/test_refund_periods.py holds the two equal).
 """
 
 from __future__ import annotations
