@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from bot.affiliation import Affiliation, Installation, WhoAmI, outside
 from bot.config import Settings
+from bot.web.feed_door import exposure_warning
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,35 @@ GROUP_RETRY_SECONDS = 60.0
 GroupMembers = Callable[[str], Awaitable[frozenset[str]]]
 
 
+def failure_reason(exc: BaseException) -> str:
+    """A failed look-up in a few words: Slack's error code ("missing_scope", "no_such_subteam") when it answered
+    one, else the kind of failure ("TimeoutError")."""
+    data = getattr(getattr(exc, "response", None), "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error)[:60] if error else type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCheck:
+    """A user group of ALERT_RESPONDERS as last looked up: its members, or why Slack could not list them."""
+
+    group: str
+    members: frozenset[str]
+    error: str | None = None  # the last look-up failed (the members are then a stand-in, or nobody)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertVerdict:
+    """May this person act on alerts: `allowed`, or refused — and, when a user group they may belong to could not
+    be listed, which (`unchecked`): then the refusal is "unknown", not "no". Truthy when allowed."""
+
+    allowed: bool
+    unchecked: tuple[GroupCheck, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
 @dataclass(slots=True)
 class _GroupCache:
     """Members of each user group, fetched at most every GROUP_CACHE_SECONDS."""
@@ -48,6 +78,7 @@ class _GroupCache:
     clock: Callable[[], float] = time.monotonic
     entries: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     failed: dict[str, float] = field(default_factory=dict)  # when each group's last look-up failed
+    errors: dict[str, str] = field(default_factory=dict)  # and why ("missing_scope"), until one succeeds
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # one look-up per group at a time
 
     async def members(self, group: str) -> frozenset[str]:
@@ -69,8 +100,10 @@ class _GroupCache:
         except Exception as exc:  # noqa: BLE001  # any Slack or network failure means "unknown": stay closed
             log.warning("could not list the members of user group %s: %s", group, exc)
             self.failed[group] = now
+            self.errors[group] = failure_reason(exc)
             return stale
         self.failed.pop(group, None)
+        self.errors.pop(group, None)
         self.entries[group] = (now, found)
         return found
 
@@ -83,6 +116,9 @@ class AccessPolicy:
         self.settings = settings
         self._groups = _GroupCache(group_members)
         self.installation = Installation(installation)
+        # Built once at start-up: where the local owner is trusted, say so if the bot is reachable from elsewhere.
+        if (warning := exposure_warning(settings)) is not None:
+            log.warning("%s", warning)
 
     def _owner(self, user_id: str | None) -> bool:
         return user_id == LOCAL_OWNER and self.settings.local_mode
@@ -111,25 +147,38 @@ class AccessPolicy:
         in_channels = not channels or channel_id is None or channel_id in channels
         return in_users and in_channels
 
-    async def acts_on_alerts(self, user_id: str | None, *, outsider: bool = False) -> bool:
+    async def acts_on_alerts(self, user_id: str | None, *, outsider: bool = False) -> AlertVerdict:
         """Whether this user may acknowledge, silence or resolve alerts; an `outsider` (of another organisation)
-        only when their own id is listed (a user group of ours does not vouch for them)."""
+        only when their own id is listed (a user group of ours does not vouch for them). Refused while a user
+        group could not be listed, the verdict names it: closed, but "unknown" rather than "no"."""
         if self._owner(user_id):
-            return True
+            return AlertVerdict(True)
         if user_id is None:
-            return False
+            return AlertVerdict(False)
         responders = self.settings.alert_responders
         if outsider:
-            return user_id in (responders or self.settings.slash_command_allowed_users)
+            return AlertVerdict(user_id in (responders or self.settings.slash_command_allowed_users))
         if not responders:
             users = self.settings.slash_command_allowed_users
-            return not users or user_id in users
+            return AlertVerdict(not users or user_id in users)
         if user_id in responders:
-            return True
-        for group in (r for r in responders if r.startswith("S")):
-            if user_id in await self._groups.members(group):
-                return True
-        return False
+            return AlertVerdict(True)
+        unchecked = []
+        for check in await self.responder_groups():
+            if user_id in check.members:
+                return AlertVerdict(True)
+            if check.error is not None:
+                unchecked.append(check)
+        return AlertVerdict(False, tuple(unchecked))
+
+    async def responder_groups(self) -> tuple[GroupCheck, ...]:
+        """Each user group of ALERT_RESPONDERS with its members (cached; Slack asked when due) or its look-up's
+        failure — what /health shows."""
+        checks = []
+        for group in (r for r in self.settings.alert_responders if r.startswith("S")):
+            members = await self._groups.members(group)
+            checks.append(GroupCheck(group, members, self._groups.errors.get(group)))
+        return tuple(checks)
 
     def administers(self, user_id: str | None) -> bool:
         """Whether this user may open and change the Settings view."""

@@ -282,7 +282,8 @@ async def _serve_ready(settings: Settings, app: web.Application, runner: web.App
         # scans only what requests create — ~1 ms, where scanning the ~95,000 start-up objects held the event
         # loop, and every webhook waiting on it, ~30 ms every few seconds under load.
         gc.freeze()
-        mode = f"local mode (messages print here and on {settings.public_base_url}/)" if settings.local_mode \
+        # The feed answers a browser on this machine only (bot/web/feed_door.py): its loopback address, not PUBLIC_URL.
+        mode = f"local mode (messages print here and on http://127.0.0.1:{settings.port}/)" if settings.local_mode \
             else "connected to Slack"
         log.info("ready: %s", mode)
         extra = asyncio.create_task(on_ready(services), name="on-ready") if on_ready else None

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, StringConstraints, ValidationError, field
 from pydantic_core.core_schema import ValidationInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.config_tokens import IntakeToken, MonitoringToken
 from bot.config_values import HourWindow, check_postgres_uri, check_zone, parse_hhmm, parse_window, slack_ids
 from bot.subscriptions.renewals import Renewals
 from bot.weekdays import parse_days
@@ -53,8 +54,8 @@ class Settings(BaseSettings):
     stripe_api_key: SecretStr | None = Field(None, alias="STRIPE_API_KEY")
     stripe_api_url: str = Field("https://api.stripe.com", alias="STRIPE_API_URL")
 
-    monitoring_token: SecretStr | None = Field(None, alias="MONITORING_TOKEN")
-    intake_token: SecretStr | None = Field(None, alias="INTAKE_TOKEN")
+    monitoring_token: MonitoringToken | None = Field(None, alias="MONITORING_TOKEN")
+    intake_token: IntakeToken | None = Field(None, alias="INTAKE_TOKEN")
 
     store_timezone: str = Field("UTC", alias="STORE_TIMEZONE")
     # Every total is also given in this currency; unset → the Stripe account's default (GET /v1/account) when
@@ -83,10 +84,9 @@ class Settings(BaseSettings):
     salespulse_admins: CommaList = Field((), alias="SALESPULSE_ADMINS")
     trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field((), alias="TRUSTED_PROXIES")
 
-    @field_validator("database_url", "slack_bot_token", "slack_signing_secret", "slack_app_token",
-                     "slack_sales_webhook_url", "slack_alert_webhook_url", "stripe_api_key",
-                     "monitoring_token", "intake_token", "site_url", "alert_rules_file", "public_url",
-                     "store_currency", mode="before")
+    @field_validator("database_url", "slack_bot_token", "slack_signing_secret", "slack_app_token", "stripe_api_key",
+                     "slack_sales_webhook_url", "slack_alert_webhook_url", "monitoring_token", "intake_token",
+                     "site_url", "alert_rules_file", "public_url", "store_currency", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env file means "not configured", not "configured as empty".

@@ -185,11 +185,13 @@ async def test_home_shows_alert_buttons_only_to_responders(dsn: str, fake_slack:
 async def test_a_channel_list_alone_gives_no_dashboard_link(dsn: str, fake_slack: FakeSlack) -> None:
     """SLASH_COMMAND_ALLOWED_CHANNELS alone: /sales answers in that channel, but the dashboard, which has no
     channel, is for nobody, so `/sales link` there is refused; a user list admits its users to both."""
-    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_CHANNELS="C0SALES", MONITORING_TOKEN="t") as bot:
+    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_CHANNELS="C0SALES",
+                         MONITORING_TOKEN="t-now-long-enough-for-a-token") as bot:
         assert "orders" in json.dumps(await bot.command("/sales", channel_id="C0SALES"))
         refused = json.dumps(await bot.command("/sales", "link", user_id="UANY", channel_id="C0SALES"))
         assert "/dashboard/link/" not in refused and "only available to the people" in refused
-    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_CHANNELS="C0SALES", MONITORING_TOKEN="t",
+    async with start_bot(dsn, fake_slack, SLASH_COMMAND_ALLOWED_CHANNELS="C0SALES",
+                         MONITORING_TOKEN="t-now-long-enough-for-a-token",
                          SLASH_COMMAND_ALLOWED_USERS="UBOSS") as bot:
         assert "/dashboard/link/" in json.dumps(await bot.command("/sales", "link", user_id="UBOSS",
                                                                   channel_id="C0SALES"))

@@ -20,8 +20,8 @@ from bot.alerts.leader import Leadership
 from tests.conftest import Bot, FakeClock, paid_checkout, start_bot
 from tests.fakes import FakeSlack
 
-TOKEN = "intake-test-token-6f1c"
-MONITORING = "mon-token"
+TOKEN = "intake-test-token-6f1c-long-enough"
+MONITORING = "mon-token-long-enough-for-app-events"
 NY = ZoneInfo("America/New_York")
 # A Tuesday, 14:00 in New York: inside the default business hours 09:00-21:00.
 NOON = dt.datetime(2026, 6, 9, 14, 0, tzinfo=NY).astimezone(dt.UTC)

@@ -21,8 +21,8 @@ from tests.conftest import SLACK_SIGNING_SECRET, STRIPE_SECRET, Bot, start_bot
 from tests.fakes import FakeSlack, slack_signature, stripe_signature
 from tests.reference import stripe_fixture
 
-TOKEN = "monitoring-secret-token"
-INTAKE = "intake-secret-token"
+TOKEN = "monitoring-secret-token-long-enough"
+INTAKE = "intake-secret-token-long-enough"
 SQLISH = "'; DROP TABLE orders; -- \" OR 1=1; SELECT pg_sleep(10); --"
 HUGE = b'{"pad": "' + b"x" * (1024 * 1024 + 10) + b'"}'
 DEEP = b"[" * 50_000 + b"]" * 50_000

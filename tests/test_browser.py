@@ -26,7 +26,7 @@ async_api = pytest.importorskip("playwright.async_api", reason="playwright is no
 
 NY = ZoneInfo("America/New_York")
 NOW = dt.datetime(2026, 3, 8, 15, 30, tzinfo=NY).astimezone(dt.UTC)
-TOKEN = "mon-token-browser-5f0c"
+TOKEN = "mon-token-browser-5f0c-long-enough"
 
 
 def local(*args: int) -> dt.datetime:

@@ -24,7 +24,7 @@ from tests.reference import stripe_fixture
 NY = ZoneInfo("America/New_York")
 # Sunday 8 March 2026 is a DST day in New York: 02:00 EST jumps to 03:00 EDT.
 NOW = dt.datetime(2026, 3, 8, 15, 30, tzinfo=NY).astimezone(dt.UTC)
-TOKEN = "mon-token-123"
+TOKEN = "mon-token-123-long-enough"
 
 
 def sale(n: int, at: dt.datetime, *, amount: int = 3000, currency: str = "usd",

@@ -127,7 +127,7 @@ def test_secrets_never_appear_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch)
     """Tokens are SecretStr: repr, str and validation errors don't show them."""
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-supersecret")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-supersecret")
-    monkeypatch.setenv("MONITORING_TOKEN", "mon-supersecret")
+    monkeypatch.setenv("MONITORING_TOKEN", "mon-supersecret-long-enough-token")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:dbsupersecret@h/db")
     s = load_settings()
     assert "supersecret" not in repr(s) and "supersecret" not in str(s)

@@ -179,8 +179,9 @@ def test_demo_settings_are_local_and_self_contained() -> None:
     assert settings.stripe_secrets()[0].startswith("whsec_demo_") and settings.store_timezone == "Asia/Tokyo"
     assert settings.monitoring_token and len(settings.monitoring_token.get_secret_value()) >= 20
     assert settings.business_hours.contains(dt.time(3, 0)) and settings.store_currency == "USD"
-    kept = demo_settings(make_settings(MONITORING_TOKEN="mine"), dsn="postgresql://x/y")
-    assert kept.monitoring_token == SecretStr("mine")
+    kept = demo_settings(make_settings(MONITORING_TOKEN="mine-and-long-enough-for-a-token"),
+                         dsn="postgresql://x/y")
+    assert kept.monitoring_token == SecretStr("mine-and-long-enough-for-a-token")
 
 
 def test_the_opening_report_is_this_mornings_before_noon_and_this_evenings_after() -> None:
@@ -215,8 +216,8 @@ def test_run_with_nothing_configured_is_the_demo(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(bot.app, "serve", fake_serve)
     assert main(["run"]) == 0 and calls == ["demo"]
     assert "nothing is configured" in capsys.readouterr().err
-    real = [("STRIPE_WEBHOOK_SECRET", "whsec_mine"), ("STRIPE_API_KEY", "rk_live_mine"), ("INTAKE_TOKEN", "mine"),
-            ("SITE_URL", "https://shop.example")]
+    real = [("STRIPE_WEBHOOK_SECRET", "whsec_mine"), ("STRIPE_API_KEY", "rk_live_mine"),
+            ("INTAKE_TOKEN", "mine-and-long-enough-for-a-token"), ("SITE_URL", "https://shop.example")]
     for name, value in real:
         monkeypatch.setenv(name, value)
         assert main(["run"]) == 0 and main(["demo"]) == 0
@@ -232,9 +233,11 @@ def test_the_banner_prints_only_the_token_the_demo_made_up() -> None:
     history = demo.History(orders=1, added=0, kept=False)
     shown = demo.banner(made_up, history=history, now=now)
     assert f"MONITORING_TOKEN={made_up.monitoring_token.get_secret_value()}" in shown
-    own = demo_settings(make_settings(MONITORING_TOKEN="mine-and-secret"), dsn="postgresql://x/y")
+    own = demo_settings(make_settings(MONITORING_TOKEN="mine-and-secret-long-enough-token"),
+                        dsn="postgresql://x/y")
     shown = demo.banner(own, history=history, now=now, own_token=True)
-    assert "mine-and-secret" not in shown and "Bearer $MONITORING_TOKEN" in shown and "/dashboard/link/" in shown
+    assert "mine-and-secret-long-enough-token" not in shown and "Bearer $MONITORING_TOKEN" in shown
+    assert "/dashboard/link/" in shown
 
 
 def free_port() -> int:

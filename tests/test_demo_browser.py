@@ -16,7 +16,7 @@ from tests.fakes import FakeSlack
 
 pytest_plugins = ["tests.browser"]  # the `chromium` and `screenshot` fixtures
 pytestmark = pytest.mark.browser
-TOKEN = "demo-dashboard-token"
+TOKEN = "demo-dashboard-token-long-enough"
 
 
 @pytest.fixture

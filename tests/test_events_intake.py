@@ -18,7 +18,7 @@ from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, FakeClock, start_bot
 from tests.fakes import FakeSlack
 
-TOKEN = "intake-test-token-6f1c"
+TOKEN = "intake-test-token-6f1c-long-enough"
 SQL = "'; DROP TABLE orders; --"
 
 

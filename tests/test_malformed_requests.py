@@ -21,12 +21,13 @@ from tests.conftest import SLACK_SIGNING_SECRET, Bot, start_bot
 from tests.fakes import FakeSlack, slack_signature
 from tests.reference import stripe_fixture
 
-TOKEN = "monitoring-secret-token"
+TOKEN = "monitoring-secret-token-long-enough"
 
 
 @pytest.fixture
 async def guarded(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
-    async with start_bot(dsn, fake_slack, MONITORING_TOKEN=TOKEN, INTAKE_TOKEN="intake-secret-token") as bot:
+    async with start_bot(dsn, fake_slack, MONITORING_TOKEN=TOKEN,
+                         INTAKE_TOKEN="intake-secret-token-long-enough") as bot:
         yield bot
 
 

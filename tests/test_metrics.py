@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Bot, paid_checkout, start_bot
 from tests.fakes import FakeSlack
 
-TOKEN = "mon-token-123"
-INTAKE = "in-tok"
+TOKEN = "mon-token-123-long-enough"
+INTAKE = "in-tok-now-long-enough-for-a-token"
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
 
 NOW = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC)
-TOKEN = "mon-token-mrr-15"
+TOKEN = "mon-token-mrr-15-long-enough"
 STORY = Path(__file__).parent / "fixtures" / "stripe" / "subscriptions" / "clover"
 USD_LINE = "MRR $58.00* ▲ 205.3 % vs 7 days ago · 1 subscriber"
 

@@ -29,7 +29,7 @@ from tests.conftest import SLACK_SIGNING_SECRET, STRIPE_SECRET, Bot, start_bot
 from tests.fakes import FakeSlack, Fault, stripe_signature
 from tests.reference import failed_payment, stripe_fixture
 
-SECRETS = (STRIPE_SECRET, SLACK_SIGNING_SECRET, "xoxb-test", "soak-monitoring-token")
+SECRETS = (STRIPE_SECRET, SLACK_SIGNING_SECRET, "xoxb-test", "soak-monitoring-token-long-enough")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}")
 
 
@@ -145,7 +145,8 @@ async def soak_bot(restartable_pg: tuple[str, Any], fake_slack: FakeSlack) -> As
     conn = await asyncpg.connect(dsn)
     await migrate(conn)
     await conn.close()
-    async with start_bot(dsn, fake_slack, background_worker=True, MONITORING_TOKEN="soak-monitoring-token") as bot:
+    async with start_bot(dsn, fake_slack, background_worker=True,
+                         MONITORING_TOKEN="soak-monitoring-token-long-enough") as bot:
         bot.deps.worker.backoff_scale = 0.02  # retry within tens of milliseconds instead of seconds
         yield bot, server
 
@@ -248,7 +249,7 @@ def check(figures: dict[str, Any]) -> None:
 async def totals_agree(bot: Bot, figures: dict[str, Any], expected_revenue: int) -> None:
     """/sales (last hour) and the JSON report what was sent."""
     data = await (await bot.client.get("/api/monitoring/sales",
-                                       headers={"Authorization": "Bearer soak-monitoring-token"})).json()
+                                       headers={"Authorization": "Bearer soak-monitoring-token-long-enough"})).json()
     assert data["lastHour"]["order_count"] == figures["unique payments"]
     assert data["lastHour"]["revenue"] == expected_revenue
     text = json.dumps(await bot.command("/sales", "1h"))

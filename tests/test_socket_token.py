@@ -63,10 +63,11 @@ async def test_check_accepts_an_app_token_slack_takes_without_opening_the_socket
 async def test_health_says_socket_mode_is_not_connected(dsn: str, fake_slack: FakeSlack) -> None:
     fake_slack.fail_next(1000, error="invalid_auth", method="apps.connections.open")
     async with start_bot(dsn, fake_slack, SLACK_APP_TOKEN="xapp-1-revoked", SLACK_SIGNING_SECRET=None,
-                         MONITORING_TOKEN="m") as bot:
+                         MONITORING_TOKEN="m-now-long-enough-for-a-token") as bot:
         await asyncio.sleep(1.5)
         assert any(c.method == "apps.connections.open" for c in fake_slack.calls)
-        resp = await bot.client.get("/api/monitoring/health", headers={"Authorization": "Bearer m"})
+        resp = await bot.client.get("/api/monitoring/health",
+                                    headers={"Authorization": "Bearer m-now-long-enough-for-a-token"})
         health = await resp.json()
         assert health["status"] == "degraded", health
         sock = health["components"]["socket_mode"]

@@ -5,10 +5,12 @@ Nothing here talks to Slack: the listeners ack with these Messages, the Share bu
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.access import GroupCheck
 from bot.answers.gather import gather_health
 from bot.answers.snapshots import COMMAND_BUDGET, errors_snapshot, sales_snapshot
 from bot.blocks.common import refusal_message, usage_message
@@ -74,8 +76,18 @@ async def health(deps: Deps, arg: str, shareable: bool) -> Message:
     """The /health answer (it takes no argument)."""
     if arg:
         return _unknown("/health", arg)
-    snapshot = await gather_health(deps, budget=COMMAND_BUDGET)
-    return health_message(snapshot, tz=deps.settings.tz, share_arg="" if shareable else None)
+    snapshot, groups = await asyncio.gather(gather_health(deps, budget=COMMAND_BUDGET), _responder_groups(deps))
+    return health_message(snapshot, tz=deps.settings.tz, share_arg="" if shareable else None, groups=groups)
+
+
+async def _responder_groups(deps: Deps) -> tuple[GroupCheck, ...]:
+    """ALERT_RESPONDERS' user groups as Slack lists them (cached), within the command's budget: a slow Slack
+    leaves the line out rather than the whole answer late."""
+    try:
+        async with asyncio.timeout(COMMAND_BUDGET):
+            return await deps.access.responder_groups()
+    except TimeoutError:
+        return ()
 
 
 RENDERERS: dict[str, Render] = {"/sales": sales, "/errors": errors, "/health": health}
@@ -87,15 +99,16 @@ async def answer(deps: Deps, *, command: str, text: str, user_id: str | None, ch
     command was sent to, for a link back to this server (none over Socket Mode); `outsider`: the caller is of
     another organisation than the one that installed the app."""
     arg = " ".join(text.split()).lower()
+    if command == "/sales" and arg == LINK_ARG:
+        # The dashboard has no channel: a link is for those who read revenue anywhere — asked for in a DM with the
+        # bot as well as in an allowed channel — and a channel list alone gives nobody one.
+        if not deps.access.reads_revenue(user_id, None, outsider=outsider):
+            return refusal_message()
+        return dashboard_link(deps, shareable=shareable, user_id=user_id, origin=origin)
     if not deps.access.reads_revenue(user_id, channel_id, outsider=outsider):
         return refusal_message()
     if arg in HELP_WORDS:
         return usage_message(command)
-    if command == "/sales" and arg == LINK_ARG:
-        # The dashboard has no channel: a link is for those who read revenue anywhere, not only in this channel.
-        if not deps.access.reads_revenue(user_id, None, outsider=outsider):
-            return refusal_message()
-        return dashboard_link(deps, shareable=shareable, user_id=user_id, origin=origin)
     render = RENDERERS.get(command)
     if render is None:
         return usage_message(command, problem="Unknown command.")

@@ -49,6 +49,18 @@ def not_allowed_message(what: str) -> Message:
     return message(text, [section(f"🔒 {escape_mrkdwn(text)}")])
 
 
+def group_unchecked_message(groups: Sequence[tuple[str, str]]) -> Message:
+    """The answer to an alert click refused because Slack could not list the user groups (id, Slack's error) that
+    might hold the clicker: not "you're not allowed" — nobody knows — but what failed and who can mend it."""
+    named = ", ".join(f"{group} ({error})" for group, error in groups[:3])
+    noun = "user groups" if len(groups) > 1 else "user group"
+    text = (f"Sorry — I couldn't check {noun} {named} with Slack, so I can't tell whether you may act on"
+            " alerts, and nothing changed. Ask the store's owner to check the app's usergroups:read scope and the"
+            " group ids in ALERT_RESPONDERS (`salespulse check` and /health show the error), or try again in a"
+            " few minutes if Slack is having trouble.")
+    return message(text, [section(f"⚠️ {escape_mrkdwn(text)}")])
+
+
 def share_actions(command: str, arg: str) -> Block:
     """The "Share in channel" button, carrying the command to re-run when clicked."""
     return actions(button("Share in channel", action_id=SHARE_ACTION, value={"command": command, "arg": arg}))

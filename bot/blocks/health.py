@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from bot.access import GroupCheck
 from bot.answers.snapshots import HealthSnapshot
 from bot.blocks.common import ago, counted, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, header, local, message, section
@@ -174,10 +176,28 @@ def _stripe_fees_line(s: HealthSnapshot) -> str | None:
     return f"{WARN if fees.given_up else OK} *Stripe fees* {' · '.join(parts)}"
 
 
-def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = None) -> Message:
-    """The /health answer; `share_arg` adds the Share button."""
+def _responders_line(groups: Sequence[GroupCheck]) -> str | None:
+    """The user groups of ALERT_RESPONDERS: their sizes, or which Slack could not list (their members are refused
+    on alert buttons meanwhile); None when no group is named."""
+    if not groups:
+        return None
+    failed = [g for g in groups if g.error is not None]
+    if not failed:
+        sizes = ", ".join(f"{escape_mrkdwn(g.group)} {counted(len(g.members), 'member')}" for g in groups)
+        return f"{OK} *Alert responders* user groups {sizes}"
+    named = ", ".join(f"{escape_mrkdwn(g.group)} (`{escape_mrkdwn(g.error or '?')}`)" for g in failed)
+    return (f"{BAD} *Alert responders* Slack could not list user group{'s' if len(failed) > 1 else ''} {named}:"
+            " their members cannot act on alerts — check the app's usergroups:read scope and ALERT_RESPONDERS")
+
+
+def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = None,
+                   groups: Sequence[GroupCheck] = ()) -> Message:
+    """The /health answer; `share_arg` adds the Share button, `groups` the alert responders' user groups."""
     uptime = ago(s.now - s.started_at).removesuffix(" ago")
-    blocks = [header("🩺 Health"), section("\n".join(_lines(s, tz)))]
+    lines = _lines(s, tz)
+    if (responders := _responders_line(groups)) is not None:
+        lines.append(responders)
+    blocks = [header("🩺 Health"), section("\n".join(lines))]
     if (firing := firing_alerts_section(s.alerts, now=s.now)) is not None:
         blocks.append(firing)
     blocks.append(context(f"salespulse {s.version} · up {uptime} · {MODE_LABELS.get(s.mode, s.mode)}"))

@@ -70,9 +70,14 @@ def home_view(*, sales: SalesSnapshot, orders: Sequence[RecentOrder] | None, ale
     # The alerts are shown here with their buttons, so the health part leaves its one-line list out.
     tail = [divider(), *health_message(dataclasses.replace(health, alerts=None), tz=tz).blocks,
             context(f"Updated {local(sales.now, tz):%H:%M:%S %Z} · refreshes after new sales"),
-            actions(button("⚙️ Settings", action_id=OPEN_ACTION, value="open"))]  # admins only: others are told
+            settings_actions()]  # admins only: others are told
     blocks = [*head, *_alerts(alerts, room=MAX_BLOCKS_HOME - len(head) - len(tail), tz=tz), *tail]
     return {"type": "home", "blocks": blocks}
+
+
+def settings_actions() -> Block:
+    """The ⚙️ Settings button, the way into the Settings view from App Home."""
+    return actions(button("⚙️ Settings", action_id=OPEN_ACTION, value="open"))
 
 
 def restricted_home_view() -> dict[str, Any]:
@@ -83,3 +88,9 @@ def restricted_home_view() -> dict[str, Any]:
                 "Ask them to add you if you need to see sales here."),
         context("Alerts and reports still arrive in their channels if you are a member."),
     ]}
+
+
+def with_settings_button(view: dict[str, Any]) -> dict[str, Any]:
+    """`view` (the locked one) with the Settings button added: for an admin who does not read revenue — the
+    settings are theirs to run, the figures are not."""
+    return {**view, "blocks": [*view["blocks"], settings_actions()]}

@@ -109,7 +109,8 @@ async def _check_slack(settings: Settings) -> bool:
             print(f"  slack:            ok (team {auth.get('team')}, bot user {auth.get('user')},"
                   f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
             channels_ok = await _check_channels(client, settings)
-            return await _check_socket_mode(client, settings) and channels_ok
+            groups_ok = await _check_responder_groups(client, settings)
+            return await _check_socket_mode(client, settings) and channels_ok and groups_ok
         except SlackApiError as exc:
             data = exc.response.data  # a proxy's 5xx page has no "error": its HTTP status says more than None
             error = data.get("error") if isinstance(data, dict) else None
@@ -155,3 +156,22 @@ async def _check_channels(client: AsyncWebClient, settings: Settings) -> bool:
             "note" if status.usable else "PROBLEM"
         print(f"  {'channel ' + status.logical + ':':18}{verdict} — {status.describe()}")
     return all(status.usable for status in directory.statuses())
+
+
+async def _check_responder_groups(client: AsyncWebClient, settings: Settings) -> bool:
+    """Each user group of ALERT_RESPONDERS listed as the bot will list it; False if Slack refuses one (a missing
+    usergroups:read scope, a mistyped id): its members would be refused on every alert button."""
+    from bot.access import failure_reason
+    from bot.app import group_members
+
+    ok, fetch = True, group_members(client)
+    for group in (r for r in settings.alert_responders if r.startswith("S")):
+        try:
+            members = await fetch(group)
+        except Exception as exc:  # noqa: BLE001  # whatever failed, it is said, and check goes on
+            print(f"  responders {group}:  PROBLEM — Slack cannot list this user group ({failure_reason(exc)}):"
+                  " its members cannot act on alerts; check the app's usergroups:read scope and ALERT_RESPONDERS")
+            ok = False
+            continue
+        print(f"  responders {group}:  ok — {len(members):,} member{'' if len(members) == 1 else 's'}")
+    return ok

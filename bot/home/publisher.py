@@ -21,6 +21,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.access import AlertVerdict
+from bot.blocks.home import with_settings_button
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.senders import retry_after, slack_error
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Render = Callable[[bool], Awaitable[dict[str, Any]]]  # the live view, with or without the alerts' buttons
 MaySee = Callable[[str], bool]
-MayAct = Callable[[str], Awaitable[bool]]
+MayAct = Callable[[str], Awaitable[bool | AlertVerdict]]  # truthy: may act
 # views.publish is Tier 4 (100+ per minute per workspace): https://api.slack.com/methods/views.publish
 MAX_USERS = 50
 # The refresh rounds' share of it: rounds are spaced so they publish at most this many views a minute, leaving the
@@ -55,19 +57,23 @@ class HomePublisher:
         self._restricted: dict[str, Any] | None = None
         self._may_see: MaySee = lambda _user: False  # closed until bound
         self._may_act: MayAct = _nobody
+        self._may_administer: MaySee = lambda _user: False
         self._users: OrderedDict[str, float] = OrderedDict()  # user id → when they last opened Home
         self._dirty = asyncio.Event()
         self._resume_at = 0.0  # loop time before which Slack asked us not to publish (429 Retry-After)
         self._retries = 0  # failed rounds redone in a row
         self.rounds = 0  # debounced rounds published (tests and metrics read it)
 
-    def bind(self, render: Render, *, restricted: dict[str, Any], may_see: MaySee, may_act: MayAct) -> None:
+    def bind(self, render: Render, *, restricted: dict[str, Any], may_see: MaySee, may_act: MayAct,
+             may_administer: MaySee | None = None) -> None:
         """What to publish: the live view for those who `may_see` figures — with the alerts' buttons for those who
-        `may_act` on alerts — and `restricted` (fixed) for the others."""
+        `may_act` on alerts — and `restricted` (fixed) for the others, with the Settings button for those who
+        `may_administer` (an admin need not read revenue)."""
         self._render = render
         self._restricted = restricted
         self._may_see = may_see
         self._may_act = may_act
+        self._may_administer = may_administer or (lambda _user: False)
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -104,10 +110,11 @@ class HomePublisher:
             return True  # nothing to publish with yet
         live: dict[bool, dict[str, Any]] = {}  # rendered once per round for each kind of viewer: buttons or not
         failed = False
+        locked = {False: self._restricted, True: with_settings_button(self._restricted)}
         for user in users:
-            view = self._restricted
+            view = locked[self._may_administer(user)]
             if self._may_see(user):
-                buttons = await self._may_act(user)
+                buttons = bool(await self._may_act(user))
                 try:
                     view = live[buttons] if buttons in live else live.setdefault(buttons, await self._render(buttons))
                 except DB_UNAVAILABLE as exc:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from bot.deps import Deps, deps_of
 from bot.web.session import token_matches
+from bot.web.signin import TOKEN_GUESSES, client_address
 
 STARTING_UP: Final = "starting up"
 # Every route but /healthz answers this while the database is not ready; clients retry after a moment.
@@ -73,8 +74,18 @@ def bearer_matches(header: str | None, token: str) -> bool:
 
 def require_bearer(request: web.Request, token: SecretStr | None, *, setting: str,
                    challenge: str = MONITORING_CHALLENGE, refusal: str = "unauthorized") -> None:
-    """Return when the request carries `token`; else raise 503 (no token configured) or 401 with a challenge."""
+    """Return when the request carries `token`; else raise 503 (no token configured), 401 with a challenge, or 429
+    with Retry-After once this client has tried too many wrong tokens (TOKEN_GUESSES, shared with the dashboard's
+    sign-in form: judged or not, no answer then says whether a token was right)."""
     if token is None:
         raise json_error(web.HTTPServiceUnavailable, f"{setting} is not configured")
-    if not bearer_matches(request.headers.get(hdrs.AUTHORIZATION), token.get_secret_value()):
+    limiter = request.app[TOKEN_GUESSES]
+    address = client_address(request, require_deps(request).settings.trusted_proxies)
+    if wait := limiter.retry_after(address):
+        raise json_error(web.HTTPTooManyRequests, f"too many wrong tokens from here; try again in {wait} s",
+                         **{hdrs.RETRY_AFTER: str(wait)})
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if not bearer_matches(header, token.get_secret_value()):
+        if header is not None:  # a guess; a request with no token at all guesses nothing
+            limiter.failed(address)
         raise json_error(web.HTTPUnauthorized, refusal, **{hdrs.WWW_AUTHENTICATE: challenge})

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.db import DB_UNAVAILABLE
 from bot.web.guards import gated, require_deps
+from bot.web.signin import TOKEN_GUESSES, FailureLimiter
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +74,4 @@ def install(app: web.Application) -> None:
     """Wire the shared mechanism into a new application (before any request)."""
     app.middlewares.extend([errors_middleware, readiness_middleware])
     app.on_response_prepare.append(security_headers)
+    app[TOKEN_GUESSES] = FailureLimiter()  # wrong tokens per client, whichever route they were tried on

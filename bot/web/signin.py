@@ -142,3 +142,8 @@ class FailureLimiter:
     def succeeded(self, address: str) -> None:
         """Forget an address's failures once it signs in."""
         self._failures.pop(address, None)
+
+
+# One limiter per process for every check of a token a client could guess: the dashboard's sign-in form and the
+# bearer of /api/monitoring/*, /metrics and /webhooks/events share it, so no door buys fresh attempts.
+TOKEN_GUESSES: Final = web.AppKey("token_guesses", FailureLimiter)

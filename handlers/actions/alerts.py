@@ -10,7 +10,8 @@ from bot.affiliation import of_action
 from bot.alerts.respond import VERBS, Pressed, alert_id_of, press
 from bot.answers.commands import ephemeral
 from bot.blocks.alerts import already_over_message
-from bot.blocks.common import not_allowed_message
+from bot.blocks.common import group_unchecked_message, not_allowed_message
+from bot.blocks.message import Message
 from bot.deps import Deps
 
 
@@ -25,15 +26,23 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return  # not a value this bot wrote
         user = (body.get("user") or {}).get("id") or "unknown"
         on_home = (body.get("container") or {}).get("type") == "view"
+        outsider = await deps.access.outsider(of_action(body))
         pressed = await press(deps, action_id=action["action_id"], alert_id=alert_id, user=user,
-                              surface="home" if on_home else "slack",
-                              outsider=await deps.access.outsider(of_action(body)))
+                              surface="home" if on_home else "slack", outsider=outsider)
         if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url (nor buttons for them: a forgery)
-            await respond(**ephemeral(not_allowed_message("act on alerts")), replace_original=False)
+            await respond(**ephemeral(await refusal(user, outsider)), replace_original=False)
         elif pressed is Pressed.UNCHANGED and not on_home:  # a message not updated yet, or read days later
             await respond(**ephemeral(already_over_message()), replace_original=False)
         elif pressed is Pressed.CHANGED and on_home:
             await deps.home.publish([user])  # clicked on the Home tab: show the new state right away
+
+    async def refusal(user: str, outsider: bool) -> Message:
+        # Asked again for the reason (press() says only "refused"): a group whose look-up failed is not asked of
+        # Slack again for a minute, so this is the same verdict, with the group that could not be checked.
+        verdict = await deps.access.acts_on_alerts(user, outsider=outsider)
+        if verdict.unchecked:
+            return group_unchecked_message([(g.group, g.error or "?") for g in verdict.unchecked])
+        return not_allowed_message("act on alerts")
 
     for action_id in VERBS:
         app.action(action_id)(alert_button)

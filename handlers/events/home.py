@@ -14,7 +14,8 @@ from bot.home.render import render_home
 def register(app: AsyncApp, deps: Deps) -> None:
     """Add the listener, and let the publisher render through `deps`."""
     deps.home.bind(lambda buttons: render_home(deps, buttons=buttons), restricted=restricted_home_view(),
-                   may_see=lambda user: deps.access.reads_revenue(user, None), may_act=deps.access.acts_on_alerts)
+                   may_see=lambda user: deps.access.reads_revenue(user, None), may_act=deps.access.acts_on_alerts,
+                   may_administer=deps.access.administers)
 
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from bot.deps import Deps
 from bot.web.assets import StaticAssets, load_template
 from bot.web.guards import from_our_pages, json_error, require_deps
 from bot.web.session import LINK_SESSION_LIFETIME, SESSION_LIFETIME, Purpose, sign_session, token_matches, verify
-from bot.web.signin import FailureLimiter, clear_session, client_address, session_of, set_session
+from bot.web.signin import TOKEN_GUESSES, clear_session, client_address, session_of, set_session
 from bot.web.view import dashboard_view
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,13 @@ MAX_TOKEN_CHARS: Final = 1000
 
 
 class Dashboard:
-    """The routes' shared state: the page, its assets and the failed sign-in limiter (in memory, per process)."""
+    """The routes' shared state: the page and its assets. (Failed sign-ins are counted in the app's TOKEN_GUESSES,
+    with the wrong bearer tokens of the JSON API and /metrics.)"""
 
     def __init__(self) -> None:
         self.template = load_template("dashboard.html")
         self.assets = StaticAssets("/dashboard/static", {"dashboard.js": "text/javascript",
                                                          "dashboard.css": "text/css"})
-        self.limiter = FailureLimiter()
 
     def _body(self, notice: str) -> str:
         return self.template.substitute(
@@ -89,8 +89,8 @@ async def login(request: web.Request) -> web.Response:
     _refuse_cross_site(request)
     deps, token = _configured(request)
     proxies = deps.settings.trusted_proxies
-    dashboard, address = request.app[DASHBOARD], client_address(request, proxies)
-    if wait := dashboard.limiter.attempt(address):  # counted before the body is read: no race to the check
+    dashboard, limiter, address = request.app[DASHBOARD], request.app[TOKEN_GUESSES], client_address(request, proxies)
+    if wait := limiter.attempt(address):  # counted before the body is read: no race to the check
         minutes = -(-wait // 60)
         return dashboard.page(notice=f"Too many wrong tokens from here. Try again in {minutes} min.", status=429,
                               headers={"Retry-After": str(wait)})
@@ -101,7 +101,7 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(given, str) or len(given) > MAX_TOKEN_CHARS or not token_matches(given.strip(), token):
         log.info("dashboard sign-in failed from %s", address)
         return dashboard.page(notice="That token is not right.", status=401)
-    dashboard.limiter.succeeded(address)
+    limiter.succeeded(address)
     response = _redirect()
     set_session(response, request, sign_session(token, now=deps.clock()), lifetime=SESSION_LIFETIME, proxies=proxies,
                 public_url=deps.settings.public_url)

@@ -3,8 +3,10 @@ command box for /sales, /errors and /health, working buttons and the Settings vi
 Slack and no Bolt: the box calls the same `answer()` the slash commands use, the buttons the same alert
 lifecycle and Share as in Slack, and the Settings form the same checks and save as its view_submission.
 
-The page is served only to a loopback or IP-literal Host (or PUBLIC_URL's), so a rebinding DNS name cannot
-read it from someone's browser; its POSTs must be same-origin JSON.
+It acts as the owner with no sign-in, so it answers only a browser on this machine: a loopback peer with no
+proxy's forwarding headers (`bot.web.feed_door`; 403 otherwise, saying what to use instead). The Host must be
+loopback or an IP literal, so a rebinding DNS name cannot read it from that browser; its POSTs must be
+same-origin JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot.deps import RUNTIME, Deps
 from bot.settings.change import is_settings_command, submit, view_for
 from bot.web.assets import StaticAssets, load_template
 from bot.web.feed import Entry, LocalFeed
+from bot.web.feed_door import from_this_machine, refusal
 from bot.web.feed_modal import render_modal
 from bot.web.feed_render import render_message
 from bot.web.guards import from_our_pages, json_error, require_deps
@@ -60,15 +63,13 @@ def channel_names(deps: Deps) -> dict[str, str]:
 
 
 def trusted_host(request: web.Request, deps: Deps) -> bool:
-    """localhost, an IP literal, this server's HOST or PUBLIC_URL's host: not a name an attacker's DNS controls."""
+    """localhost, an IP literal or this server's HOST: not a name an attacker's DNS controls. Not PUBLIC_URL's
+    host: that name reaches the bot through a proxy, for clients elsewhere."""
     try:
         name = urlsplit(f"//{request.host}").hostname or ""
     except ValueError:  # not even a host ("[::1" without its bracket)
         return False
     if name == "localhost" or name.endswith(".localhost") or name == deps.settings.host.lower():
-        return True
-    public = urlsplit(deps.settings.public_url or "").hostname
-    if public and name == public:
         return True
     try:
         ipaddress.ip_address(name)
@@ -78,10 +79,14 @@ def trusted_host(request: web.Request, deps: Deps) -> bool:
 
 
 def _feed(request: web.Request) -> tuple[Deps, LocalFeed]:
-    """The deps and the feed; 404 outside local mode, 421 for a Host a rebinding DNS name could send."""
+    """The deps and the feed; 404 outside local mode, 403 to anyone but a browser on this machine, 421 for a Host
+    a rebinding DNS name could send."""
     deps = require_deps(request)
     if deps.feed is None:
         raise web.HTTPNotFound(text="The local feed exists in local mode only (no Slack credentials).")
+    if not from_this_machine(request):
+        log.debug("local feed refused to %s (%s): not a browser on this machine", request.remote, request.path)
+        raise web.HTTPForbidden(text=refusal(deps.settings))
     if not trusted_host(request, deps):
         raise web.HTTPMisdirectedRequest(text="Open the feed through localhost or the server's address.")
     return deps, deps.feed
