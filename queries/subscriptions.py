@@ -64,11 +64,38 @@ SELECT coalesce(o.currency, '') AS currency, count(*) AS orders, coalesce(sum(o.
 """
 
 # Where each snapshot's movement starts, as the MRR summary reads it (queries/mrr.py): its predecessor's MRR, else
-# what its event said came before. A churn's start is what the ledger counts as lost.
-MOVEMENT_STARTS: Final = """
-SELECT event_id, coalesce(prev_mrr, before_mrr, 0) AS start
-  FROM subscription_events
- WHERE event_id = ANY($1::text[])
+# what its event said came before. A churn's start is what the ledger counts as lost. Also whether it had paid
+# before (`paid_before`: reactivation rather than new, its customer's other subscriptions included, 0043), whether
+# the subscription itself had (`own_paid`), and the stretch of paying it is in: the latest snapshot before it
+# where the subscription came back to paying after having paid (None: its first stretch).
+MOVEMENTS: Final = """
+SELECT c.event_id, coalesce(c.prev_mrr, c.before_mrr, 0) AS start, c.paid_before,
+       coalesce(c.before_mrr, 0) > 0 OR EXISTS (
+           SELECT FROM subscription_events AS p
+            WHERE p.subscription_id = c.subscription_id AND (p.mrr > 0 OR p.before_mrr > 0)
+              AND (p.at, p.rank, p.event_id) < (c.at, c.rank, c.event_id)) AS own_paid,
+       (SELECT r.event_id
+          FROM subscription_events AS r
+         WHERE r.subscription_id = c.subscription_id AND r.mrr > 0 AND coalesce(r.prev_mrr, r.before_mrr, 0) = 0
+           AND (r.at, r.rank, r.event_id) < (c.at, c.rank, c.event_id)
+           AND EXISTS (SELECT FROM subscription_events AS p
+                        WHERE p.subscription_id = r.subscription_id AND (p.mrr > 0 OR p.before_mrr > 0)
+                          AND (p.at, p.rank, p.event_id) < (r.at, r.rank, r.event_id))
+         ORDER BY r.at DESC, r.rank DESC, r.event_id DESC
+         LIMIT 1) AS stretch
+  FROM subscription_events AS c
+ WHERE c.event_id = ANY($1::text[])
+"""
+
+# Subscriptions known to have paid: an invoice of theirs that took money (migration 0035), or a snapshot other
+# than the events $2 showing them paying or its event saying they were.
+PAID_EVER: Final = """
+SELECT s.id
+  FROM unnest($1::text[]) AS s (id)
+ WHERE EXISTS (SELECT FROM subscription_invoices AS i WHERE i.subscription_id = s.id AND i.paid)
+    OR EXISTS (SELECT FROM subscription_events AS e
+                WHERE e.subscription_id = s.id AND e.event_id <> ALL($2::text[])
+                  AND (e.mrr > 0 OR e.before_mrr > 0))
 """
 
 # Likely renewals (a "Subscription update" PaymentIntent before its invoice): held, never dropped, until it says.
@@ -186,11 +213,30 @@ async def hold_pings(db: Executor, order_ids: Sequence[str], *, hold_until: dt.d
         await db.execute(HOLD_PINGS, list(order_ids), hold_until)
 
 
-async def movement_starts(db: Executor, event_ids: Sequence[str]) -> dict[str, int]:
-    """The MRR each of these snapshots moves from (what a churn loses), by event id."""
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """Where a stored snapshot stands in its subscription's ledger."""
+
+    start: int  # the MRR it moves from (what a churn loses)
+    paid_before: bool  # paid before it, the customer's other subscriptions included (reactivation, not new)
+    own_paid: bool  # the subscription itself paid before it
+    stretch: str | None  # the event id where its current stretch of paying began again; None: the first one
+
+
+async def movements(db: Executor, event_ids: Sequence[str]) -> dict[str, Movement]:
+    """Where each of these snapshots stands in the ledger, by event id."""
     if not event_ids:
         return {}
-    return {r["event_id"]: int(r["start"]) for r in await db.fetch(MOVEMENT_STARTS, list(event_ids))}
+    rows = await db.fetch(MOVEMENTS, list(event_ids))
+    return {r["event_id"]: Movement(int(r["start"]), r["paid_before"], r["own_paid"], r["stretch"]) for r in rows}
+
+
+async def paid_ever(db: Executor, subscription_ids: Sequence[str], *, besides: Sequence[str]) -> set[str]:
+    """Those of these subscriptions the store knows to have paid (an invoice that took money, a paying snapshot
+    other than of the events `besides`)."""
+    if not subscription_ids:
+        return set()
+    return {r["id"] for r in await db.fetch(PAID_EVER, list(subscription_ids), list(besides))}
 
 
 async def renewal_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:

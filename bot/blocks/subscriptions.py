@@ -1,4 +1,4 @@
-"""Subscription pings: a new subscriber, a plan change, a cancellation scheduled or withdrawn, a churn.
+"""Subscription pings: a new subscriber, one back, a plan change, a cancellation scheduled or withdrawn, a churn.
 
 Each says what the change does to MRR, not what was paid: the payment of a subscription's invoice is the sale
 ping (one order, one ping), and renewals are quiet (SUBSCRIPTION_RENEWALS)."""
@@ -22,6 +22,7 @@ class Change(StrEnum):
     """What a subscription event changed, as far as the store's owner cares."""
 
     NEW = "new"
+    REACTIVATED = "reactivated"  # paying again after having paid: reactivation MRR (same subscription or customer)
     PLAN = "plan"
     CANCEL_SCHEDULED = "cancel_scheduled"
     CANCEL_WITHDRAWN = "cancel_withdrawn"
@@ -57,6 +58,8 @@ def _title(v: SubscriptionView) -> str:
     match v.change:
         case Change.NEW:
             return "🎉 New subscriber"
+        case Change.REACTIVATED:
+            return "🔁 Subscriber back"
         case Change.PLAN:
             return "⬆️ Plan change" if v.delta > 0 else "⬇️ Plan change" if v.delta < 0 else "🔀 Plan change"
         case Change.CANCEL_SCHEDULED:

@@ -23,7 +23,7 @@ from bot.stripe import discounts
 from bot.stripe.build import Envelope, Ids, new_event
 from bot.stripe.fields import coalesce, currency, first_item, integer, mapping, string, stripe_id, timestamp
 from bot.subscriptions.facts import SubscriptionFacts
-from bot.subscriptions.mrr import COUNTED, MONTHS_PER, Coupon, Item, counted_mrr, subscription_mrr
+from bot.subscriptions.mrr import MONTHS_PER, Coupon, Item, counted_mrr, subscription_mrr
 from bot.subscriptions.pricing import amount_off_in, amounts_off, package_of
 
 MAX_PLAN_CHARS = 120
@@ -107,17 +107,32 @@ def _signature(parts: Sequence[Item]) -> tuple[tuple[str, int], ...]:
     return tuple((i.price_id, i.quantity) for i in parts)
 
 
+def _paused(obj: Mapping[str, Any]) -> bool:
+    """Whether payment collection is paused: `pause_collection` set (the status stays `active`, nothing is charged).
+    https://docs.stripe.com/billing/subscriptions/pause-payment"""
+    return isinstance(obj.get("pause_collection"), Mapping)
+
+
+def _paused_at_trial_end(obj: Mapping[str, Any], ended_at: dt.datetime | None, trial_end: dt.datetime | None) -> bool:
+    """An ended subscription whose trial ended before it and that Stripe pauses at a trial's end for want of a
+    payment method (trial_settings.end_behavior.missing_payment_method = pause): it may never have paid."""
+    behavior = mapping(mapping(obj, "trial_settings"), "end_behavior").get("missing_payment_method")
+    return ended_at is not None and trial_end is not None and trial_end < ended_at and behavior == "pause"
+
+
 def _previous(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime, code: str) -> dict[str, Any]:
     """The previous_* facts: what previous_attributes says changed, the rest taken as unchanged."""
     if not prev:
         return {}
+    was_paused = _paused(prev if "pause_collection" in prev else obj)
     status = string(prev, "status") or string(obj, "status") or "active"
     old_items = items(prev if "items" in prev else obj, currency=code)
     old_coupons = coupons(prev if ("discounts" in prev or "discount" in prev) else obj, currency=code)
     was_at_end = prev["cancel_at_period_end"] if "cancel_at_period_end" in prev else obj.get("cancel_at_period_end")
     was_at = prev.get("cancel_at") if "cancel_at" in prev else obj.get("cancel_at")
     return {"previous_status": status if "status" in prev else None,
-            "previous_mrr": counted_mrr(status, old_items, old_coupons, at=at),
+            "previous_mrr": 0 if was_paused else counted_mrr(status, old_items, old_coupons, at=at),
+            "previous_collection_paused": was_paused if "pause_collection" in prev else None,
             "previous_plan": plan_label(old_items), "previous_signature": _signature(old_items),
             "previous_cancel": was_at_end is True or was_at is not None}
 
@@ -140,16 +155,18 @@ def facts(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime) -> S
     in_trial = ended_at is not None and trial_end is not None and trial_end >= ended_at  # ended unpaid: no churn
     # incomplete_expired: its first invoice was never paid (Stripe's terminal state for that), so it never paid.
     in_trial = in_trial or status == "incomplete_expired"
+    paused = _paused(obj)  # collecting nothing: no MRR now, and nothing a churn now loses
     return SubscriptionFacts(
         id=sub_id, customer=stripe_id(obj.get("customer")), status=status, currency=code,
-        mrr=counted_mrr(status, parts, discounts, at=at),
-        gross_mrr=0 if in_trial else subscription_mrr(parts, discounts, at=at),
+        mrr=0 if paused else counted_mrr(status, parts, discounts, at=at),
+        gross_mrr=0 if in_trial or paused else subscription_mrr(parts, discounts, at=at),
         plan=plan_label(parts), signature=_signature(parts),
         cancel_at_period_end=obj.get("cancel_at_period_end") is True, cancel_at=timestamp(obj.get("cancel_at")),
         current_period_end=period_end, started_at=timestamp(obj.get("start_date")),
         # Example payloads carry placeholder times on running subscriptions: only an ended one has ended.
         canceled_at=timestamp(obj.get("canceled_at")) if ended else None,
-        ended_at=ended_at,
+        ended_at=ended_at, collection_paused=paused,
+        paused_at_trial_end=_paused_at_trial_end(obj, ended_at, trial_end),
         **_previous(obj, prev, at, code))
 
 
@@ -164,7 +181,7 @@ def _pricings(f: SubscriptionFacts, obj: Mapping[str, Any], prev: Mapping[str, A
         was = {"items": prev["items"] if "items" in prev else obj.get("items"),
                "discounts": prev["discounts"] if "discounts" in prev else obj.get("discounts"),
                "discount": prev["discount"] if "discount" in prev else obj.get("discount")}
-        before = discounts.pricing(was, counted=(string(prev, "status") or f.status) in COUNTED)
+        before = discounts.pricing(was, counted=f.paying if f.was_paying is None else f.was_paying)
     if not discounts.needs_reading(now, before):
         return f
     return replace(f, pricing=now, before_pricing=before)

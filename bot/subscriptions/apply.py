@@ -3,7 +3,8 @@
 Called by the intake (bot/intake/batch.py) inside the batch's transaction, after the orders, so the webhook still
 gets its 2xx only once all of it has committed. Which ping an event earns is read from the event itself (its
 object and `previous_attributes`), so any arrival order gives the same pings; only whether a churn lost anything
-is the ledger's too, so no churn is announced where the MRR figures count none (a subscription that never paid).
+is the ledger's too, so no churn is announced where the MRR figures count none (a subscription that never paid),
+and whether one now paying had paid before (a "welcome back", reactivation MRR, rather than a new subscriber).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import asyncpg
 from bot.blocks.subscriptions import Change, SubscriptionView, subscription_message
 from bot.intake.events import PaymentEvent
 from bot.subscriptions.facts import RANKS, SubscriptionFacts
-from bot.subscriptions.mrr import COUNTED
 from queries import intake as intake_q
 from queries import subscriptions as q
 from queries.intake import QueuedMessage
@@ -43,30 +43,31 @@ def _state(e: PaymentEvent, f: SubscriptionFacts) -> q.StateRow:
 
 
 def churns(e: PaymentEvent, f: SubscriptionFacts) -> bool:
-    """Whether the event ends the subscription's paying: deleted, or moved from paying to not paying."""
-    was_paying = f.previous_status is not None and f.previous_status in COUNTED
-    return e.event_type.endswith(".deleted") or (was_paying and not f.paying)
+    """Whether the event ends the subscription's paying: deleted, or moved from paying to not paying (a status
+    such as `unpaid` or `paused`, or its payment collection paused)."""
+    return e.event_type.endswith(".deleted") or (f.was_paying is True and not f.paying)
 
 
-def change_of(e: PaymentEvent, f: SubscriptionFacts, *, ledger_start: int | None = None) -> SubscriptionView | None:
+def change_of(e: PaymentEvent, f: SubscriptionFacts, *, ledger_start: int | None = None,
+              paid_before: bool = False) -> SubscriptionView | None:
     """The ping an event earns, or None (a trial starting, a renewal, a payment method changing…).
 
     Read from the event (its object and previous_attributes), so every arrival order earns the same pings: a churn
     loses what the event says it was paying, or what the deleted subscription's items are worth (0 when it ended in
     its trial). No churn either where the ledger's MRR before the event (`ledger_start`, its snapshot's start) is
-    0: the figures count none there — a trial paused for want of a card, then canceled, never paid."""
+    0: the figures count none there — a trial paused for want of a card, then canceled, never paid. One now paying
+    whose ledger says it (or its customer, on another subscription) paid before (`paid_before`) is back, not new."""
     base = SubscriptionView(change=Change.NEW, subscription_id=f.id, plan=f.plan, currency=f.currency, mrr=f.mrr,
                             delta=f.mrr, occurred_at=e.occurred_at)
-    status_moved = f.previous_status is not None
-    was_paying = status_moved and f.previous_status in COUNTED
     if churns(e, f):
         lost = f.previous_mrr if f.previous_mrr is not None else f.gross_mrr
         paid = lost > 0 and (ledger_start is None or ledger_start > 0)
         return replace(base, change=Change.CHURNED, mrr=lost, delta=-lost) if paid else None
     if not f.paying:
         return None
-    if e.event_type.endswith(".created") or (status_moved and not was_paying):
-        return base  # created paying, or a trial (or an incomplete first payment) now paying
+    if e.event_type.endswith(".created") or f.was_paying is False:
+        # Created paying, a trial (or an incomplete first payment) now paying, or back from unpaid or a pause.
+        return replace(base, change=Change.REACTIVATED) if paid_before else base
     if f.previous_signature is not None and (f.previous_signature != f.signature or f.previous_mrr != f.mrr):
         return replace(base, change=Change.PLAN, delta=f.mrr - (f.previous_mrr or 0), previous_plan=f.previous_plan)
     if f.previous_cancel is False and f.cancel_scheduled:
@@ -76,11 +77,39 @@ def change_of(e: PaymentEvent, f: SubscriptionFacts, *, ledger_start: int | None
     return None
 
 
-def _dedupe_key(e: PaymentEvent, change: Change) -> str:
-    """One welcome and one farewell per subscription whatever events say so; one ping per event otherwise."""
-    if change in (Change.NEW, Change.CHURNED):
-        return f"sub-{change.value}:{e.subscription_id}"
+def _dedupe_key(e: PaymentEvent, change: Change, m: q.Movement | None) -> str:
+    """One welcome and one farewell per stretch of paying whatever events say so; one ping per event otherwise.
+
+    A subscription's first stretch keeps the keys of one welcome and one farewell per subscription; one that pays
+    again after having paid (back from `unpaid` or a pause) starts another, keyed by the event where it came back:
+    its farewell is a second one, while `unpaid` then deleted stays one (the deletion moves from 0: no churn)."""
+    if change in (Change.NEW, Change.REACTIVATED):
+        back = m is not None and m.own_paid  # the subscription itself came back: its welcome is this event's
+        return f"sub-new:{e.subscription_id}" + (f":{e.event_id}" if back else "")
+    if change is Change.CHURNED:
+        stretch = m.stretch if m is not None else None
+        return f"sub-churned:{e.subscription_id}" + (f":{stretch}" if stretch is not None else "")
     return f"sub:{e.event_id}"
+
+
+async def _never_paid(conn: asyncpg.Connection, todo: Sequence[tuple[int, PaymentEvent, SubscriptionFacts]]
+                      ) -> list[tuple[int, PaymentEvent, SubscriptionFacts]]:
+    """The events with a deletion that may never have paid (its trial ended in Stripe's pause for want of a card)
+    taken as never paid — nothing lost, whatever order its events come in — unless the store knows it paid: an
+    invoice that took money, or a snapshot (stored, or of this batch) showing it paying."""
+    doubtful = {f.id for _, e, f in todo if e.event_type.endswith(".deleted") and f.paused_at_trial_end}
+    if not doubtful:
+        return list(todo)
+    deletions = [e.event_id for _, e, f in todo if e.event_type.endswith(".deleted")]
+    paid = await q.paid_ever(conn, sorted(doubtful), besides=deletions)
+    paid |= {f.id for _, e, f in todo if not e.event_type.endswith(".deleted") and (f.mrr or f.previous_mrr)}
+    out = []
+    for i, e, f in todo:
+        if e.event_type.endswith(".deleted") and f.id in doubtful and f.id not in paid:
+            f = replace(f, gross_mrr=0, before_pricing=None if f.before_pricing is None else
+                        {**f.before_pricing, "counted": False})
+        out.append((i, e, f))
+    return out
 
 
 async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[int, PaymentEvent]], *,
@@ -90,6 +119,7 @@ async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[i
     if not todo:
         return []
     await intake_q.lock_refs(conn, sorted({f.id for _, _, f in todo}))  # after the batch's order refs, in order
+    todo = await _never_paid(conn, todo)
     snapshots = [_snapshot(e, f) for _, e, f in todo]
     await q.insert_snapshots(conn, snapshots)
     newest: dict[str, tuple[PaymentEvent, SubscriptionFacts]] = {}
@@ -101,13 +131,16 @@ async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[i
     await q.upsert_states(conn, [_state(e, f) for e, f in newest.values()])
     if not notify:
         return []
-    # After the insert: its triggers have set each snapshot's start (0022, 0034), as the MRR figures read it.
-    starts = await q.movement_starts(conn, [e.event_id for _, e, f in todo if churns(e, f)])
+    # After the insert and the states: their triggers have set each snapshot's start and whether it (or its
+    # customer) had paid before (0022, 0034, 0043), as the MRR figures read them.
+    moved = await q.movements(conn, [e.event_id for _, e, _ in todo])
     messages: list[QueuedMessage] = []
     for index, e, f in todo:
-        v = change_of(e, f, ledger_start=starts.get(e.event_id))
+        m = moved.get(e.event_id)
+        v = change_of(e, f, ledger_start=m.start if m is not None and churns(e, f) else None,
+                      paid_before=m is not None and m.paid_before)
         if v is not None:
-            key = _dedupe_key(e, v.change)
+            key = _dedupe_key(e, v.change, m)
             if all(m.dedupe_key != key for m in messages):
                 messages.append(QueuedMessage(index, key, CHANNEL, KIND,
                                               subscription_message(v, tz=tz).as_payload()))

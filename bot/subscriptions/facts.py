@@ -17,9 +17,10 @@ RANKS = {"customer.subscription.created": 0, "customer.subscription.updated": 1,
 class SubscriptionFacts:
     """A subscription as the event's object shows it, plus what `previous_attributes` says it was before.
 
-    `mrr` is what it adds to the store's MRR now (0 unless active or past_due); `gross_mrr` what its items are
-    worth whatever the status (what its churn loses; 0 when it ended in its trial). The `previous_*` fields are
-    None when the event does not say (only customer.subscription.updated carries previous_attributes)."""
+    `mrr` is what it adds to the store's MRR now (0 unless active or past_due, and collected); `gross_mrr` what
+    its items are worth whatever the status (what its churn loses; 0 when it ended in its trial, or with its
+    collection paused, or never paid). The `previous_*` fields are None when the event does not say (only
+    customer.subscription.updated carries previous_attributes)."""
 
     id: str
     customer: str | None
@@ -40,6 +41,14 @@ class SubscriptionFacts:
     previous_plan: str | None = None
     previous_signature: tuple[tuple[str, int], ...] | None = None
     previous_cancel: bool | None = None  # whether a cancellation was scheduled before this event
+    # `pause_collection` set: Stripe leaves the status `active` but collects nothing (invoices voided, left as
+    # drafts or marked uncollectible), so it is no recurring revenue while it lasts. None: the event does not say
+    # it changed (previous_attributes without `pause_collection`).
+    collection_paused: bool = False
+    previous_collection_paused: bool | None = None
+    # A deleted subscription whose trial ended in Stripe's pause for want of a payment method
+    # (trial_settings.end_behavior.missing_payment_method = pause): it may never have paid (apply.py asks the ledger).
+    paused_at_trial_end: bool = False
     # Set only when the event names a Discount by id (basil on): what `mrr` and the MRR before the event are made
     # of, to recompute once the Discounts are read (bot/subscriptions/pricing.py); None otherwise.
     pricing: Mapping[str, Any] | None = None
@@ -48,7 +57,16 @@ class SubscriptionFacts:
     @property
     def paying(self) -> bool:
         """Whether it counts in MRR now."""
-        return self.status in COUNTED
+        return self.status in COUNTED and not self.collection_paused
+
+    @property
+    def was_paying(self) -> bool | None:
+        """Whether it counted in MRR just before the event; None when the event does not say its status or its
+        paused collection changed."""
+        if self.previous_status is None and self.previous_collection_paused is None:
+            return None
+        paused = self.collection_paused if self.previous_collection_paused is None else self.previous_collection_paused
+        return (self.previous_status or self.status) in COUNTED and not paused
 
     @property
     def cancel_scheduled(self) -> bool:
