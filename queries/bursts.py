@@ -6,10 +6,11 @@ card-testing attack queues hundreds), refunds (a bulk refund), disputes (a fraud
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from queries.executor import Executor
+from queries.outbox import RENEWAL_SALE
 
 # A post of channel $1 a burst may take: of the kind the parameter `{kind}` names, due, and with no attempt of its
 # own (a single ping that may be in Slack is looked up first). Edits (a late decline reason, a sale named late)
@@ -24,22 +25,29 @@ SELECT count(*)
   FROM (SELECT 1 FROM outbox AS o WHERE {_BURSTABLE.format(kind="$2")} LIMIT 2) AS s
 """
 
-# What a burst message says about the messages it covers (the CTE `covered` of the statement it ends): their
-# kind, count, first and last time, totals per currency, and the first $2 with their payloads (a sale's fields, any
-# other ping's text). Shared by the claim and the look-up of a recorded attempt, so both describe it the same way.
-_SUMMARY: Final = """
-       (SELECT o.kind FROM outbox AS o WHERE o.id = (SELECT min(id) FROM covered))  AS kind,
-       (SELECT count(*)        FROM covered)                                   AS count,
-       (SELECT min(created_at) FROM covered)                                   AS first_at,
-       (SELECT max(created_at) FROM covered)                                   AS last_at,
-       (SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{}')
+# Totals per currency of the covered messages that match `{where}`.
+_TOTALS: Final = """(SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{{}}')
           FROM (SELECT currency, sum(amount) AS total
                   FROM covered
-                 WHERE currency IS NOT NULL AND amount IS NOT NULL
-                 GROUP BY currency) AS t)                                      AS totals,
+                 WHERE {where} AND currency IS NOT NULL AND amount IS NOT NULL
+                 GROUP BY currency) AS t)"""
+# What a burst message says about the messages it covers (the CTE `covered` of the statement it ends): their
+# kind, count, first and last time, totals per currency (all, new sales', renewals'), how many are renewals, and the
+# first $2 with their payloads (a sale's fields, any other ping's text). Shared by the claim and the look-up of a
+# recorded attempt, so both describe it the same way.
+_SUMMARY: Final = f"""
+       (SELECT o.kind FROM outbox AS o WHERE o.id = (SELECT min(id) FROM covered))  AS kind,
+       (SELECT count(*)        FROM covered)                                   AS count,
+       (SELECT count(*)        FROM covered WHERE renewal)                     AS renewals,
+       (SELECT min(created_at) FROM covered)                                   AS first_at,
+       (SELECT max(created_at) FROM covered)                                   AS last_at,
+       {_TOTALS.format(where="true")}                                      AS totals,
+       {_TOTALS.format(where="NOT renewal")}                               AS sale_totals,
+       {_TOTALS.format(where="renewal")}                                   AS renewal_totals,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
-                   'sale', o.payload -> 'sale', 'text', o.payload ->> 'text') ORDER BY f.id), '[]')
+                   'sale', o.payload -> 'sale', 'text', o.payload ->> 'text', 'renewal', f.renewal)
+                   ORDER BY f.id), '[]')
           FROM (SELECT * FROM covered ORDER BY id LIMIT $2) AS f
           JOIN outbox AS o ON o.id = f.id)                                     AS listed
 """
@@ -52,7 +60,7 @@ _SUMMARY: Final = """
 # channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row someone else holds.
 CLAIM_BURST: Final = f"""
 WITH due AS (
-    SELECT o.id, o.amount, o.currency, o.created_at
+    SELECT o.id, o.amount, o.currency, o.created_at, {RENEWAL_SALE.format(o="o")} AS renewal
       FROM outbox AS o
      WHERE {_BURSTABLE.format(kind="$3")}
      ORDER BY o.id
@@ -68,9 +76,9 @@ SELECT (SELECT outbox_id FROM attempt)                                         A
 """ + _SUMMARY
 
 # The same summary of the sales a recorded burst attempt covers (those still pending).
-BURST_VIEW: Final = """
+BURST_VIEW: Final = f"""
 WITH covered AS (
-    SELECT o.id, o.amount, o.currency, o.created_at
+    SELECT o.id, o.amount, o.currency, o.created_at, {RENEWAL_SALE.format(o="o")} AS renewal
       FROM outbox AS o
      WHERE o.id IN (SELECT unnest(covers) FROM delivery_attempts WHERE outbox_id = $1)
        AND o.status = 'pending'
@@ -134,6 +142,7 @@ class ListedSale:
     created_at: dt.datetime
     sale: dict[str, Any]
     text: str | None = None  # a failure, refund or dispute ping's (a sale ping is rendered from `sale`)
+    renewal: bool = False  # a subscription's renewal (outbox.RENEWAL_SALE), not a new sale
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,9 @@ class BurstSummary:
     last_at: dt.datetime
     listed: tuple[ListedSale, ...]
     kind: str = "sale"  # or "failure", "refund", "dispute"
+    renewals: int = 0  # of `count`, sales that renewed a subscription (held to the hour's end: SUBSCRIPTION_RENEWALS)
+    sale_totals: dict[str, int] = field(default_factory=dict)  # the new sales' totals per currency
+    renewal_totals: dict[str, int] = field(default_factory=dict)  # the renewals'
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +178,15 @@ def _summary(row: Any) -> BurstSummary | None:
         return None
     listed = tuple(ListedSale(id=s["id"], amount=s["amount"], currency=s["currency"],
                               created_at=dt.datetime.fromisoformat(s["created_at"]), sale=s["sale"] or {},
-                              text=s.get("text"))
+                              text=s.get("text"), renewal=s.get("renewal") is True)
                    for s in row["listed"])
     return BurstSummary(ref=row["ref"], count=row["count"], first_at=row["first_at"], last_at=row["last_at"],
-                        totals={c: int(t) for c, t in row["totals"].items()}, listed=listed, kind=row["kind"])
+                        totals=_amounts(row["totals"]), listed=listed, kind=row["kind"], renewals=row["renewals"],
+                        sale_totals=_amounts(row["sale_totals"]), renewal_totals=_amounts(row["renewal_totals"]))
+
+
+def _amounts(totals: dict[str, Any]) -> dict[str, int]:
+    return {c: int(t) for c, t in totals.items()}
 
 
 async def waiting(db: Executor, channel: str, kind: str) -> int:

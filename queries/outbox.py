@@ -24,6 +24,12 @@ HELD: Final = f"({UNTRIED} AND o.available_at > now())"
 # What a sale ping's payload `{p}` shows, to tell whether an edit would change it: its fields, not its time or
 # lateness (queries/intake_pings.py REFRESH_PINGS, SETTLE_SAME_EDITS below).
 SALE_SHOWN: Final = "(({p} -> 'sale') - 'late' - 'occurred_at')"
+# Whether outbox row `{o}` is the sale ping (or its edit) of an order that paid a renewal invoice — remembered by the
+# intake unless SUBSCRIPTION_RENEWALS=ping (queries/subscriptions.py) — so it is told as a renewal, not a new sale.
+# Read when the message is rendered: whichever of the payment's events told the renewal, the held ping says so.
+RENEWAL_SALE: Final = """({o}.kind = 'sale' AND EXISTS (
+    SELECT FROM orders AS d JOIN renewal_invoices AS r ON r.invoice_id = d.invoice_id
+     WHERE d.id = {o}.payload -> 'sale' ->> 'order_id'))"""
 
 ENQUEUE: Final = """
 INSERT INTO outbox (dedupe_key, channel, kind, payload, amount, currency, op, target_id)
@@ -81,7 +87,8 @@ FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 _DUE_IN_CHANNEL: Final = "o.channel = $1 AND o.status = 'pending' AND o.available_at <= now()"
 NEXT_MESSAGES: Final = f"""
 SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, o.op, o.target_id,
-       t.slack_channel AS target_channel, t.slack_ts AS target_ts, t.status AS target_status
+       t.slack_channel AS target_channel, t.slack_ts AS target_ts, t.status AS target_status,
+       {RENEWAL_SALE.format(o="o")} AS renewal
   FROM ((SELECT o.id, 0 AS band FROM outbox AS o WHERE {_DUE_IN_CHANNEL} AND o.kind = 'alert' ORDER BY o.id LIMIT $2)
         UNION ALL
         (SELECT o.id, 1 FROM outbox AS o WHERE {_DUE_IN_CHANNEL} AND o.kind <> 'alert' ORDER BY o.id LIMIT $2))
@@ -187,6 +194,7 @@ class OutboxMessage:
     target_channel: str | None = None
     target_ts: str | None = None
     target_status: str | None = None
+    renewal: bool = False  # a sale ping of a subscription's renewal (RENEWAL_SALE)
 
 
 async def enqueue(db: Executor, *, dedupe_key: str, channel: str, kind: str, payload: dict[str, Any],

@@ -7,6 +7,8 @@ transactions, refunds, Discounts), coupons, disputes by `charge`, refunds by `ch
 parameters Stripe's list takes, `expand[]` under `data.`), and /v1/account; checks the
 `Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
 
+GET /v1/subscriptions lists `subscriptions` as Stripe does (`status`, `expand[]` under `data.`, four levels at most).
+
 A charge's refunds are the `refunds.data` of its object here, in any order; served, a Charge embeds its 10 newest
 (`has_more` when it has more), and GET /v1/refunds lists them all, newest first, as Stripe does.
 """
@@ -113,6 +115,7 @@ class FakeStripe:
         app.router.add_route("*", "/v1/payment_intents/{id}", self._object)
         app.router.add_route("*", "/v1/account", self._object)
         app.router.add_route("*", "/v1/subscriptions/{id}", self._object)
+        app.router.add_route("*", "/v1/subscriptions", self._subscription_list)
         app.router.add_route("*", "/v1/coupons/{id}", self._object)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -189,6 +192,41 @@ class FakeStripe:
         for path in expand:
             page = self._expand_path(page, path.split(".")[1:])
         return web.json_response({"object": "list", "url": "/v1/refunds", "has_more": len(refunds) > len(page),
+                                  "data": page})
+
+    async def _subscription_list(self, request: web.Request) -> web.Response:
+        response = await self._gate(request) or self._subscriptions_listed(request.query)
+        self._record(request, response)
+        return response
+
+    def _subscriptions_listed(self, query: MultiMapping[str]) -> web.Response:
+        """GET /v1/subscriptions as Stripe answers it (https://docs.stripe.com/api/subscriptions/list): without
+        `status` every subscription but the canceled ones, `all` every one, `ended` the canceled and
+        incomplete_expired ones, else those of that status; newest first (of one second, the one added later
+        first), `limit` 1–100, `starting_after`; `expand[]` only under `data.` and at most four levels deep
+        (https://docs.stripe.com/expand), else a 400."""
+        expand = query.getall("expand[]", [])
+        if bad := [e for e in expand if not e.startswith("data.")]:
+            return _error(400, f"This property cannot be expanded ({bad[0]}).", code="parameter_invalid")
+        if [e for e in expand if e.count(".") > 3]:
+            return _error(400, "You cannot expand more than 4 levels of a property.", code="parameter_invalid")
+        limit = query.get("limit", "10")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            return _error(400, f"Invalid integer: {limit}: between 1 and 100", code="parameter_invalid_integer")
+        status, order = query.get("status"), {sub_id: i for i, sub_id in enumerate(self.subscriptions)}
+        statuses = {None: None, "all": None, "ended": {"canceled", "incomplete_expired"}}.get(status, {status})
+        subs = [s for s in self.subscriptions.values() if (s.get("status") != "canceled" if status is None else
+                                                          statuses is None or s.get("status") in statuses)]
+        subs.sort(key=lambda s: (s["created"], order[s["id"]]), reverse=True)
+        if (after := query.get("starting_after")) is not None:
+            if after not in self.subscriptions:
+                return _error(404, f"No such subscription: '{after}'", code="resource_missing")
+            cursor = (self.subscriptions[after]["created"], order[after])
+            subs = [s for s in subs if (s["created"], order[s["id"]]) < cursor]
+        page: Any = subs[:int(limit)]
+        for path in expand:
+            page = self._expand_path(page, path.split(".")[1:])
+        return web.json_response({"object": "list", "url": "/v1/subscriptions", "has_more": len(subs) > int(limit),
                                   "data": page})
 
     async def _object(self, request: web.Request) -> web.Response:

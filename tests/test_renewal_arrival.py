@@ -62,14 +62,14 @@ async def post_due(shop: Bot) -> list[str]:
 async def test_a_late_invoice_does_not_let_a_coalesced_renewal_ping_early(dsn: str, fake_slack: FakeSlack,
                                                                           version: str) -> None:
     """Coalesce, default settle window: in every order, with each event 6 s after the last, nothing is posted
-    before the hour's end; then exactly one sale ping."""
+    before the hour's end; then exactly one renewal ping."""
     events = [story_event(version, f"subscription_renewal/{t}") for t in TYPES[version]]
     async with start_bot(dsn, fake_slack, clock=later_hour, SUBSCRIPTION_RENEWALS="coalesce",
                          SALE_SETTLE_SECONDS="5") as shop:
         for order in itertools.permutations(events):
             assert await arrive_apart(shop, list(order)) == [], [e["type"] for e in order]
             await shop.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
-            assert await post_due(shop) == [SALE], [e["type"] for e in order]
+            assert await post_due(shop) == ["🔄 Renewal: $19.00 — Pro plan"], [e["type"] for e in order]
 
 
 @pytest.mark.parametrize("version", ["basil", "clover", "dahlia", "endive"])

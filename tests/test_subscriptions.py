@@ -106,7 +106,7 @@ async def test_a_renewal_is_held_for_the_hour_then_sent(shop: Bot) -> None:
     assert held is not None and held.minute == 0 and held > dt.datetime.now(dt.UTC)
     await shop.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
     await shop.drain(ignore_pace=True)
-    assert [p["text"] for p in shop.slack_api.posted()][-1].startswith("💰 New Sale: $19.00")
+    assert [p["text"] for p in shop.slack_api.posted()][-1].startswith("🔄 Renewal: $19.00")
 
 
 @pytest.mark.parametrize("version", ["basil", "clover"])
@@ -148,7 +148,7 @@ async def test_a_held_renewal_stays_held_whatever_order_its_payments_events_come
             await shop.deps.pool.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
             await shop.drain(ignore_pace=True)
             assert [p["text"] for p in shop.slack_api.posted()] == [
-                "💰 New Sale: $19.00 — Pro plan"], order
+                "🔄 Renewal: $19.00 — Pro plan"], order
 
 
 @pytest.mark.parametrize(("mode", "pinged"), [("ping", True), ("report", False)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -24,6 +24,9 @@ BURST_PRODUCT_CHARS: Final = 40
 LAST_MINUTE: Final = timedelta(seconds=60)
 FAILURE_TITLE: Final = "❌ Payment Failed"  # the failed-payment ping's header, and its text's start
 DISPUTE_TITLE: Final = "⚠️ Dispute opened"  # the dispute ping's header, and its text's start
+# A subscription's renewal is expected money, not new business: its ping and its line in a summary say so (🔄, as
+# the morning report's renewals line; 🔁 is MRR's).
+RENEWAL: Final = "🔄"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class SaleView:
     affiliate: str | None
     occurred_at: datetime
     late: bool = False  # delivered well after it happened (Stripe retry, outage catch-up)
+    renewal: bool = False  # paid a subscription's renewal invoice: told as a renewal, not a new sale
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +86,17 @@ class DisputeView:
 
 @dataclass(frozen=True, slots=True)
 class BurstView:
-    """Many sales coalesced into one message; `sales` may hold only a sample of the `count`."""
+    """Many sales coalesced into one message; `sales` may hold only a sample of the `count`, of which `renewals`
+    renewed a subscription (the hour's held renewals, with any sale waiting then)."""
 
     count: int
     totals: Mapping[str, int]  # minor units per ISO currency code
     first_at: datetime
     last_at: datetime
     sales: Sequence[SaleView]
+    renewals: int = 0
+    sale_totals: Mapping[str, int] = field(default_factory=dict)  # the new sales' (read only when both kinds are in)
+    renewal_totals: Mapping[str, int] = field(default_factory=dict)  # the renewals'
 
 
 def mask_email(email: str | None) -> str:
@@ -100,10 +108,12 @@ def mask_email(email: str | None) -> str:
 
 
 def sale_message(sale: SaleView, *, tz: ZoneInfo) -> Message:
-    """The sale ping: product, amount, order and masked customer, plus the affiliate when there is one."""
+    """The sale ping: product, amount, order and masked customer, plus the affiliate when there is one; a
+    subscription's renewal is titled as one ("🔄 Renewal"), never as a new sale."""
     amount = money_shown(sale.amount, sale.currency)
+    title = f"{RENEWAL} Renewal" if sale.renewal else "💰 New Sale"
     blocks = [
-        header("💰 New Sale!"),
+        header(title if sale.renewal else f"{title}!"),
         fields(
             ("Product", shown(sale.product)),
             ("Amount", amount),
@@ -116,7 +126,7 @@ def sale_message(sale: SaleView, *, tz: ZoneInfo) -> Message:
     late = " · delivered late" if sale.late else ""
     blocks.append(context(f"⏰ {when(sale.occurred_at, tz)}{late}"))
     product = f" — {shown(sale.product)}" if sale.product and sale.product.strip() else ""
-    return message(f"💰 New Sale: {amount}{product}", blocks)
+    return message(f"{title}: {amount}{product}", blocks)
 
 
 def sale_record(sale: SaleView) -> dict[str, Any]:
@@ -126,13 +136,14 @@ def sale_record(sale: SaleView) -> dict[str, Any]:
             "affiliate": sale.affiliate, "occurred_at": sale.occurred_at.isoformat(), "late": sale.late}
 
 
-def sale_ping(record: Mapping[str, Any], *, amount: int | None, currency: str | None,
-              tz: ZoneInfo) -> dict[str, Any]:
-    """The sale ping's payload from what `sale_record` kept: the message `sale_message` makes of the sale."""
+def sale_ping(record: Mapping[str, Any], *, amount: int | None, currency: str | None, tz: ZoneInfo,
+              renewal: bool = False) -> dict[str, Any]:
+    """The sale ping's payload from what `sale_record` kept: the message `sale_message` makes of the sale
+    (`renewal`: the order paid a subscription's renewal, as the outbox tells when the ping is sent)."""
     view = SaleView(order_id=record["order_id"], product=record.get("product"), amount=amount or 0,
                     currency=currency or "USD", customer_email=record.get("customer"),
                     affiliate=record.get("affiliate"), occurred_at=datetime.fromisoformat(record["occurred_at"]),
-                    late=bool(record.get("late")))
+                    late=bool(record.get("late")), renewal=renewal)
     return sale_message(view, tz=tz).as_payload()
 
 
@@ -217,22 +228,40 @@ def burst_lines(lines: Sequence[str], count: int) -> list[str]:
 
 
 def burst_message(b: BurstView, *, tz: ZoneInfo) -> Message:
-    """One summary for a flash sale: totals per currency, the first sales listed, and the time span."""
-    totals = escape_mrkdwn(format_totals(b.totals))
-    headline = f"{b.count} new sales"
-    lines = burst_lines([_burst_line(sale) for sale in b.sales[:BURST_LISTED]], b.count)
-    blocks = [header(f"🔥 {headline}"), section(f"*Total:* {totals}")]
+    """One summary for a flash sale or the hour's held renewals: totals per currency, the first sales listed, and the
+    time span. New sales and renewals in one summary are counted and totalled apart, each renewal line marked 🔄:
+    one message still (the hour's end sends one), and renewals are never read as new business."""
+    span, sold = burst_span(b.first_at, b.last_at, tz), b.count - b.renewals
+    mixed = 0 < b.renewals < b.count
+    lines = burst_lines([_burst_line(sale, marked=mixed) for sale in b.sales[:BURST_LISTED]], b.count)
+    if mixed:
+        new, renewed = escape_mrkdwn(format_totals(b.sale_totals)), escape_mrkdwn(format_totals(b.renewal_totals))
+        new_head, renewal_head = f"🔥 {_counted(sold, 'new sale')}", f"{RENEWAL} {_counted(b.renewals, 'renewal')}"
+        blocks = [header(f"{new_head} · {renewal_head}"), section(f"*New sales:* {new}\n*Renewals:* {renewed}")]
+        text = f"{new_head} {span} — {new} · {renewal_head} — {renewed}"
+    else:
+        totals = escape_mrkdwn(format_totals(b.totals))
+        headline = f"{RENEWAL} {_counted(b.count, 'renewal')}" if b.renewals else f"🔥 {b.count} new sales"
+        blocks = [header(headline), section(f"*Total:* {totals}")]
+        text = f"{headline} {span} — {totals}"
     if lines:
         blocks.append(section("\n".join(lines)))
     blocks.append(context(burst_times(b.first_at, b.last_at, tz)))
-    return message(f"🔥 {headline} {burst_span(b.first_at, b.last_at, tz)} — {totals}", blocks)
+    return message(text, blocks)
 
 
-def _burst_line(sale: SaleView) -> str:
+def _counted(count: int, noun: str) -> str:
+    """"1 renewal", "3 renewals"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _burst_line(sale: SaleView, *, marked: bool = False) -> str:
     """One compact line of a burst: amount · product · masked customer, and 🎯 the affiliate when there is one (the
-    order id is left out: ten of them would crowd a phone's screen, and the sale is on the dashboard)."""
+    order id is left out: ten of them would crowd a phone's screen, and the sale is on the dashboard); `marked`, a
+    renewal's line starts 🔄 instead of •."""
     product = shown(sale.product, limit=BURST_PRODUCT_CHARS)
-    line = f"• {money_shown(sale.amount, sale.currency)} · {product} · {customer_shown(sale.customer_email)}"
+    bullet = RENEWAL if marked and sale.renewal else "•"
+    line = f"{bullet} {money_shown(sale.amount, sale.currency)} · {product} · {customer_shown(sale.customer_email)}"
     if sale.affiliate and sale.affiliate.strip():
         line += f" · 🎯 {shown(sale.affiliate, limit=BURST_PRODUCT_CHARS)}"
     return line

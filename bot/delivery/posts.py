@@ -42,14 +42,15 @@ def _sale_view(sale: bursts.ListedSale) -> SaleView:
     meta = sale.sale
     return SaleView(order_id=str(meta.get("order_id", sale.id)), product=meta.get("product"),
                     amount=sale.amount or 0, currency=sale.currency or "USD",
-                    customer_email=meta.get("customer"), affiliate=meta.get("affiliate"), occurred_at=sale.created_at)
+                    customer_email=meta.get("customer"), affiliate=meta.get("affiliate"), occurred_at=sale.created_at,
+                    renewal=sale.renewal)
 
 
 def message_payload(m: q.OutboxMessage, *, tz: ZoneInfo) -> dict[str, object]:
     """What Slack gets for an outbox message. A sale ping is rendered only now, from the sale the intake kept:
     most sales of a burst are never posted alone (a row queued rendered, by an older intake, goes as it is)."""
     if m.kind == "sale" and "text" not in m.payload:
-        return sale_ping(m.payload["sale"], amount=m.amount, currency=m.currency, tz=tz)
+        return sale_ping(m.payload["sale"], amount=m.amount, currency=m.currency, tz=tz, renewal=m.renewal)
     return dict(m.payload)
 
 
@@ -63,7 +64,8 @@ def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0,
             lines=[s.text for s in summary.listed if s.text]), tz=tz).as_payload()
     else:
         payload = burst_message(BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
-                                          last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed]),
-                                tz=tz).as_payload()
+                                          last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed],
+                                          renewals=summary.renewals, sale_totals=summary.sale_totals,
+                                          renewal_totals=summary.renewal_totals), tz=tz).as_payload()
     return Post(ref=summary.ref, payload=payload, count=summary.count, failures=failures,
                 slack_channel=slack_channel, resent=resent)

@@ -6,13 +6,15 @@ object wrapped as the event that would have reported it; payments seen both ways
 (`payment_refs`) and count once. From basil on a PaymentIntent no longer names the invoice it paid, so a
 subscription's Checkout Session (which names its invoice) and its PaymentIntent would be two orders: on such an
 account the paid InvoicePayments of the day are listed too, as the invoice_payment.paid events that tie them.
-Day by day, oldest first, so refunds find their sales. Then the balance transactions (settled amount, fee, net;
-bot/stripe/settle.py) of every order of those days that lacks them.
+Day by day, oldest first, so refunds find their sales. Then every running subscription no event told (a yearly
+subscriber's last event is older than 30 days), as it stands: MRR it already had, not new MRR. Then the balance
+transactions (settled amount, fee, net; bot/stripe/settle.py) of every order of those days that lacks them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -27,16 +29,20 @@ from bot.clock import utcnow
 from bot.config import Settings
 from bot.db import create_pool, database_url, migrate_database
 from bot.intake.batch import MAX_BATCH, ingest_batch
+from bot.intake.events import PaymentEvent
 from bot.intake.result import Outcome
 from bot.stripe import settle
 from bot.stripe.build import invoice_unstated
-from bot.stripe.events_api import StripeApi, StripeApiError
+from bot.stripe.events_api import KeyRejected, StripeApi, StripeApiError
 from bot.stripe.fields import mapping
 from bot.stripe.refunds import VOID
 from bot.stripe.settle_job import settle_due
 from bot.stripe.sync import EVENTS_KEPT, EVENTS_PATH, handled, submission
-from queries import settlements
+from bot.subscriptions.facts import RANKS, SubscriptionFacts
+from queries import intake as intake_q
+from queries import settlements, subscription_backfill
 from queries import stripe_sync as q
+from queries import subscriptions as subs_q
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +127,11 @@ LISTINGS: tuple[Listing, ...] = (
 )
 # Listed only for a day whose paid PaymentIntents come in the basil shape (bot.stripe.build.invoice_unstated).
 INVOICE_PAYMENTS: Listing = ("/v1/invoice_payments", (("status", "paid"),), invoice_payment_events)
+# Every subscription, whatever its age. Without `status` Stripe lists all but the canceled ones, which count no MRR
+# (https://docs.stripe.com/api/subscriptions/list). Discounts expanded as the discounts job reads them (at most four
+# levels: a clover item's coupon stays an id, read by that job later).
+SUBSCRIPTIONS = ("/v1/subscriptions", (("expand[]", "data.discounts"), ("expand[]", "data.items.data.discounts")))
+ENDED = frozenset({"canceled", "incomplete_expired"})  # no MRR, and no longer a subscription the store runs
 
 
 def _days(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -157,7 +168,62 @@ async def backfill(pool: asyncpg.Pool, api: StripeApi, *, days: int, now: dt.dat
         events.reverse()  # Stripe lists newest first
         await _import(pool, events, counts, now=now, tz=tz)
         progress(f"backfill: {a:%Y-%m-%d} (events) {counts.imported:,} imported")
+    await backfill_subscriptions(pool, api, counts)  # after the events: a subscription they told is known
+    progress(f"backfill: subscriptions {counts.imported:,} imported")
     return counts
+
+
+async def backfill_subscriptions(pool: asyncpg.Pool, api: StripeApi, counts: Counts) -> None:
+    """Store each running subscription no event told, as listed: one snapshot at the time it was read whose MRR it
+    already had (`before_mrr` = its MRR: it was running before, so no new MRR is booked), and its state. One the
+    store knows keeps its ledger as its events wrote it: neither duplicated nor moved."""
+    try:
+        async for page in api.pages(*SUBSCRIPTIONS):
+            counts.read += len(page.data)
+            read_at = int(utcnow().timestamp())
+            listed: dict[str, tuple[PaymentEvent, SubscriptionFacts]] = {}
+            for obj in page.data:
+                sub = None if obj.get("status") in ENDED else submission(
+                    _wrap(obj, "customer.subscription.updated", read_at), via=VIA)
+                if sub is None or sub.event is None or sub.event.subscription is None:
+                    counts.skipped += 1
+                else:
+                    listed[sub.event.subscription.id] = (sub.event, sub.event.subscription)
+            stored = await _store_subscriptions(pool, list(listed.values()))
+            counts.imported, counts.known = counts.imported + stored, counts.known + len(listed) - stored
+    except KeyRejected as exc:
+        raise KeyRejected(f"listing subscriptions needs Subscriptions: read — {exc}", status=exc.status,
+                          code=exc.code) from exc
+
+
+async def _store_subscriptions(pool: asyncpg.Pool, listed: list[tuple[PaymentEvent, SubscriptionFacts]]) -> int:
+    """Those of the listed subscriptions the store does not know, stored under their locks; how many."""
+    ids = sorted(f.id for _, f in listed)
+    async with pool.acquire() as conn, conn.transaction():
+        await intake_q.lock_refs(conn, ids)  # as every writer of snapshots (bot/subscriptions/apply.py)
+        known = await subscription_backfill.known_subscriptions(conn, ids)
+        fresh = [(e, f) for e, f in listed if f.id not in known]
+        await subs_q.insert_snapshots(conn, [_standing(e, f) for e, f in fresh])
+        await subs_q.upsert_states(conn, [_state(e, f) for e, f in fresh])
+    return len(fresh)
+
+
+def _standing(e: PaymentEvent, f: SubscriptionFacts) -> subs_q.Snapshot:
+    """The listed subscription's snapshot: its MRR now, which it had just before too (a Discount named by id only
+    leaves both before it, recomputed alike by the discounts job)."""
+    pricing = json.dumps(f.pricing) if f.pricing is not None else None
+    return subs_q.Snapshot(event_id=e.event_id, subscription_id=f.id, at=e.occurred_at, rank=RANKS[e.event_type],
+                           status=f.status, mrr=f.mrr, currency=f.currency, plan=f.plan, before_mrr=f.mrr,
+                           pricing=pricing, before_pricing=pricing, discounts=None if pricing is None else "pending")
+
+
+def _state(e: PaymentEvent, f: SubscriptionFacts) -> subs_q.StateRow:
+    return subs_q.StateRow(id=f.id, customer=f.customer, status=f.status, mrr=f.mrr, currency=f.currency,
+                           plan=f.plan, cancel_at_period_end=f.cancel_at_period_end, cancel_at=f.cancel_at,
+                           current_period_end=f.current_period_end, started_at=f.started_at,
+                           canceled_at=f.canceled_at, ended_at=f.ended_at, livemode=e.livemode,
+                           last_event_id=e.event_id, last_event_at=e.occurred_at,
+                           last_event_rank=RANKS[e.event_type])
 
 
 async def _listed(api: StripeApi, listing: Listing, a: dt.datetime, b: dt.datetime, counts: Counts, *,
@@ -210,7 +276,7 @@ async def backfill_command(settings: Settings, *, days: int) -> int:
     """The CLI: migrations first, then the import, with a progress line per day and a summary; 1 on failure."""
     if settings.stripe_api_key is None:
         print("salespulse backfill: set STRIPE_API_KEY (a restricted key with read access to Events,"
-              " Checkout Sessions, PaymentIntents and Invoices is enough)", file=sys.stderr)
+              " Checkout Sessions, PaymentIntents, Invoices and Subscriptions is enough)", file=sys.stderr)
         return 1
     configured = settings.database_url.get_secret_value() if settings.database_url else None
     async with database_url(configured, settings.salespulse_data_dir) as dsn:
