@@ -10,7 +10,9 @@ import re
 import time
 from typing import Any
 
+from bot.blocks.currency import refunds_text
 from bot.stripe.settle_job import SettlementJob
+from queries.sales import CurrencyTotal
 from tests.conftest import Bot, paid_checkout, start_bot
 from tests.fake_stripe import FakeStripe
 from tests.fakes import FakeSlack
@@ -82,3 +84,15 @@ async def test_conversion_with_a_key_needs_no_caveat(dsn: str, fake_slack: FakeS
                          STRIPE_API_URL="http://127.0.0.1:9") as bot:
         assert (await bot.stripe(paid_checkout(1, NOW - dt.timedelta(hours=1)))).status == 200
         assert await conversion_lines(bot, "today") == ["conversion 100% (1 of 1 checkout)"]
+
+
+def test_refunds_made_never_read_as_a_negative_count() -> None:
+    """Refund steps net per currency (a refund made +1, one that failed −1 with its amount back): what nets to money
+    back, or to money with no refund left, is said in words beside the refunds made, never as "-1 · -$10.00"."""
+    usd, eur = CurrencyTotal("USD", 2, 2500), CurrencyTotal("EUR", 1, 500)
+    assert refunds_text([]) == "none" and refunds_text([], noun=True) == "no refunds"
+    assert refunds_text([usd, eur]) == "3 · $25.00 + €5.00"
+    assert refunds_text([usd], noun=True) == "2 refunds · $25.00"
+    back, net = CurrencyTotal("GBP", -1, -1000), CurrencyTotal("EUR", 0, 500)
+    assert refunds_text([usd, back]) == "2 · $25.00 · net −£10.00 after refunds that failed or were canceled"
+    assert refunds_text([net]) == "net +€5.00 after refunds that failed or were canceled"

@@ -146,7 +146,8 @@ async def test_two_partial_refunds_in_every_order_of_arrival(store: Bot, version
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_a_refund_that_fails_the_next_day_comes_off_that_day(store: Bot, version: str) -> None:
     """$10 refunded on day 1 fails on day 2: day 1 still gave back $10 (the past does not change), day 2 shows the
-    money back (-1 · -$10.00), and the two days together none — in every order of arrival and API version."""
+    money back (a count of -1 and -$10.00, which /sales words as money back, not as a count), and the two days
+    together none — in every order of arrival and API version."""
     refund = refund_object("re_day1", 1000, created=int(DAY1.timestamp()), status="failed")
     events = {"sale": sale_on_day1(version),
               "refunded": charge_refunded(version, 1000, at=int(DAY1.timestamp()), event_id="evt_ref1"),
@@ -155,7 +156,7 @@ async def test_a_refund_that_fails_the_next_day_comes_off_that_day(store: Bot, v
     assert figures == [usd(1, 1000), usd(-1, -1000), []]
     assert await store.deps.pool.fetchval("SELECT amount_refunded FROM orders") == 0
     assert [refunds_line(await store.command("/sales", arg)) for arg in ("2026-06-10", "today")] == [
-        "1 · $10.00", "-1 · -$10.00"]
+        "1 · $10.00", "net −$10.00 after refunds that failed or were canceled"]
 
 
 def reference_steps(ledger: dict[str, Any], status: str) -> list[tuple[int, int, int]]:

@@ -49,3 +49,21 @@ def average_text(st: StoreTotals) -> str | None:
         return None
     average = format_money(st.gross // (st.orders - waiting), st.currency)
     return f"{average} ({waiting:,} not converted yet)" if waiting else average
+
+
+def refunds_text(totals: Sequence[CurrencyTotal], *, noun: bool = False) -> str:
+    """Refunds made in a period: "2 · $25.00 + €5.00" ("2 refunds · …" with `noun`), or "none". A refund that failed
+    or was canceled counts −1 and its amount back when it did (refund_steps), so a currency can net to nothing made:
+    it then reads "net −$10.00 after refunds that failed or were canceled", never "−1 · −$10.00"."""
+    made = [t for t in totals if t.orders > 0 and t.revenue >= 0]
+    parts = []
+    if made:
+        count = sum(t.orders for t in made)
+        money = " + ".join(format_money(t.revenue, t.currency) for t in made)
+        parts.append(f"{counted(count, 'refund') if noun else f'{count:,}'} · {money}")
+    for t in totals:
+        if t not in made and t.revenue:
+            sign = "−" if t.revenue < 0 else "+"
+            parts.append(f"net {sign}{format_money(abs(t.revenue), t.currency)} after refunds that failed or were"
+                         " canceled")
+    return " · ".join(parts) or ("no refunds" if noun else "none")

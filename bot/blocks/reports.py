@@ -8,7 +8,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.blocks.common import change, count_text, counted
-from bot.blocks.currency import gross_text, net_text
+from bot.blocks.currency import gross_text, net_text, refunds_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_report_line
@@ -191,7 +191,7 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     if f.pace is not None:
         blocks.append(pace_block(f.pace))
     blocks.append(fields(("Unique customers", count_text(f.customers, f.customers_error)),
-                         ("Refunds made", _totals(f.refunds, "refund")),
+                         ("Refunds made", refunds_text(f.refunds, noun=True)),
                          ("Disputes", _totals(f.disputes, "dispute")),
                          ("Payment failures", str(f.payment_failures))))
     if f.top_products:

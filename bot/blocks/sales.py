@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot.answers.snapshots import SalesSnapshot
 from bot.blocks.common import ago, change, count_text, counted, missing_context, share_actions, sparkline
-from bot.blocks.currency import average_text, breakdown_text, gross_text, net_text
+from bot.blocks.currency import average_text, breakdown_text, gross_text, net_text, refunds_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_blocks
@@ -110,8 +110,7 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     else:
         pairs, blocks = _per_currency(totals, previous, orders=f"{orders:,}{vs}", note=s.store_note)
     pairs.append(("Customers", count_text(s.customers, s.customers_error) if s.customers is not None else UNKNOWN))
-    refunds = UNKNOWN if s.refunds is None else (
-        "none" if not s.refunds else f"{_orders(s.refunds)} · {_money_list(s.refunds)}")
+    refunds = UNKNOWN if s.refunds is None else refunds_text(s.refunds)
     pairs.append(("Refunds made", refunds))  # in the period, of any order: not the net's
     return [fields(*pairs), *blocks]
 
