@@ -304,3 +304,18 @@ async def test_the_publisher_gives_the_locked_view_its_settings_button_for_admin
     assert parsed["UOTHER"]["blocks"] == []
     assert "figures" in json.dumps(parsed["UREADER"])
 
+
+
+async def test_wrong_guesses_at_one_token_do_not_shut_another_tokens_door(dsn: str, fake_slack: FakeSlack) -> None:
+    """(found by the review of the day's diff) The owner rotates MONITORING_TOKEN; Prometheus, on the same host as
+    the store's app, scrapes /metrics with the old one. Its guesses are counted against MONITORING_TOKEN only: the
+    app's right INTAKE_TOKEN still gets in, while /metrics itself answers 429 after five."""
+    monitoring, intake = "mon-token-123-very-secret", "intake-token-456-also-secret"
+    async with start_bot(dsn, fake_slack, MONITORING_TOKEN=monitoring, INTAKE_TOKEN=intake) as bot:
+        for _ in range(5):
+            assert (await bot.client.get("/metrics", headers={"Authorization": "Bearer old-token"})).status == 401
+        assert (await bot.client.get("/metrics", headers={"Authorization": f"Bearer {monitoring}"})).status == 429
+        event = {"type": "error", "source": "shop", "message": "payment provider timeout"}
+        resp = await bot.client.post("/webhooks/events", json=event, headers={"Authorization": f"Bearer {intake}"})
+        assert resp.status == 200, (resp.status, await resp.text())
+        assert await bot.deps.pool.fetchval("SELECT count(*) FROM app_events") == 1

@@ -72,15 +72,21 @@ def bearer_matches(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and token_matches(given.strip(), token)
 
 
+def guesses_at(setting: str, address: str) -> str:
+    """The limiter's key: wrong guesses at one token, from one client. Counted per token, so a scraper left with a
+    rotated MONITORING_TOKEN never locks the store's app out of its INTAKE_TOKEN door from the same address."""
+    return f"{setting}|{address}"
+
+
 def require_bearer(request: web.Request, token: SecretStr | None, *, setting: str,
                    challenge: str = MONITORING_CHALLENGE, refusal: str = "unauthorized") -> None:
     """Return when the request carries `token`; else raise 503 (no token configured), 401 with a challenge, or 429
-    with Retry-After once this client has tried too many wrong tokens (TOKEN_GUESSES, shared with the dashboard's
-    sign-in form: judged or not, no answer then says whether a token was right)."""
+    with Retry-After once this client has tried too many wrong tokens at this one (TOKEN_GUESSES, MONITORING_TOKEN's
+    shared with the dashboard's sign-in form: judged or not, no answer then says whether a token was right)."""
     if token is None:
         raise json_error(web.HTTPServiceUnavailable, f"{setting} is not configured")
     limiter = request.app[TOKEN_GUESSES]
-    address = client_address(request, require_deps(request).settings.trusted_proxies)
+    address = guesses_at(setting, client_address(request, require_deps(request).settings.trusted_proxies))
     if wait := limiter.retry_after(address):
         raise json_error(web.HTTPTooManyRequests, f"too many wrong tokens from here; try again in {wait} s",
                          **{hdrs.RETRY_AFTER: str(wait)})

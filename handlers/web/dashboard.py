@@ -18,7 +18,7 @@ from bot.answers.gather import gather_health, gather_sales
 from bot.answers.json_views import health_json, sales_json
 from bot.deps import Deps
 from bot.web.assets import StaticAssets, load_template
-from bot.web.guards import from_our_pages, json_error, require_deps
+from bot.web.guards import from_our_pages, guesses_at, json_error, require_deps
 from bot.web.session import LINK_SESSION_LIFETIME, SESSION_LIFETIME, Purpose, sign_session, token_matches, verify
 from bot.web.signin import TOKEN_GUESSES, clear_session, client_address, session_of, set_session
 from bot.web.view import dashboard_view
@@ -89,7 +89,9 @@ async def login(request: web.Request) -> web.Response:
     _refuse_cross_site(request)
     deps, token = _configured(request)
     proxies = deps.settings.trusted_proxies
-    dashboard, limiter, address = request.app[DASHBOARD], request.app[TOKEN_GUESSES], client_address(request, proxies)
+    dashboard, limiter = request.app[DASHBOARD], request.app[TOKEN_GUESSES]
+    client = client_address(request, proxies)
+    address = guesses_at("MONITORING_TOKEN", client)  # wrong bearers sent to the API count here too
     if wait := limiter.attempt(address):  # counted before the body is read: no race to the check
         minutes = -(-wait // 60)
         return dashboard.page(notice=f"Too many wrong tokens from here. Try again in {minutes} min.", status=429,
@@ -99,7 +101,7 @@ async def login(request: web.Request) -> web.Response:
     except (ValueError, LookupError):  # not UTF-8, an unknown charset, multipart without its boundary
         return dashboard.page(notice="Send the sign-in form.", status=400)
     if not isinstance(given, str) or len(given) > MAX_TOKEN_CHARS or not token_matches(given.strip(), token):
-        log.info("dashboard sign-in failed from %s", address)
+        log.info("dashboard sign-in failed from %s", client)
         return dashboard.page(notice="That token is not right.", status=401)
     limiter.succeeded(address)
     response = _redirect()
