@@ -23,7 +23,8 @@ CANCELED_TITLE: Final = "🚫 Refund canceled"
 FAILED_NOTE: Final = ("⚠️ The customer has not been refunded and the money is back in your Stripe balance:"
                       " refund them another way")
 CANCELED_NOTE: Final = "The money stayed in your Stripe balance: refund again if the customer is still owed"
-UNKNOWN_SALE_NOTE: Final = "Its sale has not reached salespulse yet: look the charge up in the Stripe dashboard"
+UNKNOWN_SALE_NOTE: Final = ("salespulse does not know its sale (made before it was installed, or not arrived yet):"
+                             " look the charge up in the Stripe dashboard")
 
 # Stripe's Refund `failure_reason` codes in plain words, as the failed-payment ping gives the bank's own words:
 # https://docs.stripe.com/api/refunds/object#refund_object-failure_reason. A code not listed here (a newer one) is
