@@ -79,6 +79,20 @@ def template_db(server_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
+async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
+    """An empty database of its own, not cloned from the template: for upgrade tests, whose migrations run from the
+    start (or up to the version before the one under test)."""
+    name = f"salespulse_up{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
 async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test, dropped afterwards."""
     name = f"salespulse_t{os.getpid()}_{next(_counter)}"

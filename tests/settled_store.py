@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -104,3 +105,18 @@ async def store(dsn: str, fake_slack: FakeSlack, stripe_api: FakeStripe) -> Asyn
     """A store with STRIPE_API_KEY pointing at the fake (the account's currency: USD)."""
     async with keyed_store(dsn, fake_slack, stripe_api) as bot:
         yield bot
+
+
+async def lose_dispute(bot: Bot, stripe: FakeStripe) -> None:
+    """Sale 4 (£78, settled $98.50) disputed and lost: $98.50 withdrawn and a $15.00 dispute fee, as Stripe's API and
+    a charge.dispute.created event tell it (the store reads its figures again at its next fees run)."""
+    withdrawal = stripe_fixture("stripe-ruby-mock/charge.dispute.funds_withdrawn.json")["data"]["object"]
+    lost = {**withdrawal["balance_transactions"][0], "amount": -9850, "net": -11350}  # fee 1500: the dispute fee
+    dispute = {**withdrawal, "id": "dp_4", "charge": "ch_4", "payment_intent": "pi_4", "amount": 7800,
+               "currency": "gbp", "balance_transactions": [lost]}
+    stripe.disputes.append({**dispute, "created": int(time.time())})
+    stripe.charges["ch_4"]["disputed"] = True
+    created = {**stripe_fixture("stripe-ruby-mock/charge.dispute.created.json"), "id": "evt_dp_4",
+               "created": int(time.time())}
+    created["data"]["object"] = {**dispute, "balance_transactions": []}
+    assert (await bot.stripe(created)).status == 200

@@ -20,7 +20,7 @@ from tests.conftest import Bot, FakeClock, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
 from tests.reference import stripe_fixture, wrap_event
-from tests.settled_store import balance_transaction, resource, sell, totals
+from tests.settled_store import balance_transaction, lose_dispute, resource, sell, totals
 
 pytest_plugins = ["tests.settled_store"]  # the `stripe_api` and `store` fixtures
 
@@ -40,16 +40,7 @@ async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStrip
                               amount_refunded=1000, currency="eur", refunded=False)
     event = wrap_event(refunded, "charge.refunded", event_id="evt_re_2", created=int(time.time()))
     assert (await store.stripe(event)).status == 200
-    withdrawal = stripe_fixture("stripe-ruby-mock/charge.dispute.funds_withdrawn.json")["data"]["object"]
-    lost = {**withdrawal["balance_transactions"][0], "amount": -9850, "net": -11350}  # fee 1500: the dispute fee
-    dispute = {**withdrawal, "id": "dp_4", "charge": "ch_4", "payment_intent": "pi_4", "amount": 7800,
-               "currency": "gbp", "balance_transactions": [lost]}
-    stripe_api.disputes.append({**dispute, "created": int(time.time())})
-    stripe_api.charges["ch_4"]["disputed"] = True
-    created = {**stripe_fixture("stripe-ruby-mock/charge.dispute.created.json"), "id": "evt_dp_4",
-               "created": int(time.time())}
-    created["data"]["object"] = {**dispute, "balance_transactions": []}
-    assert (await store.stripe(created)).status == 200
+    await lose_dispute(store, stripe_api)
     assert await job.tick() == 2
     after = await totals(store, at)
     assert after.gross == 4871 + 9850

@@ -7,7 +7,6 @@ import copy
 import datetime as dt
 import json
 import re
-import time
 from typing import Any
 
 from bot.blocks.currency import refunds_text
@@ -16,8 +15,7 @@ from queries.sales import CurrencyTotal
 from tests.conftest import Bot, paid_checkout, start_bot
 from tests.fake_stripe import FakeStripe
 from tests.fakes import FakeSlack
-from tests.reference import stripe_fixture
-from tests.settled_store import sell
+from tests.settled_store import lose_dispute, sell
 
 pytest_plugins = ["tests.settled_store"]  # the `stripe_api` and `store` fixtures
 
@@ -29,16 +27,7 @@ async def test_a_lost_dispute_is_not_called_a_refund(store: Bot, stripe_api: Fak
     await sell(store, 4)
     job = SettlementJob(store.deps)
     assert await job.tick() == 1
-    withdrawal = stripe_fixture("stripe-ruby-mock/charge.dispute.funds_withdrawn.json")["data"]["object"]
-    lost = {**withdrawal["balance_transactions"][0], "amount": -9850, "net": -11350}  # fee 1500: the dispute fee
-    dispute = {**withdrawal, "id": "dp_4", "charge": "ch_4", "payment_intent": "pi_4", "amount": 7800,
-               "currency": "gbp", "balance_transactions": [lost]}
-    stripe_api.disputes.append({**dispute, "created": int(time.time())})
-    stripe_api.charges["ch_4"]["disputed"] = True
-    created = {**stripe_fixture("stripe-ruby-mock/charge.dispute.created.json"), "id": "evt_dp_4",
-               "created": int(time.time())}
-    created["data"]["object"] = {**dispute, "balance_transactions": []}
-    assert (await store.stripe(created)).status == 200
+    await lose_dispute(store, stripe_api)
     assert await job.tick() == 1
     text = str((await store.command("/sales"))["blocks"])
     assert "*Refunds made:*\\nnone" in text, text

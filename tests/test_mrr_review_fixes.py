@@ -9,8 +9,6 @@ import copy
 import datetime as dt
 import itertools
 import json
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,7 +17,7 @@ import pytest
 from bot.db import bundled_migrations, migrate
 from queries import mrr
 from queries.subscriptions import Snapshot, StateRow, insert_snapshots, upsert_states
-from tests.conftest import Bot, with_database
+from tests.conftest import Bot
 from tests.test_mrr_fixes import churn_story, status_change, usd
 from tests.test_subscriptions import RESET, post, story_event
 
@@ -181,19 +179,6 @@ async def test_a_trial_set_to_pause_that_paid_still_churns(bot: Bot) -> None:
         assert [t for t in texts if t.startswith(CHURNED)], (order, texts)
 
 
-@pytest.fixture
-async def fresh(server_dsn: str) -> AsyncIterator[str]:
-    """An empty database of its own: the migrations run from the start."""
-    name = f"upgrade_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 def _at(days: float) -> dt.datetime:
     return dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=days)
 
@@ -203,11 +188,11 @@ def _state(sub: str, customer: str, mrr_now: int, event_id: str, at: dt.datetime
                     None, None, None, False, event_id, at, 0)
 
 
-async def test_the_upgrade_books_a_returning_customer_stored_before_it_as_reactivation(fresh: str) -> None:
+async def test_the_upgrade_books_a_returning_customer_stored_before_it_as_reactivation(empty_dsn: str) -> None:
     """The store before 0043: a customer's first subscription paid then churned, a second one paying since; and
     another customer's second subscription beside a paying first. After the upgrade the stored figures equal a
     rebuild and the return is reactivation MRR; the other stays new."""
-    conn = await asyncpg.connect(fresh)
+    conn = await asyncpg.connect(empty_dsn)
     try:
         await migrate(conn, [m for m in bundled_migrations() if m.version < "0043"])
         await insert_snapshots(conn, [

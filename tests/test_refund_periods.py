@@ -10,7 +10,6 @@ import itertools
 import json
 import random
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,7 +27,7 @@ from queries.instants import micros
 from queries.intake import OrderRow
 from queries.sales import CurrencyTotal
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, start_bot, with_database
+from tests.conftest import Bot, start_bot
 from tests.fakes import FakeSlack
 from tests.test_intake_order_fixes import arrive
 from tests.test_intake_versions import reset
@@ -207,30 +206,17 @@ async def test_the_database_steps_are_the_intakes_derivation(db: asyncpg.Connect
     assert await db.fetch(sql, "{}", "completed", 0, None) == []
 
 
-@pytest.fixture
-async def fresh(server_dsn: str) -> AsyncIterator[str]:
-    """An empty database of its own: the migrations run from the start."""
-    name = f"upgrade_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 OLD_ORDER = """INSERT INTO orders (id, payment_status, amount_total, amount_refunded, currency, created_at, status_at,
                                    refunded_at, refund_ledger)
                VALUES ($1, $2, 4900, $3, 'USD', $4, $4, $5, $6::text::jsonb)"""
 
 
-async def test_the_upgrade_moves_refunds_stored_before_onto_their_steps(fresh: str) -> None:
+async def test_the_upgrade_moves_refunds_stored_before_onto_their_steps(empty_dsn: str) -> None:
     """A store from before 0042: an order refunded $10 on day 1 and $5 on day 2 (ledger), one refunded in full on day 1
     before the ledger existed, one whose $10 refund of day 1 failed on day 2, one without refunds. After the upgrade
     each refund counts on its own day, refund_steps holds them, and the rollups are what a rebuild computes."""
     us = micros
-    conn = await asyncpg.connect(fresh)
+    conn = await asyncpg.connect(empty_dsn)
     try:
         await migrate(conn, [m for m in bundled_migrations() if m.version < PREVIOUS])
         rows = [("o_two", "completed", 1500, DAY2, {"charges": [[1000, us(DAY1)], [1500, us(DAY2)]]}),

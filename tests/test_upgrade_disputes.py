@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
 from bot.db import bundled_migrations, migrate
-from tests.conftest import start_bot, with_database
+from tests.conftest import start_bot
 from tests.fakes import FakeSlack
 from tests.test_intake_arrival_gaps import basil_story, checkout_story
 from tests.test_intake_order_fixes import arrive
@@ -27,19 +25,6 @@ OLD_DISPUTE = """INSERT INTO disputes (id, order_id, charge_id, amount, currency
                  VALUES ($1, NULL, $2, $3, 'usd', 'general', 'needs_response', $4, $4)"""
 OLD_LOG = """INSERT INTO webhook_logs (source, event_id, event_type, status, payload, created_at, updated_at)
              VALUES ('stripe', $1, 'charge.dispute.created', 'processed', $2::jsonb, $3, $3)"""
-
-
-@pytest.fixture
-async def fresh(server_dsn: str) -> AsyncIterator[str]:
-    """An empty database of its own: the migrations run from the start."""
-    name = f"upgrade_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def upgraded_with_an_unlinked_dispute(dsn: str, dispute: dict[str, Any]) -> None:
@@ -56,12 +41,12 @@ async def upgraded_with_an_unlinked_dispute(dsn: str, dispute: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("story", [checkout_story, basil_story])
-async def test_a_dispute_stored_unlinked_before_the_upgrade_ends_on_its_order(fresh: str, story: Any) -> None:
+async def test_a_dispute_stored_unlinked_before_the_upgrade_ends_on_its_order(empty_dsn: str, story: Any) -> None:
     events = story()
-    await upgraded_with_an_unlinked_dispute(fresh, events["dispute"])
+    await upgraded_with_an_unlinked_dispute(empty_dsn, events["dispute"])
     slack = await FakeSlack().start()
     try:
-        async with start_bot(fresh, slack) as bot:
+        async with start_bot(empty_dsn, slack) as bot:
             await arrive(bot, [e for name, e in events.items() if name not in ("dispute", "intent")])
             order = await bot.deps.pool.fetchval("SELECT id FROM orders WHERE payment_status <> 'linked'")
             assert order is not None
@@ -71,10 +56,10 @@ async def test_a_dispute_stored_unlinked_before_the_upgrade_ends_on_its_order(fr
         await slack.stop()
 
 
-async def test_a_dispute_whose_sale_came_before_the_upgrade_is_linked_by_it(fresh: str) -> None:
+async def test_a_dispute_whose_sale_came_before_the_upgrade_is_linked_by_it(empty_dsn: str) -> None:
     """The sale (naming its PaymentIntent only) was stored before the upgrade too: 0040 links the dispute."""
     events = checkout_story()
-    conn = await asyncpg.connect(fresh)
+    conn = await asyncpg.connect(empty_dsn)
     try:
         await migrate(conn, [m for m in bundled_migrations() if m.version <= PREVIOUS])
         pi = events["dispute"]["data"]["object"]["payment_intent"]
@@ -83,8 +68,8 @@ async def test_a_dispute_whose_sale_came_before_the_upgrade_is_linked_by_it(fres
         await conn.execute("INSERT INTO payment_refs (ref, order_id) VALUES ($1, $1)", pi)
     finally:
         await conn.close()
-    await upgraded_with_an_unlinked_dispute(fresh, events["dispute"])
-    conn = await asyncpg.connect(fresh)
+    await upgraded_with_an_unlinked_dispute(empty_dsn, events["dispute"])
+    conn = await asyncpg.connect(empty_dsn)
     try:
         assert await conn.fetchval("SELECT order_id FROM disputes") == pi
     finally:
