@@ -45,6 +45,11 @@ def apart_note(currencies: tuple[MrrFigures, ...], store: str | None) -> str | N
 def _lines(c: MrrFigures) -> str:
     headline = (f"*MRR {_money(c.mrr, c.currency)}* {mrr_change(c.mrr, c.mrr_week_ago)} vs 7 days ago"
                 f" · {c.active:,} subscriber{'s' if c.active != 1 else ''}")
+    return f"{headline}\n30 days: {movements(c)}"
+
+
+def movements(c: MrrFigures) -> str:
+    """One currency's last 30 days: "new +$19.00 · upgrades +$39.00 · none churned" (/sales and the dashboard)."""
     moves = [f"new +{_money(c.new + c.reactivation, c.currency)}"]
     if c.expansion:
         moves.append(f"upgrades +{_money(c.expansion, c.currency)}")
@@ -53,7 +58,7 @@ def _lines(c: MrrFigures) -> str:
     # Nothing lost reads as "none churned", not as a negative zero ("churned −€0.00 (0)").
     moves.append(f"churned −{_money(c.churned, c.currency)} ({c.churned_count:,})" if c.churned_count
                  else "none churned")
-    return f"{headline}\n30 days: {' · '.join(moves)}"
+    return " · ".join(moves)
 
 
 def mrr_blocks(summary: MrrSummary | None, *, store: str | None = None) -> list[Block]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from bot.blocks.common import counted
-from bot.blocks.mrr import mrr_change, store_first
-from bot.blocks.subscriptions import signed_money
+from bot.blocks.mrr import movements, mrr_change, store_first
 from bot.money import format_money
-from queries.mrr import MrrFigures, MrrSummary
+from queries.mrr import MrrSummary
 
 
 def mrr_card(s: MrrSummary | None, *, store: str | None = None) -> dict[str, str] | None:
@@ -16,7 +15,7 @@ def mrr_card(s: MrrSummary | None, *, store: str | None = None) -> dict[str, str
         return None
     currencies = store_first(s.currencies, store)
     main = currencies[0]
-    moves = " · ".join(_moves(c) for c in currencies)
+    moves = " · ".join(movements(c) for c in currencies)
     others = [c for c in currencies if store is not None and c.currency != store]
     if store is not None and others:
         kept = [c for c in currencies if c.currency == store]
@@ -30,15 +29,3 @@ def mrr_card(s: MrrSummary | None, *, store: str | None = None) -> dict[str, str
             "detail": f"{mrr_change(main.mrr, main.mrr_week_ago)}{whose} vs 7 days ago"
                       f" · {counted(s.active, 'subscriber')} · 30 days: {moves}"}
 
-
-def _moves(c: MrrFigures) -> str:
-    """One currency's 30 days as /sales words them: upgrades and downgrades too, and "none churned" for nothing
-    lost (not "churned ±$0.00")."""
-    moves = [f"new {signed_money(c.new + c.reactivation, c.currency)}"]
-    if c.expansion:
-        moves.append(f"upgrades {signed_money(c.expansion, c.currency)}")
-    if c.contraction:
-        moves.append(f"downgrades {signed_money(-c.contraction, c.currency)}")
-    moves.append(f"churned {signed_money(-c.churned, c.currency)} ({c.churned_count:,})" if c.churned_count
-                 else "none churned")
-    return " · ".join(moves)
