@@ -62,7 +62,7 @@ INSERT INTO site_probes (url, checked_at, ok, status, elapsed_ms, error) VALUES 
 
 _ALERT_COLUMNS: Final = """id, fingerprint, rule, family, severity, labels, title, summary, value, started_at,
        last_seen_at, resolved_at, resolved_by, rearm_required, acknowledged_by, acknowledged_at, silenced_until,
-       silenced_by, notified_at, last_reminder_at, message_outbox_id"""
+       silenced_by, notified_at, last_reminder_at, message_outbox_id, resolved_reason"""
 
 # Locked for the evaluator's transaction: buttons clicked meanwhile wait for it, and vice versa.
 OPEN_ALERTS: Final = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE resolved_at IS NULL ORDER BY id FOR UPDATE"
@@ -96,8 +96,8 @@ UPDATE alerts SET last_seen_at = $2, summary = $3, value = $4, severity = $5, up
 """
 
 RESOLVE: Final = """
-UPDATE alerts SET resolved_at = $2, resolved_by = $3, rearm_required = $4, updated_at = now() WHERE id = $1
-"""
+UPDATE alerts SET resolved_at = $2, resolved_by = $3, rearm_required = $4, resolved_reason = $5, updated_at = now()
+ WHERE id = $1"""
 
 SET_NOTIFIED: Final = """
 UPDATE alerts SET notified_at = $2, message_outbox_id = $3, updated_at = now() WHERE id = $1
@@ -166,6 +166,7 @@ class AlertRow:
     notified_at: dt.datetime | None
     last_reminder_at: dt.datetime | None
     message_outbox_id: int | None
+    resolved_reason: str | None = None  # 'rule off': closed because its rule is off now (migration 0044)
 
 
 def _alert(row: Any) -> AlertRow:
@@ -267,9 +268,10 @@ async def seen_again(db: Executor, *, alert_id: int, at: dt.datetime, summary: s
     await db.execute(SEEN_AGAIN, alert_id, at, summary, value, severity)
 
 
-async def resolve(db: Executor, *, alert_id: int, at: dt.datetime, by: str | None = None) -> None:
-    """Close an alert; by hand (`by` a user) it stays closed until its condition clears."""
-    await db.execute(RESOLVE, alert_id, at, by, by is not None)
+async def resolve(db: Executor, *, alert_id: int, at: dt.datetime, by: str | None = None,
+                  reason: str | None = None) -> None:
+    """Close an alert; by hand (`by` a user) it stays closed until its condition clears; `reason`: 'rule off'."""
+    await db.execute(RESOLVE, alert_id, at, by, by is not None, reason)
 
 
 async def set_notified(db: Executor, *, alert_id: int, at: dt.datetime, outbox_id: int | None) -> None:
@@ -295,5 +297,4 @@ async def silence(db: Executor, *, alert_id: int, until: dt.datetime | None, by:
 async def log_notification(db: Executor, *, alert_id: int, kind: str, outbox_id: int | None) -> int:
     """Record a notification decision; returns how many this alert now has (for dedupe keys)."""
     await db.execute(LOG_NOTIFICATION, alert_id, kind, outbox_id)
-    value: int = await db.fetchval(COUNT_NOTIFICATIONS, alert_id)
-    return value
+    return int(await db.fetchval(COUNT_NOTIFICATIONS, alert_id))

@@ -112,14 +112,17 @@ async def _checks_after_change(store: Bot, jobs: AlertJobs, clock: FakeClock, ru
 
 async def test_rule_turned_off_in_settings_resolves_its_open_alert(store: Bot, jobs: AlertJobs,
                                                                    clock: FakeClock) -> None:
-    """The owner turns sync_failures Off in Settings while its warning fires: the alert is resolved in place at
-    the next check and no reminder follows, though the failures go on."""
+    """The owner turns sync_failures Off in Settings while its warning fires: the alert is closed in place at
+    the next check and no reminder follows, though the failures go on — and its message says it closed because
+    its rule no longer runs, never "✅ Resolved", which teammates would read as the failures fixed."""
     await _sync_failing(store, clock)
     assert len(alert_calls(await run(jobs, store))) == 1
     calls = await _checks_after_change(store, jobs, clock, {"enabled": False, "severity": "warning"}, checks=3)
     assert await store.deps.pool.fetchval(OPEN, "sync_failures") == 0 and _reminders(calls) == []
     updates = [c for c in calls if c["method"] == "chat.update"]
-    assert len(updates) == 1 and updates[0]["ts"] == posted_ts(store) and "Resolved" in json.dumps(updates[0])
+    shown = json.dumps(updates[0], ensure_ascii=False)
+    assert len(updates) == 1 and updates[0]["ts"] == posted_ts(store), updates
+    assert "⏹ Closed after" in shown and "its rule no longer runs" in shown and "Resolved" not in shown, shown
 
 
 async def test_site_alert_resolves_once_the_site_url_is_gone(store: Bot) -> None:

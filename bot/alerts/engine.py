@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from bot.alerts.rules import Context, Finding, Rule, RuleSet, Severity
-from bot.blocks.alerts import AlertView, action_reply, alert_message, reminder_message, resolved_reply
+from bot.blocks.alerts import RULE_OFF, AlertView, action_reply, alert_message, reminder_message, resolved_reply
 from bot.blocks.message import Message
 from bot.db import DB_UNAVAILABLE
 from queries import alert_actions as audit
@@ -127,7 +127,7 @@ class Notifier:
         return AlertView(id=a.id, rule=a.rule, severity=a.severity, title=a.title, summary=a.summary,
                          started_at=a.started_at, now=now, acknowledged_by=a.acknowledged_by,
                          silenced_until=a.silenced_until, silenced_by=a.silenced_by, resolved_at=a.resolved_at,
-                         resolved_by=a.resolved_by,
+                         resolved_by=a.resolved_by, resolved_reason=a.resolved_reason,
                          mention=self.mention if a.severity == Severity.CRITICAL else None, buttons=self.updates)
 
     async def _send(self, db: Executor, a: q.AlertRow, kind: str, msg: Message, *, op: str = "post") -> int | None:
@@ -233,7 +233,8 @@ async def _resolve_cleared(conn: asyncpg.Connection, open_by_fp: dict[str, q.Ale
         rule = judged.get(a.rule)
         if a.rule in unmeasured or (rule is not None and (fp in current or _kept_firing(a, rule, ctx.now))):
             continue
-        await q.resolve(conn, alert_id=a.id, at=ctx.now)
+        # A rule that is off now closes its alert unwatched: said so, never "✅ Resolved" (the problem may go on).
+        await q.resolve(conn, alert_id=a.id, at=ctx.now, reason=RULE_OFF if rule is None else None)
         await notifier.resolved(conn, await _reload(conn, a.id), ctx.now)
         resolved += 1
         del open_by_fp[fp]

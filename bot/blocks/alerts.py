@@ -21,6 +21,7 @@ LIGHTS: Final = {"critical": "🔴", "warning": "🟡", "info": "🔵"}
 # Alerts that tell of something that happened, whose closing by itself is only the news aging out of the rule's
 # window: "✅ Resolved" would read as settled (a dispute still awaits its answer in Stripe). Closed by hand, they
 # say who resolved them as any alert does.
+RULE_OFF: Final = "rule off"  # alerts.resolved_reason (migration 0044) of an alert whose rule is off now
 AGED_OUT: Final = {"dispute_opened": "📭 No longer new after {age} — if you have not answered it yet, answer it in"
                                      " Stripe before its due date"}
 
@@ -41,6 +42,7 @@ class AlertView:
     silenced_by: str | None = None
     resolved_at: dt.datetime | None = None
     resolved_by: str | None = None
+    resolved_reason: str | None = None  # RULE_OFF: closed because its rule is off now, not because it cleared
     mention: str | None = None  # e.g. <!here> for critical alerts
     buttons: bool = True  # off with incoming webhooks, which cannot receive clicks
 
@@ -65,6 +67,9 @@ def _aged_out(a: AlertView) -> bool:
 
 def status_line(a: AlertView, tz: ZoneInfo) -> str:
     """Where the alert is in its lifecycle, in words."""
+    if a.resolved_at is not None and a.resolved_reason == RULE_OFF:
+        return (f"⏹ Closed after {duration(a.resolved_at - a.started_at)}: its rule no longer runs (turned off or"
+                " replaced), not because it cleared")
     if a.resolved_at is not None and _aged_out(a):
         return AGED_OUT[a.rule].format(age=duration(a.resolved_at - a.started_at))
     if a.resolved_at is not None:
@@ -80,7 +85,8 @@ def status_line(a: AlertView, tz: ZoneInfo) -> str:
 def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
     """The alert's one message, in its current state (with buttons while it is open)."""
     aged_out = _aged_out(a)
-    light = "📭" if aged_out else "✅" if a.resolved_at else LIGHTS.get(a.severity, "⚪")
+    closed = a.resolved_at is not None and a.resolved_reason == RULE_OFF
+    light = "📭" if aged_out else "⏹" if closed else "✅" if a.resolved_at else LIGHTS.get(a.severity, "⚪")
     title = f"{light} {a.severity.upper()} · {a.title}"
     mention = f"{a.mention} " if a.mention and a.resolved_at is None else ""
     blocks: list[Block] = [
