@@ -134,8 +134,8 @@ def test_check_warns_an_endpoint_from_basil_on_that_lacks_invoice_payment_paid(v
 
 async def test_check_reads_the_stripe_webhook_endpoints(dsn: str, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """With STRIPE_API_KEY, `check` lists each endpoint's version and the event types it lacks; exit 1 when the
-    only enabled endpoint misses some, 0 once one has them all ("*")."""
+    """With STRIPE_API_KEY and webhooks in use (STRIPE_WEBHOOK_SECRET), `check` lists each endpoint's version and
+    the event types it lacks; exit 1 when the only enabled endpoint misses some, 0 once one has them all ("*")."""
     import asyncio
 
     from tests.fake_stripe import API_KEY, FakeStripe
@@ -147,7 +147,7 @@ async def test_check_reads_the_stripe_webhook_endpoints(dsn: str, monkeypatch: p
                                  "api_version": "2025-09-30.clover",
                                  "enabled_events": ["checkout.session.completed", "payment_intent.succeeded"]})
         for name, value in (("DATABASE_URL", dsn), ("STRIPE_API_KEY", API_KEY), ("STRIPE_API_URL", stripe.url),
-                            ("PUBLIC_URL", "https://shop.example")):
+                            ("PUBLIC_URL", "https://shop.example"), ("STRIPE_WEBHOOK_SECRET", "whsec_test")):
             monkeypatch.setenv(name, value)
         assert await asyncio.to_thread(main, ["check"]) == 1
         out = capsys.readouterr().out

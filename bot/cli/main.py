@@ -158,9 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # PostgreSQL unreachable, starting, full, refusing who we are, or refused a connection parameter: said in one line.
 # Any other error PostgreSQL answers is said in one line as well; a port we cannot listen on is said by `_serve`.
-# Other OSErrors are not the database's and keep their traceback.
+# Other OSErrors are not the database's and keep their traceback, except FileNotFoundError: a Unix-socket
+# DATABASE_URL (?host=/run/postgresql) whose server is down has no socket file to connect to.
 CANNOT_CONNECT = (*DB_REFUSED, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, TimeoutError,
-                  asyncpg.TooManyConnectionsError, asyncpg.ClientConfigurationError, ConnectionError, socket.gaierror)
+                  asyncpg.TooManyConnectionsError, asyncpg.ClientConfigurationError, ConnectionError, socket.gaierror,
+                  FileNotFoundError)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -32,6 +32,23 @@ MAX_WAIT = 30.0
 
 Params = Sequence[tuple[str, str]]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+# The restricted-key permission each path the bot reads needs, as the Stripe dashboard names them: a 403 names the
+# one that was missing, not a fixed list (a key missing Webhook Endpoints: read was told to add Events: read).
+PERMISSIONS: Final = (("/v1/events", "Events: read"), ("/v1/checkout/sessions", "Checkout Sessions: read"),
+                      ("/v1/payment_intents", "PaymentIntents: read"), ("/v1/charges", "Charges: read"),
+                      ("/v1/refunds", "Refunds: read"), ("/v1/disputes", "Disputes: read"),
+                      ("/v1/invoice_payments", "Invoices: read"), ("/v1/invoices", "Invoices: read"),
+                      ("/v1/subscriptions", "Subscriptions: read"), ("/v1/coupons", "Coupons: read"),
+                      ("/v1/balance_transactions", "Balance: read"), ("/v1/account", "Account: read"),
+                      ("/v1/webhook_endpoints", "Webhook Endpoints: read"))
+
+
+def permission_for(path: str) -> str:
+    """The permission a restricted key needs to read `path` (and the objects it expands: those read too)."""
+    return next((name for prefix, name in PERMISSIONS if path.startswith(prefix)), "read access to this resource") \
+        + " (and read access to what it expands)"
 
 
 class StripeApiError(Exception):
@@ -160,8 +177,7 @@ class StripeApi:
         detail = f"GET {path}: HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
         if status in (401, 403):
             hint = "STRIPE_API_KEY was rejected" if status == 401 else \
-                "STRIPE_API_KEY may not read this (a restricted key needs Events: read; backfill also" \
-                " Checkout Sessions, PaymentIntents and Invoices: read)"
+                f"STRIPE_API_KEY may not read this: a restricted key needs {permission_for(path)}"
             return KeyRejected(f"{hint} — {detail}", status=status, code=code)
         if status in (400, 404) and code == "resource_missing":
             return CursorGone(detail, status=status, code=code)
