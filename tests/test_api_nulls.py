@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
+from bot.answers.errors_snapshot import ErrorsSnapshot
 from bot.answers.json_views import errors_json
-from bot.answers.snapshots import ErrorsSnapshot
 from bot.blocks.errors import errors_message
 from bot.periods import parse_period
 from bot.web.signin import COOKIE

@@ -11,7 +11,9 @@ import pytest
 
 from bot.alerts.jobs import AlertJobs
 from bot.alerts.leader import Leadership
+from bot.answers.gather import gather_health
 from bot.answers.snapshots import sales_snapshot
+from bot.blocks.health import health_message
 from bot.blocks.pace import pace_text
 from bot.currency import CurrencyChoice
 from bot.home.render import render_home
@@ -100,3 +102,30 @@ async def test_the_pace_is_in_the_store_currency_as_the_totals_beside_it(dsn: st
         finally:
             await jobs.leadership.release()
         assert bot.deps.rhythm_cache.hits == 1
+
+
+async def test_health_judges_order_silence_by_the_rhythm_once_there_is_one(store: Bot) -> None:
+    """19:30, the last order at 18:00: over the guide's hour, but at 2 an hour an hour and a half without one is
+    usual (P ≈ 5 %), so a store with a rhythm is not called degraded — until `sales_stopped` fires."""
+    clock = store.deps.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(minutes=30)
+    health = await gather_health(store.deps)
+    assert (health.rhythm, health.order_silence_suspicious, health.degraded) == (True, False, False)
+    await store.deps.pool.execute(
+        "INSERT INTO alerts (fingerprint, rule, family, severity, labels, title, summary, started_at, last_seen_at)"
+        " VALUES ('sales_stopped', 'sales_stopped', 'sales', 'critical', '{}', 'Sales stopped', 'No sale', $1, $1)",
+        clock())
+    health = await gather_health(store.deps)
+    assert health.order_silence_suspicious and health.degraded
+    assert "unusually long for this hour" in json.dumps(health_message(health, tz=NY).as_payload(), ensure_ascii=False)
+
+
+async def test_health_keeps_the_guides_hour_without_a_rhythm(bot: Bot) -> None:
+    """No history, no rhythm: an order two hours old is flagged in business hours, as the original guide says."""
+    at = bot.deps.clock() - dt.timedelta(hours=2)
+    await bot.deps.pool.execute("INSERT INTO orders (id, payment_status, amount_total, currency, created_at,"
+                                " status_at) VALUES ('pi_old', 'completed', 2500, 'USD', $1, $1)", at)
+    plain = await gather_health(bot.deps)
+    assert plain.rhythm is False
+    assert plain.order_silence_suspicious == plain.in_business_hours  # an hour old counts only in business hours

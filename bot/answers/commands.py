@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.access import GroupCheck
+from bot.answers.errors_snapshot import errors_snapshot
 from bot.answers.gather import gather_health
-from bot.answers.snapshots import COMMAND_BUDGET, errors_snapshot, sales_snapshot
+from bot.answers.snapshots import COMMAND_BUDGET, sales_snapshot
 from bot.blocks.common import refusal_message, usage_message
 from bot.blocks.dashboard import dashboard_off_message, link_message, link_not_shared_message
 from bot.blocks.errors import errors_message

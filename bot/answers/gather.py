@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 
 from bot import __version__
 from bot.answers.hourly import Hourly, last_24_hours
@@ -40,10 +41,21 @@ async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnap
     now, s = deps.clock(), deps.settings
     mode = "local" if s.local_mode else "socket" if s.slack_app_token else \
         "webhooks" if s.uses_incoming_webhooks else "http"
-    return await health_snapshot(deps.pool, now=now, mode=mode, version=__version__,
-                                 in_business_hours=s.in_business_hours(now),
-                                 started_at=deps.started_at, site_url=s.site_url, next_jobs=next_runs(deps.scheduler),
-                                 job_failures=tuple(deps.job_failures.recent), budget=budget,
-                                 channels=deps.channels.statuses() if deps.channels is not None else (),
-        overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after,
-        socket=deps.socket.state if deps.socket is not None else None)
+    snapshot, (got, _) = await asyncio.gather(
+        health_snapshot(deps.pool, now=now, mode=mode, version=__version__, in_business_hours=s.in_business_hours(now),
+                        started_at=deps.started_at, site_url=s.site_url, next_jobs=next_runs(deps.scheduler),
+                        job_failures=tuple(deps.job_failures.recent), budget=budget,
+                        channels=deps.channels.statuses() if deps.channels is not None else (),
+                        overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after,
+                        socket=deps.socket.state if deps.socket is not None else None),
+        gather_within(deps.pool, {"rhythm": lambda db: _has_rhythm(deps, db, now=now)}, budget=budget))
+    return dataclasses.replace(snapshot, rhythm=got.get("rhythm"))
+
+
+async def _has_rhythm(deps: Deps, db: Executor, *, now: dt.datetime) -> bool:
+    """Whether the store has a rhythm, through the cache the alert job and /sales share (same key: the store
+    currency): then its alert rules, not the guide's fixed hour, judge how long it may go without an order."""
+    store = await CurrencyChoice.of(deps.settings).read(db)
+    rhythm = await deps.rhythm_cache.get(db, now=now, tz=deps.settings.tz, params=deps.rules.rhythm,
+                                         store_currency=store)
+    return rhythm is not None

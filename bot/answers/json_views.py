@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from bot.answers.errors_snapshot import ErrorsSnapshot
 from bot.answers.hourly import Hourly
 from bot.answers.mrr_json import subscriptions_json
-from bot.answers.snapshots import ErrorsSnapshot, HealthSnapshot, SalesSnapshot
+from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.currency import StoreTotals
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint

@@ -27,7 +27,7 @@ from bot.rhythm.load import RhythmSource, pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
 from bot.socket_state import SocketState
-from queries import alerts, app_events, errors, health, mrr, sales, settlements, sketch, stripe_sync
+from queries import alerts, health, mrr, sales, settlements, sketch, stripe_sync
 from queries import inbox as inbox_q
 from queries import settings as settings_q
 from queries.alerts import AlertRow, Probe
@@ -48,6 +48,7 @@ PENDING_WINDOW = dt.timedelta(minutes=30)
 # Without STRIPE_API_KEY an abandoned checkout is known only once it expires (checkout.session.expired), at most 24 h
 # after it opened: a period ending later than that counts some checkouts as not started yet.
 CHECKOUT_EXPIRY = dt.timedelta(hours=24)
+RHYTHM_SILENCE_RULE = "sales_stopped"  # with a rhythm, the rule whose firing /health calls an order silence
 MRR_WINDOW = dt.timedelta(days=30)  # new and churned MRR: the 30 days up to the period's end, whatever its length
 
 Lookup = Callable[[Executor], Awaitable[Any]]
@@ -138,68 +139,6 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorsSnapshot:
-    """Everything /errors shows for one period."""
-
-    period: Period
-    now: dt.datetime
-    webhook_errors: list[errors.ErrorGroup] | None
-    webhooks_received: int | None
-    payment_failures: int | None
-    payments_succeeded: int | None
-    failure_reasons: list[errors.ReasonCount] | None
-    app_counts: dict[str, int] | None
-    sync_failures: list[app_events.AppEvent] | None
-    app_errors: list[app_events.AppEvent] | None
-    alerts: list[AlertRow] | None = None
-    missing: tuple[str, ...] = ()
-
-    @property
-    def payment_failure_rate(self) -> float | None:
-        """Failed ÷ attempted payments, or None when unknown or nothing was attempted."""
-        if self.payment_failures is None or self.payments_succeeded is None:
-            return None
-        attempts = self.payment_failures + self.payments_succeeded
-        return self.payment_failures / attempts if attempts else None
-
-    @property
-    def webhook_error_count(self) -> int | None:
-        """Webhook processing errors plus errors the store's app reported; None unless both were looked up."""
-        return None if self.webhook_errors is None or self.app_counts is None else \
-            self.webhook_only_errors + self.app_counts.get("error", 0)
-
-    @property
-    def webhook_only_errors(self) -> int:
-        """Webhook processing errors alone: what is a share of the webhooks received (the app reports only errors,
-        so its reports have no total to be a share of)."""
-        return sum(g.count for g in self.webhook_errors or [])
-
-
-async def errors_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime,
-                          budget: float = COMMAND_BUDGET) -> ErrorsSnapshot:
-    """The figures of /errors for `period`."""
-    start, end = period.start, period.end
-    lookups: dict[str, Lookup] = {
-        "webhook errors": lambda db: errors.webhook_errors(db, start=start, end=end),
-        "webhooks received": lambda db: errors.webhooks_received(db, start=start, end=end),
-        "payment failures": lambda db: errors.payment_failures(db, start=start, end=end),
-        "payments": lambda db: errors.payments_succeeded(db, start=start, end=end),
-        "failure reasons": lambda db: errors.failure_reasons(db, start=start, end=end),
-        "reported events": lambda db: app_events.count_by_kind(db, start=start, end=end),
-        "sync failures": lambda db: app_events.recent(db, kind="sync_failure", start=start, end=end, limit=5),
-        "app errors": lambda db: app_events.recent(db, kind="error", start=start, end=end, limit=5),
-        "alerts": alerts.firing,
-    }
-    got, missing = await gather_within(pool, lookups, budget=budget)
-    return ErrorsSnapshot(
-        period=period, now=now, webhook_errors=got.get("webhook errors"),
-        webhooks_received=got.get("webhooks received"), payment_failures=got.get("payment failures"),
-        payments_succeeded=got.get("payments"), failure_reasons=got.get("failure reasons"),
-        app_counts=got.get("reported events"), sync_failures=got.get("sync failures"),
-        app_errors=got.get("app errors"), alerts=got.get("alerts"), missing=missing)
-
-
-@dataclass(frozen=True, slots=True)
 class HealthSnapshot:
     """Everything /health shows."""
 
@@ -228,10 +167,15 @@ class HealthSnapshot:
     settings_changes: list[Change] | None = None  # the latest changes, newest first
     stuck_after: dt.timedelta = STUCK_AFTER  # the rule's threshold in force
     socket: SocketState | None = None  # None unless Socket Mode is configured (an app token)
+    rhythm: bool | None = None  # the store has a rhythm (None: not known in time)
 
     @property
     def order_silence_suspicious(self) -> bool:
-        """No order for over an hour during business hours (the guide's 'when to worry')."""
+        """No order for over an hour during business hours (the guide's 'when to worry'); with a rhythm, while
+        `sales_stopped` fires: the silence is improbable for this hour. A small store's quiet afternoon, hours long
+        and usual, is no fault, and a busy one's 40 silent minutes at its peak are."""
+        if self.rhythm and self.alerts is not None:
+            return any(a.rule == RHYTHM_SILENCE_RULE for a in self.alerts)
         if not self.in_business_hours or self.last_order_at is None:
             return False
         return self.now - self.last_order_at > dt.timedelta(hours=1)

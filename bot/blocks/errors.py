@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from bot.answers.snapshots import ErrorsSnapshot
+from bot.answers.errors_snapshot import ErrorsSnapshot
 from bot.blocks.common import ago, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message

@@ -74,7 +74,8 @@ def _activity_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
         lines.append(f"{OFF} *Last webhook* none received yet")
     if s.last_order_at is not None:
         light = WARN if s.order_silence_suspicious else OK
-        note = " — over an hour in business hours" if s.order_silence_suspicious else ""
+        note = "" if not s.order_silence_suspicious else \
+            " — unusually long for this hour (Sales stopped)" if s.rhythm else " — over an hour in business hours"
         lines.append(f"{light} *Last order* {local(s.last_order_at, tz):%a %H:%M}"
                      f" ({ago(s.now - s.last_order_at)}){note}")
     elif "last order" not in s.missing:

@@ -146,7 +146,8 @@ def _health(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]]:
     elif "last webhook" not in h.missing:
         items.append(("Last webhook", OFF, "none received yet"))
     if h.last_order_at is not None:
-        note = " · quiet for over an hour in business hours" if h.order_silence_suspicious else ""
+        note = "" if not h.order_silence_suspicious else \
+            " · unusually quiet for this hour" if h.rhythm else " · quiet for over an hour in business hours"
         items.append(("Last order", WARN if h.order_silence_suspicious else OK,
                       f"{local(h.last_order_at, tz):%a %H:%M} · {ago(h.now - h.last_order_at)}{note}"))
     if h.backlog is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.answers.errors_snapshot import errors_snapshot
 from bot.answers.gather import API_BUDGET, gather_health, gather_sales
 from bot.answers.json_views import errors_json, health_json, sales_json
-from bot.answers.snapshots import errors_snapshot
 from bot.deps import Deps
 from bot.periods import parse_period
 from bot.web.guards import require_bearer, require_deps
