@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -17,7 +16,6 @@ import pytest
 
 from bot.db import LockRetries, Migration, MigrationLocksUnavailable, connect_for_migrations, migrate
 from queries import locks
-from tests.conftest import with_database
 
 # Fast for tests: every attempt waits 0.2 s for its locks, then sleeps 0.1-0.2 s.
 RETRIES = LockRetries(lock_timeouts=(0.2,), first_sleep=0.2, max_sleep=0.2, give_up_after=60.0)
@@ -29,22 +27,14 @@ WAITING = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 't'::regclass 
 
 
 @pytest.fixture
-async def fresh(server_dsn: str) -> AsyncIterator[str]:
-    """An empty database of its own, with table t from a first migration."""
-    name = f"lockretry_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+async def fresh(empty_dsn: str) -> str:
+    """An empty database of its own (conftest's empty_dsn), with table t from a first migration."""
+    conn = await asyncpg.connect(empty_dsn)
     try:
-        dsn = with_database(server_dsn, name)
-        conn = await asyncpg.connect(dsn)
-        try:
-            assert await migrate(conn, [TABLE]) == ["0001_table"]
-        finally:
-            await conn.close()
-        yield dsn
+        assert await migrate(conn, [TABLE]) == ["0001_table"]
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await conn.close()
+    return empty_dsn
 
 
 @pytest.fixture
