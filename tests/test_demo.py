@@ -240,6 +240,19 @@ def test_the_banner_prints_only_the_token_the_demo_made_up() -> None:
     assert "/dashboard/link/" in shown
 
 
+def test_the_made_up_token_survives_a_restart(tmp_path: Path) -> None:
+    """The demo's made-up MONITORING_TOKEN is kept in its data directory (owner-only), so a restart does not sign
+    out the browsers it signed in: a new token would invalidate their session cookies."""
+    first = demo.demo_token(tmp_path)
+    again = demo.demo_token(tmp_path)
+    assert first.get_secret_value() == again.get_secret_value() and len(first.get_secret_value()) >= 24
+    assert (tmp_path / demo.DEMO_TOKEN_FILE).stat().st_mode & 0o077 == 0
+    settings = demo_settings(make_settings(), dsn="postgresql://x/y", made_up=again)
+    assert settings.monitoring_token == first
+    (tmp_path / demo.DEMO_TOKEN_FILE).write_text("short\n")  # not a token this bot would accept: made anew
+    assert len(demo.demo_token(tmp_path).get_secret_value()) >= 24
+
+
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1."""
     with socket.socket() as s:

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import random
 import secrets
 import sys
@@ -63,6 +64,7 @@ BURST_SIZE: Final = (8, 14)
 DEMO_CURRENCY: Final = "USD"
 DEMO_RATES: Final = {"USD": (1.0, 0.029), "EUR": (1.08, 0.039), "GBP": (1.27, 0.039), "JPY": (0.67, 0.039)}
 SETTLE_SECONDS: Final = 5.0
+DEMO_TOKEN_FILE: Final = "demo-monitoring-token"  # in SALESPULSE_DATA_DIR, beside the embedded database
 
 
 def nothing_configured(settings: Settings) -> bool:
@@ -72,9 +74,26 @@ def nothing_configured(settings: Settings) -> bool:
             and settings.stripe_api_key is None and settings.intake_token is None and settings.site_url is None)
 
 
-def demo_settings(settings: Settings, *, dsn: str) -> Settings:
-    """The user's settings (time zone, port, channels…) forced into a self-contained local demo."""
-    token = settings.monitoring_token or SecretStr(secrets.token_urlsafe(18))
+def demo_token(data_dir: Path) -> SecretStr:
+    """The MONITORING_TOKEN the demo made up for this data directory: kept in a file readable by its owner only, so
+    a restart does not sign out every browser (a new token would invalidate their session cookies)."""
+    path = data_dir / DEMO_TOKEN_FILE
+    with contextlib.suppress(OSError):
+        kept = path.read_text(encoding="utf-8").strip()
+        if len(kept) >= 24:
+            return SecretStr(kept)
+    token = secrets.token_urlsafe(18)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return SecretStr(token)
+
+
+def demo_settings(settings: Settings, *, dsn: str, made_up: SecretStr | None = None) -> Settings:
+    """The user's settings (time zone, port, channels…) forced into a self-contained local demo: their
+    MONITORING_TOKEN if set, else `made_up` (see `demo_token`), else a new one."""
+    token = settings.monitoring_token or made_up or SecretStr(secrets.token_urlsafe(18))
     return settings.model_copy(update={
         "database_url": SecretStr(dsn), "slack_bot_token": None, "slack_app_token": None,
         "slack_signing_secret": None, "slack_sales_webhook_url": None, "slack_alert_webhook_url": None,
@@ -265,9 +284,9 @@ async def demo_command(settings: Settings, *, out: TextIO | None = None, fresh: 
     print(f"salespulse demo: starting the embedded PostgreSQL in {data_dir} and loading the store's history…",
           file=out, flush=True)
     async with demo_database(data_dir, fresh=fresh) as dsn:
-        demo = demo_settings(settings, dsn=dsn)
-        history = await seed_history(dsn, demo)
         own_token = settings.monitoring_token is not None
+        demo = demo_settings(settings, dsn=dsn, made_up=None if own_token else demo_token(data_dir))
+        history = await seed_history(dsn, demo)
         await serve(demo, on_ready=lambda services: run_demo(services, history=history, out=out,
                                                             own_token=own_token))
     return 0
