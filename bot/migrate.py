@@ -114,7 +114,9 @@ async def _apply(conn: asyncpg.Connection, migration: Migration, retries: LockRe
             async with conn.transaction():
                 await q.bound_lock_waits(conn, lock_timeout_ms=retries.lock_timeout_ms(attempt))
                 await q.apply(conn, version=migration.version, sql=migration.sql)
-        except asyncpg.LockNotAvailableError as exc:  # rolled back whole by the transaction block
+        # Rolled back whole by the transaction block. A deadlock with a replica still serving (its lock wait may
+        # outlast deadlock_timeout from attempt 4 on) is the same contention: PostgreSQL aborted us, not it.
+        except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as exc:
             pause, waited = retries.sleep(attempt), loop.time() - started
             if waited + pause > retries.give_up_after:
                 raise MigrationLocksUnavailable(

@@ -179,3 +179,31 @@ async def test_no_statement_timeout_cuts_a_migration(fresh: str, server_dsn: str
         assert await conn.fetchval("SHOW statement_timeout") == "300ms"  # only the migration went without it
     finally:
         await conn.close()
+
+
+async def test_a_migration_chosen_as_a_deadlock_victim_is_tried_again(fresh: str, session: asyncpg.Connection) -> None:
+    """A replica still serving that locks a row of one table, then wants another the migration holds, deadlocks with
+    it once the migration's lock wait may outlast deadlock_timeout (attempt 4 on: 1 s). PostgreSQL then aborts one
+    of the two; when that is the migration it is rolled back whole, like a lock timeout, and tried again."""
+    side = Migration("0002_side", "CREATE TABLE u (id int)")
+    # The migration's own short deadlock_timeout makes it the one PostgreSQL aborts (tests run as a superuser).
+    crossing = Migration("0003_crossing", "SET LOCAL deadlock_timeout = '10ms'; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;"
+                                          " SELECT pg_sleep(0.3); LOCK TABLE u IN ACCESS EXCLUSIVE MODE;"
+                                          " ALTER TABLE t ADD COLUMN y int")
+    assert await migrating(fresh, [TABLE, side]) == ["0002_side"]
+    patient = LockRetries(lock_timeouts=(5.0,), first_sleep=0.1, max_sleep=0.1, give_up_after=30.0)
+    replica = await asyncpg.connect(fresh)
+    try:
+        async with replica.transaction():
+            await replica.execute("LOCK TABLE u IN ACCESS SHARE MODE")
+            task = asyncio.create_task(migrating(fresh, [TABLE, side, crossing], patient))
+            for _ in range(500):  # until the migration holds t
+                if await session.fetchval("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 't'::regclass"
+                                          " AND mode = 'AccessExclusiveLock' AND granted)"):
+                    break
+                await asyncio.sleep(0.01)
+            await replica.execute("LOCK TABLE t IN ACCESS SHARE MODE")  # waits until the migration is aborted
+    finally:
+        await replica.close()
+    assert await asyncio.wait_for(task, 20) == ["0003_crossing"]
+    assert await recorded(session) == ["0001_table", "0002_side", "0003_crossing"]
