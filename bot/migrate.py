@@ -94,6 +94,11 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
     try:
         await q.ensure_table(conn)
         done = await q.applied_versions(conn)
+        if newer := sorted(set(done) - {m.version for m in migrations}):
+            # A rollback, or an old replica restarting mid-deploy: tables may mean more than this code knows.
+            log.warning("the database has migrations this release does not know (%s): a newer release migrated it;"
+                        " this one runs, but its figures may be wrong until the newer release is back",
+                        ", ".join(newer))
         for migration in migrations:
             if migration.version in done:
                 continue

@@ -207,3 +207,13 @@ async def test_a_migration_chosen_as_a_deadlock_victim_is_tried_again(fresh: str
         await replica.close()
     assert await asyncio.wait_for(task, 20) == ["0003_crossing"]
     assert await recorded(session) == ["0001_table", "0002_side", "0003_crossing"]
+
+
+async def test_a_database_migrated_by_a_newer_release_is_said(fresh: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Rolling back (or an old replica restarting mid-deploy) runs older code on a newer schema: it starts, since
+    refusing would break the rollback, but says so, naming the migrations it does not know."""
+    newer = Migration("0002_newer", "CREATE TABLE newer (id int)")
+    assert await migrating(fresh, [TABLE, newer]) == ["0002_newer"]
+    caplog.set_level(logging.WARNING, logger="bot.migrate")
+    assert await migrating(fresh, [TABLE]) == []
+    assert "does not know (0002_newer)" in caplog.text, caplog.text
