@@ -72,16 +72,23 @@ SELECT coalesce(currency, 'USD')    AS currency,
 # replica that read "not recorded" just before the catch-up deadline, while another noted the day as missed just
 # after it, must not post the late report under the notice (one message, not both). The report sent then covers
 # until its time under the Settings in force then, so scheduled_at follows: the next morning's night starts there.
+# A row recorded under another time zone whose day began $11 or more before or after this one's ($10: Tokyo's
+# Wednesday, and now Los Angeles' is due) stands for another day: the report takes the row over, chart and message
+# link included (migration 0048; a row without day_start stands for the day if it was due on it: at or after $10).
+# The second of two writers taking it over waits for the first's row and then finds it standing for the day.
 RECORD: Final = """
 INSERT INTO reports (kind, local_date, status, scheduled_at, recorded_at, late, source, chart_status,
-                     chart_png)
+                     chart_png, day_start)
 VALUES              ($1,   $2,         $3,     $4,           $5,          $6,   $7,     $8,
-                     $9)
+                     $9,        $10)
 ON CONFLICT (kind, local_date) DO UPDATE
    SET status = EXCLUDED.status, scheduled_at = EXCLUDED.scheduled_at, recorded_at = EXCLUDED.recorded_at,
        late = EXCLUDED.late, source = EXCLUDED.source, chart_status = EXCLUDED.chart_status,
-       chart_png = EXCLUDED.chart_png
- WHERE reports.status = 'missed' AND EXCLUDED.status = 'sent' AND EXCLUDED.source = 'cli'
+       chart_png = EXCLUDED.chart_png, day_start = EXCLUDED.day_start, outbox_id = NULL, chart_file_id = NULL,
+       chart_attempts = 0, chart_error = NULL
+ WHERE (reports.status = 'missed' AND EXCLUDED.status = 'sent' AND EXCLUDED.source = 'cli')
+    OR NOT coalesce(reports.day_start > $10 - $11::interval AND reports.day_start < $10 + $11::interval,
+                    reports.scheduled_at >= $10)
 RETURNING kind
 """
 
@@ -91,7 +98,7 @@ UPDATE reports SET outbox_id = $3 WHERE kind = $1 AND local_date = $2
 
 RECORDED: Final = """
 SELECT kind, local_date, status, scheduled_at, recorded_at, late, source, outbox_id, chart_status,
-       chart_file_id, chart_error
+       chart_file_id, chart_error, day_start
   FROM reports
  WHERE local_date = ANY($1::date[])
  ORDER BY scheduled_at, kind
@@ -176,6 +183,7 @@ class RecordedReport:
     chart_status: str
     chart_file_id: str | None
     chart_error: str | None
+    day_start: dt.datetime | None = None  # the instant local_date began in the zone in force then (migration 0048)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +226,12 @@ async def disputes(db: Executor, *, start: dt.datetime, end: dt.datetime) -> lis
 
 async def record(db: Executor, *, kind: str, local_date: dt.date, status: str, scheduled_at: dt.datetime,
                  recorded_at: dt.datetime, late: bool, source: str, chart_status: str,
-                 chart_png: bytes | None) -> bool:
-    """Claim (kind, day) for this report; False when it was already sent (by anyone)."""
+                 chart_png: bytes | None, day_start: dt.datetime | None = None,
+                 same_day_within: dt.timedelta = dt.timedelta(hours=12)) -> bool:
+    """Claim (kind, day) for this report; False when it was already sent (by anyone) for the day that began at
+    `day_start` (a row of a day that began `same_day_within` or more away is taken over; None: never)."""
     kept = await db.fetchval(RECORD, kind, local_date, status, scheduled_at, recorded_at, late, source,
-                             chart_status, chart_png)
+                             chart_status, chart_png, day_start, same_day_within)
     return kept is not None
 
 

@@ -23,6 +23,7 @@ from tests.settings_forms import ADMIN, open_settings, put, state_of, submit
 
 NY = ZoneInfo("America/New_York")
 LA = ZoneInfo("America/Los_Angeles")
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 async def tick(bot: Bot, clock: FakeClock, until: dt.datetime) -> list[tuple[str, dt.date, str, bool]]:
@@ -76,8 +77,9 @@ async def test_a_report_time_moved_back_within_the_catch_up_window_is_not_called
 
 async def test_changing_the_time_zone_does_not_claim_the_bot_was_down(dsn: str, fake_slack: FakeSlack) -> None:
     """Running all Monday and Tuesday morning in Los Angeles, then at Tuesday 12:00 the zone is set to Asia/Tokyo
-    (already Wednesday 04:00 there): no "not running" notice; Tokyo's Tuesday evening report, which no zone
-    sent, goes out now, once."""
+    (already Wednesday 04:00 there): no "not running" notice, and Tokyo's Tuesday evening report, 10 hours past
+    its time, is not posted as if on time (Los Angeles' Tuesday morning covered those hours); Tokyo's reports then
+    go out at their times."""
     clock = FakeClock(at(LA, 2026, 6, 8, 9, 0, 30))
     async with start_bot(dsn, fake_slack, clock=clock, STORE_TIMEZONE="America/Los_Angeles",
                          SALESPULSE_ADMINS=ADMIN) as bot:
@@ -87,9 +89,11 @@ async def test_changing_the_time_zone_does_not_claim_the_bot_was_down(dsn: str, 
         state = state_of(await open_settings(bot))
         put(state, view.TZ, value="Asia/Tokyo")
         assert await submit(bot, state) == (200, {})
-        sent = await Reporter.from_deps(bot.deps).run_due()
-        assert [(s.slot.kind.value, s.slot.day, s.status, s.late) for s in sent] == [
-            ("evening", dt.date(2026, 6, 9), "sent", False)]
+        assert await Reporter.from_deps(bot.deps).run_due() == []
+        assert await notices(bot.deps.pool) == []
+        done = await tick(bot, clock, at(TOKYO, 2026, 6, 10, 18, 5))
+        assert [(kind, day) for kind, day, *_ in done] == [
+            ("morning", dt.date(2026, 6, 10)), ("evening", dt.date(2026, 6, 10))]
         assert await notices(bot.deps.pool) == []
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 
 from bot import __version__
+from bot.alerts.business_time import business_time_between
 from bot.answers.hourly import Hourly, last_24_hours
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot, gather_within, health_snapshot, sales_snapshot
 from bot.currency import CurrencyChoice
@@ -49,7 +50,10 @@ async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnap
                         overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after,
                         socket=deps.socket.state if deps.socket is not None else None),
         gather_within(deps.pool, {"rhythm": lambda db: _has_rhythm(deps, db, now=now)}, budget=budget))
-    return dataclasses.replace(snapshot, rhythm=got.get("rhythm"))
+    last = snapshot.last_order_at
+    silence = None if last is None else \
+        business_time_between(last, now, tz=s.tz, hours=s.business_hours, days=s.business_days)
+    return dataclasses.replace(snapshot, rhythm=got.get("rhythm"), order_silence=silence)
 
 
 async def _has_rhythm(deps: Deps, db: Executor, *, now: dt.datetime) -> bool:

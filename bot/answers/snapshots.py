@@ -168,17 +168,20 @@ class HealthSnapshot:
     stuck_after: dt.timedelta = STUCK_AFTER  # the rule's threshold in force
     socket: SocketState | None = None  # None unless Socket Mode is configured (an app token)
     rhythm: bool | None = None  # the store has a rhythm (None: not known in time)
+    # Business time since the last order (bot/alerts/business_time.py), as gather_health reckons it: the night and
+    # closed days are not silence. None: no order yet, or not reckoned.
+    order_silence: dt.timedelta | None = None
 
     @property
     def order_silence_suspicious(self) -> bool:
-        """No order for over an hour during business hours (the guide's 'when to worry'); with a rhythm, while
-        `sales_stopped` fires: the silence is improbable for this hour. A small store's quiet afternoon, hours long
-        and usual, is no fault, and a busy one's 40 silent minutes at its peak are."""
+        """No order for over an hour of business time, asked in business hours (the guide's 'when to worry'); with a
+        rhythm, while `sales_stopped` fires: the silence is improbable for this hour. A small store's quiet
+        afternoon, hours long and usual, is no fault, and a busy one's 40 silent minutes at its peak are."""
         if self.rhythm and self.alerts is not None:
             return any(a.rule == RHYTHM_SILENCE_RULE for a in self.alerts)
-        if not self.in_business_hours or self.last_order_at is None:
+        if not self.in_business_hours or self.order_silence is None:
             return False
-        return self.now - self.last_order_at > dt.timedelta(hours=1)
+        return self.order_silence > dt.timedelta(hours=1)
 
     @property
     def delivery_stuck(self) -> bool:

@@ -66,6 +66,12 @@ def _socket_line(s: HealthSnapshot, tz: ZoneInfo) -> str | None:
             f" ({ago(s.now - s.socket.since)}): commands, buttons and App Home wait{error}")
 
 
+def _hours_minutes(span: dt.timedelta | None) -> str:
+    """A business time as "1 h 20 min" (whole minutes)."""
+    hours, minutes = divmod(int((span or dt.timedelta()).total_seconds()) // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 def _activity_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     lines = []
     if s.last_webhook_at is not None:
@@ -75,7 +81,8 @@ def _activity_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     if s.last_order_at is not None:
         light = WARN if s.order_silence_suspicious else OK
         note = "" if not s.order_silence_suspicious else \
-            " — unusually long for this hour (Sales stopped)" if s.rhythm else " — over an hour in business hours"
+            " — unusually long for this hour (Sales stopped)" if s.rhythm else \
+            f" — {_hours_minutes(s.order_silence)} of business hours without one"
         lines.append(f"{light} *Last order* {local(s.last_order_at, tz):%a %H:%M}"
                      f" ({ago(s.now - s.last_order_at)}){note}")
     elif "last order" not in s.missing:

@@ -21,6 +21,7 @@ from bot.delivery.files import UploadResult, share_once, upload_content
 from bot.delivery.senders import Status
 from bot.deps import Deps
 from bot.reports.chart import render_chart
+from bot.reports.claims import claim, log_dropped, missed_key, period, preview_prefix, recorded_row, stands_for
 from bot.reports.figures import Figures, gather
 from bot.reports.schedule import LATE_AFTER, Slot, recent_slots
 from queries import outbox, report_beats, report_periods
@@ -33,21 +34,6 @@ log = logging.getLogger(__name__)
 MAX_CHART_ATTEMPTS: Final = 5
 # The report job's heartbeats are read back to yesterday's first report at most (two days); kept a day longer.
 HEARTBEATS_KEPT: Final = dt.timedelta(days=3)
-
-
-def period(slot: Slot) -> str:
-    """The report's name, "report:evening:2026-06-09": its message's dedupe key, and its period's lock."""
-    return f"report:{slot.kind.value}:{slot.day.isoformat()}"
-
-
-def preview_prefix(slot: Slot) -> str:
-    """How the dedupe keys of the report's early versions (figures so far) begin; the instant made follows."""
-    return f"report-preview:{slot.kind.value}:{slot.day.isoformat()}:"
-
-
-def missed_key(slot: Slot) -> str:
-    """The dedupe key of the notice that the report was not sent at its time."""
-    return f"report-missed:{slot.kind.value}:{slot.day.isoformat()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +91,10 @@ class Reporter:
             return await gather(conn, slot, settings=self.settings, now=now)
 
     async def already_recorded(self, slots: list[Slot]) -> set[tuple[str, dt.date]]:
-        """(kind, day) of the given slots that were sent or noticed as missed already."""
-        rows = await q.recorded(self.pool, days=sorted({s.day for s in slots}))
-        return {(r.kind, r.local_date) for r in rows}
+        """(kind, day) of the given slots that were sent or noticed as missed already (in the zone in force)."""
+        rows = {(r.kind, r.local_date): r for r in await q.recorded(self.pool, days=sorted({s.day for s in slots}))}
+        return {(s.kind.value, s.day) for s in slots
+                if (row := rows.get((s.kind.value, s.day))) is not None and stands_for(row, s, self.settings.tz)}
 
     async def send(self, slot: Slot, *, source: str, late: bool = False) -> Sent | None:
         """Render and record the report of `slot` with its message, once; None when it was sent already."""
@@ -120,15 +107,14 @@ class Reporter:
                              chart_note=f"Chart saved to {path}" if to_file else None)
         async with self.pool.acquire() as conn, conn.transaction():
             await report_periods.lock_period(conn, period=period(slot))
-            if not await q.record(conn, kind=slot.kind.value, local_date=slot.day, status="sent",
-                                  scheduled_at=slot.scheduled_at, recorded_at=now, late=late, source=source,
-                                  chart_status="saved" if to_file else "pending",
-                                  chart_png=None if to_file else png):
+            suffix = await claim(conn, slot, tz=self.settings.tz, status="sent", at=now, late=late, source=source,
+                                 chart_status="saved" if to_file else "pending", chart_png=None if to_file else png)
+            if suffix is None:
                 return None
             # Figures so far, or a "was not sent" notice (this report sent on demand after all), still waiting for
             # Slack would be posted after the report: they never are.
             await report_periods.supersede(conn, prefixes=[preview_prefix(slot), missed_key(slot)])
-            outbox_id = await outbox.enqueue(conn, dedupe_key=period(slot),
+            outbox_id = await outbox.enqueue(conn, dedupe_key=period(slot) + suffix,
                                              channel="reports", kind="report", payload=msg.as_payload())
             await q.set_outbox(conn, kind=slot.kind.value, local_date=slot.day, outbox_id=outbox_id)
         if to_file:
@@ -144,7 +130,7 @@ class Reporter:
         msg = report_message(await self.figures(slot, now=now), tz=self.settings.tz)
         async with self.pool.acquire() as conn, conn.transaction():
             await report_periods.lock_period(conn, period=period(slot))
-            if any(r.kind == slot.kind.value for r in await q.recorded(conn, days=[slot.day])):
+            if (row := await recorded_row(conn, slot)) is not None and stands_for(row, slot, self.settings.tz):
                 return None
             outbox_id = await outbox.enqueue(conn, dedupe_key=f"{preview_prefix(slot)}{now.isoformat()}",
                                              channel="reports", kind="report_preview", payload=msg.as_payload())
@@ -173,12 +159,12 @@ class Reporter:
             # No report ever due before this one: a fresh install, nothing was missed.
             if not await q.any_before(conn, at=slot.scheduled_at):
                 return None
-            if not await q.record(conn, kind=slot.kind.value, local_date=slot.day, status="missed",
-                                  scheduled_at=slot.scheduled_at, recorded_at=self.clock(), late=True,
-                                  source="scheduler", chart_status="none", chart_png=None):
+            suffix = await claim(conn, slot, tz=self.settings.tz, status="missed", at=self.clock(), late=True,
+                                 source="scheduler")
+            if suffix is None:
                 return None
             await report_periods.supersede(conn, prefixes=[preview_prefix(slot)])  # they would follow the notice
-            outbox_id = await outbox.enqueue(conn, dedupe_key=missed_key(slot),
+            outbox_id = await outbox.enqueue(conn, dedupe_key=missed_key(slot) + suffix,
                                              channel="reports", kind="report_missed", payload=msg.as_payload())
             await q.set_outbox(conn, kind=slot.kind.value, local_date=slot.day, outbox_id=outbox_id)
         log.warning("%s report for %s was missed (the bot was down)", slot.kind.value, slot.day)
@@ -190,17 +176,24 @@ class Reporter:
         The heartbeats say whether the bot was running: a report is late ("when salespulse was not running") only
         if the job did not run at its time, and missed only if it did not run at all before its deadline. A report
         that was not recorded although the job ran then was put there by a settings change (a time moved earlier,
-        another zone): it goes out now, once, as a plain report."""
+        another zone): it goes out now, once, as a plain report — past its deadline only if it is today's latest
+        (local); yesterday's, or a morning the evening has followed, would be stale news and is dropped."""
         slots = recent_slots(now, self.settings)
         done = await self.already_recorded(slots) if slots else set()
+        today = now.astimezone(self.settings.tz).date()
         plans = []
         for slot in (s for s in slots if (s.kind.value, s.day) not in done):
             if now < slot.deadline:
                 at_its_time = min(now, slot.scheduled_at + LATE_AFTER)
                 late = slot.is_late(now) and not await self._ran(slot.scheduled_at, at_its_time)
                 plans.append(Plan(slot, missed=False, late=late))
-            else:
-                plans.append(Plan(slot, missed=not await self._ran(slot.scheduled_at, slot.deadline), late=False))
+            elif not await self._ran(slot.scheduled_at, slot.deadline):
+                plans.append(Plan(slot, missed=True, late=False))
+            elif (slot.day != today or slot != slots[-1]) and \
+                    await self._ran(slot.scheduled_at, slot.scheduled_at + LATE_AFTER):
+                log_dropped(slot)  # the job ran at its time: a settings change put it there, long past
+            else:  # today's latest, or the bot came back (and so planned it) before its deadline
+                plans.append(Plan(slot, missed=False, late=False))
         return plans
 
     async def _ran(self, start: dt.datetime, end: dt.datetime) -> bool:

@@ -1,0 +1,6 @@
+-- Which real day a report's record stands for. `local_date` is a day in the time zone in force when the report was
+-- due; after a zone change the same date is another stretch of time (Tokyo's Wednesday is over before Los Angeles'
+-- begins), so a record stands for the new zone's report of that date only if the two days began less than half a
+-- day apart (bot/reports/claims.py); otherwise that report takes the row over (queries/reports.py RECORD). NULL:
+-- recorded before this migration, read as standing for the date if it was due on it in the zone in force now.
+ALTER TABLE reports ADD COLUMN day_start timestamptz;  -- the instant local_date began, in the zone in force then
