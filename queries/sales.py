@@ -57,29 +57,35 @@ HAVING sum(orders) <> 0
  ORDER BY 1, 2
 """
 
-# Refunds made, each at its own time (migration 0042: a refund's step, or a void's, giving money back): whole days
-# and hours from sales_rollups, at most an hour at either edge from refund_steps. The edges are a LATERAL subquery
-# fenced by OFFSET 0, so each is an index range on refund_steps_at_idx (as a plain join the planner read the whole
-# index and filtered it, the join clause not being an index condition it would parameterise). A currency whose
-# refunds and voids net to no count but moved money still shows.
+# Refunds made, each at its own time, and apart from them those that failed or were canceled (migration 0042: a
+# refund's step, or a void's, giving money back; 0045 sums the voids apart): whole days and hours from
+# sales_rollups, at most an hour at either edge from refund_steps. The edges are a LATERAL subquery fenced by
+# OFFSET 0, so each is an index range on refund_steps_at_idx (as a plain join the planner read the whole index and
+# filtered it, the join clause not being an index condition it would parameterise). Per currency a row of the
+# refunds made (count, amount) and one of the voids (negative count and amount: the money back), each when any.
 REFUNDS: Final = """
 WITH parts AS (
-    SELECT currency, refunds AS orders, refunded AS revenue
+    SELECT currency, refunds + voids AS made, refunded + voided AS made_amount, voids, voided
       FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT currency, refunds, refunded
+    SELECT currency, refunds + voids, refunded + voided, voids, voided
       FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
     UNION ALL
-    SELECT s.currency, s.refunds, s.amount
+    SELECT s.currency, greatest(s.refunds, 0), CASE WHEN s.refunds > 0 THEN s.amount ELSE 0 END,
+           greatest(-s.refunds, 0), CASE WHEN s.refunds < 0 THEN -s.amount ELSE 0 END
       FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w (lo, hi)
      CROSS JOIN LATERAL (SELECT currency, refunds, amount FROM refund_steps
                           WHERE at >= w.lo AND at < w.hi OFFSET 0) AS s
+), summed AS (
+    SELECT currency, sum(made) AS made, sum(made_amount) AS made_amount, sum(voids) AS voids, sum(voided) AS voided
+      FROM parts
+     GROUP BY currency
 )
-SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue
-  FROM parts
- GROUP BY currency
-HAVING sum(orders) <> 0 OR sum(revenue) <> 0
- ORDER BY revenue DESC, currency
+SELECT s.currency, k.orders::bigint AS orders, k.revenue::bigint AS revenue
+  FROM summed AS s
+ CROSS JOIN LATERAL (VALUES (s.made, s.made_amount), (-s.voids, -s.voided)) AS k (orders, revenue)
+ WHERE k.orders <> 0
+ ORDER BY k.orders < 0, abs(k.revenue) DESC, s.currency
 """
 
 LAST_ORDER_AT: Final = """
@@ -169,8 +175,9 @@ async def window_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -
 
 
 async def refunds(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
-    """Refunds made in [start, end) and the amount given back, per currency: each refund counted at its own time,
-    a refund that failed or was canceled taken off (-1, its amount) when it did."""
+    """Refunds made in [start, end) and the amount given back, per currency, each refund counted at its own time;
+    then, in rows of their own, the refunds that failed or were canceled in [start, end), as a negative count and
+    amount (the money back). Never netted: the rows of a currency add up to what it refunded net."""
     pieces = cover(start, end, widths=(DAY, HOUR))
     return _totals(await db.fetch(REFUNDS, *pieces.args("day", "hour", "raw")))
 

@@ -33,18 +33,18 @@ SELECT date_trunc($3, created_at, $4)  AS bucket,
 """
 
 # Each order's refund steps (migration 0042's refund_steps_of(), from what Stripe said of its refunds): a refund made
-# counts 1 and its amount at its own time, one voided -1 and its amount back at the void's.
+# counts 1 and its amount at its own time; one voided counts in a row of its own, -1 and its amount back, at the
+# void's.
 REFUNDS_RAW: Final = """
-SELECT coalesce(o.currency, '')     AS currency,
-       sum(s.refunds)               AS orders,
-       coalesce(sum(s.amount), 0)   AS revenue
+SELECT coalesce(o.currency, '')                   AS currency,
+       sign(s.refunds)::int * count(*)            AS orders,
+       coalesce(sum(s.amount), 0)                 AS revenue
   FROM orders AS o
  CROSS JOIN LATERAL refund_steps_of(o.refund_ledger, o.payment_status, o.amount_refunded, o.refunded_at) AS s
  WHERE (o.refund_ledger <> '{}' OR o.refunded_at IS NOT NULL)
    AND s.at >= $1 AND s.at < $2
- GROUP BY 1
-HAVING sum(s.refunds) <> 0 OR sum(s.amount) <> 0
- ORDER BY revenue DESC, currency
+ GROUP BY 1, sign(s.refunds)
+ ORDER BY sign(s.refunds) < 0, abs(coalesce(sum(s.amount), 0)) DESC, currency
 """
 
 CONVERSION_RAW: Final = """
@@ -61,6 +61,11 @@ UNIQUE_CUSTOMERS: Final = """
 SELECT count(DISTINCT hashtextextended(customer_email, 0))
   FROM orders
  WHERE payment_status = 'completed'
+   AND created_at >= $1 AND created_at < $2
+"""
+
+ORDERS_WITHOUT_EMAIL: Final = """
+SELECT count(*) FROM orders WHERE payment_status = 'completed' AND customer_email IS NULL
    AND created_at >= $1 AND created_at < $2
 """
 
@@ -82,7 +87,8 @@ async def trend(db: Executor, *, start: dt.datetime, end: dt.datetime, bucket: s
 
 
 async def refunds(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[CurrencyTotal]:
-    """Refunds made in [start, end) and the amount given back, per currency, from the orders alone."""
+    """Refunds made in [start, end) and the amount given back, per currency, then those that failed or were
+    canceled (negative count and amount), from the orders alone."""
     return _totals(await db.fetch(REFUNDS_RAW, start, end))
 
 
@@ -95,4 +101,10 @@ async def conversion(db: Executor, *, start: dt.datetime, end: dt.datetime) -> C
 async def unique_customers(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
     """Distinct customer emails among completed orders in [start, end), counted exactly."""
     value: int = await db.fetchval(UNIQUE_CUSTOMERS, start, end)
+    return value
+
+
+async def orders_without_email(db: Executor, *, start: dt.datetime, end: dt.datetime) -> int:
+    """Completed orders in [start, end) without a customer email, counted in the orders."""
+    value: int = await db.fetchval(ORDERS_WITHOUT_EMAIL, start, end)
     return value

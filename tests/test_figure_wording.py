@@ -76,12 +76,12 @@ async def test_conversion_with_a_key_needs_no_caveat(dsn: str, fake_slack: FakeS
 
 
 def test_refunds_made_never_read_as_a_negative_count() -> None:
-    """Refund steps net per currency (a refund made +1, one that failed −1 with its amount back): what nets to money
-    back, or to money with no refund left, is said in words beside the refunds made, never as "-1 · -$10.00"."""
+    """The refunds made, then the money back from refunds that failed or were canceled (rows of their own, negative:
+    queries.sales.refunds) in words beside them, never netted and never as "-1 · -$10.00"."""
     usd, eur = CurrencyTotal("USD", 2, 2500), CurrencyTotal("EUR", 1, 500)
     assert refunds_text([]) == "none" and refunds_text([], noun=True) == "no refunds"
     assert refunds_text([usd, eur]) == "3 · $25.00 + €5.00"
     assert refunds_text([usd], noun=True) == "2 refunds · $25.00"
-    back, net = CurrencyTotal("GBP", -1, -1000), CurrencyTotal("EUR", 0, 500)
-    assert refunds_text([usd, back]) == "2 · $25.00 · net −£10.00 after refunds that failed or were canceled"
-    assert refunds_text([net]) == "net +€5.00 after refunds that failed or were canceled"
+    back = CurrencyTotal("GBP", -1, -1000)
+    assert refunds_text([usd, back]) == "2 · $25.00 · £10.00 back (1 failed or canceled)"
+    assert refunds_text([back]) == "none · £10.00 back (1 failed or canceled)"

@@ -145,17 +145,18 @@ async def test_two_partial_refunds_in_every_order_of_arrival(store: Bot, version
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_a_refund_that_fails_the_next_day_comes_off_that_day(store: Bot, version: str) -> None:
     """$10 refunded on day 1 fails on day 2: day 1 still gave back $10 (the past does not change), day 2 shows the
-    money back (a count of -1 and -$10.00, which /sales words as money back, not as a count), and the two days
-    together none — in every order of arrival and API version."""
+    money back (a row of its own, -1 and -$10.00, which /sales words as money back, not as a count), and the two days
+    together the refund made and the money back, never netted to nothing — in every order of arrival and API
+    version."""
     refund = refund_object("re_day1", 1000, created=int(DAY1.timestamp()), status="failed")
     events = {"sale": sale_on_day1(version),
               "refunded": charge_refunded(version, 1000, at=int(DAY1.timestamp()), event_id="evt_ref1"),
               **{e["type"]: e for e in failure_events(version, refund, at=int(DAY2.timestamp()))}}
     figures, _ = await every_arrival(store, events)
-    assert figures == [usd(1, 1000), usd(-1, -1000), []]
+    assert figures == [usd(1, 1000), usd(-1, -1000), usd(1, 1000) + usd(-1, -1000)]
     assert await store.deps.pool.fetchval("SELECT amount_refunded FROM orders") == 0
     assert [refunds_line(await store.command("/sales", arg)) for arg in ("2026-06-10", "today")] == [
-        "1 · $10.00", "net −$10.00 after refunds that failed or were canceled"]
+        "1 · $10.00", "none · $10.00 back (1 failed or canceled)"]
 
 
 def reference_steps(ledger: dict[str, Any], status: str) -> list[tuple[int, int, int]]:
@@ -230,7 +231,7 @@ async def test_the_upgrade_moves_refunds_stored_before_onto_their_steps(empty_ds
         assert [tuple(r) for r in await conn.fetch(STEPS)] == [
             ("o_old", DAY1, 4900, 1, "USD"), ("o_two", DAY1, 1000, 1, "USD"), ("o_two", DAY2, 500, 1, "USD"),
             ("o_void", DAY1, 1000, 1, "USD"), ("o_void", DAY2, -1000, -1, "USD")]
-        assert await by_day(conn) == [usd(3, 6900), [CurrencyTotal("USD", 0, -500)], usd(3, 6400)]
+        assert await by_day(conn) == [usd(3, 6900), usd(1, 500) + usd(-1, -1000), usd(4, 7400) + usd(-1, -1000)]
         await kept_as_rebuilt(conn)
     finally:
         await conn.close()

@@ -90,7 +90,9 @@ def sales_json(today: SalesSnapshot, hourly: Hourly | None) -> dict[str, Any]:
                   **_store_money(today.store, today.store_note),
                   "unique_customers": today.customers,
                   # None when exact; else the relative error bound of the sketch's estimate (0.03)
-                  "unique_customers_error": today.customers_error},
+                  "unique_customers_error": today.customers_error,
+                  # completed orders with no email: unique_customers (distinct emails) cannot count their customers
+                  "orders_without_email": None if today.customers is None else today.customers_without_email},
         "hourlySales": _hourly_sales(hourly, currency, today.store_note),
         "pendingCheckouts": today.pending_checkouts,
         "conversion": None if conv is None else {"started": conv.started, "completed": conv.completed,

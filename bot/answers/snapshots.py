@@ -97,6 +97,7 @@ class SalesSnapshot:
     conversion: Conversion | None
     missing: tuple[str, ...] = ()
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
+    customers_without_email: int = 0  # the period's orders with no email: `customers` cannot count theirs
     pace: Pace | None = None  # today only, once the store has a rhythm
     subscriptions: MrrSummary | None = None  # MRR now, a week ago, the last 30 days' movements (bot/blocks/mrr.py)
     store: StoreTotals | None = None  # the period in the store currency (bot/currency.py)
@@ -132,6 +133,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         period=period, now=now, last_order_at=got.get("last order"),
         customers=None if customers is None else customers.count,
         customers_error=None if customers is None else customers.error,
+        customers_without_email=0 if customers is None else customers.without_email,
         refunds=got.get("refunds"), trend=got.get("trend"), pending_checkouts=got.get("pending checkouts"),
         conversion=got.get("conversion"), missing=missing, pace=got.get("pace"),
         subscriptions=got.get("subscriptions"), **totals_fields(currency, got),

@@ -1,11 +1,11 @@
-"""Store-currency wording shared by /sales, the App Home, the reports and the dashboard: gross, net, and the
-per-currency breakdown beside them. Pure: StoreTotals in, strings out."""
+"""Figure wording shared by /sales, the App Home, the reports and the dashboard: gross, net, and the per-currency
+breakdown beside them; refunds made and those that failed; unique customers. Pure: figures in, strings out."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.blocks.common import counted
+from bot.blocks.common import count_text, counted
 from bot.currency import StoreTotals
 from bot.money import format_money, format_totals
 from queries.sales import CurrencyTotal
@@ -52,18 +52,30 @@ def average_text(st: StoreTotals) -> str | None:
 
 
 def refunds_text(totals: Sequence[CurrencyTotal], *, noun: bool = False) -> str:
-    """Refunds made in a period: "2 · $25.00 + €5.00" ("2 refunds · …" with `noun`), or "none". A refund that failed
-    or was canceled counts −1 and its amount back when it did (refund_steps), so a currency can net to nothing made:
-    it then reads "net −$10.00 after refunds that failed or were canceled", never "−1 · −$10.00"."""
-    made = [t for t in totals if t.orders > 0 and t.revenue >= 0]
-    parts = []
+    """Refunds made in a period, then the money back from refunds that failed or were canceled in it, never netted
+    (queries.sales.refunds gives these as rows of their own, negative): "2 · $25.00 + €5.00" ("2 refunds · …" with
+    `noun`), "1 · $10.00 · $30.00 back (1 failed or canceled)", "none · $30.00 back (…)", or "none"."""
+    made = [t for t in totals if t.orders > 0]
+    voided = [t for t in totals if t.orders < 0]
     if made:
         count = sum(t.orders for t in made)
         money = " + ".join(format_money(t.revenue, t.currency) for t in made)
-        parts.append(f"{counted(count, 'refund') if noun else f'{count:,}'} · {money}")
-    for t in totals:
-        if t not in made and t.revenue:
-            sign = "−" if t.revenue < 0 else "+"
-            parts.append(f"net {sign}{format_money(abs(t.revenue), t.currency)} after refunds that failed or were"
-                         " canceled")
-    return " · ".join(parts) or ("no refunds" if noun else "none")
+        text = f"{counted(count, 'refund') if noun else f'{count:,}'} · {money}"
+    else:
+        text = "no refunds" if noun and not voided else "none"
+    if voided:
+        back = " + ".join(format_money(-t.revenue, t.currency) for t in voided)
+        text += f" · {back} back ({-sum(t.orders for t in voided):,} failed or canceled)"
+    return text
+
+
+def customers_text(count: int, error: float | None = None, *, without_email: int = 0) -> str:
+    """Unique customers (distinct emails) and the orders no count can include: "2 (+1 order without an email)",
+    "≈15,200 (±3.0%; +40 orders without an email)", or "unknown (no email on the 3 orders)" when none had one."""
+    if not without_email:
+        return count_text(count, error)
+    if count == 0:
+        return "unknown (no email on the order)" if without_email == 1 else \
+            f"unknown (no email on the {without_email:,} orders)"
+    rest = f"+{counted(without_email)} without an email"
+    return f"{count:,} ({rest})" if error is None else f"≈{count:,} (±{error:.1%}; {rest})"

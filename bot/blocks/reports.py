@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bot.blocks.common import change, count_text, counted
-from bot.blocks.currency import gross_text, net_text, refunds_text
+from bot.blocks.common import change, counted
+from bot.blocks.currency import customers_text, gross_text, net_text, refunds_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_report_line
@@ -190,7 +190,8 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
                           f" {day_label(f.slot.day - dt.timedelta(days=7))}\n" + "\n".join(comparison_lines(f.day))))
     if f.pace is not None:
         blocks.append(pace_block(f.pace))
-    blocks.append(fields(("Unique customers", count_text(f.customers, f.customers_error)),
+    blocks.append(fields(("Unique customers", customers_text(f.customers, f.customers_error,
+                                                             without_email=f.customers_without_email)),
                          ("Refunds made", refunds_text(f.refunds, noun=True)),
                          ("Disputes", _totals(f.disputes, "dispute")),
                          ("Payment failures", str(f.payment_failures))))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.answers.snapshots import SalesSnapshot
-from bot.blocks.common import ago, change, count_text, counted, missing_context, share_actions, sparkline
-from bot.blocks.currency import average_text, breakdown_text, gross_text, net_text, refunds_text
+from bot.blocks.common import ago, change, counted, missing_context, share_actions, sparkline
+from bot.blocks.currency import average_text, breakdown_text, customers_text, gross_text, net_text, refunds_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_blocks
@@ -109,9 +109,10 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
             blocks.append(context(breakdown_text(totals)))
     else:
         pairs, blocks = _per_currency(totals, previous, orders=f"{orders:,}{vs}", note=s.store_note)
-    pairs.append(("Customers", count_text(s.customers, s.customers_error) if s.customers is not None else UNKNOWN))
+    pairs.append(("Customers", UNKNOWN if s.customers is None
+                  else customers_text(s.customers, s.customers_error, without_email=s.customers_without_email)))
     refunds = UNKNOWN if s.refunds is None else refunds_text(s.refunds)
-    pairs.append(("Refunds made", refunds))  # in the period, of any order: not the net's
+    pairs.append(("Refunds made", refunds))  # in the period, of any order (not the net's); failed ones apart
     return [fields(*pairs), *blocks]
 
 

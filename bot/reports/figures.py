@@ -98,6 +98,7 @@ class EveningFigures:
     chart: HourlyRevenue
     recovered: int = 0  # events the webhook missed that the Events API recovered today
     customers_error: float | None = None  # relative error bound when `customers` is an estimate
+    customers_without_email: int = 0  # the day's orders with no email: `customers` cannot count theirs
     pace: Pace | None = None  # the day projected to midnight against a usual one, once there is a rhythm
 
 
@@ -248,6 +249,7 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
     store = day.store.currency if day.store is not None else None
     return EveningFigures(
         slot=slot, now=now, day=day, customers=customers.count, customers_error=customers.error,
+        customers_without_email=customers.without_email,
         top_products=tuple(await reports.top_products(db, start=start, end=end, limit=TOP_PRODUCTS, store=store)),
         refunds=tuple(await sales.refunds(db, start=start, end=end)),
         disputes=tuple(CurrencyTotal(code, count, amount) for code, count, amount in dispute_rows),

@@ -15,8 +15,8 @@ from bot.answers.hourly import Hourly
 from bot.answers.json_views import primary_currency
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
-from bot.blocks.common import ago, change, count_text, counted
-from bot.blocks.currency import breakdown_text, gross_text, net_text
+from bot.blocks.common import ago, change, counted
+from bot.blocks.currency import breakdown_text, customers_text, gross_text, net_text
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
 from bot.currency import pending_of
@@ -76,7 +76,8 @@ def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
         else money_list(s.last_hour),
         "last_order": last,
         "today_orders": _count(s.totals), "today_vs": vs, **_today_money(s),
-        "today_customers": UNKNOWN if s.customers is None else count_text(s.customers, s.customers_error),
+        "today_customers": UNKNOWN if s.customers is None
+        else customers_text(s.customers, s.customers_error, without_email=s.customers_without_email),
         "pending": UNKNOWN if s.pending_checkouts is None else str(s.pending_checkouts),
         "conversion": rate, "conversion_detail": detail,
     }
