@@ -25,6 +25,11 @@ SELECT count(*)
   FROM (SELECT 1 FROM outbox AS o WHERE {_BURSTABLE.format(kind="$2")} LIMIT 2) AS s
 """
 
+# A ping's title: its text's start before ": " ("❌ Refund failed" of "❌ Refund failed: $49.00 — …"); NULL for a text
+# without one, and for a sale (rendered from its fields: a 5,000-sale burst reads no text).
+_TITLE: Final = """CASE WHEN {o}.kind <> 'sale'
+           THEN nullif(split_part({o}.payload ->> 'text', ': ', 1), {o}.payload ->> 'text') END"""
+
 # Totals per currency of the covered messages that match `{where}`.
 _TOTALS: Final = """(SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{{}}')
           FROM (SELECT currency, sum(amount) AS total
@@ -32,7 +37,8 @@ _TOTALS: Final = """(SELECT coalesce(jsonb_object_agg(t.currency, t.total), '{{}
                  WHERE {where} AND currency IS NOT NULL AND amount IS NOT NULL
                  GROUP BY currency) AS t)"""
 # What a burst message says about the messages it covers (the CTE `covered` of the statement it ends): their
-# kind, count, first and last time, totals per currency (all, new sales', renewals'), how many are renewals, and the
+# kind, count, first and last time, totals per currency (all, new sales', renewals'), how many are renewals, how many
+# have each title (of all, not only the listed: a burst of refunds failed and canceled counts each kind), and the
 # first $2 with their payloads (a sale's fields, any other ping's text). Shared by the claim and the look-up of a
 # recorded attempt, so both describe it the same way.
 _SUMMARY: Final = f"""
@@ -44,6 +50,8 @@ _SUMMARY: Final = f"""
        {_TOTALS.format(where="true")}                                      AS totals,
        {_TOTALS.format(where="NOT renewal")}                               AS sale_totals,
        {_TOTALS.format(where="renewal")}                                   AS renewal_totals,
+       (SELECT coalesce(jsonb_object_agg(t.title, t.n), '{{}}')
+          FROM (SELECT title, count(*) AS n FROM covered WHERE title IS NOT NULL GROUP BY title) AS t) AS titles,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'id', f.id, 'amount', f.amount, 'currency', f.currency, 'created_at', f.created_at,
                    'sale', o.payload -> 'sale', 'text', o.payload ->> 'text', 'renewal', f.renewal)
@@ -60,7 +68,8 @@ _SUMMARY: Final = f"""
 # channel's only poster; SKIP LOCKED keeps the claim from ever waiting on a row someone else holds.
 CLAIM_BURST: Final = f"""
 WITH due AS (
-    SELECT o.id, o.amount, o.currency, o.created_at, {RENEWAL_SALE.format(o="o")} AS renewal
+    SELECT o.id, o.amount, o.currency, o.created_at, {RENEWAL_SALE.format(o="o")} AS renewal,
+           {_TITLE.format(o="o")} AS title
       FROM outbox AS o
      WHERE {_BURSTABLE.format(kind="$3")}
      ORDER BY o.id
@@ -78,7 +87,8 @@ SELECT (SELECT outbox_id FROM attempt)                                         A
 # The same summary of the sales a recorded burst attempt covers (those still pending).
 BURST_VIEW: Final = f"""
 WITH covered AS (
-    SELECT o.id, o.amount, o.currency, o.created_at, {RENEWAL_SALE.format(o="o")} AS renewal
+    SELECT o.id, o.amount, o.currency, o.created_at, {RENEWAL_SALE.format(o="o")} AS renewal,
+           {_TITLE.format(o="o")} AS title
       FROM outbox AS o
      WHERE o.id IN (SELECT unnest(covers) FROM delivery_attempts WHERE outbox_id = $1)
        AND o.status = 'pending'
@@ -159,6 +169,7 @@ class BurstSummary:
     renewals: int = 0  # of `count`, sales that renewed a subscription (held to the hour's end: SUBSCRIPTION_RENEWALS)
     sale_totals: dict[str, int] = field(default_factory=dict)  # the new sales' totals per currency
     renewal_totals: dict[str, int] = field(default_factory=dict)  # the renewals'
+    titles: dict[str, int] = field(default_factory=dict)  # of `count`, how many pings have each title (_TITLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +193,8 @@ def _summary(row: Any) -> BurstSummary | None:
                    for s in row["listed"])
     return BurstSummary(ref=row["ref"], count=row["count"], first_at=row["first_at"], last_at=row["last_at"],
                         totals=_amounts(row["totals"]), listed=listed, kind=row["kind"], renewals=row["renewals"],
-                        sale_totals=_amounts(row["sale_totals"]), renewal_totals=_amounts(row["renewal_totals"]))
+                        sale_totals=_amounts(row["sale_totals"]), renewal_totals=_amounts(row["renewal_totals"]),
+                        titles=_amounts(row["titles"]))
 
 
 def _amounts(totals: dict[str, Any]) -> dict[str, int]:

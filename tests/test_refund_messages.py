@@ -21,6 +21,7 @@ from bot.blocks.elements import when
 from bot.blocks.ping_burst import PingBurstView, ping_burst_message
 from bot.blocks.refund_pings import (
     CANCELED_NOTE,
+    CANCELED_TITLE,
     FAILED_NOTE,
     FAILED_TITLE,
     FAILURE_REASONS,
@@ -212,16 +213,18 @@ def test_the_message_masks_escapes_and_uses_the_store_zone() -> None:
 
 
 def test_many_at_once_go_out_as_one_message() -> None:
-    """Refunds failing together (a bank returning a batch) are coalesced like failed payments, each listed whole."""
+    """Refunds failing together (a bank returning a batch) are coalesced like failed payments, each kind counted
+    (tests/test_refund_burst_mix.py: from the outbox, beyond the ten listed) and each line marked by its own."""
     lines = [refund_void_message(VIEW, tz=UTC).text,
              refund_void_message(replace(VIEW, canceled=True), tz=UTC).text]
-    msg = ping_burst_message(PingBurstView("refund_void", 2, AT, AT, lines), tz=UTC)
+    titles = {FAILED_TITLE: 1, CANCELED_TITLE: 1}
+    msg = ping_burst_message(PingBurstView("refund_void", 2, AT, AT, lines, titles=titles), tz=UTC)
     assert_valid_message(msg)
     listed = json.dumps(msg.as_payload(), ensure_ascii=False)
-    assert msg.text == "⚠️ 2 refunds failed or canceled in the last minute"
-    # A failure is listed as its amount and reason (the headline says what they are); a cancellation keeps its title.
-    assert "• $49.00 — The card was reported lost or stolen" in listed and FAILED_TITLE not in listed
-    assert "• 🚫 Refund canceled: $49.00" in listed
+    assert msg.text == "⚠️ 1 refund failed, 1 was canceled in the last minute"
+    # Each listed as its amount and reason, marked by its kind (the headline says what they are), without its title.
+    assert "• ❌ $49.00 — The card was reported lost or stolen" in listed and FAILED_TITLE not in listed
+    assert "• 🚫 $49.00 — The card was reported lost or stolen" in listed and CANCELED_TITLE not in listed
 
 
 # ---- a refund made again after one failed -------------------------------------------------------------------------

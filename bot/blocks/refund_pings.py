@@ -4,6 +4,9 @@ A failure (a closed card, a bank that sent it back) is something the owner must 
 Stripe balance and the customer still waits for it. A cancellation is a kind of failure too, but nearly always the
 store's own doing (a refund waiting for the customer's bank details, called off in the Dashboard or the API), so it
 is told as a fact, not an alarm: https://docs.stripe.com/refunds#failed-refunds.
+
+Several waiting at once go out as one message (bot/blocks/ping_burst.py), which counts each kind apart: "⚠️ 2 refunds
+failed, 1 was canceled", each listed line marked by its own kind.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from bot.blocks.elements import context, fields, header, message, when
 from bot.blocks.message import Message
 from bot.blocks.pings import UNKNOWN, customer_shown, money_shown, shown
 
-FAILED_TITLE: Final = "❌ Refund failed"
-CANCELED_TITLE: Final = "🚫 Refund canceled"
+VOID_KIND: Final = "refund_void"  # the outbox kind of these pings, whose bursts are said here
+FAILED_MARK: Final = "❌"  # marks a failure among cancellations in a burst
+CANCELED_MARK: Final = "🚫"
+FAILED_TITLE: Final = f"{FAILED_MARK} Refund failed"  # the ping's header, and its text's start before ": "
+CANCELED_TITLE: Final = f"{CANCELED_MARK} Refund canceled"
 FAILED_NOTE: Final = ("⚠️ The customer has not been refunded and the money is back in your Stripe balance:"
                       " refund them another way")
 CANCELED_NOTE: Final = "The money stayed in your Stripe balance: refund again if the customer is still owed"
@@ -83,3 +89,44 @@ def refund_void_message(v: RefundVoidView, *, tz: ZoneInfo) -> Message:
         notes.append(UNKNOWN_SALE_NOTE)
     blocks.append(context(*notes, f"⏰ {when(v.occurred_at, tz)}"))
     return message(f"{title}: {amount} — {reason}", blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class VoidBurst:
+    """How many of a burst of these pings failed and how many were canceled (told by their titles)."""
+
+    failed: int
+    canceled: int
+
+    @property
+    def mixed(self) -> bool:
+        return self.failed > 0 and self.canceled > 0
+
+    def headline(self) -> str:
+        """"❌ 3 refunds failed", "🚫 2 refunds canceled", or both: "⚠️ 2 refunds failed, 1 was canceled"."""
+        if not self.canceled:
+            return f"{FAILED_MARK} {_refunds(self.failed)} failed"
+        if not self.failed:
+            return f"{CANCELED_MARK} {_refunds(self.canceled)} canceled"
+        were = "was" if self.canceled == 1 else "were"
+        return f"⚠️ {_refunds(self.failed)} failed, {self.canceled:,} {were} canceled"
+
+    def line(self, text: str) -> str:
+        """A listed ping's text without its title (the headline says it), marked by its own kind when the burst
+        mixes both: "❌ $49.00 — The card was reported lost or stolen", "🚫 $10.00 — Canceled by the store"."""
+        for mark, title in ((FAILED_MARK, FAILED_TITLE), (CANCELED_MARK, CANCELED_TITLE)):
+            if text.startswith(f"{title}: "):
+                said = text.removeprefix(f"{title}: ")
+                return f"{mark} {said}" if self.mixed else said
+        return text
+
+
+def void_burst(titles: Mapping[str, int], count: int) -> VoidBurst | None:
+    """A burst of `count` of these pings by kind, from how many have each title (queries/bursts.py counts them all,
+    not only the ones listed); None when some have another (a newer release's wording): then said as any burst."""
+    failed, canceled = titles.get(FAILED_TITLE, 0), titles.get(CANCELED_TITLE, 0)
+    return VoidBurst(failed, canceled) if count > 0 and failed + canceled == count else None
+
+
+def _refunds(n: int) -> str:
+    return f"{n:,} refund" + ("" if n == 1 else "s")

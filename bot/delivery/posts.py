@@ -61,7 +61,7 @@ def burst_post(summary: bursts.BurstSummary, *, tz: ZoneInfo, failures: int = 0,
     if summary.kind != "sale":
         payload = ping_burst_message(PingBurstView(
             kind=summary.kind, count=summary.count, first_at=summary.first_at, last_at=summary.last_at,
-            lines=[s.text for s in summary.listed if s.text]), tz=tz).as_payload()
+            lines=[s.text for s in summary.listed if s.text], titles=summary.titles), tz=tz).as_payload()
     else:
         payload = burst_message(BurstView(count=summary.count, totals=summary.totals, first_at=summary.first_at,
                                           last_at=summary.last_at, sales=[_sale_view(s) for s in summary.listed],

@@ -7,6 +7,10 @@ again, and the second charge.refunded says 10.00 as the first did. Its time tell
 amount to dedupe: a redelivered event is dropped by its id before the fold (webhook_logs keeps every id), and the
 backfill queues nothing. A failed or canceled refund's key is its re_…: the two or three events Stripe sends for one
 failure, in any order and any batches, queue one message (the outbox keeps every key).
+
+charge.refunded carries its Charge's customer (billing_details.email, else receipt_email; a Refund names none): an
+order no earlier event named the customer of (a sale told by payment_intent.succeeded alone) takes it, so a later
+failure of the refund names the customer the refund ping did, and /sales counts them.
 """
 
 from __future__ import annotations
@@ -14,15 +18,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.blocks.pings import RefundView, refund_message
-from bot.blocks.refund_pings import RefundVoidView, refund_void_message
+from bot.blocks.refund_pings import VOID_KIND, RefundVoidView, refund_void_message
 from bot.intake.events import PaymentEvent
 from bot.intake.refunds import PAID, take_refund, take_void
 from queries.intake import OrderRow
 
 if TYPE_CHECKING:
     from bot.intake.fold import Fold
-
-VOID_KIND = "refund_void"  # the outbox kind of a failed or canceled refund's ping (bot/blocks/ping_burst.py WORDINGS)
 
 
 def refund(fold: Fold, index: int, e: PaymentEvent) -> None:
@@ -31,10 +33,18 @@ def refund(fold: Fold, index: int, e: PaymentEvent) -> None:
     if refunded <= 0:
         return
     order = fold.refunded_order(e)
+    take_customer(order, e)
     take_refund(order, e, refunded)
     fold.reread.append(e)
     fold.queue(index, refund_key(order, e, refunded), "sales", "refund",
                refund_message(refund_view(order, e, refunded), tz=fold.tz))
+
+
+def take_customer(order: OrderRow, e: PaymentEvent) -> None:
+    """The refunded charge's customer, on an order that has none (see the docstring); never over one it has."""
+    if order.customer_email is None and e.customer_email is not None:
+        order.customer_email, order.customer_name = e.customer_email, order.customer_name or e.customer_name
+        order.dirty = True
 
 
 def refund_key(order: OrderRow, e: PaymentEvent, refunded: int) -> str:
