@@ -83,12 +83,15 @@ FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 # alert about them; an alert's updates and replies are alerts too, so their order is kept). Each half reads its own
 # index, at most $2 rows. No row locks: the channel's pace-row lock, held by the caller, makes it the channel's
 # only poster (and a burst claim on another connection must be able to lock these rows). An update or thread reply
-# carries the Slack address of the message it targets (once that one is out).
+# carries the Slack address of the message it targets (once that one is out), and the edits (replies) of that message
+# queued before it and still pending, due or not (put back by a retry): an edit supersedes them, a reply waits.
 _DUE_IN_CHANNEL: Final = "o.channel = $1 AND o.status = 'pending' AND o.available_at <= now()"
 NEXT_MESSAGES: Final = f"""
 SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, o.op, o.target_id,
        t.slack_channel AS target_channel, t.slack_ts AS target_ts, t.status AS target_status,
-       {RENEWAL_SALE.format(o="o")} AS renewal
+       {RENEWAL_SALE.format(o="o")} AS renewal,
+       ARRAY(SELECT e.id FROM outbox AS e WHERE o.op <> 'post' AND e.target_id = o.target_id AND e.op = o.op
+                AND e.status = 'pending' AND e.id < o.id ORDER BY e.id) AS earlier
   FROM ((SELECT o.id, 0 AS band FROM outbox AS o WHERE {_DUE_IN_CHANNEL} AND o.kind = 'alert' ORDER BY o.id LIMIT $2)
         UNION ALL
         (SELECT o.id, 1 FROM outbox AS o WHERE {_DUE_IN_CHANNEL} AND o.kind <> 'alert' ORDER BY o.id LIMIT $2))
@@ -195,15 +198,14 @@ class OutboxMessage:
     target_ts: str | None = None
     target_status: str | None = None
     renewal: bool = False  # a sale ping of a subscription's renewal (RENEWAL_SALE)
+    earlier: Sequence[int] = ()  # an edit's (a reply's) pending elders: the same op on the same target, queued first
 
 
 async def enqueue(db: Executor, *, dedupe_key: str, channel: str, kind: str, payload: dict[str, Any],
                   amount: int | None = None, currency: str | None = None, op: str = "post",
                   target_id: int | None = None) -> int | None:
-    """Queue a message once per dedupe key; None when that key was already queued.
-
-    `op` "update" replaces message `target_id` in place; "reply" answers in its thread.
-    """
+    """Queue a message once per dedupe key; None when that key was already queued. `op` "update" replaces message
+    `target_id` in place; "reply" answers in its thread."""
     msg_id: int | None = await db.fetchval(ENQUEUE, dedupe_key, channel, kind, payload, amount, currency, op,
                                            target_id)
     return msg_id

@@ -238,6 +238,13 @@ class FakeSlack:
         ts = args.get("ts") or f"{int(time.time())}.{next(self._ts):06d}"
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
+        if method == "chat.update":
+            # Slack edits a message it has (its text is what conversations.history shows from then on), and answers
+            # message_not_found for a ts it has none for: https://docs.slack.dev/reference/methods/chat.update#errors
+            shown = next((m for m in self.messages if m["channel_id"] == channel.id and m["ts"] == ts), None)
+            if shown is None:
+                return {"ok": False, "error": "message_not_found"}
+            shown["text"] = args.get("text")
         if method == "chat.postMessage":
             metadata = args.get("metadata")
             self.messages.append({"channel": args.get("channel"), "channel_id": channel.id, "ts": ts,

@@ -200,6 +200,22 @@ class ChannelDirectory:
         """A post was refused (channel_not_found, is_archived): remember why, for /health."""
         self._update(channel, lambda s: self._refused(s, error))
 
+    def note_delivered(self, channel: str, channel_id: str | None) -> None:
+        """A post to the configured channel went through: whatever /health said kept the bot out is fixed. Only a
+        channel recorded as refusing changes, without a call to Slack: one Slack hid from the bot (private without
+        it, or not found) has the bot as a member now (only an invitation lets it post to a private channel); an
+        archived one was unarchived (the bot a member if it is private, else public, joined on its first read)."""
+        status = self.find(channel)
+        if status is None or status.membership not in (Membership.PRIVATE_NOT_MEMBER, Membership.NOT_VISIBLE,
+                                                       Membership.ARCHIVED):
+            return
+        known = channel_id or status.channel_id
+        member = status.membership is not Membership.ARCHIVED or known in self._private
+        log.info("Slack channel %s takes posts again", status.label)
+        self._status[status.logical] = replace(
+            status, membership=Membership.MEMBER if member else Membership.PUBLIC_NOT_JOINED, channel_id=known,
+            error=None)
+
     def _update(self, channel: str, change: Callable[[ChannelStatus], ChannelStatus]) -> None:
         status = self.find(channel)
         if status is not None:

@@ -129,12 +129,13 @@ class Sender(Protocol):
 
 def classify_error(error: str) -> Status:
     """Slack's `error` string (or `http_<status>`, without one) → whether retrying can help. An error we don't
-    know is neither retried for ever (it would hold its channel's queue) nor given up on at once."""
+    know is neither retried for ever (it would hold its channel's queue) nor given up on at once; an answer naming
+    none may have landed, and is retried after a look-up (a 5xx, a 200 cut short, http_0), unless it is a 4xx."""
     if error in PERMANENT_ERRORS:
         return Status.PERMANENT
     if error in HOLD_ERRORS:
         return Status.HELD
-    if error in OUTAGE_ERRORS or error.startswith("http_5"):
+    if error in OUTAGE_ERRORS or (error.startswith("http_") and not error.startswith("http_4")):
         return Status.TRANSIENT
     return Status.UNEXPECTED
 
@@ -160,20 +161,28 @@ def retry_or_fail(status: Status, *, tries: int) -> Status:
     return status
 
 
+def http_status(exc: SlackApiError) -> int:
+    """The answer's HTTP status (0: unknown): slack_sdk's `status_code`, or the `status` of aiohttp's response, which it
+    raises with when a body labelled JSON is not JSON (a proxy's HTML 503)."""
+    status = getattr(exc.response, "status_code", getattr(exc.response, "status", 0))
+    return status if isinstance(status, int) else 0
+
+
 def slack_error(exc: SlackApiError) -> str:
-    """The error Slack's answer named ("channel_not_found"): "ratelimited" for any 429, "http_<status>" for an answer
-    that named none (a proxy's HTML 502, say)."""
-    status_code = getattr(exc.response, "status_code", 0)
-    if status_code == 429:
-        return "ratelimited"
+    """The error Slack's answer named ("channel_not_found"): "ratelimited" for any 429 and for chat.postMessage's and
+    chat.update's `rate_limited` in a 200 ("Application has posted too many messages": nothing landed, the same wait),
+    "http_<status>" for an answer that named none (a proxy's HTML 502, say; http_0: no status either)."""
+    status_code = http_status(exc)
     data = getattr(exc.response, "data", None)
     error = data.get("error") if isinstance(data, dict) else None
+    if status_code == 429 or error == "rate_limited":
+        return "ratelimited"
     return str(error) if error else f"http_{status_code}"
 
 
 def server_error(exc: SlackApiError) -> bool:
     """Whether Slack's answer was a 5xx: its trouble, worth a retry whatever error it named."""
-    return getattr(exc.response, "status_code", 0) >= 500
+    return http_status(exc) >= 500
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float:

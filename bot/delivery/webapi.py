@@ -73,8 +73,12 @@ class WebApiSender:
             refused = await self._join(channel, target, self._directory)
             result = await self._call(send()) if refused is None else \
                 replace(result, error=f"not_in_channel (could not join: {refused})")
-        if self._directory is not None and result.error in ("channel_not_found", "is_archived"):
-            self._directory.note_refusal(channel, result.error)  # /health says why and what to do
+        # What /health says of the configured channel, when this went there (a thread's parent may be elsewhere).
+        if self._directory is not None and channel_id in (None, self._resolved(channel)):
+            if result.error in ("channel_not_found", "is_archived"):
+                self._directory.note_refusal(channel, result.error)  # why, and what to do about it
+            elif result.status is Status.OK:
+                self._directory.note_delivered(channel, result.channel_id)  # fixed: stop asking
         return result
 
     def channel_id(self, channel: str) -> str | None:

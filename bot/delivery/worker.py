@@ -15,6 +15,7 @@ import asyncpg
 from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
 from bot.delivery import outcomes
+from bot.delivery.lanes import ChannelLanes
 from bot.delivery.listener import NotifyListener
 from bot.delivery.posts import BURSTS, Post, burst_post, message_payload
 from bot.delivery.senders import Lookup, Seen, Sender, SendResult, Status, retry_or_fail
@@ -68,6 +69,7 @@ class DeliveryWorker:
                                        subscribe=lambda conn: q.listen(conn, self.queued)) if dsn else None
         self.metrics = metrics
         self.backoff_scale = 1.0  # fault tests shrink the waits between retries
+        self._lanes = ChannelLanes(pool, deliver=self._deliver_channel, wake=self._wake_at)  # run()'s passes
 
     async def run(self) -> None:
         """Drain forever: on every notification (a message queued on any replica) and every poll interval."""
@@ -77,6 +79,7 @@ class DeliveryWorker:
         try:
             await self._loop()
         finally:
+            await self._lanes.close()
             if listening is not None:
                 listening.cancel()
                 await asyncio.gather(listening, return_exceptions=True)
@@ -86,8 +89,9 @@ class DeliveryWorker:
             # Cleared before the pass, not after: a wake-up that fires during it (a slot coming due, a sale
             # queued) starts the next pass at once instead of being lost until the fallback poll.
             self.wake.clear()
-            try:
-                await self.drain()
+            try:  # each due channel's pass in a task of its own, not awaited: a slow one holds only its channel
+                self.passes += 1
+                await self._lanes.dispatch()
             except DB_UNAVAILABLE as exc:  # not the worker's business to crash over: wait, retry
                 log.warning("outbox unreachable, retrying: %s", exc)
             except Exception:  # a background loop must outlive any one bad pass, or nothing is delivered again
@@ -107,7 +111,8 @@ class DeliveryWorker:
             self.wake.set()
 
     async def drain(self) -> int:
-        """One pass over every channel with due messages; returns how many messages were settled."""
+        """One pass over every channel with due messages, awaited (tests, the one-shot report; `run()` passes each
+        channel on its own); returns how many messages were settled."""
         self.passes += 1
         channels = await q.due_channels(self._pool)
         done = await asyncio.gather(*(self._deliver_channel(c) for c in channels))
@@ -195,9 +200,11 @@ class DeliveryWorker:
         """The next post, once the channel's slot has come: one message; one summary covering every waiting
         sale; or the newest of several waiting updates to the same message (the older ones would be
         overwritten at once)."""
-        # An edit or reply whose target is not out yet (held back by a retry) waits behind it; the rest go on.
+        # An edit or reply whose target is not out yet (held back by a retry) waits behind it, and a reply behind an
+        # earlier reply to the same message (put back by a retry: the thread keeps its order); the rest go on.
         messages = [m for m in await q.next_messages(conn, channel, limit=PEEK)
-                    if m.op == "post" or m.target_ts is not None or m.target_status != "pending"]
+                    if (m.op == "post" or m.target_ts is not None or m.target_status != "pending")
+                    and not (m.op == "reply" and m.earlier)]
         if not messages:
             return None
         head = messages[0]
@@ -221,9 +228,11 @@ class DeliveryWorker:
             if summary is not None:
                 return burst_post(summary, tz=self.tz, slack_channel=target)
         if head.op == "update":
-            same = [m for m in messages if m.op == "update" and m.target_id == head.target_id]
-            return Post(ref=head.id, payload=message_payload(same[-1], tz=self.tz), head=head,
-                        ids=tuple(m.id for m in same), count=len(same))
+            # The newest edit shows the message's whole state: it settles every older one still pending, those put
+            # back by a retry included, which would otherwise land later and show an older state over it.
+            newest = [m for m in messages if m.op == "update" and m.target_id == head.target_id][-1]
+            ids = (*newest.earlier, newest.id)
+            return Post(ref=head.id, payload=message_payload(newest, tz=self.tz), head=head, ids=ids, count=len(ids))
         return Post(ref=head.id, payload=message_payload(head, tz=self.tz), head=head, ids=(head.id,))
 
     async def _deliver(self, conn: asyncpg.Connection, channel: str, learnt: str | None,
