@@ -50,16 +50,18 @@ ON CONFLICT (order_id) DO UPDATE
        attempts  = CASE WHEN f.due_at = 'infinity' OR f.attempts > 0 THEN 0 ELSE f.attempts END
 """
 
-# Orders given up on (MAX_ATTEMPTS failed tries, or settled in another currency than the store's) get one more try
-# at the daily reconciliation ($4: the attempts that leave exactly one) while their sale is in its window ($2): an
-# outage longer than the backoff ends, STORE_CURRENCY changes. Not tried since $3 (a day before now): once a day,
-# however many replicas and restarts; a failure gives the order up again at once.
+# Orders given up on after MAX_ATTEMPTS failed tries get one more try at the daily reconciliation ($4: the attempts
+# that leave exactly one) while their sale is in its window ($2): an outage longer than the backoff ends. Not tried
+# since $3 (a day before now): once a day, however many replicas and restarts; a failure gives the order up again at
+# once. One known to have settled in another currency than the store's ($5) is left: it would again (a change of
+# store currency brings back those that settled in the new one: queries/settled_currency.py).
 REVIVE: Final = """
 UPDATE settlement_fetches AS f
    SET due_at = $1, attempts = $4
   FROM orders AS o
  WHERE f.due_at = 'infinity' AND o.id = f.order_id AND o.created_at >= $2
    AND coalesce(f.tried_at, f.queued_at) <= $3
+   AND (o.settled_currency IS NULL OR o.settled_currency = $5 OR $5::text IS NULL)
 """
 
 # A lease, not a lock held across HTTP: the claimed rows' due_at moves past the batch's deadline, so another
@@ -81,7 +83,8 @@ RETURNING f.order_id, f.attempts, o.charge_id, o.payment_intent_id, o.amount_ref
 RECORD: Final = """
 UPDATE orders
    SET settled_amount = $2, settled_currency = $3, fee = $4, settled_refunded = $5, net = $6,
-       balance_transaction = $7, settled_at = $8, settled_refund_basis = $9, settled_disputes = $10
+       balance_transaction = $7, settled_at = $8, settled_refund_basis = $9, settled_disputes = $10,
+       settled_aside = NULL
  WHERE id = $1
 """
 
@@ -227,10 +230,10 @@ async def reread(db: Executor, *, refs: list[str], now: dt.datetime) -> None:
 
 
 async def revive(db: Executor, *, now: dt.datetime, since: dt.datetime, tried_before: dt.datetime,
-                 attempts: int) -> int:
+                 attempts: int, store: str | None) -> int:
     """Make the orders of sales since `since` given up on and not tried since `tried_before` due now, at `attempts`
-    tries; how many."""
-    status: str = await db.execute(REVIVE, now, since, tried_before, attempts)
+    tries, but those settled in another currency than `store`; how many."""
+    status: str = await db.execute(REVIVE, now, since, tried_before, attempts, store)
     return int(status.split()[-1])
 
 

@@ -16,8 +16,9 @@ import aiohttp
 import asyncpg
 
 from bot.deps import Deps
-from bot.stripe import settle
+from bot.stripe import settle, settle_walk
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
+from queries import settled_currency
 from queries import settlements as q
 from queries.settlements import Claim
 
@@ -57,9 +58,11 @@ class SettlementJob:
             return None
         deps, now = self.deps, self.deps.clock()
         reconcile = self.reconciled_at is None or now - self.reconciled_at >= RECONCILE_EVERY
+        store = deps.settings.store_currency or await q.account_currency(deps.pool)
+        await self._walk(store, now)
         await q.enqueue(deps.pool, since=now - (RECONCILE if reconcile else RECENT), now=now)
         if reconcile:
-            await self._revive(now)
+            await self._revive(now, store)
         try:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=deps.settings.stripe_api_url,
@@ -72,10 +75,18 @@ class SettlementJob:
             (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe fees: %s", exc)
             return 0
 
-    async def _revive(self, now: dt.datetime) -> None:
-        """Orders given up on, not tried for a day: one more try each (REVIVE_AFTER)."""
+    async def _walk(self, store: str | None, now: dt.datetime) -> None:
+        """Before any Stripe request (a changed STORE_CURRENCY applies while Stripe is down): figures in another
+        currency than the store's set aside, those set aside in it back (bot/stripe/settle_walk.py)."""
+        walked = await settle_walk.walk(self.deps.pool, store=store, now=now, attempts=MAX_ATTEMPTS)
+        if walked.aside or walked.back:
+            self.deps.home.changed()
+
+    async def _revive(self, now: dt.datetime, store: str | None) -> None:
+        """Orders given up on, not tried for a day: one more try each (REVIVE_AFTER), but those that settled in
+        another currency than `store` (they would again)."""
         revived = await q.revive(self.deps.pool, now=now, since=now - RECONCILE, tried_before=now - REVIVE_AFTER,
-                                 attempts=MAX_ATTEMPTS - 1)
+                                 attempts=MAX_ATTEMPTS - 1, store=store)
         if revived:
             log.info("Stripe fees: %d order(s) given up on are tried once more", revived)
 
@@ -89,16 +100,17 @@ class SettlementJob:
             await q.save_account(self.deps.pool, currency=currency, at=self.deps.clock())
 
     async def _batch(self, api: StripeApi, now: dt.datetime) -> int:
-        store = self.deps.settings.store_currency or await q.account_currency(self.deps.pool)
-        done, _ = await settle_due(self.deps.pool, api, store=store, now=now)
+        done, _ = await settle_due(self.deps.pool, api, store=self.deps.settings.store_currency, now=now)
         if done:
             self.deps.home.changed()
         return done
 
 
 async def settle_due(pool: asyncpg.Pool, api: StripeApi, *, store: str | None, now: dt.datetime) -> tuple[int, int]:
-    """Claim a batch of due orders and read their figures; (orders settled, orders claimed). A 429 or a rejected
-    key puts the rest of the batch back untouched and raises."""
+    """Claim a batch of due orders and read their figures; (orders settled, orders claimed). Only figures in the store
+    currency count — `store` (STORE_CURRENCY), else the account's as last read; others are set aside and the order
+    given up on. A 429 or a rejected key puts the rest of the batch back untouched and raises."""
+    store = store or await q.account_currency(pool)
     claims = await q.claim(pool, now=now, lease_until=now + LEASE, limit=BATCH)
     done = 0
     for index, claim in enumerate(claims):
@@ -116,8 +128,10 @@ async def settle_due(pool: asyncpg.Pool, api: StripeApi, *, store: str | None, n
             await _failed(pool, claim, now, str(exc))
             continue
         if store is not None and figures.currency != store:
-            await q.retry(pool, order_id=claim.order_id, due_at=FOREVER, at=now,
-                          error=f"settled in {figures.currency}, not the store currency {store}")
+            async with pool.acquire() as conn, conn.transaction():
+                await settled_currency.set_aside(conn, claim=claim, figures=figures, at=now)
+                await q.retry(conn, order_id=claim.order_id, due_at=FOREVER, at=now,
+                              error=f"settled in {figures.currency}, not the store currency {store}")
             continue
         async with pool.acquire() as conn, conn.transaction():
             await q.record(conn, claim=claim, figures=figures, at=now)
