@@ -12,7 +12,7 @@ from queries.executor import Executor
 # An alert "fired" in a window when it started then, whenever (and whether) it was posted: a warning that started
 # at 03:00 and was held until business hours is still part of the night the morning report tells.
 ALERTS_BETWEEN: Final = """
-SELECT id, severity, title, summary, started_at, notified_at, resolved_at
+SELECT id, severity, title, summary, started_at, notified_at, resolved_at, resolved_reason
   FROM alerts
  WHERE started_at >= $1 AND started_at < $2
    AND severity = ANY($3::text[])
@@ -21,7 +21,7 @@ SELECT id, severity, title, summary, started_at, notified_at, resolved_at
 
 # Firing at `$1`: started by then and not resolved by then (so a report for a past day reads the same).
 FIRING_AT: Final = """
-SELECT id, severity, title, summary, started_at, notified_at, resolved_at
+SELECT id, severity, title, summary, started_at, notified_at, resolved_at, resolved_reason
   FROM alerts
  WHERE severity <> 'info' AND started_at <= $1 AND (resolved_at IS NULL OR resolved_at > $1)
  ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, started_at, id
@@ -154,6 +154,7 @@ class ReportAlert:
     started_at: dt.datetime
     notified_at: dt.datetime | None
     resolved_at: dt.datetime | None
+    resolved_reason: str | None = None  # 'rule off': closed because its rule is off now (migration 0044)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from bot.blocks.alerts import RULE_OFF
 from bot.blocks.common import change, counted
 from bot.blocks.currency import customers_text, gross_text, net_text, refunds_text
 from bot.blocks.elements import context, fields, header, local, message, section
@@ -87,7 +88,9 @@ def _alert_line(a: ReportAlert, *, now: dt.datetime, tz: ZoneInfo, past: bool = 
     started = f"{local(a.started_at, tz):%a %H:%M}"
     if a.severity == "info":
         return f"{light} *{_clip(a.title, TITLE_CHARS)}* — {_clip(a.summary, SUMMARY_CHARS)}"
-    if a.resolved_at is not None and a.resolved_at <= now:
+    if a.resolved_at is not None and a.resolved_at <= now and a.resolved_reason == RULE_OFF:
+        status = f"closed {local(a.resolved_at, tz):%a %H:%M}, its rule no longer runs ⏹"  # not "it cleared"
+    elif a.resolved_at is not None and a.resolved_at <= now:
         status = f"resolved {local(a.resolved_at, tz):%a %H:%M} ✅"
     else:
         status = "*not resolved yet*" if past else "*still firing*"
