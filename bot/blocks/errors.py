@@ -76,6 +76,7 @@ def errors_message(s: ErrorsSnapshot, *, tz: ZoneInfo, share_arg: str | None = N
                   missing_context(s.missing)):
         if extra is not None:
             blocks.append(extra)
+    blocks.append(context(f"Times in {tz.key}"))  # a teammate in another zone reads them right
     if share_arg is not None:
         blocks.append(share_actions("/errors", share_arg))
     failures = "?" if s.payment_failures is None else s.payment_failures

@@ -208,7 +208,8 @@ def health_message(s: HealthSnapshot, *, tz: ZoneInfo, share_arg: str | None = N
     blocks = [header("🩺 Health"), section("\n".join(lines))]
     if (firing := firing_alerts_section(s.alerts, now=s.now)) is not None:
         blocks.append(firing)
-    blocks.append(context(f"salespulse {s.version} · up {uptime} · {MODE_LABELS.get(s.mode, s.mode)}"))
+    blocks.append(context(f"salespulse {s.version} · up {uptime} · {MODE_LABELS.get(s.mode, s.mode)}"
+                          f" · times in {tz.key}"))  # a teammate in another zone reads them right
     if (warning := missing_context([m for m in s.missing if m != "database"])) is not None:
         blocks.append(warning)
     if share_arg is not None:
