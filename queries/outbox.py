@@ -49,19 +49,6 @@ SELECT extract(epoch FROM min(available_at) - now())::float8
  WHERE status = 'pending' AND available_at > now()
 """
 
-ENSURE_PACE_ROW: Final = """
-INSERT INTO channel_pace (channel) VALUES ($1) ON CONFLICT (channel) DO NOTHING
-"""
-
-# Whoever holds this row lock is the only poster to the channel, across all replicas.
-CLAIM_CHANNEL: Final = """
-SELECT next_post_at, slack_channel_id FROM channel_pace WHERE channel = $1 FOR UPDATE SKIP LOCKED
-"""
-
-LEARN_CHANNEL_ID: Final = """
-UPDATE channel_pace SET slack_channel_id = $2 WHERE channel = $1 AND slack_channel_id IS DISTINCT FROM $2
-"""
-
 # Recorded only while the message is still there to send: the intake may have deleted it since the worker read it
 # (a ping merged into another order's, a renewal left to the report). The key-share lock waits for a transaction
 # deleting it or changing its key (a merge); one refreshing its text (FOR NO KEY UPDATE) does not conflict.
@@ -100,10 +87,6 @@ SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, 
   LEFT JOIN outbox AS t ON t.id = o.target_id
  ORDER BY n.band, o.id
  LIMIT $2
-"""
-
-SET_PACE: Final = """
-UPDATE channel_pace SET next_post_at = $2 WHERE channel = $1
 """
 
 MARK_DELIVERED: Final = """
@@ -222,19 +205,6 @@ async def next_due_in(db: Executor) -> float | None:
     return seconds
 
 
-async def claim_channel(db: Executor, channel: str) -> tuple[dt.datetime, str | None] | None:
-    """Lock the channel's pace row (inside a transaction): (next post time, Slack channel id), or None when
-    another worker holds it."""
-    await db.execute(ENSURE_PACE_ROW, channel)
-    row = await db.fetchrow(CLAIM_CHANNEL, channel)
-    return (row["next_post_at"], row["slack_channel_id"]) if row else None
-
-
-async def learn_channel_id(db: Executor, channel: str, channel_id: str) -> None:
-    """Remember the Slack id of a logical channel."""
-    await db.execute(LEARN_CHANNEL_ID, channel, channel_id)
-
-
 async def record_attempt(db: Executor, *, outbox_id: int, channel: str, slack_channel: str | None = None) -> bool:
     """Before calling Slack (committed on its own): this message may reach Slack from now on, in `slack_channel`
     (None: not known). False: it is gone (deleted by the intake since it was read), and must not be sent."""
@@ -257,11 +227,6 @@ async def next_messages(db: Executor, channel: str, *, limit: int) -> list[Outbo
     """The oldest due messages of a channel (call it holding the channel: see `claim_channel`)."""
     rows = await db.fetch(NEXT_MESSAGES, channel, limit)
     return [OutboxMessage(**dict(r)) for r in rows]
-
-
-async def set_pace(db: Executor, channel: str, *, next_post_at: dt.datetime) -> None:
-    """When the channel may be posted to next."""
-    await db.execute(SET_PACE, channel, next_post_at)
 
 
 async def mark_delivered(db: Executor, ids: Sequence[int], *, slack_channel: str | None,

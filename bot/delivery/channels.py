@@ -200,21 +200,43 @@ class ChannelDirectory:
         """A post was refused (channel_not_found, is_archived): remember why, for /health."""
         self._update(channel, lambda s: self._refused(s, error))
 
-    def note_delivered(self, channel: str, channel_id: str | None) -> None:
+    async def note_delivered(self, channel: str, channel_id: str | None) -> None:
         """A post to the configured channel went through: whatever /health said kept the bot out is fixed. Only a
-        channel recorded as refusing changes, without a call to Slack: one Slack hid from the bot (private without
-        it, or not found) has the bot as a member now (only an invitation lets it post to a private channel); an
-        archived one was unarchived (the bot a member if it is private, else public, joined on its first read)."""
+        channel recorded as refusing changes, and its standing is asked of Slack once (conversations.info): one not
+        found may be a private channel the bot was invited to since, or a public one created since, which takes
+        posts by chat:write.public without the bot in it. When Slack cannot say: a member if it is known private
+        (only an invitation lets the bot post there), else public, not joined (joined on its first read)."""
         status = self.find(channel)
         if status is None or status.membership not in (Membership.PRIVATE_NOT_MEMBER, Membership.NOT_VISIBLE,
                                                        Membership.ARCHIVED):
             return
         known = channel_id or status.channel_id
-        member = status.membership is not Membership.ARCHIVED or known in self._private
         log.info("Slack channel %s takes posts again", status.label)
+        info = await self._info(known) if known else None
+        if self._status.get(status.logical) is not status:  # reconfigured, or noted by another post, meanwhile
+            return
+        if info is not None:
+            if info.get("is_private"):
+                self._private.add(str(known))
+            self._status[status.logical] = _standing(status, {"id": known, **info})
+            return
+        member = status.membership is Membership.PRIVATE_NOT_MEMBER or known in self._private
         self._status[status.logical] = replace(
             status, membership=Membership.MEMBER if member else Membership.PUBLIC_NOT_JOINED, channel_id=known,
             error=None)
+
+    async def _info(self, channel_id: str) -> Mapping[str, Any] | None:
+        """conversations.info's channel object (None: Slack could not be asked)."""
+        try:
+            resp: Any = await self._client.conversations_info(channel=channel_id)
+        except SlackApiError as exc:
+            log.warning("conversations.info %s: %s", channel_id, slack_error(exc))
+            return None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("conversations.info %s: %s", channel_id, type(exc).__name__)
+            return None
+        channel = resp.get("channel")
+        return channel if isinstance(channel, dict) else None
 
     def _update(self, channel: str, change: Callable[[ChannelStatus], ChannelStatus]) -> None:
         status = self.find(channel)

@@ -9,16 +9,33 @@ import asyncpg
 
 from bot.delivery.posts import Post
 from bot.delivery.senders import HOLD_RETRY, REFUSED, Lookup, SendResult, Status, backoff
-from queries import bursts
+from bot.delivery.webapi import APP_RATE_LIMITED
+from queries import bursts, pace
 from queries import outbox as q
 
 MIN_WAIT = dt.timedelta(milliseconds=50)
+# Slack's `rate_limited` (the app's posting limit across the workspace) pauses every channel: 1 s, twice as long each
+# time it comes again, at most 30 s, until a post goes through.
+APP_LIMIT_FIRST = dt.timedelta(seconds=1)
+APP_LIMIT_MAX = dt.timedelta(seconds=30)
+
+
+class AppLimit:
+    """How many `rate_limited` answers this process had in a row: the next workspace-wide pause grows with them."""
+
+    def __init__(self) -> None:
+        self.streak = 0
+
+    def pause(self) -> dt.timedelta:
+        """The pause for one more `rate_limited` in a row."""
+        self.streak += 1
+        return min(APP_LIMIT_FIRST * 2 ** min(self.streak - 1, 10), APP_LIMIT_MAX)
 
 
 async def delivered(conn: asyncpg.Connection, channel: str, post: Post, result: SendResult) -> None:
     """Slack has the message (or the burst): settle what it covers."""
     if result.channel_id and (post.head is None or post.head.op == "post"):
-        await q.learn_channel_id(conn, channel, result.channel_id)
+        await pace.learn_channel_id(conn, channel, result.channel_id)
     if post.burst:
         await bursts.settle(conn, ref=post.ref, channel=channel, payload=post.payload,
                             slack_channel=result.channel_id, slack_ts=result.ts)
@@ -29,7 +46,7 @@ async def delivered(conn: asyncpg.Connection, channel: str, post: Post, result: 
 
 
 async def failed(conn: asyncpg.Connection, channel: str, post: Post, result: SendResult, *, status: Status,
-                 now: dt.datetime, scale: float) -> dt.timedelta | None:
+                 now: dt.datetime, scale: float, app_limit: AppLimit) -> dt.timedelta | None:
     """A call Slack did not take, to be settled as `status` (retry_or_fail's): when to look again (None: failed for
     good)."""
     error = result.error or result.status.value
@@ -40,7 +57,10 @@ async def failed(conn: asyncpg.Connection, channel: str, post: Post, result: Sen
         elif post.burst:  # an earlier attempt's record is never forgotten over a 429: nothing of it landed now
             await bursts.mark_retry(conn, post.ref, retry_at=now, refused=True, failed=False)
         wait = dt.timedelta(seconds=result.retry_after)
-        await q.set_pace(conn, channel, next_post_at=now + wait)
+        if result.error == APP_RATE_LIMITED:  # every channel of the workspace waits, longer while it repeats
+            wait = app_limit.pause()
+            await pace.pause_workspace(conn, until=now + wait)
+        await pace.set_pace(conn, channel, next_post_at=now + wait)
         return max(wait, MIN_WAIT)
     if status in (Status.TRANSIENT, Status.HELD):  # 5xx and timeouts stay ambiguous: look before resending
         wait = (HOLD_RETRY if status is Status.HELD else backoff(post.failed_before)) * scale
@@ -66,7 +86,7 @@ async def put_off(conn: asyncpg.Connection, channel: str, post: Post, seen: Look
     await q.record_error(conn, channel=channel, error=error, permanent=False)
     if seen.error == "ratelimited":
         wait = dt.timedelta(seconds=seen.retry_after)
-        await q.set_pace(conn, channel, next_post_at=now + wait)
+        await pace.set_pace(conn, channel, next_post_at=now + wait)
     else:
         wait = backoff(post.failed_before) * scale
     if post.burst:

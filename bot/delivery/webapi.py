@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -20,6 +20,7 @@ from bot.delivery.senders import (
     SendResult,
     Status,
     classify_error,
+    http_status,
     retry_after,
     server_error,
     slack_error,
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 # https://docs.slack.dev/apis/web-api/pagination — Slack may return fewer than `limit` messages per page.
 HISTORY_PAGE = 200
 MAX_HISTORY_PAGES = 50
+# chat.postMessage's and chat.update's `rate_limited` in an HTTP 200 ("Application has posted too many messages"): the
+# app's posting limit across the workspace (https://docs.slack.dev/apis/web-api/rate-limits: chat.postMessage allows
+# about one message per second per channel "while also maintaining a workspace-wide limit"), told apart from a 429's
+# `ratelimited`: every channel waits (bot/delivery/outcomes.py AppLimit).
+APP_RATE_LIMITED: Final = "rate_limited"
 
 
 class WebApiSender:
@@ -78,7 +84,7 @@ class WebApiSender:
             if result.error in ("channel_not_found", "is_archived"):
                 self._directory.note_refusal(channel, result.error)  # why, and what to do about it
             elif result.status is Status.OK:
-                self._directory.note_delivered(channel, result.channel_id)  # fixed: stop asking
+                await self._directory.note_delivered(channel, result.channel_id)  # fixed: stop asking
         return result
 
     def channel_id(self, channel: str) -> str | None:
@@ -101,20 +107,28 @@ class WebApiSender:
 
     async def find(self, *, channel_id: str, ref: int, since: float, thread_ts: str | None = None) -> Lookup:
         """Look for our metadata in the channel's (or thread's) messages since `since` (unix seconds), page by
-        page; a channel the bot is not in is joined first (chat:write.public posts without joining)."""
-        seen = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
-        if seen.error == "not_in_channel" and self._directory is not None:
-            joined = await self._directory.join(channel_id)
-            if joined is None:
-                seen = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
-            else:
-                error = self._directory.explain(channel_id, f"not_in_channel, and joining failed: {joined}")
-                seen = Lookup(Seen.LATER if classify_error(joined) is Status.TRANSIENT else Seen.NEVER, error=error)
+        page; a channel the bot is not in is joined first (chat:write.public posts without joining). A reply not in
+        its thread, or whose thread is gone (thread_not_found), is looked for in the channel itself: a reply whose
+        thread went or closed is posted there as a message of its own (threads.THREAD_GONE)."""
+        seen = await self._find(channel_id, ref=ref, since=since, thread_ts=thread_ts)
+        if thread_ts and (seen.seen is Seen.NOT_FOUND or seen.error == "thread_not_found"):
+            seen = await self._find(channel_id, ref=ref, since=since, thread_ts=None)
         if seen.seen is Seen.NEVER:
             log.warning("cannot check Slack for an unconfirmed message (%s): it may be sent twice", seen.error)
         elif seen.seen is Seen.LATER:
             log.warning("Slack could not say whether an unconfirmed message arrived (%s): looking again later",
                         seen.error)
+        return seen
+
+    async def _find(self, channel_id: str, *, ref: int, since: float, thread_ts: str | None) -> Lookup:
+        """`_search`, joining a public channel the bot is not in first."""
+        seen = await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
+        if seen.error == "not_in_channel" and self._directory is not None:
+            joined = await self._directory.join(channel_id)
+            if joined is None:
+                return await self._search(channel_id, ref=ref, since=since, thread_ts=thread_ts)
+            error = self._directory.explain(channel_id, f"not_in_channel, and joining failed: {joined}")
+            seen = Lookup(Seen.LATER if classify_error(joined) is Status.TRANSIENT else Seen.NEVER, error=error)
         return seen
 
     async def _search(self, channel_id: str, *, ref: int, since: float, thread_ts: str | None) -> Lookup:
@@ -157,6 +171,9 @@ class WebApiSender:
         except SlackApiError as exc:
             error = slack_error(exc)
             if error == "ratelimited":
+                data = getattr(exc.response, "data", None)
+                if http_status(exc) != 429 and isinstance(data, dict) and data.get("error") == APP_RATE_LIMITED:
+                    error = APP_RATE_LIMITED
                 return SendResult(Status.RATE_LIMITED, error=error, retry_after=retry_after(exc.response.headers))
             return SendResult(Status.TRANSIENT if server_error(exc) else classify_error(error), error=error)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

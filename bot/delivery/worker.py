@@ -19,8 +19,9 @@ from bot.delivery.lanes import ChannelLanes
 from bot.delivery.listener import NotifyListener
 from bot.delivery.posts import BURSTS, Post, burst_post, message_payload
 from bot.delivery.senders import Lookup, Seen, Sender, SendResult, Status, retry_or_fail
+from bot.delivery.threads import post_reply
 from bot.metrics import Metrics
-from queries import bursts
+from queries import bursts, pace
 from queries import outbox as q
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ PEEK = 50  # messages looked at per pass: the head, and the updates to the same 
 # for what no notification announces: a notification missed while the listener reconnected, a retry or a
 # channel pace scheduled by a replica that died since.
 FALLBACK_POLL_SECONDS = 5.0
-# A reply whose thread is gone (its parent deleted) or closed to replies is said as a message of its own, as one
-# whose parent failed.
-THREAD_GONE = frozenset({"thread_not_found", "cannot_reply_to_message", "restricted_action_non_threadable_channel",
-                         "restricted_action_thread_locked"})
 
 
 class DeliveryWorker:
@@ -70,6 +67,7 @@ class DeliveryWorker:
         self.metrics = metrics
         self.backoff_scale = 1.0  # fault tests shrink the waits between retries
         self._lanes = ChannelLanes(pool, deliver=self._deliver_channel, wake=self._wake_at)  # run()'s passes
+        self._app_limit = outcomes.AppLimit()  # Slack's `rate_limited` answers in a row: every channel waits
 
     async def run(self) -> None:
         """Drain forever: on every notification (a message queued on any replica) and every poll interval."""
@@ -123,7 +121,7 @@ class DeliveryWorker:
 
     async def _deliver_channel(self, channel: str) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            claimed = await q.claim_channel(conn, channel)
+            claimed = await pace.claim_channel(conn, channel)
             if claimed is None:  # another worker is posting to this channel right now: look again after it
                 self._wake_at(CHANNEL_INTERVAL)
                 return 0
@@ -261,12 +259,11 @@ class DeliveryWorker:
         # Committed on its own connection before the call: from here on, the message may be in Slack, there.
         if not await q.record_attempt(self._pool, outbox_id=head.id, channel=channel, slack_channel=target):
             return None  # deleted since it was read (merged into another order's ping): not sent
-        # A reply whose parent never reached Slack (failed for good) is said as a message of its own.
-        result = await self._sender.post(channel, post.payload, thread_ts=thread_ts, ref=head.id, channel_id=target)
-        if thread_ts and result.error in THREAD_GONE:
-            log.info("outbox %s: its thread is gone (%s), posted as a message of its own", head.id, result.error)
-            result = await self._sender.post(channel, post.payload, ref=head.id)
-        return post, result
+        # A post, or a reply whose parent never reached Slack (failed for good): a message of its own.
+        result = await (post_reply(self._pool, self._sender, channel, post.payload, ref=head.id, thread_ts=thread_ts,
+                                   parent_channel=target, learnt=learnt) if thread_ts
+                        else self._sender.post(channel, post.payload, ref=head.id, channel_id=target))
+        return None if result is None else (post, result)
 
     async def _settle(self, conn: asyncpg.Connection, channel: str, post: Post, result: SendResult, *,
                       paced_from: dt.datetime) -> bool:
@@ -277,13 +274,14 @@ class DeliveryWorker:
                 self.metrics.slack_errors.labels(error=result.error[:60]).inc()
         if result.status is Status.OK:
             await outcomes.delivered(conn, channel, post, result)
-            await q.set_pace(conn, channel, next_post_at=paced_from + CHANNEL_INTERVAL)
+            await pace.set_pace(conn, channel, next_post_at=paced_from + CHANNEL_INTERVAL)
+            self._app_limit.streak = 0  # Slack takes posts again: a later `rate_limited` pauses 1 s
             self._wake_for(channel, paced_from + CHANNEL_INTERVAL)  # what arrived meanwhile goes out next
             return True
         status = retry_or_fail(result.status, tries=1 + post.failed_before)
         log.warning("slack delivery to %s: %s (%s)", channel, result.status.value, result.error or result.status.value)
         wait = await outcomes.failed(conn, channel, post, result, status=status, now=self._clock(),
-                                     scale=self.backoff_scale)
+                                     scale=self.backoff_scale, app_limit=self._app_limit)
         if wait is not None:
             self._wake_at(wait)  # no notification announces a retry
         return status is Status.PERMANENT
