@@ -27,14 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import scratch_database  # after the path set-up above
 from bot.db import migrate
+from bot.subscriptions.mrr import PER_MINOR
 from queries import mrr
 from queries.subscriptions import Snapshot, StateRow, insert_snapshots, upsert_states
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+PRICES = (1900, 2900, 4900)  # minor units a month; stored in MRR units (migration 0046)
 # Named, not positional: later migrations add columns (0017: pricing, before_pricing, discounts).
-COLUMNS = ("event_id", "subscription_id", "at", "rank", "status", "mrr", "currency", "plan", "before_mrr")
+# 0046 renamed the MRR columns (mrr_units, before_mrr_units) as it changed their unit.
+COLUMNS = ("event_id", "subscription_id", "at", "rank", "status", "mrr_units", "currency", "plan", "before_mrr_units")
 SCAN = """
-SELECT sum(mrr) FROM (SELECT DISTINCT ON (subscription_id) mrr FROM subscription_events WHERE at <= $1
+SELECT mrr_minor(sum(mrr_units)) FROM (SELECT DISTINCT ON (subscription_id) mrr_units FROM subscription_events
+                                  WHERE at <= $1
                        ORDER BY subscription_id, at DESC, rank DESC, event_id DESC) AS latest
 """
 
@@ -45,7 +49,7 @@ def ledger(subscriptions: int, years: int) -> tuple[list[tuple[object, ...]], li
     rows: list[tuple[object, ...]] = []
     states: list[StateRow] = []
     for s in range(subscriptions):
-        t, amount, i = NOW - dt.timedelta(days=rng.uniform(0, 365 * years)), rng.choice((1900, 2900, 4900)), 0
+        t, amount, i = NOW - dt.timedelta(days=rng.uniform(0, 365 * years)), rng.choice(PRICES) * PER_MINOR, 0
         status, mrr_now, rank, event_id, at = "active", amount, 0, "", t
         while t < NOW:
             status = "canceled" if i and rng.random() < 0.02 else "active"
@@ -69,7 +73,7 @@ async def write_cost(conn: asyncpg.Connection, args: argparse.Namespace, *, trig
     rng = random.Random(22)
     new = [Snapshot(f"evt_w{n}", f"sub_{rng.randrange(args.subscriptions)}",
                     NOW - dt.timedelta(days=rng.uniform(0, 60) if n % 2 else 0, minutes=rng.uniform(1, 60)),
-                    1, "active", rng.choice((1900, 2900, 4900)), "USD", "Pro") for n in range(args.writes)]
+                    1, "active", rng.choice(PRICES) * PER_MINOR, "USD", "Pro") for n in range(args.writes)]
     tx = conn.transaction()
     await tx.start()
     try:
@@ -92,7 +96,7 @@ async def main(args: argparse.Namespace) -> None:
             await migrate(conn)
             await conn.copy_records_to_table("subscription_events", records=rows, columns=COLUMNS)
             await upsert_states(conn, states)
-            # As autovacuum leaves it: 0022's triggers rewrote every snapshot once (prev_mrr), so half are dead.
+            # As autovacuum leaves it: 0022's triggers rewrote every snapshot once (prev_mrr_units), so half are dead.
             for table in ("subscription_events", "subscriptions"):
                 await conn.execute(f"VACUUM ANALYZE {table}")
             timings, summary = [], None

@@ -53,16 +53,16 @@ ON CONFLICT (id) DO UPDATE SET terms = EXCLUDED.terms, read_at = EXCLUDED.read_a
 
 RECOMPUTED: Final = """
 UPDATE subscription_events AS e
-   SET mrr = v.mrr, before_mrr = coalesce(v.before_mrr, e.before_mrr), discounts = v.state
+   SET mrr_units = v.mrr, before_mrr_units = coalesce(v.before_mrr, e.before_mrr_units), discounts = v.state
   FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v (event_id, mrr, before_mrr, state)
  WHERE e.event_id = v.event_id
 """
 
 # The state row carries the MRR of the snapshot of its newest event (0015): keep them equal.
 SYNC_STATE: Final = """
-UPDATE subscriptions AS s SET mrr = e.mrr, updated_at = now()
+UPDATE subscriptions AS s SET mrr_units = e.mrr_units, updated_at = now()
   FROM subscription_events AS e
- WHERE s.id = $1 AND e.event_id = s.last_event_id AND s.mrr <> e.mrr
+ WHERE s.id = $1 AND e.event_id = s.last_event_id AND s.mrr_units <> e.mrr_units
 """
 
 DONE: Final = "DELETE FROM discount_fetches WHERE subscription_id = $1"
@@ -77,7 +77,7 @@ SELECT count(*) FILTER (WHERE e.discounts = 'pending') AS unread,
        count(*) FILTER (WHERE e.discounts = 'missing') AS gone
   FROM subscription_events AS e
   JOIN subscriptions AS s ON s.id = e.subscription_id AND s.last_event_id = e.event_id
- WHERE e.discounts IN ('pending', 'missing') AND s.mrr > 0
+ WHERE e.discounts IN ('pending', 'missing') AND s.mrr_units > 0
 """
 
 
@@ -102,7 +102,8 @@ class PendingSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Recomputed:
-    """A snapshot's MRR with the Discounts read; `state` 'applied', or 'missing' when one could not be read."""
+    """A snapshot's MRR with the Discounts read (MRR units, as stored: migration 0046); `state` 'applied', or
+    'missing' when one could not be read."""
 
     event_id: str
     mrr: int

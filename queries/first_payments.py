@@ -2,8 +2,8 @@
 
 A `subscription_cycle` invoice renews only a subscription that had paid before it (bot/subscriptions/
 first_payments.py): an earlier paid invoice of it (`subscription_invoices`, migration 0035); only for one with no
-invoice kept (paid before the migration), a snapshot whose event shows it paying before (`before_mrr` > 0), or one
-in MRR a day or more before the invoice (a trial converts minutes before its first payment; PAYING_AHEAD). The
+invoice kept (paid before the migration), a snapshot whose event shows it paying before (`before_mrr_units` > 0),
+or one in MRR a day or more before the invoice (a trial converts minutes before its first payment; PAYING_AHEAD). The
 batch's own snapshots are left out ($4): the batch has counted those of its events that came before the invoice.
 """
 
@@ -29,7 +29,8 @@ SELECT p.invoice_id,
                   AND i.paid_at < p.at) AS paid_invoice,
        EXISTS (SELECT FROM subscription_events AS e
                 WHERE e.subscription_id = p.subscription_id AND e.event_id <> ALL($4::text[]) AND e.at < p.at
-                  AND (e.before_mrr > 0 OR (e.mrr > 0 AND e.at <= p.at - interval '1 day'))) AS paying_snapshot
+                  AND (e.before_mrr_units > 0 OR (e.mrr_units > 0 AND e.at <= p.at - interval '1 day')))
+                  AS paying_snapshot
   FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS p (invoice_id, subscription_id, at)
 """
 

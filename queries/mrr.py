@@ -5,11 +5,15 @@ the one before it for the same subscription, in event time (not arrival order) â
 its own event says came before (a subscription first seen at a renewal after install is not new MRR). From 0 to
 more is new MRR (reactivation when it had paid before), up or down is expansion or contraction, to 0 is churn. MRR
 now is the sum of the `subscriptions` states (each its newest snapshot) less the movements after `now`, and a week
-ago less the week's movements too. Each snapshot carries its predecessor's MRR (`prev_mrr`, `paid_before`) and
+ago less the week's movements too. Each snapshot carries its predecessor's MRR (`prev_mrr_units`, `paid_before`) and
 the movements are summed per UTC day (`mrr_movement_days`), both kept by migration 0022's triggers whatever the
 arrival order, so a window reads its whole days and only its edge days' snapshots. 222k snapshots of 20k
 subscriptions: about 1 s as a scan of every snapshot, 65â€“75 ms finding each predecessor by index, 6 ms this way
 (bench/mrr.py). Kept per currency: never summed across them.
+
+What is stored is in MRR units (12,000,000 to a minor unit a month, migration 0046: bot/subscriptions/mrr.py), and
+summed as it is; each figure is rounded once, half up, to minor units at the end (mrr_minor()), so a hundred
+subscribers at a third of a cent over a whole one each make 33 cents more, not none.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ SUMMARY: Final = """
 WITH edges AS (
         SELECT currency, at, m.*
           FROM subscription_events
-         CROSS JOIN LATERAL mrr_movement(mrr, coalesce(prev_mrr, before_mrr, 0), paid_before) AS m
+         CROSS JOIN LATERAL mrr_movement(mrr_units, coalesce(prev_mrr_units, before_mrr_units, 0), paid_before)
+                           AS m
          WHERE (at >= $2 AND at < $4) OR (at > $3 AND at < $6) OR (at >= $5 AND at < $7)),
      parts AS (
         SELECT currency, new, reactivation, expansion, contraction, churned, churned_count, delta, active_delta,
@@ -57,17 +62,17 @@ WITH edges AS (
           FROM parts
          WHERE inside OR last_week OR after_now
          GROUP BY currency),
-     state AS (SELECT currency, sum(mrr) AS mrr, count(*) FILTER (WHERE mrr > 0) AS active
+     state AS (SELECT currency, sum(mrr_units) AS mrr, count(*) FILTER (WHERE mrr_units > 0) AS active
                  FROM subscriptions GROUP BY currency),
      currencies AS (SELECT currency FROM state UNION SELECT currency FROM movement)
 SELECT c.currency,
-       (coalesce(s.mrr, 0) - coalesce(m.after_now, 0))::bigint                              AS mrr,
-       (coalesce(s.mrr, 0) - coalesce(m.after_now, 0) - coalesce(m.last_week, 0))::bigint   AS mrr_week_ago,
-       coalesce(m.new, 0)::bigint                                                           AS new,
-       coalesce(m.reactivation, 0)::bigint                                                  AS reactivation,
-       coalesce(m.expansion, 0)::bigint                                                     AS expansion,
-       coalesce(m.contraction, 0)::bigint                                                   AS contraction,
-       coalesce(m.churned, 0)::bigint                                                       AS churned,
+       mrr_minor(coalesce(s.mrr, 0) - coalesce(m.after_now, 0))                             AS mrr,
+       mrr_minor(coalesce(s.mrr, 0) - coalesce(m.after_now, 0) - coalesce(m.last_week, 0))  AS mrr_week_ago,
+       mrr_minor(coalesce(m.new, 0))                                                        AS new,
+       mrr_minor(coalesce(m.reactivation, 0))                                               AS reactivation,
+       mrr_minor(coalesce(m.expansion, 0))                                                  AS expansion,
+       mrr_minor(coalesce(m.contraction, 0))                                                AS contraction,
+       mrr_minor(coalesce(m.churned, 0))                                                    AS churned,
        coalesce(m.churned_count, 0)::bigint                                                 AS churned_count,
        (coalesce(s.active, 0) - coalesce(m.active_after, 0))::bigint                        AS active
   FROM currencies AS c
@@ -81,7 +86,8 @@ TRIALING: Final = "SELECT count(*) FROM subscriptions WHERE status = 'trialing'"
 
 @dataclass(frozen=True, slots=True)
 class MrrFigures:
-    """One currency's MRR (minor units a month): now, a week ago, and its movements over the window."""
+    """One currency's MRR (minor units a month): now, a week ago, and its movements over the window, each summed
+    in MRR units and rounded once (so the movements may add up to a minor unit or two off the change)."""
 
     currency: str
     mrr: int

@@ -16,8 +16,8 @@ from queries.outbox import UNTRIED
 from queries.sales import CurrencyTotal
 
 INSERT_SNAPSHOTS: Final = """
-INSERT INTO subscription_events (event_id, subscription_id, at, rank, status, mrr, currency, plan, before_mrr,
-                                 pricing, before_pricing, discounts)
+INSERT INTO subscription_events (event_id, subscription_id, at, rank, status, mrr_units, currency, plan,
+                                 before_mrr_units, pricing, before_pricing, discounts)
 SELECT e, s, a, r, st, m, c, p, b, pr::jsonb, bp::jsonb, d
   FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::smallint[], $5::text[], $6::bigint[], $7::text[],
               $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[])
@@ -27,7 +27,7 @@ ON CONFLICT (event_id) DO NOTHING
 
 # Row comparison (at, rank, event id): the state moves forward only.
 UPSERT_STATES: Final = """
-INSERT INTO subscriptions (id, customer, status, mrr, currency, plan, cancel_at_period_end, cancel_at,
+INSERT INTO subscriptions (id, customer, status, mrr_units, currency, plan, cancel_at_period_end, cancel_at,
                            current_period_end, started_at, canceled_at, ended_at, livemode, last_event_id,
                            last_event_at, last_event_rank)
 SELECT *
@@ -36,7 +36,8 @@ SELECT *
               $13::bool[], $14::text[], $15::timestamptz[], $16::smallint[])
 ON CONFLICT (id) DO UPDATE
    SET customer = coalesce(EXCLUDED.customer, subscriptions.customer), status = EXCLUDED.status,
-       mrr = EXCLUDED.mrr, currency = EXCLUDED.currency, plan = coalesce(EXCLUDED.plan, subscriptions.plan),
+       mrr_units = EXCLUDED.mrr_units, currency = EXCLUDED.currency,
+       plan = coalesce(EXCLUDED.plan, subscriptions.plan),
        cancel_at_period_end = EXCLUDED.cancel_at_period_end, cancel_at = EXCLUDED.cancel_at,
        current_period_end = EXCLUDED.current_period_end,
        started_at = coalesce(subscriptions.started_at, EXCLUDED.started_at),
@@ -69,17 +70,18 @@ SELECT coalesce(o.currency, '') AS currency, count(*) AS orders, coalesce(sum(o.
 # the subscription itself had (`own_paid`), and the stretch of paying it is in: the latest snapshot before it
 # where the subscription came back to paying after having paid (None: its first stretch).
 MOVEMENTS: Final = """
-SELECT c.event_id, coalesce(c.prev_mrr, c.before_mrr, 0) AS start, c.paid_before,
-       coalesce(c.before_mrr, 0) > 0 OR EXISTS (
+SELECT c.event_id, coalesce(c.prev_mrr_units, c.before_mrr_units, 0) AS start, c.paid_before,
+       coalesce(c.before_mrr_units, 0) > 0 OR EXISTS (
            SELECT FROM subscription_events AS p
-            WHERE p.subscription_id = c.subscription_id AND (p.mrr > 0 OR p.before_mrr > 0)
+            WHERE p.subscription_id = c.subscription_id AND (p.mrr_units > 0 OR p.before_mrr_units > 0)
               AND (p.at, p.rank, p.event_id) < (c.at, c.rank, c.event_id)) AS own_paid,
        (SELECT r.event_id
           FROM subscription_events AS r
-         WHERE r.subscription_id = c.subscription_id AND r.mrr > 0 AND coalesce(r.prev_mrr, r.before_mrr, 0) = 0
+         WHERE r.subscription_id = c.subscription_id AND r.mrr_units > 0
+           AND coalesce(r.prev_mrr_units, r.before_mrr_units, 0) = 0
            AND (r.at, r.rank, r.event_id) < (c.at, c.rank, c.event_id)
            AND EXISTS (SELECT FROM subscription_events AS p
-                        WHERE p.subscription_id = r.subscription_id AND (p.mrr > 0 OR p.before_mrr > 0)
+                        WHERE p.subscription_id = r.subscription_id AND (p.mrr_units > 0 OR p.before_mrr_units > 0)
                           AND (p.at, p.rank, p.event_id) < (r.at, r.rank, r.event_id))
          ORDER BY r.at DESC, r.rank DESC, r.event_id DESC
          LIMIT 1) AS stretch
@@ -95,7 +97,7 @@ SELECT s.id
  WHERE EXISTS (SELECT FROM subscription_invoices AS i WHERE i.subscription_id = s.id AND i.paid)
     OR EXISTS (SELECT FROM subscription_events AS e
                 WHERE e.subscription_id = s.id AND e.event_id <> ALL($2::text[])
-                  AND (e.mrr > 0 OR e.before_mrr > 0))
+                  AND (e.mrr_units > 0 OR e.before_mrr_units > 0))
 """
 
 # Likely renewals (a "Subscription update" PaymentIntent before its invoice): held, never dropped, until it says.
@@ -135,7 +137,8 @@ UPDATE outbox SET available_at = greatest(available_at, $2)
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A subscription's counted MRR as one event left it."""
+    """A subscription's counted MRR as one event left it, in MRR units (12,000,000 to a minor unit a month, migration
+    0046), as are `before_mrr` and StateRow's `mrr`."""
 
     event_id: str
     subscription_id: str
@@ -217,7 +220,7 @@ async def hold_pings(db: Executor, order_ids: Sequence[str], *, hold_until: dt.d
 class Movement:
     """Where a stored snapshot stands in its subscription's ledger."""
 
-    start: int  # the MRR it moves from (what a churn loses)
+    start: int  # the MRR it moves from (what a churn loses), in MRR units
     paid_before: bool  # paid before it, the customer's other subscriptions included (reactivation, not new)
     own_paid: bool  # the subscription itself paid before it
     stretch: str | None  # the event id where its current stretch of paying began again; None: the first one

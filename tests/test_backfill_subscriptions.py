@@ -123,9 +123,9 @@ async def test_a_subscription_an_event_told_is_neither_duplicated_nor_moved(
         listed["items"]["data"][0]["price"]["unit_amount"] = 2900
         fake.subscriptions[listed["id"]] = listed
         assert await backfill(monkeypatch, dsn, fake) == 0
-    snapshots = await rows(dsn, "SELECT event_id, mrr FROM subscription_events")
+    snapshots = await rows(dsn, "SELECT event_id, mrr_minor(mrr_units) FROM subscription_events")
     assert [tuple(r) for r in snapshots] == [(renewed["id"], 1900)]
-    state = await rows(dsn, "SELECT last_event_id, mrr FROM subscriptions")
+    state = await rows(dsn, "SELECT last_event_id, mrr_minor(mrr_units) FROM subscriptions")
     assert [tuple(r) for r in state] == [(renewed["id"], 1900)]
 
 
@@ -140,7 +140,7 @@ async def test_ended_subscriptions_are_not_stored_and_a_trial_counts_no_mrr(
                 subscriber("basil", 4, amount=1900, status="past_due")]
         fake.subscriptions.update({s["id"]: s for s in subs})
         assert await backfill(monkeypatch, dsn, fake) == 0
-    state = await rows(dsn, "SELECT id, status, mrr FROM subscriptions ORDER BY id")
+    state = await rows(dsn, "SELECT id, status, mrr_minor(mrr_units) FROM subscriptions ORDER BY id")
     assert [tuple(r) for r in state] == [("sub_1Listed0003", "trialing", 0), ("sub_1Listed0004", "past_due", 1900)]
     got = await usd(dsn)
     assert (got.mrr, got.active, got.new) == (1900, 1, 0)
@@ -155,7 +155,8 @@ async def test_discounts_come_expanded_and_count_at_once(dsn: str, monkeypatch: 
         fake.subscriptions[sub["id"]] = sub
         fake.discounts["di_1Pct25"] = discount("basil", "di_1Pct25", coupon("Pct25", percent_off=25.0))
         assert await backfill(monkeypatch, dsn, fake) == 0
-    state = await rows(dsn, "SELECT e.mrr, e.before_mrr, e.discounts FROM subscription_events AS e")
+    state = await rows(dsn, "SELECT mrr_minor(mrr_units), mrr_minor(before_mrr_units), discounts"
+                            " FROM subscription_events")
     assert [tuple(r) for r in state] == [(1425, 1425, None)]
 
 

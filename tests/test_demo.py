@@ -35,6 +35,7 @@ from bot.intake.events import Kind
 from bot.reports.schedule import ReportKind
 from bot.stripe.parse import parse_event
 from bot.stripe.signature import verify
+from bot.subscriptions.mrr import minor
 from queries import demo as demo_queries
 from queries import mrr
 from queries import subscriptions as subscriptions_q
@@ -109,8 +110,8 @@ async def test_simulated_subscriptions_move_mrr_and_post_their_changes(bot: Bot)
     assert {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
             "invoice.paid"} <= set(simulator.sent)
     live = simulator.subscriptions.live
-    expected = sum(mrr_of(s.plan, s.quantity, s.currency, "active", dt.datetime.now(dt.UTC)) for s in live
-                   if s.currency == "USD")
+    expected = minor(sum(mrr_of(s.plan, s.quantity, s.currency, "active", dt.datetime.now(dt.UTC)) for s in live
+                         if s.currency == "USD"))  # MRR units, summed, rounded once (migration 0046)
     got = await mrr.summary(bot.deps.pool, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
                             since=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
     assert {c.currency: c.mrr for c in got.currencies}.get("USD", 0) == expected and got.active == len(live)
@@ -129,7 +130,8 @@ async def test_the_demo_history_has_subscribers_upgrades_and_churn(pool: asyncpg
     usd = next(c for c in got.currencies if c.currency == "USD")
     assert usd.mrr > 0 and usd.mrr_week_ago > 0 and usd.new > 0 and usd.churned > 0
     assert usd.expansion + usd.contraction > 0 and got.trialing == 3
-    assert usd.mrr == await pool.fetchval("SELECT sum(mrr) FROM subscriptions WHERE currency = 'USD'")
+    assert usd.mrr == await pool.fetchval("SELECT mrr_minor(sum(mrr_units)) FROM subscriptions"
+                                          " WHERE currency = 'USD'")
 
 
 async def test_a_kept_demo_database_is_topped_up_for_the_time_it_was_off(dsn: str) -> None:

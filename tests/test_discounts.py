@@ -125,7 +125,7 @@ async def test_discounts_named_by_id_are_read_and_mrr_recomputed(dsn: str, fake_
         after = await summary(bot)
         figures = after.currencies[0]
         assert (figures.mrr, figures.new, figures.expansion, after.discounts_unread) == (3975, 1050, 2925, 0)
-        assert await bot.deps.pool.fetchval("SELECT mrr FROM subscriptions") == 3975
+        assert await bot.deps.pool.fetchval("SELECT mrr_minor(mrr_units) FROM subscriptions") == 3975
         assert "before discounts" not in await sales_text(bot)
         reads = [r.path for r in fake.requests]
         assert reads.count(f"/v1/subscriptions/{SUB}") == 1

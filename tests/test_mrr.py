@@ -1,4 +1,5 @@
-"""MRR normalisation, by hand: intervals, counts, quantities, coupons, statuses and the payload shapes they come in."""
+"""MRR normalisation, by hand: intervals, counts, quantities, coupons, statuses and the payload shapes they come in
+(each one subscription's, in minor units as shown: MRR is kept in finer units, migration 0046)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from bot.stripe import discounts
 from bot.stripe.subscriptions import facts
-from bot.subscriptions.mrr import Coupon, Item, counted_mrr, monthly, subscription_mrr
+from bot.subscriptions.mrr import Coupon, Item, counted_mrr, minor, monthly, subscription_mrr
 
 AT = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 STORY = Path(__file__).parent / "fixtures" / "stripe" / "subscriptions"
@@ -38,7 +39,7 @@ def item(amount: int, interval: str = "month", count: int = 1, quantity: int = 1
 ], ids=["month", "year", "week", "day", "quarter", "seats-fortnight", "half-up", "two-items", "zero-seats"])
 def test_items_normalise_to_a_month(items: list[Item], expected: int) -> None:
     """Year ÷ 12, week × 52/12, day × 365/12, interval_count divides, quantity multiplies; rounded once, half up."""
-    assert subscription_mrr(items, at=AT) == expected
+    assert minor(subscription_mrr(items, at=AT)) == expected
 
 
 @pytest.mark.parametrize(("coupons", "expected"), [
@@ -52,25 +53,25 @@ def test_items_normalise_to_a_month(items: list[Item], expected: int) -> None:
 ], ids=["25pct", "500-off", "repeating-running", "repeating-over", "once", "floor", "12.5pct"])
 def test_coupons_that_apply_lower_the_mrr(coupons: tuple[Coupon, ...], expected: int) -> None:
     """Forever and running repeating coupons apply; once and ended repeating ones do not."""
-    assert subscription_mrr([item(1000, "month", 1, 3)], coupons, at=AT) == expected
+    assert minor(subscription_mrr([item(1000, "month", 1, 3)], coupons, at=AT)) == expected
 
 
 def test_an_amount_off_on_a_yearly_plan_is_spread_over_the_year() -> None:
     """500 off a 12000 yearly invoice is 1000 − 500/12 = 958.33 a month."""
-    assert subscription_mrr([item(12000, "year")], (Coupon(amount_off=500),), at=AT) == 958
+    assert minor(subscription_mrr([item(12000, "year")], (Coupon(amount_off=500),), at=AT)) == 958
 
 
 def test_an_items_own_coupon_applies_to_that_item_only() -> None:
     """20 % off the first item (1900 → 1520), none on the second (1000)."""
-    assert subscription_mrr([item(1900, "month", 1, 1, Coupon(percent_off=Fraction(20))), item(1000)],
-                            at=AT) == 2520
+    assert minor(subscription_mrr([item(1900, "month", 1, 1, Coupon(percent_off=Fraction(20))), item(1000)],
+                                  at=AT)) == 2520
 
 
 @pytest.mark.parametrize(("status", "expected"), [("active", 1900), ("past_due", 1900), ("trialing", 0),
                                                   ("incomplete", 0), ("unpaid", 0), ("canceled", 0), ("paused", 0)])
 def test_only_paying_statuses_count(status: str, expected: int) -> None:
     """Active and past_due count; a trial, an unpaid first invoice, a paused or ended subscription do not."""
-    assert counted_mrr(status, [item(1900)], at=AT) == expected
+    assert minor(counted_mrr(status, [item(1900)], at=AT)) == expected
 
 
 def test_an_interval_that_is_not_one_is_refused() -> None:
@@ -94,14 +95,14 @@ def test_expanded_discounts_apply_in_basil_and_clover_shapes(version: str, disco
     """Basil's Discount.coupon and clover's Discount.source.coupon give the same MRR: 1900 − 50 % = 950."""
     obj = subscription(version)
     obj["discounts"] = [discount]
-    assert facts(obj, {}, AT).mrr == 950
+    assert minor(facts(obj, {}, AT).mrr) == 950
 
 
 def test_discount_ids_alone_leave_the_mrr_undiscounted() -> None:
     """A webhook lists discounts as ids: their terms are unknown, so MRR is the items' (documented limit)."""
     obj = subscription()
     obj["discounts"] = ["di_1ABC"]
-    assert facts(obj, {}, AT).mrr == 1900
+    assert minor(facts(obj, {}, AT).mrr) == 1900
 
 
 def test_acacia_shapes_singular_discount_and_period_on_the_subscription() -> None:
@@ -111,7 +112,7 @@ def test_acacia_shapes_singular_discount_and_period_on_the_subscription() -> Non
     obj["discount"] = {"coupon": {"amount_off": 400, "duration": "forever", "currency": "usd"}}
     obj["current_period_end"] = 1_750_000_000
     f = facts(obj, {}, AT)
-    assert f.mrr == 1500 and f.current_period_end == dt.datetime.fromtimestamp(1_750_000_000, dt.UTC)
+    assert minor(f.mrr) == 1500 and f.current_period_end == dt.datetime.fromtimestamp(1_750_000_000, dt.UTC)
 
 
 def test_acacia_sends_the_discount_twice_and_its_expanded_copy_is_read() -> None:
@@ -122,10 +123,10 @@ def test_acacia_sends_the_discount_twice_and_its_expanded_copy_is_read() -> None
     legacy = {"id": "di_1ACACIA", "object": "discount", "end": None,
               "coupon": {"id": "HALF", "percent_off": 50, "duration": "forever"}}
     obj["discount"], obj["discounts"] = legacy, ["di_1ACACIA"]
-    assert facts(obj, {}, AT).mrr == 950
+    assert minor(facts(obj, {}, AT).mrr) == 950
     removed = {**obj, "discount": None, "discounts": []}
     f = facts(removed, {"discount": legacy, "discounts": ["di_1ACACIA"]}, AT)
-    assert (f.previous_mrr, f.mrr) == (950, 1900)
+    assert f.previous_mrr is not None and (minor(f.previous_mrr), minor(f.mrr)) == (950, 1900)
     obj["discounts"] = ["di_1ACACIA", "di_1OTHER"]  # another Discount, by id only: still read back later
     assert [d if isinstance(d, str) else d["id"] for d in discounts.discounts_of(obj)] == ["di_1ACACIA", "di_1OTHER"]
     assert isinstance(discounts.discounts_of(obj)[0], dict)
@@ -135,4 +136,6 @@ def test_previous_attributes_give_the_old_plan_and_mrr() -> None:
     """An upgrade's previous_attributes.items are priced like the current ones: 1900 before, 5800 after."""
     raw = json.loads((STORY / "clover" / "3_upgraded.json").read_text("utf-8"))
     f = facts(raw["data"]["object"], raw["data"]["previous_attributes"], AT)
-    assert (f.previous_mrr, f.mrr, f.previous_plan, f.plan) == (1900, 5800, "Pro monthly", "Team monthly × 2")
+    assert f.previous_mrr is not None
+    assert (minor(f.previous_mrr), minor(f.mrr), f.previous_plan, f.plan) == (1900, 5800, "Pro monthly",
+                                                                              "Team monthly × 2")

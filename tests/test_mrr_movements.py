@@ -12,25 +12,29 @@ import asyncpg
 import pytest
 
 from bot.db import bundled_migrations
+from bot.subscriptions.mrr import PER_MINOR
 from queries import discounts, mrr
 from queries.subscriptions import Snapshot, insert_snapshots
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+# MRR units (migration 0046) of a price in minor units a year: sums of fractions of a minor unit a month.
+YEARLY = PER_MINOR // 12
 
 # queries/mrr.py's movements before migration 0022 ($1 now, $2 window start, $3 a week before now): each snapshot's
 # predecessor found by index, nothing stored. One fix: it read `e.at > least(...)`, leaving out a snapshot exactly
 # at the window's start, which its own `inside` (at >= $2) counts; the summary now counts it.
 REFERENCE = """
 WITH steps AS (
-        SELECT e.currency, e.at, e.mrr, e.at >= $2 AND e.at <= $1::timestamptz AS inside,
-               coalesce(p.mrr, e.before_mrr, 0) AS prev,
-               coalesce(p.mrr, e.before_mrr, 0) = 0 AND e.mrr > 0 AND (coalesce(e.before_mrr, 0) > 0 OR EXISTS (
+        SELECT e.currency, e.at, e.mrr_units AS mrr, e.at >= $2 AND e.at <= $1::timestamptz AS inside,
+               coalesce(p.mrr_units, e.before_mrr_units, 0) AS prev,
+               coalesce(p.mrr_units, e.before_mrr_units, 0) = 0 AND e.mrr_units > 0
+               AND (coalesce(e.before_mrr_units, 0) > 0 OR EXISTS (
                    SELECT 1 FROM subscription_events AS x
-                    WHERE x.subscription_id = e.subscription_id AND (x.mrr > 0 OR x.before_mrr > 0)
+                    WHERE x.subscription_id = e.subscription_id AND (x.mrr_units > 0 OR x.before_mrr_units > 0)
                       AND (x.at, x.rank, x.event_id) < (e.at, e.rank, e.event_id))) AS paid_before
           FROM subscription_events AS e
           LEFT JOIN LATERAL (
-                SELECT x.mrr FROM subscription_events AS x
+                SELECT x.mrr_units FROM subscription_events AS x
                  WHERE x.subscription_id = e.subscription_id
                    AND (x.at, x.rank, x.event_id) < (e.at, e.rank, e.event_id)
                  ORDER BY x.at DESC, x.rank DESC, x.event_id DESC
@@ -71,8 +75,8 @@ def ledger(rng: random.Random) -> list[Snapshot]:
             at += dt.timedelta(seconds=0 if rng.random() < 0.2 else rng.uniform(1, 20 * 86400))
             if rng.random() < 0.2:  # on a UTC midnight: where a day row and the edge snapshots meet
                 at = at.replace(hour=0, minute=0, second=0, microsecond=0)
-            mrr_now = rng.choice((0, 0, 1900, 2900, 4900))
-            before = rng.choice((None, 1900)) if i == 0 else None
+            mrr_now = rng.choice((0, 0, 1900, 2900, 4900)) * YEARLY
+            before = rng.choice((None, 1900 * YEARLY)) if i == 0 else None
             rows.append(Snapshot(f"evt_{s}_{i}_{rng.randrange(1000)}", f"sub_{s}", at, rng.randint(0, 2),
                                  "active" if mrr_now else "canceled", mrr_now, rng.choice(("usd", "usd", "eur")),
                                  "Pro", before))
@@ -104,8 +108,8 @@ def vars_of(c: mrr.MrrFigures) -> list[object]:
 # Each subscription's state is its newest snapshot, as the intake keeps it (queries/subscriptions.py).
 STATES = """
 DELETE FROM subscriptions;
-INSERT INTO subscriptions (id, status, mrr, currency, last_event_id, last_event_at, last_event_rank)
-SELECT DISTINCT ON (subscription_id) subscription_id, status, mrr, currency, event_id, at, rank
+INSERT INTO subscriptions (id, status, mrr_units, currency, last_event_id, last_event_at, last_event_rank)
+SELECT DISTINCT ON (subscription_id) subscription_id, status, mrr_units, currency, event_id, at, rank
   FROM subscription_events
  ORDER BY subscription_id, at DESC, rank DESC, event_id DESC;
 """
@@ -126,7 +130,7 @@ async def test_any_arrival_order_and_batching_keeps_the_movements(conn: asyncpg.
         batch, rows = rows[:size], rows[size:]
         await insert_snapshots(conn, batch + batch[:rng.randint(0, 1)])
         await assert_as_reference(conn)
-    moved = await conn.fetchval("SELECT count(*) FROM subscription_events WHERE prev_mrr IS NOT NULL")
+    moved = await conn.fetchval("SELECT count(*) FROM subscription_events WHERE prev_mrr_units IS NOT NULL")
     assert moved > 0
 
 
@@ -139,8 +143,9 @@ async def test_a_changed_or_deleted_snapshot_moves_its_successors(conn: asyncpg.
         async with conn.transaction():
             sub = await conn.fetchval("SELECT subscription_id FROM subscription_events WHERE event_id = $1",
                                       event_id)
-            await discounts.recomputed(conn, sub, [discounts.Recomputed(event_id, rng.choice((0, 990, 5900)),
-                                                                        rng.choice((None, 2900)), "applied")])
+            recomputed = discounts.Recomputed(event_id, rng.choice((0, 990, 5900)) * YEARLY,
+                                              rng.choice((None, 2900 * YEARLY)), "applied")
+            await discounts.recomputed(conn, sub, [recomputed])
         await assert_as_reference(conn)
     await conn.execute("DELETE FROM subscription_events WHERE event_id = $1", rng.choice(ids))
     await assert_as_reference(conn)
@@ -174,7 +179,7 @@ async def test_the_days_kept_by_the_triggers_equal_a_rebuild(conn: asyncpg.Conne
         await insert_snapshots(conn, rows[i:i + 3])
     event_id = rng.choice(rows).event_id
     sub = await conn.fetchval("SELECT subscription_id FROM subscription_events WHERE event_id = $1", event_id)
-    await discounts.recomputed(conn, sub, [discounts.Recomputed(event_id, 4242, None, "applied")])
+    await discounts.recomputed(conn, sub, [discounts.Recomputed(event_id, 4242 * YEARLY, None, "applied")])
     kept = [tuple(r) for r in await conn.fetch(DAYS)]
     assert kept
     await conn.execute("SELECT mrr_movements_rebuild()")

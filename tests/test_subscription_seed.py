@@ -25,7 +25,7 @@ async def test_cli_seed_adds_subscriptions_when_asked(dsn: str, conn: asyncpg.Co
     mismatched = await conn.fetchval("""
         SELECT count(*) FROM subscriptions AS s
           JOIN subscription_events AS e ON e.event_id = s.last_event_id
-         WHERE e.mrr <> s.mrr""")
+         WHERE e.mrr_units <> s.mrr_units""")
     assert mismatched == 0
     now = dt.datetime.now(dt.UTC)
     got = await mrr.summary(conn, now=now, since=now - dt.timedelta(days=30))

@@ -94,7 +94,7 @@ async def test_the_story_posts_each_change_and_moves_mrr(shop: Bot, version: str
         assert got is not None and (got.mrr, got.active) == (expected_mrr, active), name
     got = await figures(shop)
     assert got is not None and (got.new, got.expansion, got.churned, got.churned_count) == (1900, 3900, 5800, 1)
-    row = await shop.deps.pool.fetchrow("SELECT status, mrr, cancel_at_period_end FROM subscriptions")
+    row = await shop.deps.pool.fetchrow("SELECT status, mrr_units, cancel_at_period_end FROM subscriptions")
     assert tuple(row) == ("canceled", 0, True)
 
 
@@ -124,7 +124,7 @@ async def test_any_arrival_order_ends_in_the_same_state_and_messages(bot: Bot, v
             texts += await post(bot, events[i])
             texts += await post(bot, events[i])  # redelivered: a duplicate changes nothing
         got = await figures(bot)
-        row = await bot.deps.pool.fetchrow("SELECT status, mrr, plan, last_event_id FROM subscriptions")
+        row = await bot.deps.pool.fetchrow("SELECT status, mrr_units, plan, last_event_id FROM subscriptions")
         outcomes.add((tuple(sorted(texts)), got, tuple(row)))
     assert len(outcomes) == 1, outcomes
     texts, got, row = outcomes.pop()
@@ -168,7 +168,7 @@ async def test_backfilled_subscription_events_are_stored_without_pings(bot: Bot)
                      event=parse_event(evt), via="backfill")
     async with bot.deps.pool.acquire() as conn:
         await ingest_batch(conn, [sub], tz=bot.deps.settings.tz, now=dt.datetime.now(dt.UTC), notify=False)
-    assert await bot.deps.pool.fetchval("SELECT mrr FROM subscriptions") == 1900
+    assert await bot.deps.pool.fetchval("SELECT mrr_minor(mrr_units) FROM subscriptions") == 1900
     assert await bot.deps.pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 

@@ -23,7 +23,7 @@ from bot.stripe import discounts
 from bot.stripe.build import Envelope, Ids, new_event
 from bot.stripe.fields import coalesce, currency, first_item, integer, mapping, string, stripe_id, timestamp
 from bot.subscriptions.facts import SubscriptionFacts
-from bot.subscriptions.mrr import MONTHS_PER, Coupon, Item, counted_mrr, subscription_mrr
+from bot.subscriptions.mrr import MONTHS_PER, Coupon, Item, counted_mrr, minor, subscription_mrr
 from bot.subscriptions.pricing import amount_off_in, amounts_off, package_of
 
 MAX_PLAN_CHARS = 120
@@ -191,5 +191,5 @@ def subscription(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent:
     """customer.subscription.created / .updated / .deleted: a SUBSCRIPTION event (never a sale: the invoice is)."""
     f = facts(obj, env.previous, env.occurred_at)
     f = _pricings(f, obj, env.previous, deleted=env.event_type.endswith(".deleted"))
-    return new_event(env, obj, Kind.SUBSCRIPTION, Ids(), amount=f.mrr, email=None, name=None,
+    return new_event(env, obj, Kind.SUBSCRIPTION, Ids(), amount=minor(f.mrr), email=None, name=None,
                      currency=f.currency, product=f.plan, subscription_id=f.id, subscription=f)

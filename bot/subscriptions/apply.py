@@ -19,6 +19,7 @@ import asyncpg
 from bot.blocks.subscriptions import Change, SubscriptionView, subscription_message
 from bot.intake.events import PaymentEvent
 from bot.subscriptions.facts import RANKS, SubscriptionFacts
+from bot.subscriptions.mrr import minor
 from queries import intake as intake_q
 from queries import subscriptions as q
 from queries.intake import QueuedMessage
@@ -57,19 +58,21 @@ def change_of(e: PaymentEvent, f: SubscriptionFacts, *, ledger_start: int | None
     its trial). No churn either where the ledger's MRR before the event (`ledger_start`, its snapshot's start) is
     0: the figures count none there — a trial paused for want of a card, then canceled, never paid. One now paying
     whose ledger says it (or its customer, on another subscription) paid before (`paid_before`) is back, not new."""
-    base = SubscriptionView(change=Change.NEW, subscription_id=f.id, plan=f.plan, currency=f.currency, mrr=f.mrr,
-                            delta=f.mrr, occurred_at=e.occurred_at)
+    now = minor(f.mrr)  # the facts are in MRR units: a ping shows minor units, each figure rounded once
+    base = SubscriptionView(change=Change.NEW, subscription_id=f.id, plan=f.plan, currency=f.currency, mrr=now,
+                            delta=now, occurred_at=e.occurred_at)
     if churns(e, f):
         lost = f.previous_mrr if f.previous_mrr is not None else f.gross_mrr
         paid = lost > 0 and (ledger_start is None or ledger_start > 0)
-        return replace(base, change=Change.CHURNED, mrr=lost, delta=-lost) if paid else None
+        return replace(base, change=Change.CHURNED, mrr=minor(lost), delta=-minor(lost)) if paid else None
     if not f.paying:
         return None
     if e.event_type.endswith(".created") or f.was_paying is False:
         # Created paying, a trial (or an incomplete first payment) now paying, or back from unpaid or a pause.
         return replace(base, change=Change.REACTIVATED) if paid_before else base
     if f.previous_signature is not None and (f.previous_signature != f.signature or f.previous_mrr != f.mrr):
-        return replace(base, change=Change.PLAN, delta=f.mrr - (f.previous_mrr or 0), previous_plan=f.previous_plan)
+        return replace(base, change=Change.PLAN, delta=minor(f.mrr - (f.previous_mrr or 0)),
+                       previous_plan=f.previous_plan)
     if f.previous_cancel is False and f.cancel_scheduled:
         return replace(base, change=Change.CANCEL_SCHEDULED, delta=0, cancels_on=f.cancels_on)
     if f.previous_cancel is True and not f.cancel_scheduled:

@@ -19,8 +19,9 @@ class SubscriptionFacts:
 
     `mrr` is what it adds to the store's MRR now (0 unless active or past_due, and collected); `gross_mrr` what
     its items are worth whatever the status (what its churn loses; 0 when it ended in its trial, or with its
-    collection paused, or never paid). The `previous_*` fields are None when the event does not say (only
-    customer.subscription.updated carries previous_attributes)."""
+    collection paused, or never paid). Both, and `previous_mrr`, are in MRR units (bot/subscriptions/mrr.py
+    PER_MINOR to a minor unit a month), as stored: rounded to a minor unit only where shown. The `previous_*`
+    fields are None when the event does not say (only customer.subscription.updated carries previous_attributes)."""
 
     id: str
     customer: str | None

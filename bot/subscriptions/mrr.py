@@ -2,12 +2,21 @@
 
 A package price (`transform_quantity`: so much per `divide_by` units) bills whole packages, the quantity divided
 and rounded up or down as the price says (https://docs.stripe.com/api/prices/object#price_object-transform_quantity).
-Pure arithmetic on exact fractions, rounded once (half up) to a minor unit at the end. The conventions are the
-ones Baremetrics and ChartMogul document: a yearly price is divided by 12, a weekly one multiplied by 52/12, a daily
-one by 365/12; `interval_count` divides (every 3 months = a third a month); forever and still-running repeating coupons
-are taken off, one-off (`once`) coupons are not (they change one invoice, not the run rate); a trialing,
-incomplete, paused, unpaid or ended subscription counts 0 (a trial is not revenue yet; it counts from the moment
-it converts). https://docs.stripe.com/api/subscriptions/object · https://docs.stripe.com/api/coupons/object
+Pure arithmetic on exact fractions. The conventions are the ones Baremetrics and ChartMogul document: a yearly price
+is divided by 12, a weekly one multiplied by 52/12, a daily one by 365/12; `interval_count` divides (every 3 months
+= a third a month); forever and still-running repeating coupons are taken off, one-off (`once`) coupons are not
+(they change one invoice, not the run rate); a trialing, incomplete, paused, unpaid or ended subscription counts 0
+(a trial is not revenue yet; it counts from the moment it converts).
+https://docs.stripe.com/api/subscriptions/object · https://docs.stripe.com/api/coupons/object
+
+A subscription's MRR is kept in MRR units, PER_MINOR (12,000,000) to a minor unit a month: its amount a year in
+millionths of a minor unit. That is exact for a price a month, a year, every 2, 3, 4 or 6 months, a week, every 2,
+4, 13 or 26 weeks, or a day (a year is 12 months, 52 weeks, 365 days), a percentage off with up to two decimals, an
+amount off spread over the year, and (without a percentage off) a unit_amount_decimal of up to six decimals. Any
+other (every 7 months, 3 weeks or 3 years) is rounded half up to a millionth of a minor unit a year: off by at most
+half of one per subscription. Stored MRR is in these units (migration 0046), summed as it is, and rounded once,
+half up, to a minor unit where it is shown (`minor` here, mrr_minor() in SQL): rounding each subscription to a cent
+before summing lost a third of a cent per $100-a-year subscriber, so three of them made $24.99 a month.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final
 
+# MRR units to one minor unit a month: a year's amount in millionths of a minor unit (migration 0046).
+PER_MINOR: Final = 12_000_000
 # Months in one interval of each unit.
 MONTHS_PER: Final = {"day": Fraction(12, 365), "week": Fraction(12, 52), "month": Fraction(1), "year": Fraction(12)}
 # Statuses whose subscription is paying: past_due is still a customer until Stripe gives up (then unpaid/canceled).
@@ -96,15 +107,23 @@ def item_mrr(item: Item, *, at: dt.datetime) -> Fraction:
 
 
 def subscription_mrr(items: Sequence[Item], coupons: Sequence[Coupon] = (), *, at: dt.datetime) -> int:
-    """The MRR of these items under the subscription's coupons, in minor units (rounded half up)."""
+    """The MRR of these items under the subscription's coupons, in MRR units (PER_MINOR to a minor unit; an amount
+    finer than one is rounded half up)."""
     if not items:
         return 0
     total = sum((item_mrr(i, at=at) for i in items), Fraction(0))
     first = items[0]  # an amount_off is per invoice: spread over the billing period (Stripe bills items together)
     total = _discounted(total, coupons, months=MONTHS_PER[first.interval] * first.interval_count, at=at)
-    return int(total + Fraction(1, 2)) if total > 0 else 0
+    return int(total * PER_MINOR + Fraction(1, 2)) if total > 0 else 0
 
 
 def counted_mrr(status: str, items: Sequence[Item], coupons: Sequence[Coupon] = (), *, at: dt.datetime) -> int:
-    """The MRR a subscription in `status` adds to the store's: its items' MRR while paying, else 0."""
+    """The MRR a subscription in `status` adds to the store's, in MRR units: its items' MRR while paying, else 0."""
     return subscription_mrr(items, coupons, at=at) if status in COUNTED else 0
+
+
+def minor(units: int) -> int:
+    """MRR units (one subscription's, or a sum, or a change) in minor units a month, rounded once: half up, a
+    change down by as much as one up (half away from zero), as mrr_minor() in SQL (migration 0046)."""
+    whole = (abs(units) + PER_MINOR // 2) // PER_MINOR
+    return whole if units >= 0 else -whole

@@ -88,7 +88,8 @@ def _coupons(refs: Iterable[Mapping[str, Any]], read: Mapping[str, Terms | None]
 
 
 def mrr_of(pricing: Mapping[str, Any], read: Mapping[str, Terms | None], *, currency: str, at: dt.datetime) -> int:
-    """The MRR the pricing gives at `at` with the Discounts read so far (an unread or gone one is left out)."""
+    """The MRR the pricing gives at `at` (MRR units) with the Discounts read so far (an unread or gone one is left
+    out)."""
     items = [Item(price_id=str(i.get("price") or ""), name="", unit_amount=Fraction(str(i["unit_amount"])),
                   interval=str(i["interval"]), interval_count=int(i.get("interval_count") or 1),
                   quantity=int(i.get("quantity") or 0), coupons=_coupons(i.get("discounts") or (), read, currency),
