@@ -3,7 +3,10 @@ per-currency rows turned into gross, fees, refunds and net in it.
 
 Orders already in the store currency count at face value until Stripe's figures arrive (then at what settled,
 which is the same amount, with the fee known). Orders in another currency count at what Stripe settled for them;
-until that is known they stay `pending`, listed in their own currency and never converted at a guessed rate.
+until that is known they stay `pending`, listed in their own currency and never converted at a guessed rate. Those
+Stripe settled in another currency than the store's are given up on (their figures set aside), neither waiting to
+convert nor with fees still to come: `aside`, named apart in their own currency and in no total (an order charged in
+the store currency itself still counts at face value, its fee unknown).
 Without STRIPE_API_KEY nothing ever settles, so with STORE_CURRENCY alone the other currencies stay listed apart.
 """
 
@@ -37,11 +40,24 @@ class StoreTotals:
     unsettled: int  # orders counted in `gross` whose fees are not known yet
     pending: tuple[CurrencyTotal, ...] = ()  # orders in other currencies with nothing settled yet
     with_fees: bool = True  # False without STRIPE_API_KEY: fees and net are never known, gross only
+    aside: tuple[CurrencyTotal, ...] = ()  # orders in other currencies settled in a third: given up, not counted
+    fees_unknown: int = 0  # orders in the store currency settled in another: at face value in `gross`, fees never known
 
     @property
     def net(self) -> int:
         """Gross − fees − refunds, of what is known."""
         return self.gross - self.fees - self.refunds
+
+    @property
+    def converted(self) -> int:
+        """The orders `gross` counts: neither waiting to be converted nor settled in another currency."""
+        return self.orders - sum(t.orders for t in self.pending) - sum(t.orders for t in self.aside)
+
+
+def average(total: int, count: int) -> int:
+    """An average order value in minor units, rounded half up (not cut down): $10.00, $10.01 and $10.01 → $10.01.
+    Shared by every surface that shows one, so /sales, the reports and the JSON API agree to the minor unit."""
+    return (2 * total + count) // (2 * count)
 
 
 def gross_in(store: str, currency: str, *, revenue: int, settled_revenue: int, settled: int) -> int:
@@ -51,25 +67,32 @@ def gross_in(store: str, currency: str, *, revenue: int, settled_revenue: int, s
 
 
 def store_totals(rows: Sequence[SettledTotal], currency: str, *, with_fees: bool = True) -> StoreTotals:
-    """Fold a window's per-currency rows into the store currency."""
-    gross = fees = refunds = unsettled = orders = 0
+    """Fold a window's per-currency rows into the store currency. Orders whose figures were read in another currency
+    (set aside: the fees job gave them up) are not waited for: in another currency than the store's they are not
+    counted (`aside`, in their own currency); in the store's own, at face value, their fees unknown."""
+    gross = fees = refunds = unsettled = orders = fees_unknown = 0
     pending: list[CurrencyTotal] = []
+    aside: list[CurrencyTotal] = []
     for r in rows:
         orders += r.orders
         fees += r.fees
         refunds += r.deducted
         gross += gross_in(currency, r.currency, revenue=r.revenue, settled_revenue=r.settled_revenue,
                           settled=r.settled)
-        waiting = r.orders - r.settled_orders
+        waiting = r.orders - r.settled_orders - r.aside_orders
         if r.currency == currency:
             unsettled += waiting
+            fees_unknown += r.aside_orders
         elif waiting:
-            pending.append(CurrencyTotal(r.currency, waiting, r.revenue - r.settled_revenue))
+            pending.append(CurrencyTotal(r.currency, waiting, r.revenue - r.settled_revenue - r.aside_revenue))
+        if r.aside_orders and r.currency != currency:
+            aside.append(CurrencyTotal(r.currency, r.aside_orders, r.aside_revenue))
     pending.sort(key=lambda t: (-t.revenue, t.currency))
     # Settled figures without a key (the demo's, or kept from before a key was removed) still give a net.
     with_fees = with_fees or any(r.settled_orders for r in rows)
     return StoreTotals(currency=currency, orders=orders, gross=gross, fees=fees, refunds=refunds,
-                       unsettled=unsettled, pending=tuple(pending), with_fees=with_fees)
+                       unsettled=unsettled, pending=tuple(pending), with_fees=with_fees,
+                       aside=tuple(sorted(aside, key=lambda t: (-t.revenue, t.currency))), fees_unknown=fees_unknown)
 
 
 def store_series(points: Sequence[SettledPoint], currency: str, *,
@@ -81,11 +104,12 @@ def store_series(points: Sequence[SettledPoint], currency: str, *,
     return {bucket: store_totals(group, currency, with_fees=with_fees) for bucket, group in rows.items()}
 
 
-def pending_of(totals: Sequence[StoreTotals]) -> tuple[CurrencyTotal, ...]:
-    """What several windows left not converted yet, merged per currency, biggest first."""
+def pending_of(totals: Sequence[StoreTotals], *, aside: bool = False) -> tuple[CurrencyTotal, ...]:
+    """What several windows left not converted yet (with `aside`: settled in another currency), merged per currency,
+    biggest first."""
     merged: dict[str, CurrencyTotal] = {}
     for st in totals:
-        for t in st.pending:
+        for t in st.aside if aside else st.pending:
             was = merged.get(t.currency, CurrencyTotal(t.currency, 0, 0))
             merged[t.currency] = CurrencyTotal(t.currency, was.orders + t.orders, was.revenue + t.revenue)
     return tuple(sorted(merged.values(), key=lambda t: (-t.revenue, t.currency)))

@@ -113,52 +113,53 @@ SELECT count(*) FILTER (WHERE due_at < 'infinity') AS waiting, count(*) FILTER (
 """
 
 # queries/sales.py's cover with the settled columns; the edge rows come from the table (they are few). A fully
-# refunded order counts only its fee: its gross and its refund cancel out, and Stripe keeps the fee (net −fee).
+# refunded order counts its fee and what its refund took back beyond its sale (0050); those set aside (0047) apart.
 SETTLED_PARTS: Final = """
 WITH parts AS (
-    SELECT bucket AS at, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
-      FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
+    SELECT bucket AS at, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted,
+           aside_orders, aside_revenue FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
-    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
-      FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
+    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted, aside_orders,
+           aside_revenue FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
        AND bucket >= (SELECT min(b) FROM unnest($2::timestamptz[]) AS b)
        AND bucket <= (SELECT max(b) FROM unnest($2::timestamptz[]) AS b)
     UNION ALL
-    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted
-      FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
+    SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted, aside_orders,
+           aside_revenue FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
     UNION ALL
-    SELECT o.created_at, coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0),
-           (o.settled_amount IS NOT NULL)::int,
+    SELECT o.created_at, coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0), (o.settled_amount IS NOT NULL)::int,
            CASE WHEN o.settled_amount IS NULL THEN 0 ELSE coalesce(o.amount_total, 0) END,
-           coalesce(o.settled_amount, 0), coalesce(o.fee, 0), coalesce(o.settled_refunded, 0)
+           coalesce(o.settled_amount, 0), coalesce(o.fee, 0), coalesce(o.settled_refunded, 0),
+           (o.settled_amount IS NULL AND o.settled_aside IS NOT NULL)::int,
+           coalesce(o.amount_total, 0) * (o.settled_amount IS NULL AND o.settled_aside IS NOT NULL)::int
       FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.payment_status = 'completed' AND o.created_at >= w.lo AND o.created_at < w.hi
     UNION ALL
-    SELECT o.created_at, coalesce(o.currency, ''), 0, 0, 0, 0, 0, o.fee, 0
+    SELECT o.created_at, coalesce(o.currency, ''), 0, 0, 0, 0, 0, o.fee,
+           coalesce(o.settled_refunded, 0) - coalesce(o.settled_amount, 0), 0, 0
       FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.payment_status = 'refunded' AND o.created_at >= w.lo AND o.created_at < w.hi
      WHERE o.fee IS NOT NULL
 )
 """
-
-SETTLED_TOTALS: Final = SETTLED_PARTS + """
-SELECT currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
+_SUMMED: Final = """sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
        sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
-       sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted
-  FROM parts
+       sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted,
+       sum(aside_orders)::bigint AS aside_orders, sum(aside_revenue)::bigint AS aside_revenue
+  FROM parts"""
+
+SETTLED_TOTALS: Final = SETTLED_PARTS + f"""
+SELECT currency, {_SUMMED}
  GROUP BY currency
-HAVING sum(orders) <> 0 OR sum(fees) <> 0
+HAVING sum(orders) <> 0 OR sum(fees) <> 0 OR sum(deducted) <> 0
  ORDER BY currency
 """
 
 # By local hour or day, as queries/sales.py TREND (the cover is cut at every local bucket).
-SETTLED_TREND: Final = SETTLED_PARTS + """
-SELECT date_trunc($6, at, $7) AS bucket, currency, sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
-       sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
-       sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted
-  FROM parts
+SETTLED_TREND: Final = SETTLED_PARTS + f"""
+SELECT date_trunc($6, at, $7) AS bucket, currency, {_SUMMED}
  GROUP BY 1, 2
-HAVING sum(orders) <> 0 OR sum(fees) <> 0
+HAVING sum(orders) <> 0 OR sum(fees) <> 0 OR sum(deducted) <> 0
  ORDER BY 1, 2
 """
 
@@ -199,6 +200,8 @@ class SettledTotal:
     settled: int  # their settled amounts, in the store currency
     fees: int
     deducted: int  # refunds and disputes of these orders, settled
+    aside_orders: int = 0  # orders whose figures were read in another currency than the store's (not counted)
+    aside_revenue: int = 0  # their amount_total, in `currency`
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +281,8 @@ async def backlog(db: Executor) -> Backlog:
 
 def _settled(r: Any) -> SettledTotal:
     return SettledTotal(r["currency"] or "USD", r["orders"], int(r["revenue"]), r["settled_orders"],
-                        int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]))
+                        int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]),
+                        r["aside_orders"], int(r["aside_revenue"]))
 
 
 async def settled_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[SettledTotal]:

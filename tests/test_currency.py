@@ -57,7 +57,7 @@ async def test_sales_and_the_api_give_revenue_in_the_store_currency(store: Bot, 
     assert_valid_message(answer)
     text = str(answer["blocks"])
     assert "$197.31" in text and "Net" in text and "$190.39 (fees $6.92)" in text
-    assert "*Avg order:*\\n$49.32'" in text  # $197.31 ÷ 4, rounded down
+    assert "*Avg order:*\\n$49.33'" in text  # $197.31 ÷ 4 = $49.3275, rounded half up
     assert "By currency: €45.00 + £78.00 + ¥2,980 + $30.00" in text and "$197.31" in answer["text"]
     api = await (await store.client.get("/api/monitoring/sales",
                                         headers={"Authorization": f"Bearer {TOKEN}"})).json()

@@ -1,10 +1,10 @@
-"""README, "One currency, net of fees": "An amount settled in another currency than the store's (an account settling
-in several currencies, or a STORE_CURRENCY different from the account's) is not counted: that order stays 'not
-converted'". Figures read while the store currency was the account's (USD) stayed counted as if they were in the new
-STORE_CURRENCY (EUR) once the owner set it (found by a review): the rollups sum settled amounts whatever their
-currency. Now the fees job walks the orders when the store currency changes — figures in another currency go, orders
-that settled in the new one are read again — in steps, one replica at a time, and never keeps figures in another
-currency (nor does the backfill's read)."""
+"""README, "One currency, net of fees": "An amount settled in another currency than the store's (an account settling in
+several currencies, or a STORE_CURRENCY different from the account's) is not counted" (and said so: "settled in
+another currency, not counted", not "not converted yet", which it never will be). Figures read while the store
+currency was the account's (USD) stayed counted as if they were in the new STORE_CURRENCY (EUR) once the owner set it
+(found by a review): the rollups sum settled amounts whatever their currency. Now the fees job walks the orders when
+the store currency changes — figures in another currency go, orders that settled in the new one are read again — in
+steps, one replica at a time, and never keeps figures in another currency (nor does the backfill's read)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ async def test_usd_settlements_are_not_summed_as_euros(dsn: str, fake_slack: Fak
     assert "€197.31" not in text, text
     assert eur.gross == 4500, eur
     assert (eur.fees, eur.refunds) == (0, 0), eur
-    assert sorted(p.currency for p in eur.pending) == ["GBP", "JPY", "USD"], eur
+    assert not eur.pending and sorted(p.currency for p in eur.aside) == ["GBP", "JPY", "USD"], eur
+    assert "€45.00 + £78.00 + ¥2,980 + $30.00 settled in another currency, not counted" in text, text
+    assert eur.fees_unknown == 1 and "fees of 1 order settled in another currency unknown" in text, text
     # The report's top products: the EUR order at face value, the three others not converted.
     assert (sum(p.revenue for p in products), sum(p.not_converted for p in products)) == (4500, 3), products
     # Given up on with the reason, as an order read in another currency is.
@@ -152,4 +154,4 @@ async def test_an_order_read_in_another_currency_keeps_no_figures(store: Bot, st
     assert tuple(row) == ("EUR", None, 4871)  # set aside, summed nowhere
     usd = await totals(store, at)
     assert usd.gross == 3000 + 2010 + 9850, usd
-    assert [p.currency for p in usd.pending] == ["EUR"], usd
+    assert not usd.pending and [p.currency for p in usd.aside] == ["EUR"], usd  # given up: not "not converted"

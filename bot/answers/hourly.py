@@ -20,7 +20,8 @@ class Hourly:
     """Each hour's completed orders per currency, and (with a store currency) the hour in it."""
 
     points: list[TrendPoint]
-    store: dict[dt.datetime, StoreTotals] | None = None  # by hour start; hours without orders are absent
+    store: dict[dt.datetime, StoreTotals] | None = None  # by hour start; hours with neither orders nor fees absent
+    account: str | None = None  # without a store currency, the Stripe account's as last read (a key since removed)
 
 
 async def last_24_hours(db: Executor, *, now: dt.datetime, tz: ZoneInfo, store: str | None,
@@ -28,7 +29,8 @@ async def last_24_hours(db: Executor, *, now: dt.datetime, tz: ZoneInfo, store: 
     """The last 24 hours by hour; `store` the store currency, None for per-currency points only."""
     start = now - DAY_OF_HOURS
     if store is None:
-        return Hourly(await sales.trend(db, start=start, end=now, bucket="hour", tz=tz.key))
+        return Hourly(await sales.trend(db, start=start, end=now, bucket="hour", tz=tz.key),
+                      account=await settlements.account_currency(db))
     points = await settlements.settled_trend(db, start=start, end=now, bucket="hour", tz=tz.key)
     return Hourly([TrendPoint(p.bucket, p.total.currency, p.total.orders, p.total.revenue)
                    for p in points if p.total.orders],

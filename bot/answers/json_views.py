@@ -10,7 +10,7 @@ from bot.answers.errors_snapshot import ErrorsSnapshot
 from bot.answers.hourly import Hourly
 from bot.answers.mrr_json import subscriptions_json
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
-from bot.currency import StoreTotals
+from bot.currency import StoreTotals, average
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal, TrendPoint
 
@@ -23,11 +23,16 @@ def _iso(t: dt.datetime | None) -> str | None:
     return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if t else None
 
 
-def primary_currency(*groups: Sequence[CurrencyTotal] | None) -> str:
-    """The currency `revenue` fields are in: the first group's biggest earner, else USD (nothing sold in any)."""
+def primary_currency(*groups: Sequence[CurrencyTotal] | None, account: str | None = None) -> str:
+    """The currency `revenue` fields are in without a store currency: the Stripe account's when it was ever read
+    (`account`), else the first group's currency with the most orders, else USD (nothing sold in any). Amounts in
+    different currencies cannot be ranked without a rate (₩50,000 is about $36), so revenue, in minor units, only
+    breaks ties between currencies with as many orders."""
+    if account is not None:
+        return account
     for group in groups:
         if group:
-            return max(group, key=lambda t: (t.revenue, t.currency)).currency
+            return max(group, key=lambda t: (t.orders, t.revenue, t.currency)).currency
     return "USD"
 
 
@@ -49,7 +54,9 @@ def _store_money(st: StoreTotals | None, note: str | None = None) -> dict[str, A
             "revenue_net": st.net if st.with_fees else None, "fees": st.fees if st.with_fees else None,
             "refunds_settled": st.refunds if st.with_fees else None,
             "fees_pending_orders": st.unsettled + sum(t.orders for t in st.pending) if st.with_fees else None,
-            "not_converted": {t.currency: t.revenue for t in st.pending}}
+            "not_converted": {t.currency: t.revenue for t in st.pending},
+            # orders Stripe settled in another currency than the store's: given up on, in no figure above
+            "settled_elsewhere": {t.currency: t.revenue for t in st.aside}}
 
 
 def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> list[dict[str, Any]] | None:
@@ -57,22 +64,21 @@ def _hourly_sales(hourly: Hourly | None, currency: str, note: str | None) -> lis
     were not looked up in time: an empty list would say nothing sold in 24 hours."""
     if hourly is None:
         return None
-    hours: dict[dt.datetime, list[TrendPoint]] = {}
-    for point in hourly.points:
+    hours: dict[dt.datetime, list[TrendPoint]] = {hour: [] for hour in hourly.store or {}}
+    for point in hourly.points:  # and an hour whose orders were all refunded still has their fees in the store's
         hours.setdefault(point.bucket, []).append(point)
     out = []
     for hour in sorted(hours, reverse=True):
         points = hours[hour]
         totals = [CurrencyTotal(p.currency, p.orders, p.revenue) for p in points]
         in_primary = [p for p in points if p.currency == currency]
-        avg = in_primary[0].revenue // in_primary[0].orders if in_primary and in_primary[0].orders else 0
+        avg = average(in_primary[0].revenue, in_primary[0].orders) if in_primary and in_primary[0].orders else 0
         extra: dict[str, Any] = {}
         if hourly.store is not None:
             st = hourly.store.get(hour)
             extra = _store_money(st, note)
             if st is not None:  # the average of the orders in the store currency by now
-                converted = st.orders - sum(t.orders for t in st.pending)
-                avg = st.gross // converted if converted > 0 else 0
+                avg = average(st.gross, st.converted) if st.converted > 0 else 0
         out.append({"hour": _iso(hour), **_money(totals, currency), **extra, "avg_order_value": avg})
     return out
 
@@ -81,7 +87,9 @@ def sales_json(today: SalesSnapshot, hourly: Hourly | None) -> dict[str, Any]:
     """GET /api/monitoring/sales: lastHour, today, hourlySales (last 24 h, newest first), pendingCheckouts.
 
     With a store currency every `revenue` (last hour, today, each hour) is in it, as `currency` says."""
-    currency = primary_currency(today.totals, today.last_hour, today.previous)  # a quiet morning: last week's
+    # A quiet morning: last week's. The account's currency comes with the hours' lookup (null when it was late).
+    currency = primary_currency(today.totals, today.last_hour, today.previous,
+                                account=hourly.account if hourly is not None else None)
     conv = today.conversion
     last_hour = _store_money(today.store_last_hour, today.store_note) if today.store is not None else {}
     return {

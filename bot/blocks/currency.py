@@ -6,17 +6,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.blocks.common import count_text, counted
-from bot.currency import StoreTotals
+from bot.currency import StoreTotals, average
 from bot.money import format_money, format_totals
 from queries.sales import CurrencyTotal
 
+# Orders Stripe settled in another currency than the store's: given up on, in no total (bot/currency.py `aside`).
+SETTLED_ELSEWHERE = "settled in another currency, not counted"
+
 
 def gross_text(st: StoreTotals) -> str:
-    """"$197.31", or "$167.31 + ¥2,980 not converted yet" while an order in another currency awaits Stripe."""
+    """"$197.31", or "$167.31 + ¥2,980 not converted yet" while an order in another currency awaits Stripe, and
+    "+ €45.00 settled in another currency, not counted" for orders Stripe settled in another currency than the
+    store's (the fees job gave them up: they will never convert)."""
     text = format_money(st.gross, st.currency)
     if st.pending:
         rest = format_totals({t.currency: t.revenue for t in st.pending})
         text += f" + {rest} not converted yet" if st.with_fees else f" + {rest} (no STRIPE_API_KEY to convert)"
+    if st.aside:
+        text += f" + {format_totals({t.currency: t.revenue for t in st.aside})} {SETTLED_ELSEWHERE}"
     return text
 
 
@@ -33,6 +40,8 @@ def net_text(st: StoreTotals) -> str | None:
     waiting = st.unsettled + sum(t.orders for t in st.pending)
     if waiting:
         parts.append(f"fees of {counted(waiting)} still to come")
+    if st.fees_unknown:  # charged in the store currency, settled in another: the fees job gave them up
+        parts.append(f"fees of {counted(st.fees_unknown)} settled in another currency unknown")
     return f"{format_money(st.net, st.currency)} ({' · '.join(parts)})"
 
 
@@ -45,10 +54,10 @@ def average_text(st: StoreTotals) -> str | None:
     """Gross ÷ the orders it counts: "$49.32", or "$30.00 (3 not converted yet)" while some are not in the store
     currency yet (one euro order waiting must not blank the average of a week's hundreds)."""
     waiting = sum(t.orders for t in st.pending)
-    if st.orders - waiting <= 0:
+    if st.converted <= 0:
         return None
-    average = format_money(st.gross // (st.orders - waiting), st.currency)
-    return f"{average} ({waiting:,} not converted yet)" if waiting else average
+    text = format_money(average(st.gross, st.converted), st.currency)
+    return f"{text} ({waiting:,} not converted yet)" if waiting else text
 
 
 def refunds_text(totals: Sequence[CurrencyTotal], *, noun: bool = False) -> str:

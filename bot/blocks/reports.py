@@ -15,7 +15,7 @@ from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_report_line
 from bot.blocks.pace import pace_block
 from bot.blocks.text import escape_mrkdwn, inline
-from bot.currency import StoreTotals
+from bot.currency import StoreTotals, average
 from bot.money import format_money, format_totals
 from bot.reports.figures import Comparison, EveningFigures, Figures, MorningFigures
 from bot.reports.schedule import CATCH_UP_WINDOW, ReportKind, Slot
@@ -50,8 +50,8 @@ def _totals(totals: Sequence[CurrencyTotal], noun: str = "order", store: StoreTo
 
 
 def _avg(t: CurrencyTotal | None) -> str:
-    # Integer minor units, rounded down, as /sales shows it.
-    return format_money(t.revenue // t.orders, t.currency) if t is not None and t.orders else "—"
+    # Integer minor units, rounded half up, as /sales shows it.
+    return format_money(average(t.revenue, t.orders), t.currency) if t is not None and t.orders else "—"
 
 
 def comparison_lines(c: Comparison) -> list[str]:

@@ -13,7 +13,7 @@ from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_blocks
 from bot.blocks.pace import pace_block
-from bot.currency import StoreTotals
+from bot.currency import StoreTotals, average
 from bot.money import format_money
 from bot.periods import Bucket, Period, local_midnight
 from queries.sales import CurrencyTotal, TrendPoint
@@ -128,7 +128,7 @@ def _per_currency(totals: Sequence[CurrencyTotal], previous: Sequence[CurrencyTo
         return fmt.format(change(t.revenue, prev.revenue if prev else 0)) if previous is not None else ""
 
     def avg(t: CurrencyTotal) -> str:
-        return format_money(t.revenue // t.orders, t.currency) if t.orders else UNKNOWN
+        return format_money(average(t.revenue, t.orders), t.currency) if t.orders else UNKNOWN
 
     if not totals:  # nothing sold in either window
         return [("Orders", orders), ("Revenue", "none"), ("Avg order", UNKNOWN)], []

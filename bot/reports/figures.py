@@ -132,18 +132,19 @@ def by_hour(points: list[TrendPoint], currency: str, tz: ZoneInfo) -> tuple[int,
     return tuple(hours)
 
 
-def charted_currency(current: list[TrendPoint], previous: list[TrendPoint]) -> tuple[str, tuple[str, ...]]:
-    """The currency the chart shows (the day's largest by revenue) and the others sold."""
-    totals: dict[str, int] = {}
-    for p in current:
-        totals[p.currency] = totals.get(p.currency, 0) + p.revenue
-    if not totals:
-        for p in previous:
-            totals[p.currency] = totals.get(p.currency, 0) + p.revenue
-    if not totals:
+def charted_currency(current: list[TrendPoint], previous: list[TrendPoint],
+                     account: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """The currency the chart shows and the others sold: the Stripe account's when it was ever read, else the day's
+    (or the week earlier's) with the most orders. Amounts in different currencies cannot be ranked without a rate,
+    so revenue in minor units only breaks ties between equal counts."""
+    totals: dict[str, tuple[int, int]] = {}
+    for p in current or previous:
+        orders, revenue = totals.get(p.currency, (0, 0))
+        totals[p.currency] = (orders + p.orders, revenue + p.revenue)
+    if account is None and not totals:
         return "USD", ()
-    ranked = sorted(totals, key=lambda code: (-totals[code], code))
-    return ranked[0], tuple(sorted(set(ranked[1:]) & {p.currency for p in current}))
+    charted = account or max(totals, key=lambda code: (*totals[code], code))
+    return charted, tuple(sorted({p.currency for p in current} - {charted}))
 
 
 def store_by_hour(series: dict[dt.datetime, StoreTotals], tz: ZoneInfo) -> tuple[int, ...]:
@@ -176,7 +177,7 @@ async def hourly_revenue(db: Executor, *, current: Window, previous: Window, tz:
                              pending=pending_of([*now_series.values(), *then_series.values()]))
     now_points = await sales.trend(db, start=current.start, end=current.end, bucket="hour", tz=tz.key)
     then_points = await sales.trend(db, start=previous.start, end=previous.end, bucket="hour", tz=tz.key)
-    currency, others = charted_currency(now_points, then_points)
+    currency, others = charted_currency(now_points, then_points, await settlements.account_currency(db))
     return HourlyRevenue(currency=currency, day=day, previous_day=previous_day,
                          current=by_hour(now_points, currency, tz), previous=by_hour(then_points, currency, tz),
                          others=others, until=until)

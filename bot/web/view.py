@@ -16,7 +16,7 @@ from bot.answers.json_views import primary_currency
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
 from bot.blocks.common import ago, change, counted
-from bot.blocks.currency import breakdown_text, customers_text, gross_text, net_text
+from bot.blocks.currency import SETTLED_ELSEWHERE, breakdown_text, customers_text, gross_text, net_text
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
 from bot.currency import pending_of
@@ -104,17 +104,19 @@ def _chart(s: SalesSnapshot, hourly: Hourly | None, tz: ZoneInfo) -> dict[str, A
         next((st.currency for st in (hourly.store or {}).values()), None)
     if hourly.store is not None and code is not None:
         pending = pending_of(list(hourly.store.values()))
-        hours = {b: (st.gross, st.orders - sum(t.orders for t in st.pending)) for b, st in hourly.store.items()}
+        aside = pending_of(list(hourly.store.values()), aside=True)
+        hours = {b: (st.gross, st.converted) for b, st in hourly.store.items()}
         bars = _bars(s, tz, code, hours)
         gross = sum(int(b["revenue"]) for b in bars)
+        notes = ([f"also {money_list(pending)} not converted yet, not charted"] if pending else []) + \
+            ([f"{money_list(aside)} {SETTLED_ELSEWHERE}"] if aside else [])
         return {"currency": code, "bars": bars, "max": format_money(max(int(b["revenue"]) for b in bars), code),
-                "total": format_money(gross, code),
-                "note": f"also {money_list(pending)} not converted yet, not charted" if pending else ""}
+                "total": format_money(gross, code), "note": "; ".join(notes)}
     by_currency: dict[str, CurrencyTotal] = {}
     for p in hourly.points:
         t = by_currency.get(p.currency, CurrencyTotal(p.currency, 0, 0))
         by_currency[p.currency] = CurrencyTotal(p.currency, t.orders + p.orders, t.revenue + p.revenue)
-    currency = primary_currency(s.totals, s.last_hour, list(by_currency.values()))
+    currency = primary_currency(s.totals, s.last_hour, list(by_currency.values()), account=hourly.account)
     bars = _bars(s, tz, currency, {p.bucket: (p.revenue, p.orders) for p in hourly.points if p.currency == currency})
     others = [t for c, t in sorted(by_currency.items()) if c != currency]
     total = by_currency.get(currency, CurrencyTotal(currency, 0, 0))
