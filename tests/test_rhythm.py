@@ -19,7 +19,7 @@ from bot.rhythm.judge import (
     poisson_cdf,
     stopped,
 )
-from bot.rhythm.model import Rhythm, RhythmParams, build
+from bot.rhythm.model import Rhythm, RhythmParams, build, main_currency
 from bot.rhythm.pace import project
 from queries.rhythm import HourCount
 from tests.blockkit import assert_valid_message
@@ -201,3 +201,13 @@ def test_pace_projects_today_and_renders_valid_block_kit() -> None:
     assert "(USD orders)" not in pace_text(p)
     mixed = project(r, orders=10, revenue=9000, now=at(15), tz=NY, one_currency_of_several=True)
     assert pace_text(mixed).startswith("📈 On pace for *$") and "* (USD orders) — a usual Saturday" in pace_text(mixed)
+
+
+def test_the_rhythms_currency_is_the_one_with_most_orders_not_most_minor_units() -> None:
+    """Without a store currency the rhythm follows one currency: $400.00 in 20 orders is the store's business, not
+    ₩50,000 (about $36) in 2 orders, though 50,000 minor units outnumber 40,000 (the money review's finding for the
+    JSON API, held here too)."""
+    day = dt.date(2026, 3, 2)
+    counts = [HourCount(day, 10, "USD", orders=20, revenue=40_000), HourCount(day, 11, "KRW", orders=2, revenue=50_000)]
+    assert main_currency(counts) == "USD"
+    assert main_currency([HourCount(day, 10, "EUR", 3, 900), HourCount(day, 10, "USD", 3, 1200)]) == "USD"

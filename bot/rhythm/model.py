@@ -113,11 +113,13 @@ def typical_days(days: Sequence[dt.date], totals: dict[dt.date, float]) -> list[
 
 
 def main_currency(counts: Iterable[HourCount]) -> str:
-    """The currency with the most revenue (ties by code); USD for an empty history."""
-    totals: dict[str, int] = {}
+    """The currency with the most orders (then revenue, then code); USD for an empty history. Not by revenue first:
+    minor units of two currencies do not compare (₩50,000 is about $36), as bot/answers/json_views.py picks too."""
+    totals: dict[str, tuple[int, int]] = {}
     for c in counts:
-        totals[c.currency] = totals.get(c.currency, 0) + c.revenue
-    return min(totals, key=lambda code: (-totals[code], code)) if totals else "USD"
+        orders, revenue = totals.get(c.currency, (0, 0))
+        totals[c.currency] = (orders + c.orders, revenue + c.revenue)
+    return min(totals, key=lambda code: (-totals[code][0], -totals[code][1], code)) if totals else "USD"
 
 
 def _revenue(c: HourCount, currency: str, *, store: bool) -> int:
