@@ -19,7 +19,7 @@ from queries import settlements
 from tests.conftest import Bot, paid_checkout, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
-from tests.reference import stripe_fixture
+from tests.reference import stripe_fixture, wrap_event
 
 TOKEN = "monitoring-token-for-currency-tests"
 # Four sales in four currencies and what the account (USD) settled for each: (currency, amount, settled, fee).
@@ -41,6 +41,21 @@ def balance_transaction(txn_id: str, *, amount: int, fee: int, source: str, type
     txn.update(id=txn_id, amount=amount, fee=fee, net=amount - fee, currency=currency, source=source, type=type_,
                exchange_rate=rate, fee_details=details, reporting_category=type_)
     return txn
+
+
+def refund_sale_2(stripe: FakeStripe, *, amount: int, settled: int, rate: float | None = None,
+                  event_id: str = "evt_re_2") -> dict[str, Any]:
+    """`amount` cents of sale 2's €45.00 refunded on Stripe's side, its balance transaction taking `settled` US cents
+    (at `rate`); the charge.refunded event that tells the bot."""
+    refund = resource("refund")
+    refund.update(id="re_2", amount=amount, currency="eur", charge="ch_2", balance_transaction="txn_re_2")
+    stripe.charges["ch_2"]["refunds"]["data"].append(refund)
+    stripe.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-settled, fee=0, source="re_2",
+                                                                  type_="refund", rate=rate)
+    refunded = stripe_fixture("pay-rails/charge.refunded.json")  # the event's `data`
+    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_captured=4500,
+                              amount_refunded=amount, currency="eur", refunded=amount == 4500)
+    return wrap_event(refunded, "charge.refunded", event_id=event_id, created=int(time.time()))
 
 
 def serve_sale(stripe: FakeStripe, n: int) -> None:

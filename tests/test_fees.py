@@ -20,7 +20,7 @@ from tests.conftest import Bot, FakeClock, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
 from tests.reference import stripe_fixture, wrap_event
-from tests.settled_store import balance_transaction, lose_dispute, resource, sell, totals
+from tests.settled_store import lose_dispute, refund_sale_2, sell, totals
 
 pytest_plugins = ["tests.settled_store"]  # the `stripe_api` and `store` fixtures
 
@@ -30,16 +30,7 @@ async def test_refunds_and_disputes_reduce_net(store: Bot, stripe_api: FakeStrip
     at = await sell(store, 2, 4)
     job = SettlementJob(store.deps)
     assert await job.tick() == 2
-    refund = resource("refund")
-    refund.update(id="re_2", amount=1000, currency="eur", charge="ch_2", balance_transaction="txn_re_2")
-    stripe_api.charges["ch_2"]["refunds"]["data"].append(refund)
-    stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-1082, fee=0,
-                                                                      source="re_2", type_="refund")
-    refunded = stripe_fixture("pay-rails/charge.refunded.json")  # the event's `data`
-    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_captured=4500,
-                              amount_refunded=1000, currency="eur", refunded=False)
-    event = wrap_event(refunded, "charge.refunded", event_id="evt_re_2", created=int(time.time()))
-    assert (await store.stripe(event)).status == 200
+    assert (await store.stripe(refund_sale_2(stripe_api, amount=1000, settled=1082))).status == 200
     await lose_dispute(store, stripe_api)
     assert await job.tick() == 2
     after = await totals(store, at)
@@ -144,15 +135,7 @@ async def test_a_fully_refunded_order_keeps_its_fee_against_net(store: Bot, stri
     at = await sell(store, 2, 4)
     job = SettlementJob(store.deps)
     assert await job.tick() == 2
-    refund = resource("refund")
-    refund.update(id="re_2", amount=4500, currency="eur", charge="ch_2", balance_transaction="txn_re_2")
-    stripe_api.charges["ch_2"]["refunds"]["data"].append(refund)
-    stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-4871, fee=0,
-                                                                      source="re_2", type_="refund")
-    refunded = stripe_fixture("pay-rails/charge.refunded.json")
-    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_captured=4500,
-                              amount_refunded=4500, currency="eur", refunded=True)
-    event = wrap_event(refunded, "charge.refunded", event_id="evt_re_2_full", created=int(time.time()))
+    event = refund_sale_2(stripe_api, amount=4500, settled=4871, event_id="evt_re_2_full")
     assert (await store.stripe(event)).status == 200
     assert await job.tick() == 1
     pool = store.deps.pool

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import asyncpg
 
@@ -16,8 +15,7 @@ from queries import settlements
 from queries.sales import CurrencyTotal
 from tests.conftest import Bot
 from tests.fake_stripe import FakeStripe
-from tests.reference import stripe_fixture, wrap_event
-from tests.settled_store import balance_transaction, resource, sell, totals
+from tests.settled_store import refund_sale_2, sell, totals
 
 pytest_plugins = ["tests.settled_store"]
 DAY = dt.timedelta(days=1)
@@ -27,16 +25,8 @@ async def test_full_refund_at_another_rate_counts_stripes_net(store: Bot, stripe
     at = await sell(store, 2, 4)  # EUR 45.00 settled $48.71 (fee 1.71); GBP 78.00 settled $98.50 (fee 3.16)
     job = SettlementJob(store.deps)
     assert await job.tick() == 2
-    refund = resource("refund")
-    refund.update(id="re_2", amount=4500, currency="eur", charge="ch_2", balance_transaction="txn_re_2")
-    stripe_api.charges["ch_2"]["refunds"]["data"].append(refund)
     # A week later the euro is dearer: the full €45.00 refund takes $49.90 from the balance.
-    stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-4990, fee=0,
-                                                                      source="re_2", type_="refund", rate=1.109)
-    refunded = stripe_fixture("pay-rails/charge.refunded.json")
-    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_captured=4500,
-                              amount_refunded=4500, currency="eur", refunded=True)
-    assert (await store.stripe(wrap_event(refunded, "charge.refunded", created=int(time.time())))).status == 200
+    assert (await store.stripe(refund_sale_2(stripe_api, amount=4500, settled=4990, rate=1.109))).status == 200
     assert await job.tick() == 1
     pool = store.deps.pool
     stripe_net = await pool.fetchval("SELECT sum(net) FROM orders")

@@ -9,7 +9,6 @@ steps, one replica at a time, and never keeps figures in another currency (nor d
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import aiohttp
 
@@ -20,8 +19,7 @@ from queries import reports, settlements
 from tests.conftest import Bot, FakeClock, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
-from tests.reference import stripe_fixture, wrap_event
-from tests.settled_store import balance_transaction, keyed_store, resource, sell, totals
+from tests.settled_store import keyed_store, refund_sale_2, sell, totals
 
 pytest_plugins = ["tests.settled_store"]
 
@@ -70,19 +68,6 @@ async def test_usd_settlements_are_not_summed_as_euros(dsn: str, fake_slack: Fak
     assert backlog == settlements.Backlog(waiting=0, given_up=4)
 
 
-def refund_sale_2(stripe_api: FakeStripe) -> dict[str, object]:
-    """€10 of sale 2 refunded ($10.82 settled), on Stripe's side; its charge.refunded event."""
-    refund = resource("refund")
-    refund.update(id="re_2", amount=1000, currency="eur", charge="ch_2", balance_transaction="txn_re_2")
-    stripe_api.charges["ch_2"]["refunds"]["data"].append(refund)
-    stripe_api.balance_transactions["txn_re_2"] = balance_transaction("txn_re_2", amount=-1082, fee=0,
-                                                                      source="re_2", type_="refund")
-    refunded = stripe_fixture("pay-rails/charge.refunded.json")
-    refunded["object"].update(id="ch_2", payment_intent="pi_2", amount=4500, amount_captured=4500,
-                              amount_refunded=1000, currency="eur", refunded=False)
-    return wrap_event(refunded, "charge.refunded", event_id="evt_re_2", created=int(time.time()))
-
-
 async def test_back_to_the_account_currency_the_figures_come_back(dsn: str, fake_slack: FakeSlack,
                                                                   stripe_api: FakeStripe) -> None:
     """USD → EUR → USD: the figures set aside come back without a request, but those of sale 2, refunded since
@@ -102,7 +87,8 @@ async def test_back_to_the_account_currency_the_figures_come_back(dsn: str, fake
         assert reads(stripe_api) == before
         rows = await bot.deps.pool.fetch(FIGURES)
         assert {r[1:] for r in rows} == {("USD", None, None, None)}
-        assert (await bot.stripe(refund_sale_2(stripe_api))).status == 200  # not read before the change back
+        refunded = refund_sale_2(stripe_api, amount=1000, settled=1082)
+        assert (await bot.stripe(refunded)).status == 200  # not read before the change back
     async with start_bot(dsn, fake_slack, STORE_CURRENCY="USD", **env) as bot:
         before = reads(stripe_api)
         assert await SettlementJob(bot.deps).tick() == 1  # sale 2's figures, read again
