@@ -74,8 +74,9 @@ SELECT coalesce(currency, 'USD')    AS currency,
 # until its time under the Settings in force then, so scheduled_at follows: the next morning's night starts there.
 # A row recorded under another time zone whose day began $11 or more before or after this one's ($10: Tokyo's
 # Wednesday, and now Los Angeles' is due) stands for another day: the report takes the row over, chart and message
-# link included (migration 0048; a row without day_start stands for the day if it was due on it: at or after $10).
-# The second of two writers taking it over waits for the first's row and then finds it standing for the day.
+# link included (migration 0048; a row without day_start, recorded before it, stands for the report if it was due
+# less than $11 from this one's time $4). The second of two writers taking it over waits for the first's row and
+# then finds it standing for the day. $10 NULL: never taken over.
 RECORD: Final = """
 INSERT INTO reports (kind, local_date, status, scheduled_at, recorded_at, late, source, chart_status,
                      chart_png, day_start)
@@ -87,8 +88,9 @@ ON CONFLICT (kind, local_date) DO UPDATE
        chart_png = EXCLUDED.chart_png, day_start = EXCLUDED.day_start, outbox_id = NULL, chart_file_id = NULL,
        chart_attempts = 0, chart_error = NULL
  WHERE (reports.status = 'missed' AND EXCLUDED.status = 'sent' AND EXCLUDED.source = 'cli')
-    OR NOT coalesce(reports.day_start > $10 - $11::interval AND reports.day_start < $10 + $11::interval,
-                    reports.scheduled_at >= $10)
+    OR ($10 IS NOT NULL
+        AND NOT coalesce(reports.day_start > $10 - $11::interval AND reports.day_start < $10 + $11::interval,
+                         reports.scheduled_at > $4 - $11::interval AND reports.scheduled_at < $4 + $11::interval))
 RETURNING kind
 """
 

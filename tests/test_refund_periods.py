@@ -18,7 +18,7 @@ import pytest
 
 from bot.blocks.reports import report_message
 from bot.db import bundled_migrations, migrate
-from bot.intake.refunds import settle_refunded
+from bot.intake.refunds import refund_steps, settle_refunded
 from bot.periods import local_midnight
 from bot.reports.figures import evening
 from bot.reports.schedule import ReportKind, Slot
@@ -160,14 +160,18 @@ async def test_a_refund_that_fails_the_next_day_comes_off_that_day(store: Bot, v
 
 
 def reference_steps(ledger: dict[str, Any], status: str) -> list[tuple[int, int, int]]:
-    """The steps from bot/intake/refunds.py itself: at each fact's time, the amount refunded as the facts known by then
-    derive it, less the one before."""
+    """The steps from bot/intake/refunds.py's derivation itself: the facts taken one at a time (by time, at one time
+    the voids before the charge.refunded facts, each kind by amount, then id), the amount refunded the facts taken so
+    far derive, less the one before."""
     charges, voids = ledger.get("charges", []), ledger.get("voids", {})
+    facts = sorted([(gone, 0, amount, key) for key, (amount, _, gone) in voids.items()]
+                   + [(at, 1, amount, "") for amount, at in charges])
     steps, before = [], 0
-    for t in sorted({at for _, at in charges} | {gone for _, _, gone in voids.values()}):
+    for n, (t, *_) in enumerate(facts, 1):
+        taken = facts[:n]
         order = OrderRow(id="o", payment_status=status, status_at=NOW, created_at=NOW, amount_total=AMOUNT,
-                         refund_ledger={"charges": [c for c in charges if c[1] <= t],
-                                        "voids": {k: v for k, v in voids.items() if v[2] <= t}})
+                         refund_ledger={"charges": [[a, at] for at, kind, a, _ in taken if kind == 1],
+                                        "voids": {k: voids[k] for _, kind, _, k in taken if kind == 0}})
         settle_refunded(order)
         if order.amount_refunded != before:
             steps.append((t, order.amount_refunded - before, 1 if order.amount_refunded > before else -1))
@@ -188,8 +192,8 @@ def random_ledger(rng: random.Random) -> dict[str, Any]:
 
 
 async def test_the_database_steps_are_the_intakes_derivation(db: asyncpg.Connection) -> None:
-    """refund_steps_of() (migration 0042) against bot/intake/refunds.py over random ledgers: the same steps, adding
-    up to the amount refunded; a placeholder has none, and an order without a ledger its amount at refunded_at."""
+    """refund_steps_of() (migration 0051) against bot/intake/refunds.py over random ledgers: the same steps, adding up
+    to the amount refunded; a placeholder has none, and an order without a ledger its amount at refunded_at."""
     rng = random.Random(42)
     sql = "SELECT at, amount, refunds FROM refund_steps_of($1::text::jsonb, $2, $3, $4) ORDER BY at"
     for _ in range(400):
@@ -199,7 +203,9 @@ async def test_the_database_steps_are_the_intakes_derivation(db: asyncpg.Connect
         settle_refunded(order)
         got = [(micros(r["at"]), r["amount"], r["refunds"])
                for r in await db.fetch(sql, json.dumps(ledger), "completed", order.amount_refunded, None)]
-        assert got == reference_steps(ledger, "completed"), ledger
+        assert sorted(got) == sorted(reference_steps(ledger, "completed")), ledger
+        assert refund_steps(ledger, "completed") == reference_steps(ledger, "completed"), ledger
+        assert refund_steps(ledger, "linked") == []
         assert sum(amount for _, amount, _ in got) == order.amount_refunded, ledger
         assert await db.fetch(sql, json.dumps(ledger), "linked", 0, None) == []
     legacy = await db.fetch(sql, "{}", "refunded", 4900, DAY1)

@@ -163,3 +163,98 @@ def test_the_wording_keeps_made_and_back_apart() -> None:
     assert refunds_text([made_usd, back_gbp]) == "2 · $25.00 · £10.00 back (1 failed or canceled)"
     assert refunds_text([back_gbp, usd(-2, -700)], noun=True) == "none · £10.00 + $7.00 back (3 failed or canceled)"
     assert re.fullmatch(r"[^−-]*", refunds_text([made_usd, back_gbp]))  # no minus sign anywhere
+
+
+async def test_0045_backfill_misses_voids_of_an_hour_that_netted_to_no_row(empty_dsn: str) -> None:
+    """Before 0045, a refund made and voided within one hour and written in one statement (the ledger arriving
+    whole: a fix at psql, out-of-order events) nets to nothing: the trigger's HAVING stores no rollup row for that
+    hour or day. 0045's backfill inserts those rows too (an upsert), so /sales for that day shows the refund made and
+    the money back, as a rebuild and the plain query do (it only UPDATEd existing rows: "Refunds made: none")."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, [m for m in bundled_migrations() if m.version < "0045"])
+        sold = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+        hour = dt.datetime(2026, 6, 5, 14, 0, tzinfo=dt.UTC)
+        ledger = {"charges": [[1000, micros(hour + dt.timedelta(minutes=5))]],
+                  "voids": {"re_1": [1000, micros(hour + dt.timedelta(minutes=5)),
+                                     micros(hour + dt.timedelta(minutes=40))]}}
+        await conn.execute(
+            "INSERT INTO orders (id, payment_status, amount_total, amount_refunded, currency, customer_email,"
+            " created_at, status_at, refund_ledger) VALUES ('o_1', 'completed', 4900, 0, 'USD', 'a@example.com',"
+            " $1, $1, $2::text::jsonb)", sold, json.dumps(ledger))
+        await migrate(conn)
+        day = dt.datetime(2026, 6, 5, tzinfo=dt.UTC)
+        got = await sales.refunds(conn, start=day, end=day + DAY)
+        raw = await sales_raw.refunds(conn, start=day, end=day + DAY)
+        assert raw == [usd(1, 1000), usd(-1, -1000)], raw  # what the orders say
+        kept = [tuple(r) for r in await conn.fetch("SELECT * FROM sales_rollups ORDER BY 1, 2, 3")]
+        await conn.execute("SELECT sales_rollups_rebuild()")
+        rebuilt = [tuple(r) for r in await conn.fetch("SELECT * FROM sales_rollups ORDER BY 1, 2, 3")]
+        assert (got, kept) == (raw, rebuilt), got
+    finally:
+        await conn.close()
+
+
+TWO_FAILING_AT_ONCE = dt.datetime(2026, 6, 10, 8, 0, tzinfo=dt.UTC)
+
+
+def two_failing_at_once() -> dict[str, Any]:
+    """One order, two refunds ($10 then $20, an hour apart), both rejected by the bank, Stripe's two refund.failed
+    events sharing their `created` second (the ledger keeps event times to the second)."""
+    t0 = TWO_FAILING_AT_ONCE
+    r1, r2, gone = t0 + dt.timedelta(hours=1), t0 + dt.timedelta(hours=2), t0 + dt.timedelta(hours=5)
+    return {"charges": [[1000, micros(r1)], [3000, micros(r2)]],
+            "voids": {"re_1": [1000, micros(r1), micros(gone)], "re_2": [2000, micros(r2), micros(gone)]}}
+
+
+async def test_two_refunds_failing_in_the_same_second_count_as_one(db: asyncpg.Connection) -> None:
+    """refund_steps held one step for the instant (-$30, refunds -1), so "Refunds made" read "$30.00 back (1 failed or
+    canceled)" while the failure messages said 2 refunds failed: each void is a step of its own now (migration 0051)."""
+    t0 = TWO_FAILING_AT_ONCE
+    await db.execute("INSERT INTO orders (id, payment_status, amount_total, currency, customer_email, created_at,"
+                     " status_at) VALUES ('o_1', 'completed', 4900, 'USD', 'a@example.com', $1, $1)", t0)
+    await db.execute("UPDATE orders SET refund_ledger = $1::text::jsonb", json.dumps(two_failing_at_once()))
+    day = t0.replace(hour=0)
+    got = await sales.refunds(db, start=day, end=day + DAY)
+    assert got == [usd(2, 3000), usd(-2, -3000)], got
+    assert await sales_raw.refunds(db, start=day, end=day + DAY) == got
+    assert refunds_text(got) == "2 · $30.00 · $30.00 back (2 failed or canceled)"
+
+
+async def test_a_refund_made_in_the_second_another_is_voided_is_not_netted(db: asyncpg.Connection) -> None:
+    """A $10 refund, then in one second a $20 refund made (charge.refunded: $30) and the $10 one failing: a refund of
+    $20 made and $10 back, not one "refund" of $10."""
+    t0 = TWO_FAILING_AT_ONCE
+    r1, r2 = t0 + dt.timedelta(hours=1), t0 + dt.timedelta(hours=2)
+    ledger = {"charges": [[1000, micros(r1)], [3000, micros(r2)]], "voids": {"re_1": [1000, micros(r1), micros(r2)]}}
+    await db.execute("INSERT INTO orders (id, payment_status, amount_total, currency, customer_email, created_at,"
+                     " status_at, refund_ledger) VALUES ('o_1', 'completed', 4900, 'USD', 'a@example.com', $1, $1,"
+                     " $2::text::jsonb)", t0, json.dumps(ledger))
+    day = t0.replace(hour=0)
+    got = await sales.refunds(db, start=r2, end=r2 + dt.timedelta(seconds=1))
+    assert got == [usd(1, 2000), usd(-1, -1000)], got
+    assert await sales.refunds(db, start=day, end=day + DAY) == [usd(2, 3000), usd(-1, -1000)]
+
+
+async def test_the_upgrade_counts_each_void_of_an_instant(empty_dsn: str) -> None:
+    """A store from before 0051 with the two refunds failing at once: the upgrade derives the order's steps again and
+    moves the rollups, as a rebuild computes them."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, [m for m in bundled_migrations() if m.version < "0051"])
+        t0 = TWO_FAILING_AT_ONCE
+        await conn.execute(
+            "INSERT INTO orders (id, payment_status, amount_total, amount_refunded, currency, customer_email,"
+            " created_at, status_at, refund_ledger) VALUES ('o_1', 'completed', 4900, 0, 'USD', 'a@example.com',"
+            " $1, $1, $2::text::jsonb)", t0, json.dumps(two_failing_at_once()))
+        day = t0.replace(hour=0)
+        assert await sales.refunds(conn, start=day, end=day + DAY) == [usd(2, 3000), usd(-1, -3000)]
+        await migrate(conn)
+        assert await sales.refunds(conn, start=day, end=day + DAY) == [usd(2, 3000), usd(-2, -3000)]
+        kept = [tuple(r) for r in await conn.fetch("SELECT * FROM sales_rollups ORDER BY 1, 2, 3")]
+        steps = sorted(tuple(r) for r in await conn.fetch("SELECT * FROM refund_steps"))
+        await conn.execute("SELECT sales_rollups_rebuild()")
+        assert kept == [tuple(r) for r in await conn.fetch("SELECT * FROM sales_rollups ORDER BY 1, 2, 3")]
+        assert steps == sorted(tuple(r) for r in await conn.fetch("SELECT * FROM refund_steps"))
+    finally:
+        await conn.close()

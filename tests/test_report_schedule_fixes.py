@@ -111,6 +111,56 @@ async def test_a_report_missed_while_the_bot_was_down_is_still_noted(pool: async
     assert len(await notices(pool)) == 1
 
 
+async def run_every_5_minutes(reporter: Reporter, clock: FakeClock, until: dt.datetime) -> list[tuple]:
+    done = []
+    while clock.now < until:
+        done += [(s.slot.kind.value, s.slot.day, s.status) for s in await reporter.run_due()]
+        clock.advance(minutes=5)
+    return done
+
+
+async def test_a_report_cut_off_by_an_outage_right_after_its_beat_is_noted_as_missed(
+        pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 18:00 run reads its plan and writes its heartbeat, then the host goes down before the report is recorded
+    (power cut, OOM kill while rendering the chart). The bot is back 7 hours later, at 01:00: yesterday's evening
+    report is past its catch-up window. The job 'ran at its time', but no settings change is known since: the
+    report is noted as missed ("was not sent"), not dropped silently as one a settings change put in the past."""
+    clock = FakeClock(dt.datetime(2026, 6, 10, 7, 0, tzinfo=dt.UTC))
+    settings = make_settings(STORE_TIMEZONE="UTC", SALESPULSE_DATA_DIR=str(tmp_path))
+    rep = Reporter(pool=pool, settings=settings, slack=None, clock=clock)
+    await run_every_5_minutes(rep, clock, dt.datetime(2026, 6, 10, 18, 0, tzinfo=dt.UTC))
+    assert clock.now == dt.datetime(2026, 6, 10, 18, 0, tzinfo=dt.UTC)
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError("host went down")
+
+    monkeypatch.setattr(Reporter, "figures", crash)
+    with pytest.raises(ConnectionResetError):
+        await rep.run_due()  # the plan read, the heartbeat written, then the crash
+    monkeypatch.undo()
+    clock.now = dt.datetime(2026, 6, 11, 1, 0, tzinfo=dt.UTC)  # back 7 hours later
+    done = await run_every_5_minutes(rep, clock, dt.datetime(2026, 6, 11, 1, 30, tzinfo=dt.UTC))
+    assert done == [("evening", dt.date(2026, 6, 10), "missed")], done
+    assert len(await notices(pool)) == 1
+
+
+async def test_a_zone_changed_in_the_environment_still_drops_yesterdays_stale_reports(
+        pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """Running on Asia/Tokyo since Monday; restarted with STORE_TIMEZONE=America/Los_Angeles on Wednesday at 10:00
+    in Los Angeles. LA's Tuesday reports (due while the job ran) were put in the past by the change: Tokyo's reports
+    recorded since, due at other times than LA's, say the settings changed after they were due, so they are dropped,
+    neither posted as stale news nor noted as missed (no audit tells of a change made in the environment)."""
+    clock = FakeClock(at(TOKYO, 2026, 6, 8, 10, 0))
+    data = {"SALESPULSE_DATA_DIR": str(tmp_path)}
+    tokyo = Reporter(pool=pool, settings=make_settings(STORE_TIMEZONE="Asia/Tokyo", **data), slack=None, clock=clock)
+    await run_every_5_minutes(tokyo, clock, at(LA, 2026, 6, 10, 10, 0))
+    la = Reporter(pool=pool, settings=make_settings(STORE_TIMEZONE="America/Los_Angeles", **data), slack=None,
+                  clock=clock)
+    assert await run_every_5_minutes(la, clock, at(LA, 2026, 6, 10, 18, 30)) == [
+        ("morning", dt.date(2026, 6, 10), "sent"), ("evening", dt.date(2026, 6, 10), "sent")]
+    assert await notices(pool) == []
+
+
 async def test_an_early_on_demand_evening_report_does_not_cancel_the_real_one(
         dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """`salespulse report evening` typed at 10:00 (before its 18:00 time) queues the figures so far, marked so, and

@@ -14,7 +14,6 @@ import asyncpg
 
 from bot.blocks import settings as view
 from bot.config import Settings
-from bot.periods import local_midnight
 from bot.reports.claims import claim
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, slot_for
@@ -141,14 +140,17 @@ async def test_a_zone_an_hour_away_keeps_the_days_reports(pool: asyncpg.Pool, tm
                     ("evening", dt.date(2026, 6, 11), "sent", at(LONDON, 2026, 6, 11, 18, 0))]
 
 
-async def test_a_record_from_before_the_day_start_column_stands_for_the_day_it_was_due_on(
+async def test_a_record_from_before_the_day_start_column_stands_for_a_report_due_within_half_a_day(
         pool: asyncpg.Pool) -> None:
-    """A row recorded before migration 0048 (no day_start) stands for the local date in the zone in force if it
-    was due on it; one due before that day began in the zone in force is taken over, once."""
+    """A row recorded before migration 0048 (no day_start, its zone not known) stands for the report of its local
+    date in the zone in force if it was due less than half a day from that report's time; otherwise it is taken
+    over, once."""
     settings = make_settings(STORE_TIMEZONE="America/Los_Angeles")
     slot = slot_for(ReportKind.MORNING, dt.date(2026, 6, 11), settings)
-    midnight = local_midnight(slot.day, LA)
-    for due, taken in ((midnight, False), (midnight - dt.timedelta(minutes=1), True)):
+    half_day = dt.timedelta(hours=12)
+    for due, taken in ((slot.scheduled_at - half_day + dt.timedelta(minutes=1), False),
+                       (slot.scheduled_at + half_day - dt.timedelta(minutes=1), False),
+                       (slot.scheduled_at - half_day, True), (slot.scheduled_at + half_day, True)):
         await pool.execute("DELETE FROM reports")
         assert await q.record(pool, kind="morning", local_date=slot.day, status="sent", scheduled_at=due,
                               recorded_at=due, late=False, source="scheduler", chart_status="none", chart_png=None)
@@ -156,3 +158,21 @@ async def test_a_record_from_before_the_day_start_column_stands_for_the_day_it_w
             got = await claim(conn, slot, tz=LA, status="sent", at=slot.scheduled_at, late=False, source="scheduler")
             again = await claim(conn, slot, tz=LA, status="sent", at=slot.scheduled_at, late=False, source="scheduler")
         assert (got is not None, again) == (taken, None)
+
+
+async def test_rows_from_before_0048_still_skip_a_day_after_a_zone_change(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """The store ran in Asia/Tokyo before the upgrade (its reports rows have no day_start); after upgrading, the
+    admin fixes the zone to America/Los_Angeles (Thursday 10:00 JST = Wednesday 18:00 LA). Tokyo's Wednesday
+    evening (09:00 UTC Wed, 02:00 LA Wed) was read as "due on LA's Wednesday", so LA's Wednesday evening and
+    Thursday morning were skipped; such a row now stands only for a report due less than half a day from it."""
+    clock = FakeClock(at(TOKYO, 2026, 6, 9, 8, 0))
+    data = {"SALESPULSE_DATA_DIR": str(tmp_path)}
+    await run_every_5_minutes(reporter(pool, make_settings(STORE_TIMEZONE="Asia/Tokyo", **data), clock),
+                              clock, at(TOKYO, 2026, 6, 11, 10, 0, 30))
+    await pool.execute("UPDATE reports SET day_start = NULL")  # recorded before migration 0048
+    la = reporter(pool, make_settings(STORE_TIMEZONE="America/Los_Angeles", **data), clock)
+    done = []
+    while clock.now < at(LA, 2026, 6, 11, 12, 0):
+        done += [(s.slot.kind.value, s.slot.day, s.status) for s in await la.run_due()]
+        clock.advance(minutes=5)
+    assert done == [("evening", dt.date(2026, 6, 10), "sent"), ("morning", dt.date(2026, 6, 11), "sent")], done

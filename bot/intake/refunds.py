@@ -17,14 +17,16 @@ refund again (Stripe lowers amount_refunded when it fails), and a backfill's cha
 newest refund's creation, or when it was read (bot/stripe/backfill.py `_refunded_as_of`), so a later failure comes
 off it too.
 
-The rollups and /sales count each refund at its own time, not amount_refunded at refunded_at: migration 0042's
-refund_steps_of() derives from the same ledger the amount refunded as the facts known at each fact's time give it (this
-derivation, applied to the facts by then), each change a step (tests/test_refund_periods.py holds the two equal).
+The rollups and /sales count each refund at its own time, not amount_refunded at refunded_at: migration 0051's
+refund_steps_of() derives from the same ledger the amount refunded as the facts taken so far give it (this
+derivation, applied to the facts one at a time), each change a step (`refund_steps`; tests/test_refund_periods.py
+holds the two equal).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from bot.intake.events import PaymentEvent
@@ -107,20 +109,51 @@ def _write(order: OrderRow, charges: list[list[int]], voids: dict[str, list[int]
     _derive(order)
 
 
+def _kept(charges: Iterable[Sequence[int]], voids: Iterable[Sequence[int]]) -> int:
+    """The amount refunded these facts give: each charge.refunded's amount less the refunds it counted that were
+    voided (at the same second, the void taken as the later), the largest of those; 0 at least."""
+    voids = list(voids)
+    kept = 0
+    for amount, at in charges:
+        kept = max(kept, amount - sum(v for v, created, gone in voids if created <= at <= gone))
+    return kept
+
+
 def _derive(order: OrderRow) -> None:
     """amount_refunded, refunded_at and the status, from the ledger (see the module's docstring)."""
     ledger = order.refund_ledger
-    voids = list(ledger.get("voids", {}).values())
-    kept, last = 0, None
-    for amount, at in ledger.get("charges", ()):
-        kept = max(kept, amount - sum(v for v, created, gone in voids if created <= at <= gone))
-        last = at if last is None else max(last, at)
+    charges = ledger.get("charges", [])
+    kept = _kept(charges, ledger.get("voids", {}).values())
+    last = max((at for _, at in charges), default=None)
     if order.payment_status == "linked":  # a placeholder: nothing counts until its sale is known
         kept = 0
     order.amount_refunded = kept
     order.refunded_at = _EPOCH + last * _MICROSECOND if kept and last is not None else None
     _settle_status(order)
     order.dirty = True
+
+
+def refund_steps(ledger: dict[str, Any], status: str) -> list[tuple[int, int, int]]:
+    """The refund steps of an order with this ledger, as migration 0051's refund_steps_of() gives them: (time in
+    µs, amount, 1 or -1). The facts are taken one at a time — by time, at one time its voids before its
+    charge.refunded facts (the void is the later: those counted it), each kind by amount, then id — and each change
+    of the amount refunded they give is a step: a void's fall, or a charge.refunded's rise (its own refund). So two
+    refunds failing in the same second are two steps, and a refund made in the second another is voided is not
+    netted with it. The steps add up to the amount refunded. A placeholder has none."""
+    if status == "linked":
+        return []
+    charges, voids = ledger.get("charges", []), ledger.get("voids", {})
+    facts = sorted([(gone, 0, amount, refund_id) for refund_id, (amount, _, gone) in voids.items()]
+                   + [(at, 1, amount, "") for amount, at in charges])
+    steps, before = [], 0
+    for n, (at, *_) in enumerate(facts, 1):
+        taken = facts[:n]
+        now = _kept([(amount, t) for t, kind, amount, _ in taken if kind == 1],
+                    [voids[refund_id] for _, kind, _, refund_id in taken if kind == 0])
+        if now != before:
+            steps.append((at, now - before, 1 if now > before else -1))
+        before = now
+    return steps
 
 
 def take_refund(order: OrderRow, e: PaymentEvent, refunded: int) -> None:

@@ -191,24 +191,30 @@ CREATE OR REPLACE FUNCTION sales_rollups_rebuild() RETURNS void LANGUAGE sql AS 
 $$;
 
 -- The rollups stored before: each hour's and day's voids from refund_steps, and its orders without an email from the
--- orders (an index-only scan of orders_status_created_idx, which covers customer_email). Every bucket with such an
--- order or step already has its row; nothing else is rewritten.
+-- orders (an index-only scan of orders_status_created_idx, which covers customer_email). A bucket with such an order
+-- has its row; one with void steps may not: a refund made and voided in the same hour, written in one statement,
+-- netted to nothing and the trigger stored no row. Those rows are inserted (with their net, nothing) as a rebuild
+-- would; nothing else is rewritten.
 WITH hours AS (
-    SELECT date_bin('1 hour', created_at, 'epoch') AS bucket, coalesce(currency, '') AS currency, 0 AS voids,
-           0 AS voided, count(*) AS no_email
+    SELECT date_bin('1 hour', created_at, 'epoch') AS bucket, coalesce(currency, '') AS currency, 0 AS refunds,
+           0 AS refunded, 0 AS voids, 0 AS voided, count(*) AS no_email
       FROM orders WHERE payment_status = 'completed' AND customer_email IS NULL
      GROUP BY 1, 2
     UNION ALL
-    SELECT date_bin('1 hour', at, 'epoch'), currency, count(*), -sum(amount), 0
-      FROM refund_steps WHERE refunds < 0
+    SELECT date_bin('1 hour', at, 'epoch'), currency, sum(refunds), sum(amount), count(*) FILTER (WHERE refunds < 0),
+           coalesce(-sum(amount) FILTER (WHERE refunds < 0), 0), 0
+      FROM refund_steps
      GROUP BY 1, 2
 ), buckets AS (
-    SELECT l.level, date_bin(l.width, h.bucket, 'epoch') AS bucket, h.currency, sum(h.voids) AS voids,
-           sum(h.voided) AS voided, sum(h.no_email) AS no_email
+    SELECT l.level, date_bin(l.width, h.bucket, 'epoch') AS bucket, h.currency, sum(h.refunds) AS refunds,
+           sum(h.refunded) AS refunded, sum(h.voids) AS voids, sum(h.voided) AS voided, sum(h.no_email) AS no_email
       FROM hours AS h CROSS JOIN (VALUES ('day', interval '1 day'), ('hour', interval '1 hour')) AS l(level, width)
      GROUP BY 1, 2, 3
+    HAVING sum(h.voids) <> 0 OR sum(h.voided) <> 0 OR sum(h.no_email) <> 0
 )
-UPDATE sales_rollups AS r
-   SET voids = b.voids, voided = b.voided, no_email = b.no_email
-  FROM buckets AS b
- WHERE r.level = b.level AND r.bucket = b.bucket AND r.currency = b.currency;
+INSERT INTO sales_rollups AS r (level, bucket, currency, orders, revenue, refunds, refunded, voids, voided, no_email)
+SELECT level, bucket, currency, 0, 0, refunds, refunded, voids, voided, no_email
+  FROM buckets
+ ORDER BY 1, 2, 3
+ON CONFLICT (level, bucket, currency) DO UPDATE
+   SET voids = EXCLUDED.voids, voided = EXCLUDED.voided, no_email = EXCLUDED.no_email;

@@ -23,3 +23,15 @@ CREATE TABLE settled_currency_walk (
     finished_at timestamptz   -- NULL while walking
 );
 INSERT INTO settled_currency_walk DEFAULT VALUES;
+
+-- Orders given up on before this migration as settled in another currency than the store's kept the reason only
+-- (settlement_fetches due 'infinity', "settled in EUR, not the store currency USD"; no settled_currency, nothing set
+-- aside). Their settled currency is taken from that reason, upper-case as bot/stripe/settle.py stores it, so a walk
+-- for that currency, once it is the store's, reads them again (queries/settled_currency.py STEP: set aside in the
+-- new store currency, nothing set aside, due again), and the daily retry keeps leaving them meanwhile.
+UPDATE orders AS o
+   SET settled_currency = upper(substring(f.last_error FROM '^settled in ([A-Za-z]{3}), not the store currency'))
+  FROM settlement_fetches AS f
+ WHERE f.order_id = o.id AND f.due_at = 'infinity' AND f.last_error LIKE 'settled in %, not the store currency %'
+   AND o.settled_amount IS NULL AND o.settled_currency IS NULL
+   AND f.last_error ~ '^settled in [A-Za-z]{3}, not the store currency';

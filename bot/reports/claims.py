@@ -13,8 +13,10 @@ import logging
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from bot.config import Settings
 from bot.periods import local_midnight
-from bot.reports.schedule import Slot
+from bot.reports.schedule import ReportKind, Slot, slot_for
+from queries import report_schedule_changes as changes
 from queries import reports as q
 from queries.executor import Executor
 
@@ -25,6 +27,8 @@ SAME_DAY_WITHIN: Final = dt.timedelta(hours=12)
 # Stale reports already logged as dropped, so a run every 5 minutes says it once (per process); kept small.
 _DROPPED: set[tuple[str, dt.date, dt.datetime]] = set()
 _DROPPED_KEPT: Final = 64
+# The settings that move the reports' times (as audited, by environment variable name).
+SCHEDULE_KEYS: Final = ("STORE_TIMEZONE", "MORNING_REPORT_AT", "EVENING_REPORT_AT")
 
 
 def period(slot: Slot) -> str:
@@ -44,12 +48,12 @@ def missed_key(slot: Slot) -> str:
 
 def stands_for(row: q.RecordedReport, slot: Slot, tz: ZoneInfo) -> bool:
     """Whether `row`, recorded for the kind and local date of `slot`, is that report under the zone `tz` in force:
-    its day began less than SAME_DAY_WITHIN from this one (a row from before migration 0048, whose day is not known:
-    it was due on this local day)."""
-    start = local_midnight(slot.day, tz)
+    its day began less than SAME_DAY_WITHIN from this one (a row from before migration 0048, whose day and zone are
+    not known: it was due less than SAME_DAY_WITHIN from this report's time; Tokyo's Wednesday evening, 02:00 in
+    Los Angeles, is not LA's Wednesday evening although due on LA's Wednesday)."""
     if row.day_start is None:
-        return row.scheduled_at >= start
-    return abs(row.day_start - start) < SAME_DAY_WITHIN
+        return abs(row.scheduled_at - slot.scheduled_at) < SAME_DAY_WITHIN
+    return abs(row.day_start - local_midnight(slot.day, tz)) < SAME_DAY_WITHIN
 
 
 async def recorded_row(db: Executor, slot: Slot) -> q.RecordedReport | None:
@@ -73,6 +77,19 @@ async def claim(conn: Executor, slot: Slot, *, tz: ZoneInfo, status: str, at: dt
     log.info("the %s report for %s takes over the record of another zone's %s (due %s)", slot.kind.value,
              slot.day, row.local_date, row.scheduled_at.isoformat())
     return f"@{at.isoformat()}"
+
+
+async def schedule_changed_since(db: Executor, slot: Slot, settings: Settings) -> bool:
+    """Whether the reports' times are known to have changed since `slot` was due: from Slack's Settings (their
+    audit), or in the environment (a restart), seen as a report recorded since then, or the one recorded for the
+    slot's kind and date, due at another time than `settings` give it. Not known: a report not recorded although the
+    job ran at its time was cut off (the host went down after the run's heartbeat)."""
+    if await changes.changed_from_slack(db, since=slot.scheduled_at, keys=SCHEDULE_KEYS):
+        return True
+    rows = await changes.recorded_since(db, at=slot.scheduled_at)
+    if (own := await recorded_row(db, slot)) is not None:
+        rows.append(own)
+    return any(slot_for(ReportKind(r.kind), r.local_date, settings).scheduled_at != r.scheduled_at for r in rows)
 
 
 def log_dropped(slot: Slot) -> None:

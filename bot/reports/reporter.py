@@ -20,6 +20,7 @@ from bot.delivery.channels import ChannelDirectory
 from bot.delivery.files import UploadResult, share_once, upload_content
 from bot.delivery.senders import Status
 from bot.deps import Deps
+from bot.reports import claims
 from bot.reports.chart import render_chart
 from bot.reports.claims import claim, log_dropped, missed_key, period, preview_prefix, recorded_row, stands_for
 from bot.reports.figures import Figures, gather
@@ -176,8 +177,9 @@ class Reporter:
         The heartbeats say whether the bot was running: a report is late ("when salespulse was not running") only
         if the job did not run at its time, and missed only if it did not run at all before its deadline. A report
         that was not recorded although the job ran then was put there by a settings change (a time moved earlier,
-        another zone): it goes out now, once, as a plain report — past its deadline only if it is today's latest
-        (local); yesterday's, or a morning the evening has followed, would be stale news and is dropped."""
+        another zone), or that run was cut off: it goes out now, once, as a plain report — past its deadline only
+        if it is today's latest (local); yesterday's, or a morning the evening has followed, would be stale news and
+        is dropped if a settings change is known since its time, else noted as missed."""
         slots = recent_slots(now, self.settings)
         done = await self.already_recorded(slots) if slots else set()
         today = now.astimezone(self.settings.tz).date()
@@ -191,7 +193,10 @@ class Reporter:
                 plans.append(Plan(slot, missed=True, late=False))
             elif (slot.day != today or slot != slots[-1]) and \
                     await self._ran(slot.scheduled_at, slot.scheduled_at + LATE_AFTER):
-                log_dropped(slot)  # the job ran at its time: a settings change put it there, long past
+                if not await claims.schedule_changed_since(self.pool, slot, self.settings):
+                    plans.append(Plan(slot, missed=True, late=False))  # the run at its time was cut off
+                else:
+                    log_dropped(slot)  # a settings change put it there, long past
             else:  # today's latest, or the bot came back (and so planned it) before its deadline
                 plans.append(Plan(slot, missed=False, late=False))
         return plans
