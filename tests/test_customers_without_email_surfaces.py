@@ -7,9 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.blocks.reports import report_message
 from bot.periods import local_midnight
@@ -17,24 +14,11 @@ from bot.reports.figures import evening
 from bot.reports.schedule import ReportKind, Slot
 from bot.web.signin import COOKIE
 from tests.blockkit import assert_valid_message
-from tests.conftest import Bot, start_bot
-from tests.fakes import FakeSlack
-from tests.test_customers_without_email import NOW, TOKEN, sale
+from tests.conftest import Bot
+
+# The same store: today a@ twice and two orders without an email, yesterday one without.
+from tests.test_customers_without_email import NOW, TOKEN, store  # noqa: F401  # a fixture, taken by name
 from tests.test_dashboard import session_cookie, sign_in
-
-
-@pytest.fixture
-async def store(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[Bot]:
-    """Today: a@ twice and two orders without an email (one in a whole hour, one in the last part-hour); yesterday
-    one order, without an email."""
-    async with start_bot(dsn, fake_slack, clock=lambda: NOW, MONITORING_TOKEN=TOKEN) as bot:
-        for n, at, email in ((1, NOW - dt.timedelta(hours=9), "a@example.com"),
-                             (2, NOW - dt.timedelta(hours=7), "a@example.com"),
-                             (3, NOW.replace(hour=10, minute=0), None),
-                             (4, NOW.replace(hour=18, minute=5), None),
-                             (5, NOW - dt.timedelta(days=1), None)):
-            assert (await bot.stripe(sale(n, at, email))).status == 200
-        yield bot
 
 
 async def evening_customers(bot: Bot, day: dt.date, until: dt.datetime) -> str:
@@ -48,7 +32,7 @@ async def evening_customers(bot: Bot, day: dt.date, until: dt.datetime) -> str:
     return found.group(1)
 
 
-async def test_the_evening_report_says_so(store: Bot) -> None:
+async def test_the_evening_report_says_so(store: Bot) -> None:  # noqa: F811  # the fixture imported above
     """Today until 18:10 and the whole of yesterday."""
     tz = store.deps.settings.tz
     today, yesterday = NOW.date(), NOW.date() - dt.timedelta(days=1)
@@ -57,7 +41,7 @@ async def test_the_evening_report_says_so(store: Bot) -> None:
         "unknown (no email on the order)"
 
 
-async def test_the_dashboard_says_so(store: Bot) -> None:
+async def test_the_dashboard_says_so(store: Bot) -> None:  # noqa: F811  # the fixture imported above
     """The dashboard's customers figure is /sales' wording; its JSON carries the count."""
     cookie = session_cookie(await sign_in(store, TOKEN)).value
     body = await (await store.client.get("/dashboard/data", cookies={COOKIE: cookie})).json()
