@@ -42,13 +42,17 @@ SELECT coalesce(nullif(btrim(product_name), ''), 'Unknown')  AS product,
 
 # The same in the store currency $4, one line per product whatever it sold in: each order at what settled for it
 # or, in the store's own currency, at face value until read (bot/currency.py gross_in); an order in another
-# currency not settled yet counts as an order, apart from the revenue.
+# currency not settled yet counts as an order, apart from the revenue: waiting to convert, or (its figures set
+# aside, migration 0047) settled in another currency than the store's and never to convert.
 TOP_PRODUCTS_IN: Final = """
 SELECT coalesce(nullif(btrim(product_name), ''), 'Unknown')  AS product,
        $4::text                                              AS currency,
        count(*)                                              AS orders,
        coalesce(sum(coalesce(settled_amount, CASE WHEN currency = $4 THEN amount_total END)), 0) AS revenue,
-       count(*) FILTER (WHERE settled_amount IS NULL AND currency IS DISTINCT FROM $4) AS not_converted
+       count(*) FILTER (WHERE settled_amount IS NULL AND settled_aside IS NULL
+                          AND currency IS DISTINCT FROM $4)  AS not_converted,
+       count(*) FILTER (WHERE settled_amount IS NULL AND settled_aside IS NOT NULL
+                          AND currency IS DISTINCT FROM $4)  AS aside
   FROM orders
  WHERE payment_status = 'completed'
    AND created_at >= $1 AND created_at < $2
@@ -162,13 +166,15 @@ class ReportAlert:
 @dataclass(frozen=True, slots=True)
 class ProductTotal:
     """Completed orders and revenue of one product in one currency (in the store currency: `not_converted` of the
-    orders are in another one, not settled yet, and not in `revenue`)."""
+    orders are in another one, not settled yet, and `aside` settled in another currency than the store's; neither
+    is in `revenue`)."""
 
     product: str
     currency: str
     orders: int
     revenue: int
     not_converted: int = 0
+    aside: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +224,7 @@ async def top_products(db: Executor, *, start: dt.datetime, end: dt.datetime, li
         rows = await db.fetch(TOP_PRODUCTS, start, end, limit)
         return [ProductTotal(r["product"], r["currency"], r["orders"], int(r["revenue"])) for r in rows]
     rows = await db.fetch(TOP_PRODUCTS_IN, start, end, limit, store)
-    return [ProductTotal(r["product"], r["currency"], r["orders"], int(r["revenue"]), r["not_converted"])
+    return [ProductTotal(r["product"], r["currency"], r["orders"], int(r["revenue"]), r["not_converted"], r["aside"])
             for r in rows]
 
 

@@ -62,8 +62,10 @@ async def test_usd_settlements_are_not_summed_as_euros(dsn: str, fake_slack: Fak
     assert not eur.pending and sorted(p.currency for p in eur.aside) == ["GBP", "JPY", "USD"], eur
     assert "€45.00 + £78.00 + ¥2,980 + $30.00 settled in another currency, not counted" in text, text
     assert eur.fees_unknown == 1 and "fees of 1 order settled in another currency unknown" in text, text
-    # The report's top products: the EUR order at face value, the three others not converted.
-    assert (sum(p.revenue for p in products), sum(p.not_converted for p in products)) == (4500, 3), products
+    # The report's top products: the EUR order at face value, the three others settled in another currency (never
+    # converted, not "not converted yet").
+    assert (sum(p.revenue for p in products), sum(p.not_converted for p in products),
+            sum(p.aside for p in products)) == (4500, 0, 3), products
     # Given up on with the reason, as an order read in another currency is.
     assert backlog == settlements.Backlog(waiting=0, given_up=4)
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.blocks.alerts import RULE_OFF
 from bot.blocks.common import change, counted
-from bot.blocks.currency import customers_text, gross_text, net_text, refunds_text
+from bot.blocks.currency import SETTLED_ELSEWHERE, customers_text, gross_text, net_text, refunds_text
 from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_report_line
@@ -174,10 +174,14 @@ def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
 
 def _product_line(n: int, p: ProductTotal, *, converts: bool) -> str:
     """"2. Course — 12 orders · $490.00", in the store currency saying how many of the orders it could not count
-    yet: "(2 not converted yet)"."""
-    rest = ""
+    yet, "(2 not converted yet)", and those it never will, as /sales words them: "(1 settled in another currency,
+    not counted)"."""
+    apart = []
     if p.not_converted:
-        rest = f" ({p.not_converted:,} " + ("not converted yet)" if converts else "in other currencies)")
+        apart.append(f"{p.not_converted:,} " + ("not converted yet" if converts else "in other currencies"))
+    if p.aside:
+        apart.append(f"{p.aside:,} {SETTLED_ELSEWHERE}")
+    rest = f" ({'; '.join(apart)})" if apart else ""
     return f"{n}. {_clip(p.product, 80)} — {counted(p.orders)} · {escape_mrkdwn(format_money(p.revenue, p.currency))}" \
         + rest
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from functools import cache
 from typing import Final
 
 from babel.numbers import get_currency_symbol
 from PIL import Image, ImageDraw, ImageFont
 
+from bot.blocks.currency import SETTLED_ELSEWHERE
 from bot.money import format_money, minor_unit_exponent
 from bot.reports.figures import HourlyRevenue
+from queries.sales import CurrencyTotal
 
 WIDTH: Final = 1200
 HEIGHT: Final = 600
@@ -28,6 +31,7 @@ INK: Final = "#1f2522"
 MUTED: Final = "#6b7570"
 MARKER: Final = "#c0392b"
 TICKS: Final = 5
+NOTE_LINE: Final = 17  # pixels between the lines of the note under the hour labels
 
 
 def nice_step(top: int, *, currency: str) -> int:
@@ -83,16 +87,27 @@ def chart_title(series: HourlyRevenue) -> str:
     return f"Revenue by hour · {'all in ' if series.store else ''}{series.currency}"
 
 
+def _orders_of(totals: Sequence[CurrencyTotal]) -> tuple[str, str]:
+    """"GBP 78.00 + EUR 45.00" and "2 orders"."""
+    orders = sum(t.orders for t in totals)
+    return (" + ".join(money_label(t.revenue, t.currency, size=14) for t in totals),
+            f"{orders} order{'s' * (orders != 1)}")
+
+
 def chart_note(series: HourlyRevenue) -> str | None:
-    """The line under the plot naming what the bars leave out: other currencies, or orders not converted yet."""
+    """The lines under the plot naming what the bars leave out: other currencies, orders not converted yet, and
+    those settled in another currency than the store's (worded as /sales and the dashboard word them)."""
+    notes = []
     if series.store and series.pending:
-        left = " + ".join(money_label(t.revenue, t.currency, size=14) for t in series.pending)
-        orders = sum(t.orders for t in series.pending)
-        return (f"Not charted, not converted to {series.currency} yet (Stripe's figures still to come): {left}"
-                f" ({orders} order{'s' * (orders != 1)})")
+        left, orders = _orders_of(series.pending)
+        notes.append(f"Not charted, not converted to {series.currency} yet (Stripe's figures still to come): {left}"
+                     f" ({orders})")
+    if series.store and series.aside:
+        left, orders = _orders_of(series.aside)
+        notes.append(f"Also {left} {SETTLED_ELSEWHERE} ({orders})")
     if series.others:
-        return f"Also sold, not charted (never added to {series.currency}): " + ", ".join(series.others)
-    return None
+        notes.append(f"Also sold, not charted (never added to {series.currency}): " + ", ".join(series.others))
+    return "\n".join(notes) or None
 
 
 def render_chart(series: HourlyRevenue) -> bytes:
@@ -125,8 +140,10 @@ def render_chart(series: HourlyRevenue) -> bytes:
         draw.text((x + 4, TOP - 2), f"report {series.until:%H:%M}", font=tiny, fill=MARKER)
     if not any(series.current) and not any(series.previous):
         draw.text((LEFT + plot_w / 2 - 40, TOP + plot_h / 2 - 10), "No sales", font=small, fill=MUTED)
-    if (note := chart_note(series)) is not None:
-        draw.text((LEFT, HEIGHT - 28), note, font=tiny, fill=MUTED)
+    if (note := chart_note(series)) is not None:  # the last line where one line goes, the others above it
+        lines = note.split("\n")
+        for n, line in enumerate(lines):
+            draw.text((LEFT, HEIGHT - 28 - NOTE_LINE * (len(lines) - 1 - n)), line, font=tiny, fill=MUTED)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

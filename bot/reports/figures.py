@@ -62,6 +62,7 @@ class HourlyRevenue:
     until: dt.time | None = None  # the current day is counted up to this local time
     store: bool = False  # `currency` is the store currency: every order in it (settled amounts), but `pending`
     pending: tuple[CurrencyTotal, ...] = ()  # the two days' orders not converted yet, not charted
+    aside: tuple[CurrencyTotal, ...] = ()  # the two days' orders settled in another currency: never counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,17 +165,19 @@ async def _store_series(db: Executor, window: Window, tz: ZoneInfo, code: str,
 async def hourly_revenue(db: Executor, *, current: Window, previous: Window, tz: ZoneInfo,
                          store: CurrencyChoice = PER_CURRENCY) -> HourlyRevenue:
     """The chart's figures: revenue per local hour of `current` and of `previous`, in the store currency when
-    `store` gives one (orders not converted yet left out and listed), else in the day's main currency."""
+    `store` gives one (orders not converted yet, or settled in another currency, left out and listed), else in the
+    day's main currency."""
     day = current.start.astimezone(tz).date()
     until = None if current.end >= local_midnight(day + DAY, tz) else current.end.astimezone(tz).time()
     previous_day = previous.start.astimezone(tz).date()
     if (code := await store.read(db)) is not None:
         now_series = await _store_series(db, current, tz, code, store.from_stripe)
         then_series = await _store_series(db, previous, tz, code, store.from_stripe)
+        both = [*now_series.values(), *then_series.values()]
         return HourlyRevenue(currency=code, day=day, previous_day=previous_day,
                              current=store_by_hour(now_series, tz), previous=store_by_hour(then_series, tz),
-                             others=(), until=until, store=True,
-                             pending=pending_of([*now_series.values(), *then_series.values()]))
+                             others=(), until=until, store=True, pending=pending_of(both),
+                             aside=pending_of(both, aside=True))
     now_points = await sales.trend(db, start=current.start, end=current.end, bucket="hour", tz=tz.key)
     then_points = await sales.trend(db, start=previous.start, end=previous.end, bucket="hour", tz=tz.key)
     currency, others = charted_currency(now_points, then_points, await settlements.account_currency(db))
