@@ -71,10 +71,16 @@ FORGET_ATTEMPT: Final = "DELETE FROM delivery_attempts WHERE outbox_id = $1"
 # index, at most $2 rows. No row locks: the channel's pace-row lock, held by the caller, makes it the channel's
 # only poster (and a burst claim on another connection must be able to lock these rows). An update or thread reply
 # carries the Slack address of the message it targets (once that one is out), and the edits (replies) of that message
-# queued before it and still pending, due or not (put back by a retry): an edit supersedes them, a reply waits.
+# queued before it and still pending, due or not (put back by a retry): an edit supersedes them, a reply waits. An
+# edit's attempts are the most any pending edit of its message has spent: the newest state takes over their retries,
+# so edits that keep failing are given up (senders.UNEXPECTED_TRIES) and back off even as newer ones keep coming.
 _DUE_IN_CHANNEL: Final = "o.channel = $1 AND o.status = 'pending' AND o.available_at <= now()"
 NEXT_MESSAGES: Final = f"""
-SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.attempts, o.op, o.target_id,
+SELECT o.id, o.kind, o.payload, o.amount, o.currency, o.created_at, o.op, o.target_id,
+       CASE WHEN o.op = 'update'
+            THEN (SELECT max(e.attempts) FROM outbox AS e
+                   WHERE e.target_id = o.target_id AND e.op = 'update' AND e.status = 'pending')
+            ELSE o.attempts END AS attempts,
        t.slack_channel AS target_channel, t.slack_ts AS target_ts, t.status AS target_status,
        {RENEWAL_SALE.format(o="o")} AS renewal,
        ARRAY(SELECT e.id FROM outbox AS e WHERE o.op <> 'post' AND e.target_id = o.target_id AND e.op = o.op

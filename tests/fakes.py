@@ -356,6 +356,10 @@ class FakeSlack:
             return web.Response(text=self.dead_hooks[name], status=404)
         if (fault := next((f for f in self.faults if f.method in (None, method)), None)) is not None:
             self.faults.remove(fault)
+            if fault.accept:  # an incoming webhook's post taken, its answer late
+                self.calls.append(Call(method, args, 200))
+                await asyncio.sleep(fault.delay)
+                return web.Response(text="ok")
             self.calls.append(Call(method, args, fault.status))
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return web.Response(text=fault.error or "error", status=fault.status, headers=headers)

@@ -1,20 +1,75 @@
 """Delivery lanes: each channel's pass runs in a task of its own, so a slow Slack answer in one channel (a post
 answered after 6 s, a look-up paging through history) holds that channel alone: alerts are not kept behind a sales
-post, and each channel keeps its own pace."""
+post, and each channel keeps its own pace. At shutdown a call to Slack under way is let finish and its answer recorded
+(FinishingSender)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 import asyncpg
 
 from bot.db import DB_UNAVAILABLE
+from bot.delivery.senders import Lookup, Sender, SendResult
 from queries import outbox as q
 
 log = logging.getLogger(__name__)
+
+# How long shutdown waits for a call to Slack under way: a call's own timeout is 10 s (bot/app.py, WebhookSender).
+FINISH_WITHIN = dt.timedelta(seconds=12)
+
+
+class FinishingSender:
+    """The sender as the worker's passes use it. At shutdown (`stopping`) a call under way is not cut short but
+    waited for (at most FINISH_WITHIN), so its pass records the answer before the worker stops, and no call starts:
+    a post cut short after Slack took it stays pending, and an incoming webhook, which cannot be read back, would
+    post it again at the next start. Any other cancel (a crash, as tests stand one in) cuts the call short."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self.supports_updates = sender.supports_updates
+        self.stopping = False
+
+    async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
+                   ref: int | None = None, channel_id: str | None = None) -> SendResult:
+        return await self._finish(self._sender.post(channel, payload, thread_ts=thread_ts, ref=ref,
+                                                    channel_id=channel_id))
+
+    async def update(self, channel: str, *, channel_id: str, ts: str, payload: Mapping[str, Any]) -> SendResult:
+        return await self._finish(self._sender.update(channel, channel_id=channel_id, ts=ts, payload=payload))
+
+    async def find(self, *, channel_id: str, ref: int, since: float, thread_ts: str | None = None) -> Lookup:
+        """A look-up only reads: cut short at shutdown, it is done again at the next start."""
+        return await self._sender.find(channel_id=channel_id, ref=ref, since=since, thread_ts=thread_ts)
+
+    def channel_id(self, channel: str) -> str | None:
+        return self._sender.channel_id(channel)
+
+    async def _finish(self, call: Coroutine[Any, Any, SendResult]) -> SendResult:
+        if self.stopping:  # nothing new goes out: what is not sent stays pending for the next start
+            call.close()
+            raise asyncio.CancelledError
+        sending = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                sending.cancel()
+                raise
+        try:
+            done, _ = await asyncio.wait({sending}, timeout=FINISH_WITHIN.total_seconds())
+        finally:
+            if not sending.done():  # past the bound, or cancelled again: cut short, looked up at the next start
+                sending.cancel()
+        if not done:
+            raise asyncio.CancelledError
+        if (task := asyncio.current_task()) is not None:
+            task.uncancel()  # the shutdown's cancel is spent: the pass goes on to record the answer, then ends
+        return sending.result()
 
 
 class ChannelLanes:
@@ -22,8 +77,9 @@ class ChannelLanes:
     (what that pass read may predate what made it due)."""
 
     def __init__(self, pool: asyncpg.Pool, *, deliver: Callable[[str], Awaitable[int]],
-                 wake: Callable[[dt.timedelta], None]) -> None:
+                 wake: Callable[[dt.timedelta], None], sender: FinishingSender) -> None:
         self._pool = pool
+        self._sender = sender  # the passes' sender: told when shutdown begins
         self._deliver = deliver  # one pass over a channel (DeliveryWorker._deliver_channel)
         self._wake = wake  # look again after this long
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -54,8 +110,13 @@ class ChannelLanes:
                 self._wake(dt.timedelta(0))
 
     async def close(self) -> None:
-        """Stop every running pass (shutdown: an attempt cut short is looked up by the next one, as after a crash)."""
+        """Stop every running pass (shutdown): a call to Slack under way finishes and its answer is recorded first;
+        a pass cut short anywhere else sent nothing it would not look up next time, as after a crash."""
         running = list(self._running.values())
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        self._sender.stopping = True
+        try:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            self._sender.stopping = False  # drain() may still be called by hand

@@ -15,7 +15,7 @@ import asyncpg
 from bot.blocks.pings import BURST_LISTED
 from bot.db import DB_UNAVAILABLE
 from bot.delivery import outcomes
-from bot.delivery.lanes import ChannelLanes
+from bot.delivery.lanes import ChannelLanes, FinishingSender
 from bot.delivery.listener import NotifyListener
 from bot.delivery.posts import BURSTS, Post, burst_post, message_payload
 from bot.delivery.senders import Lookup, Seen, Sender, SendResult, Status, retry_or_fail
@@ -52,7 +52,7 @@ class DeliveryWorker:
                  clock: Callable[[], dt.datetime], poll_interval: float = FALLBACK_POLL_SECONDS,
                  metrics: Metrics | None = None, dsn: str | None = None) -> None:
         self._pool = pool
-        self._sender = sender
+        self._sender = FinishingSender(sender)  # at shutdown a call under way finishes and is recorded
         self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
         self._clock = clock
         self._poll = poll_interval
@@ -66,7 +66,8 @@ class DeliveryWorker:
                                        subscribe=lambda conn: q.listen(conn, self.queued)) if dsn else None
         self.metrics = metrics
         self.backoff_scale = 1.0  # fault tests shrink the waits between retries
-        self._lanes = ChannelLanes(pool, deliver=self._deliver_channel, wake=self._wake_at)  # run()'s passes
+        self._lanes = ChannelLanes(pool, deliver=self._deliver_channel, wake=self._wake_at,  # run()'s passes
+                                   sender=self._sender)
         self._app_limit = outcomes.AppLimit()  # Slack's `rate_limited` answers in a row: every channel waits
 
     async def run(self) -> None:
