@@ -10,7 +10,8 @@ feed) and the Settings view all ask this module, so a door cannot be opened in o
   readers when a user list is set, else everyone in the workspace.
 - Settings: SALESPULSE_ADMINS; unset → nobody.
 - "Everyone" is everyone in the organisation that installed the app: someone Slack shows to be from another one
-  (a Slack Connect channel, `bot/affiliation.py`) reads revenue or acts on alerts only if their own id is listed.
+  (a Slack Connect channel, `bot/affiliation.py`), or does not show to be of ours (on Enterprise Grid, a workspace
+  team.info has not placed in our organisation), reads revenue or acts on alerts only if their own id is listed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.affiliation import Affiliation, Installation, WhoAmI, outside
+from bot.affiliation import Affiliation, Installation, TeamOrg, WhoAmI, Workspaces, outside, unplaced
 from bot.config import Settings
 from bot.web.feed_door import exposure_warning
 
@@ -112,10 +113,11 @@ class AccessPolicy:
     """Answers "may this person do this here?" from Settings (and Slack, for user groups)."""
 
     def __init__(self, settings: Settings, *, group_members: GroupMembers | None = None,
-                 installation: WhoAmI | None = None) -> None:
+                 installation: WhoAmI | None = None, team_orgs: TeamOrg | None = None) -> None:
         self.settings = settings
         self._groups = _GroupCache(group_members)
         self.installation = Installation(installation)
+        self.workspaces = Workspaces(team_orgs)
         # Built once at start-up: where the local owner is trusted, say so if the bot is reachable from elsewhere.
         if (warning := exposure_warning(settings)) is not None:
             log.warning("%s", warning)
@@ -124,14 +126,18 @@ class AccessPolicy:
         return user_id == LOCAL_OWNER and self.settings.local_mode
 
     async def outsider(self, affiliation: Affiliation | None) -> bool:
-        """Whether a Slack request's actor positively belongs to another organisation than the one that installed
-        the app. Slack is asked who installed it only when the payload shows someone of another team."""
+        """Whether a Slack request's actor belongs to another organisation than the one that installed the app, or
+        may (on Grid, a workspace Slack has not said is ours). Slack is asked who installed it only when the payload
+        shows someone of another team, and which organisation that team is of only when the payload does not say."""
         if affiliation is None or not affiliation.actor.ids:
             return False
         home = self.installation.known
         if home is None and not affiliation.actor.ids <= affiliation.installation.ids:
             home = await self.installation.learn()
-        return outside(affiliation.actor, home or affiliation.installation)
+        home = home or affiliation.installation
+        team = unplaced(affiliation.actor, home)
+        team_org = await self.workspaces.org_of(team) if team is not None else None
+        return outside(affiliation.actor, home, team_org=team_org)
 
     def reads_revenue(self, user_id: str | None, channel_id: str | None, *, outsider: bool = False) -> bool:
         """Whether this user, in this channel (None: a surface without one), may see revenue figures; an

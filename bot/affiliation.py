@@ -10,6 +10,10 @@ another organisation's workspace it is "not a valid command", slackapi/bolt-pyth
 The installation itself is asked of Slack (auth.test) once, the first time a payload shows someone from another
 team — never at start-up or on every request (`bot/slack_app.py`: the bot must start and answer while Slack's API
 is unreachable). Until Slack has answered, the installation the payload names stands in.
+
+On Enterprise Grid a payload may name only the clicker's workspace: a sister workspace of our organisation and a
+Slack Connect partner's standalone workspace then look alike. Slack is asked which organisation that workspace
+belongs to (team.info, scope team:read); until it has said ours, the person is outside (closed by default).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ log = logging.getLogger(__name__)
 
 ASK_SECONDS = 2.0  # auth.test is asked on a click's path (after the ack): Slack down must not hold it for long
 RETRY_SECONDS = 60.0  # after a failed auth.test, the payloads' word stands in this long before Slack is asked again
+# What team.info said of a workspace is kept this long: a workspace rarely changes organisation, but one moved out
+# of ours must not stay inside for ever.
+WORKSPACE_CACHE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +57,12 @@ class Affiliation:
     installation: Org
 
 
-def outside(actor: Org, home: Org) -> bool:
-    """Whether `actor` positively belongs to another organisation than `home` (nothing known: no).
+def outside(actor: Org, home: Org, *, team_org: str | None = None) -> bool:
+    """Whether `actor` belongs to another organisation than `home`, or may (nothing known of either: no).
 
     On Enterprise Grid a person's team id may be the organisation's or any of its workspaces' (slackapi/bolt-js#1875),
-    so there a workspace id other than ours proves nothing unless Slack also names the person's organisation.
+    so there a workspace id other than ours is inside only when Slack said it is of our organisation (`team_org`:
+    the organisation team.info gave for it, see `unplaced`); a partner's standalone workspace looks the same.
     """
     ours = home.ids
     if not ours or not actor.ids:
@@ -64,8 +72,18 @@ def outside(actor: Org, home: Org) -> bool:
     team = actor.team_id
     if team is None or team in ours:
         return False
-    # Another organisation's own id; or any other workspace, when ours stands alone (a workspace is its whole org).
-    return team.startswith("E") or home.enterprise_id is None
+    # Another organisation's own id; any other workspace when ours stands alone (a workspace is its whole org);
+    # on Grid, any workspace Slack has not said is one of ours.
+    return team.startswith("E") or home.enterprise_id is None or team_org != home.enterprise_id
+
+
+def unplaced(actor: Org, home: Org) -> str | None:
+    """The workspace whose organisation Slack must name before `outside` can let `actor` in: another workspace
+    than ours, the person's organisation unnamed, ours on Enterprise Grid (None: `outside` needs nothing more)."""
+    team = actor.team_id
+    if home.enterprise_id is None or actor.enterprise_id is not None or team is None or team in home.ids:
+        return None
+    return None if team.startswith("E") else team
 
 
 def _id(value: Any) -> str | None:
@@ -135,3 +153,55 @@ class Installation:
             else:
                 self._failed_at = now
             return self.known
+
+
+TeamOrg = Callable[[str], Awaitable[str | None]]
+
+
+def team_info(client: AsyncWebClient) -> TeamOrg:
+    """The Enterprise Grid organisation a workspace belongs to, as Slack's team.info says (scope team:read; None: a
+    standalone workspace)."""
+
+    async def ask(team: str) -> str | None:
+        response = await client.team_info(team=team)
+        found = response.get("team")
+        return _id(found.get("enterprise_id")) if isinstance(found, Mapping) else None
+
+    return ask
+
+
+class Workspaces:
+    """Which organisation each workspace belongs to: asked of Slack when a payload first names it, kept for
+    WORKSPACE_CACHE_SECONDS. A failed look-up is "unknown" — the person is then outside — and is not asked again
+    for RETRY_SECONDS (every click of a partner would otherwise wait on Slack)."""
+
+    def __init__(self, ask: TeamOrg | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ask = ask
+        self._clock = clock
+        self._known: dict[str, tuple[float, str | None]] = {}  # workspace → (when Slack said, its organisation)
+        self._failed: dict[str, float] = {}  # workspace → when its last look-up failed
+        self._locks: dict[str, asyncio.Lock] = {}  # one team.info per workspace at a time
+
+    async def org_of(self, team: str) -> str | None:
+        """The organisation Slack said `team` belongs to; None when it stands alone or Slack could not say."""
+        async with self._locks.setdefault(team, asyncio.Lock()):
+            now = self._clock()
+            known = self._known.get(team)
+            if known is not None and now - known[0] < WORKSPACE_CACHE_SECONDS:
+                return known[1]
+            if self._ask is None or now - self._failed.get(team, -RETRY_SECONDS) < RETRY_SECONDS:
+                return None
+            try:
+                async with asyncio.timeout(ASK_SECONDS):
+                    org = await self._ask(team)
+            except Exception as exc:  # noqa: BLE001  # any Slack or network failure means "unknown": stay closed
+                data = getattr(getattr(exc, "response", None), "data", None)  # Slack's error code, if it answered
+                log.warning("could not ask Slack which organisation workspace %s belongs to (%s): its people are"
+                            " refused as of another organisation unless their user ids are listed; check the app's"
+                            " team:read scope", team, data.get("error") if isinstance(data, dict) else exc)
+                self._failed[team] = now
+                self._known.pop(team, None)
+                return None
+            self._failed.pop(team, None)
+            self._known[team] = (now, org)
+            return org

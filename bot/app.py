@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
 from bot.access import AccessPolicy, GroupMembers
-from bot.affiliation import auth_test
+from bot.affiliation import auth_test, team_info
 from bot.alerts.rules_file import load_rules
 from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
@@ -78,10 +78,9 @@ def group_members(client: AsyncWebClient) -> GroupMembers:
 
 
 def access_policy(settings: Settings, client: AsyncWebClient | None) -> AccessPolicy:
-    """The access policy; with a bot token it can ask Slack who is in a user group and who installed the app."""
-    if client is None:
-        return AccessPolicy(settings)
-    return AccessPolicy(settings, group_members=group_members(client), installation=auth_test(client))
+    """The access policy; with a bot token it asks Slack about user groups, the installation and workspaces."""
+    return AccessPolicy(settings) if client is None else AccessPolicy(
+        settings, group_members=group_members(client), installation=auth_test(client), team_orgs=team_info(client))
 
 
 def configured_channels(settings: Settings) -> dict[str, str]:

@@ -101,6 +101,7 @@ class FakeSlack:
     dead_hooks: dict[str, str] = field(default_factory=dict)  # response_url name → "expired_url" | "used_url"
     hook_uses: int | None = None  # like Slack's response_url: at most this many uses each (Slack: 5)
     file_shares: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # file id → where it was shared
+    team_orgs: dict[str, str] = field(default_factory=dict)  # workspace id → its Grid organisation (team.info)
 
     def add_channel(self, channel_id: str, name: str, *, private: bool = False, member: bool = False) -> FakeChannel:
         """Create a channel in the workspace."""
@@ -207,6 +208,10 @@ class FakeSlack:
             if group not in self.usergroups:
                 return {"ok": False, "error": "no_such_subteam"}
             return {"ok": True, "users": self.usergroups[group]}
+        if method == "team.info":  # a workspace's `enterprise_id` only when it belongs to a Grid organisation
+            team = str(args.get("team") or "T000")
+            return {"ok": True, "team": {"id": team, "name": team, "domain": team.lower()}
+                    | ({"enterprise_id": self.team_orgs[team]} if team in self.team_orgs else {})}
         if method == "apps.connections.open" and self.socket_urls is not None:
             return {"ok": True, "url": self.socket_urls()}
         if method == "apps.connections.open" and self.socket_url is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -26,8 +27,12 @@ STORE, PARTNER = "T000", "T0PARTNER"  # the installing workspace (the fake's aut
 NOTHING_DONE = {"acknowledged_by": None, "silenced_by": None, "resolved_by": None, "resolved_at": None}
 
 
+@dataclass
 class GridSlack(FakeSlack):
-    """The Web API for a workspace of an Enterprise Grid organisation: auth.test also names the organisation."""
+    """The Web API for a workspace of an Enterprise Grid organisation: auth.test also names the organisation, and
+    team.info places the store's workspace and its sister T0SISTER in it."""
+
+    team_orgs: dict[str, str] = field(default_factory=lambda: {STORE: "E000", "T0SISTER": "E000"})
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         answer = super()._answer(method, args)
