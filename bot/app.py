@@ -24,6 +24,7 @@ from bot.blocks.health import job_failure_message
 from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.db import create_pool, database_url, migrate_database, wait_for_database
+from bot.delivery.channel_store import ChannelStore
 from bot.delivery.channels import ChannelDirectory
 from bot.delivery.senders import ConsoleSender, Sender, WebhookSender
 from bot.delivery.webapi import WebApiSender
@@ -143,6 +144,7 @@ def background_tasks(deps: Deps, bolt: AsyncApp | None) -> list[asyncio.Task[Non
              asyncio.create_task(deps.home.run(), name="home")]
     if deps.channels is not None:  # resolve and join in the background: start-up never waits for Slack
         tasks.append(asyncio.create_task(deps.channels.start(), name="channels"))
+        tasks.append(asyncio.create_task(deps.channels.follow(deps.dsn), name="channel-status"))  # others' news
     token = deps.settings.slack_app_token
     if bolt is not None and deps.slack is not None and token is not None and deps.socket is not None:
         tasks.append(asyncio.create_task(run_socket_mode(
@@ -163,7 +165,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         settings = live.settings
         client = slack_client(settings)
         feed = LocalFeed(clock=clock) if settings.local_mode else None
-        channels = ChannelDirectory(client, configured_channels(settings)) if client is not None else None
+        channels = ChannelDirectory(client, configured_channels(settings), store=ChannelStore(pool)) if client else None
         sender = sender or make_sender(settings, client, feed=feed, directory=channels)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)
         intake = IntakeBatcher.for_settings(settings, pool=pool, clock=clock, rebuild=stripe_received.rebuild)

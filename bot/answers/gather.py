@@ -9,11 +9,12 @@ import datetime as dt
 from bot import __version__
 from bot.alerts.business_time import business_time_between
 from bot.answers.hourly import Hourly, last_24_hours
-from bot.answers.snapshots import HealthSnapshot, SalesSnapshot, gather_within, health_snapshot, sales_snapshot
+from bot.answers.snapshots import HealthSnapshot, Lookup, SalesSnapshot, gather_within, health_snapshot, sales_snapshot
 from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import parse_period
 from bot.scheduling import next_runs
+from queries import channel_status
 from queries.executor import Executor
 
 API_BUDGET = 5.0  # dashboards can wait a little longer than Slack
@@ -42,18 +43,22 @@ async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnap
     now, s = deps.clock(), deps.settings
     mode = "local" if s.local_mode else "socket" if s.slack_app_token else \
         "webhooks" if s.uses_incoming_webhooks else "http"
+    lookups: dict[str, Lookup] = {"rhythm": lambda db: _has_rhythm(deps, db, now=now)}
+    if deps.channels is not None:  # what any replica learned of the channels: the newest is said
+        lookups["channels"] = channel_status.stored
     snapshot, (got, _) = await asyncio.gather(
         health_snapshot(deps.pool, now=now, mode=mode, version=__version__, in_business_hours=s.in_business_hours(now),
                         started_at=deps.started_at, site_url=s.site_url, next_jobs=next_runs(deps.scheduler),
                         job_failures=tuple(deps.job_failures.recent), budget=budget,
-                        channels=deps.channels.statuses() if deps.channels is not None else (),
                         overrides=deps.live.overrides, stuck_after=deps.rules.delivery_stuck_after,
                         socket=deps.socket.state if deps.socket is not None else None),
-        gather_within(deps.pool, {"rhythm": lambda db: _has_rhythm(deps, db, now=now)}, budget=budget))
+        gather_within(deps.pool, lookups, budget=budget))
     last = snapshot.last_order_at
     silence = None if last is None else \
         business_time_between(last, now, tz=s.tz, hours=s.business_hours, days=s.business_days)
-    return dataclasses.replace(snapshot, rhythm=got.get("rhythm"), order_silence=silence)
+    # Not read in time: what this replica knows.
+    channels = deps.channels.adopt(got.get("channels", ())) if deps.channels is not None else ()
+    return dataclasses.replace(snapshot, rhythm=got.get("rhythm"), order_silence=silence, channels=channels)
 
 
 async def _has_rhythm(deps: Deps, db: Executor, *, now: dt.datetime) -> bool:

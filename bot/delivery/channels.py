@@ -6,104 +6,51 @@
 resolves the configured names to ids once (`conversations.list`, scopes `channels:read`, `groups:read`)
 and joins the public ones (`conversations.join`, scope `channels:join`); on a later `not_in_channel` it
 joins and retries once. A private channel cannot be joined (`method_not_supported_for_channel_type`) and
-is invisible to a bot that is not in it (`channel_not_found`): someone has to `/invite @salespulse`.
+is invisible to a bot that is not in it (`channel_not_found`): someone has to `/invite @salespulse`. With a
+`ChannelStore`, what the bot learns is shared with the other replicas (bot/delivery/channel_store.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.channel_store import ChannelStore
 from bot.delivery.senders import slack_error
+from bot.delivery.standing import BOT_MENTION as BOT_MENTION  # re-exported: its users import it from here
+from bot.delivery.standing import MEMBERSHIPS, ChannelStatus, Membership, matches, same, standing
+from queries.channel_status import StoredStatus
 
 log = logging.getLogger(__name__)
 
-BOT_MENTION: Final = "@salespulse"  # the bot user's display name in manifest.yml
 LIST_PAGE: Final = 1000  # conversations.list's largest page
 MAX_LIST_PAGES: Final = 50  # 50 000 channels: a bound, not a real workspace
 
-
-class Membership(StrEnum):
-    """What the bot can do in a configured channel."""
-
-    MEMBER = "member"  # post, read back, upload
-    PUBLIC_NOT_JOINED = "public_not_joined"  # post (chat:write.public); joins on first read or upload
-    JOIN_FAILED = "join_failed"  # public, but conversations.join was refused: posts only
-    PRIVATE_NOT_MEMBER = "private_not_member"  # known private, the bot is not (or no longer) in it
-    NOT_VISIBLE = "not_visible"  # no such channel, or private without the bot: Slack cannot tell them apart
-    ARCHIVED = "archived"
-    UNKNOWN = "unknown"  # not checked yet, or Slack could not be asked
+_REFUSING: Final = (Membership.PRIVATE_NOT_MEMBER, Membership.NOT_VISIBLE, Membership.ARCHIVED)
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelStatus:
-    """One configured channel (sales, alerts or reports) and the bot's standing in it."""
-
-    logical: str
-    configured: str  # SLACK_*_CHANNEL as set: a name or an id
-    membership: Membership = Membership.UNKNOWN
-    channel_id: str | None = None
-    name: str | None = None
-    error: str | None = None  # Slack's error behind JOIN_FAILED or UNKNOWN
-
-    @property
-    def label(self) -> str:
-        """`#name` when known, else the configured value."""
-        return f"#{self.name}" if self.name else self.configured
-
-    @property
-    def usable(self) -> bool:
-        """Whether messages reach the channel (the bot may still have to join it first)."""
-        return self.membership in (Membership.MEMBER, Membership.PUBLIC_NOT_JOINED, Membership.JOIN_FAILED)
-
-    def describe(self) -> str:
-        """Why the bot can (or cannot) use the channel, and what to do about it."""
-        invite = f"/invite {BOT_MENTION}"
-        return {
-            Membership.MEMBER: f"{self.label}: the bot is a member",
-            Membership.PUBLIC_NOT_JOINED: f"{self.label} is public, not joined: will join at start-up or on first use",
-            Membership.JOIN_FAILED: f"{self.label} is public but the bot could not join ({self.error}): posts"
-                                    f" work, look-ups and charts do not — {invite}",
-            Membership.PRIVATE_NOT_MEMBER: f"{self.label} is private and the bot is not a member: {invite}",
-            Membership.NOT_VISIBLE: f"{self.label}: channel not found — if it is private, the bot is not a"
-                                    f" member: {invite}",
-            Membership.ARCHIVED: f"{self.label} is archived: unarchive it or configure another channel",
-            Membership.UNKNOWN: f"{self.label}: not checked yet" + (f" ({self.error})" if self.error else ""),
-        }[self.membership]
-
-
-def _matches(configured: str, channel: Mapping[str, Any]) -> bool:
-    return configured in (channel.get("id"), f"#{channel.get('name')}", channel.get("name"))
-
-
-def _standing(status: ChannelStatus, channel: Mapping[str, Any]) -> ChannelStatus:
-    """The status a conversations.list (or .info, .join) channel object gives."""
-    if channel.get("is_archived"):
-        membership = Membership.ARCHIVED
-    elif channel.get("is_member"):
-        membership = Membership.MEMBER
-    elif channel.get("is_private"):
-        membership = Membership.PRIVATE_NOT_MEMBER
-    else:
-        membership = Membership.PUBLIC_NOT_JOINED
-    return replace(status, membership=membership, channel_id=channel.get("id"), name=channel.get("name"),
-                   error=None)
+def _unresolved(status: ChannelStatus) -> bool:
+    """conversations.list could not be asked about it (not merely: start-up has not got to it yet)."""
+    return status.membership is Membership.UNKNOWN and status.error is not None
 
 
 class ChannelDirectory:
     """The bot's view of its configured channels; joins public ones and remembers why others fail."""
 
-    def __init__(self, client: AsyncWebClient, configured: Mapping[str, str]) -> None:
+    def __init__(self, client: AsyncWebClient, configured: Mapping[str, str], *,
+                 store: ChannelStore | None = None) -> None:
         self._client = client
         self._status = {logical: ChannelStatus(logical, value) for logical, value in configured.items()}
         self._private: set[str] = set()  # ids seen private: a later channel_not_found there means "not invited"
+        self._store = store
+        self._learned: set[str] = set()  # logical channels whose standing changed, not stored yet
 
     def reconfigure(self, configured: Mapping[str, str]) -> bool:
         """Channels changed from Slack's Settings view: forget what was known of the replaced ones. True when
@@ -126,6 +73,51 @@ class ChannelDirectory:
             return self._status[channel]
         return next((s for s in self._status.values() if channel in (s.configured, s.channel_id)), None)
 
+    def _put(self, status: ChannelStatus) -> None:
+        """What was just learned of a channel; a change (only) is stored by the next `_flush()`."""
+        if same(self._status.get(status.logical) or ChannelStatus("", ""), status):
+            return
+        self._status[status.logical] = replace(status, learned_at=dt.datetime.now(dt.UTC))
+        self._learned.add(status.logical)
+
+    async def _flush(self) -> None:
+        """Store the changes `_put()` noted, for the other replicas. "Not checked yet" is no news: a replica whose
+        conversations.list failed must not hide what another one knows."""
+        learned, self._learned = self._learned, set()
+        for logical in learned:
+            status = self._status.get(logical)
+            if self._store is None or status is None or status.membership is Membership.UNKNOWN:
+                continue
+            at = await self._store.record(logical=logical, configured=status.configured,
+                                          membership=status.membership.value, channel_id=status.channel_id,
+                                          name=status.name, error=status.error)
+            if at is not None and self._status.get(logical) is status:
+                self._status[logical] = replace(status, learned_at=at)  # the database's clock, as the others'
+
+    def adopt(self, stored: Iterable[StoredStatus]) -> tuple[ChannelStatus, ...]:
+        """Take what any replica stored when it is newer than what this one knows (a known standing always beats
+        "not checked yet"); every configured channel, as `statuses()`."""
+        for row in stored:
+            status = self._status.get(row.logical)
+            known = MEMBERSHIPS.get(row.membership)  # None: written by a newer release; keep what is known here
+            if status is None or known is None or status.configured != row.configured:
+                continue
+            if status.membership is not Membership.UNKNOWN and status.learned_at is not None and \
+                    row.learned_at <= status.learned_at:
+                continue
+            if known is Membership.PRIVATE_NOT_MEMBER and row.channel_id:
+                self._private.add(row.channel_id)
+            self._status[row.logical] = replace(status, membership=known,
+                                                channel_id=row.channel_id, name=row.name, error=row.error,
+                                                learned_at=row.learned_at)
+            self._learned.discard(row.logical)
+        return self.statuses()
+
+    async def follow(self, dsn: str) -> None:
+        """Until cancelled, take what the other replicas learn (nothing to follow without a store)."""
+        if self._store is not None:
+            await self._store.follow(dsn, self.adopt)
+
     async def start(self) -> None:
         """At start-up: resolve names to ids once, then join every public channel the bot is not in."""
         await self.resolve()
@@ -136,6 +128,16 @@ class ChannelDirectory:
     async def resolve(self) -> None:
         """Look every configured channel up in conversations.list (public ones, and private ones the bot is in)."""
         pending = dict(self._status)
+        error = await self._list(pending)
+        if error is not None:
+            self._unknown(pending, error)
+        else:
+            for status in pending.values():
+                self._put(replace(status, membership=Membership.NOT_VISIBLE))
+        await self._flush()
+
+    async def _list(self, pending: dict[str, ChannelStatus]) -> str | None:
+        """Page through conversations.list, taking the channels found off `pending`; None, or why Slack failed."""
         cursor: str | None = None
         try:
             for _ in range(MAX_LIST_PAGES):
@@ -145,25 +147,25 @@ class ChannelDirectory:
                     if channel.get("is_private") and channel.get("id"):
                         self._private.add(str(channel["id"]))
                     for logical, status in list(pending.items()):
-                        if _matches(status.configured, channel):
-                            self._status[logical] = _standing(status, channel)
+                        if matches(status.configured, channel):
+                            self._put(standing(status, channel))
                             del pending[logical]
                 cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor or not pending:
-                    break
+                    return None
         except SlackApiError as exc:
-            self._unknown(pending, f"conversations.list: {slack_error(exc)}")
-            return
+            return f"conversations.list: {slack_error(exc)}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self._unknown(pending, f"conversations.list: {type(exc).__name__}")
-            return
-        for logical, status in pending.items():
-            self._status[logical] = replace(status, membership=Membership.NOT_VISIBLE)
+            return f"conversations.list: {type(exc).__name__}"
+        return None
 
     def _unknown(self, pending: Mapping[str, ChannelStatus], error: str) -> None:
+        """Slack could not be asked: a standing already known (from another replica, say) is kept."""
         log.warning("cannot list Slack channels (%s): channel membership unknown until first use", error)
-        for logical, status in pending.items():
-            self._status[logical] = replace(status, membership=Membership.UNKNOWN, error=error)
+        for logical in pending:
+            status = self._status.get(logical)  # now: the list may have taken a while
+            if status is not None and status.membership is Membership.UNKNOWN:
+                self._put(replace(status, error=error))
 
     async def join(self, channel_id: str) -> str | None:
         """conversations.join; None once the bot is in the channel, else Slack's reason (recorded)."""
@@ -177,11 +179,13 @@ class ChannelDirectory:
             log.info("joined Slack channel %s", channel_id)
             channel = resp.get("channel") or {"id": channel_id}
             for status in self.statuses():
-                if status.channel_id == channel_id or _matches(status.configured, channel):
-                    self._status[status.logical] = _standing(status, {**channel, "is_member": True})
+                if status.channel_id == channel_id or matches(status.configured, channel):
+                    self._put(standing(status, {**channel, "is_member": True}))
+            await self._flush()
             return None
         log.warning("could not join Slack channel %s: %s", channel_id, error)
         self._update(channel_id, lambda s: self._refused(s, error))
+        await self._flush()
         return error
 
     def _refused(self, status: ChannelStatus, error: str) -> ChannelStatus:
@@ -196,34 +200,39 @@ class ChannelDirectory:
             membership = Membership.JOIN_FAILED
         return replace(status, membership=membership, error=error)
 
-    def note_refusal(self, channel: str, error: str) -> None:
+    async def note_refusal(self, channel: str, error: str) -> None:
         """A post was refused (channel_not_found, is_archived): remember why, for /health."""
         self._update(channel, lambda s: self._refused(s, error))
+        await self._flush()
 
     async def note_delivered(self, channel: str, channel_id: str | None) -> None:
         """A post to the configured channel went through: whatever /health said kept the bot out is fixed. Only a
-        channel recorded as refusing changes, and its standing is asked of Slack once (conversations.info): one not
-        found may be a private channel the bot was invited to since, or a public one created since, which takes
-        posts by chat:write.public without the bot in it. When Slack cannot say: a member if it is known private
-        (only an invitation lets the bot post there), else public, not joined (joined on its first read)."""
+        channel recorded as refusing, or unknown since conversations.list failed (at start-up), changes, and its
+        standing is asked of Slack once (conversations.info): one not found may be a private channel the bot was
+        invited to since, or a public one created since, which takes posts by chat:write.public without the bot in
+        it; an unknown one is joined if public, as start-up would have. When Slack cannot say: a member if it
+        is known private (only an invitation lets the bot post there), else public, not joined (joined on its first
+        read)."""
         status = self.find(channel)
-        if status is None or status.membership not in (Membership.PRIVATE_NOT_MEMBER, Membership.NOT_VISIBLE,
-                                                       Membership.ARCHIVED):
+        if status is None or not (status.membership in _REFUSING or _unresolved(status)):
             return
         known = channel_id or status.channel_id
-        log.info("Slack channel %s takes posts again", status.label)
+        log.info("Slack channel %s takes posts%s", status.label, "" if _unresolved(status) else " again")
         info = await self._info(known) if known else None
         if self._status.get(status.logical) is not status:  # reconfigured, or noted by another post, meanwhile
             return
         if info is not None:
             if info.get("is_private"):
                 self._private.add(str(known))
-            self._status[status.logical] = _standing(status, {"id": known, **info})
-            return
-        member = status.membership is Membership.PRIVATE_NOT_MEMBER or known in self._private
-        self._status[status.logical] = replace(
-            status, membership=Membership.MEMBER if member else Membership.PUBLIC_NOT_JOINED, channel_id=known,
-            error=None)
+            self._put(standing(status, {"id": known, **info}))
+        else:
+            member = status.membership is Membership.PRIVATE_NOT_MEMBER or known in self._private
+            self._put(replace(status, membership=Membership.MEMBER if member else Membership.PUBLIC_NOT_JOINED,
+                              channel_id=known, error=None))
+        await self._flush()
+        if info is not None and known and _unresolved(status) and \
+                self._status[status.logical].membership is Membership.PUBLIC_NOT_JOINED:
+            await self.join(known)
 
     async def _info(self, channel_id: str) -> Mapping[str, Any] | None:
         """conversations.info's channel object (None: Slack could not be asked)."""
@@ -241,7 +250,7 @@ class ChannelDirectory:
     def _update(self, channel: str, change: Callable[[ChannelStatus], ChannelStatus]) -> None:
         status = self.find(channel)
         if status is not None:
-            self._status[status.logical] = change(status)
+            self._put(change(status))
 
     def explain(self, channel: str, error: str) -> str:
         """Slack's error, followed by what the operator should do when the channel is a configured one."""

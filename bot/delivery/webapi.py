@@ -72,7 +72,8 @@ class WebApiSender:
         def send() -> Awaitable[Any]:
             return self._client.chat_postMessage(
                 channel=target, text=payload.get("text", ""), blocks=payload.get("blocks") or None,
-                thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, metadata=metadata)
+                thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, metadata=metadata,
+                reply_broadcast=True if thread_ts and payload.get("reply_broadcast") else None)  # a paging reply
 
         result = await self._call(send())
         if result.error == "not_in_channel" and self._directory is not None:  # no chat:write.public
@@ -82,7 +83,7 @@ class WebApiSender:
         # What /health says of the configured channel, when this went there (a thread's parent may be elsewhere).
         if self._directory is not None and channel_id in (None, self._resolved(channel)):
             if result.error in ("channel_not_found", "is_archived"):
-                self._directory.note_refusal(channel, result.error)  # why, and what to do about it
+                await self._directory.note_refusal(channel, result.error)  # why, and what to do about it
             elif result.status is Status.OK:
                 await self._directory.note_delivered(channel, result.channel_id)  # fixed: stop asking
         return result

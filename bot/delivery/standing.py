@@ -1,0 +1,89 @@
+"""A configured Slack channel's standing as the bot knows it: what it can do there, and what to tell the operator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Final
+
+BOT_MENTION: Final = "@salespulse"  # the bot user's display name in manifest.yml
+
+
+class Membership(StrEnum):
+    """What the bot can do in a configured channel."""
+
+    MEMBER = "member"  # post, read back, upload
+    PUBLIC_NOT_JOINED = "public_not_joined"  # post (chat:write.public); joins on first read or upload
+    JOIN_FAILED = "join_failed"  # public, but conversations.join was refused: posts only
+    PRIVATE_NOT_MEMBER = "private_not_member"  # known private, the bot is not (or no longer) in it
+    NOT_VISIBLE = "not_visible"  # no such channel, or private without the bot: Slack cannot tell them apart
+    ARCHIVED = "archived"
+    UNKNOWN = "unknown"  # not checked yet, or Slack could not be asked
+
+
+MEMBERSHIPS: Final = {m.value: m for m in Membership}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One configured channel (sales, alerts or reports) and the bot's standing in it."""
+
+    logical: str
+    configured: str  # SLACK_*_CHANNEL as set: a name or an id
+    membership: Membership = Membership.UNKNOWN
+    channel_id: str | None = None
+    name: str | None = None
+    error: str | None = None  # Slack's error behind JOIN_FAILED or UNKNOWN
+    learned_at: dt.datetime | None = None  # when this replica (or, stored, another) learned it; None: never
+
+    @property
+    def label(self) -> str:
+        """`#name` when known, else the configured value."""
+        return f"#{self.name}" if self.name else self.configured
+
+    @property
+    def usable(self) -> bool:
+        """Whether messages reach the channel (the bot may still have to join it first)."""
+        return self.membership in (Membership.MEMBER, Membership.PUBLIC_NOT_JOINED, Membership.JOIN_FAILED)
+
+    def describe(self) -> str:
+        """Why the bot can (or cannot) use the channel, and what to do about it."""
+        invite = f"/invite {BOT_MENTION}"
+        return {
+            Membership.MEMBER: f"{self.label}: the bot is a member",
+            Membership.PUBLIC_NOT_JOINED: f"{self.label} is public, not joined: will join at start-up or on first use",
+            Membership.JOIN_FAILED: f"{self.label} is public but the bot could not join ({self.error}): posts"
+                                    f" work, look-ups and charts do not — {invite}",
+            Membership.PRIVATE_NOT_MEMBER: f"{self.label} is private and the bot is not a member: {invite}",
+            Membership.NOT_VISIBLE: f"{self.label}: channel not found — if it is private, the bot is not a"
+                                    f" member: {invite}",
+            Membership.ARCHIVED: f"{self.label} is archived: unarchive it or configure another channel",
+            Membership.UNKNOWN: f"{self.label}: not checked yet" + (f" ({self.error})" if self.error else ""),
+        }[self.membership]
+
+
+def matches(configured: str, channel: Mapping[str, Any]) -> bool:
+    """Whether a Slack channel object is the one configured (by id, `#name` or name)."""
+    return configured in (channel.get("id"), f"#{channel.get('name')}", channel.get("name"))
+
+
+def standing(status: ChannelStatus, channel: Mapping[str, Any]) -> ChannelStatus:
+    """The status a conversations.list (or .info, .join) channel object gives."""
+    if channel.get("is_archived"):
+        membership = Membership.ARCHIVED
+    elif channel.get("is_member"):
+        membership = Membership.MEMBER
+    elif channel.get("is_private"):
+        membership = Membership.PRIVATE_NOT_MEMBER
+    else:
+        membership = Membership.PUBLIC_NOT_JOINED
+    return replace(status, membership=membership, channel_id=channel.get("id"), name=channel.get("name"),
+                   error=None)
+
+
+def same(a: ChannelStatus, b: ChannelStatus) -> bool:
+    """Whether two statuses say the same of the channel, whenever each was learned."""
+    return (a.configured, a.membership, a.channel_id, a.name, a.error) == \
+        (b.configured, b.membership, b.channel_id, b.name, b.error)
