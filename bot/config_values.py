@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Final
+from urllib.parse import parse_qs, unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -62,19 +63,76 @@ def slack_ids(value: tuple[str, ...], kinds: str, what: str) -> tuple[str, ...]:
     return value
 
 
+# asyncpg reads a DSN with urllib's urlparse (asyncpg.connect_utils): a '#' starts a fragment it ignores, and the user
+# name and password end at the FIRST '@' of the authority, as in libpq. So a password with an unencoded '#', '@', '/'
+# or '?' moved the host, port or database into the password, and asyncpg's errors then quoted part of it.
+PASSWORD_ENCODING: Final = ("special characters in the password must be percent-encoded (# → %23, @ → %40,"
+                            " / → %2F, ? → %3F)")
+
+
 def check_postgres_uri(uri: str) -> None:
-    """ValueError unless `uri` is a postgresql:// URI whose ports are numbers. asyncpg would refuse these only when
-    connecting, after `run` has waited a minute for a server; the messages name the part that is wrong, never the
-    URI (it may hold a password)."""
+    """ValueError unless `uri` is a postgresql:// URI asyncpg reads as written: its authority, hosts, ports and query
+    split as asyncpg splits them. asyncpg would refuse the others only when connecting — after `run` has waited a
+    minute for a server, or with a ValueError quoting part of the password; the messages here name the part that is
+    wrong, never the URI (it may hold a password)."""
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme not in ("postgresql", "postgres"):
         raise ValueError("expected a postgresql:// (or postgres://) URI")
-    hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
-    for host in hosts.split(","):
-        _, colon, port = host.rpartition("]")[2].rpartition(":")  # after an IPv6 literal's brackets
-        if colon and port and not (port.isascii() and port.isdigit()):
+    if "#" in uri:  # asyncpg drops it and all that follows: a password cut short, or a host that is its tail
+        raise ValueError(PASSWORD_ENCODING if "@" in uri.partition("#")[2] else "a '#' must be percent-encoded as %23")
+    authority = rest.partition("/")[0].partition("?")[0]  # urlparse's netloc, there being no '#'
+    if authority.count("@") > 1:  # the first '@' ends the user name and password
+        raise ValueError(PASSWORD_ENCODING)
+    # A '/' or '?' in the password ends the authority early: its tail, up to the real '@', went to the path or query.
+    cut_short = "@" not in authority and "@" in rest
+    try:
+        parts = urlparse(uri)
+    except ValueError:  # a '[' without ']', or a Unicode look-alike of '@' or '/': urllib's message quotes them
+        userinfo = authority.rpartition("@")[0]
+        in_password = "[" in userinfo or "]" in userinfo or not userinfo.isascii()
+        raise ValueError(PASSWORD_ENCODING if in_password else "the host in the URI is malformed") from None
+    try:
+        query = parse_qs(parts.query, strict_parsing=True) if parts.query else {}
+    except ValueError:  # a field without '=', which urllib's message quotes
+        raise ValueError(PASSWORD_ENCODING if cut_short else "the query string of the URI is malformed") from None
+    if hosts := parts.netloc.rpartition("@")[2]:
+        try:
+            _check_hosts(hosts, unquote_ports=True)
+        except ValueError:
+            if cut_short:  # the "port" is the password's first part
+                raise ValueError(PASSWORD_ENCODING) from None
+            raise
+        return
+    # Without a host in the authority, asyncpg takes ?port= and then ?host= (the last of each).
+    if "port" in query:
+        _check_ports(query["port"][-1].split(","))
+    if "host" in query:
+        _check_hosts(query["host"][-1], unquote_ports=False)
+
+
+def _check_hosts(hostlist: str, *, unquote_ports: bool) -> None:
+    """ValueError unless each comma-separated host of `hostlist` is one asyncpg reads (its _parse_hostlist)."""
+    for host in hostlist.split(","):
+        if not host:  # asyncpg would fail on an IndexError
+            raise ValueError("a host in the URI is empty")
+        if host.startswith("/"):  # a Unix-socket directory: no port in it
+            continue
+        if host.startswith("["):  # an IPv6 literal; asyncpg ignores anything after it but a port
+            port = host.partition("]")[2]
+            if port and not port.startswith(":"):
+                raise ValueError("a port in the URI is not a number")
+            port = port[1:]
+        else:
+            port = host.partition(":")[2]  # the first ':', as asyncpg: "db:5432:1" has the port "5432:1"
+        if port:
+            _check_ports([unquote(port) if unquote_ports else port])
+
+
+def _check_ports(ports: list[str]) -> None:
+    for port in ports:
+        if not (port.isascii() and port.isdigit()):
             raise ValueError("a port in the URI is not a number")
-        if colon and port and not 1 <= int(port) <= 65535:  # asyncpg would die with an OverflowError
+        if not 1 <= int(port) <= 65535:  # asyncpg would die with an OverflowError
             raise ValueError("a port in the URI is outside 1-65535")
 
 

@@ -9,8 +9,11 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
+
+from bot.config_values import PASSWORD_ENCODING, check_postgres_uri
 
 # The migration runner lives in bot.migrate; its names stay importable from here, where callers have found them.
 from bot.migrate import LockRetries as LockRetries
@@ -66,9 +69,38 @@ def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
+class MalformedDsn(asyncpg.ClientConfigurationError):
+    """A DSN asyncpg would misread or cannot read, said without quoting it (it may hold a password)."""
+
+
+def check_dsn(dsn: str, *, what: str = "setting DATABASE_URL") -> str:
+    """`dsn` unchanged if asyncpg reads it as written (config_values.check_postgres_uri); MalformedDsn otherwise. For
+    the DSNs that never went through Settings: the embedded server's, and those built in code."""
+    try:
+        check_postgres_uri(dsn)
+    except ValueError as exc:
+        raise MalformedDsn(f"invalid {what}: {exc}") from None
+    return dsn
+
+
+@contextlib.contextmanager
+def dsn_errors() -> Iterator[None]:
+    """Around a first connection: asyncpg parses the DSN (and PGHOST, PGPORT) there, and a ValueError of its own
+    quotes the text it could not read — part of a password, say. Raised as MalformedDsn without it, and without
+    the original as its context (a logged traceback would show it)."""
+    try:
+        yield
+    except asyncpg.ClientConfigurationError:  # asyncpg's own words, naming a parameter: a ValueError as well
+        raise
+    except ValueError:
+        raise MalformedDsn(f"asyncpg cannot read DATABASE_URL, PGHOST or PGPORT ({PASSWORD_ENCODING})") from None
+
+
 async def connect_for_migrations(dsn: str) -> asyncpg.Connection:
     """A connection of its own for `migrate`, without statement or lock timeouts (MIGRATION_SERVER_SETTINGS)."""
-    return await asyncpg.connect(dsn, timeout=10, server_settings={**MIGRATION_SERVER_SETTINGS, **TCP_KEEPALIVES})
+    with dsn_errors():
+        return await asyncpg.connect(dsn, timeout=10,
+                                     server_settings={**MIGRATION_SERVER_SETTINGS, **TCP_KEEPALIVES})
 
 
 async def connect_lock_holder(dsn: str, *, idle_timeout: float = HOLDER_IDLE_TIMEOUT,
@@ -76,8 +108,9 @@ async def connect_lock_holder(dsn: str, *, idle_timeout: float = HOLDER_IDLE_TIM
     """A connection of its own for a session-level advisory lock held for long: the server ends the session (and
     releases the lock) after `idle_timeout` seconds without a statement, so the holder pings it more often than
     that (`keep_pinging`) for as long as it holds the lock."""
-    return await asyncpg.connect(dsn, timeout=connect_within,
-                                 server_settings={**TCP_KEEPALIVES, "idle_session_timeout": _ms(idle_timeout)})
+    with dsn_errors():
+        return await asyncpg.connect(dsn, timeout=connect_within,
+                                     server_settings={**TCP_KEEPALIVES, "idle_session_timeout": _ms(idle_timeout)})
 
 
 def keep_pinging(conn: asyncpg.Connection, *, every: float = HOLDER_PING_SECONDS,
@@ -129,7 +162,14 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     with lock if lock is not None else contextlib.nullcontext():
         forget_dead_holders(pgdata)
     with ep.get_server(pgdata, cleanup_mode="stop") as server:
-        yield server.get_uri()
+        yield _quoted_socket_dir(server.get_uri())
+
+
+def _quoted_socket_dir(uri: str) -> str:
+    """embedded_postgres writes the socket directory into `?host=` as it is: a data directory whose path holds a
+    '#', '&', '+' or '%' would be misread (asyncpg drops a fragment and decodes the query)."""
+    base, sep, directory = uri.partition("?host=")
+    return f"{base}?host={quote(directory, safe='/')}" if sep else uri
 
 
 # embedded_postgres stops its server when the last process holding it exits, and counts the holders in this file
@@ -168,14 +208,15 @@ def _running(pid: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def database_url(configured: str | None, data_dir: Path) -> AsyncIterator[str]:
-    """The configured DSN, or one for an embedded server started for the duration of the block."""
+    """The configured DSN, or one for an embedded server started for the duration of the block; MalformedDsn if
+    asyncpg would misread it."""
     if configured:
-        yield configured
+        yield check_dsn(configured)
         return
     stack = contextlib.ExitStack()
     dsn = await asyncio.to_thread(stack.enter_context, embedded_postgres(data_dir))
     try:
-        yield dsn
+        yield check_dsn(dsn, what="embedded PostgreSQL address")
     finally:
         await asyncio.to_thread(stack.close)
 
@@ -204,8 +245,9 @@ async def wait_for_database(dsn: str, *, within: float = START_WAIT) -> None:
     deadline, delay = loop.time() + within, 0.5
     while True:
         try:
-            conn = await asyncpg.connect(dsn, timeout=5, server_settings=TCP_KEEPALIVES)
-        except (*DB_REFUSED, asyncpg.ClientConfigurationError):  # waiting will not change these
+            with dsn_errors():
+                conn = await asyncpg.connect(dsn, timeout=5, server_settings=TCP_KEEPALIVES)
+        except (*DB_REFUSED, asyncpg.ClientConfigurationError):  # waiting will not change these (MalformedDsn either)
             raise
         except DB_UNAVAILABLE as exc:
             if loop.time() + delay > deadline:
@@ -223,14 +265,15 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10,
                       idle_in_transaction: float = IDLE_IN_TRANSACTION_TIMEOUT) -> asyncpg.Pool:
     """A pool whose connections decode jsonb, and whose sessions the server ends after `idle_in_transaction`
     seconds idle inside a transaction (a dead replica's row locks); the caller closes it."""
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, reset=_reset,
-        # Fail fast when PostgreSQL is gone: intake answers 503 and Stripe retries.
-        timeout=5, command_timeout=30,
-        # No JIT: the rollup queries join unnest($n) arrays whose length the planner cannot know, overestimate,
-        # and paid 10-170 ms compiling plans that run in 1 ms (PostgreSQL's own advice for short OLTP queries).
-        server_settings={"jit": "off", **TCP_KEEPALIVES,
-                         "idle_in_transaction_session_timeout": _ms(idle_in_transaction)},
-    )
+    with dsn_errors():
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=init_connection, reset=_reset,
+            # Fail fast when PostgreSQL is gone: intake answers 503 and Stripe retries.
+            timeout=5, command_timeout=30,
+            # No JIT: the rollup queries join unnest($n) arrays whose length the planner cannot know, overestimate,
+            # and paid 10-170 ms compiling plans that run in 1 ms (PostgreSQL's own advice for short OLTP queries).
+            server_settings={"jit": "off", **TCP_KEEPALIVES,
+                             "idle_in_transaction_session_timeout": _ms(idle_in_transaction)},
+        )
     assert pool is not None
     return pool

@@ -9,7 +9,7 @@ import asyncpg
 
 from bot import __version__
 from bot.config import Settings
-from bot.db import database_url, init_connection
+from bot.db import database_url, dsn_errors, init_connection
 from queries import health
 from queries import settings as settings_q
 
@@ -74,7 +74,8 @@ async def _check_postgres(settings: Settings) -> bool:
     """Reach PostgreSQL (the configured one, or the embedded one) and print its version; False if it failed."""
     try:
         async with database_url(_configured_dsn(settings), settings.salespulse_data_dir) as dsn:
-            conn = await asyncpg.connect(dsn, timeout=10)
+            with dsn_errors():  # asyncpg's ValueError would quote the part of the DSN it cannot read
+                conn = await asyncpg.connect(dsn, timeout=10)
             version = await health.server_version(conn)
             stored = await _stored_settings(conn)
             await conn.close()

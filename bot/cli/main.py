@@ -14,7 +14,7 @@ import asyncpg
 from bot import __version__
 from bot.alerts.rules_file import RulesFileError, load_rules
 from bot.config import Settings, SettingsError, load_settings
-from bot.db import DB_REFUSED, connect_for_migrations, database_url, migrate, migrate_database
+from bot.db import DB_REFUSED, MalformedDsn, connect_for_migrations, database_url, migrate, migrate_database
 
 log = logging.getLogger("salespulse")
 
@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         return _dispatch(args, settings)
+    except MalformedDsn as exc:  # a DSN asyncpg would misread: its own line, which never quotes it
+        print(f"salespulse {args.command}: {exc}", file=sys.stderr)
+        return 1
     except CANNOT_CONNECT as exc:  # a traceback would bury the one line that matters
         print(f"salespulse {args.command}: cannot use PostgreSQL — {type(exc).__name__}: {exc}. Check DATABASE_URL"
               " and that the server is up.", file=sys.stderr)
