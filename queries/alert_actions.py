@@ -34,6 +34,26 @@ UPDATE alerts AS a
    AND (p.silenced_until > $3 OR (p.acknowledged_by IS NOT NULL AND p.resolved_by IS NULL AND p.resolved_at > $4))
 """
 
+# The open alert of the same fingerprint as resolved alert $1 (the incident fired again), and where its message is.
+FIRING_AGAIN: Final = """
+SELECT a.id, o.slack_channel, o.slack_ts
+  FROM alerts AS r
+  JOIN alerts AS a ON a.fingerprint = r.fingerprint AND a.id <> r.id AND a.resolved_at IS NULL
+  LEFT JOIN outbox AS o ON o.id = a.message_outbox_id
+ WHERE r.id = $1 AND r.resolved_at IS NOT NULL
+ ORDER BY a.id DESC
+ LIMIT 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FiringAgain:
+    """An open alert of a resolved one's fingerprint, and its message's Slack channel and ts once delivered."""
+
+    id: int
+    slack_channel: str | None
+    slack_ts: str | None
+
 
 @dataclass(frozen=True, slots=True)
 class AlertAction:
@@ -63,3 +83,9 @@ async def carry_over(db: Executor, *, alert_id: int, fingerprint: str, now: dt.d
     """Give a new alert the silence still running on the last alert of its fingerprint, and that alert's ack if it
     resolved by itself after `ack_since`: a silence is set on what is alerted about, not on one alert's row."""
     await db.execute(CARRY_OVER, alert_id, fingerprint, now, ack_since)
+
+
+async def firing_again(db: Executor, alert_id: int) -> FiringAgain | None:
+    """The open alert of resolved alert `alert_id`'s fingerprint, if the incident fired again."""
+    row = await db.fetchrow(FIRING_AGAIN, alert_id)
+    return FiringAgain(**dict(row)) if row else None

@@ -1,4 +1,5 @@
-"""SQL for alerts: the measurements rules look at, and the alerts' own state and notification log."""
+"""SQL for alerts: the measurements rules look at, and the alerts' own state (their notification log:
+queries/alert_log.py)."""
 
 from __future__ import annotations
 
@@ -112,12 +113,6 @@ UPDATE alerts SET acknowledged_by = $2, acknowledged_at = $3, updated_at = now()
 SILENCE: Final = """
 UPDATE alerts SET silenced_until = $2, silenced_by = $3, updated_at = now() WHERE id = $1
 """
-
-LOG_NOTIFICATION: Final = """
-INSERT INTO alert_notifications (alert_id, kind, outbox_id) VALUES ($1, $2, $3)
-"""
-
-COUNT_NOTIFICATIONS: Final = "SELECT count(*) FROM alert_notifications WHERE alert_id = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +287,3 @@ async def acknowledge(db: Executor, *, alert_id: int, by: str, at: dt.datetime) 
 async def silence(db: Executor, *, alert_id: int, until: dt.datetime | None, by: str | None) -> None:
     """Mute reminders until `until` (None lifts the silence)."""
     await db.execute(SILENCE, alert_id, until, by)
-
-
-async def log_notification(db: Executor, *, alert_id: int, kind: str, outbox_id: int | None) -> int:
-    """Record a notification decision; returns how many this alert now has (for dedupe keys)."""
-    await db.execute(LOG_NOTIFICATION, alert_id, kind, outbox_id)
-    return int(await db.fetchval(COUNT_NOTIFICATIONS, alert_id))

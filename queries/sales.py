@@ -92,6 +92,13 @@ LAST_ORDER_AT: Final = """
 SELECT max(created_at) FROM orders WHERE payment_status = 'completed'
 """
 
+# For the no-sales alerts: an order refunded in full since is still a sale (checkout worked, as the failure-rate
+# rule counts it), and so for /health, whose silence flag is theirs. /sales keeps LAST_ORDER_AT, the newest of the
+# orders it counts (a fully refunded one leaves its counts and its list of orders).
+LAST_SALE_AT: Final = """
+SELECT max(created_at) FROM orders WHERE payment_status IN ('completed', 'refunded')
+"""
+
 PENDING_CHECKOUTS: Final = """
 SELECT count(*) FROM checkout_sessions WHERE status = 'pending' AND created_at > $1
 """
@@ -193,6 +200,12 @@ async def trend(db: Executor, *, start: dt.datetime, end: dt.datetime, bucket: s
 async def last_order_at(db: Executor) -> dt.datetime | None:
     """When the most recent completed order happened."""
     value: dt.datetime | None = await db.fetchval(LAST_ORDER_AT)
+    return value
+
+
+async def last_sale_at(db: Executor) -> dt.datetime | None:
+    """When the most recent sale happened, one refunded in full since included."""
+    value: dt.datetime | None = await db.fetchval(LAST_SALE_AT)
     return value
 
 

@@ -13,17 +13,16 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bot.alerts.notifier import Notifier
 from bot.alerts.rules import Context, Finding, Rule, RuleSet, Severity
-from bot.blocks.alerts import RULE_OFF, AlertView, action_reply, alert_message, reminder_message, resolved_reply
-from bot.blocks.message import Message
+from bot.blocks.alerts import RULE_OFF
 from bot.db import DB_UNAVAILABLE
 from queries import alert_actions as audit
+from queries import alert_log, locks
 from queries import alerts as q
-from queries import locks, outbox
 from queries.executor import Executor
 
 log = logging.getLogger(__name__)
@@ -90,9 +89,10 @@ class Decision:
 
 
 def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours: bool,
-          repeat: dt.timedelta, quiet: bool = False) -> list[Decision]:
+          repeat: dt.timedelta, quiet: bool = False, owed: frozenset[int] = frozenset()) -> list[Decision]:
     """Stage 3 (pure): which open alerts to announce, remind about, or un-silence now (warnings wait outside
-    business hours and inside quiet hours)."""
+    business hours and inside quiet hours). `owed`: criticals posted inside quiet hours without their mention,
+    reminded (paging) as soon as those end, not a repeat interval later."""
     critical_families = {a.family for a in open_alerts if a.severity == Severity.CRITICAL}
     decisions = []
     for a in open_alerts:
@@ -100,8 +100,9 @@ def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours:
             continue  # info findings go into the daily report, never the channel
         held = a.severity == Severity.WARNING and (quiet or not in_business_hours)
         silenced = a.silenced_until is not None and a.silenced_until > now
+        # A firing critical mutes its family's warnings (Alertmanager's inhibition): their post and reminders.
+        inhibited = a.severity == Severity.WARNING and a.family in critical_families
         if a.notified_at is None:  # silenced while held or inhibited (from App Home): not posted until it ends
-            inhibited = a.severity == Severity.WARNING and a.family in critical_families
             if not held and not inhibited and not silenced:
                 decisions.append(Decision(a, Kind.FIRE))
             continue
@@ -109,63 +110,10 @@ def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours:
             decisions.append(Decision(a, Kind.UNSILENCE))
             continue
         last = a.last_reminder_at or a.notified_at
-        if not silenced and not held and a.acknowledged_by is None and now - last >= repeat:
+        due = now - last >= repeat or (a.id in owed and not quiet)
+        if not silenced and not held and not inhibited and a.acknowledged_by is None and due:
             decisions.append(Decision(a, Kind.REMIND))
     return decisions
-
-
-@dataclass(frozen=True, slots=True)
-class Notifier:
-    """Stage 4: turns decisions into outbox messages and records them in the notification log."""
-
-    tz: ZoneInfo
-    mention: str
-    updates: bool  # False with incoming webhooks: no buttons, no edits, no threads
-
-    def view(self, a: q.AlertRow, now: dt.datetime) -> AlertView:
-        """How the alert's message looks right now."""
-        return AlertView(id=a.id, rule=a.rule, severity=a.severity, title=a.title, summary=a.summary,
-                         started_at=a.started_at, now=now, acknowledged_by=a.acknowledged_by,
-                         silenced_until=a.silenced_until, silenced_by=a.silenced_by, resolved_at=a.resolved_at,
-                         resolved_by=a.resolved_by, resolved_reason=a.resolved_reason,
-                         mention=self.mention if a.severity == Severity.CRITICAL else None, buttons=self.updates)
-
-    async def _send(self, db: Executor, a: q.AlertRow, kind: str, msg: Message, *, op: str = "post") -> int | None:
-        n = await q.log_notification(db, alert_id=a.id, kind=kind, outbox_id=None)
-        target = a.message_outbox_id if op != "post" else None
-        if op != "post" and (target is None or not self.updates):
-            op, target = "post", None  # nothing to edit (webhooks): say it as a message of its own
-        return await outbox.enqueue(db, dedupe_key=f"alert:{a.id}:{n}:{kind}", channel="alerts", kind="alert",
-                                    payload=msg.as_payload(), op=op, target_id=target)
-
-    async def fire(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
-        """Post the alert's one message."""
-        msg_id = await self._send(db, a, "fire", alert_message(self.view(a, now), tz=self.tz))
-        await q.set_notified(db, alert_id=a.id, at=now, outbox_id=msg_id)
-
-    async def changed(self, db: Executor, a: q.AlertRow, now: dt.datetime, kind: str) -> None:
-        """Re-render the message in place after a state change (ack, silence, un-silence)."""
-        if a.notified_at is not None and self.updates:
-            await self._send(db, a, kind, alert_message(self.view(a, now), tz=self.tz), op="update")
-
-    async def acted(self, db: Executor, a: q.AlertRow, now: dt.datetime, action: str) -> None:
-        """Say in the alert's thread who acknowledged or silenced it, and when."""
-        if a.notified_at is not None and self.updates:
-            await self._send(db, a, f"acted-{action}", action_reply(self.view(a, now), tz=self.tz), op="reply")
-
-    async def remind(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
-        """A reminder in the message's thread."""
-        await self._send(db, a, "remind", reminder_message(self.view(a, now), tz=self.tz), op="reply")
-        await q.set_reminded(db, alert_id=a.id, at=now)
-
-    async def resolved(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
-        """Mark the message resolved and say so in its thread (or post it, without updates)."""
-        if a.notified_at is None:
-            return  # never announced (held, inhibited, info): recorded for the report only
-        view = self.view(a, now)
-        await self._send(db, a, "resolve", alert_message(view, tz=self.tz), op="update")
-        if self.updates:
-            await self._send(db, a, "resolved-reply", resolved_reply(view, tz=self.tz), op="reply")
 
 
 async def evaluate(conn: asyncpg.Connection, *, rules: RuleSet, ctx: Context, notifier: Notifier) -> int:
@@ -249,8 +197,9 @@ def _kept_firing(alert: q.AlertRow, rule: Rule, now: dt.datetime) -> bool:
 async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertRow], *, rules: RuleSet,
                             ctx: Context, notifier: Notifier) -> int:
     """Stages 3 and 4 for the open alerts; how many notifications were queued."""
+    owed = frozenset(await alert_log.pages_owed(conn, [a.id for a in open_alerts]))
     decisions = route(open_alerts, now=ctx.now, in_business_hours=ctx.in_business_hours(),
-                      repeat=rules.repeat_interval, quiet=ctx.quiet())
+                      repeat=rules.repeat_interval, quiet=ctx.quiet(), owed=owed)
     for d in decisions:
         if d.kind is Kind.FIRE:
             alert = d.alert
@@ -259,7 +208,7 @@ async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertR
                 alert = await _reload(conn, alert.id)
             await notifier.fire(conn, alert, ctx.now)
         elif d.kind is Kind.REMIND:
-            await notifier.remind(conn, d.alert, ctx.now)
+            await notifier.remind(conn, d.alert, ctx.now, owed=d.alert.id in owed)
         else:
             await q.silence(conn, alert_id=d.alert.id, until=None, by=None)
             await notifier.changed(conn, await _reload(conn, d.alert.id), ctx.now, "unsilence")
@@ -276,15 +225,18 @@ async def act(conn: asyncpg.Connection, *, alert_id: int, action: str, user: str
               until: dt.datetime | None, notifier: Notifier, surface: str = "slack") -> bool:
     """A button: acknowledge, silence (until `until`) or resolve; False when the alert is already resolved.
 
-    Every click is recorded (who, what, when, where) and an applied one is said in the alert's thread."""
+    Every click is recorded (who, what, when, where) and an applied one is said in the alert's thread, unless it
+    changes nothing (`_already_so`)."""
     async with conn.transaction():
         alert = await q.alert_by_id(conn, alert_id)
         applied = alert is not None and alert.resolved_at is None
         await audit.record(conn, audit.AlertAction(
             alert_id=alert_id, user_id=user, action=action, outcome="applied" if applied else "stale",
             silenced_until=until if action == "silence" else None, surface=surface, at=now))
-        if not applied:
+        if alert is None or not applied:
             return False
+        if _already_so(alert, action, user, until):
+            return True  # a double tap: recorded, but the message and its thread say it once
         if action == "ack":
             await q.acknowledge(conn, alert_id=alert_id, by=user, at=now)
         elif action == "silence":
@@ -297,3 +249,13 @@ async def act(conn: asyncpg.Connection, *, alert_id: int, action: str, user: str
         await notifier.changed(conn, changed, now, action)
         await notifier.acted(conn, changed, now, action)
     return True
+
+
+def _already_so(alert: q.AlertRow, action: str, user: str, until: dt.datetime | None) -> bool:
+    """Whether the click asks for what already holds: the same person's ack, or their silence ending within the
+    same minute (the message shows minutes; the two clicks of a double tap compute their ends a moment apart)."""
+    if action == "ack":
+        return alert.acknowledged_by == user
+    if action == "silence" and until is not None and alert.silenced_until is not None:
+        return alert.silenced_by == user and abs(alert.silenced_until - until) < dt.timedelta(minutes=1)
+    return False

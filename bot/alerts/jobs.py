@@ -67,9 +67,8 @@ class AlertJobs:
                                                  store_currency=store)
             ctx = Context(now=now, tz=settings.tz, business_hours=settings.business_hours, site_url=settings.site_url,
                           rhythm=rhythm, business_days=settings.business_days, quiet_hours=settings.quiet_hours)
-            notifier = notifier_for(deps)
-            if ctx.quiet():  # quiet hours: criticals still post, without paging anyone
-                notifier = dataclasses.replace(notifier, mention="")
+            # Quiet hours: criticals still post, without paging anyone, and page once they end if still unanswered.
+            notifier = dataclasses.replace(notifier_for(deps), quiet=ctx.quiet())
             sent = await evaluate(conn, rules=rules, ctx=ctx, notifier=notifier)
         if sent:
             deps.home.changed()  # an alert fired, changed or resolved: App Home tabs show it

@@ -6,8 +6,9 @@ import datetime as dt
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.alerts.engine import Notifier, act
-from bot.blocks.alerts import ACK_ACTION, RESOLVE_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION
+from bot.alerts.engine import act
+from bot.alerts.notifier import Notifier
+from bot.blocks.alerts import ACK_ACTION, RESOLVE_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION, FiringAgain
 from bot.deps import Deps
 from queries import alert_actions as audit
 
@@ -68,3 +69,11 @@ async def press(deps: Deps, *, action_id: str, alert_id: int, user: str, surface
         return Pressed.UNCHANGED
     deps.home.changed()  # App Home tabs show the alert's new state
     return Pressed.CHANGED
+
+
+async def firing_again(deps: Deps, alert_id: int, *, team_domain: str | None) -> FiringAgain | None:
+    """After a click on a resolved alert: the alert of the same incident firing again, to point to. Pointed to, not
+    acted on: the click was on another message, perhaps read hours later, and may not be meant for this one."""
+    again = await audit.firing_again(deps.pool, alert_id)
+    return None if again is None else FiringAgain(id=again.id, slack_channel=again.slack_channel,
+                                                  slack_ts=again.slack_ts, team_domain=team_domain)

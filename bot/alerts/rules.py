@@ -127,8 +127,8 @@ async def payment_failure_rate(db: Executor, rule: Rule, ctx: Context) -> list[F
 
 
 async def no_sales(db: Executor, rule: Rule, ctx: Context) -> list[Finding]:
-    """No completed order for `threshold` hours of business time."""
-    last = await sales.last_order_at(db)
+    """No sale (completed, or refunded since) for `threshold` hours of business time."""
+    last = await sales.last_sale_at(db)
     if last is None:
         return []  # a store with no orders yet is not an outage
     quiet = business_time_between(last, ctx.now, tz=ctx.tz, hours=ctx.business_hours, days=ctx.business_days)
@@ -143,7 +143,7 @@ async def sales_stopped(db: Executor, rule: Rule, ctx: Context) -> list[Finding]
     """The gap since the last sale is improbable at the store's usual rate (see bot.rhythm.judge.stopped)."""
     if ctx.rhythm is None or not isinstance(rule.params, StoppedParams):
         return []
-    last = await sales.last_order_at(db)
+    last = await sales.last_sale_at(db)
     verdict = judge.stopped(ctx.rhythm, rule.params, last_sale=last, now=ctx.now, tz=ctx.tz)
     return [Finding(verdict.summary, verdict.value, opens=verdict.opens)] if verdict else []
 
@@ -240,6 +240,9 @@ async def delivery_stuck(db: Executor, rule: Rule, ctx: Context) -> list[Finding
 
 HOUR = dt.timedelta(hours=1)
 FLAP_HOLD = dt.timedelta(minutes=10)
+# Failures counted in a 10-minute window drop out of it all at once: declines coming back within 15 minutes of
+# the count falling below the line (every 12 minutes, as card testing does) are the same incident.
+PAYMENT_FLAP_HOLD = dt.timedelta(minutes=15)
 # A message due this long and not in Slack means delivery is stuck, not slow (a retry waits 3 s; a held channel 30 s).
 DELIVERY_STUCK_MINUTES = 10
 DEFAULT_RULES: tuple[Rule, ...] = (
@@ -248,7 +251,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("site_down", "site", Severity.CRITICAL, "Site down", 3, dt.timedelta(minutes=3), site_down, needs_site=True,
          keep_firing_for=FLAP_HOLD),
     Rule("payment_failures_critical", "payment_failures", Severity.CRITICAL, "Payment failures spiking", 10,
-         dt.timedelta(minutes=10), payment_failures),
+         dt.timedelta(minutes=10), payment_failures, keep_firing_for=PAYMENT_FLAP_HOLD),
     Rule("no_sales", "sales", Severity.CRITICAL, "No sales", 4, dt.timedelta(hours=4), no_sales,
          business_hours_only=True, only_without_rhythm=True),
     # threshold/window unused: the rhythm rules' parameters are in `params` (README, "Choosing alert rules").
@@ -259,7 +262,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # A busy store fails 3 payments in 10 minutes every hour (4 % of 50 attempts): once the rhythm knows the
     # store's volume, the rate rule below judges failures instead.
     Rule("payment_failures_warning", "payment_failures", Severity.WARNING, "Payment failures", 3,
-         dt.timedelta(minutes=10), payment_failures, only_without_rhythm=True),
+         dt.timedelta(minutes=10), payment_failures, only_without_rhythm=True, keep_firing_for=PAYMENT_FLAP_HOLD),
     Rule("payment_failure_rate", "payment_failures", Severity.WARNING, "Payment failure rate high", 0.10, HOUR,
          payment_failure_rate, min_attempts=10, min_count=5),
     # A slow day hovers around its line for hours: one warning for it, not one per crossing (bench/rhythm.py).

@@ -226,7 +226,7 @@ async def health_snapshot(pool: asyncpg.Pool, *, now: dt.datetime, in_business_h
     lookups: dict[str, Lookup] = {
         "database": _timed_ping,
         "last webhook": health.last_webhook_at,
-        "last order": sales.last_order_at,
+        "last order": sales.last_sale_at,  # as the no-sales alerts count it: its silence flag is theirs
         "outbox": lambda db: health.outbox_backlog(db, now=now),
         "delivery errors": lambda db: health.delivery_errors(db, since=now - dt.timedelta(hours=24)),
         "alerts": alerts.firing,

@@ -107,10 +107,13 @@ def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
     return message(f"{title} — {a.summary} ({state})", blocks, mention=mention.strip())
 
 
-def reminder_message(a: AlertView, *, tz: ZoneInfo) -> Message:
-    """A thread reply: still firing, nobody has acknowledged it."""
-    text = f"⏰ Still firing after {duration(a.now - a.started_at)} and not acknowledged: {a.summary}"
-    return message(text, [section(escape_mrkdwn(text))])
+def reminder_message(a: AlertView, *, tz: ZoneInfo, after_quiet: bool = False) -> Message:
+    """A thread reply: still firing, nobody has acknowledged it. With `a.mention` (a critical outside quiet hours)
+    it pages; `after_quiet`: the alert was posted inside quiet hours, without it."""
+    quietly = " (posted during quiet hours, without paging)" if after_quiet else ""
+    text = f"⏰ Still firing after {duration(a.now - a.started_at)} and not acknowledged{quietly}: {a.summary}"
+    mention = a.mention or ""
+    return message(text, [section(f"{mention} {escape_mrkdwn(text)}".lstrip())], mention=mention)
 
 
 def action_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
@@ -128,10 +131,33 @@ def resolved_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
     return message(text.replace("<@", "@").replace(">", ""), [section(text)])
 
 
-def already_over_message() -> Message:
-    """The answer to a button pressed on an alert that is over: its message may not show it yet."""
-    text = "This alert is already resolved: nothing changed. Its message is updated in a moment."
-    return message(text, [section(f"✅ {text}")])
+@dataclass(frozen=True, slots=True)
+class FiringAgain:
+    """The open alert of the same rule and labels as a resolved one: the incident fired again."""
+
+    id: int
+    slack_channel: str | None  # where its message is, once delivered
+    slack_ts: str | None
+    team_domain: str | None = None  # the workspace's, from the click: its message's link
+
+
+def already_over_message(again: FiringAgain | None = None) -> Message:
+    """The answer to a button pressed on an alert that is over: its message may not show it yet. When the same
+    incident fires again as another alert, the answer points to that one's message (acted on there, not here)."""
+    if again is None:
+        text = "This alert is already resolved: nothing changed. Its message is updated in a moment."
+        return message(text, [section(f"✅ {text}")])
+    channel = again.slack_channel if (again.slack_channel or "").isalnum() else None
+    ts = (again.slack_ts or "").replace(".", "", 1)
+    domain = again.team_domain if (again.team_domain or "").replace("-", "").isalnum() else None
+    where = f"alert #{again.id}"
+    if channel and domain and ts.isdigit():  # Slack's own message link
+        where = f"<https://{domain}.slack.com/archives/{channel}/p{ts}|alert #{again.id}>"
+    elif channel:
+        where = f"alert #{again.id} in <#{channel}>"
+    text = (f"This alert is resolved, but the same problem is firing again as {where}: nothing changed here."
+            " Acknowledge or silence it on that message.")
+    return message(text, [section(f"🔥 {text}")])
 
 
 def database_down_message(*, since: dt.datetime, now: dt.datetime, error: str, tz: ZoneInfo, mention: str,

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.affiliation import of_action
-from bot.alerts.respond import VERBS, Pressed, alert_id_of, press
+from bot.alerts.respond import VERBS, Pressed, alert_id_of, firing_again, press
 from bot.answers.commands import ephemeral
 from bot.blocks.alerts import already_over_message
 from bot.blocks.common import group_unchecked_message, not_allowed_message
@@ -32,7 +32,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url (nor buttons for them: a forgery)
             await respond(**ephemeral(await refusal(user, outsider)), replace_original=False)
         elif pressed is Pressed.UNCHANGED and not on_home:  # a message not updated yet, or read days later
-            await respond(**ephemeral(already_over_message()), replace_original=False)
+            again = await firing_again(deps, alert_id, team_domain=(body.get("team") or {}).get("domain"))
+            await respond(**ephemeral(already_over_message(again)), replace_original=False)
         elif pressed is Pressed.CHANGED and on_home:
             await deps.home.publish([user])  # clicked on the Home tab: show the new state right away
 

@@ -1,0 +1,34 @@
+"""SQL for the alerts' notification log: every notification decision, and what it says about pages owed."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from queries.executor import Executor
+
+LOG_NOTIFICATION: Final = """
+INSERT INTO alert_notifications (alert_id, kind, outbox_id) VALUES ($1, $2, $3)
+"""
+
+COUNT_NOTIFICATIONS: Final = "SELECT count(*) FROM alert_notifications WHERE alert_id = $1"
+
+# Kinds that say whether a critical owes its page: posted inside quiet hours without the mention, and a reminder
+# that paged (the mention, sent to the channel too).
+FIRED_QUIETLY: Final = "fire-quiet"
+PAGED: Final = "page"
+
+PAGES_OWED: Final = """
+SELECT alert_id FROM alert_notifications WHERE alert_id = ANY($1::bigint[])
+ GROUP BY alert_id HAVING bool_or(kind = $2) AND NOT bool_or(kind = $3)
+"""
+
+
+async def log_notification(db: Executor, *, alert_id: int, kind: str, outbox_id: int | None) -> int:
+    """Record a notification decision; returns how many this alert now has (for dedupe keys)."""
+    await db.execute(LOG_NOTIFICATION, alert_id, kind, outbox_id)
+    return int(await db.fetchval(COUNT_NOTIFICATIONS, alert_id))
+
+
+async def pages_owed(db: Executor, alert_ids: list[int]) -> set[int]:
+    """Those of these alerts posted quietly (FIRED_QUIETLY) and not paged since."""
+    return {r["alert_id"] for r in await db.fetch(PAGES_OWED, alert_ids, FIRED_QUIETLY, PAGED)}
