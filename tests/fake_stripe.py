@@ -3,9 +3,9 @@
 Serves GET /v1/events (`types[]`, `created[gte|gt|lte|lt]`, `starting_after`, `ending_before`, `limit`),
 /v1/checkout/sessions, /v1/payment_intents (with `expand[]=data.latest_charge`) and /v1/invoice_payments,
 newest first as Stripe lists; single charges, payment intents and subscriptions with `expand[]` paths (balance
-transactions, refunds, Discounts), coupons, disputes by `charge`, refunds by `charge` or `payment_intent` (only the
-parameters Stripe's list takes, `expand[]` under `data.`), and /v1/account; checks the
-`Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
+transactions, refunds, Discounts), coupons, prices (`tiers` only with `expand[]=tiers`), disputes by `charge`,
+refunds by `charge` or `payment_intent` (only the parameters Stripe's list takes, `expand[]` under `data.`), and
+/v1/account; checks the `Authorization: Bearer sk_…|rk_…` header; answers 429/500/403 on demand.
 
 GET /v1/subscriptions lists `subscriptions` as Stripe does (`status`, `expand[]` under `data.`, four levels at most).
 
@@ -76,6 +76,7 @@ class FakeStripe:
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # sub_… with Discount ids, as Stripe
     discounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # di_… for expand[]=discounts
     coupons: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET /v1/coupons/{id}
+    prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET /v1/prices/{id}, with their `tiers`
     account: dict[str, Any] = field(default_factory=lambda: {"id": "acct_1", "object": "account",
                                                              "default_currency": "usd"})
     faults: list[Fault] = field(default_factory=list)
@@ -117,6 +118,7 @@ class FakeStripe:
         app.router.add_route("*", "/v1/subscriptions/{id}", self._object)
         app.router.add_route("*", "/v1/subscriptions", self._subscription_list)
         app.router.add_route("*", "/v1/coupons/{id}", self._object)
+        app.router.add_route("*", "/v1/prices/{id}", self._object)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -239,7 +241,7 @@ class FakeStripe:
         object_id = request.match_info.get("id", "")
         obj = self.account if request.path == "/v1/account" else \
             self.charges.get(object_id) or self.subscriptions.get(object_id) or self.coupons.get(object_id) or \
-            next((i for i in self.intents if i["id"] == object_id), None)
+            self.prices.get(object_id) or next((i for i in self.intents if i["id"] == object_id), None)
         if obj is None:
             return _error(404, f"No such object: '{object_id}'", code="resource_missing")
         expand = request.query.getall("expand[]", [])
@@ -343,6 +345,8 @@ def _as_served(obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
     they are its 10 newest, `has_more` telling of the rest (GET /v1/refunds?charge=…)."""
     if obj.get("object") == "charge":
         return _charge_refunds(obj, asked="refunds" in expand)
+    if obj.get("object") == "price" and "tiers" not in expand:  # "not included by default" (Price.tiers)
+        return {k: v for k, v in obj.items() if k != "tiers"}
     charge = obj.get("latest_charge")
     if isinstance(charge, dict):
         return {**obj, "latest_charge": _charge_refunds(charge, asked="latest_charge.refunds" in expand)}

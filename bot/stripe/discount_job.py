@@ -5,7 +5,9 @@ is stored at intake with its MRR before such Discounts and marked pending; here 
 leased (queries/discounts.py), each Discount read once and cached by id, and the pending snapshots' MRR (and MRR
 before them) recomputed at their own time, so the ledger, /sales and the report count the discount. A 429 stops the
 batch; 5xx and timeouts back off per subscription; errors are logged, never raised into the scheduler. No key, no
-job. Messages already sent (a new subscriber's MRR) are not edited.
+job. Messages already sent (a new subscriber's MRR) are not edited. Tiered prices, which webhooks send without their
+tiers, are read here too (GET /v1/prices/{id}?expand[]=tiers, bot/stripe/tiers.py), once per price id: their tiers
+cannot change.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import aiohttp
 import asyncpg
 
 from bot.deps import Deps
-from bot.stripe import discounts
+from bot.stripe import discounts, tiers
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
 from bot.stripe.settle_job import FOREVER, MAX_ATTEMPTS, backoff
 from bot.subscriptions.pricing import Terms, ids_of, mrr_of
@@ -40,6 +42,7 @@ class DiscountJob:
     def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep) -> None:
         self.deps = deps
         self.sleep = sleep
+        self.tiers: dict[str, tiers.Tiers | None] = {}  # by price id: a price's tiers never change
 
     async def tick(self) -> int | None:
         """One run: queue the pending subscriptions, read a batch; how many were recomputed (None without a key)."""
@@ -52,7 +55,7 @@ class DiscountJob:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=self.deps.settings.stripe_api_url,
                                 sleep=self.sleep)
-                done = await resolve_due(self.deps.pool, api, now=now)
+                done = await resolve_due(self.deps.pool, api, now=now, prices=self.tiers)
         except StripeApiError as exc:
             (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe discounts: %s", exc)
             return 0
@@ -61,15 +64,18 @@ class DiscountJob:
         return done
 
 
-async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime) -> int:
-    """Claim a batch of subscriptions, read their Discounts, recompute their snapshots; how many were done. A 429 or
-    a rejected key puts the rest of the batch back untouched and raises."""
+async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime,
+                      prices: dict[str, tiers.Tiers | None] | None = None) -> int:
+    """Claim a batch of subscriptions, read their Discounts (and tiers, cached in `prices` by price id), recompute
+    their snapshots; how many were done. A 429 or a rejected key puts the rest of the batch back untouched and
+    raises."""
+    prices = {} if prices is None else prices
     claims = await q.claim(pool, now=now, lease_until=now + LEASE, limit=BATCH)
     coupons: dict[str, Mapping[str, Any]] = {}  # coupons read by id in this run (clover)
     done = 0
     for index, claim in enumerate(claims):
         try:
-            await _resolve(pool, api, claim.subscription_id, coupons, now)
+            await _resolve(pool, api, claim.subscription_id, (coupons, prices), now)
         except (KeyRejected, Unavailable) as exc:
             if isinstance(exc, KeyRejected) or exc.status == 429:
                 for rest in claims[index:]:
@@ -86,9 +92,13 @@ async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime) -
 
 
 async def _resolve(pool: asyncpg.Pool, api: StripeApi, subscription_id: str,
-                   coupons: dict[str, Mapping[str, Any]], now: dt.datetime) -> None:
-    """Read what the cache lacks, then recompute the pending snapshots under the subscription's intake lock."""
+                   cache: tuple[dict[str, Mapping[str, Any]], dict[str, tiers.Tiers | None]], now: dt.datetime) -> None:
+    """Read what the caches lack, then recompute the pending snapshots under the subscription's intake lock."""
+    coupons, prices = cache
     snapshots = await q.pending(pool, subscription_id)
+    for price_id in sorted(set().union(*(tiers.ids_of(s.pricing) | tiers.ids_of(s.before_pricing)
+                                         for s in snapshots)) - set(prices)):
+        prices[price_id] = await tiers.read(api, price_id)
     wanted = set().union(*(ids_of(s.pricing) | ids_of(s.before_pricing) for s in snapshots))
     known = await q.terms(pool, sorted(wanted))
     if missing := wanted - set(known):
@@ -98,17 +108,22 @@ async def _resolve(pool: asyncpg.Pool, api: StripeApi, subscription_id: str,
         known |= fresh
     async with pool.acquire() as conn, conn.transaction():
         await intake_q.lock_refs(conn, [subscription_id])  # as bot/subscriptions/apply.py: no state race
-        rows = [_recompute(s, known) for s in await q.pending(conn, subscription_id)
-                if ids_of(s.pricing) | ids_of(s.before_pricing) <= set(known)]
+        rows = [_recompute(s, known, prices) for s in await q.pending(conn, subscription_id)
+                if ids_of(s.pricing) | ids_of(s.before_pricing) <= set(known)
+                and tiers.ids_of(s.pricing) | tiers.ids_of(s.before_pricing) <= set(prices)]
         await q.recomputed(conn, subscription_id, rows)
         await q.done(conn, subscription_id)
 
 
-def _recompute(s: q.PendingSnapshot, known: Mapping[str, Terms | None]) -> q.Recomputed:
+def _recompute(s: q.PendingSnapshot, known: Mapping[str, Terms | None],
+               prices: Mapping[str, tiers.Tiers | None]) -> q.Recomputed:
     gone = any(known.get(i) is None for i in ids_of(s.pricing) | ids_of(s.before_pricing))
-    before = mrr_of(s.before_pricing, known, currency=s.currency, at=s.at) if s.before_pricing else None
-    return q.Recomputed(s.event_id, mrr_of(s.pricing, known, currency=s.currency, at=s.at), before,
-                        "missing" if gone else "applied")
+    pricing, unpriced = tiers.priced(s.pricing, prices, currency=s.currency)  # a tier-less price is left out
+    was, was_unpriced = tiers.priced(s.before_pricing, prices, currency=s.currency) if s.before_pricing \
+        else (None, False)
+    before = mrr_of(was, known, currency=s.currency, at=s.at) if was is not None else None
+    return q.Recomputed(s.event_id, mrr_of(pricing, known, currency=s.currency, at=s.at), before,
+                        "missing" if gone or unpriced or was_unpriced else "applied")
 
 
 async def _failed(pool: asyncpg.Pool, claim: q.Claim, now: dt.datetime, error: str) -> None:

@@ -6,7 +6,8 @@ is not expanded by default) and the Discount's own `end`. The job reads them wit
 GET /v1/subscriptions/{id}?expand[]=discounts&expand[]=items.data.discounts — one request for the subscription's
 and its items' Discounts — and, where a coupon comes as an id (clover), GET /v1/coupons/{id} once per coupon.
 There is no endpoint that reads a Discount by id, so one removed from the subscription before it was read (or
-whose coupon was deleted, in clover) stays unknown.
+whose coupon was deleted, in clover) stays unknown. A tiered price comes without its tiers: the pricing keeps its
+item by price id, read by the same job (bot/stripe/tiers.py).
 https://docs.stripe.com/api/discounts/object · https://docs.stripe.com/api/coupons/object ·
 https://docs.stripe.com/changelog/clover/2025-09-30/add-discount-source-property · https://docs.stripe.com/expand
 """
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from bot.stripe import tiers
 from bot.stripe.events_api import CursorGone, StripeApi
 from bot.stripe.fields import integer, mapping, stripe_id
 from bot.subscriptions.pricing import Terms, amounts_off, ids_of, package_of
@@ -86,10 +88,14 @@ def pricing(obj: Mapping[str, Any], *, counted: bool) -> dict[str, Any]:
         recurring = mapping(price, "recurring")
         amount = price.get("unit_amount") if price.get("unit_amount") is not None else price.get("unit_amount_decimal")
         interval = recurring.get("interval") or price.get("interval")
-        if amount is None or interval is None or recurring.get("usage_type") == "metered":
-            continue  # what MRR cannot price (tiered, metered), as bot/stripe/subscriptions.item
+        priced: dict[str, Any] | None = None if amount is None else {"unit_amount": str(amount)}
+        if tiers.tiered(price):  # its tiers are read by price id unless the event carries them (expanded)
+            found = tiers.of_price(price)
+            priced = {"tiered": True, "tiers": found} if found else {"tiered": True} if stripe_id(price) else None
+        if priced is None or interval is None or recurring.get("usage_type") == "metered":
+            continue  # what MRR cannot price (metered), as bot/stripe/subscriptions.item
         quantity, (divide_by, round_up) = integer(raw, "quantity"), package_of(price)
-        items.append({"price": stripe_id(price), "unit_amount": str(amount), "interval": interval,
+        items.append({"price": stripe_id(price), **priced, "interval": interval,
                       "interval_count": integer(recurring, "interval_count") or 1,
                       "quantity": 1 if quantity is None else max(quantity, 0), "discounts": _refs(raw),
                       **({"divide_by": divide_by, "round": "up" if round_up else "down"} if divide_by > 1 else {})})
@@ -97,8 +103,8 @@ def pricing(obj: Mapping[str, Any], *, counted: bool) -> dict[str, Any]:
 
 
 def needs_reading(*pricings: Mapping[str, Any] | None) -> bool:
-    """Whether any of these pricings names a Discount by id only."""
-    return any(ids_of(p) for p in pricings)
+    """Whether any of these pricings names a Discount by id only, or has a tiered price whose tiers it lacks."""
+    return any(ids_of(p) or tiers.ids_of(p) for p in pricings)
 
 
 async def read(api: StripeApi, subscription_id: str, coupons: dict[str, Mapping[str, Any]]) -> dict[str, Terms]:

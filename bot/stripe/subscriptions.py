@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from bot.intake.events import Kind, MalformedEvent, PaymentEvent
-from bot.stripe import discounts
+from bot.stripe import discounts, tiers
 from bot.stripe.build import Envelope, Ids, new_event
 from bot.stripe.fields import coalesce, currency, first_item, integer, mapping, string, stripe_id, timestamp
 from bot.subscriptions.facts import SubscriptionFacts
@@ -69,14 +69,24 @@ def _unit_amount(price: Mapping[str, Any], plan: Mapping[str, Any]) -> Fraction 
         return None
 
 
+def _tiered_amount(price: Mapping[str, Any], plan: Mapping[str, Any], quantity: int, currency: str) -> Fraction:
+    """A tiered price's amount per unit at this quantity when the event carries its tiers (expanded); else 0 until
+    the discounts job reads them (bot/stripe/tiers.py, discounts.pricing keeps the item to read)."""
+    found = tiers.of_price(price) if "tiers" in price else tiers.of_price(plan)
+    amount = tiers.unit_amount(found, quantity, currency=currency)
+    return Fraction(0) if amount is None else amount
+
+
 def item(raw: Any, *, currency: str) -> Item | None:
-    """A subscription item with a per-unit (or package) recurring price, in a subscription billed in `currency`;
-    None for what MRR cannot price (tiered, metered)."""
+    """A subscription item with a per-unit, package or tiered recurring price, in a subscription billed in
+    `currency`; None for what MRR cannot price (metered)."""
     if not isinstance(raw, Mapping):
         return None
     price, plan = mapping(raw, "price"), mapping(raw, "plan")
     recurring = mapping(price, "recurring")
-    amount = _unit_amount(price, plan)
+    quantity = 1 if (given := integer(raw, "quantity")) is None else max(given, 0)
+    amount = _tiered_amount(price, plan, quantity, currency) if tiers.tiered(price or plan) \
+        else _unit_amount(price, plan)
     interval = string(recurring, "interval") or string(plan, "interval")
     count = integer(recurring, "interval_count") or 1
     if amount is None or interval not in MONTHS_PER or recurring.get("usage_type") == "metered" or count < 1:
@@ -84,9 +94,9 @@ def item(raw: Any, *, currency: str) -> Item | None:
     product = price.get("product")
     name = coalesce(string(price, "nickname"), string(product, "name") if isinstance(product, Mapping) else None,
                     stripe_id(price), stripe_id(raw)) or "plan"
-    quantity, (package, round_up) = integer(raw, "quantity"), package_of(price or plan)
+    package, round_up = package_of(price or plan)
     return Item(price_id=stripe_id(price) or name, name=name, unit_amount=amount, interval=interval,
-                interval_count=count, quantity=1 if quantity is None else max(quantity, 0),
+                interval_count=count, quantity=quantity,
                 coupons=coupons(raw, currency=currency), package=package, round_up=round_up)
 
 
@@ -172,7 +182,8 @@ def facts(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime) -> S
 
 def _pricings(f: SubscriptionFacts, obj: Mapping[str, Any], prev: Mapping[str, Any], *,
               deleted: bool) -> SubscriptionFacts:
-    """Keep what the MRR now and before is made of when a Discount is named by id only (read later)."""
+    """Keep what the MRR now and before is made of when a Discount is named by id only, or a tiered price comes
+    without its tiers (read later)."""
     now = discounts.pricing(obj, counted=f.paying)
     before = None
     if deleted:  # a churn loses what the items are worth (0 when it ended in its trial)
