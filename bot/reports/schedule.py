@@ -4,6 +4,7 @@ caught up for a few hours after downtime, and an APScheduler trigger that fires 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -57,16 +58,29 @@ def local_instant(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, at.replace(tzinfo=None, fold=0), tzinfo=tz).astimezone(dt.UTC)
 
 
+CATCH_UP_JOB_ID: Final = "report-catch-up"  # the job that sends what is due, every few minutes (handlers/scheduled)
+_RUNS_NOW = itertools.count(1)  # one-off catch-up runs each have their own id, so none is skipped for another
+
+
 def job_id(kind: ReportKind) -> str:
     """The scheduler's id of a report's daily job."""
     return f"report-{kind.value}"
 
 
 def reschedule(scheduler: BaseScheduler, settings: Settings) -> None:
-    """Move the daily report jobs to the report times and zone in force (changed from Slack's Settings view)."""
+    """Move the daily report jobs to the report times and zone in force (changed from Slack's Settings view), and
+    run the catch-up job's work now: a report moved to a time already past today is due at once, not at the daily
+    job's next run (tomorrow) nor at the catch-up's next tick. Every replica does so as it reloads the settings; the
+    reports' claims send it once."""
     for kind in ReportKind:
         if scheduler.get_job(job_id(kind)) is not None:
             scheduler.reschedule_job(job_id(kind), trigger=DailyAt(report_time(kind, settings), settings.tz))
+    catch_up = scheduler.get_job(CATCH_UP_JOB_ID)
+    if catch_up is not None:
+        # A one-off run of its own rather than the catch-up's next run brought forward: a catch-up run under way
+        # (it waits up to a minute for its report's delivery) would have the scheduler skip that (max_instances 1).
+        scheduler.add_job(catch_up.func, args=catch_up.args, kwargs=catch_up.kwargs,
+                          id=f"{CATCH_UP_JOB_ID}-now-{next(_RUNS_NOW)}", name="report catch-up (settings changed)")
 
 
 def report_time(kind: ReportKind, settings: Settings) -> dt.time:

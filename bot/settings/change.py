@@ -13,15 +13,16 @@ import aiohttp
 import asyncpg
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks import settings as view
 from bot.blocks.settings import ChangeLine, changes_message, channel_block, denied_view, plain_number, settings_view
 from bot.blocks.text import escape_mrkdwn
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.senders import slack_error
 from bot.deps import Deps
-from bot.settings.form import form_of, read_submission
+from bot.settings.form import SETTING_OF_CHANNEL, form_of, read_submission
 from bot.settings.opened import block_of, mark, shown_marks, shown_metadata
-from bot.settings.values import BY_KEY, RULE_PREFIX, current, effective
-from queries import outbox
+from bot.settings.values import BY_KEY, RULE_PREFIX, current, effective, report_times, rule_to_store
+from queries import channel_status, outbox
 from queries import settings as q
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ SETTINGS_ARG = "settings"  # `/sales settings`
 SAVE_BUDGET = 2.0
 # The field the modal's own error about saving is shown on (errors must name an input block of the view).
 SAVE_ERROR_BLOCK = channel_block("sales")
+CHANNEL_KEYS = frozenset(SETTING_OF_CHANNEL.values())
+REPORT_KEYS = frozenset({"MORNING_REPORT_AT", "EVENING_REPORT_AT"})
 
 
 def is_settings_command(command: str, text: str) -> bool:
@@ -88,12 +91,17 @@ def _label(deps: Deps, key: str) -> str:
     return BY_KEY[key].label
 
 
-class StaleFields(Exception):
-    """Fields the admin changed that someone else changed since the view was opened: the errors to show."""
+class RefusedFields(Exception):
+    """Fields the admin changed that may not be saved as they stand (another admin changed them, or what another
+    admin changed since makes them wrong): the errors to show, by input block."""
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__(errors)
         self.errors = errors
+
+
+def _by(who: str | None) -> str:
+    return f"<@{who}>" if who and who.isalnum() else ""
 
 
 async def _stale(conn: asyncpg.Connection, *, user: str, key: str, shown: frozenset[str] | None,
@@ -104,8 +112,74 @@ async def _stale(conn: asyncpg.Connection, *, user: str, key: str, shown: frozen
     who = await q.last_changed_by(conn, key=key)
     if who == user:  # their own change, from another Settings view: the later one wins
         return None
-    by = f" by <@{who}>" if who and who.isalnum() else ""
+    by = f" by {_by(who)}" if _by(who) else ""
     return f"Changed{by} since you opened this; reopen Settings to see it."
+
+
+async def _environment_channel_id(deps: Deps, conn: asyncpg.Connection, configured: str) -> str | None:
+    """The Slack id the environment's channel (a name, usually) resolves to: as this replica's directory has it
+    while that channel is in force, else as a replica stored it (channel_status keeps a row per configured value,
+    so it outlives an override); None when it was never resolved."""
+    if configured[:1] in "CG" and configured.isalnum():
+        return configured
+    status = deps.channels.find(configured) if deps.channels is not None else None
+    if status is not None and status.configured == configured and status.channel_id:
+        return status.channel_id
+    return next((r.channel_id for r in await channel_status.stored(conn)
+                 if r.configured == configured and r.channel_id), None)
+
+
+async def _to_store(deps: Deps, conn: asyncpg.Connection, key: str, after: Any, default: Any) -> Any:
+    """What to store for a changed value; None (the stored one is removed) when it is the default's: a rule's
+    parts equal to the rules file's are left to the file, and the environment's channel may be picked by its id."""
+    if key.startswith(RULE_PREFIX) and isinstance(after, Mapping) and isinstance(default, Mapping):
+        return rule_to_store(after, default)
+    if after == default:
+        return None
+    if key in CHANNEL_KEYS and isinstance(default, str) and \
+            after == await _environment_channel_id(deps, conn, default):
+        return None
+    return after
+
+
+async def _unordered_reports(deps: Deps, conn: asyncpg.Connection, stored: Mapping[str, Any],
+                             changes: Mapping[str, Any]) -> dict[str, str]:
+    """The errors to show when the report times stored once these changes are saved are out of order (the morning
+    report not before the evening one): a time changed in a view opened before another admin moved the other one
+    is valid against what it showed, but stored as it is the pair would be dropped for the environment's."""
+    if not REPORT_KEYS & changes.keys():
+        return {}
+    after = {k: v for k, v in {**stored, **changes}.items() if v is not None}
+    morning, evening = report_times(deps.live.env, after)
+    if morning < evening:
+        return {}
+    if REPORT_KEYS <= changes.keys():  # both from this view (checked there, unless forged)
+        return {view.EVENING: "The evening report must come after the morning report."}
+    if "MORNING_REPORT_AT" in changes:
+        other, at, block, ask = "EVENING_REPORT_AT", evening, view.MORNING, "a morning time before it"
+    else:
+        other, at, block, ask = "MORNING_REPORT_AT", morning, view.EVENING, "an evening time after it"
+    who = _by(await q.last_changed_by(conn, key=other))
+    by = f" (changed by {who})" if who else ""
+    return {block: f"{BY_KEY[other].label.capitalize()} is now {at:%H:%M}{by}: pick {ask}."}
+
+
+async def _changes(conn: asyncpg.Connection, *, user: str, values: Mapping[str, Any],
+                   shown: frozenset[str] | None, before: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the admin changed, by key (left as the view showed them: unchanged, so another admin's newer
+    value stays); RefusedFields for a field another admin changed since the view was opened."""
+    changed: dict[str, Any] = {}
+    stale: dict[str, str] = {}
+    for key, after in values.items():
+        if key not in before or before[key] == after or (shown is not None and mark(key, after) in shown):
+            continue
+        if (why := await _stale(conn, user=user, key=key, shown=shown, before=before[key])) is not None:
+            stale[block_of(key, after=after, before=before[key])] = why
+        else:
+            changed[key] = after
+    if stale:
+        raise RefusedFields(stale)
+    return changed
 
 
 async def save(deps: Deps, *, user: str, values: Mapping[str, Any],
@@ -113,26 +187,22 @@ async def save(deps: Deps, *, user: str, values: Mapping[str, Any],
     """Store what the admin changed (from what the view showed, `shown`, when known; else from the values in
     force), audit each change and post a summary to the alerts channel, all in one transaction; then put it in
     force here (the commit's NOTIFY tells the other replicas). A field another admin changed since the view
-    was opened raises StaleFields, and nothing is saved."""
+    was opened, or made wrong by such a change, raises RefusedFields, and nothing is saved."""
     now = deps.clock()
     defaults = current(deps.live.env, deps.live.base_rules)
-    lines: list[ChangeLine] = []
     async with deps.pool.acquire() as conn, conn.transaction():
-        await q.lock_for_change(conn)
+        await q.lock_for_change(conn)  # held to the commit: what is checked below is what is stored over
         stored = {o.key: o.value for o in await q.overrides(conn)}
         before = current(*effective(deps.live.env, deps.live.base_rules, stored))
-        stale: dict[str, str] = {}
-        for key, after in values.items():
-            if key not in before or before[key] == after or (shown is not None and mark(key, after) in shown):
-                continue  # the same, or left as the view showed it (another admin's newer value stays)
-            if (why := await _stale(conn, user=user, key=key, shown=shown, before=before[key])) is not None:
-                stale[block_of(key, after=after, before=before[key])] = why
-                continue
-            await q.put(conn, key=key, value=None if after == defaults.get(key) else after, user_id=user, at=now)
+        changed = await _changes(conn, user=user, values=values, shown=shown, before=before)
+        to_store = {key: await _to_store(deps, conn, key, after, defaults.get(key)) for key, after in changed.items()}
+        if errors := await _unordered_reports(deps, conn, stored, to_store):
+            raise RefusedFields(errors)
+        lines: list[ChangeLine] = []
+        for key, after in changed.items():
+            await q.put(conn, key=key, value=to_store[key], user_id=user, at=now)
             await q.audit(conn, q.Change(at=now, user_id=user, key=key, before=before[key], after=after))
             lines.append(ChangeLine(_label(deps, key), _shown(key, before[key]), _shown(key, after)))
-        if stale:
-            raise StaleFields(stale)  # rolls the transaction back: nothing half-saved
         if lines:
             msg = changes_message(user, lines)
             await outbox.enqueue(conn, dedupe_key=f"settings:{now.isoformat()}:{secrets.token_hex(4)}",
@@ -156,8 +226,8 @@ async def submit(deps: Deps, *, user: str | None, state: Mapping[str, Any],
     try:
         async with asyncio.timeout(SAVE_BUDGET):
             await save(deps, user=user, values=read.values, shown=shown_marks(metadata))
-    except StaleFields as exc:
-        log.info("refused a stale Settings submission from %s: %s", user, ", ".join(exc.errors))
+    except RefusedFields as exc:
+        log.info("refused a Settings submission from %s on %s", user, ", ".join(exc.errors))
         return {"response_action": "errors", "errors": exc.errors}
     except TimeoutError:
         log.warning("saving the Settings view took over %.0f s: the admin is told to check", SAVE_BUDGET)

@@ -4,11 +4,12 @@ over the environment's Settings and the rules file's RuleSet."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from bot.alerts.rules import Rule, RuleSet, Severity
@@ -20,7 +21,8 @@ from bot.weekdays import format_days, parse_days
 
 log = logging.getLogger(__name__)
 
-RULE_PREFIX: Final = "rule:"  # a rule's stored key: rule:<name> → {"enabled", "severity", "threshold"}
+# A rule's stored key: rule:<name> → the parts changed from Slack of {"enabled", "severity", "threshold"}.
+RULE_PREFIX: Final = "rule:"
 
 
 def zone(value: Any) -> str:
@@ -99,6 +101,12 @@ def rule_state(rule: Rule) -> dict[str, Any]:
     return state
 
 
+def rule_to_store(after: Mapping[str, Any], default: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What to store of a rule's state saved from the view: only the parts that differ from the rule as the rules
+    file (or the built-in default) has it, so the others keep following ALERT_RULES_FILE; None when none does."""
+    return {k: v for k, v in after.items() if default.get(k) != v} or None
+
+
 def _apply_rule(rule: Rule, stored: Any) -> Rule:
     if not isinstance(stored, Mapping):
         return rule
@@ -111,6 +119,17 @@ def _apply_rule(rule: Rule, stored: Any) -> Rule:
         log.warning("ignoring the stored setting of rule %s: %s", rule.name, exc)
         return rule
     return dataclasses.replace(rule, **changes)
+
+
+def report_times(env: Settings, stored: Mapping[str, Any]) -> tuple[dt.time, dt.time]:
+    """The (morning, evening) report times these stored values give over the environment, before `effective`
+    checks their order (a stored one that does not load: the environment's)."""
+    def one(item: Changeable) -> dt.time:
+        try:
+            return cast(dt.time, item.load(stored[item.key]))
+        except (KeyError, ValueError, TypeError):  # not stored, or unusable
+            return cast(dt.time, getattr(env, item.attr))
+    return one(BY_KEY["MORNING_REPORT_AT"]), one(BY_KEY["EVENING_REPORT_AT"])
 
 
 def effective(env: Settings, rules: RuleSet, stored: Mapping[str, Any]) -> tuple[Settings, RuleSet]:
