@@ -7,9 +7,10 @@ payload is for (slackapi/java-slack-sdk#1041; Bolt's `slack_bolt/request/interna
 command names only the workspace it was typed in: Slack offers a command only where the app is installed (from
 another organisation's workspace it is "not a valid command", slackapi/bolt-python#767).
 
-The installation itself is asked of Slack (auth.test) once, the first time a payload shows someone from another
-team — never at start-up or on every request (`bot/slack_app.py`: the bot must start and answer while Slack's API
-is unreachable). Until Slack has answered, the installation the payload names stands in.
+The installation itself is asked of Slack (auth.test) once: in the background after start-up (bot/slack_check.py,
+which hands its answer over), else the first time a payload shows someone from another team — never before the bot
+answers, nor on every request (the bot must start and answer while Slack's API is unreachable). Until Slack has
+answered, the installation the payload names stands in.
 
 On Enterprise Grid a payload may name only the clicker's workspace: a sister workspace of our organisation and a
 Slack Connect partner's standalone workspace then look alike. Slack is asked which organisation that workspace

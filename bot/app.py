@@ -38,6 +38,7 @@ from bot.scheduling import JobFailure, JobFailures, create_scheduler
 from bot.settings.follow import Follower, channels_of
 from bot.settings.live import LiveSettings
 from bot.slack_app import build_bolt_app, run_socket_mode
+from bot.slack_check import check_bot_token, ready_mode
 from bot.socket_state import SocketWatch
 from bot.stripe import received as stripe_received
 from bot.web import middleware
@@ -283,16 +284,15 @@ async def _serve_ready(settings: Settings, app: web.Application, runner: web.App
         # scans only what requests create — ~1 ms, where scanning the ~95,000 start-up objects held the event
         # loop, and every webhook waiting on it, ~30 ms every few seconds under load.
         gc.freeze()
-        # The feed answers a browser on this machine only (bot/web/feed_door.py): its loopback address, not PUBLIC_URL.
-        mode = f"local mode (messages print here and on http://127.0.0.1:{settings.port}/)" if settings.local_mode \
-            else "connected to Slack"
-        log.info("ready: %s", mode)
+        log.info("ready: %s", ready_mode(settings))  # not "connected": Slack is asked next, in the background
+        checking = asyncio.create_task(check_bot_token(services.deps), name="slack-check")
         extra = asyncio.create_task(on_ready(services), name="on-ready") if on_ready else None
         if extra is not None:
             extra.add_done_callback(_log_crash)
         try:
             await stop.wait()
         finally:
+            checking.cancel()
             if extra is not None:
                 extra.cancel()
                 await asyncio.gather(extra, return_exceptions=True)

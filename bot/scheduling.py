@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.util import iscoroutinefunction_partial
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,40 @@ class JobFailures:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
 
+Job = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def stopped_quietly(func: Job, name: str) -> Job:
+    """The coroutine job `func`, ending quietly when the stop cancels it. At shutdown APScheduler cancels the jobs
+    under way (AsyncIOExecutor.shutdown), and its run_coroutine_job catches BaseException: the CancelledError would
+    be logged as an ERROR with its traceback, and reported as a failed job to /health and the alerts channel."""
+
+    @functools.wraps(func)
+    async def job(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await func(*args, **kwargs)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():  # raised by something it awaited, not a stop: a failure
+                raise
+            log.info("scheduled job %s stopped: the bot is stopping", name)
+            return None
+
+    return job
+
+
+class Scheduler(AsyncIOScheduler):
+    """AsyncIOScheduler whose coroutine jobs end quietly when the bot stops (`stopped_quietly`)."""
+
+    def add_job(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        if iscoroutinefunction_partial(func):
+            func = stopped_quietly(func, str(kwargs.get("id") or getattr(func, "__qualname__", func)))
+        return super().add_job(func, *args, **kwargs)
+
+
 def create_scheduler(tz: ZoneInfo, failures: JobFailures) -> AsyncIOScheduler:
     """An AsyncIOScheduler bound to the running loop, in the store's time zone, with explicit defaults."""
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=tz, job_defaults=JOB_DEFAULTS)
+    scheduler = Scheduler(event_loop=asyncio.get_running_loop(), timezone=tz, job_defaults=JOB_DEFAULTS)
     scheduler.add_listener(failures.listener, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     return scheduler
 

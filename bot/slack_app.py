@@ -1,4 +1,5 @@
-"""The Bolt app: built from explicit Settings, no token check at start-up, served over HTTP or Socket Mode."""
+"""The Bolt app: built from explicit Settings, no token check before it serves (bot/slack_check.py asks Slack in the
+background), served over HTTP or Socket Mode."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import aiohttp
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
+from bot.slack_check import refusal, slack_error
 from bot.socket_state import SocketWatch
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,8 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
     socket_mode = settings.slack_app_token is not None
 
     # A fixed authorization instead of Bolt's default, which calls auth.test on the first request: the
-    # bot must start and answer even while Slack's API is unreachable (`salespulse check` verifies).
+    # bot must start and answer even while Slack's API is unreachable (`salespulse check` verifies, and `run` asks
+    # in the background: bot/slack_check.py).
     async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
@@ -60,31 +64,62 @@ HANDSHAKE_TIMEOUT = 30.0  # a handshake that hangs (a black-holed network) count
 
 
 def _describe(exc: BaseException) -> str:
+    """One line for the log and /health: a refused app token says what to do; a failed handshake leaves out the
+    temporary URL (its ticket lets whoever holds it connect as the app)."""
+    if (refused := refusal("SLACK_APP_TOKEN", exc)) is not None:
+        return refused
+    if isinstance(exc, SlackApiError):
+        return f"apps.connections.open: {slack_error(exc) or f'HTTP {exc.response.status_code}'}"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{type(exc).__name__}: {exc.status} {exc.message}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _retry_after(exc: BaseException) -> float:
+    """Slack's Retry-After when apps.connections.open is rate limited (0: none)."""
+    if not isinstance(exc, SlackApiError) or slack_error(exc) != "ratelimited":
+        return 0.0
+    with contextlib.suppress(TypeError, ValueError):
+        return float(exc.response.headers.get("Retry-After", 30))
+    return 30.0
 
 
 class FreshUrlSocketModeClient(SocketModeClient):
     """slack_sdk's aiohttp client, except that a failed handshake leads to a new URL from apps.connections.open,
     with backoff: the SDK's connect() retries the same temporary URL every ping_interval for ever, at start-up and
     on every reconnect (connect_to_new_endpoint calls connect()), so an outage longer than a URL's life left the
-    bot deaf until restarted. The old socket is closed before a new one opens: never two at once."""
+    bot deaf until restarted. The old socket is closed before a new one opens: never two at once. A failure is
+    logged once, and again only when it changes or SAID_AGAIN_AFTER later (bot/socket_state.py), not per retry."""
 
     def __init__(self, *, watch: SocketWatch, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.watch = watch
 
     async def issue_new_wss_url(self) -> str:
+        """A new URL, without the SDK's own error line for a refusal (connect() says it) or its rate-limit sleep."""
+        response = await self.web_client.apps_connections_open(app_token=self.app_token)
+        return str(response["url"])
+
+    async def connect_to_new_endpoint(self, force: bool = False) -> None:
+        """The SDK's reconnect (from its session monitor), with the new URL asked for by connect(): refused, the
+        SDK's own asking logged an error every ping_interval."""
+        acquired = False  # unless had within 5 s: another reconnect is under way
+        with contextlib.suppress(TimeoutError):
+            acquired = await asyncio.wait_for(self.connect_operation_lock.acquire(), timeout=5)
         try:
-            return await super().issue_new_wss_url()
-        except Exception as exc:  # slack_sdk raises SlackApiError, aiohttp its own: recorded, then re-raised
-            self.watch.failed(f"apps.connections.open: {_describe(exc)}")
-            raise
+            if force or (acquired and not await self.is_connected()):
+                self.wss_uri = None
+                await self.connect()
+        finally:
+            if acquired:
+                self.connect_operation_lock.release()
 
     async def connect(self) -> None:
         """Connect, asking for a new URL after each failure, until connected or closed (never raises)."""
         delay = RETRY_FIRST
         self.watch.lost()
         while not self.closed:
+            wait = delay
             try:
                 if self.wss_uri is None:
                     self.wss_uri = await self.issue_new_wss_url()
@@ -95,11 +130,12 @@ class FreshUrlSocketModeClient(SocketModeClient):
             except Exception as exc:  # noqa: BLE001  # any failure means: another URL, later
                 if self.closed:
                     return
-                self.watch.failed(_describe(exc))
-                log.warning("socket mode connection failed, retrying with a new URL in %.0f s: %s", delay,
-                            _describe(exc))
+                why, wait = _describe(exc), max(delay, _retry_after(exc))
+                if self.watch.failed(why):  # news, not the same line at every retry
+                    level = logging.ERROR if refusal("SLACK_APP_TOKEN", exc) else logging.WARNING
+                    log.log(level, "socket mode not connected, retrying with a new URL in %.0f s: %s", wait, why)
             self.wss_uri = None  # spent or expired: the next attempt asks for a new one
-            await asyncio.sleep(delay)
+            await asyncio.sleep(wait)
             delay = min(delay * 2, RETRY_MAX)
 
     async def _open_session(self, url: str) -> None:
