@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.money import format_money
+from bot.web.mrr_view import mrr_card
+from queries.mrr import MrrFigures, MrrSummary
 from tests.conftest import Bot, FakeClock, paid_checkout, start_bot
 from tests.fakes import FakeSlack
 
@@ -93,7 +95,7 @@ async def test_sign_in_shows_the_api_figures_and_never_the_token(store: Bot, chr
     assert await text(page, "#title") == "Today (Sun 08 Mar)"
     assert await page.locator("#chart rect.bar").count() == 25
     assert await text(page, "#status") == "Live"
-    assert await text(page, "#today-vs") == "· ▲ 50% vs last Sun"
+    assert await text(page, "#today-vs") == "· orders ▲ 50% vs last Sun"
     assert "CRM sync failing" in await text(page, "#alerts")
     html = await page.content()
     assert TOKEN not in html and TOKEN not in page.url and page.url.endswith("/dashboard")
@@ -170,3 +172,82 @@ async def test_wrong_token_and_signed_out_sessions_show_the_form(store: Bot, chr
     await page.locator("#signin").wait_for(state="visible")
     assert await context.cookies() == []
     await context.close()
+
+
+async def signed_in(bot: Bot, browser: Any) -> tuple[Any, Any]:
+    """A phone signed in to the dashboard, its figures shown."""
+    context = await browser.new_context(**PHONE)
+    page = await context.new_page()
+    await page.goto(url(bot, "/dashboard"))
+    await page.fill("#token", TOKEN)
+    await page.click("#signin button[type=submit]")
+    await page.locator("#dash").wait_for(state="visible")
+    await page.wait_for_function("document.getElementById('today-orders').textContent !== '—'")
+    return context, page
+
+
+async def test_today_card_says_one_customer_and_whose_change_it_shows(dsn: str, fake_slack: FakeSlack,
+                                                                      chromium: Any) -> None:
+    """One customer's two orders today and one a week ago: the Today card reads "1 customer · orders ▲ 100% vs
+    last Sun" — not "1 customers", nor the orders' change hung on the customers."""
+    async with start_bot(dsn, fake_slack, clock=FakeClock(NOW), STORE_TIMEZONE="America/New_York",
+                         MONITORING_TOKEN=TOKEN) as bot:
+        for n, at in enumerate((NOW - dt.timedelta(days=7, minutes=1), NOW - dt.timedelta(minutes=3),
+                                NOW - dt.timedelta(minutes=2)), start=1):
+            assert (await bot.stripe(paid_checkout(n, at, amount=4900, email="same@example.com"))).status == 200
+        context, page = await signed_in(bot, chromium)
+        line = " ".join((await page.evaluate(
+            "document.getElementById('today-customers').parentElement.textContent")).split())
+        await context.close()
+    assert line == "1 customer · orders ▲ 100% vs last Sun"
+
+
+DEMO_MRR = MrrSummary(since=NOW - dt.timedelta(days=30), now=NOW, currencies=(
+    MrrFigures("USD", 170083, 155900, 90867, 0, 27150, 42333, 25000, 6, 32),
+    MrrFigures("EUR", 11917, 10500, 1700, 0, 0, 283, 0, 0, 5),
+    MrrFigures("GBP", 7600, 7600, 0, 0, 0, 0, 0, 0, 3)))
+
+
+async def test_mrr_card_never_splits_a_sign_from_its_amount(store: Bot, chromium: Any, screenshot: Any) -> None:
+    """The demo's MRR in three currencies on a 390 px phone: no line ends in "downgrades −" with the amount, read as
+    a gain, on the next."""
+    context = await chromium.new_context(**PHONE)
+    page = await context.new_page()
+
+    async def with_demo_mrr(route: Any) -> None:
+        resp = await route.fetch()
+        body = await resp.json()
+        if "view" in body:  # signed in: the card the server sends for these figures
+            body["view"]["subscriptions"] = mrr_card(DEMO_MRR, store="USD")
+        await route.fulfill(response=resp, json=body)
+
+    await page.route("**/dashboard/data", with_demo_mrr)
+    await page.goto(url(store, "/dashboard"))
+    await page.fill("#token", TOKEN)
+    await page.click("#signin button[type=submit]")
+    await page.locator("#mrr-card").wait_for(state="visible")
+    split = await page.evaluate("""() => {
+        const out = [];
+        for (const id of ["mrr", "mrr-detail"]) {
+          const node = document.getElementById(id).firstChild, s = node.textContent;
+          for (let i = 0; i + 1 < s.length; i++) {
+            const j = s[i + 1] === "\u2060" ? i + 2 : i + 1;  // the sign, then its amount past any joiner
+            if (!"+−-".includes(s[i]) || !"$€£".includes(s[j] || "")) continue;
+            const a = document.createRange(); a.setStart(node, i); a.setEnd(node, i + 1);
+            const b = document.createRange(); b.setStart(node, j); b.setEnd(node, j + 1);
+            if (Math.abs(a.getBoundingClientRect().top - b.getBoundingClientRect().top) > 2)
+              out.push(s.slice(Math.max(0, i - 12), j + 8));
+          }
+        }
+        return out; }""")
+    await screenshot(page, "dashboard-mrr-phone.png")
+    await context.close()
+    assert not split, f"sign and amount on different lines: {split}"
+
+
+async def test_sign_out_is_a_tappable_size(store: Bot, chromium: Any) -> None:
+    """"Sign out" keeps its link look with the 44 px tap height the page's other buttons have."""
+    context, page = await signed_in(store, chromium)
+    box = await page.locator("footer button.link").bounding_box()
+    await context.close()
+    assert box["height"] >= 44 and box["width"] >= 44, box

@@ -42,8 +42,8 @@ async def test_the_evening_report_says_so(store: Bot) -> None:  # noqa: F811  # 
 
 
 async def test_the_dashboard_says_so(store: Bot) -> None:  # noqa: F811  # the fixture imported above
-    """The dashboard's customers figure is /sales' wording; its JSON carries the count."""
+    """The dashboard's customers figure is /sales' wording, its noun included; its JSON carries the count."""
     cookie = session_cookie(await sign_in(store, TOKEN)).value
     body = await (await store.client.get("/dashboard/data", cookies={COOKIE: cookie})).json()
-    assert body["view"]["figures"]["today_customers"] == "1 (+2 orders without an email)"
+    assert body["view"]["figures"]["today_customers"] == "1 customer (+2 orders without an email)"
     assert body["sales"]["today"]["orders_without_email"] == 2

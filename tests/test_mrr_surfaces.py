@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.answers.gather import gather_health, gather_sales
+from bot.blocks.mrr import WORD_JOINER
 from bot.blocks.reports import report_message
 from bot.home.render import render_home
 from bot.reports.figures import MorningFigures
@@ -81,7 +82,7 @@ async def test_sales_30d_shows_mrr_its_week_change_and_movements(shop: Bot) -> N
     assert_valid_message(body)
     shown = json.dumps(body["blocks"], ensure_ascii=False)
     assert USD_LINE in shown
-    assert "30 days: new +$19.00 · upgrades +$39.00 · none churned" in shown
+    assert f"30 days: new +{WORD_JOINER}$19.00 · upgrades +{WORD_JOINER}$39.00 · none churned" in shown
     assert "MRR €10.00* = 0 % vs 7 days ago · 1 subscriber" in shown
 
 
@@ -119,7 +120,8 @@ async def test_the_dashboard_has_an_mrr_card(shop: Bot) -> None:
     (today, hourly), health = await gather_sales(shop.deps), await gather_health(shop.deps)
     card = dashboard_view(today, hourly, health, tz=shop.deps.settings.tz)["subscriptions"]
     assert card == {"mrr": "$58.00 + €10.00", "detail": "▲ 205.3 % (USD) vs 7 days ago · 2 subscribers · 30 days: "
-                    "new +$19.00 · upgrades +$39.00 · none churned · new +€10.00 · none churned"}  # as /sales says
+                    f"USD: new +{WORD_JOINER}$19.00 · upgrades +{WORD_JOINER}$39.00 · none churned; "
+                    f"EUR: new +{WORD_JOINER}€10.00 · none churned"}  # as /sales says, each currency named
 
 
 async def test_a_store_without_subscriptions_shows_no_mrr(bot: Bot) -> None:
@@ -164,4 +166,4 @@ async def test_a_past_dates_mrr_movements_are_the_30_days_before_it(dsn: str, fa
     mrr, moves = re.search(r"MRR (\$[\d,.]+)\* (\S+)", text), re.search(r"30 days: ([^\"]*)", text)
     assert mrr is not None and moves is not None, text
     assert mrr.group(2) == "new"  # no subscriber a week before that day
-    assert f"new +{mrr.group(1)}" in moves.group(1), moves.group(1)
+    assert f"new +{WORD_JOINER}{mrr.group(1)}" in moves.group(1), moves.group(1)

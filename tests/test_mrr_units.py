@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from bot.answers.gather import gather_health, gather_sales
+from bot.blocks.mrr import WORD_JOINER
 from bot.blocks.reports import report_message
 from bot.db import bundled_migrations, migrate
 from bot.home.render import render_home
@@ -107,7 +108,7 @@ async def test_every_surface_and_the_movements_agree_with_the_total(dsn: str, fa
             assert (await bot.stripe(evt)).status == 200
         subs = await monitoring(bot)
         assert (subs["mrr"], subs["newMrr"], subs["netNewMrr"], subs["active"]) == (2500, 2500, 2500, 3)
-        line = "MRR $25.00* new vs 7 days ago · 3 subscribers\n30 days: new +$25.00 · none churned"
+        line = f"MRR $25.00* new vs 7 days ago · 3 subscribers\n30 days: new +{WORD_JOINER}$25.00 · none churned"
         body = await bot.command("/sales", "30d")
         assert_valid_message(body)
         assert line in json.dumps(body["blocks"], ensure_ascii=False).replace("\\n", "\n")
@@ -116,7 +117,7 @@ async def test_every_surface_and_the_movements_agree_with_the_total(dsn: str, fa
         assert line in json.dumps(view["blocks"], ensure_ascii=False).replace("\\n", "\n")
         (today, hourly), health = await gather_sales(bot.deps), await gather_health(bot.deps)
         card = dashboard_view(today, hourly, health, tz=bot.deps.settings.tz)["subscriptions"]
-        assert card["mrr"] == "$25.00" and card["detail"].endswith("30 days: new +$25.00 · none churned")
+        assert card["mrr"] == "$25.00" and card["detail"].endswith(f"30 days: new +{WORD_JOINER}$25.00 · none churned")
         reporter = Reporter.from_deps(bot.deps)
         figures = await reporter.figures(slot_for(ReportKind.MORNING, NOW.date(), bot.deps.settings), now=NOW)
         assert isinstance(figures, MorningFigures)

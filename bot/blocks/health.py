@@ -8,6 +8,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.access import GroupCheck
+from bot.answers import health_levels as level
 from bot.answers.snapshots import HealthSnapshot
 from bot.blocks.common import ago, counted, firing_alerts_section, missing_context, share_actions
 from bot.blocks.elements import context, header, local, message, section
@@ -17,7 +18,8 @@ from bot.delivery.channels import Membership
 from bot.scheduling import JobFailure
 
 OK, WARN, BAD, OFF = "🟢", "🟡", "🔴", "⚪"
-STRIPE_POLL_STALE = dt.timedelta(minutes=5)  # the poll runs every minute
+# Each line's state is decided in bot/answers/health_levels.py, shared with the dashboard; here it gets its light.
+LIGHTS: Final = {level.OK: OK, level.WARN: WARN, level.BAD: BAD, level.OFF: OFF}
 # How /health says the run mode the snapshot names (the JSON API gives the key itself).
 MODE_LABELS: Final = {"local": "local mode", "socket": "Socket Mode", "webhooks": "incoming webhooks",
                       "http": "HTTP mode"}
@@ -52,17 +54,18 @@ def _settings_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
 
 
 def _database_line(s: HealthSnapshot) -> str:
+    light = LIGHTS[level.database(s)]
     if s.database_ok:
-        return f"{OK} *PostgreSQL* reachable ({s.database_rtt_ms:.0f} ms round trip)"
-    return f"{BAD} *PostgreSQL* unreachable or too slow to answer"
+        return f"{light} *PostgreSQL* reachable ({s.database_rtt_ms:.0f} ms round trip)"
+    return f"{light} *PostgreSQL* unreachable or too slow to answer"
 
 
 def _socket_line(s: HealthSnapshot, tz: ZoneInfo) -> str | None:
     """Only when Socket Mode is configured and not connected: nothing from Slack reaches the bot meanwhile."""
-    if s.socket is None or s.socket.connected:
+    if s.socket is None or (light := level.socket(s)) is None:
         return None
     error = f", last error: `{escape_mrkdwn(s.socket.last_error[:200])}`" if s.socket.last_error else ""
-    return (f"{WARN} *Socket Mode* not connected since {local(s.socket.since, tz):%a %H:%M}"
+    return (f"{LIGHTS[light]} *Socket Mode* not connected since {local(s.socket.since, tz):%a %H:%M}"
             f" ({ago(s.now - s.socket.since)}): commands, buttons and App Home wait{error}")
 
 
@@ -74,46 +77,41 @@ def _hours_minutes(span: dt.timedelta | None) -> str:
 
 def _activity_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     lines = []
-    if s.last_webhook_at is not None:
-        lines.append(f"{OK} *Last webhook* {ago(s.now - s.last_webhook_at)}")
-    elif "last webhook" not in s.missing:
-        lines.append(f"{OFF} *Last webhook* none received yet")
-    if s.last_order_at is not None:
-        light = WARN if s.order_silence_suspicious else OK
-        note = "" if not s.order_silence_suspicious else \
-            " — unusually long for this hour (Sales stopped)" if s.rhythm else \
-            f" — {_hours_minutes(s.order_silence)} of business hours without one"
-        lines.append(f"{light} *Last order* {local(s.last_order_at, tz):%a %H:%M}"
-                     f" ({ago(s.now - s.last_order_at)}){note}")
-    elif "last order" not in s.missing:
-        lines.append(f"{OFF} *Last order* none yet")
-    return lines
+    if (light := level.last_webhook(s)) is not None:
+        lines.append(f"{LIGHTS[light]} *Last webhook* "
+                     + (ago(s.now - s.last_webhook_at) if s.last_webhook_at is not None else "none received yet"))
+    if (light := level.last_order(s)) is None:
+        return lines
+    if s.last_order_at is None:
+        return [*lines, f"{LIGHTS[light]} *Last order* none yet"]
+    note = "" if not s.order_silence_suspicious else \
+        " — unusually long for this hour (Sales stopped)" if s.rhythm else \
+        f" — {_hours_minutes(s.order_silence)} of business hours without one"
+    return [*lines, f"{LIGHTS[light]} *Last order* {local(s.last_order_at, tz):%a %H:%M}"
+                    f" ({ago(s.now - s.last_order_at)}){note}"]
 
 
 def _delivery_lines(s: HealthSnapshot) -> list[str]:
     lines = []
-    if s.backlog is not None:
+    if s.backlog is not None and (light := level.delivery(s)) is not None:
         if s.backlog.pending == 0:
-            lines.append(f"{OK} *Slack delivery* nothing waiting")
-        elif s.delivery_stuck and s.backlog.oldest_due is not None:
-            lines.append(f"{BAD} *Slack delivery stuck* {s.backlog.pending} waiting, the oldest due"
+            lines.append(f"{LIGHTS[light]} *Slack delivery* nothing waiting")
+        elif light == level.BAD and s.backlog.oldest_due is not None:
+            lines.append(f"{LIGHTS[light]} *Slack delivery stuck* {s.backlog.pending} waiting, the oldest due"
                          f" {ago(s.now - s.backlog.oldest_due)} and still not in Slack")
         else:
             oldest = ago(s.now - s.backlog.oldest) if s.backlog.oldest else "?"
-            light = WARN if s.backlog.oldest and (s.now - s.backlog.oldest).total_seconds() > 60 else OK
-            lines.append(f"{light} *Slack delivery* {s.backlog.pending} waiting, oldest queued {oldest}")
-    if s.inbox is not None and s.inbox.waiting:  # answered 202 in a burst, applied moments later as a rule
+            lines.append(f"{LIGHTS[light]} *Slack delivery* {s.backlog.pending} waiting, oldest queued {oldest}")
+    # Answered 202 in a burst, applied moments later as a rule.
+    if s.inbox is not None and (light := level.intake(s)) is not None:
         oldest = ago(s.now - s.inbox.oldest) if s.inbox.oldest else "?"
-        light = WARN if s.inbox.oldest and (s.now - s.inbox.oldest).total_seconds() > 60 else OK
-        lines.append(f"{light} *Webhook intake* {s.inbox.waiting:,} events stored and not applied yet,"
+        lines.append(f"{LIGHTS[light]} *Webhook intake* {s.inbox.waiting:,} events stored and not applied yet,"
                      f" oldest received {oldest}")
     errs = s.delivery_errors
-    if errs is not None and errs.count:
-        light = BAD if errs.permanent else WARN
-        lines.append(f"{light} *Slack errors (24 h)* {errs.count} ({errs.permanent} permanent),"
-                     f" last: `{escape_mrkdwn(errs.last_error or '?')}`")
-    elif errs is not None:
-        lines.append(f"{OK} *Slack errors (24 h)* none")
+    if errs is not None and (light := level.delivery_errors(s)) is not None:
+        lines.append(f"{LIGHTS[light]} *Slack errors (24 h)* {errs.count} ({errs.permanent} permanent),"
+                     f" last: `{escape_mrkdwn(errs.last_error or '?')}`" if errs.count
+                     else f"{LIGHTS[light]} *Slack errors (24 h)* none")
     return lines
 
 
@@ -125,28 +123,27 @@ def _channel_lines(s: HealthSnapshot) -> list[str]:
     if not trouble:
         names = ", ".join(f"{c.logical} {escape_mrkdwn(c.label)}" for c in s.channels)
         return [f"{OK} *Slack channels* {names}: the bot is in each"]
-    return [f"{OK if c.usable and c.membership is Membership.PUBLIC_NOT_JOINED else WARN if c.usable else BAD}"
-            f" *Slack channel {c.logical}* {escape_mrkdwn(c.describe())}" for c in trouble]
+    return [f"{LIGHTS[level.channel(c)]} *Slack channel {c.logical}* {escape_mrkdwn(c.describe())}" for c in trouble]
 
 
 def _site_line(s: HealthSnapshot) -> str:
+    light = LIGHTS[level.site(s)]
     if not s.site_url:
-        return f"{OFF} *Site probe* set SITE_URL to enable"
+        return f"{light} *Site probe* set SITE_URL to enable"
     if s.probe is None:
-        return f"{OFF} *Site probe* not run yet"
+        return f"{light} *Site probe* not run yet"
     p = s.probe
     took = f"{p.elapsed_ms / 1000:.1f} s" if p.elapsed_ms is not None else "?"
-    light = OK if p.ok and (p.elapsed_ms or 0) <= 3000 else WARN if p.ok else BAD
     result = f"HTTP {p.status} in {took}" if p.ok else escape_mrkdwn(p.error or "failed")
     return f"{light} *Site* {result} ({ago(s.now - p.checked_at)})"
 
 
 def _scheduler_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     lines = []
-    if s.job_failures:
+    if (failed := level.job_failures(s)) is not None:
         last = s.job_failures[-1]
-        lines.append(f"{BAD} *Scheduler* {len(s.job_failures)} failed run(s), last: {escape_mrkdwn(last.job_id)}"
-                     f" {ago(s.now - last.at)}: `{escape_mrkdwn(last.error[:200])}`")
+        lines.append(f"{LIGHTS[failed]} *Scheduler* {len(s.job_failures)} failed run(s),"
+                     f" last: {escape_mrkdwn(last.job_id)} {ago(s.now - last.at)}: `{escape_mrkdwn(last.error[:200])}`")
     if s.next_jobs:
         jobs = ", ".join(f"{escape_mrkdwn(name)} {local(at, tz):%a %H:%M}" for name, at in s.next_jobs[:5])
         lines.append(f"{OK} *Scheduler* next: {jobs}")
@@ -157,44 +154,46 @@ def _scheduler_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
 
 def _stripe_sync_line(s: HealthSnapshot) -> str | None:
     """The Events API: last poll, events recovered from missed webhooks (24 h), last error."""
-    sync = s.stripe_sync
+    sync, light = s.stripe_sync, level.stripe_sync(s)
+    if light is None:
+        return None
     if sync is None:
-        return None if "stripe events api" in s.missing else \
-            f"{OFF} *Stripe Events API* set STRIPE_API_KEY to recover events the webhook misses"
+        return f"{LIGHTS[light]} *Stripe Events API* set STRIPE_API_KEY to recover events the webhook misses"
     polled = f"polled {ago(s.now - sync.last_poll_at)}" if sync.last_poll_at else "not polled yet"
     if sync.failing:
-        return f"{BAD} *Stripe Events API* {polled}, failing: `{escape_mrkdwn((sync.last_error or '?')[:300])}`"
-    stale = sync.last_poll_at is None or s.now - sync.last_poll_at > STRIPE_POLL_STALE
+        return f"{LIGHTS[light]} *Stripe Events API* {polled}, failing:" \
+            f" `{escape_mrkdwn((sync.last_error or '?')[:300])}`"
     line = f"*Stripe Events API* {polled} · {sync.recovered_24h} events recovered (24 h)"
     if sync.recovered_24h:
         line += " that the webhook missed — check the endpoint"
     if sync.last_error_at is not None and s.now - sync.last_error_at < dt.timedelta(hours=24):
         line += f" · last error {ago(s.now - sync.last_error_at)}: `{escape_mrkdwn((sync.last_error or '?')[:200])}`"
-    return f"{WARN if stale or sync.recovered_24h else OK} {line}"
+    return f"{LIGHTS[light]} {line}"
 
 
 def _stripe_fees_line(s: HealthSnapshot) -> str | None:
     """Orders whose balance transactions (net of fees) are still to be read, and those given up on; None if none."""
-    fees = s.stripe_fees
-    if fees is None or not (fees.waiting or fees.given_up):
+    fees, light = s.stripe_fees, level.stripe_fees(s)
+    if fees is None or light is None:
         return None
     parts = [f"{counted(fees.waiting)} waiting to be read"] if fees.waiting else []
     if fees.given_up:
         parts.append(f"{counted(fees.given_up)} given up on (\"not converted yet\"; tried again daily)")
-    return f"{WARN if fees.given_up else OK} *Stripe fees* {' · '.join(parts)}"
+    return f"{LIGHTS[light]} *Stripe fees* {' · '.join(parts)}"
 
 
 def _responders_line(groups: Sequence[GroupCheck]) -> str | None:
     """The user groups of ALERT_RESPONDERS: their sizes, or which Slack could not list (their members are refused
     on alert buttons meanwhile); None when no group is named."""
-    if not groups:
+    if (light := level.responders(groups)) is None:
         return None
     failed = [g for g in groups if g.error is not None]
     if not failed:
         sizes = ", ".join(f"{escape_mrkdwn(g.group)} {counted(len(g.members), 'member')}" for g in groups)
-        return f"{OK} *Alert responders* user groups {sizes}"
+        return f"{LIGHTS[light]} *Alert responders* user groups {sizes}"
     named = ", ".join(f"{escape_mrkdwn(g.group)} (`{escape_mrkdwn(g.error or '?')}`)" for g in failed)
-    return (f"{BAD} *Alert responders* Slack could not list user group{'s' if len(failed) > 1 else ''} {named}:"
+    return (f"{LIGHTS[light]} *Alert responders* Slack could not list"
+            f" user group{'s' if len(failed) > 1 else ''} {named}:"
             " their members cannot act on alerts — check the app's usergroups:read scope and ALERT_RESPONDERS")
 
 

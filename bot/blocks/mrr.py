@@ -16,6 +16,9 @@ from bot.money import format_money
 from queries.mrr import MrrFigures, MrrSummary
 
 MAX_CURRENCIES: Final = 5  # a store billing in more shows the biggest and "…and N more"
+# U+2060 WORD JOINER between a sign and its amount: "−" and "$" may otherwise break apart on a phone's narrow line,
+# leaving "downgrades −" at a line's end and the amount, read as a gain, on the next. Invisible in Slack and browsers.
+WORD_JOINER: Final = "\u2060"
 
 
 def mrr_change(now: int, before: int) -> str:
@@ -48,15 +51,21 @@ def _lines(c: MrrFigures) -> str:
     return f"{headline}\n30 days: {movements(c)}"
 
 
+def signed(sign: str, amount: int, currency: str) -> str:
+    """"+$19.00", "−€4.00": the sign held to its amount (WORD_JOINER), escaped for mrkdwn."""
+    return f"{sign}{WORD_JOINER}{_money(amount, currency)}"
+
+
 def movements(c: MrrFigures) -> str:
-    """One currency's last 30 days: "new +$19.00 · upgrades +$39.00 · none churned" (/sales and the dashboard)."""
-    moves = [f"new +{_money(c.new + c.reactivation, c.currency)}"]
+    """One currency's last 30 days: "new +$19.00 · upgrades +$39.00 · none churned" (/sales and the dashboard),
+    each sign joined to its amount."""
+    moves = [f"new {signed('+', c.new + c.reactivation, c.currency)}"]
     if c.expansion:
-        moves.append(f"upgrades +{_money(c.expansion, c.currency)}")
+        moves.append(f"upgrades {signed('+', c.expansion, c.currency)}")
     if c.contraction:
-        moves.append(f"downgrades −{_money(c.contraction, c.currency)}")
+        moves.append(f"downgrades {signed('−', c.contraction, c.currency)}")
     # Nothing lost reads as "none churned", not as a negative zero ("churned −€0.00 (0)").
-    moves.append(f"churned −{_money(c.churned, c.currency)} ({c.churned_count:,})" if c.churned_count
+    moves.append(f"churned {signed('−', c.churned, c.currency)} ({c.churned_count:,})" if c.churned_count
                  else "none churned")
     return " · ".join(moves)
 

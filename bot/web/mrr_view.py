@@ -10,12 +10,14 @@ from queries.mrr import MrrSummary
 
 def mrr_card(s: MrrSummary | None, *, store: str | None = None) -> dict[str, str] | None:
     """MRR per currency ("$58.00 + €10.00"; the store currency first, the others "not converted"), its week
-    change, subscribers and the last 30 days' movements."""
+    change, subscribers and the last 30 days' movements ("USD: new +$19.00 · none churned; EUR: …"), each sign
+    held to its amount (bot/blocks/mrr.py)."""
     if s is None or not s.currencies:
         return None
     currencies = store_first(s.currencies, store)
     main = currencies[0]
-    moves = " · ".join(movements(c) for c in currencies)
+    # Each currency's moves named by it: two "none churned" in a row say nothing of which currency lost none.
+    moves = movements(main) if len(currencies) == 1 else "; ".join(f"{c.currency}: {movements(c)}" for c in currencies)
     others = [c for c in currencies if store is not None and c.currency != store]
     if store is not None and others:
         kept = [c for c in currencies if c.currency == store]

@@ -11,23 +11,24 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.access import GroupCheck
 from bot.answers.hourly import Hourly
 from bot.answers.json_views import primary_currency
 from bot.answers.snapshots import HealthSnapshot, SalesSnapshot
 from bot.blocks.alerts import duration
-from bot.blocks.common import ago, change, counted
+from bot.blocks.common import change, counted
 from bot.blocks.currency import SETTLED_ELSEWHERE, breakdown_text, customers_text, gross_text, net_text
 from bot.blocks.elements import local
 from bot.blocks.sales import bucket_starts, last_order_label
 from bot.currency import pending_of
 from bot.money import format_money
 from bot.periods import parse_period
+from bot.web.health_view import health_items
 from bot.web.mrr_view import mrr_card
 from queries.alerts import AlertRow
 from queries.sales import CurrencyTotal
 
 UNKNOWN = "—"
-OK, WARN, BAD, OFF = "ok", "warn", "bad", "off"
 
 
 def _iso(t: dt.datetime) -> str:
@@ -55,11 +56,24 @@ def _today_money(s: SalesSnapshot) -> dict[str, str]:
             "today_currencies": breakdown_text(s.totals or []) if many else ""}
 
 
+def _customers(s: SalesSnapshot) -> str:
+    """Today's customers as a whole phrase: "1 customer", "2 customers (+1 order without an email)", "customers
+    unknown (no email on the 3 orders)" — the page adds no word of its own; "—" when not known, like every figure."""
+    if s.customers is None:
+        return UNKNOWN
+    text = customers_text(s.customers, s.customers_error, without_email=s.customers_without_email)
+    if s.customers == 0 and s.customers_without_email:
+        return f"customers {text}"
+    number, _, rest = text.partition(" ")  # "≈15,200", "(±3.0%; +40 orders without an email)"
+    return f"{number} customer{'s' * (s.customers != 1)} {rest}".rstrip()
+
+
 def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
     last = last_order_label(s, tz, age=" · {}")
     vs = ""
     if s.totals is not None and s.previous:  # nothing a week earlier: no percentage to show
-        vs = f"{change(sum(t.orders for t in s.totals), sum(t.orders for t in s.previous))} vs last " \
+        # Printed after the customers: it says whose change it is.
+        vs = f"orders {change(sum(t.orders for t in s.totals), sum(t.orders for t in s.previous))} vs last " \
              f"{local(s.period.start, tz):%a}"
     conv = s.conversion
     if conv is None:
@@ -76,8 +90,7 @@ def _figures(s: SalesSnapshot, tz: ZoneInfo) -> dict[str, str]:
         else money_list(s.last_hour),
         "last_order": last,
         "today_orders": _count(s.totals), "today_vs": vs, **_today_money(s),
-        "today_customers": UNKNOWN if s.customers is None
-        else customers_text(s.customers, s.customers_error, without_email=s.customers_without_email),
+        "today_customers": _customers(s),
         "pending": UNKNOWN if s.pending_checkouts is None else str(s.pending_checkouts),
         "conversion": rate, "conversion_detail": detail,
     }
@@ -141,45 +154,10 @@ def _alerts(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]] | None:
             for a in h.alerts]
 
 
-def _health(h: HealthSnapshot, tz: ZoneInfo) -> list[dict[str, str]]:
-    items = [("Database", OK, f"reachable · {h.database_rtt_ms:.0f} ms") if h.database_ok
-             else ("Database", BAD, "unreachable or too slow")]
-    if h.last_webhook_at is not None:
-        items.append(("Last webhook", OK, ago(h.now - h.last_webhook_at)))
-    elif "last webhook" not in h.missing:
-        items.append(("Last webhook", OFF, "none received yet"))
-    if h.last_order_at is not None:
-        note = "" if not h.order_silence_suspicious else \
-            " · unusually quiet for this hour" if h.rhythm else " · quiet for over an hour in business hours"
-        items.append(("Last order", WARN if h.order_silence_suspicious else OK,
-                      f"{local(h.last_order_at, tz):%a %H:%M} · {ago(h.now - h.last_order_at)}{note}"))
-    if h.backlog is not None:
-        late = h.backlog.oldest is not None and (h.now - h.backlog.oldest) > dt.timedelta(minutes=1)
-        items.append(("Slack delivery", BAD if h.delivery_stuck else WARN if late else OK,
-                      (f"{h.backlog.pending} waiting" + (" · stuck" if h.delivery_stuck else ""))
-                      if h.backlog.pending else "nothing waiting"))
-    if h.delivery_errors is not None and h.delivery_errors.count:
-        e = h.delivery_errors
-        items.append(("Slack errors (24 h)", BAD if e.permanent else WARN,
-                      f"{e.count} ({e.permanent} permanent), last: {e.last_error or '?'}"))
-    if not h.site_url:
-        items.append(("Site", OFF, "set SITE_URL to probe it"))
-    elif h.probe is None:
-        items.append(("Site", OFF, "not checked yet"))
-    else:
-        p = h.probe
-        slow = (p.elapsed_ms or 0) > 3000
-        result = f"HTTP {p.status} in {(p.elapsed_ms or 0) / 1000:.1f} s" if p.ok else (p.error or "failed")
-        items.append(("Site", (WARN if slow else OK) if p.ok else BAD, f"{result} · {ago(h.now - p.checked_at)}"))
-    if h.job_failures:
-        runs = counted(len(h.job_failures), "failed run")
-        items.append(("Scheduler", BAD, f"{runs}, last {h.job_failures[-1].job_id}"))
-    return [{"name": name, "level": level, "text": text} for name, level, text in items]
-
-
 def dashboard_view(today: SalesSnapshot, hourly: Hourly | None, health: HealthSnapshot, *,
-                   tz: ZoneInfo) -> dict[str, Any]:
-    """Everything the page shows, ready to be placed as text."""
+                   tz: ZoneInfo, groups: Sequence[GroupCheck] = ()) -> dict[str, Any]:
+    """Everything the page shows, ready to be placed as text; `groups`: ALERT_RESPONDERS' user groups, as /health
+    gets them."""
     critical = any(a.severity == "critical" for a in health.alerts or [])
     degraded = health.degraded or critical
     return {
@@ -192,6 +170,6 @@ def dashboard_view(today: SalesSnapshot, hourly: Hourly | None, health: HealthSn
         "subscriptions": mrr_card(today.subscriptions, store=today.store.currency if today.store else None),
         "chart": _chart(today, hourly, tz),
         "alerts": _alerts(health, tz),
-        "health": _health(health, tz),
+        "health": health_items(health, tz, groups),
         "missing": sorted({*today.missing, *(m for m in health.missing if m != "database")}),
     }

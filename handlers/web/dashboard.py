@@ -14,6 +14,7 @@ from typing import Final
 
 from aiohttp import web
 
+from bot.access import GroupCheck
 from bot.answers.gather import gather_health, gather_sales
 from bot.answers.json_views import health_json, sales_json
 from bot.deps import Deps
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 MAX_TOKEN_CHARS: Final = 1000
+GROUPS_BUDGET: Final = 2.0  # seconds for Slack to list ALERT_RESPONDERS' user groups (usually cached)
 
 
 class Dashboard:
@@ -145,11 +147,22 @@ async def data(request: web.Request) -> web.Response:
     # Signed in from a /sales link: the policy is asked again, so a reader removed since is out at once.
     if session.subject is not None and not deps.access.reads_revenue(session.subject, None):
         raise json_error(web.HTTPUnauthorized, "you are no longer allowed to read the store's figures")
-    (today, hourly), health = await asyncio.gather(gather_sales(deps), gather_health(deps))
-    body = {"view": dashboard_view(today, hourly, health, tz=deps.settings.tz),
+    (today, hourly), health, groups = await asyncio.gather(gather_sales(deps), gather_health(deps),
+                                                           _responder_groups(deps))
+    body = {"view": dashboard_view(today, hourly, health, tz=deps.settings.tz, groups=groups),
             "sales": sales_json(today, hourly), "health": health_json(health)}
     status = 503 if not health.database_ok and len(today.missing) >= 9 else 200
     return web.json_response(body, status=status)
+
+
+async def _responder_groups(deps: Deps) -> tuple[GroupCheck, ...]:
+    """ALERT_RESPONDERS' user groups for the Health card, as /health has them (cached); a slow Slack leaves them
+    out rather than the page late."""
+    try:
+        async with asyncio.timeout(GROUPS_BUDGET):
+            return await deps.access.responder_groups()
+    except TimeoutError:
+        return ()
 
 
 async def to_dashboard(request: web.Request) -> web.Response:
