@@ -12,14 +12,20 @@ INSERT INTO alert_notifications (alert_id, kind, outbox_id) VALUES ($1, $2, $3)
 
 COUNT_NOTIFICATIONS: Final = "SELECT count(*) FROM alert_notifications WHERE alert_id = $1"
 
-# Kinds that say whether a critical owes its page: posted inside quiet hours without the mention, and a reminder
+# Kinds that say whether a critical owes its page: posted inside quiet hours without the mention, or made a
+# critical there (its rule's severity changed in Settings, the message re-rendered without it); and a reminder
 # that paged (the mention, sent to the channel too).
 FIRED_QUIETLY: Final = "fire-quiet"
+PROMOTED_QUIETLY: Final = "severity-quiet"
 PAGED: Final = "page"
+OWING: Final = (FIRED_QUIETLY, PROMOTED_QUIETLY)
 
+# Owed when the last owing entry is newer than the last page: paged as a critical, demoted, then made a critical
+# again inside quiet hours, it owes a page anew.
 PAGES_OWED: Final = """
 SELECT alert_id FROM alert_notifications WHERE alert_id = ANY($1::bigint[])
- GROUP BY alert_id HAVING bool_or(kind = $2) AND NOT bool_or(kind = $3)
+ GROUP BY alert_id
+HAVING max(id) FILTER (WHERE kind = ANY($2::text[])) > coalesce(max(id) FILTER (WHERE kind = $3), 0)
 """
 
 
@@ -30,5 +36,5 @@ async def log_notification(db: Executor, *, alert_id: int, kind: str, outbox_id:
 
 
 async def pages_owed(db: Executor, alert_ids: list[int]) -> set[int]:
-    """Those of these alerts posted quietly (FIRED_QUIETLY) and not paged since."""
-    return {r["alert_id"] for r in await db.fetch(PAGES_OWED, alert_ids, FIRED_QUIETLY, PAGED)}
+    """Those of these alerts posted quietly, or made critical quietly (OWING), and not paged since."""
+    return {r["alert_id"] for r in await db.fetch(PAGES_OWED, alert_ids, list(OWING), PAGED)}

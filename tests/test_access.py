@@ -81,7 +81,7 @@ async def test_only_responders_act_on_alerts_and_every_click_is_recorded(dsn: st
         assert (await state(bot, alert_id))["acknowledged_by"] == "UONCALL"
         replies = [c.args["text"] for c in fake_slack.calls if c.method == "chat.postMessage" and
                    c.args.get("thread_ts")]
-        assert replies and replies[-1].startswith("👀 Acknowledged by @UONCALL")
+        assert replies and replies[-1].startswith("👀 Acknowledged by <@UONCALL>")
         await jobs.leadership.release()
 
 

@@ -148,7 +148,7 @@ async def test_one_message_updated_in_place_through_ack_and_resolve(store: Bot, 
     assert len(updates) == 2 and "Resolved after 16 min" in json.dumps(updates[1]["blocks"])
     assert not any(b["type"] == "actions" for b in updates[1]["blocks"])  # no buttons once resolved
     replies = [c for c in calls if c.get("thread_ts") == posted_ts(store)]
-    assert [r["text"].split(" · ")[0] for r in replies] == ["👀 Acknowledged by @UONCALL",
+    assert [r["text"].split(" · ")[0] for r in replies] == ["👀 Acknowledged by <@UONCALL>",
                                                              "✅ Resolved after 16 min (since 14:00)"]
     assert len([c for c in calls if c["method"] == "chat.postMessage" and not c.get("thread_ts")]) == 1
 
@@ -196,7 +196,7 @@ async def test_reminders_in_the_thread_until_acknowledged(store: Bot, jobs: Aler
     clock.advance(hours=5)
     await store.deps.pool.execute("UPDATE app_events SET occurred_at = $1, received_at = $1", just_before(clock))
     thread = [c["text"].split(" · ")[0] for c in await run(jobs, store) if c.get("thread_ts")]  # every call so far
-    assert thread == [replies[0]["text"], "👀 Acknowledged by @U1"]  # the ack is said once; no reminder after it
+    assert thread == [replies[0]["text"], "👀 Acknowledged by <@U1>"]  # the ack is said once; no reminder after it
 
 
 async def test_silence_mutes_reminders_and_expires_by_itself(store: Bot, jobs: AlertJobs, clock: FakeClock) -> None:

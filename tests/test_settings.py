@@ -170,7 +170,7 @@ async def test_change_is_audited_posted_shown_in_health_and_in_force(bot: Bot) -
     assert dict(row) == {"user_id": ADMIN, "key": "BUSINESS_HOURS", "before": "09:00-21:00", "after": "08:00-20:00"}
     await bot.drain(ignore_pace=True)
     posted = [m for m in bot.slack_api.messages if m["channel_id"] == "C0ALERTS"]
-    assert [m["text"] for m in posted] == [f"Settings changed by @{ADMIN}: business hours 09:00-21:00 → 08:00-20:00"]
+    assert [m["text"] for m in posted] == [f"Settings changed by <@{ADMIN}>: business hours 09:00-21:00 → 08:00-20:00"]
     assert f"<@{ADMIN}>" in str(bot.slack_api.posted()[-1]["blocks"])  # a live mention in the blocks
     assert_valid_message(bot.slack_api.posted()[-1])
     health = await command(bot, "/health", "", user=ADMIN)

@@ -56,7 +56,7 @@ async def test_an_update_to_a_deleted_alert_message_is_given_up_and_the_reply_st
     assert await store.deps.pool.fetchval(
         "SELECT bool_and(permanent) FROM delivery_errors WHERE error = 'message_not_found'")
     replies = [c for c in store.slack_api.posted() if c.get("thread_ts") == posted_ts(store)]
-    assert [str(r["text"]).split(" · ")[0] for r in replies] == ["👀 Acknowledged by @UONCALL"]
+    assert [str(r["text"]).split(" · ")[0] for r in replies] == ["👀 Acknowledged by <@UONCALL>"]
     assert await store.deps.pool.fetchval(PENDING) == 0
 
 

@@ -91,8 +91,9 @@ class Decision:
 def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours: bool,
           repeat: dt.timedelta, quiet: bool = False, owed: frozenset[int] = frozenset()) -> list[Decision]:
     """Stage 3 (pure): which open alerts to announce, remind about, or un-silence now (warnings wait outside
-    business hours and inside quiet hours). `owed`: criticals posted inside quiet hours without their mention,
-    reminded (paging) as soon as those end, not a repeat interval later."""
+    business hours and inside quiet hours). `owed`: criticals posted (or made critical) inside quiet hours without
+    their mention, reminded (paging) as soon as those end, not a repeat interval later; one demoted since owes
+    nothing (it would remind at every check, its reminder never paging)."""
     critical_families = {a.family for a in open_alerts if a.severity == Severity.CRITICAL}
     decisions = []
     for a in open_alerts:
@@ -110,7 +111,7 @@ def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours:
             decisions.append(Decision(a, Kind.UNSILENCE))
             continue
         last = a.last_reminder_at or a.notified_at
-        due = now - last >= repeat or (a.id in owed and not quiet)
+        due = now - last >= repeat or (a.id in owed and not quiet and a.severity == Severity.CRITICAL)
         if not silenced and not held and not inhibited and a.acknowledged_by is None and due:
             decisions.append(Decision(a, Kind.REMIND))
     return decisions

@@ -34,19 +34,20 @@ class AlertJobs:
     def __init__(self, deps: Deps, *, leadership: Leadership) -> None:
         self.deps = deps
         self.leadership = leadership
-        self.dbwatch = DatabaseWatch(deps.sender, tz=deps.settings.tz, mention=self._mention(deps.clock()))
+        self.dbwatch = DatabaseWatch(deps.sender, tz=deps.settings.tz, mention=deps.rules.mention,
+                                     quiet=self._quiet(deps.clock()))
 
-    def _mention(self, now: dt.datetime) -> str:
-        """The on-call mention for the database alert: none inside quiet hours, as for every other critical."""
+    def _quiet(self, now: dt.datetime) -> bool:
+        """Inside QUIET_HOURS: the database alert posts without the on-call mention, as every other critical, and
+        pages once they end if still unreachable."""
         settings = self.deps.settings
-        quiet = settings.quiet_hours is not None and settings.quiet_hours.contains(now.astimezone(settings.tz).time())
-        return "" if quiet else self.deps.rules.mention
+        return settings.quiet_hours is not None and settings.quiet_hours.contains(now.astimezone(settings.tz).time())
 
     async def tick(self) -> int:
         """One evaluation: database check first (from any replica), then the rules (leader only)."""
         deps = self.deps
         now = deps.clock()
-        self.dbwatch.retune(tz=deps.settings.tz, mention=self._mention(now))  # they can change from Slack
+        self.dbwatch.retune(tz=deps.settings.tz, mention=deps.rules.mention, quiet=self._quiet(now))  # from Slack
         try:
             await asyncio.wait_for(health.ping(deps.pool), DB_CHECK_TIMEOUT)
         except DB_UNAVAILABLE as exc:

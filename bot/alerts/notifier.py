@@ -12,7 +12,7 @@ from bot.blocks.alerts import AlertView, action_reply, alert_message, reminder_m
 from bot.blocks.message import Message
 from queries import alert_log, outbox
 from queries import alerts as q
-from queries.alert_log import FIRED_QUIETLY, PAGED
+from queries.alert_log import FIRED_QUIETLY, PAGED, PROMOTED_QUIETLY
 from queries.executor import Executor
 
 
@@ -30,6 +30,11 @@ class Notifier:
         (an ack carried over from the same incident included), outside quiet hours."""
         return (a.severity == Severity.CRITICAL and a.acknowledged_by is None and a.resolved_at is None
                 and not self.quiet and bool(self.mention))
+
+    def owes(self, a: q.AlertRow) -> bool:
+        """Whether a critical shown now owes its page: it would page but for the quiet hours."""
+        return (a.severity == Severity.CRITICAL and a.acknowledged_by is None and a.resolved_at is None
+                and self.quiet and bool(self.mention))
 
     def view(self, a: q.AlertRow, now: dt.datetime) -> AlertView:
         """How the alert's message looks right now."""
@@ -53,15 +58,21 @@ class Notifier:
 
     async def fire(self, db: Executor, a: q.AlertRow, now: dt.datetime) -> None:
         """Post the alert's one message; a critical that would page but for the quiet hours owes its page."""
-        owes = a.severity == Severity.CRITICAL and a.acknowledged_by is None and self.quiet and bool(self.mention)
         msg = alert_message(self.view(a, now), tz=self.tz)
-        msg_id = await self._send(db, a, FIRED_QUIETLY if owes else "fire", msg)
+        msg_id = await self._send(db, a, FIRED_QUIETLY if self.owes(a) else "fire", msg)
         await q.set_notified(db, alert_id=a.id, at=now, outbox_id=msg_id)
 
     async def changed(self, db: Executor, a: q.AlertRow, now: dt.datetime, kind: str) -> None:
-        """Re-render the message in place after a state change (ack, silence, un-silence)."""
-        if a.notified_at is not None and self.updates:
+        """Re-render the message in place after a state change (ack, silence, un-silence, severity). Made a critical
+        inside quiet hours, the alert owes its page as one posted then does (an edit pages nobody anyway)."""
+        if a.notified_at is None:
+            return  # not posted yet: it is, as it is now, when routed
+        if kind == "severity" and self.owes(a):
+            kind = PROMOTED_QUIETLY
+        if self.updates:
             await self._send(db, a, kind, alert_message(self.view(a, now), tz=self.tz), op="update")
+        elif kind == PROMOTED_QUIETLY:  # webhooks cannot edit: the page is owed all the same
+            await alert_log.log_notification(db, alert_id=a.id, kind=kind, outbox_id=None)
 
     async def acted(self, db: Executor, a: q.AlertRow, now: dt.datetime, action: str) -> None:
         """Say in the alert's thread who acknowledged or silenced it, and when."""

@@ -20,10 +20,11 @@ ALERT_ACTIONS: Final = (ACK_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION
 LIGHTS: Final = {"critical": "🔴", "warning": "🟡", "info": "🔵"}
 # Alerts that tell of something that happened, whose closing by itself is only the news aging out of the rule's
 # window: "✅ Resolved" would read as settled (a dispute still awaits its answer in Stripe). Closed by hand, they
-# say who resolved them as any alert does.
+# say who resolved them as any alert does. Their status stays short (a phone shows the Status field in a half-width
+# column, ~20 characters a line); what it owes the reader is said in full on a line below (status_note).
 RULE_OFF: Final = "rule off"  # alerts.resolved_reason (migration 0044) of an alert whose rule is off now
-AGED_OUT: Final = {"dispute_opened": "📭 No longer new after {age} — if you have not answered it yet, answer it in"
-                                     " Stripe before its due date"}
+RULE_OFF_NOTE: Final = "its rule no longer runs (turned off or replaced), not because it cleared"
+AGED_OUT: Final = {"dispute_opened": "if you have not answered it yet, answer it in Stripe before its due date"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +67,11 @@ def _aged_out(a: AlertView) -> bool:
 
 
 def status_line(a: AlertView, tz: ZoneInfo) -> str:
-    """Where the alert is in its lifecycle, in words."""
+    """Where the alert is in its lifecycle, in a few words (the Status field); status_note says the rest."""
     if a.resolved_at is not None and a.resolved_reason == RULE_OFF:
-        return (f"⏹ Closed after {duration(a.resolved_at - a.started_at)}: its rule no longer runs (turned off or"
-                " replaced), not because it cleared")
+        return f"⏹ Closed after {duration(a.resolved_at - a.started_at)} · rule off"
     if a.resolved_at is not None and _aged_out(a):
-        return AGED_OUT[a.rule].format(age=duration(a.resolved_at - a.started_at))
+        return f"📭 No longer new after {duration(a.resolved_at - a.started_at)}"
     if a.resolved_at is not None:
         by = f" by {_user(a.resolved_by)}" if a.resolved_by else ""
         return f"✅ Resolved{by} after {duration(a.resolved_at - a.started_at)}"
@@ -80,6 +80,18 @@ def status_line(a: AlertView, tz: ZoneInfo) -> str:
     if a.acknowledged_by:
         return f"👀 Acknowledged by {_user(a.acknowledged_by)} · firing for {duration(a.now - a.started_at)}"
     return f"🔥 Firing for {duration(a.now - a.started_at)}"
+
+
+def status_note(a: AlertView) -> str | None:
+    """What the short status of an alert closed unwatched must add: why it closed, what is left to do."""
+    if a.resolved_at is not None and a.resolved_reason == RULE_OFF:
+        return RULE_OFF_NOTE
+    return AGED_OUT[a.rule] if _aged_out(a) else None
+
+
+def _users(a: AlertView) -> tuple[str | None, ...]:
+    """The people the alert's status names: their mentions stay live in a notification's text."""
+    return a.acknowledged_by, a.silenced_by, a.resolved_by
 
 
 def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
@@ -93,8 +105,10 @@ def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
         header(title),
         section(f"{mention}{escape_mrkdwn(a.summary)}"),
         fields(("Status", status_line(a, tz)), ("Started", f"{local(a.started_at, tz):%a %d %b %H:%M %Z}")),
-        context(f"rule `{escape_mrkdwn(a.rule)}` · alert #{a.id}"),
     ]
+    if (note := status_note(a)) is not None:  # full width, under the half-width fields
+        blocks.append(section(f"{'⏹ Closed' if closed else '📭 No longer new'}: {note}"))
+    blocks.append(context(f"rule `{escape_mrkdwn(a.rule)}` · alert #{a.id}"))
     if a.buttons and a.resolved_at is None:
         value = str(a.id)
         blocks.append(actions(
@@ -109,8 +123,8 @@ def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
 
 def reminder_message(a: AlertView, *, tz: ZoneInfo, after_quiet: bool = False) -> Message:
     """A thread reply: still firing, nobody has acknowledged it. With `a.mention` (a critical outside quiet hours)
-    it pages; `after_quiet`: the alert was posted inside quiet hours, without it."""
-    quietly = " (posted during quiet hours, without paging)" if after_quiet else ""
+    it pages; `after_quiet`: the alert was posted, or made a critical, inside quiet hours, without it."""
+    quietly = " (a critical during quiet hours, not paged until now)" if after_quiet else ""
     text = f"⏰ Still firing after {duration(a.now - a.started_at)} and not acknowledged{quietly}: {a.summary}"
     mention = a.mention or ""
     return message(text, [section(f"{mention} {escape_mrkdwn(text)}".lstrip())], mention=mention)
@@ -119,7 +133,7 @@ def reminder_message(a: AlertView, *, tz: ZoneInfo, after_quiet: bool = False) -
 def action_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
     """A thread reply when someone acknowledges or silences the alert: who, and when."""
     text = f"{status_line(a, tz)} · {local(a.now, tz):%H:%M}"
-    return message(text.replace("<@", "@").replace(">", ""), [section(text)])
+    return message(text, [section(text)], users=_users(a))
 
 
 def resolved_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
@@ -127,8 +141,9 @@ def resolved_reply(a: AlertView, *, tz: ZoneInfo) -> Message:
     started, ended = local(a.started_at, tz), local(a.resolved_at or a.now, tz)
     # An alert of days names the day it began: a bare "14:00" reads as today's.
     since = f"{started:%H:%M}" if started.date() == ended.date() else f"{started:%a %d %b %H:%M}"
-    text = status_line(a, tz) + f" (since {since})"
-    return message(text.replace("<@", "@").replace(">", ""), [section(text)])
+    note = status_note(a)
+    text = status_line(a, tz) + f" (since {since})" + (f": {note}" if note else "")
+    return message(text, [section(text)], users=_users(a))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +173,13 @@ def already_over_message(again: FiringAgain | None = None) -> Message:
     text = (f"This alert is resolved, but the same problem is firing again as {where}: nothing changed here."
             " Acknowledge or silence it on that message.")
     return message(text, [section(f"🔥 {text}")])
+
+
+def database_owed_page(*, since: dt.datetime, now: dt.datetime, tz: ZoneInfo, mention: str) -> Message:
+    """In the database alert's thread, when the quiet hours it was posted in (without paging) are over."""
+    said = (f"🔴 Database unreachable since {local(since, tz):%H:%M} ({ago(now - since)}) and still down: a critical"
+            " during quiet hours, not paged until now")
+    return message(said, [section(f"{mention} {said}")], mention=mention)
 
 
 def database_down_message(*, since: dt.datetime, now: dt.datetime, error: str, tz: ZoneInfo, mention: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -73,12 +74,14 @@ def actions(*elements: Block, block_id: str | None = None) -> Block:
     return block
 
 
-def message(text: str, blocks: list[Block], *, mention: str = "") -> Message:
+def message(text: str, blocks: list[Block], *, mention: str = "", users: Iterable[str | None] = ()) -> Message:
     """The Message: its notification fallback made inert (plain_fallback) and kept short of Slack's limit.
 
-    `mention` is the bot's own, intended mention (the alert's `<!here>` or on-call group): the only control
-    sequence the fallback keeps live, placed first so phone notifications page as configured."""
-    fallback = f"{mention} {plain_fallback(text)}" if mention else plain_fallback(text)
+    `mention` is the bot's own, intended mention (the alert's `<!here>` or on-call group), placed first so phone
+    notifications page as configured; `users`, the members the text names on purpose (who acknowledged): their
+    `<@U…>` stays live, for the notification to show a name. Every other control sequence is made inert."""
+    inert = plain_fallback(text, users=users)
+    fallback = f"{mention} {inert}" if mention else inert
     return Message(text=truncate(fallback, MAX_FALLBACK_TEXT), blocks=blocks)
 
 

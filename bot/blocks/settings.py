@@ -242,5 +242,5 @@ def changes_message(user: str, lines: Sequence[ChangeLine]) -> Message:
         shown.append(f"…and {len(lines) - 40} more (see /health)")
     who = f"<@{user}>" if user[:1] in "UW" and user.isalnum() else escape_mrkdwn(user)
     summary = "; ".join(f"{c.label} {c.before} → {c.after}" for c in lines[:5])
-    return message(f"Settings changed by {who}: {summary}",
-                   [section(f"⚙️ *Settings changed by {who}*\n" + "\n".join(shown))])
+    return message(f"Settings changed by {who}: {summary}",  # the notification names them, not a member id
+                   [section(f"⚙️ *Settings changed by {who}*\n" + "\n".join(shown))], users=(user,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from bot.blocks.message import truncate
 
@@ -11,6 +12,7 @@ from bot.blocks.message import truncate
 _BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
 # Slack's control sequences: <@U123>, <#C123|name>, <!here>, <!subteam^S1|@team>, <https://x|label>.
 _CONTROL = re.compile(r"<([@#!]|(?=https?:|mailto:))([^<>|]*)(?:\|([^<>]*))?>")
+_MEMBER = re.compile(r"[UW][A-Z0-9]+")  # a Slack member id, as the bot writes it in <@…>
 
 
 def neutralise_broadcasts(s: str) -> str:
@@ -40,11 +42,21 @@ def _readable(match: re.Match[str]) -> str:
     return f"{sigil}{target}" if sigil else target
 
 
-def plain_fallback(text: str) -> str:
+def _inert(text: str) -> str:
+    readable = _CONTROL.sub(_readable, text)
+    return escape_mrkdwn(readable.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+
+
+def plain_fallback(text: str, *, users: Iterable[str | None] = ()) -> str:
     """The notification `text` with no live control sequence left: mentions and links become plain words.
 
     The fallback is what phone notifications show and Slack parses it as mrkdwn, so store data in it (an alert's
-    summary, a product name) could otherwise ping a channel. Intended mentions live in the blocks instead.
+    summary, a product name) could otherwise ping a channel. Intended mentions live in the blocks instead, but for
+    `users`: the people the bot itself names (who acknowledged, who changed a setting), whose `<@U…>` stays live
+    so the notification shows their name rather than a raw member id.
     """
-    readable = _CONTROL.sub(_readable, text)
-    return escape_mrkdwn(readable.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    keep = {u for u in users if u and _MEMBER.fullmatch(u)}
+    if not keep:
+        return _inert(text)
+    live = re.compile("(" + "|".join(re.escape(f"<@{u}>") for u in sorted(keep)) + ")")
+    return "".join(part if i % 2 else _inert(part) for i, part in enumerate(live.split(text)))
