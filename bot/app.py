@@ -165,7 +165,7 @@ async def running(settings: Settings, *, dsn: str, clock: Clock = utcnow, sender
         await live.reload(pool)  # what was changed from Slack is in force from the start
         settings = live.settings
         client = slack_client(settings)
-        feed = LocalFeed(clock=clock) if settings.local_mode else None
+        feed = await LocalFeed.restored(pool, tz=settings.tz, clock=clock) if settings.local_mode else None
         channels = ChannelDirectory(client, configured_channels(settings), store=ChannelStore(pool)) if client else None
         sender = sender or make_sender(settings, client, feed=feed, directory=channels)
         worker = DeliveryWorker(pool=pool, sender=sender, tz=settings.tz, clock=clock, metrics=metrics, dsn=dsn)

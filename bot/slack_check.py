@@ -15,6 +15,7 @@ from bot.affiliation import Org
 from bot.config import Settings
 from bot.delivery.senders import OUTAGE_ERRORS
 from bot.deps import Deps
+from bot.web.feed_door import where_messages_show
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def refusal(setting: str, exc: BaseException) -> str | None:
 def ready_mode(settings: Settings) -> str:
     """How the bot reaches Slack, for the "ready:" line; nothing is claimed about a token not checked yet."""
     if settings.local_mode:  # the feed answers a browser on this machine only (bot/web/feed_door.py): not PUBLIC_URL
-        return f"local mode (messages print here and on http://127.0.0.1:{settings.port}/)"
+        return f"local mode ({where_messages_show(settings)})"
     if settings.slack_bot_token is None:
         return "incoming webhooks (no buttons or updates)"
     return "Slack mode (Socket Mode)" if settings.slack_app_token else "Slack mode (HTTP: Slack posts to /slack/events)"

@@ -22,6 +22,7 @@ from bot.reports.reporter import Reporter, Sent
 from bot.reports.schedule import ReportKind, Slot, slot_for
 from bot.settings.live import stored_over
 from queries import reports as q
+from queries.demo import DEMO_DATABASE
 
 # A running server's delivery worker may take the message first; both sides post it at most once.
 DELIVERY_WITHIN: Final = 15.0
@@ -50,8 +51,10 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
         print(f"salespulse report: --date must be YYYY-MM-DD, got {date!r}", file=sys.stderr)
         return 2
     configured = settings.database_url.get_secret_value() if settings.database_url else None
-    async with database_url(configured, settings.salespulse_data_dir) as dsn:
-        pool = await create_pool(dsn, min_size=1, max_size=4)
+    async with database_url(configured, settings.salespulse_data_dir) as server:
+        if (store := await _store(settings, server)) is None:
+            return 1
+        dsn, settings, pool = store
         try:
             settings = await stored_over(pool, settings)  # the zone, times and channel changed from Slack
             slot = slot_for(ReportKind(which), parse_day(date, now=clock(), settings=settings), settings)
@@ -66,6 +69,28 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
             return await _post(reporter, slot, worker, out)
         finally:
             await pool.close()
+
+
+async def _store(settings: Settings, server: str) -> tuple[str, Settings, asyncpg.Pool] | None:
+    """The database to report on, the settings to read it with, and a pool on it. With nothing configured,
+    `salespulse run` (`make run`) is the demo, so this is too: the demo's database, read with the demo's settings.
+    None (said why) when there is no demo to report on yet."""
+    from bot.demo.runner import demo_settings, nothing_configured, with_database
+
+    if not nothing_configured(settings):
+        return server, settings, await create_pool(server, min_size=1, max_size=4)
+    dsn = with_database(server, DEMO_DATABASE)
+    try:
+        pool = await create_pool(dsn, min_size=1, max_size=4)
+    except asyncpg.InvalidCatalogNameError:
+        print(f"salespulse report: nothing is configured, so there is only the demo's store to report on, and the"
+              f" demo has not run here (no database {DEMO_DATABASE} in {settings.salespulse_data_dir}): `make run`"
+              " starts it. Set DATABASE_URL to report on your own store.", file=sys.stderr)
+        return None
+    print(f"salespulse report: nothing is configured, so, as with `make run`, this is the demo store (database"
+          f" {DEMO_DATABASE}); once your own store is configured (DATABASE_URL, or STRIPE_WEBHOOK_SECRET with the"
+          " embedded database), `report` reads its database.", file=sys.stderr)
+    return dsn, demo_settings(settings, dsn=dsn), pool
 
 
 async def _post_preview(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: TextIO) -> int:

@@ -39,6 +39,7 @@ from bot.demo.seed import SeedSpec, generate
 from bot.demo.subscription_history import history as subscription_history
 from bot.reports.reporter import Reporter
 from bot.reports.schedule import ReportKind, Slot, slot_for
+from bot.web.feed_door import feed_url, unreachable
 from bot.web.session import sign_link
 from queries import demo as demo_queries
 from queries import subscriptions as subscriptions_q
@@ -228,6 +229,7 @@ def banner(settings: Settings, *, history: History, now: dt.datetime, own_token:
     token = settings.monitoring_token.get_secret_value() if settings.monitoring_token else ""
     shown = "$MONITORING_TOKEN" if own_token else token
     secret = settings.stripe_secrets()[0]
+    feed = feed_url(settings)  # None: HOST is an address beyond loopback, where the feed does not answer
     return "\n".join((
         "",
         "salespulse demo: a made-up store in local mode — nothing is sent to Slack or Stripe.",
@@ -235,9 +237,10 @@ def banner(settings: Settings, *, history: History, now: dt.datetime, own_token:
         f" {demo_queries.DEMO_DATABASE}, " + (f"kept from the last run, {history.added:,} made up for while it was"
                                               " off; `salespulse demo --fresh` starts over)" if history.kept
                                               else "new)"),
-        f"  local feed  {base}/   what Slack would show, live; type /sales there (today's pace),"
-        " /sales settings for the Settings view",
-        f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min)",
+        f"  local feed  {feed}   what Slack would show, live; type /sales there (today's pace), /sales settings"
+        " for the Settings view" if feed else f"  local feed  unavailable: {unreachable(settings)}",
+        f"  dashboard   {base}/dashboard/link/{sign_link(token, now=now)}   (signs this browser in; 15 min"
+        + (")" if feed else f"; from any device that reaches {settings.host}, a phone too)"),
         f"              or {base}/dashboard with the MONITORING_TOKEN " + ("you set" if own_token else "below"),
         f"  JSON API    curl -H 'Authorization: Bearer {shown}' {base}/api/monitoring/sales",
         "  MONITORING_TOKEN: yours, as configured (not printed)" if own_token else f"  MONITORING_TOKEN={token}",

@@ -1,8 +1,9 @@
 """The local feed's memory: every message the bot would post in local mode, per channel, as it stands now.
 
 ConsoleSender hands each post and update to `LocalFeed.add`; the feed page's event stream replays the
-current state and then follows changes by sequence number. In memory, per process, bounded per channel:
-like stdout, it starts empty at every start.
+current state and then follows changes by sequence number. In memory, bounded per channel, and filled at start from
+the outbox (`LocalFeed.restored`): the messages keep their ts across a restart, so a firing alert is still there
+with its buttons, and the edits and replies queued for it find it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from bot.clock import Clock, utcnow
+from bot.delivery.posts import message_payload
+from queries import local_feed
+from queries.executor import Executor
 
 MAX_PER_CHANNEL: Final = 200  # messages (replies included) kept per channel; the oldest go first
+# How far back a start looks for what the console showed: the newest outbox rows, coalesced sales included.
+RESTORE_WITHIN_ROWS: Final = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,18 @@ class LocalFeed:
         self._changed = asyncio.Event()
         self.closed = False
 
+    @classmethod
+    async def restored(cls, db: Executor, *, tz: ZoneInfo, clock: Clock = utcnow,
+                       per_channel: int = MAX_PER_CHANNEL) -> LocalFeed:
+        """A feed showing, as they stand, the messages the console showed before this start (the outbox keeps them
+        with the ts it gave them): a restart does not lose a firing alert's message and buttons, nor the sales."""
+        feed = cls(clock=clock, per_channel=per_channel)
+        for shown in await local_feed.console_messages(db, per_channel=per_channel, within_rows=RESTORE_WITHIN_ROWS):
+            payload = message_payload(shown.message, tz=tz)
+            feed._post(shown.channel, ts=shown.ts, thread_ts=shown.thread_ts, payload=payload, at=shown.shown_at,
+                       edited=shown.edited)
+        return feed
+
     @property
     def seq(self) -> int:
         """The sequence number of the latest change (0: nothing yet)."""
@@ -65,24 +84,30 @@ class LocalFeed:
         ts = str(payload.get("ts") or "")
         if not ts:
             return
-        messages = self._channels.setdefault(channel, OrderedDict())
-        text, blocks = str(payload.get("text") or ""), tuple(payload.get("blocks") or ())
         if payload.get("update"):
-            old = messages.get(ts)
-            if old is None:
+            messages = self._channels.get(channel)
+            old = messages.get(ts) if messages is not None else None
+            if messages is None or old is None:
                 return  # evicted (or never seen): nothing on the page to change
             self._seq += 1
-            messages[ts] = replace(old, seq=self._seq, text=text, blocks=blocks, edited=True)
+            messages[ts] = replace(old, seq=self._seq, text=str(payload.get("text") or ""),
+                                   blocks=tuple(payload.get("blocks") or ()), edited=True)
         else:
-            self._seq += 1
-            self._pos += 1
             thread = payload.get("thread_ts")
-            messages[ts] = Entry(seq=self._seq, pos=self._pos, channel=channel, ts=ts,
-                                 thread_ts=str(thread) if thread else None, text=text, blocks=blocks,
-                                 posted_at=self._clock())
-            while len(messages) > self._per_channel:
-                messages.popitem(last=False)
+            self._post(channel, ts=ts, thread_ts=str(thread) if thread else None, payload=payload, at=self._clock())
         self._wake()
+
+    def _post(self, channel: str, *, ts: str, thread_ts: str | None, payload: Mapping[str, Any], at: dt.datetime,
+              edited: bool = False) -> None:
+        """Add a message at the end of its channel, forgetting the channel's oldest beyond the bound."""
+        messages = self._channels.setdefault(channel, OrderedDict())
+        self._seq += 1
+        self._pos += 1
+        messages[ts] = Entry(seq=self._seq, pos=self._pos, channel=channel, ts=ts, thread_ts=thread_ts,
+                             text=str(payload.get("text") or ""), blocks=tuple(payload.get("blocks") or ()),
+                             posted_at=at, edited=edited)
+        while len(messages) > self._per_channel:
+            messages.popitem(last=False)
 
     def channels(self) -> list[str]:
         """Channels that have had a message, in the order they first did."""
