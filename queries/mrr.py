@@ -1,15 +1,18 @@
 """SQL behind the MRR figures: MRR now and a week ago, its movements over a window, active subscribers.
 
-A movement is the difference between a `subscription_events` snapshot (one per Stripe event, migration 0015) and
-the one before it for the same subscription, in event time (not arrival order) — or, for the first one known, what
-its own event says came before (a subscription first seen at a renewal after install is not new MRR). From 0 to
-more is new MRR (reactivation when it had paid before), up or down is expansion or contraction, to 0 is churn. MRR
-now is the sum of the `subscriptions` states (each its newest snapshot) less the movements after `now`, and a week
-ago less the week's movements too. Each snapshot carries its predecessor's MRR (`prev_mrr_units`, `paid_before`) and
-the movements are summed per UTC day (`mrr_movement_days`), both kept by migration 0022's triggers whatever the
-arrival order, so a window reads its whole days and only its edge days' snapshots. 222k snapshots of 20k
-subscriptions: about 1 s as a scan of every snapshot, 65–75 ms finding each predecessor by index, 6 ms this way
-(bench/mrr.py). Kept per currency: never summed across them.
+A movement is the difference between a `subscription_events` snapshot (one per Stripe event, migration 0015) and the
+one before it for the same subscription, in event time (not arrival order) — or, for the first one known, what its
+own event says came before (a subscription first seen at a renewal after install is not new MRR). From 0 to more is
+new MRR (reactivation when it had paid before), up or down is expansion or contraction, to 0 is churn; but a
+subscription whose customer pays on another one just before it (`others_paying`, 0053) moves that customer's MRR up
+or down: starting to pay is expansion, stopping contraction, and no subscriber comes or goes (subscribers are
+customers, as Stripe's billing analytics count them). MRR now is the sum of the `subscriptions` states (each its
+newest snapshot) less the movements after `now`, and a week ago less the week's movements too. Each snapshot carries
+its predecessor's MRR (`prev_mrr_units`, `paid_before`) and the movements are summed per UTC day
+(`mrr_movement_days`), both kept by migration 0022's triggers whatever the arrival order, so a window reads its
+whole days and only its edge days' snapshots. 222k snapshots of 20k subscriptions: about 1 s as a scan of every
+snapshot, 65–75 ms finding each predecessor by index, 6–8 ms this way, about 20 ms since subscribers are counted as
+distinct customers (0053) (bench/mrr.py). Kept per currency: never summed across them.
 
 What is stored is in MRR units (12,000,000 to a minor unit a month, migration 0046: bot/subscriptions/mrr.py), and
 summed as it is; each figure is rounded once, half up, to minor units at the end (mrr_minor()), so a hundred
@@ -34,8 +37,8 @@ SUMMARY: Final = """
 WITH edges AS (
         SELECT currency, at, m.*
           FROM subscription_events
-         CROSS JOIN LATERAL mrr_movement(mrr_units, coalesce(prev_mrr_units, before_mrr_units, 0), paid_before)
-                           AS m
+         CROSS JOIN LATERAL mrr_movement(mrr_units, coalesce(prev_mrr_units, before_mrr_units, 0), paid_before,
+                                         others_paying) AS m
          WHERE (at >= $2 AND at < $4) OR (at > $3 AND at < $6) OR (at >= $5 AND at < $7)),
      parts AS (
         SELECT currency, new, reactivation, expansion, contraction, churned, churned_count, delta, active_delta,
@@ -62,7 +65,8 @@ WITH edges AS (
           FROM parts
          WHERE inside OR last_week OR after_now
          GROUP BY currency),
-     state AS (SELECT currency, sum(mrr_units) AS mrr, count(*) FILTER (WHERE mrr_units > 0) AS active
+     state AS (SELECT currency, sum(mrr_units) AS mrr,
+                      count(DISTINCT coalesce(customer, id)) FILTER (WHERE mrr_units > 0) AS active
                  FROM subscriptions GROUP BY currency),
      currencies AS (SELECT currency FROM state UNION SELECT currency FROM movement)
 SELECT c.currency,
@@ -98,7 +102,7 @@ class MrrFigures:
     contraction: int
     churned: int
     churned_count: int
-    active: int  # subscriptions counted in MRR now
+    active: int  # subscribers: customers with a subscription counted in MRR now (one per customer, 0053)
 
     @property
     def net_new(self) -> int:

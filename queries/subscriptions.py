@@ -1,7 +1,8 @@
 """SQL for the subscription intake: one snapshot per Stripe event, each subscription's newest state, quiet renewals.
 
 Snapshots are keyed by the Stripe event id (a redelivery adds nothing) and read in event time, never arrival
-order; the state row only ever moves to a newer event (at, rank, event id), so a late older event changes nothing.
+order; the state row only ever moves to a newer event (at, rank, seq, event id: seq orders one second's events,
+migration 0053), so a late older event changes nothing.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ SELECT e, s, a, r, st, m, c, p, b, pr::jsonb, bp::jsonb, d
 ON CONFLICT (event_id) DO NOTHING
 """
 
-# Row comparison (at, rank, event id): the state moves forward only.
+# Row comparison (at, rank, seq, event id): the state moves forward only.
 UPSERT_STATES: Final = """
 INSERT INTO subscriptions (id, customer, status, mrr_units, currency, plan, cancel_at_period_end, cancel_at,
                            current_period_end, started_at, canceled_at, ended_at, livemode, last_event_id,
-                           last_event_at, last_event_rank)
+                           last_event_at, last_event_rank, last_event_seq)
 SELECT *
   FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bool[],
               $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
-              $13::bool[], $14::text[], $15::timestamptz[], $16::smallint[])
+              $13::bool[], $14::text[], $15::timestamptz[], $16::smallint[], $17::smallint[])
 ON CONFLICT (id) DO UPDATE
    SET customer = coalesce(EXCLUDED.customer, subscriptions.customer), status = EXCLUDED.status,
        mrr_units = EXCLUDED.mrr_units, currency = EXCLUDED.currency,
@@ -42,9 +43,11 @@ ON CONFLICT (id) DO UPDATE
        current_period_end = EXCLUDED.current_period_end,
        started_at = coalesce(subscriptions.started_at, EXCLUDED.started_at),
        canceled_at = EXCLUDED.canceled_at, ended_at = EXCLUDED.ended_at, last_event_id = EXCLUDED.last_event_id,
-       last_event_at = EXCLUDED.last_event_at, last_event_rank = EXCLUDED.last_event_rank, updated_at = now()
- WHERE (EXCLUDED.last_event_at, EXCLUDED.last_event_rank, EXCLUDED.last_event_id)
-     > (subscriptions.last_event_at, subscriptions.last_event_rank, subscriptions.last_event_id)
+       last_event_at = EXCLUDED.last_event_at, last_event_rank = EXCLUDED.last_event_rank,
+       last_event_seq = EXCLUDED.last_event_seq, updated_at = now()
+ WHERE (EXCLUDED.last_event_at, EXCLUDED.last_event_rank, EXCLUDED.last_event_seq, EXCLUDED.last_event_id)
+     > (subscriptions.last_event_at, subscriptions.last_event_rank, subscriptions.last_event_seq,
+        subscriptions.last_event_id)
 """
 
 # Renewal sale pings not yet tried: report mode drops them (the daily report counts the money), coalesce mode
@@ -68,22 +71,24 @@ SELECT coalesce(o.currency, '') AS currency, count(*) AS orders, coalesce(sum(o.
 # what its event said came before. A churn's start is what the ledger counts as lost. Also whether it had paid
 # before (`paid_before`: reactivation rather than new, its customer's other subscriptions included, 0043), whether
 # the subscription itself had (`own_paid`), and the stretch of paying it is in: the latest snapshot before it
-# where the subscription came back to paying after having paid (None: its first stretch).
+# where the subscription came back to paying after having paid (None: its first stretch); and whether its customer
+# paid on another subscription just before it (`others_paying`, 0053: a subscription added or ended, no subscriber
+# coming or going).
 MOVEMENTS: Final = """
-SELECT c.event_id, coalesce(c.prev_mrr_units, c.before_mrr_units, 0) AS start, c.paid_before,
+SELECT c.event_id, coalesce(c.prev_mrr_units, c.before_mrr_units, 0) AS start, c.paid_before, c.others_paying,
        coalesce(c.before_mrr_units, 0) > 0 OR EXISTS (
            SELECT FROM subscription_events AS p
             WHERE p.subscription_id = c.subscription_id AND (p.mrr_units > 0 OR p.before_mrr_units > 0)
-              AND (p.at, p.rank, p.event_id) < (c.at, c.rank, c.event_id)) AS own_paid,
+              AND (p.at, p.rank, p.seq, p.event_id) < (c.at, c.rank, c.seq, c.event_id)) AS own_paid,
        (SELECT r.event_id
           FROM subscription_events AS r
          WHERE r.subscription_id = c.subscription_id AND r.mrr_units > 0
            AND coalesce(r.prev_mrr_units, r.before_mrr_units, 0) = 0
-           AND (r.at, r.rank, r.event_id) < (c.at, c.rank, c.event_id)
+           AND (r.at, r.rank, r.seq, r.event_id) < (c.at, c.rank, c.seq, c.event_id)
            AND EXISTS (SELECT FROM subscription_events AS p
                         WHERE p.subscription_id = r.subscription_id AND (p.mrr_units > 0 OR p.before_mrr_units > 0)
-                          AND (p.at, p.rank, p.event_id) < (r.at, r.rank, r.event_id))
-         ORDER BY r.at DESC, r.rank DESC, r.event_id DESC
+                          AND (p.at, p.rank, p.seq, p.event_id) < (r.at, r.rank, r.seq, r.event_id))
+         ORDER BY r.at DESC, r.rank DESC, r.seq DESC, r.event_id DESC
          LIMIT 1) AS stretch
   FROM subscription_events AS c
  WHERE c.event_id = ANY($1::text[])
@@ -174,6 +179,7 @@ class StateRow:
     last_event_id: str
     last_event_at: dt.datetime
     last_event_rank: int
+    last_event_seq: int = 0  # its place among the subscription's events of that second (migration 0053)
 
 
 def _columns(rows: Sequence[Any]) -> list[list[Any]]:
@@ -224,6 +230,7 @@ class Movement:
     paid_before: bool  # paid before it, the customer's other subscriptions included (reactivation, not new)
     own_paid: bool  # the subscription itself paid before it
     stretch: str | None  # the event id where its current stretch of paying began again; None: the first one
+    others_paying: bool = False  # its customer paid on another subscription just before it (added or ended)
 
 
 async def movements(db: Executor, event_ids: Sequence[str]) -> dict[str, Movement]:
@@ -231,7 +238,8 @@ async def movements(db: Executor, event_ids: Sequence[str]) -> dict[str, Movemen
     if not event_ids:
         return {}
     rows = await db.fetch(MOVEMENTS, list(event_ids))
-    return {r["event_id"]: Movement(int(r["start"]), r["paid_before"], r["own_paid"], r["stretch"]) for r in rows}
+    return {r["event_id"]: Movement(int(r["start"]), r["paid_before"], r["own_paid"], r["stretch"], r["others_paying"])
+            for r in rows}
 
 
 async def paid_ever(db: Executor, subscription_ids: Sequence[str], *, besides: Sequence[str]) -> set[str]:

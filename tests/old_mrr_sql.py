@@ -116,5 +116,5 @@ async def insert_snapshots(conn: asyncpg.Connection, rows: Sequence[Snapshot]) -
 
 
 async def upsert_states(conn: asyncpg.Connection, rows: Sequence[StateRow]) -> None:
-    """As the old release's queries.subscriptions.upsert_states."""
-    await conn.execute(UPSERT_STATES, *columns(rows))
+    """As the old release's queries.subscriptions.upsert_states (its StateRow's 16 fields: 0053 added a 17th)."""
+    await conn.execute(UPSERT_STATES, *columns(rows)[:16])

@@ -132,13 +132,14 @@ async def test_the_figures_of_a_returning_customer_do_not_depend_on_arrival_orde
         assert (got.new, got.reactivation, got.churned) == (1900, 1900, 1900), order
 
 
-async def test_a_customer_still_paying_who_adds_a_subscription_is_new_mrr(bot: Bot) -> None:
-    """Not back: the customer never left (a second subscription beside a paying one is not a reactivation)."""
+async def test_a_customer_still_paying_who_adds_a_subscription_is_expansion(bot: Bot) -> None:
+    """Not back: the customer never left (a second subscription beside a paying one is not a reactivation); and
+    not new either (0053): one subscriber, whose MRR expands (Stripe's billing analytics, ChartMogul)."""
     await post(bot, story_event("basil", "1_created"))
     texts = await post(bot, resubscribed(CREATED_AT + 5 * DAY))
     got = await usd(bot)
-    assert (got.new, got.reactivation, got.active) == (3800, 0, 2)
-    assert texts == ["🎉 New subscriber: Pro monthly — MRR +$19.00"]
+    assert (got.new, got.expansion, got.reactivation, got.active) == (1900, 1900, 0, 1)
+    assert texts == ["➕ Subscription added: Pro monthly — MRR +$19.00"]
 
 
 def paused_trial_story() -> tuple[dict[str, Any], ...]:
@@ -193,7 +194,7 @@ def _state(sub: str, customer: str, mrr_now: int, event_id: str, at: dt.datetime
 async def test_the_upgrade_books_a_returning_customer_stored_before_it_as_reactivation(empty_dsn: str) -> None:
     """The store before 0043: a customer's first subscription paid then churned, a second one paying since; and
     another customer's second subscription beside a paying first. After the upgrade the stored figures equal a
-    rebuild and the return is reactivation MRR; the other stays new."""
+    rebuild and the return is reactivation MRR; the other is expansion (0053: subscribers are customers)."""
     conn = await asyncpg.connect(empty_dsn)
     try:
         await migrate(conn, [m for m in bundled_migrations() if m.version < "0043"])
@@ -212,7 +213,8 @@ async def test_the_upgrade_books_a_returning_customer_stored_before_it_as_reacti
         assert (before["new"], before["reactivation"]) == (1900 * 2 + 2900 * 2, 0)
         await migrate(conn)
         got = (await mrr.summary(conn, now=_at(30), since=_at(-1))).currencies[0]
-        assert (got.new, got.reactivation, got.churned, got.mrr) == (1900 + 2900 * 2, 1900, 1900, 1900 + 2900 * 2)
+        assert (got.new, got.reactivation, got.churned, got.mrr) == (1900 + 2900, 1900, 1900, 1900 + 2900 * 2)
+        assert (got.expansion, got.active) == (2900, 2)
         kept = await conn.fetch("SELECT * FROM mrr_movement_days ORDER BY day, currency")
         flags = await conn.fetch(FLAGS)
         await conn.execute("SELECT mrr_movements_rebuild()")

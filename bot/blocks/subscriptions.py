@@ -1,4 +1,5 @@
-"""Subscription pings: a new subscriber, one back, a plan change, a cancellation scheduled or withdrawn, a churn.
+"""Subscription pings: a new subscriber, one back, a plan change, a cancellation scheduled or withdrawn, a churn; and
+for a customer paying on another subscription, a subscription added or ended (no subscriber comes or goes).
 
 Each says what the change does to MRR, not what was paid: the payment of a subscription's invoice is the sale
 ping (one order, one ping), and renewals are quiet (SUBSCRIPTION_RENEWALS)."""
@@ -27,6 +28,10 @@ class Change(StrEnum):
     CANCEL_SCHEDULED = "cancel_scheduled"
     CANCEL_WITHDRAWN = "cancel_withdrawn"
     CHURNED = "churned"
+    # A customer paying on another subscription starts or stops paying on this one: expansion or contraction of
+    # the customer's MRR, not a subscriber coming or going (subscribers are customers, migration 0053).
+    ADDED = "added"
+    ENDED = "ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,10 @@ def _title(v: SubscriptionView) -> str:
             return "⏳ Cancellation scheduled"
         case Change.CANCEL_WITHDRAWN:
             return "↩️ Cancellation withdrawn"
+        case Change.ADDED:
+            return "➕ Subscription added"
+        case Change.ENDED:
+            return "➖ Subscription ended"
     return "👋 Subscriber churned"
 
 

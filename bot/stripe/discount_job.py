@@ -22,7 +22,7 @@ import aiohttp
 import asyncpg
 
 from bot.deps import Deps
-from bot.stripe import discounts, tiers
+from bot.stripe import discounts, second_order, tiers
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
 from bot.stripe.settle_job import FOREVER, MAX_ATTEMPTS, backoff
 from bot.subscriptions.pricing import Terms, ids_of, mrr_of
@@ -56,10 +56,12 @@ class DiscountJob:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=self.deps.settings.stripe_api_url,
                                 sleep=self.sleep)
                 done = await resolve_due(self.deps.pool, api, now=now, prices=self.tiers)
+                # One second's events their bodies could not order, by the subscription read again (0053).
+                settled = await second_order.settle_due(self.deps.pool, api)
         except StripeApiError as exc:
             (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe discounts: %s", exc)
             return 0
-        if done:
+        if done or settled:
             self.deps.home.changed()
         return done
 

@@ -112,8 +112,10 @@ def subscription_mrr(items: Sequence[Item], coupons: Sequence[Coupon] = (), *, a
     if not items:
         return 0
     total = sum((item_mrr(i, at=at) for i in items), Fraction(0))
-    first = items[0]  # an amount_off is per invoice: spread over the billing period (Stripe bills items together)
-    total = _discounted(total, coupons, months=MONTHS_PER[first.interval] * first.interval_count, at=at)
+    # An amount_off is per invoice: spread over the shortest item interval, how often invoices are issued (one
+    # subscription may mix monthly and yearly items since 2025-07-30.basil); the items' order does not matter.
+    months = min(MONTHS_PER[i.interval] * i.interval_count for i in items)
+    total = _discounted(total, coupons, months=months, at=at)
     return int(total * PER_MINOR + Fraction(1, 2)) if total > 0 else 0
 
 
