@@ -92,11 +92,17 @@ def count_text(count: int, error: float | None = None) -> str:
 
 
 def change(current: int, previous: int) -> str:
-    """The change against a week earlier: "▲ 12%", "▼ 3%", "= 0%", or "new" when nothing before."""
+    """The change against a week earlier: "▲ 12%", "▼ 3%", "= 0%" only when equal, "▲ <1%" / "▼ <1%" when the
+    values differ by less than half a percent, or "new" when nothing before. Rounded half up (2.5% → 3%, as the
+    averages are) in integers: amounts are minor units, and a float would round 2.5 to 2."""
     if previous == 0:
         return "new" if current else "—"
-    pct = round((current - previous) * 100 / previous)
-    return f"▲ {pct}%" if pct > 0 else f"▼ {-pct}%" if pct < 0 else "= 0%"
+    diff, base = current - previous, abs(previous)
+    if diff == 0:
+        return "= 0%"
+    pct = (abs(diff) * 200 + base) // (2 * base)
+    arrow = "▲" if diff > 0 else "▼"
+    return f"{arrow} {pct}%" if pct else f"{arrow} <1%"
 
 
 def sparkline(values: Sequence[int]) -> str:

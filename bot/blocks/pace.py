@@ -20,12 +20,12 @@ def pace_text(p: Pace) -> str:
     """The line itself; in orders when the store's currency had no revenue in the history."""
     if p.usual_revenue <= 0:
         return (f"📈 On pace for {p.projected_orders:,} orders — a usual {p.weekday} has {p.usual_orders:,}"
-                f" ({change(p.projected_orders, p.usual_orders)})")
+                f" ({escape_mrkdwn(change(p.projected_orders, p.usual_orders))})")
     projected = escape_mrkdwn(format_money(_whole(p.projected_revenue, p.currency), p.currency))
     usual = escape_mrkdwn(format_money(_whole(p.usual_revenue, p.currency), p.currency))
     scope = f" ({p.currency} orders)" if p.one_currency_of_several else ""
     return (f"📈 On pace for *{projected}*{scope} — a usual {p.weekday} is {usual}"
-            f" ({change(p.projected_revenue, p.usual_revenue)})")
+            f" ({escape_mrkdwn(change(p.projected_revenue, p.usual_revenue))})")
 
 
 def pace_block(p: Pace) -> Block:

@@ -63,8 +63,10 @@ def comparison_lines(c: Comparison) -> list[str]:
     for code in codes[:MAX_CURRENCY_LINES]:
         cur, prev = now.get(code, CurrencyTotal(code, 0, 0)), before.get(code)
         was_orders, was_revenue = (prev.orders, prev.revenue) if prev else (0, 0)
-        lines.append(f"• *{escape_mrkdwn(code.upper())}* {counted(cur.orders)} ({change(cur.orders, was_orders)})"
-                     f" · {escape_mrkdwn(format_money(cur.revenue, code))} ({change(cur.revenue, was_revenue)})"
+        # Escaped: a change under 1% reads "▲ <1%", and Slack takes "<" as the start of a link.
+        orders, revenue = escape_mrkdwn(change(cur.orders, was_orders)), escape_mrkdwn(change(cur.revenue, was_revenue))
+        lines.append(f"• *{escape_mrkdwn(code.upper())}* {counted(cur.orders)} ({orders})"
+                     f" · {escape_mrkdwn(format_money(cur.revenue, code))} ({revenue})"
                      f" · avg {escape_mrkdwn(_avg(cur))} (was {escape_mrkdwn(_avg(prev))})")
     if (more := len(codes) - MAX_CURRENCY_LINES) > 0:
         lines.append(f"…and {more} more currencies")
@@ -75,7 +77,7 @@ def comparison_lines(c: Comparison) -> list[str]:
 
 def store_line(st: StoreTotals, previous: StoreTotals | None) -> str:
     """All currencies in the store currency: gross against a week earlier, and net when Stripe's figures are in."""
-    was = f" ({change(st.gross, previous.gross)})" if previous is not None else ""
+    was = f" ({escape_mrkdwn(change(st.gross, previous.gross))})" if previous is not None else ""
     net = net_text(st)
     return (f"• *All in {escape_mrkdwn(st.currency)}* {escape_mrkdwn(gross_text(st))}{was}"
             + (f" · net {escape_mrkdwn(net)}" if net else ""))
@@ -153,10 +155,15 @@ def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     return message(text, blocks)
 
 
+def _past(f: EveningFigures, tz: ZoneInfo) -> bool:
+    """A report made after its day (`salespulse report --date`, or posted late): it must not call that day "today"."""
+    return local(f.now, tz).date() > f.slot.day
+
+
 def _attention(f: EveningFigures, tz: ZoneInfo) -> str:
-    """What needed attention at the report time; a report made after its day (`salespulse report --date`) says
-    so, in the past tense, rather than "today"."""
-    past = local(f.now, tz).date() > f.slot.day
+    """What needed attention at the report time; a report made after its day says so, in the past tense, rather
+    than "today"."""
+    past = _past(f, tz)
     lines = [_alert_line(a, now=f.now, tz=tz, past=past) for a in f.firing[:LISTED]]
     if len(f.firing) > LISTED:
         lines.append(f"…and {len(f.firing) - LISTED} more alerts")
@@ -193,7 +200,8 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     blocks: list[Block] = [header(title)]
     if (timing := _timing(f.slot, f.now, late=late, tz=tz)) is not None:
         blocks.append(timing)
-    blocks.append(section(f"*Today until {until:%H:%M %Z}* · against"
+    day = day_label(f.slot.day) if _past(f, tz) else "Today"
+    blocks.append(section(f"*{day} until {until:%H:%M %Z}* · against"
                           f" {day_label(f.slot.day - dt.timedelta(days=7))}\n" + "\n".join(comparison_lines(f.day))))
     if f.pace is not None:
         blocks.append(pace_block(f.pace))

@@ -13,6 +13,7 @@ from bot.blocks.elements import context, fields, header, local, message, section
 from bot.blocks.message import Block, Message
 from bot.blocks.mrr import mrr_blocks
 from bot.blocks.pace import pace_block
+from bot.blocks.text import escape_mrkdwn
 from bot.currency import StoreTotals, average
 from bot.money import format_money
 from bot.periods import Bucket, Period, local_midnight
@@ -101,7 +102,8 @@ def _period_fields(s: SalesSnapshot) -> list[Block]:
     if totals is None:
         return [section(f"*{s.period.label}:* {UNKNOWN}")]
     orders = sum(t.orders for t in totals)
-    vs = f"  {change(orders, sum(t.orders for t in previous))}" if previous is not None else ""
+    # Escaped: a change under 1% reads "▲ <1%", and Slack takes "<" as the start of a link.
+    vs = f"  {escape_mrkdwn(change(orders, sum(t.orders for t in previous)))}" if previous is not None else ""
     blocks: list[Block] = []
     if s.store is not None:
         pairs = [("Orders", f"{orders:,}{vs}"), *_store_pairs(s.store, s.store_previous)]
@@ -125,7 +127,7 @@ def _per_currency(totals: Sequence[CurrencyTotal], previous: Sequence[CurrencyTo
 
     def vs(t: CurrencyTotal, fmt: str) -> str:
         prev = before.get(t.currency)
-        return fmt.format(change(t.revenue, prev.revenue if prev else 0)) if previous is not None else ""
+        return fmt.format(escape_mrkdwn(change(t.revenue, prev.revenue if prev else 0))) if previous is not None else ""
 
     def avg(t: CurrencyTotal) -> str:
         return format_money(average(t.revenue, t.orders), t.currency) if t.orders else UNKNOWN
@@ -143,7 +145,7 @@ def _per_currency(totals: Sequence[CurrencyTotal], previous: Sequence[CurrencyTo
 
 def _store_pairs(st: StoreTotals, prev: StoreTotals | None) -> list[tuple[str, str]]:
     """Revenue (gross) and net in the store currency, against a week earlier when known."""
-    rev_vs = f"  {change(st.gross, prev.gross)}" if prev is not None else ""
+    rev_vs = f"  {escape_mrkdwn(change(st.gross, prev.gross))}" if prev is not None else ""
     pairs = [("Revenue", f"{gross_text(st)}{rev_vs}")]
     if (net := net_text(st)) is not None:
         pairs.append(("Net", net))

@@ -206,6 +206,12 @@ async def comparison(db: Executor, window: Window, settings: Settings) -> Compar
                       store_previous=await in_store(db, before, choice, code))
 
 
+def report_end(slot: Slot, now: dt.datetime, start: dt.datetime) -> dt.datetime:
+    """Where a report's windows end: at its time, or at `now` when it is made before (figures so far), so that what
+    it compares with a week earlier, and its pace, stop there too; never before `start` (a day not begun yet)."""
+    return max(start, min(now, slot.scheduled_at))
+
+
 async def previous_due(db: Executor, kind: ReportKind, slot: Slot, settings: Settings) -> dt.datetime:
     """When the report of `kind` before the morning `slot` was due: the latest recorded for yesterday (or, for an
     evening after a zone change, today) and due before `slot` — sent, or noted as missed, its notice having named
@@ -220,11 +226,14 @@ async def previous_due(db: Executor, kind: ReportKind, slot: Slot, settings: Set
 
 
 async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> MorningFigures:
-    """The morning report of `slot.day`: since the previous evening report, and all of yesterday."""
+    """The morning report of `slot.day`: since the previous evening report (up to now, when made before its time),
+    and all of yesterday."""
     tz, choice = settings.tz, CurrencyChoice.of(settings)
     yesterday = slot.day - DAY
-    overnight = Window(await previous_due(db, ReportKind.EVENING, slot, settings), slot.scheduled_at)
-    since_last_morning = Window(await previous_due(db, ReportKind.MORNING, slot, settings), slot.scheduled_at)
+    since_evening = await previous_due(db, ReportKind.EVENING, slot, settings)
+    overnight = Window(since_evening, report_end(slot, now, since_evening))
+    since_morning = await previous_due(db, ReportKind.MORNING, slot, settings)
+    since_last_morning = Window(since_morning, report_end(slot, now, since_morning))
     day = whole_day(yesterday, tz)
     quiet = settings.subscription_renewals is Renewals.REPORT  # renewals pinged nowhere else: the report counts them
     renewals = tuple(await subscriptions.renewal_totals(db, start=day.start, end=day.end)) if quiet else None
@@ -238,14 +247,16 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         findings=tuple(await reports.alerts_between(db, start=since_last_morning.start,
                                                     end=since_last_morning.end, severities=("info",))),
         chart=await hourly_revenue(db, current=day, previous=whole_day(yesterday - WEEK, tz), tz=tz, store=choice),
-        subscriptions=await mrr.summary(db, now=slot.scheduled_at, since=slot.scheduled_at - 30 * DAY),
+        subscriptions=await mrr.summary(db, now=overnight.end, since=overnight.end - 30 * DAY),
         renewals=renewals)
 
 
 async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> EveningFigures:
-    """The evening report of `slot.day`: local midnight up to the report time. What needs attention is read at
-    that time too (or now, before it): the report of a past day lists that day's problems, not today's."""
-    window = Window(local_midnight(slot.day, settings.tz), slot.scheduled_at)
+    """The evening report of `slot.day`: local midnight up to the report time, or up to now when made before it
+    (figures so far). What needs attention is read at that end too: the report of a past day lists that day's
+    problems, not today's."""
+    midnight = local_midnight(slot.day, settings.tz)
+    window = Window(midnight, report_end(slot, now, midnight))
     start, end = window.start, window.end
     dispute_rows = await reports.disputes(db, start=start, end=end)
     customers = await sketch.customers(db, start=start, end=end)
