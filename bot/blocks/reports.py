@@ -110,9 +110,9 @@ def _alert_list(title: str, alerts: Sequence[ReportAlert], *, now: dt.datetime, 
 def _timing(slot: Slot, now: dt.datetime, *, late: bool, tz: ZoneInfo) -> Block | None:
     """Say when a report is late (sent after downtime) or early (figures so far, made on demand)."""
     due = local(slot.scheduled_at, tz)
-    if late:
-        return context(f"⏰ Sent late, at {local(now, tz):%a %H:%M}: due at {due:%H:%M %Z}, when salespulse"
-                       " was not running")
+    if late:  # sent on another day (the command a "was not sent" notice gives), the day it was due is named
+        when = f"{due:%H:%M %Z}" if due.date() == local(now, tz).date() else f"{day_label(due.date())} {due:%H:%M %Z}"
+        return context(f"⏰ Sent late, at {local(now, tz):%a %H:%M}: due at {when}, when salespulse was not running")
     if now < slot.scheduled_at:
         return context(f"⏳ Made at {local(now, tz):%a %H:%M}, before its time ({due:%H:%M %Z}): figures so far")
     return None

@@ -1,7 +1,8 @@
 """`salespulse report morning|evening [--date D] [--dry-run]`: any day's report on demand, server running
 or not. A dry run prints it and writes nothing; otherwise a report already due is recorded and posted like the
-scheduler's, once, and one asked for before its time is posted as "figures so far" without being recorded, so the
-scheduled one still goes out."""
+scheduler's, once (saying it is late when past its time), and one asked for before its time is posted as "figures
+so far" without being recorded, so the scheduled one still goes out. A report recorded already (sent, or noted as
+missed) is made until the time it was due then, whatever the Settings say now."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from bot.config import Settings
 from bot.db import create_pool, database_url, migrate_database
 from bot.delivery.senders import render_text
 from bot.delivery.worker import DeliveryWorker
+from bot.reports.claims import recorded_row, stands_for
 from bot.reports.reporter import Reporter, Sent
 from bot.reports.schedule import ReportKind, Slot, slot_for
 from bot.settings.live import stored_over
@@ -57,12 +59,13 @@ async def report_command(settings: Settings, *, which: str, date: str | None, dr
         dsn, settings, pool = store
         try:
             settings = await stored_over(pool, settings)  # the zone, times and channel changed from Slack
-            slot = slot_for(ReportKind(which), parse_day(date, now=clock(), settings=settings), settings)
+            kind, day = ReportKind(which), parse_day(date, now=clock(), settings=settings)
             client = slack_client(settings)
             reporter = Reporter(pool=pool, settings=settings, slack=client, clock=clock)
             if dry_run:
-                return await _dry_run(reporter, slot, out)
+                return await _dry_run(reporter, kind, day, out)
             await migrate_database(dsn)
+            slot = await recorded_slot(reporter, kind, day)
             worker = DeliveryWorker(pool=pool, sender=make_sender(settings, client), tz=settings.tz, clock=clock)
             if slot.scheduled_at > clock():
                 return await _post_preview(reporter, slot, worker, out)
@@ -128,9 +131,22 @@ async def _deliver(reporter: Reporter, sent: Sent, worker: DeliveryWorker) -> bo
     return True
 
 
-async def _dry_run(reporter: Reporter, slot: Slot, out: TextIO) -> int:
+async def recorded_slot(reporter: Reporter, kind: ReportKind, day: dt.date) -> Slot:
+    """The report of `kind` on `day`: due when it was recorded (sent, or noted as missed, its notice naming that
+    time) if its record stands for that day in the zone in force, else at its time under the Settings now. A report
+    time moved since changes neither what was sent (a dry run shows it again) nor where it stopped (the next
+    morning's night starts there: a report sent after its notice must end there too)."""
+    slot = slot_for(kind, day, reporter.settings)
+    row = await recorded_row(reporter.pool, slot)
+    if row is not None and stands_for(row, slot, reporter.settings.tz):
+        return Slot(kind, day, row.scheduled_at)
+    return slot
+
+
+async def _dry_run(reporter: Reporter, kind: ReportKind, day: dt.date, out: TextIO) -> int:
     """Print the report readably; read-only (the figures come from a read-only transaction)."""
     try:
+        slot = await recorded_slot(reporter, kind, day)
         figures = await reporter.figures(slot, now=reporter.clock())
     except asyncpg.UndefinedTableError:
         print("salespulse report: the database has no schema yet; run `salespulse migrate` first", file=sys.stderr)
@@ -155,7 +171,7 @@ async def _post(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: Tex
         print(f"{what} is queued; the running server will post it.", file=out)
         return 0
     await reporter.upload_charts()
-    row = await _row(reporter, slot)
+    row = await recorded_row(reporter.pool, slot)
     chart = {"uploaded": "chart in its thread", "saved": f"chart saved to {reporter.chart_path(slot)}",
              "pending": "chart upload will be retried by the server"}.get(
         row.chart_status if row else "", f"no chart ({row.chart_error if row else '?'})")
@@ -167,7 +183,7 @@ async def _post(reporter: Reporter, slot: Slot, worker: DeliveryWorker, out: Tex
 
 async def _already_recorded(reporter: Reporter, slot: Slot, out: TextIO) -> int:
     """Say that the report of `slot` went out already (or was noted as missed), so nothing is posted now."""
-    row = await _row(reporter, slot)
+    row = await recorded_row(reporter.pool, slot)
     done = "was noted as missed" if row and row.status == "missed" else "was already posted"
     by = f", by the {row.source}" if row else ""
     at = f" at {row.recorded_at.astimezone(reporter.settings.tz):%a %d %b %H:%M}" if row else ""
@@ -182,8 +198,3 @@ async def _refused(reporter: Reporter, sent: Sent, what: str, out: TextIO) -> bo
     if status != "delivered":
         print(f"{what} could not be posted ({status}); see /health for the Slack error.", file=out)
     return status != "delivered"
-
-
-async def _row(reporter: Reporter, slot: Slot) -> q.RecordedReport | None:
-    rows = await q.recorded(reporter.pool, days=[slot.day])
-    return next((r for r in rows if r.kind == slot.kind.value), None)

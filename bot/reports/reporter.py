@@ -100,6 +100,7 @@ class Reporter:
     async def send(self, slot: Slot, *, source: str, late: bool = False) -> Sent | None:
         """Render and record the report of `slot` with its message, once; None when it was sent already."""
         now = self.clock()
+        late = late or (source == "cli" and slot.is_late(now))  # on demand after its time: it says so
         figures = await self.figures(slot, now=now)
         png = await asyncio.to_thread(render_chart, figures.chart)
         to_file = self.slack is None
