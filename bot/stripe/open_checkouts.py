@@ -8,7 +8,7 @@ just before a completion can never turn the completed checkout back into an open
 the listing saw, and any event about a listed session (completed, expired, failed) is newer and wins the
 intake's merge (queries/intake.py CHECKOUT_MERGE). That also makes the job idempotent, so every replica runs it
 (a request a minute each) rather than taking a lock across HTTP calls; a key without the Checkout Sessions read
-permission is logged and changes nothing else.
+permission is logged once, asked again hourly (bot/stripe/refused.py), and changes nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from bot.db import DB_UNAVAILABLE
 from bot.deps import Deps
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError
 from bot.stripe.fields import currency, integer, mapping, string, string_pairs, stripe_id, timestamp
+from bot.stripe.refused import Refusal
 from queries import intake
 
 log = logging.getLogger(__name__)
@@ -55,26 +56,31 @@ async def open_sessions(api: StripeApi, *, now: dt.datetime) -> list[intake.Chec
 
 
 class OpenCheckoutsJob:
-    """The job's state between runs: none but its dependencies."""
+    """The job's state between runs: its dependencies, and Stripe's refusal if it stands."""
 
     def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep) -> None:
         self.deps = deps
         self.sleep = sleep
+        self.refusal = Refusal(log, "Stripe open checkouts")  # a 401/403: said once, asked again hourly
 
     async def tick(self) -> int | None:
         """One run: how many open sessions were added as pending (those no event or earlier listing told of);
-        None when skipped (no key, Stripe or the database away)."""
+        None when skipped (no key, Stripe or the database away, or the key refused)."""
         key = self.deps.settings.stripe_api_key
-        if key is None:
+        now = self.deps.clock()
+        if key is None or self.refusal.waiting(now):
             return None
         try:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=self.deps.settings.stripe_api_url,
                                 sleep=self.sleep)
-                rows = await open_sessions(api, now=self.deps.clock())
+                rows = await open_sessions(api, now=now)
+            self.refusal.answered()
             return await intake.add_open_checkouts(self.deps.pool, rows)
+        except KeyRejected as exc:
+            self.refusal.refused(exc, now)
         except StripeApiError as exc:
-            (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe open checkouts: %s", exc)
+            log.warning("Stripe open checkouts: %s", exc)
         except DB_UNAVAILABLE as exc:
             log.warning("open checkouts not stored: database unavailable: %s", exc)
         return None

@@ -3,7 +3,8 @@
 It runs beside intake, never in front of it: a sale is stored and pinged first; its balance transactions are
 read afterwards, on whichever replica claims them (a lease per batch, queries/settlements.py), one request at a
 time. A 429 stops the batch and waits (Retry-After); 5xx, timeouts and not-yet-settled payments back off per
-order; errors are logged and kept on the queue row, never raised into the scheduler. No key, no job.
+order; errors are logged and kept on the queue row, never raised into the scheduler. A 401/403 is logged once and
+the job asks again hourly (bot/stripe/refused.py). No key, no job.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncpg
 from bot.deps import Deps
 from bot.stripe import settle, settle_walk
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
+from bot.stripe.refused import Refusal
 from queries import settled_currency
 from queries import settlements as q
 from queries.settlements import Claim
@@ -50,6 +52,7 @@ class SettlementJob:
         self.deps = deps
         self.sleep = sleep
         self.reconciled_at: dt.datetime | None = None
+        self.refusal = Refusal(log, "Stripe fees")  # a 401/403: said once, asked again hourly
 
     async def tick(self) -> int | None:
         """One run: queue what changed, read a batch; how many orders got figures (None without a key)."""
@@ -57,6 +60,8 @@ class SettlementJob:
         if key is None:
             return None
         deps, now = self.deps, self.deps.clock()
+        if self.refusal.waiting(now):  # an hour, shorter than RECENT: what changed meanwhile is queued after
+            return 0
         reconcile = self.reconciled_at is None or now - self.reconciled_at >= RECONCILE_EVERY
         store = deps.settings.store_currency or await q.account_currency(deps.pool)
         await self._walk(store, now)
@@ -67,13 +72,19 @@ class SettlementJob:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=deps.settings.stripe_api_url,
                                 sleep=self.sleep)
+                asked = reconcile and await self._read_account(api)  # whether Stripe was asked for the account
                 if reconcile:
-                    await self._read_account(api)
                     self.reconciled_at = now
-                return await self._batch(api, now)
-        except StripeApiError as exc:
-            (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe fees: %s", exc)
+                done, claimed = await self._batch(api, now)
+        except KeyRejected as exc:
+            self.refusal.refused(exc, now)
             return 0
+        except StripeApiError as exc:
+            log.warning("Stripe fees: %s", exc)
+            return 0
+        if asked or claimed:
+            self.refusal.answered()
+        return done
 
     async def _walk(self, store: str | None, now: dt.datetime) -> None:
         """Before any Stripe request (a changed STORE_CURRENCY applies while Stripe is down): figures in another
@@ -90,20 +101,25 @@ class SettlementJob:
         if revived:
             log.info("Stripe fees: %d order(s) given up on are tried once more", revived)
 
-    async def _read_account(self, api: StripeApi) -> None:
+    async def _read_account(self, api: StripeApi) -> bool:
         """The account's default currency, which is the store currency unless STORE_CURRENCY names one (then the
-        account is never read: a restricted key needs no Account permission)."""
+        account is never read: a restricted key needs no Account permission); whether it was read."""
         if self.deps.settings.store_currency is not None:
-            return
-        currency = await settle.account_currency(api)
+            return False
+        try:
+            currency = await settle.account_currency(api)
+        except KeyRejected as exc:
+            raise KeyRejected(f"{exc} (or set STORE_CURRENCY: the account is then never read)", status=exc.status,
+                              code=exc.code) from exc
         if currency is not None:
             await q.save_account(self.deps.pool, currency=currency, at=self.deps.clock())
+        return True
 
-    async def _batch(self, api: StripeApi, now: dt.datetime) -> int:
-        done, _ = await settle_due(self.deps.pool, api, store=self.deps.settings.store_currency, now=now)
+    async def _batch(self, api: StripeApi, now: dt.datetime) -> tuple[int, int]:
+        done, claimed = await settle_due(self.deps.pool, api, store=self.deps.settings.store_currency, now=now)
         if done:
             self.deps.home.changed()
-        return done
+        return done, claimed
 
 
 async def settle_due(pool: asyncpg.Pool, api: StripeApi, *, store: str | None, now: dt.datetime) -> tuple[int, int]:
