@@ -81,10 +81,12 @@ def check_postgres_uri(uri: str) -> None:
     if "#" in uri:  # asyncpg drops it and all that follows: a password cut short, or a host that is its tail
         raise ValueError(PASSWORD_ENCODING if "@" in uri.partition("#")[2] else "a '#' must be percent-encoded as %23")
     authority = rest.partition("/")[0].partition("?")[0]  # urlparse's netloc, there being no '#'
-    if authority.count("@") > 1:  # the first '@' ends the user name and password
+    # The first '@' ends the user name and password. A '/' or '?' in the password ends the authority early: its tail,
+    # up to the real '@', went to the path or query. An '@' in the path is that one, whatever the "port" looks like
+    # ("app:2024/pw@db/shop": port 2024, database "pw@db/shop"); one in a query value (?user=me@x) is read as written.
+    cut_short = bool(authority) and "@" not in authority and "@" in rest
+    if authority.count("@") > 1 or (cut_short and "@" in rest[len(authority):].partition("?")[0]):
         raise ValueError(PASSWORD_ENCODING)
-    # A '/' or '?' in the password ends the authority early: its tail, up to the real '@', went to the path or query.
-    cut_short = "@" not in authority and "@" in rest
     try:
         parts = urlparse(uri)
     except ValueError:  # a '[' without ']', or a Unicode look-alike of '@' or '/': urllib's message quotes them

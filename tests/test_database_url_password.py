@@ -13,6 +13,7 @@ import pytest
 
 from bot.cli.main import main
 from bot.config import SettingsError, load_settings
+from bot.config_values import check_postgres_uri
 from bot.db import MalformedDsn, database_url, wait_for_database
 from tests.conftest import STRIPE_SECRET, with_database
 from tests.test_cli import isolated  # noqa: F401  # autouse fixture: an empty directory, no settings from the machine
@@ -59,6 +60,7 @@ def test_an_at_sign_in_the_database_password_is_refused_as_malformed(monkeypatch
     ("postgresql://app:se?x=cretpw@db:5432/store", "special characters in the password must be percent-encoded"),
     ("postgresql://app@se:cretpw@db:5432/store", "special characters in the password must be percent-encoded"),
     ("postgresql://app:se[cretpw@db:5432/store", "special characters in the password must be percent-encoded"),
+    ("postgresql://app:2024/cretpw@db:5432/store", "special characters in the password must be percent-encoded"),
     ("postgresql://app:secretpw@db:5432/store#frag", "a '#' must be percent-encoded as %23"),
     ("postgresql://app:secretpw@db:5432:1/store", "a port in the URI is not a number"),
     ("postgresql://app:secretpw@db1,/store", "a host in the URI is empty"),
@@ -81,11 +83,24 @@ def test_a_uri_asyncpg_would_misread_is_refused_without_echoing_it(monkeypatch: 
     "postgresql://app:pw@db:5432/store?sslmode=require&application_name=a%23b",
     "postgresql://app:pw@/store?host=/run/postgresql&port=5433",
     "postgresql://app:pw@db:%35432/store",  # asyncpg unquotes the port
+    # An '@' after the path, with none in the authority: asyncpg reads it in the query value, as written.
+    "postgresql://db.example.com:5432/store?user=me@example.com&password=pw",
+    "postgresql:///store?host=/run/postgresql&user=me@example.com",
+    "postgresql://db:5432/store?options=-c%20application_name%3Dme@example.com",
+    "postgresql://db/my%40store",  # an '@' in the database name, encoded
 ])
 def test_an_encoded_or_plain_uri_is_taken(monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
     monkeypatch.setenv("DATABASE_URL", uri)
     settings = load_settings()
     assert settings.database_url is not None and settings.database_url.get_secret_value() == uri
+
+
+def test_a_slash_in_the_password_after_digits_is_refused() -> None:
+    """A '/' in the password gives one line asking to percent-encode it. Password "2024/secret": asyncpg reads host
+    "app", port 2024, database "secret@db.example.com/shop" (part of the password), yet the check let it through,
+    because the password's first part happens to be a number."""
+    with pytest.raises(ValueError, match="percent-encoded"):
+        check_postgres_uri("postgresql://app:2024/secret@db.example.com/shop")
 
 
 async def test_a_percent_encoded_password_with_every_delimiter_connects(

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from bot.app import running
+from bot.blocks.pace import pace_block
 from bot.delivery.senders import ConsoleSender
 from bot.delivery.worker import CALL_ALLOWANCE, CHANNEL_INTERVAL
+from bot.rhythm.pace import Pace
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, crash_after_slack_accepts, make_settings, start_bot
 from tests.fakes import FakeSlack
@@ -261,6 +263,17 @@ async def test_local_mode_prints_messages_readably(dsn: str) -> None:
     assert "[#sales]" in printed and "== 💰 New Sale! ==" in printed
     assert re.search(r"\$30\.00", printed) and "str***" in printed
     assert "stripe@example.com" not in printed
+
+
+async def test_terminal_shows_less_than_one_percent_not_an_html_entity() -> None:
+    """The pace line's "▲ <1%" is escaped for Slack; the terminal (ConsoleSender: local mode and the demo; `report
+    --dry-run` prints the same render_text) printed mrkdwn as it is, so the owner read "▲ &lt;1%"."""
+    p = Pace(currency="USD", weekday="Saturday", orders=50, revenue=500_000, projected_orders=1001,
+             projected_revenue=1_000_100, usual_orders=1000, usual_revenue=1_000_000)
+    out = io.StringIO()
+    await ConsoleSender(stream=out).post("reports", {"text": "pace", "blocks": [pace_block(p)]})
+    printed = out.getvalue()
+    assert "<1%" in printed and "&lt;" not in printed, printed
 
 
 @pytest.mark.parametrize("status", [429, 500])

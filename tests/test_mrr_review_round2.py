@@ -18,6 +18,7 @@ from bot.intake.batch import Submission, ingest_batch
 from bot.stripe.discount_job import DiscountJob
 from bot.stripe.parse import parse_event
 from bot.subscriptions import pricing
+from bot.subscriptions.order import SecondEvent, ordered
 from bot.subscriptions.renewals import Renewals
 from tests.conftest import Bot, start_bot
 from tests.fake_stripe import API_KEY, FakeStripe
@@ -200,6 +201,29 @@ async def test_same_second_updates_in_one_batch_are_ordered_as_apart(conn: async
             moves = await conn.fetchrow("SELECT sum(new) AS new, sum(expansion) AS expansion,"
                                         " sum(contraction) AS contraction FROM mrr_movement_days")
             assert tuple(moves.values()) == (1000 * 12_000_000, 2000 * 12_000_000, 0), (order, sizes)
+
+
+def _seat(eid: str, before: int, after: int) -> SecondEvent:
+    return SecondEvent(eid, 1, {"items": {"data": [{"quantity": after}]}},
+                       {"items": {"data": [{"quantity": before}]}})
+
+
+def test_three_seat_updates_in_one_second_settle_by_their_chain() -> None:
+    """Seats 1→2→3→4 in one second. Each update's previous_attributes match the one before it, so the chain orders
+    all three; the first and third say nothing of each other, and that pair alone marked the second unsettled: a
+    warning "not ordered by what they say" and a queued GET /v1/subscriptions for every such second."""
+    ids, settled = ordered([_seat("evt_c", 3, 4), _seat("evt_a", 2, 3), _seat("evt_b", 1, 2)])
+    assert ids == ["evt_b", "evt_a", "evt_c"]
+    assert settled
+    for events in itertools.permutations([_seat("evt_c", 3, 4), _seat("evt_a", 2, 3), _seat("evt_b", 1, 2)]):
+        assert ordered(events) == (["evt_b", "evt_a", "evt_c"], True), events
+
+
+def test_a_chain_with_a_gap_or_a_loop_stays_unsettled() -> None:
+    """Settled only where the chain allows one order: 1→2→3 beside a 7→8 it says nothing of, or 1→2→1 (each matches
+    the other), is still read again."""
+    assert not ordered([_seat("evt_a", 1, 2), _seat("evt_b", 2, 3), _seat("evt_c", 7, 8)])[1]
+    assert not ordered([_seat("evt_a", 1, 2), _seat("evt_b", 2, 1)])[1]
 
 
 def seats_back_and_forth() -> list[dict[str, Any]]:

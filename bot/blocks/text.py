@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bot.blocks.message import truncate
 
@@ -27,6 +28,17 @@ def escape_mrkdwn(s: str) -> str:
     return neutralise_broadcasts(s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
+def unescape_mrkdwn(s: str) -> str:
+    """Undo escape_mrkdwn's three entities (`&amp;` last, so "&amp;lt;" reads "&lt;"): the text as a person reads it."""
+    return s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def shown_text(obj: Mapping[str, Any]) -> str:
+    """A text object's text as a person reads it: a mrkdwn one's entities undone, a plain_text one as written."""
+    text = str(obj.get("text", ""))
+    return unescape_mrkdwn(text) if obj.get("type") == "mrkdwn" else text
+
+
 def inline(s: str, limit: int) -> str:
     """Store or customer text for one line of mrkdwn: every run of whitespace, line breaks included, one space (a
     product name with a newline must not add a forged "*Amount:*" line or a fake sale), then clipped and escaped."""
@@ -44,7 +56,7 @@ def _readable(match: re.Match[str]) -> str:
 
 def _inert(text: str) -> str:
     readable = _CONTROL.sub(_readable, text)
-    return escape_mrkdwn(readable.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    return escape_mrkdwn(unescape_mrkdwn(readable))
 
 
 def plain_fallback(text: str, *, users: Iterable[str | None] = ()) -> str:

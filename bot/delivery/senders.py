@@ -15,6 +15,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.blocks.text import shown_text, unescape_mrkdwn
+
 log = logging.getLogger(__name__)
 
 # Refusals of every message until someone fixes the token, the app or the channel (reinstalls, invites the bot,
@@ -238,24 +240,22 @@ class WebhookSender:
 
 
 def render_text(payload: Mapping[str, Any]) -> str:
-    """A readable plain-text rendering of a Block Kit message, for terminals."""
+    """A readable plain-text rendering of a Block Kit message, for terminals: mrkdwn's "&lt;" printed as "<"."""
     lines: list[str] = []
     for block in payload.get("blocks") or []:
         kind = block.get("type")
         if kind == "header":
             lines.append(f"== {block['text']['text']} ==")
         elif kind == "section":
-            if block.get("text"):
-                lines.append(block["text"]["text"])
-            lines.extend(f"  {f['text']}".replace("\n", " ") for f in block.get("fields") or [])
+            lines.extend(shown_text(t) for t in [block.get("text")] if t)
+            lines.extend(f"  {shown_text(f)}".replace("\n", " ") for f in block.get("fields") or [])
         elif kind == "context":
-            lines.append("  " + "  ".join(e.get("text", "") for e in block.get("elements", [])))
+            lines.append("  " + "  ".join(shown_text(e) for e in block.get("elements", [])))
         elif kind == "divider":
             lines.append("-" * 40)
         elif kind == "actions":
-            labels = [e.get("text", {}).get("text", "?") for e in block.get("elements", [])]
-            lines.append("  " + " ".join(f"[{label}]" for label in labels))
-    return "\n".join(lines) if lines else str(payload.get("text", ""))
+            lines.append("  " + " ".join(f"[{e.get('text', {}).get('text', '?')}]" for e in block.get("elements", [])))
+    return "\n".join(lines) if lines else unescape_mrkdwn(str(payload.get("text", "")))  # Slack reads it as mrkdwn
 
 
 class ConsoleSender:

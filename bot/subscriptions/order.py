@@ -3,7 +3,8 @@
 Stripe's `created` has whole seconds and its event ids are not ordered in time, so two updates of a subscription in
 one second (seats added one by one) cannot be told apart by either. Each event's `previous_attributes` says what the
 attributes it changed were just before it: the event whose previous_attributes match the other's object comes after
-it (seats 1 → 2, then 2 → 3: the second's previous items are the first's items). Where that does not settle a pair
+it (seats 1 → 2, then 2 → 3: the second's previous items are the first's items), directly or through the events
+between them (1 → 2 → 3 → 4: the first and the third say nothing of each other). Where that does not settle a pair
 (neither or both match: a value set and set back, a body emptied by retention) it stays ordered by rank and event
 id, as before, and is reported unsettled: with STRIPE_API_KEY the subscription is read again
 (bot/stripe/second_order.py), and the event whose object is the subscription as Stripe has it now, on the attributes
@@ -65,7 +66,7 @@ def ordered(events: Sequence[SecondEvent], *, last: str | None = None) -> tuple[
             a_first, b_first = follows(b, a), follows(a, b)
             if a_first != b_first:
                 before[b.event_id if a_first else a.event_id].add(a.event_id if a_first else b.event_id)
-            elif a.rank == b.rank:
+            elif a_first and a.rank == b.rank:  # each changed what the other left: contradicting
                 settled = False
     out: list[str] = []
     left = sorted(by_id, key=lambda i: (by_id[i].rank, i))
@@ -77,4 +78,20 @@ def ordered(events: Sequence[SecondEvent], *, last: str | None = None) -> tuple[
     if last in out:
         out.remove(last)
         out.append(last)
-    return out, settled
+    return out, settled and _chained(events, before)
+
+
+def _chained(events: Sequence[SecondEvent], before: Mapping[str, set[str]]) -> bool:
+    """Whether every two events of one rank are ordered by `before` (each event's predecessors), directly or through
+    others, and one way only: the order found is the only one the events allow."""
+    earlier: dict[str, set[str]] = {}
+    for start in before:
+        seen: set[str] = set()
+        stack = list(before[start])
+        while stack:
+            if (i := stack.pop()) not in seen:
+                seen.add(i)
+                stack.extend(before[i])
+        earlier[start] = seen
+    return all((a.event_id in earlier[b.event_id]) != (b.event_id in earlier[a.event_id])
+               for i, a in enumerate(events) for b in events[i + 1:] if a.rank == b.rank)

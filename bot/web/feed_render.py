@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from bot.blocks.text import unescape_mrkdwn as _unslack  # Slack's three entities undone: what the person reads
+
 MAX_TEXT: Final = 12_000  # characters rendered from one text object; Slack's own limits are lower
 
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
@@ -32,11 +34,6 @@ _BROADCASTS: Final = {"here": "@here", "channel": "@channel", "everyone": "@ever
 def esc(text: object) -> str:
     """HTML-escape anything, quotes included (so it is safe in attributes too)."""
     return html.escape(str(text), quote=True)
-
-
-def _unslack(text: str) -> str:
-    """Undo Slack's three entities: what the person should read."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _special(inner: str) -> str:
