@@ -102,6 +102,7 @@ class FakeSlack:
     hook_uses: int | None = None  # like Slack's response_url: at most this many uses each (Slack: 5)
     file_shares: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # file id → where it was shared
     team_orgs: dict[str, str] = field(default_factory=dict)  # workspace id → its Grid organisation (team.info)
+    home_hashes: dict[str, str] = field(default_factory=dict)  # user id → the hash of the view on their Home tab
 
     def add_channel(self, channel_id: str, name: str, *, private: bool = False, member: bool = False) -> FakeChannel:
         """Create a channel in the workspace."""
@@ -220,7 +221,19 @@ class FakeSlack:
             return self._file_method(method, args)
         if method in ("views.open", "views.update", "views.push"):
             return views_answer(method, args)
+        if method == "views.publish":
+            return self._publish_home(args)
         return {"ok": True}
+
+    def _publish_home(self, args: dict[str, Any]) -> dict[str, Any]:
+        """views.publish as Slack answers it: refused (hash_conflict) when given a `hash` other than that of the view
+        on the tab now; otherwise the view with its new hash."""
+        user = str(args.get("user_id"))
+        if args.get("hash") and args["hash"] != self.home_hashes.get(user):
+            return {"ok": False, "error": "hash_conflict"}
+        self.home_hashes[user] = new = f"{next(self._ts)}.{user}"
+        view = args.get("view")
+        return {"ok": True, "view": {"id": f"VH{user}", **(view if isinstance(view, dict) else {}), "hash": new}}
 
     def _refusal(self, channel: FakeChannel | None, *, read: bool) -> dict[str, Any] | None:
         """Slack's answer when the bot may not use `channel`: invisible when private and not joined; public

@@ -29,7 +29,7 @@ Subscribe = Callable[[asyncpg.Connection], Awaitable[None]]  # LISTENs on the co
 class NotifyListener:
     """Listens with `subscribe` (queries.outbox.listen: whenever a transaction that queued messages commits, on any
     replica; queries.settings.listen: a settings change), and calls `on_notify` once (re)connected, for whatever
-    was announced while nobody listened."""
+    was announced while nobody listened. One connection serves more channels with `also()`."""
 
     def __init__(self, dsn: str, *, on_notify: Callable[[], None], subscribe: Subscribe,
                  keepalive: float = KEEPALIVE_SECONDS, name: str = "outbox listener") -> None:
@@ -40,6 +40,12 @@ class NotifyListener:
         self._name = name
         self.pid: int | None = None  # the listening backend while connected; tests terminate it on purpose
         self.listening = asyncio.Event()  # set while LISTEN is in force
+        self._also: list[tuple[Subscribe, Callable[[], None]]] = []
+
+    def also(self, subscribe: Subscribe, on_notify: Callable[[], None]) -> None:
+        """Listen with `subscribe` too, on the same connection, calling `on_notify` once (re)connected; in force from
+        the next (re)connection, so add it before `run()`."""
+        self._also.append((subscribe, on_notify))
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with a growing delay while PostgreSQL is unreachable."""
@@ -69,10 +75,14 @@ class NotifyListener:
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
         await self._subscribe(conn)
+        for subscribe, _ in self._also:
+            await subscribe(conn)
         self.pid = conn.get_server_pid()
         self.listening.set()
         # Messages queued while nobody listened (start-up, the reconnect gap) notified no one: look now.
         self._on_notify()
+        for _, on_notify in self._also:
+            on_notify()
         while not closed.is_set():
             try:
                 async with asyncio.timeout(self._keepalive):  # not wait_for: see DeliveryWorker._loop

@@ -15,7 +15,7 @@ import asyncpg
 from bot.alerts.rules import RuleSet
 from bot.config import Settings
 from bot.db import DB_UNAVAILABLE
-from bot.delivery.listener import NotifyListener
+from bot.delivery.listener import NotifyListener, Subscribe
 from bot.settings.values import effective
 from queries import settings as q
 
@@ -47,6 +47,12 @@ class LiveSettings:
         self.listener: NotifyListener | None = None  # while running; its `listening` is set while LISTEN holds
         self._hooks: list[Hook] = []
         self._wake = asyncio.Event()
+        self._also: list[tuple[Subscribe, Callable[[], None]]] = []  # other channels served by the same connection
+
+    def also_listen(self, subscribe: Subscribe, on_notify: Callable[[], None]) -> None:
+        """Listen on another channel over the settings listener's connection (NotifyListener.also), rather than
+        on a connection of its own; before `run()`."""
+        self._also.append((subscribe, on_notify))
 
     def on_change(self, hook: Hook) -> None:
         """Call `hook(before, after)` after every change of the Settings in force (rules are read where used)."""
@@ -74,6 +80,8 @@ class LiveSettings:
         """Follow changes until cancelled: LISTEN on a connection of its own, reload on each notification."""
         self.listener = NotifyListener(dsn, on_notify=self.changed, name="settings listener",
                                        subscribe=lambda conn: q.listen(conn, self.changed))
+        for subscribe, on_notify in self._also:
+            self.listener.also(subscribe, on_notify)
         follow = asyncio.create_task(self.listener.run(), name="settings-listener")
         try:
             while True:

@@ -34,8 +34,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
         elif pressed is Pressed.UNCHANGED and not on_home:  # a message not updated yet, or read days later
             again = await firing_again(deps, alert_id, team_domain=(body.get("team") or {}).get("domain"))
             await respond(**ephemeral(already_over_message(again)), replace_original=False)
-        elif pressed is Pressed.CHANGED and on_home:
-            await deps.home.publish([user])  # clicked on the Home tab: show the new state right away
+        home = body.get("view") or {}  # Home's own view (a click in a modal would name another type)
+        if on_home and home.get("type", "home") == "home":
+            # Whatever came of it: the tab may show what another replica has changed since (an alert resolved).
+            deps.home.saw(user, home.get("hash"))
+            await deps.home.publish([user])
 
     async def refusal(user: str, outsider: bool) -> Message:
         # Asked again for the reason (press() says only "refused"): a group whose look-up failed is not asked of
