@@ -5,10 +5,15 @@ happened to post there since."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
+from typing import Any
+
+import pytest
 
 from bot.delivery.channels import Membership
+from queries import channel_status
 from tests.conftest import Bot, paid_checkout, start_bot
 from tests.fakes import FakeSlack
 
@@ -88,3 +93,76 @@ async def test_standing_is_written_on_a_change_only(dsn: str, fake_slack: FakeSl
         again = await bot.deps.pool.fetch("SELECT logical, membership, learned_at FROM channel_status"
                                           " ORDER BY logical")
     assert again == stored
+
+
+async def test_a_failed_standing_write_is_written_again(dsn: str, fake_slack: FakeSlack,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails (PostgreSQL slower than WRITE_SECONDS, a blip) is written again: the replica that learned the
+    news never calls it a change again, so without it every other replica would keep asking for /invite."""
+    fake_slack.add_channel("C0FIN", "finance", private=True)
+    async with start_bot(dsn, fake_slack, SLACK_SALES_CHANNEL="#finance") as a, \
+            start_bot(dsn, fake_slack, SLACK_SALES_CHANNEL="#finance") as b:
+        await a.stripe(paid_checkout(1, dt.datetime.now(dt.UTC)))
+        await a.drain(until_idle=False)
+        assert INVITE in await health(b)
+        fake_slack.channels["C0FIN"].bot_member = True  # the owner types /invite @salespulse
+
+        original, failures = channel_status.record, list[bool]()
+
+        # The database does not answer within WRITE_SECONDS, once.
+        async def slow_once(*args: Any, **kwargs: Any) -> Any:
+            if not failures:
+                failures.append(True)
+                raise TimeoutError
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(channel_status, "record", slow_once)
+        await a.deps.pool.execute("UPDATE outbox SET available_at = now()")  # the held retry, now due
+        await a.drain()  # replica a's post goes through; storing what it learned fails once
+        assert failures and len(fake_slack.messages) == 1
+        for n in range(2, 5):  # later posts from a, the database healthy again
+            await a.stripe(paid_checkout(n, dt.datetime.now(dt.UTC)))
+            await a.drain(ignore_pace=True)
+        assert len(fake_slack.messages) == 4
+        text = await health(b)
+    assert INVITE not in text, text
+
+
+async def test_news_whose_write_failed_gives_way_only_to_a_standing_stored_after_it(
+        dsn: str, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Learned here but not stored (the database failed), a standing is newer than what was stored before it was
+    learned, and older than what another replica stored since: that one is taken, and the failed write not retried
+    over it."""
+    fake_slack.add_channel("C0FIN", "finance", private=True, member=True)
+    async with start_bot(dsn, fake_slack, SLACK_SALES_CHANNEL="#finance") as a:
+        directory = a.deps.channels
+        assert directory is not None
+
+        def sales() -> Membership:
+            status = directory.find("sales")
+            assert status is not None
+            return status.membership
+
+        before = await channel_status.stored(a.deps.pool)  # member, stored at start-up
+        original = channel_status.record
+
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            raise TimeoutError
+
+        monkeypatch.setattr(channel_status, "record", down)
+        fake_slack.channels["C0FIN"].bot_member = False  # removed; storing it fails
+        await a.stripe(paid_checkout(1, dt.datetime.now(dt.UTC)))
+        await a.drain(until_idle=False)
+        assert sales() is Membership.PRIVATE_NOT_MEMBER
+        directory.adopt(before)  # stored before the removal was learned: older news
+        assert sales() is Membership.PRIVATE_NOT_MEMBER
+
+        monkeypatch.setattr(channel_status, "record", original)
+        fake_slack.channels["C0FIN"].bot_member = True  # invited again, and another replica stored it since
+        since = await a.deps.pool.fetchval("SELECT clock_timestamp()")
+        directory.adopt([dataclasses.replace(row, learned_at=since) for row in before if row.logical == "sales"])
+        assert sales() is Membership.MEMBER
+        await a.deps.pool.execute("UPDATE outbox SET available_at = now()")  # the held retry, now due
+        await a.drain()
+        stored = {row.logical: row.membership for row in await channel_status.stored(a.deps.pool)}
+    assert stored["sales"] == "member"  # the stale removal was not written over it

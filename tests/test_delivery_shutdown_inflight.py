@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bot.delivery import outcomes
 from bot.delivery.lanes import FinishingSender
 from bot.delivery.senders import ConsoleSender
 from queries import outbox as q
@@ -92,3 +93,36 @@ async def test_no_call_starts_once_shutdown_has_begun() -> None:
     with pytest.raises(asyncio.CancelledError):
         await sender.post("alerts", {"text": "too late"})
     assert out.getvalue() == ""
+
+
+async def test_stop_landing_while_the_answer_is_recorded_posts_once(dsn: str, fake_slack: FakeSlack,
+                                                                    conn: asyncpg.Connection,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM arriving just after Slack answered, while the answer is being recorded: the recording is let finish
+    too, or the pass rolls back and an incoming webhook's post is sent again at the next start."""
+    original = outcomes.delivered
+    stopped: list[bool] = []
+
+    # The pass records Slack's "ok"; SIGTERM's cancel arrives meanwhile.
+    async def delivered(*args: Any, **kwargs: Any) -> Any:
+        if not stopped:
+            stopped.append(True)
+            for task in asyncio.all_tasks():
+                if task.get_name() == "delivery":  # what running()'s shutdown does to the worker
+                    task.cancel()
+            await asyncio.sleep(0.05)  # stands for the recording's round trips to PostgreSQL
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(outcomes, "delivered", delivered)
+    async with start_bot(dsn, fake_slack, background_worker=True, **webhooks(fake_slack)) as bot:
+        first = await q.enqueue(bot.deps.pool, dedupe_key="t-first", channel="alerts", kind="alert",
+                                payload={"text": "first alert"})
+        await until(lambda: bool(stopped))
+        await asyncio.sleep(0.3)
+    monkeypatch.setattr(outcomes, "delivered", original)
+    assert received(fake_slack) == ["first alert"]
+    recorded = await status(conn, first)
+
+    async with start_bot(dsn, fake_slack, **webhooks(fake_slack)) as bot:  # the next start
+        await bot.drain(ignore_pace=True)
+    assert received(fake_slack) == ["first alert"], (recorded, received(fake_slack))  # posted once

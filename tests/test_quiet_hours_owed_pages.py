@@ -4,6 +4,7 @@ demoted before they end owes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -101,3 +102,19 @@ async def test_database_unreachable_from_quiet_hours_pages_once_they_end(
     assert pages[0]["thread_ts"] == posted_ts(bot) and pages[0].get("reply_broadcast") is True, pages[0]
     assert pages[0]["text"].startswith("<!here> ") and "Database unreachable" in pages[0]["text"]
     assert_valid_message(pages[0])
+
+
+async def test_owed_page_with_no_mention_does_not_remind_at_every_check(
+        night: tuple[Bot, AlertJobs, FakeClock]) -> None:
+    """Restarted overnight with oncall_mention: "" in the rules file, the alert posted quietly cannot page when the
+    quiet hours end: it owes nothing, or it would remind at every check, its debt never paid."""
+    bot, jobs, clock = night
+    clock.now = _ny(9, 23)
+    _set_sync_failures(bot, clock, "critical")
+    await _checks_at(bot, jobs, clock, _ny(9, 23, 1))  # posted quietly: it owes its page
+    live = bot.deps.live
+    live.base_rules = dataclasses.replace(live.base_rules, mention="")
+    live.rules = dataclasses.replace(live.rules, mention="")
+    replies = await _checks_at(bot, jobs, clock, _ny(10, 7, 5), _ny(10, 7, 15), _ny(10, 7, 25), _ny(10, 7, 35))
+    # the repeat interval is 4 h: at most one reminder (the one owed) in these 30 minutes
+    assert len(replies) <= 1, [r["text"] for r in replies]

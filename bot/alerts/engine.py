@@ -92,8 +92,8 @@ def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours:
           repeat: dt.timedelta, quiet: bool = False, owed: frozenset[int] = frozenset()) -> list[Decision]:
     """Stage 3 (pure): which open alerts to announce, remind about, or un-silence now (warnings wait outside
     business hours and inside quiet hours). `owed`: criticals posted (or made critical) inside quiet hours without
-    their mention, reminded (paging) as soon as those end, not a repeat interval later; one demoted since owes
-    nothing (it would remind at every check, its reminder never paging)."""
+    their mention, reminded (paging) as soon as those end, not a repeat interval later; one demoted since, or with
+    no on-call mention to page, owes nothing (it would remind at every check, its reminder never paging)."""
     critical_families = {a.family for a in open_alerts if a.severity == Severity.CRITICAL}
     decisions = []
     for a in open_alerts:
@@ -198,7 +198,9 @@ def _kept_firing(alert: q.AlertRow, rule: Rule, now: dt.datetime) -> bool:
 async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertRow], *, rules: RuleSet,
                             ctx: Context, notifier: Notifier) -> int:
     """Stages 3 and 4 for the open alerts; how many notifications were queued."""
-    owed = frozenset(await alert_log.pages_owed(conn, [a.id for a in open_alerts]))
+    # Without an on-call mention nothing pages, so nothing is owed: "owed" would remind at every check, unpaid.
+    owed = frozenset(await alert_log.pages_owed(conn, [a.id for a in open_alerts])) if notifier.mention \
+        else frozenset()
     decisions = route(open_alerts, now=ctx.now, in_business_hours=ctx.in_business_hours(),
                       repeat=rules.repeat_interval, quiet=ctx.quiet(), owed=owed)
     for d in decisions:

@@ -51,6 +51,9 @@ class ChannelDirectory:
         self._private: set[str] = set()  # ids seen private: a later channel_not_found there means "not invited"
         self._store = store
         self._learned: set[str] = set()  # logical channels whose standing changed, not stored yet
+        # When each standing learned here and not stored yet was learned (the database's clock, as best known): a
+        # stored one is newer only if stored after it.
+        self._noted: dict[str, dt.datetime] = {}
 
     def reconfigure(self, configured: Mapping[str, str]) -> bool:
         """Channels changed from Slack's Settings view: forget what was known of the replaced ones. True when
@@ -77,22 +80,30 @@ class ChannelDirectory:
         """What was just learned of a channel; a change (only) is stored by the next `_flush()`."""
         if same(self._status.get(status.logical) or ChannelStatus("", ""), status):
             return
-        self._status[status.logical] = replace(status, learned_at=dt.datetime.now(dt.UTC))
+        # Unstamped until stored: only the database's clock orders what the replicas learned.
+        self._status[status.logical] = replace(status, learned_at=None)
+        self._noted[status.logical] = self._store.now() if self._store is not None else dt.datetime.now(dt.UTC)
         self._learned.add(status.logical)
 
     async def _flush(self) -> None:
-        """Store the changes `_put()` noted, for the other replicas. "Not checked yet" is no news: a replica whose
-        conversations.list failed must not hide what another one knows."""
+        """Store the changes `_put()` noted, for the other replicas; one the database did not take is written again
+        on the next post or the follow poll. "Not checked yet" is no news: a replica whose conversations.list failed
+        must not hide what another one knows."""
         learned, self._learned = self._learned, set()
         for logical in learned:
             status = self._status.get(logical)
             if self._store is None or status is None or status.membership is Membership.UNKNOWN:
                 continue
-            at = await self._store.record(logical=logical, configured=status.configured,
-                                          membership=status.membership.value, channel_id=status.channel_id,
-                                          name=status.name, error=status.error)
-            if at is not None and self._status.get(logical) is status:
-                self._status[logical] = replace(status, learned_at=at)  # the database's clock, as the others'
+            written = await self._store.record(logical=logical, configured=status.configured,
+                                               membership=status.membership.value, channel_id=status.channel_id,
+                                               name=status.name, error=status.error)
+            if self._status.get(logical) is not status:  # learned or adopted meanwhile: that counts now
+                continue
+            if written.at is not None:
+                self._status[logical] = replace(status, learned_at=written.at)  # the database's clock, as the others'
+                self._noted.pop(logical, None)
+            elif written.failed:
+                self._learned.add(logical)
 
     def adopt(self, stored: Iterable[StoredStatus]) -> tuple[ChannelStatus, ...]:
         """Take what any replica stored when it is newer than what this one knows (a known standing always beats
@@ -102,21 +113,32 @@ class ChannelDirectory:
             known = MEMBERSHIPS.get(row.membership)  # None: written by a newer release; keep what is known here
             if status is None or known is None or status.configured != row.configured:
                 continue
-            if status.membership is not Membership.UNKNOWN and status.learned_at is not None and \
-                    row.learned_at <= status.learned_at:
+            theirs = replace(status, membership=known, channel_id=row.channel_id, name=row.name, error=row.error,
+                             learned_at=row.learned_at)
+            if not self._older(status, theirs, row.learned_at):
                 continue
             if known is Membership.PRIVATE_NOT_MEMBER and row.channel_id:
                 self._private.add(row.channel_id)
-            self._status[row.logical] = replace(status, membership=known,
-                                                channel_id=row.channel_id, name=row.name, error=row.error,
-                                                learned_at=row.learned_at)
+            self._status[row.logical] = theirs
             self._learned.discard(row.logical)
+            self._noted.pop(row.logical, None)
         return self.statuses()
+
+    def _older(self, status: ChannelStatus, theirs: ChannelStatus, stored_at: dt.datetime) -> bool:
+        """Whether what this replica knows of a channel is older than a stored standing (`theirs`)."""
+        if status.membership is Membership.UNKNOWN:
+            return True
+        if status.learned_at is not None:
+            return stored_at > status.learned_at
+        # Learned here, not stored yet (its write failed): fresher than whatever was stored before it was learned.
+        # The same standing stored is this news (a write that timed out but went through, or another replica's).
+        noted = self._noted.get(status.logical)
+        return same(status, theirs) or noted is None or stored_at > noted
 
     async def follow(self, dsn: str) -> None:
         """Until cancelled, take what the other replicas learn (nothing to follow without a store)."""
         if self._store is not None:
-            await self._store.follow(dsn, self.adopt)
+            await self._store.follow(dsn, self.adopt, self._flush)
 
     async def start(self) -> None:
         """At start-up: resolve names to ids once, then join every public channel the bot is not in."""
@@ -215,6 +237,8 @@ class ChannelDirectory:
         read)."""
         status = self.find(channel)
         if status is None or not (status.membership in _REFUSING or _unresolved(status)):
+            if self._learned:  # a change whose write failed: written again
+                await self._flush()
             return
         known = channel_id or status.channel_id
         log.info("Slack channel %s takes posts%s", status.label, "" if _unresolved(status) else " again")

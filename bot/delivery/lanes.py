@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -21,18 +22,26 @@ log = logging.getLogger(__name__)
 
 # How long shutdown waits for a call to Slack under way: a call's own timeout is 10 s (bot/app.py, WebhookSender).
 FINISH_WITHIN = dt.timedelta(seconds=12)
+# How long shutdown waits for a pass whose call was answered to record the answer: a few statements.
+RECORD_WITHIN = dt.timedelta(seconds=5)
 
 
 class FinishingSender:
     """The sender as the worker's passes use it. At shutdown (`stopping`) a call under way is not cut short but
     waited for (at most FINISH_WITHIN), so its pass records the answer before the worker stops, and no call starts:
     a post cut short after Slack took it stays pending, and an incoming webhook, which cannot be read back, would
-    post it again at the next start. Any other cancel (a crash, as tests stand one in) cuts the call short."""
+    post it again at the next start. A pass whose call was answered is let record it (`answered`, ChannelLanes.close).
+    Any other cancel (a crash, as tests stand one in) cuts the call short."""
 
     def __init__(self, sender: Sender) -> None:
         self._sender = sender
         self.supports_updates = sender.supports_updates
         self.stopping = False
+        self._answered: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()  # passes recording an answer
+
+    def answered(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the pass running in `task` has had an answer from Slack (it is recording it, or done)."""
+        return task in self._answered
 
     async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
                    ref: int | None = None, channel_id: str | None = None) -> SendResult:
@@ -55,7 +64,7 @@ class FinishingSender:
             raise asyncio.CancelledError
         sending = asyncio.ensure_future(call)
         try:
-            return await asyncio.shield(sending)
+            return self._answer(await asyncio.shield(sending))
         except asyncio.CancelledError:
             if not self.stopping:
                 sending.cancel()
@@ -69,7 +78,13 @@ class FinishingSender:
             raise asyncio.CancelledError
         if (task := asyncio.current_task()) is not None:
             task.uncancel()  # the shutdown's cancel is spent: the pass goes on to record the answer, then ends
-        return sending.result()
+        return self._answer(sending.result())
+
+    def _answer(self, result: SendResult) -> SendResult:
+        """Slack answered: from here on the pass records the answer, which shutdown lets finish (ChannelLanes.close)."""
+        if (task := asyncio.current_task()) is not None:
+            self._answered.add(task)
+        return result
 
 
 class ChannelLanes:
@@ -110,13 +125,23 @@ class ChannelLanes:
                 self._wake(dt.timedelta(0))
 
     async def close(self) -> None:
-        """Stop every running pass (shutdown): a call to Slack under way finishes and its answer is recorded first;
-        a pass cut short anywhere else sent nothing it would not look up next time, as after a crash."""
+        """Stop every running pass (shutdown): a call to Slack under way finishes and its answer is recorded first,
+        and so is an answer already in (at most RECORD_WITHIN): a cancel landing in its recording would roll it back,
+        leaving a post taken by an incoming webhook to go again at the next start. A pass cut short anywhere else
+        sent nothing it would not look up next time, as after a crash."""
         running = list(self._running.values())
         self._sender.stopping = True
         try:
+            recording = [task for task in running if self._sender.answered(task)]
             for task in running:
-                task.cancel()
+                if task not in recording:
+                    task.cancel()
+            if recording:
+                try:
+                    await asyncio.wait(recording, timeout=RECORD_WITHIN.total_seconds())
+                finally:  # the database does not answer (or shutdown is cut short): looked up at the next start
+                    for task in recording:
+                        task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
         finally:
             self._sender.stopping = False  # drain() may still be called by hand

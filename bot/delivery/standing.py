@@ -36,7 +36,7 @@ class ChannelStatus:
     channel_id: str | None = None
     name: str | None = None
     error: str | None = None  # Slack's error behind JOIN_FAILED or UNKNOWN
-    learned_at: dt.datetime | None = None  # when this replica (or, stored, another) learned it; None: never
+    learned_at: dt.datetime | None = None  # when stored (the database's clock); None: not stored yet, or never known
 
     @property
     def label(self) -> str:
