@@ -35,6 +35,10 @@ RETRY_SECONDS = 60.0  # after a failed auth.test, the payloads' word stands in t
 # What team.info said of a workspace is kept this long: a workspace rarely changes organisation, but one moved out
 # of ours must not stay inside for ever.
 WORKSPACE_CACHE_SECONDS = 3600.0
+# What /health and `salespulse check` say while team.info is refused for want of its scope (an install from before
+# manifest.yml asked for it): only a reinstall grants a scope.
+TEAM_READ_MISSING = ("Slack scope team:read missing: reinstall the app so people of your organisation's other"
+                     " workspaces can act")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +186,7 @@ class Workspaces:
         self._known: dict[str, tuple[float, str | None]] = {}  # workspace → (when Slack said, its organisation)
         self._failed: dict[str, float] = {}  # workspace → when its last look-up failed
         self._locks: dict[str, asyncio.Lock] = {}  # one team.info per workspace at a time
+        self.team_read_missing = False  # the last team.info answered missing_scope (shown until one succeeds)
 
     async def org_of(self, team: str) -> str | None:
         """The organisation Slack said `team` belongs to; None when it stands alone or Slack could not say."""
@@ -197,12 +202,15 @@ class Workspaces:
                     org = await self._ask(team)
             except Exception as exc:  # noqa: BLE001  # any Slack or network failure means "unknown": stay closed
                 data = getattr(getattr(exc, "response", None), "data", None)  # Slack's error code, if it answered
+                error = data.get("error") if isinstance(data, dict) else None
                 log.warning("could not ask Slack which organisation workspace %s belongs to (%s): its people are"
                             " refused as of another organisation unless their user ids are listed; check the app's"
-                            " team:read scope", team, data.get("error") if isinstance(data, dict) else exc)
+                            " team:read scope", team, error or exc)
+                self.team_read_missing = self.team_read_missing or error == "missing_scope"
                 self._failed[team] = now
                 self._known.pop(team, None)
                 return None
             self._failed.pop(team, None)
+            self.team_read_missing = False
             self._known[team] = (now, org)
             return org

@@ -25,6 +25,7 @@ from bot.rhythm.load import RhythmCache, RhythmSource
 from bot.scheduling import JobFailures
 from bot.settings.live import LiveSettings
 from bot.socket_state import SocketWatch
+from bot.stripe.refused import Refusals
 from bot.web.feed import LocalFeed
 
 
@@ -50,6 +51,7 @@ class Deps:
     channels: ChannelDirectory | None = None  # with a bot token: the configured channels as Slack sees them
     socket: SocketWatch | None = None  # with an app token: whether the Socket Mode connection is up
     rhythm_cache: RhythmCache = field(default_factory=RhythmCache)  # built once per local hour, not per /sales
+    refusals: Refusals = field(default_factory=Refusals)  # this replica's Stripe jobs refused a permission (/health)
 
     @property
     def settings(self) -> Settings:

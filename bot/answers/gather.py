@@ -58,7 +58,9 @@ async def gather_health(deps: Deps, *, budget: float = API_BUDGET) -> HealthSnap
         business_time_between(last, now, tz=s.tz, hours=s.business_hours, days=s.business_days)
     # Not read in time: what this replica knows.
     channels = deps.channels.adopt(got.get("channels", ())) if deps.channels is not None else ()
-    return dataclasses.replace(snapshot, rhythm=got.get("rhythm"), order_silence=silence, channels=channels)
+    return dataclasses.replace(snapshot, rhythm=got.get("rhythm"), order_silence=silence, channels=channels,
+                               stripe_refusals=deps.refusals.standing(),
+                               team_read_missing=deps.access.workspaces.team_read_missing)
 
 
 async def _has_rhythm(deps: Deps, db: Executor, *, now: dt.datetime) -> bool:

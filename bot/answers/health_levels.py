@@ -13,6 +13,7 @@ from typing import Final
 from bot.access import GroupCheck
 from bot.answers.snapshots import HealthSnapshot
 from bot.delivery.standing import ChannelStatus, Membership
+from bot.stripe.refused import Standing
 
 OK, WARN, BAD, OFF = "ok", "warn", "bad", "off"
 QUEUED_LATE: Final = dt.timedelta(minutes=1)  # a message or webhook queued longer than this is worth a look
@@ -104,6 +105,17 @@ def stripe_fees(s: HealthSnapshot) -> str | None:
     if fees is None or not (fees.waiting or fees.given_up):
         return None
     return WARN if fees.given_up else OK
+
+
+def stripe_refusal(r: Standing) -> str:
+    """A job Stripe refuses: the key itself rejected (401) is red; a permission a restricted key lacks (403) yellow,
+    the rest of the bot running."""
+    return BAD if r.status == 401 else WARN
+
+
+def team_read(s: HealthSnapshot) -> str | None:
+    """Slack refused team.info for want of team:read: people of the organisation's other workspaces are refused."""
+    return BAD if s.team_read_missing else None
 
 
 def job_failures(s: HealthSnapshot) -> str | None:

@@ -27,6 +27,7 @@ from bot.rhythm.load import RhythmSource, pace_today
 from bot.rhythm.pace import Pace
 from bot.scheduling import JobFailure
 from bot.socket_state import SocketState
+from bot.stripe.refused import Standing
 from queries import alerts, health, mrr, sales, settlements, sketch, stripe_sync
 from queries import inbox as inbox_q
 from queries import settings as settings_q
@@ -173,6 +174,8 @@ class HealthSnapshot:
     # Business time since the last order (bot/alerts/business_time.py), as gather_health reckons it: the night and
     # closed days are not silence. None: no order yet, or not reckoned.
     order_silence: dt.timedelta | None = None
+    stripe_refusals: tuple[Standing, ...] = ()  # this replica's Stripe jobs refused by the key (401/403)
+    team_read_missing: bool = False  # team.info refused for want of team:read: Grid sister workspaces are outside
 
     @property
     def order_silence_suspicious(self) -> bool:

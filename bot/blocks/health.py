@@ -8,6 +8,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.access import GroupCheck
+from bot.affiliation import TEAM_READ_MISSING
 from bot.answers import health_levels as level
 from bot.answers.snapshots import HealthSnapshot
 from bot.blocks.common import ago, counted, firing_alerts_section, missing_context, share_actions
@@ -29,7 +30,8 @@ def _lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
     """One line per component, in the order an on-call person checks them."""
     found = [_database_line(s), _socket_line(s, tz), *_activity_lines(s, tz), *_delivery_lines(s),
              *_channel_lines(s), _site_line(s),
-             _stripe_sync_line(s), _stripe_fees_line(s), *_scheduler_lines(s, tz), *_settings_lines(s, tz)]
+             _stripe_sync_line(s), _stripe_fees_line(s), *_stripe_refusal_lines(s, tz), _team_read_line(s),
+             *_scheduler_lines(s, tz), *_settings_lines(s, tz)]
     return [line for line in found if line is not None]
 
 
@@ -180,6 +182,18 @@ def _stripe_fees_line(s: HealthSnapshot) -> str | None:
     if fees.given_up:
         parts.append(f"{counted(fees.given_up)} given up on (\"not converted yet\"; tried again daily)")
     return f"{LIGHTS[light]} *Stripe fees* {' · '.join(parts)}"
+
+
+def _stripe_refusal_lines(s: HealthSnapshot, tz: ZoneInfo) -> list[str]:
+    """Each job Stripe refuses (a restricted key without a permission it needs), naming what to grant."""
+    return [f"{LIGHTS[level.stripe_refusal(r)]} *{escape_mrkdwn(r.job)}* {escape_mrkdwn(r.advice)}"
+            f" (since {local(r.since, tz):%a %H:%M})" for r in s.stripe_refusals]
+
+
+def _team_read_line(s: HealthSnapshot) -> str | None:
+    if (light := level.team_read(s)) is None:
+        return None
+    return f"{LIGHTS[light]} *Slack app* {TEAM_READ_MISSING}"
 
 
 def _responders_line(groups: Sequence[GroupCheck]) -> str | None:

@@ -37,8 +37,54 @@ async def check_command(settings: Settings) -> int:
         print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
     database_ok = await _check_postgres(settings)  # every check runs and prints, whatever the others say
     slack_ok = await _check_slack(settings)
+    key_ok = await _check_stripe_key(settings)
     stripe_ok = await _check_stripe_endpoints(settings)
-    return 0 if database_ok and slack_ok and stripe_ok else 1
+    return 0 if database_ok and slack_ok and key_ok and stripe_ok else 1
+
+
+# What the bot reads with STRIPE_API_KEY (GET, limit=1) and what goes unread without it; Events: read comes first.
+READS = (("/v1/events", "the Events API poll: events the webhook misses"),
+         ("/v1/checkout/sessions", "checkouts in progress"), ("/v1/charges", "fees"), ("/v1/payment_intents", "fees"),
+         ("/v1/refunds", "fees"), ("/v1/disputes", "fees"), ("/v1/balance_transactions", "fees"),
+         ("/v1/account", "store currency for fees"), ("/v1/subscriptions", "discounts in MRR"),
+         ("/v1/coupons", "discounts in MRR"), ("/v1/prices", "tiered prices in MRR"), ("/v1/invoices", "backfill"))
+
+
+async def _check_stripe_key(settings: Settings) -> bool:  # long: one verdict per resource, and how each is said
+    """With STRIPE_API_KEY: each resource the bot reads asked once, naming the permissions the key lacks; False when
+    Stripe rejects the key or it may not read events (nothing else then works)."""
+    if settings.stripe_api_key is None:
+        return True
+    import aiohttp
+
+    from bot.stripe.events_api import KeyRejected, StripeApi, StripeApiError, permission_name
+    from bot.stripe.refused import INSTEAD
+
+    lacks: dict[str, list[str]] = {}  # permission → what goes unread
+    unchecked = []
+    async with aiohttp.ClientSession() as session:
+        api = StripeApi(session, api_key=settings.stripe_api_key.get_secret_value(), base_url=settings.stripe_api_url)
+        for path, used_for in READS:
+            if path == "/v1/account" and settings.store_currency is not None:
+                continue  # never read: STORE_CURRENCY names the currency
+            try:
+                await (api.get(path) if path == "/v1/account" else api.list(path, [("limit", "1")]))
+            except KeyRejected as exc:
+                if exc.status == 401:
+                    print(f"  stripe key:       FAILED — {exc}")
+                    return False
+                lacks.setdefault(exc.permission or path, []).append(used_for)
+            except StripeApiError as exc:
+                unchecked.append(f"{path} ({exc.status or exc})")
+    for permission, unread in lacks.items():
+        instead = f"; {INSTEAD[permission]}" if permission in INSTEAD else ""
+        verdict = "PROBLEM" if permission == permission_name("/v1/events") else "note"
+        print(f"  stripe key:       {verdict} — lacks {permission}: no {', '.join(dict.fromkeys(unread))}{instead}")
+    if not lacks:
+        print(f"  stripe key:       ok — reads all {len(READS) - len(unchecked)} resources asked")
+    if unchecked:
+        print(f"  stripe key:       not checked — {', '.join(unchecked)}")
+    return permission_name("/v1/events") not in lacks
 
 
 async def _check_stripe_endpoints(settings: Settings) -> bool:
@@ -117,7 +163,8 @@ async def _check_slack(settings: Settings) -> bool:
                   f" {'Socket Mode' if settings.slack_app_token else 'HTTP'} mode)")
             channels_ok = await _check_channels(client, settings)
             groups_ok = await _check_responder_groups(client, settings)
-            return await _check_socket_mode(client, settings) and channels_ok and groups_ok
+            scope_ok = await _check_team_read(client, auth.get("team_id"), auth.get("enterprise_id"))
+            return await _check_socket_mode(client, settings) and channels_ok and groups_ok and scope_ok
         except SlackApiError as exc:
             data = exc.response.data  # a proxy's 5xx page has no "error": its HTTP status says more than None
             error = data.get("error") if isinstance(data, dict) else None
@@ -182,3 +229,25 @@ async def _check_responder_groups(client: AsyncWebClient, settings: Settings) ->
             continue
         print(f"  responders {group}:  ok — {len(members):,} member{'' if len(members) == 1 else 's'}")
     return ok
+
+
+async def _check_team_read(client: AsyncWebClient, team: object, enterprise: object) -> bool:
+    """On Enterprise Grid, team.info as the access policy asks it (bot/affiliation.py): without team:read people of
+    the organisation's other workspaces are refused; False then. A standalone workspace needs no such look-up."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.access import failure_reason
+    from bot.affiliation import TEAM_READ_MISSING
+
+    if not enterprise or not isinstance(team, str):
+        return True
+    try:
+        await client.team_info(team=team)
+    except SlackApiError as exc:
+        if failure_reason(exc) == "missing_scope":
+            print(f"  slack team:read:  PROBLEM — {TEAM_READ_MISSING}")
+            return False
+        print(f"  slack team:read:  note — team.info: {failure_reason(exc)}")
+        return True
+    print("  slack team:read:  ok — workspaces of the organisation are placed in it (team.info)")
+    return True

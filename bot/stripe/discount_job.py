@@ -4,8 +4,9 @@ It runs beside intake, never in front of it (as the fees job, bot/stripe/settle_
 is stored at intake with its MRR before such Discounts and marked pending; here a small batch of subscriptions is
 leased (queries/discounts.py), each Discount read once and cached by id, and the pending snapshots' MRR (and MRR
 before them) recomputed at their own time, so the ledger, /sales and the report count the discount. A 429 stops the
-batch; 5xx and timeouts back off per subscription; errors are logged, never raised into the scheduler. No key, no
-job. Messages already sent (a new subscriber's MRR) are not edited. Tiered prices, which webhooks send without their
+batch; 5xx and timeouts back off per subscription; errors are logged, never raised into the scheduler. A 401/403 is
+logged once and the job asks again hourly (bot/stripe/refused.py), shown in /health meanwhile. No key, no job.
+Messages already sent (a new subscriber's MRR) are not edited. Tiered prices, which webhooks send without their
 tiers, are read here too (GET /v1/prices/{id}?expand[]=tiers, bot/stripe/tiers.py), once per price id: their tiers
 cannot change.
 """
@@ -24,6 +25,7 @@ import asyncpg
 from bot.deps import Deps
 from bot.stripe import discounts, second_order, tiers
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
+from bot.stripe.refused import Refusal
 from bot.stripe.settle_job import FOREVER, MAX_ATTEMPTS, backoff
 from bot.subscriptions.pricing import Terms, ids_of, mrr_of
 from queries import discounts as q
@@ -43,6 +45,8 @@ class DiscountJob:
         self.deps = deps
         self.sleep = sleep
         self.tiers: dict[str, tiers.Tiers | None] = {}  # by price id: a price's tiers never change
+        # A 401/403: said once, asked again hourly, shown in /health meanwhile.
+        self.refusal = Refusal(log, "Stripe discounts", shown=deps.refusals)
 
     async def tick(self) -> int | None:
         """One run: queue the pending subscriptions, read a batch; how many were recomputed (None without a key)."""
@@ -51,6 +55,8 @@ class DiscountJob:
             return None
         now = self.deps.clock()
         await q.enqueue(self.deps.pool, now=now)
+        if self.refusal.waiting(now):  # what is queued meanwhile is read once Stripe is asked again
+            return 0
         try:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=self.deps.settings.stripe_api_url,
@@ -58,9 +64,14 @@ class DiscountJob:
                 done = await resolve_due(self.deps.pool, api, now=now, prices=self.tiers)
                 # One second's events their bodies could not order, by the subscription read again (0053).
                 settled = await second_order.settle_due(self.deps.pool, api)
-        except StripeApiError as exc:
-            (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe discounts: %s", exc)
+        except KeyRejected as exc:
+            self.refusal.refused(exc, now)
             return 0
+        except StripeApiError as exc:
+            log.warning("Stripe discounts: %s", exc)
+            return 0
+        if api.answered:  # a run with nothing to read says nothing of a refusal
+            self.refusal.answered()
         if done or settled:
             self.deps.home.changed()
         return done

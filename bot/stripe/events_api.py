@@ -42,13 +42,17 @@ PERMISSIONS: Final = (("/v1/events", "Events: read"), ("/v1/checkout/sessions", 
                       ("/v1/invoice_payments", "Invoices: read"), ("/v1/invoices", "Invoices: read"),
                       ("/v1/subscriptions", "Subscriptions: read"), ("/v1/coupons", "Coupons: read"),
                       ("/v1/balance_transactions", "Balance: read"), ("/v1/account", "Account: read"),
-                      ("/v1/webhook_endpoints", "Webhook Endpoints: read"))
+                      ("/v1/prices", "Prices: read"), ("/v1/webhook_endpoints", "Webhook Endpoints: read"))
+
+
+def permission_name(path: str) -> str | None:
+    """The dashboard's name of the permission a restricted key needs to read `path`; None for a path not listed."""
+    return next((name for prefix, name in PERMISSIONS if path.startswith(prefix)), None)
 
 
 def permission_for(path: str) -> str:
     """The permission a restricted key needs to read `path` (and the objects it expands: those read too)."""
-    return next((name for prefix, name in PERMISSIONS if path.startswith(prefix)), "read access to this resource") \
-        + " (and read access to what it expands)"
+    return (permission_name(path) or "read access to this resource") + " (and read access to what it expands)"
 
 
 class StripeApiError(Exception):
@@ -62,6 +66,11 @@ class StripeApiError(Exception):
 
 class KeyRejected(StripeApiError):
     """401/403: STRIPE_API_KEY is wrong, revoked, or a restricted key without the read permission."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 permission: str | None = None) -> None:
+        super().__init__(message, status=status, code=code)
+        self.permission = permission  # a 403's: the restricted-key permission to grant, as the dashboard names it
 
 
 class Unavailable(StripeApiError):
@@ -103,6 +112,7 @@ class StripeApi:
         # No Stripe-Version header: events come rendered in the account's API version, as webhooks do.
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": f"salespulse/{__version__}"}
         self._sleep = sleep
+        self.answered = 0  # requests Stripe answered 200: a job refused before knows the refusal is over
 
     async def list(self, path: str, params: Params) -> Page:
         """One page of `path` (e.g. /v1/events); 429s are waited out a bounded number of times."""
@@ -123,6 +133,7 @@ class StripeApi:
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             status, text, retry_after = await self._get(path, params)
             if status == 200:
+                self.answered += 1
                 return text
             code, message = _error_of(text)
             if status == 429 and attempt < RATE_LIMIT_RETRIES:
@@ -178,7 +189,8 @@ class StripeApi:
         if status in (401, 403):
             hint = "STRIPE_API_KEY was rejected" if status == 401 else \
                 f"STRIPE_API_KEY may not read this: a restricted key needs {permission_for(path)}"
-            return KeyRejected(f"{hint} — {detail}", status=status, code=code)
+            return KeyRejected(f"{hint} — {detail}", status=status, code=code,
+                               permission=permission_name(path) if status == 403 else None)
         if status in (400, 404) and code == "resource_missing":
             return CursorGone(detail, status=status, code=code)
         if status == 429 or status >= 500:

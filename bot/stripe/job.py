@@ -1,5 +1,6 @@
 """The Events API job: every minute, on one replica, poll Stripe's events from the cursor; on start-up and
-daily, first reconcile the last days. Errors are recorded for /health, never raised into the scheduler."""
+daily, first reconcile the last days. Errors are recorded for /health, never raised into the scheduler; a 401/403 is
+logged once and asked again hourly (bot/stripe/refused.py), its record standing in /health meanwhile."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bot.deps import Deps
 from bot.intake.batch import Submission
 from bot.intake.result import IntakeResult, Outcome
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError
+from bot.stripe.refused import Refusal
 from bot.stripe.sync import RECONCILE_EVERY, EventsSync, Fed
 from queries import locks
 from queries import stripe_sync as q
@@ -25,7 +27,7 @@ POLL_INTERVAL_SECONDS = 60
 
 
 class StripeSyncJob:
-    """The job's state between runs: when this process last reconciled."""
+    """The job's state between runs: when this process last reconciled, and Stripe's refusal if it stands."""
 
     def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep, ping_every: float = HOLDER_PING_SECONDS,
                  idle_timeout: float = HOLDER_IDLE_TIMEOUT) -> None:
@@ -35,11 +37,14 @@ class StripeSyncJob:
         # machine died mid-run closes nothing), so it is pinged every `ping_every` s while the run goes on.
         self.ping_every, self.idle_timeout = ping_every, idle_timeout
         self.reconciled_at: dt.datetime | None = None
+        # A 401/403: said once, asked again hourly; /health shows the run's record of it (stripe_sync_state).
+        self.refusal = Refusal(log, "Stripe Events API")
 
     async def tick(self) -> Fed | None:
-        """One run; None when skipped (no key, another replica holds the lock) or when Stripe failed."""
+        """One run; None when skipped (no key, another replica holds the lock, the key refused) or when Stripe
+        failed."""
         key = self.deps.settings.stripe_api_key
-        if key is None:
+        if key is None or self.refusal.waiting(self.deps.clock()):
             return None
         # One replica polls at a time (the others skip that minute). The lock must span the Stripe HTTP calls,
         # so it cannot be a transaction-level one (a transaction open across them would hold a pooled
@@ -80,10 +85,15 @@ class StripeSyncJob:
                     except StripeApiError as exc:  # retried next minute; meanwhile the poll brings what is new
                         looking_back = exc
                 fed += await sync.poll()
+        except KeyRejected as exc:  # recorded as any failure, logged once
+            self.refusal.refused(exc, now)
+            await q.record_error(deps.pool, at=now, error=str(exc))
+            return None
         except StripeApiError as exc:
             # The cursor has not moved past anything unfed: the next minute's run resumes from it.
             await self._failed(exc, now)
             return None
+        self.refusal.answered()
         if looking_back is not None:
             await self._failed(looking_back, now)
         else:
@@ -91,7 +101,7 @@ class StripeSyncJob:
         return fed
 
     async def _failed(self, exc: StripeApiError, now: dt.datetime) -> None:
-        (log.error if isinstance(exc, KeyRejected) else log.warning)("Stripe Events API: %s", exc)
+        log.warning("Stripe Events API: %s", exc)
         await q.record_error(self.deps.pool, at=now, error=str(exc))
 
     async def _submit(self, sub: Submission) -> IntakeResult:

@@ -61,7 +61,8 @@ class OpenCheckoutsJob:
     def __init__(self, deps: Deps, *, sleep: Sleep = asyncio.sleep) -> None:
         self.deps = deps
         self.sleep = sleep
-        self.refusal = Refusal(log, "Stripe open checkouts")  # a 401/403: said once, asked again hourly
+        # A 401/403: said once, asked again hourly, shown in /health meanwhile.
+        self.refusal = Refusal(log, "Stripe open checkouts", shown=deps.refusals)
 
     async def tick(self) -> int | None:
         """One run: how many open sessions were added as pending (those no event or earlier listing told of);

@@ -52,7 +52,8 @@ class SettlementJob:
         self.deps = deps
         self.sleep = sleep
         self.reconciled_at: dt.datetime | None = None
-        self.refusal = Refusal(log, "Stripe fees")  # a 401/403: said once, asked again hourly
+        # A 401/403: said once, asked again hourly, shown in /health meanwhile.
+        self.refusal = Refusal(log, "Stripe fees", shown=deps.refusals)
 
     async def tick(self) -> int | None:
         """One run: queue what changed, read a batch; how many orders got figures (None without a key)."""
@@ -110,7 +111,7 @@ class SettlementJob:
             currency = await settle.account_currency(api)
         except KeyRejected as exc:
             raise KeyRejected(f"{exc} (or set STORE_CURRENCY: the account is then never read)", status=exc.status,
-                              code=exc.code) from exc
+                              code=exc.code, permission=exc.permission) from exc
         if currency is not None:
             await q.save_account(self.deps.pool, currency=currency, at=self.deps.clock())
         return True

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.access import GroupCheck
+from bot.affiliation import TEAM_READ_MISSING
 from bot.answers import health_levels as level
 from bot.answers.snapshots import HealthSnapshot
 from bot.blocks.common import ago, counted
@@ -61,7 +62,7 @@ def _site(h: HealthSnapshot) -> Item:
 
 
 def _stripe(h: HealthSnapshot) -> list[Item]:
-    """The Events API and the fees, only when they need attention."""
+    """The Events API, the fees and any job Stripe refuses, only when they need attention."""
     items = []
     if (sync := h.stripe_sync) is not None and (light := level.stripe_sync(h)) in ATTENTION:
         polled = f"polled {ago(h.now - sync.last_poll_at)}" if sync.last_poll_at else "not polled yet"
@@ -73,6 +74,7 @@ def _stripe(h: HealthSnapshot) -> list[Item]:
         waiting = f" · {counted(fees.waiting)} waiting to be read" if fees.waiting else ""
         items.append(("Stripe fees", str(light), f"{counted(fees.given_up)} given up on (\"not converted yet\";"
                       f" tried again daily){waiting}"))
+    items += [(r.job, level.stripe_refusal(r), r.advice) for r in h.stripe_refusals]
     return items
 
 
@@ -91,5 +93,7 @@ def health_items(h: HealthSnapshot, tz: ZoneInfo, groups: Sequence[GroupCheck] =
     if level.job_failures(h) is not None:
         items.append(("Scheduler", level.BAD, f"{counted(len(h.job_failures), 'failed run')},"
                       f" last {h.job_failures[-1].job_id}"))
+    if (light := level.team_read(h)) is not None:
+        items.append(("Slack app", light, TEAM_READ_MISSING))
     items += _responders(groups)
     return [{"name": name, "level": light, "text": text} for name, light, text in items]
