@@ -97,20 +97,18 @@ RETURNING id
 
 # One failed attempt, one row (bot/intake/failures.py): a failure of an order already failed within
 # ATTEMPT_WINDOW is another event of the same attempt when both name the same charge, or when one names none
-# and the two are events of different types. The batch's own rows are one per attempt already; the ids of the
-# rows written come back, for their pings.
+# and the two are events of different types (SAME_ATTEMPT: f stored, v the batch's). The batch's own rows are one per
+# attempt already; the ids of the rows written come back, for their pings.
 ATTEMPT_WINDOW: Final = dt.timedelta(seconds=60)  # one attempt's events, a second or two apart in practice
 ATTEMPT_INTERVAL: Final = f"interval '{ATTEMPT_WINDOW.seconds} seconds'"  # the same, in SQL
+SAME_ATTEMPT: Final = f"""f.order_id = v.order_id
+  AND f.created_at BETWEEN v.created_at - {ATTEMPT_INTERVAL} AND v.created_at + {ATTEMPT_INTERVAL}
+  AND (f.charge_id = v.charge_id
+       OR ((f.charge_id IS NULL OR v.charge_id IS NULL) AND f.event_type IS DISTINCT FROM v.event_type))"""
 INSERT_FAILURES: Final = f"""
 INSERT INTO payment_failures ({", ".join(FAILURES.names)})
 SELECT * FROM ({FAILURES.select("$1")}) AS v
- WHERE NOT EXISTS (SELECT FROM payment_failures AS f
-                    WHERE f.order_id = v.order_id
-                      AND f.created_at BETWEEN v.created_at - {ATTEMPT_INTERVAL}
-                                           AND v.created_at + {ATTEMPT_INTERVAL}
-                      AND (f.charge_id = v.charge_id
-                           OR ((f.charge_id IS NULL OR v.charge_id IS NULL)
-                               AND f.event_type IS DISTINCT FROM v.event_type)))
+ WHERE NOT EXISTS (SELECT FROM payment_failures AS f WHERE {SAME_ATTEMPT})
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """

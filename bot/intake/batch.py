@@ -22,7 +22,7 @@ from bot.intake.storable import unstorable
 from bot.subscriptions.apply import apply_subscriptions
 from bot.subscriptions.renewals import Renewals, quiet_renewals
 from queries import intake as q
-from queries import intake_log, intake_new, planning, settlements
+from queries import intake_later, intake_log, intake_new, planning, settlements
 from queries import intake_pings as pings
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     updates = fold.finish()
     fold.messages = declines.wait_for_reasons(fold.messages, todo, settle)
     queued = await _write_back(conn, fold, tz=tz, now=now, notify=notify)
-    await declines.tell_recorded(conn, todo, tz=tz, notify=notify)
+    await declines.tell_recorded(conn, todo, fold.failures, tz=tz, notify=notify)
+    await intake_later.complete_checkouts(conn, fold.paid_checkouts)  # sessions of earlier batches, once paid
     # A ping this batch has just queued already holds its order's final state: only older pending pings need it.
     await pings.refresh_pings(conn, [u for u in updates if u.dedupe_key not in queued])
     # Only an order with an invoice can have paid a renewal invoice (quiet_renewals joins on it).

@@ -6,7 +6,8 @@ tells the attempt (bot/intake/failures.py). The two come in either order, in one
 reason, its decline, is kept (table attempt_declines); an invoice failure without a reason of its own takes the
 decline kept for it before the batch is folded; and a failure recorded before its decline came is told it after:
 its ping rewritten while it waits (it waits SALE_SETTLE_SECONDS for this) or, once posted, edited in place. Which
-decline is whose: queries/declines.py.
+decline is whose: queries/declines.py. A bank debit's failure recorded from checkout.session.async_payment_failed
+(no reason) is told its PaymentIntent's reason the same way (bot/intake/failures.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from zoneinfo import ZoneInfo
 
 from bot.blocks.pings import FailureView, failure_message
 from bot.intake.events import Kind, PaymentEvent
+from bot.intake.failures import Failure, tells_why
+from bot.stripe.checkout import ASYNC_FAILED
 from bot.stripe.invoices import UNTOLD
 from bot.stripe.payments import UNSAID
 from queries import declines as q
+from queries import intake_later as later
 from queries import outbox
 from queries.executor import Executor
 from queries.intake import QueuedMessage
@@ -62,17 +66,20 @@ def told(decline: str, untold_reason: str | None) -> str:
 
 
 def wait_for_reasons(messages: Sequence[QueuedMessage], todo: Todo, settle: dt.timedelta) -> list[QueuedMessage]:
-    """The pings of invoice failures still without a reason wait `settle` for their PaymentIntent's."""
-    waiting = {f"failure:{e.event_id}" for _, e in todo if untold(e)}
+    """The pings of invoice and bank debit failures still without a reason wait `settle` for their PaymentIntent's."""
+    waiting = {f"failure:{e.event_id}" for _, e in todo if untold(e) or e.failure_reason == ASYNC_FAILED}
     if not waiting or settle <= dt.timedelta(0):
         return list(messages)
     return [dataclasses.replace(m, delay=settle.total_seconds()) if m.dedupe_key in waiting else m
             for m in messages]
 
 
-async def tell_recorded(conn: Executor, todo: Todo, *, tz: ZoneInfo, notify: bool) -> None:
-    """Invoice failures of earlier batches told the reasons this batch's declines bring, their pings too."""
+async def tell_recorded(conn: Executor, todo: Todo, failures: Sequence[Failure] = (), *, tz: ZoneInfo,
+                        notify: bool) -> None:
+    """Failures of earlier batches told the reasons this batch brings, their pings too: invoice failures their
+    declines', and a bank debit's session failure (ASYNC_FAILED) its PaymentIntent's (`failures`: the fold's rows)."""
     told = await q.tell(conn, [_decline_row(e) for _, e in todo if is_decline(e)], untold=UNTOLD)
+    told += await later.tell_attempts(conn, [f for f in failures if tells_why(f)], untold=ASYNC_FAILED)
     if not told or not notify:
         return
     messages = {f"failure:{f.event_id}": failure_message(

@@ -6,7 +6,9 @@ PaymentIntent's failure (which the fold leaves to the invoice: `PaymentEvent.inv
 order within ATTEMPT_WINDOW are the same attempt when they name the same failed charge, or when one names none and
 they are events of different types. A second card declined a few seconds later names another charge; a failed 3-D
 Secure check names none, but the decline after it is another PaymentIntent failure: both are further attempts.
-The same rule holds across batches in SQL (queries/intake.py INSERT_FAILURES).
+Of one attempt's events the first is kept, unless only a later one tells the bank's reason (the session's event
+has none: ASYNC_FAILED). The same rule holds across batches in SQL (queries/intake.py INSERT_FAILURES, and
+queries/intake_failures.py TELL_ATTEMPTS for the reason that comes after).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.stripe.checkout import ASYNC_FAILED
+from bot.stripe.payments import UNSAID
 from queries.intake import ATTEMPT_WINDOW  # the window INSERT_FAILURES applies across batches
 
 # queries.rows.FAILURES: event id, order id, amount, currency, email, reason, at, charge id, event type, invoice id,
@@ -33,13 +37,23 @@ def same_attempt(a: Failure, b: Failure) -> bool:
     return bool(type_a != type_b)
 
 
+def tells_why(f: Failure) -> bool:
+    """Whether a failure says why the payment failed (Stripe's generic wordings do not)."""
+    return f[5] not in (None, ASYNC_FAILED, UNSAID)
+
+
 def one_per_attempt(failures: Sequence[Failure]) -> tuple[list[Failure], set[str]]:
-    """The first failure of each attempt, in order, and the event ids of the others."""
+    """One failure of each attempt, in order: the first, or the first to tell the bank's reason where the first
+    does not; and the event ids of the others."""
     kept: list[Failure] = []
     dropped: set[str] = set()
     for f in failures:
-        if any(same_attempt(f, k) for k in kept):
-            dropped.add(f[0])
-        else:
+        i = next((i for i, k in enumerate(kept) if same_attempt(f, k)), None)
+        if i is None:
             kept.append(f)
+        elif kept[i][5] == ASYNC_FAILED and tells_why(f):
+            dropped.add(kept[i][0])
+            kept[i] = f
+        else:
+            dropped.add(f[0])
     return kept, dropped

@@ -25,6 +25,7 @@ from bot.intake.disputes import dispute_row, linked, merged
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.failures import one_per_attempt
 from bot.intake.merge import absorb, fill, named, settled, status_moves, survivor_of
+from bot.intake.paid_checkouts import complete
 from bot.intake.refund_pings import refund, refund_void
 from bot.intake.refunds import placeholder, settle_refunded, takes_amount
 from bot.subscriptions.first_payments import Invoices, PaidInvoice
@@ -59,6 +60,7 @@ class Fold:
     invoices: Invoices = field(default_factory=Invoices)  # subscription invoices paid, noted in order
     renewals: list[PaidInvoice] = field(default_factory=list)  # set by finish(): renewals.py tells which renew
     likely: set[str] = field(default_factory=set)  # orders paid by a "Subscription update" PaymentIntent
+    paid_checkouts: list[str] = field(default_factory=list)  # set by finish(): orders whose stored session is paid
 
     def load(self, ref: str, row: OrderRow) -> None:
         """Register a stored order under one of its refs."""
@@ -204,6 +206,7 @@ class Fold:
                          if not (m.kind == "failure" and m.dedupe_key.removeprefix("failure:") in repeated)]
         self.disputes = linked(self.disputes, self.ref_index, self.resolve)
         self.renewals = self.invoices.payments(self.subscription_events)
+        self.paid_checkouts = complete(self.orders.values(), self.checkouts)  # a manual capture's session too
         payloads: dict[str, dict[str, Any]] = {}  # each order's ping made once, for its message and its update
         self.messages = self._sale_messages(payloads)
         return [PingUpdate(f"sale:{o.id}", payloads.get(o.id) or self.sale_payload(o), o.amount_total, o.currency,

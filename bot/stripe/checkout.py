@@ -14,6 +14,9 @@ _SESSION_KINDS: Final = {
     "checkout.session.async_payment_failed": Kind.FAILURE,
     "checkout.session.expired": Kind.CHECKOUT_EXPIRED,
 }
+# async_payment_failed's reason when its PaymentIntent is not expanded (it never is in a webhook): the bank's reason
+# comes on payment_intent.payment_failed, which replaces it (bot/intake/failures.py).
+ASYNC_FAILED: Final = "Asynchronous payment failed"
 
 
 def _session_kind(event_type: str, obj: Mapping[str, Any], amount: int | None) -> Kind | None:
@@ -51,7 +54,7 @@ def checkout_session(env: Envelope, obj: Mapping[str, Any]) -> PaymentEvent | No
     )
     details = mapping(obj, "customer_details")
     email = coalesce(string(details, "email"), string(obj, "customer_email"))
-    failure = (payment_error(intent) or "Asynchronous payment failed") if kind is Kind.FAILURE else None
+    failure = (payment_error(intent) or ASYNC_FAILED) if kind is Kind.FAILURE else None
     return new_event(env, obj, kind, ids, amount=amount, email=email, name=string(details, "name"),
                      failure_reason=failure, session_created_at=timestamp(obj.get("created")),
                      mode=string(obj, "mode"), subscription_id=stripe_id(obj.get("subscription")))
