@@ -8,7 +8,7 @@ they are events of different types. A second card declined a few seconds later n
 Secure check names none, but the decline after it is another PaymentIntent failure: both are further attempts.
 Of one attempt's events the first is kept, unless only a later one tells the bank's reason (the session's event
 has none: ASYNC_FAILED). The same rule holds across batches in SQL (queries/intake.py INSERT_FAILURES, and
-queries/intake_failures.py TELL_ATTEMPTS for the reason that comes after).
+queries/intake_later.py TELL_ATTEMPTS for the reason that comes after).
 """
 
 from __future__ import annotations
