@@ -6,6 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from bot.affiliation import TEAM_READ_MISSING
+from bot.answers import health_levels as level
 from bot.answers.errors_snapshot import ErrorsSnapshot
 from bot.answers.hourly import Hourly
 from bot.answers.mrr_json import subscriptions_json
@@ -54,6 +56,8 @@ def _store_money(st: StoreTotals | None, note: str | None = None) -> dict[str, A
             "revenue_net": st.net if st.with_fees else None, "fees": st.fees if st.with_fees else None,
             "refunds_settled": st.refunds if st.with_fees else None,
             "fees_pending_orders": st.unsettled + sum(t.orders for t in st.pending) if st.with_fees else None,
+            # orders in the store currency Stripe settled in another: in `revenue` at face value, fees never known
+            "fees_unknown_orders": st.fees_unknown if st.with_fees else None,
             "not_converted": {t.currency: t.revenue for t in st.pending},
             # orders Stripe settled in another currency than the store's: given up on, in no figure above
             "settled_elsewhere": {t.currency: t.revenue for t in st.aside}}
@@ -193,6 +197,18 @@ def _delivery_json(s: HealthSnapshot) -> dict[str, Any] | None:
             "last_error": errs.last_error if errs else None}
 
 
+def _refusals_json(s: HealthSnapshot) -> list[dict[str, Any]]:
+    """This replica's Stripe jobs refused by the key, in /health's words (`advice`) and light (`level`)."""
+    return [{"job": r.job, "status": r.status, "permission": r.permission, "since": _iso(r.since),
+             "advice": r.advice, "level": level.stripe_refusal(r)} for r in s.stripe_refusals]
+
+
+def _slack_app_json(s: HealthSnapshot) -> dict[str, Any]:
+    """team.info refused for want of team:read (Enterprise Grid): /health's "Slack app" line, else nulls."""
+    return {"team_read_missing": s.team_read_missing, "problem": TEAM_READ_MISSING if s.team_read_missing else None,
+            "level": level.team_read(s)}
+
+
 def health_json(s: HealthSnapshot) -> dict[str, Any]:
     """GET /api/monitoring/health: each component's state and age."""
     return {
@@ -223,6 +239,8 @@ def health_json(s: HealthSnapshot) -> dict[str, Any]:
             # Orders whose balance transactions the fees job has still to read, and those it gave up on.
             "stripe_fees": None if s.stripe_fees is None else {"waiting": s.stripe_fees.waiting,
                                                                "given_up": s.stripe_fees.given_up},
+            "stripe_refusals": _refusals_json(s),
+            "slack_app": _slack_app_json(s),
         },
         "version": s.version,
         "mode": s.mode,
