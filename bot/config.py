@@ -92,13 +92,13 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not configured", not "configured as empty".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("salespulse_data_dir", "host", mode="before")
+    @field_validator("salespulse_data_dir", "host", "store_timezone", mode="before")
     @classmethod
     def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
-        # Blank is unset here too: taken as given, a data dir "" is the working directory and a host "" every
-        # interface (aiohttp's 0.0.0.0 and ::), opening the bot to the network.
+        # Blank is unset here too: taken as given, a data dir "" is the working directory, a host "" every
+        # interface (aiohttp's 0.0.0.0 and ::), opening the bot to the network, and a zone "" refused at start.
         blank = isinstance(value, str) and not value.strip()
-        return (DEFAULT_HOST if info.field_name == "host" else DEFAULT_DATA_DIR) if blank else value
+        return cls.model_fields[str(info.field_name)].default if blank else value
 
     @field_validator("database_url")
     @classmethod

@@ -112,6 +112,22 @@ def check_postgres_uri(uri: str) -> None:
         _check_hosts(query["host"][-1], unquote_ports=False)
 
 
+def network_hosts(uri: str) -> list[str]:
+    """The host names and addresses (not Unix-socket directories) that asyncpg connects to for `uri`, one
+    check_postgres_uri accepts, in its order: the authority's, else the last ?host= (none: asyncpg's defaults)."""
+    parts = urlparse(uri)
+    in_authority = parts.netloc.rpartition("@")[2]
+    hostlist = in_authority or (parse_qs(parts.query).get("host") or [""])[-1]
+    hosts = []
+    for spec in hostlist.split(",") if hostlist else ():
+        # An IPv6 literal in brackets, else up to the first ':' (asyncpg's split); a '/' starts a socket directory.
+        host = spec[1:].partition("]")[0] if spec.startswith("[") else spec.partition(":")[0]
+        host = unquote(host) if in_authority else host
+        if not spec.startswith("/") and not host.startswith("/"):
+            hosts.append(host)
+    return hosts
+
+
 def _check_hosts(hostlist: str, *, unquote_ports: bool) -> None:
     """ValueError unless each comma-separated host of `hostlist` is one asyncpg reads (its _parse_hostlist)."""
     for host in hostlist.split(","):

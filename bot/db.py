@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 import asyncpg
 
-from bot.config_values import PASSWORD_ENCODING, check_postgres_uri
+from bot.config_values import PASSWORD_ENCODING, check_postgres_uri, network_hosts
 
 # The migration runner lives in bot.migrate; its names stay importable from here, where callers have found them.
 from bot.migrate import LockRetries as LockRetries
@@ -83,22 +84,41 @@ def check_dsn(dsn: str, *, what: str = "setting DATABASE_URL") -> str:
     return dsn
 
 
-@contextlib.contextmanager
-def dsn_errors() -> Iterator[None]:
-    """Around a first connection: asyncpg parses the DSN (and PGHOST, PGPORT) there, and a ValueError of its own
-    quotes the text it could not read — part of a password, say. Raised as MalformedDsn without it, and without
-    the original as its context (a logged traceback would show it)."""
+@contextlib.asynccontextmanager
+async def dsn_errors(dsn: str) -> AsyncIterator[None]:
+    """Around a first connection to `dsn`: asyncpg parses the DSN (and PGHOST, PGPORT) there, and a ValueError of its
+    own quotes the text it could not read — part of a password, say. Raised as MalformedDsn without it, and without
+    the original as its context (a logged traceback would show it). A failed name lookup is raised naming the host."""
     try:
         yield
     except asyncpg.ClientConfigurationError:  # asyncpg's own words, naming a parameter: a ValueError as well
         raise
     except ValueError:
         raise MalformedDsn(f"asyncpg cannot read DATABASE_URL, PGHOST or PGPORT ({PASSWORD_ENCODING})") from None
+    except socket.gaierror as exc:  # "Name or service not known" alone: which name? Still a gaierror (retried).
+        if not (failed := await _unresolved(network_hosts(dsn))):
+            raise
+        names = " or ".join(repr(host) for host in failed)
+        raise socket.gaierror(exc.errno, f"cannot resolve the host {names}: {exc.strerror}") from exc
+
+
+async def _unresolved(hosts: list[str]) -> list[str]:
+    """Of a DSN's hosts, those whose names do not resolve (asked again when there are several: asyncpg raises the
+    last error, and may have shuffled them); one host is the one that failed."""
+    if len(hosts) <= 1:
+        return hosts
+    loop, failed = asyncio.get_running_loop(), []
+    for host in hosts:
+        try:
+            await loop.getaddrinfo(host, None)
+        except socket.gaierror:
+            failed.append(host)
+    return failed
 
 
 async def connect_for_migrations(dsn: str) -> asyncpg.Connection:
     """A connection of its own for `migrate`, without statement or lock timeouts (MIGRATION_SERVER_SETTINGS)."""
-    with dsn_errors():
+    async with dsn_errors(dsn):
         return await asyncpg.connect(dsn, timeout=10,
                                      server_settings={**MIGRATION_SERVER_SETTINGS, **TCP_KEEPALIVES})
 
@@ -108,7 +128,7 @@ async def connect_lock_holder(dsn: str, *, idle_timeout: float = HOLDER_IDLE_TIM
     """A connection of its own for a session-level advisory lock held for long: the server ends the session (and
     releases the lock) after `idle_timeout` seconds without a statement, so the holder pings it more often than
     that (`keep_pinging`) for as long as it holds the lock."""
-    with dsn_errors():
+    async with dsn_errors(dsn):
         return await asyncpg.connect(dsn, timeout=connect_within,
                                      server_settings={**TCP_KEEPALIVES, "idle_session_timeout": _ms(idle_timeout)})
 
@@ -245,7 +265,7 @@ async def wait_for_database(dsn: str, *, within: float = START_WAIT) -> None:
     deadline, delay = loop.time() + within, 0.5
     while True:
         try:
-            with dsn_errors():
+            async with dsn_errors(dsn):
                 conn = await asyncpg.connect(dsn, timeout=5, server_settings=TCP_KEEPALIVES)
         except (*DB_REFUSED, asyncpg.ClientConfigurationError):  # waiting will not change these (MalformedDsn either)
             raise
@@ -265,7 +285,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10,
                       idle_in_transaction: float = IDLE_IN_TRANSACTION_TIMEOUT) -> asyncpg.Pool:
     """A pool whose connections decode jsonb, and whose sessions the server ends after `idle_in_transaction`
     seconds idle inside a transaction (a dead replica's row locks); the caller closes it."""
-    with dsn_errors():
+    async with dsn_errors(dsn):
         pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, init=init_connection, reset=_reset,
             # Fail fast when PostgreSQL is gone: intake answers 503 and Stripe retries.

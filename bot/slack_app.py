@@ -13,6 +13,7 @@ import aiohttp
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +24,17 @@ from bot.socket_state import SocketWatch
 
 log = logging.getLogger(__name__)
 SOCKET_PING_INTERVAL = 10.0  # Bolt's default for its Socket Mode handler
+
+
+# AsyncApp reads SLACK_BOT_TOKEN from the process environment itself (`token or os.environ.get(...)`), and given a
+# client as well it warns at every start that this token goes unused. It does, by design: `authorize` hands each
+# request the token from Settings. Passing token instead of client would lose our client's base URL, and token with
+# `authorize` only trades this warning for another ("token will be ignored"); no argument stops the read.
+_ENVIRONMENTS_TOKEN_UNUSED = warning_client_prioritized_and_token_skipped()
+
+
+def _not_the_environments_token(record: logging.LogRecord) -> bool:
+    return record.getMessage() != _ENVIRONMENTS_TOKEN_UNUSED
 
 
 def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
@@ -44,10 +56,11 @@ def build_bolt_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
     bolt_client = AsyncWebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=[])
     # Bolt answers ssl_check=1 (Slack's certificate check) with 200 before its own signature check, but no
     # request reaches Bolt unsigned: POST /slack/events verifies first (handlers/web/slack_events.py).
+    bolt_log = logging.getLogger("salespulse.bolt")
+    bolt_log.addFilter(_not_the_environments_token)  # once: a filter already there is not added again
     app = AsyncApp(client=bolt_client, signing_secret=secret, authorize=authorize, name="salespulse",
                    # Socket Mode frames are authenticated by the connection itself, not signed.
-                   request_verification_enabled=not socket_mode, ssl_check_enabled=True,
-                   logger=logging.getLogger("salespulse.bolt"))
+                   request_verification_enabled=not socket_mode, ssl_check_enabled=True, logger=bolt_log)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

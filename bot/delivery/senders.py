@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -271,7 +271,7 @@ class ConsoleSender:
                  listeners: list[Callable[[str, Mapping[str, Any]], None]] | None = None) -> None:
         self._stream = stream or sys.stdout
         self.listeners = listeners if listeners is not None else []
-        self._counter = 0
+        self._last = 0  # the last ts given, in microseconds since the epoch
 
     async def find(self, *, channel_id: str, ref: int, since: float, thread_ts: str | None = None) -> Lookup:
         """Nothing printed survives a restart: never known."""
@@ -280,8 +280,8 @@ class ConsoleSender:
     async def post(self, channel: str, payload: Mapping[str, Any], *, thread_ts: str | None = None,
                    ref: int | None = None, channel_id: str | None = None) -> SendResult:
         """Print to the stream; never fails."""
-        self._counter += 1
-        ts = f"{self._counter}.{int(asyncio.get_running_loop().time() * 1e6) % 1_000_000:06d}"
+        self._last = max(self._last + 1, time.time_ns() // 1000)  # from the clock, as Slack's: no restored ts again
+        ts = f"{self._last // 1_000_000}.{self._last % 1_000_000:06d}"
         where = f"#{channel}" + (f" thread {thread_ts}" if thread_ts else "")
         print(f"\n[{where}] {payload.get('text', '')}\n{render_text(payload)}", file=self._stream, flush=True)
         for listener in self.listeners:
