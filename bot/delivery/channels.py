@@ -22,6 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery import standing as st
 from bot.delivery.channel_store import ChannelStore
 from bot.delivery.senders import slack_error
 from bot.delivery.standing import BOT_MENTION as BOT_MENTION  # re-exported: its users import it from here
@@ -32,13 +33,10 @@ log = logging.getLogger(__name__)
 
 LIST_PAGE: Final = 1000  # conversations.list's largest page
 MAX_LIST_PAGES: Final = 50  # 50 000 channels: a bound, not a real workspace
-
-_REFUSING: Final = (Membership.PRIVATE_NOT_MEMBER, Membership.NOT_VISIBLE, Membership.ARCHIVED)
-
-
-def _unresolved(status: ChannelStatus) -> bool:
-    """conversations.list could not be asked about it (not merely: start-up has not got to it yet)."""
-    return status.membership is Membership.UNKNOWN and status.error is not None
+# A join that failed for Slack's trouble is tried again when a post goes through, at most this often; a name refused
+# at its id is looked up again (conversations.list, Tier 2) at most this often while its messages are held.
+JOIN_AGAIN_SECONDS: Final = 60.0
+RESOLVE_AGAIN_SECONDS: Final = 300.0
 
 
 class ChannelDirectory:
@@ -54,6 +52,7 @@ class ChannelDirectory:
         # When each standing learned here and not stored yet was learned (the database's clock, as best known): a
         # stored one is newer only if stored after it.
         self._noted: dict[str, dt.datetime] = {}
+        self._again = st.Again()  # a join failed for Slack's trouble, a name not found at its id: tried again
 
     def reconfigure(self, configured: Mapping[str, str]) -> bool:
         """Channels changed from Slack's Settings view: forget what was known of the replaced ones. True when
@@ -196,7 +195,7 @@ class ChannelDirectory:
         except SlackApiError as exc:
             error = slack_error(exc)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
+            error = f"{st.NO_ANSWER}: {type(exc).__name__}: {exc}"[:200]
         else:
             log.info("joined Slack channel %s", channel_id)
             channel = resp.get("channel") or {"id": channel_id}
@@ -211,37 +210,58 @@ class ChannelDirectory:
         return error
 
     def _refused(self, status: ChannelStatus, error: str) -> ChannelStatus:
-        if error == "method_not_supported_for_channel_type" or \
-                (error in ("channel_not_found", "not_in_channel") and status.channel_id in self._private):
-            membership = Membership.PRIVATE_NOT_MEMBER
-        elif error == "channel_not_found":
-            membership = Membership.NOT_VISIBLE
-        elif error in ("is_archived", "channel_is_archived"):
-            membership = Membership.ARCHIVED
-        else:
-            membership = Membership.JOIN_FAILED
-        return replace(status, membership=membership, error=error)
+        return st.refused(status, error, private=status.channel_id in self._private)
 
     async def note_refusal(self, channel: str, error: str) -> None:
-        """A post was refused (channel_not_found, is_archived): remember why, for /health."""
+        """A post or share was refused (channel_not_found, is_archived): remember why, for /health. A name not found
+        at its id may be another channel's now (deleted, created anew): looked up again, not left at the old id."""
         self._update(channel, lambda s: self._refused(s, error))
+        await self._flush()
+        status = self.find(channel)
+        if error in st.NOT_FOUND and status is not None and st.by_name(status.configured) and \
+                self._again.may("resolve", status.logical, RESOLVE_AGAIN_SECONDS):
+            await self._resolve_again(status)
+
+    async def _resolve_again(self, status: ChannelStatus) -> None:
+        """conversations.list for this channel alone; a public channel found under its name is joined, as at start."""
+        error = await self._list({status.logical: status})
+        if error is not None:
+            log.warning("cannot look Slack channel %s up again (%s)", status.configured, error)
+            return
+        await self._flush()
+        now = self._status.get(status.logical)
+        if now is not None and now.channel_id != status.channel_id:
+            log.info("Slack channel %s is now %s (was %s)", status.configured, now.channel_id, status.channel_id)
+            if now.membership is Membership.PUBLIC_NOT_JOINED and now.channel_id:
+                await self.join(now.channel_id)
+
+    async def note_shared(self, channel_id: str) -> None:
+        """A file was shared in the channel: Slack shares one only where the bot is a member, whatever was known."""
+        status = self.find(channel_id)
+        if status is not None and status.membership is not Membership.MEMBER:
+            log.info("Slack channel %s took a file: the bot is a member", status.label)
+            self._put(replace(status, membership=Membership.MEMBER, error=None))
         await self._flush()
 
     async def note_delivered(self, channel: str, channel_id: str | None) -> None:
-        """A post to the configured channel went through: whatever /health said kept the bot out is fixed. Only a
-        channel recorded as refusing, or unknown since conversations.list failed (at start-up), changes, and its
-        standing is asked of Slack once (conversations.info): one not found may be a private channel the bot was
-        invited to since, or a public one created since, which takes posts by chat:write.public without the bot in
-        it; an unknown one is joined if public, as start-up would have. When Slack cannot say: a member if it
-        is known private (only an invitation lets the bot post there), else public, not joined (joined on its first
-        read)."""
+        """A post to the configured channel went through: whatever /health said kept the bot out is fixed. A join
+        that failed for Slack's trouble is made now (Slack answers again). A channel recorded as refusing, or unknown
+        since conversations.list failed (at start-up), has its standing asked of Slack once (conversations.info): one
+        not found may be a private channel the bot was invited to since, or a public one created since, which takes
+        posts by chat:write.public without the bot in it; an unknown one is joined if public, as start-up would have.
+        When Slack cannot say: a member if it is known private (only an invitation lets the bot post there), else
+        public, not joined (joined on its first read)."""
         status = self.find(channel)
-        if status is None or not (status.membership in _REFUSING or _unresolved(status)):
+        if status is not None and status.membership is Membership.JOIN_FAILED and st.temporary(status.error) and \
+                status.channel_id and self._again.may("join", status.logical, JOIN_AGAIN_SECONDS):
+            await self.join(status.channel_id)
+            return
+        if status is None or not (status.membership in st.REFUSING or st.unresolved(status)):
             if self._learned:  # a change whose write failed: written again
                 await self._flush()
             return
         known = channel_id or status.channel_id
-        log.info("Slack channel %s takes posts%s", status.label, "" if _unresolved(status) else " again")
+        log.info("Slack channel %s takes posts%s", status.label, "" if st.unresolved(status) else " again")
         info = await self._info(known) if known else None
         if self._status.get(status.logical) is not status:  # reconfigured, or noted by another post, meanwhile
             return
@@ -254,7 +274,7 @@ class ChannelDirectory:
             self._put(replace(status, membership=Membership.MEMBER if member else Membership.PUBLIC_NOT_JOINED,
                               channel_id=known, error=None))
         await self._flush()
-        if info is not None and known and _unresolved(status) and \
+        if info is not None and known and st.unresolved(status) and \
                 self._status[status.logical].membership is Membership.PUBLIC_NOT_JOINED:
             await self.join(known)
 
@@ -262,11 +282,9 @@ class ChannelDirectory:
         """conversations.info's channel object (None: Slack could not be asked)."""
         try:
             resp: Any = await self._client.conversations_info(channel=channel_id)
-        except SlackApiError as exc:
-            log.warning("conversations.info %s: %s", channel_id, slack_error(exc))
-            return None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("conversations.info %s: %s", channel_id, type(exc).__name__)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("conversations.info %s: %s", channel_id,
+                        slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__)
             return None
         channel = resp.get("channel")
         return channel if isinstance(channel, dict) else None

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.channels import ChannelDirectory
 from bot.delivery.senders import HOLD_ERRORS, PERMANENT_ERRORS, Status, server_error, slack_error
+from bot.delivery.standing import ARCHIVED_ERRORS, NOT_FOUND
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,22 @@ async def share_file(client: AsyncWebClient, *, file_id: str, title: str, channe
     """Step 3: share the uploaded file in `channel_id` (in the thread of `thread_ts`); never raises for Slack.
 
     Sharing needs the bot in the channel, whatever chat:write.public allows for posts: on `not_in_channel` the
-    bot joins (with a `directory`) and shares once more; a refused join is recorded with its reason. A timeout
-    is TRANSIENT although Slack may have shared the file: ask `shared_in` before sharing it again.
+    bot joins (with a `directory`) and shares once more; a refused join is recorded with its reason, as are a
+    channel not found or archived (for /health, as a refused post is), and a share made shows the bot a member.
+    A timeout is TRANSIENT although Slack may have shared the file: ask `shared_in` before sharing it again.
     """
+    result = await _share_joining(client, file_id=file_id, title=title, channel_id=channel_id, thread_ts=thread_ts,
+                                  directory=directory)
+    if directory is not None and result.status is Status.OK:
+        await directory.note_shared(channel_id)
+    elif directory is not None and result.error in NOT_FOUND | ARCHIVED_ERRORS:
+        await directory.note_refusal(channel_id, result.error)
+    return result
+
+
+async def _share_joining(client: AsyncWebClient, *, file_id: str, title: str, channel_id: str,
+                         thread_ts: str | None, directory: ChannelDirectory | None) -> UploadResult:
+    """Step 3, joining and sharing once more on `not_in_channel` (with a `directory`)."""
     try:
         try:
             await _share(client, file_id=file_id, title=title, channel_id=channel_id, thread_ts=thread_ts)

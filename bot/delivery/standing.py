@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final
 
+from bot.delivery.senders import Status, classify_error
+
 BOT_MENTION: Final = "@salespulse"  # the bot user's display name in manifest.yml
+NO_ANSWER: Final = "no answer"  # begins the error of a join Slack never answered (a timeout, the network)
+# A post or share refused at a channel's id: no channel there (invalid_channel is files.completeUploadExternal's:
+# https://docs.slack.dev/reference/methods/files.completeUploadExternal), or it is archived.
+NOT_FOUND: Final = frozenset({"channel_not_found", "invalid_channel"})
+ARCHIVED_ERRORS: Final = frozenset({"is_archived", "channel_is_archived"})
 
 
 class Membership(StrEnum):
@@ -81,6 +89,54 @@ def standing(status: ChannelStatus, channel: Mapping[str, Any]) -> ChannelStatus
         membership = Membership.PUBLIC_NOT_JOINED
     return replace(status, membership=membership, channel_id=channel.get("id"), name=channel.get("name"),
                    error=None)
+
+
+REFUSING: Final = (Membership.PRIVATE_NOT_MEMBER, Membership.NOT_VISIBLE, Membership.ARCHIVED)
+
+
+def unresolved(status: ChannelStatus) -> bool:
+    """conversations.list could not be asked about it (not merely: start-up has not got to it yet)."""
+    return status.membership is Membership.UNKNOWN and status.error is not None
+
+
+def temporary(error: str | None) -> bool:
+    """Whether a join failed for Slack's trouble or the network's (a 5xx, ratelimited, service_unavailable, no answer),
+    not because the channel or the token refuses it: worth trying again once Slack answers."""
+    return error is not None and (error.startswith(NO_ANSWER) or classify_error(error) is Status.TRANSIENT)
+
+
+def by_name(configured: str) -> bool:
+    """Whether the channel is configured by name (`#sales`), which may mean another channel later, not by id."""
+    return not (configured[:1] in "CG" and configured.isalnum() and configured.isupper())
+
+
+def refused(status: ChannelStatus, error: str, *, private: bool) -> ChannelStatus:
+    """What Slack's refusal of a join, post or share says of the channel (`private`: its id was seen private)."""
+    if error == "method_not_supported_for_channel_type" or \
+            (error in (*NOT_FOUND, "not_in_channel") and private):
+        membership = Membership.PRIVATE_NOT_MEMBER
+    elif error in NOT_FOUND:
+        membership = Membership.NOT_VISIBLE
+    elif error in ARCHIVED_ERRORS:
+        membership = Membership.ARCHIVED
+    else:
+        membership = Membership.JOIN_FAILED
+    return replace(status, membership=membership, error=error)
+
+
+class Again:
+    """When something failed for a channel may be tried again (the monotonic clock): at once the first time."""
+
+    def __init__(self) -> None:
+        self._at: dict[tuple[str, str], float] = {}
+
+    def may(self, what: str, logical: str, every: float) -> bool:
+        """Whether `what` may be tried for the channel now; if so, not again for `every` seconds."""
+        now, key = time.monotonic(), (logical, what)
+        if now < self._at.get(key, 0.0):
+            return False
+        self._at[key] = now + every
+        return True
 
 
 def same(a: ChannelStatus, b: ChannelStatus) -> bool:
