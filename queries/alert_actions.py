@@ -62,7 +62,7 @@ class AlertAction:
     alert_id: int
     user_id: str
     action: str  # ack | silence | resolve
-    outcome: str  # applied | refused | stale (the alert was already resolved)
+    outcome: str  # applied | refused | stale (changed nothing: the alert was already resolved, or already so)
     silenced_until: dt.datetime | None
     surface: str  # slack | home | feed
     at: dt.datetime

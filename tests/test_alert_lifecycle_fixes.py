@@ -16,7 +16,7 @@ from bot.alerts.respond import notifier_for
 from bot.alerts.rules import Context, RuleSet
 from bot.config import HourWindow
 from bot.home.render import render_home
-from queries.settings import Override
+from queries import settings as stored
 from tests import test_alerts
 from tests.conftest import Bot, FakeClock, start_bot
 from tests.fakes import FakeSlack
@@ -97,11 +97,18 @@ async def test_no_sales_stays_open_over_a_closed_day_until_a_sale(dsn: str, fake
             await jobs.leadership.release()
 
 
+async def set_rule(bot: Bot, clock: FakeClock, rule: dict[str, object]) -> None:
+    """An admin sets the sync_failures rule in Settings: stored, then in force — stored first, so the settings
+    follower's own reload (every few seconds, and at its first LISTEN) finds it rather than undoing it."""
+    await stored.put(bot.deps.pool, key="rule:sync_failures", value=rule, user_id="UADMIN", at=clock.now)
+    await bot.deps.live.reload(bot.deps.pool)
+
+
 async def _checks_after_change(store: Bot, jobs: AlertJobs, clock: FakeClock, rule: dict[str, object], *,
                                checks: int) -> list[dict[str, Any]]:
     """An admin sets sync_failures to `rule` in Settings; then `checks` checks 4 h apart, the failures going on:
     the Slack calls they made."""
-    store.deps.live.apply([Override("rule:sync_failures", rule, "UADMIN", clock.now)])
+    await set_rule(store, clock, rule)
     calls = []
     for _ in range(checks):
         clock.advance(hours=4, minutes=1)
@@ -164,8 +171,7 @@ async def test_held_warning_promoted_to_critical_is_posted_at_night(store: Bot, 
     clock.now = _ny(9, 23)
     await _sync_failing(store, clock)
     assert alert_calls(await run(jobs, store)) == []
-    store.deps.live.apply([Override("rule:sync_failures", {"enabled": True, "severity": "critical"}, "UADMIN",
-                                    clock.now)])
+    await set_rule(store, clock, {"enabled": True, "severity": "critical"})
     clock.advance(minutes=1)
     calls = alert_calls(await _new_calls(store, jobs))
     assert len(calls) == 1 and "CRITICAL · Sync failures" in calls[0]["text"]

@@ -13,11 +13,10 @@ import pytest
 
 from bot.alerts.jobs import AlertJobs
 from bot.alerts.leader import Leadership
-from queries.settings import Override
 from tests.blockkit import assert_valid_message
 from tests.conftest import Bot, FakeClock, start_bot
 from tests.fakes import FakeSlack
-from tests.test_alert_lifecycle_fixes import _ny, _sync_failing
+from tests.test_alert_lifecycle_fixes import _ny, _sync_failing, set_rule
 from tests.test_alerts import posted_ts, run
 
 
@@ -34,10 +33,9 @@ async def night(dsn: str, fake_slack: FakeSlack) -> AsyncIterator[tuple[Bot, Ale
             await jobs.leadership.release()
 
 
-def _set_sync_failures(bot: Bot, clock: FakeClock, severity: str) -> None:
+async def _set_sync_failures(bot: Bot, clock: FakeClock, severity: str) -> None:
     """An admin sets the sync_failures rule's severity in Settings."""
-    bot.deps.live.apply([Override("rule:sync_failures", {"enabled": True, "severity": severity}, "UADMIN",
-                                  clock.now)])
+    await set_rule(bot, clock, {"enabled": True, "severity": severity})
 
 
 async def _checks_at(bot: Bot, jobs: AlertJobs, clock: FakeClock, *moments: dt.datetime) -> list[dict[str, Any]]:
@@ -62,7 +60,7 @@ async def test_warning_promoted_to_critical_in_quiet_hours_pages_when_they_end(
     reminder — and page once."""
     bot, jobs, clock = night
     await _checks_at(bot, jobs, clock, _ny(9, 20))
-    _set_sync_failures(bot, clock, "critical")
+    await _set_sync_failures(bot, clock, "critical")
     quiet = await _checks_at(bot, jobs, clock, _ny(9, 23, 1), _ny(10, 4))
     assert await bot.deps.pool.fetchval("SELECT severity FROM alerts WHERE rule = 'sync_failures'") == "critical"
     assert len(quiet) == 1 and not _pages(quiet), quiet  # the 04:00 reminder stays quiet
@@ -77,10 +75,10 @@ async def test_quiet_critical_demoted_to_warning_owes_no_page(night: tuple[Bot, 
     at 06:00. A warning owes no page: from 09:00 it reminds every 4 h as warnings do, not at every check."""
     bot, jobs, clock = night
     clock.now = _ny(9, 23)
-    _set_sync_failures(bot, clock, "critical")
+    await _set_sync_failures(bot, clock, "critical")
     await _checks_at(bot, jobs, clock, _ny(9, 23, 1))
     clock.now = _ny(10, 6)
-    _set_sync_failures(bot, clock, "warning")
+    await _set_sync_failures(bot, clock, "warning")
     replies = await _checks_at(bot, jobs, clock, _ny(10, 6, 1), _ny(10, 9, 5), _ny(10, 9, 15), _ny(10, 9, 25))
     assert len(replies) == 1 and not _pages(replies), [r["text"] for r in replies]
 
@@ -110,7 +108,7 @@ async def test_owed_page_with_no_mention_does_not_remind_at_every_check(
     quiet hours end: it owes nothing, or it would remind at every check, its debt never paid."""
     bot, jobs, clock = night
     clock.now = _ny(9, 23)
-    _set_sync_failures(bot, clock, "critical")
+    await _set_sync_failures(bot, clock, "critical")
     await _checks_at(bot, jobs, clock, _ny(9, 23, 1))  # posted quietly: it owes its page
     live = bot.deps.live
     live.base_rules = dataclasses.replace(live.base_rules, mention="")

@@ -92,8 +92,9 @@ def route(open_alerts: list[q.AlertRow], *, now: dt.datetime, in_business_hours:
           repeat: dt.timedelta, quiet: bool = False, owed: frozenset[int] = frozenset()) -> list[Decision]:
     """Stage 3 (pure): which open alerts to announce, remind about, or un-silence now (warnings wait outside
     business hours and inside quiet hours). `owed`: criticals posted (or made critical) inside quiet hours without
-    their mention, reminded (paging) as soon as those end, not a repeat interval later; one demoted since, or with
-    no on-call mention to page, owes nothing (it would remind at every check, its reminder never paging)."""
+    their mention, reminded (paging) as soon as those end, not a repeat interval later, and those just made critical
+    outside them (an edit pages nobody), reminded at once; one demoted since, or with no on-call mention to page,
+    owes nothing (it would remind at every check, its reminder never paging)."""
     critical_families = {a.family for a in open_alerts if a.severity == Severity.CRITICAL}
     decisions = []
     for a in open_alerts:
@@ -199,10 +200,9 @@ async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertR
                             ctx: Context, notifier: Notifier) -> int:
     """Stages 3 and 4 for the open alerts; how many notifications were queued."""
     # Without an on-call mention nothing pages, so nothing is owed: "owed" would remind at every check, unpaid.
-    owed = frozenset(await alert_log.pages_owed(conn, [a.id for a in open_alerts])) if notifier.mention \
-        else frozenset()
+    owed = await alert_log.pages_owed(conn, [a.id for a in open_alerts]) if notifier.mention else {}
     decisions = route(open_alerts, now=ctx.now, in_business_hours=ctx.in_business_hours(),
-                      repeat=rules.repeat_interval, quiet=ctx.quiet(), owed=owed)
+                      repeat=rules.repeat_interval, quiet=ctx.quiet(), owed=frozenset(owed))
     for d in decisions:
         if d.kind is Kind.FIRE:
             alert = d.alert
@@ -211,7 +211,7 @@ async def _route_and_notify(conn: asyncpg.Connection, open_alerts: list[q.AlertR
                 alert = await _reload(conn, alert.id)
             await notifier.fire(conn, alert, ctx.now)
         elif d.kind is Kind.REMIND:
-            await notifier.remind(conn, d.alert, ctx.now, owed=d.alert.id in owed)
+            await notifier.remind(conn, d.alert, ctx.now, owed=owed.get(d.alert.id))
         else:
             await q.silence(conn, alert_id=d.alert.id, until=None, by=None)
             await notifier.changed(conn, await _reload(conn, d.alert.id), ctx.now, "unsilence")
@@ -228,18 +228,19 @@ async def act(conn: asyncpg.Connection, *, alert_id: int, action: str, user: str
               until: dt.datetime | None, notifier: Notifier, surface: str = "slack") -> bool:
     """A button: acknowledge, silence (until `until`) or resolve; False when the alert is already resolved.
 
-    Every click is recorded (who, what, when, where) and an applied one is said in the alert's thread, unless it
-    changes nothing (`_already_so`)."""
+    Every click is recorded (who, what, when, where) and an applied one is said in the alert's thread; one that
+    changes nothing (`_already_so`: a double tap's second) is recorded as stale, as a click on a resolved one is."""
     async with conn.transaction():
         alert = await q.alert_by_id(conn, alert_id)
-        applied = alert is not None and alert.resolved_at is None
+        open_ = alert is not None and alert.resolved_at is None
+        repeated = alert is not None and open_ and _already_so(alert, action, user, until)
         await audit.record(conn, audit.AlertAction(
-            alert_id=alert_id, user_id=user, action=action, outcome="applied" if applied else "stale",
+            alert_id=alert_id, user_id=user, action=action, outcome="applied" if open_ and not repeated else "stale",
             silenced_until=until if action == "silence" else None, surface=surface, at=now))
-        if alert is None or not applied:
+        if alert is None or not open_:
             return False
-        if _already_so(alert, action, user, until):
-            return True  # a double tap: recorded, but the message and its thread say it once
+        if repeated:
+            return True  # a double tap: the message and its thread say it once, and the user is not told again
         if action == "ack":
             await q.acknowledge(conn, alert_id=alert_id, by=user, at=now)
         elif action == "silence":

@@ -12,7 +12,7 @@ from bot.blocks.alerts import AlertView, action_reply, alert_message, reminder_m
 from bot.blocks.message import Message
 from queries import alert_log, outbox
 from queries import alerts as q
-from queries.alert_log import FIRED_QUIETLY, PAGED, PROMOTED_QUIETLY
+from queries.alert_log import FIRED_QUIETLY, PAGED, PROMOTED, PROMOTED_QUIETLY
 from queries.executor import Executor
 
 
@@ -63,15 +63,18 @@ class Notifier:
         await q.set_notified(db, alert_id=a.id, at=now, outbox_id=msg_id)
 
     async def changed(self, db: Executor, a: q.AlertRow, now: dt.datetime, kind: str) -> None:
-        """Re-render the message in place after a state change (ack, silence, un-silence, severity). Made a critical
-        inside quiet hours, the alert owes its page as one posted then does (an edit pages nobody anyway)."""
+        """Re-render the message in place after a state change (ack, silence, un-silence, severity). An edit pages
+        nobody, so an alert made a critical owes its page: inside quiet hours until they end, as one posted then
+        does; outside them at once (reminded in the same evaluation), or once its silence ends if it has one."""
         if a.notified_at is None:
             return  # not posted yet: it is, as it is now, when routed
         if kind == "severity" and self.owes(a):
             kind = PROMOTED_QUIETLY
+        elif kind == "severity" and self.pages(a):
+            kind = PROMOTED
         if self.updates:
             await self._send(db, a, kind, alert_message(self.view(a, now), tz=self.tz), op="update")
-        elif kind == PROMOTED_QUIETLY:  # webhooks cannot edit: the page is owed all the same
+        elif kind in (PROMOTED_QUIETLY, PROMOTED):  # webhooks cannot edit: the page is owed all the same
             await alert_log.log_notification(db, alert_id=a.id, kind=kind, outbox_id=None)
 
     async def acted(self, db: Executor, a: q.AlertRow, now: dt.datetime, action: str) -> None:
@@ -79,11 +82,13 @@ class Notifier:
         if a.notified_at is not None and self.updates:
             await self._send(db, a, f"acted-{action}", action_reply(self.view(a, now), tz=self.tz), op="reply")
 
-    async def remind(self, db: Executor, a: q.AlertRow, now: dt.datetime, *, owed: bool = False) -> None:
+    async def remind(self, db: Executor, a: q.AlertRow, now: dt.datetime, *, owed: str | None = None) -> None:
         """A reminder in the message's thread; a critical's pages (the mention, also sent to the channel) outside
-        quiet hours. `owed`: the page of a critical posted quietly, now that the quiet hours are over."""
+        quiet hours. `owed`: the notification kind that owes its page — a critical posted or made critical quietly,
+        now that the quiet hours are over, or one just made critical (PROMOTED)."""
         pages = self.pages(a)
-        msg = reminder_message(self.view(a, now), tz=self.tz, after_quiet=owed and pages)
+        msg = reminder_message(self.view(a, now), tz=self.tz, after_quiet=pages and owed not in (None, PROMOTED),
+                               promoted=pages and owed == PROMOTED)
         await self._send(db, a, PAGED if pages else "remind", msg, op="reply", broadcast=pages)
         await q.set_reminded(db, alert_id=a.id, at=now)
 

@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts.engine import act
 from bot.alerts.notifier import Notifier
-from bot.blocks.alerts import ACK_ACTION, RESOLVE_ACTION, SILENCE_HOUR_ACTION, SILENCE_TOMORROW_ACTION, FiringAgain
+from bot.blocks.alerts import (
+    ACK_ACTION,
+    RESOLVE_ACTION,
+    SILENCE_HOUR_ACTION,
+    SILENCE_TOMORROW_ACTION,
+    FiringAgain,
+    already_over_message,
+)
+from bot.blocks.message import Message
 from bot.deps import Deps
 from queries import alert_actions as audit
 
@@ -77,3 +85,9 @@ async def firing_again(deps: Deps, alert_id: int, *, team_domain: str | None) ->
     again = await audit.firing_again(deps.pool, alert_id)
     return None if again is None else FiringAgain(id=again.id, slack_channel=again.slack_channel,
                                                   slack_ts=again.slack_ts, team_domain=team_domain)
+
+
+async def unchanged_answer(deps: Deps, alert_id: int, *, team_domain: str | None) -> Message:
+    """What the clicker is told when the click changed nothing (Pressed.UNCHANGED), in Slack and the local feed
+    alike: the alert is over, and where the same incident fires again, if it does."""
+    return already_over_message(await firing_again(deps, alert_id, team_domain=team_domain))

@@ -121,10 +121,13 @@ def alert_message(a: AlertView, *, tz: ZoneInfo) -> Message:
     return message(f"{title} — {a.summary} ({state})", blocks, mention=mention.strip())
 
 
-def reminder_message(a: AlertView, *, tz: ZoneInfo, after_quiet: bool = False) -> Message:
+def reminder_message(a: AlertView, *, tz: ZoneInfo, after_quiet: bool = False, promoted: bool = False) -> Message:
     """A thread reply: still firing, nobody has acknowledged it. With `a.mention` (a critical outside quiet hours)
-    it pages; `after_quiet`: the alert was posted, or made a critical, inside quiet hours, without it."""
-    quietly = " (a critical during quiet hours, not paged until now)" if after_quiet else ""
+    it pages; `after_quiet`: the alert was posted, or made a critical, inside quiet hours, without it; `promoted`:
+    it has just been made a critical (its rule's severity changed in Settings), its message edited, which pages
+    nobody. Either way it says why it comes before its repeat interval."""
+    quietly = (" (a critical during quiet hours, not paged until now)" if after_quiet
+               else " (now a critical: its rule's severity was changed in Settings)" if promoted else "")
     text = f"⏰ Still firing after {duration(a.now - a.started_at)} and not acknowledged{quietly}: {a.summary}"
     mention = a.mention or ""
     return message(text, [section(f"{mention} {escape_mrkdwn(text)}".lstrip())], mention=mention)

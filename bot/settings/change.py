@@ -14,7 +14,15 @@ import asyncpg
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import settings as view
-from bot.blocks.settings import ChangeLine, changes_message, channel_block, denied_view, plain_number, settings_view
+from bot.blocks.settings import (
+    ChangeLine,
+    changes_message,
+    channel_block,
+    denied_view,
+    mention_of,
+    plain_number,
+    settings_view,
+)
 from bot.blocks.text import escape_mrkdwn
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.senders import slack_error
@@ -69,10 +77,11 @@ async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> str | N
 
 
 def _shown(key: str, value: Any) -> str:
-    """A stored value as the change message shows it (mentions for people and channel ids, the rest escaped)."""
+    """A stored value as the change message shows it (mentions for people, user groups and channel ids, the rest
+    escaped)."""
     if isinstance(value, list):
-        # People are named (they learn what they may now do); a user group only by its id, never pinged whole.
-        return ", ".join(f"<@{u}>" if u[:1] in "UW" else f"group {escape_mrkdwn(u)}" for u in value) or "nobody picked"
+        # People and groups are named (they learn what they may now do): Slack shows a mention as their name.
+        return ", ".join(mention_of(str(u)) or escape_mrkdwn(str(u)) for u in value) or "nobody picked"
     if isinstance(value, dict):
         state = "off" if not value.get("enabled") else str(value.get("severity"))
         threshold = value.get("threshold")
@@ -81,6 +90,11 @@ def _shown(key: str, value: Any) -> str:
     if key.endswith("_CHANNEL") and text[:1] in "CG" and text.isalnum():
         return f"<#{text}>"
     return escape_mrkdwn(text) if text else "none"
+
+
+def _picked(value: Any) -> tuple[str, ...]:
+    """The people and user groups a list setting (readers, responders) names, whose mentions stay live."""
+    return tuple(str(u) for u in value) if isinstance(value, list) else ()
 
 
 def _label(deps: Deps, key: str) -> str:
@@ -202,7 +216,8 @@ async def save(deps: Deps, *, user: str, values: Mapping[str, Any],
         for key, after in changed.items():
             await q.put(conn, key=key, value=to_store[key], user_id=user, at=now)
             await q.audit(conn, q.Change(at=now, user_id=user, key=key, before=before[key], after=after))
-            lines.append(ChangeLine(_label(deps, key), _shown(key, before[key]), _shown(key, after)))
+            lines.append(ChangeLine(_label(deps, key), _shown(key, before[key]), _shown(key, after),
+                                    people=_picked(before[key]) + _picked(after)))
         if lines:
             msg = changes_message(user, lines)
             await outbox.enqueue(conn, dedupe_key=f"settings:{now.isoformat()}:{secrets.token_hex(4)}",

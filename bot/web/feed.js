@@ -279,6 +279,7 @@
         const msg = button.closest("article.ephemeral");
         if (msg) msg.remove();
       }
+      if (res.html) ephemeral({ html: res.html, command: button.textContent });  // e.g. "already resolved"
     } catch (err) {
       toast("That button did not work: " + err.message);
     } finally {

@@ -7,9 +7,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.affiliation import of_action
-from bot.alerts.respond import VERBS, Pressed, alert_id_of, firing_again, press
+from bot.alerts.respond import VERBS, Pressed, alert_id_of, press, unchanged_answer
 from bot.answers.commands import ephemeral
-from bot.blocks.alerts import already_over_message
 from bot.blocks.common import group_unchecked_message, not_allowed_message
 from bot.blocks.message import Message
 from bot.deps import Deps
@@ -32,8 +31,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if pressed is Pressed.REFUSED and not on_home:  # Home has no response_url (nor buttons for them: a forgery)
             await respond(**ephemeral(await refusal(user, outsider)), replace_original=False)
         elif pressed is Pressed.UNCHANGED and not on_home:  # a message not updated yet, or read days later
-            again = await firing_again(deps, alert_id, team_domain=(body.get("team") or {}).get("domain"))
-            await respond(**ephemeral(already_over_message(again)), replace_original=False)
+            said = await unchanged_answer(deps, alert_id, team_domain=(body.get("team") or {}).get("domain"))
+            await respond(**ephemeral(said), replace_original=False)
         home = body.get("view") or {}  # Home's own view (a click in a modal would name another type)
         if on_home and home.get("type", "home") == "home":
             # Whatever came of it: the tab may show what another replica has changed since (an alert resolved).

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.access import LOCAL_OWNER
-from bot.alerts.respond import Pressed, alert_id_of, press
+from bot.alerts.respond import Pressed, alert_id_of, press, unchanged_answer
 from bot.answers.commands import answer
 from bot.answers.share import parse_share_value, share_answer
 from bot.blocks.alerts import ALERT_ACTIONS
@@ -201,12 +201,17 @@ async def view_submission(request: web.Request) -> web.Response:
 
 
 async def _alert_button(deps: Deps, action_id: str, value: str) -> web.Response:
-    """Acknowledge, silence or resolve, through the same code as a click in Slack."""
+    """Acknowledge, silence or resolve, through the same code as a click in Slack; a click that changed nothing
+    is answered as Slack answers it (the alert is over; where its incident fires again), for the page to show."""
     alert_id = alert_id_of(value)
     if alert_id is None:
         return web.json_response({"error": "not an alert id"}, status=400)
     pressed = await press(deps, action_id=action_id, alert_id=alert_id, user=LOCAL_USER, surface="feed")
-    return web.json_response({"ok": True, "changed": pressed is Pressed.CHANGED})
+    if pressed is not Pressed.UNCHANGED:
+        return web.json_response({"ok": True, "changed": pressed is Pressed.CHANGED})
+    said = await unchanged_answer(deps, alert_id, team_domain=None)  # no workspace: no Slack link to give
+    return web.json_response({"ok": True, "changed": False, "text": said.text,
+                              "html": render_message(said.text, said.blocks)})
 
 
 async def _share(deps: Deps, value: str, channel: str) -> web.Response:
