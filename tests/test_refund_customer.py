@@ -34,7 +34,8 @@ EMAIL, MASKED = "ada@example.com", "ada***"  # the story Charge's billing_detail
 async def test_a_customer_only_the_refund_named_is_kept_and_told_in_every_order(bot: Bot, version: str) -> None:
     """PaymentIntent (no customer), a full refund (its Charge names the customer), the refund's failure: in each order
     of arrival the order keeps the customer and counts as one unique customer; the failure message names them
-    whenever charge.refunded came before it (before that nothing had named them)."""
+    whenever charge.refunded came before it (before that nothing had named them), and is edited to name them once
+    it comes."""
     start = t0(version)
     refund = refund_object("re_full", AMOUNT, created=start + 100, status="failed")
     events = {"sale": sale(version), "refunded": charge_refunded(version, AMOUNT, at=start + 100, event_id="evt_r1"),
@@ -55,6 +56,9 @@ async def test_a_customer_only_the_refund_named_is_kept_and_told_in_every_order(
         shown = json.dumps(msg["blocks"], ensure_ascii=False)
         told = arrival.index("refunded") < min(arrival.index(name) for name in voids)
         assert (MASKED in shown, "*Customer:*\\nunknown" in shown) == (told, not told), (where, shown)
+        # Told before charge.refunded named them, the message is edited once it has (tests/test_refund_void_told.py)
+        edits = [p for p in bot.slack_api.posted("chat.update") if p["text"].startswith("❌ Refund failed")]
+        assert MASKED in json.dumps((edits or [msg])[-1]["blocks"], ensure_ascii=False), where
 
 
 def test_a_customer_an_earlier_event_named_is_never_replaced() -> None:

@@ -66,9 +66,9 @@ def at(seconds: int) -> dt.datetime:
 
 
 async def outbox(bot: Bot, kind: str) -> list[tuple[str, str]]:
-    """(channel, text) of every message of `kind` queued."""
+    """(channel, text) of every message of `kind` queued to be posted (not the edits that tell it more)."""
     rows = await bot.deps.pool.fetch("SELECT channel, payload->>'text' AS text FROM outbox WHERE kind = $1"
-                                     " ORDER BY id", kind)
+                                     " AND op = 'post' ORDER BY id", kind)
     return [(r["channel"], r["text"]) for r in rows]
 
 
@@ -90,7 +90,8 @@ async def redeliver(bot: Bot, events: list[dict[str, Any]]) -> None:
 async def test_a_failed_refund_is_told_once_in_every_order_of_arrival(bot: Bot, version: str) -> None:
     """Sale, full refund, and every event Stripe sends when the refund fails: in each order of arrival one message in
     the alerts channel — amount, the reason in plain words, product and masked customer once the sale is known (the
-    charge and a note when the failure came first), the failure's time — and none more when all are sent again."""
+    charge and a note when the failure came first, edited to the sale once it comes), the failure's time — and none
+    more when all are sent again."""
     start = t0(version)
     refund = refund_object("re_full", AMOUNT, created=start + 100, status="failed")
     events = {"sale": session(version), "refunded": charge_refunded(version, AMOUNT, at=start + 100, event_id="evt_r1"),
@@ -110,6 +111,11 @@ async def test_a_failed_refund_is_told_once_in_every_order_of_arrival(bot: Bot, 
         assert (PRODUCT in shown, UNKNOWN_SALE_NOTE in shown) == (sale_first, not sale_first), where
         customer_known = sale_first or arrival.index("refunded") < first_void  # the charge names the customer too
         assert (MASKED in shown) == customer_known and "ada@" not in shown, where
+        # What came after the post is told by editing it (tests/test_refund_void_told.py): the sale and customer.
+        edits = [p for p in bot.slack_api.posted("chat.update") if p["text"].startswith("❌ Refund failed")]
+        assert bool(edits) == (not sale_first), where
+        final = json.dumps((edits or [msg])[-1]["blocks"], ensure_ascii=False)
+        assert PRODUCT in final and MASKED in final and UNKNOWN_SALE_NOTE not in final, (where, final)
         assert CH in shown and "re_full" in shown and FAILED_NOTE.split(":")[0] in shown, where
         assert f"⏰ {when(at(start + 3600), UTC)}" in shown, where
         assert len(posted(bot, "↩️")) == 1, where  # the refund's own ping, once
@@ -136,7 +142,8 @@ async def test_a_canceled_refund_is_told_as_a_cancellation(bot: Bot) -> None:
 async def test_a_failure_before_its_sale_names_the_charge_and_is_not_told_again(bot: Bot) -> None:
     """refund.failed arrives before anything else of its payment (a retried sale, a refund event lost for a while):
     the message names the charge and says the sale is not known yet; the sale, the refund and the failure's other
-    event arriving later add no second message, and the order ends completed with nothing refunded."""
+    event arriving later add no second message (they edit this one), and the order ends completed with nothing
+    refunded."""
     start = t0("basil")
     refund = refund_object("re_early", AMOUNT, created=start + 100, status="failed")
     early, other = reversed(failure_events("basil", refund, at=start + 3600))

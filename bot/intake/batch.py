@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.intake import declines
+from bot.intake import declines, refund_pings
 from bot.intake.events import Kind, PaymentEvent
 from bot.intake.fold import Fold
 from bot.intake.result import PAYLOAD_ERRORS, IntakeResult, Outcome
@@ -125,6 +125,7 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
     fold.messages = declines.wait_for_reasons(fold.messages, todo, settle)
     queued = await _write_back(conn, fold, tz=tz, now=now, notify=notify)
     await declines.tell_recorded(conn, todo, fold.failures, tz=tz, notify=notify)
+    await refund_pings.tell_voids(conn, fold, queued)  # a failed refund's ping told its order's sale and customer
     await intake_later.complete_checkouts(conn, fold.paid_checkouts)  # sessions of earlier batches, once paid
     # A ping this batch has just queued already holds its order's final state: only older pending pings need it.
     await pings.refresh_pings(conn, [u for u in updates if u.dedupe_key not in queued])
