@@ -157,7 +157,8 @@ async def test_cli_dry_run_prints_the_report_and_writes_nothing(cli_env: Path, d
     assert await asyncio.to_thread(main, ["report", "morning", "--date", "2026-03-09", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("[dry run: nothing recorded or posted] ☀️ Morning report · Mon 9 Mar")
-    assert "== ☀️ Morning report · Mon 9 Mar ==" in out and "*Yesterday, Sun 8 Mar* · against Sun 1 Mar" in out
+    # Read on another day than Mon 9 Mar (the real clock), the day it covers is named, not "Yesterday".
+    assert "== ☀️ Morning report · Mon 9 Mar ==" in out and "\n*Sun 8 Mar* · against Sun 1 Mar" in out
     assert "Chart: revenue by hour in" in out
     assert await database_state(dsn) == before
     assert not (cli_env / "data").exists()

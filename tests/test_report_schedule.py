@@ -75,14 +75,18 @@ async def test_two_replicas_racing_send_each_report_once(dsn: str, fake_slack: F
 
 async def test_report_due_while_down_is_sent_late_when_the_bot_is_back(pool: asyncpg.Pool,
                                                                        tmp_path: Path) -> None:
-    """Back at 11:40 after missing 09:00: the morning report goes out once, marked late."""
-    clock = Clock(at(NY, 2026, 3, 10, 11, 40))
+    """Running at 08:00, back at 11:40 after missing 09:00: the morning report goes out once, marked late (a first
+    start after 09:00 is late too, but not "when salespulse was not running": tests/test_report_late_wording.py)."""
+    clock = Clock(at(NY, 2026, 3, 10, 8, 0))
     r = reporter(pool, tmp_path, clock)
+    assert await r.run_due() == []
+    clock.now = at(NY, 2026, 3, 10, 11, 40)
     sent = await r.run_due()
     assert [(s.slot.kind, s.status, s.late) for s in sent] == [(ReportKind.MORNING, "sent", True)]
     payload = await pool.fetchval("SELECT payload FROM outbox WHERE kind = 'report'")
     assert_valid_message(payload)
-    assert "(late)" in payload["text"] and "Sent late, at Tue 11:40: due at 09:00 EDT" in str(payload["blocks"])
+    assert "(late)" in payload["text"]
+    assert "Sent late, at Tue 11:40: due at 09:00 EDT, when salespulse was not running" in str(payload["blocks"])
     clock.now += dt.timedelta(minutes=5)
     assert await r.run_due() == []
 

@@ -18,7 +18,7 @@ from bot.blocks.text import escape_mrkdwn, inline
 from bot.currency import StoreTotals, average
 from bot.money import format_money, format_totals
 from bot.reports.figures import Comparison, EveningFigures, Figures, MorningFigures
-from bot.reports.schedule import CATCH_UP_WINDOW, ReportKind, Slot
+from bot.reports.schedule import CATCH_UP_WINDOW, LateCause, ReportKind, Slot
 from queries.reports import ProductTotal, ReportAlert
 from queries.sales import CurrencyTotal
 
@@ -28,11 +28,24 @@ MAX_CURRENCY_LINES: Final = 15
 TITLE_CHARS: Final = 150
 SUMMARY_CHARS: Final = 300
 LIGHTS: Final = {"critical": "🔴", "warning": "🟡", "info": "ℹ️"}
+# Why a report is late, only as far as known: a new install, or a report made by hand, was never "not running".
+LATE_BECAUSE: Final = {LateCause.DOWN: "when salespulse was not running",
+                       LateCause.FIRST_START: "before salespulse first started",
+                       LateCause.ON_DEMAND: "made on demand (`salespulse report`)"}
 
 
 def day_label(day: dt.date) -> str:
     """A local day as people read it, e.g. "Tue 10 Mar"."""
     return f"{day:%a} {day.day} {day:%b}"
+
+
+def yesterday_names(day: dt.date, *, read: dt.date) -> tuple[str, str]:
+    """How a morning names the day it covers, as a heading and in a sentence: ("Yesterday, Mon 30 Nov", "yesterday")
+    when it is the day before the one the report is made on (`read`), else the day both times ("Mon 30 Nov"): a
+    past day's morning, posted late or by hand days after, does not call its day yesterday."""
+    if day == read - dt.timedelta(days=1):
+        return f"Yesterday, {day_label(day)}", "yesterday"
+    return day_label(day), day_label(day)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -107,12 +120,12 @@ def _alert_list(title: str, alerts: Sequence[ReportAlert], *, now: dt.datetime, 
     return f"*{title}*\n" + ("\n".join(lines) if lines else empty)
 
 
-def _timing(slot: Slot, now: dt.datetime, *, late: bool, tz: ZoneInfo) -> Block | None:
-    """Say when a report is late (sent after downtime) or early (figures so far, made on demand)."""
+def _timing(slot: Slot, now: dt.datetime, *, late: bool, cause: LateCause, tz: ZoneInfo) -> Block | None:
+    """Say when a report is late (after downtime, a first start, or made by hand) or early (figures so far)."""
     due = local(slot.scheduled_at, tz)
     if late:  # sent on another day (the command a "was not sent" notice gives), the day it was due is named
         when = f"{due:%H:%M %Z}" if due.date() == local(now, tz).date() else f"{day_label(due.date())} {due:%H:%M %Z}"
-        return context(f"⏰ Sent late, at {local(now, tz):%a %H:%M}: due at {when}, when salespulse was not running")
+        return context(f"⏰ Sent late, at {local(now, tz):%a %H:%M}: due at {when}, {LATE_BECAUSE[cause]}")
     if now < slot.scheduled_at:
         return context(f"⏳ Made at {local(now, tz):%a %H:%M}, before its time ({due:%H:%M %Z}): figures so far")
     return None
@@ -125,31 +138,33 @@ def _footer(slot: Slot, tz: ZoneInfo, chart_note: str | None) -> Block:
     return context(*parts)
 
 
-def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, chart_note: str | None) -> Message:
+def morning_message(f: MorningFigures, *, tz: ZoneInfo, late: bool, cause: LateCause,
+                    chart_note: str | None) -> Message:
     """Overnight orders, yesterday against the same weekday a week earlier, overnight alerts, findings."""
     title = f"☀️ Morning report · {day_label(f.slot.day)}"
     start, end = local(f.overnight.start, tz), local(f.overnight.end, tz)
     yesterday = local(f.yesterday.window.start, tz).date()
+    named, said = yesterday_names(yesterday, read=local(f.now, tz).date())
     overnight = _totals(f.overnight_totals, store=f.overnight_store)
     blocks: list[Block] = [header(title)]
-    if (timing := _timing(f.slot, f.now, late=late, tz=tz)) is not None:
+    if (timing := _timing(f.slot, f.now, late=late, cause=cause, tz=tz)) is not None:
         blocks.append(timing)
     blocks += [
         section(f"*Overnight* ({start:%a %H:%M} → {end:%a %H:%M %Z})\n{overnight}"),
-        section(f"*Yesterday, {day_label(yesterday)}* · against {day_label(yesterday - dt.timedelta(days=7))}\n"
+        section(f"*{named}* · against {day_label(yesterday - dt.timedelta(days=7))}\n"
                 + "\n".join(comparison_lines(f.yesterday))),
         section(_alert_list("Alerts overnight", f.alerts, now=f.now, tz=tz, empty="None ✅")),
     ]
     store = f.yesterday.store.currency if f.yesterday.store is not None else None
     if (mrr_line := mrr_report_line(f.subscriptions, store=store)) is not None:
         blocks.insert(-1, section(f"🔁 {mrr_line}"))
-    renewed = f"Renewals yesterday: {_totals(f.renewals, 'renewal')}" if f.renewals is not None else None
+    renewed = f"Renewals {said}: {_totals(f.renewals, 'renewal')}" if f.renewals is not None else None
     if renewed is not None:  # SUBSCRIPTION_RENEWALS=report: pinged nowhere else
         blocks.insert(-1, section(f"🔄 {renewed}"))
     if f.findings:
         blocks.append(section(_alert_list("Findings", f.findings, now=f.now, tz=tz, empty="")))
     blocks.append(_footer(f.slot, tz, chart_note))
-    text = (f"{title}{' (late)' if late else ''}: yesterday {_totals(f.yesterday.current, store=f.yesterday.store)};"
+    text = (f"{title}{' (late)' if late else ''}: {said} {_totals(f.yesterday.current, store=f.yesterday.store)};"
             f" overnight {overnight}" + (f"; {mrr_line}" if mrr_line else "")
             + (f"; {renewed}" if renewed else ""))
     return message(text, blocks)
@@ -193,12 +208,13 @@ def _product_line(n: int, p: ProductTotal, *, converts: bool) -> str:
         + rest
 
 
-def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: str | None) -> Message:
+def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, cause: LateCause,
+                    chart_note: str | None) -> Message:
     """The day so far against the same weekday a week earlier, customers, products, money back, issues."""
     title = f"🌆 Evening report · {day_label(f.slot.day)}"
     until = local(f.day.window.end, tz)
     blocks: list[Block] = [header(title)]
-    if (timing := _timing(f.slot, f.now, late=late, tz=tz)) is not None:
+    if (timing := _timing(f.slot, f.now, late=late, cause=cause, tz=tz)) is not None:
         blocks.append(timing)
     day = day_label(f.slot.day) if _past(f, tz) else "Today"
     blocks.append(section(f"*{day} until {until:%H:%M %Z}* · against"
@@ -219,11 +235,13 @@ def evening_message(f: EveningFigures, *, tz: ZoneInfo, late: bool, chart_note: 
     return message(text, blocks)
 
 
-def report_message(f: Figures, *, tz: ZoneInfo, late: bool = False, chart_note: str | None = None) -> Message:
-    """The report for its kind; `chart_note` says where the chart went when it is not in Slack."""
+def report_message(f: Figures, *, tz: ZoneInfo, late: bool = False, cause: LateCause = LateCause.DOWN,
+                   chart_note: str | None = None) -> Message:
+    """The report for its kind; `cause`: why it is late, if it is; `chart_note` says where the chart went when it is
+    not in Slack."""
     if isinstance(f, MorningFigures):
-        return morning_message(f, tz=tz, late=late, chart_note=chart_note)
-    return evening_message(f, tz=tz, late=late, chart_note=chart_note)
+        return morning_message(f, tz=tz, late=late, cause=cause, chart_note=chart_note)
+    return evening_message(f, tz=tz, late=late, cause=cause, chart_note=chart_note)
 
 
 def missed_message(slot: Slot, *, tz: ZoneInfo) -> Message:

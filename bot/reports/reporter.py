@@ -20,11 +20,12 @@ from bot.delivery.channels import ChannelDirectory
 from bot.delivery.files import UploadResult, share_once, upload_content
 from bot.delivery.senders import Status
 from bot.deps import Deps
-from bot.reports import claims
+from bot.reports import planner
 from bot.reports.chart import render_chart
-from bot.reports.claims import claim, log_dropped, missed_key, period, preview_prefix, recorded_row, stands_for
+from bot.reports.claims import claim, missed_key, period, preview_prefix, recorded_row, stands_for
 from bot.reports.figures import Figures, gather
-from bot.reports.schedule import LATE_AFTER, Slot, recent_slots
+from bot.reports.planner import Plan
+from bot.reports.schedule import LateCause, Slot, recent_slots
 from queries import outbox, report_beats, report_periods
 from queries import report_charts as charts
 from queries import reports as q
@@ -44,15 +45,6 @@ class Sent:
     slot: Slot
     status: str  # sent | missed | preview
     outbox_id: int | None
-    late: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a run does about a report not recorded yet: send it (saying it is late, or not), or note it missed."""
-
-    slot: Slot
-    missed: bool
     late: bool
 
 
@@ -97,15 +89,17 @@ class Reporter:
         return {(s.kind.value, s.day) for s in slots
                 if (row := rows.get((s.kind.value, s.day))) is not None and stands_for(row, s, self.settings.tz)}
 
-    async def send(self, slot: Slot, *, source: str, late: bool = False) -> Sent | None:
+    async def send(self, slot: Slot, *, source: str, late: bool = False,
+                   cause: LateCause = LateCause.DOWN) -> Sent | None:
         """Render and record the report of `slot` with its message, once; None when it was sent already."""
         now = self.clock()
-        late = late or (source == "cli" and slot.is_late(now))  # on demand after its time: it says so
+        if source == "cli":  # on demand after its time: it says so, and that it was made by hand
+            late, cause = late or slot.is_late(now), LateCause.ON_DEMAND
         figures = await self.figures(slot, now=now)
         png = await asyncio.to_thread(render_chart, figures.chart)
         to_file = self.slack is None
         path = self.chart_path(slot)
-        msg = report_message(figures, tz=self.settings.tz, late=late,
+        msg = report_message(figures, tz=self.settings.tz, late=late, cause=cause,
                              chart_note=f"Chart saved to {path}" if to_file else None)
         async with self.pool.acquire() as conn, conn.transaction():
             await report_periods.lock_period(conn, period=period(slot))
@@ -173,43 +167,16 @@ class Reporter:
         return Sent(slot, "missed", outbox_id, True)
 
     async def plan(self, now: dt.datetime) -> list[Plan]:
-        """What to do at `now` about each report of yesterday and today that is due and not recorded yet.
-
-        The heartbeats say whether the bot was running: a report is late ("when salespulse was not running") only
-        if the job did not run at its time, and missed only if it did not run at all before its deadline. A report
-        that was not recorded although the job ran then was put there by a settings change (a time moved earlier,
-        another zone), or that run was cut off: it goes out now, once, as a plain report — past its deadline only
-        if it is today's latest (local); yesterday's, or a morning the evening has followed, would be stale news and
-        is dropped if a settings change is known since its time, else noted as missed."""
+        """What to do at `now` about each report of yesterday and today that is due and not recorded yet."""
         slots = recent_slots(now, self.settings)
         done = await self.already_recorded(slots) if slots else set()
-        today = now.astimezone(self.settings.tz).date()
-        plans = []
-        for slot in (s for s in slots if (s.kind.value, s.day) not in done):
-            if now < slot.deadline:
-                at_its_time = min(now, slot.scheduled_at + LATE_AFTER)
-                late = slot.is_late(now) and not await self._ran(slot.scheduled_at, at_its_time)
-                plans.append(Plan(slot, missed=False, late=late))
-            elif not await self._ran(slot.scheduled_at, slot.deadline):
-                plans.append(Plan(slot, missed=True, late=False))
-            elif (slot.day != today or slot != slots[-1]) and \
-                    await self._ran(slot.scheduled_at, slot.scheduled_at + LATE_AFTER):
-                if not await claims.schedule_changed_since(self.pool, slot, self.settings):
-                    plans.append(Plan(slot, missed=True, late=False))  # the run at its time was cut off
-                else:
-                    log_dropped(slot)  # a settings change put it there, long past
-            else:  # today's latest, or the bot came back (and so planned it) before its deadline
-                plans.append(Plan(slot, missed=False, late=False))
-        return plans
-
-    async def _ran(self, start: dt.datetime, end: dt.datetime) -> bool:
-        return await report_beats.ran_between(self.pool, start=start, end=end)
+        return await planner.plan(self.pool, self.settings, now, slots=slots, done=done)
 
     async def carry_out(self, plan: Plan) -> Sent | None:
         """Send the planned report, or note it as missed; None when another run recorded it first."""
         if plan.missed:
             return await self.note_missed(plan.slot)
-        return await self.send(plan.slot, source="scheduler", late=plan.late)
+        return await self.send(plan.slot, source="scheduler", late=plan.late, cause=plan.cause)
 
     async def run_due(self) -> list[Sent]:
         """Send every report due now and not sent yet (late after downtime); note the ones missed while down.

@@ -30,6 +30,14 @@ class ReportKind(StrEnum):
     EVENING = "evening"
 
 
+class LateCause(StrEnum):
+    """Why a report goes out after its time, as its "⏰ Sent late" line says."""
+
+    DOWN = "down"  # the report job did not run at its time, although salespulse had run before it
+    FIRST_START = "first start"  # salespulse first ran after its time: a new install was not "not running"
+    ON_DEMAND = "on demand"  # made by hand (`salespulse report`), whatever happened at its time
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     """One report of one store-local day and the instant it is due."""
