@@ -100,6 +100,19 @@ SELECT c.currency,
 
 TRIALING: Final = "SELECT count(*) FROM subscriptions WHERE status = 'trialing'"
 
+# Paying subscriptions whose MRR leaves out a tiered price whose tiers were never read (webhooks carry none:
+# bot/stripe/tiers.py) and that the discounts job never queued: it queues every such subscription on each run (every
+# 10 s), and runs only with STRIPE_API_KEY, so these are the ones no key is set to read.
+TIERS_UNREAD: Final = """
+SELECT count(*)
+  FROM subscription_events AS e
+  JOIN subscriptions AS s ON s.id = e.subscription_id AND s.last_event_id = e.event_id
+ WHERE e.discounts = 'pending' AND e.pricing ->> 'counted' = 'true'
+   AND EXISTS (SELECT FROM jsonb_array_elements(e.pricing -> 'items') AS i
+                WHERE i ->> 'tiered' = 'true' AND NOT i ? 'tiers')
+   AND NOT EXISTS (SELECT FROM discount_fetches AS f WHERE f.subscription_id = e.subscription_id)
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class MrrFigures:
@@ -135,6 +148,7 @@ class MrrSummary:
     # STRIPE_API_KEY, or not yet), and gone from the subscription when read.
     discounts_unread: int = 0
     discounts_gone: int = 0
+    tiers_unread: int = 0  # paying subscriptions on a tiered price left out of MRR: no key to read it (TIERS_UNREAD)
 
     @property
     def active(self) -> int:
@@ -150,5 +164,7 @@ async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime) -> MrrS
                           floor_to(week_ago, DAY) + DAY, floor_to(now, DAY) + DAY)
     trialing = await db.fetchval(TRIALING)
     unread = await before_discounts(db)
+    tiered = await db.fetchval(TIERS_UNREAD)
     return MrrSummary(since=since, now=now, currencies=tuple(MrrFigures(**dict(r)) for r in rows),
-                      trialing=int(trialing), discounts_unread=unread.unread, discounts_gone=unread.gone)
+                      trialing=int(trialing), discounts_unread=unread.unread, discounts_gone=unread.gone,
+                      tiers_unread=int(tiered))

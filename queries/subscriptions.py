@@ -8,12 +8,13 @@ migration 0053), so a late older event changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from typing import Any, Final
 
 from queries.executor import Executor
-from queries.outbox import UNTRIED
+from queries.outbox import HELD, UNTRIED
 from queries.sales import CurrencyTotal
 
 INSERT_SNAPSHOTS: Final = """
@@ -139,6 +140,32 @@ UPDATE outbox SET available_at = greatest(available_at, $2)
    AND status = 'pending' AND attempts = 0
 """
 
+# The posted pings of these keys whose MRR is being computed for one of these events ($3: the payload key naming it,
+# bot/subscriptions/late_mrr.py), locked as queries/declines.py PINGS: `untried`, its text may be rewritten; `held`,
+# nobody can be sending it (else it is edited). Found by key: the outbox's unique index, not a scan of its payloads.
+COMPUTING_PINGS: Final = f"""
+SELECT o.id, o.dedupe_key, o.channel, o.kind, o.payload -> $3 ->> 'event_id' AS event_id,
+       (o.payload -> $3)::text AS mark, {UNTRIED} AS untried, {HELD} AS held
+  FROM outbox AS o
+ WHERE o.dedupe_key = ANY($1::text[]) AND o.op = 'post' AND o.payload -> $3 ->> 'event_id' = ANY($2::text[])
+   FOR NO KEY UPDATE OF o  -- not a key change: a worker recording its attempt (FOR KEY SHARE) goes on
+"""
+REWRITE_PING: Final = "UPDATE outbox SET payload = $2::text::jsonb WHERE id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class ComputingPing:
+    """A subscription ping posted while its MRR was being computed (see COMPUTING_PINGS); `mark` what it shows."""
+
+    id: int
+    dedupe_key: str
+    channel: str
+    kind: str
+    event_id: str
+    mark: dict[str, Any]
+    untried: bool
+    held: bool
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -255,3 +282,18 @@ async def renewal_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) 
     SUBSCRIPTION_RENEWALS=ping)."""
     rows = await db.fetch(RENEWAL_TOTALS, start, end)
     return [CurrencyTotal(r["currency"] or "USD", r["orders"], int(r["revenue"])) for r in rows]
+
+
+async def computing_pings(db: Executor, keys: Sequence[str], event_ids: Sequence[str], *,
+                          mark: str) -> list[ComputingPing]:
+    """The pings of these dedupe keys still showing an MRR being computed for one of these events, locked until
+    commit."""
+    if not keys or not event_ids:
+        return []
+    rows = await db.fetch(COMPUTING_PINGS, list(keys), list(event_ids), mark)
+    return [ComputingPing(**{**dict(r), "mark": json.loads(r["mark"])}) for r in rows]
+
+
+async def rewrite_ping(db: Executor, ping_id: int, payload: str) -> None:
+    """Replace a ping's message (JSON text) while nobody can have sent it."""
+    await db.execute(REWRITE_PING, ping_id, payload)

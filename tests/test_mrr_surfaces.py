@@ -27,7 +27,7 @@ from tests.fakes import FakeSlack
 NOW = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC)
 TOKEN = "mon-token-mrr-15-long-enough"
 STORY = Path(__file__).parent / "fixtures" / "stripe" / "subscriptions" / "clover"
-USD_LINE = "MRR $58.00* ▲ 205.3 % vs 7 days ago · 1 subscriber"
+USD_LINE = "MRR $58.00* ▲ 205% vs 7 days ago · 1 subscriber"
 
 
 def at(evt: dict[str, Any], when: dt.datetime, n: int) -> dict[str, Any]:
@@ -83,7 +83,7 @@ async def test_sales_30d_shows_mrr_its_week_change_and_movements(shop: Bot) -> N
     shown = json.dumps(body["blocks"], ensure_ascii=False)
     assert USD_LINE in shown
     assert f"30 days: new +{WORD_JOINER}$19.00 · upgrades +{WORD_JOINER}$39.00 · none churned" in shown
-    assert "MRR €10.00* = 0 % vs 7 days ago · 1 subscriber" in shown
+    assert "MRR €10.00* = 0% vs 7 days ago · 1 subscriber" in shown
 
 
 async def test_json_api_has_a_subscriptions_key_and_keeps_the_others(shop: Bot) -> None:
@@ -98,14 +98,14 @@ async def test_json_api_has_a_subscriptions_key_and_keeps_the_others(shop: Bot) 
 
 
 async def test_the_morning_report_says_mrr_this_week(shop: Bot) -> None:
-    """The morning report carries "MRR $58.00 ▲ 205.3 % this week" (and the EUR line), valid Block Kit."""
+    """The morning report carries "MRR $58.00 ▲ 205% this week" (and the EUR line), valid Block Kit."""
     reporter = Reporter.from_deps(shop.deps)
     figures = await reporter.figures(slot_for(ReportKind.MORNING, NOW.date(), shop.deps.settings), now=NOW)
     assert isinstance(figures, MorningFigures)
     msg = report_message(figures, tz=shop.deps.settings.tz)
     assert_valid_message(msg)
-    assert "MRR $58.00 ▲ 205.3 % this week · MRR €10.00 = 0 % this week" in msg.text
-    assert "MRR $58.00 ▲ 205.3 % this week" in json.dumps(msg.blocks, ensure_ascii=False)
+    assert "MRR $58.00 ▲ 205% this week · MRR €10.00 = 0% this week" in msg.text
+    assert "MRR $58.00 ▲ 205% this week" in json.dumps(msg.blocks, ensure_ascii=False)
 
 
 async def test_the_app_home_shows_mrr(shop: Bot) -> None:
@@ -119,7 +119,7 @@ async def test_the_dashboard_has_an_mrr_card(shop: Bot) -> None:
     """The dashboard view's MRR card: both currencies, the week change and the 30 days' movements."""
     (today, hourly), health = await gather_sales(shop.deps), await gather_health(shop.deps)
     card = dashboard_view(today, hourly, health, tz=shop.deps.settings.tz)["subscriptions"]
-    assert card == {"mrr": "$58.00 + €10.00", "detail": "▲ 205.3 % (USD) vs 7 days ago · 2 subscribers · 30 days: "
+    assert card == {"mrr": "$58.00 + €10.00", "detail": "▲ 205% (USD) vs 7 days ago · 2 subscribers · 30 days: "
                     f"USD: new +{WORD_JOINER}$19.00 · upgrades +{WORD_JOINER}$39.00 · none churned; "
                     f"EUR: new +{WORD_JOINER}€10.00 · none churned"}  # as /sales says, each currency named
 
@@ -148,7 +148,7 @@ async def test_with_a_store_currency_mrr_is_in_it_and_the_others_stay_apart(euro
     figures = await reporter.figures(slot_for(ReportKind.MORNING, NOW.date(), euro_shop.deps.settings), now=NOW)
     msg = report_message(figures, tz=euro_shop.deps.settings.tz)
     assert_valid_message(msg)
-    assert "MRR €10.00 = 0 % this week · MRR $58.00 ▲ 205.3 % this week (not converted)" in msg.text
+    assert "MRR €10.00 = 0% this week · MRR $58.00 ▲ 205% this week (not converted)" in msg.text
     (today, hourly), health = await gather_sales(euro_shop.deps), await gather_health(euro_shop.deps)
     card = dashboard_view(today, hourly, health, tz=euro_shop.deps.settings.tz)["subscriptions"]
     assert card is not None and card["mrr"] == "€10.00 · $58.00 not converted"

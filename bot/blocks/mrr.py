@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from bot.blocks.common import change
 from bot.blocks.elements import context, section
 from bot.blocks.message import Block
 from bot.blocks.text import escape_mrkdwn
@@ -22,11 +23,9 @@ WORD_JOINER: Final = "\u2060"
 
 
 def mrr_change(now: int, before: int) -> str:
-    """"▲ 2.1 %", "▼ 0.4 %", "= 0 %", or "new" when there was none a week ago."""
-    if before == 0:
-        return "new" if now else "= 0 %"
-    pct = round((now - before) * 100 / before, 1)
-    return f"▲ {pct:.1f} %" if pct > 0 else f"▼ {-pct:.1f} %" if pct < 0 else "= 0 %"
+    """MRR against a week ago, written as every other change is (bot/blocks/common.change): "▲ 4%", "▼ <1%",
+    "= 0%", "new"; never "▲ 4.2 %" beside the orders' "▲ 52%". Raw: mrkdwn callers escape its "<"."""
+    return change(now, before) if now or before else "= 0%"
 
 
 def _money(amount: int, currency: str) -> str:
@@ -46,7 +45,7 @@ def apart_note(currencies: tuple[MrrFigures, ...], store: str | None) -> str | N
 
 
 def _lines(c: MrrFigures) -> str:
-    headline = (f"*MRR {_money(c.mrr, c.currency)}* {mrr_change(c.mrr, c.mrr_week_ago)} vs 7 days ago"
+    headline = (f"*MRR {_money(c.mrr, c.currency)}* {escape_mrkdwn(mrr_change(c.mrr, c.mrr_week_ago))} vs 7 days ago"
                 f" · {c.active:,} subscriber{'s' if c.active != 1 else ''}")
     return f"{headline}\n30 days: {movements(c)}"
 
@@ -87,7 +86,7 @@ def mrr_blocks(summary: MrrSummary | None, *, store: str | None = None) -> list[
 
 
 def _discounts_note(s: MrrSummary) -> list[Block]:
-    """A context line when some MRR is before discounts that Stripe sent as ids only."""
+    """A context line when some MRR is before discounts that Stripe sent as ids only, or leaves out tiered prices."""
     notes = []
     if s.discounts_unread:
         notes.append(f"MRR is before discounts for {s.discounts_unread:,} subscription"
@@ -95,14 +94,18 @@ def _discounts_note(s: MrrSummary) -> list[Block]:
                      " (read with STRIPE_API_KEY)")
     if s.discounts_gone:
         notes.append(f"{s.discounts_gone:,} more had a discount removed before it could be read")
+    if s.tiers_unread:
+        notes.append(f"{s.tiers_unread:,} subscription{'s' if s.tiers_unread != 1 else ''} on tiered prices"
+                     f" {'are' if s.tiers_unread != 1 else 'is'} not counted in MRR: no STRIPE_API_KEY is set to read"
+                     " their tiers from Stripe")
     return [context("ℹ️ " + "; ".join(notes))] if notes else []
 
 
 def mrr_report_line(summary: MrrSummary | None, *, store: str | None = None) -> str | None:
-    """The daily report's line: "MRR $12,340 ▲ 2.1 % this week" (per currency, joined, the store's first, the
+    """The daily report's line: "MRR $12,340 ▲ 2% this week" (per currency, joined, the store's first, the
     others "not converted"); None without subscriptions."""
     if summary is None or not summary.currencies:
         return None
-    return " · ".join(f"MRR {_money(c.mrr, c.currency)} {mrr_change(c.mrr, c.mrr_week_ago)} this week"
+    return " · ".join(f"MRR {_money(c.mrr, c.currency)} {escape_mrkdwn(mrr_change(c.mrr, c.mrr_week_ago))} this week"
                       + (" (not converted)" if store is not None and c.currency != store else "")
                       for c in store_first(summary.currencies, store)[:MAX_CURRENCIES])

@@ -47,6 +47,9 @@ class SubscriptionView:
     occurred_at: datetime
     previous_plan: str | None = None
     cancels_on: datetime | None = None
+    # Said in place of the MRR figures while they are not known, never "+$0.00": "being computed (tiered price)"
+    # until the discounts job reads the price's tiers (and edits the ping), or why they stay unknown.
+    unknown: str | None = None
 
 
 def signed_money(amount: int, currency: str) -> str:
@@ -79,8 +82,8 @@ def _title(v: SubscriptionView) -> str:
 
 
 def _pairs(v: SubscriptionView, tz: ZoneInfo) -> list[tuple[str, str]]:
-    per_month = f"{format_money(v.mrr, v.currency)}/mo"
-    mrr = escape_mrkdwn(signed_money(v.delta, v.currency))
+    per_month = f"{format_money(v.mrr, v.currency)}/mo" if v.unknown is None else v.unknown
+    mrr = escape_mrkdwn(signed_money(v.delta, v.currency) if v.unknown is None else v.unknown)
     match v.change:
         case Change.PLAN:
             return [("Plan", f"{_plan(v.previous_plan)} → {_plan(v.plan)}"), ("MRR", mrr),
@@ -99,7 +102,7 @@ def subscription_message(v: SubscriptionView, *, tz: ZoneInfo) -> Message:
     title = _title(v)
     pairs = [*_pairs(v, tz), ("Subscription", escape_mrkdwn(truncate(v.subscription_id, 60)))]
     blocks = [header(title), fields(*pairs), context(f"⏰ {when(v.occurred_at, tz)}")]
-    text = f"{title}: {_plain_plan(v)} — MRR {signed_money(v.delta, v.currency)}"
+    text = f"{title}: {_plain_plan(v)} — MRR {signed_money(v.delta, v.currency) if v.unknown is None else v.unknown}"
     if v.change is Change.CANCEL_SCHEDULED:
         on = f" on {local(v.cancels_on, tz):%d %b %Y}" if v.cancels_on else ""
         text = f"{title}: {_plain_plan(v)} cancels at period end{on}"

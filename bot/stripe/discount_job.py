@@ -6,9 +6,9 @@ leased (queries/discounts.py), each Discount read once and cached by id, and the
 before them) recomputed at their own time, so the ledger, /sales and the report count the discount. A 429 stops the
 batch; 5xx and timeouts back off per subscription; errors are logged, never raised into the scheduler. A 401/403 is
 logged once and the job asks again hourly (bot/stripe/refused.py), shown in /health meanwhile. No key, no job.
-Messages already sent (a new subscriber's MRR) are not edited. Tiered prices, which webhooks send without their
-tiers, are read here too (GET /v1/prices/{id}?expand[]=tiers, bot/stripe/tiers.py), once per price id: their tiers
-cannot change.
+Messages already sent with an MRR before such Discounts are not edited. Tiered prices, which webhooks send without
+their tiers, are read here too (GET /v1/prices/{id}?expand[]=tiers, bot/stripe/tiers.py), once per price id: their
+tiers cannot change; the pings that said their MRR was being computed are told it (bot/subscriptions/late_mrr.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -27,6 +28,7 @@ from bot.stripe import discounts, second_order, tiers
 from bot.stripe.events_api import KeyRejected, Sleep, StripeApi, StripeApiError, Unavailable
 from bot.stripe.refused import Refusal
 from bot.stripe.settle_job import FOREVER, MAX_ATTEMPTS, backoff
+from bot.subscriptions import late_mrr
 from bot.subscriptions.pricing import Terms, ids_of, mrr_of
 from queries import discounts as q
 from queries import intake as intake_q
@@ -61,7 +63,8 @@ class DiscountJob:
             async with aiohttp.ClientSession() as session:
                 api = StripeApi(session, api_key=key.get_secret_value(), base_url=self.deps.settings.stripe_api_url,
                                 sleep=self.sleep)
-                done = await resolve_due(self.deps.pool, api, now=now, prices=self.tiers)
+                done = await resolve_due(self.deps.pool, api, now=now, tz=self.deps.settings.tz,
+                                         prices=self.tiers)
                 # One second's events their bodies could not order, by the subscription read again (0053).
                 settled = await second_order.settle_due(self.deps.pool, api)
         except KeyRejected as exc:
@@ -77,18 +80,18 @@ class DiscountJob:
         return done
 
 
-async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime,
+async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime, tz: ZoneInfo,
                       prices: dict[str, tiers.Tiers | None] | None = None) -> int:
     """Claim a batch of subscriptions, read their Discounts (and tiers, cached in `prices` by price id), recompute
-    their snapshots; how many were done. A 429 or a rejected key puts the rest of the batch back untouched and
-    raises."""
+    their snapshots and tell their pings (in `tz`); how many were done. A 429 or a rejected key puts the rest of the
+    batch back untouched and raises."""
     prices = {} if prices is None else prices
     claims = await q.claim(pool, now=now, lease_until=now + LEASE, limit=BATCH)
     coupons: dict[str, Mapping[str, Any]] = {}  # coupons read by id in this run (clover)
     done = 0
     for index, claim in enumerate(claims):
         try:
-            await _resolve(pool, api, claim.subscription_id, (coupons, prices), now)
+            await _resolve(pool, api, claim.subscription_id, (coupons, prices), now, tz)
         except (KeyRejected, Unavailable) as exc:
             if isinstance(exc, KeyRejected) or exc.status == 429:
                 for rest in claims[index:]:
@@ -105,8 +108,10 @@ async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime,
 
 
 async def _resolve(pool: asyncpg.Pool, api: StripeApi, subscription_id: str,
-                   cache: tuple[dict[str, Mapping[str, Any]], dict[str, tiers.Tiers | None]], now: dt.datetime) -> None:
-    """Read what the caches lack, then recompute the pending snapshots under the subscription's intake lock."""
+                   cache: tuple[dict[str, Mapping[str, Any]], dict[str, tiers.Tiers | None]], now: dt.datetime,
+                   tz: ZoneInfo) -> None:
+    """Read what the caches lack, then recompute the pending snapshots under the subscription's intake lock, and
+    tell the pings that waited for their MRR."""
     coupons, prices = cache
     snapshots = await q.pending(pool, subscription_id)
     for price_id in sorted(set().union(*(tiers.ids_of(s.pricing) | tiers.ids_of(s.before_pricing)
@@ -125,6 +130,7 @@ async def _resolve(pool: asyncpg.Pool, api: StripeApi, subscription_id: str,
                 if ids_of(s.pricing) | ids_of(s.before_pricing) <= set(known)
                 and tiers.ids_of(s.pricing) | tiers.ids_of(s.before_pricing) <= set(prices)]
         await q.recomputed(conn, subscription_id, rows)
+        await late_mrr.tell(conn, subscription_id, rows, tz=tz)
         await q.done(conn, subscription_id)
 
 

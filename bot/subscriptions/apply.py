@@ -16,12 +16,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from bot.blocks.subscriptions import Change, SubscriptionView, subscription_message
 from bot.intake.events import PaymentEvent
+from bot.subscriptions import late_mrr
 from bot.subscriptions.facts import RANKS, SubscriptionFacts
 from bot.subscriptions.mrr import minor
 from bot.subscriptions.order import SecondEvent, ordered
@@ -197,6 +199,14 @@ async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[i
         if v is not None:
             key = _dedupe_key(e, v.change, m)
             if all(m.dedupe_key != key for m in messages):
-                messages.append(QueuedMessage(index, key, CHANNEL, KIND,
-                                              subscription_message(v, tz=tz).as_payload()))
+                messages.append(QueuedMessage(index, key, CHANNEL, KIND, _payload(v, e, f, tz)))
     return messages
+
+
+def _payload(v: SubscriptionView, e: PaymentEvent, f: SubscriptionFacts, tz: ZoneInfo) -> dict[str, Any]:
+    """The ping; one whose MRR leaves out a tiered price not read yet says it is being computed, never "+$0.00",
+    and is told once it is (bot/subscriptions/late_mrr.py)."""
+    if not late_mrr.computing(f):
+        return subscription_message(v, tz=tz).as_payload()
+    return late_mrr.marked(subscription_message(replace(v, unknown=late_mrr.COMPUTING), tz=tz).as_payload(), v,
+                           e.event_id)
