@@ -92,14 +92,6 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file means "not configured", not "configured as empty".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("salespulse_data_dir", "host", "store_timezone", mode="before")
-    @classmethod
-    def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
-        # Blank is unset here too: taken as given, a data dir "" is the working directory, a host "" every
-        # interface (aiohttp's 0.0.0.0 and ::), opening the bot to the network, and a zone "" refused at start.
-        blank = isinstance(value, str) and not value.strip()
-        return cls.model_fields[str(info.field_name)].default if blank else value
-
     @field_validator("database_url")
     @classmethod
     def _postgres_uri(cls, value: SecretStr | None) -> SecretStr | None:
@@ -200,15 +192,21 @@ class Settings(BaseSettings):
     def _hour_window(cls, value: object) -> object:
         return (parse_window(value) if value.strip() else None) if isinstance(value, str) else value
 
-    @field_validator("business_days", mode="before")
+    @field_validator("business_days", "morning_report_at", "evening_report_at", mode="before")
     @classmethod
-    def _days(cls, value: object) -> object:
-        return parse_days(value) if isinstance(value, str) else value
+    def _days_and_times(cls, value: object, info: ValidationInfo) -> object:
+        parse = parse_days if info.field_name == "business_days" else parse_hhmm
+        return parse(value) if isinstance(value, str) else value
 
-    @field_validator("morning_report_at", "evening_report_at", mode="before")
+    @field_validator("salespulse_data_dir", "host", "port", "store_timezone", "business_hours", "business_days",
+                     "morning_report_at", "evening_report_at", "slack_api_url", "stripe_api_url",
+                     "alert_check_interval_seconds", "sale_settle_seconds", "subscription_renewals", mode="before")
     @classmethod
-    def _hhmm(cls, value: object) -> object:
-        return parse_hhmm(value) if isinstance(value, str) else value
+    def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
+        # Blank is unset here too (a copied .env template): a data dir "" would be the working directory, a host ""
+        # every interface. Defined after the parsers above, it runs before them (last-defined "before" runs first).
+        blank = isinstance(value, str) and not value.strip()
+        return cls.model_fields[str(info.field_name)].default if blank else value
 
     @model_validator(mode="after")
     def _slack_mode_is_complete(self) -> Settings:

@@ -39,6 +39,29 @@ def test_a_blank_store_timezone_means_the_default(monkeypatch: pytest.MonkeyPatc
         load_settings()
 
 
+@pytest.mark.parametrize(("name", "default"), [
+    ("PORT", 3000), ("BUSINESS_HOURS", "09:00-21:00"), ("BUSINESS_DAYS", "Mon–Sun"), ("MORNING_REPORT_AT", "09:00"),
+    ("EVENING_REPORT_AT", "18:00"), ("SLACK_API_URL", "https://slack.com/api/"),
+    ("STRIPE_API_URL", "https://api.stripe.com"), ("ALERT_CHECK_INTERVAL_SECONDS", 60),
+    ("SALE_SETTLE_SECONDS", 5.0), ("SUBSCRIPTION_RENEWALS", "coalesce")])
+def test_every_blank_setting_with_a_default_means_the_default(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                              default: object) -> None:
+    """A copied .env template leaves `NAME=` lines blank: each means its default, as a blank token means unset,
+    rather than stopping the start on "expected HH:MM" or "not a valid integer"."""
+    monkeypatch.setenv(name, " ")
+    value = getattr(load_settings(), name.lower())
+    assert _shown(value) == str(default), (name, value)
+
+
+def _shown(value: object) -> str:
+    """A window, a day set or a time as the README writes its default."""
+    if isinstance(value, frozenset):
+        return "Mon–Sun" if value == frozenset(range(7)) else repr(value)
+    if hasattr(value, "start") and hasattr(value, "end"):
+        return f"{value.start:%H:%M}-{value.end:%H:%M}"
+    return f"{value:%H:%M}" if hasattr(value, "hour") else str(value)
+
+
 @pytest.mark.parametrize("host", ["999.1.1.1", "no-such-host.salespulse.invalid"])
 async def test_check_refuses_a_host_nothing_can_listen_on(dsn: str, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str], host: str) -> None:
