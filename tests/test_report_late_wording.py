@@ -34,6 +34,15 @@ async def payload(pool: asyncpg.Pool | asyncpg.Connection, key: str) -> tuple[st
     return p["text"], json.dumps(p["blocks"], ensure_ascii=False)
 
 
+async def stored(dsn: str, key: str) -> tuple[str, str]:
+    """The outbox payload of `key`, read on a connection of its own (the command closed its pool)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await payload(conn, key)
+    finally:
+        await conn.close()
+
+
 async def test_a_first_start_after_the_morning_time_does_not_say_salespulse_was_not_running(
         pool: asyncpg.Pool, tmp_path: Path) -> None:
     """Installed and first started Tue 11:40 (no report, no run before): the morning report due at 09:00 does not
@@ -61,11 +70,7 @@ async def test_a_report_posted_by_hand_for_a_day_never_recorded_does_not_claim_d
     settings = make_settings(DATABASE_URL=dsn, STORE_TIMEZONE="America/New_York", SALESPULSE_DATA_DIR=str(tmp_path))
     clock = FakeClock(at(NY, 2026, 12, 3, 12, 0))
     assert await report_command(settings, which="evening", date="2026-12-01", dry_run=False, clock=clock) == 0
-    conn = await asyncpg.connect(dsn)
-    try:
-        text, blocks = await payload(conn, "report:evening:2026-12-01")
-    finally:
-        await conn.close()
+    text, blocks = await stored(dsn, "report:evening:2026-12-01")
     assert "(late)" in text and "not running" not in blocks, blocks
     assert "Sent late, at Thu 12:00: due at Tue 1 Dec 18:00 EST, made on demand (`salespulse report`)" in blocks
 
@@ -83,11 +88,7 @@ async def test_a_mornings_yesterday_is_named_when_read_days_later(
     out = capsys.readouterr().out
     assert "*Mon 30 Nov* · against Mon 23 Nov" in out and "esterday" not in out, out
     assert await report_command(settings, which="morning", date="2026-12-01", dry_run=False, clock=clock) == 0
-    conn = await asyncpg.connect(dsn)
-    try:
-        text, blocks = await payload(conn, "report:morning:2026-12-01")
-    finally:
-        await conn.close()
+    text, blocks = await stored(dsn, "report:morning:2026-12-01")
     # (Not "esterday": the chart's path, under this test's tmp_path, has it.)
     assert "*Mon 30 Nov* · against Mon 23 Nov" in blocks and "Yesterday" not in blocks, blocks
     assert "Renewals yesterday" not in blocks and "🔄 Renewals Mon 30 Nov: no renewals" in blocks, blocks
