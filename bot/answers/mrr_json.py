@@ -24,7 +24,8 @@ def subscriptions_json(s: MrrSummary | None, *, store: str | None = None) -> dic
     The top-level money fields are in `currency`: the store currency when there is one (the MRR of subscriptions
     billed in it, 0 when none is), else the currency with the most MRR (USD when there is none); every currency's
     own figures are under `byCurrency`, and `notConverted` lists the MRR billed in other currencies than the
-    store's (never converted: no rate is guessed). A trialing subscription is in `trialing`, not in MRR."""
+    store's (never converted: no rate is guessed). A trialing subscription is in `trialing`, not in MRR, and
+    `tiers_unread` counts the paying ones on a tiered price left out of MRR (no STRIPE_API_KEY to read its tiers)."""
     if s is None:
         return None
     by_code = {c.currency: c for c in s.currencies}
@@ -33,4 +34,5 @@ def subscriptions_json(s: MrrSummary | None, *, store: str | None = None) -> dic
     return {**_figures(main), "currency": main.currency, "active": s.active, "trialing": s.trialing,
             "since": _iso(s.since), "byCurrency": {c.currency: _figures(c) for c in s.currencies},
             "store_currency": store,
-            "notConverted": None if store is None else {c.currency: c.mrr for c in s.currencies if c.currency != store}}
+            "notConverted": None if store is None else {c.currency: c.mrr for c in s.currencies if c.currency != store},
+            "tiers_unread": s.tiers_unread}

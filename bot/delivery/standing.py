@@ -59,6 +59,8 @@ class ChannelStatus:
     def describe(self) -> str:
         """Why the bot can (or cannot) use the channel, and what to do about it."""
         invite = f"/invite {BOT_MENTION}"
+        if self.membership is Membership.JOIN_FAILED and temporary(self.error):
+            return self._join_again()
         return {
             Membership.MEMBER: f"{self.label}: the bot is a member",
             Membership.PUBLIC_NOT_JOINED: f"{self.label} is public, not joined: will join at start-up or on first use",
@@ -70,6 +72,14 @@ class ChannelStatus:
             Membership.ARCHIVED: f"{self.label} is archived: unarchive it or configure another channel",
             Membership.UNKNOWN: f"{self.label}: not checked yet" + (f" ({self.error})" if self.error else ""),
         }[self.membership]
+
+    def _join_again(self) -> str:
+        """A join failed for Slack's own trouble: no invitation fixes that; the next post that goes through joins."""
+        error = self.error or ""
+        why = f"no answer from Slack{error.removeprefix(NO_ANSWER)}".rstrip(": ") if error.startswith(NO_ANSWER) \
+            else f"Slack: {error}"
+        return (f"{self.label} is public but the bot could not join yet ({why}); trying again with the next post"
+                " (posts work meanwhile, look-ups and charts wait for the join)")
 
 
 def matches(configured: str, channel: Mapping[str, Any]) -> bool:

@@ -3,7 +3,7 @@
 Every piece of text is HTML-escaped; the only markup is what this module writes itself (a fixed set of tags
 and classes), and links keep only http(s) and mailto targets. mrkdwn is Slack's flavour:
 https://api.slack.com/reference/surfaces/formatting — *bold*, _italic_, ~strike~, `code`, ```pre```,
-<url|label>, <@user>, <#channel|name>, <!here>, and the three entities &amp; &lt; &gt;.
+<url|label>, <@user>, <#channel|name>, <!subteam^group|@handle>, <!here>, and the three entities &amp; &lt; &gt;.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def _special(inner: str) -> str:
     if target.startswith("#"):
         return f'<span class="mention">#{esc(_unslack(label or target[1:]))}</span>'
     if target.startswith("!"):
-        name = target[1:].split("^", 1)[0]
+        name, _, ref = target[1:].partition("^")
+        if name == "subteam":  # a user group: <!subteam^S…|@handle>, the label optional (and its @ too)
+            return f'<span class="mention">@{esc(_unslack(label).removeprefix("@") or ref)}</span>'
         shown = _BROADCASTS.get(name) or _unslack(label) or name
         return f'<span class="mention">{esc(shown)}</span>'
     url = _unslack(target)
