@@ -76,6 +76,8 @@ def change_of(e: PaymentEvent, f: SubscriptionFacts, *, ledger_start: int | None
     base = SubscriptionView(change=Change.NEW, subscription_id=f.id, plan=f.plan, currency=f.currency, mrr=now,
                             delta=now, occurred_at=e.occurred_at)
     if churns(e, f):
+        if late_mrr.computing(f):  # its items leave a tiered price out: the ledger says what it lost (late_mrr)
+            return None
         lost = f.previous_mrr if f.previous_mrr is not None else f.gross_mrr
         paid = lost > 0 and (ledger_start is None or ledger_start > 0)
         gone = Change.ENDED if others_paying else Change.CHURNED
@@ -107,8 +109,7 @@ def _dedupe_key(e: PaymentEvent, change: Change, m: q.Movement | None) -> str:
         back = m is not None and m.own_paid  # the subscription itself came back: its welcome is this event's
         return f"sub-new:{e.subscription_id}" + (f":{e.event_id}" if back else "")
     if change in (Change.CHURNED, Change.ENDED):
-        stretch = m.stretch if m is not None else None
-        return f"sub-churned:{e.subscription_id}" + (f":{stretch}" if stretch is not None else "")
+        return late_mrr.churn_key(str(e.subscription_id), m.stretch if m is not None else None)
     return f"sub:{e.event_id}"
 
 
@@ -200,6 +201,10 @@ async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[i
             key = _dedupe_key(e, v.change, m)
             if all(m.dedupe_key != key for m in messages):
                 messages.append(QueuedMessage(index, key, CHANNEL, KIND, _payload(v, e, f, tz)))
+    tiered = [(i, e.event_id, f.id) for i, e, f in todo if late_mrr.computing(f)]
+    for index, key, payload in await late_mrr.tiered_churns(conn, tiered, tz=tz) if tiered else ():
+        if all(m.dedupe_key != key for m in messages):
+            messages.append(QueuedMessage(index, key, CHANNEL, KIND, payload))
     return messages
 
 

@@ -5,6 +5,11 @@ the item out: its ping says the MRR is being computed rather than "+$0.00", and 
 (MARK: senders send only `text` and `blocks`). Once the discounts job (bot/stripe/discount_job.py) has recomputed
 the event's snapshot, the ping is told, as a late decline reason is (bot/intake/declines.py): rewritten while nobody
 can have sent it, and edited in place once it may be out.
+
+A churn (or a subscription ended) on a tiered price loses what the ledger says it moves from (queries/late_churn.py),
+not what its event's items are worth without their tiers (0): it is pinged with that figure when the snapshot it
+moves from is read, else as being computed and told it once it is. A deletion that arrives before the events of
+the subscription paying is pinged when they arrive (they are what it moves from).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from bot.blocks.subscriptions import Change, SubscriptionView, subscription_mess
 from bot.stripe import tiers
 from bot.subscriptions.facts import SubscriptionFacts
 from bot.subscriptions.mrr import minor
+from queries import late_churn as late_q
 from queries import outbox
 from queries import subscriptions as q
 from queries.discounts import Recomputed
@@ -67,23 +73,73 @@ def told(mark: Mapping[str, Any], r: Recomputed) -> SubscriptionView:
     return replace(v, unknown=UNKNOWN) if r.state == "missing" else v
 
 
-def _keys(subscription_id: str, event_ids: Sequence[str]) -> list[str]:
+def churn_key(subscription_id: str, stretch: str | None) -> str:
+    """A farewell's dedupe key: one per stretch of paying (bot/subscriptions/apply.py _dedupe_key)."""
+    return f"sub-churned:{subscription_id}" + (f":{stretch}" if stretch is not None else "")
+
+
+def lost(loss: late_q.TieredLoss) -> SubscriptionView:
+    """A tiered churn's view: what the ledger says it lost; a subscription ended when its customer pays on another
+    one. A start still 0 once read is a price Stripe could not say (gone, or tiers in another currency)."""
+    v = SubscriptionView(change=Change.ENDED if loss.others_paying else Change.CHURNED,
+                         subscription_id=loss.subscription_id, plan=loss.plan, currency=loss.currency,
+                         mrr=minor(loss.start), delta=-minor(loss.start), occurred_at=loss.at)
+    return replace(v, unknown=COMPUTING) if loss.awaiting else v if loss.start > 0 else replace(v, unknown=UNKNOWN)
+
+
+async def tiered_churns(db: Executor, events: Sequence[tuple[int, str, str]], *, tz: ZoneInfo
+                        ) -> list[tuple[int, str, dict[str, Any]]]:
+    """The churn pings (index, dedupe key, payload) owed by a batch's events on tiered prices (index in the batch,
+    event id, subscription id): each event's, or the next snapshot's when the event is what it moves from. Those
+    the ledger says lost nothing earn none."""
+    own, first = {e: i for i, e, _ in events}, {sub: i for i, _, sub in reversed(events)}
+    losses = [x for x in await late_q.tiered_losses(db, [e for _, e, _ in events]) if x.awaiting or x.start > 0]
+    moved = await q.movements(db, [x.event_id for x in losses])
+    out = []
+    for x in losses:
+        v, m = lost(x), moved.get(x.event_id)
+        payload = subscription_message(v, tz=tz).as_payload()
+        key = churn_key(x.subscription_id, m.stretch if m is not None else None)
+        out.append((own.get(x.event_id, first[x.subscription_id]), key,
+                    marked(payload, v, x.event_id) if x.awaiting else payload))
+    return out
+
+
+async def _keys(db: Executor, subscription_id: str, event_ids: Sequence[str], *, churns: bool) -> list[str]:
     """The dedupe keys a ping of these events may have (bot/subscriptions/apply.py _dedupe_key): a welcome's, or one
-    per event. A churn of a subscription whose MRR is not known earns no ping: it loses nothing the ledger counts."""
-    return [f"sub-new:{subscription_id}"] + [k for e in event_ids for k in (f"sub-new:{subscription_id}:{e}",
-                                                                              f"sub:{e}")]
+    per event; with `churns`, a farewell's of any stretch of the subscription."""
+    keys = [f"sub-new:{subscription_id}"] + [k for e in event_ids for k in (f"sub-new:{subscription_id}:{e}",
+                                                                             f"sub:{e}")]
+    if churns:
+        keys += [churn_key(subscription_id, s) for s in [None, *await late_q.event_ids(db, subscription_id)]]
+    return keys
+
+
+def _told(mark: Mapping[str, Any], r: Recomputed | None, loss: late_q.TieredLoss | None) -> SubscriptionView | None:
+    """What a waiting ping now shows; None while it cannot say more (its loss still waits to be read)."""
+    if Change(mark["change"]) in LOSSES and loss is not None:
+        return None if loss.awaiting else lost(loss)
+    return told(mark, r) if r is not None else None
 
 
 async def tell(db: Executor, subscription_id: str, rows: Sequence[Recomputed], *, tz: ZoneInfo) -> int:
-    """Tell the pings of these recomputed snapshots their MRR; how many were told. Called in the transaction that
-    stores the snapshots, under the subscription's intake lock."""
+    """Tell the pings of these recomputed snapshots (and of the churns moving from them) their MRR; how many were
+    told. Called in the transaction that stores the snapshots, under the subscription's intake lock."""
     by_event = {r.event_id: r for r in rows}
-    pings = await q.computing_pings(db, _keys(subscription_id, list(by_event)), list(by_event), mark=MARK)
+    losses = {x.event_id: x for x in await late_q.tiered_losses(db, list(by_event))}
+    events = sorted(set(by_event) | set(losses))
+    keys = await _keys(db, subscription_id, events, churns=bool(losses))
+    pings = await q.computing_pings(db, keys, events, mark=MARK)
+    told_ = 0
     for ping in pings:
-        payload = subscription_message(told(ping.mark, by_event[ping.event_id]), tz=tz).as_payload()
+        view = _told(ping.mark, by_event.get(ping.event_id), losses.get(ping.event_id))
+        if view is None:
+            continue
+        told_ += 1
+        payload = subscription_message(view, tz=tz).as_payload()
         if ping.untried:
             await q.rewrite_ping(db, ping.id, json.dumps(payload))
         if not ping.held:  # it is out, or may be on its way with "being computed": edit it once it is
             await outbox.enqueue(db, dedupe_key=f"{ping.dedupe_key}:mrr", channel=ping.channel, kind=ping.kind,
                                  payload=payload, op="update", target_id=ping.id)
-    return len(pings)
+    return told_
