@@ -7,15 +7,14 @@ A modal holds at most 100 blocks: this one is about 45, two per rule.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
 from bot.blocks.elements import context, divider, header, message, section
-from bot.blocks.message import MAX_FALLBACK_TEXT, Block, Message, truncate
-from bot.blocks.text import escape_mrkdwn, plain_fallback
+from bot.blocks.message import Block, Message, truncate
+from bot.blocks.text import escape_mrkdwn
 
 CALLBACK_ID: Final = "salespulse_settings"  # the view_submission listener matches it
 OPEN_ACTION: Final = "open_settings"  # the App Home button
@@ -229,8 +228,9 @@ def settings_not_opened(why: str) -> Message:
 
 @dataclass(frozen=True, slots=True)
 class ChangeLine:
-    """One changed setting as people read it; `people`: the ids picked in it (before or after), whose mentions
-    stay live in the notification's text, as the admin's does."""
+    """One changed setting as people read it (`before` and `after` mrkdwn, its live mentions only for `people`);
+    `people`: the members this change adds (after − before), whose mentions stay live in the notification's text,
+    as the admin's does — the rest, kept or removed, are not pinged by a change that does nothing new to them."""
 
     label: str
     before: str
@@ -238,32 +238,14 @@ class ChangeLine:
     people: tuple[str, ...] = ()
 
 
-def mention_of(who: str) -> str | None:
-    """A Slack id picked in Settings as a mention: a person's <@U…>, a user group's <!subteam^S…>; None when it
-    is not one."""
-    if not (who.isascii() and who.isalnum()):
-        return None
-    return f"<@{who}>" if who[:1] in "UW" else f"<!subteam^{who}>" if who[:1] == "S" else None
-
-
-def _with_mentions(text: str, people: Sequence[str]) -> str:
-    """The notification text made inert (plain_fallback) but for these people's and groups' mentions: a phone
-    shows their names, not raw ids, while whatever else the text carries (a rule's title) pings nobody."""
-    live = sorted({m for p in people if (m := mention_of(p)) is not None}, key=len, reverse=True)
-    if not live:
-        return plain_fallback(text)
-    parts = re.split("(" + "|".join(re.escape(m) for m in live) + ")", text)
-    return "".join(part if i % 2 else plain_fallback(part) for i, part in enumerate(parts))
-
-
 def changes_message(user: str, lines: Sequence[ChangeLine]) -> Message:
-    """Posted to the alerts channel: who changed what, before → after; the admin and the people and groups picked
-    are live mentions (they learn what they may now do), the rest inert."""
+    """Posted to the alerts channel: who changed what, before → after; the admin and the people added are live
+    mentions (they learn what they may now do), the rest inert."""
     shown = [f"• {escape_mrkdwn(c.label)}: {c.before} → {c.after}" for c in lines[:40]]
     if len(lines) > 40:
         shown.append(f"…and {len(lines) - 40} more (see /health)")
     who = f"<@{user}>" if user[:1] in "UW" and user.isalnum() else escape_mrkdwn(user)
     summary = "; ".join(f"{c.label} {c.before} → {c.after}" for c in lines[:5])
-    text = _with_mentions(f"Settings changed by {who}: {summary}", [user, *(p for c in lines[:5] for p in c.people)])
-    return Message(text=truncate(text, MAX_FALLBACK_TEXT),
-                   blocks=[section(f"⚙️ *Settings changed by {who}*\n" + "\n".join(shown))])
+    return message(f"Settings changed by {who}: {summary}",
+                   [section(f"⚙️ *Settings changed by {who}*\n" + "\n".join(shown))],
+                   users=(user, *(p for c in lines[:5] for p in c.people)))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import socket
 from typing import TYPE_CHECKING
 
 import asyncpg
 
 from bot import __version__
+from bot.cli.listen import check_listen_address
 from bot.config import Settings
 from bot.db import database_url, dsn_errors, init_connection
 from queries import health
@@ -38,40 +36,12 @@ async def check_command(settings: Settings) -> int:
     else:
         kind = "restricted" if settings.stripe_api_key.get_secret_value().startswith("rk_") else "secret"
         print(f"  stripe events:    polls {settings.stripe_api_url} every minute ({kind} key)")
-    listen_ok = await _check_listen_address(settings)  # every check runs and prints, whatever the others say
+    listen_ok = await check_listen_address(settings)  # every check runs and prints, whatever the others say
     database_ok = await _check_postgres(settings)
     slack_ok = await _check_slack(settings)
     key_ok = await _check_stripe_key(settings)
     stripe_ok = await _check_stripe_endpoints(settings)
     return 0 if listen_ok and database_ok and slack_ok and key_ok and stripe_ok else 1
-
-
-async def _check_listen_address(settings: Settings) -> bool:
-    """HOST as `run` listens on it (aiohttp's getaddrinfo, passive): an IP address or a name that resolves, to an
-    address of this machine — tried on a port of the system's choosing, as the bot may be running on PORT."""
-    host, port = settings.host, settings.port
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode ("a..b")
-        why = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
-        print(f"  listen address:   FAILED — HOST {host!r} is not an IP address or a name this machine resolves"
-              f" ({why}): `run` cannot listen on it")
-        return False
-    for family, kind, proto, _, address in found:
-        try:
-            probe = socket.socket(family, kind, proto)
-        except OSError:  # a family this machine lacks: asyncio's create_server skips it too
-            continue
-        try:
-            with probe:
-                probe.bind((address[0], 0, *address[2:]))
-        except OSError as exc:  # as `run` would fail: asyncio binds every address found
-            print(f"  listen address:   FAILED — HOST {host!r} ({address[0]}) is not an address of this machine:"
-                  f" {os.strerror(exc.errno) if exc.errno else exc}")
-            return False
-    print(f"  listen address:   ok — {f'[{host}]' if ':' in host else host}:{port}")
-    return True
 
 
 # What the bot reads with STRIPE_API_KEY (GET, limit=1) and what goes unread without it; Events: read comes first.

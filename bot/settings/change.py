@@ -14,15 +14,7 @@ import asyncpg
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import settings as view
-from bot.blocks.settings import (
-    ChangeLine,
-    changes_message,
-    channel_block,
-    denied_view,
-    mention_of,
-    plain_number,
-    settings_view,
-)
+from bot.blocks.settings import ChangeLine, changes_message, channel_block, denied_view, plain_number, settings_view
 from bot.blocks.text import escape_mrkdwn
 from bot.db import DB_UNAVAILABLE
 from bot.delivery.senders import slack_error
@@ -76,12 +68,11 @@ async def open_view(deps: Deps, *, user: str | None, trigger_id: str) -> str | N
     return None
 
 
-def _shown(key: str, value: Any) -> str:
-    """A stored value as the change message shows it (mentions for people, user groups and channel ids, the rest
+def _shown(key: str, value: Any, added: tuple[str, ...] = ()) -> str:
+    """A stored value as the change message shows it (mentions for the people `added` and channel ids, the rest
     escaped)."""
     if isinstance(value, list):
-        # People and groups are named (they learn what they may now do): Slack shows a mention as their name.
-        return ", ".join(mention_of(str(u)) or escape_mrkdwn(str(u)) for u in value) or "nobody picked"
+        return ", ".join(_member(str(u), added) for u in value) or "nobody picked"
     if isinstance(value, dict):
         state = "off" if not value.get("enabled") else str(value.get("severity"))
         threshold = value.get("threshold")
@@ -92,9 +83,21 @@ def _shown(key: str, value: Any) -> str:
     return escape_mrkdwn(text) if text else "none"
 
 
-def _picked(value: Any) -> tuple[str, ...]:
-    """The people and user groups a list setting (readers, responders) names, whose mentions stay live."""
-    return tuple(str(u) for u in value) if isinstance(value, list) else ()
+def _member(who: str, added: tuple[str, ...]) -> str:
+    """A person or user group picked (readers, responders): a person this change adds is mentioned (they learn what
+    they may now do); one kept or removed is named by id, inert, not pinged by a change that is not news to them;
+    a user group is named by id, never pinged whole."""
+    if who in added and who[:1] in "UW" and who.isascii() and who.isalnum():
+        return f"<@{who}>"
+    return f"group {escape_mrkdwn(who)}" if who[:1] == "S" else escape_mrkdwn(who)
+
+
+def _added(before: Any, after: Any) -> tuple[str, ...]:
+    """The people and groups a list setting (readers, responders) gains in this change: after − before."""
+    if not isinstance(after, list):
+        return ()
+    had = {str(u) for u in before} if isinstance(before, list) else set()
+    return tuple(str(u) for u in after if str(u) not in had)
 
 
 def _label(deps: Deps, key: str) -> str:
@@ -216,8 +219,9 @@ async def save(deps: Deps, *, user: str, values: Mapping[str, Any],
         for key, after in changed.items():
             await q.put(conn, key=key, value=to_store[key], user_id=user, at=now)
             await q.audit(conn, q.Change(at=now, user_id=user, key=key, before=before[key], after=after))
-            lines.append(ChangeLine(_label(deps, key), _shown(key, before[key]), _shown(key, after),
-                                    people=_picked(before[key]) + _picked(after)))
+            added = _added(before[key], after)
+            lines.append(ChangeLine(_label(deps, key), _shown(key, before[key]), _shown(key, after, added),
+                                    people=added))
         if lines:
             msg = changes_message(user, lines)
             await outbox.enqueue(conn, dedupe_key=f"settings:{now.isoformat()}:{secrets.token_hex(4)}",
