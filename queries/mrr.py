@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from queries.cover import DAY, ceil_to, floor_to
@@ -101,8 +102,8 @@ SELECT c.currency,
 TRIALING: Final = "SELECT count(*) FROM subscriptions WHERE status = 'trialing'"
 
 # Paying subscriptions whose MRR leaves out a tiered price whose tiers were never read (webhooks carry none:
-# bot/stripe/tiers.py) and that the discounts job never queued: it queues every such subscription on each run (every
-# 10 s), and runs only with STRIPE_API_KEY, so these are the ones no key is set to read.
+# bot/stripe/tiers.py), whatever the discounts job's queue holds: a key set but not run yet, refused, or removed
+# after it queued them leaves them out of MRR all the same (why is said from what is known: TiersUnread).
 TIERS_UNREAD: Final = """
 SELECT count(*)
   FROM subscription_events AS e
@@ -110,8 +111,15 @@ SELECT count(*)
  WHERE e.discounts = 'pending' AND e.pricing ->> 'counted' = 'true'
    AND EXISTS (SELECT FROM jsonb_array_elements(e.pricing -> 'items') AS i
                 WHERE i ->> 'tiered' = 'true' AND NOT i ? 'tiers')
-   AND NOT EXISTS (SELECT FROM discount_fetches AS f WHERE f.subscription_id = e.subscription_id)
 """
+
+
+class TiersUnread(StrEnum):
+    """Why tiered prices are left out of MRR, as the process knows it (bot/stripe/discount_job.tiers_unread)."""
+
+    NO_KEY = "no_key"  # no STRIPE_API_KEY: nothing will read them
+    REFUSED = "key_refused"  # Stripe refuses the key (401, or 403 to the discounts job): see /health
+    READING = "reading"  # the discounts job reads them within seconds (or Stripe failed and it tries again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +156,8 @@ class MrrSummary:
     # STRIPE_API_KEY, or not yet), and gone from the subscription when read.
     discounts_unread: int = 0
     discounts_gone: int = 0
-    tiers_unread: int = 0  # paying subscriptions on a tiered price left out of MRR: no key to read it (TIERS_UNREAD)
+    tiers_unread: int = 0  # paying subscriptions on a tiered price left out of MRR, their tiers unread (TIERS_UNREAD)
+    tiers_why: TiersUnread | None = None  # why, as the caller knows it (None: not said)
 
     @property
     def active(self) -> int:
@@ -156,8 +165,10 @@ class MrrSummary:
         return sum(c.active for c in self.currencies)
 
 
-async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime) -> MrrSummary:
-    """MRR now and a week before `now` per currency, and its movements between `since` and `now`."""
+async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime,
+                  tiers: TiersUnread | None = None) -> MrrSummary:
+    """MRR now and a week before `now` per currency, and its movements between `since` and `now`; `tiers` says
+    why tiered prices are left out, if any are."""
     week_ago = now - dt.timedelta(days=7)
     # The week and `after now` are open at their start: their first whole day is the one after theirs.
     rows = await db.fetch(SUMMARY, now, since, week_ago, ceil_to(since, DAY), floor_to(now, DAY),
@@ -167,4 +178,4 @@ async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime) -> MrrS
     tiered = await db.fetchval(TIERS_UNREAD)
     return MrrSummary(since=since, now=now, currencies=tuple(MrrFigures(**dict(r)) for r in rows),
                       trialing=int(trialing), discounts_unread=unread.unread, discounts_gone=unread.gone,
-                      tiers_unread=int(tiered))
+                      tiers_unread=int(tiered), tiers_why=tiers)

@@ -2,9 +2,9 @@
 its items are worth 0 and the event alone says nothing was lost; the ledger says what was (the snapshot it moves
 from): the ping gives the figure when it is known, else says the MRR is being computed and is told it once the
 discounts job has read the tiers (edited in place, or rewritten while it waits). Every order of arrival: the deletion
-after the job read the tiers, before it, in the same delivery as its creation, before its creation; without
-STRIPE_API_KEY; and a customer paying on another subscription (a subscription ended, not a subscriber churned).
-Stripe is the fake on 127.0.0.1, Slack the fake Web API."""
+after the job read the tiers, before it, in the same delivery as its creation, before its creation (a deletion
+alone is a churn); without STRIPE_API_KEY (its MRR not known); and a customer paying on another subscription (a
+subscription ended, not a subscriber churned). Stripe is the fake on 127.0.0.1, Slack the fake Web API."""
 
 from __future__ import annotations
 
@@ -102,15 +102,18 @@ async def test_a_churn_read_before_it_is_sent_goes_with_what_it_lost(dsn: str, f
         assert churns and set(churns) == {LOST}
 
 
-async def test_a_deletion_before_its_creation_is_pinged_once_its_creation_comes(dsn: str, fake_slack: FakeSlack,
-                                                                               fake: FakeStripe) -> None:
-    """Out of order: the deletion first says nothing was lost (nothing in the ledger was paying); its creation,
-    arriving later, is what it moves from, so the churn is pinged then, and told its figure once the tiers are
-    read; whichever of them the job read first."""
+async def test_a_deletion_before_its_creation_is_pinged_once_and_told_what_it_lost(dsn: str, fake_slack: FakeSlack,
+                                                                                 fake: FakeStripe) -> None:
+    """Out of order: the deletion first is a churn on its own (it did not end in its trial, nor paused: it was
+    paying, as for a subscription started before salespulse was installed), pinged as being computed and told the
+    $80.00 its items are worth once the tiers are read; its creation, arriving later, is welcomed and told too,
+    with no second farewell."""
     price, at = seats(fake, "price_churn_first"), just_now()
     async with start_bot(dsn, fake_slack, STRIPE_API_KEY=API_KEY, STRIPE_API_URL=fake.url) as bot:
-        assert await post(bot, deleted(price, "sub_1CHFIRST", at=at)) == []
-        assert await DiscountJob(bot.deps).tick() == 1  # the deletion read alone: still nothing lost
+        assert await post(bot, deleted(price, "sub_1CHFIRST", at=at)) == [COMPUTING]
+        # The deletion read alone: its loss is what its items are worth, no longer 0 for want of tiers.
+        assert await DiscountJob(bot.deps).tick() == 1
+        assert await edits(bot) == [LOST]
         assert (await bot.stripe(seats_event("created", "sub_1CHFIRST", price, 10, at=at - 10, n=1))).status == 200
         await bot.drain(ignore_pace=True)
         texts = [p["text"] for p in bot.slack_api.posted()]
@@ -119,13 +122,15 @@ async def test_a_deletion_before_its_creation_is_pinged_once_its_creation_comes(
         assert sorted(await edits(bot)) == sorted([LOST, "🎉 New subscriber: Seats × 10 — MRR +$80.00"])
 
 
-async def test_without_a_key_a_tiered_churn_says_its_mrr_is_being_computed(dsn: str, fake_slack: FakeSlack,
-                                                                          fake: FakeStripe) -> None:
-    """No STRIPE_API_KEY: the tiers are never read; the churn is pinged as the new subscriber was."""
+async def test_without_a_key_a_tiered_churn_says_its_mrr_is_not_known(dsn: str, fake_slack: FakeSlack,
+                                                                     fake: FakeStripe) -> None:
+    """No STRIPE_API_KEY: the tiers are never read, so the churn is pinged as the new subscriber was: its MRR not
+    known (never "being computed": no job would ever tell it)."""
     price, at = tiered_price("price_churn_nokey", "volume", ROWS), just_now()
     async with start_bot(dsn, fake_slack, STRIPE_API_URL=fake.url) as bot:
         await post(bot, seats_event("created", "sub_1CHNOKEY", price, 10, at=at - 10, n=1))
-        assert await post(bot, deleted(price, "sub_1CHNOKEY", at=at)) == [COMPUTING]
+        assert await post(bot, deleted(price, "sub_1CHNOKEY", at=at)) == [
+            "👋 Subscriber churned: Seats × 10 — MRR not known: tiered price (set STRIPE_API_KEY to read it)"]
 
 
 async def test_a_tiered_subscription_ended_beside_another_is_pinged_as_ended(dsn: str, fake_slack: FakeSlack,

@@ -23,6 +23,7 @@ from bot.blocks.sales import sales_message
 from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import UnknownPeriod, parse_period
+from bot.stripe.discount_job import tiers_unread
 from bot.web.session import LINK_LIFETIME, LINK_SESSION_LIFETIME, sign_link
 
 Render = Callable[[Deps, str, bool], Awaitable[Message]]
@@ -58,7 +59,8 @@ async def sales(deps: Deps, arg: str, shareable: bool) -> Message:
     except UnknownPeriod:
         return _unknown("/sales", arg)
     snapshot = await sales_snapshot(deps.pool, period=period, now=now, tz=tz,
-                                    currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm)
+                                    currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm,
+                                    tiers=tiers_unread(deps))
     return sales_message(snapshot, tz=tz, share_arg=arg if shareable else None)
 
 

@@ -14,6 +14,7 @@ from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import parse_period
 from bot.scheduling import next_runs
+from bot.stripe.discount_job import tiers_unread
 from queries import channel_status
 from queries.executor import Executor
 
@@ -32,7 +33,7 @@ async def gather_sales(deps: Deps, *, budget: float = API_BUDGET) -> tuple[Sales
     # Side by side, so a slow database costs one budget, not two.
     today, (got, late) = await asyncio.gather(
         sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=budget,
-                       currency=choice, rhythm=deps.rhythm),
+                       currency=choice, rhythm=deps.rhythm, tiers=tiers_unread(deps)),
         gather_within(deps.pool, {"hourly": hourly}, budget=budget))
     # Named with the snapshot's own missing figures, so every surface says the hours are unknown, not empty.
     return (dataclasses.replace(today, missing=(*today.missing, *late)) if late else today), got.get("hourly")

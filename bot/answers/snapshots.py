@@ -33,7 +33,7 @@ from queries import inbox as inbox_q
 from queries import settings as settings_q
 from queries.alerts import AlertRow, Probe
 from queries.executor import Executor
-from queries.mrr import MrrSummary
+from queries.mrr import MrrSummary, TiersUnread
 from queries.sales import Conversion, CurrencyTotal, TrendPoint
 from queries.settings import Change, Override
 from queries.stripe_sync import SyncStatus
@@ -111,8 +111,9 @@ class SalesSnapshot:
 async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime, tz: ZoneInfo,
                          budget: float = COMMAND_BUDGET,
                          currency: CurrencyChoice = PER_CURRENCY,
-                         rhythm: RhythmSource | None = None) -> SalesSnapshot:
-    """The figures of /sales for `period`; `currency` says whether and how totals are given in one currency."""
+                         rhythm: RhythmSource | None = None, tiers: TiersUnread | None = None) -> SalesSnapshot:
+    """The figures of /sales for `period`; `currency` says whether and how totals are given in one currency, `tiers`
+    why tiered prices unread are left out of MRR (bot/stripe/discount_job.tiers_unread)."""
     before = period.week_earlier(tz)
     lookups: dict[str, Lookup] = {
         "last order": lambda db: sales.last_order_at(db),
@@ -125,7 +126,7 @@ async def sales_snapshot(pool: asyncpg.Pool, *, period: Period, now: dt.datetime
         "conversion": lambda db: sales.conversion(db, start=period.start, end=period.end),
     }
     ended = min(now, period.end)
-    lookups["subscriptions"] = lambda db: mrr.summary(db, now=ended, since=ended - MRR_WINDOW)
+    lookups["subscriptions"] = lambda db: mrr.summary(db, now=ended, since=ended - MRR_WINDOW, tiers=tiers)
     if period.key == "today":
         lookups["pace"] = lambda db: pace_today(db, now=now, tz=tz, source=rhythm, currency=currency)
     got, missing = await gather_within(pool, lookups, budget=budget)

@@ -20,6 +20,14 @@ MAX_CURRENCIES: Final = 5  # a store billing in more shows the biggest and "…a
 # U+2060 WORD JOINER between a sign and its amount: "−" and "$" may otherwise break apart on a phone's narrow line,
 # leaving "downgrades −" at a line's end and the amount, read as a gain, on the next. Invisible in Slack and browsers.
 WORD_JOINER: Final = "\u2060"
+# Why tiered subscriptions are left out of MRR, by MrrSummary.tiers_why (queries.mrr.TiersUnread, a str): from what
+# the process knows of STRIPE_API_KEY, never a promise no job will keep, nor "no key" while one is set.
+TIERS_WHY: Final[dict[str | None, str]] = {
+    "no_key": ": set STRIPE_API_KEY to read their tiers",
+    "key_refused": ": Stripe refuses the key (see /health)",
+    "reading": " yet: their tiers are being read from Stripe",
+    None: ": their tiers are not read",
+}
 
 
 def mrr_change(now: int, before: int) -> str:
@@ -96,8 +104,7 @@ def _discounts_note(s: MrrSummary) -> list[Block]:
         notes.append(f"{s.discounts_gone:,} more had a discount removed before it could be read")
     if s.tiers_unread:
         notes.append(f"{s.tiers_unread:,} subscription{'s' if s.tiers_unread != 1 else ''} on tiered prices"
-                     f" {'are' if s.tiers_unread != 1 else 'is'} not counted in MRR: no STRIPE_API_KEY is set to read"
-                     " their tiers from Stripe")
+                     f" {'are' if s.tiers_unread != 1 else 'is'} not counted in MRR{TIERS_WHY[s.tiers_why]}")
     return [context("ℹ️ " + "; ".join(notes))] if notes else []
 
 

@@ -13,6 +13,7 @@ from bot.blocks.home import RECENT_ORDERS, home_view
 from bot.currency import CurrencyChoice
 from bot.deps import Deps
 from bot.periods import parse_period
+from bot.stripe.discount_job import tiers_unread
 from queries import sales
 
 HOME_BUDGET = 4.0  # nobody is waiting on an HTTP answer, but a Home tab should not lag minutes behind
@@ -24,7 +25,7 @@ async def render_home(deps: Deps, *, buttons: bool) -> dict[str, Any]:
     now, tz = deps.clock(), deps.settings.tz
     today, health, (got, _) = await asyncio.gather(
         sales_snapshot(deps.pool, period=parse_period("", now=now, tz=tz), now=now, tz=tz, budget=HOME_BUDGET,
-                       currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm),
+                       currency=CurrencyChoice.of(deps.settings), rhythm=deps.rhythm, tiers=tiers_unread(deps)),
         gather_health(deps, budget=HOME_BUDGET),
         gather_within(deps.pool, {"orders": lambda db: sales.recent_orders(db, limit=RECENT_ORDERS)},
                       budget=HOME_BUDGET))

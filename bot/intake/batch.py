@@ -58,16 +58,18 @@ class Submission:
 
 async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo,
                        now: dt.datetime, notify: bool = True, settle: dt.timedelta = dt.timedelta(0),
-                       renewals: Renewals = Renewals.PING) -> list[IntakeResult]:
+                       renewals: Renewals = Renewals.PING, stripe_key: bool = True) -> list[IntakeResult]:
     """Store and apply events in order, in one transaction; a single event is a batch of one.
 
     An event the rules or PostgreSQL refuse is stored with status 'error' and its reason, and the others
     are applied as if it had come alone. `notify=False` queues no Slack message (`salespulse backfill`); `settle`
-    is how long a sale ping not yet naming its product and customer waits for the event that does."""
+    is how long a sale ping not yet naming its product and customer waits for the event that does; `stripe_key`
+    whether STRIPE_API_KEY is set (without it no job reads a tiered price: its ping says its MRR is not known)."""
     try:
         async with conn.transaction():
             await planning.plan_each_statement(conn)
-            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
+            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals,
+                                stripe_key=stripe_key)
     except PAYLOAD_ERRORS as exc:
         # Rare (the parser and fold.unstorable() keep odd values out), so the common path pays no savepoint
         # for it: find the refused event(s) by halving the batch, each half under a savepoint. Any split of a
@@ -75,25 +77,31 @@ async def ingest_batch(conn: asyncpg.Connection, subs: list[Submission], *, tz: 
         log.info("batch of %d refused (%s: %s); isolating the odd event", len(subs), type(exc).__name__, exc)
         async with conn.transaction():
             await planning.plan_each_statement(conn)
-            return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
+            return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals,
+                                stripe_key=stripe_key)
 
 
 async def _attempt(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo, now: dt.datetime,
-                   notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
+                   notify: bool, settle: dt.timedelta, renewals: Renewals, stripe_key: bool) -> list[IntakeResult]:
     try:
         async with conn.transaction():  # a savepoint: a refusal undoes this part only
-            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
+            return await _apply(conn, subs, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals,
+                                stripe_key=stripe_key)
     except PAYLOAD_ERRORS as exc:
-        return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
+        return await _split(conn, subs, exc, tz=tz, now=now, notify=notify, settle=settle, renewals=renewals,
+                            stripe_key=stripe_key)
 
 
 async def _split(conn: asyncpg.Connection, subs: list[Submission], exc: Exception, *, tz: ZoneInfo,
-                 now: dt.datetime, notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
+                 now: dt.datetime, notify: bool, settle: dt.timedelta, renewals: Renewals,
+                 stripe_key: bool) -> list[IntakeResult]:
     if len(subs) == 1:
         return [await refuse(conn, subs[0], exc)]
     half = len(subs) // 2
-    first = await _attempt(conn, subs[:half], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
-    rest = await _attempt(conn, subs[half:], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals)
+    first = await _attempt(conn, subs[:half], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals,
+                           stripe_key=stripe_key)
+    rest = await _attempt(conn, subs[half:], tz=tz, now=now, notify=notify, settle=settle, renewals=renewals,
+                          stripe_key=stripe_key)
     return first + rest
 
 
@@ -110,7 +118,7 @@ async def refuse(conn: asyncpg.Connection, sub: Submission, exc: Exception) -> I
 
 
 async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneInfo, now: dt.datetime,
-                 notify: bool, settle: dt.timedelta, renewals: Renewals) -> list[IntakeResult]:
+                 notify: bool, settle: dt.timedelta, renewals: Renewals, stripe_key: bool) -> list[IntakeResult]:
     """Log the batch, fold its new events over the orders they touch, write everything back."""
     results, todo = await _log_new(conn, subs)
     todo = await declines.tell_batch(conn, todo)
@@ -123,7 +131,7 @@ async def _apply(conn: asyncpg.Connection, subs: list[Submission], *, tz: ZoneIn
         fold.apply(i, e)
     updates = fold.finish()
     fold.messages = declines.wait_for_reasons(fold.messages, todo, settle)
-    queued = await _write_back(conn, fold, tz=tz, now=now, notify=notify)
+    queued = await _write_back(conn, fold, tz=tz, now=now, notify=notify, stripe_key=stripe_key)
     await declines.tell_recorded(conn, todo, fold.failures, tz=tz, notify=notify)
     await refund_pings.tell_voids(conn, fold, queued)  # a failed refund's ping told its order's sale and customer
     await intake_later.complete_checkouts(conn, fold.paid_checkouts)  # sessions of earlier batches, once paid
@@ -151,7 +159,7 @@ def one_statement(fold: Fold) -> bool:
 
 
 async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now: dt.datetime,
-                      notify: bool) -> set[str]:
+                      notify: bool, stripe_key: bool) -> set[str]:
     """Write the fold's rows and queue its messages; return the message keys queued."""
     if one_statement(fold):  # the common batch (new checkout sales): orders, refs, checkouts and messages at once
         new = [o for o in fold.orders.values() if o.is_new]
@@ -169,7 +177,8 @@ async def _write_back(conn: asyncpg.Connection, fold: Fold, *, tz: ZoneInfo, now
     fold.messages = [m for m in fold.messages
                      if m.kind != "failure" or m.dedupe_key.removeprefix("failure:") in recorded]
     await pings.merge_pings(conn, fold.losers())
-    fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify)
+    fold.messages += await apply_subscriptions(conn, fold.subscription_events, tz=tz, notify=notify,
+                                               stripe_key=stripe_key)
     return await q.enqueue(conn, fold.messages)
 
 

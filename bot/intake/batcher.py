@@ -65,11 +65,11 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
 
     def __init__(self, *, pool: asyncpg.Pool, tz: ZoneInfo, clock: Clock, writers: int = 2,
                  max_batch: int = MAX_BATCH, settle: dt.timedelta = dt.timedelta(0),
-                 renewals: Renewals = Renewals.PING, rebuild: Rebuild | None = None,
+                 renewals: Renewals = Renewals.PING, rebuild: Rebuild | None = None, stripe_key: bool = True,
                  inbox_batch: int = INBOX_BATCH, left_after: float = LEFT_AFTER) -> None:
         self._pool = pool
         self._settle = settle
-        self._renewals = renewals
+        self._renewals, self._stripe_key = renewals, stripe_key  # the key: whether tiered prices will be read
         self.tz = tz  # the store's zone, for message text; replaced when it changes from Slack
         self._clock = clock
         self._writers = writers
@@ -90,9 +90,9 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
     @classmethod
     def for_settings(cls, settings: Settings, *, pool: asyncpg.Pool, clock: Clock,
                      rebuild: Rebuild | None = None) -> IntakeBatcher:
-        """The batcher as configured: the store's zone, SALE_SETTLE_SECONDS and SUBSCRIPTION_RENEWALS."""
-        return cls(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle,
-                   renewals=settings.subscription_renewals, rebuild=rebuild)
+        """The batcher as configured: the store's zone, SALE_SETTLE_SECONDS, SUBSCRIPTION_RENEWALS, STRIPE_API_KEY."""
+        return cls(pool=pool, tz=settings.tz, clock=clock, settle=settings.sale_settle, rebuild=rebuild,
+                   renewals=settings.subscription_renewals, stripe_key=settings.stripe_api_key is not None)
 
     async def submit(self, sub: Submission, *, may_store: bool = False) -> IntakeResult:
         """Store and apply one event; raises what the database raised (so the caller can answer 503).
@@ -231,7 +231,7 @@ class IntakeBatcher:  # long: the writers, the inbox and the look for events lef
         if not subs:
             return []
         return await ingest_batch(conn, subs, tz=self.tz, now=self._clock(), settle=self._settle,
-                                  renewals=self._renewals)
+                                  renewals=self._renewals, stripe_key=self._stripe_key)
 
     async def _look_for_left(self) -> None:
         """Every few seconds, apply events another process stored and did not apply (or this one, far behind)."""

@@ -32,10 +32,12 @@ from bot.subscriptions import late_mrr
 from bot.subscriptions.pricing import Terms, ids_of, mrr_of
 from queries import discounts as q
 from queries import intake as intake_q
+from queries.mrr import TiersUnread
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 10
+JOB = "Stripe discounts"  # its name in /health's refusals
 BATCH = 20  # subscriptions per run: one request each, plus one per coupon not yet read (clover)
 LEASE = dt.timedelta(minutes=5)
 
@@ -48,7 +50,7 @@ class DiscountJob:
         self.sleep = sleep
         self.tiers: dict[str, tiers.Tiers | None] = {}  # by price id: a price's tiers never change
         # A 401/403: said once, asked again hourly, shown in /health meanwhile.
-        self.refusal = Refusal(log, "Stripe discounts", shown=deps.refusals)
+        self.refusal = Refusal(log, JOB, shown=deps.refusals)
 
     async def tick(self) -> int | None:
         """One run: queue the pending subscriptions, read a batch; how many were recomputed (None without a key)."""
@@ -78,6 +80,16 @@ class DiscountJob:
         if done or settled:
             self.deps.home.changed()
         return done
+
+
+def tiers_unread(deps: Deps) -> TiersUnread:
+    """Why tiered prices still unread are out of MRR, as this process knows (each replica runs its own jobs): no
+    key, a key Stripe refuses (a 401 to any job, or a 403 to this one), or being read by this job."""
+    if deps.settings.stripe_api_key is None:
+        return TiersUnread.NO_KEY
+    if any(r.job == JOB or r.status == 401 for r in deps.refusals.standing()):
+        return TiersUnread.REFUSED
+    return TiersUnread.READING
 
 
 async def resolve_due(pool: asyncpg.Pool, api: StripeApi, *, now: dt.datetime, tz: ZoneInfo,

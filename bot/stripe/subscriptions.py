@@ -130,6 +130,12 @@ def _paused_at_trial_end(obj: Mapping[str, Any], ended_at: dt.datetime | None, t
     return ended_at is not None and trial_end is not None and trial_end < ended_at and behavior == "pause"
 
 
+def _ended_unpaid(status: str, ended_at: dt.datetime | None, trial_end: dt.datetime | None) -> bool:
+    """Whether it ended in its trial, or as incomplete_expired (its first invoice never paid: Stripe's terminal
+    state for that): it never paid, so its end loses nothing."""
+    return (ended_at is not None and trial_end is not None and trial_end >= ended_at) or status == "incomplete_expired"
+
+
 def _previous(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime, code: str) -> dict[str, Any]:
     """The previous_* facts: what previous_attributes says changed, the rest taken as unchanged."""
     if not prev:
@@ -162,9 +168,7 @@ def facts(obj: Mapping[str, Any], prev: Mapping[str, Any], at: dt.datetime) -> S
     ended = status in ("canceled", "incomplete_expired")
     ended_at = timestamp(obj.get("ended_at")) if ended else None
     trial_end = timestamp(obj.get("trial_end"))
-    in_trial = ended_at is not None and trial_end is not None and trial_end >= ended_at  # ended unpaid: no churn
-    # incomplete_expired: its first invoice was never paid (Stripe's terminal state for that), so it never paid.
-    in_trial = in_trial or status == "incomplete_expired"
+    in_trial = _ended_unpaid(status, ended_at, trial_end)
     paused = _paused(obj)  # collecting nothing: no MRR now, and nothing a churn now loses
     return SubscriptionFacts(
         id=sub_id, customer=stripe_id(obj.get("customer")), status=status, currency=code,
@@ -186,8 +190,10 @@ def _pricings(f: SubscriptionFacts, obj: Mapping[str, Any], prev: Mapping[str, A
     without its tiers (read later)."""
     now = discounts.pricing(obj, counted=f.paying)
     before = None
-    if deleted:  # a churn loses what the items are worth (0 when it ended in its trial)
-        before = discounts.pricing(obj, counted=f.gross_mrr > 0)
+    if deleted:  # a churn loses what the items are worth: 0 when it ended in its trial or paused, not for want of
+        # tiers (gross_mrr leaves an unread tiered price out: counted, the job reads it and the ledger its loss)
+        unpaid = _ended_unpaid(f.status, f.ended_at, timestamp(obj.get("trial_end")))
+        before = discounts.pricing(obj, counted=not unpaid and not f.collection_paused)
     elif prev:
         was = {"items": prev["items"] if "items" in prev else obj.get("items"),
                "discounts": prev["discounts"] if "discounts" in prev else obj.get("discounts"),

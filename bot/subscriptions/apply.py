@@ -170,8 +170,9 @@ async def _seconds(conn: asyncpg.Connection, event_ids: Sequence[str]) -> dict[s
 
 
 async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[int, PaymentEvent]], *,
-                              tz: ZoneInfo, notify: bool) -> list[QueuedMessage]:
-    """Store the events' snapshots and states; return the pings to queue (none when `notify` is False)."""
+                              tz: ZoneInfo, notify: bool, stripe_key: bool = True) -> list[QueuedMessage]:
+    """Store the events' snapshots and states; return the pings to queue (none when `notify` is False). Without
+    `stripe_key` (STRIPE_API_KEY) no job will read a tiered price: its ping says its MRR is not known."""
     todo = [(i, e, e.subscription) for i, e in events if e.subscription is not None]
     if not todo:
         return []
@@ -200,18 +201,22 @@ async def apply_subscriptions(conn: asyncpg.Connection, events: Sequence[tuple[i
         if v is not None:
             key = _dedupe_key(e, v.change, m)
             if all(m.dedupe_key != key for m in messages):
-                messages.append(QueuedMessage(index, key, CHANNEL, KIND, _payload(v, e, f, tz)))
+                messages.append(QueuedMessage(index, key, CHANNEL, KIND, _payload(v, e, f, tz, stripe_key)))
     tiered = [(i, e.event_id, f.id) for i, e, f in todo if late_mrr.computing(f)]
-    for index, key, payload in await late_mrr.tiered_churns(conn, tiered, tz=tz) if tiered else ():
+    for index, key, payload in await late_mrr.tiered_churns(conn, tiered, tz=tz, read=stripe_key) if tiered else ():
         if all(m.dedupe_key != key for m in messages):
             messages.append(QueuedMessage(index, key, CHANNEL, KIND, payload))
     return messages
 
 
-def _payload(v: SubscriptionView, e: PaymentEvent, f: SubscriptionFacts, tz: ZoneInfo) -> dict[str, Any]:
+def _payload(v: SubscriptionView, e: PaymentEvent, f: SubscriptionFacts, tz: ZoneInfo,
+             stripe_key: bool) -> dict[str, Any]:
     """The ping; one whose MRR leaves out a tiered price not read yet says it is being computed, never "+$0.00",
-    and is told once it is (bot/subscriptions/late_mrr.py)."""
+    and is told once it is (bot/subscriptions/late_mrr.py); without a key, that it is not known (nothing reads it:
+    a promise no job keeps would stand forever)."""
     if not late_mrr.computing(f):
         return subscription_message(v, tz=tz).as_payload()
+    if not stripe_key:
+        return subscription_message(replace(v, unknown=late_mrr.NO_KEY), tz=tz).as_payload()
     return late_mrr.marked(subscription_message(replace(v, unknown=late_mrr.COMPUTING), tz=tz).as_payload(), v,
                            e.event_id)

@@ -10,6 +10,9 @@ A churn (or a subscription ended) on a tiered price loses what the ledger says i
 not what its event's items are worth without their tiers (0): it is pinged with that figure when the snapshot it
 moves from is read, else as being computed and told it once it is. A deletion that arrives before the events of
 the subscription paying is pinged when they arrive (they are what it moves from).
+
+Without STRIPE_API_KEY no job will read the tiers: such a ping says its MRR is not known (NO_KEY), unmarked, rather
+than a "being computed" nothing would ever edit.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from queries.executor import Executor
 
 MARK: Final = "mrr_computing"
 COMPUTING: Final = "being computed (tiered price)"
+NO_KEY: Final = "not known: tiered price (set STRIPE_API_KEY to read it)"  # no job will read it, nor tell the ping
 # Read, but still not known: a price Stripe no longer has (a deleted legacy Plan), or a Discount gone before it was.
 UNKNOWN: Final = "not known (Stripe could not say its price)"
 GAINS: Final = frozenset({Change.NEW, Change.REACTIVATED, Change.ADDED})
@@ -78,30 +82,33 @@ def churn_key(subscription_id: str, stretch: str | None) -> str:
     return f"sub-churned:{subscription_id}" + (f":{stretch}" if stretch is not None else "")
 
 
-def lost(loss: late_q.TieredLoss) -> SubscriptionView:
+def lost(loss: late_q.TieredLoss, *, read: bool = True) -> SubscriptionView:
     """A tiered churn's view: what the ledger says it lost; a subscription ended when its customer pays on another
-    one. A start still 0 once read is a price Stripe could not say (gone, or tiers in another currency)."""
+    one. A start still 0 once read is a price Stripe could not say (gone, or tiers in another currency); one
+    awaiting its tiers where none will be read (`read` False: no STRIPE_API_KEY) is not known."""
     v = SubscriptionView(change=Change.ENDED if loss.others_paying else Change.CHURNED,
                          subscription_id=loss.subscription_id, plan=loss.plan, currency=loss.currency,
                          mrr=minor(loss.start), delta=-minor(loss.start), occurred_at=loss.at)
-    return replace(v, unknown=COMPUTING) if loss.awaiting else v if loss.start > 0 else replace(v, unknown=UNKNOWN)
+    if loss.awaiting:
+        return replace(v, unknown=COMPUTING if read else NO_KEY)
+    return v if loss.start > 0 else replace(v, unknown=UNKNOWN)
 
 
-async def tiered_churns(db: Executor, events: Sequence[tuple[int, str, str]], *, tz: ZoneInfo
+async def tiered_churns(db: Executor, events: Sequence[tuple[int, str, str]], *, tz: ZoneInfo, read: bool = True
                         ) -> list[tuple[int, str, dict[str, Any]]]:
     """The churn pings (index, dedupe key, payload) owed by a batch's events on tiered prices (index in the batch,
     event id, subscription id): each event's, or the next snapshot's when the event is what it moves from. Those
-    the ledger says lost nothing earn none."""
+    the ledger says lost nothing earn none; without a job to read the tiers (`read` False) none waits to be told."""
     own, first = {e: i for i, e, _ in events}, {sub: i for i, _, sub in reversed(events)}
     losses = [x for x in await late_q.tiered_losses(db, [e for _, e, _ in events]) if x.awaiting or x.start > 0]
     moved = await q.movements(db, [x.event_id for x in losses])
     out = []
     for x in losses:
-        v, m = lost(x), moved.get(x.event_id)
+        v, m = lost(x, read=read), moved.get(x.event_id)
         payload = subscription_message(v, tz=tz).as_payload()
         key = churn_key(x.subscription_id, m.stretch if m is not None else None)
         out.append((own.get(x.event_id, first[x.subscription_id]), key,
-                    marked(payload, v, x.event_id) if x.awaiting else payload))
+                    marked(payload, v, x.event_id) if x.awaiting and read else payload))
     return out
 
 
