@@ -28,9 +28,9 @@ COMPUTING = "👋 Subscriber churned: Seats × 10 — MRR being computed (tiered
 LOST = "👋 Subscriber churned: Seats × 10 — MRR −$80.00"
 
 
-def deleted(price: dict[str, Any], sub_id: str, *, at: int) -> dict[str, Any]:
+def deleted(price: dict[str, Any], sub_id: str, *, at: int, n: int = 9) -> dict[str, Any]:
     """customer.subscription.deleted of 10 seats of `price`: canceled, ended at `at`."""
-    evt = seats_event("deleted", sub_id, price, 10, at=at, n=9)
+    evt = seats_event("deleted", sub_id, price, 10, at=at, n=n)
     evt["data"]["object"].update(status="canceled", canceled_at=at, ended_at=at)
     return evt
 
@@ -44,6 +44,7 @@ async def fake() -> AsyncIterator[FakeStripe]:
 
 
 def seats(fake: FakeStripe, price_id: str) -> dict[str, Any]:
+    """A tiered price of 10 seats at $8.00 ($80.00 a month), which the fake Stripe holds with its tiers."""
     price = tiered_price(price_id, "volume", ROWS)
     fake.prices[price_id] = price
     return price

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.fake_stripe import API_KEY, FakeStripe
 from tests.fakes import FakeSlack
 from tests.test_mrr_display_fixes import ROWS, just_now, summary_now
 from tests.test_subscriptions import post
+from tests.test_tiered_churn import deleted, seats
 from tests.test_tiered_prices_mrr import seats_event, tiered_price
 
 NOT_KNOWN = "MRR not known: tiered price (set STRIPE_API_KEY to read it)"
@@ -34,20 +34,6 @@ async def fake() -> AsyncIterator[FakeStripe]:
     stripe = await FakeStripe().start()
     yield stripe
     await stripe.stop()
-
-
-def seats(fake: FakeStripe, price_id: str) -> dict[str, Any]:
-    """A tiered price of 10 seats at $8.00 ($80.00 a month), which the fake Stripe holds with its tiers."""
-    price = tiered_price(price_id, "volume", ROWS)
-    fake.prices[price_id] = price
-    return price
-
-
-def deleted(price: dict[str, Any], sub_id: str, *, at: int, n: int = 9) -> dict[str, Any]:
-    """customer.subscription.deleted of 10 seats of `price`: canceled, ended at `at`."""
-    evt = seats_event("deleted", sub_id, price, 10, at=at, n=n)
-    evt["data"]["object"].update(status="canceled", canceled_at=at, ended_at=at)
-    return evt
 
 
 async def sales_note(bot: Bot) -> str:
