@@ -163,14 +163,19 @@ async def test_once_ended_and_foreign_amounts_are_not_taken_off(dsn: str, fake_s
 
 async def test_without_a_key_nothing_is_read_and_sales_says_so(dsn: str, fake_slack: FakeSlack,
                                                                fake: FakeStripe) -> None:
-    """No STRIPE_API_KEY: the job does nothing, no request is made, and /sales says MRR is before discounts."""
+    """No STRIPE_API_KEY: the job does nothing, no request is made, and /sales says MRR is before discounts (so does
+    /api/monitoring/sales)."""
     evt = with_discounts(story("clover", "1_created", NOW - dt.timedelta(days=1), 1), ["di_1Pct25"], [])
-    async with start_bot(dsn, fake_slack, clock=lambda: NOW, STRIPE_API_URL=fake.url) as bot:
+    token = "monitor-token-discounts-0123456789"
+    async with start_bot(dsn, fake_slack, clock=lambda: NOW, STRIPE_API_URL=fake.url, MONITORING_TOKEN=token) as bot:
         assert (await bot.stripe(evt)).status == 200
         assert await DiscountJob(bot.deps).tick() is None
         assert (await summary(bot)).currencies[0].mrr == 1900
         assert "ℹ️ MRR is before discounts for 1 subscription whose discounts Stripe sent as ids only" in \
             await sales_text(bot)
+        resp = await bot.client.get("/api/monitoring/sales", headers={"Authorization": f"Bearer {token}"})
+        body = (await resp.json())["subscriptions"]
+        assert (body["discounts_unread"], body["discounts_gone"]) == (1, 0), body
         assert await bot.deps.pool.fetchval("SELECT count(*) FROM discount_fetches") == 0
     assert fake.requests == []
 

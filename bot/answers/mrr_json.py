@@ -26,7 +26,9 @@ def subscriptions_json(s: MrrSummary | None, *, store: str | None = None) -> dic
     own figures are under `byCurrency`, and `notConverted` lists the MRR billed in other currencies than the
     store's (never converted: no rate is guessed). A trialing subscription is in `trialing`, not in MRR, and
     `tiers_unread` counts the paying ones on a tiered price left out of MRR (their tiers unread), as /sales does;
-    `tiers_unread_reason` says why as /sales does: "no_key", "key_refused", "reading" (null: not said)."""
+    `tiers_unread_reason` says why as /sales does: "no_key", "key_refused", "reading" (null: not said);
+    `discounts_unread` counts those whose MRR is before discounts Stripe sent as ids only (not read yet), and
+    `discounts_gone` those whose discount was removed before it could be read, as /sales notes them."""
     if s is None:
         return None
     by_code = {c.currency: c for c in s.currencies}
@@ -36,4 +38,5 @@ def subscriptions_json(s: MrrSummary | None, *, store: str | None = None) -> dic
             "since": _iso(s.since), "byCurrency": {c.currency: _figures(c) for c in s.currencies},
             "store_currency": store,
             "notConverted": None if store is None else {c.currency: c.mrr for c in s.currencies if c.currency != store},
-            "tiers_unread": s.tiers_unread, "tiers_unread_reason": None if s.tiers_why is None else s.tiers_why.value}
+            "tiers_unread": s.tiers_unread, "tiers_unread_reason": None if s.tiers_why is None else s.tiers_why.value,
+            "discounts_unread": s.discounts_unread, "discounts_gone": s.discounts_gone}
