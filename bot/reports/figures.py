@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from bot.alerts.rules_file import load_rules
 from bot.config import Settings
 from bot.currency import PER_CURRENCY, CurrencyChoice, StoreTotals, pending_of, store_series, store_totals
 from bot.periods import local_midnight
 from bot.reports.schedule import ReportKind, Slot, local_instant, slot_for
-from bot.rhythm.load import pace_today
+from bot.rhythm.load import RhythmCache, RhythmSource, pace_today
 from bot.rhythm.pace import Pace
 from bot.subscriptions.renewals import Renewals
 from queries import errors, health, mrr, reports, sales, settlements, sketch, stripe_sync, subscriptions
@@ -251,10 +252,13 @@ async def morning(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         renewals=renewals)
 
 
-async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> EveningFigures:
+async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime,
+                  rhythm: RhythmSource | None = None) -> EveningFigures:
     """The evening report of `slot.day`: local midnight up to the report time, or up to now when made before it
     (figures so far). What needs attention is read at that end too: the report of a past day lists that day's
-    problems, not today's."""
+    problems, not today's. Its pace reads the rhythm as `/sales` does (`rhythm`: the service's; without one, the
+    [rhythm] parameters of ALERT_RULES_FILE), so the two say the same usual day."""
+    rhythm = rhythm or RhythmSource(RhythmCache(), load_rules(settings.alert_rules_file).rhythm)
     midnight = local_midnight(slot.day, settings.tz)
     window = Window(midnight, report_end(slot, now, midnight))
     start, end = window.start, window.end
@@ -272,14 +276,15 @@ async def evening(db: Executor, slot: Slot, *, settings: Settings, now: dt.datet
         firing=tuple(await reports.firing_at(db, at=min(now, end))),
         delivery_errors=await health.delivery_errors(db, since=start, until=end),
         recovered=await stripe_sync.recovered_events(db, start=start, end=end),
-        pace=await pace_today(db, now=end, tz=settings.tz, currency=CurrencyChoice.of(settings)),
+        pace=await pace_today(db, now=end, tz=settings.tz, source=rhythm, currency=CurrencyChoice.of(settings)),
         # Today up to the report time against the whole same weekday a week earlier (how evenings go).
         chart=await hourly_revenue(db, current=window, previous=whole_day(slot.day - WEEK, settings.tz),
                                    tz=settings.tz, store=CurrencyChoice.of(settings)))
 
 
-async def gather(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime) -> Figures:
+async def gather(db: Executor, slot: Slot, *, settings: Settings, now: dt.datetime,
+                 rhythm: RhythmSource | None = None) -> Figures:
     """The report's figures; the caller reads them inside one snapshot transaction."""
     if slot.kind is ReportKind.MORNING:
         return await morning(db, slot, settings=settings, now=now)
-    return await evening(db, slot, settings=settings, now=now)
+    return await evening(db, slot, settings=settings, now=now, rhythm=rhythm)

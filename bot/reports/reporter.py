@@ -26,6 +26,7 @@ from bot.reports.claims import claim, missed_key, period, preview_prefix, record
 from bot.reports.figures import Figures, gather
 from bot.reports.planner import Plan
 from bot.reports.schedule import LateCause, Slot, recent_slots
+from bot.rhythm.load import RhythmSource
 from queries import outbox, report_beats, report_periods
 from queries import report_charts as charts
 from queries import reports as q
@@ -68,11 +69,13 @@ class Reporter:
     slack: AsyncWebClient | None
     clock: Clock
     channels: ChannelDirectory | None = None  # joins the reports channel when Slack says not_in_channel
+    rhythm: RhythmSource | None = None  # the service's rhythm and [rhythm] params; None: the rules file's
 
     @classmethod
     def from_deps(cls, deps: Deps) -> Reporter:
         """The running service's reporter."""
-        return cls(pool=deps.pool, settings=deps.settings, slack=deps.slack, clock=deps.clock, channels=deps.channels)
+        return cls(pool=deps.pool, settings=deps.settings, slack=deps.slack, clock=deps.clock, channels=deps.channels,
+                   rhythm=deps.rhythm)
 
     def chart_path(self, slot: Slot) -> Path:
         """Where the chart is saved when it cannot go to Slack (local mode, incoming webhooks)."""
@@ -81,7 +84,7 @@ class Reporter:
     async def figures(self, slot: Slot, *, now: dt.datetime) -> Figures:
         """The report's figures, read in one read-only snapshot (so they add up with each other)."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            return await gather(conn, slot, settings=self.settings, now=now)
+            return await gather(conn, slot, settings=self.settings, now=now, rhythm=self.rhythm)
 
     async def already_recorded(self, slots: list[Slot]) -> set[tuple[str, dt.date]]:
         """(kind, day) of the given slots that were sent or noticed as missed already (in the zone in force)."""

@@ -18,6 +18,10 @@ from queries.rhythm import HourCount
 HOURS: Final = 24
 HOUR: Final = dt.timedelta(hours=1)
 MIN_MEDIAN: Final = 20  # sales a day before a day at half or twice the median is an outlier, not noise
+MIN_SAMPLES: Final = 3  # same-weekday days for their own median to judge outliers: one odd day can't be it
+# A stretch this long without a sale is no trading (a live test order long before launch, a closed fortnight):
+# the history starts again at the next sale, so its empty days are not read as usual days.
+MAX_GAP: Final = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +107,16 @@ class Rhythm:
         return total
 
 
-def typical_days(days: Sequence[dt.date], totals: dict[dt.date, float]) -> list[dt.date]:
+def typical_days(days: Sequence[dt.date], totals: dict[dt.date, float], *, others: float) -> list[dt.date]:
     """The days without whole-day outliers (a promotion, an outage): outside half to twice the median total,
-    once the median is large enough (MIN_MEDIAN) for Poisson noise alone not to stray that far."""
-    median = statistics.median(totals[d] for d in days) if days else 0.0
+    once the median is large enough (MIN_MEDIAN) for Poisson noise alone not to stray that far. With fewer than
+    MIN_SAMPLES days their median is no order statistic (of two, their mean: Black Friday's 400 and a normal 100
+    make 250, and the normal day looks the outlier), so `others`, the median of every day read, stands in; when
+    that leaves none, the weekday simply runs at another level and keeps its days."""
+    median = statistics.median(totals[d] for d in days) if len(days) >= MIN_SAMPLES else others
     if median < MIN_MEDIAN:
         return list(days)
-    return [d for d in days if median / 2 <= totals[d] <= median * 2]
+    return [d for d in days if median / 2 <= totals[d] <= median * 2] or list(days)
 
 
 def main_currency(counts: Iterable[HourCount]) -> str:
@@ -141,6 +148,27 @@ def _grid(counts: Iterable[HourCount], days: Sequence[dt.date], currency: str, *
     return grid
 
 
+def trading_start(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date,
+                  params: RhythmParams) -> tuple[dt.date, int] | None:
+    """The first day of the store's continuous trading up to today, and the local hour of its first sale there
+    (hours before it were not trading, not silence); None without a sale in the weeks read. The first sale ever
+    alone is no evidence: a live test order 60 days before launch would make 3 days of trading "8 weeks"."""
+    window = today - dt.timedelta(weeks=params.weeks)
+    first_hours: dict[dt.date, int] = {}
+    for c in counts:
+        if c.orders > 0 and max(window, first_day) <= c.day < today:
+            first_hours[c.day] = min(c.hour, first_hours.get(c.day, c.hour))
+    if not first_hours:
+        return None
+    # Before the window nothing is known: trading up to it is assumed, its empty days inside it are seen.
+    start, previous = first_day, first_day if first_day >= window else window - dt.timedelta(days=1)
+    for day in sorted(first_hours):
+        if day - previous > MAX_GAP:
+            start = day
+        previous = day
+    return start, first_hours.get(start, 0)
+
+
 def _means(samples: Sequence[Sequence[Expected]],
            lengths: Sequence[Sequence[float]]) -> tuple[list[Expected], list[float]]:
     """The rate per hour over the given days, each day's hour weighted by its real length (a skipped hour counts
@@ -165,18 +193,25 @@ def shrunk(cell: Expected, prior: Expected, *, n: float, spread: float) -> Expec
 def build(counts: Iterable[HourCount], *, today: dt.date, first_day: dt.date | None,
           params: RhythmParams, store_currency: str | None = None, tz: ZoneInfo | None = None) -> Rhythm | None:
     """The rhythm from the whole days before `today` in `tz` (None: every local hour lasts an hour), or None with
-    fewer than `min_weeks` weeks of history; its revenue in `store_currency` when there is one."""
-    available = (today - first_day).days // 7 if first_day is not None else 0
-    weeks = min(params.weeks, available)
+    fewer than `min_weeks` weeks of continuous trading (see `trading_start`; `first_day`: the first sale ever);
+    its revenue in `store_currency` when there is one."""
+    counts = list(counts)
+    trading = trading_start(counts, today=today, first_day=first_day, params=params) if first_day is not None else None
+    if trading is None:
+        return None
+    start, opened = trading
+    weeks = min(params.weeks, (today - start).days // 7)
     if weeks < max(params.min_weeks, 1):
         return None
-    counts = list(counts)
     currency = store_currency or main_currency(counts)
     days = [today - dt.timedelta(days=n) for n in range(1, 7 * weeks + 1)]
     grid = _grid(counts, days, currency, store=store_currency is not None)
     lengths = {d: hour_lengths(d, tz) for d in days}
+    if start in lengths:  # the first day's hours before its first sale: not open yet, no history either way
+        lengths[start][:opened] = [0.0] * opened
     totals = {d: sum(e.orders for e in grid[d]) for d in days}
-    kept = [typical_days([d for d in days if d.weekday() == w], totals) for w in range(7)]
+    everyday = statistics.median(totals.values())
+    kept = [typical_days([d for d in days if d.weekday() == w], totals, others=everyday) for w in range(7)]
     by_weekday = [_means([grid[d] for d in chosen], [lengths[d] for d in chosen]) for chosen in kept]
     profile, _ = _means([grid[d] for chosen in kept for d in chosen], [lengths[d] for chosen in kept for d in chosen])
     day_orders = [sum(e.orders for e in cells) for cells, _ in by_weekday]
