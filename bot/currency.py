@@ -37,7 +37,7 @@ class StoreTotals:
     gross: int  # store-currency orders at face value, plus what settled for the others
     fees: int  # Stripe's fees where known (charge fees and dispute fees)
     refunds: int  # refunds and dispute withdrawals of these orders, settled
-    unsettled: int  # orders counted in `gross` whose fees are not known yet
+    unsettled: int  # orders counted in `gross` whose fees are not known yet, or whose refunds are not read yet
     pending: tuple[CurrencyTotal, ...] = ()  # orders in other currencies with nothing settled yet
     with_fees: bool = True  # False without STRIPE_API_KEY: fees and net are never known, gross only
     aside: tuple[CurrencyTotal, ...] = ()  # orders in other currencies settled in a third: given up, not counted
@@ -80,6 +80,7 @@ def store_totals(rows: Sequence[SettledTotal], currency: str, *, with_fees: bool
         gross += gross_in(currency, r.currency, revenue=r.revenue, settled_revenue=r.settled_revenue,
                           settled=r.settled)
         waiting = r.orders - r.settled_orders - r.aside_orders
+        unsettled += r.stale_orders  # refunded since their figures were read: an estimate until they are read again
         if r.currency == currency:
             unsettled += waiting
             fees_unknown += r.aside_orders

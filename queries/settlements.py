@@ -89,18 +89,12 @@ UPDATE orders
 """
 
 # Unless an event queued the order again after the claim ($2): then the row stays and, its lease ended, is read again.
-DONE: Final = """
-DELETE FROM settlement_fetches WHERE order_id = $1 AND queued_at <= $2
-"""
+DONE: Final = "DELETE FROM settlement_fetches WHERE order_id = $1 AND queued_at <= $2"
 
-RETRY: Final = """
-UPDATE settlement_fetches SET due_at = $2, attempts = attempts + $3, last_error = $4, tried_at = $5
- WHERE order_id = $1
-"""
+RETRY: Final = """UPDATE settlement_fetches SET due_at = $2, attempts = attempts + $3, last_error = $4, tried_at = $5
+ WHERE order_id = $1"""
 
-ACCOUNT_CURRENCY: Final = """
-SELECT default_currency FROM stripe_account
-"""
+ACCOUNT_CURRENCY: Final = "SELECT default_currency FROM stripe_account"
 
 SAVE_ACCOUNT: Final = """
 INSERT INTO stripe_account (default_currency, checked_at) VALUES ($1, $2)
@@ -113,30 +107,34 @@ SELECT count(*) FILTER (WHERE due_at < 'infinity') AS waiting, count(*) FILTER (
 """
 
 # queries/sales.py's cover with the settled columns; the edge rows come from the table (they are few). A fully
-# refunded order counts its fee and what its refund took back beyond its sale (0050); those set aside (0047) apart.
+# refunded order counts its fee and what its refund took back beyond its sale (0050), an estimate while its refund is
+# not read (its order then counted as waiting: 0057); those set aside (0047) apart.
 SETTLED_PARTS: Final = """
 WITH parts AS (
     SELECT bucket AS at, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted,
-           aside_orders, aside_revenue FROM sales_rollups WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
+           aside_orders, aside_revenue, stale_orders FROM sales_rollups
+     WHERE level = 'day' AND bucket = ANY($1::timestamptz[])
     UNION ALL
     SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted, aside_orders,
-           aside_revenue FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
+           aside_revenue, stale_orders FROM sales_rollups WHERE level = 'hour' AND bucket = ANY($2::timestamptz[])
        AND bucket >= (SELECT min(b) FROM unnest($2::timestamptz[]) AS b)
        AND bucket <= (SELECT max(b) FROM unnest($2::timestamptz[]) AS b)
     UNION ALL
     SELECT bucket, currency, orders, revenue, settled_orders, settled_revenue, settled, fees, deducted, aside_orders,
-           aside_revenue FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
+           aside_revenue, stale_orders FROM order_rollups WHERE bucket = ANY($3::timestamptz[])
     UNION ALL
     SELECT o.created_at, coalesce(o.currency, ''), 1, coalesce(o.amount_total, 0), (o.settled_amount IS NOT NULL)::int,
            CASE WHEN o.settled_amount IS NULL THEN 0 ELSE coalesce(o.amount_total, 0) END,
-           coalesce(o.settled_amount, 0), coalesce(o.fee, 0), coalesce(o.settled_refunded, 0),
+           coalesce(o.settled_amount, 0), coalesce(o.fee, 0), coalesce(o.settled_refunded, 0) + settled_refund_wait(o),
            (o.settled_amount IS NULL AND o.settled_aside IS NOT NULL)::int,
-           coalesce(o.amount_total, 0) * (o.settled_amount IS NULL AND o.settled_aside IS NOT NULL)::int
+           coalesce(o.amount_total, 0) * (o.settled_amount IS NULL AND o.settled_aside IS NOT NULL)::int,
+           settled_stale(o)::int
       FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.payment_status = 'completed' AND o.created_at >= w.lo AND o.created_at < w.hi
     UNION ALL
     SELECT o.created_at, coalesce(o.currency, ''), 0, 0, 0, 0, 0, o.fee,
-           coalesce(o.settled_refunded, 0) - coalesce(o.settled_amount, 0), 0, 0
+           CASE WHEN settled_stale(o) THEN 0 ELSE coalesce(o.settled_refunded, 0) - coalesce(o.settled_amount, 0) END,
+           0, 0, settled_stale(o)::int
       FROM unnest($4::timestamptz[], $5::timestamptz[]) AS w (lo, hi)
       JOIN orders AS o ON o.payment_status = 'refunded' AND o.created_at >= w.lo AND o.created_at < w.hi
      WHERE o.fee IS NOT NULL
@@ -145,13 +143,14 @@ WITH parts AS (
 _SUMMED: Final = """sum(orders)::bigint AS orders, sum(revenue)::bigint AS revenue,
        sum(settled_orders)::bigint AS settled_orders, sum(settled_revenue)::bigint AS settled_revenue,
        sum(settled)::bigint AS settled, sum(fees)::bigint AS fees, sum(deducted)::bigint AS deducted,
-       sum(aside_orders)::bigint AS aside_orders, sum(aside_revenue)::bigint AS aside_revenue
+       sum(aside_orders)::bigint AS aside_orders, sum(aside_revenue)::bigint AS aside_revenue,
+       sum(stale_orders)::bigint AS stale_orders
   FROM parts"""
 
 SETTLED_TOTALS: Final = SETTLED_PARTS + f"""
 SELECT currency, {_SUMMED}
  GROUP BY currency
-HAVING sum(orders) <> 0 OR sum(fees) <> 0 OR sum(deducted) <> 0
+HAVING sum(orders) <> 0 OR sum(fees) <> 0 OR sum(deducted) <> 0 OR sum(stale_orders) <> 0
  ORDER BY currency
 """
 
@@ -159,7 +158,7 @@ HAVING sum(orders) <> 0 OR sum(fees) <> 0 OR sum(deducted) <> 0
 SETTLED_TREND: Final = SETTLED_PARTS + f"""
 SELECT date_trunc($6, at, $7) AS bucket, currency, {_SUMMED}
  GROUP BY 1, 2
-HAVING sum(orders) <> 0 OR sum(fees) <> 0 OR sum(deducted) <> 0
+HAVING sum(orders) <> 0 OR sum(fees) <> 0 OR sum(deducted) <> 0 OR sum(stale_orders) <> 0
  ORDER BY 1, 2
 """
 
@@ -202,6 +201,7 @@ class SettledTotal:
     deducted: int  # refunds and disputes of these orders, settled
     aside_orders: int = 0  # orders whose figures were read in another currency than the store's (not counted)
     aside_revenue: int = 0  # their amount_total, in `currency`
+    stale_orders: int = 0  # orders (completed or refunded) whose latest refunds Stripe's figures do not hold yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +282,7 @@ async def backlog(db: Executor) -> Backlog:
 def _settled(r: Any) -> SettledTotal:
     return SettledTotal(r["currency"] or "USD", r["orders"], int(r["revenue"]), r["settled_orders"],
                         int(r["settled_revenue"]), int(r["settled"]), int(r["fees"]), int(r["deducted"]),
-                        r["aside_orders"], int(r["aside_revenue"]))
+                        r["aside_orders"], int(r["aside_revenue"]), r["stale_orders"])
 
 
 async def settled_totals(db: Executor, *, start: dt.datetime, end: dt.datetime) -> list[SettledTotal]:
