@@ -101,18 +101,6 @@ SELECT c.currency,
 
 TRIALING: Final = "SELECT count(*) FROM subscriptions WHERE status = 'trialing'"
 
-# Paying subscriptions whose MRR leaves out a tiered price whose tiers were never read (webhooks carry none:
-# bot/stripe/tiers.py), whatever the discounts job's queue holds: a key set but not run yet, refused, or removed
-# after it queued them leaves them out of MRR all the same (why is said from what is known: TiersUnread).
-TIERS_UNREAD: Final = """
-SELECT count(*)
-  FROM subscription_events AS e
-  JOIN subscriptions AS s ON s.id = e.subscription_id AND s.last_event_id = e.event_id
- WHERE e.discounts = 'pending' AND e.pricing ->> 'counted' = 'true'
-   AND EXISTS (SELECT FROM jsonb_array_elements(e.pricing -> 'items') AS i
-                WHERE i ->> 'tiered' = 'true' AND NOT i ? 'tiers')
-"""
-
 
 class TiersUnread(StrEnum):
     """Why tiered prices are left out of MRR, as the process knows it (bot/stripe/discount_job.tiers_unread)."""
@@ -156,7 +144,7 @@ class MrrSummary:
     # STRIPE_API_KEY, or not yet), and gone from the subscription when read.
     discounts_unread: int = 0
     discounts_gone: int = 0
-    tiers_unread: int = 0  # paying subscriptions on a tiered price left out of MRR, their tiers unread (TIERS_UNREAD)
+    tiers_unread: int = 0  # paying subscriptions on a tiered price left out of MRR, tiers unread (BEFORE_DISCOUNTS)
     tiers_why: TiersUnread | None = None  # why, as the caller knows it (None: not said)
 
     @property
@@ -175,7 +163,6 @@ async def summary(db: Executor, *, now: dt.datetime, since: dt.datetime,
                           floor_to(week_ago, DAY) + DAY, floor_to(now, DAY) + DAY)
     trialing = await db.fetchval(TRIALING)
     unread = await before_discounts(db)
-    tiered = await db.fetchval(TIERS_UNREAD)
     return MrrSummary(since=since, now=now, currencies=tuple(MrrFigures(**dict(r)) for r in rows),
                       trialing=int(trialing), discounts_unread=unread.unread, discounts_gone=unread.gone,
-                      tiers_unread=int(tiered), tiers_why=tiers)
+                      tiers_unread=unread.tiers, tiers_why=tiers)
